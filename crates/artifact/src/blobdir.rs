@@ -1,0 +1,215 @@
+//! A directory of blobs named by their SHA-256: `<root>/ab/abcdef...`.
+//!
+//! A blob is written to `<root>/tmp/`, hashed while it is written, and renamed
+//! into place only when its digest matches. A reader therefore never sees a
+//! partial or wrong blob under a digest's name, whatever moment the writer
+//! dies at; leftovers in `tmp/` are removed by [`BlobDir::open`].
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ferry_domain::Digest;
+
+use crate::Hasher;
+
+/// Errors writing or reading blobs.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("blob {expected} is corrupt: its bytes hash to {actual}")]
+    Corrupt { expected: Digest, actual: Digest },
+    #[error("blob {expected}: expected {expected_len} bytes, got {actual_len}")]
+    WrongLength {
+        expected: Digest,
+        expected_len: u64,
+        actual_len: u64,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct BlobDir {
+    root: PathBuf,
+}
+
+impl BlobDir {
+    /// Opens (creating if needed) a blob directory and clears unfinished writes.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        Ok(BlobDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    /// Starts writing a blob expected to have `digest` and `len` bytes.
+    pub fn begin(&self, digest: Digest, len: u64) -> Result<PendingBlob, BlobError> {
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.{:016x}", digest.to_hex(), rand_suffix()));
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        Ok(PendingBlob {
+            file: io::BufWriter::with_capacity(256 * 1024, file),
+            tmp,
+            dest: self.path_of(&digest),
+            expected: digest,
+            expected_len: len,
+            written: 0,
+            hasher: Hasher::default(),
+        })
+    }
+
+    /// Writes a whole blob from memory, verifying it.
+    pub fn put(&self, digest: Digest, bytes: &[u8]) -> Result<(), BlobError> {
+        let mut pending = self.begin(digest, bytes.len() as u64)?;
+        pending.write(bytes)?;
+        pending.finish(None).map(|_| ())
+    }
+}
+
+/// A unique-enough suffix for temporary names; uniqueness only matters
+/// between writers of the same digest at the same moment.
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    (u64::from(std::process::id()) << 32) ^ n
+}
+
+/// A blob being written. Dropping it without [`PendingBlob::finish`] leaves
+/// only a temporary file, cleared at the next open.
+pub struct PendingBlob {
+    file: io::BufWriter<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    expected: Digest,
+    expected_len: u64,
+    written: u64,
+    hasher: Hasher,
+}
+
+impl PendingBlob {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        self.file.write_all(bytes).map_err(io_err(&self.tmp))
+    }
+
+    /// Verifies length and digest, sets `mode` if given, and moves the blob
+    /// into place. Returns its final path. On a mismatch the temporary file is
+    /// removed and nothing becomes visible.
+    pub fn finish(self, mode: Option<u32>) -> Result<PathBuf, BlobError> {
+        let PendingBlob {
+            file,
+            tmp,
+            dest,
+            expected,
+            expected_len,
+            written,
+            hasher,
+        } = self;
+        let outcome = (|| {
+            let file = file.into_inner().map_err(|e| BlobError::Io {
+                path: tmp.clone(),
+                source: e.into_error(),
+            })?;
+            drop(file);
+            if written != expected_len {
+                return Err(BlobError::WrongLength {
+                    expected,
+                    expected_len,
+                    actual_len: written,
+                });
+            }
+            let actual = hasher.finish();
+            if actual != expected {
+                return Err(BlobError::Corrupt { expected, actual });
+            }
+            if let Some(mode) = mode {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+                    .map_err(io_err(&tmp))?;
+            }
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            Ok(dest)
+        })();
+        if outcome.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest_of;
+
+    #[test]
+    fn stores_verified_blobs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(dir.path()).unwrap();
+        let good = digest_of(b"hello");
+        blobs.put(good, b"hello").unwrap();
+        assert!(blobs.contains(&good));
+        assert_eq!(fs::read(blobs.path_of(&good)).unwrap(), b"hello");
+
+        let claimed = digest_of(b"other");
+        let err = blobs.put(claimed, b"hellx").unwrap_err();
+        assert!(matches!(err, BlobError::Corrupt { .. }), "{err}");
+        assert!(!blobs.contains(&claimed));
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn short_writes_are_refused_and_leftovers_cleared_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(dir.path()).unwrap();
+        let d = digest_of(b"abc");
+        let mut p = blobs.begin(d, 3).unwrap();
+        p.write(b"ab").unwrap();
+        assert!(matches!(p.finish(None), Err(BlobError::WrongLength { .. })));
+        // An abandoned write (as after SIGKILL) leaves a temp file ...
+        let mut p = blobs.begin(d, 3).unwrap();
+        p.write(b"a").unwrap();
+        std::mem::forget(p);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+        // ... which the next open removes.
+        BlobDir::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert!(!blobs.contains(&d));
+    }
+}

@@ -1,0 +1,347 @@
+//! Reading a release tree from a directory or an archive.
+//!
+//! The result is a validated manifest plus, for each distinct digest, where
+//! its bytes can be read. Nothing is written anywhere: a tree that fails
+//! validation changes nothing.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_domain::{Digest, Entry, EntryKind, Manifest, ManifestError};
+
+use crate::{Hasher, digest_of};
+
+/// Why a tree could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Invalid(#[from] ManifestError),
+    #[error("entry '{path}': {what} cannot be part of a release")]
+    Unsupported { path: String, what: String },
+    #[error("entry '{0}': the name is not valid UTF-8")]
+    NotUtf8(String),
+    #[error("entry '{path}': hard link to '{target}', which is not an earlier file of the archive")]
+    BadHardLink { path: String, target: String },
+    #[error("{0}: not a directory, .tar, .tar.gz, .tgz or .tar.zst")]
+    UnknownFormat(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
+    move |source| TreeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where the bytes of one blob can be read.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    File(PathBuf),
+    Memory(Arc<Vec<u8>>),
+}
+
+impl BlobSource {
+    /// Reads the whole blob.
+    pub fn read(&self) -> io::Result<Vec<u8>> {
+        match self {
+            BlobSource::File(p) => fs::read(p),
+            BlobSource::Memory(b) => Ok(b.as_ref().clone()),
+        }
+    }
+}
+
+/// A validated manifest with the source of each of its blobs.
+#[derive(Debug, Clone)]
+pub struct SourceTree {
+    pub manifest: Manifest,
+    pub blobs: HashMap<Digest, (u64, BlobSource)>,
+}
+
+impl SourceTree {
+    /// Reads a directory, or an archive chosen by its file name's ending.
+    pub fn read(path: &Path) -> Result<SourceTree, TreeError> {
+        let meta = fs::metadata(path).map_err(io_err(path))?;
+        if meta.is_dir() {
+            return Self::from_dir(path);
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let file = fs::File::open(path).map_err(io_err(path))?;
+        let reader: Box<dyn Read> = if name.ends_with(".tar") {
+            Box::new(file)
+        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file)))
+        } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err(path))?)
+        } else {
+            return Err(TreeError::UnknownFormat(path.to_path_buf()));
+        };
+        Self::from_tar(reader, path)
+    }
+
+    /// Walks a directory. Symlinks are recorded as links, never followed.
+    pub fn from_dir(root: &Path) -> Result<SourceTree, TreeError> {
+        let mut entries = Vec::new();
+        let mut blobs = HashMap::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = root.join(&rel);
+            for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let item = item.map_err(io_err(&dir))?;
+                let rel_path = rel.join(item.file_name());
+                let path_str = rel_path
+                    .to_str()
+                    .ok_or_else(|| TreeError::NotUtf8(rel_path.display().to_string()))?;
+                let full = item.path();
+                let meta = fs::symlink_metadata(&full).map_err(io_err(&full))?;
+                let ft = meta.file_type();
+                let kind = if ft.is_dir() {
+                    stack.push(rel_path.clone());
+                    EntryKind::Dir
+                } else if ft.is_symlink() {
+                    let target = fs::read_link(&full).map_err(io_err(&full))?;
+                    let target = target
+                        .to_str()
+                        .ok_or_else(|| TreeError::NotUtf8(path_str.to_string()))?
+                        .to_string();
+                    EntryKind::Symlink { target }
+                } else if ft.is_file() {
+                    let (digest, size) = hash_file(&full)?;
+                    blobs
+                        .entry(digest)
+                        .or_insert((size, BlobSource::File(full.clone())));
+                    EntryKind::File {
+                        digest,
+                        size,
+                        executable: meta.permissions().mode() & 0o111 != 0,
+                    }
+                } else {
+                    return Err(TreeError::Unsupported {
+                        path: path_str.to_string(),
+                        what: "a special file".into(),
+                    });
+                };
+                entries.push(Entry {
+                    path: path_str.to_string(),
+                    kind,
+                });
+            }
+        }
+        let manifest = Manifest::new(entries);
+        manifest.validate()?;
+        Ok(SourceTree { manifest, blobs })
+    }
+
+    /// Reads a tar stream into memory. `origin` is only used in messages.
+    pub fn from_tar(reader: impl Read, origin: &Path) -> Result<SourceTree, TreeError> {
+        let mut archive = tar::Archive::new(reader);
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut blobs = HashMap::new();
+        let mut files: HashMap<String, (Digest, u64, bool)> = HashMap::new();
+        for item in archive.entries().map_err(io_err(origin))? {
+            let mut item = item.map_err(io_err(origin))?;
+            let raw = String::from_utf8(item.path_bytes().into_owned()).map_err(|e| {
+                TreeError::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })?;
+            let Some(path) = normalise_archive_path(&raw) else {
+                continue;
+            };
+            ferry_domain::manifest::validate_path(&path)?;
+            let header = item.header();
+            let executable = header.mode().map(|m| m & 0o111 != 0).unwrap_or(false);
+            let kind = match header.entry_type() {
+                tar::EntryType::Directory => EntryKind::Dir,
+                tar::EntryType::Symlink => {
+                    let target = item
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    EntryKind::Symlink { target }
+                }
+                tar::EntryType::Link => {
+                    let target = item
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    let key = normalise_archive_path(&target).unwrap_or_default();
+                    let Some(&(digest, size, _)) = files.get(&key) else {
+                        return Err(TreeError::BadHardLink { path, target });
+                    };
+                    EntryKind::File {
+                        digest,
+                        size,
+                        executable,
+                    }
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mut bytes = Vec::with_capacity(usize::try_from(item.size()).unwrap_or(0));
+                    item.read_to_end(&mut bytes).map_err(io_err(origin))?;
+                    let digest = digest_of(&bytes);
+                    let size = bytes.len() as u64;
+                    blobs
+                        .entry(digest)
+                        .or_insert_with(|| (size, BlobSource::Memory(Arc::new(bytes))));
+                    files.insert(path.clone(), (digest, size, executable));
+                    EntryKind::File {
+                        digest,
+                        size,
+                        executable,
+                    }
+                }
+                // PAX and GNU long-name headers are consumed by the tar reader.
+                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
+                other => {
+                    return Err(TreeError::Unsupported {
+                        path,
+                        what: format!("a tar entry of type {other:?}"),
+                    });
+                }
+            };
+            // A later entry of the same path replaces an earlier one, as tar does.
+            entries.retain(|e| e.path != path);
+            entries.push(Entry { path, kind });
+        }
+        let manifest = Manifest::new(entries);
+        manifest.validate()?;
+        Ok(SourceTree { manifest, blobs })
+    }
+}
+
+/// Strips `./` prefixes and trailing `/`; `None` for the archive root itself.
+/// Absolute paths and `..` are kept so that validation can name them.
+fn normalise_archive_path(raw: &str) -> Option<String> {
+    let mut p = raw;
+    while let Some(rest) = p.strip_prefix("./") {
+        p = rest;
+    }
+    let p = p.trim_end_matches('/');
+    if p.is_empty() || p == "." {
+        None
+    } else {
+        Some(p.to_string())
+    }
+}
+
+/// Hashes a file, returning its digest and size.
+pub fn hash_file(path: &Path) -> Result<(Digest, u64), TreeError> {
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = Hasher::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, ty, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*ty);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            // Write the raw name so that '..' and absolute paths survive.
+            let name = path.as_bytes();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn reads_a_tar() {
+        let data = tar_with(&[
+            ("./", tar::EntryType::Directory, b"", None),
+            ("./bin/", tar::EntryType::Directory, b"", None),
+            ("./bin/app", tar::EntryType::Regular, b"#!/bin/sh\n", None),
+            ("./bin/app2", tar::EntryType::Link, b"", Some("./bin/app")),
+            ("./latest", tar::EntryType::Symlink, b"", Some("bin/app")),
+        ]);
+        let tree = SourceTree::from_tar(&data[..], Path::new("t.tar")).unwrap();
+        let paths: Vec<_> = tree
+            .manifest
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(paths, ["bin", "bin/app", "bin/app2", "latest"]);
+        assert_eq!(tree.blobs.len(), 1, "the hard link shares its content");
+    }
+
+    #[test]
+    fn refuses_escaping_archives_naming_the_entry() {
+        let cases: [(&str, tar::EntryType, Option<&str>, &str); 3] = [
+            ("../evil", tar::EntryType::Regular, None, "'../evil'"),
+            (
+                "/etc/cron.d/x",
+                tar::EntryType::Regular,
+                None,
+                "'/etc/cron.d/x'",
+            ),
+            (
+                "link",
+                tar::EntryType::Symlink,
+                Some("../../etc/passwd"),
+                "'link'",
+            ),
+        ];
+        for (path, ty, link, named) in cases {
+            let data = tar_with(&[(path, ty, b"x", link)]);
+            let err = SourceTree::from_tar(&data[..], Path::new("t.tar"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn reads_a_directory_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs::write(dir.path().join("a/b/f.txt"), b"one").unwrap();
+        fs::write(dir.path().join("run.sh"), b"#!/bin/sh").unwrap();
+        fs::set_permissions(dir.path().join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("a/b/f.txt", dir.path().join("f")).unwrap();
+        let tree = SourceTree::from_dir(dir.path()).unwrap();
+        let run = tree
+            .manifest
+            .entries
+            .iter()
+            .find(|e| e.path == "run.sh")
+            .unwrap();
+        assert!(matches!(
+            run.kind,
+            EntryKind::File {
+                executable: true,
+                ..
+            }
+        ));
+        assert_eq!(tree.manifest.entries.len(), 5);
+
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("bad")).unwrap();
+        let err = SourceTree::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("'bad'") && err.contains("absolute"), "{err}");
+    }
+}

@@ -1,0 +1,38 @@
+//! Ferry's domain rules, as plain code with no I/O.
+//!
+//! Everything here is deterministic and unit-tested: names and their
+//! validation, host tags and selectors, release manifests and the path rules
+//! that keep a release inside its directory, release naming (R16), deployment
+//! and host states, and the choice of a rollback target. The server, the agent
+//! and the CLI all decide these questions by calling into this crate, so the
+//! answer is the same wherever it is asked.
+
+pub mod deployment;
+pub mod digest;
+pub mod manifest;
+pub mod names;
+pub mod release_name;
+pub mod retry;
+pub mod rollback;
+pub mod selector;
+
+pub use deployment::{DeploymentKind, DeploymentStatus, HostDeployState};
+pub use digest::Digest;
+pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
+pub use names::{NameError, validate_name, validate_version};
+pub use release_name::release_name;
+pub use rollback::{PastDeployment, rollback_target};
+pub use selector::{Selector, SelectorError, Tags};
+
+/// Formats milliseconds since the epoch as RFC 3339 in UTC, as the API shows
+/// every time.
+pub fn rfc3339_from_millis(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}

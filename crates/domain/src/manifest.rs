@@ -1,0 +1,317 @@
+//! A release manifest: every entry of a release tree with its content digest.
+//!
+//! The manifest is what makes delta transfer and verification possible: a
+//! host fetches only the digests it does not hold, and every file is checked
+//! against its digest before a release is activated. Validation here is the
+//! single place that decides whether a tree may be unpacked on a host: no
+//! absolute paths, no `..`, no symlink that leads out of the release, nothing
+//! written through a symlink.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::Digest;
+
+/// One entry of a release tree. Paths are relative, `/`-separated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A regular file. Modes are normalised to 0644, or 0755 when executable,
+    /// so identical content can be shared between releases by hard link.
+    File {
+        digest: Digest,
+        size: u64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        executable: bool,
+    },
+    /// A directory (listed so that empty directories survive).
+    Dir,
+    /// A symbolic link; its target must stay inside the release.
+    Symlink { target: String },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The full list of entries of one release, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub entries: Vec<Entry>,
+}
+
+/// Why a manifest (and so the archive or directory it came from) was refused.
+/// Every variant names the offending entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("entry '{0}': absolute paths are not allowed in a release")]
+    AbsolutePath(String),
+    #[error("entry '{0}': '..' is not allowed in a release path")]
+    ParentComponent(String),
+    #[error("entry '{0}': empty or '.' path components are not allowed")]
+    EmptyComponent(String),
+    #[error("entry '{0}': the path contains a NUL byte")]
+    NulByte(String),
+    #[error("entry '{0}' appears twice")]
+    Duplicate(String),
+    #[error(
+        "entry '{path}': symlink target '{target}' is absolute; links must stay inside the release"
+    )]
+    AbsoluteLink { path: String, target: String },
+    #[error("entry '{path}': symlink target '{target}' points outside the release")]
+    LinkEscapes { path: String, target: String },
+    #[error("entry '{path}' lies below symlink '{link}'; nothing may be written through a link")]
+    UnderSymlink { path: String, link: String },
+    #[error("entry '{path}' lies below file '{file}'")]
+    UnderFile { path: String, file: String },
+    #[error("the release is empty")]
+    Empty,
+}
+
+impl Manifest {
+    /// Builds a manifest, sorting entries by path.
+    pub fn new(mut entries: Vec<Entry>) -> Self {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Manifest { entries }
+    }
+
+    /// Checks every rule a host relies on before unpacking. See the module doc.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.entries.is_empty() {
+            return Err(ManifestError::Empty);
+        }
+        let mut seen = HashSet::with_capacity(self.entries.len());
+        let mut kinds: BTreeMap<&str, &EntryKind> = BTreeMap::new();
+        for entry in &self.entries {
+            validate_path(&entry.path)?;
+            if !seen.insert(entry.path.as_str()) {
+                return Err(ManifestError::Duplicate(entry.path.clone()));
+            }
+            if let EntryKind::Symlink { target } = &entry.kind {
+                validate_link(&entry.path, target)?;
+            }
+            kinds.insert(&entry.path, &entry.kind);
+        }
+        // No entry may live below a symlink or a file: writing it would go
+        // through the link (possibly out of the release) or fail half-way.
+        for entry in &self.entries {
+            let mut ancestor = entry.path.as_str();
+            while let Some((parent, _)) = ancestor.rsplit_once('/') {
+                match kinds.get(parent) {
+                    Some(EntryKind::Symlink { .. }) => {
+                        return Err(ManifestError::UnderSymlink {
+                            path: entry.path.clone(),
+                            link: parent.to_string(),
+                        });
+                    }
+                    Some(EntryKind::File { .. }) => {
+                        return Err(ManifestError::UnderFile {
+                            path: entry.path.clone(),
+                            file: parent.to_string(),
+                        });
+                    }
+                    _ => {}
+                }
+                ancestor = parent;
+            }
+        }
+        Ok(())
+    }
+
+    /// Total bytes of file content.
+    pub fn total_size(&self) -> u64 {
+        self.files().map(|(_, _, size, _)| size).sum()
+    }
+
+    /// Number of regular files.
+    pub fn file_count(&self) -> usize {
+        self.files().count()
+    }
+
+    /// Iterates regular files as (path, digest, size, executable).
+    pub fn files(&self) -> impl Iterator<Item = (&str, Digest, u64, bool)> {
+        self.entries.iter().filter_map(|e| match &e.kind {
+            EntryKind::File {
+                digest,
+                size,
+                executable,
+            } => Some((e.path.as_str(), *digest, *size, *executable)),
+            _ => None,
+        })
+    }
+
+    /// The distinct content digests, with their sizes.
+    pub fn distinct_blobs(&self) -> BTreeMap<Digest, u64> {
+        self.files().map(|(_, d, s, _)| (d, s)).collect()
+    }
+}
+
+/// Checks one relative release path.
+pub fn validate_path(path: &str) -> Result<(), ManifestError> {
+    if path.contains('\0') {
+        return Err(ManifestError::NulByte(path.to_string()));
+    }
+    if path.starts_with('/') {
+        return Err(ManifestError::AbsolutePath(path.to_string()));
+    }
+    for component in path.split('/') {
+        match component {
+            ".." => return Err(ManifestError::ParentComponent(path.to_string())),
+            "" | "." => return Err(ManifestError::EmptyComponent(path.to_string())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a symlink at `path` pointing at `target` resolves, lexically,
+/// to a place inside the release.
+fn validate_link(path: &str, target: &str) -> Result<(), ManifestError> {
+    if target.starts_with('/') {
+        return Err(ManifestError::AbsoluteLink {
+            path: path.to_string(),
+            target: target.to_string(),
+        });
+    }
+    if target.is_empty() || target.contains('\0') {
+        return Err(ManifestError::LinkEscapes {
+            path: path.to_string(),
+            target: target.to_string(),
+        });
+    }
+    // Depth of the directory holding the link, below the release root.
+    let mut depth: i64 = path.matches('/').count() as i64;
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(ManifestError::LinkEscapes {
+                        path: path.to_string(),
+                        target: target.to_string(),
+                    });
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                digest: Digest([1; 32]),
+                size: 3,
+                executable: false,
+            },
+        }
+    }
+    fn link(path: &str, target: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::Symlink {
+                target: target.into(),
+            },
+        }
+    }
+    fn dir(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::Dir,
+        }
+    }
+
+    #[test]
+    fn accepts_an_ordinary_tree() {
+        let m = Manifest::new(vec![
+            dir("bin"),
+            file("bin/app"),
+            file("VERSION"),
+            link("bin/latest", "app"),
+            link("docs/up", "../VERSION"),
+            link("here", "."),
+        ]);
+        assert_eq!(m.validate(), Ok(()));
+        assert_eq!(m.file_count(), 2);
+        assert_eq!(m.total_size(), 6);
+    }
+
+    #[test]
+    fn refuses_paths_that_leave_the_release() {
+        let cases = [
+            ("../evil", "'..' is not allowed"),
+            ("a/../../evil", "'..' is not allowed"),
+            ("/etc/passwd", "absolute paths"),
+            ("a//b", "empty or '.'"),
+            ("./a", "empty or '.'"),
+        ];
+        for (path, msg) in cases {
+            let err = Manifest::new(vec![file(path)])
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(msg) && err.contains(path), "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_links_that_leave_the_release() {
+        for (path, target) in [
+            ("l", "/etc"),
+            ("l", ".."),
+            ("a/l", "../../x"),
+            ("a/b/l", "../../../x"),
+            ("l", "a/../../x"),
+        ] {
+            let err = Manifest::new(vec![link(path, target)])
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ManifestError::AbsoluteLink { .. } | ManifestError::LinkEscapes { .. }
+                ),
+                "{path} -> {target}: {err}"
+            );
+            assert!(err.to_string().contains(path));
+        }
+        assert_eq!(
+            Manifest::new(vec![link("a/b/l", "../../x")]).validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn refuses_writing_through_a_link_or_below_a_file() {
+        let m = Manifest::new(vec![link("etc", "sub"), dir("sub"), file("etc/passwd")]);
+        assert!(matches!(
+            m.validate(),
+            Err(ManifestError::UnderSymlink { .. })
+        ));
+        let m = Manifest::new(vec![file("a"), file("a/b")]);
+        assert!(matches!(m.validate(), Err(ManifestError::UnderFile { .. })));
+    }
+
+    #[test]
+    fn refuses_duplicates_and_empty() {
+        assert!(matches!(
+            Manifest::new(vec![file("a"), file("a")]).validate(),
+            Err(ManifestError::Duplicate(_))
+        ));
+        assert_eq!(Manifest::default().validate(), Err(ManifestError::Empty));
+    }
+}

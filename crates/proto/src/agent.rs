@@ -1,0 +1,135 @@
+//! Messages on the agent channel: `GET /api/v1/agent/connect` upgraded to a
+//! WebSocket, authenticated with the agent's own credential.
+//!
+//! The protocol is level-triggered. The server sends the host's complete
+//! desired state on connect and after every change; the agent sends a full
+//! report of each project on connect and after every change. A lost or
+//! repeated message therefore never leaves the two sides disagreeing for
+//! longer than the next message.
+
+use ferry_domain::Tags;
+
+/// Bumped on any incompatible change to these messages.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Agent to server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMsg {
+    /// First message after connecting.
+    Hello {
+        protocol: u32,
+        agent_version: String,
+        tags: Tags,
+    },
+    /// Sent every `heartbeat_interval_ms`; any message counts as a heartbeat.
+    Heartbeat,
+    /// The state of one project on this host.
+    Report(ProjectReport),
+}
+
+/// Server to agent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Answer to `Hello`.
+    Welcome {
+        host: String,
+        heartbeat_interval_ms: u64,
+    },
+    /// The complete desired state of this host, replacing any earlier one.
+    Desired(DesiredState),
+    /// The agent's protocol is not supported; the server closes afterwards.
+    Refused { reason: String },
+}
+
+/// Everything that should be running on one host.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DesiredState {
+    pub releases: Vec<DesiredRelease>,
+}
+
+/// The release one project should have active on this host.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DesiredRelease {
+    pub project: String,
+    pub env: String,
+    pub release_id: i64,
+    pub version: String,
+    /// The directory name under `releases/` (R16).
+    pub release_name: String,
+    /// How many releases to keep on the host, the active one included.
+    pub keep_releases: u32,
+}
+
+/// The release a project's `current` link points at.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActiveRelease {
+    pub release_id: i64,
+    pub release_name: String,
+    pub version: String,
+}
+
+/// What the agent is doing about a project's desired release.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Activity {
+    /// Nothing in progress: `current` is the desired release, or there is none.
+    Idle,
+    Installing {
+        release_id: i64,
+    },
+    Failed {
+        release_id: i64,
+        error: String,
+    },
+}
+
+/// Bytes moved to install one release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TransferStats {
+    pub release_id: i64,
+    pub bytes_downloaded: u64,
+    pub bytes_reused: u64,
+    pub files_downloaded: u64,
+}
+
+/// One project's state on a host.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectReport {
+    pub project: String,
+    pub current: Option<ActiveRelease>,
+    pub activity: Activity,
+    /// Set after an install, for the release it installed.
+    pub transfer: Option<TransferStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let msg = AgentMsg::Report(ProjectReport {
+            project: "web".into(),
+            current: None,
+            activity: Activity::Failed {
+                release_id: 3,
+                error: "boom".into(),
+            },
+            transfer: None,
+        });
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"report","project":"web""#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""activity":{"state":"failed","release_id":3,"error":"boom"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<AgentMsg>(&json).unwrap(), msg);
+        let hb: AgentMsg = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
+        assert_eq!(hb, AgentMsg::Heartbeat);
+    }
+}

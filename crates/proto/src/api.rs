@@ -1,0 +1,185 @@
+//! JSON bodies of the HTTP API under `/api/v1`.
+//!
+//! Times are RFC 3339 strings in UTC. Errors are always an [`ErrorBody`] with
+//! a non-2xx status.
+
+use std::collections::BTreeMap;
+
+use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, Tags};
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `not_found` or `locked`.
+    pub code: String,
+    /// A sentence for the person at the keyboard.
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateProject {
+    pub name: String,
+    /// Releases kept on each host, the active one included. Default 5.
+    #[serde(default)]
+    pub keep_releases: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectInfo {
+    pub name: String,
+    pub keep_releases: u32,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateEnvironment {
+    pub name: String,
+    /// `k=v,...`: the tags a host needs to belong to this environment.
+    pub selector: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnvironmentInfo {
+    pub project: String,
+    pub name: String,
+    pub selector: String,
+    /// The version new and returning hosts of this environment converge to.
+    pub desired_version: Option<String>,
+    pub created_at: String,
+}
+
+/// Asks which of these blobs the server does not hold yet.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BlobQuery {
+    pub digests: Vec<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BlobQueryAnswer {
+    pub missing: Vec<Digest>,
+}
+
+/// Registers a release whose blobs have all been uploaded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateRelease {
+    pub version: String,
+    pub branch: String,
+    pub committer: String,
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseInfo {
+    pub project: String,
+    pub version: String,
+    pub branch: String,
+    pub committer: String,
+    pub created_at: String,
+    pub file_count: u64,
+    pub total_size: u64,
+    pub manifest_digest: Digest,
+}
+
+/// `POST /api/v1/projects/{project}/deployments`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateDeployment {
+    pub env: String,
+    /// The version to deploy; for a rollback, `None` means "the previous good one".
+    pub version: Option<String>,
+    /// Only these hosts of the environment; `None` means all of them.
+    #[serde(default)]
+    pub hosts: Option<Vec<String>>,
+    pub kind: DeploymentKind,
+    /// How long a target host may stay offline before it counts as failed.
+    #[serde(default)]
+    pub offline_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentInfo {
+    pub id: i64,
+    pub project: String,
+    pub env: String,
+    pub version: String,
+    pub kind: DeploymentKind,
+    pub status: DeploymentStatus,
+    pub created_by: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    /// Empty in list views.
+    #[serde(default)]
+    pub hosts: Vec<DeploymentHostInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentHostInfo {
+    pub host: String,
+    pub state: HostDeployState,
+    pub release_name: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    pub bytes_downloaded: u64,
+    pub bytes_reused: u64,
+}
+
+/// `ferry status PROJECT`: which version runs where (R12).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectStatus {
+    pub project: String,
+    pub environments: Vec<EnvironmentStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnvironmentStatus {
+    pub env: String,
+    pub selector: String,
+    pub desired_version: Option<String>,
+    /// Running version (or "none") -> number of hosts.
+    pub version_counts: BTreeMap<String, u64>,
+    pub hosts: Vec<HostProjectStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostProjectStatus {
+    pub host: String,
+    pub online: bool,
+    pub desired_version: Option<String>,
+    pub current_version: Option<String>,
+    pub current_release: Option<String>,
+    /// `idle`, `installing` or `failed`, as the agent last reported.
+    pub activity: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub tags: Tags,
+    pub online: bool,
+    pub last_seen: Option<String>,
+    pub agent_version: Option<String>,
+    pub enrolled_at: String,
+}
+
+/// `POST /api/v1/agent/enroll`, authenticated by the join token in the body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnrollRequest {
+    pub name: String,
+    pub tags: Tags,
+    pub join_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnrollAnswer {
+    pub host: String,
+    /// The agent's own credential. Shown once; the server keeps only its hash.
+    pub token: String,
+}
+
+/// `POST /api/v1/agent/blobs`: the blobs an agent wants, streamed back as
+/// frames (see `ferry_artifact::frame`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BlobRequest {
+    pub digests: Vec<Digest>,
+}
