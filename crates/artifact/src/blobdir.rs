@@ -153,8 +153,7 @@ impl PendingBlob {
             }
             if let Some(mode) = mode {
                 use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
-                    .map_err(io_err(&tmp))?;
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
             }
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(io_err(parent))?;

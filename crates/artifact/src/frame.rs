@@ -79,8 +79,7 @@ impl Decoder {
             None => {
                 let need = HEADER_LEN - self.header_have;
                 let take = need.min(input.len());
-                self.header[self.header_have..self.header_have + take]
-                    .copy_from_slice(&input[..take]);
+                self.header[self.header_have..self.header_have + take].copy_from_slice(&input[..take]);
                 *input = &input[take..];
                 self.header_have += take;
                 if self.header_have < HEADER_LEN {

@@ -115,9 +115,7 @@ impl SourceTree {
                     EntryKind::Symlink { target }
                 } else if ft.is_file() {
                     let (digest, size) = hash_file(&full)?;
-                    blobs
-                        .entry(digest)
-                        .or_insert((size, BlobSource::File(full.clone())));
+                    blobs.entry(digest).or_insert((size, BlobSource::File(full.clone())));
                     EntryKind::File {
                         digest,
                         size,
@@ -148,9 +146,8 @@ impl SourceTree {
         let mut files: HashMap<String, (Digest, u64, bool)> = HashMap::new();
         for item in archive.entries().map_err(io_err(origin))? {
             let mut item = item.map_err(io_err(origin))?;
-            let raw = String::from_utf8(item.path_bytes().into_owned()).map_err(|e| {
-                TreeError::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned())
-            })?;
+            let raw = String::from_utf8(item.path_bytes().into_owned())
+                .map_err(|e| TreeError::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned()))?;
             let Some(path) = normalise_archive_path(&raw) else {
                 continue;
             };
@@ -280,12 +277,7 @@ mod tests {
             ("./latest", tar::EntryType::Symlink, b"", Some("bin/app")),
         ]);
         let tree = SourceTree::from_tar(&data[..], Path::new("t.tar")).unwrap();
-        let paths: Vec<_> = tree
-            .manifest
-            .entries
-            .iter()
-            .map(|e| e.path.as_str())
-            .collect();
+        let paths: Vec<_> = tree.manifest.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["bin", "bin/app", "bin/app2", "latest"]);
         assert_eq!(tree.blobs.len(), 1, "the hard link shares its content");
     }
@@ -294,18 +286,8 @@ mod tests {
     fn refuses_escaping_archives_naming_the_entry() {
         let cases: [(&str, tar::EntryType, Option<&str>, &str); 3] = [
             ("../evil", tar::EntryType::Regular, None, "'../evil'"),
-            (
-                "/etc/cron.d/x",
-                tar::EntryType::Regular,
-                None,
-                "'/etc/cron.d/x'",
-            ),
-            (
-                "link",
-                tar::EntryType::Symlink,
-                Some("../../etc/passwd"),
-                "'link'",
-            ),
+            ("/etc/cron.d/x", tar::EntryType::Regular, None, "'/etc/cron.d/x'"),
+            ("link", tar::EntryType::Symlink, Some("../../etc/passwd"), "'link'"),
         ];
         for (path, ty, link, named) in cases {
             let data = tar_with(&[(path, ty, b"x", link)]);
@@ -325,19 +307,8 @@ mod tests {
         fs::set_permissions(dir.path().join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink("a/b/f.txt", dir.path().join("f")).unwrap();
         let tree = SourceTree::from_dir(dir.path()).unwrap();
-        let run = tree
-            .manifest
-            .entries
-            .iter()
-            .find(|e| e.path == "run.sh")
-            .unwrap();
-        assert!(matches!(
-            run.kind,
-            EntryKind::File {
-                executable: true,
-                ..
-            }
-        ));
+        let run = tree.manifest.entries.iter().find(|e| e.path == "run.sh").unwrap();
+        assert!(matches!(run.kind, EntryKind::File { executable: true, .. }));
         assert_eq!(tree.manifest.entries.len(), 5);
 
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("bad")).unwrap();

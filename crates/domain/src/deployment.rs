@@ -151,10 +151,7 @@ mod tests {
             DeploymentStatus::from_hosts([Pending, Succeeded]),
             DeploymentStatus::Running
         );
-        assert_eq!(
-            DeploymentStatus::from_hosts([]),
-            DeploymentStatus::Succeeded
-        );
+        assert_eq!(DeploymentStatus::from_hosts([]), DeploymentStatus::Succeeded);
     }
 
     #[test]
@@ -162,10 +159,7 @@ mod tests {
         for s in ALL {
             assert_eq!(s.as_str().parse::<HostDeployState>(), Ok(s));
         }
-        assert_eq!(
-            "rollback".parse::<DeploymentKind>(),
-            Ok(DeploymentKind::Rollback)
-        );
+        assert_eq!("rollback".parse::<DeploymentKind>(), Ok(DeploymentKind::Rollback));
         assert!("done".parse::<DeploymentStatus>().is_err());
     }
 }

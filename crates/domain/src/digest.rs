@@ -50,9 +50,7 @@ impl FromStr for Digest {
             let hi = (pair[0] as char).to_digit(16);
             let lo = (pair[1] as char).to_digit(16);
             match (hi, lo) {
-                (Some(h), Some(l))
-                    if !pair[0].is_ascii_uppercase() && !pair[1].is_ascii_uppercase() =>
-                {
+                (Some(h), Some(l)) if !pair[0].is_ascii_uppercase() && !pair[1].is_ascii_uppercase() => {
                     out[i] = (h * 16 + l) as u8
                 }
                 _ => return Err(BadDigest(s.to_string())),

@@ -61,9 +61,7 @@ pub enum ManifestError {
     NulByte(String),
     #[error("entry '{0}' appears twice")]
     Duplicate(String),
-    #[error(
-        "entry '{path}': symlink target '{target}' is absolute; links must stay inside the release"
-    )]
+    #[error("entry '{path}': symlink target '{target}' is absolute; links must stay inside the release")]
     AbsoluteLink { path: String, target: String },
     #[error("entry '{path}': symlink target '{target}' points outside the release")]
     LinkEscapes { path: String, target: String },
@@ -223,9 +221,7 @@ mod tests {
     fn link(path: &str, target: &str) -> Entry {
         Entry {
             path: path.into(),
-            kind: EntryKind::Symlink {
-                target: target.into(),
-            },
+            kind: EntryKind::Symlink { target: target.into() },
         }
     }
     fn dir(path: &str) -> Entry {
@@ -260,10 +256,7 @@ mod tests {
             ("./a", "empty or '.'"),
         ];
         for (path, msg) in cases {
-            let err = Manifest::new(vec![file(path)])
-                .validate()
-                .unwrap_err()
-                .to_string();
+            let err = Manifest::new(vec![file(path)]).validate().unwrap_err().to_string();
             assert!(err.contains(msg) && err.contains(path), "{path}: {err}");
         }
     }
@@ -277,9 +270,7 @@ mod tests {
             ("a/b/l", "../../../x"),
             ("l", "a/../../x"),
         ] {
-            let err = Manifest::new(vec![link(path, target)])
-                .validate()
-                .unwrap_err();
+            let err = Manifest::new(vec![link(path, target)]).validate().unwrap_err();
             assert!(
                 matches!(
                     err,
@@ -289,19 +280,13 @@ mod tests {
             );
             assert!(err.to_string().contains(path));
         }
-        assert_eq!(
-            Manifest::new(vec![link("a/b/l", "../../x")]).validate(),
-            Ok(())
-        );
+        assert_eq!(Manifest::new(vec![link("a/b/l", "../../x")]).validate(), Ok(()));
     }
 
     #[test]
     fn refuses_writing_through_a_link_or_below_a_file() {
         let m = Manifest::new(vec![link("etc", "sub"), dir("sub"), file("etc/passwd")]);
-        assert!(matches!(
-            m.validate(),
-            Err(ManifestError::UnderSymlink { .. })
-        ));
+        assert!(matches!(m.validate(), Err(ManifestError::UnderSymlink { .. })));
         let m = Manifest::new(vec![file("a"), file("a/b")]);
         assert!(matches!(m.validate(), Err(ManifestError::UnderFile { .. })));
     }

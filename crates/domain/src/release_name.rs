@@ -38,8 +38,7 @@ pub fn release_name(
     created_unix: i64,
     committer: &str,
 ) -> String {
-    let time =
-        OffsetDateTime::from_unix_timestamp(created_unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let time = OffsetDateTime::from_unix_timestamp(created_unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let stamp = format!(
         "{:04}{:02}{:02}-{:02}{:02}",
         time.year(),
@@ -66,31 +65,14 @@ mod tests {
     #[test]
     fn matches_the_field_reports_example() {
         // 2016-08-11 11:11 UTC
-        let name = release_name(
-            "rainbow",
-            "prod",
-            "v1.1.1",
-            "master",
-            1_470_913_860,
-            "xuliangwei",
-        );
+        let name = release_name("rainbow", "prod", "v1.1.1", "master", 1_470_913_860, "xuliangwei");
         assert_eq!(name, "rainbow_prod_v1.1.1_master_20160811-1111_xuliangwei");
     }
 
     #[test]
     fn cleans_unsafe_parts() {
-        let name = release_name(
-            "web",
-            "prod",
-            "v2",
-            "feature/login_fix",
-            0,
-            "Zhang San <z@x>",
-        );
-        assert_eq!(
-            name,
-            "web_prod_v2_feature-login-fix_19700101-0000_Zhang-San--z-x"
-        );
+        let name = release_name("web", "prod", "v2", "feature/login_fix", 0, "Zhang San <z@x>");
+        assert_eq!(name, "web_prod_v2_feature-login-fix_19700101-0000_Zhang-San--z-x");
         assert!(!name.contains('/'));
         assert_eq!(
             release_name("w", "p", "1", "", 0, "__"),

@@ -81,9 +81,7 @@ impl Selector {
     /// different values. Used to stop two environments of one project from
     /// claiming the same host.
     pub fn overlaps(&self, other: &Selector) -> bool {
-        self.0
-            .iter()
-            .all(|(k, v)| other.0.get(k).is_none_or(|w| w == v))
+        self.0.iter().all(|(k, v)| other.0.get(k).is_none_or(|w| w == v))
     }
 }
 
@@ -122,22 +120,10 @@ mod tests {
 
     #[test]
     fn refuses_malformed_terms() {
-        assert_eq!(
-            Tags::parse("role"),
-            Err(SelectorError::NotAPair("role".into()))
-        );
-        assert_eq!(
-            Tags::parse("role="),
-            Err(SelectorError::NotAPair("role=".into()))
-        );
-        assert_eq!(
-            Tags::parse("a=1,a=2"),
-            Err(SelectorError::DuplicateKey("a".into()))
-        );
-        assert!(matches!(
-            Tags::parse("a=b c"),
-            Err(SelectorError::BadChar(_))
-        ));
+        assert_eq!(Tags::parse("role"), Err(SelectorError::NotAPair("role".into())));
+        assert_eq!(Tags::parse("role="), Err(SelectorError::NotAPair("role=".into())));
+        assert_eq!(Tags::parse("a=1,a=2"), Err(SelectorError::DuplicateKey("a".into())));
+        assert!(matches!(Tags::parse("a=b c"), Err(SelectorError::BadChar(_))));
         assert_eq!(Selector::parse(" , "), Err(SelectorError::EmptySelector));
     }
 
@@ -159,9 +145,6 @@ mod tests {
         let env_prod = Selector::parse("env=prod").unwrap();
         assert!(web.overlaps(&web_bj) && web_bj.overlaps(&web));
         assert!(!web.overlaps(&db));
-        assert!(
-            web.overlaps(&env_prod),
-            "a host tagged role=web,env=prod matches both"
-        );
+        assert!(web.overlaps(&env_prod), "a host tagged role=web,env=prod matches both");
     }
 }

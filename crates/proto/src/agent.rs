@@ -33,10 +33,7 @@ pub enum AgentMsg {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Answer to `Hello`.
-    Welcome {
-        host: String,
-        heartbeat_interval_ms: u64,
-    },
+    Welcome { host: String, heartbeat_interval_ms: u64 },
     /// The complete desired state of this host, replacing any earlier one.
     Desired(DesiredState),
     /// The agent's protocol is not supported; the server closes afterwards.
@@ -120,10 +117,7 @@ mod tests {
             transfer: None,
         });
         let json = serde_json::to_string(&msg).unwrap();
-        assert!(
-            json.starts_with(r#"{"type":"report","project":"web""#),
-            "{json}"
-        );
+        assert!(json.starts_with(r#"{"type":"report","project":"web""#), "{json}");
         assert!(
             json.contains(r#""activity":{"state":"failed","release_id":3,"error":"boom"}"#),
             "{json}"

@@ -1,1 +1,137 @@
-//! placeholder
+//! Everything the Ferry server keeps: the [`Database`] (projects,
+//! environments, releases, hosts, desired state, deployments) and the
+//! [`ArtifactStore`] (release content, by digest).
+//!
+//! Both are narrow traits with one module per backend: SQLite and the local
+//! filesystem today; PostgreSQL and S3-compatible stores plug in beside them
+//! without touching the server. Every backend must pass the conformance suite
+//! in `tests.rs`.
+//!
+//! Architecture invariants:
+//! - All server state that must survive a restart lives behind these traits;
+//!   the server process holds only connections and caches. This is what lets
+//!   several server replicas share one database later.
+//! - Times are passed in by the caller (milliseconds since the epoch); the
+//!   store never reads a clock, so its behaviour is reproducible in tests.
+//! - The one-running-deployment-per-environment lock (R19) is enforced by the
+//!   database itself (a unique index), not by a check-then-insert.
+
+pub mod artifacts;
+pub mod model;
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use async_trait::async_trait;
+use ferry_domain::Tags;
+use ferry_proto::agent::ProjectReport;
+
+pub use artifacts::{ArtifactStore, LocalArtifactStore};
+pub use model::*;
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique name is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A deployment of this project and environment is already running.
+    #[error("deployment {running} of this project and environment is still running")]
+    Locked { running: i64 },
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("artifact store error: {0}")]
+    Artifact(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The server's database. See the crate documentation for the invariants.
+#[async_trait]
+pub trait Database: Send + Sync + 'static {
+    // --- settings and API tokens ---
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` unless the key exists; returns the value now stored.
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String>;
+    /// Creates the user if needed and adds an API token (by hash) for them.
+    async fn add_api_token(
+        &self,
+        user: &str,
+        is_admin: bool,
+        token_name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<()>;
+    /// The user a token hash belongs to.
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<User>>;
+
+    // --- projects and environments ---
+    async fn create_project(&self, name: &str, keep_releases: u32, now: i64) -> Result<Project>;
+    async fn project(&self, name: &str) -> Result<Project>;
+    async fn projects(&self) -> Result<Vec<Project>>;
+    async fn create_environment(&self, project: &Project, name: &str, selector: &str, now: i64) -> Result<Environment>;
+    async fn environment(&self, project: &Project, name: &str) -> Result<Environment>;
+    async fn environments(&self, project: &Project) -> Result<Vec<Environment>>;
+    /// Every environment of every project, for matching a host's tags.
+    async fn all_environments(&self) -> Result<Vec<Environment>>;
+
+    // --- releases ---
+    async fn create_release(&self, new: NewRelease, now: i64) -> Result<Release>;
+    async fn release(&self, project: &Project, version: &str) -> Result<Release>;
+    async fn release_by_id(&self, id: i64) -> Result<Release>;
+    /// Newest first.
+    async fn releases(&self, project: &Project) -> Result<Vec<Release>>;
+
+    // --- hosts ---
+    async fn enroll_host(&self, name: &str, tags: &Tags, token_hash: &str, now: i64) -> Result<Host>;
+    async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>>;
+    async fn host(&self, name: &str) -> Result<Host>;
+    async fn hosts(&self) -> Result<Vec<Host>>;
+    /// The agent connected: record its tags and version, mark it online.
+    async fn host_connected(&self, host_id: i64, tags: &Tags, agent_version: &str, now: i64) -> Result<()>;
+    async fn host_seen(&self, host_id: i64, now: i64) -> Result<()>;
+    async fn host_disconnected(&self, host_id: i64) -> Result<()>;
+    /// Marks online hosts not seen since `seen_before` offline; returns them.
+    async fn mark_silent_hosts_offline(&self, seen_before: i64) -> Result<Vec<i64>>;
+
+    // --- desired state ---
+    /// What one host should run, per project.
+    async fn desired_for_host(&self, host_id: i64) -> Result<Vec<DesiredRow>>;
+    /// Makes `env`'s desired release desired on this host for the env's
+    /// project, unless the host already has a desired release of that project.
+    /// Returns true if something was added (R3: a new host converges).
+    async fn adopt_host(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool>;
+
+    // --- deployments ---
+    /// Atomically: takes the environment's deployment lock, records the
+    /// deployment and its target hosts, and makes the release desired on them
+    /// (and for the environment as a whole when `whole_env`).
+    async fn create_deployment(&self, new: NewDeployment, now: i64) -> Result<i64>;
+    async fn deployment(&self, id: i64) -> Result<DeploymentRow>;
+    async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>>;
+    /// Newest first, at most `limit`.
+    async fn deployments(&self, project: &Project, limit: u32) -> Result<Vec<DeploymentRow>>;
+    /// Finished deployments of an environment, newest first, for choosing a
+    /// rollback target.
+    async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
+    /// Records an agent's report and moves any running deployment of that
+    /// host and project accordingly. Returns the deployments it changed.
+    async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>>;
+    /// Fails target hosts of running deployments that have been offline for
+    /// longer than their deployment's offline timeout. Returns the
+    /// deployments it changed.
+    async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>>;
+
+    // --- status ---
+    /// Desired and actual state of every host that has either for a project.
+    async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>>;
+}

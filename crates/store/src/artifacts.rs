@@ -1,0 +1,121 @@
+//! The artifact store: release content addressed by SHA-256.
+//!
+//! Blobs are immutable and verified on the way in, so a reader can trust that
+//! a present digest means present, complete bytes. Agents still verify every
+//! blob they receive: the store's disk may rot after the write.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use ferry_artifact::{BlobDir, BlobError, PendingBlob};
+use ferry_domain::Digest;
+use tokio::io::AsyncRead;
+
+use crate::{Result, StoreError};
+
+/// A blob being written; `finish` verifies it and makes it visible.
+#[async_trait]
+pub trait BlobWriter: Send {
+    async fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// A blob being read, with its length.
+pub struct BlobReader {
+    pub len: u64,
+    pub reader: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// Where release content lives. See the module documentation.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync + 'static {
+    async fn contains(&self, digest: &Digest) -> Result<bool>;
+    /// Starts writing a blob that must hash to `digest` and be `len` bytes.
+    async fn begin(&self, digest: Digest, len: u64) -> Result<Box<dyn BlobWriter>>;
+    async fn open(&self, digest: &Digest) -> Result<BlobReader>;
+
+    /// Writes a whole blob from memory.
+    async fn put(&self, digest: Digest, bytes: &[u8]) -> Result<()> {
+        let mut writer = self.begin(digest, bytes.len() as u64).await?;
+        writer.write(bytes).await?;
+        writer.finish().await
+    }
+
+    /// Reads a whole blob into memory.
+    async fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut blob = self.open(digest).await?;
+        let mut out = Vec::with_capacity(usize::try_from(blob.len).unwrap_or(0));
+        blob.reader
+            .read_to_end(&mut out)
+            .await
+            .map_err(|e| StoreError::Artifact(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+fn blob_err(e: BlobError) -> StoreError {
+    StoreError::Artifact(e.to_string())
+}
+
+/// Blobs in a local directory (`<data>/artifacts/ab/abcd...`).
+#[derive(Debug, Clone)]
+pub struct LocalArtifactStore {
+    dir: BlobDir,
+}
+
+impl LocalArtifactStore {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        Ok(LocalArtifactStore {
+            dir: BlobDir::open(root).map_err(blob_err)?,
+        })
+    }
+
+    /// The file holding a blob, for operators and tests.
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        self.dir.path_of(digest)
+    }
+}
+
+struct LocalWriter(PendingBlob);
+
+#[async_trait]
+impl BlobWriter for LocalWriter {
+    // Writes go to the page cache through a buffered writer; they are short
+    // enough not to need a blocking thread.
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.0.write(bytes).map_err(blob_err)
+    }
+    async fn finish(self: Box<Self>) -> Result<()> {
+        self.0.finish(Some(0o444)).map(|_| ()).map_err(blob_err)
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for LocalArtifactStore {
+    async fn contains(&self, digest: &Digest) -> Result<bool> {
+        Ok(tokio::fs::try_exists(self.dir.path_of(digest)).await.unwrap_or(false))
+    }
+
+    async fn begin(&self, digest: Digest, len: u64) -> Result<Box<dyn BlobWriter>> {
+        Ok(Box::new(LocalWriter(self.dir.begin(digest, len).map_err(blob_err)?)))
+    }
+
+    async fn open(&self, digest: &Digest) -> Result<BlobReader> {
+        let path = self.dir.path_of(digest);
+        let file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {digest}")),
+            _ => StoreError::Artifact(format!("{}: {e}", path.display())),
+        })?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::Artifact(e.to_string()))?
+            .len();
+        Ok(BlobReader {
+            len,
+            reader: Box::pin(file),
+        })
+    }
+}

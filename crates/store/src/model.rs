@@ -1,0 +1,136 @@
+//! Rows the [`Database`](crate::Database) returns. Times are milliseconds
+//! since the epoch.
+
+use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub keep_releases: u32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    pub id: i64,
+    pub project_id: i64,
+    pub project: String,
+    pub name: String,
+    /// `k=v,...`, already validated.
+    pub selector: String,
+    pub desired_release_id: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRelease {
+    pub project_id: i64,
+    pub version: String,
+    pub branch: String,
+    pub committer: String,
+    pub manifest_digest: Digest,
+    pub file_count: u64,
+    pub total_size: u64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    pub id: i64,
+    pub project_id: i64,
+    pub version: String,
+    pub branch: String,
+    pub committer: String,
+    pub manifest_digest: Digest,
+    pub file_count: u64,
+    pub total_size: u64,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub id: i64,
+    pub name: String,
+    pub tags: Tags,
+    pub agent_version: Option<String>,
+    pub online: bool,
+    pub last_seen_at: Option<i64>,
+    pub enrolled_at: i64,
+}
+
+/// One project's desired release on a host, with what the agent needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredRow {
+    pub project: String,
+    pub keep_releases: u32,
+    pub env: String,
+    pub release: Release,
+}
+
+/// One target host of a new deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentTarget {
+    pub host_id: i64,
+    pub release_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDeployment {
+    pub project_id: i64,
+    pub env_id: i64,
+    pub release_id: i64,
+    pub kind: DeploymentKind,
+    pub created_by: String,
+    pub targets: Vec<DeploymentTarget>,
+    /// Also make the release the environment's desired release, so hosts that
+    /// join later converge to it.
+    pub whole_env: bool,
+    pub offline_timeout_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    pub id: i64,
+    pub project: String,
+    pub env: String,
+    pub release_id: i64,
+    pub version: String,
+    pub kind: DeploymentKind,
+    pub status: DeploymentStatus,
+    pub created_by: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentHostRow {
+    pub host: String,
+    pub release_name: String,
+    pub state: HostDeployState,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+    pub bytes_downloaded: u64,
+    pub bytes_reused: u64,
+}
+
+/// Desired and reported state of one host for one project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostStateRow {
+    pub host_id: i64,
+    pub desired_env_id: Option<i64>,
+    pub desired_version: Option<String>,
+    pub current_version: Option<String>,
+    pub current_release: Option<String>,
+    pub activity: Option<String>,
+    pub error: Option<String>,
+}

@@ -1,0 +1,773 @@
+//! The SQLite backend: one file, WAL mode, embedded in the server process.
+//!
+//! Multi-statement writes run in `BEGIN IMMEDIATE` transactions so that two
+//! writers never deadlock upgrading a read lock; `busy_timeout` makes them
+//! queue instead of failing. With WAL and `synchronous = NORMAL` a crash of
+//! the process loses no committed transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
+use ferry_proto::agent::{Activity, ProjectReport};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::model::*;
+use crate::{Database, Result, StoreError};
+
+/// Schema migrations, applied in order, each exactly once.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        let db = SqliteDatabase { pool };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+            .execute(&mut *tx)
+            .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s','now') * 1000)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`.
+fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::from(e),
+    }
+}
+
+fn parse<T: FromStr<Err = String>>(s: &str) -> Result<T> {
+    s.parse().map_err(StoreError::Backend)
+}
+
+fn digest(s: &str) -> Result<Digest> {
+    s.parse()
+        .map_err(|e: ferry_domain::digest::BadDigest| StoreError::Backend(e.to_string()))
+}
+
+fn tags(s: &str) -> Result<Tags> {
+    serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("bad tags in database: {e}")))
+}
+
+const PROJECT_COLS: &str = "id, name, keep_releases, created_at";
+fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
+    Ok(Project {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        keep_releases: r.try_get::<i64, _>(2)?.try_into().unwrap_or(5),
+        created_at: r.try_get(3)?,
+    })
+}
+
+fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
+    Ok(Environment {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        project: r.try_get("project")?,
+        name: r.try_get("name")?,
+        selector: r.try_get("selector")?,
+        desired_release_id: r.try_get("desired_release_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, e.created_at \
+     FROM environments e JOIN projects p ON p.id = e.project_id";
+
+fn release_row(r: &sqlx::sqlite::SqliteRow) -> Result<Release> {
+    Ok(Release {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        version: r.try_get("version")?,
+        branch: r.try_get("branch")?,
+        committer: r.try_get("committer")?,
+        manifest_digest: digest(&r.try_get::<String, _>("manifest_digest")?)?,
+        file_count: r.try_get::<i64, _>("file_count")?.try_into().unwrap_or(0),
+        total_size: r.try_get::<i64, _>("total_size")?.try_into().unwrap_or(0),
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+const RELEASE_COLS: &str =
+    "id, project_id, version, branch, committer, manifest_digest, file_count, total_size, created_by, created_at";
+
+fn host_row(r: &sqlx::sqlite::SqliteRow) -> Result<Host> {
+    Ok(Host {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        tags: tags(&r.try_get::<String, _>("tags")?)?,
+        agent_version: r.try_get("agent_version")?,
+        online: r.try_get::<i64, _>("online")? != 0,
+        last_seen_at: r.try_get("last_seen_at")?,
+        enrolled_at: r.try_get("enrolled_at")?,
+    })
+}
+const HOST_COLS: &str = "id, name, tags, agent_version, online, last_seen_at, enrolled_at";
+
+fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
+    Ok(DeploymentRow {
+        id: r.try_get("id")?,
+        project: r.try_get("project")?,
+        env: r.try_get("env")?,
+        release_id: r.try_get("release_id")?,
+        version: r.try_get("version")?,
+        kind: parse::<DeploymentKind>(&r.try_get::<String, _>("kind")?)?,
+        status: parse::<DeploymentStatus>(&r.try_get::<String, _>("status")?)?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+const DEPLOYMENT_SELECT: &str = "SELECT d.id, p.name AS project, e.name AS env, d.release_id, r.version, d.kind, \
+     d.status, d.created_by, d.created_at, d.finished_at FROM deployments d \
+     JOIN projects p ON p.id = d.project_id JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id";
+
+/// Recomputes a running deployment's status from its hosts and closes it
+/// when every host has ended.
+async fn settle_deployment(conn: &mut sqlx::SqliteConnection, deployment_id: i64, now: i64) -> Result<()> {
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM deployment_hosts WHERE deployment_id = ?")
+        .bind(deployment_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let states = states
+        .iter()
+        .map(|s| parse::<HostDeployState>(s))
+        .collect::<Result<Vec<_>>>()?;
+    let status = DeploymentStatus::from_hosts(states);
+    if status.is_terminal() {
+        sqlx::query("UPDATE deployments SET status = ?, finished_at = ? WHERE id = ? AND status = 'running'")
+            .bind(status.as_str())
+            .bind(now)
+            .bind(deployment_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        self.get_setting(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("setting {key}")))
+    }
+
+    async fn add_api_token(
+        &self,
+        user: &str,
+        is_admin: bool,
+        token_name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(user)
+            .bind(is_admin)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_at) \
+             SELECT id, ?, ?, ? FROM users WHERE name = ?",
+        )
+        .bind(token_name)
+        .bind(token_hash)
+        .bind(now)
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict("token"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(User {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                is_admin: r.try_get::<i64, _>(2)? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_project(&self, name: &str, keep_releases: u32, now: i64) -> Result<Project> {
+        sqlx::query("INSERT INTO projects (name, keep_releases, created_at) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(i64::from(keep_releases))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(format!("project '{name}'")))?;
+        self.project(name).await
+    }
+
+    async fn project(&self, name: &str) -> Result<Project> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE name = ?"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| project_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
+    }
+
+    async fn projects(&self) -> Result<Vec<Project>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(project_row).collect()
+    }
+
+    async fn create_environment(&self, project: &Project, name: &str, selector: &str, now: i64) -> Result<Environment> {
+        sqlx::query("INSERT INTO environments (project_id, name, selector, created_at) VALUES (?, ?, ?, ?)")
+            .bind(project.id)
+            .bind(name)
+            .bind(selector)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(format!("environment '{name}' of project '{}'", project.name)))?;
+        self.environment(project, name).await
+    }
+
+    async fn environment(&self, project: &Project, name: &str) -> Result<Environment> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ENV_SELECT} WHERE e.project_id = ? AND e.name = ?"
+        )))
+        .bind(project.id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| env_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("environment '{name}' of project '{}'", project.name)))
+    }
+
+    async fn environments(&self, project: &Project) -> Result<Vec<Environment>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ENV_SELECT} WHERE e.project_id = ? ORDER BY e.id"
+        )))
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(env_row).collect()
+    }
+
+    async fn all_environments(&self) -> Result<Vec<Environment>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} ORDER BY e.id")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(env_row).collect()
+    }
+
+    async fn create_release(&self, new: NewRelease, now: i64) -> Result<Release> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO releases (project_id, version, branch, committer, manifest_digest, file_count, total_size, \
+             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.project_id)
+        .bind(&new.version)
+        .bind(&new.branch)
+        .bind(&new.committer)
+        .bind(new.manifest_digest.to_hex())
+        .bind(i64::try_from(new.file_count).unwrap_or(i64::MAX))
+        .bind(i64::try_from(new.total_size).unwrap_or(i64::MAX))
+        .bind(&new.created_by)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict(format!("version '{}'", new.version)))?;
+        self.release_by_id(id).await
+    }
+
+    async fn release(&self, project: &Project, version: &str) -> Result<Release> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RELEASE_COLS} FROM releases WHERE project_id = ? AND version = ?"
+        )))
+        .bind(project.id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| release_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("version '{version}' of project '{}'", project.name)))
+    }
+
+    async fn release_by_id(&self, id: i64) -> Result<Release> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RELEASE_COLS} FROM releases WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| release_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("release {id}")))
+    }
+
+    async fn releases(&self, project: &Project) -> Result<Vec<Release>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RELEASE_COLS} FROM releases WHERE project_id = ? ORDER BY id DESC"
+        )))
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(release_row).collect()
+    }
+
+    async fn enroll_host(&self, name: &str, tags: &Tags, token_hash: &str, now: i64) -> Result<Host> {
+        let tags_json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+        sqlx::query("INSERT INTO hosts (name, tags, token_hash, enrolled_at) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(tags_json)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(format!("host '{name}'")))?;
+        self.host(name).await
+    }
+
+    async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE token_hash = ?"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| host_row(&r)).transpose()
+    }
+
+    async fn host(&self, name: &str) -> Result<Host> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE name = ?"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| host_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("host '{name}'")))
+    }
+
+    async fn hosts(&self) -> Result<Vec<Host>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(host_row).collect()
+    }
+
+    async fn host_connected(&self, host_id: i64, tags: &Tags, agent_version: &str, now: i64) -> Result<()> {
+        let tags_json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+        sqlx::query("UPDATE hosts SET tags = ?, agent_version = ?, online = 1, last_seen_at = ? WHERE id = ?")
+            .bind(tags_json)
+            .bind(agent_version)
+            .bind(now)
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn host_seen(&self, host_id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE hosts SET online = 1, last_seen_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn host_disconnected(&self, host_id: i64) -> Result<()> {
+        sqlx::query("UPDATE hosts SET online = 0 WHERE id = ?")
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_silent_hosts_offline(&self, seen_before: i64) -> Result<Vec<i64>> {
+        Ok(
+            sqlx::query_scalar("UPDATE hosts SET online = 0 WHERE online = 1 AND last_seen_at < ? RETURNING id")
+                .bind(seen_before)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn desired_for_host(&self, host_id: i64) -> Result<Vec<DesiredRow>> {
+        let rows = sqlx::query(
+            "SELECT p.name AS project, p.keep_releases, e.name AS env, r.id, r.project_id, r.version, r.branch, \
+             r.committer, r.manifest_digest, r.file_count, r.total_size, r.created_by, r.created_at \
+             FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
+             JOIN environments e ON e.id = hd.env_id JOIN releases r ON r.id = hd.release_id \
+             WHERE hd.host_id = ? ORDER BY p.name",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DesiredRow {
+                    project: r.try_get("project")?,
+                    keep_releases: r.try_get::<i64, _>("keep_releases")?.try_into().unwrap_or(5),
+                    env: r.try_get("env")?,
+                    release: release_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn adopt_host(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool> {
+        let Some(release_id) = env.desired_release_id else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "INSERT INTO host_desired (host_id, project_id, env_id, release_id, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (host_id, project_id) DO NOTHING",
+        )
+        .bind(host_id)
+        .bind(env.project_id)
+        .bind(env.id)
+        .bind(release_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_deployment(&self, new: NewDeployment, now: i64) -> Result<i64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO deployments (project_id, env_id, release_id, kind, status, created_by, offline_timeout_ms, \
+             created_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
+        )
+        .bind(new.project_id)
+        .bind(new.env_id)
+        .bind(new.release_id)
+        .bind(new.kind.as_str())
+        .bind(&new.created_by)
+        .bind(new.offline_timeout_ms)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                drop(tx);
+                let running: i64 = sqlx::query_scalar(
+                    "SELECT id FROM deployments WHERE project_id = ? AND env_id = ? AND status = 'running'",
+                )
+                .bind(new.project_id)
+                .bind(new.env_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0);
+                return Err(StoreError::Locked { running });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for target in &new.targets {
+            sqlx::query(
+                "INSERT INTO deployment_hosts (deployment_id, host_id, release_name, state) VALUES (?, ?, ?, 'pending')",
+            )
+            .bind(id)
+            .bind(target.host_id)
+            .bind(&target.release_name)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO host_desired (host_id, project_id, env_id, release_id, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (host_id, project_id) DO UPDATE SET env_id = excluded.env_id, \
+                 release_id = excluded.release_id, updated_at = excluded.updated_at",
+            )
+            .bind(target.host_id)
+            .bind(new.project_id)
+            .bind(new.env_id)
+            .bind(new.release_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if new.whole_env {
+            sqlx::query("UPDATE environments SET desired_release_id = ? WHERE id = ?")
+                .bind(new.release_id)
+                .bind(new.env_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A deployment with no target hosts is complete at once.
+        settle_deployment(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn deployment(&self, id: i64) -> Result<DeploymentRow> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{DEPLOYMENT_SELECT} WHERE d.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| deployment_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))
+    }
+
+    async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>> {
+        let rows = sqlx::query(
+            "SELECT h.name, dh.release_name, dh.state, dh.started_at, dh.finished_at, dh.error, dh.bytes_downloaded, \
+             dh.bytes_reused FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id \
+             WHERE dh.deployment_id = ? ORDER BY h.name",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeploymentHostRow {
+                    host: r.try_get(0)?,
+                    release_name: r.try_get(1)?,
+                    state: parse(&r.try_get::<String, _>(2)?)?,
+                    started_at: r.try_get(3)?,
+                    finished_at: r.try_get(4)?,
+                    error: r.try_get(5)?,
+                    bytes_downloaded: r.try_get::<i64, _>(6)?.try_into().unwrap_or(0),
+                    bytes_reused: r.try_get::<i64, _>(7)?.try_into().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn deployments(&self, project: &Project, limit: u32) -> Result<Vec<DeploymentRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DEPLOYMENT_SELECT} WHERE d.project_id = ? ORDER BY d.id DESC LIMIT ?"
+        )))
+        .bind(project.id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment_row).collect()
+    }
+
+    async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DEPLOYMENT_SELECT} WHERE d.env_id = ? AND d.status != 'running' ORDER BY d.id DESC"
+        )))
+        .bind(env.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment_row).collect()
+    }
+
+    async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(project_id): Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = ?")
+            .bind(&report.project)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let (activity, error) = match &report.activity {
+            Activity::Idle => ("idle", None),
+            Activity::Installing { .. } => ("installing", None),
+            Activity::Failed { error, .. } => ("failed", Some(error.as_str())),
+        };
+        let current = report.current.as_ref();
+        sqlx::query(
+            "INSERT INTO host_actual (host_id, project_id, release_id, release_name, version, activity, error, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host_id, project_id) DO UPDATE SET \
+             release_id = excluded.release_id, release_name = excluded.release_name, version = excluded.version, \
+             activity = excluded.activity, error = excluded.error, updated_at = excluded.updated_at",
+        )
+        .bind(host_id)
+        .bind(project_id)
+        .bind(current.map(|c| c.release_id))
+        .bind(current.map(|c| c.release_name.as_str()))
+        .bind(current.map(|c| c.version.as_str()))
+        .bind(activity)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let open = sqlx::query(
+            "SELECT d.id, d.release_id, dh.state FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
+             WHERE dh.host_id = ? AND d.project_id = ? AND d.status = 'running' AND dh.state IN ('pending', 'running')",
+        )
+        .bind(host_id)
+        .bind(project_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = Vec::new();
+        for row in open {
+            let deployment_id: i64 = row.try_get(0)?;
+            let release_id: i64 = row.try_get(1)?;
+            let state: HostDeployState = parse(&row.try_get::<String, _>(2)?)?;
+            let (next, error) = if current.is_some_and(|c| c.release_id == release_id) {
+                (HostDeployState::Succeeded, None)
+            } else {
+                match &report.activity {
+                    Activity::Installing { release_id: r } if *r == release_id => (HostDeployState::Running, None),
+                    Activity::Failed { release_id: r, error } if *r == release_id => {
+                        (HostDeployState::Failed, Some(error.clone()))
+                    }
+                    _ => continue,
+                }
+            };
+            if !state.can_move_to(next) {
+                continue;
+            }
+            let transfer = report.transfer.filter(|t| t.release_id == release_id);
+            sqlx::query(
+                "UPDATE deployment_hosts SET state = ?, error = ?, started_at = COALESCE(started_at, ?), \
+                 finished_at = CASE WHEN ? THEN ? ELSE NULL END, \
+                 bytes_downloaded = COALESCE(?, bytes_downloaded), bytes_reused = COALESCE(?, bytes_reused) \
+                 WHERE deployment_id = ? AND host_id = ?",
+            )
+            .bind(next.as_str())
+            .bind(error)
+            .bind(now)
+            .bind(next.is_terminal())
+            .bind(now)
+            .bind(transfer.map(|t| i64::try_from(t.bytes_downloaded).unwrap_or(i64::MAX)))
+            .bind(transfer.map(|t| i64::try_from(t.bytes_reused).unwrap_or(i64::MAX)))
+            .bind(deployment_id)
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+            settle_deployment(&mut tx, deployment_id, now).await?;
+            changed.push(deployment_id);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT dh.deployment_id, dh.host_id FROM deployment_hosts dh \
+             JOIN deployments d ON d.id = dh.deployment_id JOIN hosts h ON h.id = dh.host_id \
+             WHERE d.status = 'running' AND dh.state IN ('pending', 'running') AND h.online = 0 \
+             AND ? - MAX(COALESCE(h.last_seen_at, 0), d.created_at) > d.offline_timeout_ms",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = Vec::new();
+        for row in rows {
+            let deployment_id: i64 = row.try_get(0)?;
+            let host_id: i64 = row.try_get(1)?;
+            sqlx::query(
+                "UPDATE deployment_hosts SET state = 'failed', finished_at = ?, \
+                 error = 'host offline: no heartbeat within the offline timeout; it will converge when it reconnects' \
+                 WHERE deployment_id = ? AND host_id = ?",
+            )
+            .bind(now)
+            .bind(deployment_id)
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+            settle_deployment(&mut tx, deployment_id, now).await?;
+            if !changed.contains(&deployment_id) {
+                changed.push(deployment_id);
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {
+        let rows = sqlx::query(
+            "SELECT h.id, hd.env_id, rd.version, ha.version, ha.release_name, ha.activity, ha.error FROM hosts h \
+             LEFT JOIN host_desired hd ON hd.host_id = h.id AND hd.project_id = ?1 \
+             LEFT JOIN releases rd ON rd.id = hd.release_id \
+             LEFT JOIN host_actual ha ON ha.host_id = h.id AND ha.project_id = ?1 \
+             WHERE hd.host_id IS NOT NULL OR ha.host_id IS NOT NULL ORDER BY h.name",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HostStateRow {
+                    host_id: r.try_get(0)?,
+                    desired_env_id: r.try_get(1)?,
+                    desired_version: r.try_get(2)?,
+                    current_version: r.try_get(3)?,
+                    current_release: r.try_get(4)?,
+                    activity: r.try_get(5)?,
+                    error: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+}
