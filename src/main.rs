@@ -1,1 +1,22 @@
-fn main() {}
+//! `ferry`: the server, the agent and the command-line client in one binary.
+//! Everything happens in the library crates; this file only parses arguments,
+//! runs, and turns an error into an exit status.
+
+mod args;
+mod dev;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match run::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,92 @@
-//! placeholder
+//! The Ferry agent: one per host.
+//!
+//! It enrols once with a join token (`credential`), then holds one
+//! WebSocket to the server (`connection`) that carries heartbeats and reports
+//! up and desired state down. The `converge` task brings the host to its
+//! desired state and keeps it there: it installs releases through the host's
+//! content store (`objects`) into the Capistrano layout (`layout`) and
+//! switches `current` atomically.
+//!
+//! Architecture invariants:
+//! - `current` only ever points at a complete, verified release directory;
+//!   every step before the final rename can die at any moment and the next
+//!   start cleans up after it.
+//! - The filesystem is the agent's state: what `current` points at is what is
+//!   reported. No local database to drift from the truth.
+//! - One install at a time per agent, so content-store garbage collection
+//!   never races an install.
+
+pub mod client;
+mod connection;
+mod converge;
+pub mod credential;
+pub mod layout;
+pub mod objects;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_domain::Tags;
+use tokio::sync::{mpsc, watch};
+
+/// How an agent is started.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// `http://host:port` of the server.
+    pub server: String,
+    /// Needed only for the first start; afterwards the stored credential is used.
+    pub join_token: Option<String>,
+    pub name: String,
+    pub tags: Tags,
+    /// Everything the agent writes lives under this directory.
+    pub root: PathBuf,
+    /// How often the host is re-checked against its desired state even when
+    /// nothing changed (R2).
+    pub check_interval: Duration,
+}
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Credential(#[from] credential::CredentialError),
+    #[error("cannot prepare {path}: {source}")]
+    Root { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Objects(#[from] ferry_artifact::BlobError),
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&config.root).map_err(|source| AgentError::Root {
+        path: config.root.clone(),
+        source,
+    })?;
+    let http = client::http_client();
+    let cred = credential::load_or_enroll(&http, &config).await?;
+    let objects = objects::ObjectStore::open(&config.root)?;
+    layout::clean_partials(&config.root);
+    tracing::info!(host = %cred.host, server = %config.server, root = %config.root.display(), "agent starting");
+
+    let (desired_tx, desired_rx) = watch::channel(None);
+    let (report_tx, report_rx) = mpsc::unbounded_channel();
+    let (connected_tx, connected_rx) = watch::channel(0u64);
+    let api = client::AgentApi::new(http, config.server.clone(), cred.token.clone());
+
+    let converger = tokio::spawn(converge::run(converge::Converger {
+        root: config.root.clone(),
+        objects,
+        api,
+        desired: desired_rx,
+        connected: connected_rx,
+        reports: report_tx,
+        check_interval: config.check_interval,
+    }));
+    let conn = connection::run(config.clone(), cred, desired_tx, report_rx, connected_tx);
+    tokio::select! {
+        _ = conn => {}
+        _ = shutdown => tracing::info!("agent stopping"),
+    }
+    converger.abort();
+    Ok(())
+}

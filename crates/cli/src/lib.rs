@@ -1,1 +1,13 @@
-//! placeholder
+//! The command-line client: every `ferry` subcommand that talks to a server.
+//!
+//! It speaks only the HTTP API (`ferry_proto::api`), exactly as any other
+//! client could, and formats answers for people (tables) or programs
+//! (`--output json`). Argument parsing lives in the `ferry` binary.
+
+pub mod client;
+pub mod commands;
+pub mod output;
+pub mod upload;
+
+pub use client::Client;
+pub use output::Output;

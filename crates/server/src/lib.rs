@@ -1,1 +1,162 @@
-//! placeholder
+//! The Ferry control-plane server.
+//!
+//! It owns the HTTP API (`api`), the agent channel (`agent_channel`), and
+//! the rules that turn a deploy request into desired state for hosts
+//! (`fleet`). It holds no state of its own that matters across a restart:
+//! everything is in the [`Database`](ferry_store::Database) and the
+//! [`ArtifactStore`](ferry_store::ArtifactStore). What it keeps in memory are
+//! the open agent connections (`hub`) and nothing else.
+//!
+//! Entry point: [`Server::start`] binds, initialises the data directory, and
+//! returns a handle; tests and `ferry dev` run it in-process, `ferry server`
+//! runs it until a signal.
+
+mod agent_channel;
+mod api;
+mod auth;
+mod error;
+mod fleet;
+mod hub;
+mod init;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_store::{ArtifactStore, Database, LocalArtifactStore, sqlite::SqliteDatabase};
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use init::InitOutcome;
+
+/// How a server is started.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `server.url`.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// How often agents send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A host not heard from for this long is marked offline.
+    pub heartbeat_timeout: Duration,
+    /// How often the full desired state is sent again to every agent, so
+    /// that each agent re-checks its host even when nothing changed (R2).
+    pub resync_interval: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        ServerConfig {
+            data_dir,
+            listen,
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(15),
+            resync_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub db: Arc<dyn Database>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub hub: hub::Hub,
+    pub config: Arc<ServerConfig>,
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] ferry_store::StoreError),
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub init: InitOutcome,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the data directory, binds the listener and starts serving.
+    pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data).map_err(|source| StartError::DataDir {
+            path: data.clone(),
+            source,
+        })?;
+        let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open(&data.join("ferry.db")).await?);
+        let artifacts: Arc<dyn ArtifactStore> = Arc::new(LocalArtifactStore::open(data.join("artifacts"))?);
+        let init = init::initialise(db.as_ref(), data).await?;
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let url = format!("http://{addr}");
+        let url_file = data.join("server.url");
+        std::fs::write(&url_file, format!("{url}\n"))
+            .map_err(|source| StartError::DataDir { path: url_file, source })?;
+
+        let state = AppState {
+            db,
+            artifacts,
+            hub: hub::Hub::default(),
+            config: Arc::new(config),
+        };
+        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        let app = api::router(state.clone());
+        let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("server stopped: {e}");
+            }
+            ticker.abort();
+        });
+        tracing::info!("ferry server listening on {url}");
+        Ok(Server {
+            addr,
+            url,
+            init,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting requests, closes agent connections and waits.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it only does on a fatal error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Milliseconds since the epoch: the server's only clock.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use ferry_domain::Tags;
 use ferry_proto::agent::ProjectReport;
 
-pub use artifacts::{ArtifactStore, LocalArtifactStore};
+pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use model::*;
 
 /// Errors from the storage layer.
@@ -60,6 +60,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Database: Send + Sync + 'static {
     // --- settings and API tokens ---
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
     /// Stores `value` unless the key exists; returns the value now stored.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String>;
     /// Creates the user if needed and adds an API token (by hash) for them.

@@ -1,0 +1,77 @@
+//! HTTP calls the agent makes besides its WebSocket: the release manifest
+//! and the blob stream.
+
+use std::time::Duration;
+
+use ferry_domain::{Digest, Manifest};
+use ferry_proto::api::{BlobRequest, ErrorBody};
+
+/// The HTTP client, with timeouts that catch a dead server without cutting
+/// off a long download.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default()
+}
+
+/// The message of an error response, whatever its shape.
+pub async fn error_text(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&body) {
+        Ok(e) => e.error,
+        Err(_) => format!("HTTP {status}: {}", body.trim()),
+    }
+}
+
+#[derive(Clone)]
+pub struct AgentApi {
+    http: reqwest::Client,
+    server: String,
+    token: String,
+}
+
+impl AgentApi {
+    pub fn new(http: reqwest::Client, server: String, token: String) -> Self {
+        AgentApi {
+            http,
+            server: server.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    pub async fn manifest(&self, release_id: i64) -> Result<Manifest, String> {
+        let url = format!("{}/api/v1/agent/releases/{release_id}/manifest", self.server);
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("fetching the manifest: {}", error_text(resp).await));
+        }
+        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("the manifest of release {release_id} is unreadable: {e}"))
+    }
+
+    /// Starts the framed download of these blobs.
+    pub async fn blobs(&self, digests: Vec<Digest>) -> Result<reqwest::Response, String> {
+        let url = format!("{}/api/v1/agent/blobs", self.server);
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(&BlobRequest { digests })
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("downloading content: {}", error_text(resp).await));
+        }
+        Ok(resp)
+    }
+}

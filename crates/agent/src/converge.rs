@@ -1,0 +1,217 @@
+//! Bringing the host to its desired state, and keeping it there.
+//!
+//! Triggered by a new desired state, by a (re)connection (which asks for a
+//! full report), and by a periodic check. Each project is handled in turn:
+//! if `current` is the desired release, report; if the release directory is
+//! still on disk (a rollback), relink; otherwise fetch the manifest, download
+//! only the content the host lacks, verify it, assemble and relink.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferry_artifact::frame::{Decoder, Event};
+use ferry_proto::agent::{
+    ActiveRelease, Activity, AgentMsg, DesiredRelease, DesiredState, ProjectReport, TransferStats,
+};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::client::AgentApi;
+use crate::layout::{ProjectLayout, ReleaseMeta};
+use crate::objects::{ObjectStore, PLAIN_MODE};
+
+/// After a failed install, wait this long before trying the same release again.
+const RETRY_AFTER: Duration = Duration::from_secs(15);
+/// Unreferenced content younger than this is kept for a retry.
+const GC_MIN_AGE: Duration = Duration::from_secs(600);
+
+pub struct Converger {
+    pub root: PathBuf,
+    pub objects: ObjectStore,
+    pub api: AgentApi,
+    pub desired: watch::Receiver<Option<DesiredState>>,
+    pub connected: watch::Receiver<u64>,
+    pub reports: mpsc::UnboundedSender<AgentMsg>,
+    pub check_interval: Duration,
+}
+
+pub async fn run(mut c: Converger) {
+    let mut failures: HashMap<String, (i64, String, Instant)> = HashMap::new();
+    let mut check = tokio::time::interval(c.check_interval);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = c.desired.changed() => if changed.is_err() { return },
+            changed = c.connected.changed() => if changed.is_err() { return },
+            _ = check.tick() => {}
+        }
+        let Some(desired) = c.desired.borrow_and_update().clone() else {
+            continue;
+        };
+        c.connected.borrow_and_update();
+        for release in &desired.releases {
+            let report = converge_one(&c, release, &mut failures).await;
+            if c.reports.send(AgentMsg::Report(report)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn active(layout: &ProjectLayout) -> Option<ActiveRelease> {
+    layout.current().map(|(name, meta)| ActiveRelease {
+        release_id: meta.release_id,
+        release_name: name,
+        version: meta.version,
+    })
+}
+
+async fn converge_one(
+    c: &Converger,
+    want: &DesiredRelease,
+    failures: &mut HashMap<String, (i64, String, Instant)>,
+) -> ProjectReport {
+    let layout = ProjectLayout::new(&c.root, &want.project);
+    let current = active(&layout);
+    let report = |current, activity, transfer| ProjectReport {
+        project: want.project.clone(),
+        current,
+        activity,
+        transfer,
+    };
+    if current
+        .as_ref()
+        .is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name)
+    {
+        failures.remove(&want.project);
+        return report(current, Activity::Idle, None);
+    }
+    if let Some((id, error, at)) = failures.get(&want.project)
+        && *id == want.release_id
+        && at.elapsed() < RETRY_AFTER
+    {
+        return report(
+            current,
+            Activity::Failed {
+                release_id: *id,
+                error: error.clone(),
+            },
+            None,
+        );
+    }
+    let _ = c.reports.send(AgentMsg::Report(report(
+        current.clone(),
+        Activity::Installing {
+            release_id: want.release_id,
+        },
+        None,
+    )));
+    match install(c, &layout, want).await {
+        Ok(transfer) => {
+            failures.remove(&want.project);
+            tracing::info!(project = %want.project, release = %want.release_name,
+                downloaded = transfer.bytes_downloaded, reused = transfer.bytes_reused, "release active");
+            report(active(&layout), Activity::Idle, Some(transfer))
+        }
+        Err(error) => {
+            tracing::error!(project = %want.project, release = %want.release_name, "install failed: {error}");
+            failures.insert(want.project.clone(), (want.release_id, error.clone(), Instant::now()));
+            report(
+                active(&layout),
+                Activity::Failed {
+                    release_id: want.release_id,
+                    error,
+                },
+                None,
+            )
+        }
+    }
+}
+
+/// Installs (if needed) and activates one release. Returns what it moved.
+async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
+    let mut stats = TransferStats {
+        release_id: want.release_id,
+        ..Default::default()
+    };
+    if !layout.has_release(&want.release_name) {
+        let manifest = c.api.manifest(want.release_id).await?;
+        manifest
+            .validate()
+            .map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
+        let blobs = manifest.distinct_blobs();
+        let missing: Vec<_> = blobs.keys().filter(|d| !c.objects.has_content(d)).copied().collect();
+        stats.bytes_downloaded = missing.iter().map(|d| blobs.get(d).copied().unwrap_or(0)).sum();
+        stats.files_downloaded = missing.len() as u64;
+        stats.bytes_reused = manifest.total_size().saturating_sub(stats.bytes_downloaded);
+        if !missing.is_empty() {
+            download(c, missing).await?;
+        }
+        let objects = c.objects.clone();
+        let layout2 = layout.clone();
+        let name = want.release_name.clone();
+        let meta = ReleaseMeta {
+            release_id: want.release_id,
+            version: want.version.clone(),
+            env: want.env.clone(),
+        };
+        tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("assembling the release: {e}"))?;
+    }
+    layout
+        .activate(&want.release_name)
+        .map_err(|e| format!("activating the release: {e}"))?;
+    let keep = want.keep_releases;
+    let layout2 = layout.clone();
+    let objects = c.objects.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = layout2.prune(keep) {
+            tracing::warn!("pruning old releases: {e}");
+        }
+        objects.collect_garbage(GC_MIN_AGE)
+    })
+    .await;
+    Ok(stats)
+}
+
+/// Downloads blobs into the content store, verifying each; a blob whose bytes
+/// do not match its digest is never stored, and fails the install.
+async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(), String> {
+    let wanted = digests.len();
+    let resp = c.api.blobs(digests).await?;
+    let mut stream = resp.bytes_stream();
+    let mut decoder = Decoder::new();
+    let mut current = None;
+    let mut stored = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("download interrupted: {e}"))?;
+        let mut input = &chunk[..];
+        while let Some(event) = decoder.next(&mut input) {
+            match event {
+                Event::Begin { digest, len } => {
+                    current = Some(c.objects.begin(digest, len).map_err(|e| e.to_string())?);
+                }
+                Event::Data(data) => {
+                    if let Some(w) = current.as_mut() {
+                        w.write(data).map_err(|e| e.to_string())?;
+                    }
+                }
+                Event::End => {
+                    if let Some(w) = current.take() {
+                        w.finish(Some(PLAIN_MODE))
+                            .map_err(|e| format!("content from the server rejected: {e}"))?;
+                        stored += 1;
+                    }
+                }
+            }
+        }
+    }
+    decoder.finish().map_err(|e| format!("download interrupted: {e}"))?;
+    if stored != wanted {
+        return Err(format!("the server sent {stored} of {wanted} requested blobs"));
+    }
+    Ok(())
+}

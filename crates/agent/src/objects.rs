@@ -1,0 +1,94 @@
+//! The host's content store: every file content the host holds, once, named
+//! by digest, under `<root>/.ferry/objects/`.
+//!
+//! Release files are hard links to these objects, so a release costs only
+//! the content it does not share with earlier ones (R20), and an installed
+//! release's files are exactly the verified bytes. Objects are read-only
+//! (0444, or 0555 for executables): release trees are immutable, and writable
+//! data belongs in `shared/`. Identical content with different modes needs two
+//! inodes, so an executable variant lives beside the plain one as `<digest>.x`.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ferry_artifact::{BlobDir, BlobError, PendingBlob};
+use ferry_domain::Digest;
+
+pub const PLAIN_MODE: u32 = 0o444;
+pub const EXEC_MODE: u32 = 0o555;
+
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    dir: BlobDir,
+}
+
+impl ObjectStore {
+    pub fn open(root: &Path) -> Result<Self, BlobError> {
+        Ok(ObjectStore {
+            dir: BlobDir::open(root.join(".ferry").join("objects"))?,
+        })
+    }
+
+    pub fn path_for(&self, digest: &Digest, executable: bool) -> PathBuf {
+        let plain = self.dir.path_of(digest);
+        if executable { plain.with_extension("x") } else { plain }
+    }
+
+    /// True when the content is here in either mode.
+    pub fn has_content(&self, digest: &Digest) -> bool {
+        self.path_for(digest, false).exists() || self.path_for(digest, true).exists()
+    }
+
+    /// Starts writing downloaded content; it is stored in the plain mode.
+    pub fn begin(&self, digest: Digest, len: u64) -> Result<PendingBlob, BlobError> {
+        self.dir.begin(digest, len)
+    }
+
+    /// Makes sure the object exists in the wanted mode, copying the other
+    /// mode's object locally if needed. Returns its path.
+    pub fn ensure(&self, digest: &Digest, executable: bool) -> io::Result<PathBuf> {
+        let want = self.path_for(digest, executable);
+        if want.exists() {
+            return Ok(want);
+        }
+        let other = self.path_for(digest, !executable);
+        let tmp = self.dir.root().join("tmp").join(format!("{}.variant", digest.to_hex()));
+        fs::copy(&other, &tmp)?;
+        fs::set_permissions(
+            &tmp,
+            fs::Permissions::from_mode(if executable { EXEC_MODE } else { PLAIN_MODE }),
+        )?;
+        fs::rename(&tmp, &want)?;
+        Ok(want)
+    }
+
+    /// Removes objects no release links to any more (link count 1) that are
+    /// older than `min_age`, so content downloaded for an install that has
+    /// not finished yet survives for its retry. Returns bytes freed.
+    pub fn collect_garbage(&self, min_age: Duration) -> u64 {
+        let mut freed = 0;
+        let Ok(fanout) = fs::read_dir(self.dir.root()) else {
+            return 0;
+        };
+        let cutoff = SystemTime::now().checked_sub(min_age).unwrap_or(SystemTime::UNIX_EPOCH);
+        for sub in fanout.flatten() {
+            if sub.file_name() == "tmp" {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(sub.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                let old = meta.modified().map(|m| m < cutoff).unwrap_or(false);
+                if meta.is_file() && meta.nlink() == 1 && old && fs::remove_file(entry.path()).is_ok() {
+                    freed += meta.len();
+                }
+            }
+        }
+        freed
+    }
+}

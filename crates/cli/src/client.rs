@@ -1,0 +1,82 @@
+//! A thin JSON client for the server API that turns error responses into the
+//! server's own message.
+
+use anyhow::{Context, Result, bail};
+use ferry_proto::api::ErrorBody;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Server address and credential, from flags or `FERRY_SERVER` / `FERRY_TOKEN`.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(server: &str, token: &str) -> Result<Client> {
+        if server.is_empty() {
+            bail!("no server given: pass --server URL or set FERRY_SERVER");
+        }
+        if token.is_empty() {
+            bail!("no API token given: pass --token TOKEN or set FERRY_TOKEN");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            base: server.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            http,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = self.http.get(self.url(path)).bearer_auth(&self.token).send().await;
+        decode(path, resp).await
+    }
+
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await;
+        decode(path, resp).await
+    }
+}
+
+/// Decodes a JSON answer, or fails with the server's error message.
+pub(crate) async fn decode<T: DeserializeOwned>(
+    path: &str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T> {
+    let resp = resp.map_err(|e| anyhow::anyhow!("cannot reach the Ferry server ({path}): {e}"))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .with_context(|| format!("reading the answer to {path}"))?;
+    if !status.is_success() {
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => bail!("{}", e.error),
+            Err(_) => bail!(
+                "server answered {status} to {path}: {}",
+                String::from_utf8_lossy(&bytes).trim()
+            ),
+        }
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("unreadable answer to {path}"))
+}

@@ -1,0 +1,330 @@
+//! One function per subcommand. Each prints its result and returns an error
+//! (making `ferry` exit non-zero) when the operation did not succeed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use ferry_domain::{DeploymentKind, DeploymentStatus, HostDeployState};
+use ferry_proto::api::*;
+
+use crate::output::{bytes, table, time};
+use crate::upload::{ReleaseLabels, upload_release};
+use crate::{Client, Output};
+
+pub async fn project_create(c: &Client, name: &str, keep_releases: Option<u32>) -> Result<()> {
+    let p: ProjectInfo = c
+        .post(
+            "/api/v1/projects",
+            &CreateProject {
+                name: name.into(),
+                keep_releases,
+            },
+        )
+        .await?;
+    println!(
+        "created project {} (keeps {} releases per host)",
+        p.name, p.keep_releases
+    );
+    Ok(())
+}
+
+pub async fn project_list(c: &Client, out: Output) -> Result<()> {
+    let list: Vec<ProjectInfo> = c.get("/api/v1/projects").await?;
+    out.print(&list, |l| {
+        table(
+            &["PROJECT", "KEEP", "CREATED"],
+            l.iter()
+                .map(|p| vec![p.name.clone(), p.keep_releases.to_string(), time(&p.created_at)])
+                .collect(),
+        )
+    })
+}
+
+pub async fn env_create(c: &Client, project: &str, env: &str, selector: &str) -> Result<()> {
+    let e: EnvironmentInfo = c
+        .post(
+            &format!("/api/v1/projects/{project}/environments"),
+            &CreateEnvironment {
+                name: env.into(),
+                selector: selector.into(),
+            },
+        )
+        .await?;
+    println!(
+        "created environment {}/{} selecting hosts with {}",
+        e.project, e.name, e.selector
+    );
+    Ok(())
+}
+
+pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
+    let list: Vec<EnvironmentInfo> = c.get(&format!("/api/v1/projects/{project}/environments")).await?;
+    out.print(&list, |l| {
+        table(
+            &["ENV", "SELECTOR", "DESIRED VERSION"],
+            l.iter()
+                .map(|e| {
+                    vec![
+                        e.name.clone(),
+                        e.selector.clone(),
+                        e.desired_version.clone().unwrap_or("-".into()),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+pub async fn release_upload(c: &Client, project: &str, path: &Path, labels: ReleaseLabels, out: Output) -> Result<()> {
+    let r = upload_release(c, project, path, labels).await?;
+    out.print(&r, |r| {
+        format!(
+            "uploaded {}/{}: {} files, {} (manifest {})\n",
+            r.project,
+            r.version,
+            r.file_count,
+            bytes(r.total_size),
+            &r.manifest_digest.to_hex()[..12]
+        )
+    })
+}
+
+pub async fn release_list(c: &Client, project: &str, out: Output) -> Result<()> {
+    let list: Vec<ReleaseInfo> = c.get(&format!("/api/v1/projects/{project}/releases")).await?;
+    out.print(&list, |l| {
+        table(
+            &["VERSION", "BRANCH", "COMMITTER", "FILES", "SIZE", "CREATED"],
+            l.iter()
+                .map(|r| {
+                    vec![
+                        r.version.clone(),
+                        r.branch.clone(),
+                        r.committer.clone(),
+                        r.file_count.to_string(),
+                        bytes(r.total_size),
+                        time(&r.created_at),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+/// `ferry deploy` and `ferry rollback`.
+pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool, out: Output) -> Result<()> {
+    let d: DeploymentInfo = c.post(&format!("/api/v1/projects/{project}/deployments"), &req).await?;
+    let what = if d.kind == DeploymentKind::Rollback {
+        "rollback"
+    } else {
+        "deployment"
+    };
+    if out == Output::Table {
+        println!(
+            "{what} {} of {}/{} to version {} on {} host(s)",
+            d.id,
+            d.project,
+            d.env,
+            d.version,
+            d.hosts.len()
+        );
+    }
+    if !wait {
+        if out == Output::Json {
+            out.print(&d, |_| String::new())?;
+        }
+        return Ok(());
+    }
+    let done = follow(c, d.id, out).await?;
+    finish(&done, out)
+}
+
+/// Polls a deployment until it ends, printing each host's changes.
+async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
+    let started = Instant::now();
+    let mut seen: HashMap<String, HostDeployState> = HashMap::new();
+    loop {
+        let d: DeploymentInfo = c.get(&format!("/api/v1/deployments/{id}")).await?;
+        if out == Output::Table {
+            for h in &d.hosts {
+                if seen.get(&h.host) != Some(&h.state) {
+                    seen.insert(h.host.clone(), h.state);
+                    println!(
+                        "  {:>6.1}s  {:<20} {}",
+                        started.elapsed().as_secs_f64(),
+                        h.host,
+                        host_line(h)
+                    );
+                }
+            }
+        }
+        if d.status.is_terminal() {
+            return Ok(d);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn host_line(h: &DeploymentHostInfo) -> String {
+    match h.state {
+        HostDeployState::Succeeded => format!(
+            "succeeded  ({} downloaded, {} reused)",
+            bytes(h.bytes_downloaded),
+            bytes(h.bytes_reused)
+        ),
+        HostDeployState::Failed => format!("FAILED  {}", h.error.as_deref().unwrap_or("")),
+        other => other.to_string(),
+    }
+}
+
+fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
+    let failed = d.hosts.iter().filter(|h| h.state == HostDeployState::Failed).count();
+    out.print(d, |d| {
+        format!(
+            "{} {} {}: {} of {} host(s) on version {}\n",
+            if d.kind == DeploymentKind::Rollback {
+                "rollback"
+            } else {
+                "deployment"
+            },
+            d.id,
+            d.status,
+            d.hosts.len() - failed,
+            d.hosts.len(),
+            d.version
+        )
+    })?;
+    if d.status == DeploymentStatus::Failed {
+        bail!(
+            "deployment {} failed on {failed} host(s); see `ferry deployment show {}`",
+            d.id,
+            d.id
+        );
+    }
+    Ok(())
+}
+
+pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
+    let s: ProjectStatus = c.get(&format!("/api/v1/projects/{project}/status")).await?;
+    out.print(&s, |s| {
+        let mut text = String::new();
+        for env in &s.environments {
+            let counts: Vec<String> = env.version_counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
+            text.push_str(&format!(
+                "{}/{}  selector {}  desired {}  hosts by version: {}\n",
+                s.project,
+                env.env,
+                env.selector,
+                env.desired_version.as_deref().unwrap_or("-"),
+                if counts.is_empty() {
+                    "no hosts".to_string()
+                } else {
+                    counts.join(", ")
+                }
+            ));
+            let rows = env
+                .hosts
+                .iter()
+                .map(|h| {
+                    vec![
+                        format!("  {}", h.host),
+                        if h.online { "online".into() } else { "OFFLINE".into() },
+                        h.current_version.clone().unwrap_or("-".into()),
+                        h.desired_version.clone().unwrap_or("-".into()),
+                        h.activity.clone(),
+                        h.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            text.push_str(&table(
+                &["  HOST", "STATE", "RUNNING", "DESIRED", "ACTIVITY", "ERROR"],
+                rows,
+            ));
+        }
+        text
+    })
+}
+
+pub async fn hosts(c: &Client, out: Output) -> Result<()> {
+    let list: Vec<HostInfo> = c.get("/api/v1/hosts").await?;
+    out.print(&list, |l| {
+        table(
+            &["HOST", "TAGS", "STATE", "LAST HEARTBEAT", "AGENT"],
+            l.iter()
+                .map(|h| {
+                    vec![
+                        h.name.clone(),
+                        h.tags.to_string(),
+                        if h.online { "online".into() } else { "OFFLINE".into() },
+                        h.last_seen.as_deref().map(time).unwrap_or("-".into()),
+                        h.agent_version.clone().unwrap_or("-".into()),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+pub async fn deployments(c: &Client, project: &str, limit: u32, out: Output) -> Result<()> {
+    let list: Vec<DeploymentInfo> = c
+        .get(&format!("/api/v1/projects/{project}/deployments?limit={limit}"))
+        .await?;
+    out.print(&list, |l| {
+        table(
+            &["ID", "ENV", "VERSION", "KIND", "STATUS", "BY", "STARTED", "FINISHED"],
+            l.iter()
+                .map(|d| {
+                    vec![
+                        d.id.to_string(),
+                        d.env.clone(),
+                        d.version.clone(),
+                        d.kind.to_string(),
+                        d.status.to_string(),
+                        d.created_by.clone(),
+                        time(&d.created_at),
+                        d.finished_at.as_deref().map(time).unwrap_or("-".into()),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+pub async fn deployment_show(c: &Client, id: i64, out: Output) -> Result<()> {
+    let d: DeploymentInfo = c.get(&format!("/api/v1/deployments/{id}")).await?;
+    out.print(&d, |d| {
+        let mut text = format!(
+            "deployment {} ({}) of {}/{} version {}: {}\nstarted {} by {}, finished {}\n",
+            d.id,
+            d.kind,
+            d.project,
+            d.env,
+            d.version,
+            d.status,
+            time(&d.created_at),
+            d.created_by,
+            d.finished_at.as_deref().map(time).unwrap_or("-".into())
+        );
+        let rows = d
+            .hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.host.clone(),
+                    h.state.to_string(),
+                    h.started_at.as_deref().map(time).unwrap_or("-".into()),
+                    h.finished_at.as_deref().map(time).unwrap_or("-".into()),
+                    bytes(h.bytes_downloaded),
+                    bytes(h.bytes_reused),
+                    h.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &["HOST", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"],
+            rows,
+        ));
+        text
+    })
+}

@@ -1,0 +1,241 @@
+//! The agent side of the API: enrolment, the long-lived WebSocket, and the
+//! downloads an agent makes to install a release.
+//!
+//! One connection per agent carries heartbeats and reports up, desired state
+//! down (R1). The server never opens a connection to a host.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use ferry_artifact::frame;
+use ferry_domain::validate_name;
+use ferry_proto::FERRY_VERSION;
+use ferry_proto::agent::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
+use ferry_proto::api::{BlobRequest, EnrollAnswer, EnrollRequest};
+use ferry_store::Host;
+use tokio::io::AsyncReadExt;
+
+use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, fleet, now_ms};
+
+/// `POST /api/v1/agent/enroll`: a new host presents the join token and gets
+/// its own credential.
+pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest>) -> ApiResult<Json<EnrollAnswer>> {
+    let expected = state.db.get_setting("join_token_hash").await?.unwrap_or_default();
+    if !auth::same_hash(&auth::token_hash(req.join_token.trim()), &expected) {
+        return Err(ApiError::Unauthorized("wrong join token".into()));
+    }
+    validate_name("host name", &req.name)?;
+    let token = auth::new_token(AGENT_TOKEN_PREFIX);
+    let host = state
+        .db
+        .enroll_host(&req.name, &req.tags, &auth::token_hash(&token), now_ms())
+        .await
+        .map_err(|e| match e {
+            ferry_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
+                "host '{}' is already enrolled; an agent keeps its credential under its --root, so start it with \
+                 the same --root, or choose another --name",
+                req.name
+            )),
+            other => other.into(),
+        })?;
+    tracing::info!(host = %host.name, tags = %host.tags, "host enrolled");
+    Ok(Json(EnrollAnswer { host: host.name, token }))
+}
+
+/// `GET /api/v1/agent/connect`: upgrades to the agent WebSocket.
+pub async fn connect(State(state): State<AppState>, AgentCaller(host): AgentCaller, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| async move {
+        let name = host.name.clone();
+        if let Err(e) = serve_agent(state, host, socket).await {
+            tracing::info!(host = %name, "agent connection ended: {e}");
+        }
+    })
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), String> {
+    let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
+    socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())
+}
+
+async fn send_desired(state: &AppState, socket: &mut WebSocket, host_id: i64) -> Result<(), String> {
+    let desired = fleet::desired_state(state, host_id).await.map_err(|e| e.to_string())?;
+    send(socket, &ServerMsg::Desired(desired)).await
+}
+
+async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Result<(), String> {
+    // The first message must be Hello, within a reasonable time.
+    let hello = tokio::time::timeout(Duration::from_secs(30), socket.recv())
+        .await
+        .map_err(|_| "no hello within 30 s".to_string())?
+        .ok_or("closed before hello")?
+        .map_err(|e| e.to_string())?;
+    let Message::Text(text) = hello else {
+        return Err("first message was not text".into());
+    };
+    let (tags, agent_version) = match serde_json::from_str::<AgentMsg>(&text) {
+        Ok(AgentMsg::Hello {
+            protocol,
+            agent_version,
+            tags,
+        }) if protocol == PROTOCOL_VERSION => (tags, agent_version),
+        Ok(AgentMsg::Hello { protocol, .. }) => {
+            let reason = format!(
+                "agent protocol {protocol} is not supported by server {FERRY_VERSION} (protocol {PROTOCOL_VERSION})"
+            );
+            send(&mut socket, &ServerMsg::Refused { reason: reason.clone() }).await?;
+            return Err(reason);
+        }
+        _ => return Err("first message was not a hello".into()),
+    };
+
+    let registration = state.hub.register(host.id);
+    let result = async {
+        state
+            .db
+            .host_connected(host.id, &tags, &agent_version, now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        fleet::adopt(&state, host.id, &tags).await.map_err(|e| e.to_string())?;
+        tracing::info!(host = %host.name, %agent_version, "agent connected");
+        let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
+        send(
+            &mut socket,
+            &ServerMsg::Welcome {
+                host: host.name.clone(),
+                heartbeat_interval_ms: interval,
+            },
+        )
+        .await?;
+        send_desired(&state, &mut socket, host.id).await?;
+        agent_loop(&state, &host, &mut socket, &registration).await
+    }
+    .await;
+    if state.hub.unregister(host.id, registration.conn_id) {
+        let _ = state.db.host_disconnected(host.id).await;
+        tracing::info!(host = %host.name, "agent disconnected");
+    }
+    result
+}
+
+async fn agent_loop(
+    state: &AppState,
+    host: &Host,
+    socket: &mut WebSocket,
+    registration: &crate::hub::Registration,
+) -> Result<(), String> {
+    let mut resync = tokio::time::interval(state.config.resync_interval);
+    resync.tick().await;
+    let silence = state.config.heartbeat_timeout;
+    loop {
+        tokio::select! {
+            msg = tokio::time::timeout(silence, socket.recv()) => {
+                let msg = match msg {
+                    Err(_) => return Err(format!("no message for {} s", silence.as_secs())),
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Err(e))) => return Err(e.to_string()),
+                    Ok(Some(Ok(m))) => m,
+                };
+                let text = match msg {
+                    Message::Text(t) => t,
+                    Message::Close(_) => return Ok(()),
+                    _ => continue,
+                };
+                match serde_json::from_str::<AgentMsg>(&text) {
+                    Ok(AgentMsg::Heartbeat) => {
+                        state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
+                    }
+                    Ok(AgentMsg::Report(report)) => {
+                        state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
+                        state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
+                    }
+                    Ok(AgentMsg::Hello { .. }) => return Err("hello sent twice".into()),
+                    Err(e) => tracing::warn!(host = %host.name, "unreadable agent message: {e}"),
+                }
+            }
+            _ = registration.wake.notified() => {
+                if !state.hub.is_current(host.id, registration.conn_id) {
+                    return Err("replaced by a newer connection of the same host".into());
+                }
+                send_desired(state, socket, host.id).await?;
+            }
+            _ = resync.tick() => send_desired(state, socket, host.id).await?,
+        }
+    }
+}
+
+/// `GET /api/v1/agent/releases/{id}/manifest`: only for a release that is
+/// desired on the asking host.
+pub async fn manifest(
+    State(state): State<AppState>,
+    AgentCaller(host): AgentCaller,
+    Path(release_id): Path<i64>,
+) -> ApiResult<Response> {
+    let desired = state.db.desired_for_host(host.id).await?;
+    let Some(row) = desired.into_iter().find(|r| r.release.id == release_id) else {
+        return Err(ApiError::Forbidden(format!(
+            "release {release_id} is not desired on host '{}'",
+            host.name
+        )));
+    };
+    let bytes = state.artifacts.get(&row.release.manifest_digest).await?;
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(bytes))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `POST /api/v1/agent/blobs`: the requested blobs as one framed stream.
+pub async fn blobs(
+    State(state): State<AppState>,
+    AgentCaller(_host): AgentCaller,
+    Json(req): Json<BlobRequest>,
+) -> ApiResult<Response> {
+    for d in &req.digests {
+        if !state.artifacts.contains(d).await? {
+            return Err(ApiError::NotFound(format!("blob {d} is not in the artifact store")));
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let artifacts = state.artifacts.clone();
+    tokio::spawn(async move {
+        for d in req.digests {
+            let mut blob = match artifacts.open(&d).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            if tx
+                .send(Ok(Bytes::copy_from_slice(&frame::header(&d, blob.len))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut left = blob.len;
+            while left > 0 {
+                let mut buf = vec![0u8; usize::try_from(left.min(256 * 1024)).unwrap_or(256 * 1024)];
+                if let Err(e) = blob.reader.read_exact(&mut buf).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                left -= buf.len() as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

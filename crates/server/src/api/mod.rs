@@ -1,0 +1,47 @@
+//! The HTTP API under `/api/v1`, plus `/healthz`. Handlers are thin: they
+//! authenticate, validate, call the store or `fleet`, and shape the answer.
+
+mod deployments;
+mod hosts;
+mod projects;
+mod releases;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::{AppState, agent_channel};
+
+/// Large enough for the manifest of a release with hundreds of thousands of
+/// files; blob uploads stream and are not bound by it.
+const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/projects", post(projects::create).get(projects::list))
+        .route("/api/v1/projects/{project}", get(projects::show))
+        .route(
+            "/api/v1/projects/{project}/environments",
+            post(projects::create_env).get(projects::list_envs),
+        )
+        .route("/api/v1/projects/{project}/status", get(projects::status))
+        .route(
+            "/api/v1/projects/{project}/releases",
+            post(releases::create).get(releases::list),
+        )
+        .route(
+            "/api/v1/projects/{project}/deployments",
+            post(deployments::create).get(deployments::list),
+        )
+        .route("/api/v1/deployments/{id}", get(deployments::show))
+        .route("/api/v1/blobs/missing", post(releases::missing_blobs))
+        .route("/api/v1/blobs", post(releases::upload_blobs))
+        .route("/api/v1/hosts", get(hosts::list))
+        .route("/api/v1/agent/enroll", post(agent_channel::enroll))
+        .route("/api/v1/agent/connect", get(agent_channel::connect))
+        .route("/api/v1/agent/releases/{id}/manifest", get(agent_channel::manifest))
+        .route("/api/v1/agent/blobs", post(agent_channel::blobs))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .with_state(state)
+}

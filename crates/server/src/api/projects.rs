@@ -1,0 +1,156 @@
+//! Projects, environments and the version-per-host view (R12).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ferry_domain::{Selector, rfc3339_from_millis, validate_name};
+use ferry_proto::api::{
+    CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo, ProjectStatus,
+};
+use ferry_store::{Environment, Project};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+const DEFAULT_KEEP_RELEASES: u32 = 5;
+
+fn project_info(p: Project) -> ProjectInfo {
+    ProjectInfo {
+        name: p.name,
+        keep_releases: p.keep_releases,
+        created_at: rfc3339_from_millis(p.created_at),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Json(req): Json<CreateProject>,
+) -> ApiResult<Json<ProjectInfo>> {
+    validate_name("project name", &req.name)?;
+    let keep = req.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES);
+    if !(1..=100).contains(&keep) {
+        return Err(ApiError::BadRequest(format!(
+            "keep_releases must be between 1 and 100, not {keep}"
+        )));
+    }
+    let p = state.db.create_project(&req.name, keep, crate::now_ms()).await?;
+    Ok(Json(project_info(p)))
+}
+
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<ProjectInfo>>> {
+    Ok(Json(state.db.projects().await?.into_iter().map(project_info).collect()))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<ProjectInfo>> {
+    Ok(Json(project_info(state.db.project(&project).await?)))
+}
+
+async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo> {
+    let desired_version = match e.desired_release_id {
+        Some(id) => Some(state.db.release_by_id(id).await?.version),
+        None => None,
+    };
+    Ok(EnvironmentInfo {
+        project: e.project,
+        name: e.name,
+        selector: e.selector,
+        desired_version,
+        created_at: rfc3339_from_millis(e.created_at),
+    })
+}
+
+pub async fn create_env(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+    Json(req): Json<CreateEnvironment>,
+) -> ApiResult<Json<EnvironmentInfo>> {
+    validate_name("environment name", &req.name)?;
+    let selector = Selector::parse(&req.selector).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
+    let project = state.db.project(&project).await?;
+    for other in state.db.environments(&project).await? {
+        let other_sel = Selector::parse(&other.selector).unwrap_or_default();
+        if selector.overlaps(&other_sel) {
+            return Err(ApiError::Conflict(format!(
+                "selector {selector} overlaps environment '{}' ({}): a host runs a project for one environment \
+                 only, so give the selectors a key with different values (e.g. env=staging / env=prod)",
+                other.name, other.selector
+            )));
+        }
+    }
+    let env = state
+        .db
+        .create_environment(&project, &req.name, &selector.to_string(), crate::now_ms())
+        .await?;
+    Ok(Json(env_info(&state, env).await?))
+}
+
+pub async fn list_envs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<EnvironmentInfo>>> {
+    let project = state.db.project(&project).await?;
+    let mut out = Vec::new();
+    for e in state.db.environments(&project).await? {
+        out.push(env_info(&state, e).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Environment x host -> version, with counts per version (R12).
+pub async fn status(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<ProjectStatus>> {
+    let project = state.db.project(&project).await?;
+    let hosts = state.db.hosts().await?;
+    let rows = state.db.project_host_states(&project).await?;
+    let mut environments = Vec::new();
+    for env in state.db.environments(&project).await? {
+        let selector = Selector::parse(&env.selector).unwrap_or_default();
+        let mut entries = Vec::new();
+        let mut version_counts = BTreeMap::new();
+        for host in &hosts {
+            let row = rows.iter().find(|r| r.host_id == host.id);
+            let assigned_here = row.and_then(|r| r.desired_env_id) == Some(env.id);
+            let assigned_elsewhere = row.and_then(|r| r.desired_env_id).is_some_and(|id| id != env.id);
+            if !(assigned_here || (selector.matches(&host.tags) && !assigned_elsewhere)) {
+                continue;
+            }
+            let current = row.and_then(|r| r.current_version.clone());
+            *version_counts
+                .entry(current.clone().unwrap_or_else(|| "none".into()))
+                .or_insert(0) += 1;
+            entries.push(HostProjectStatus {
+                host: host.name.clone(),
+                online: host.online,
+                desired_version: row.filter(|_| assigned_here).and_then(|r| r.desired_version.clone()),
+                current_version: current,
+                current_release: row.and_then(|r| r.current_release.clone()),
+                activity: row.and_then(|r| r.activity.clone()).unwrap_or_else(|| "unknown".into()),
+                error: row.and_then(|r| r.error.clone()),
+            });
+        }
+        let info = env_info(&state, env).await?;
+        environments.push(EnvironmentStatus {
+            env: info.name,
+            selector: info.selector,
+            desired_version: info.desired_version,
+            version_counts,
+            hosts: entries,
+        });
+    }
+    Ok(Json(ProjectStatus {
+        project: project.name,
+        environments,
+    }))
+}

@@ -1,0 +1,154 @@
+//! Uploading content and registering releases.
+//!
+//! An upload is three requests: ask which blobs are missing, stream those
+//! blobs (verified one by one as they arrive), then register the release by
+//! its manifest. The release becomes visible only in the last step, after the
+//! server has checked the manifest's rules and that every blob is present.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use ferry_artifact::frame::{Decoder, Event};
+use ferry_domain::{rfc3339_from_millis, validate_version};
+use ferry_proto::api::{BlobQuery, BlobQueryAnswer, CreateRelease, ReleaseInfo};
+use ferry_store::{BlobWriter, NewRelease, Release};
+use futures_util::StreamExt;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub async fn missing_blobs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Json(q): Json<BlobQuery>,
+) -> ApiResult<Json<BlobQueryAnswer>> {
+    let mut missing = Vec::new();
+    for d in q.digests {
+        if !state.artifacts.contains(&d).await? && !missing.contains(&d) {
+            missing.push(d);
+        }
+    }
+    Ok(Json(BlobQueryAnswer { missing }))
+}
+
+#[derive(serde::Serialize)]
+pub struct UploadAnswer {
+    stored: u64,
+    bytes: u64,
+}
+
+/// Receives a body of frames (see `ferry_artifact::frame`); every blob is
+/// verified against its digest before it is stored.
+pub async fn upload_blobs(State(state): State<AppState>, _caller: Caller, body: Body) -> ApiResult<Json<UploadAnswer>> {
+    let mut stream = body.into_data_stream();
+    let mut decoder = Decoder::new();
+    let mut current: Option<Box<dyn BlobWriter>> = None;
+    let (mut stored, mut bytes) = (0u64, 0u64);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+        let mut input = &chunk[..];
+        loop {
+            let Some(event) = decoder.next(&mut input) else { break };
+            match event {
+                Event::Begin { digest, len } => current = Some(state.artifacts.begin(digest, len).await?),
+                Event::Data(data) => {
+                    if let Some(w) = current.as_mut() {
+                        w.write(data).await?;
+                        bytes += data.len() as u64;
+                    }
+                }
+                Event::End => {
+                    if let Some(w) = current.take() {
+                        w.finish()
+                            .await
+                            .map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+                        stored += 1;
+                    }
+                }
+            }
+        }
+    }
+    decoder.finish().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(UploadAnswer { stored, bytes }))
+}
+
+fn release_info(project: &str, r: Release) -> ReleaseInfo {
+    ReleaseInfo {
+        project: project.to_string(),
+        version: r.version,
+        branch: r.branch,
+        committer: r.committer,
+        created_at: rfc3339_from_millis(r.created_at),
+        file_count: r.file_count,
+        total_size: r.total_size,
+        manifest_digest: r.manifest_digest,
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<CreateRelease>,
+) -> ApiResult<Json<ReleaseInfo>> {
+    validate_version(&req.version)?;
+    req.manifest
+        .validate()
+        .map_err(|e| ApiError::BadRequest(format!("release refused: {e}")))?;
+    let project = state.db.project(&project).await?;
+    let mut missing = Vec::new();
+    for digest in req.manifest.distinct_blobs().keys() {
+        if !state.artifacts.contains(digest).await? {
+            missing.push(digest.to_hex());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "release refused: {} blob(s) of the manifest were not uploaded, e.g. {}",
+            missing.len(),
+            missing[0]
+        )));
+    }
+    // The manifest itself is content too: stored by digest beside the files.
+    let manifest_json = serde_json::to_vec(&req.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let manifest_digest = ferry_artifact::digest_of(&manifest_json);
+    state.artifacts.put(manifest_digest, &manifest_json).await?;
+    let clean = |s: &str, fallback: &str| {
+        if s.trim().is_empty() {
+            fallback.to_string()
+        } else {
+            s.trim().to_string()
+        }
+    };
+    let release = state
+        .db
+        .create_release(
+            NewRelease {
+                project_id: project.id,
+                version: req.version,
+                branch: clean(&req.branch, "unknown"),
+                committer: clean(&req.committer, &user.name),
+                manifest_digest,
+                file_count: req.manifest.file_count() as u64,
+                total_size: req.manifest.total_size(),
+                created_by: user.name.clone(),
+            },
+            crate::now_ms(),
+        )
+        .await?;
+    tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
+    Ok(Json(release_info(&project.name, release)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<ReleaseInfo>>> {
+    let project = state.db.project(&project).await?;
+    let releases = state.db.releases(&project).await?;
+    Ok(Json(
+        releases.into_iter().map(|r| release_info(&project.name, r)).collect(),
+    ))
+}

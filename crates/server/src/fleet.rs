@@ -1,0 +1,237 @@
+//! From a deploy request to desired state on hosts, and the periodic checks
+//! that keep the fleet's picture true.
+//!
+//! A deployment never commands a host. It records the release as desired for
+//! its target hosts (R4); each agent converges its host to its desired state
+//! and reports; the reports move the deployment along. A host that was
+//! offline, or joins later, converges the same way (R2, R3).
+
+use std::time::Duration;
+
+use ferry_domain::{
+    DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target,
+};
+use ferry_proto::agent::{DesiredRelease, DesiredState};
+use ferry_proto::api::{CreateDeployment, DeploymentHostInfo, DeploymentInfo};
+use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User};
+
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, now_ms};
+
+/// How long a target host may be offline before it counts as failed, when the
+/// request does not say.
+pub const DEFAULT_OFFLINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The R16 directory name of `release` in `env`.
+pub fn release_name_for(project: &str, env: &str, release: &Release) -> String {
+    release_name(
+        project,
+        env,
+        &release.version,
+        &release.branch,
+        release.created_at / 1000,
+        &release.committer,
+    )
+}
+
+/// Everything that should run on a host, as sent to its agent.
+pub async fn desired_state(state: &AppState, host_id: i64) -> ApiResult<DesiredState> {
+    let rows = state.db.desired_for_host(host_id).await?;
+    Ok(DesiredState {
+        releases: rows
+            .into_iter()
+            .map(|row| DesiredRelease {
+                release_name: release_name_for(&row.project, &row.env, &row.release),
+                project: row.project,
+                env: row.env,
+                release_id: row.release.id,
+                version: row.release.version,
+                keep_releases: row.keep_releases,
+            })
+            .collect(),
+    })
+}
+
+fn selector_of(env: &Environment) -> ApiResult<Selector> {
+    Selector::parse(&env.selector).map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))
+}
+
+/// Gives a host the desired release of every environment its tags select,
+/// where it has none for that project yet (R3).
+pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> ApiResult<()> {
+    for env in state.db.all_environments().await? {
+        if selector_of(&env)?.matches(tags) && state.db.adopt_host(host_id, &env, now_ms()).await? {
+            tracing::info!(host_id, project = %env.project, env = %env.name, "host adopted the environment's release");
+        }
+    }
+    Ok(())
+}
+
+/// Creates a deployment or rollback and wakes the target hosts' agents.
+pub async fn create_deployment(
+    state: &AppState,
+    caller: &User,
+    project_name: &str,
+    req: CreateDeployment,
+) -> ApiResult<DeploymentInfo> {
+    let db = &state.db;
+    let project = db.project(project_name).await?;
+    let env = db.environment(&project, &req.env).await?;
+    let release = match (&req.version, req.kind) {
+        (Some(v), _) => db.release(&project, v).await?,
+        (None, DeploymentKind::Deploy) => return Err(ApiError::BadRequest("a deploy needs a version".into())),
+        (None, DeploymentKind::Rollback) => {
+            let history: Vec<PastDeployment<i64>> = db
+                .environment_history(&env)
+                .await?
+                .into_iter()
+                .map(|d| PastDeployment {
+                    release: d.release_id,
+                    succeeded: d.status.as_str() == "succeeded",
+                })
+                .collect();
+            let Some(target) = rollback_target(env.desired_release_id.as_ref(), &history) else {
+                return Err(ApiError::Conflict(format!(
+                    "environment '{}' has no earlier successfully deployed version to roll back to; \
+                     name one with --to VERSION",
+                    env.name
+                )));
+            };
+            db.release_by_id(target).await?
+        }
+    };
+
+    // Target hosts: the environment's hosts, or the chosen subset of them (R9).
+    let selector = selector_of(&env)?;
+    let all_hosts = db.hosts().await?;
+    let in_env: Vec<&Host> = all_hosts.iter().filter(|h| selector.matches(&h.tags)).collect();
+    let (targets, whole_env): (Vec<&Host>, bool) = match &req.hosts {
+        None => (in_env, true),
+        Some(names) if names.is_empty() => return Err(ApiError::BadRequest("--hosts names no host".into())),
+        Some(names) => {
+            let mut chosen = Vec::new();
+            for name in names {
+                let Some(host) = all_hosts.iter().find(|h| &h.name == name) else {
+                    return Err(ApiError::NotFound(format!("host '{name}' not found")));
+                };
+                if !selector.matches(&host.tags) {
+                    return Err(ApiError::BadRequest(format!(
+                        "host '{name}' (tags {}) is not in environment '{}' (selector {})",
+                        host.tags, env.name, env.selector
+                    )));
+                }
+                if !chosen.iter().any(|h: &&Host| h.id == host.id) {
+                    chosen.push(host);
+                }
+            }
+            (chosen, false)
+        }
+    };
+    // A host runs a project for one environment only: refuse to steal it.
+    for row in db.project_host_states(&project).await? {
+        if let Some(other) = row.desired_env_id.filter(|id| *id != env.id) {
+            if let Some(host) = targets.iter().find(|h| h.id == row.host_id) {
+                let other_name = db
+                    .environments(&project)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.id == other)
+                    .map(|e| e.name);
+                return Err(ApiError::Conflict(format!(
+                    "host '{}' already runs project '{}' for environment '{}'",
+                    host.name,
+                    project.name,
+                    other_name.unwrap_or_default()
+                )));
+            }
+        }
+    }
+
+    let name = release_name_for(&project.name, &env.name, &release);
+    let offline_timeout = req
+        .offline_timeout_secs
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_OFFLINE_TIMEOUT);
+    let new = NewDeployment {
+        project_id: project.id,
+        env_id: env.id,
+        release_id: release.id,
+        kind: req.kind,
+        created_by: caller.name.clone(),
+        targets: targets
+            .iter()
+            .map(|h| DeploymentTarget {
+                host_id: h.id,
+                release_name: name.clone(),
+            })
+            .collect(),
+        whole_env,
+        offline_timeout_ms: i64::try_from(offline_timeout.as_millis()).unwrap_or(i64::MAX),
+    };
+    let id = db.create_deployment(new, now_ms()).await?;
+    tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
+        hosts = targets.len(), "deployment created");
+    state.hub.wake(targets.iter().map(|h| h.id));
+    deployment_info(state, id).await
+}
+
+/// A deployment with its per-host rows, as the API shows it.
+pub async fn deployment_info(state: &AppState, id: i64) -> ApiResult<DeploymentInfo> {
+    let row = state.db.deployment(id).await?;
+    let hosts = state.db.deployment_hosts(id).await?;
+    let mut info = deployment_summary(row);
+    info.hosts = hosts
+        .into_iter()
+        .map(|h| DeploymentHostInfo {
+            host: h.host,
+            state: h.state,
+            release_name: h.release_name,
+            started_at: h.started_at.map(rfc3339_from_millis),
+            finished_at: h.finished_at.map(rfc3339_from_millis),
+            error: h.error,
+            bytes_downloaded: h.bytes_downloaded,
+            bytes_reused: h.bytes_reused,
+        })
+        .collect();
+    Ok(info)
+}
+
+/// A deployment without its hosts, for lists.
+pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
+    DeploymentInfo {
+        id: row.id,
+        project: row.project,
+        env: row.env,
+        version: row.version,
+        kind: row.kind,
+        status: row.status,
+        created_by: row.created_by,
+        created_at: rfc3339_from_millis(row.created_at),
+        finished_at: row.finished_at.map(rfc3339_from_millis),
+        hosts: Vec::new(),
+    }
+}
+
+/// Once a second: hosts that stopped sending heartbeats go offline, and
+/// deployments stop waiting for targets that stayed offline too long.
+pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let period = (state.config.heartbeat_interval / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = now_ms();
+        let timeout = i64::try_from(state.config.heartbeat_timeout.as_millis()).unwrap_or(i64::MAX);
+        match state.db.mark_silent_hosts_offline(now - timeout).await {
+            Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "hosts missed their heartbeats and are now offline"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("checking heartbeats: {e}"),
+        }
+        if let Err(e) = state.db.fail_offline_targets(now).await {
+            tracing::error!("checking offline deployment targets: {e}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The command line, as clap sees it. `--help` on any command explains it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Ferry: build, store and roll out releases to a fleet of hosts",
+    long_about = "Ferry: build, store and roll out releases to a fleet of hosts.\n\n\
+        One binary is the server (`ferry server`), the agent on every host (`ferry agent`) and the \
+        command-line client (every other command). Try `ferry dev` for the whole system on one machine."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the client finds the server.
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// Server URL, e.g. http://ferry.example:7070
+    #[arg(
+        long,
+        env = "FERRY_SERVER",
+        global = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub server: String,
+    /// API token (see DATA/admin.token on the server)
+    #[arg(
+        long,
+        env = "FERRY_TOKEN",
+        global = true,
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// How read commands print their answer
+    #[arg(long, short = 'o', value_enum, global = true, default_value_t = OutputArg::Table)]
+    pub output: OutputArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OutputArg {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the whole system on this machine: a server, local agents and a sample project
+    Dev(DevArgs),
+    /// Run the control-plane server
+    Server(ServerArgs),
+    /// Run the agent on a host
+    Agent(AgentArgs),
+    /// Create and list projects
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Create and list environments (hosts chosen by tags)
+    #[command(subcommand)]
+    Env(EnvCmd),
+    /// Upload and list releases
+    #[command(subcommand)]
+    Release(ReleaseCmd),
+    /// Deploy a version to an environment, or to some of its hosts
+    Deploy(DeployArgs),
+    /// Go back to an earlier version; relinks where the release is still on the host
+    Rollback(RollbackArgs),
+    /// Which version runs on which host, per environment
+    Status {
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Every enrolled host: tags, online state, last heartbeat, agent version
+    Hosts {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Recent deployments of a project, newest first
+    Deployments {
+        project: String,
+        /// How many to list
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// One deployment in detail
+    #[command(subcommand)]
+    Deployment(DeploymentCmd),
+}
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Directory for the database, the artifact store and the agents' roots
+    #[arg(long, default_value = ".ferry-dev")]
+    pub data: PathBuf,
+    /// Address the server listens on
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Number of local agents (dev-1 .. dev-N, tagged role=web)
+    #[arg(long, default_value_t = 3)]
+    pub agents: u32,
+}
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Directory for the database, the artifact store and the token files
+    #[arg(long, env = "FERRY_DATA")]
+    pub data: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the URL is written to DATA/server.url)
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// How often agents send a heartbeat
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// A host silent for this long is marked offline
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// How often every agent is sent its full desired state again, to re-check its host
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub resync_interval: Duration,
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// Server URL, e.g. http://ferry.example:7070
+    #[arg(long, env = "FERRY_SERVER")]
+    pub server: String,
+    /// Join token for the first start (DATA/join.token on the server); later starts use the stored credential
+    #[arg(long, env = "FERRY_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// This host's name in Ferry
+    #[arg(long)]
+    pub name: String,
+    /// Tags, e.g. role=web,dc=bj; environments select hosts by them
+    #[arg(long, default_value = "")]
+    pub tags: String,
+    /// Directory holding the agent's credential, content store and every project's releases
+    #[arg(long)]
+    pub root: PathBuf,
+    /// How often the host is re-checked against its desired state
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub check_interval: Duration,
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project
+    Create {
+        name: String,
+        /// Releases kept on each host, the active one included
+        #[arg(long)]
+        keep_releases: Option<u32>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List projects
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EnvCmd {
+    /// Create an environment of a project; it contains the hosts whose tags match --select
+    Create {
+        project: String,
+        env: String,
+        /// Tags a host needs, e.g. role=web or role=web,dc=bj
+        #[arg(long)]
+        select: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a project's environments
+    List {
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReleaseCmd {
+    /// Upload a directory or a .tar / .tar.gz / .tar.zst as a new release
+    Upload {
+        project: String,
+        path: PathBuf,
+        /// Version of the release, e.g. v1.2.0
+        #[arg(long)]
+        version: String,
+        /// Branch recorded in the release name
+        #[arg(long, default_value = "upload")]
+        branch: String,
+        /// Committer recorded in the release name (default: $USER)
+        #[arg(long)]
+        committer: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a project's releases, newest first
+    List {
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    pub project: String,
+    pub env: String,
+    /// The version to deploy
+    #[arg(long)]
+    pub version: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    pub project: String,
+    pub env: String,
+    /// The version to go back to (default: the previous successfully deployed one)
+    #[arg(long)]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Args)]
+pub struct TargetArgs {
+    /// Only these hosts of the environment, comma-separated (default: all)
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Option<Vec<String>>,
+    /// Follow per-host progress and exit non-zero unless every host succeeded
+    #[arg(long)]
+    pub wait: bool,
+    /// How long a target host may be offline before it counts as failed
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub offline_timeout: Option<Duration>,
+}
+
+#[derive(Subcommand)]
+pub enum DeploymentCmd {
+    /// Per-host state, timings, bytes moved and errors of one deployment
+    Show {
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}

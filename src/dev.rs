@@ -1,0 +1,182 @@
+//! `ferry dev`: the whole system on one machine. A server on an embedded
+//! SQLite database and a local artifact store, a few agents in the same
+//! process, and a sample project with a first release deployed. Running it
+//! again resumes the same state.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ferry_cli::Client;
+use ferry_cli::upload::{ReleaseLabels, upload_release};
+use ferry_domain::{DeploymentKind, DeploymentStatus, Tags};
+use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateProject, DeploymentInfo, ProjectInfo};
+
+use crate::args::DevArgs;
+use crate::run::shutdown_signal;
+
+const SAMPLE_PROJECT: &str = "sample";
+const SAMPLE_ENV: &str = "dev";
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    let data = std::path::absolute(&args.data).context("--data")?;
+    let config = ferry_server::ServerConfig::new(data.join("server"), args.listen);
+    let server = ferry_server::Server::start(config).await?;
+    let admin_token = std::fs::read_to_string(&server.init.admin_token_file)
+        .with_context(|| format!("reading {}", server.init.admin_token_file.display()))?;
+    let join_token = std::fs::read_to_string(&server.init.join_token_file)
+        .with_context(|| format!("reading {}", server.init.join_token_file.display()))?;
+    // The token files the README points at, beside the server's own.
+    std::fs::copy(&server.init.admin_token_file, data.join("admin.token")).context("writing admin.token")?;
+    std::fs::copy(&server.init.join_token_file, data.join("join.token")).context("writing join.token")?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut agents = Vec::new();
+    for k in 1..=args.agents {
+        let config = ferry_agent::AgentConfig {
+            server: server.url.clone(),
+            join_token: Some(join_token.trim().to_string()),
+            name: format!("dev-{k}"),
+            tags: Tags::parse("role=web")?,
+            root: data.join("agents").join(format!("dev-{k}")),
+            check_interval: Duration::from_secs(30),
+        };
+        let mut stop = stop_rx.clone();
+        agents.push(tokio::spawn(async move {
+            let name = config.name.clone();
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = ferry_agent::run(config, shutdown).await {
+                tracing::error!(agent = %name, "agent stopped: {e}");
+            }
+        }));
+    }
+
+    let client = Client::new(&server.url, admin_token.trim())?;
+    if let Err(e) = seed(&client, &data, args.agents).await {
+        tracing::warn!("sample project not ready: {e:#}");
+    }
+    print_welcome(&server.url, &data);
+
+    shutdown_signal().await;
+    println!("\nstopping ...");
+    let _ = stop_tx.send(true);
+    for a in agents {
+        let _ = a.await;
+    }
+    server.stop().await;
+    Ok(())
+}
+
+/// Creates the sample project with release v1 deployed, unless it exists.
+async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
+    let projects: Vec<ProjectInfo> = client.get("/api/v1/projects").await?;
+    if projects.iter().any(|p| p.name == SAMPLE_PROJECT) {
+        return Ok(());
+    }
+    let _: ProjectInfo = client
+        .post(
+            "/api/v1/projects",
+            &CreateProject {
+                name: SAMPLE_PROJECT.into(),
+                keep_releases: None,
+            },
+        )
+        .await?;
+    let _: serde_json::Value = client
+        .post(
+            &format!("/api/v1/projects/{SAMPLE_PROJECT}/environments"),
+            &CreateEnvironment {
+                name: SAMPLE_ENV.into(),
+                selector: "role=web".into(),
+            },
+        )
+        .await?;
+    let app = data.join("sample-app");
+    write_sample_app(&app, "v1")?;
+    let labels = ReleaseLabels {
+        version: "v1".into(),
+        branch: "main".into(),
+        committer: "ferry-dev".into(),
+    };
+    upload_release(client, SAMPLE_PROJECT, &app, labels).await?;
+    // Give the local agents a moment to connect, so v1 lands on all of them.
+    wait_for_hosts(client, agents).await;
+    let req = CreateDeployment {
+        env: SAMPLE_ENV.into(),
+        version: Some("v1".into()),
+        hosts: None,
+        kind: DeploymentKind::Deploy,
+        offline_timeout_secs: None,
+    };
+    let d: DeploymentInfo = client
+        .post(&format!("/api/v1/projects/{SAMPLE_PROJECT}/deployments"), &req)
+        .await?;
+    for _ in 0..150 {
+        let now: DeploymentInfo = client.get(&format!("/api/v1/deployments/{}", d.id)).await?;
+        if now.status == DeploymentStatus::Succeeded {
+            return Ok(());
+        }
+        if now.status == DeploymentStatus::Failed {
+            bail!(
+                "the first deployment of the sample project failed: see `ferry deployment show {}`",
+                d.id
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the first deployment of the sample project is still running")
+}
+
+async fn wait_for_hosts(client: &Client, n: u32) {
+    for _ in 0..50 {
+        let hosts: Vec<ferry_proto::api::HostInfo> = client.get("/api/v1/hosts").await.unwrap_or_default();
+        if hosts.iter().filter(|h| h.online).count() >= n as usize {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn write_sample_app(dir: &Path, version: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.join("bin"))?;
+    std::fs::write(dir.join("VERSION"), format!("{version}\n"))?;
+    std::fs::write(
+        dir.join("index.html"),
+        format!("<!doctype html><title>sample</title><h1>Hello from the Ferry sample app, {version}</h1>\n"),
+    )?;
+    std::fs::write(
+        dir.join("bin/hello.sh"),
+        "#!/bin/sh\necho \"sample $(cat \"$(dirname \"$0\")/../VERSION\")\"\n",
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("bin/hello.sh"), std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn print_welcome(url: &str, data: &Path) {
+    let token = data.join("admin.token");
+    let rel = |p: &Path| {
+        p.strip_prefix(std::env::current_dir().unwrap_or_default())
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    println!(
+        "\nFerry is running at {url}\n\
+         admin API token: {token}\n\
+         join token for more agents: {join}\n\
+         agents' release roots: {agents}\n\n\
+         Next, in another terminal:\n\
+         \x20 export FERRY_SERVER={url} FERRY_TOKEN=$(cat {token})\n\
+         \x20 ferry status sample\n\
+         \x20 echo v2 > {app}/VERSION && ferry release upload sample {app} --version v2 && ferry deploy sample dev --version v2 --wait\n\
+         \x20 ferry rollback sample dev --wait\n\n\
+         Ctrl-C stops everything; running `ferry dev` again resumes.",
+        token = rel(&token),
+        join = rel(&data.join("join.token")),
+        agents = rel(&data.join("agents")),
+        app = rel(&data.join("sample-app")),
+    );
+}

@@ -1,0 +1,171 @@
+//! Dispatch of parsed arguments to the library crates.
+
+use anyhow::{Context, Result};
+use ferry_cli::{Client, Output, commands};
+use ferry_domain::{DeploymentKind, Tags};
+use ferry_proto::api::CreateDeployment;
+
+use crate::args::*;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let long_running = matches!(cli.command, Command::Server(_) | Command::Agent(_) | Command::Dev(_));
+    init_tracing(if long_running { "info" } else { "warn" });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(dispatch(cli.command))
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn client(conn: &Conn) -> Result<(Client, Output)> {
+    let out = match conn.output {
+        OutputArg::Table => Output::Table,
+        OutputArg::Json => Output::Json,
+    };
+    Ok((Client::new(&conn.server, &conn.token)?, out))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Server(args) => {
+            let mut config = ferry_server::ServerConfig::new(args.data, args.listen);
+            config.heartbeat_interval = args.heartbeat_interval;
+            config.heartbeat_timeout = args.heartbeat_timeout;
+            config.resync_interval = args.resync_interval;
+            let server = ferry_server::Server::start(config).await?;
+            println!("ferry server listening on {}", server.url);
+            if server.init.created_admin {
+                println!("admin API token written to {}", server.init.admin_token_file.display());
+            }
+            println!(
+                "agents enrol with the join token in {}",
+                server.init.join_token_file.display()
+            );
+            shutdown_signal().await;
+            server.stop().await;
+            Ok(())
+        }
+        Command::Agent(args) => {
+            let tags = Tags::parse(&args.tags).context("--tags")?;
+            ferry_domain::validate_name("host name", &args.name).context("--name")?;
+            let config = ferry_agent::AgentConfig {
+                server: args.server,
+                join_token: args.join_token,
+                name: args.name,
+                tags,
+                root: args.root,
+                check_interval: args.check_interval,
+            };
+            ferry_agent::run(config, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Project(ProjectCmd::Create {
+            name,
+            keep_releases,
+            conn,
+        }) => {
+            let (c, _) = client(&conn)?;
+            commands::project_create(&c, &name, keep_releases).await
+        }
+        Command::Project(ProjectCmd::List { conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::project_list(&c, out).await
+        }
+        Command::Env(EnvCmd::Create {
+            project,
+            env,
+            select,
+            conn,
+        }) => {
+            let (c, _) = client(&conn)?;
+            commands::env_create(&c, &project, &env, &select).await
+        }
+        Command::Env(EnvCmd::List { project, conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::env_list(&c, &project, out).await
+        }
+        Command::Release(ReleaseCmd::Upload {
+            project,
+            path,
+            version,
+            branch,
+            committer,
+            conn,
+        }) => {
+            let (c, out) = client(&conn)?;
+            let committer = committer.or_else(|| std::env::var("USER").ok()).unwrap_or_default();
+            let labels = ferry_cli::upload::ReleaseLabels {
+                version,
+                branch,
+                committer,
+            };
+            commands::release_upload(&c, &project, &path, labels, out).await
+        }
+        Command::Release(ReleaseCmd::List { project, conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::release_list(&c, &project, out).await
+        }
+        Command::Deploy(args) => {
+            let (c, out) = client(&args.conn)?;
+            let req = deployment(args.env, Some(args.version), &args.target, DeploymentKind::Deploy);
+            commands::deploy(&c, &args.project, req, args.target.wait, out).await
+        }
+        Command::Rollback(args) => {
+            let (c, out) = client(&args.conn)?;
+            let req = deployment(args.env, args.to, &args.target, DeploymentKind::Rollback);
+            commands::deploy(&c, &args.project, req, args.target.wait, out).await
+        }
+        Command::Status { project, conn } => {
+            let (c, out) = client(&conn)?;
+            commands::status(&c, &project, out).await
+        }
+        Command::Hosts { conn } => {
+            let (c, out) = client(&conn)?;
+            commands::hosts(&c, out).await
+        }
+        Command::Deployments { project, limit, conn } => {
+            let (c, out) = client(&conn)?;
+            commands::deployments(&c, &project, limit, out).await
+        }
+        Command::Deployment(DeploymentCmd::Show { id, conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::deployment_show(&c, id, out).await
+        }
+    }
+}
+
+fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: DeploymentKind) -> CreateDeployment {
+    CreateDeployment {
+        env,
+        version,
+        hosts: target.hosts.clone(),
+        kind,
+        offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
+    }
+}
