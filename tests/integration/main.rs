@@ -1,1 +1,15 @@
+//! Ferry's integration tests: each starts the real `ferry` binary (server,
+//! agents as separate processes, CLI) in its own temporary directory on
+//! OS-given ports, and drives it as an operator would.
+//!
+//! This is the only integration-test binary; add modules here, not files
+//! under `tests/`.
 
+// A test that meets an unexpected error should stop right there, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod deploy;
+mod faults;
+mod uploads;

@@ -47,11 +47,10 @@ impl HostDeployState {
     /// never change: a late or repeated report must not rewrite history.
     pub fn can_move_to(self, next: HostDeployState) -> bool {
         use HostDeployState::*;
-        match (self, next) {
-            (Pending, Running | Succeeded | Failed) => true,
-            (Running, Succeeded | Failed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, Running | Succeeded | Failed) | (Running, Succeeded | Failed)
+        )
     }
 }
 

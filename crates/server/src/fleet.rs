@@ -129,8 +129,10 @@ pub async fn create_deployment(
     };
     // A host runs a project for one environment only: refuse to steal it.
     for row in db.project_host_states(&project).await? {
-        if let Some(other) = row.desired_env_id.filter(|id| *id != env.id) {
-            if let Some(host) = targets.iter().find(|h| h.id == row.host_id) {
+        if let Some(other) = row.desired_env_id.filter(|id| *id != env.id)
+            && let Some(host) = targets.iter().find(|h| h.id == row.host_id)
+        {
+            {
                 let other_name = db
                     .environments(&project)
                     .await?

@@ -11,9 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+/// host id -> (connection id, its wake-up).
+type Connections = HashMap<i64, (u64, Arc<Notify>)>;
+
 #[derive(Clone, Default)]
 pub struct Hub {
-    connections: Arc<Mutex<HashMap<i64, (u64, Arc<Notify>)>>>,
+    connections: Arc<Mutex<Connections>>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -63,7 +66,7 @@ impl Hub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (u64, Arc<Notify>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         // A poisoned map is still a valid map of connections.
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }

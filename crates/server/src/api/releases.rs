@@ -48,8 +48,7 @@ pub async fn upload_blobs(State(state): State<AppState>, _caller: Caller, body: 
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
         let mut input = &chunk[..];
-        loop {
-            let Some(event) = decoder.next(&mut input) else { break };
+        while let Some(event) = decoder.next(&mut input) {
             match event {
                 Event::Begin { digest, len } => current = Some(state.artifacts.begin(digest, len).await?),
                 Event::Data(data) => {

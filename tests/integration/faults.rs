@@ -1,0 +1,181 @@
+//! Faults: corrupt content, agents killed mid-install, bad credentials and
+//! names. Each must end in a clear error and no change, or in convergence.
+
+use std::time::Duration;
+
+use crate::harness::{Ferry, wait_until, write_tree};
+
+#[test]
+fn a_corrupt_blob_is_never_activated_and_the_host_says_so() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    f.upload("app", "v1");
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    f.upload("app", "v2");
+
+    // The v2 VERSION file's blob rots on the server's disk.
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"v2\n"))
+    };
+    let blob = f.dir.path().join("server/artifacts").join(&digest[..2]).join(&digest);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&blob, b"v3\n").unwrap();
+
+    let err = f.fails(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
+    assert!(err.contains("failed on 1 host(s)"), "{err}");
+    let d = f.json(&["deployment", "show", "2"]);
+    let error = d["hosts"][0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("corrupt") && error.contains(&digest), "{error}");
+    assert_eq!(
+        f.version_on("web-1", "app").as_deref(),
+        Some("v1"),
+        "still on the old release"
+    );
+    let objects = f
+        .root_of("web-1")
+        .join(".ferry/objects")
+        .join(&digest[..2])
+        .join(&digest);
+    assert!(!objects.exists(), "the bad content was not stored on the host");
+    let s = f.json(&["status", "app"]);
+    assert_eq!(s["environments"][0]["hosts"][0]["activity"], "failed");
+}
+
+#[test]
+fn an_agent_killed_during_install_comes_back_and_converges() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    // Big enough that the install takes a while.
+    let tree = f.dir.path().join("big");
+    write_tree(&tree, "v1", 3000);
+    for i in 0..20 {
+        std::fs::write(tree.join(format!("lib/blob{i}.bin")), vec![i as u8; 512 * 1024]).unwrap();
+    }
+    f.ok(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v1"]);
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--offline-timeout", "120s"]);
+
+    let current = f.root_of("web-1").join("app/current");
+    // Kill at increasing moments of download, unpack and activation.
+    let mut killed_mid_install = 0;
+    for delay_ms in [30u64, 80, 150, 250, 400] {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        f.agent("web-1").kill();
+        // Whatever the moment, `current` is absent or points at a complete release.
+        if std::fs::read_link(&current).is_err() {
+            killed_mid_install += 1;
+        }
+        if let Ok(target) = std::fs::read_link(&current) {
+            let release = current.parent().unwrap().join(target);
+            assert!(
+                release.join("VERSION").is_file(),
+                "current dangles after a kill at {delay_ms} ms"
+            );
+            assert_eq!(std::fs::read_dir(release.join("lib")).unwrap().count(), 3020);
+        }
+        let proc = f.spawn_agent("web-1", "role=web", None);
+        f.agents.retain(|(n, _)| n != "web-1");
+        f.agents.push(("web-1".into(), proc));
+    }
+    assert!(
+        killed_mid_install > 0,
+        "no kill landed before activation; the test proves nothing"
+    );
+    f.wait_version("web-1", "app", "v1");
+    wait_until(Duration::from_secs(20), "the deployment to succeed", || {
+        f.json(&["deployment", "show", "1"])["status"] == "succeeded"
+    });
+    let releases = f.root_of("web-1").join("app/releases");
+    let leftovers: Vec<_> = std::fs::read_dir(&releases)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "partial releases left behind: {leftovers:?}");
+}
+
+#[test]
+fn bad_credentials_and_unknown_names_change_nothing() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    f.upload("app", "v1");
+
+    let out = std::process::Command::new(crate::harness::FERRY)
+        .args(["hosts"])
+        .env("FERRY_SERVER", &f.url)
+        .env("FERRY_TOKEN", "fy_u_0000")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown or revoked API token"));
+    // The join token is not an API token.
+    let out = std::process::Command::new(crate::harness::FERRY)
+        .args(["hosts"])
+        .env("FERRY_SERVER", &f.url)
+        .env("FERRY_TOKEN", &f.join_token)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a user API token"));
+
+    let mut agent = f.spawn_agent("intruder", "role=web", Some("fy_j_wrong"));
+    let (ok, log) = agent.wait_exit(Duration::from_secs(15));
+    assert!(!ok && log.contains("wrong join token"), "{log}");
+    assert!(!f.hosts().iter().any(|h| h["name"] == "intruder"));
+
+    // A second agent may not take an enrolled host's name.
+    let other_root = f.dir.path().join("elsewhere");
+    let dup = std::process::Command::new(crate::harness::FERRY)
+        .args([
+            "agent",
+            "--server",
+            &f.url,
+            "--name",
+            "web-1",
+            "--root",
+            other_root.to_str().unwrap(),
+        ])
+        .args(["--join-token", &f.join_token])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    let msg = String::from_utf8_lossy(&dup.stderr).into_owned();
+    assert!(msg.contains("already enrolled"), "{msg}");
+
+    for (args, expected) in [
+        (
+            vec!["deploy", "app", "prod", "--version", "v9"],
+            "version 'v9' of project 'app' not found",
+        ),
+        (
+            vec!["deploy", "app", "qa", "--version", "v1"],
+            "environment 'qa' of project 'app' not found",
+        ),
+        (
+            vec!["deploy", "nope", "prod", "--version", "v1"],
+            "project 'nope' not found",
+        ),
+        (
+            vec!["rollback", "app", "prod"],
+            "no earlier successfully deployed version",
+        ),
+        (
+            vec!["env", "create", "app", "prod2", "--select", "role"],
+            "not of the form key=value",
+        ),
+        (
+            vec!["env", "create", "app", "prod2", "--select", "role=web"],
+            "overlaps environment 'prod'",
+        ),
+        (vec!["project", "create", "Bad Name"], "project name 'Bad Name'"),
+        (vec!["project", "create", "app"], "project 'app' already exists"),
+    ] {
+        let err = f.fails(&args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert_eq!(f.json(&["deployments", "app"]).as_array().unwrap().len(), 0);
+    assert_eq!(f.version_on("web-1", "app"), None);
+}

@@ -1,0 +1,321 @@
+//! Starting the real `ferry` binary as a user would: a server on an
+//! OS-given port in a temporary directory, agents as separate processes,
+//! and the CLI with `FERRY_SERVER` / `FERRY_TOKEN`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process that is killed when dropped.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    /// Waits for the process to exit by itself and returns its log.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (bool, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status.success(), std::fs::read_to_string(&self.log).unwrap_or_default());
+            }
+            if start.elapsed() > timeout {
+                panic!("process {} did not exit within {timeout:?}", self.pid());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn spawn(args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> Proc {
+    let file = std::fs::File::create(&log).expect("create log file");
+    let mut cmd = Command::new(FERRY);
+    cmd.args(args)
+        .env("FERRY_LOG", "info,sqlx=warn")
+        .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("clone log"))
+        .stderr(file);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: cmd.spawn().expect("spawn ferry"),
+        log,
+    }
+}
+
+/// A server, its temporary directory, and the agents started for it.
+pub struct Ferry {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    pub join_token: String,
+    pub server: Proc,
+    pub agents: Vec<(String, Proc)>,
+}
+
+impl Ferry {
+    /// Starts a server with short heartbeats so tests notice offline hosts fast.
+    pub fn start() -> Ferry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Self::spawn_server(dir.path(), "127.0.0.1:0");
+        let url = wait_for_server(dir.path());
+        let token = read_trimmed(&dir.path().join("server/admin.token"));
+        let join_token = read_trimmed(&dir.path().join("server/join.token"));
+        Ferry {
+            dir,
+            url,
+            token,
+            join_token,
+            server,
+            agents: Vec::new(),
+        }
+    }
+
+    fn spawn_server(dir: &Path, listen: &str) -> Proc {
+        let data = dir.join("server");
+        let _ = std::fs::remove_file(data.join("server.url"));
+        let args = [
+            "server",
+            "--data",
+            data.to_str().expect("utf-8 path"),
+            "--listen",
+            listen,
+            "--heartbeat-interval",
+            "250ms",
+            "--heartbeat-timeout",
+            "1500ms",
+            "--resync-interval",
+            "3s",
+        ];
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        spawn(&args, dir.join(format!("server-{n}.log")), &[])
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same port and data.
+    pub fn restart_server(&mut self) {
+        self.server.kill();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        self.server = Self::spawn_server(self.dir.path(), &addr);
+        self.url = wait_for_server(self.dir.path());
+    }
+
+    pub fn root_of(&self, name: &str) -> PathBuf {
+        self.dir.path().join("hosts").join(name)
+    }
+
+    /// Starts an agent process (enrolling it on its first start).
+    pub fn start_agent(&mut self, name: &str, tags: &str) {
+        let proc = self.spawn_agent(name, tags, Some(&self.join_token.clone()));
+        self.agents.retain(|(n, _)| n != name);
+        self.agents.push((name.to_string(), proc));
+    }
+
+    pub fn spawn_agent(&self, name: &str, tags: &str, join_token: Option<&str>) -> Proc {
+        let root = self.root_of(name);
+        let mut args = vec![
+            "agent".to_string(),
+            "--server".into(),
+            self.url.clone(),
+            "--name".into(),
+            name.into(),
+            "--tags".into(),
+            tags.into(),
+            "--root".into(),
+            root.to_string_lossy().into_owned(),
+            "--check-interval".into(),
+            "1s".into(),
+        ];
+        if let Some(t) = join_token {
+            args.push("--join-token".into());
+            args.push(t.into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        spawn(&args, self.dir.path().join(format!("agent-{name}-{n}.log")), &[])
+    }
+
+    pub fn agent(&mut self, name: &str) -> &mut Proc {
+        &mut self
+            .agents
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect("no such agent")
+            .1
+    }
+
+    /// Starts agents and waits until all are online.
+    pub fn start_agents(&mut self, names: &[&str], tags: &str) {
+        for n in names {
+            self.start_agent(n, tags);
+        }
+        for n in names {
+            self.wait_online(n, true);
+        }
+    }
+
+    pub fn wait_online(&self, name: &str, online: bool) {
+        wait_until(Duration::from_secs(15), &format!("{name} online={online}"), || {
+            self.hosts().iter().any(|h| h["name"] == name && h["online"] == online)
+        });
+    }
+
+    pub fn hosts(&self) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["hosts", "-o", "json"])).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(FERRY)
+            .args(args)
+            .env("FERRY_SERVER", &self.url)
+            .env("FERRY_TOKEN", &self.token)
+            .env("USER", "tester")
+            .output()
+            .expect("run ferry")
+    }
+
+    /// Runs the CLI, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        stdout
+    }
+
+    /// Runs the CLI, asserts failure, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "ferry {args:?} should have failed:\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        stderr
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-o", "json"]);
+        let text = self.ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {text}"))
+    }
+
+    /// A project `app` with environment `prod` selecting role=web.
+    pub fn project_app(&self) {
+        self.ok(&["project", "create", "app"]);
+        self.ok(&["env", "create", "app", "prod", "--select", "role=web"]);
+    }
+
+    /// Writes a small release tree whose VERSION file holds `version`, and uploads it.
+    pub fn upload(&self, project: &str, version: &str) -> PathBuf {
+        let tree = self.dir.path().join("trees").join(version);
+        write_tree(&tree, version, 20);
+        self.ok(&[
+            "release",
+            "upload",
+            project,
+            tree.to_str().expect("utf-8"),
+            "--version",
+            version,
+        ]);
+        tree
+    }
+
+    /// The version `current` of a project points at on a host, read from disk.
+    pub fn version_on(&self, host: &str, project: &str) -> Option<String> {
+        let current = self.root_of(host).join(project).join("current");
+        std::fs::read_to_string(current.join("VERSION"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    pub fn wait_version(&self, host: &str, project: &str, version: &str) {
+        wait_until(
+            Duration::from_secs(20),
+            &format!("{host} to run {project} {version}"),
+            || self.version_on(host, project).as_deref() == Some(version),
+        );
+    }
+}
+
+/// Writes `files` small files plus VERSION, an executable script and a link.
+pub fn write_tree(dir: &Path, version: &str, files: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir.join("lib")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    std::fs::write(dir.join("VERSION"), format!("{version}\n")).expect("write");
+    for i in 0..files {
+        std::fs::write(
+            dir.join("lib").join(format!("f{i}.txt")),
+            format!("file {i} shared by all versions\n"),
+        )
+        .expect("write");
+    }
+    std::fs::write(dir.join("bin/run.sh"), "#!/bin/sh\necho run\n").expect("write");
+    std::fs::set_permissions(dir.join("bin/run.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let _ = std::fs::remove_file(dir.join("latest"));
+    std::os::unix::fs::symlink("bin/run.sh", dir.join("latest")).expect("symlink");
+}
+
+fn read_trimmed(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+fn wait_for_server(dir: &Path) -> String {
+    let url_file = dir.join("server/server.url");
+    wait_until(Duration::from_secs(20), "server.url", || url_file.exists());
+    let url = read_trimmed(&url_file);
+    wait_until(Duration::from_secs(20), "/healthz", || {
+        std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok()
+    });
+    url
+}
