@@ -283,6 +283,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_compressed_archives_by_their_ending() {
+        let data = tar_with(&[("./VERSION", tar::EntryType::Regular, b"v1\n", None)]);
+        let dir = tempfile::tempdir().unwrap();
+        let zst = dir.path().join("r.tar.zst");
+        fs::write(&zst, zstd::stream::encode_all(&data[..], 3).unwrap()).unwrap();
+        let gz = dir.path().join("r.tgz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &data).unwrap();
+        fs::write(&gz, enc.finish().unwrap()).unwrap();
+        for path in [&zst, &gz] {
+            let tree = SourceTree::read(path).unwrap();
+            assert_eq!(tree.manifest.entries[0].path, "VERSION", "{}", path.display());
+        }
+        let zip = dir.path().join("r.zip");
+        fs::write(&zip, b"PK").unwrap();
+        assert!(matches!(SourceTree::read(&zip), Err(TreeError::UnknownFormat(_))));
+    }
+
+    #[test]
     fn refuses_escaping_archives_naming_the_entry() {
         let cases: [(&str, tar::EntryType, Option<&str>, &str); 3] = [
             ("../evil", tar::EntryType::Regular, None, "'../evil'"),
