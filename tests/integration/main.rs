@@ -11,5 +11,6 @@
 mod harness;
 
 mod deploy;
+mod dev;
 mod faults;
 mod uploads;
