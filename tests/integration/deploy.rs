@@ -60,6 +60,10 @@ fn deploy_update_and_roll_back_across_three_hosts() {
     assert_eq!(d["kind"], "rollback");
     for h in d["hosts"].as_array().unwrap() {
         assert_eq!(h["bytes_downloaded"], 0, "a rollback downloads nothing: {h}");
+        assert!(
+            h["bytes_reused"].as_u64().unwrap() > 500,
+            "it reuses the whole release: {h}"
+        );
     }
     for h in ["web-1", "web-2", "web-3"] {
         assert_eq!(f.version_on(h, "app").as_deref(), Some("v1"));

@@ -21,8 +21,21 @@ use crate::client::AgentApi;
 use crate::layout::{ProjectLayout, ReleaseMeta};
 use crate::objects::{ObjectStore, PLAIN_MODE};
 
-/// After a failed install, wait this long before trying the same release again.
-const RETRY_AFTER: Duration = Duration::from_secs(15);
+/// After a failed install, wait before trying the same release again: 5 s,
+/// doubling with each failure, at most 5 minutes.
+fn retry_after(failures: u32) -> Duration {
+    Duration::from_secs(5)
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(Duration::from_secs(300))
+}
+
+/// The last failure to install a project's desired release.
+struct Failure {
+    release_id: i64,
+    error: String,
+    at: Instant,
+    count: u32,
+}
 /// Unreferenced content younger than this is kept for a retry.
 const GC_MIN_AGE: Duration = Duration::from_secs(600);
 
@@ -37,7 +50,7 @@ pub struct Converger {
 }
 
 pub async fn run(mut c: Converger) {
-    let mut failures: HashMap<String, (i64, String, Instant)> = HashMap::new();
+    let mut failures: HashMap<String, Failure> = HashMap::new();
     let mut check = tokio::time::interval(c.check_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,11 +80,7 @@ fn active(layout: &ProjectLayout) -> Option<ActiveRelease> {
     })
 }
 
-async fn converge_one(
-    c: &Converger,
-    want: &DesiredRelease,
-    failures: &mut HashMap<String, (i64, String, Instant)>,
-) -> ProjectReport {
+async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashMap<String, Failure>) -> ProjectReport {
     let layout = ProjectLayout::new(&c.root, &want.project);
     let current = active(&layout);
     let report = |current, activity, transfer| ProjectReport {
@@ -87,15 +96,15 @@ async fn converge_one(
         failures.remove(&want.project);
         return report(current, Activity::Idle, None);
     }
-    if let Some((id, error, at)) = failures.get(&want.project)
-        && *id == want.release_id
-        && at.elapsed() < RETRY_AFTER
+    if let Some(f) = failures.get(&want.project)
+        && f.release_id == want.release_id
+        && f.at.elapsed() < retry_after(f.count)
     {
         return report(
             current,
             Activity::Failed {
-                release_id: *id,
-                error: error.clone(),
+                release_id: f.release_id,
+                error: f.error.clone(),
             },
             None,
         );
@@ -116,7 +125,17 @@ async fn converge_one(
         }
         Err(error) => {
             tracing::error!(project = %want.project, release = %want.release_name, "install failed: {error}");
-            failures.insert(want.project.clone(), (want.release_id, error.clone(), Instant::now()));
+            let count = failures
+                .get(&want.project)
+                .filter(|f| f.release_id == want.release_id)
+                .map_or(1, |f| f.count.saturating_add(1));
+            let failure = Failure {
+                release_id: want.release_id,
+                error: error.clone(),
+                at: Instant::now(),
+                count,
+            };
+            failures.insert(want.project.clone(), failure);
             report(
                 active(&layout),
                 Activity::Failed {
@@ -135,7 +154,10 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
         release_id: want.release_id,
         ..Default::default()
     };
-    if !layout.has_release(&want.release_name) {
+    if let Some(meta) = layout.release_meta(&want.release_name) {
+        // Still on disk (a rollback): only the link changes.
+        stats.bytes_reused = meta.total_size;
+    } else {
         let manifest = c.api.manifest(want.release_id).await?;
         manifest
             .validate()
@@ -155,6 +177,7 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             release_id: want.release_id,
             version: want.version.clone(),
             env: want.env.clone(),
+            total_size: manifest.total_size(),
         };
         tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta))
             .await
@@ -214,4 +237,17 @@ async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(
         return Err(format!("the server sent {stored} of {wanted} requested blobs"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off() {
+        assert_eq!(retry_after(1), Duration::from_secs(5));
+        assert_eq!(retry_after(2), Duration::from_secs(10));
+        assert_eq!(retry_after(4), Duration::from_secs(40));
+        assert_eq!(retry_after(30), Duration::from_secs(300));
+    }
 }

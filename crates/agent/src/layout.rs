@@ -28,6 +28,9 @@ pub struct ReleaseMeta {
     pub release_id: i64,
     pub version: String,
     pub env: String,
+    /// Bytes of file content, so that a relink can report what it reused.
+    #[serde(default)]
+    pub total_size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -74,9 +77,12 @@ impl ProjectLayout {
         Some((name, serde_json::from_slice(&meta).ok()?))
     }
 
-    /// True when a complete release of this name is on disk.
-    pub fn has_release(&self, name: &str) -> bool {
-        self.release_dir(name).is_dir() && self.meta_path(name).is_file()
+    /// The metadata of a complete release of this name on disk, if any.
+    pub fn release_meta(&self, name: &str) -> Option<ReleaseMeta> {
+        if !self.release_dir(name).is_dir() {
+            return None;
+        }
+        serde_json::from_slice(&fs::read(self.meta_path(name)).ok()?).ok()
     }
 
     /// Builds `releases/<name>` from the content store. Every file object

@@ -140,12 +140,30 @@ pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool
     finish(&done, out)
 }
 
+/// How long `--wait` keeps trying when the server does not answer.
+const FOLLOW_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Polls a deployment until it ends, printing each host's changes.
 async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
     let started = Instant::now();
     let mut seen: HashMap<String, HostDeployState> = HashMap::new();
+    let mut unreachable_since: Option<Instant> = None;
     loop {
-        let d: DeploymentInfo = c.get(&format!("/api/v1/deployments/{id}")).await?;
+        // The deployment goes on without us: ride out a server restart.
+        let d: DeploymentInfo = match c.get(&format!("/api/v1/deployments/{id}")).await {
+            Ok(d) => {
+                unreachable_since = None;
+                d
+            }
+            Err(e) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > FOLLOW_PATIENCE {
+                    return Err(e.context(format!("lost track of deployment {id}")));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
         if out == Output::Table {
             for h in &d.hosts {
                 if seen.get(&h.host) != Some(&h.state) {

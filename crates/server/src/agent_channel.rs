@@ -11,13 +11,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use ferry_artifact::frame;
 use ferry_domain::validate_name;
 use ferry_proto::FERRY_VERSION;
 use ferry_proto::agent::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
 use ferry_proto::api::{BlobRequest, EnrollAnswer, EnrollRequest};
 use ferry_store::Host;
-use tokio::io::AsyncReadExt;
 
 use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
 use crate::error::{ApiError, ApiResult};
@@ -201,38 +199,9 @@ pub async fn blobs(
             return Err(ApiError::NotFound(format!("blob {d} is not in the artifact store")));
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let artifacts = state.artifacts.clone();
-    tokio::spawn(async move {
-        for d in req.digests {
-            let mut blob = match artifacts.open(&d).await {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            };
-            if tx
-                .send(Ok(Bytes::copy_from_slice(&frame::header(&d, blob.len))))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let mut left = blob.len;
-            while left > 0 {
-                let mut buf = vec![0u8; usize::try_from(left.min(256 * 1024)).unwrap_or(256 * 1024)];
-                if let Err(e) = blob.reader.read_exact(&mut buf).await {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-                left -= buf.len() as u64;
-                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    tokio::spawn(async move { artifacts.send_framed(req.digests, tx).await });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     Response::builder()
         .header("content-type", "application/octet-stream")

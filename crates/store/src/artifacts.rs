@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use ferry_artifact::{BlobDir, BlobError, PendingBlob};
+use bytes::Bytes;
+use ferry_artifact::{BlobDir, BlobError, PendingBlob, frame};
 use ferry_domain::Digest;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
 
 use crate::{Result, StoreError};
 
@@ -42,9 +44,41 @@ pub trait ArtifactStore: Send + Sync + 'static {
         writer.finish().await
     }
 
+    /// Sends the blobs into `tx` as frames (see `ferry_artifact::frame`):
+    /// the body of a blob download. Stops early if the receiver goes away.
+    async fn send_framed(&self, digests: Vec<Digest>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+        for d in digests {
+            let mut blob = match self.open(&d).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            if tx
+                .send(Ok(Bytes::copy_from_slice(&frame::header(&d, blob.len))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut left = blob.len;
+            while left > 0 {
+                let mut buf = vec![0u8; usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK)];
+                if let Err(e) = blob.reader.read_exact(&mut buf).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                left -= buf.len() as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Reads a whole blob into memory.
     async fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
-        use tokio::io::AsyncReadExt;
         let mut blob = self.open(digest).await?;
         let mut out = Vec::with_capacity(usize::try_from(blob.len).unwrap_or(0));
         blob.reader
@@ -54,6 +88,9 @@ pub trait ArtifactStore: Send + Sync + 'static {
         Ok(out)
     }
 }
+
+/// Size of the pieces a blob is sent in.
+const CHUNK: usize = 256 * 1024;
 
 fn blob_err(e: BlobError) -> StoreError {
     StoreError::Artifact(e.to_string())
