@@ -116,12 +116,7 @@ fn old_releases_beyond_keep_are_removed() {
 
 #[test]
 fn deploy_to_chosen_hosts_only() {
-    let mut f = Ferry::start();
-    f.start_agents(&["web-1", "web-2", "web-3"], "role=web");
-    f.project_app();
-    f.upload("app", "v1");
-    f.upload("app", "v2");
-    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let f = Ferry::fleet_on_v1(&["web-1", "web-2", "web-3"]);
     let out = f.ok(&["deploy", "app", "prod", "--version", "v2", "--hosts", "web-2", "--wait"]);
     assert!(out.contains("1 of 1 host(s)"), "{out}");
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
@@ -158,12 +153,7 @@ fn hosts_outside_the_selector_are_not_touched_and_new_hosts_converge() {
 
 #[test]
 fn an_offline_host_fails_the_deploy_then_catches_up() {
-    let mut f = Ferry::start();
-    f.start_agents(&["web-1", "web-2", "web-3"], "role=web");
-    f.project_app();
-    f.upload("app", "v1");
-    f.upload("app", "v2");
-    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let mut f = Ferry::fleet_on_v1(&["web-1", "web-2", "web-3"]);
 
     f.agent("web-3").kill();
     f.wait_online("web-3", false);
@@ -224,12 +214,7 @@ fn a_second_deploy_while_one_runs_is_refused() {
 
 #[test]
 fn server_and_agents_survive_restarts() {
-    let mut f = Ferry::start();
-    f.start_agents(&["web-1", "web-2"], "role=web");
-    f.project_app();
-    f.upload("app", "v1");
-    f.upload("app", "v2");
-    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let mut f = Ferry::fleet_on_v1(&["web-1", "web-2"]);
 
     f.restart_server();
     f.wait_online("web-1", true);

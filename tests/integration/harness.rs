@@ -252,6 +252,18 @@ impl Ferry {
         self.ok(&["env", "create", "app", "prod", "--select", "role=web"]);
     }
 
+    /// The common starting point: these hosts (role=web) running `app` v1 in
+    /// `prod`, with v2 uploaded and not yet deployed.
+    pub fn fleet_on_v1(hosts: &[&str]) -> Ferry {
+        let mut f = Ferry::start();
+        f.start_agents(hosts, "role=web");
+        f.project_app();
+        f.upload("app", "v1");
+        f.upload("app", "v2");
+        f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+        f
+    }
+
     /// Writes a small release tree whose VERSION file holds `version`, and uploads it.
     pub fn upload(&self, project: &str, version: &str) -> PathBuf {
         let tree = self.dir.path().join("trees").join(version);
