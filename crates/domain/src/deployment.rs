@@ -103,6 +103,43 @@ macro_rules! string_enum {
     };
 }
 
+/// The state of a build (R6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl BuildStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            BuildStatus::Succeeded | BuildStatus::Failed | BuildStatus::Canceled
+        )
+    }
+
+    /// Queued builds start or are canceled; running builds end; ended builds
+    /// stay ended (a retry is a new build).
+    pub fn can_move_to(self, next: BuildStatus) -> bool {
+        use BuildStatus::*;
+        matches!(
+            (self, next),
+            (Queued, Running | Canceled) | (Running, Succeeded | Failed | Canceled)
+        )
+    }
+}
+
+string_enum!(BuildStatus {
+    Queued => "queued",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Canceled => "canceled",
+});
 string_enum!(DeploymentKind { Deploy => "deploy", Rollback => "rollback" });
 string_enum!(DeploymentStatus { Running => "running", Succeeded => "succeeded", Failed => "failed" });
 string_enum!(HostDeployState { Pending => "pending", Running => "running", Succeeded => "succeeded", Failed => "failed" });
@@ -151,6 +188,26 @@ mod tests {
             DeploymentStatus::Running
         );
         assert_eq!(DeploymentStatus::from_hosts([]), DeploymentStatus::Succeeded);
+    }
+
+    #[test]
+    fn every_build_transition() {
+        use BuildStatus::*;
+        let all = [Queued, Running, Succeeded, Failed, Canceled];
+        for from in all {
+            for to in all {
+                let expected = matches!(
+                    (from, to),
+                    (Queued, Running)
+                        | (Queued, Canceled)
+                        | (Running, Succeeded)
+                        | (Running, Failed)
+                        | (Running, Canceled)
+                );
+                assert_eq!(from.can_move_to(to), expected, "{from} -> {to}");
+            }
+            assert_eq!(from.as_str().parse::<BuildStatus>(), Ok(from));
+        }
     }
 
     #[test]

@@ -11,18 +11,23 @@ pub mod deployment;
 pub mod digest;
 pub mod manifest;
 pub mod names;
+pub mod pattern;
+pub mod recipe;
 pub mod release_name;
 pub mod retry;
 pub mod rollback;
 pub mod selector;
+pub mod version;
 
-pub use deployment::{DeploymentKind, DeploymentStatus, HostDeployState};
+pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 pub use digest::Digest;
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
+pub use recipe::{BuildRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use rollback::{PastDeployment, rollback_target};
 pub use selector::{Selector, SelectorError, Tags};
+pub use version::next_version;
 
 /// Formats milliseconds since the epoch as RFC 3339 in UTC, as the API shows
 /// every time.
