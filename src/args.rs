@@ -24,24 +24,11 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct Conn {
     /// Server URL, e.g. http://ferry.example:7070
-    #[arg(
-        long,
-        env = "FERRY_SERVER",
-        global = true,
-        default_value = "",
-        hide_default_value = true
-    )]
-    pub server: String,
+    #[arg(long, env = "FERRY_SERVER", global = true)]
+    pub server: Option<String>,
     /// API token (see DATA/admin.token on the server)
-    #[arg(
-        long,
-        env = "FERRY_TOKEN",
-        global = true,
-        default_value = "",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub token: String,
+    #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
     /// How read commands print their answer
     #[arg(long, short = 'o', value_enum, global = true, default_value_t = OutputArg::Table)]
     pub output: OutputArg,
@@ -70,6 +57,17 @@ pub enum Command {
     /// Upload and list releases
     #[command(subcommand)]
     Release(ReleaseCmd),
+    /// Build a branch, tag or commit of a project's repository; or cancel, retry, show a build
+    Build(BuildArgs),
+    /// A project's builds, newest first
+    Builds {
+        project: String,
+        /// How many to list
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Deploy a version to an environment, or to some of its hosts
     Deploy(DeployArgs),
     /// Go back to an earlier version; relinks where the release is still on the host
@@ -161,6 +159,18 @@ pub enum ProjectCmd {
         /// Releases kept on each host, the active one included
         #[arg(long)]
         keep_releases: Option<u32>,
+        /// Git repository to build from: any URL the server's git can fetch (file://, https://, ssh)
+        #[arg(long)]
+        repo: Option<String>,
+        /// Secret that push webhooks must carry (HMAC key for GitHub/Gitea/Gerrit, token for GitLab)
+        #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
+        /// Branches whose pushes build, e.g. main,release/* (default: all)
+        #[arg(long, value_delimiter = ',')]
+        branches: Vec<String>,
+        /// Push each build's version tag back to the repository
+        #[arg(long)]
+        push_tags: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -180,6 +190,9 @@ pub enum EnvCmd {
         /// Tags a host needs, e.g. role=web or role=web,dc=bj
         #[arg(long)]
         select: String,
+        /// Deploy every successful build of this branch here at once (continuous deploy)
+        #[arg(long)]
+        auto_deploy_branch: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -218,12 +231,16 @@ pub enum ReleaseCmd {
 }
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["version", "build"]))]
 pub struct DeployArgs {
     pub project: String,
     pub env: String,
     /// The version to deploy
     #[arg(long)]
-    pub version: String,
+    pub version: Option<String>,
+    /// The release a build made: its number in the project (see `ferry builds`), or `latest`
+    #[arg(long)]
+    pub build: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -254,6 +271,57 @@ pub struct TargetArgs {
     /// How long a target host may be offline before it counts as failed
     #[arg(long, value_parser = humantime::parse_duration)]
     pub offline_timeout: Option<Duration>,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BuildArgs {
+    #[command(subcommand)]
+    pub action: Option<BuildCmd>,
+    /// The project to build
+    #[arg(required = true)]
+    pub project: Option<String>,
+    /// Branch, tag or commit to build (default: main)
+    #[arg(long = "ref")]
+    pub git_ref: Option<String>,
+    /// Stream the build's log and exit with its outcome
+    #[arg(long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Subcommand)]
+pub enum BuildCmd {
+    /// Stop a queued or running build (ID as shown by `ferry builds`)
+    Cancel {
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Build the same ref again as a new build
+    Retry {
+        id: i64,
+        /// Stream the new build's log
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// One build in detail
+    Show {
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A build's log; --follow streams it live until the build ends
+    Log {
+        id: i64,
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Subcommand)]

@@ -78,28 +78,18 @@ async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
     let _: ProjectInfo = client
         .post(
             "/api/v1/projects",
-            &CreateProject {
-                name: SAMPLE_PROJECT.into(),
-                keep_releases: None,
-            },
+            &CreateProject { name: SAMPLE_PROJECT.into(), keep_releases: None, ..Default::default() },
         )
         .await?;
     let _: serde_json::Value = client
         .post(
             &format!("/api/v1/projects/{SAMPLE_PROJECT}/environments"),
-            &CreateEnvironment {
-                name: SAMPLE_ENV.into(),
-                selector: "role=web".into(),
-            },
+            &CreateEnvironment { name: SAMPLE_ENV.into(), selector: "role=web".into(), ..Default::default() },
         )
         .await?;
     let app = data.join("sample-app");
     write_sample_app(&app, "v1")?;
-    let labels = ReleaseLabels {
-        version: "v1".into(),
-        branch: "main".into(),
-        committer: "ferry-dev".into(),
-    };
+    let labels = ReleaseLabels { version: "v1".into(), branch: "main".into(), committer: "ferry-dev".into() };
     upload_release(client, SAMPLE_PROJECT, &app, labels).await?;
     // Give the local agents a moment to connect, so v1 lands on all of them.
     wait_for_hosts(client, agents).await;
@@ -109,20 +99,16 @@ async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
         hosts: None,
         kind: DeploymentKind::Deploy,
         offline_timeout_secs: None,
+        build: None,
     };
-    let d: DeploymentInfo = client
-        .post(&format!("/api/v1/projects/{SAMPLE_PROJECT}/deployments"), &req)
-        .await?;
+    let d: DeploymentInfo = client.post(&format!("/api/v1/projects/{SAMPLE_PROJECT}/deployments"), &req).await?;
     for _ in 0..150 {
         let now: DeploymentInfo = client.get(&format!("/api/v1/deployments/{}", d.id)).await?;
         if now.status == DeploymentStatus::Succeeded {
             return Ok(());
         }
         if now.status == DeploymentStatus::Failed {
-            bail!(
-                "the first deployment of the sample project failed: see `ferry deployment show {}`",
-                d.id
-            );
+            bail!("the first deployment of the sample project failed: see `ferry deployment show {}`", d.id);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -146,10 +132,7 @@ fn write_sample_app(dir: &Path, version: &str) -> Result<()> {
         dir.join("index.html"),
         format!("<!doctype html><title>sample</title><h1>Hello from the Ferry sample app, {version}</h1>\n"),
     )?;
-    std::fs::write(
-        dir.join("bin/hello.sh"),
-        "#!/bin/sh\necho \"sample $(cat \"$(dirname \"$0\")/../VERSION\")\"\n",
-    )?;
+    std::fs::write(dir.join("bin/hello.sh"), "#!/bin/sh\necho \"sample $(cat \"$(dirname \"$0\")/../VERSION\")\"\n")?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("bin/hello.sh"), std::fs::Permissions::from_mode(0o755))?;
     Ok(())
@@ -157,12 +140,7 @@ fn write_sample_app(dir: &Path, version: &str) -> Result<()> {
 
 fn print_welcome(url: &str, data: &Path) {
     let token = data.join("admin.token");
-    let rel = |p: &Path| {
-        p.strip_prefix(std::env::current_dir().unwrap_or_default())
-            .unwrap_or(p)
-            .display()
-            .to_string()
-    };
+    let rel = |p: &Path| p.strip_prefix(std::env::current_dir().unwrap_or_default()).unwrap_or(p).display().to_string();
     println!(
         "\nFerry is running at {url}\n\
          admin API token: {token}\n\

@@ -3,27 +3,21 @@
 use anyhow::{Context, Result};
 use ferry_cli::{Client, Output, commands};
 use ferry_domain::{DeploymentKind, Tags};
-use ferry_proto::api::CreateDeployment;
+use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateProject};
 
 use crate::args::*;
 
 pub fn run(cli: Cli) -> Result<()> {
     let long_running = matches!(cli.command, Command::Server(_) | Command::Agent(_) | Command::Dev(_));
     init_tracing(if long_running { "info" } else { "warn" });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(dispatch(cli.command))
 }
 
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn client(conn: &Conn) -> Result<(Client, Output)> {
@@ -31,7 +25,8 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
         OutputArg::Table => Output::Table,
         OutputArg::Json => Output::Json,
     };
-    Ok((Client::new(&conn.server, &conn.token)?, out))
+    let server = conn.server.as_deref().unwrap_or_default();
+    Ok((Client::new(server, conn.token.as_deref().unwrap_or_default())?, out))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -63,10 +58,7 @@ async fn dispatch(command: Command) -> Result<()> {
             if server.init.created_admin {
                 println!("admin API token written to {}", server.init.admin_token_file.display());
             }
-            println!(
-                "agents enrol with the join token in {}",
-                server.init.join_token_file.display()
-            );
+            println!("agents enrol with the join token in {}", server.init.join_token_file.display());
             shutdown_signal().await;
             server.stop().await;
             Ok(())
@@ -88,52 +80,67 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Project(ProjectCmd::Create {
             name,
             keep_releases,
+            repo,
+            webhook_secret,
+            branches,
+            push_tags,
             conn,
         }) => {
             let (c, _) = client(&conn)?;
-            commands::project_create(&c, &name, keep_releases).await
+            let req = CreateProject { name, keep_releases, repo, webhook_secret, branches, push_tags };
+            commands::project_create(&c, req).await
         }
         Command::Project(ProjectCmd::List { conn }) => {
             let (c, out) = client(&conn)?;
             commands::project_list(&c, out).await
         }
-        Command::Env(EnvCmd::Create {
-            project,
-            env,
-            select,
-            conn,
-        }) => {
+        Command::Env(EnvCmd::Create { project, env, select, auto_deploy_branch, conn }) => {
             let (c, _) = client(&conn)?;
-            commands::env_create(&c, &project, &env, &select).await
+            let req = CreateEnvironment { name: env, selector: select, auto_deploy_branch };
+            commands::env_create(&c, &project, req).await
         }
         Command::Env(EnvCmd::List { project, conn }) => {
             let (c, out) = client(&conn)?;
             commands::env_list(&c, &project, out).await
         }
-        Command::Release(ReleaseCmd::Upload {
-            project,
-            path,
-            version,
-            branch,
-            committer,
-            conn,
-        }) => {
+        Command::Release(ReleaseCmd::Upload { project, path, version, branch, committer, conn }) => {
             let (c, out) = client(&conn)?;
             let committer = committer.or_else(|| std::env::var("USER").ok()).unwrap_or_default();
-            let labels = ferry_cli::upload::ReleaseLabels {
-                version,
-                branch,
-                committer,
-            };
+            let labels = ferry_cli::upload::ReleaseLabels { version, branch, committer };
             commands::release_upload(&c, &project, &path, labels, out).await
         }
         Command::Release(ReleaseCmd::List { project, conn }) => {
             let (c, out) = client(&conn)?;
             commands::release_list(&c, &project, out).await
         }
+        Command::Build(args) => match args.action {
+            None => {
+                let (c, out) = client(&args.conn)?;
+                let project = args.project.unwrap_or_default();
+                commands::build(&c, &project, args.git_ref, args.follow, out).await
+            }
+            Some(BuildCmd::Cancel { id, conn }) => commands::build_cancel(&client(&conn)?.0, id).await,
+            Some(BuildCmd::Retry { id, follow, conn }) => {
+                let (c, out) = client(&conn)?;
+                commands::build_retry(&c, id, follow, out).await
+            }
+            Some(BuildCmd::Show { id, conn }) => {
+                let (c, out) = client(&conn)?;
+                commands::build_show(&c, id, out).await
+            }
+            Some(BuildCmd::Log { id, follow, conn }) => {
+                let (c, out) = client(&conn)?;
+                commands::build_log(&c, id, follow, out).await
+            }
+        },
+        Command::Builds { project, limit, conn } => {
+            let (c, out) = client(&conn)?;
+            commands::builds(&c, &project, limit, out).await
+        }
         Command::Deploy(args) => {
             let (c, out) = client(&args.conn)?;
-            let req = deployment(args.env, Some(args.version), &args.target, DeploymentKind::Deploy);
+            let mut req = deployment(args.env, args.version, &args.target, DeploymentKind::Deploy);
+            req.build = args.build;
             commands::deploy(&c, &args.project, req, args.target.wait, out).await
         }
         Command::Rollback(args) => {
@@ -167,5 +174,6 @@ fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: D
         hosts: target.hosts.clone(),
         kind,
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
+        build: None,
     }
 }

@@ -21,21 +21,13 @@ fn deploy_update_and_roll_back_across_three_hosts() {
         let link = std::fs::read_link(f.root_of(h).join("app/current")).unwrap();
         let name = link.file_name().unwrap().to_string_lossy().into_owned();
         assert!(link.starts_with("releases"), "{link:?}");
-        assert!(
-            name.starts_with("app_prod_v1_upload_") && name.ends_with("_tester"),
-            "{name}"
-        );
+        assert!(name.starts_with("app_prod_v1_upload_") && name.ends_with("_tester"), "{name}");
         assert!(f.root_of(h).join("app/shared").is_dir());
         // Executable bits and links survive.
         let run = f.root_of(h).join("app/current/bin/run.sh");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&run).unwrap().permissions().mode() & 0o111, 0o111);
-        assert_eq!(
-            std::fs::read_link(f.root_of(h).join("app/current/latest"))
-                .unwrap()
-                .to_str(),
-            Some("bin/run.sh")
-        );
+        assert_eq!(std::fs::read_link(f.root_of(h).join("app/current/latest")).unwrap().to_str(), Some("bin/run.sh"));
     }
 
     f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
@@ -52,18 +44,12 @@ fn deploy_update_and_roll_back_across_three_hosts() {
 
     // Rollback without --to goes to the previous good version, by relinking.
     let out = f.ok(&["rollback", "app", "prod", "--wait"]);
-    assert!(
-        out.contains("rollback 3 succeeded") && out.contains("version v1"),
-        "{out}"
-    );
+    assert!(out.contains("rollback 3 succeeded") && out.contains("version v1"), "{out}");
     let d = f.json(&["deployment", "show", "3"]);
     assert_eq!(d["kind"], "rollback");
     for h in d["hosts"].as_array().unwrap() {
         assert_eq!(h["bytes_downloaded"], 0, "a rollback downloads nothing: {h}");
-        assert!(
-            h["bytes_reused"].as_u64().unwrap() > 500,
-            "it reuses the whole release: {h}"
-        );
+        assert!(h["bytes_reused"].as_u64().unwrap() > 500, "it reuses the whole release: {h}");
     }
     for h in ["web-1", "web-2", "web-3"] {
         assert_eq!(f.version_on(h, "app").as_deref(), Some("v1"));
@@ -79,12 +65,7 @@ fn deploy_update_and_roll_back_across_three_hosts() {
     assert_eq!(env["hosts"].as_array().unwrap().len(), 3);
 
     let list = f.json(&["deployments", "app"]);
-    let ids: Vec<i64> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_i64().unwrap())
-        .collect();
+    let ids: Vec<i64> = list.as_array().unwrap().iter().map(|d| d["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [3, 2, 1], "newest first");
 
     // Explicit rollback target.
@@ -108,10 +89,7 @@ fn old_releases_beyond_keep_are_removed() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert!(
-        names.iter().any(|n| n.contains("_v3_")) && names.iter().any(|n| n.contains("_v2_")),
-        "{names:?}"
-    );
+    assert!(names.iter().any(|n| n.contains("_v3_")) && names.iter().any(|n| n.contains("_v2_")), "{names:?}");
 }
 
 #[test]
@@ -124,10 +102,7 @@ fn deploy_to_chosen_hosts_only() {
     let s = f.json(&["status", "app"]);
     assert_eq!(s["environments"][0]["version_counts"]["v1"], 2);
     assert_eq!(s["environments"][0]["version_counts"]["v2"], 1);
-    assert_eq!(
-        s["environments"][0]["desired_version"], "v1",
-        "a partial deploy leaves the environment's version"
-    );
+    assert_eq!(s["environments"][0]["desired_version"], "v1", "a partial deploy leaves the environment's version");
 
     let err = f.fails(&["deploy", "app", "prod", "--version", "v2", "--hosts", "nope"]);
     assert!(err.contains("host 'nope' not found"), "{err}");
@@ -157,25 +132,10 @@ fn an_offline_host_fails_the_deploy_then_catches_up() {
 
     f.agent("web-3").kill();
     f.wait_online("web-3", false);
-    let err = f.fails(&[
-        "deploy",
-        "app",
-        "prod",
-        "--version",
-        "v2",
-        "--wait",
-        "--offline-timeout",
-        "1s",
-    ]);
+    let err = f.fails(&["deploy", "app", "prod", "--version", "v2", "--wait", "--offline-timeout", "1s"]);
     assert!(err.contains("failed on 1 host(s)"), "{err}");
     let d = f.json(&["deployment", "show", "2"]);
-    let web3 = d["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == "web-3")
-        .unwrap()
-        .clone();
+    let web3 = d["hosts"].as_array().unwrap().iter().find(|h| h["host"] == "web-3").unwrap().clone();
     assert_eq!(web3["state"], "failed");
     assert!(web3["error"].as_str().unwrap().contains("offline"), "{web3}");
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v2"));
@@ -202,11 +162,7 @@ fn a_second_deploy_while_one_runs_is_refused() {
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--offline-timeout", "60s"]);
     let err = f.fails(&["deploy", "app", "prod", "--version", "v2"]);
     assert!(err.contains("deployment 1") && err.contains("still running"), "{err}");
-    assert_eq!(
-        f.json(&["deployments", "app"]).as_array().unwrap().len(),
-        1,
-        "nothing was recorded"
-    );
+    assert_eq!(f.json(&["deployments", "app"]).as_array().unwrap().len(), 1, "nothing was recorded");
     // Another environment is not locked.
     f.ok(&["env", "create", "app", "staging", "--select", "role=staging"]);
     f.ok(&["deploy", "app", "staging", "--version", "v2"]);

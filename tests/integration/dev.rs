@@ -7,15 +7,7 @@ use crate::harness::{FERRY, wait_until};
 
 fn start_dev(data: &std::path::Path) -> std::process::Child {
     Command::new(FERRY)
-        .args([
-            "dev",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--agents",
-            "2",
-        ])
+        .args(["dev", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--agents", "2"])
         .env("FERRY_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(data.with_extension("out")).unwrap())
@@ -25,10 +17,7 @@ fn start_dev(data: &std::path::Path) -> std::process::Child {
 }
 
 fn stop(child: &mut std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let start = std::time::Instant::now();
     loop {
@@ -36,10 +25,7 @@ fn stop(child: &mut std::process::Child) {
             assert!(status.success(), "ferry dev exited with {status}");
             return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "ferry dev did not stop on Ctrl-C"
-        );
+        assert!(start.elapsed() < Duration::from_secs(15), "ferry dev did not stop on Ctrl-C");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -63,9 +49,7 @@ fn ferry_dev_runs_a_sample_fleet_and_resumes() {
     let mut child = start_dev(&data);
     let out = data.with_extension("out");
     wait_until(Duration::from_secs(30), "ferry dev to print its welcome", || {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .contains("Ctrl-C stops everything")
+        std::fs::read_to_string(&out).unwrap_or_default().contains("Ctrl-C stops everything")
     });
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("Ferry is running at http://127.0.0.1:"), "{text}");
@@ -77,10 +61,7 @@ fn ferry_dev_runs_a_sample_fleet_and_resumes() {
     assert!(std::fs::read_to_string(&release).unwrap().contains("v1"));
     // The agent's credential is private to the agent's user.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(data.join("agents/dev-1/.ferry/agent.json"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(data.join("agents/dev-1/.ferry/agent.json")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     stop(&mut child);
 

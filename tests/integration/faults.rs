@@ -29,16 +29,8 @@ fn a_corrupt_blob_is_never_activated_and_the_host_says_so() {
     let d = f.json(&["deployment", "show", "2"]);
     let error = d["hosts"][0]["error"].as_str().unwrap().to_string();
     assert!(error.contains("corrupt") && error.contains(&digest), "{error}");
-    assert_eq!(
-        f.version_on("web-1", "app").as_deref(),
-        Some("v1"),
-        "still on the old release"
-    );
-    let objects = f
-        .root_of("web-1")
-        .join(".ferry/objects")
-        .join(&digest[..2])
-        .join(&digest);
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"), "still on the old release");
+    let objects = f.root_of("web-1").join(".ferry/objects").join(&digest[..2]).join(&digest);
     assert!(!objects.exists(), "the bad content was not stored on the host");
     let s = f.json(&["status", "app"]);
     assert_eq!(s["environments"][0]["hosts"][0]["activity"], "failed");
@@ -70,20 +62,14 @@ fn an_agent_killed_during_install_comes_back_and_converges() {
         }
         if let Ok(target) = std::fs::read_link(&current) {
             let release = current.parent().unwrap().join(target);
-            assert!(
-                release.join("VERSION").is_file(),
-                "current dangles after a kill at {delay_ms} ms"
-            );
+            assert!(release.join("VERSION").is_file(), "current dangles after a kill at {delay_ms} ms");
             assert_eq!(std::fs::read_dir(release.join("lib")).unwrap().count(), 3020);
         }
         let proc = f.spawn_agent("web-1", "role=web", None);
         f.agents.retain(|(n, _)| n != "web-1");
         f.agents.push(("web-1".into(), proc));
     }
-    assert!(
-        killed_mid_install > 0,
-        "no kill landed before activation; the test proves nothing"
-    );
+    assert!(killed_mid_install > 0, "no kill landed before activation; the test proves nothing");
     f.wait_version("web-1", "app", "v1");
     wait_until(Duration::from_secs(20), "the deployment to succeed", || {
         f.json(&["deployment", "show", "1"])["status"] == "succeeded"
@@ -129,15 +115,7 @@ fn bad_credentials_and_unknown_names_change_nothing() {
     // A second agent may not take an enrolled host's name.
     let other_root = f.dir.path().join("elsewhere");
     let dup = std::process::Command::new(crate::harness::FERRY)
-        .args([
-            "agent",
-            "--server",
-            &f.url,
-            "--name",
-            "web-1",
-            "--root",
-            other_root.to_str().unwrap(),
-        ])
+        .args(["agent", "--server", &f.url, "--name", "web-1", "--root", other_root.to_str().unwrap()])
         .args(["--join-token", &f.join_token])
         .output()
         .unwrap();
@@ -146,30 +124,12 @@ fn bad_credentials_and_unknown_names_change_nothing() {
     assert!(msg.contains("already enrolled"), "{msg}");
 
     for (args, expected) in [
-        (
-            vec!["deploy", "app", "prod", "--version", "v9"],
-            "version 'v9' of project 'app' not found",
-        ),
-        (
-            vec!["deploy", "app", "qa", "--version", "v1"],
-            "environment 'qa' of project 'app' not found",
-        ),
-        (
-            vec!["deploy", "nope", "prod", "--version", "v1"],
-            "project 'nope' not found",
-        ),
-        (
-            vec!["rollback", "app", "prod"],
-            "no earlier successfully deployed version",
-        ),
-        (
-            vec!["env", "create", "app", "prod2", "--select", "role"],
-            "not of the form key=value",
-        ),
-        (
-            vec!["env", "create", "app", "prod2", "--select", "role=web"],
-            "overlaps environment 'prod'",
-        ),
+        (vec!["deploy", "app", "prod", "--version", "v9"], "version 'v9' of project 'app' not found"),
+        (vec!["deploy", "app", "qa", "--version", "v1"], "environment 'qa' of project 'app' not found"),
+        (vec!["deploy", "nope", "prod", "--version", "v1"], "project 'nope' not found"),
+        (vec!["rollback", "app", "prod"], "no earlier successfully deployed version"),
+        (vec!["env", "create", "app", "prod2", "--select", "role"], "not of the form key=value"),
+        (vec!["env", "create", "app", "prod2", "--select", "role=web"], "overlaps environment 'prod'"),
         (vec!["project", "create", "Bad Name"], "project name 'Bad Name'"),
         (vec!["project", "create", "app"], "project 'app' already exists"),
     ] {

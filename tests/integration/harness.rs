@@ -78,10 +78,7 @@ fn spawn(args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> Proc {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    Proc {
-        child: cmd.spawn().expect("spawn ferry"),
-        log,
-    }
+    Proc { child: cmd.spawn().expect("spawn ferry"), log }
 }
 
 /// A server, its temporary directory, and the agents started for it.
@@ -102,14 +99,7 @@ impl Ferry {
         let url = wait_for_server(dir.path());
         let token = read_trimmed(&dir.path().join("server/admin.token"));
         let join_token = read_trimmed(&dir.path().join("server/join.token"));
-        Ferry {
-            dir,
-            url,
-            token,
-            join_token,
-            server,
-            agents: Vec::new(),
-        }
+        Ferry { dir, url, token, join_token, server, agents: Vec::new() }
     }
 
     fn spawn_server(dir: &Path, listen: &str) -> Proc {
@@ -176,12 +166,7 @@ impl Ferry {
     }
 
     pub fn agent(&mut self, name: &str) -> &mut Proc {
-        &mut self
-            .agents
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .expect("no such agent")
-            .1
+        &mut self.agents.iter_mut().find(|(n, _)| n == name).expect("no such agent").1
     }
 
     /// Starts agents and waits until all are online.
@@ -220,10 +205,7 @@ impl Ferry {
         let out = self.cli(args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            out.status.success(),
-            "ferry {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
-        );
+        assert!(out.status.success(), "ferry {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}");
         stdout
     }
 
@@ -232,10 +214,7 @@ impl Ferry {
         let out = self.cli(args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            !out.status.success(),
-            "ferry {args:?} should have failed:\nstdout: {stdout}\nstderr: {stderr}"
-        );
+        assert!(!out.status.success(), "ferry {args:?} should have failed:\nstdout: {stdout}\nstderr: {stderr}");
         stderr
     }
 
@@ -268,31 +247,20 @@ impl Ferry {
     pub fn upload(&self, project: &str, version: &str) -> PathBuf {
         let tree = self.dir.path().join("trees").join(version);
         write_tree(&tree, version, 20);
-        self.ok(&[
-            "release",
-            "upload",
-            project,
-            tree.to_str().expect("utf-8"),
-            "--version",
-            version,
-        ]);
+        self.ok(&["release", "upload", project, tree.to_str().expect("utf-8"), "--version", version]);
         tree
     }
 
     /// The version `current` of a project points at on a host, read from disk.
     pub fn version_on(&self, host: &str, project: &str) -> Option<String> {
         let current = self.root_of(host).join(project).join("current");
-        std::fs::read_to_string(current.join("VERSION"))
-            .ok()
-            .map(|s| s.trim().to_string())
+        std::fs::read_to_string(current.join("VERSION")).ok().map(|s| s.trim().to_string())
     }
 
     pub fn wait_version(&self, host: &str, project: &str, version: &str) {
-        wait_until(
-            Duration::from_secs(20),
-            &format!("{host} to run {project} {version}"),
-            || self.version_on(host, project).as_deref() == Some(version),
-        );
+        wait_until(Duration::from_secs(20), &format!("{host} to run {project} {version}"), || {
+            self.version_on(host, project).as_deref() == Some(version)
+        });
     }
 }
 
@@ -303,11 +271,8 @@ pub fn write_tree(dir: &Path, version: &str, files: usize) {
     std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
     std::fs::write(dir.join("VERSION"), format!("{version}\n")).expect("write");
     for i in 0..files {
-        std::fs::write(
-            dir.join("lib").join(format!("f{i}.txt")),
-            format!("file {i} shared by all versions\n"),
-        )
-        .expect("write");
+        std::fs::write(dir.join("lib").join(format!("f{i}.txt")), format!("file {i} shared by all versions\n"))
+            .expect("write");
     }
     std::fs::write(dir.join("bin/run.sh"), "#!/bin/sh\necho run\n").expect("write");
     std::fs::set_permissions(dir.join("bin/run.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -316,10 +281,7 @@ pub fn write_tree(dir: &Path, version: &str, files: usize) {
 }
 
 fn read_trimmed(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_string()
 }
 
 fn wait_for_server(dir: &Path) -> String {

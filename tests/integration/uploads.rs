@@ -15,11 +15,7 @@ fn raw_tar(path: &Path, entries: &[RawEntry], gzip: bool) {
     for (name, ty, link) in entries {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(*ty);
-        let data: &[u8] = if *ty == tar::EntryType::Regular {
-            b"payload\n"
-        } else {
-            b""
-        };
+        let data: &[u8] = if *ty == tar::EntryType::Regular { b"payload\n" } else { b"" };
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
@@ -48,27 +44,12 @@ fn archives_that_escape_the_release_are_refused_naming_the_entry() {
     let cases: [(&str, Vec<RawEntry>, &str); 4] = [
         (
             "dotdot.tar",
-            vec![
-                ("ok.txt", tar::EntryType::Regular, None),
-                ("../evil", tar::EntryType::Regular, None),
-            ],
+            vec![("ok.txt", tar::EntryType::Regular, None), ("../evil", tar::EntryType::Regular, None)],
             "'../evil'",
         ),
-        (
-            "abs.tar.gz",
-            vec![("/etc/cron.d/evil", tar::EntryType::Regular, None)],
-            "'/etc/cron.d/evil'",
-        ),
-        (
-            "link.tar",
-            vec![("conf", tar::EntryType::Symlink, Some("../../../etc"))],
-            "'conf'",
-        ),
-        (
-            "abslink.tar",
-            vec![("passwd", tar::EntryType::Symlink, Some("/etc/passwd"))],
-            "'passwd'",
-        ),
+        ("abs.tar.gz", vec![("/etc/cron.d/evil", tar::EntryType::Regular, None)], "'/etc/cron.d/evil'"),
+        ("link.tar", vec![("conf", tar::EntryType::Symlink, Some("../../../etc"))], "'conf'"),
+        ("abslink.tar", vec![("passwd", tar::EntryType::Symlink, Some("/etc/passwd"))], "'passwd'"),
     ];
     for (file, entries, named) in cases {
         let path = dir.join(file);
@@ -99,39 +80,17 @@ fn archives_and_directories_upload_alike() {
         .unwrap();
     assert!(status.success());
     f.ok(&["release", "upload", "app", tgz.to_str().unwrap(), "--version", "v7"]);
-    f.ok(&[
-        "release",
-        "upload",
-        "app",
-        tree.to_str().unwrap(),
-        "--version",
-        "v7-dir",
-    ]);
+    f.ok(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v7-dir"]);
     let list = f.json(&["release", "list", "app"]);
-    let digests: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["manifest_digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        digests[0], digests[1],
-        "same tree, same manifest, whatever the packaging"
-    );
+    let digests: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["manifest_digest"].as_str().unwrap()).collect();
+    assert_eq!(digests[0], digests[1], "same tree, same manifest, whatever the packaging");
 
     f.ok(&["deploy", "app", "prod", "--version", "v7", "--wait"]);
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v7"));
 
     let err = f.fails(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v7"]);
     assert!(err.contains("version 'v7' already exists"), "{err}");
-    let err = f.fails(&[
-        "release",
-        "upload",
-        "app",
-        tree.to_str().unwrap(),
-        "--version",
-        "bad/version",
-    ]);
+    let err = f.fails(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "bad/version"]);
     assert!(err.contains("version 'bad/version'"), "{err}");
     let err = f.fails(&["release", "upload", "nope", tree.to_str().unwrap(), "--version", "v1"]);
     assert!(err.contains("project 'nope' not found"), "{err}");

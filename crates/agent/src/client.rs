@@ -35,22 +35,12 @@ pub struct AgentApi {
 
 impl AgentApi {
     pub fn new(http: reqwest::Client, server: String, token: String) -> Self {
-        AgentApi {
-            http,
-            server: server.trim_end_matches('/').to_string(),
-            token,
-        }
+        AgentApi { http, server: server.trim_end_matches('/').to_string(), token }
     }
 
     pub async fn manifest(&self, release_id: i64) -> Result<Manifest, String> {
         let url = format!("{}/api/v1/agent/releases/{release_id}/manifest", self.server);
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let resp = self.http.get(url).bearer_auth(&self.token).send().await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("fetching the manifest: {}", error_text(resp).await));
         }

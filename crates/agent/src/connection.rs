@@ -64,23 +64,16 @@ async fn session(
     reports: &mut mpsc::UnboundedReceiver<AgentMsg>,
     connected: &watch::Sender<u64>,
 ) -> Result<(), String> {
-    let mut request = ws_url(&config.server)
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let auth = format!("Bearer {}", cred.token)
-        .parse()
-        .map_err(|_| "credential is not a valid header".to_string())?;
+    let mut request = ws_url(&config.server).into_client_request().map_err(|e| e.to_string())?;
+    let auth = format!("Bearer {}", cred.token).parse().map_err(|_| "credential is not a valid header".to_string())?;
     request.headers_mut().insert("authorization", auth);
     let (ws, _) = tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(request))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = ws.split();
-    let hello = AgentMsg::Hello {
-        protocol: PROTOCOL_VERSION,
-        agent_version: FERRY_VERSION.into(),
-        tags: config.tags.clone(),
-    };
+    let hello =
+        AgentMsg::Hello { protocol: PROTOCOL_VERSION, agent_version: FERRY_VERSION.into(), tags: config.tags.clone() };
     send(&mut tx, &hello).await?;
 
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));

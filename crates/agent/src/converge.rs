@@ -24,9 +24,7 @@ use crate::objects::{ObjectStore, PLAIN_MODE};
 /// After a failed install, wait before trying the same release again: 5 s,
 /// doubling with each failure, at most 5 minutes.
 fn retry_after(failures: u32) -> Duration {
-    Duration::from_secs(5)
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(Duration::from_secs(300))
+    Duration::from_secs(5).saturating_mul(1 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(300))
 }
 
 /// The last failure to install a project's desired release.
@@ -83,16 +81,9 @@ fn active(layout: &ProjectLayout) -> Option<ActiveRelease> {
 async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashMap<String, Failure>) -> ProjectReport {
     let layout = ProjectLayout::new(&c.root, &want.project);
     let current = active(&layout);
-    let report = |current, activity, transfer| ProjectReport {
-        project: want.project.clone(),
-        current,
-        activity,
-        transfer,
-    };
-    if current
-        .as_ref()
-        .is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name)
-    {
+    let report =
+        |current, activity, transfer| ProjectReport { project: want.project.clone(), current, activity, transfer };
+    if current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name) {
         failures.remove(&want.project);
         return report(current, Activity::Idle, None);
     }
@@ -100,20 +91,11 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashM
         && f.release_id == want.release_id
         && f.at.elapsed() < retry_after(f.count)
     {
-        return report(
-            current,
-            Activity::Failed {
-                release_id: f.release_id,
-                error: f.error.clone(),
-            },
-            None,
-        );
+        return report(current, Activity::Failed { release_id: f.release_id, error: f.error.clone() }, None);
     }
     let _ = c.reports.send(AgentMsg::Report(report(
         current.clone(),
-        Activity::Installing {
-            release_id: want.release_id,
-        },
+        Activity::Installing { release_id: want.release_id },
         None,
     )));
     match install(c, &layout, want).await {
@@ -129,39 +111,22 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashM
                 .get(&want.project)
                 .filter(|f| f.release_id == want.release_id)
                 .map_or(1, |f| f.count.saturating_add(1));
-            let failure = Failure {
-                release_id: want.release_id,
-                error: error.clone(),
-                at: Instant::now(),
-                count,
-            };
+            let failure = Failure { release_id: want.release_id, error: error.clone(), at: Instant::now(), count };
             failures.insert(want.project.clone(), failure);
-            report(
-                active(&layout),
-                Activity::Failed {
-                    release_id: want.release_id,
-                    error,
-                },
-                None,
-            )
+            report(active(&layout), Activity::Failed { release_id: want.release_id, error }, None)
         }
     }
 }
 
 /// Installs (if needed) and activates one release. Returns what it moved.
 async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
-    let mut stats = TransferStats {
-        release_id: want.release_id,
-        ..Default::default()
-    };
+    let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
     if let Some(meta) = layout.release_meta(&want.release_name) {
         // Still on disk (a rollback): only the link changes.
         stats.bytes_reused = meta.total_size;
     } else {
         let manifest = c.api.manifest(want.release_id).await?;
-        manifest
-            .validate()
-            .map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
+        manifest.validate().map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
         let blobs = manifest.distinct_blobs();
         let missing: Vec<_> = blobs.keys().filter(|d| !c.objects.has_content(d)).copied().collect();
         stats.bytes_downloaded = missing.iter().map(|d| blobs.get(d).copied().unwrap_or(0)).sum();
@@ -184,9 +149,7 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("assembling the release: {e}"))?;
     }
-    layout
-        .activate(&want.release_name)
-        .map_err(|e| format!("activating the release: {e}"))?;
+    layout.activate(&want.release_name).map_err(|e| format!("activating the release: {e}"))?;
     let keep = want.keep_releases;
     let layout2 = layout.clone();
     let objects = c.objects.clone();
@@ -224,8 +187,7 @@ async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(
                 }
                 Event::End => {
                     if let Some(w) = current.take() {
-                        w.finish(Some(PLAIN_MODE))
-                            .map_err(|e| format!("content from the server rejected: {e}"))?;
+                        w.finish(Some(PLAIN_MODE)).map_err(|e| format!("content from the server rejected: {e}"))?;
                         stored += 1;
                     }
                 }

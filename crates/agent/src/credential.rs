@@ -28,11 +28,7 @@ pub enum CredentialError {
     #[error("cannot reach the server to enrol: {0}")]
     Unreachable(String),
     #[error("{path} belongs to host '{stored}', not '{asked}'; use another --root or --name {stored}")]
-    OtherHost {
-        path: PathBuf,
-        stored: String,
-        asked: String,
-    },
+    OtherHost { path: PathBuf, stored: String, asked: String },
 }
 
 /// Where the credential lives under an agent root.
@@ -41,27 +37,17 @@ pub fn path(root: &Path) -> PathBuf {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CredentialError + '_ {
-    move |source| CredentialError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CredentialError::Io { path: path.to_path_buf(), source }
 }
 
 fn save(path: &Path, cred: &Credential) -> Result<(), CredentialError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = path.with_extension("tmp");
-    let json = serde_json::to_vec_pretty(cred).map_err(|e| CredentialError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
+    let json = serde_json::to_vec_pretty(cred)
+        .map_err(|e| CredentialError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
     f.write_all(&json).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
@@ -72,16 +58,10 @@ pub async fn load_or_enroll(http: &reqwest::Client, config: &AgentConfig) -> Res
     let path = path(&config.root);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let cred: Credential = serde_json::from_slice(&bytes).map_err(|e| CredentialError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let cred: Credential = serde_json::from_slice(&bytes)
+                .map_err(|e| CredentialError::Corrupt { path: path.clone(), reason: e.to_string() })?;
             if cred.host != config.name {
-                return Err(CredentialError::OtherHost {
-                    path,
-                    stored: cred.host,
-                    asked: config.name.clone(),
-                });
+                return Err(CredentialError::OtherHost { path, stored: cred.host, asked: config.name.clone() });
             }
             return Ok(cred);
         }
@@ -92,25 +72,13 @@ pub async fn load_or_enroll(http: &reqwest::Client, config: &AgentConfig) -> Res
         return Err(CredentialError::NoJoinToken(path));
     };
     let url = format!("{}/api/v1/agent/enroll", config.server.trim_end_matches('/'));
-    let body = EnrollRequest {
-        name: config.name.clone(),
-        tags: config.tags.clone(),
-        join_token: join_token.clone(),
-    };
-    let resp = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| CredentialError::Unreachable(e.to_string()))?;
+    let body = EnrollRequest { name: config.name.clone(), tags: config.tags.clone(), join_token: join_token.clone() };
+    let resp = http.post(url).json(&body).send().await.map_err(|e| CredentialError::Unreachable(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(CredentialError::Refused(crate::client::error_text(resp).await));
     }
     let answer: EnrollAnswer = resp.json().await.map_err(|e| CredentialError::Refused(e.to_string()))?;
-    let cred = Credential {
-        host: answer.host,
-        token: answer.token,
-    };
+    let cred = Credential { host: answer.host, token: answer.token };
     save(&path, &cred)?;
     tracing::info!(host = %cred.host, "enrolled; credential stored in {}", path.display());
     Ok(cred)

@@ -45,9 +45,7 @@ fn ctx(path: &Path, what: &str) -> impl FnOnce(io::Error) -> io::Error {
 
 impl ProjectLayout {
     pub fn new(root: &Path, project: &str) -> Self {
-        ProjectLayout {
-            dir: root.join(project),
-        }
+        ProjectLayout { dir: root.join(project) }
     }
 
     pub fn releases_dir(&self) -> PathBuf {
@@ -111,9 +109,7 @@ impl ProjectLayout {
                 EntryKind::Dir => fs::create_dir_all(&dest).map_err(ctx(&dest, "creating"))?,
                 EntryKind::Symlink { target } => symlink(target, &dest).map_err(ctx(&dest, "linking"))?,
                 EntryKind::File { digest, executable, .. } => {
-                    let object = objects
-                        .ensure(digest, *executable)
-                        .map_err(ctx(&dest, "preparing content for"))?;
+                    let object = objects.ensure(digest, *executable).map_err(ctx(&dest, "preparing content for"))?;
                     if fs::hard_link(&object, &dest).is_err() {
                         // Another filesystem, or too many links: copy instead.
                         fs::copy(&object, &dest).map_err(ctx(&dest, "copying"))?;

@@ -58,10 +58,7 @@ pub enum AgentError {
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
-    std::fs::create_dir_all(&config.root).map_err(|source| AgentError::Root {
-        path: config.root.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&config.root).map_err(|source| AgentError::Root { path: config.root.clone(), source })?;
     let http = client::http_client();
     let cred = credential::load_or_enroll(&http, &config).await?;
     let objects = objects::ObjectStore::open(&config.root)?;

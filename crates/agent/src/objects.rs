@@ -27,9 +27,7 @@ pub struct ObjectStore {
 
 impl ObjectStore {
     pub fn open(root: &Path) -> Result<Self, BlobError> {
-        Ok(ObjectStore {
-            dir: BlobDir::open(root.join(".ferry").join("objects"))?,
-        })
+        Ok(ObjectStore { dir: BlobDir::open(root.join(".ferry").join("objects"))? })
     }
 
     pub fn path_for(&self, digest: &Digest, executable: bool) -> PathBuf {
@@ -57,10 +55,7 @@ impl ObjectStore {
         let other = self.path_for(digest, !executable);
         let tmp = self.dir.root().join("tmp").join(format!("{}.variant", digest.to_hex()));
         fs::copy(&other, &tmp)?;
-        fs::set_permissions(
-            &tmp,
-            fs::Permissions::from_mode(if executable { EXEC_MODE } else { PLAIN_MODE }),
-        )?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(if executable { EXEC_MODE } else { PLAIN_MODE }))?;
         fs::rename(&tmp, &want)?;
         Ok(want)
     }

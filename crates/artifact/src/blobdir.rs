@@ -21,18 +21,11 @@ pub enum BlobError {
     #[error("blob {expected} is corrupt: its bytes hash to {actual}")]
     Corrupt { expected: Digest, actual: Digest },
     #[error("blob {expected}: expected {expected_len} bytes, got {actual_len}")]
-    WrongLength {
-        expected: Digest,
-        expected_len: u64,
-        actual_len: u64,
-    },
+    WrongLength { expected: Digest, expected_len: u64, actual_len: u64 },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
-    move |source| BlobError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| BlobError::Io { path: path.to_path_buf(), source }
 }
 
 /// See the module documentation.
@@ -69,10 +62,7 @@ impl BlobDir {
 
     /// Starts writing a blob expected to have `digest` and `len` bytes.
     pub fn begin(&self, digest: Digest, len: u64) -> Result<PendingBlob, BlobError> {
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{}.{:016x}", digest.to_hex(), rand_suffix()));
+        let tmp = self.root.join("tmp").join(format!("{}.{:016x}", digest.to_hex(), rand_suffix()));
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
         Ok(PendingBlob {
             file: io::BufWriter::with_capacity(256 * 1024, file),
@@ -125,27 +115,12 @@ impl PendingBlob {
     /// into place. Returns its final path. On a mismatch the temporary file is
     /// removed and nothing becomes visible.
     pub fn finish(self, mode: Option<u32>) -> Result<PathBuf, BlobError> {
-        let PendingBlob {
-            file,
-            tmp,
-            dest,
-            expected,
-            expected_len,
-            written,
-            hasher,
-        } = self;
+        let PendingBlob { file, tmp, dest, expected, expected_len, written, hasher } = self;
         let outcome = (|| {
-            let file = file.into_inner().map_err(|e| BlobError::Io {
-                path: tmp.clone(),
-                source: e.into_error(),
-            })?;
+            let file = file.into_inner().map_err(|e| BlobError::Io { path: tmp.clone(), source: e.into_error() })?;
             drop(file);
             if written != expected_len {
-                return Err(BlobError::WrongLength {
-                    expected,
-                    expected_len,
-                    actual_len: written,
-                });
+                return Err(BlobError::WrongLength { expected, expected_len, actual_len: written });
             }
             let actual = hasher.finish();
             if actual != expected {
@@ -186,11 +161,7 @@ mod tests {
         let err = blobs.put(claimed, b"hellx").unwrap_err();
         assert!(matches!(err, BlobError::Corrupt { .. }), "{err}");
         assert!(!blobs.contains(&claimed));
-        assert_eq!(
-            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0,
-            "no temp file left"
-        );
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
     }
 
     #[test]

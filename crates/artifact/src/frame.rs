@@ -45,11 +45,7 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder {
-            header: [0; HEADER_LEN],
-            header_have: 0,
-            remaining: None,
-        }
+        Decoder { header: [0; HEADER_LEN], header_have: 0, remaining: None }
     }
 }
 
@@ -92,21 +88,14 @@ impl Decoder {
                 len.copy_from_slice(&self.header[32..]);
                 let len = u64::from_be_bytes(len);
                 self.remaining = Some(len);
-                Some(Event::Begin {
-                    digest: Digest(digest),
-                    len,
-                })
+                Some(Event::Begin { digest: Digest(digest), len })
             }
         }
     }
 
     /// Call at the end of the body: an error if it stopped inside a frame.
     pub fn finish(&self) -> Result<(), Truncated> {
-        if self.remaining.is_none() && self.header_have == 0 {
-            Ok(())
-        } else {
-            Err(Truncated)
-        }
+        if self.remaining.is_none() && self.header_have == 0 { Ok(()) } else { Err(Truncated) }
     }
 }
 

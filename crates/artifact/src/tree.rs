@@ -33,10 +33,7 @@ pub enum TreeError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
-    move |source| TreeError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TreeError::Io { path: path.to_path_buf(), source }
 }
 
 /// Where the bytes of one blob can be read.
@@ -70,10 +67,7 @@ impl SourceTree {
         if meta.is_dir() {
             return Self::from_dir(path);
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
         let file = fs::File::open(path).map_err(io_err(path))?;
         let reader: Box<dyn Read> = if name.ends_with(".tar") {
             Box::new(file)
@@ -97,9 +91,7 @@ impl SourceTree {
             for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
                 let item = item.map_err(io_err(&dir))?;
                 let rel_path = rel.join(item.file_name());
-                let path_str = rel_path
-                    .to_str()
-                    .ok_or_else(|| TreeError::NotUtf8(rel_path.display().to_string()))?;
+                let path_str = rel_path.to_str().ok_or_else(|| TreeError::NotUtf8(rel_path.display().to_string()))?;
                 let full = item.path();
                 let meta = fs::symlink_metadata(&full).map_err(io_err(&full))?;
                 let ft = meta.file_type();
@@ -108,29 +100,16 @@ impl SourceTree {
                     EntryKind::Dir
                 } else if ft.is_symlink() {
                     let target = fs::read_link(&full).map_err(io_err(&full))?;
-                    let target = target
-                        .to_str()
-                        .ok_or_else(|| TreeError::NotUtf8(path_str.to_string()))?
-                        .to_string();
+                    let target = target.to_str().ok_or_else(|| TreeError::NotUtf8(path_str.to_string()))?.to_string();
                     EntryKind::Symlink { target }
                 } else if ft.is_file() {
                     let (digest, size) = hash_file(&full)?;
                     blobs.entry(digest).or_insert((size, BlobSource::File(full.clone())));
-                    EntryKind::File {
-                        digest,
-                        size,
-                        executable: meta.permissions().mode() & 0o111 != 0,
-                    }
+                    EntryKind::File { digest, size, executable: meta.permissions().mode() & 0o111 != 0 }
                 } else {
-                    return Err(TreeError::Unsupported {
-                        path: path_str.to_string(),
-                        what: "a special file".into(),
-                    });
+                    return Err(TreeError::Unsupported { path: path_str.to_string(), what: "a special file".into() });
                 };
-                entries.push(Entry {
-                    path: path_str.to_string(),
-                    kind,
-                });
+                entries.push(Entry { path: path_str.to_string(), kind });
             }
         }
         let manifest = Manifest::new(entries);
@@ -157,49 +136,32 @@ impl SourceTree {
             let kind = match header.entry_type() {
                 tar::EntryType::Directory => EntryKind::Dir,
                 tar::EntryType::Symlink => {
-                    let target = item
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
+                    let target =
+                        item.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
                     EntryKind::Symlink { target }
                 }
                 tar::EntryType::Link => {
-                    let target = item
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
+                    let target =
+                        item.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
                     let key = normalise_archive_path(&target).unwrap_or_default();
                     let Some(&(digest, size, _)) = files.get(&key) else {
                         return Err(TreeError::BadHardLink { path, target });
                     };
-                    EntryKind::File {
-                        digest,
-                        size,
-                        executable,
-                    }
+                    EntryKind::File { digest, size, executable }
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let mut bytes = Vec::with_capacity(usize::try_from(item.size()).unwrap_or(0));
                     item.read_to_end(&mut bytes).map_err(io_err(origin))?;
                     let digest = digest_of(&bytes);
                     let size = bytes.len() as u64;
-                    blobs
-                        .entry(digest)
-                        .or_insert_with(|| (size, BlobSource::Memory(Arc::new(bytes))));
+                    blobs.entry(digest).or_insert_with(|| (size, BlobSource::Memory(Arc::new(bytes))));
                     files.insert(path.clone(), (digest, size, executable));
-                    EntryKind::File {
-                        digest,
-                        size,
-                        executable,
-                    }
+                    EntryKind::File { digest, size, executable }
                 }
                 // PAX and GNU long-name headers are consumed by the tar reader.
                 tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
                 other => {
-                    return Err(TreeError::Unsupported {
-                        path,
-                        what: format!("a tar entry of type {other:?}"),
-                    });
+                    return Err(TreeError::Unsupported { path, what: format!("a tar entry of type {other:?}") });
                 }
             };
             // A later entry of the same path replaces an earlier one, as tar does.
@@ -220,11 +182,7 @@ fn normalise_archive_path(raw: &str) -> Option<String> {
         p = rest;
     }
     let p = p.trim_end_matches('/');
-    if p.is_empty() || p == "." {
-        None
-    } else {
-        Some(p.to_string())
-    }
+    if p.is_empty() || p == "." { None } else { Some(p.to_string()) }
 }
 
 /// Hashes a file, returning its digest and size.
@@ -310,9 +268,7 @@ mod tests {
         ];
         for (path, ty, link, named) in cases {
             let data = tar_with(&[(path, ty, b"x", link)]);
-            let err = SourceTree::from_tar(&data[..], Path::new("t.tar"))
-                .unwrap_err()
-                .to_string();
+            let err = SourceTree::from_tar(&data[..], Path::new("t.tar")).unwrap_err().to_string();
             assert!(err.contains(named), "{path}: {err}");
         }
     }

@@ -26,11 +26,7 @@ impl Client {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("building the HTTP client")?;
-        Ok(Client {
-            base: server.trim_end_matches('/').to_string(),
-            token: token.trim().to_string(),
-            http,
-        })
+        Ok(Client { base: server.trim_end_matches('/').to_string(), token: token.trim().to_string(), http })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -47,13 +43,7 @@ impl Client {
     }
 
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let resp = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await;
+        let resp = self.http.post(self.url(path)).bearer_auth(&self.token).json(body).send().await;
         decode(path, resp).await
     }
 }
@@ -65,17 +55,11 @@ pub(crate) async fn decode<T: DeserializeOwned>(
 ) -> Result<T> {
     let resp = resp.map_err(|e| anyhow::anyhow!("cannot reach the Ferry server ({path}): {e}"))?;
     let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .with_context(|| format!("reading the answer to {path}"))?;
+    let bytes = resp.bytes().await.with_context(|| format!("reading the answer to {path}"))?;
     if !status.is_success() {
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => bail!("{}", e.error),
-            Err(_) => bail!(
-                "server answered {status} to {path}: {}",
-                String::from_utf8_lossy(&bytes).trim()
-            ),
+            Err(_) => bail!("server answered {status} to {path}: {}", String::from_utf8_lossy(&bytes).trim()),
         }
     }
     serde_json::from_slice(&bytes).with_context(|| format!("unreadable answer to {path}"))

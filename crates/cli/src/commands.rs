@@ -6,27 +6,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use ferry_domain::{DeploymentKind, DeploymentStatus, HostDeployState};
+use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 use ferry_proto::api::*;
 
 use crate::output::{bytes, table, time};
 use crate::upload::{ReleaseLabels, upload_release};
 use crate::{Client, Output};
 
-pub async fn project_create(c: &Client, name: &str, keep_releases: Option<u32>) -> Result<()> {
-    let p: ProjectInfo = c
-        .post(
-            "/api/v1/projects",
-            &CreateProject {
-                name: name.into(),
-                keep_releases,
-            },
-        )
-        .await?;
-    println!(
-        "created project {} (keeps {} releases per host)",
-        p.name, p.keep_releases
-    );
+pub async fn project_create(c: &Client, req: CreateProject) -> Result<()> {
+    let p: ProjectInfo = c.post("/api/v1/projects", &req).await?;
+    let source = match &p.repo {
+        Some(repo) => format!(", builds from {repo}"),
+        None => String::new(),
+    };
+    println!("created project {} (keeps {} releases per host{source})", p.name, p.keep_releases);
     Ok(())
 }
 
@@ -35,27 +28,18 @@ pub async fn project_list(c: &Client, out: Output) -> Result<()> {
     out.print(&list, |l| {
         table(
             &["PROJECT", "KEEP", "CREATED"],
-            l.iter()
-                .map(|p| vec![p.name.clone(), p.keep_releases.to_string(), time(&p.created_at)])
-                .collect(),
+            l.iter().map(|p| vec![p.name.clone(), p.keep_releases.to_string(), time(&p.created_at)]).collect(),
         )
     })
 }
 
-pub async fn env_create(c: &Client, project: &str, env: &str, selector: &str) -> Result<()> {
-    let e: EnvironmentInfo = c
-        .post(
-            &format!("/api/v1/projects/{project}/environments"),
-            &CreateEnvironment {
-                name: env.into(),
-                selector: selector.into(),
-            },
-        )
-        .await?;
-    println!(
-        "created environment {}/{} selecting hosts with {}",
-        e.project, e.name, e.selector
-    );
+pub async fn env_create(c: &Client, project: &str, req: CreateEnvironment) -> Result<()> {
+    let e: EnvironmentInfo = c.post(&format!("/api/v1/projects/{project}/environments"), &req).await?;
+    let follow = match &e.auto_deploy_branch {
+        Some(b) => format!("; successful builds of '{b}' deploy here"),
+        None => String::new(),
+    };
+    println!("created environment {}/{} selecting hosts with {}{follow}", e.project, e.name, e.selector);
     Ok(())
 }
 
@@ -65,13 +49,7 @@ pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
         table(
             &["ENV", "SELECTOR", "DESIRED VERSION"],
             l.iter()
-                .map(|e| {
-                    vec![
-                        e.name.clone(),
-                        e.selector.clone(),
-                        e.desired_version.clone().unwrap_or("-".into()),
-                    ]
-                })
+                .map(|e| vec![e.name.clone(), e.selector.clone(), e.desired_version.clone().unwrap_or("-".into())])
                 .collect(),
         )
     })
@@ -115,20 +93,9 @@ pub async fn release_list(c: &Client, project: &str, out: Output) -> Result<()> 
 /// `ferry deploy` and `ferry rollback`.
 pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool, out: Output) -> Result<()> {
     let d: DeploymentInfo = c.post(&format!("/api/v1/projects/{project}/deployments"), &req).await?;
-    let what = if d.kind == DeploymentKind::Rollback {
-        "rollback"
-    } else {
-        "deployment"
-    };
+    let what = if d.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" };
     if out == Output::Table {
-        println!(
-            "{what} {} of {}/{} to version {} on {} host(s)",
-            d.id,
-            d.project,
-            d.env,
-            d.version,
-            d.hosts.len()
-        );
+        println!("{what} {} of {}/{} to version {} on {} host(s)", d.id, d.project, d.env, d.version, d.hosts.len());
     }
     if !wait {
         if out == Output::Json {
@@ -168,12 +135,7 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
             for h in &d.hosts {
                 if seen.get(&h.host) != Some(&h.state) {
                     seen.insert(h.host.clone(), h.state);
-                    println!(
-                        "  {:>6.1}s  {:<20} {}",
-                        started.elapsed().as_secs_f64(),
-                        h.host,
-                        host_line(h)
-                    );
+                    println!("  {:>6.1}s  {:<20} {}", started.elapsed().as_secs_f64(), h.host, host_line(h));
                 }
             }
         }
@@ -186,11 +148,9 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
 
 fn host_line(h: &DeploymentHostInfo) -> String {
     match h.state {
-        HostDeployState::Succeeded => format!(
-            "succeeded  ({} downloaded, {} reused)",
-            bytes(h.bytes_downloaded),
-            bytes(h.bytes_reused)
-        ),
+        HostDeployState::Succeeded => {
+            format!("succeeded  ({} downloaded, {} reused)", bytes(h.bytes_downloaded), bytes(h.bytes_reused))
+        }
         HostDeployState::Failed => format!("FAILED  {}", h.error.as_deref().unwrap_or("")),
         other => other.to_string(),
     }
@@ -201,11 +161,7 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
     out.print(d, |d| {
         format!(
             "{} {} {}: {} of {} host(s) on version {}\n",
-            if d.kind == DeploymentKind::Rollback {
-                "rollback"
-            } else {
-                "deployment"
-            },
+            if d.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" },
             d.id,
             d.status,
             d.hosts.len() - failed,
@@ -214,11 +170,7 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
         )
     })?;
     if d.status == DeploymentStatus::Failed {
-        bail!(
-            "deployment {} failed on {failed} host(s); see `ferry deployment show {}`",
-            d.id,
-            d.id
-        );
+        bail!("deployment {} failed on {failed} host(s); see `ferry deployment show {}`", d.id, d.id);
     }
     Ok(())
 }
@@ -235,11 +187,7 @@ pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
                 env.env,
                 env.selector,
                 env.desired_version.as_deref().unwrap_or("-"),
-                if counts.is_empty() {
-                    "no hosts".to_string()
-                } else {
-                    counts.join(", ")
-                }
+                if counts.is_empty() { "no hosts".to_string() } else { counts.join(", ") }
             ));
             let rows = env
                 .hosts
@@ -255,10 +203,7 @@ pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
                     ]
                 })
                 .collect();
-            text.push_str(&table(
-                &["  HOST", "STATE", "RUNNING", "DESIRED", "ACTIVITY", "ERROR"],
-                rows,
-            ));
+            text.push_str(&table(&["  HOST", "STATE", "RUNNING", "DESIRED", "ACTIVITY", "ERROR"], rows));
         }
         text
     })
@@ -285,9 +230,7 @@ pub async fn hosts(c: &Client, out: Output) -> Result<()> {
 }
 
 pub async fn deployments(c: &Client, project: &str, limit: u32, out: Output) -> Result<()> {
-    let list: Vec<DeploymentInfo> = c
-        .get(&format!("/api/v1/projects/{project}/deployments?limit={limit}"))
-        .await?;
+    let list: Vec<DeploymentInfo> = c.get(&format!("/api/v1/projects/{project}/deployments?limit={limit}")).await?;
     out.print(&list, |l| {
         table(
             &["ID", "ENV", "VERSION", "KIND", "STATUS", "BY", "STARTED", "FINISHED"],
@@ -339,10 +282,161 @@ pub async fn deployment_show(c: &Client, id: i64, out: Output) -> Result<()> {
                 ]
             })
             .collect();
-        text.push_str(&table(
-            &["HOST", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"],
-            rows,
-        ));
+        text.push_str(&table(&["HOST", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"], rows));
         text
     })
+}
+
+/// `ferry build PROJECT`: queue a build, and with `follow` stream its log
+/// and exit with its outcome.
+pub async fn build(c: &Client, project: &str, git_ref: Option<String>, follow: bool, out: Output) -> Result<()> {
+    let b: BuildInfo = c.post(&format!("/api/v1/projects/{project}/builds"), &CreateBuild { git_ref }).await?;
+    if out == Output::Table {
+        println!("build {} (#{} of {}) of '{}' queued", b.id, b.number, b.project, b.git_ref);
+    }
+    if !follow {
+        if out == Output::Json {
+            out.print(&b, |_| String::new())?;
+        }
+        return Ok(());
+    }
+    build_log(c, b.id, true, out).await
+}
+
+/// Streams a build's log (Server-Sent Events) to stdout; with `follow`, until
+/// the build ends, failing unless it succeeded.
+pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result<()> {
+    use futures_util::StreamExt;
+    let path = format!("/api/v1/builds/{id}/log?follow={}", if follow { 1 } else { 0 });
+    let resp = c
+        .http
+        .get(c.url(&path))
+        .bearer_auth(c.token())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the Ferry server: {e}"))?;
+    if !resp.status().is_success() {
+        let _: serde_json::Value = crate::client::decode(&path, Ok(resp)).await?;
+        bail!("unexpected answer to {path}");
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf = Vec::new();
+    let (mut event, mut data) = (String::new(), String::new());
+    let mut end: Option<BuildInfo> = None;
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&buf[..pos]).trim_end_matches('\r').to_string();
+            buf.drain(..=pos);
+            if line.is_empty() {
+                match event.as_str() {
+                    "line" => {
+                        if let Ok(l) = serde_json::from_str::<LogLineInfo>(&data) {
+                            print_log_line(&l, out);
+                        }
+                    }
+                    "end" => end = serde_json::from_str(&data).ok(),
+                    _ => {}
+                }
+                event.clear();
+                data.clear();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        if end.is_some() {
+            break;
+        }
+    }
+    let Some(b) = end else { bail!("the log of build {id} ended early; see `ferry build show {id}`") };
+    if follow {
+        if out == Output::Table {
+            let version = b.version.as_deref().map(|v| format!(": version {v}")).unwrap_or_default();
+            println!("build {} (#{}) {}{version}", b.id, b.number, b.status);
+        }
+        if b.status != BuildStatus::Succeeded {
+            bail!("build {} {}: {}", b.id, b.status, b.error.as_deref().unwrap_or("see its log"));
+        }
+    }
+    Ok(())
+}
+
+fn print_log_line(l: &LogLineInfo, out: Output) {
+    match out {
+        Output::Json => println!("{}", serde_json::to_string(l).unwrap_or_default()),
+        Output::Table if l.stream == "ferry" => println!("==> {}", l.line),
+        Output::Table => println!("{}", l.line),
+    }
+}
+
+pub async fn builds(c: &Client, project: &str, limit: u32, out: Output) -> Result<()> {
+    let list: Vec<BuildInfo> = c.get(&format!("/api/v1/projects/{project}/builds?limit={limit}")).await?;
+    out.print(&list, |l| {
+        table(
+            &["ID", "#", "REF", "COMMIT", "AUTHOR", "MESSAGE", "STATUS", "DURATION", "VERSION"],
+            l.iter()
+                .map(|b| {
+                    vec![
+                        b.id.to_string(),
+                        b.number.to_string(),
+                        b.git_ref.clone(),
+                        b.commit.as_deref().map(|c| c[..c.len().min(10)].to_string()).unwrap_or("-".into()),
+                        b.author.clone().unwrap_or("-".into()),
+                        b.message.as_deref().map(|m| m.chars().take(40).collect()).unwrap_or("-".into()),
+                        b.status.to_string(),
+                        b.duration_secs.map(|d| format!("{d:.1}s")).unwrap_or("-".into()),
+                        b.version.clone().unwrap_or("-".into()),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+pub async fn build_show(c: &Client, id: i64, out: Output) -> Result<()> {
+    let b: BuildInfo = c.get(&format!("/api/v1/builds/{id}")).await?;
+    out.print(&b, build_text)
+}
+
+fn build_text(b: &BuildInfo) -> String {
+    format!(
+        "build {} (#{} of {}): {}\nref {}  commit {}  author {}\nmessage {}\nversion {}  trigger {} by {}\nqueued {}  started {}  finished {}\n{}",
+        b.id,
+        b.number,
+        b.project,
+        b.status,
+        b.git_ref,
+        b.commit.as_deref().unwrap_or("-"),
+        b.author.as_deref().unwrap_or("-"),
+        b.message.as_deref().unwrap_or("-"),
+        b.version.as_deref().unwrap_or("-"),
+        b.trigger,
+        b.requested_by,
+        time(&b.created_at),
+        b.started_at.as_deref().map(time).unwrap_or("-".into()),
+        b.finished_at.as_deref().map(time).unwrap_or("-".into()),
+        b.error.as_deref().map(|e| format!("error: {e}\n")).unwrap_or_default()
+    )
+}
+
+pub async fn build_cancel(c: &Client, id: i64) -> Result<()> {
+    let b: BuildInfo = c.post(&format!("/api/v1/builds/{id}/cancel"), &serde_json::json!({})).await?;
+    let what = if b.status == BuildStatus::Canceled { "canceled" } else { "asked to stop" };
+    println!("build {id} {what}");
+    Ok(())
+}
+
+pub async fn build_retry(c: &Client, id: i64, follow: bool, out: Output) -> Result<()> {
+    let b: BuildInfo = c.post(&format!("/api/v1/builds/{id}/retry"), &serde_json::json!({})).await?;
+    println!("build {} (#{}) queued to retry build {id}", b.id, b.number);
+    if follow {
+        return build_log(c, b.id, true, out).await;
+    }
+    Ok(())
 }

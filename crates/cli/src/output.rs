@@ -60,18 +60,12 @@ pub fn bytes(n: u64) -> String {
         v /= 1000.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// Shortens an RFC 3339 time to `YYYY-MM-DD HH:MM:SS`.
 pub fn time(t: &str) -> String {
-    t.get(..19)
-        .map(|s| s.replace('T', " "))
-        .unwrap_or_else(|| t.to_string())
+    t.get(..19).map(|s| s.replace('T', " ")).unwrap_or_else(|| t.to_string())
 }
 
 #[cfg(test)]

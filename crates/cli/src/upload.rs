@@ -39,18 +39,14 @@ pub async fn upload_release(client: &Client, project: &str, path: &Path, labels:
         committer: labels.committer,
         manifest: tree.manifest,
     };
-    client
-        .post(&format!("/api/v1/projects/{project}/releases"), &body)
-        .await
+    client.post(&format!("/api/v1/projects/{project}/releases"), &body).await
 }
 
 /// Streams the blobs as frames; a reader thread feeds the request body.
 async fn send_blobs(client: &Client, tree: &SourceTree, missing: Vec<ferry_domain::Digest>) -> Result<()> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    let sources: Vec<_> = missing
-        .iter()
-        .filter_map(|d| tree.blobs.get(d).map(|(len, src)| (*d, *len, src.clone())))
-        .collect();
+    let sources: Vec<_> =
+        missing.iter().filter_map(|d| tree.blobs.get(d).map(|(len, src)| (*d, *len, src.clone()))).collect();
     std::thread::spawn(move || {
         for (digest, len, source) in sources {
             let data = match source.read() {
@@ -64,9 +60,7 @@ async fn send_blobs(client: &Client, tree: &SourceTree, missing: Vec<ferry_domai
                 let _ = tx.blocking_send(Err(std::io::Error::other("a file changed while it was being uploaded")));
                 return;
             }
-            if tx
-                .blocking_send(Ok(Bytes::copy_from_slice(&frame::header(&digest, len))))
-                .is_err()
+            if tx.blocking_send(Ok(Bytes::copy_from_slice(&frame::header(&digest, len)))).is_err()
                 || tx.blocking_send(Ok(Bytes::from(data))).is_err()
             {
                 return;

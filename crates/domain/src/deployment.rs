@@ -47,10 +47,7 @@ impl HostDeployState {
     /// never change: a late or repeated report must not rewrite history.
     pub fn can_move_to(self, next: HostDeployState) -> bool {
         use HostDeployState::*;
-        matches!(
-            (self, next),
-            (Pending, Running | Succeeded | Failed) | (Running, Succeeded | Failed)
-        )
+        matches!((self, next), (Pending, Running | Succeeded | Failed) | (Running, Succeeded | Failed))
     }
 }
 
@@ -68,11 +65,7 @@ impl DeploymentStatus {
                 HostDeployState::Succeeded => {}
             }
         }
-        if any_failed {
-            DeploymentStatus::Failed
-        } else {
-            DeploymentStatus::Succeeded
-        }
+        if any_failed { DeploymentStatus::Failed } else { DeploymentStatus::Succeeded }
     }
 
     pub fn is_terminal(self) -> bool {
@@ -116,20 +109,14 @@ pub enum BuildStatus {
 
 impl BuildStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            BuildStatus::Succeeded | BuildStatus::Failed | BuildStatus::Canceled
-        )
+        matches!(self, BuildStatus::Succeeded | BuildStatus::Failed | BuildStatus::Canceled)
     }
 
     /// Queued builds start or are canceled; running builds end; ended builds
     /// stay ended (a retry is a new build).
     pub fn can_move_to(self, next: BuildStatus) -> bool {
         use BuildStatus::*;
-        matches!(
-            (self, next),
-            (Queued, Running | Canceled) | (Running, Succeeded | Failed | Canceled)
-        )
+        matches!((self, next), (Queued, Running | Canceled) | (Running, Succeeded | Failed | Canceled))
     }
 }
 
@@ -170,23 +157,10 @@ mod tests {
 
     #[test]
     fn overall_status() {
-        assert_eq!(
-            DeploymentStatus::from_hosts([Succeeded, Succeeded]),
-            DeploymentStatus::Succeeded
-        );
-        assert_eq!(
-            DeploymentStatus::from_hosts([Succeeded, Failed]),
-            DeploymentStatus::Failed
-        );
-        assert_eq!(
-            DeploymentStatus::from_hosts([Failed, Running]),
-            DeploymentStatus::Running,
-            "waits for every host"
-        );
-        assert_eq!(
-            DeploymentStatus::from_hosts([Pending, Succeeded]),
-            DeploymentStatus::Running
-        );
+        assert_eq!(DeploymentStatus::from_hosts([Succeeded, Succeeded]), DeploymentStatus::Succeeded);
+        assert_eq!(DeploymentStatus::from_hosts([Succeeded, Failed]), DeploymentStatus::Failed);
+        assert_eq!(DeploymentStatus::from_hosts([Failed, Running]), DeploymentStatus::Running, "waits for every host");
+        assert_eq!(DeploymentStatus::from_hosts([Pending, Succeeded]), DeploymentStatus::Running);
         assert_eq!(DeploymentStatus::from_hosts([]), DeploymentStatus::Succeeded);
     }
 

@@ -16,6 +16,7 @@ pub mod recipe;
 pub mod release_name;
 pub mod retry;
 pub mod rollback;
+pub mod secret;
 pub mod selector;
 pub mod version;
 
@@ -26,6 +27,7 @@ pub use names::{NameError, validate_name, validate_version};
 pub use recipe::{BuildRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use rollback::{PastDeployment, rollback_target};
+pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
 pub use version::next_version;
 

@@ -104,16 +104,10 @@ impl Manifest {
             while let Some((parent, _)) = ancestor.rsplit_once('/') {
                 match kinds.get(parent) {
                     Some(EntryKind::Symlink { .. }) => {
-                        return Err(ManifestError::UnderSymlink {
-                            path: entry.path.clone(),
-                            link: parent.to_string(),
-                        });
+                        return Err(ManifestError::UnderSymlink { path: entry.path.clone(), link: parent.to_string() });
                     }
                     Some(EntryKind::File { .. }) => {
-                        return Err(ManifestError::UnderFile {
-                            path: entry.path.clone(),
-                            file: parent.to_string(),
-                        });
+                        return Err(ManifestError::UnderFile { path: entry.path.clone(), file: parent.to_string() });
                     }
                     _ => {}
                 }
@@ -136,11 +130,7 @@ impl Manifest {
     /// Iterates regular files as (path, digest, size, executable).
     pub fn files(&self) -> impl Iterator<Item = (&str, Digest, u64, bool)> {
         self.entries.iter().filter_map(|e| match &e.kind {
-            EntryKind::File {
-                digest,
-                size,
-                executable,
-            } => Some((e.path.as_str(), *digest, *size, *executable)),
+            EntryKind::File { digest, size, executable } => Some((e.path.as_str(), *digest, *size, *executable)),
             _ => None,
         })
     }
@@ -173,16 +163,10 @@ pub fn validate_path(path: &str) -> Result<(), ManifestError> {
 /// to a place inside the release.
 fn validate_link(path: &str, target: &str) -> Result<(), ManifestError> {
     if target.starts_with('/') {
-        return Err(ManifestError::AbsoluteLink {
-            path: path.to_string(),
-            target: target.to_string(),
-        });
+        return Err(ManifestError::AbsoluteLink { path: path.to_string(), target: target.to_string() });
     }
     if target.is_empty() || target.contains('\0') {
-        return Err(ManifestError::LinkEscapes {
-            path: path.to_string(),
-            target: target.to_string(),
-        });
+        return Err(ManifestError::LinkEscapes { path: path.to_string(), target: target.to_string() });
     }
     // Depth of the directory holding the link, below the release root.
     let mut depth: i64 = path.matches('/').count() as i64;
@@ -192,10 +176,7 @@ fn validate_link(path: &str, target: &str) -> Result<(), ManifestError> {
             ".." => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(ManifestError::LinkEscapes {
-                        path: path.to_string(),
-                        target: target.to_string(),
-                    });
+                    return Err(ManifestError::LinkEscapes { path: path.to_string(), target: target.to_string() });
                 }
             }
             _ => depth += 1,
@@ -209,26 +190,13 @@ mod tests {
     use super::*;
 
     fn file(path: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::File {
-                digest: Digest([1; 32]),
-                size: 3,
-                executable: false,
-            },
-        }
+        Entry { path: path.into(), kind: EntryKind::File { digest: Digest([1; 32]), size: 3, executable: false } }
     }
     fn link(path: &str, target: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::Symlink { target: target.into() },
-        }
+        Entry { path: path.into(), kind: EntryKind::Symlink { target: target.into() } }
     }
     fn dir(path: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::Dir,
-        }
+        Entry { path: path.into(), kind: EntryKind::Dir }
     }
 
     #[test]
@@ -263,19 +231,12 @@ mod tests {
 
     #[test]
     fn refuses_links_that_leave_the_release() {
-        for (path, target) in [
-            ("l", "/etc"),
-            ("l", ".."),
-            ("a/l", "../../x"),
-            ("a/b/l", "../../../x"),
-            ("l", "a/../../x"),
-        ] {
+        for (path, target) in
+            [("l", "/etc"), ("l", ".."), ("a/l", "../../x"), ("a/b/l", "../../../x"), ("l", "a/../../x")]
+        {
             let err = Manifest::new(vec![link(path, target)]).validate().unwrap_err();
             assert!(
-                matches!(
-                    err,
-                    ManifestError::AbsoluteLink { .. } | ManifestError::LinkEscapes { .. }
-                ),
+                matches!(err, ManifestError::AbsoluteLink { .. } | ManifestError::LinkEscapes { .. }),
                 "{path} -> {target}: {err}"
             );
             assert!(err.to_string().contains(path));
@@ -293,10 +254,7 @@ mod tests {
 
     #[test]
     fn refuses_duplicates_and_empty() {
-        assert!(matches!(
-            Manifest::new(vec![file("a"), file("a")]).validate(),
-            Err(ManifestError::Duplicate(_))
-        ));
+        assert!(matches!(Manifest::new(vec![file("a"), file("a")]).validate(), Err(ManifestError::Duplicate(_))));
         assert_eq!(Manifest::default().validate(), Err(ManifestError::Empty));
     }
 }

@@ -9,11 +9,7 @@ pub enum NameError {
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("{what} '{value}' is longer than {max} characters")]
-    TooLong {
-        what: &'static str,
-        value: String,
-        max: usize,
-    },
+    TooLong { what: &'static str, value: String, max: usize },
     #[error(
         "{what} '{value}' may only contain lowercase letters, digits, '-' and '_', and must start with a letter or digit"
     )]
@@ -34,25 +30,12 @@ pub fn validate_name(what: &'static str, value: &str) -> Result<(), NameError> {
         return Err(NameError::Empty { what });
     }
     if value.len() > MAX_NAME {
-        return Err(NameError::TooLong {
-            what,
-            value: value.to_string(),
-            max: MAX_NAME,
-        });
+        return Err(NameError::TooLong { what, value: value.to_string(), max: MAX_NAME });
     }
     let mut chars = value.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if first_ok && rest_ok {
-        Ok(())
-    } else {
-        Err(NameError::BadName {
-            what,
-            value: value.to_string(),
-        })
-    }
+    if first_ok && rest_ok { Ok(()) } else { Err(NameError::BadName { what, value: value.to_string() }) }
 }
 
 /// Checks a release version such as `v1.2.3` or `42`.
@@ -61,22 +44,12 @@ pub fn validate_version(value: &str) -> Result<(), NameError> {
         return Err(NameError::Empty { what: "version" });
     }
     if value.len() > MAX_VERSION {
-        return Err(NameError::TooLong {
-            what: "version",
-            value: value.to_string(),
-            max: MAX_VERSION,
-        });
+        return Err(NameError::TooLong { what: "version", value: value.to_string(), max: MAX_VERSION });
     }
     let mut chars = value.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'));
-    if first_ok && rest_ok {
-        Ok(())
-    } else {
-        Err(NameError::BadVersion {
-            value: value.to_string(),
-        })
-    }
+    if first_ok && rest_ok { Ok(()) } else { Err(NameError::BadVersion { value: value.to_string() }) }
 }
 
 #[cfg(test)]
@@ -95,10 +68,7 @@ mod tests {
         for bad in ["", "Web", "-x", "_x", "a/b", "a b", "..", "a.b", "é"] {
             assert!(validate_name("project name", bad).is_err(), "{bad}");
         }
-        assert!(matches!(
-            validate_name("host name", &"a".repeat(64)),
-            Err(NameError::TooLong { .. })
-        ));
+        assert!(matches!(validate_name("host name", &"a".repeat(64)), Err(NameError::TooLong { .. })));
     }
 
     #[test]

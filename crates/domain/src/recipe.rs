@@ -70,10 +70,8 @@ impl Recipe {
         }
         let artifact = b.artifact.trim_end_matches('/');
         if artifact != "." {
-            crate::manifest::validate_path(artifact).map_err(|e| RecipeError::BadArtifact {
-                value: b.artifact.clone(),
-                reason: e.to_string(),
-            })?;
+            crate::manifest::validate_path(artifact)
+                .map_err(|e| RecipeError::BadArtifact { value: b.artifact.clone(), reason: e.to_string() })?;
         }
         b.timeout()?;
         for key in b.env.keys() {
@@ -137,22 +135,13 @@ mod tests {
         }
         let check = |text: &str| Recipe::parse(text).unwrap().build().map(|_| ()).unwrap_err();
         assert_eq!(check("[deploy]\n"), RecipeError::NoBuild);
-        assert!(matches!(
-            check("[build]\ncommand=\"x\"\nartifact=\"../up\"\n"),
-            RecipeError::BadArtifact { .. }
-        ));
-        assert!(matches!(
-            check("[build]\ncommand=\"x\"\nartifact=\"/abs\"\n"),
-            RecipeError::BadArtifact { .. }
-        ));
+        assert!(matches!(check("[build]\ncommand=\"x\"\nartifact=\"../up\"\n"), RecipeError::BadArtifact { .. }));
+        assert!(matches!(check("[build]\ncommand=\"x\"\nartifact=\"/abs\"\n"), RecipeError::BadArtifact { .. }));
         assert!(matches!(
             check("[build]\ncommand=\"x\"\nartifact=\"d\"\ntimeout=\"soon\"\n"),
             RecipeError::BadTimeout { .. }
         ));
-        assert_eq!(
-            check("[build]\ncommand=\" \"\nartifact=\"d\"\n"),
-            RecipeError::EmptyCommand
-        );
+        assert_eq!(check("[build]\ncommand=\" \"\nartifact=\"d\"\n"), RecipeError::EmptyCommand);
         assert!(matches!(
             check("[build]\ncommand=\"x\"\nartifact=\"d\"\n[build.env]\n\"A-B\"=\"1\"\n"),
             RecipeError::BadEnvName(_)

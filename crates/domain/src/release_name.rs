@@ -10,22 +10,10 @@ use time::OffsetDateTime;
 /// Keeps letters, digits, `.` and `-`; everything else becomes `-`. The `_`
 /// separator is therefore unambiguous.
 fn clean(part: &str) -> String {
-    let cleaned: String = part
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let cleaned: String =
+        part.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();
     let trimmed = cleaned.trim_matches('-');
-    if trimmed.is_empty() {
-        "unknown".to_string()
-    } else {
-        trimmed.chars().take(40).collect()
-    }
+    if trimmed.is_empty() { "unknown".to_string() } else { trimmed.chars().take(40).collect() }
 }
 
 /// Formats the release name. `created_unix` is the release's creation time in
@@ -47,15 +35,7 @@ pub fn release_name(
         time.hour(),
         time.minute()
     );
-    format!(
-        "{}_{}_{}_{}_{}_{}",
-        clean(project),
-        clean(env),
-        clean(version),
-        clean(branch),
-        stamp,
-        clean(committer)
-    )
+    format!("{}_{}_{}_{}_{}_{}", clean(project), clean(env), clean(version), clean(branch), stamp, clean(committer))
 }
 
 #[cfg(test)]
@@ -74,9 +54,6 @@ mod tests {
         let name = release_name("web", "prod", "v2", "feature/login_fix", 0, "Zhang San <z@x>");
         assert_eq!(name, "web_prod_v2_feature-login-fix_19700101-0000_Zhang-San--z-x");
         assert!(!name.contains('/'));
-        assert_eq!(
-            release_name("w", "p", "1", "", 0, "__"),
-            "w_p_1_unknown_19700101-0000_unknown"
-        );
+        assert_eq!(release_name("w", "p", "1", "", 0, "__"), "w_p_1_unknown_19700101-0000_unknown");
     }
 }

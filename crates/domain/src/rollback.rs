@@ -14,12 +14,7 @@ pub fn rollback_target<R: PartialEq + Clone>(
     current: Option<&R>,
     history_newest_first: &[PastDeployment<R>],
 ) -> Option<R> {
-    history_newest_first
-        .iter()
-        .filter(|d| d.succeeded)
-        .map(|d| &d.release)
-        .find(|r| Some(*r) != current)
-        .cloned()
+    history_newest_first.iter().filter(|d| d.succeeded).map(|d| &d.release).find(|r| Some(*r) != current).cloned()
 }
 
 #[cfg(test)]

@@ -40,10 +40,7 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, SelectorError> {
         if k.is_empty() || v.is_empty() {
             return Err(SelectorError::NotAPair(term.to_string()));
         }
-        let ok = |s: &str| {
-            s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
-        };
+        let ok = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
         if !ok(k) || !ok(v) {
             return Err(SelectorError::BadChar(term.to_string()));
         }

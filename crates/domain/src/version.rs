@@ -12,10 +12,7 @@ pub fn next_version(previous: Option<&str>) -> String {
     let Some(end) = bytes.iter().rposition(|b| b.is_ascii_digit()).map(|i| i + 1) else {
         return format!("{prev}.1");
     };
-    let start = bytes[..end]
-        .iter()
-        .rposition(|b| !b.is_ascii_digit())
-        .map_or(0, |i| i + 1);
+    let start = bytes[..end].iter().rposition(|b| !b.is_ascii_digit()).map_or(0, |i| i + 1);
     let digits = &prev[start..end];
     let next = increment_decimal(digits);
     format!("{}{}{}", &prev[..start], next, &prev[end..])

@@ -17,11 +17,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMsg {
     /// First message after connecting.
-    Hello {
-        protocol: u32,
-        agent_version: String,
-        tags: Tags,
-    },
+    Hello { protocol: u32, agent_version: String, tags: Tags },
     /// Sent every `heartbeat_interval_ms`; any message counts as a heartbeat.
     Heartbeat,
     /// The state of one project on this host.
@@ -110,18 +106,12 @@ mod tests {
         let msg = AgentMsg::Report(ProjectReport {
             project: "web".into(),
             current: None,
-            activity: Activity::Failed {
-                release_id: 3,
-                error: "boom".into(),
-            },
+            activity: Activity::Failed { release_id: 3, error: "boom".into() },
             transfer: None,
         });
         let json = serde_json::to_string(&msg).unwrap();
         assert!(json.starts_with(r#"{"type":"report","project":"web""#), "{json}");
-        assert!(
-            json.contains(r#""activity":{"state":"failed","release_id":3,"error":"boom"}"#),
-            "{json}"
-        );
+        assert!(json.contains(r#""activity":{"state":"failed","release_id":3,"error":"boom"}"#), "{json}");
         assert_eq!(serde_json::from_str::<AgentMsg>(&json).unwrap(), msg);
         let hb: AgentMsg = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
         assert_eq!(hb, AgentMsg::Heartbeat);

@@ -16,26 +16,46 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreateProject {
     pub name: String,
     /// Releases kept on each host, the active one included. Default 5.
     #[serde(default)]
     pub keep_releases: Option<u32>,
+    /// Git repository to build from (any URL the server's git can fetch).
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Secret that push webhooks must be signed with.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Branch patterns whose pushes build (`main`, `release/*`); empty = all.
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// Push version tags back to the repository after a successful build.
+    #[serde(default)]
+    pub push_tags: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProjectInfo {
     pub name: String,
     pub keep_releases: u32,
+    pub repo: Option<String>,
+    /// Whether a webhook secret is set (the secret itself is never shown).
+    pub webhook_secret_set: bool,
+    pub branches: Vec<String>,
+    pub push_tags: bool,
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreateEnvironment {
     pub name: String,
     /// `k=v,...`: the tags a host needs to belong to this environment.
     pub selector: String,
+    /// Deploy every successful build of this branch here (continuous deploy).
+    #[serde(default)]
+    pub auto_deploy_branch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +65,7 @@ pub struct EnvironmentInfo {
     pub selector: String,
     /// The version new and returning hosts of this environment converge to.
     pub desired_version: Option<String>,
+    pub auto_deploy_branch: Option<String>,
     pub created_at: String,
 }
 
@@ -93,6 +114,10 @@ pub struct CreateDeployment {
     /// How long a target host may stay offline before it counts as failed.
     #[serde(default)]
     pub offline_timeout_secs: Option<u64>,
+    /// Deploy what this build made: its number in the project, or `latest`
+    /// for the newest successful build. Instead of `version`.
+    #[serde(default)]
+    pub build: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -182,4 +207,55 @@ pub struct EnrollAnswer {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BlobRequest {
     pub digests: Vec<Digest>,
+}
+
+/// `POST /api/v1/projects/{project}/builds`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateBuild {
+    /// Branch, tag or commit; default: the repository's default branch `main`.
+    #[serde(default)]
+    pub git_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BuildInfo {
+    /// Server-wide id, used by `/api/v1/builds/{id}`.
+    pub id: i64,
+    pub project: String,
+    /// 1, 2, 3 ... within the project (`ferry deploy --build N`).
+    pub number: i64,
+    pub git_ref: String,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub tag: Option<String>,
+    pub author: Option<String>,
+    pub message: Option<String>,
+    pub status: ferry_domain::BuildStatus,
+    pub version: Option<String>,
+    pub error: Option<String>,
+    pub trigger: String,
+    pub requested_by: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_secs: Option<f64>,
+}
+
+/// One line of a build log, as sent in the `line` events of
+/// `GET /api/v1/builds/{id}/log`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogLineInfo {
+    pub seq: i64,
+    pub at: String,
+    pub stream: String,
+    pub line: String,
+}
+
+/// What a push webhook did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HookAnswer {
+    /// The build it queued, if any.
+    pub build: Option<BuildInfo>,
+    /// Why nothing was built, if nothing was.
+    pub ignored: Option<String>,
 }

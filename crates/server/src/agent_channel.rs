@@ -30,11 +30,8 @@ pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest
     }
     validate_name("host name", &req.name)?;
     let token = auth::new_token(AGENT_TOKEN_PREFIX);
-    let host = state
-        .db
-        .enroll_host(&req.name, &req.tags, &auth::token_hash(&token), now_ms())
-        .await
-        .map_err(|e| match e {
+    let host =
+        state.db.enroll_host(&req.name, &req.tags, &auth::token_hash(&token), now_ms()).await.map_err(|e| match e {
             ferry_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
                 "host '{}' is already enrolled; an agent keeps its credential under its --root, so start it with \
                  the same --root, or choose another --name",
@@ -77,11 +74,7 @@ async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Resu
         return Err("first message was not text".into());
     };
     let (tags, agent_version) = match serde_json::from_str::<AgentMsg>(&text) {
-        Ok(AgentMsg::Hello {
-            protocol,
-            agent_version,
-            tags,
-        }) if protocol == PROTOCOL_VERSION => (tags, agent_version),
+        Ok(AgentMsg::Hello { protocol, agent_version, tags }) if protocol == PROTOCOL_VERSION => (tags, agent_version),
         Ok(AgentMsg::Hello { protocol, .. }) => {
             let reason = format!(
                 "agent protocol {protocol} is not supported by server {FERRY_VERSION} (protocol {PROTOCOL_VERSION})"
@@ -94,22 +87,11 @@ async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Resu
 
     let registration = state.hub.register(host.id);
     let result = async {
-        state
-            .db
-            .host_connected(host.id, &tags, &agent_version, now_ms())
-            .await
-            .map_err(|e| e.to_string())?;
+        state.db.host_connected(host.id, &tags, &agent_version, now_ms()).await.map_err(|e| e.to_string())?;
         fleet::adopt(&state, host.id, &tags).await.map_err(|e| e.to_string())?;
         tracing::info!(host = %host.name, %agent_version, "agent connected");
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
-        send(
-            &mut socket,
-            &ServerMsg::Welcome {
-                host: host.name.clone(),
-                heartbeat_interval_ms: interval,
-            },
-        )
-        .await?;
+        send(&mut socket, &ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval }).await?;
         send_desired(&state, &mut socket, host.id).await?;
         agent_loop(&state, &host, &mut socket, &registration).await
     }
@@ -176,10 +158,7 @@ pub async fn manifest(
 ) -> ApiResult<Response> {
     let desired = state.db.desired_for_host(host.id).await?;
     let Some(row) = desired.into_iter().find(|r| r.release.id == release_id) else {
-        return Err(ApiError::Forbidden(format!(
-            "release {release_id} is not desired on host '{}'",
-            host.name
-        )));
+        return Err(ApiError::Forbidden(format!("release {release_id} is not desired on host '{}'", host.name)));
     };
     let bytes = state.artifacts.get(&row.release.manifest_digest).await?;
     Response::builder()

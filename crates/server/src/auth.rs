@@ -74,9 +74,7 @@ impl FromRequestParts<AppState> for AgentCaller {
         }
         match state.db.host_by_token(&token_hash(token)).await? {
             Some(host) => Ok(AgentCaller(host)),
-            None => Err(ApiError::Unauthorized(
-                "unknown agent credential; enrol the host again".into(),
-            )),
+            None => Err(ApiError::Unauthorized("unknown agent credential; enrol the host again".into())),
         }
     }
 }

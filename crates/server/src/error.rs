@@ -67,14 +67,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!("{self}");
         }
-        (
-            status,
-            Json(ErrorBody {
-                code: code.to_string(),
-                error: self.to_string(),
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { code: code.to_string(), error: self.to_string() })).into_response()
     }
 }
 

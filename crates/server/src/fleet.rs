@@ -24,14 +24,7 @@ pub const DEFAULT_OFFLINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The R16 directory name of `release` in `env`.
 pub fn release_name_for(project: &str, env: &str, release: &Release) -> String {
-    release_name(
-        project,
-        env,
-        &release.version,
-        &release.branch,
-        release.created_at / 1000,
-        &release.committer,
-    )
+    release_name(project, env, &release.version, &release.branch, release.created_at / 1000, &release.committer)
 }
 
 /// Everything that should run on a host, as sent to its agent.
@@ -78,6 +71,12 @@ pub async fn create_deployment(
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
     let release = match (&req.version, req.kind) {
+        (Some(_), _) if req.build.is_some() => {
+            return Err(ApiError::BadRequest("give either --version or --build, not both".into()));
+        }
+        (None, _) if req.build.is_some() => {
+            release_of_build(state, &project, req.build.as_deref().unwrap_or("")).await?
+        }
         (Some(v), _) => db.release(&project, v).await?,
         (None, DeploymentKind::Deploy) => return Err(ApiError::BadRequest("a deploy needs a version".into())),
         (None, DeploymentKind::Rollback) => {
@@ -85,10 +84,7 @@ pub async fn create_deployment(
                 .environment_history(&env)
                 .await?
                 .into_iter()
-                .map(|d| PastDeployment {
-                    release: d.release_id,
-                    succeeded: d.status.as_str() == "succeeded",
-                })
+                .map(|d| PastDeployment { release: d.release_id, succeeded: d.status.as_str() == "succeeded" })
                 .collect();
             let Some(target) = rollback_target(env.desired_release_id.as_ref(), &history) else {
                 return Err(ApiError::Conflict(format!(
@@ -133,12 +129,7 @@ pub async fn create_deployment(
             && let Some(host) = targets.iter().find(|h| h.id == row.host_id)
         {
             {
-                let other_name = db
-                    .environments(&project)
-                    .await?
-                    .into_iter()
-                    .find(|e| e.id == other)
-                    .map(|e| e.name);
+                let other_name = db.environments(&project).await?.into_iter().find(|e| e.id == other).map(|e| e.name);
                 return Err(ApiError::Conflict(format!(
                     "host '{}' already runs project '{}' for environment '{}'",
                     host.name,
@@ -150,23 +141,14 @@ pub async fn create_deployment(
     }
 
     let name = release_name_for(&project.name, &env.name, &release);
-    let offline_timeout = req
-        .offline_timeout_secs
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_OFFLINE_TIMEOUT);
+    let offline_timeout = req.offline_timeout_secs.map(Duration::from_secs).unwrap_or(DEFAULT_OFFLINE_TIMEOUT);
     let new = NewDeployment {
         project_id: project.id,
         env_id: env.id,
         release_id: release.id,
         kind: req.kind,
         created_by: caller.name.clone(),
-        targets: targets
-            .iter()
-            .map(|h| DeploymentTarget {
-                host_id: h.id,
-                release_name: name.clone(),
-            })
-            .collect(),
+        targets: targets.iter().map(|h| DeploymentTarget { host_id: h.id, release_name: name.clone() }).collect(),
         whole_env,
         offline_timeout_ms: i64::try_from(offline_timeout.as_millis()).unwrap_or(i64::MAX),
     };
@@ -175,6 +157,30 @@ pub async fn create_deployment(
         hosts = targets.len(), "deployment created");
     state.hub.wake(targets.iter().map(|h| h.id));
     deployment_info(state, id).await
+}
+
+/// The release a build made (R8: only successful builds are deployable).
+async fn release_of_build(state: &AppState, project: &ferry_store::Project, which: &str) -> ApiResult<Release> {
+    let build = if which == "latest" {
+        state
+            .db
+            .latest_succeeded_build(project)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("project '{}' has no successful build yet", project.name)))?
+    } else {
+        let number: i64 = which
+            .trim_start_matches('#')
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("--build takes a build number or 'latest', not '{which}'")))?;
+        state.db.build_by_number(project, number).await?
+    };
+    match build.release_id {
+        Some(id) if build.status == ferry_domain::BuildStatus::Succeeded => Ok(state.db.release_by_id(id).await?),
+        _ => Err(ApiError::Conflict(format!(
+            "build {} of '{}' {}; only successful builds can be deployed",
+            build.number, project.name, build.status
+        ))),
+    }
 }
 
 /// A deployment with its per-host rows, as the API shows it.

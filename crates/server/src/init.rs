@@ -24,12 +24,7 @@ pub struct InitOutcome {
 /// Writes a secret file with mode 0600, replacing it atomically.
 pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -52,10 +47,7 @@ pub async fn initialise(db: &dyn Database, data: &Path) -> Result<InitOutcome, S
             // The file is gone or edited: issue a fresh token rather than
             // leave the operator without one.
             let token = auth::new_token(JOIN_TOKEN_PREFIX);
-            tracing::warn!(
-                "{} was missing or changed; a new join token was issued",
-                join_file.display()
-            );
+            tracing::warn!("{} was missing or changed; a new join token was issued", join_file.display());
             db_set_join(db, &token, true).await?;
             token
         }
@@ -70,25 +62,18 @@ pub async fn initialise(db: &dyn Database, data: &Path) -> Result<InitOutcome, S
     let mut created_admin = false;
     if db.get_setting("admin_created").await?.is_none() {
         let token = auth::new_token(USER_TOKEN_PREFIX);
-        db.add_api_token("admin", true, "initial", &auth::token_hash(&token), crate::now_ms())
-            .await?;
+        db.add_api_token("admin", true, "initial", &auth::token_hash(&token), crate::now_ms()).await?;
         write_secret(&admin_file, &format!("{token}\n")).map_err(io(&admin_file))?;
         db.init_setting("admin_created", "1").await?;
         created_admin = true;
     }
-    Ok(InitOutcome {
-        join_token_file: join_file,
-        admin_token_file: admin_file,
-        created_admin,
-    })
+    Ok(InitOutcome { join_token_file: join_file, admin_token_file: admin_file, created_admin })
 }
 
 async fn db_set_join(db: &dyn Database, token: &str, replace: bool) -> Result<(), StoreError> {
     if replace {
         db.set_setting("join_token_hash", &auth::token_hash(token)).await
     } else {
-        db.init_setting("join_token_hash", &auth::token_hash(token))
-            .await
-            .map(|_| ())
+        db.init_setting("join_token_hash", &auth::token_hash(token)).await.map(|_| ())
     }
 }

@@ -14,10 +14,13 @@
 mod agent_channel;
 mod api;
 mod auth;
+mod build;
 mod error;
 mod fleet;
 mod hub;
 mod init;
+mod release;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +46,8 @@ pub struct ServerConfig {
     /// How often the full desired state is sent again to every agent, so
     /// that each agent re-checks its host even when nothing changed (R2).
     pub resync_interval: Duration,
+    /// Builds that may run at once (of different projects).
+    pub build_workers: usize,
 }
 
 impl ServerConfig {
@@ -53,6 +58,7 @@ impl ServerConfig {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout: Duration::from_secs(15),
             resync_interval: Duration::from_secs(60),
+            build_workers: 2,
         }
     }
 }
@@ -63,6 +69,7 @@ pub(crate) struct AppState {
     pub db: Arc<dyn Database>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub hub: hub::Hub,
+    pub builds: build::BuildQueue,
     pub config: Arc<ServerConfig>,
 }
 
@@ -90,38 +97,37 @@ impl Server {
     /// Opens the data directory, binds the listener and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
         let data = &config.data_dir;
-        std::fs::create_dir_all(data).map_err(|source| StartError::DataDir {
-            path: data.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
         let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open(&data.join("ferry.db")).await?);
         let artifacts: Arc<dyn ArtifactStore> = Arc::new(LocalArtifactStore::open(data.join("artifacts"))?);
         let init = init::initialise(db.as_ref(), data).await?;
+        // No build of an earlier server process can still be running.
+        let orphans = db.fail_running_builds("the server restarted while the build was running", now_ms()).await?;
+        if orphans > 0 {
+            tracing::warn!(orphans, "builds interrupted by a server restart were marked failed");
+        }
 
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let url = format!("http://{addr}");
         let url_file = data.join("server.url");
         std::fs::write(&url_file, format!("{url}\n"))
             .map_err(|source| StartError::DataDir { path: url_file, source })?;
 
+        let workers = config.build_workers;
         let state = AppState {
             db,
             artifacts,
             hub: hub::Hub::default(),
+            builds: build::BuildQueue::default(),
             config: Arc::new(config),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let app = api::router(state.clone());
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
+        build::start_workers(&state, workers, stop.clone());
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -132,13 +138,7 @@ impl Server {
             ticker.abort();
         });
         tracing::info!("ferry server listening on {url}");
-        Ok(Server {
-            addr,
-            url,
-            init,
-            shutdown,
-            task,
-        })
+        Ok(Server { addr, url, init, shutdown, task })
     }
 
     /// Stops accepting requests, closes agent connections and waits.

@@ -55,11 +55,7 @@ pub trait ArtifactStore: Send + Sync + 'static {
                     return;
                 }
             };
-            if tx
-                .send(Ok(Bytes::copy_from_slice(&frame::header(&d, blob.len))))
-                .await
-                .is_err()
-            {
+            if tx.send(Ok(Bytes::copy_from_slice(&frame::header(&d, blob.len)))).await.is_err() {
                 return;
             }
             let mut left = blob.len;
@@ -81,10 +77,7 @@ pub trait ArtifactStore: Send + Sync + 'static {
     async fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
         let mut blob = self.open(digest).await?;
         let mut out = Vec::with_capacity(usize::try_from(blob.len).unwrap_or(0));
-        blob.reader
-            .read_to_end(&mut out)
-            .await
-            .map_err(|e| StoreError::Artifact(e.to_string()))?;
+        blob.reader.read_to_end(&mut out).await.map_err(|e| StoreError::Artifact(e.to_string()))?;
         Ok(out)
     }
 }
@@ -104,9 +97,7 @@ pub struct LocalArtifactStore {
 
 impl LocalArtifactStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        Ok(LocalArtifactStore {
-            dir: BlobDir::open(root).map_err(blob_err)?,
-        })
+        Ok(LocalArtifactStore { dir: BlobDir::open(root).map_err(blob_err)? })
     }
 
     /// The file holding a blob, for operators and tests.
@@ -145,14 +136,7 @@ impl ArtifactStore for LocalArtifactStore {
             std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {digest}")),
             _ => StoreError::Artifact(format!("{}: {e}", path.display())),
         })?;
-        let len = file
-            .metadata()
-            .await
-            .map_err(|e| StoreError::Artifact(e.to_string()))?
-            .len();
-        Ok(BlobReader {
-            len,
-            reader: Box::pin(file),
-        })
+        let len = file.metadata().await.map_err(|e| StoreError::Artifact(e.to_string()))?.len();
+        Ok(BlobReader { len, reader: Box::pin(file) })
     }
 }

@@ -76,10 +76,10 @@ pub trait Database: Send + Sync + 'static {
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<User>>;
 
     // --- projects and environments ---
-    async fn create_project(&self, name: &str, keep_releases: u32, now: i64) -> Result<Project>;
+    async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project>;
     async fn project(&self, name: &str) -> Result<Project>;
     async fn projects(&self) -> Result<Vec<Project>>;
-    async fn create_environment(&self, project: &Project, name: &str, selector: &str, now: i64) -> Result<Environment>;
+    async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment>;
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment>;
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>>;
     /// Every environment of every project, for matching a host's tags.
@@ -131,6 +131,33 @@ pub trait Database: Send + Sync + 'static {
     /// longer than their deployment's offline timeout. Returns the
     /// deployments it changed.
     async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>>;
+
+    // --- builds ---
+    /// Queues a build with the project's next build number.
+    async fn create_build(&self, new: &NewBuild, now: i64) -> Result<Build>;
+    async fn build(&self, id: i64) -> Result<Build>;
+    async fn build_by_number(&self, project: &Project, number: i64) -> Result<Build>;
+    /// Newest first, at most `limit`.
+    async fn builds(&self, project: &Project, limit: u32) -> Result<Vec<Build>>;
+    /// The newest succeeded build of a project.
+    async fn latest_succeeded_build(&self, project: &Project) -> Result<Option<Build>>;
+    /// Atomically moves the oldest queued build of a project with no running
+    /// build to running, and returns it (R6: one build per project at a time).
+    async fn claim_next_build(&self, now: i64) -> Result<Option<Build>>;
+    async fn set_build_commit(&self, id: i64, commit: &BuildCommit) -> Result<()>;
+    /// Ends a queued or running build; false if it had already ended.
+    async fn finish_build(&self, id: i64, outcome: &BuildOutcome, now: i64) -> Result<bool>;
+    /// Cancels a queued build at once, or asks a running one to stop.
+    /// Returns the build as it now is.
+    async fn cancel_build(&self, id: i64, now: i64) -> Result<Build>;
+    /// Fails every running build, with `reason`: used at start-up, when no
+    /// build of a previous server process can still be running.
+    async fn fail_running_builds(&self, reason: &str, now: i64) -> Result<u64>;
+    async fn append_build_log(&self, id: i64, lines: &[(i64, String, String)]) -> Result<()>;
+    /// Log lines with `seq > after`, at most `limit`.
+    async fn build_log(&self, id: i64, after: i64, limit: u32) -> Result<Vec<LogLine>>;
+    /// Records a webhook delivery; false if this id was seen before.
+    async fn record_delivery(&self, project_id: i64, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
 
     // --- status ---
     /// Desired and actual state of every host that has either for a project.

@@ -1,7 +1,7 @@
 //! Rows the [`Database`](crate::Database) returns. Times are milliseconds
 //! since the epoch.
 
-use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
+use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Secret, Tags};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -15,7 +15,36 @@ pub struct Project {
     pub id: i64,
     pub name: String,
     pub keep_releases: u32,
+    pub source: Option<ProjectSource>,
     pub created_at: i64,
+}
+
+/// Where a project's code comes from, for builds (R5, R6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectSource {
+    /// Anything the server's `git` can fetch: file://, https://, ssh.
+    pub repo_url: String,
+    /// Checks push webhooks; `None` refuses every webhook.
+    pub webhook_secret: Option<Secret>,
+    /// Branch patterns whose pushes build; empty means all.
+    pub branches: Vec<String>,
+    /// Push the version tag back to `repo_url` after a successful build.
+    pub push_tags: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProject {
+    pub name: String,
+    pub keep_releases: u32,
+    pub source: Option<ProjectSource>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEnvironment {
+    pub name: String,
+    /// `k=v,...`, already validated.
+    pub selector: String,
+    pub auto_deploy_branch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +56,7 @@ pub struct Environment {
     /// `k=v,...`, already validated.
     pub selector: String,
     pub desired_release_id: Option<i64>,
+    pub auto_deploy_branch: Option<String>,
     pub created_at: i64,
 }
 
@@ -40,6 +70,16 @@ pub struct NewRelease {
     pub file_count: u64,
     pub total_size: u64,
     pub created_by: String,
+    /// Set for releases made by a build.
+    pub origin: Option<ReleaseOrigin>,
+}
+
+/// The build and commit a release was made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseOrigin {
+    pub build_id: i64,
+    pub commit_sha: String,
+    pub committed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +94,7 @@ pub struct Release {
     pub total_size: u64,
     pub created_by: String,
     pub created_at: i64,
+    pub origin: Option<ReleaseOrigin>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,4 +174,68 @@ pub struct HostStateRow {
     pub current_release: Option<String>,
     pub activity: Option<String>,
     pub error: Option<String>,
+}
+
+/// A build request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBuild {
+    pub project_id: i64,
+    /// Branch, tag or commit, as asked.
+    pub git_ref: String,
+    /// `manual`, `webhook:github`, `retry` ...
+    pub trigger: String,
+    pub requested_by: String,
+    pub retry_of: Option<i64>,
+}
+
+/// The commit a build resolved its ref to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BuildCommit {
+    pub sha: String,
+    pub branch: Option<String>,
+    pub tag: Option<String>,
+    pub author: String,
+    pub message: String,
+    pub committed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Build {
+    pub id: i64,
+    pub project_id: i64,
+    pub project: String,
+    /// 1, 2, 3 ... per project.
+    pub number: i64,
+    pub git_ref: String,
+    pub commit: Option<BuildCommit>,
+    pub status: BuildStatus,
+    pub cancel_requested: bool,
+    pub version: Option<String>,
+    pub release_id: Option<i64>,
+    pub error: Option<String>,
+    pub trigger: String,
+    pub requested_by: String,
+    pub retry_of: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildOutcome {
+    pub status: BuildStatus,
+    pub error: Option<String>,
+    pub version: Option<String>,
+    pub release_id: Option<i64>,
+}
+
+/// One line of a build's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub seq: i64,
+    pub at: i64,
+    /// `stdout`, `stderr` or `ferry` (lines Ferry itself writes).
+    pub stream: String,
+    pub line: String,
 }

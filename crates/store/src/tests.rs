@@ -1,7 +1,7 @@
 //! The conformance suite every backend must pass. Each story takes a fresh,
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
-use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
+use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
 use ferry_proto::agent::{ActiveRelease, Activity, ProjectReport, TransferStats};
 
 use crate::sqlite::SqliteDatabase;
@@ -13,10 +13,18 @@ async fn sqlite() -> (tempfile::TempDir, SqliteDatabase) {
     (dir, db)
 }
 
+fn project(name: &str) -> NewProject {
+    NewProject { name: name.into(), keep_releases: 5, source: None }
+}
+
+fn env(name: &str, selector: &str) -> NewEnvironment {
+    NewEnvironment { name: name.into(), selector: selector.into(), auto_deploy_branch: None }
+}
+
 /// A project `web` with env `prod` (role=web), releases v1 and v2, hosts h1, h2.
 async fn fixture(db: &dyn Database) -> (Project, Environment, Release, Release, Host, Host) {
-    let p = db.create_project("web", 5, 1).await.unwrap();
-    let e = db.create_environment(&p, "prod", "role=web", 1).await.unwrap();
+    let p = db.create_project(&project("web"), 1).await.unwrap();
+    let e = db.create_environment(&p, &env("prod", "role=web"), 1).await.unwrap();
     let mk = |v: &str| NewRelease {
         project_id: p.id,
         version: v.into(),
@@ -26,6 +34,7 @@ async fn fixture(db: &dyn Database) -> (Project, Environment, Release, Release, 
         file_count: 1,
         total_size: 3,
         created_by: "admin".into(),
+        origin: None,
     };
     let r1 = db.create_release(mk("v1"), 2).await.unwrap();
     let r2 = db.create_release(mk("v2"), 3).await.unwrap();
@@ -44,10 +53,7 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         created_by: "admin".into(),
         targets: hosts
             .iter()
-            .map(|h| DeploymentTarget {
-                host_id: h.id,
-                release_name: format!("n-{}", r.version),
-            })
+            .map(|h| DeploymentTarget { host_id: h.id, release_name: format!("n-{}", r.version) })
             .collect(),
         whole_env: true,
         offline_timeout_ms: 1_000,
@@ -74,18 +80,9 @@ fn report(r: Option<&Release>, activity: Activity) -> ProjectReport {
 
 async fn names_are_unique(db: &dyn Database) {
     let (p, ..) = fixture(db).await;
-    assert!(matches!(
-        db.create_project("web", 5, 9).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        db.create_environment(&p, "prod", "a=b", 9).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        db.enroll_host("h1", &Tags::default(), "other", 9).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(db.create_project(&project("web"), 9).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.create_environment(&p, &env("prod", "a=b"), 9).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.enroll_host("h1", &Tags::default(), "other", 9).await, Err(StoreError::Conflict(_))));
     assert!(matches!(db.project("nope").await, Err(StoreError::NotFound(_))));
     assert_eq!(db.releases(&p).await.unwrap()[0].version, "v2", "newest first");
 }
@@ -97,45 +94,22 @@ async fn tokens_resolve_to_their_owner(db: &dyn Database) {
     assert_eq!(db.user_for_token("nope").await.unwrap(), None);
     let (.., h1, _) = fixture(db).await;
     assert_eq!(db.host_by_token("hash1").await.unwrap().unwrap().id, h1.id);
-    assert_eq!(
-        db.host_by_token("th").await.unwrap(),
-        None,
-        "a user token is not an agent token"
-    );
+    assert_eq!(db.host_by_token("th").await.unwrap(), None, "a user token is not an agent token");
     assert_eq!(db.init_setting("k", "a").await.unwrap(), "a");
     assert_eq!(db.init_setting("k", "b").await.unwrap(), "a", "first value stays");
 }
 
 async fn a_deployment_follows_its_hosts(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
-    let id = db
-        .create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10)
-        .await
-        .unwrap();
+    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
     assert_eq!(db.desired_for_host(h1.id).await.unwrap()[0].release.id, r1.id);
-    assert_eq!(
-        db.environment(&p, "prod").await.unwrap().desired_release_id,
-        Some(r1.id)
-    );
+    assert_eq!(db.environment(&p, "prod").await.unwrap().desired_release_id, Some(r1.id));
 
-    db.apply_report(h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11)
-        .await
-        .unwrap();
-    assert_eq!(
-        db.deployment_hosts(id).await.unwrap()[0].state,
-        HostDeployState::Running
-    );
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12)
-        .await
-        .unwrap();
-    assert_eq!(
-        db.deployment(id).await.unwrap().status,
-        DeploymentStatus::Running,
-        "h2 is still pending"
-    );
-    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 13)
-        .await
-        .unwrap();
+    db.apply_report(h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11).await.unwrap();
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Running);
+    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Running, "h2 is still pending");
+    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 13).await.unwrap();
     let d = db.deployment(id).await.unwrap();
     assert_eq!((d.status, d.finished_at), (DeploymentStatus::Succeeded, Some(13)));
     let hosts = db.deployment_hosts(id).await.unwrap();
@@ -143,54 +117,20 @@ async fn a_deployment_follows_its_hosts(db: &dyn Database) {
     assert_eq!(hosts[0].started_at, Some(11));
 
     // A late report changes nothing any more.
-    db.apply_report(
-        h1.id,
-        &report(
-            None,
-            Activity::Failed {
-                release_id: r1.id,
-                error: "x".into(),
-            },
-        ),
-        14,
-    )
-    .await
-    .unwrap();
+    db.apply_report(h1.id, &report(None, Activity::Failed { release_id: r1.id, error: "x".into() }), 14).await.unwrap();
     assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
 }
 
 async fn one_failed_host_fails_the_deployment(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
-    let id = db
-        .create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10)
+    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    db.apply_report(h1.id, &report(None, Activity::Failed { release_id: r1.id, error: "disk full".into() }), 11)
         .await
         .unwrap();
-    db.apply_report(
-        h1.id,
-        &report(
-            None,
-            Activity::Failed {
-                release_id: r1.id,
-                error: "disk full".into(),
-            },
-        ),
-        11,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        db.deployment(id).await.unwrap().status,
-        DeploymentStatus::Running,
-        "waits for h2"
-    );
-    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 12)
-        .await
-        .unwrap();
+    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Running, "waits for h2");
+    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
     assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Failed);
-    assert_eq!(
-        db.deployment_hosts(id).await.unwrap()[0].error.as_deref(),
-        Some("disk full")
-    );
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[0].error.as_deref(), Some("disk full"));
     assert_eq!(db.environment_history(&e).await.unwrap().len(), 1);
 }
 
@@ -201,28 +141,16 @@ async fn the_environment_lock_refuses_a_second_deployment(db: &dyn Database) {
         Err(StoreError::Locked { running }) => assert_eq!(running, first),
         other => panic!("expected Locked, got {other:?}"),
     }
-    assert_eq!(
-        db.desired_for_host(h1.id).await.unwrap()[0].release.id,
-        r1.id,
-        "the refused deploy changed nothing"
-    );
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12)
-        .await
-        .unwrap();
+    assert_eq!(db.desired_for_host(h1.id).await.unwrap()[0].release.id, r1.id, "the refused deploy changed nothing");
+    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
     db.create_deployment(deploy(&p, &e, &r2, &[&h1]), 13).await.unwrap();
 }
 
 async fn offline_targets_fail_after_the_timeout(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
     db.host_connected(h1.id, &h1.tags, "0.1.0", 10).await.unwrap();
-    let id = db
-        .create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10)
-        .await
-        .unwrap();
-    assert!(
-        db.fail_offline_targets(500).await.unwrap().is_empty(),
-        "within the timeout"
-    );
+    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    assert!(db.fail_offline_targets(500).await.unwrap().is_empty(), "within the timeout");
     assert_eq!(db.fail_offline_targets(1_200).await.unwrap(), vec![id]);
     let hosts = db.deployment_hosts(id).await.unwrap();
     assert_eq!(hosts[0].state, HostDeployState::Pending, "h1 is online");
@@ -241,6 +169,72 @@ async fn a_new_host_adopts_the_environment_release(db: &dyn Database) {
     assert_eq!(db.desired_for_host(h2.id).await.unwrap()[0].release.version, "v1");
     let states = db.project_host_states(&p).await.unwrap();
     assert_eq!(states.len(), 2);
+}
+
+async fn builds_queue_one_per_project_in_order(db: &dyn Database) {
+    let a = db.create_project(&project("a"), 1).await.unwrap();
+    let b = db.create_project(&project("b"), 1).await.unwrap();
+    let req = |p: &Project, r: &str| NewBuild {
+        project_id: p.id,
+        git_ref: r.into(),
+        trigger: "manual".into(),
+        requested_by: "dev".into(),
+        retry_of: None,
+    };
+    let a1 = db.create_build(&req(&a, "main"), 1).await.unwrap();
+    let a2 = db.create_build(&req(&a, "dev"), 2).await.unwrap();
+    let b1 = db.create_build(&req(&b, "main"), 3).await.unwrap();
+    assert_eq!((a1.number, a2.number, b1.number), (1, 2, 1), "numbers count per project");
+
+    // a1 runs; a2 must wait for it, b1 may run beside it.
+    assert_eq!(db.claim_next_build(10).await.unwrap().unwrap().id, a1.id);
+    assert_eq!(db.claim_next_build(11).await.unwrap().unwrap().id, b1.id);
+    assert_eq!(db.claim_next_build(12).await.unwrap(), None, "a2 waits while a1 runs");
+    let ok = BuildOutcome { status: BuildStatus::Succeeded, error: None, version: Some("1".into()), release_id: None };
+    assert!(db.finish_build(a1.id, &ok, 13).await.unwrap());
+    assert!(!db.finish_build(a1.id, &ok, 14).await.unwrap(), "an ended build stays ended");
+    assert_eq!(db.claim_next_build(15).await.unwrap().unwrap().id, a2.id);
+    assert_eq!(db.latest_succeeded_build(&a).await.unwrap().unwrap().id, a1.id);
+
+    // Cancelling: a running build is asked to stop, a queued one stops at once.
+    assert!(db.cancel_build(a2.id, 16).await.unwrap().cancel_requested);
+    let a3 = db.create_build(&req(&a, "main"), 17).await.unwrap();
+    assert_eq!(db.cancel_build(a3.id, 18).await.unwrap().status, BuildStatus::Canceled);
+
+    assert_eq!(db.fail_running_builds("server restarted", 19).await.unwrap(), 2);
+    let a2 = db.build(a2.id).await.unwrap();
+    assert_eq!((a2.status, a2.error.as_deref()), (BuildStatus::Failed, Some("server restarted")));
+    let listed: Vec<i64> = db.builds(&a, 10).await.unwrap().iter().map(|b| b.number).collect();
+    assert_eq!(listed, [3, 2, 1]);
+}
+
+async fn build_logs_and_deliveries(db: &dyn Database) {
+    let p = db.create_project(&project("a"), 1).await.unwrap();
+    let build = db
+        .create_build(
+            &NewBuild {
+                project_id: p.id,
+                git_ref: "main".into(),
+                trigger: "t".into(),
+                requested_by: "d".into(),
+                retry_of: None,
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    db.append_build_log(build.id, &[(1, "stdout".into(), "one".into()), (2, "stderr".into(), "two".into())])
+        .await
+        .unwrap();
+    db.append_build_log(build.id, &[(3, "stdout".into(), "three".into())]).await.unwrap();
+    let all = db.build_log(build.id, 0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(all[1].stream, "stderr");
+    assert_eq!(db.build_log(build.id, 2, 100).await.unwrap()[0].line, "three");
+
+    assert!(db.record_delivery(p.id, "github", "d-1", 1).await.unwrap());
+    assert!(!db.record_delivery(p.id, "github", "d-1", 2).await.unwrap(), "a redelivery is recognised");
+    assert!(db.record_delivery(p.id, "gitlab", "d-1", 3).await.unwrap());
 }
 
 macro_rules! conformance {
@@ -264,6 +258,8 @@ mod sqlite_backend {
         the_environment_lock_refuses_a_second_deployment,
         offline_targets_fail_after_the_timeout,
         a_new_host_adopts_the_environment_release,
+        builds_queue_one_per_project_in_order,
+        build_logs_and_deliveries,
     );
     use super::sqlite;
 }

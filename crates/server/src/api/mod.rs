@@ -1,7 +1,9 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`. Handlers are thin: they
 //! authenticate, validate, call the store or `fleet`, and shape the answer.
 
+mod builds;
 mod deployments;
+mod hooks;
 mod hosts;
 mod projects;
 mod releases;
@@ -21,20 +23,17 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/projects", post(projects::create).get(projects::list))
         .route("/api/v1/projects/{project}", get(projects::show))
-        .route(
-            "/api/v1/projects/{project}/environments",
-            post(projects::create_env).get(projects::list_envs),
-        )
+        .route("/api/v1/projects/{project}/environments", post(projects::create_env).get(projects::list_envs))
         .route("/api/v1/projects/{project}/status", get(projects::status))
-        .route(
-            "/api/v1/projects/{project}/releases",
-            post(releases::create).get(releases::list),
-        )
-        .route(
-            "/api/v1/projects/{project}/deployments",
-            post(deployments::create).get(deployments::list),
-        )
+        .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))
+        .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))
         .route("/api/v1/deployments/{id}", get(deployments::show))
+        .route("/api/v1/projects/{project}/builds", post(builds::create).get(builds::list))
+        .route("/api/v1/builds/{id}", get(builds::show))
+        .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
+        .route("/api/v1/builds/{id}/retry", post(builds::retry))
+        .route("/api/v1/builds/{id}/log", get(builds::log))
+        .route("/api/v1/hooks/{forge}/{project}", post(hooks::receive))
         .route("/api/v1/blobs/missing", post(releases::missing_blobs))
         .route("/api/v1/blobs", post(releases::upload_blobs))
         .route("/api/v1/hosts", get(hosts::list))

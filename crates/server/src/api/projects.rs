@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use ferry_domain::{Selector, rfc3339_from_millis, validate_name};
+use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
     CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo, ProjectStatus,
 };
-use ferry_store::{Environment, Project};
+use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -17,9 +17,14 @@ use crate::error::{ApiError, ApiResult};
 const DEFAULT_KEEP_RELEASES: u32 = 5;
 
 fn project_info(p: Project) -> ProjectInfo {
+    let source = p.source.as_ref();
     ProjectInfo {
-        name: p.name,
+        name: p.name.clone(),
         keep_releases: p.keep_releases,
+        repo: source.map(|s| s.repo_url.clone()),
+        webhook_secret_set: source.is_some_and(|s| s.webhook_secret.is_some()),
+        branches: source.map(|s| s.branches.clone()).unwrap_or_default(),
+        push_tags: source.is_some_and(|s| s.push_tags),
         created_at: rfc3339_from_millis(p.created_at),
     }
 }
@@ -32,11 +37,31 @@ pub async fn create(
     validate_name("project name", &req.name)?;
     let keep = req.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES);
     if !(1..=100).contains(&keep) {
-        return Err(ApiError::BadRequest(format!(
-            "keep_releases must be between 1 and 100, not {keep}"
-        )));
+        return Err(ApiError::BadRequest(format!("keep_releases must be between 1 and 100, not {keep}")));
     }
-    let p = state.db.create_project(&req.name, keep, crate::now_ms()).await?;
+    let source = match req.repo.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        None => {
+            if req.webhook_secret.is_some() || !req.branches.is_empty() || req.push_tags {
+                return Err(ApiError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
+            }
+            None
+        }
+        Some(url) => {
+            if url.starts_with('-') {
+                return Err(ApiError::BadRequest(format!("'{url}' is not a repository URL")));
+            }
+            let branches: Vec<String> =
+                req.branches.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
+            Some(ProjectSource {
+                repo_url: url.to_string(),
+                webhook_secret: req.webhook_secret.filter(|s| !s.is_empty()).map(Secret::new),
+                branches,
+                push_tags: req.push_tags,
+            })
+        }
+    };
+    let new = NewProject { name: req.name.clone(), keep_releases: keep, source };
+    let p = state.db.create_project(&new, crate::now_ms()).await?;
     Ok(Json(project_info(p)))
 }
 
@@ -62,6 +87,7 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         name: e.name,
         selector: e.selector,
         desired_version,
+        auto_deploy_branch: e.auto_deploy_branch,
         created_at: rfc3339_from_millis(e.created_at),
     })
 }
@@ -85,10 +111,12 @@ pub async fn create_env(
             )));
         }
     }
-    let env = state
-        .db
-        .create_environment(&project, &req.name, &selector.to_string(), crate::now_ms())
-        .await?;
+    let new = NewEnvironment {
+        name: req.name.clone(),
+        selector: selector.to_string(),
+        auto_deploy_branch: req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
+    };
+    let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
     Ok(Json(env_info(&state, env).await?))
 }
 
@@ -127,9 +155,7 @@ pub async fn status(
                 continue;
             }
             let current = row.and_then(|r| r.current_version.clone());
-            *version_counts
-                .entry(current.clone().unwrap_or_else(|| "none".into()))
-                .or_insert(0) += 1;
+            *version_counts.entry(current.clone().unwrap_or_else(|| "none".into())).or_insert(0) += 1;
             entries.push(HostProjectStatus {
                 host: host.name.clone(),
                 online: host.online,
@@ -149,8 +175,5 @@ pub async fn status(
             hosts: entries,
         });
     }
-    Ok(Json(ProjectStatus {
-        project: project.name,
-        environments,
-    }))
+    Ok(Json(ProjectStatus { project: project.name, environments }))
 }

@@ -9,14 +9,15 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use ferry_artifact::frame::{Decoder, Event};
-use ferry_domain::{rfc3339_from_millis, validate_version};
+use ferry_domain::rfc3339_from_millis;
 use ferry_proto::api::{BlobQuery, BlobQueryAnswer, CreateRelease, ReleaseInfo};
-use ferry_store::{BlobWriter, NewRelease, Release};
+use ferry_store::{BlobWriter, Release};
 use futures_util::StreamExt;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::release::{self, Labels};
 
 pub async fn missing_blobs(
     State(state): State<AppState>,
@@ -59,9 +60,7 @@ pub async fn upload_blobs(State(state): State<AppState>, _caller: Caller, body: 
                 }
                 Event::End => {
                     if let Some(w) = current.take() {
-                        w.finish()
-                            .await
-                            .map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+                        w.finish().await.map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
                         stored += 1;
                     }
                 }
@@ -91,52 +90,9 @@ pub async fn create(
     Path(project): Path<String>,
     Json(req): Json<CreateRelease>,
 ) -> ApiResult<Json<ReleaseInfo>> {
-    validate_version(&req.version)?;
-    req.manifest
-        .validate()
-        .map_err(|e| ApiError::BadRequest(format!("release refused: {e}")))?;
     let project = state.db.project(&project).await?;
-    let mut missing = Vec::new();
-    for digest in req.manifest.distinct_blobs().keys() {
-        if !state.artifacts.contains(digest).await? {
-            missing.push(digest.to_hex());
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "release refused: {} blob(s) of the manifest were not uploaded, e.g. {}",
-            missing.len(),
-            missing[0]
-        )));
-    }
-    // The manifest itself is content too: stored by digest beside the files.
-    let manifest_json = serde_json::to_vec(&req.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let manifest_digest = ferry_artifact::digest_of(&manifest_json);
-    state.artifacts.put(manifest_digest, &manifest_json).await?;
-    let clean = |s: &str, fallback: &str| {
-        if s.trim().is_empty() {
-            fallback.to_string()
-        } else {
-            s.trim().to_string()
-        }
-    };
-    let release = state
-        .db
-        .create_release(
-            NewRelease {
-                project_id: project.id,
-                version: req.version,
-                branch: clean(&req.branch, "unknown"),
-                committer: clean(&req.committer, &user.name),
-                manifest_digest,
-                file_count: req.manifest.file_count() as u64,
-                total_size: req.manifest.total_size(),
-                created_by: user.name.clone(),
-            },
-            crate::now_ms(),
-        )
-        .await?;
-    tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
+    let labels = Labels { version: req.version, branch: req.branch, committer: req.committer };
+    let release = release::register(&state, &project, &req.manifest, labels, &user.name, None).await?;
     Ok(Json(release_info(&project.name, release)))
 }
 
@@ -147,7 +103,5 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<ReleaseInfo>>> {
     let project = state.db.project(&project).await?;
     let releases = state.db.releases(&project).await?;
-    Ok(Json(
-        releases.into_iter().map(|r| release_info(&project.name, r)).collect(),
-    ))
+    Ok(Json(releases.into_iter().map(|r| release_info(&project.name, r)).collect()))
 }

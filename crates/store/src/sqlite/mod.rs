@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
+use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Secret, Tags};
 use ferry_proto::agent::{Activity, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -19,7 +19,8 @@ use crate::model::*;
 use crate::{Database, Result, StoreError};
 
 /// Schema migrations, applied in order, each exactly once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_builds.sql"))];
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
@@ -37,10 +38,7 @@ impl SqliteDatabase {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         let db = SqliteDatabase { pool };
         db.migrate().await?;
         Ok(db)
@@ -51,9 +49,7 @@ impl SqliteDatabase {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
             .execute(&mut *tx)
             .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
         for (version, sql) in MIGRATIONS {
             if applied.contains(version) {
                 continue;
@@ -83,20 +79,31 @@ fn parse<T: FromStr<Err = String>>(s: &str) -> Result<T> {
 }
 
 fn digest(s: &str) -> Result<Digest> {
-    s.parse()
-        .map_err(|e: ferry_domain::digest::BadDigest| StoreError::Backend(e.to_string()))
+    s.parse().map_err(|e: ferry_domain::digest::BadDigest| StoreError::Backend(e.to_string()))
 }
 
 fn tags(s: &str) -> Result<Tags> {
     serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("bad tags in database: {e}")))
 }
 
-const PROJECT_COLS: &str = "id, name, keep_releases, created_at";
+const PROJECT_COLS: &str = "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags";
 fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
+    let repo_url: Option<String> = r.try_get(4)?;
+    let source = match repo_url {
+        None => None,
+        Some(repo_url) => Some(ProjectSource {
+            repo_url,
+            webhook_secret: r.try_get::<Option<String>, _>(5)?.map(Secret::new),
+            branches: serde_json::from_str(&r.try_get::<String, _>(6)?)
+                .map_err(|e| StoreError::Backend(format!("bad branch list in database: {e}")))?,
+            push_tags: r.try_get::<i64, _>(7)? != 0,
+        }),
+    };
     Ok(Project {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
         keep_releases: r.try_get::<i64, _>(2)?.try_into().unwrap_or(5),
+        source,
         created_at: r.try_get(3)?,
     })
 }
@@ -109,10 +116,11 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         name: r.try_get("name")?,
         selector: r.try_get("selector")?,
         desired_release_id: r.try_get("desired_release_id")?,
+        auto_deploy_branch: r.try_get("auto_deploy_branch")?,
         created_at: r.try_get("created_at")?,
     })
 }
-const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, e.created_at \
+const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, e.auto_deploy_branch, e.created_at \
      FROM environments e JOIN projects p ON p.id = e.project_id";
 
 fn release_row(r: &sqlx::sqlite::SqliteRow) -> Result<Release> {
@@ -127,10 +135,18 @@ fn release_row(r: &sqlx::sqlite::SqliteRow) -> Result<Release> {
         total_size: r.try_get::<i64, _>("total_size")?.try_into().unwrap_or(0),
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
+        origin: match r.try_get::<Option<i64>, _>("build_id")? {
+            None => None,
+            Some(build_id) => Some(ReleaseOrigin {
+                build_id,
+                commit_sha: r.try_get::<Option<String>, _>("commit_sha")?.unwrap_or_default(),
+                committed_at: r.try_get("committed_at")?,
+            }),
+        },
     })
 }
-const RELEASE_COLS: &str =
-    "id, project_id, version, branch, committer, manifest_digest, file_count, total_size, created_by, created_at";
+const RELEASE_COLS: &str = "id, project_id, version, branch, committer, manifest_digest, file_count, total_size, \
+     created_by, created_at, build_id, commit_sha, committed_at";
 
 fn host_row(r: &sqlx::sqlite::SqliteRow) -> Result<Host> {
     Ok(Host {
@@ -163,6 +179,44 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id, p.name AS project, e.name AS env, 
      d.status, d.created_by, d.created_at, d.finished_at FROM deployments d \
      JOIN projects p ON p.id = d.project_id JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id";
 
+const BUILD_SELECT: &str = "SELECT b.id, b.project_id, p.name AS project, b.number, b.git_ref, b.commit_sha, b.branch, \
+     b.tag, b.author, b.message, b.committed_at, b.status, b.cancel_requested, b.version, b.release_id, b.error, \
+     b.trigger, b.requested_by, b.retry_of, b.created_at, b.started_at, b.finished_at \
+     FROM builds b JOIN projects p ON p.id = b.project_id";
+
+fn build_row(r: &sqlx::sqlite::SqliteRow) -> Result<Build> {
+    let commit = match r.try_get::<Option<String>, _>("commit_sha")? {
+        None => None,
+        Some(sha) => Some(BuildCommit {
+            sha,
+            branch: r.try_get("branch")?,
+            tag: r.try_get("tag")?,
+            author: r.try_get::<Option<String>, _>("author")?.unwrap_or_default(),
+            message: r.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
+            committed_at: r.try_get("committed_at")?,
+        }),
+    };
+    Ok(Build {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        project: r.try_get("project")?,
+        number: r.try_get("number")?,
+        git_ref: r.try_get("git_ref")?,
+        commit,
+        status: parse::<BuildStatus>(&r.try_get::<String, _>("status")?)?,
+        cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
+        version: r.try_get("version")?,
+        release_id: r.try_get("release_id")?,
+        error: r.try_get("error")?,
+        trigger: r.try_get("trigger")?,
+        requested_by: r.try_get("requested_by")?,
+        retry_of: r.try_get("retry_of")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
 /// Recomputes a running deployment's status from its hosts and closes it
 /// when every host has ended.
 async fn settle_deployment(conn: &mut sqlx::SqliteConnection, deployment_id: i64, now: i64) -> Result<()> {
@@ -170,10 +224,7 @@ async fn settle_deployment(conn: &mut sqlx::SqliteConnection, deployment_id: i64
         .bind(deployment_id)
         .fetch_all(&mut *conn)
         .await?;
-    let states = states
-        .iter()
-        .map(|s| parse::<HostDeployState>(s))
-        .collect::<Result<Vec<_>>>()?;
+    let states = states.iter().map(|s| parse::<HostDeployState>(s)).collect::<Result<Vec<_>>>()?;
     let status = DeploymentStatus::from_hosts(states);
     if status.is_terminal() {
         sqlx::query("UPDATE deployments SET status = ?, finished_at = ? WHERE id = ? AND status = 'running'")
@@ -189,10 +240,7 @@ async fn settle_deployment(conn: &mut sqlx::SqliteConnection, deployment_id: i64
 #[async_trait]
 impl Database for SqliteDatabase {
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -212,9 +260,7 @@ impl Database for SqliteDatabase {
             .bind(value)
             .execute(&self.pool)
             .await?;
-        self.get_setting(key)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("setting {key}")))
+        self.get_setting(key).await?.ok_or_else(|| StoreError::NotFound(format!("setting {key}")))
     }
 
     async fn add_api_token(
@@ -254,94 +300,91 @@ impl Database for SqliteDatabase {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(User {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                is_admin: r.try_get::<i64, _>(2)? != 0,
-            })
-        })
-        .transpose()
+        row.map(|r| Ok(User { id: r.try_get(0)?, name: r.try_get(1)?, is_admin: r.try_get::<i64, _>(2)? != 0 }))
+            .transpose()
     }
 
-    async fn create_project(&self, name: &str, keep_releases: u32, now: i64) -> Result<Project> {
-        sqlx::query("INSERT INTO projects (name, keep_releases, created_at) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(i64::from(keep_releases))
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict(format!("project '{name}'")))?;
-        self.project(name).await
+    async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project> {
+        let src = new.source.as_ref();
+        let branches = serde_json::to_string(&src.map(|s| s.branches.clone()).unwrap_or_default())
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO projects (name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&new.name)
+        .bind(i64::from(new.keep_releases))
+        .bind(now)
+        .bind(src.map(|s| s.repo_url.as_str()))
+        .bind(src.and_then(|s| s.webhook_secret.as_ref()).map(|s| s.expose()))
+        .bind(branches)
+        .bind(src.is_some_and(|s| s.push_tags))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(format!("project '{}'", new.name)))?;
+        self.project(&new.name).await
     }
 
     async fn project(&self, name: &str) -> Result<Project> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PROJECT_COLS} FROM projects WHERE name = ?"
-        )))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| project_row(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| project_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
     }
 
     async fn projects(&self) -> Result<Vec<Project>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PROJECT_COLS} FROM projects ORDER BY name"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(project_row).collect()
     }
 
-    async fn create_environment(&self, project: &Project, name: &str, selector: &str, now: i64) -> Result<Environment> {
-        sqlx::query("INSERT INTO environments (project_id, name, selector, created_at) VALUES (?, ?, ?, ?)")
-            .bind(project.id)
-            .bind(name)
-            .bind(selector)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict(format!("environment '{name}' of project '{}'", project.name)))?;
-        self.environment(project, name).await
+    async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
+        sqlx::query(
+            "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(project.id)
+        .bind(&new.name)
+        .bind(&new.selector)
+        .bind(new.auto_deploy_branch.as_deref())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(format!("environment '{}' of project '{}'", new.name, project.name)))?;
+        self.environment(project, &new.name).await
     }
 
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{ENV_SELECT} WHERE e.project_id = ? AND e.name = ?"
-        )))
-        .bind(project.id)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.name = ?")))
+            .bind(project.id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| env_row(&r))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("environment '{name}' of project '{}'", project.name)))
     }
 
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{ENV_SELECT} WHERE e.project_id = ? ORDER BY e.id"
-        )))
-        .bind(project.id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? ORDER BY e.id")))
+            .bind(project.id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(env_row).collect()
     }
 
     async fn all_environments(&self) -> Result<Vec<Environment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} ORDER BY e.id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} ORDER BY e.id"))).fetch_all(&self.pool).await?;
         rows.iter().map(env_row).collect()
     }
 
     async fn create_release(&self, new: NewRelease, now: i64) -> Result<Release> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO releases (project_id, version, branch, committer, manifest_digest, file_count, total_size, \
-             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             created_by, created_at, build_id, commit_sha, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING id",
         )
         .bind(new.project_id)
         .bind(&new.version)
@@ -352,6 +395,9 @@ impl Database for SqliteDatabase {
         .bind(i64::try_from(new.total_size).unwrap_or(i64::MAX))
         .bind(&new.created_by)
         .bind(now)
+        .bind(new.origin.as_ref().map(|o| o.build_id))
+        .bind(new.origin.as_ref().map(|o| o.commit_sha.as_str()))
+        .bind(new.origin.as_ref().and_then(|o| o.committed_at))
         .fetch_one(&self.pool)
         .await
         .map_err(conflict(format!("version '{}'", new.version)))?;
@@ -372,15 +418,11 @@ impl Database for SqliteDatabase {
     }
 
     async fn release_by_id(&self, id: i64) -> Result<Release> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RELEASE_COLS} FROM releases WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| release_row(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("release {id}")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RELEASE_COLS} FROM releases WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| release_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("release {id}")))
     }
 
     async fn releases(&self, project: &Project) -> Result<Vec<Release>> {
@@ -407,33 +449,25 @@ impl Database for SqliteDatabase {
     }
 
     async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {HOST_COLS} FROM hosts WHERE token_hash = ?"
-        )))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE token_hash = ?")))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| host_row(&r)).transpose()
     }
 
     async fn host(&self, name: &str) -> Result<Host> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {HOST_COLS} FROM hosts WHERE name = ?"
-        )))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| host_row(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("host '{name}'")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| host_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("host '{name}'")))
     }
 
     async fn hosts(&self) -> Result<Vec<Host>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {HOST_COLS} FROM hosts ORDER BY name"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(host_row).collect()
     }
 
@@ -459,27 +493,22 @@ impl Database for SqliteDatabase {
     }
 
     async fn host_disconnected(&self, host_id: i64) -> Result<()> {
-        sqlx::query("UPDATE hosts SET online = 0 WHERE id = ?")
-            .bind(host_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE hosts SET online = 0 WHERE id = ?").bind(host_id).execute(&self.pool).await?;
         Ok(())
     }
 
     async fn mark_silent_hosts_offline(&self, seen_before: i64) -> Result<Vec<i64>> {
-        Ok(
-            sqlx::query_scalar("UPDATE hosts SET online = 0 WHERE online = 1 AND last_seen_at < ? RETURNING id")
-                .bind(seen_before)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("UPDATE hosts SET online = 0 WHERE online = 1 AND last_seen_at < ? RETURNING id")
+            .bind(seen_before)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn desired_for_host(&self, host_id: i64) -> Result<Vec<DesiredRow>> {
         let rows = sqlx::query(
             "SELECT p.name AS project, p.keep_releases, e.name AS env, r.id, r.project_id, r.version, r.branch, \
-             r.committer, r.manifest_digest, r.file_count, r.total_size, r.created_by, r.created_at \
-             FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
+             r.committer, r.manifest_digest, r.file_count, r.total_size, r.created_by, r.created_at, \
+             r.build_id, r.commit_sha, r.committed_at FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
              JOIN environments e ON e.id = hd.env_id JOIN releases r ON r.id = hd.release_id \
              WHERE hd.host_id = ? ORDER BY p.name",
         )
@@ -587,9 +616,7 @@ impl Database for SqliteDatabase {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| deployment_row(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))
+        row.map(|r| deployment_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))
     }
 
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>> {
@@ -754,6 +781,195 @@ impl Database for SqliteDatabase {
         }
         tx.commit().await?;
         Ok(changed)
+    }
+
+    async fn create_build(&self, new: &NewBuild, now: i64) -> Result<Build> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO builds (project_id, number, git_ref, status, trigger, requested_by, retry_of, created_at) \
+             VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE project_id = ?1), ?2, 'queued', ?3, ?4, \
+             ?5, ?6) RETURNING id",
+        )
+        .bind(new.project_id)
+        .bind(&new.git_ref)
+        .bind(&new.trigger)
+        .bind(&new.requested_by)
+        .bind(new.retry_of)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.build(id).await
+    }
+
+    async fn build(&self, id: i64) -> Result<Build> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{BUILD_SELECT} WHERE b.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| build_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("build {id}")))
+    }
+
+    async fn build_by_number(&self, project: &Project, number: i64) -> Result<Build> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{BUILD_SELECT} WHERE b.project_id = ? AND b.number = ?")))
+            .bind(project.id)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| build_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("build {number} of project '{}'", project.name)))
+    }
+
+    async fn builds(&self, project: &Project, limit: u32) -> Result<Vec<Build>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{BUILD_SELECT} WHERE b.project_id = ? ORDER BY b.number DESC LIMIT ?"
+        )))
+        .bind(project.id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(build_row).collect()
+    }
+
+    async fn latest_succeeded_build(&self, project: &Project) -> Result<Option<Build>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{BUILD_SELECT} WHERE b.project_id = ? AND b.status = 'succeeded' ORDER BY b.number DESC LIMIT 1"
+        )))
+        .bind(project.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| build_row(&r)).transpose()
+    }
+
+    async fn claim_next_build(&self, now: i64) -> Result<Option<Build>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT b.id FROM builds b WHERE b.status = 'queued' AND NOT EXISTS \
+             (SELECT 1 FROM builds r WHERE r.project_id = b.project_id AND r.status = 'running') ORDER BY b.id LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else { return Ok(None) };
+        sqlx::query("UPDATE builds SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.build(id).await.map(Some)
+    }
+
+    async fn set_build_commit(&self, id: i64, c: &BuildCommit) -> Result<()> {
+        sqlx::query(
+            "UPDATE builds SET commit_sha = ?, branch = ?, tag = ?, author = ?, message = ?, committed_at = ? WHERE id = ?",
+        )
+        .bind(&c.sha)
+        .bind(c.branch.as_deref())
+        .bind(c.tag.as_deref())
+        .bind(&c.author)
+        .bind(&c.message)
+        .bind(c.committed_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_build(&self, id: i64, outcome: &BuildOutcome, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE builds SET status = ?, error = ?, version = COALESCE(?, version), release_id = ?, finished_at = ? \
+             WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(outcome.status.as_str())
+        .bind(outcome.error.as_deref())
+        .bind(outcome.version.as_deref())
+        .bind(outcome.release_id)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn cancel_build(&self, id: i64, now: i64) -> Result<Build> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE builds SET status = 'canceled', finished_at = ?, error = 'canceled before it started' \
+             WHERE id = ? AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE builds SET cancel_requested = 1 WHERE id = ? AND status = 'running'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.build(id).await
+    }
+
+    async fn fail_running_builds(&self, reason: &str, now: i64) -> Result<u64> {
+        let done =
+            sqlx::query("UPDATE builds SET status = 'failed', error = ?, finished_at = ? WHERE status = 'running'")
+                .bind(reason)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_build_log(&self, id: i64, lines: &[(i64, String, String)]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM build_logs WHERE build_id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        for (at, stream, line) in lines {
+            seq += 1;
+            sqlx::query("INSERT INTO build_logs (build_id, seq, at, stream, line) VALUES (?, ?, ?, ?, ?)")
+                .bind(id)
+                .bind(seq)
+                .bind(at)
+                .bind(stream)
+                .bind(line)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn build_log(&self, id: i64, after: i64, limit: u32) -> Result<Vec<LogLine>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, stream, line FROM build_logs WHERE build_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(LogLine { seq: r.try_get(0)?, at: r.try_get(1)?, stream: r.try_get(2)?, line: r.try_get(3)? }))
+            .collect()
+    }
+
+    async fn record_delivery(&self, project_id: i64, forge: &str, delivery_id: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (project_id, forge, delivery_id, received_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(forge)
+        .bind(delivery_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {

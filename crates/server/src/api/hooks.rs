@@ -1,0 +1,63 @@
+//! `POST /api/v1/hooks/{forge}/{project}`: push webhooks start builds (R5).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use ferry_domain::pattern::matches_any;
+use ferry_proto::api::HookAnswer;
+
+use super::builds::{build_info, queue};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::webhook::{Event, Forge, HookError, Ref, verify_and_parse};
+
+pub async fn receive(
+    State(state): State<AppState>,
+    Path((forge, project)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<HookAnswer>)> {
+    let forge = Forge::parse(&forge)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown forge '{forge}'; use github, gitlab, gitea or gerrit")))?;
+    // Same answer for an unknown project as for a bad signature: a webhook
+    // endpoint must not tell strangers which projects exist.
+    let refused = || ApiError::Unauthorized("webhook refused: unknown project or wrong signature".into());
+    let project = state.db.project(&project).await.map_err(|_| refused())?;
+    let Some(source) = project.source.clone() else { return Err(refused()) };
+    let Some(secret) = source.webhook_secret.as_ref() else {
+        return Err(ApiError::Unauthorized(format!(
+            "project '{}' has no webhook secret; set one with --webhook-secret",
+            project.name
+        )));
+    };
+    let event = verify_and_parse(forge, secret.expose(), &headers, &body).map_err(|e| match e {
+        HookError::Unauthorized(m) => {
+            tracing::warn!(project = %project.name, forge = forge.name(), "webhook refused: {m}");
+            refused()
+        }
+        HookError::BadPayload(m) => ApiError::BadRequest(m),
+    })?;
+    let ignored = |why: String| Ok((StatusCode::ACCEPTED, Json(HookAnswer { build: None, ignored: Some(why) })));
+    let (reference, delivery) = match event {
+        Event::Other { what } => return ignored(format!("'{what}' events build nothing")),
+        Event::Push { reference, delivery } => (reference, delivery),
+    };
+    if !state.db.record_delivery(project.id, forge.name(), &delivery, crate::now_ms()).await? {
+        return ignored(format!("delivery {delivery} was already handled"));
+    }
+    let git_ref = match reference {
+        Ref::Deleted(r) => return ignored(format!("{r} was deleted")),
+        Ref::Branch(b) if !matches_any(&source.branches, &b) => {
+            return ignored(format!(
+                "branch '{b}' is not among the project's branches ({})",
+                source.branches.join(", ")
+            ));
+        }
+        Ref::Branch(b) => b,
+        Ref::Tag(t) => format!("refs/tags/{t}"),
+    };
+    let build = queue(&state, &project, &git_ref, &format!("webhook:{}", forge.name()), forge.name()).await?;
+    tracing::info!(project = %project.name, forge = forge.name(), %git_ref, build = build.id, "push webhook queued a build");
+    Ok((StatusCode::ACCEPTED, Json(HookAnswer { build: Some(build_info(build)), ignored: None })))
+}

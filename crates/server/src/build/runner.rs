@@ -1,0 +1,137 @@
+//! Running a build command: `sh -c` in the checkout, in its own process
+//! group, output streamed line by line into the build log, with a timeout
+//! and cancellation that end the whole group (TERM, then KILL).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use super::log::LogSink;
+
+/// How long a process group gets between TERM and KILL.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How many trailing output lines a failure message quotes.
+const TAIL_LINES: usize = 10;
+
+/// How a command ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    Succeeded,
+    /// Exit code, or the signal that ended it.
+    Failed {
+        code: Option<i32>,
+        tail: Vec<String>,
+    },
+    TimedOut,
+    Canceled,
+}
+
+/// Runs `command` and waits. `canceled` is polled once a second.
+pub async fn run(
+    command: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+    log: &LogSink,
+    mut canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
+) -> Result<RunOutcome, String> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start `sh -c {command}`: {e}"))?;
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let out = child.stdout.take().map(|s| tokio::spawn(pump(s, "stdout", log.clone(), tail.clone())));
+    let err = child.stderr.take().map(|s| tokio::spawn(pump(s, "stderr", log.clone(), tail.clone())));
+
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            status = child.wait() => {
+                let status = status.map_err(|e| e.to_string())?;
+                break if status.success() {
+                    RunOutcome::Succeeded
+                } else {
+                    RunOutcome::Failed { code: status.code(), tail: Vec::new() }
+                };
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                stop_group(pgid, &mut child).await;
+                break RunOutcome::TimedOut;
+            }
+            _ = poll.tick() => {
+                if canceled().await {
+                    stop_group(pgid, &mut child).await;
+                    break RunOutcome::Canceled;
+                }
+            }
+        }
+    };
+    // Children that outlived `sh` keep the pipes open: end them too.
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    for pump in [out, err].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+    }
+    Ok(match outcome {
+        RunOutcome::Failed { code, .. } => {
+            let tail = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+            RunOutcome::Failed { code, tail }
+        }
+        other => other,
+    })
+}
+
+/// TERM to the group, KILL after the grace period.
+async fn stop_group(pgid: Option<Pid>, child: &mut tokio::process::Child) {
+    let Some(pgid) = pgid else {
+        let _ = child.kill().await;
+        return;
+    };
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+/// Copies a pipe into the log, line by line, keeping the last lines.
+async fn pump(
+    pipe: impl AsyncRead + Unpin,
+    stream: &'static str,
+    log: LogSink,
+    tail: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                if let Ok(mut t) = tail.lock() {
+                    t.push_back(format!("{stream}: {line}"));
+                    if t.len() > TAIL_LINES {
+                        t.pop_front();
+                    }
+                }
+                log.line(stream, line);
+            }
+        }
+    }
+}

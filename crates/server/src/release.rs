@@ -1,0 +1,85 @@
+//! Registering a release: the one path both uploads and builds take, so the
+//! checks (manifest rules, every blob present) cannot differ between them.
+
+use ferry_artifact::SourceTree;
+use ferry_domain::{Manifest, validate_version};
+use ferry_store::{NewRelease, Project, Release, ReleaseOrigin};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// What a release is called (R16 takes branch and committer from here).
+pub struct Labels {
+    pub version: String,
+    pub branch: String,
+    pub committer: String,
+}
+
+/// Checks the manifest and that its content is stored, stores the manifest
+/// itself, and records the release.
+pub async fn register(
+    state: &AppState,
+    project: &Project,
+    manifest: &Manifest,
+    labels: Labels,
+    created_by: &str,
+    origin: Option<ReleaseOrigin>,
+) -> ApiResult<Release> {
+    validate_version(&labels.version)?;
+    manifest.validate().map_err(|e| ApiError::BadRequest(format!("release refused: {e}")))?;
+    let mut missing = Vec::new();
+    for digest in manifest.distinct_blobs().keys() {
+        if !state.artifacts.contains(digest).await? {
+            missing.push(digest.to_hex());
+        }
+    }
+    if let Some(first) = missing.first() {
+        return Err(ApiError::BadRequest(format!(
+            "release refused: {} blob(s) of the manifest were not uploaded, e.g. {first}",
+            missing.len()
+        )));
+    }
+    // The manifest is content too: stored by digest beside the files.
+    let manifest_json = serde_json::to_vec(manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let manifest_digest = ferry_artifact::digest_of(&manifest_json);
+    state.artifacts.put(manifest_digest, &manifest_json).await?;
+    let clean = |s: &str, fallback: &str| if s.trim().is_empty() { fallback.to_string() } else { s.trim().to_string() };
+    let release = state
+        .db
+        .create_release(
+            NewRelease {
+                project_id: project.id,
+                version: labels.version,
+                branch: clean(&labels.branch, "unknown"),
+                committer: clean(&labels.committer, created_by),
+                manifest_digest,
+                file_count: manifest.file_count() as u64,
+                total_size: manifest.total_size(),
+                created_by: created_by.to_string(),
+                origin,
+            },
+            crate::now_ms(),
+        )
+        .await?;
+    tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
+    Ok(release)
+}
+
+/// Copies the blobs of a tree on this machine into the artifact store,
+/// skipping those already there. Returns the bytes written.
+pub async fn store_tree(state: &AppState, tree: &SourceTree) -> ApiResult<u64> {
+    let mut written = 0;
+    for (digest, (len, source)) in &tree.blobs {
+        if state.artifacts.contains(digest).await? {
+            continue;
+        }
+        let source = source.clone();
+        let bytes = tokio::task::spawn_blocking(move || source.read())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(format!("reading build output: {e}")))?;
+        state.artifacts.put(*digest, &bytes).await?;
+        written += len;
+    }
+    Ok(written)
+}
