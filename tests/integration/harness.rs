@@ -293,3 +293,61 @@ fn wait_for_server(dir: &Path) -> String {
     });
     url
 }
+
+/// A real git repository in a temporary directory, changed with the git CLI.
+pub struct Repo {
+    pub dir: PathBuf,
+}
+
+impl Repo {
+    /// A repository on branch `main` with `ferry.toml` and an executable
+    /// `build.sh` whose body is `script`; the artifact is `dist/`.
+    pub fn new(parent: &Path, script: &str) -> Repo {
+        let dir = parent.join("repo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let repo = Repo { dir };
+        repo.git(&["init", "--quiet", "--initial-branch", "main"]);
+        repo.git(&["config", "user.name", "Li Lei"]);
+        repo.git(&["config", "user.email", "lilei@example.com"]);
+        repo.write(
+            "ferry.toml",
+            "[build]\ncommand = \"./build.sh\"\nartifact = \"dist\"\ntimeout = \"2m\"\n[build.env]\nPROFILE = \"release\"\n",
+        );
+        repo.script(script);
+        repo.commit("first commit");
+        repo
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git").arg("-C").arg(&self.dir).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let p = self.dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Replaces build.sh.
+    pub fn script(&self, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        self.write("build.sh", &format!("#!/bin/sh\nset -e\n{body}\n"));
+        std::fs::set_permissions(self.dir.join("build.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Commits everything; returns the commit's SHA.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "--quiet", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+/// The usual build script: writes the version into `dist/VERSION`.
+pub const BUILD_VERSION: &str = "echo \"building $FERRY_PROJECT at $FERRY_COMMIT as $FERRY_VERSION ($PROFILE)\"\nmkdir -p dist\necho \"$FERRY_VERSION\" > dist/VERSION";

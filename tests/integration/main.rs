@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod builds;
 mod deploy;
 mod dev;
 mod faults;

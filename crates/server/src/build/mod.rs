@@ -127,7 +127,11 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     let timeout = recipe.timeout().map_err(|e| e.to_string())?;
 
     let version = version_for(state, &project, &commit).await?;
-    log.ferry(format!("version {version}; running `{}` (timeout {})", recipe.command, humantime::format_duration(timeout)));
+    log.ferry(format!(
+        "version {version}; running `{}` (timeout {})",
+        recipe.command,
+        humantime::format_duration(timeout)
+    ));
     let env = build_env(build, &project, &commit, &version, &recipe.env);
     let db = state.db.clone();
     let build_id = build.id;
