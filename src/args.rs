@@ -127,6 +127,9 @@ pub struct ServerArgs {
     /// How often every agent is sent its full desired state again, to re-check its host
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub resync_interval: Duration,
+    /// Builds that may run at once (one per project at most)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub build_workers: u16,
 }
 
 #[derive(Args)]

@@ -53,6 +53,7 @@ async fn dispatch(command: Command) -> Result<()> {
             config.heartbeat_interval = args.heartbeat_interval;
             config.heartbeat_timeout = args.heartbeat_timeout;
             config.resync_interval = args.resync_interval;
+            config.build_workers = usize::from(args.build_workers);
             let server = ferry_server::Server::start(config).await?;
             println!("ferry server listening on {}", server.url);
             if server.init.created_admin {

@@ -102,6 +102,20 @@ fn a_commit_builds_into_a_versioned_tagged_release_that_deploys() {
 }
 
 #[test]
+fn version_tags_are_pushed_back_when_asked() {
+    let f = Ferry::start();
+    let repo = Repo::new(f.dir.path(), BUILD_VERSION);
+    f.ok(&["project", "create", "app", "--repo", &repo.url(), "--push-tags"]);
+    f.ok(&["build", "app", "--follow"]);
+    assert_eq!(repo.git(&["tag", "--points-at", "HEAD"]), "1", "the repository got the version tag");
+    let err = f.fails(&["project", "create", "nogit", "--push-tags"]);
+    assert!(err.contains("need --repo"), "{err}");
+    f.ok(&["project", "create", "plain"]);
+    let err = f.fails(&["build", "plain"]);
+    assert!(err.contains("has no repository"), "{err}");
+}
+
+#[test]
 fn a_failing_build_shows_its_error_and_cannot_be_deployed() {
     let f = Ferry::start();
     let repo = Repo::new(f.dir.path(), "echo compiling\necho 'Traceback: NullPointer at Foo.java:42' >&2\nexit 3");
