@@ -24,6 +24,16 @@ pub enum BlobError {
     WrongLength { expected: Digest, expected_len: u64, actual_len: u64 },
 }
 
+impl BlobError {
+    /// As an I/O error, for callers that report paths themselves.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            BlobError::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
     move |source| BlobError::Io { path: path.to_path_buf(), source }
 }
@@ -73,6 +83,49 @@ impl BlobDir {
             written: 0,
             hasher: Hasher::default(),
         })
+    }
+
+    /// Copies a file in, hashing it as it is read, and files it under its
+    /// digest. Returns the digest and size. Content already present is kept
+    /// as it is.
+    pub fn import_file(&self, source: &Path) -> Result<(Digest, u64), BlobError> {
+        use std::io::Read;
+        let mut input = File::open(source).map_err(io_err(source))?;
+        let tmp = self.root.join("tmp").join(format!("import.{:016x}", rand_suffix()));
+        let mut out = io::BufWriter::with_capacity(256 * 1024, File::create(&tmp).map_err(io_err(&tmp))?);
+        let mut hasher = Hasher::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        let copied = (|| {
+            loop {
+                let n = input.read(&mut buf).map_err(io_err(source))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
+                size += n as u64;
+            }
+            out.flush().map_err(io_err(&tmp))
+        })();
+        drop(out);
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let digest = hasher.finish();
+        let dest = self.path_of(&digest);
+        if dest.exists() {
+            let _ = fs::remove_file(&tmp);
+            return Ok((digest, size));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).map_err(io_err(&tmp))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        Ok((digest, size))
     }
 
     /// Writes a whole blob from memory, verifying it.

@@ -112,10 +112,12 @@ mod tests {
         out
     }
 
+    type Blobs = Vec<(Digest, Vec<u8>)>;
+
     /// Decodes `body` fed in chunks of `chunk` bytes back into blobs.
-    fn decode(body: &[u8], chunk: usize) -> (Vec<(Digest, Vec<u8>)>, Result<(), Truncated>) {
+    fn decode(body: &[u8], chunk: usize) -> (Blobs, Result<(), Truncated>) {
         let mut dec = Decoder::new();
-        let mut out: Vec<(Digest, Vec<u8>)> = Vec::new();
+        let mut out: Blobs = Vec::new();
         for piece in body.chunks(chunk) {
             let mut input = piece;
             while let Some(ev) = dec.next(&mut input) {

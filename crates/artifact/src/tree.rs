@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use ferry_domain::{Digest, Entry, EntryKind, Manifest, ManifestError};
 
-use crate::{Hasher, digest_of};
+use crate::{BlobDir, Hasher, digest_of};
 
 /// Why a tree could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,29 @@ impl SourceTree {
 
     /// Walks a directory. Symlinks are recorded as links, never followed.
     pub fn from_dir(root: &Path) -> Result<SourceTree, TreeError> {
+        Self::walk(root, |full| {
+            let (digest, size) = hash_file(full)?;
+            Ok((digest, size, BlobSource::File(full.to_path_buf())))
+        })
+    }
+
+    /// Walks a directory and stores every file into `blobs` in the same pass
+    /// (read once: hashed while it is copied). The blob sources point into
+    /// `blobs`. This is how build output becomes release content.
+    pub fn import_dir(root: &Path, blobs: &BlobDir) -> Result<SourceTree, TreeError> {
+        Self::walk(root, |full| {
+            let (digest, size) =
+                blobs.import_file(full).map_err(|e| TreeError::Io { path: full.to_path_buf(), source: e.into_io() })?;
+            Ok((digest, size, BlobSource::File(blobs.path_of(&digest))))
+        })
+    }
+
+    /// The directory walk shared by `from_dir` and `import_dir`; `file` turns
+    /// a regular file into its digest, size and source.
+    fn walk(
+        root: &Path,
+        mut file: impl FnMut(&Path) -> Result<(Digest, u64, BlobSource), TreeError>,
+    ) -> Result<SourceTree, TreeError> {
         let mut entries = Vec::new();
         let mut blobs = HashMap::new();
         let mut stack = vec![PathBuf::new()];
@@ -103,8 +126,8 @@ impl SourceTree {
                     let target = target.to_str().ok_or_else(|| TreeError::NotUtf8(path_str.to_string()))?.to_string();
                     EntryKind::Symlink { target }
                 } else if ft.is_file() {
-                    let (digest, size) = hash_file(&full)?;
-                    blobs.entry(digest).or_insert((size, BlobSource::File(full.clone())));
+                    let (digest, size, source) = file(&full)?;
+                    blobs.entry(digest).or_insert((size, source));
                     EntryKind::File { digest, size, executable: meta.permissions().mode() & 0o111 != 0 }
                 } else {
                     return Err(TreeError::Unsupported { path: path_str.to_string(), what: "a special file".into() });
@@ -271,6 +294,27 @@ mod tests {
             let err = SourceTree::from_tar(&data[..], Path::new("t.tar")).unwrap_err().to_string();
             assert!(err.contains(named), "{path}: {err}");
         }
+    }
+
+    #[test]
+    fn importing_a_directory_stores_what_reading_it_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("a")).unwrap();
+        fs::write(src.join("a/one"), b"same").unwrap();
+        fs::write(src.join("two"), b"same").unwrap();
+        fs::write(src.join("three"), b"other").unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        let imported = SourceTree::import_dir(&src, &blobs).unwrap();
+        let read = SourceTree::from_dir(&src).unwrap();
+        assert_eq!(imported.manifest, read.manifest);
+        assert_eq!(imported.blobs.len(), 2);
+        for (digest, (_, source)) in &imported.blobs {
+            assert!(blobs.contains(digest));
+            assert_eq!(digest_of(&source.read().unwrap()), *digest);
+        }
+        // Importing again stores nothing new and changes nothing.
+        assert_eq!(SourceTree::import_dir(&src, &blobs).unwrap().manifest, read.manifest);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Registering a release: the one path both uploads and builds take, so the
 //! checks (manifest rules, every blob present) cannot differ between them.
 
-use ferry_artifact::SourceTree;
 use ferry_domain::{Manifest, validate_version};
 use ferry_store::{NewRelease, Project, Release, ReleaseOrigin};
 
@@ -63,23 +62,4 @@ pub async fn register(
         .await?;
     tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
     Ok(release)
-}
-
-/// Copies the blobs of a tree on this machine into the artifact store,
-/// skipping those already there. Returns the bytes written.
-pub async fn store_tree(state: &AppState, tree: &SourceTree) -> ApiResult<u64> {
-    let mut written = 0;
-    for (digest, (len, source)) in &tree.blobs {
-        if state.artifacts.contains(digest).await? {
-            continue;
-        }
-        let source = source.clone();
-        let bytes = tokio::task::spawn_blocking(move || source.read())
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(format!("reading build output: {e}")))?;
-        state.artifacts.put(*digest, &bytes).await?;
-        written += len;
-    }
-    Ok(written)
 }

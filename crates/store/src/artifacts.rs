@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ferry_artifact::{BlobDir, BlobError, PendingBlob, frame};
+use ferry_artifact::{BlobDir, BlobError, PendingBlob, SourceTree, frame};
 use ferry_domain::Digest;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
@@ -71,6 +71,28 @@ pub trait ArtifactStore: Send + Sync + 'static {
                 }
             }
         }
+    }
+
+    /// Stores every file of a directory on this machine and returns the
+    /// tree (build output becoming release content). Stores that can, do it
+    /// in one pass; this default hashes, then uploads what is missing.
+    async fn import_dir(&self, dir: &std::path::Path) -> Result<SourceTree> {
+        let owned = dir.to_path_buf();
+        let tree = tokio::task::spawn_blocking(move || SourceTree::from_dir(&owned))
+            .await
+            .map_err(|e| StoreError::Artifact(e.to_string()))?
+            .map_err(|e| StoreError::Artifact(e.to_string()))?;
+        for (digest, (_, source)) in &tree.blobs {
+            if !self.contains(digest).await? {
+                let source = source.clone();
+                let bytes = tokio::task::spawn_blocking(move || source.read())
+                    .await
+                    .map_err(|e| StoreError::Artifact(e.to_string()))?
+                    .map_err(|e| StoreError::Artifact(e.to_string()))?;
+                self.put(*digest, &bytes).await?;
+            }
+        }
+        Ok(tree)
     }
 
     /// Reads a whole blob into memory.
@@ -138,5 +160,52 @@ impl ArtifactStore for LocalArtifactStore {
         })?;
         let len = file.metadata().await.map_err(|e| StoreError::Artifact(e.to_string()))?.len();
         Ok(BlobReader { len, reader: Box::pin(file) })
+    }
+
+    /// One pass on one blocking thread: each file is read once, hashed as
+    /// it is copied in.
+    async fn import_dir(&self, dir: &std::path::Path) -> Result<SourceTree> {
+        let (owned, blobs) = (dir.to_path_buf(), self.dir.clone());
+        tokio::task::spawn_blocking(move || SourceTree::import_dir(&owned, &blobs))
+            .await
+            .map_err(|e| StoreError::Artifact(e.to_string()))?
+            .map_err(|e| StoreError::Artifact(e.to_string()))
+    }
+
+    /// One blocking thread reads the files in turn: a release of thousands of
+    /// small files would otherwise cost several thread hand-offs per file.
+    async fn send_framed(&self, digests: Vec<Digest>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+        let dir = self.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            for d in digests {
+                let sent = (|| {
+                    let mut file = std::fs::File::open(dir.path_of(&d))?;
+                    let len = file.metadata()?.len();
+                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&frame::header(&d, len)))).is_err() {
+                        return Ok(false);
+                    }
+                    let mut left = len;
+                    while left > 0 {
+                        let mut buf = vec![0u8; usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK)];
+                        file.read_exact(&mut buf)?;
+                        left -= buf.len() as u64;
+                        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    Ok::<bool, std::io::Error>(true)
+                })();
+                match sent {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
     }
 }

@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_artifact::SourceTree;
 use ferry_domain::{BuildStatus, DeploymentKind, Recipe, RecipeError, next_version, validate_version};
 use ferry_proto::api::CreateDeployment;
 use ferry_store::{Build, BuildCommit, BuildOutcome, Project, ReleaseOrigin, User};
@@ -167,11 +166,11 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     if !artifact.is_dir() {
         return Err(format!("ferry.toml: build.artifact = '{}' is not a directory after the build", recipe.artifact));
     }
-    let tree = tokio::task::spawn_blocking(move || SourceTree::from_dir(&artifact))
+    let tree = state
+        .artifacts
+        .import_dir(&artifact)
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| format!("the build output cannot be a release: {e}"))?;
-    let stored = release::store_tree(state, &tree).await.map_err(|e| e.to_string())?;
     let labels = Labels {
         version: version.clone(),
         branch: commit.branch.clone().or(commit.tag.clone()).unwrap_or_else(|| "detached".into()),
@@ -182,10 +181,7 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     let release = release::register(state, &project, &tree.manifest, labels, &build.requested_by, Some(origin))
         .await
         .map_err(|e| e.to_string())?;
-    log.ferry(format!(
-        "stored release {version}: {} files, {} bytes ({} bytes new)",
-        release.file_count, release.total_size, stored
-    ));
+    log.ferry(format!("stored release {version}: {} files, {} bytes", release.file_count, release.total_size));
 
     if commit.tag.is_none() {
         mirror.tag(&version, &commit.sha).await?;
