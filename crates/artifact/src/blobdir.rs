@@ -89,31 +89,15 @@ impl BlobDir {
     /// digest. Returns the digest and size. Content already present is kept
     /// as it is.
     pub fn import_file(&self, source: &Path) -> Result<(Digest, u64), BlobError> {
-        use std::io::Read;
-        let mut input = File::open(source).map_err(io_err(source))?;
         let tmp = self.root.join("tmp").join(format!("import.{:016x}", rand_suffix()));
-        let mut out = io::BufWriter::with_capacity(256 * 1024, File::create(&tmp).map_err(io_err(&tmp))?);
-        let mut hasher = Hasher::default();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut size = 0u64;
-        let copied = (|| {
-            loop {
-                let n = input.read(&mut buf).map_err(io_err(source))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
-                size += n as u64;
+        let copied = copy_hashing(source, &tmp);
+        let (digest, size) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
             }
-            out.flush().map_err(io_err(&tmp))
-        })();
-        drop(out);
-        if let Err(e) = copied {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let digest = hasher.finish();
+        };
         let dest = self.path_of(&digest);
         if dest.exists() {
             let _ = fs::remove_file(&tmp);
@@ -121,10 +105,12 @@ impl BlobDir {
         }
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).map_err(io_err(&tmp))?;
-        if let Some(parent) = dest.parent() {
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            // The fan-out directory may not exist yet.
+            let parent = dest.parent().unwrap_or(&self.root);
             fs::create_dir_all(parent).map_err(io_err(parent))?;
+            fs::rename(&tmp, &dest).map_err(|_| BlobError::Io { path: dest.clone(), source: e })?;
         }
-        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         Ok((digest, size))
     }
 
@@ -134,6 +120,38 @@ impl BlobDir {
         pending.write(bytes)?;
         pending.finish(None).map(|_| ())
     }
+}
+
+/// Files up to this size are read in one piece; larger ones are streamed.
+const WHOLE_FILE_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// Copies `source` to `dest`, hashing the bytes on the way.
+fn copy_hashing(source: &Path, dest: &Path) -> Result<(Digest, u64), BlobError> {
+    use std::io::Read;
+    let mut input = File::open(source).map_err(io_err(source))?;
+    let len = input.metadata().map_err(io_err(source))?.len();
+    let mut out = File::create(dest).map_err(io_err(dest))?;
+    let mut hasher = Hasher::default();
+    if len <= WHOLE_FILE_LIMIT {
+        // Small files, the common case: one read, one write, no buffer churn.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+        input.read_to_end(&mut bytes).map_err(io_err(source))?;
+        hasher.update(&bytes);
+        out.write_all(&bytes).map_err(io_err(dest))?;
+        return Ok((hasher.finish(), bytes.len() as u64));
+    }
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(io_err(source))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io_err(dest))?;
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
 }
 
 /// A unique-enough suffix for temporary names; uniqueness only matters

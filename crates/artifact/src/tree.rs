@@ -36,6 +36,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
     move |source| TreeError::Io { path: path.to_path_buf(), source }
 }
 
+/// A regular file after pass 2 of a walk: its entry's index, executable bit,
+/// digest, size and source.
+type HashedFile = (usize, bool, (Digest, u64, BlobSource));
+
 /// Where the bytes of one blob can be read.
 #[derive(Debug, Clone)]
 pub enum BlobSource {
@@ -101,13 +105,16 @@ impl SourceTree {
     }
 
     /// The directory walk shared by `from_dir` and `import_dir`; `file` turns
-    /// a regular file into its digest, size and source.
+    /// a regular file into its digest, size and source. Files are handled on
+    /// every available core: hashing and copying thousands of files is the
+    /// cost here, and the directory walk itself is cheap.
     fn walk(
         root: &Path,
-        mut file: impl FnMut(&Path) -> Result<(Digest, u64, BlobSource), TreeError>,
+        file: impl Fn(&Path) -> Result<(Digest, u64, BlobSource), TreeError> + Sync,
     ) -> Result<SourceTree, TreeError> {
+        // Pass 1: the tree's shape; regular files are collected for pass 2.
         let mut entries = Vec::new();
-        let mut blobs = HashMap::new();
+        let mut files: Vec<(usize, PathBuf, bool)> = Vec::new();
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
             let dir = root.join(&rel);
@@ -126,13 +133,48 @@ impl SourceTree {
                     let target = target.to_str().ok_or_else(|| TreeError::NotUtf8(path_str.to_string()))?.to_string();
                     EntryKind::Symlink { target }
                 } else if ft.is_file() {
-                    let (digest, size, source) = file(&full)?;
-                    blobs.entry(digest).or_insert((size, source));
-                    EntryKind::File { digest, size, executable: meta.permissions().mode() & 0o111 != 0 }
+                    files.push((entries.len(), full, meta.permissions().mode() & 0o111 != 0));
+                    // Filled in by pass 2.
+                    EntryKind::Dir
                 } else {
                     return Err(TreeError::Unsupported { path: path_str.to_string(), what: "a special file".into() });
                 };
                 entries.push(Entry { path: path_str.to_string(), kind });
+            }
+        }
+        // Pass 2: hash (and maybe store) the files, in parallel.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let results: Vec<Result<Vec<HashedFile>, TreeError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let (files, file) = (&files, &file);
+                    s.spawn(move || {
+                        files
+                            .iter()
+                            .skip(w)
+                            .step_by(workers)
+                            .map(|(index, full, exec)| Ok((*index, *exec, file(full)?)))
+                            .collect::<Result<Vec<_>, TreeError>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(TreeError::Io {
+                            path: root.to_path_buf(),
+                            source: io::Error::other("a hashing thread panicked"),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut blobs = HashMap::new();
+        for result in results {
+            for (index, executable, (digest, size, source)) in result? {
+                blobs.entry(digest).or_insert((size, source));
+                entries[index].kind = EntryKind::File { digest, size, executable };
             }
         }
         let manifest = Manifest::new(entries);
@@ -211,8 +253,10 @@ fn normalise_archive_path(raw: &str) -> Option<String> {
 /// Hashes a file, returning its digest and size.
 pub fn hash_file(path: &Path) -> Result<(Digest, u64), TreeError> {
     let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
     let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; 256 * 1024];
+    // Small files (most of a release) in one read; large ones streamed.
+    let mut buf = vec![0u8; usize::try_from(len.clamp(1, 1024 * 1024)).unwrap_or(1024 * 1024)];
     let mut size = 0u64;
     loop {
         let n = file.read(&mut buf).map_err(io_err(path))?;
