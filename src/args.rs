@@ -231,6 +231,16 @@ pub enum ReleaseCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Save a release as one .tar.zst file
+    Download {
+        project: String,
+        version: String,
+        /// Where to write it (default: PROJECT-VERSION.tar.zst)
+        #[arg(long, short = 'O')]
+        output_file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Args)]

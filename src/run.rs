@@ -110,6 +110,10 @@ async fn dispatch(command: Command) -> Result<()> {
             let labels = ferry_cli::upload::ReleaseLabels { version, branch, committer };
             commands::release_upload(&c, &project, &path, labels, out).await
         }
+        Command::Release(ReleaseCmd::Download { project, version, output_file, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::release_download(&c, &project, &version, output_file.as_deref()).await
+        }
         Command::Release(ReleaseCmd::List { project, conn }) => {
             let (c, out) = client(&conn)?;
             commands::release_list(&c, &project, out).await

@@ -88,6 +88,16 @@ fn archives_and_directories_upload_alike() {
     f.ok(&["deploy", "app", "prod", "--version", "v7", "--wait"]);
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v7"));
 
+    // Any release can be taken away as one .tar.zst, and that file uploads
+    // back to the very same content.
+    let file = f.dir.path().join("v7.tar.zst");
+    f.ok(&["release", "download", "app", "v7", "-O", file.to_str().unwrap()]);
+    f.ok(&["release", "upload", "app", file.to_str().unwrap(), "--version", "v7-again"]);
+    let list = f.json(&["release", "list", "app"]);
+    assert_eq!(list[0]["manifest_digest"], list[1]["manifest_digest"]);
+    let err = f.fails(&["release", "download", "app", "v404"]);
+    assert!(err.contains("version 'v404' of project 'app' not found"), "{err}");
+
     let err = f.fails(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v7"]);
     assert!(err.contains("version 'v7' already exists"), "{err}");
     let err = f.fails(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "bad/version"]);

@@ -11,6 +11,7 @@
 //! Architecture invariant: nothing here activates or deletes a release; this
 //! crate only reads trees and stores verified blobs.
 
+pub mod archive;
 pub mod blobdir;
 pub mod frame;
 pub mod tree;

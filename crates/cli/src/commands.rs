@@ -440,3 +440,35 @@ pub async fn build_retry(c: &Client, id: i64, follow: bool, out: Output) -> Resu
     }
     Ok(())
 }
+
+/// `ferry release download`: the release as one `.tar.zst` file.
+pub async fn release_download(c: &Client, project: &str, version: &str, out: Option<&Path>) -> Result<()> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let path = format!("/api/v1/projects/{project}/releases/{version}/archive");
+    let resp = c
+        .http
+        .get(c.url(&path))
+        .bearer_auth(c.token())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the Ferry server: {e}"))?;
+    if !resp.status().is_success() {
+        let _: serde_json::Value = crate::client::decode(&path, Ok(resp)).await?;
+        bail!("unexpected answer to {path}");
+    }
+    let dest = out.map(Path::to_path_buf).unwrap_or_else(|| format!("{project}-{version}.tar.zst").into());
+    let tmp = dest.with_extension("part");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+    let mut stream = resp.bytes_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| anyhow::anyhow!("download interrupted: {e}"))?;
+        file.write_all(&chunk)?;
+        total += chunk.len() as u64;
+    }
+    file.sync_all()?;
+    std::fs::rename(&tmp, &dest)?;
+    println!("wrote {} ({})", dest.display(), bytes(total));
+    Ok(())
+}

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}/environments", post(projects::create_env).get(projects::list_envs))
         .route("/api/v1/projects/{project}/status", get(projects::status))
         .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))
+        .route("/api/v1/projects/{project}/releases/{version}/archive", get(releases::archive))
         .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))
         .route("/api/v1/deployments/{id}", get(deployments::show))
         .route("/api/v1/projects/{project}/builds", post(builds::create).get(builds::list))

@@ -105,3 +105,51 @@ pub async fn list(
     let releases = state.db.releases(&project).await?;
     Ok(Json(releases.into_iter().map(|r| release_info(&project.name, r)).collect()))
 }
+
+/// `GET /api/v1/projects/{project}/releases/{version}/archive`: the release
+/// as one deterministic `.tar.zst`, streamed as it is written.
+pub async fn archive(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((project, version)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    let project = state.db.project(&project).await?;
+    let release = state.db.release(&project, &version).await?;
+    let manifest_json = state.artifacts.get(&release.manifest_digest).await?;
+    let manifest: ferry_domain::Manifest =
+        serde_json::from_slice(&manifest_json).map_err(|e| ApiError::Internal(format!("stored manifest: {e}")))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let artifacts = state.artifacts.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
+        let read = |d: &ferry_domain::Digest| {
+            runtime.block_on(artifacts.get(d)).map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        if let Err(e) = ferry_artifact::archive::write_tar_zst(&manifest, read, out) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let file = format!("{}-{}.tar.zst", project.name, release.version);
+    axum::response::Response::builder()
+        .header("content-type", "application/zstd")
+        .header("content-disposition", format!("attachment; filename=\"{file}\""))
+        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A `Write` that sends what it is given down a channel, for streaming a
+/// body produced by blocking code.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
