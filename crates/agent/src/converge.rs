@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::client::AgentApi;
 use crate::layout::{ProjectLayout, ReleaseMeta};
-use crate::objects::{ObjectStore, PLAIN_MODE};
+use crate::objects::ObjectStore;
 
 /// After a failed install, wait before trying the same release again: 5 s,
 /// doubling with each failure, at most 5 minutes.
@@ -187,7 +187,7 @@ async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(
                 }
                 Event::End => {
                     if let Some(w) = current.take() {
-                        w.finish(Some(PLAIN_MODE)).map_err(|e| format!("content from the server rejected: {e}"))?;
+                        w.finish().map_err(|e| format!("content from the server rejected: {e}"))?;
                         stored += 1;
                     }
                 }

@@ -1,7 +1,8 @@
 //! A directory of blobs named by their SHA-256: `<root>/ab/abcdef...`.
 //!
-//! A blob is written to `<root>/tmp/`, hashed while it is written, and renamed
-//! into place only when its digest matches. A reader therefore never sees a
+//! A blob is written to `<root>/tmp/` (mode 0444: blobs never change),
+//! hashed while it is written, and renamed into place only when its digest
+//! matches. A reader therefore never sees a
 //! partial or wrong blob under a digest's name, whatever moment the writer
 //! dies at; leftovers in `tmp/` are removed by [`BlobDir::open`].
 
@@ -73,9 +74,12 @@ impl BlobDir {
     /// Starts writing a blob expected to have `digest` and `len` bytes.
     pub fn begin(&self, digest: Digest, len: u64) -> Result<PendingBlob, BlobError> {
         let tmp = self.root.join("tmp").join(format!("{}.{:016x}", digest.to_hex(), rand_suffix()));
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = create_read_only(&tmp)?;
+        // A buffer no larger than the blob: most blobs are small, and a large
+        // allocation per blob costs more than the write.
+        let capacity = usize::try_from(len.clamp(1, 256 * 1024)).unwrap_or(256 * 1024);
         Ok(PendingBlob {
-            file: io::BufWriter::with_capacity(256 * 1024, file),
+            file: io::BufWriter::with_capacity(capacity, file),
             tmp,
             dest: self.path_of(&digest),
             expected: digest,
@@ -103,14 +107,7 @@ impl BlobDir {
             let _ = fs::remove_file(&tmp);
             return Ok((digest, size));
         }
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).map_err(io_err(&tmp))?;
-        if let Err(e) = fs::rename(&tmp, &dest) {
-            // The fan-out directory may not exist yet.
-            let parent = dest.parent().unwrap_or(&self.root);
-            fs::create_dir_all(parent).map_err(io_err(parent))?;
-            fs::rename(&tmp, &dest).map_err(|_| BlobError::Io { path: dest.clone(), source: e })?;
-        }
+        rename_into_place(&tmp, &dest)?;
         Ok((digest, size))
     }
 
@@ -118,7 +115,29 @@ impl BlobDir {
     pub fn put(&self, digest: Digest, bytes: &[u8]) -> Result<(), BlobError> {
         let mut pending = self.begin(digest, bytes.len() as u64)?;
         pending.write(bytes)?;
-        pending.finish(None).map(|_| ())
+        pending.finish().map(|_| ())
+    }
+}
+
+/// Creates a new file that is read-only once closed (blobs never change); the
+/// open descriptor may still write it.
+fn create_read_only(path: &Path) -> Result<File, BlobError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o444).open(path).map_err(io_err(path))
+}
+
+/// Renames a finished blob to its digest's name, creating the fan-out
+/// directory the first time it is needed.
+fn rename_into_place(tmp: &Path, dest: &Path) -> Result<(), BlobError> {
+    match fs::rename(tmp, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            fs::rename(tmp, dest).map_err(io_err(dest))
+        }
+        Err(e) => Err(BlobError::Io { path: dest.to_path_buf(), source: e }),
     }
 }
 
@@ -130,7 +149,7 @@ fn copy_hashing(source: &Path, dest: &Path) -> Result<(Digest, u64), BlobError> 
     use std::io::Read;
     let mut input = File::open(source).map_err(io_err(source))?;
     let len = input.metadata().map_err(io_err(source))?.len();
-    let mut out = File::create(dest).map_err(io_err(dest))?;
+    let mut out = create_read_only(dest)?;
     let mut hasher = Hasher::default();
     if len <= WHOLE_FILE_LIMIT {
         // Small files, the common case: one read, one write, no buffer churn.
@@ -185,7 +204,7 @@ impl PendingBlob {
     /// Verifies length and digest, sets `mode` if given, and moves the blob
     /// into place. Returns its final path. On a mismatch the temporary file is
     /// removed and nothing becomes visible.
-    pub fn finish(self, mode: Option<u32>) -> Result<PathBuf, BlobError> {
+    pub fn finish(self) -> Result<PathBuf, BlobError> {
         let PendingBlob { file, tmp, dest, expected, expected_len, written, hasher } = self;
         let outcome = (|| {
             let file = file.into_inner().map_err(|e| BlobError::Io { path: tmp.clone(), source: e.into_error() })?;
@@ -197,14 +216,7 @@ impl PendingBlob {
             if actual != expected {
                 return Err(BlobError::Corrupt { expected, actual });
             }
-            if let Some(mode) = mode {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
-            }
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            rename_into_place(&tmp, &dest)?;
             Ok(dest)
         })();
         if outcome.is_err() {
@@ -242,7 +254,7 @@ mod tests {
         let d = digest_of(b"abc");
         let mut p = blobs.begin(d, 3).unwrap();
         p.write(b"ab").unwrap();
-        assert!(matches!(p.finish(None), Err(BlobError::WrongLength { .. })));
+        assert!(matches!(p.finish(), Err(BlobError::WrongLength { .. })));
         // An abandoned write (as after SIGKILL) leaves a temp file ...
         let mut p = blobs.begin(d, 3).unwrap();
         p.write(b"a").unwrap();

@@ -138,7 +138,7 @@ impl BlobWriter for LocalWriter {
         self.0.write(bytes).map_err(blob_err)
     }
     async fn finish(self: Box<Self>) -> Result<()> {
-        self.0.finish(Some(0o444)).map(|_| ()).map_err(blob_err)
+        self.0.finish().map(|_| ()).map_err(blob_err)
     }
 }
 
