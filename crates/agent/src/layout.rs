@@ -100,13 +100,23 @@ impl ProjectLayout {
             fs::remove_dir_all(&partial).map_err(ctx(&partial, "removing"))?;
         }
         fs::create_dir(&partial).map_err(ctx(&partial, "creating"))?;
+        // Each directory is created once, not once per file in it.
+        let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        made.insert(partial.clone());
         for entry in &manifest.entries {
             let dest = partial.join(&entry.path);
-            if let Some(parent) = dest.parent() {
+            if let Some(parent) = dest.parent()
+                && !made.contains(parent)
+            {
                 fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
+                made.insert(parent.to_path_buf());
             }
             match &entry.kind {
-                EntryKind::Dir => fs::create_dir_all(&dest).map_err(ctx(&dest, "creating"))?,
+                EntryKind::Dir => {
+                    if made.insert(dest.clone()) {
+                        fs::create_dir_all(&dest).map_err(ctx(&dest, "creating"))?;
+                    }
+                }
                 EntryKind::Symlink { target } => symlink(target, &dest).map_err(ctx(&dest, "linking"))?,
                 EntryKind::File { digest, executable, .. } => {
                     let object = objects.ensure(digest, *executable).map_err(ctx(&dest, "preparing content for"))?;

@@ -142,7 +142,7 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
         if d.status.is_terminal() {
             return Ok(d);
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -173,10 +173,8 @@ pub async fn blobs(
     AgentCaller(_host): AgentCaller,
     Json(req): Json<BlobRequest>,
 ) -> ApiResult<Response> {
-    for d in &req.digests {
-        if !state.artifacts.contains(d).await? {
-            return Err(ApiError::NotFound(format!("blob {d} is not in the artifact store")));
-        }
+    if let Some(d) = state.artifacts.missing(&req.digests).await?.first() {
+        return Err(ApiError::NotFound(format!("blob {d} is not in the artifact store")));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let artifacts = state.artifacts.clone();

@@ -26,12 +26,8 @@ pub async fn register(
 ) -> ApiResult<Release> {
     validate_version(&labels.version)?;
     manifest.validate().map_err(|e| ApiError::BadRequest(format!("release refused: {e}")))?;
-    let mut missing = Vec::new();
-    for digest in manifest.distinct_blobs().keys() {
-        if !state.artifacts.contains(digest).await? {
-            missing.push(digest.to_hex());
-        }
-    }
+    let wanted: Vec<_> = manifest.distinct_blobs().into_keys().collect();
+    let missing = state.artifacts.missing(&wanted).await?;
     if let Some(first) = missing.first() {
         return Err(ApiError::BadRequest(format!(
             "release refused: {} blob(s) of the manifest were not uploaded, e.g. {first}",

@@ -37,6 +37,17 @@ pub trait ArtifactStore: Send + Sync + 'static {
     async fn begin(&self, digest: Digest, len: u64) -> Result<Box<dyn BlobWriter>>;
     async fn open(&self, digest: &Digest) -> Result<BlobReader>;
 
+    /// The digests of `digests` that are not stored, each once, in order.
+    async fn missing(&self, digests: &[Digest]) -> Result<Vec<Digest>> {
+        let mut missing = Vec::new();
+        for d in digests {
+            if !self.contains(d).await? && !missing.contains(d) {
+                missing.push(*d);
+            }
+        }
+        Ok(missing)
+    }
+
     /// Writes a whole blob from memory.
     async fn put(&self, digest: Digest, bytes: &[u8]) -> Result<()> {
         let mut writer = self.begin(digest, bytes.len() as u64).await?;
@@ -162,6 +173,17 @@ impl ArtifactStore for LocalArtifactStore {
         Ok(BlobReader { len, reader: Box::pin(file) })
     }
 
+    /// All on one blocking thread: a release has thousands of blobs.
+    async fn missing(&self, digests: &[Digest]) -> Result<Vec<Digest>> {
+        let (dir, digests) = (self.dir.clone(), digests.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut seen = std::collections::HashSet::new();
+            digests.into_iter().filter(|d| seen.insert(*d) && !dir.contains(d)).collect()
+        })
+        .await
+        .map_err(|e| StoreError::Artifact(e.to_string()))
+    }
+
     /// One pass on one blocking thread: each file is read once, hashed as
     /// it is copied in.
     async fn import_dir(&self, dir: &std::path::Path) -> Result<SourceTree> {
@@ -187,8 +209,13 @@ impl ArtifactStore for LocalArtifactStore {
                     }
                     let mut left = len;
                     while left > 0 {
-                        let mut buf = vec![0u8; usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK)];
-                        file.read_exact(&mut buf)?;
+                        // Filled by the read itself: no zeroing of a fresh buffer.
+                        let want = left.min(CHUNK as u64);
+                        let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(CHUNK));
+                        (&mut file).take(want).read_to_end(&mut buf)?;
+                        if buf.is_empty() {
+                            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shrank"));
+                        }
                         left -= buf.len() as u64;
                         if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                             return Ok(false);

@@ -24,13 +24,7 @@ pub async fn missing_blobs(
     _caller: Caller,
     Json(q): Json<BlobQuery>,
 ) -> ApiResult<Json<BlobQueryAnswer>> {
-    let mut missing = Vec::new();
-    for d in q.digests {
-        if !state.artifacts.contains(&d).await? && !missing.contains(&d) {
-            missing.push(d);
-        }
-    }
-    Ok(Json(BlobQueryAnswer { missing }))
+    Ok(Json(BlobQueryAnswer { missing: state.artifacts.missing(&q.digests).await? }))
 }
 
 #[derive(serde::Serialize)]
