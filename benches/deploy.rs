@@ -930,7 +930,7 @@ fn report(cfg: &Config, ferry: &BTreeMap<usize, Vec<FerryRun>>, floor: &BTreeMap
     }
     println!(
         "\nserver span = deployment created -> last host finished, from the server's own timestamps; \
-         the rest of the wall time is the CLI (process start, request, polling every 200 ms). \
+         the rest of the wall time is the CLI (process start, request, polling every 100 ms). \
          rest of machine = busy CPU of the whole machine (/proc/stat) minus server, agents and CLI: kernel work \
          not charged to a process (softirq) and anything else running on the machine. \
          server wrote = the server process's write()/send() bytes (/proc/PID/io wchar) during the step, \
