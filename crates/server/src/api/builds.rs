@@ -11,6 +11,7 @@ use ferry_proto::api::{BuildInfo, CreateBuild, LogLineInfo};
 use ferry_store::{Build, NewBuild, Project};
 use futures_util::Stream;
 
+use super::ListQuery;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -44,7 +45,14 @@ pub fn build_info(b: Build) -> BuildInfo {
 }
 
 /// Queues a build of `git_ref` and wakes a worker.
-pub async fn queue(state: &AppState, project: &Project, git_ref: &str, trigger: &str, by: &str) -> ApiResult<Build> {
+pub async fn queue(
+    state: &AppState,
+    project: &Project,
+    git_ref: &str,
+    trigger: &str,
+    by: &str,
+    retry_of: Option<i64>,
+) -> ApiResult<Build> {
     if project.source.is_none() {
         return Err(ApiError::BadRequest(format!(
             "project '{}' has no repository to build from; it takes uploaded releases only",
@@ -56,7 +64,7 @@ pub async fn queue(state: &AppState, project: &Project, git_ref: &str, trigger: 
         git_ref: git_ref.to_string(),
         trigger: trigger.to_string(),
         requested_by: by.to_string(),
-        retry_of: None,
+        retry_of,
     };
     let build = state.db.create_build(&new, crate::now_ms()).await?;
     state.builds.queued();
@@ -77,13 +85,8 @@ pub async fn create(
     {
         return Err(ApiError::BadRequest(format!("'{git_ref}' is not a valid branch, tag or commit")));
     }
-    let build = queue(&state, &project, git_ref, "manual", &user.name).await?;
+    let build = queue(&state, &project, git_ref, "manual", &user.name, None).await?;
     Ok(Json(build_info(build)))
-}
-
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
-    limit: Option<u32>,
 }
 
 pub async fn list(
@@ -93,7 +96,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<BuildInfo>>> {
     let project = state.db.project(&project).await?;
-    let builds = state.db.builds(&project, q.limit.unwrap_or(50).min(1000)).await?;
+    let builds = state.db.builds(&project, q.limit()).await?;
     Ok(Json(builds.into_iter().map(build_info).collect()))
 }
 
@@ -120,15 +123,7 @@ pub async fn retry(
         return Err(ApiError::Conflict(format!("build {id} is still {}", old.status)));
     }
     let project = state.db.project(&old.project).await?;
-    let new = NewBuild {
-        project_id: project.id,
-        git_ref: old.git_ref.clone(),
-        trigger: "retry".into(),
-        requested_by: user.name.clone(),
-        retry_of: Some(old.id),
-    };
-    let build = state.db.create_build(&new, crate::now_ms()).await?;
-    state.builds.queued();
+    let build = queue(&state, &project, &old.git_ref, "retry", &user.name, Some(old.id)).await?;
     Ok(Json(build_info(build)))
 }
 

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use ferry_domain::validate_version;
 use ferry_proto::api::{CreateDeployment, DeploymentInfo};
 
+use super::ListQuery;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -22,11 +23,6 @@ pub async fn create(
     Ok(Json(fleet::create_deployment(&state, &user, &project, req).await?))
 }
 
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
-    limit: Option<u32>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -34,7 +30,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<DeploymentInfo>>> {
     let project = state.db.project(&project).await?;
-    let rows = state.db.deployments(&project, q.limit.unwrap_or(50).min(1000)).await?;
+    let rows = state.db.deployments(&project, q.limit()).await?;
     Ok(Json(rows.into_iter().map(fleet::deployment_summary).collect()))
 }
 

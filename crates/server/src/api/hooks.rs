@@ -57,7 +57,7 @@ pub async fn receive(
         Ref::Branch(b) => b,
         Ref::Tag(t) => format!("refs/tags/{t}"),
     };
-    let build = queue(&state, &project, &git_ref, &format!("webhook:{}", forge.name()), forge.name()).await?;
+    let build = queue(&state, &project, &git_ref, &format!("webhook:{}", forge.name()), forge.name(), None).await?;
     tracing::info!(project = %project.name, forge = forge.name(), %git_ref, build = build.id, "push webhook queued a build");
     Ok((StatusCode::ACCEPTED, Json(HookAnswer { build: Some(build_info(build)), ignored: None })))
 }

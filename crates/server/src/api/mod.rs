@@ -18,6 +18,18 @@ use crate::{AppState, agent_channel};
 /// files; blob uploads stream and are not bound by it.
 const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
+/// `?limit=N` on list endpoints: 50 by default, 1000 at most.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+}
+
+impl ListQuery {
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(50).min(1000)
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
