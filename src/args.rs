@@ -133,25 +133,44 @@ pub struct ServerArgs {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AgentArgs {
+    #[command(subcommand)]
+    pub action: Option<AgentCmd>,
     /// Server URL, e.g. http://ferry.example:7070
-    #[arg(long, env = "FERRY_SERVER")]
-    pub server: String,
+    #[arg(long, env = "FERRY_SERVER", required = true)]
+    pub server: Option<String>,
     /// Join token for the first start (DATA/join.token on the server); later starts use the stored credential
     #[arg(long, env = "FERRY_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
     /// This host's name in Ferry
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, required = true)]
+    pub name: Option<String>,
     /// Tags, e.g. role=web,dc=bj; environments select hosts by them
     #[arg(long, default_value = "")]
     pub tags: String,
     /// Directory holding the agent's credential, content store and every project's releases
-    #[arg(long)]
-    pub root: PathBuf,
+    #[arg(long, required = true)]
+    pub root: Option<PathBuf>,
     /// How often the host is re-checked against its desired state
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub check_interval: Duration,
+}
+
+/// What an operator can do on a host without the server.
+#[derive(Subcommand)]
+pub enum AgentCmd {
+    /// Roll a project back on this host, without the server: relink `current` to a release still on disk.
+    /// The agent keeps it so (and reports it) until the server deploys something else.
+    Rollback {
+        /// The agent's --root
+        #[arg(long)]
+        root: PathBuf,
+        project: String,
+        /// Release directory name or version (default: the newest other release on disk)
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

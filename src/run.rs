@@ -64,15 +64,30 @@ async fn dispatch(command: Command) -> Result<()> {
             server.stop().await;
             Ok(())
         }
+        Command::Agent(AgentArgs { action: Some(AgentCmd::Rollback { root, project, to }), .. }) => {
+            let done = ferry_agent::fallback::manual_rollback(&root, &project, to.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{project}: current -> {} (version {}), was {}",
+                done.to,
+                done.version,
+                done.from.as_deref().unwrap_or("none")
+            );
+            println!(
+                "the agent keeps this release until the server deploys something else; logged in the host's journal"
+            );
+            Ok(())
+        }
         Command::Agent(args) => {
             let tags = Tags::parse(&args.tags).context("--tags")?;
-            ferry_domain::validate_name("host name", &args.name).context("--name")?;
+            let name = args.name.unwrap_or_default();
+            ferry_domain::validate_name("host name", &name).context("--name")?;
             let config = ferry_agent::AgentConfig {
-                server: args.server,
+                server: args.server.unwrap_or_default(),
                 join_token: args.join_token,
-                name: args.name,
+                name,
                 tags,
-                root: args.root,
+                root: args.root.unwrap_or_default(),
                 check_interval: args.check_interval,
             };
             ferry_agent::run(config, shutdown_signal()).await?;

@@ -13,5 +13,6 @@ mod harness;
 mod builds;
 mod deploy;
 mod dev;
+mod fallback;
 mod faults;
 mod uploads;

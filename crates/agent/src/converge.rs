@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::AgentApi;
+use crate::fallback;
 use crate::layout::{ProjectLayout, ReleaseMeta};
 use crate::objects::ObjectStore;
 
@@ -80,12 +81,29 @@ fn active(layout: &ProjectLayout) -> Option<ActiveRelease> {
 
 async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashMap<String, Failure>) -> ProjectReport {
     let layout = ProjectLayout::new(&c.root, &want.project);
+    fallback::remember_desired(&layout, want.release_id, want.desired_since);
     let current = active(&layout);
-    let report =
-        |current, activity, transfer| ProjectReport { project: want.project.clone(), current, activity, transfer };
+    let report = |current, activity, transfer| ProjectReport {
+        project: want.project.clone(),
+        current,
+        activity,
+        transfer,
+        note: None,
+    };
     if current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name) {
         failures.remove(&want.project);
+        fallback::clear_pin(&layout);
         return report(current, Activity::Idle, None);
+    }
+    // An operator rolled back by hand (R33): leave the host alone until the
+    // server asks for something other than what was rolled back from.
+    if let Some(pin) = fallback::pin(&layout) {
+        if pin.against_desired_since == Some(want.desired_since) {
+            let mut r = report(current, Activity::Idle, None);
+            r.note = Some(format!("{} at {} to {}; deploy again to resume", pin.reason, pin.at, pin.release_name));
+            return r;
+        }
+        fallback::clear_pin(&layout);
     }
     if let Some(f) = failures.get(&want.project)
         && f.release_id == want.release_id

@@ -75,6 +75,11 @@ impl ProjectLayout {
         Some((name, serde_json::from_slice(&meta).ok()?))
     }
 
+    /// When a release was installed or last activated.
+    pub fn meta_mtime(&self, name: &str) -> Option<std::time::SystemTime> {
+        fs::metadata(self.meta_path(name)).and_then(|m| m.modified()).ok()
+    }
+
     /// The metadata of a complete release of this name on disk, if any.
     pub fn release_meta(&self, name: &str) -> Option<ReleaseMeta> {
         if !self.release_dir(name).is_dir() {

@@ -20,6 +20,7 @@ pub mod client;
 mod connection;
 mod converge;
 pub mod credential;
+pub mod fallback;
 pub mod layout;
 pub mod objects;
 

@@ -53,6 +53,10 @@ pub struct DesiredRelease {
     pub release_name: String,
     /// How many releases to keep on the host, the active one included.
     pub keep_releases: u32,
+    /// When the server made this release desired here (milliseconds); a new
+    /// deployment of the same release changes it.
+    #[serde(default)]
+    pub desired_since: i64,
 }
 
 /// The release a project's `current` link points at.
@@ -95,6 +99,9 @@ pub struct ProjectReport {
     pub activity: Activity,
     /// Set after an install, for the release it installed.
     pub transfer: Option<TransferStats>,
+    /// Something an operator should know, e.g. a manual rollback on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[cfg(test)]
@@ -108,6 +115,7 @@ mod tests {
             current: None,
             activity: Activity::Failed { release_id: 3, error: "boom".into() },
             transfer: None,
+            note: None,
         });
         let json = serde_json::to_string(&msg).unwrap();
         assert!(json.starts_with(r#"{"type":"report","project":"web""#), "{json}");

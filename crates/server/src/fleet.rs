@@ -40,6 +40,7 @@ pub async fn desired_state(state: &AppState, host_id: i64) -> ApiResult<DesiredS
                 release_id: row.release.id,
                 version: row.release.version,
                 keep_releases: row.keep_releases,
+                desired_since: row.desired_since,
             })
             .collect(),
     })

@@ -115,6 +115,9 @@ pub struct DesiredRow {
     pub keep_releases: u32,
     pub env: String,
     pub release: Release,
+    /// When this release became desired on the host (a new deployment of
+    /// the same release changes it).
+    pub desired_since: i64,
 }
 
 /// One target host of a new deployment.

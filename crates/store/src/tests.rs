@@ -75,6 +75,7 @@ fn report(r: Option<&Release>, activity: Activity) -> ProjectReport {
             bytes_reused: 20,
             files_downloaded: 1,
         }),
+        note: None,
     }
 }
 

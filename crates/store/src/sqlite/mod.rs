@@ -506,7 +506,7 @@ impl Database for SqliteDatabase {
 
     async fn desired_for_host(&self, host_id: i64) -> Result<Vec<DesiredRow>> {
         let rows = sqlx::query(
-            "SELECT p.name AS project, p.keep_releases, e.name AS env, r.id, r.project_id, r.version, r.branch, \
+            "SELECT p.name AS project, p.keep_releases, e.name AS env, hd.updated_at AS desired_since, r.id, r.project_id, r.version, r.branch, \
              r.committer, r.manifest_digest, r.file_count, r.total_size, r.created_by, r.created_at, \
              r.build_id, r.commit_sha, r.committed_at FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
              JOIN environments e ON e.id = hd.env_id JOIN releases r ON r.id = hd.release_id \
@@ -522,6 +522,7 @@ impl Database for SqliteDatabase {
                     keep_releases: r.try_get::<i64, _>("keep_releases")?.try_into().unwrap_or(5),
                     env: r.try_get("env")?,
                     release: release_row(r)?,
+                    desired_since: r.try_get("desired_since")?,
                 })
             })
             .collect()
@@ -675,8 +676,9 @@ impl Database for SqliteDatabase {
             return Ok(Vec::new());
         };
         let (activity, error) = match &report.activity {
-            Activity::Idle => ("idle", None),
-            Activity::Installing { .. } => ("installing", None),
+            // A note (e.g. a manual rollback on the host) shows where errors do.
+            Activity::Idle => ("idle", report.note.as_deref()),
+            Activity::Installing { .. } => ("installing", report.note.as_deref()),
             Activity::Failed { error, .. } => ("failed", Some(error.as_str())),
         };
         let current = report.current.as_ref();
