@@ -101,7 +101,7 @@ pub fn manual_rollback(root: &Path, project: &str, to: Option<&str>) -> Result<M
             releases.push((mtime, name, meta));
         }
     }
-    releases.sort_by(|a, b| b.0.cmp(&a.0));
+    releases.sort_by_key(|r| std::cmp::Reverse(r.0));
     let current_name = current.as_ref().map(|(n, _)| n.clone());
     let target = match to {
         Some(wanted) => releases.iter().find(|(_, name, meta)| name == wanted || meta.version == wanted),
