@@ -139,3 +139,32 @@ fn bad_credentials_and_unknown_names_change_nothing() {
     assert_eq!(f.json(&["deployments", "app"]).as_array().unwrap().len(), 0);
     assert_eq!(f.version_on("web-1", "app"), None);
 }
+
+#[test]
+fn drift_on_a_host_is_found_reported_and_repaired() {
+    let f = Ferry::fleet_on_v1(&["web-1"]);
+    let release = f.root_of("web-1").join("app/current");
+    use std::os::unix::fs::PermissionsExt;
+    // Someone deletes one file and edits another in place (same size).
+    std::fs::remove_file(release.join("lib/f3.txt")).unwrap();
+    let edited = release.join("lib/f5.txt");
+    let original = std::fs::read(&edited).unwrap();
+    std::fs::set_permissions(&edited, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut tampered = original.clone();
+    tampered[0] = b'X';
+    std::fs::write(&edited, &tampered).unwrap();
+
+    wait_until(Duration::from_secs(20), "the release to be repaired", || {
+        release.join("lib/f3.txt").is_file() && std::fs::read(&edited).ok().as_deref() == Some(&original[..])
+    });
+    wait_until(Duration::from_secs(10), "status to report the repair", || {
+        let s = f.json(&["status", "app"]);
+        let note = s["environments"][0]["hosts"][0]["error"].as_str().unwrap_or("").to_string();
+        note.contains("drift repaired") && note.contains("lib/f3.txt missing")
+    });
+    // Someone repoints current: the agent puts it back.
+    let releases = f.root_of("web-1").join("app/releases");
+    std::fs::remove_file(f.root_of("web-1").join("app/current")).unwrap();
+    std::os::unix::fs::symlink(releases.join("nowhere"), f.root_of("web-1").join("app/current")).unwrap();
+    f.wait_version("web-1", "app", "v1");
+}

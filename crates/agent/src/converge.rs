@@ -28,6 +28,22 @@ fn retry_after(failures: u32) -> Duration {
     Duration::from_secs(5).saturating_mul(1 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(300))
 }
 
+/// Bytes of file content hashed per project per check, on top of the
+/// metadata check of every entry: bounds the cost of drift detection.
+const DRIFT_HASH_BUDGET: u64 = 16 * 1024 * 1024;
+/// How long a drift repair stays visible in the reports.
+const NOTE_FOR: Duration = Duration::from_secs(600);
+
+/// What the converger remembers between passes, per project.
+#[derive(Default)]
+struct Memory {
+    failures: HashMap<String, Failure>,
+    /// Where the rotating content check resumes.
+    cursors: HashMap<String, usize>,
+    /// The last drift repair, shown in reports for a while.
+    notes: HashMap<String, (String, Instant)>,
+}
+
 /// The last failure to install a project's desired release.
 struct Failure {
     release_id: i64,
@@ -49,7 +65,7 @@ pub struct Converger {
 }
 
 pub async fn run(mut c: Converger) {
-    let mut failures: HashMap<String, Failure> = HashMap::new();
+    let mut memory = Memory::default();
     let mut check = tokio::time::interval(c.check_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -63,7 +79,7 @@ pub async fn run(mut c: Converger) {
         };
         c.connected.borrow_and_update();
         for release in &desired.releases {
-            let report = converge_one(&c, release, &mut failures).await;
+            let report = converge_one(&c, release, &mut memory).await;
             if c.reports.send(AgentMsg::Report(report)).is_err() {
                 return;
             }
@@ -79,7 +95,8 @@ fn active(layout: &ProjectLayout) -> Option<ActiveRelease> {
     })
 }
 
-async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashMap<String, Failure>) -> ProjectReport {
+async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory) -> ProjectReport {
+    let failures = &mut memory.failures;
     let layout = ProjectLayout::new(&c.root, &want.project);
     fallback::remember_desired(&layout, want.release_id, want.desired_since);
     let current = active(&layout);
@@ -93,7 +110,13 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashM
     if current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name) {
         failures.remove(&want.project);
         fallback::clear_pin(&layout);
-        return report(current, Activity::Idle, None);
+        let cursor = memory.cursors.entry(want.project.clone()).or_default();
+        if let Some(note) = check_and_repair(c, &layout, want, cursor).await {
+            memory.notes.insert(want.project.clone(), (note, Instant::now()));
+        }
+        let mut r = report(current, Activity::Idle, None);
+        r.note = memory.notes.get(&want.project).filter(|(_, at)| at.elapsed() < NOTE_FOR).map(|(n, _)| n.clone());
+        return r;
     }
     // An operator rolled back by hand (R33): leave the host alone until the
     // server asks for something other than what was rolled back from.
@@ -133,6 +156,57 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, failures: &mut HashM
             failures.insert(want.project.clone(), failure);
             report(active(&layout), Activity::Failed { release_id: want.release_id, error }, None)
         }
+    }
+}
+
+/// Checks the active release against its manifest and repairs what
+/// differs (R2): damaged content is dropped and fetched again, the tree is
+/// rebuilt and swapped in atomically. Returns a note for the server when
+/// anything was found.
+async fn check_and_repair(
+    c: &Converger,
+    layout: &ProjectLayout,
+    want: &DesiredRelease,
+    cursor: &mut usize,
+) -> Option<String> {
+    let (l, name, start) = (layout.clone(), want.release_name.clone(), *cursor);
+    let (manifest, problems, next) = tokio::task::spawn_blocking(move || {
+        let manifest = l.manifest(&name)?;
+        let mut cursor = start;
+        let problems = l.check(&name, &manifest, &mut cursor, DRIFT_HASH_BUDGET);
+        Some((manifest, problems, cursor))
+    })
+    .await
+    .ok()??;
+    *cursor = next;
+    if problems.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = problems.iter().take(3).map(|p| format!("{} {}", p.path, p.what)).collect();
+    let more = problems.len().saturating_sub(shown.len());
+    let found = format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() });
+    tracing::warn!(project = %want.project, release = %want.release_name, "drift found: {found}");
+    for p in problems.iter().filter(|p| p.content) {
+        if let Some((_, digest, _, _)) = manifest.files().find(|f| f.0 == p.path) {
+            c.objects.forget(&digest);
+        }
+    }
+    let blobs = manifest.distinct_blobs();
+    let missing: Vec<_> = blobs.keys().filter(|d| !c.objects.has_content(d)).copied().collect();
+    if !missing.is_empty()
+        && let Err(e) = download(c, missing).await
+    {
+        return Some(format!("drift found ({found}); repair failed: {e}"));
+    }
+    let (l, name, objects) = (layout.clone(), want.release_name.clone(), c.objects.clone());
+    let rebuilt = tokio::task::spawn_blocking(move || l.rebuild(&name, &manifest, &objects)).await;
+    match rebuilt {
+        Ok(Ok(())) => {
+            tracing::info!(project = %want.project, "drift repaired");
+            Some(format!("drift repaired at {}: {found}", ferry_domain::rfc3339_from_millis(crate::now_ms())))
+        }
+        Ok(Err(e)) => Some(format!("drift found ({found}); repair failed: {e}")),
+        Err(e) => Some(format!("drift found ({found}); repair failed: {e}")),
     }
 }
 

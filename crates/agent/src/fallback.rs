@@ -118,7 +118,7 @@ pub fn manual_rollback(root: &Path, project: &str, to: Option<&str>) -> Result<M
         return Err(format!("'{project}' already runs {name}"));
     }
     layout.activate(name).map_err(|e| format!("switching current: {e}"))?;
-    let now = ferry_domain::rfc3339_from_millis(now_ms());
+    let now = ferry_domain::rfc3339_from_millis(crate::now_ms());
     let pin = Pin {
         release_name: name.clone(),
         against_desired_since: last_desired(&layout),
@@ -147,11 +147,4 @@ fn journal(root: &Path, entry: &serde_json::Value) {
     if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(f, "{entry}");
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

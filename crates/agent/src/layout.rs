@@ -101,37 +101,14 @@ impl ProjectLayout {
         fs::create_dir_all(&releases).map_err(ctx(&releases, "creating"))?;
         fs::create_dir_all(self.shared_dir()).map_err(ctx(&self.shared_dir(), "creating"))?;
         let partial = releases.join(format!(".partial-{name}"));
-        if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(ctx(&partial, "removing"))?;
+        build_tree(&partial, manifest, objects)?;
+        // Kept beside the release so that drift can be checked without the server.
+        let manifest_path = self.manifest_path(name);
+        if let Some(parent) = manifest_path.parent() {
+            fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
         }
-        fs::create_dir(&partial).map_err(ctx(&partial, "creating"))?;
-        // Each directory is created once, not once per file in it.
-        let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-        made.insert(partial.clone());
-        for entry in &manifest.entries {
-            let dest = partial.join(&entry.path);
-            if let Some(parent) = dest.parent()
-                && !made.contains(parent)
-            {
-                fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
-                made.insert(parent.to_path_buf());
-            }
-            match &entry.kind {
-                EntryKind::Dir => {
-                    if made.insert(dest.clone()) {
-                        fs::create_dir_all(&dest).map_err(ctx(&dest, "creating"))?;
-                    }
-                }
-                EntryKind::Symlink { target } => symlink(target, &dest).map_err(ctx(&dest, "linking"))?,
-                EntryKind::File { digest, executable, .. } => {
-                    let object = objects.ensure(digest, *executable).map_err(ctx(&dest, "preparing content for"))?;
-                    if fs::hard_link(&object, &dest).is_err() {
-                        // Another filesystem, or too many links: copy instead.
-                        fs::copy(&object, &dest).map_err(ctx(&dest, "copying"))?;
-                    }
-                }
-            }
-        }
+        fs::write(&manifest_path, serde_json::to_vec(manifest).map_err(io::Error::other)?)
+            .map_err(ctx(&manifest_path, "writing"))?;
         let meta_path = self.meta_path(name);
         if let Some(parent) = meta_path.parent() {
             fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
@@ -145,6 +122,91 @@ impl ProjectLayout {
             fs::remove_dir_all(&dest).map_err(ctx(&dest, "removing"))?;
         }
         fs::rename(&partial, &dest).map_err(ctx(&dest, "moving into place"))
+    }
+
+    fn manifest_path(&self, name: &str) -> PathBuf {
+        self.dir.join(".ferry").join("releases").join(format!("{name}.manifest.json"))
+    }
+
+    /// The manifest an installed release was built from.
+    pub fn manifest(&self, name: &str) -> Option<Manifest> {
+        serde_json::from_slice(&fs::read(self.manifest_path(name)).ok()?).ok()
+    }
+
+    /// Compares an installed release with its manifest (R2). Every entry's
+    /// type, size, mode and link target are checked; file contents are hashed
+    /// for the files from `*cursor` on, up to `hash_budget` bytes per call, so
+    /// the cost of a check stays bounded and the whole tree is covered over
+    /// successive checks. Returns the problems found, each naming its path.
+    pub fn check(&self, name: &str, manifest: &Manifest, cursor: &mut usize, hash_budget: u64) -> Vec<Drift> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.release_dir(name);
+        let mut problems = Vec::new();
+        for entry in &manifest.entries {
+            let path = dir.join(&entry.path);
+            let meta = fs::symlink_metadata(&path);
+            let wrong = match (&entry.kind, &meta) {
+                (_, Err(_)) => Some("missing".to_string()),
+                (EntryKind::Dir, Ok(m)) => (!m.is_dir()).then(|| "not a directory".to_string()),
+                (EntryKind::Symlink { target }, Ok(m)) => {
+                    let now = fs::read_link(&path).ok();
+                    (!m.file_type().is_symlink() || now.as_deref() != Some(Path::new(target)))
+                        .then(|| "link changed".to_string())
+                }
+                (EntryKind::File { size, executable, .. }, Ok(m)) => {
+                    if !m.is_file() {
+                        Some("not a file".to_string())
+                    } else if m.len() != *size {
+                        Some(format!("size {} instead of {size}", m.len()))
+                    } else if (m.permissions().mode() & 0o111 != 0) != *executable {
+                        Some("mode changed".to_string())
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(what) = wrong {
+                problems.push(Drift { path: entry.path.clone(), what, content: false });
+            }
+        }
+        // The rotating content check.
+        let files: Vec<_> = manifest.files().collect();
+        let mut spent = 0u64;
+        let mut checked = 0usize;
+        while !files.is_empty() && spent < hash_budget && checked < files.len() {
+            let (path, digest, size, _) = files[*cursor % files.len()];
+            *cursor = (*cursor + 1) % files.len();
+            checked += 1;
+            spent += size;
+            if problems.iter().any(|p| p.path == path) {
+                continue;
+            }
+            if let Ok(bytes) = fs::read(dir.join(path))
+                && ferry_artifact::digest_of(&bytes) != digest
+            {
+                problems.push(Drift { path: path.to_string(), what: "content changed".into(), content: true });
+            }
+        }
+        problems
+    }
+
+    /// Rebuilds `releases/<name>` from the content store and swaps it in with
+    /// one atomic exchange, so `current` never sees a half-built tree.
+    pub fn rebuild(&self, name: &str, manifest: &Manifest, objects: &ObjectStore) -> io::Result<()> {
+        let releases = self.releases_dir();
+        let fresh = releases.join(format!(".repair-{name}"));
+        build_tree(&fresh, manifest, objects)?;
+        let dir = fs::File::open(&releases).map_err(ctx(&releases, "opening"))?;
+        nix::fcntl::renameat2(
+            &dir,
+            fresh.file_name().unwrap_or_default(),
+            &dir,
+            name,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(|e| io::Error::other(format!("swapping in the repaired release: {e}")))?;
+        // `fresh` now holds the damaged tree.
+        fs::remove_dir_all(&fresh).map_err(ctx(&fresh, "removing"))
     }
 
     /// Points `current` at `releases/<name>` atomically.
@@ -192,6 +254,52 @@ impl ProjectLayout {
     }
 }
 
+/// One difference between an installed release and its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub path: String,
+    pub what: String,
+    /// The bytes differ: the shared content object is damaged too.
+    pub content: bool,
+}
+
+/// Creates `dest` (replacing any leftover) as the tree of `manifest`, with
+/// files hard-linked from the content store.
+fn build_tree(dest: &Path, manifest: &Manifest, objects: &ObjectStore) -> io::Result<()> {
+    if dest.exists() {
+        fs::remove_dir_all(dest).map_err(ctx(dest, "removing"))?;
+    }
+    fs::create_dir(dest).map_err(ctx(dest, "creating"))?;
+    // Each directory is created once, not once per file in it.
+    let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    made.insert(dest.to_path_buf());
+    for entry in &manifest.entries {
+        let path = dest.join(&entry.path);
+        if let Some(parent) = path.parent()
+            && !made.contains(parent)
+        {
+            fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
+            made.insert(parent.to_path_buf());
+        }
+        match &entry.kind {
+            EntryKind::Dir => {
+                if made.insert(path.clone()) {
+                    fs::create_dir_all(&path).map_err(ctx(&path, "creating"))?;
+                }
+            }
+            EntryKind::Symlink { target } => symlink(target, &path).map_err(ctx(&path, "linking"))?,
+            EntryKind::File { digest, executable, .. } => {
+                let object = objects.ensure(digest, *executable).map_err(ctx(&path, "preparing content for"))?;
+                if fs::hard_link(&object, &path).is_err() {
+                    // Another filesystem, or too many links: copy instead.
+                    fs::copy(&object, &path).map_err(ctx(&path, "copying"))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Removes what an interrupted install left behind, in every project.
 pub fn clean_partials(root: &Path) {
     let Ok(projects) = fs::read_dir(root) else { return };
@@ -202,7 +310,8 @@ pub fn clean_partials(root: &Path) {
         let dir = project.path();
         if let Ok(entries) = fs::read_dir(dir.join("releases")) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".partial-") {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(".partial-") || n.starts_with(".repair-") {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }

@@ -57,6 +57,14 @@ pub enum AgentError {
     Objects(#[from] ferry_artifact::BlobError),
 }
 
+/// Milliseconds since the epoch, for the times the agent records.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
     std::fs::create_dir_all(&config.root).map_err(|source| AgentError::Root { path: config.root.clone(), source })?;

@@ -60,6 +60,12 @@ impl ObjectStore {
         Ok(want)
     }
 
+    /// Drops a damaged object (both modes), so that it is downloaded again.
+    pub fn forget(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.path_for(digest, false));
+        let _ = fs::remove_file(self.path_for(digest, true));
+    }
+
     /// Removes objects no release links to any more (link count 1) that are
     /// older than `min_age`, so content downloaded for an install that has
     /// not finished yet survives for its retry. Returns bytes freed.
