@@ -11,7 +11,6 @@
 
 mod git;
 pub mod log;
-mod runner;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +23,8 @@ use tokio::sync::Notify;
 
 use crate::release::{self, Labels};
 use crate::{AppState, fleet, now_ms};
+use ferry_process::RunOutcome;
 use log::LogSink;
-use runner::RunOutcome;
 
 /// Wakes idle workers when a build is queued.
 #[derive(Clone, Default)]
@@ -134,7 +133,9 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     let env = build_env(build, &project, &commit, &version, &recipe.env);
     let db = state.db.clone();
     let build_id = build.id;
-    let outcome = runner::run(&recipe.command, workdir, &env, timeout, log, move || {
+    let sink_log = log.clone();
+    let sink: ferry_process::LineSink = std::sync::Arc::new(move |stream, line| sink_log.line(stream, line));
+    let outcome = ferry_process::run(&recipe.command, workdir, &env, timeout, &sink, move || {
         let db = db.clone();
         Box::pin(async move { db.build(build_id).await.map(|b| b.cancel_requested).unwrap_or(false) })
     })

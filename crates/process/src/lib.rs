@@ -1,6 +1,11 @@
-//! Running a build command: `sh -c` in the checkout, in its own process
-//! group, output streamed line by line into the build log, with a timeout
-//! and cancellation that end the whole group (TERM, then KILL).
+//! Running a command as Ferry runs every command it is given (build
+//! scripts, deploy hooks): `sh -c` in a directory, in its own process group,
+//! output handed over line by line, with a timeout and cancellation that end
+//! the whole group (TERM, then KILL after a grace period), so nothing the
+//! command started outlives it.
+//!
+//! Architecture invariant: no knowledge of builds, releases or hosts; callers
+//! decide where lines go and what an outcome means.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,12 +16,16 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::log::LogSink;
+use std::sync::Arc;
 
 /// How long a process group gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How many trailing output lines a failure message quotes.
 const TAIL_LINES: usize = 10;
+
+/// Where output lines go: called with the stream (`stdout` or `stderr`) and
+/// the line, without its line ending.
+pub type LineSink = Arc<dyn Fn(&'static str, String) + Send + Sync>;
 
 /// How a command ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,13 +40,14 @@ pub enum RunOutcome {
     Canceled,
 }
 
-/// Runs `command` and waits. `canceled` is polled once a second.
+/// Runs `command` and waits. `canceled` is polled once a second; use
+/// [`never`] when nothing can cancel it.
 pub async fn run(
     command: &str,
     dir: &Path,
     env: &[(String, String)],
     timeout: Duration,
-    log: &LogSink,
+    log: &LineSink,
     mut canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
 ) -> Result<RunOutcome, String> {
     let mut cmd = Command::new("sh");
@@ -113,7 +123,7 @@ async fn stop_group(pgid: Option<Pid>, child: &mut tokio::process::Child) {
 async fn pump(
     pipe: impl AsyncRead + Unpin,
     stream: &'static str,
-    log: LogSink,
+    log: LineSink,
     tail: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 ) {
     let mut reader = BufReader::new(pipe);
@@ -130,8 +140,48 @@ async fn pump(
                         t.pop_front();
                     }
                 }
-                log.line(stream, line);
+                log(stream, line);
             }
         }
+    }
+}
+
+/// A `canceled` check for commands nobody cancels.
+pub fn never() -> futures_util::future::BoxFuture<'static, bool> {
+    Box::pin(async { false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn collect() -> (LineSink, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        (Arc::new(move |stream, line| sink.lock().unwrap().push(format!("{stream}: {line}"))), lines)
+    }
+
+    #[tokio::test]
+    async fn output_and_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, lines) = collect();
+        let env = vec![("GREETING".to_string(), "hi".to_string())];
+        let ok = run("echo $GREETING; echo oops >&2", dir.path(), &env, Duration::from_secs(10), &sink, never).await;
+        assert_eq!(ok, Ok(RunOutcome::Succeeded));
+        let got = lines.lock().unwrap().clone();
+        assert!(got.contains(&"stdout: hi".to_string()) && got.contains(&"stderr: oops".to_string()), "{got:?}");
+        let failed = run("echo last words; exit 3", dir.path(), &[], Duration::from_secs(10), &sink, never).await;
+        assert_eq!(failed, Ok(RunOutcome::Failed { code: Some(3), tail: vec!["stdout: last words".into()] }));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_ends_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, _) = collect();
+        let started = std::time::Instant::now();
+        let out = run("sleep 30 & sleep 30", dir.path(), &[], Duration::from_millis(300), &sink, never).await;
+        assert_eq!(out, Ok(RunOutcome::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
