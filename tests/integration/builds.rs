@@ -89,6 +89,8 @@ fn a_commit_builds_into_a_versioned_tagged_release_that_deploys() {
     // R8: deploy a build; the release name carries branch and committer (R16).
     f.ok(&["deploy", "app", "prod", "--build", "2", "--wait"]);
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("2"));
+    let recipe = std::fs::read_to_string(f.root_of("web-1").join("app/current/ferry.toml")).unwrap();
+    assert!(recipe.contains("[build]"), "the recipe travels with the release");
     let link = std::fs::read_link(f.root_of("web-1").join("app/current")).unwrap();
     let name = link.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("app_prod_2_main_") && name.ends_with("_Li-Lei"), "{name}");

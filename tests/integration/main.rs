@@ -15,4 +15,5 @@ mod deploy;
 mod dev;
 mod fallback;
 mod faults;
+mod hooks;
 mod uploads;

@@ -18,9 +18,9 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::AgentApi;
-use crate::fallback;
 use crate::layout::{ProjectLayout, ReleaseMeta};
 use crate::objects::ObjectStore;
+use crate::{fallback, hooks};
 
 /// After a failed install, wait before trying the same release again: 5 s,
 /// doubling with each failure, at most 5 minutes.
@@ -213,6 +213,9 @@ async fn check_and_repair(
 /// Installs (if needed) and activates one release. Returns what it moved.
 async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
+    let release_dir = layout.release_dir(&want.release_name);
+    let previous = layout.current().map(|(name, _)| name);
+    let env = hook_env(layout, want, previous.as_deref());
     if let Some(meta) = layout.release_meta(&want.release_name) {
         // Still on disk (a rollback): only the link changes.
         stats.bytes_reused = meta.total_size;
@@ -227,6 +230,11 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
         if !missing.is_empty() {
             download(c, missing).await?;
         }
+        let recipe = hooks::of_manifest(&manifest, &c.objects)?;
+        if recipe.before_install.is_some() {
+            std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
+            hooks::run("before_install", recipe.before_install.as_deref(), &recipe, &layout.dir, &env).await?;
+        }
         let objects = c.objects.clone();
         let layout2 = layout.clone();
         let name = want.release_name.clone();
@@ -240,8 +248,26 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("assembling the release: {e}"))?;
+        hooks::run("after_install", recipe.after_install.as_deref(), &recipe, &release_dir, &env).await?;
     }
+    let recipe = hooks::of_release(&release_dir)?;
+    // Before the switch a failure leaves `current` where it was.
+    hooks::run("before_activate", recipe.before_activate.as_deref(), &recipe, &release_dir, &env).await?;
     layout.activate(&want.release_name).map_err(|e| format!("activating the release: {e}"))?;
+    // After it, a failure puts the host back on its previous release.
+    let after = async {
+        hooks::run("after_activate", recipe.after_activate.as_deref(), &recipe, &release_dir, &env).await?;
+        hooks::run("validate", recipe.validate.as_deref(), &recipe, &release_dir, &env).await
+    };
+    if let Err(e) = after.await {
+        return Err(match previous.as_deref() {
+            Some(prev) if prev != want.release_name => match layout.activate(prev) {
+                Ok(()) => format!("{e}\nput back on the previous release {prev}"),
+                Err(back) => format!("{e}\nputting back the previous release {prev} failed too: {back}"),
+            },
+            _ => e,
+        });
+    }
     let keep = want.keep_releases;
     let layout2 = layout.clone();
     let objects = c.objects.clone();
@@ -253,6 +279,21 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
     })
     .await;
     Ok(stats)
+}
+
+/// The variables every hook sees.
+fn hook_env(layout: &ProjectLayout, want: &DesiredRelease, previous: Option<&str>) -> Vec<(String, String)> {
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    vec![
+        ("FERRY_PROJECT".into(), want.project.clone()),
+        ("FERRY_ENV".into(), want.env.clone()),
+        ("FERRY_VERSION".into(), want.version.clone()),
+        ("FERRY_RELEASE".into(), want.release_name.clone()),
+        ("FERRY_RELEASE_DIR".into(), path(layout.release_dir(&want.release_name))),
+        ("FERRY_SHARED_DIR".into(), path(layout.shared_dir())),
+        ("FERRY_CURRENT".into(), path(layout.current_link())),
+        ("FERRY_PREVIOUS_RELEASE".into(), previous.unwrap_or_default().to_string()),
+    ]
 }
 
 /// Downloads blobs into the content store, verifying each; a blob whose bytes

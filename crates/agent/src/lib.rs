@@ -21,6 +21,7 @@ mod connection;
 mod converge;
 pub mod credential;
 pub mod fallback;
+mod hooks;
 pub mod layout;
 pub mod objects;
 

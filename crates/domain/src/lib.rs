@@ -24,7 +24,7 @@ pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeploySt
 pub use digest::Digest;
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
-pub use recipe::{BuildRecipe, Recipe, RecipeError};
+pub use recipe::{BuildRecipe, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use rollback::{PastDeployment, rollback_target};
 pub use secret::Secret;

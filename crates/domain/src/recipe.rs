@@ -16,7 +16,40 @@ pub struct Recipe {
     pub deploy: Option<toml::Table>,
     pub service: Option<toml::Table>,
     pub health: Option<toml::Table>,
-    pub hooks: Option<toml::Table>,
+    pub hooks: Option<HooksRecipe>,
+}
+
+/// `[hooks]`: commands run on each host around activation (R18), with
+/// `sh -c`, in the order listed here. Any failure fails the host; a failure
+/// after the switch puts the host back on its previous release.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksRecipe {
+    /// Before the release's tree is assembled; runs in the project directory.
+    pub before_install: Option<String>,
+    /// After the tree is assembled, in the new release's directory.
+    pub after_install: Option<String>,
+    /// Just before `current` switches to the new release.
+    pub before_activate: Option<String>,
+    /// Just after the switch (restart services, clear caches ...).
+    pub after_activate: Option<String>,
+    /// Last: the host counts as deployed only if this passes.
+    pub validate: Option<String>,
+    /// Per hook; default 5 minutes.
+    pub timeout: Option<String>,
+}
+
+/// The default for `[hooks] timeout`.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+impl HooksRecipe {
+    pub fn timeout(&self) -> Result<Duration, RecipeError> {
+        match &self.timeout {
+            None => Ok(DEFAULT_HOOK_TIMEOUT),
+            Some(t) => humantime::parse_duration(t.trim())
+                .map_err(|_| RecipeError::BadTimeout { key: "hooks.timeout", value: t.clone() }),
+        }
+    }
 }
 
 /// `[build]`.
@@ -50,8 +83,8 @@ pub enum RecipeError {
     EmptyCommand,
     #[error("ferry.toml: build.artifact = '{value}' must be a relative path inside the repository ({reason})")]
     BadArtifact { value: String, reason: String },
-    #[error("ferry.toml: build.timeout = '{value}' is not a duration such as \"90s\", \"15m\" or \"1h\"")]
-    BadTimeout { value: String },
+    #[error("ferry.toml: {key} = '{value}' is not a duration such as \"90s\", \"15m\" or \"1h\"")]
+    BadTimeout { key: &'static str, value: String },
     #[error("ferry.toml: build.env key '{0}' is not a valid environment variable name")]
     BadEnvName(String),
 }
@@ -89,7 +122,8 @@ impl BuildRecipe {
     pub fn timeout(&self) -> Result<Duration, RecipeError> {
         match &self.timeout {
             None => Ok(DEFAULT_BUILD_TIMEOUT),
-            Some(t) => humantime::parse_duration(t.trim()).map_err(|_| RecipeError::BadTimeout { value: t.clone() }),
+            Some(t) => humantime::parse_duration(t.trim())
+                .map_err(|_| RecipeError::BadTimeout { key: "build.timeout", value: t.clone() }),
         }
     }
 }
@@ -110,6 +144,9 @@ mod tests {
             PROFILE = "release"
             [service]
             command = "./bin/app"
+            [hooks]
+            after_activate = "./bin/restart"
+            timeout = "30s"
             "#,
         )
         .unwrap();
@@ -118,6 +155,11 @@ mod tests {
         assert_eq!(b.timeout().unwrap(), Duration::from_secs(900));
         assert_eq!(b.env["PROFILE"], "release");
         assert!(r.service.is_some());
+        let hooks = r.hooks.unwrap();
+        assert_eq!(hooks.after_activate.as_deref(), Some("./bin/restart"));
+        assert_eq!(hooks.timeout().unwrap(), Duration::from_secs(30));
+        let err = Recipe::parse("[hooks]\nafter_activte = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("after_activte"), "{err}");
     }
 
     #[test]

@@ -167,6 +167,13 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     if !artifact.is_dir() {
         return Err(format!("ferry.toml: build.artifact = '{}' is not a directory after the build", recipe.artifact));
     }
+    // The deploy-side sections (hooks ...) travel with the release.
+    let travelling = artifact.join("ferry.toml");
+    if !travelling.exists() {
+        tokio::fs::copy(workdir.join("ferry.toml"), &travelling)
+            .await
+            .map_err(|e| format!("copying ferry.toml into the release: {e}"))?;
+    }
     let tree = state
         .artifacts
         .import_dir(&artifact)
