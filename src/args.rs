@@ -61,6 +61,7 @@ pub enum Command {
     Build(BuildArgs),
     /// A project's builds, newest first
     Builds {
+        /// Project name
         project: String,
         /// How many to list
         #[arg(long, default_value_t = 20)]
@@ -74,6 +75,7 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Which version runs on which host, per environment
     Status {
+        /// Project name
         project: String,
         #[command(flatten)]
         conn: Conn,
@@ -85,6 +87,7 @@ pub enum Command {
     },
     /// Recent deployments of a project, newest first
     Deployments {
+        /// Project name
         project: String,
         /// How many to list
         #[arg(long, default_value_t = 20)]
@@ -166,6 +169,7 @@ pub enum AgentCmd {
         /// The agent's --root
         #[arg(long)]
         root: PathBuf,
+        /// Project name
         project: String,
         /// Release directory name or version (default: the newest other release on disk)
         #[arg(long)]
@@ -207,7 +211,9 @@ pub enum ProjectCmd {
 pub enum EnvCmd {
     /// Create an environment of a project; it contains the hosts whose tags match --select
     Create {
+        /// Project name
         project: String,
+        /// Environment name
         env: String,
         /// Tags a host needs, e.g. role=web or role=web,dc=bj
         #[arg(long)]
@@ -220,6 +226,7 @@ pub enum EnvCmd {
     },
     /// List a project's environments
     List {
+        /// Project name
         project: String,
         #[command(flatten)]
         conn: Conn,
@@ -230,10 +237,12 @@ pub enum EnvCmd {
 pub enum ReleaseCmd {
     /// Upload a directory or a .tar / .tar.gz / .tar.zst as a new release
     Upload {
+        /// Project name
         project: String,
         path: PathBuf,
         /// Version of the release, e.g. v1.2.0
         #[arg(long)]
+        /// Version of the release
         version: String,
         /// Branch recorded in the release name
         #[arg(long, default_value = "upload")]
@@ -246,13 +255,16 @@ pub enum ReleaseCmd {
     },
     /// List a project's releases, newest first
     List {
+        /// Project name
         project: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Save a release as one .tar.zst file
     Download {
+        /// Project name
         project: String,
+        /// Version of the release
         version: String,
         /// Where to write it (default: PROJECT-VERSION.tar.zst)
         #[arg(long, short = 'O')]
@@ -265,7 +277,9 @@ pub enum ReleaseCmd {
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["version", "build"]))]
 pub struct DeployArgs {
+    /// Project name
     pub project: String,
+    /// Environment name
     pub env: String,
     /// The version to deploy
     #[arg(long)]
@@ -281,7 +295,9 @@ pub struct DeployArgs {
 
 #[derive(Args)]
 pub struct RollbackArgs {
+    /// Project name
     pub project: String,
+    /// Environment name
     pub env: String,
     /// The version to go back to (default: the previous successfully deployed one)
     #[arg(long)]
