@@ -90,25 +90,19 @@ pub fn manual_rollback(root: &Path, project: &str, to: Option<&str>) -> Result<M
         return Err(format!("no releases of project '{project}' under {}", layout.dir.display()));
     }
     let current = layout.current();
-    let mut releases: Vec<(std::time::SystemTime, String, ReleaseMeta)> = Vec::new();
-    for entry in fs::read_dir(layout.releases_dir()).map_err(|e| e.to_string())?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        if let Some(meta) = layout.release_meta(&name) {
-            let mtime = layout.meta_mtime(&name).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            releases.push((mtime, name, meta));
-        }
-    }
-    releases.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let releases: Vec<(String, ReleaseMeta)> = layout
+        .releases_newest_first()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|name| layout.release_meta(&name).map(|meta| (name, meta)))
+        .collect();
     let current_name = current.as_ref().map(|(n, _)| n.clone());
     let target = match to {
-        Some(wanted) => releases.iter().find(|(_, name, meta)| name == wanted || meta.version == wanted),
-        None => releases.iter().find(|(_, name, _)| Some(name) != current_name.as_ref()),
+        Some(wanted) => releases.iter().find(|(name, meta)| name == wanted || meta.version == wanted),
+        None => releases.iter().find(|(name, _)| Some(name) != current_name.as_ref()),
     };
-    let Some((_, name, meta)) = target else {
-        let on_disk: Vec<String> = releases.iter().map(|(_, n, _)| n.clone()).collect();
+    let Some((name, meta)) = target else {
+        let on_disk: Vec<String> = releases.iter().map(|(n, _)| n.clone()).collect();
         return Err(match to {
             Some(w) => format!("release '{w}' of '{project}' is not on this host; on disk: {}", on_disk.join(", ")),
             None => format!("no earlier release of '{project}' is on this host to roll back to"),

@@ -226,23 +226,25 @@ impl ProjectLayout {
         Ok(())
     }
 
-    /// Removes the oldest releases beyond `keep`, never the current one.
-    pub fn prune(&self, keep: u32) -> io::Result<Vec<String>> {
-        let current = self.current().map(|(n, _)| n);
+    /// The release directories on disk, most recently installed or activated
+    /// first (partial and repair trees excluded).
+    pub fn releases_newest_first(&self) -> io::Result<Vec<String>> {
         let mut releases: Vec<(std::time::SystemTime, String)> = Vec::new();
         for entry in fs::read_dir(self.releases_dir())?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
+            if !name.starts_with('.') {
+                releases.push((self.meta_mtime(&name).unwrap_or(std::time::SystemTime::UNIX_EPOCH), name));
             }
-            let mtime = fs::metadata(self.meta_path(&name))
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            releases.push((mtime, name));
         }
         releases.sort_by(|a, b| b.cmp(a));
+        Ok(releases.into_iter().map(|(_, name)| name).collect())
+    }
+
+    /// Removes the oldest releases beyond `keep`, never the current one.
+    pub fn prune(&self, keep: u32) -> io::Result<Vec<String>> {
+        let current = self.current().map(|(n, _)| n);
         let mut removed = Vec::new();
-        for (_, name) in releases.into_iter().skip(keep.max(1) as usize) {
+        for name in self.releases_newest_first()?.into_iter().skip(keep.max(1) as usize) {
             if Some(&name) == current.as_ref() {
                 continue;
             }

@@ -42,6 +42,23 @@ impl Client {
         decode(path, resp).await
     }
 
+    /// GETs a streamed answer (a log, an archive); fails with the server's
+    /// message unless it is a success.
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the Ferry server ({path}): {e}"))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let _: serde_json::Value = decode(path, Ok(resp)).await?;
+        bail!("unexpected answer to {path}")
+    }
+
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let resp = self.http.post(self.url(path)).bearer_auth(&self.token).json(body).send().await;
         decode(path, resp).await

@@ -308,18 +308,7 @@ pub async fn build(c: &Client, project: &str, git_ref: Option<String>, follow: b
 pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result<()> {
     use futures_util::StreamExt;
     let path = format!("/api/v1/builds/{id}/log?follow={}", if follow { 1 } else { 0 });
-    let resp = c
-        .http
-        .get(c.url(&path))
-        .bearer_auth(c.token())
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the Ferry server: {e}"))?;
-    if !resp.status().is_success() {
-        let _: serde_json::Value = crate::client::decode(&path, Ok(resp)).await?;
-        bail!("unexpected answer to {path}");
-    }
+    let resp = c.get_stream(&path).await?;
     let mut stream = resp.bytes_stream();
     let mut buf = Vec::new();
     let (mut event, mut data) = (String::new(), String::new());
@@ -446,17 +435,7 @@ pub async fn release_download(c: &Client, project: &str, version: &str, out: Opt
     use futures_util::StreamExt;
     use std::io::Write;
     let path = format!("/api/v1/projects/{project}/releases/{version}/archive");
-    let resp = c
-        .http
-        .get(c.url(&path))
-        .bearer_auth(c.token())
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the Ferry server: {e}"))?;
-    if !resp.status().is_success() {
-        let _: serde_json::Value = crate::client::decode(&path, Ok(resp)).await?;
-        bail!("unexpected answer to {path}");
-    }
+    let resp = c.get_stream(&path).await?;
     let dest = out.map(Path::to_path_buf).unwrap_or_else(|| format!("{project}-{version}.tar.zst").into());
     let tmp = dest.with_extension("part");
     let mut file = std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
