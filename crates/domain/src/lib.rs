@@ -9,6 +9,7 @@
 
 pub mod deployment;
 pub mod digest;
+pub mod health;
 pub mod manifest;
 pub mod names;
 pub mod pattern;
@@ -18,17 +19,22 @@ pub mod retry;
 pub mod rollback;
 pub mod secret;
 pub mod selector;
+pub mod service;
+pub mod template;
 pub mod version;
 
 pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 pub use digest::Digest;
+pub use health::{HealthRecipe, Probe};
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
-pub use recipe::{BuildRecipe, HooksRecipe, Recipe, RecipeError};
+pub use recipe::{BuildRecipe, DeployRecipe, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use rollback::{PastDeployment, rollback_target};
 pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
+pub use service::{RestartPolicy, ServiceRecipe, StopSignal};
+pub use template::{TemplateError, expand};
 pub use version::next_version;
 
 /// Formats milliseconds since the epoch as RFC 3339 in UTC, as the API shows

@@ -2,8 +2,9 @@
 //!
 //! The build reads `[build]` (R7: any toolchain, a build is a script). The
 //! `[deploy]`, `[service]`, `[health]` and `[hooks]` sections belong to the
-//! host side and travel with the release; they are accepted here as tables so
-//! that one file serves both.
+//! host side and travel with the release (its root holds a copy of the file);
+//! [`Recipe::host_side`] checks them so that a mistake is refused when the
+//! release is registered, not discovered on the hosts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,10 +14,76 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
     pub build: Option<BuildRecipe>,
-    pub deploy: Option<toml::Table>,
-    pub service: Option<toml::Table>,
-    pub health: Option<toml::Table>,
+    pub deploy: Option<DeployRecipe>,
+    pub service: Option<crate::ServiceRecipe>,
+    pub health: Option<crate::HealthRecipe>,
     pub hooks: Option<HooksRecipe>,
+}
+
+/// `[deploy]`: how a release is laid out on each host.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRecipe {
+    /// Paths kept in the project's `shared/` directory and linked into every
+    /// release, so their data survives releases (R15): `["log", "uploads",
+    /// "config/local.yml"]`. A path the release also ships is replaced by the
+    /// link.
+    #[serde(default)]
+    pub shared: Vec<String>,
+    /// Template files of the release, each ending in `.tmpl`, rendered on the
+    /// host with the project's variables into the same path without `.tmpl`
+    /// (R17): `["config/app.toml.tmpl"]`.
+    #[serde(default)]
+    pub templates: Vec<String>,
+}
+
+impl DeployRecipe {
+    /// The shared paths, each checked to be a relative path inside the release.
+    pub fn shared_paths(&self) -> Result<Vec<String>, RecipeError> {
+        let mut out: Vec<String> = Vec::new();
+        for raw in &self.shared {
+            let path = raw.trim_end_matches('/').to_string();
+            crate::manifest::validate_path(&path).map_err(|e| RecipeError::BadPath {
+                key: "deploy.shared",
+                value: raw.clone(),
+                reason: e.to_string(),
+            })?;
+            if path == ".ferry" || path.starts_with(".ferry/") {
+                return Err(RecipeError::BadPath {
+                    key: "deploy.shared",
+                    value: raw.clone(),
+                    reason: ".ferry is reserved".into(),
+                });
+            }
+            if let Some(other) = out.iter().find(|o| nested(o, &path)) {
+                return Err(RecipeError::BadPath {
+                    key: "deploy.shared",
+                    value: raw.clone(),
+                    reason: format!("overlaps '{other}'"),
+                });
+            }
+            out.push(path);
+        }
+        Ok(out)
+    }
+
+    /// The templates, each as (template path, rendered path).
+    pub fn template_paths(&self) -> Result<Vec<(String, String)>, RecipeError> {
+        let mut out = Vec::new();
+        for raw in &self.templates {
+            let bad = |reason: String| RecipeError::BadPath { key: "deploy.templates", value: raw.clone(), reason };
+            crate::manifest::validate_path(raw).map_err(|e| bad(e.to_string()))?;
+            let target = raw.strip_suffix(".tmpl").filter(|t| !t.is_empty() && !t.ends_with('/'));
+            let target = target.ok_or_else(|| bad("a template's name must end in .tmpl".into()))?;
+            out.push((raw.clone(), target.to_string()));
+        }
+        Ok(out)
+    }
+}
+
+/// One of the two paths lies inside the other (or they are equal).
+fn nested(a: &str, b: &str) -> bool {
+    a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"))
 }
 
 /// `[hooks]`: commands run on each host around activation (R18), with
@@ -35,6 +102,11 @@ pub struct HooksRecipe {
     pub after_activate: Option<String>,
     /// Last: the host counts as deployed only if this passes.
     pub validate: Option<String>,
+    /// Before `current` moves back to an older release (a rollback, or a
+    /// host put back after a failed deploy); runs in the release being left.
+    pub before_rollback: Option<String>,
+    /// After `current` moved back, in the release now active.
+    pub after_rollback: Option<String>,
     /// Per hook; default 5 minutes.
     pub timeout: Option<String>,
 }
@@ -44,11 +116,7 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 impl HooksRecipe {
     pub fn timeout(&self) -> Result<Duration, RecipeError> {
-        match &self.timeout {
-            None => Ok(DEFAULT_HOOK_TIMEOUT),
-            Some(t) => humantime::parse_duration(t.trim())
-                .map_err(|_| RecipeError::BadTimeout { key: "hooks.timeout", value: t.clone() }),
-        }
+        duration("hooks.timeout", &self.timeout, DEFAULT_HOOK_TIMEOUT)
     }
 }
 
@@ -85,8 +153,28 @@ pub enum RecipeError {
     BadArtifact { value: String, reason: String },
     #[error("ferry.toml: {key} = '{value}' is not a duration such as \"90s\", \"15m\" or \"1h\"")]
     BadTimeout { key: &'static str, value: String },
-    #[error("ferry.toml: build.env key '{0}' is not a valid environment variable name")]
-    BadEnvName(String),
+    #[error("ferry.toml: {key} key '{name}' is not a valid environment variable name")]
+    BadEnvName { key: &'static str, name: String },
+    #[error("ferry.toml: {key} = '{value}' must be a relative path inside the release ({reason})")]
+    BadPath { key: &'static str, value: String, reason: String },
+    #[error("ferry.toml: {key} = '{value}': {reason}")]
+    BadValue { key: &'static str, value: String, reason: String },
+    #[error("ferry.toml: {0} must not be empty")]
+    Empty(&'static str),
+}
+
+/// A valid environment variable name: a letter or `_`, then letters, digits, `_`.
+pub fn is_env_name(key: &str) -> bool {
+    key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses a duration such as "90s" for the key named.
+pub(crate) fn duration(key: &'static str, value: &Option<String>, default: Duration) -> Result<Duration, RecipeError> {
+    match value {
+        None => Ok(default),
+        Some(t) => humantime::parse_duration(t.trim()).map_err(|_| RecipeError::BadTimeout { key, value: t.clone() }),
+    }
 }
 
 impl Recipe {
@@ -107,24 +195,35 @@ impl Recipe {
                 .map_err(|e| RecipeError::BadArtifact { value: b.artifact.clone(), reason: e.to_string() })?;
         }
         b.timeout()?;
-        for key in b.env.keys() {
-            let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok {
-                return Err(RecipeError::BadEnvName(key.clone()));
-            }
+        if let Some(key) = b.env.keys().find(|k| !is_env_name(k)) {
+            return Err(RecipeError::BadEnvName { key: "build.env", name: key.clone() });
         }
         Ok(b)
+    }
+
+    /// Checks the sections the hosts act on: `[deploy]`, `[service]`,
+    /// `[health]`, `[hooks]`.
+    pub fn host_side(&self) -> Result<(), RecipeError> {
+        if let Some(d) = &self.deploy {
+            d.shared_paths()?;
+            d.template_paths()?;
+        }
+        if let Some(s) = &self.service {
+            s.check()?;
+        }
+        if let Some(h) = &self.health {
+            h.check()?;
+        }
+        if let Some(h) = &self.hooks {
+            h.timeout()?;
+        }
+        Ok(())
     }
 }
 
 impl BuildRecipe {
     pub fn timeout(&self) -> Result<Duration, RecipeError> {
-        match &self.timeout {
-            None => Ok(DEFAULT_BUILD_TIMEOUT),
-            Some(t) => humantime::parse_duration(t.trim())
-                .map_err(|_| RecipeError::BadTimeout { key: "build.timeout", value: t.clone() }),
-        }
+        duration("build.timeout", &self.timeout, DEFAULT_BUILD_TIMEOUT)
     }
 }
 
@@ -186,9 +285,47 @@ mod tests {
         assert_eq!(check("[build]\ncommand=\" \"\nartifact=\"d\"\n"), RecipeError::EmptyCommand);
         assert!(matches!(
             check("[build]\ncommand=\"x\"\nartifact=\"d\"\n[build.env]\n\"A-B\"=\"1\"\n"),
-            RecipeError::BadEnvName(_)
+            RecipeError::BadEnvName { .. }
         ));
         let err = check("[build]\ncommand=\"x\"\nartifact=\"d\"\ntimeout=\"soon\"\n").to_string();
         assert!(err.contains("build.timeout") && err.contains("15m"), "{err}");
+    }
+
+    #[test]
+    fn the_smallest_host_side_forms_parse() {
+        let r = Recipe::parse(
+            r#"
+            [deploy]
+            shared = ["log", "uploads/", "config/local.yml"]
+            templates = ["config/app.toml.tmpl"]
+            [service]
+            command = "./bin/app --port ${PORT}"
+            [health]
+            http = "http://127.0.0.1:${PORT}/health"
+            "#,
+        )
+        .unwrap();
+        r.host_side().unwrap();
+        let d = r.deploy.unwrap();
+        assert_eq!(d.shared_paths().unwrap(), ["log", "uploads", "config/local.yml"]);
+        assert_eq!(d.template_paths().unwrap(), [("config/app.toml.tmpl".to_string(), "config/app.toml".to_string())]);
+    }
+
+    #[test]
+    fn bad_deploy_paths_name_the_key() {
+        let cases = [
+            ("[deploy]\nshared = [\"../etc\"]\n", "deploy.shared"),
+            ("[deploy]\nshared = [\"/var/log\"]\n", "deploy.shared"),
+            ("[deploy]\nshared = [\"log\", \"log/app\"]\n", "overlaps 'log'"),
+            ("[deploy]\nshared = [\".ferry\"]\n", "reserved"),
+            ("[deploy]\ntemplates = [\"config/app.toml\"]\n", ".tmpl"),
+            ("[deploy]\ntemplates = [\".tmpl\"]\n", ".tmpl"),
+            ("[deploy]\ntemplates = [\"../x.tmpl\"]\n", "deploy.templates"),
+            ("[hooks]\ntimeout = \"later\"\n", "hooks.timeout"),
+        ];
+        for (text, want) in cases {
+            let err = Recipe::parse(text).unwrap().host_side().unwrap_err().to_string();
+            assert!(err.starts_with("ferry.toml: ") && err.contains(want), "{text:?}: {err}");
+        }
     }
 }

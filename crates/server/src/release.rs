@@ -34,6 +34,7 @@ pub async fn register(
             missing.len()
         )));
     }
+    check_host_recipe(state, manifest).await?;
     // The manifest is content too: stored by digest beside the files.
     let manifest_json = serde_json::to_vec(manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
     let manifest_digest = ferry_artifact::digest_of(&manifest_json);
@@ -58,4 +59,16 @@ pub async fn register(
         .await?;
     tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
     Ok(release)
+}
+
+/// The release's own `ferry.toml` drives every host it goes to: a mistake in
+/// its host-side sections is refused here, once, rather than on each host.
+async fn check_host_recipe(state: &AppState, manifest: &Manifest) -> ApiResult<()> {
+    let Some((_, digest, _, _)) = manifest.files().find(|f| f.0 == "ferry.toml") else { return Ok(()) };
+    let bytes = state.artifacts.get(&digest).await?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::BadRequest("release refused: ferry.toml is not UTF-8".into()))?;
+    ferry_domain::Recipe::parse(&text)
+        .and_then(|r| r.host_side())
+        .map_err(|e| ApiError::BadRequest(format!("release refused: the release's {e}")))
 }
