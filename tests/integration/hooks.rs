@@ -43,11 +43,14 @@ fn hooks_run_around_activation_and_failures_stop_or_undo_it() {
     assert!(error.contains("hook validate") && error.contains("put back on the previous release"), "{error}");
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
 
-    // A broken hooks section is reported, not guessed at.
-    upload_with_hooks(&f, "v4", "after_activte = \"true\"\n");
-    f.fails(&["deploy", "app", "prod", "--version", "v4", "--wait"]);
-    let error = f.json(&["deployment", "show", "4"])["hosts"][0]["error"].as_str().unwrap().to_string();
-    assert!(error.contains("ferry.toml") && error.contains("after_activte"), "{error}");
+    // A broken hooks section is refused when the release is registered,
+    // naming the key, and nothing reaches the hosts.
+    let tree = f.dir.path().join("hooked").join("v4");
+    write_tree(&tree, "v4", 3);
+    std::fs::write(tree.join("ferry.toml"), "[hooks]\nafter_activte = \"true\"\n").unwrap();
+    let err = f.fails(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v4"]);
+    assert!(err.contains("ferry.toml") && err.contains("after_activte"), "{err}");
+    assert!(f.fails(&["deploy", "app", "prod", "--version", "v4"]).contains("v4"));
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
     let _ = &mut f;
 }
