@@ -48,6 +48,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Run the agent on a host
     Agent(AgentArgs),
+    /// Services supervised by the agent on this host: status, start, stop, restart, logs
+    Svc(SvcArgs),
     /// Create and list projects
     #[command(subcommand)]
     Project(ProjectCmd),
@@ -158,6 +160,63 @@ pub struct AgentArgs {
     /// How often the host is re-checked against its desired state
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub check_interval: Duration,
+    /// When the agent runs as root: the user services run as unless their ferry.toml names one
+    /// ([service] user). Without either, the agent refuses to run a service as root unless the
+    /// release sets [service] allow_root = true.
+    #[arg(long, env = "FERRY_SERVICE_USER")]
+    pub service_user: Option<String>,
+}
+
+/// `ferry svc`: the services the local agent supervises.
+#[derive(clap::Args)]
+pub struct SvcArgs {
+    /// The agent's --root
+    #[arg(long, required = true)]
+    pub root: Option<PathBuf>,
+    /// How status prints
+    #[arg(long, short = 'o', value_enum, global = true, default_value_t = OutputArg::Table)]
+    pub output: OutputArg,
+    #[command(subcommand)]
+    pub action: SvcCmd,
+}
+
+#[derive(Subcommand)]
+pub enum SvcCmd {
+    /// Each service: state, pid, uptime, restarts, last exit
+    Status {
+        /// Project (default: all)
+        project: Option<String>,
+    },
+    /// Start the service of the project's active release (clears a stop)
+    Start {
+        /// Project name
+        project: String,
+    },
+    /// Stop the service: its stop signal, then SIGKILL after stop_timeout. It stays stopped until
+    /// started again or deployed
+    Stop {
+        /// Project name
+        project: String,
+    },
+    /// Stop, then start the service
+    Restart {
+        /// Project name
+        project: String,
+    },
+    /// The service's output, from shared/log/ (works without the agent)
+    Logs {
+        /// Project name
+        project: String,
+        /// Lines to show from each stream
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+        /// Only stdout or stderr
+        #[arg(long, value_parser = ["stdout", "stderr"])]
+        stream: Option<String>,
+        /// Keep printing new output until interrupted
+        #[arg(short, long)]
+        follow: bool,
+    },
 }
 
 /// What an operator can do on a host without the server.

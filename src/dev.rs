@@ -40,6 +40,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             tags: Tags::parse("role=web")?,
             root: data.join("agents").join(format!("dev-{k}")),
             check_interval: Duration::from_secs(30),
+            service_defaults: Default::default(),
         };
         let mut stop = stop_rx.clone();
         agents.push(tokio::spawn(async move {

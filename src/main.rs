@@ -5,6 +5,7 @@
 mod args;
 mod dev;
 mod run;
+mod svc;
 
 use std::process::ExitCode;
 

@@ -73,10 +73,18 @@ async fn dispatch(command: Command) -> Result<()> {
                 done.version,
                 done.from.as_deref().unwrap_or("none")
             );
+            println!("{project}: {}", crate::svc::restart_after_rollback(&root, &project).await?);
             println!(
                 "the agent keeps this release until the server deploys something else; logged in the host's journal"
             );
             Ok(())
+        }
+        Command::Svc(args) => {
+            let output = match args.output {
+                OutputArg::Table => Output::Table,
+                OutputArg::Json => Output::Json,
+            };
+            crate::svc::run(args, output).await
         }
         Command::Agent(args) => {
             let tags = Tags::parse(&args.tags).context("--tags")?;
@@ -89,6 +97,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 tags,
                 root: args.root.unwrap_or_default(),
                 check_interval: args.check_interval,
+                service_defaults: ferry_agent::config::ServiceDefaults { service_user: args.service_user },
             };
             ferry_agent::run(config, shutdown_signal()).await?;
             Ok(())

@@ -91,10 +91,41 @@ pub struct Ferry {
     pub agents: Vec<(String, Proc)>,
 }
 
+/// Services outlive their agent by design: end those this test's agents
+/// started (by the process groups their records name).
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        for (_, agent) in &mut self.agents {
+            agent.kill();
+        }
+        let Ok(hosts) = std::fs::read_dir(self.dir.path().join("hosts")) else { return };
+        for host in hosts.flatten() {
+            for record in std::fs::read_dir(host.path().join(".ferry/services")).into_iter().flatten().flatten() {
+                let json: Value = std::fs::read(record.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or(Value::Null);
+                if let Some(pid) = json["pid"].as_i64() {
+                    kill_group(pid);
+                }
+            }
+        }
+    }
+}
+
+/// SIGKILL to a process group this test started.
+pub fn kill_group(pgid: i64) {
+    let _ =
+        Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).stderr(std::process::Stdio::null()).status();
+}
+
 impl Ferry {
     /// Starts a server with short heartbeats so tests notice offline hosts fast.
     pub fn start() -> Ferry {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Services run as an unprivileged user when the tests run as root:
+        // it must be able to reach the release directories.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
         let server = Self::spawn_server(dir.path(), "127.0.0.1:0");
         let url = wait_for_server(dir.path());
         let token = read_trimmed(&dir.path().join("server/admin.token"));
@@ -155,6 +186,9 @@ impl Ferry {
             root.to_string_lossy().into_owned(),
             "--check-interval".into(),
             "1s".into(),
+            // Used only when the agent runs as root (R34).
+            "--service-user".into(),
+            "nobody".into(),
         ];
         if let Some(t) = join_token {
             args.push("--join-token".into());

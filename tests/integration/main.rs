@@ -16,4 +16,5 @@ mod dev;
 mod fallback;
 mod faults;
 mod hooks;
+mod service;
 mod uploads;

@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, watch};
 use crate::client::AgentApi;
 use crate::layout::{ProjectLayout, ReleaseMeta};
 use crate::objects::ObjectStore;
-use crate::{fallback, hooks};
+use crate::supervisor::Supervisor;
+use crate::{config, fallback, health, hooks};
 
 /// After a failed install, wait before trying the same release again: 5 s,
 /// doubling with each failure, at most 5 minutes.
@@ -62,6 +63,8 @@ pub struct Converger {
     pub connected: watch::Receiver<u64>,
     pub reports: mpsc::UnboundedSender<AgentMsg>,
     pub check_interval: Duration,
+    pub supervisor: Supervisor,
+    pub service_defaults: config::ServiceDefaults,
 }
 
 pub async fn run(mut c: Converger) {
@@ -107,11 +110,20 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         transfer,
         note: None,
     };
-    if current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name) {
+    let is_current =
+        current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name);
+    // The same release deployed again: activate it again (templates, service).
+    let activated_since = layout.release_meta(&want.release_name).map_or(0, |m| m.activated_since);
+    let redeploy = is_current && activated_since != 0 && want.desired_since > activated_since;
+    if is_current && !redeploy {
         failures.remove(&want.project);
         fallback::clear_pin(&layout);
         let cursor = memory.cursors.entry(want.project.clone()).or_default();
         if let Some(note) = check_and_repair(c, &layout, want, cursor).await {
+            memory.notes.insert(want.project.clone(), (note, Instant::now()));
+        }
+        if let Some(note) = c.supervisor.ensure(&want.project).await {
+            tracing::warn!(project = %want.project, "{note}");
             memory.notes.insert(want.project.clone(), (note, Instant::now()));
         }
         let mut r = report(current, Activity::Idle, None);
@@ -169,11 +181,16 @@ async fn check_and_repair(
     want: &DesiredRelease,
     cursor: &mut usize,
 ) -> Option<String> {
+    let release_dir = layout.release_dir(&want.release_name);
+    // A ferry.toml that cannot be read is drift of its own, found below.
+    let recipe = config::of_release(&release_dir).ok();
+    let (shared, rendered) = recipe.as_ref().map(config::host_owned_paths).unwrap_or_default();
+    let host_owned: Vec<String> = shared.iter().chain(&rendered).cloned().collect();
     let (l, name, start) = (layout.clone(), want.release_name.clone(), *cursor);
     let (manifest, problems, next) = tokio::task::spawn_blocking(move || {
         let manifest = l.manifest(&name)?;
         let mut cursor = start;
-        let problems = l.check(&name, &manifest, &mut cursor, DRIFT_HASH_BUDGET);
+        let problems = l.check(&name, &manifest, &host_owned, &mut cursor, DRIFT_HASH_BUDGET);
         Some((manifest, problems, cursor))
     })
     .await
@@ -199,8 +216,18 @@ async fn check_and_repair(
         return Some(format!("drift found ({found}); repair failed: {e}"));
     }
     let (l, name, objects) = (layout.clone(), want.release_name.clone(), c.objects.clone());
-    let rebuilt = tokio::task::spawn_blocking(move || l.rebuild(&name, &manifest, &objects)).await;
-    match rebuilt {
+    let rebuilt = tokio::task::spawn_blocking(move || l.rebuild(&name, &manifest, &objects, &shared)).await;
+    // The rebuilt tree has the templates, not yet what they render to.
+    let rendered = match (&rebuilt, recipe) {
+        (Ok(Ok(())), Some(recipe)) => {
+            let env =
+                config::installed_env(layout, &want.project, &want.release_name, None, &config::load_vars(layout));
+            config::run_as(&recipe, &c.service_defaults)
+                .and_then(|owner| config::render_templates(&release_dir, &recipe, &env, owner.as_ref()))
+        }
+        _ => Ok(()),
+    };
+    match rebuilt.map(|r| r.map_err(|e| e.to_string()).and(rendered)) {
         Ok(Ok(())) => {
             tracing::info!(project = %want.project, "drift repaired");
             Some(format!("drift repaired at {}: {found}", ferry_domain::rfc3339_from_millis(crate::now_ms())))
@@ -213,11 +240,13 @@ async fn check_and_repair(
 /// Installs (if needed) and activates one release. Returns what it moved.
 async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
-    let release_dir = layout.release_dir(&want.release_name);
     let previous = layout.current().map(|(name, _)| name);
-    let env = hook_env(layout, want, previous.as_deref());
+    let env = config::desired_env(layout, want, previous.as_deref());
+    // Kept on the host so that the service can be restarted, and a manual
+    // rollback done, without the server.
+    config::save_vars(layout, &want.vars)?;
     if let Some(meta) = layout.release_meta(&want.release_name) {
-        // Still on disk (a rollback): only the link changes.
+        // Still on disk (a rollback or a redeploy): only the link changes.
         stats.bytes_reused = meta.total_size;
     } else {
         let manifest = c.api.manifest(want.release_id).await?;
@@ -230,11 +259,13 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
         if !missing.is_empty() {
             download(c, missing).await?;
         }
-        let recipe = hooks::of_manifest(&manifest, &c.objects)?;
-        if recipe.before_install.is_some() {
+        let recipe = config::of_manifest(&manifest, &c.objects)?;
+        let hooks = recipe.hooks.clone().unwrap_or_default();
+        if hooks.before_install.is_some() {
             std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
-            hooks::run("before_install", recipe.before_install.as_deref(), &recipe, &layout.dir, &env).await?;
+            hooks::run("before_install", hooks.before_install.as_deref(), &hooks, &layout.dir, &env).await?;
         }
+        let (shared, _) = config::host_owned_paths(&recipe);
         let objects = c.objects.clone();
         let layout2 = layout.clone();
         let name = want.release_name.clone();
@@ -243,31 +274,16 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             version: want.version.clone(),
             env: want.env.clone(),
             total_size: manifest.total_size(),
+            activated_since: 0,
         };
-        tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta))
+        tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta, &shared))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("assembling the release: {e}"))?;
-        hooks::run("after_install", recipe.after_install.as_deref(), &recipe, &release_dir, &env).await?;
+        let release_dir = layout.release_dir(&want.release_name);
+        hooks::run("after_install", hooks.after_install.as_deref(), &hooks, &release_dir, &env).await?;
     }
-    let recipe = hooks::of_release(&release_dir)?;
-    // Before the switch a failure leaves `current` where it was.
-    hooks::run("before_activate", recipe.before_activate.as_deref(), &recipe, &release_dir, &env).await?;
-    layout.activate(&want.release_name).map_err(|e| format!("activating the release: {e}"))?;
-    // After it, a failure puts the host back on its previous release.
-    let after = async {
-        hooks::run("after_activate", recipe.after_activate.as_deref(), &recipe, &release_dir, &env).await?;
-        hooks::run("validate", recipe.validate.as_deref(), &recipe, &release_dir, &env).await
-    };
-    if let Err(e) = after.await {
-        return Err(match previous.as_deref() {
-            Some(prev) if prev != want.release_name => match layout.activate(prev) {
-                Ok(()) => format!("{e}\nput back on the previous release {prev}"),
-                Err(back) => format!("{e}\nputting back the previous release {prev} failed too: {back}"),
-            },
-            _ => e,
-        });
-    }
+    activate(c, layout, want, previous.as_deref(), &env).await?;
     let keep = want.keep_releases;
     let layout2 = layout.clone();
     let objects = c.objects.clone();
@@ -281,19 +297,83 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
     Ok(stats)
 }
 
-/// The variables every hook sees.
-fn hook_env(layout: &ProjectLayout, want: &DesiredRelease, previous: Option<&str>) -> Vec<(String, String)> {
-    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
-    vec![
-        ("FERRY_PROJECT".into(), want.project.clone()),
-        ("FERRY_ENV".into(), want.env.clone()),
-        ("FERRY_VERSION".into(), want.version.clone()),
-        ("FERRY_RELEASE".into(), want.release_name.clone()),
-        ("FERRY_RELEASE_DIR".into(), path(layout.release_dir(&want.release_name))),
-        ("FERRY_SHARED_DIR".into(), path(layout.shared_dir())),
-        ("FERRY_CURRENT".into(), path(layout.current_link())),
-        ("FERRY_PREVIOUS_RELEASE".into(), previous.unwrap_or_default().to_string()),
-    ]
+/// Switches `current` to an installed release and proves it works: renders
+/// its templates, runs its hooks, (re)starts its service and passes its
+/// health check. A failure before the switch leaves the host as it was; a
+/// failure after it puts the host back on `previous` (unless the release's
+/// `[health] rollback = false` says to stay).
+async fn activate(
+    c: &Converger,
+    layout: &ProjectLayout,
+    want: &DesiredRelease,
+    previous: Option<&str>,
+    env: &[(String, String)],
+) -> Result<(), String> {
+    let release_dir = layout.release_dir(&want.release_name);
+    let recipe = config::of_release(&release_dir)?;
+    let hooks = recipe.hooks.clone().unwrap_or_default();
+    let run_as = config::run_as(&recipe, &c.service_defaults)?;
+    config::render_templates(&release_dir, &recipe, env, run_as.as_ref())?;
+    config::chown_shared(layout, &recipe, run_as.as_ref())?;
+    // Moving to an older release still on disk is a rollback (R18's rollback hooks).
+    let rollback = previous
+        .filter(|p| *p != want.release_name)
+        .and_then(|p| layout.release_meta(p))
+        .is_some_and(|meta| meta.release_id > want.release_id);
+    if rollback {
+        hooks::run("before_rollback", hooks.before_rollback.as_deref(), &hooks, &release_dir, env).await?;
+    }
+    hooks::run("before_activate", hooks.before_activate.as_deref(), &hooks, &release_dir, env).await?;
+    layout.activate(&want.release_name).map_err(|e| format!("activating the release: {e}"))?;
+    let after = async {
+        c.supervisor.deploy(&want.project).await.map_err(|e| (e, true))?;
+        let run = |name, command: Option<String>| {
+            let hooks = hooks.clone();
+            let dir = release_dir.clone();
+            async move { hooks::run(name, command.as_deref(), &hooks, &dir, env).await.map_err(|e| (e, true)) }
+        };
+        run("after_activate", hooks.after_activate.clone()).await?;
+        if rollback {
+            run("after_rollback", hooks.after_rollback.clone()).await?;
+        }
+        if let Some(health) = &recipe.health {
+            health::check(health, &release_dir, env).await.map_err(|e| (e, health.rolls_back()))?;
+        }
+        run("validate", hooks.validate.clone()).await
+    };
+    if let Err((e, put_back)) = after.await {
+        return Err(match previous.filter(|p| put_back && *p != want.release_name) {
+            Some(prev) => put_back_previous(c, layout, &want.project, prev, e).await,
+            None => e,
+        });
+    }
+    layout
+        .set_activated_since(&want.release_name, want.desired_since)
+        .map_err(|e| format!("recording the activation: {e}"))
+}
+
+/// Puts the host back on the release it ran before a failed activation,
+/// restarting that release's service. Returns the whole story.
+async fn put_back_previous(c: &Converger, layout: &ProjectLayout, project: &str, prev: &str, error: String) -> String {
+    let dir = layout.release_dir(prev);
+    let hooks = config::of_release(&dir).ok().and_then(|r| r.hooks).unwrap_or_default();
+    let vars = config::load_vars(layout);
+    let env = config::installed_env(layout, project, prev, None, &vars);
+    let mut story = error;
+    if let Err(e) = hooks::run("before_rollback", hooks.before_rollback.as_deref(), &hooks, &dir, &env).await {
+        story.push_str(&format!("\n{e}"));
+    }
+    if let Err(back) = layout.activate(prev) {
+        return format!("{story}\nputting back the previous release {prev} failed too: {back}");
+    }
+    story.push_str(&format!("\nput back on the previous release {prev}"));
+    if let Err(e) = c.supervisor.deploy(project).await {
+        story.push_str(&format!("; its service did not start either: {e}"));
+    }
+    if let Err(e) = hooks::run("after_rollback", hooks.after_rollback.as_deref(), &hooks, &dir, &env).await {
+        story.push_str(&format!("\n{e}"));
+    }
+    story
 }
 
 /// Downloads blobs into the content store, verifying each; a blob whose bytes

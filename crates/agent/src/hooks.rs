@@ -6,37 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_domain::{HooksRecipe, Manifest, Recipe};
+use ferry_domain::HooksRecipe;
 use ferry_process::RunOutcome;
-
-use crate::objects::ObjectStore;
-
-/// The `[hooks]` of a release, read from its `ferry.toml` text.
-pub fn parse(text: &str) -> Result<HooksRecipe, String> {
-    let recipe = Recipe::parse(text).map_err(|e| format!("the release's {e}"))?;
-    let hooks = recipe.hooks.unwrap_or_default();
-    hooks.timeout().map_err(|e| format!("the release's {e}"))?;
-    Ok(hooks)
-}
-
-/// The hooks of an installed release (its `ferry.toml`, if any).
-pub fn of_release(release_dir: &Path) -> Result<HooksRecipe, String> {
-    match std::fs::read_to_string(release_dir.join("ferry.toml")) {
-        Ok(text) => parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HooksRecipe::default()),
-        Err(e) => Err(format!("reading the release's ferry.toml: {e}")),
-    }
-}
-
-/// The hooks of a release not yet assembled, read from the content store.
-pub fn of_manifest(manifest: &Manifest, objects: &ObjectStore) -> Result<HooksRecipe, String> {
-    let Some((_, digest, _, executable)) = manifest.files().find(|f| f.0 == "ferry.toml") else {
-        return Ok(HooksRecipe::default());
-    };
-    let text = std::fs::read_to_string(objects.path_for(&digest, executable))
-        .map_err(|e| format!("reading the release's ferry.toml: {e}"))?;
-    parse(&text)
-}
 
 /// Runs one hook if the release defines it.
 pub async fn run(

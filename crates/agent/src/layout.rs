@@ -31,6 +31,11 @@ pub struct ReleaseMeta {
     /// Bytes of file content, so that a relink can report what it reused.
     #[serde(default)]
     pub total_size: u64,
+    /// The server's `desired_since` of the deployment that last activated
+    /// this release here: a newer one of the same release (a redeploy)
+    /// activates it again, rendering templates and restarting the service.
+    #[serde(default)]
+    pub activated_since: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +80,16 @@ impl ProjectLayout {
         Some((name, serde_json::from_slice(&meta).ok()?))
     }
 
+    /// Records which deployment (its `desired_since`) activated the release.
+    pub fn set_activated_since(&self, name: &str, since: i64) -> io::Result<()> {
+        let Some(mut meta) = self.release_meta(name) else { return Ok(()) };
+        meta.activated_since = since;
+        let path = self.meta_path(name);
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, serde_json::to_vec(&meta).map_err(io::Error::other)?).map_err(ctx(&tmp, "writing"))?;
+        fs::rename(&tmp, &path).map_err(ctx(&path, "writing"))
+    }
+
     /// When a release was installed or last activated.
     pub fn meta_mtime(&self, name: &str) -> Option<std::time::SystemTime> {
         fs::metadata(self.meta_path(name)).and_then(|m| m.modified()).ok()
@@ -96,12 +111,13 @@ impl ProjectLayout {
         manifest: &Manifest,
         objects: &ObjectStore,
         meta: &ReleaseMeta,
+        shared: &[String],
     ) -> io::Result<()> {
         let releases = self.releases_dir();
         fs::create_dir_all(&releases).map_err(ctx(&releases, "creating"))?;
         fs::create_dir_all(self.shared_dir()).map_err(ctx(&self.shared_dir(), "creating"))?;
         let partial = releases.join(format!(".partial-{name}"));
-        build_tree(&partial, manifest, objects)?;
+        build_tree(&partial, manifest, objects, &self.shared_dir(), shared)?;
         // Kept beside the release so that drift can be checked without the server.
         let manifest_path = self.manifest_path(name);
         if let Some(parent) = manifest_path.parent() {
@@ -137,12 +153,22 @@ impl ProjectLayout {
     /// type, size, mode and link target are checked; file contents are hashed
     /// for the files from `*cursor` on, up to `hash_budget` bytes per call, so
     /// the cost of a check stays bounded and the whole tree is covered over
-    /// successive checks. Returns the problems found, each naming its path.
-    pub fn check(&self, name: &str, manifest: &Manifest, cursor: &mut usize, hash_budget: u64) -> Vec<Drift> {
+    /// successive checks. Entries at or below `host_owned` paths (shared
+    /// links, rendered templates) belong to the host, not the manifest, and
+    /// are skipped. Returns the problems found, each naming its path.
+    pub fn check(
+        &self,
+        name: &str,
+        manifest: &Manifest,
+        host_owned: &[String],
+        cursor: &mut usize,
+        hash_budget: u64,
+    ) -> Vec<Drift> {
         use std::os::unix::fs::PermissionsExt;
         let dir = self.release_dir(name);
         let mut problems = Vec::new();
-        for entry in &manifest.entries {
+        let owned = |path: &str| host_owned.iter().any(|o| under(path, o));
+        for entry in manifest.entries.iter().filter(|e| !owned(&e.path)) {
             let path = dir.join(&entry.path);
             let meta = fs::symlink_metadata(&path);
             let wrong = match (&entry.kind, &meta) {
@@ -170,7 +196,7 @@ impl ProjectLayout {
             }
         }
         // The rotating content check.
-        let files: Vec<_> = manifest.files().collect();
+        let files: Vec<_> = manifest.files().filter(|f| !owned(f.0)).collect();
         let mut spent = 0u64;
         let mut checked = 0usize;
         while !files.is_empty() && spent < hash_budget && checked < files.len() {
@@ -192,10 +218,10 @@ impl ProjectLayout {
 
     /// Rebuilds `releases/<name>` from the content store and swaps it in with
     /// one atomic exchange, so `current` never sees a half-built tree.
-    pub fn rebuild(&self, name: &str, manifest: &Manifest, objects: &ObjectStore) -> io::Result<()> {
+    pub fn rebuild(&self, name: &str, manifest: &Manifest, objects: &ObjectStore, shared: &[String]) -> io::Result<()> {
         let releases = self.releases_dir();
         let fresh = releases.join(format!(".repair-{name}"));
-        build_tree(&fresh, manifest, objects)?;
+        build_tree(&fresh, manifest, objects, &self.shared_dir(), shared)?;
         let dir = fs::File::open(&releases).map_err(ctx(&releases, "opening"))?;
         nix::fcntl::renameat2(
             &dir,
@@ -265,9 +291,21 @@ pub struct Drift {
     pub content: bool,
 }
 
+/// `path` is `dir` or lies below it.
+fn under(path: &str, dir: &str) -> bool {
+    path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Creates `dest` (replacing any leftover) as the tree of `manifest`, with
-/// files hard-linked from the content store.
-fn build_tree(dest: &Path, manifest: &Manifest, objects: &ObjectStore) -> io::Result<()> {
+/// files hard-linked from the content store, and each `shared` path a link
+/// into `shared_dir` (R15).
+fn build_tree(
+    dest: &Path,
+    manifest: &Manifest,
+    objects: &ObjectStore,
+    shared_dir: &Path,
+    shared: &[String],
+) -> io::Result<()> {
     if dest.exists() {
         fs::remove_dir_all(dest).map_err(ctx(dest, "removing"))?;
     }
@@ -275,7 +313,8 @@ fn build_tree(dest: &Path, manifest: &Manifest, objects: &ObjectStore) -> io::Re
     // Each directory is created once, not once per file in it.
     let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     made.insert(dest.to_path_buf());
-    for entry in &manifest.entries {
+    let is_shared = |path: &str| shared.iter().any(|s| under(path, s));
+    for entry in manifest.entries.iter().filter(|e| !is_shared(&e.path)) {
         let path = dest.join(&entry.path);
         if let Some(parent) = path.parent()
             && !made.contains(parent)
@@ -299,7 +338,49 @@ fn build_tree(dest: &Path, manifest: &Manifest, objects: &ObjectStore) -> io::Re
             }
         }
     }
+    for path in shared {
+        link_shared(dest, manifest, objects, shared_dir, path)?;
+    }
     Ok(())
+}
+
+/// Links `release/<path>` to `shared/<path>`. The first time, the shared
+/// entry is made from what the release ships there (a file is copied, a
+/// directory created), or else as an empty directory: a shared *file* the
+/// release does not ship must be put into `shared/` by the operator.
+fn link_shared(
+    dest: &Path,
+    manifest: &Manifest,
+    objects: &ObjectStore,
+    shared_dir: &Path,
+    path: &str,
+) -> io::Result<()> {
+    let target = shared_dir.join(path);
+    if fs::symlink_metadata(&target).is_err() {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
+        }
+        match manifest.entries.iter().find(|e| e.path == path).map(|e| &e.kind) {
+            Some(EntryKind::File { digest, executable, .. }) => {
+                let object = objects.ensure(digest, *executable).map_err(ctx(&target, "preparing content for"))?;
+                fs::copy(&object, &target).map_err(ctx(&target, "seeding"))?;
+                // A copy of a read-only object is read-only too; the data is the service's to change.
+                use std::os::unix::fs::PermissionsExt;
+                let mode = if *executable { 0o755 } else { 0o644 };
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(ctx(&target, "seeding"))?;
+            }
+            _ => fs::create_dir_all(&target).map_err(ctx(&target, "creating"))?,
+        }
+    }
+    let link = dest.join(path);
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
+    }
+    // Relative, so the project directory can move: up from the link's
+    // directory to the project, then into shared/.
+    let depth = path.split('/').count() - 1 + 2;
+    let relative = format!("{}shared/{path}", "../".repeat(depth));
+    symlink(relative, &link).map_err(ctx(&link, "linking"))
 }
 
 /// Removes what an interrupted install left behind, in every project.

@@ -17,13 +17,17 @@
 //!   never races an install.
 
 pub mod client;
+pub mod config;
 mod connection;
+pub mod control;
 mod converge;
 pub mod credential;
 pub mod fallback;
+mod health;
 mod hooks;
 pub mod layout;
 pub mod objects;
+pub mod supervisor;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +49,8 @@ pub struct AgentConfig {
     /// How often the host is re-checked against its desired state even when
     /// nothing changed (R2).
     pub check_interval: Duration,
+    /// How services are run (R34).
+    pub service_defaults: config::ServiceDefaults,
 }
 
 /// Errors that stop the agent from starting.
@@ -79,6 +85,12 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let (connected_tx, connected_rx) = watch::channel(0u64);
     let api = client::AgentApi::new(http, config.server.clone(), cred.token.clone());
+    if let Err(e) = config.service_defaults.save(&config.root) {
+        tracing::warn!("recording the service defaults: {e}");
+    }
+    let supervisor = supervisor_for(&config.root, &config.service_defaults);
+    let control = control::serve(&config.root, supervisor.clone())
+        .map_err(|source| AgentError::Root { path: control::socket_path(&config.root), source })?;
 
     let converger = tokio::spawn(converge::run(converge::Converger {
         root: config.root.clone(),
@@ -88,6 +100,8 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
         connected: connected_rx,
         reports: report_tx,
         check_interval: config.check_interval,
+        supervisor,
+        service_defaults: config.service_defaults.clone(),
     }));
     let conn = connection::run(config.clone(), cred, desired_tx, report_rx, connected_tx);
     tokio::select! {
@@ -95,5 +109,17 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
         _ = shutdown => tracing::info!("agent stopping"),
     }
     converger.abort();
+    control.abort();
+    // Services keep running: the next agent adopts them.
     Ok(())
+}
+
+/// The supervisor of the services under `root`, reading each one's spec from
+/// the active release on disk.
+pub fn supervisor_for(root: &std::path::Path, defaults: &config::ServiceDefaults) -> supervisor::Supervisor {
+    let (root2, defaults) = (root.to_path_buf(), defaults.clone());
+    supervisor::Supervisor::start(
+        root,
+        std::sync::Arc::new(move |project| config::service_spec(&root2, project, &defaults)),
+    )
 }

@@ -102,10 +102,11 @@ pub struct HooksRecipe {
     pub after_activate: Option<String>,
     /// Last: the host counts as deployed only if this passes.
     pub validate: Option<String>,
-    /// Before `current` moves back to an older release (a rollback, or a
-    /// host put back after a failed deploy); runs in the release being left.
+    /// Before `current` moves back to an older release still on the host (a
+    /// rollback, or a host put back after a failed deploy). Taken from the
+    /// older release's own `ferry.toml` and run in its directory.
     pub before_rollback: Option<String>,
-    /// After `current` moved back, in the release now active.
+    /// After `current` moved back, likewise.
     pub after_rollback: Option<String>,
     /// Per hook; default 5 minutes.
     pub timeout: Option<String>,

@@ -43,6 +43,9 @@ pub struct ServiceRecipe {
     pub start_period: Option<String>,
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// Each of `shared/log/service.{stdout,stderr}.log` is rotated beyond
+    /// this many bytes (default 10 MiB); five generations are kept.
+    pub log_max_bytes: Option<u64>,
     /// Extra environment, `${VAR}` expanded.
     #[serde(default)]
     pub env: BTreeMap<String, String>,

@@ -57,6 +57,10 @@ pub struct DesiredRelease {
     /// deployment of the same release changes it.
     #[serde(default)]
     pub desired_since: i64,
+    /// The project's variables for this host and environment (R17), secrets
+    /// included: rendered into templates and given to hooks and the service.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 /// The release a project's `current` link points at.

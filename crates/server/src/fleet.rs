@@ -41,6 +41,7 @@ pub async fn desired_state(state: &AppState, host_id: i64) -> ApiResult<DesiredS
                 version: row.release.version,
                 keep_releases: row.keep_releases,
                 desired_since: row.desired_since,
+                vars: Default::default(),
             })
             .collect(),
     })
