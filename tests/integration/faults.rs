@@ -168,3 +168,62 @@ fn drift_on_a_host_is_found_reported_and_repaired() {
     std::os::unix::fs::symlink(releases.join("nowhere"), f.root_of("web-1").join("app/current")).unwrap();
     f.wait_version("web-1", "app", "v1");
 }
+
+/// Every step of an update, by the markers its hooks and service leave.
+const STEPS: [&str; 6] =
+    ["before_install", "after_install", "before_activate", "service", "after_activate", "validate"];
+
+#[test]
+fn an_agent_killed_at_every_step_of_an_update_ends_on_a_complete_release() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    let mark = |step: &str| format!("touch $FERRY_SHARED_DIR/data/at-{step}-$FERRY_VERSION; sleep 0.5");
+    let hooks: String = ["before_install", "after_install", "before_activate", "after_activate", "validate"]
+        .iter()
+        .map(|h| format!("{h} = \"{}\"\n", mark(h)))
+        .collect();
+    let recipe = format!(
+        "[deploy]\nshared = [\"data\"]\n[service]\ncommand = \"./bin/app\"\nstart_period = \"1s\"\nstop_timeout = \"2s\"\n[hooks]\n{hooks}"
+    );
+    let app = "#!/bin/sh\necho $$ >> data/pids\ntouch data/at-service-$FERRY_VERSION\nexec sleep 1000\n";
+    let upload = |f: &Ferry, v: &str| crate::service::upload_with(f, v, &recipe, &[("bin/app", app)]);
+    upload(&f, "v1");
+    // The shared directory exists from the first install on; the first hook runs before it.
+    std::fs::create_dir_all(f.root_of("web-1").join("app/shared/data")).unwrap();
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let project = f.root_of("web-1").join("app");
+    let current = project.join("current");
+
+    for (i, step) in STEPS.iter().enumerate() {
+        let (old, new) = (format!("v{}", i + 1), format!("v{}", i + 2));
+        upload(&f, &new);
+        f.ok(&["deploy", "app", "prod", "--version", &new]);
+        let marker = project.join(format!("shared/data/at-{step}-{new}"));
+        wait_until(Duration::from_secs(20), &format!("step {step} of {new}"), || marker.exists());
+        f.agent("web-1").kill();
+
+        // Whatever the step, `current` is a complete release: the old one or the new one.
+        let version = std::fs::read_to_string(current.join("VERSION")).unwrap();
+        assert!(version.trim() == old || version.trim() == new, "killed at {step}: current holds {version}");
+        assert_eq!(std::fs::read_dir(current.join("lib")).unwrap().count(), 3, "killed at {step}");
+
+        f.start_agent("web-1", "role=web");
+        f.wait_version("web-1", "app", &new);
+        let deployment = (i + 2).to_string();
+        wait_until(Duration::from_secs(30), &format!("the deploy killed at {step} to finish"), || {
+            f.json(&["deployment", "show", &deployment])["status"] == "succeeded"
+        });
+        // The interrupted activation was finished, not skipped: every later step ran.
+        for later in &STEPS[i..] {
+            let ran = project.join(format!("shared/data/at-{later}-{new}"));
+            assert!(ran.exists(), "killed at {step}: {later} never ran for {new}");
+        }
+        // Exactly one instance of the service runs, the new release's.
+        let pids = std::fs::read_to_string(project.join("shared/data/pids")).unwrap();
+        let live: Vec<&str> = pids.lines().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
+        assert_eq!(live.len(), 1, "killed at {step}: live service processes {live:?}");
+        let s = crate::service::status(&f, "web-1");
+        assert!(s["release"].as_str().unwrap().contains(&new), "killed at {step}: {s}");
+    }
+}

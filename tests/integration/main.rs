@@ -15,6 +15,8 @@ mod deploy;
 mod dev;
 mod fallback;
 mod faults;
+mod health;
 mod hooks;
+mod layout;
 mod service;
 mod uploads;

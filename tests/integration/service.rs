@@ -206,3 +206,53 @@ fn the_agent_refuses_to_run_a_service_as_root_unless_allowed() {
     let error = f.json(&["deployment", "show", "2"])["hosts"][0]["error"].as_str().unwrap().to_string();
     assert!(error.contains("no-such-user-here") && error.contains("does not exist"), "{error}");
 }
+
+/// `ferry agent rollback` on the host, as an operator would run it.
+fn manual_rollback(f: &Ferry, host: &str, to: Option<&str>) -> String {
+    let root = f.root_of(host);
+    let mut args = vec!["agent", "rollback", "--root", root.to_str().unwrap(), "app"];
+    if let Some(to) = to {
+        args.extend(["--to", to]);
+    }
+    let out = std::process::Command::new(crate::harness::FERRY).args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn restarted_pid(stdout: &str) -> i64 {
+    let at = stdout.find("service restarted (pid ").unwrap_or_else(|| panic!("{stdout}"));
+    stdout[at + 23..].split(')').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_manual_rollback_restarts_the_service_with_or_without_the_agent() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    upload_with(&f, "v1", RECIPE, &[("bin/app", APP)]);
+    upload_with(&f, "v2", RECIPE, &[("bin/app", APP)]);
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
+    let on_v2 = pid_of(&status(&f, "web-1"));
+
+    // With the agent running, it restarts the service on the release now active.
+    let pid = restarted_pid(&manual_rollback(&f, "web-1", None));
+    assert!(pid != on_v2 && alive(pid) && !alive(on_v2));
+    let s = status(&f, "web-1");
+    assert_eq!(pid_of(&s), pid);
+    assert!(s["release"].as_str().unwrap().contains("v1"), "{s}");
+
+    // With the agent down, the command restarts it itself, and the agent
+    // adopts that process when it comes back.
+    f.agent("web-1").kill();
+    let pid = restarted_pid(&manual_rollback(&f, "web-1", Some("v2")));
+    assert!(alive(pid));
+    let stdout = read(&f.root_of("web-1").join("app/shared/log/service.stdout.log"));
+    assert_eq!(stdout.matches("app v2 started").count(), 2, "{stdout}");
+    f.start_agent("web-1", "role=web");
+    f.wait_online("web-1", true);
+    std::thread::sleep(Duration::from_secs(2));
+    let s = status(&f, "web-1");
+    assert_eq!((pid_of(&s), s["state"].as_str()), (pid, Some("running")), "{s}");
+}

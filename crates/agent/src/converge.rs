@@ -113,8 +113,13 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
     let is_current =
         current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name);
     // The same release deployed again: activate it again (templates, service).
-    let activated_since = layout.release_meta(&want.release_name).map_or(0, |m| m.activated_since);
-    let redeploy = is_current && activated_since != 0 && want.desired_since > activated_since;
+    // The same release deployed again, or an activation the agent died in:
+    // activate it (again).
+    let meta = layout.release_meta(&want.release_name);
+    let redeploy = is_current
+        && meta.as_ref().is_some_and(|m| {
+            m.pending_from.is_some() || (m.activated_since != 0 && want.desired_since > m.activated_since)
+        });
     if is_current && !redeploy {
         failures.remove(&want.project);
         fallback::clear_pin(&layout);
@@ -240,7 +245,13 @@ async fn check_and_repair(
 /// Installs (if needed) and activates one release. Returns what it moved.
 async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
-    let previous = layout.current().map(|(name, _)| name);
+    let current = layout.current().map(|(name, _)| name);
+    // Resuming an interrupted activation: "previous" is what it started from.
+    let resumed = layout.release_meta(&want.release_name).and_then(|m| m.pending_from);
+    let previous = match resumed {
+        Some(from) if current.as_deref() == Some(want.release_name.as_str()) => Some(from).filter(|f| !f.is_empty()),
+        _ => current,
+    };
     let env = config::desired_env(layout, want, previous.as_deref());
     // Kept on the host so that the service can be restarted, and a manual
     // rollback done, without the server.
@@ -275,6 +286,7 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             env: want.env.clone(),
             total_size: manifest.total_size(),
             activated_since: 0,
+            pending_from: None,
         };
         tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta, &shared))
             .await
@@ -324,7 +336,10 @@ async fn activate(
         hooks::run("before_rollback", hooks.before_rollback.as_deref(), &hooks, &release_dir, env).await?;
     }
     hooks::run("before_activate", hooks.before_activate.as_deref(), &hooks, &release_dir, env).await?;
-    layout.activate(&want.release_name).map_err(|e| format!("activating the release: {e}"))?;
+    layout
+        .set_pending_from(&want.release_name, Some(previous.unwrap_or_default()))
+        .and_then(|()| layout.activate(&want.release_name))
+        .map_err(|e| format!("activating the release: {e}"))?;
     let after = async {
         c.supervisor.deploy(&want.project).await.map_err(|e| (e, true))?;
         let run = |name, command: Option<String>| {
@@ -343,8 +358,13 @@ async fn activate(
     };
     if let Err((e, put_back)) = after.await {
         return Err(match previous.filter(|p| put_back && *p != want.release_name) {
-            Some(prev) => put_back_previous(c, layout, &want.project, prev, e).await,
-            None => e,
+            Some(prev) => put_back_previous(c, layout, &want.project, &want.release_name, prev, e).await,
+            None if put_back => e, // nothing to go back to: retried later
+            None => {
+                // `[health] rollback = false`: the host stays, failed; not retried.
+                let _ = layout.set_pending_from(&want.release_name, None);
+                e
+            }
         });
     }
     layout
@@ -354,7 +374,14 @@ async fn activate(
 
 /// Puts the host back on the release it ran before a failed activation,
 /// restarting that release's service. Returns the whole story.
-async fn put_back_previous(c: &Converger, layout: &ProjectLayout, project: &str, prev: &str, error: String) -> String {
+async fn put_back_previous(
+    c: &Converger,
+    layout: &ProjectLayout,
+    project: &str,
+    failed: &str,
+    prev: &str,
+    error: String,
+) -> String {
     let dir = layout.release_dir(prev);
     let hooks = config::of_release(&dir).ok().and_then(|r| r.hooks).unwrap_or_default();
     let vars = config::load_vars(layout);
@@ -366,6 +393,7 @@ async fn put_back_previous(c: &Converger, layout: &ProjectLayout, project: &str,
     if let Err(back) = layout.activate(prev) {
         return format!("{story}\nputting back the previous release {prev} failed too: {back}");
     }
+    let _ = layout.set_pending_from(failed, None);
     story.push_str(&format!("\nput back on the previous release {prev}"));
     if let Err(e) = c.supervisor.deploy(project).await {
         story.push_str(&format!("; its service did not start either: {e}"));

@@ -36,6 +36,13 @@ pub struct ReleaseMeta {
     /// activates it again, rendering templates and restarting the service.
     #[serde(default)]
     pub activated_since: i64,
+    /// Set just before `current` switches to this release, to the release
+    /// it switched from (empty for none), and cleared once the activation
+    /// has passed its checks: an agent that dies in between finishes the
+    /// activation (service, health, validate) on restart instead of taking
+    /// the unchecked release as done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_from: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,10 +87,23 @@ impl ProjectLayout {
         Some((name, serde_json::from_slice(&meta).ok()?))
     }
 
-    /// Records which deployment (its `desired_since`) activated the release.
+    /// Records which deployment (its `desired_since`) activated the release:
+    /// the activation is complete.
     pub fn set_activated_since(&self, name: &str, since: i64) -> io::Result<()> {
+        self.update_meta(name, |meta| {
+            meta.activated_since = since;
+            meta.pending_from = None;
+        })
+    }
+
+    /// Marks an activation of `name` as begun (`Some(previous)`) or abandoned.
+    pub fn set_pending_from(&self, name: &str, previous: Option<&str>) -> io::Result<()> {
+        self.update_meta(name, |meta| meta.pending_from = previous.map(str::to_string))
+    }
+
+    fn update_meta(&self, name: &str, change: impl FnOnce(&mut ReleaseMeta)) -> io::Result<()> {
         let Some(mut meta) = self.release_meta(name) else { return Ok(()) };
-        meta.activated_since = since;
+        change(&mut meta);
         let path = self.meta_path(name);
         let tmp = path.with_extension("json.tmp");
         fs::write(&tmp, serde_json::to_vec(&meta).map_err(io::Error::other)?).map_err(ctx(&tmp, "writing"))?;

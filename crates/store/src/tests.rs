@@ -135,6 +135,18 @@ async fn one_failed_host_fails_the_deployment(db: &dyn Database) {
     assert_eq!(db.environment_history(&e).await.unwrap().len(), 1);
 }
 
+async fn a_host_busy_with_or_failing_on_its_current_release_is_not_done(db: &dyn Database) {
+    let (p, e, r1, _, h1, _) = fixture(db).await;
+    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    // `current` already names r1 while the host still proves it (service, health).
+    db.apply_report(h1.id, &report(Some(&r1), Activity::Installing { release_id: r1.id }), 11).await.unwrap();
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Running);
+    let failed = Activity::Failed { release_id: r1.id, error: "health check failed".into() };
+    db.apply_report(h1.id, &report(Some(&r1), failed), 12).await.unwrap();
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Failed);
+    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Failed);
+}
+
 async fn the_environment_lock_refuses_a_second_deployment(db: &dyn Database) {
     let (p, e, r1, r2, h1, _) = fixture(db).await;
     let first = db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
@@ -256,6 +268,7 @@ mod sqlite_backend {
         tokens_resolve_to_their_owner,
         a_deployment_follows_its_hosts,
         one_failed_host_fails_the_deployment,
+        a_host_busy_with_or_failing_on_its_current_release_is_not_done,
         the_environment_lock_refuses_a_second_deployment,
         offline_targets_fail_after_the_timeout,
         a_new_host_adopts_the_environment_release,

@@ -712,16 +712,16 @@ impl Database for SqliteDatabase {
             let deployment_id: i64 = row.try_get(0)?;
             let release_id: i64 = row.try_get(1)?;
             let state: HostDeployState = parse(&row.try_get::<String, _>(2)?)?;
-            let (next, error) = if current.is_some_and(|c| c.release_id == release_id) {
-                (HostDeployState::Succeeded, None)
-            } else {
-                match &report.activity {
-                    Activity::Installing { release_id: r } if *r == release_id => (HostDeployState::Running, None),
-                    Activity::Failed { release_id: r, error } if *r == release_id => {
-                        (HostDeployState::Failed, Some(error.clone()))
-                    }
-                    _ => continue,
+            // A host can fail *on* the release (a health check with
+            // `rollback = false`), and be busy activating the release that
+            // `current` already names (a redeploy): the activity decides first.
+            let (next, error) = match &report.activity {
+                Activity::Failed { release_id: r, error } if *r == release_id => {
+                    (HostDeployState::Failed, Some(error.clone()))
                 }
+                Activity::Installing { release_id: r } if *r == release_id => (HostDeployState::Running, None),
+                _ if current.is_some_and(|c| c.release_id == release_id) => (HostDeployState::Succeeded, None),
+                _ => continue,
             };
             if !state.can_move_to(next) {
                 continue;
