@@ -299,11 +299,14 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
     let keep = want.keep_releases;
     let layout2 = layout.clone();
     let objects = c.objects.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Err(e) = layout2.prune(keep) {
+    let _ = tokio::task::spawn_blocking(move || match layout2.prune(keep) {
+        // Content only becomes garbage when a release goes.
+        Ok(removed) if !removed.is_empty() => objects.collect_garbage(GC_MIN_AGE),
+        Ok(_) => 0,
+        Err(e) => {
             tracing::warn!("pruning old releases: {e}");
+            0
         }
-        objects.collect_garbage(GC_MIN_AGE)
     })
     .await;
     Ok(stats)

@@ -350,10 +350,15 @@ fn build_tree(
             }
             EntryKind::Symlink { target } => symlink(target, &path).map_err(ctx(&path, "linking"))?,
             EntryKind::File { digest, executable, .. } => {
-                let object = objects.ensure(digest, *executable).map_err(ctx(&path, "preparing content for"))?;
+                // Link first: the object in the wanted mode is almost always
+                // there, and one syscall per file is the whole cost of an update.
+                let object = objects.path_for(digest, *executable);
                 if fs::hard_link(&object, &path).is_err() {
-                    // Another filesystem, or too many links: copy instead.
-                    fs::copy(&object, &path).map_err(ctx(&path, "copying"))?;
+                    let object = objects.ensure(digest, *executable).map_err(ctx(&path, "preparing content for"))?;
+                    if fs::hard_link(&object, &path).is_err() {
+                        // Another filesystem, or too many links: copy instead.
+                        fs::copy(&object, &path).map_err(ctx(&path, "copying"))?;
+                    }
                 }
             }
         }

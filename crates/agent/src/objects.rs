@@ -93,3 +93,40 @@ impl ObjectStore {
         freed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(root: &Path, bytes: &[u8]) -> (ObjectStore, Digest) {
+        let objects = ObjectStore::open(root).unwrap();
+        let digest = ferry_artifact::digest_of(bytes);
+        let mut w = objects.begin(digest, bytes.len() as u64).unwrap();
+        w.write(bytes).unwrap();
+        w.finish().unwrap();
+        (objects, digest)
+    }
+
+    #[test]
+    fn garbage_is_what_no_release_links_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let (objects, kept) = store(dir.path(), b"still in a release");
+        let (_, dropped) = store(dir.path(), b"in no release any more");
+        let release = dir.path().join("release");
+        fs::create_dir(&release).unwrap();
+        fs::hard_link(objects.path_for(&kept, false), release.join("file")).unwrap();
+        // The executable variant shares nothing with the plain object: it is an inode of its own.
+        let x = objects.ensure(&kept, true).unwrap();
+        assert_eq!(fs::metadata(&x).unwrap().permissions().mode() & 0o777, EXEC_MODE);
+        fs::hard_link(&x, release.join("tool")).unwrap();
+
+        assert_eq!(objects.collect_garbage(Duration::from_secs(600)), 0, "young content waits for a retry");
+        let freed = objects.collect_garbage(Duration::ZERO);
+        assert_eq!(freed, b"in no release any more".len() as u64);
+        assert!(!objects.has_content(&dropped));
+        assert!(objects.path_for(&kept, false).exists() && x.exists());
+        fs::remove_dir_all(&release).unwrap();
+        objects.collect_garbage(Duration::ZERO);
+        assert!(!objects.has_content(&kept));
+    }
+}
