@@ -64,14 +64,8 @@ pub struct ServiceSpec {
     pub log_max_bytes: u64,
 }
 
-/// A user to run a service as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunAs {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
-}
+/// A user to run a service (and its hooks) as.
+pub use ferry_process::RunAs;
 
 /// Reads the spec of a project's active release from disk; `Ok(None)` when
 /// the release has no `[service]`.

@@ -40,6 +40,15 @@ pub enum RunOutcome {
     Canceled,
 }
 
+/// A user to run a command as: uid and gid, name and home for its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: std::path::PathBuf,
+}
+
 /// Runs `command` and waits. `canceled` is polled once a second; use
 /// [`never`] when nothing can cancel it.
 pub async fn run(
@@ -48,9 +57,25 @@ pub async fn run(
     env: &[(String, String)],
     timeout: Duration,
     log: &LineSink,
+    canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
+) -> Result<RunOutcome, String> {
+    run_as(command, dir, env, None, timeout, log, canceled).await
+}
+
+/// [`run`], as another user (which needs the caller to be root).
+pub async fn run_as(
+    command: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    user: Option<&RunAs>,
+    timeout: Duration,
+    log: &LineSink,
     mut canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
 ) -> Result<RunOutcome, String> {
     let mut cmd = Command::new("sh");
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid).env("USER", &u.name).env("LOGNAME", &u.name).env("HOME", &u.home);
+    }
     cmd.arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -60,7 +85,10 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start `sh -c {command}`: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let who = user.map(|u| format!(" as user {}", u.name)).unwrap_or_default();
+        format!("cannot start `sh -c {command}`{who} in {}: {e}", dir.display())
+    })?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
     let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     let out = child.stdout.take().map(|s| tokio::spawn(pump(s, "stdout", log.clone(), tail.clone())));
