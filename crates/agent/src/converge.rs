@@ -45,9 +45,11 @@ struct Memory {
     notes: HashMap<String, (String, Instant)>,
 }
 
-/// The last failure to install a project's desired release.
+/// The last failure to install a project's desired release. A new
+/// deployment (a new `desired_since`) tries again at once.
 struct Failure {
     release_id: i64,
+    desired_since: i64,
     error: String,
     at: Instant,
     count: u32,
@@ -109,6 +111,7 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         activity,
         transfer,
         note: None,
+        desired_since: want.desired_since,
     };
     let is_current =
         current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name);
@@ -146,7 +149,7 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         fallback::clear_pin(&layout);
     }
     if let Some(f) = failures.get(&want.project)
-        && f.release_id == want.release_id
+        && (f.release_id, f.desired_since) == (want.release_id, want.desired_since)
         && f.at.elapsed() < retry_after(f.count)
     {
         return report(current, Activity::Failed { release_id: f.release_id, error: f.error.clone() }, None);
@@ -167,9 +170,15 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
             tracing::error!(project = %want.project, release = %want.release_name, "install failed: {error}");
             let count = failures
                 .get(&want.project)
-                .filter(|f| f.release_id == want.release_id)
+                .filter(|f| (f.release_id, f.desired_since) == (want.release_id, want.desired_since))
                 .map_or(1, |f| f.count.saturating_add(1));
-            let failure = Failure { release_id: want.release_id, error: error.clone(), at: Instant::now(), count };
+            let failure = Failure {
+                release_id: want.release_id,
+                desired_since: want.desired_since,
+                error: error.clone(),
+                at: Instant::now(),
+                count,
+            };
             failures.insert(want.project.clone(), failure);
             report(active(&layout), Activity::Failed { release_id: want.release_id, error }, None)
         }

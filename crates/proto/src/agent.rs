@@ -106,6 +106,11 @@ pub struct ProjectReport {
     /// Something an operator should know, e.g. a manual rollback on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The `desired_since` of the assignment this report answers, so that a
+    /// report made before the agent saw a new deployment never counts for
+    /// it (0 from agents that predate the field).
+    #[serde(default)]
+    pub desired_since: i64,
 }
 
 #[cfg(test)]
@@ -120,6 +125,7 @@ mod tests {
             activity: Activity::Failed { release_id: 3, error: "boom".into() },
             transfer: None,
             note: None,
+            desired_since: 0,
         });
         let json = serde_json::to_string(&msg).unwrap();
         assert!(json.starts_with(r#"{"type":"report","project":"web""#), "{json}");

@@ -76,6 +76,7 @@ fn report(r: Option<&Release>, activity: Activity) -> ProjectReport {
             files_downloaded: 1,
         }),
         note: None,
+        desired_since: 0,
     }
 }
 
@@ -138,6 +139,11 @@ async fn one_failed_host_fails_the_deployment(db: &dyn Database) {
 async fn a_host_busy_with_or_failing_on_its_current_release_is_not_done(db: &dyn Database) {
     let (p, e, r1, _, h1, _) = fixture(db).await;
     let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    // A report about an earlier assignment (made before the agent saw this
+    // deployment) does not count, however good it looks.
+    let stale = ProjectReport { desired_since: 9, ..report(Some(&r1), Activity::Idle) };
+    db.apply_report(h1.id, &stale, 11).await.unwrap();
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Pending);
     // `current` already names r1 while the host still proves it (service, health).
     db.apply_report(h1.id, &report(Some(&r1), Activity::Installing { release_id: r1.id }), 11).await.unwrap();
     assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Running);

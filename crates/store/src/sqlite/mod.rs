@@ -700,7 +700,8 @@ impl Database for SqliteDatabase {
         .await?;
 
         let open = sqlx::query(
-            "SELECT d.id, d.release_id, dh.state FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
+            "SELECT d.id, d.release_id, dh.state, d.created_at FROM deployment_hosts dh \
+             JOIN deployments d ON d.id = dh.deployment_id \
              WHERE dh.host_id = ? AND d.project_id = ? AND d.status = 'running' AND dh.state IN ('pending', 'running')",
         )
         .bind(host_id)
@@ -712,6 +713,12 @@ impl Database for SqliteDatabase {
             let deployment_id: i64 = row.try_get(0)?;
             let release_id: i64 = row.try_get(1)?;
             let state: HostDeployState = parse(&row.try_get::<String, _>(2)?)?;
+            let created_at: i64 = row.try_get(3)?;
+            // Made before the agent saw this deployment (e.g. the same release
+            // deployed again while the agent was busy): it says nothing of it.
+            if report.desired_since != 0 && report.desired_since < created_at {
+                continue;
+            }
             // A host can fail *on* the release (a health check with
             // `rollback = false`), and be busy activating the release that
             // `current` already names (a redeploy): the activity decides first.
