@@ -281,10 +281,11 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
     Ok(stats)
 }
 
-/// The variables every hook sees.
+/// The variables every hook sees: Ferry's own, then the project's
+/// variables from the server (R17).
 fn hook_env(layout: &ProjectLayout, want: &DesiredRelease, previous: Option<&str>) -> Vec<(String, String)> {
     let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
-    vec![
+    let mut env = vec![
         ("FERRY_PROJECT".into(), want.project.clone()),
         ("FERRY_ENV".into(), want.env.clone()),
         ("FERRY_VERSION".into(), want.version.clone()),
@@ -293,7 +294,11 @@ fn hook_env(layout: &ProjectLayout, want: &DesiredRelease, previous: Option<&str
         ("FERRY_SHARED_DIR".into(), path(layout.shared_dir())),
         ("FERRY_CURRENT".into(), path(layout.current_link())),
         ("FERRY_PREVIOUS_RELEASE".into(), previous.unwrap_or_default().to_string()),
-    ]
+    ];
+    // The server refuses FERRY_ names; skipping them here too means a later
+    // entry can never override one of Ferry's own.
+    env.extend(want.vars.iter().filter(|(k, _)| !k.starts_with("FERRY_")).map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 /// Downloads blobs into the content store, verifying each; a blob whose bytes
