@@ -17,3 +17,4 @@ mod fallback;
 mod faults;
 mod hooks;
 mod uploads;
+mod vars;
