@@ -24,7 +24,8 @@ pub struct Project {
 pub struct ProjectSource {
     /// Anything the server's `git` can fetch: file://, https://, ssh.
     pub repo_url: String,
-    /// Checks push webhooks; `None` refuses every webhook.
+    /// Checks push webhooks; `None` refuses every webhook. Stored as the
+    /// server gives it: sealed with the server's key.
     pub webhook_secret: Option<Secret>,
     /// Branch patterns whose pushes build; empty means all.
     pub branches: Vec<String>,
