@@ -59,6 +59,9 @@ pub enum Command {
     /// Upload and list releases
     #[command(subcommand)]
     Release(ReleaseCmd),
+    /// Configuration kept out of the repository: variables per project, environment and host; secrets
+    #[command(subcommand, long_about = VAR_ABOUT)]
+    Var(VarCmd),
     /// Build a branch, tag or commit of a project's repository; or cancel, retry, show a build
     Build(BuildArgs),
     /// A project's builds, newest first
@@ -287,6 +290,79 @@ pub enum EnvCmd {
     List {
         /// Project name
         project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ferry var --help`: scopes, precedence and secrets.
+const VAR_ABOUT: &str = "Configuration kept on the server, out of the repository. Hooks on the hosts see the \
+variables in their environment, after Ferry's own FERRY_* ones.
+
+A variable is set for one scope; the most specific scope that applies to a host wins:
+  (no flag)          the whole project: every host of every environment
+  --env E            the hosts of environment E
+  --host H           host H, in whichever environment it runs the project
+  --env E --host H   host H, only while it runs environment E
+so env+host beats host, host beats env, env beats project.
+
+Names are environment variable names (letters, digits and _, not starting with a digit); names starting \
+with FERRY_ are Ferry's own and refused.
+
+Secrets (--secret) are write-only: stored encrypted, never shown again by any command or API answer (lists \
+show ***), and sent only to the hosts they apply to. Give the value as - to read it from standard input, \
+keeping it out of the shell history: ferry var set shop DB_PASSWORD - --secret < password.txt
+
+Changes reach the hosts with their next activation (a deploy or a rollback).";
+
+#[derive(Args)]
+pub struct VarScopeArgs {
+    /// Only the hosts of this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only this host (with --env: only while it runs that environment)
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum VarCmd {
+    /// Set a variable, replacing its value in the same scope; VALUE - reads standard input
+    #[command(long_about = VAR_ABOUT)]
+    Set {
+        /// Project name
+        project: String,
+        /// Variable name, e.g. DB_HOST
+        key: String,
+        /// The value; - reads it from standard input (one trailing newline removed); put -- before other values
+        /// starting with -
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+        #[command(flatten)]
+        scope: VarScopeArgs,
+        /// Keep it secret: encrypted on the server, never shown again (lists show ***)
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a variable from exactly this scope
+    Unset {
+        /// Project name
+        project: String,
+        /// Variable name
+        key: String,
+        #[command(flatten)]
+        scope: VarScopeArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Every variable of a project with its scope; with --env/--host, what such a host sees and where it comes from
+    List {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        scope: VarScopeArgs,
         #[command(flatten)]
         conn: Conn,
     },

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use ferry_cli::{Client, Output, commands};
 use ferry_domain::{DeploymentKind, Tags};
-use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateProject};
+use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateProject, SetVar, VarQuery};
 
 use crate::args::*;
 
@@ -142,6 +142,20 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::release_list(&c, &project, out).await
         }
+        Command::Var(VarCmd::Set { project, key, value, scope, secret, conn }) => {
+            let (c, out) = client(&conn)?;
+            let value = ferry_cli::vars::read_value(value)?;
+            let req = SetVar { key, value, env: scope.env, host: scope.host, secret };
+            ferry_cli::vars::set(&c, &project, req, out).await
+        }
+        Command::Var(VarCmd::Unset { project, key, scope, conn }) => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::vars::unset(&c, &project, &key, var_query(scope), out).await
+        }
+        Command::Var(VarCmd::List { project, scope, conn }) => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::vars::list(&c, &project, var_query(scope), out).await
+        }
         Command::Build(args) => match args.action {
             None => {
                 let (c, out) = client(&args.conn)?;
@@ -205,4 +219,8 @@ fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: D
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
         build: None,
     }
+}
+
+fn var_query(scope: VarScopeArgs) -> VarQuery {
+    VarQuery { env: scope.env, host: scope.host }
 }

@@ -67,12 +67,32 @@ fn shared_paths_and_templates_on_the_host() {
     let log = std::fs::read_to_string(project.join("shared/rollbacks")).unwrap();
     assert_eq!(log.trim(), "rolled back to v1");
 
+    // Variables from the server, secrets included, are rendered, and the
+    // secret shows up nowhere else.
+    f.ok(&["var", "set", "app", "PORT", "9090"]);
+    f.ok(&["var", "set", "app", "--host", "web-1", "DB_PASSWORD", "s3cr3t-for-web-1", "--secret"]);
+    upload(&f, "v3", RECIPE, "port = ${PORT:-8080}\npassword = \"${DB_PASSWORD}\"\n");
+    f.ok(&["deploy", "app", "prod", "--version", "v3", "--wait"]);
+    assert_eq!(
+        std::fs::read_to_string(current.join("config/app.toml")).unwrap(),
+        "port = 9090\npassword = \"s3cr3t-for-web-1\"\n"
+    );
+    let vars = std::fs::metadata(project.join(".ferry/vars.json")).unwrap();
+    assert_eq!(vars.permissions().mode() & 0o777, 0o600, "the host's copy of the variables is private");
+    for entry in std::fs::read_dir(f.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read_to_string(&path).unwrap();
+            assert!(!log.contains("s3cr3t-for-web-1"), "{} shows the secret", path.display());
+        }
+    }
+
     // A template naming a variable nobody set fails before the switch.
-    upload(&f, "v3", RECIPE, "url = \"${DB_URL}\"\n");
-    f.fails(&["deploy", "app", "prod", "--version", "v3", "--wait"]);
-    let d = f.json(&["deployment", "show", "4"]);
+    upload(&f, "v4", RECIPE, "url = \"${DB_URL}\"\n");
+    f.fails(&["deploy", "app", "prod", "--version", "v4", "--wait"]);
+    let d = f.json(&["deployment", "show", "5"]);
     let error = d["hosts"][0]["error"].as_str().unwrap().to_string();
     assert!(error.contains("template config/app.toml.tmpl") && error.contains("DB_URL is not set"), "{error}");
-    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v3"));
     let _ = &mut f;
 }

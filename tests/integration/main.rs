@@ -20,3 +20,4 @@ mod hooks;
 mod layout;
 mod service;
 mod uploads;
+mod vars;

@@ -63,6 +63,11 @@ impl Client {
         let resp = self.http.post(self.url(path)).bearer_auth(&self.token).json(body).send().await;
         decode(path, resp).await
     }
+
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = self.http.delete(self.url(path)).bearer_auth(&self.token).send().await;
+        decode(path, resp).await
+    }
 }
 
 /// Decodes a JSON answer, or fails with the server's error message.

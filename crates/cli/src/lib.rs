@@ -8,6 +8,7 @@ pub mod client;
 pub mod commands;
 pub mod output;
 pub mod upload;
+pub mod vars;
 
 pub use client::Client;
 pub use output::Output;

@@ -3,9 +3,10 @@
 //! Everything here is deterministic and unit-tested: names and their
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
-//! and host states, and the choice of a rollback target. The server, the agent
-//! and the CLI all decide these questions by calling into this crate, so the
-//! answer is the same wherever it is asked.
+//! and host states, the choice of a rollback target, and which of a
+//! project's variables a host sees. The server, the agent and the CLI all
+//! decide these questions by calling into this crate, so the answer is the
+//! same wherever it is asked.
 
 pub mod deployment;
 pub mod digest;
@@ -21,6 +22,7 @@ pub mod secret;
 pub mod selector;
 pub mod service;
 pub mod template;
+pub mod vars;
 pub mod version;
 
 pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
@@ -35,6 +37,7 @@ pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
 pub use service::{RestartPolicy, ServiceRecipe, StopSignal};
 pub use template::{TemplateError, expand};
+pub use vars::{Var, VarError, VarScope};
 pub use version::next_version;
 
 /// Formats milliseconds since the epoch as RFC 3339 in UTC, as the API shows

@@ -7,6 +7,9 @@
 //! repeated message therefore never leaves the two sides disagreeing for
 //! longer than the next message.
 
+use std::collections::BTreeMap;
+use std::fmt;
+
 use ferry_domain::Tags;
 
 /// Bumped on any incompatible change to these messages.
@@ -43,7 +46,10 @@ pub struct DesiredState {
 }
 
 /// The release one project should have active on this host.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// `Debug` leaves out the values of `vars`: they may be secrets, and desired
+/// states end up in logs.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredRelease {
     pub project: String,
     pub env: String,
@@ -57,10 +63,26 @@ pub struct DesiredRelease {
     /// deployment of the same release changes it.
     #[serde(default)]
     pub desired_since: i64,
-    /// The project's variables for this host and environment (R17), secrets
-    /// included: rendered into templates and given to hooks and the service.
+    /// The project's variables as this host sees them in this environment
+    /// (R17), the most specific scope winning, secrets opened. Hooks get them
+    /// in their environment. Only secrets meant for this host are here.
     #[serde(default)]
-    pub vars: std::collections::BTreeMap<String, String>,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for DesiredRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesiredRelease")
+            .field("project", &self.project)
+            .field("env", &self.env)
+            .field("release_id", &self.release_id)
+            .field("version", &self.version)
+            .field("release_name", &self.release_name)
+            .field("keep_releases", &self.keep_releases)
+            .field("desired_since", &self.desired_since)
+            .field("vars", &self.vars.keys().map(|k| (k, "***")).collect::<BTreeMap<_, _>>())
+            .finish()
+    }
 }
 
 /// The release a project's `current` link points at.
@@ -133,5 +155,30 @@ mod tests {
         assert_eq!(serde_json::from_str::<AgentMsg>(&json).unwrap(), msg);
         let hb: AgentMsg = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
         assert_eq!(hb, AgentMsg::Heartbeat);
+    }
+
+    #[test]
+    fn desired_vars_travel_but_never_print() {
+        let release = DesiredRelease {
+            project: "web".into(),
+            env: "prod".into(),
+            release_id: 1,
+            version: "v1".into(),
+            release_name: "r".into(),
+            keep_releases: 5,
+            desired_since: 9,
+            vars: BTreeMap::from([("DB_PASSWORD".to_string(), "hunter2".to_string())]),
+        };
+        let msg = ServerMsg::Desired(DesiredState { releases: vec![release.clone()] });
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(json.contains(r#""vars":{"DB_PASSWORD":"hunter2"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<ServerMsg>(&json).unwrap(), msg);
+        let debug = format!("{msg:?} {release:#?}");
+        assert!(debug.contains("DB_PASSWORD") && !debug.contains("hunter2"), "{debug}");
+
+        // A server from before variables sends none.
+        let old =
+            r#"{"project":"web","env":"prod","release_id":1,"version":"v1","release_name":"r","keep_releases":5}"#;
+        assert!(serde_json::from_str::<DesiredRelease>(old).unwrap().vars.is_empty());
     }
 }

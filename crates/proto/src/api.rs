@@ -259,3 +259,58 @@ pub struct HookAnswer {
     /// Why nothing was built, if nothing was.
     pub ignored: Option<String>,
 }
+
+/// `POST /api/v1/projects/{project}/vars`: sets a variable (R17), replacing
+/// the one of the same name and scope.
+#[derive(Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SetVar {
+    pub key: String,
+    /// May be a secret: never logged (see the `Debug` impl).
+    pub value: String,
+    /// Only hosts of this environment; with `host`, only that host there.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Only this host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Write-only from now on: stored sealed, shown as `***`, sent only to
+    /// the hosts whose hooks see it.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for SetVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetVar")
+            .field("key", &self.key)
+            .field("value", &"***")
+            .field("env", &self.env)
+            .field("host", &self.host)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// The scope of `GET` and `DELETE` on `/api/v1/projects/{project}/vars`, as
+/// query parameters.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct VarQuery {
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// One variable as the API shows it. A secret's `value` is always `***`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VarInfo {
+    pub key: String,
+    /// The value, or `***` for a secret.
+    pub value: String,
+    pub secret: bool,
+    /// The scope: `None` means any environment / any host.
+    pub env: Option<String>,
+    pub host: Option<String>,
+    pub updated_by: String,
+    pub updated_at: String,
+}

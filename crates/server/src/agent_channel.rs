@@ -58,8 +58,8 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), String> {
     socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())
 }
 
-async fn send_desired(state: &AppState, socket: &mut WebSocket, host_id: i64) -> Result<(), String> {
-    let desired = fleet::desired_state(state, host_id).await.map_err(|e| e.to_string())?;
+async fn send_desired(state: &AppState, socket: &mut WebSocket, host: &Host) -> Result<(), String> {
+    let desired = fleet::desired_state(state, host).await.map_err(|e| e.to_string())?;
     send(socket, &ServerMsg::Desired(desired)).await
 }
 
@@ -92,7 +92,7 @@ async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Resu
         tracing::info!(host = %host.name, %agent_version, "agent connected");
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
         send(&mut socket, &ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval }).await?;
-        send_desired(&state, &mut socket, host.id).await?;
+        send_desired(&state, &mut socket, &host).await?;
         agent_loop(&state, &host, &mut socket, &registration).await
     }
     .await;
@@ -142,9 +142,9 @@ async fn agent_loop(
                 if !state.hub.is_current(host.id, registration.conn_id) {
                     return Err("replaced by a newer connection of the same host".into());
                 }
-                send_desired(state, socket, host.id).await?;
+                send_desired(state, socket, host).await?;
             }
-            _ = resync.tick() => send_desired(state, socket, host.id).await?,
+            _ = resync.tick() => send_desired(state, socket, host).await?,
         }
     }
 }

@@ -61,6 +61,12 @@ impl From<ferry_domain::NameError> for ApiError {
     }
 }
 
+impl From<ferry_domain::VarError> for ApiError {
+    fn from(e: ferry_domain::VarError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();

@@ -6,14 +6,16 @@
 //! and reports; the reports move the deployment along. A host that was
 //! offline, or joins later, converges the same way (R2, R3).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ferry_domain::vars::{self, Var, VarScope};
 use ferry_domain::{
     DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target,
 };
 use ferry_proto::agent::{DesiredRelease, DesiredState};
 use ferry_proto::api::{CreateDeployment, DeploymentHostInfo, DeploymentInfo};
-use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User};
+use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User, VarRow};
 
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_ms};
@@ -28,23 +30,56 @@ pub fn release_name_for(project: &str, env: &str, release: &Release) -> String {
 }
 
 /// Everything that should run on a host, as sent to its agent.
-pub async fn desired_state(state: &AppState, host_id: i64) -> ApiResult<DesiredState> {
-    let rows = state.db.desired_for_host(host_id).await?;
-    Ok(DesiredState {
-        releases: rows
-            .into_iter()
-            .map(|row| DesiredRelease {
-                release_name: release_name_for(&row.project, &row.env, &row.release),
-                project: row.project,
-                env: row.env,
-                release_id: row.release.id,
-                version: row.release.version,
-                keep_releases: row.keep_releases,
-                desired_since: row.desired_since,
-                vars: Default::default(),
-            })
-            .collect(),
-    })
+pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<DesiredState> {
+    let rows = state.db.desired_for_host(host.id).await?;
+    // Only variables that can reach this host ever leave the store here:
+    // another host's secrets are not even opened.
+    let vars = state.db.vars_for_host(host.id).await?;
+    let mut releases = Vec::with_capacity(rows.len());
+    for row in rows {
+        let vars = host_vars(state, &vars, &row.project, &row.env, &host.name)?;
+        releases.push(DesiredRelease {
+            release_name: release_name_for(&row.project, &row.env, &row.release),
+            project: row.project,
+            env: row.env,
+            release_id: row.release.id,
+            version: row.release.version,
+            keep_releases: row.keep_releases,
+            desired_since: row.desired_since,
+            vars,
+        });
+    }
+    Ok(DesiredState { releases })
+}
+
+/// The variables of `project` that `host` sees in `env` (R17), secrets opened.
+fn host_vars(
+    state: &AppState,
+    rows: &[VarRow],
+    project: &str,
+    env: &str,
+    host: &str,
+) -> ApiResult<BTreeMap<String, String>> {
+    let candidates: Vec<Var<&VarRow>> = rows
+        .iter()
+        .filter(|r| r.project == project)
+        .map(|r| Var { scope: VarScope { env: r.env.clone(), host: r.host.clone() }, key: r.key.clone(), value: r })
+        .collect();
+    let target = VarScope { env: Some(env.to_string()), host: Some(host.to_string()) };
+    let mut out = BTreeMap::new();
+    for (key, var) in vars::resolve(&candidates, &target) {
+        let row = var.value;
+        let value = if row.secret {
+            let opened = state.secrets.open_var(row).map_err(|e| {
+                ApiError::Internal(format!("secret {key} of project '{project}' ({}) cannot be opened: {e}", var.scope))
+            })?;
+            opened.expose().to_string()
+        } else {
+            row.value.clone()
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
 }
 
 fn selector_of(env: &Environment) -> ApiResult<Selector> {

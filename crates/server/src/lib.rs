@@ -2,7 +2,7 @@
 //!
 //! It owns the HTTP API (`api`), the agent channel (`agent_channel`), and
 //! the rules that turn a deploy request into desired state for hosts
-//! (`fleet`). It holds no state of its own that matters across a restart:
+//! (`fleet`), and the key that seals secrets at rest (`secrets`). It holds no state of its own that matters across a restart:
 //! everything is in the [`Database`](ferry_store::Database) and the
 //! [`ArtifactStore`](ferry_store::ArtifactStore). What it keeps in memory are
 //! the open agent connections (`hub`) and nothing else.
@@ -20,6 +20,7 @@ mod fleet;
 mod hub;
 mod init;
 mod release;
+mod secrets;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ pub use init::InitOutcome;
 /// How a server is started.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `server.url`.
+    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `secrets.key`, `server.url`.
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     /// How often agents send a heartbeat.
@@ -71,6 +72,8 @@ pub(crate) struct AppState {
     pub hub: hub::Hub,
     pub builds: build::BuildQueue,
     pub config: Arc<ServerConfig>,
+    /// Seals and opens secret variables and webhook secrets.
+    pub secrets: Arc<secrets::SecretKey>,
 }
 
 /// Errors starting the server.
@@ -82,6 +85,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] secrets::SecretError),
 }
 
 /// A running server.
@@ -101,6 +106,8 @@ impl Server {
         let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open(&data.join("ferry.db")).await?);
         let artifacts: Arc<dyn ArtifactStore> = Arc::new(LocalArtifactStore::open(data.join("artifacts"))?);
         let init = init::initialise(db.as_ref(), data).await?;
+        let secrets = secrets::SecretKey::load_or_create(db.as_ref(), data).await?;
+        secrets::seal_plaintext_webhook_secrets(db.as_ref(), &secrets).await?;
         // No build of an earlier server process can still be running.
         let orphans = db.fail_running_builds("the server restarted while the build was running", now_ms()).await?;
         if orphans > 0 {
@@ -123,6 +130,7 @@ impl Server {
             hub: hub::Hub::default(),
             builds: build::BuildQueue::default(),
             config: Arc::new(config),
+            secrets: Arc::new(secrets),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let app = api::router(state.clone());

@@ -1,6 +1,6 @@
 //! Everything the Ferry server keeps: the [`Database`] (projects,
-//! environments, releases, hosts, desired state, deployments) and the
-//! [`ArtifactStore`] (release content, by digest).
+//! environments, releases, hosts, desired state, deployments, variables) and
+//! the [`ArtifactStore`] (release content, by digest).
 //!
 //! Both are narrow traits with one module per backend: SQLite and the local
 //! filesystem today; PostgreSQL and S3-compatible stores plug in beside them
@@ -15,6 +15,8 @@
 //!   store never reads a clock, so its behaviour is reproducible in tests.
 //! - The one-running-deployment-per-environment lock (R19) is enforced by the
 //!   database itself (a unique index), not by a check-then-insert.
+//! - Secrets (variables marked secret, webhook secrets) arrive sealed by the
+//!   server and are stored as given; the store never holds the key.
 
 pub mod artifacts;
 pub mod model;
@@ -79,6 +81,9 @@ pub trait Database: Send + Sync + 'static {
     async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project>;
     async fn project(&self, name: &str) -> Result<Project>;
     async fn projects(&self) -> Result<Vec<Project>>;
+    /// Replaces the webhook secret of a project that builds from git, as the
+    /// server gives it (sealed).
+    async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()>;
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment>;
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment>;
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>>;
@@ -158,6 +163,20 @@ pub trait Database: Send + Sync + 'static {
     async fn build_log(&self, id: i64, after: i64, limit: u32) -> Result<Vec<LogLine>>;
     /// Records a webhook delivery; false if this id was seen before.
     async fn record_delivery(&self, project_id: i64, forge: &str, delivery_id: &str, now: i64) -> Result<bool>;
+
+    // --- variables (R17) ---
+    /// Sets a variable, replacing the one of the same name in the same slot.
+    /// Returns true if it replaced one.
+    async fn set_var(&self, new: &NewVar, now: i64) -> Result<bool>;
+    /// Removes a variable; false if there was none of that name in the slot.
+    async fn unset_var(&self, slot: &VarSlot, key: &str) -> Result<bool>;
+    /// Every variable of a project, ordered by name, then from the least to
+    /// the most specific scope.
+    async fn vars(&self, project: &Project) -> Result<Vec<VarRow>>;
+    /// The variables that can reach one host: for each project it has a
+    /// desired release of, those for the whole project or the host's
+    /// environment there, and for any host or this one. Never another host's.
+    async fn vars_for_host(&self, host_id: i64) -> Result<Vec<VarRow>>;
 
     // --- status ---
     /// Desired and actual state of every host that has either for a project.

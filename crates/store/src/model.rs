@@ -24,7 +24,8 @@ pub struct Project {
 pub struct ProjectSource {
     /// Anything the server's `git` can fetch: file://, https://, ssh.
     pub repo_url: String,
-    /// Checks push webhooks; `None` refuses every webhook.
+    /// Checks push webhooks; `None` refuses every webhook. Stored as the
+    /// server gives it: sealed with the server's key.
     pub webhook_secret: Option<Secret>,
     /// Branch patterns whose pushes build; empty means all.
     pub branches: Vec<String>,
@@ -241,4 +242,67 @@ pub struct LogLine {
     /// `stdout`, `stderr` or `ferry` (lines Ferry itself writes).
     pub stream: String,
     pub line: String,
+}
+
+/// Where a variable lives (R17): a project, and optionally one of its
+/// environments and/or one host. `None` means any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VarSlot {
+    pub project_id: i64,
+    pub env_id: Option<i64>,
+    pub host_id: Option<i64>,
+}
+
+/// A variable to set, replacing the one of the same name in the same slot.
+#[derive(Clone, PartialEq)]
+pub struct NewVar {
+    pub slot: VarSlot,
+    pub key: String,
+    /// Stored as given: the server seals secrets before they get here.
+    pub value: String,
+    pub secret: bool,
+    pub updated_by: String,
+}
+
+/// One stored variable, with its scope by name.
+#[derive(Clone, PartialEq)]
+pub struct VarRow {
+    pub project: String,
+    pub env: Option<String>,
+    pub host: Option<String>,
+    pub key: String,
+    /// As given to [`Database::set_var`](crate::Database::set_var): sealed
+    /// for secrets.
+    pub value: String,
+    pub secret: bool,
+    pub updated_by: String,
+    pub updated_at: i64,
+}
+
+// Values stay out of Debug output: rows end up in logs and test failures.
+impl std::fmt::Debug for NewVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewVar")
+            .field("slot", &self.slot)
+            .field("key", &self.key)
+            .field("value", &"***")
+            .field("secret", &self.secret)
+            .field("updated_by", &self.updated_by)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VarRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VarRow")
+            .field("project", &self.project)
+            .field("env", &self.env)
+            .field("host", &self.host)
+            .field("key", &self.key)
+            .field("value", &"***")
+            .field("secret", &self.secret)
+            .field("updated_by", &self.updated_by)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }

@@ -256,6 +256,95 @@ async fn build_logs_and_deliveries(db: &dyn Database) {
     assert!(db.record_delivery(p.id, "gitlab", "d-1", 3).await.unwrap());
 }
 
+fn var(slot: VarSlot, key: &str, value: &str, secret: bool) -> NewVar {
+    NewVar { slot, key: key.into(), value: value.into(), secret, updated_by: "admin".into() }
+}
+
+/// `(env, host, key, value)` of each row, in the order the store gives them.
+fn var_rows(rows: &[VarRow]) -> Vec<(Option<&str>, Option<&str>, &str, &str)> {
+    rows.iter().map(|r| (r.env.as_deref(), r.host.as_deref(), r.key.as_str(), r.value.as_str())).collect()
+}
+
+async fn variables_are_set_per_slot_replaced_and_unset(db: &dyn Database) {
+    let (p, e, _, _, h1, _) = fixture(db).await;
+    let whole = VarSlot { project_id: p.id, env_id: None, host_id: None };
+    let env = VarSlot { env_id: Some(e.id), ..whole };
+    let host = VarSlot { host_id: Some(h1.id), ..whole };
+    let both = VarSlot { env_id: Some(e.id), host_id: Some(h1.id), ..whole };
+    for (slot, value) in [(both, "4"), (host, "3"), (env, "2"), (whole, "1")] {
+        assert!(!db.set_var(&var(slot, "DB_HOST", value, false), 10).await.unwrap(), "a new variable");
+    }
+    db.set_var(&var(whole, "A_FIRST", "a", false), 10).await.unwrap();
+    assert_eq!(
+        var_rows(&db.vars(&p).await.unwrap()),
+        [
+            (None, None, "A_FIRST", "a"),
+            (None, None, "DB_HOST", "1"),
+            (Some("prod"), None, "DB_HOST", "2"),
+            (None, Some("h1"), "DB_HOST", "3"),
+            (Some("prod"), Some("h1"), "DB_HOST", "4"),
+        ],
+        "by name, then least to most specific"
+    );
+
+    // Same name and slot: replaced in place, secret flag and all.
+    assert!(db.set_var(&var(env, "DB_HOST", "sealed", true), 11).await.unwrap());
+    let rows = db.vars(&p).await.unwrap();
+    let replaced = rows.iter().find(|r| r.env.is_some() && r.host.is_none()).unwrap();
+    assert_eq!((replaced.value.as_str(), replaced.secret, replaced.updated_at), ("sealed", true, 11));
+    assert_eq!(rows.len(), 5, "no second row for the same slot");
+    assert!(!format!("{replaced:?}").contains("sealed"), "Debug never shows a value");
+
+    assert!(db.unset_var(&env, "DB_HOST").await.unwrap());
+    assert!(!db.unset_var(&env, "DB_HOST").await.unwrap(), "already gone");
+    assert!(!db.unset_var(&whole, "NOPE").await.unwrap());
+    assert_eq!(db.vars(&p).await.unwrap().len(), 4, "the other slots are untouched");
+
+    // Another project's variables are its own.
+    let other = db.create_project(&project("other"), 12).await.unwrap();
+    assert!(db.vars(&other).await.unwrap().is_empty());
+}
+
+async fn a_host_is_given_only_variables_that_can_reach_it(db: &dyn Database) {
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 5).await.unwrap();
+    let slot = |env_id, host_id| VarSlot { project_id: p.id, env_id, host_id };
+    db.set_var(&var(slot(None, None), "ALL", "p", false), 6).await.unwrap();
+    db.set_var(&var(slot(Some(e.id), None), "ENV", "prod", false), 6).await.unwrap();
+    db.set_var(&var(slot(Some(staging.id), None), "ENV", "staging", false), 6).await.unwrap();
+    db.set_var(&var(slot(None, Some(h1.id)), "KEY", "h1 secret", true), 6).await.unwrap();
+    db.set_var(&var(slot(None, Some(h2.id)), "KEY", "h2 secret", true), 6).await.unwrap();
+    db.set_var(&var(slot(Some(staging.id), Some(h1.id)), "ONLY", "h1 in staging", false), 6).await.unwrap();
+    assert!(db.vars_for_host(h1.id).await.unwrap().is_empty(), "nothing desired on h1 yet");
+
+    db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    let h1_vars = db.vars_for_host(h1.id).await.unwrap();
+    assert_eq!(
+        var_rows(&h1_vars),
+        [(None, None, "ALL", "p"), (Some("prod"), None, "ENV", "prod"), (None, Some("h1"), "KEY", "h1 secret")]
+    );
+    assert!(h1_vars.iter().all(|v| v.project == "web"));
+    assert!(h1_vars[2].secret);
+    let h2_vars = db.vars_for_host(h2.id).await.unwrap();
+    assert!(h2_vars.iter().all(|v| v.value != "h1 secret"), "h1's secret never goes to h2");
+}
+
+async fn webhook_secrets_can_be_replaced(db: &dyn Database) {
+    let source = ProjectSource {
+        repo_url: "file:///repo".into(),
+        webhook_secret: Some(ferry_domain::Secret::new("plain")),
+        branches: vec!["main".into()],
+        push_tags: false,
+    };
+    let p = db.create_project(&NewProject { name: "git".into(), keep_releases: 5, source: Some(source) }, 1).await;
+    let p = p.unwrap();
+    db.set_webhook_secret(&p, Some("sealed")).await.unwrap();
+    let secret = db.project("git").await.unwrap().source.unwrap().webhook_secret.unwrap();
+    assert_eq!(secret.expose(), "sealed");
+    db.set_webhook_secret(&p, None).await.unwrap();
+    assert_eq!(db.project("git").await.unwrap().source.unwrap().webhook_secret, None);
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -280,6 +369,9 @@ mod sqlite_backend {
         a_new_host_adopts_the_environment_release,
         builds_queue_one_per_project_in_order,
         build_logs_and_deliveries,
+        variables_are_set_per_slot_replaced_and_unset,
+        a_host_is_given_only_variables_that_can_reach_it,
+        webhook_secrets_can_be_replaced,
     );
     use super::sqlite;
 }

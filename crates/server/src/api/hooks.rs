@@ -10,6 +10,7 @@ use ferry_proto::api::HookAnswer;
 use super::builds::{build_info, queue};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::secrets::webhook_context;
 use crate::webhook::{Event, Forge, HookError, Ref, verify_and_parse};
 
 pub async fn receive(
@@ -31,6 +32,9 @@ pub async fn receive(
             project.name
         )));
     };
+    let secret = state.secrets.open(secret.expose(), &webhook_context(&project.name)).map_err(|e| {
+        ApiError::Internal(format!("the webhook secret of project '{}' cannot be opened: {e}", project.name))
+    })?;
     let event = verify_and_parse(forge, secret.expose(), &headers, &body).map_err(|e| match e {
         HookError::Unauthorized(m) => {
             tracing::warn!(project = %project.name, forge = forge.name(), "webhook refused: {m}");

@@ -7,10 +7,11 @@ mod hooks;
 mod hosts;
 mod projects;
 mod releases;
+mod vars;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::{AppState, agent_channel};
 
@@ -37,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}", get(projects::show))
         .route("/api/v1/projects/{project}/environments", post(projects::create_env).get(projects::list_envs))
         .route("/api/v1/projects/{project}/status", get(projects::status))
+        .route("/api/v1/projects/{project}/vars", post(vars::set).get(vars::list))
+        .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
         .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))
         .route("/api/v1/projects/{project}/releases/{version}/archive", get(releases::archive))
         .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))

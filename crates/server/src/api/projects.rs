@@ -13,6 +13,7 @@ use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSourc
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::secrets::webhook_context;
 
 const DEFAULT_KEEP_RELEASES: u32 = 5;
 
@@ -54,7 +55,16 @@ pub async fn create(
                 req.branches.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
             Some(ProjectSource {
                 repo_url: url.to_string(),
-                webhook_secret: req.webhook_secret.filter(|s| !s.is_empty()).map(Secret::new),
+                // Sealed before it reaches the database (see `secrets`).
+                webhook_secret: match req.webhook_secret.filter(|s| !s.is_empty()) {
+                    Some(s) => Some(Secret::new(
+                        state
+                            .secrets
+                            .seal(&s, &webhook_context(&req.name))
+                            .map_err(|e| ApiError::Internal(format!("sealing the webhook secret: {e}")))?,
+                    )),
+                    None => None,
+                },
                 branches,
                 push_tags: req.push_tags,
             })

@@ -19,8 +19,11 @@ use crate::model::*;
 use crate::{Database, Result, StoreError};
 
 /// Schema migrations, applied in order, each exactly once.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_builds.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_builds.sql")),
+    (3, include_str!("migrations/0003_vars.sql")),
+];
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
@@ -37,7 +40,11 @@ impl SqliteDatabase {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Replaced and deleted rows are overwritten with zeros rather than
+            // left in free pages: a value that was once stored in the clear
+            // (a webhook secret before it was sealed) does not linger.
+            .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         let db = SqliteDatabase { pool };
         db.migrate().await?;
@@ -217,6 +224,25 @@ fn build_row(r: &sqlx::sqlite::SqliteRow) -> Result<Build> {
     })
 }
 
+const VAR_SELECT: &str = "SELECT p.name AS project, e.name AS env, h.name AS host, v.key, v.value, v.secret, \
+     v.updated_by, v.updated_at FROM vars v JOIN projects p ON p.id = v.project_id \
+     LEFT JOIN environments e ON e.id = v.env_id LEFT JOIN hosts h ON h.id = v.host_id";
+/// By name, then from the least to the most specific scope (project, env, host, both).
+const VAR_ORDER: &str = "ORDER BY p.name, v.key, (v.env_id IS NOT NULL) + 2 * (v.host_id IS NOT NULL), e.name, h.name";
+
+fn var_row(r: &sqlx::sqlite::SqliteRow) -> Result<VarRow> {
+    Ok(VarRow {
+        project: r.try_get("project")?,
+        env: r.try_get("env")?,
+        host: r.try_get("host")?,
+        key: r.try_get("key")?,
+        value: r.try_get("value")?,
+        secret: r.try_get::<i64, _>("secret")? != 0,
+        updated_by: r.try_get("updated_by")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
 /// Recomputes a running deployment's status from its hosts and closes it
 /// when every host has ended.
 async fn settle_deployment(conn: &mut sqlx::SqliteConnection, deployment_id: i64, now: i64) -> Result<()> {
@@ -338,6 +364,15 @@ impl Database for SqliteDatabase {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_row).collect()
+    }
+
+    async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE projects SET webhook_secret = ? WHERE id = ?")
+            .bind(secret)
+            .bind(project.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
@@ -979,6 +1014,76 @@ impl Database for SqliteDatabase {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_var(&self, new: &NewVar, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // `IS` matches NULL to NULL: the slot "any environment" is one slot.
+        let replaced = sqlx::query(
+            "UPDATE vars SET value = ?, secret = ?, updated_by = ?, updated_at = ? \
+             WHERE project_id = ? AND env_id IS ? AND host_id IS ? AND key = ?",
+        )
+        .bind(&new.value)
+        .bind(new.secret)
+        .bind(&new.updated_by)
+        .bind(now)
+        .bind(new.slot.project_id)
+        .bind(new.slot.env_id)
+        .bind(new.slot.host_id)
+        .bind(&new.key)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if !replaced {
+            sqlx::query(
+                "INSERT INTO vars (project_id, env_id, host_id, key, value, secret, updated_by, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(new.slot.project_id)
+            .bind(new.slot.env_id)
+            .bind(new.slot.host_id)
+            .bind(&new.key)
+            .bind(&new.value)
+            .bind(new.secret)
+            .bind(&new.updated_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(format!("variable {}", new.key)))?;
+        }
+        tx.commit().await?;
+        Ok(replaced)
+    }
+
+    async fn unset_var(&self, slot: &VarSlot, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM vars WHERE project_id = ? AND env_id IS ? AND host_id IS ? AND key = ?")
+            .bind(slot.project_id)
+            .bind(slot.env_id)
+            .bind(slot.host_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn vars(&self, project: &Project) -> Result<Vec<VarRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{VAR_SELECT} WHERE v.project_id = ? {VAR_ORDER}")))
+            .bind(project.id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(var_row).collect()
+    }
+
+    async fn vars_for_host(&self, host_id: i64) -> Result<Vec<VarRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{VAR_SELECT} JOIN host_desired hd ON hd.project_id = v.project_id AND hd.host_id = ?1 \
+             WHERE (v.env_id IS NULL OR v.env_id = hd.env_id) AND (v.host_id IS NULL OR v.host_id = ?1) {VAR_ORDER}"
+        )))
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(var_row).collect()
     }
 
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {

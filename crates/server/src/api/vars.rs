@@ -1,0 +1,160 @@
+//! `/api/v1/projects/{project}/vars`: configuration kept out of the
+//! repository (R17), per project, environment, host, or host within one
+//! environment; the most specific wins (crates/domain `vars.rs`).
+//!
+//! Secret values are write-only: they are sealed before they are stored, and
+//! no answer, log line or error message of this module contains one; lists
+//! show `***`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ferry_domain::rfc3339_from_millis;
+use ferry_domain::vars::{self, MASK, Var, VarScope};
+use ferry_proto::api::{SetVar, VarInfo, VarQuery};
+use ferry_store::{NewVar, Project, VarRow, VarSlot};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::secrets::var_context;
+
+/// How the API shows a stored variable: never a secret's value.
+fn var_info(row: &VarRow) -> VarInfo {
+    VarInfo {
+        key: row.key.clone(),
+        value: if row.secret { MASK.to_string() } else { row.value.clone() },
+        secret: row.secret,
+        env: row.env.clone(),
+        host: row.host.clone(),
+        updated_by: row.updated_by.clone(),
+        updated_at: rfc3339_from_millis(row.updated_at),
+    }
+}
+
+fn scope_of(row: &VarRow) -> VarScope {
+    VarScope { env: row.env.clone(), host: row.host.clone() }
+}
+
+/// An empty `?env=` means no environment, as the flag left out would.
+fn given(name: Option<&str>) -> Option<&str> {
+    name.map(str::trim).filter(|n| !n.is_empty())
+}
+
+/// The store slot and the scope of `env`/`host` in `project`; unknown names
+/// are refused, naming them.
+async fn slot(
+    state: &AppState,
+    project: &Project,
+    env: Option<&str>,
+    host: Option<&str>,
+) -> ApiResult<(VarSlot, VarScope)> {
+    let mut slot = VarSlot { project_id: project.id, env_id: None, host_id: None };
+    let mut scope = VarScope::project();
+    if let Some(name) = given(env) {
+        let e = state.db.environment(project, name).await?;
+        slot.env_id = Some(e.id);
+        scope.env = Some(e.name);
+    }
+    if let Some(name) = given(host) {
+        let h = state.db.host(name).await?;
+        slot.host_id = Some(h.id);
+        scope.host = Some(h.name);
+    }
+    Ok((slot, scope))
+}
+
+/// `POST`: sets one variable.
+pub async fn set(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<SetVar>,
+) -> ApiResult<Json<VarInfo>> {
+    vars::validate(&req.key, &req.value)?;
+    let project = state.db.project(&project).await?;
+    let (slot, scope) = slot(&state, &project, req.env.as_deref(), req.host.as_deref()).await?;
+    let existing = state.db.vars(&project).await?;
+    let existing = existing.iter().find(|r| r.key == req.key && scope_of(r) == scope);
+    if existing.is_some_and(|r| r.secret) && !req.secret {
+        // Replacing a secret with a plain value would show it in every list.
+        return Err(ApiError::Conflict(format!(
+            "{} ({scope}) is a secret: give --secret to replace it, or unset it first to store a plain value",
+            req.key
+        )));
+    }
+    let value = if req.secret {
+        state
+            .secrets
+            .seal(&req.value, &var_context(&project.name, &scope, &req.key))
+            .map_err(|e| ApiError::Internal(format!("sealing {}: {e}", req.key)))?
+    } else {
+        req.value
+    };
+    let new = NewVar { slot, key: req.key.clone(), value, secret: req.secret, updated_by: caller.name.clone() };
+    let replaced = state.db.set_var(&new, crate::now_ms()).await?;
+    tracing::info!(project = %project.name, key = %req.key, scope = %scope, secret = req.secret, replaced,
+        by = %caller.name, "variable set");
+    wake_project_hosts(&state, &project).await?;
+    let row = state
+        .db
+        .vars(&project)
+        .await?
+        .into_iter()
+        .find(|r| r.key == req.key && scope_of(r) == scope)
+        .ok_or_else(|| ApiError::Internal(format!("variable {} vanished after it was set", req.key)))?;
+    Ok(Json(var_info(&row)))
+}
+
+/// `GET`: every variable of the project; or, given `env` and/or `host`, the
+/// variables such a host sees, each from the scope that wins.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+    Query(q): Query<VarQuery>,
+) -> ApiResult<Json<Vec<VarInfo>>> {
+    let project = state.db.project(&project).await?;
+    let (_, target) = slot(&state, &project, q.env.as_deref(), q.host.as_deref()).await?;
+    let rows = state.db.vars(&project).await?;
+    if target == VarScope::project() {
+        return Ok(Json(rows.iter().map(var_info).collect()));
+    }
+    let candidates: Vec<Var<&VarRow>> =
+        rows.iter().map(|r| Var { scope: scope_of(r), key: r.key.clone(), value: r }).collect();
+    Ok(Json(vars::resolve(&candidates, &target).into_values().map(|v| var_info(v.value)).collect()))
+}
+
+/// `DELETE /api/v1/projects/{project}/vars/{key}`: removes the variable of
+/// exactly this scope; answers with what was removed.
+pub async fn unset(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((project, key)): Path<(String, String)>,
+    Query(q): Query<VarQuery>,
+) -> ApiResult<Json<VarInfo>> {
+    vars::validate_key(&key)?;
+    let project = state.db.project(&project).await?;
+    let (slot, scope) = slot(&state, &project, q.env.as_deref(), q.host.as_deref()).await?;
+    let rows = state.db.vars(&project).await?;
+    let Some(row) = rows.iter().find(|r| r.key == key && scope_of(r) == scope) else {
+        return Err(ApiError::NotFound(not_set(&key, &scope, &project)));
+    };
+    if !state.db.unset_var(&slot, &key).await? {
+        return Err(ApiError::NotFound(not_set(&key, &scope, &project)));
+    }
+    tracing::info!(project = %project.name, %key, scope = %scope, by = %caller.name, "variable unset");
+    wake_project_hosts(&state, &project).await?;
+    Ok(Json(var_info(row)))
+}
+
+fn not_set(key: &str, scope: &VarScope, project: &Project) -> String {
+    format!("{key} is not set in project '{}' for {}", project.name, scope.describe())
+}
+
+/// Variables are part of the desired state, which is resent on every change;
+/// they take effect at the host's next activation.
+async fn wake_project_hosts(state: &AppState, project: &Project) -> ApiResult<()> {
+    let hosts = state.db.project_host_states(project).await?;
+    state.hub.wake(hosts.iter().filter(|h| h.desired_env_id.is_some()).map(|h| h.host_id));
+    Ok(())
+}
