@@ -256,3 +256,25 @@ fn a_manual_rollback_restarts_the_service_with_or_without_the_agent() {
     let s = status(&f, "web-1");
     assert_eq!((pid_of(&s), s["state"].as_str()), (pid, Some("running")), "{s}");
 }
+
+#[test]
+fn a_service_that_died_while_its_agent_was_away_is_started_and_reported() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    upload_with(&f, "v1", RECIPE, &[("bin/app", APP)]);
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let pid = pid_of(&status(&f, "web-1"));
+    f.agent("web-1").kill();
+    crate::harness::kill_group(pid);
+    f.start_agent("web-1", "role=web");
+    f.wait_online("web-1", true);
+    wait_until(Duration::from_secs(15), "the service to run again", || {
+        let s = status(&f, "web-1");
+        s["state"] == "running" && s["pid"].as_i64().is_some_and(|p| p != pid)
+    });
+    wait_until(Duration::from_secs(15), "status to say so", || {
+        let s = f.json(&["status", "app"]);
+        s["environments"][0]["hosts"][0]["error"].as_str().unwrap_or("").contains("service was not running; started")
+    });
+}
