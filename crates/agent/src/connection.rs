@@ -79,6 +79,9 @@ async fn session(
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
     let mut silence_limit = Duration::from_secs(15);
     let mut last_heard = tokio::time::Instant::now();
+    // Whether the server said it stores deployment logs; until its Welcome,
+    // messages wait in the channel.
+    let mut accepts_log: Option<bool> = None;
     loop {
         tokio::select! {
             msg = rx.next() => {
@@ -90,7 +93,8 @@ async fn session(
                 last_heard = tokio::time::Instant::now();
                 let Message::Text(text) = msg else { continue };
                 match serde_json::from_str::<ServerMsg>(&text) {
-                    Ok(ServerMsg::Welcome { host, heartbeat_interval_ms }) => {
+                    Ok(ServerMsg::Welcome { host, heartbeat_interval_ms, accepts_log: logs }) => {
+                        accepts_log = Some(logs);
                         let every = Duration::from_millis(heartbeat_interval_ms.max(100));
                         heartbeat = tokio::time::interval(every);
                         silence_limit = every * 3;
@@ -103,8 +107,12 @@ async fn session(
                     Err(e) => tracing::warn!("unreadable message from the server: {e}"),
                 }
             }
-            report = reports.recv() => {
+            report = reports.recv(), if accepts_log.is_some() => {
                 let Some(report) = report else { return Ok(()) };
+                if matches!(report, AgentMsg::Log { .. }) && accepts_log != Some(true) {
+                    // An older server would only warn about each of them.
+                    continue;
+                }
                 send(&mut tx, &report).await?;
             }
             _ = heartbeat.tick() => {
