@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::AgentApi;
+use crate::deploy_log::DeployLog;
 use crate::layout::{ProjectLayout, ReleaseMeta};
 use crate::objects::ObjectStore;
 use crate::{fallback, hooks};
@@ -139,7 +140,14 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         Activity::Installing { release_id: want.release_id },
         None,
     )));
-    match install(c, &layout, want).await {
+    let log = DeployLog::start(&want.project, want.release_id, c.reports.clone());
+    let installed = install(c, &layout, want, &log).await;
+    if let Err(error) = &installed {
+        log.step(format!("install failed: {}", error.lines().next().unwrap_or_default()));
+    }
+    // Every line goes up before the report that ends the install.
+    log.flush();
+    match installed {
         Ok(transfer) => {
             failures.remove(&want.project);
             tracing::info!(project = %want.project, release = %want.release_name,
@@ -211,7 +219,12 @@ async fn check_and_repair(
 }
 
 /// Installs (if needed) and activates one release. Returns what it moved.
-async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
+async fn install(
+    c: &Converger,
+    layout: &ProjectLayout,
+    want: &DesiredRelease,
+    log: &DeployLog,
+) -> Result<TransferStats, String> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
     let release_dir = layout.release_dir(&want.release_name);
     let previous = layout.current().map(|(name, _)| name);
@@ -219,6 +232,7 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
     if let Some(meta) = layout.release_meta(&want.release_name) {
         // Still on disk (a rollback): only the link changes.
         stats.bytes_reused = meta.total_size;
+        log.step(format!("{} is still on the host: switching back to it", want.release_name));
     } else {
         let manifest = c.api.manifest(want.release_id).await?;
         manifest.validate().map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
@@ -228,12 +242,18 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
         stats.files_downloaded = missing.len() as u64;
         stats.bytes_reused = manifest.total_size().saturating_sub(stats.bytes_downloaded);
         if !missing.is_empty() {
+            let reused = match stats.bytes_reused {
+                0 => String::new(),
+                n => format!("; {} already on the host", ferry_domain::human_size(n)),
+            };
+            let size = ferry_domain::human_size(stats.bytes_downloaded);
+            log.step(format!("downloading {} files ({size}){reused}", stats.files_downloaded));
             download(c, missing).await?;
         }
         let recipe = hooks::of_manifest(&manifest, &c.objects)?;
         if recipe.before_install.is_some() {
             std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
-            hooks::run("before_install", recipe.before_install.as_deref(), &recipe, &layout.dir, &env).await?;
+            hooks::run("before_install", recipe.before_install.as_deref(), &recipe, &layout.dir, &env, log).await?;
         }
         let objects = c.objects.clone();
         let layout2 = layout.clone();
@@ -248,23 +268,29 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("assembling the release: {e}"))?;
-        hooks::run("after_install", recipe.after_install.as_deref(), &recipe, &release_dir, &env).await?;
+        log.step(format!("assembled {}", want.release_name));
+        hooks::run("after_install", recipe.after_install.as_deref(), &recipe, &release_dir, &env, log).await?;
     }
     let recipe = hooks::of_release(&release_dir)?;
     // Before the switch a failure leaves `current` where it was.
-    hooks::run("before_activate", recipe.before_activate.as_deref(), &recipe, &release_dir, &env).await?;
+    hooks::run("before_activate", recipe.before_activate.as_deref(), &recipe, &release_dir, &env, log).await?;
     layout.activate(&want.release_name).map_err(|e| format!("activating the release: {e}"))?;
+    log.step(format!("activated {}", want.release_name));
     // After it, a failure puts the host back on its previous release.
     let after = async {
-        hooks::run("after_activate", recipe.after_activate.as_deref(), &recipe, &release_dir, &env).await?;
-        hooks::run("validate", recipe.validate.as_deref(), &recipe, &release_dir, &env).await
+        hooks::run("after_activate", recipe.after_activate.as_deref(), &recipe, &release_dir, &env, log).await?;
+        hooks::run("validate", recipe.validate.as_deref(), &recipe, &release_dir, &env, log).await
     };
     if let Err(e) = after.await {
         return Err(match previous.as_deref() {
-            Some(prev) if prev != want.release_name => match layout.activate(prev) {
-                Ok(()) => format!("{e}\nput back on the previous release {prev}"),
-                Err(back) => format!("{e}\nputting back the previous release {prev} failed too: {back}"),
-            },
+            Some(prev) if prev != want.release_name => {
+                let back = match layout.activate(prev) {
+                    Ok(()) => format!("put back on the previous release {prev}"),
+                    Err(back) => format!("putting back the previous release {prev} failed too: {back}"),
+                };
+                log.step(back.clone());
+                format!("{e}\n{back}")
+            }
             _ => e,
         });
     }
