@@ -67,7 +67,10 @@ async fn session(
     let mut request = ws_url(&config.server).into_client_request().map_err(|e| e.to_string())?;
     let auth = format!("Bearer {}", cred.token).parse().map_err(|_| "credential is not a valid header".to_string())?;
     request.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(request))
+    // No Nagle: messages are small and often back to back (an install's last
+    // log lines, then its report); the second would wait for a delayed ACK.
+    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(15), connect)
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
