@@ -138,7 +138,8 @@ async fn agent_loop(
                         state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
                     }
                     Ok(AgentMsg::Log { project, release_id, lines }) => {
-                        state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
+                        // No host_seen: heartbeats keep coming beside the lines,
+                        // and a chatty hook should not cost a write per batch.
                         // Losing log lines is better than dropping the connection
                         // that carries the reports.
                         let stored = state.db.append_deployment_log(host.id, &project, release_id, &lines, now_ms());

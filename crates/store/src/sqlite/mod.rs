@@ -800,17 +800,20 @@ impl Database for SqliteDatabase {
         if lines.is_empty() {
             return Ok(None);
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let deployment_id: Option<i64> = sqlx::query_scalar(
-            "SELECT d.id FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
+        const TAKING: &str = "SELECT d.id FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
              JOIN projects p ON p.id = d.project_id WHERE dh.host_id = ? AND p.name = ? AND d.release_id = ? \
-             AND d.status = 'running' AND dh.state IN ('pending', 'running') ORDER BY d.id DESC LIMIT 1",
-        )
-        .bind(host_id)
-        .bind(project)
-        .bind(release_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+             AND d.status = 'running' AND dh.state IN ('pending', 'running') ORDER BY d.id DESC LIMIT 1";
+        // Lines no deployment waits for (a new host adopting its environment's
+        // release, a retry after a failure) cost a read, not the write lock.
+        let waiting: Option<i64> =
+            sqlx::query_scalar(TAKING).bind(host_id).bind(project).bind(release_id).fetch_optional(&self.pool).await?;
+        if waiting.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Again under the lock: the host's row may have ended meanwhile.
+        let deployment_id: Option<i64> =
+            sqlx::query_scalar(TAKING).bind(host_id).bind(project).bind(release_id).fetch_optional(&mut *tx).await?;
         let Some(deployment_id) = deployment_id else { return Ok(None) };
 
         // What this host has used of its budget, and its marker if it has one.
