@@ -92,7 +92,7 @@ impl DeployLog {
         self.inner.push(&mut buf, stream, text.into());
     }
 
-    /// A step the agent takes, e.g. "activated app-prod-v2-...".
+    /// A step the agent takes, e.g. "activated app_prod_v2_...".
     pub fn step(&self, text: impl Into<String>) {
         self.line(log::FERRY, text);
     }
