@@ -515,4 +515,24 @@ pub enum DeploymentCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// What happened on each host: hook output and the agent's steps
+    #[command(long_about = "What happened on each host during a deployment: the output of the release's hooks \
+        and the agent's own steps (downloading, activated, put back ...), as `HOST | LINE`. Lines of the agent \
+        start with `==>`, lines a hook wrote to stderr with `stderr:`.\n\n\
+        A host's log starts when its agent begins the install and closes when the host's part of the \
+        deployment ends: output of a retry after a failure, or of a later drift repair, is not added. Each \
+        host keeps the first 5000 lines of hook output; a line `... N lines dropped` stands for the rest.\n\n\
+        With --output json, one JSON object per line: host, seq, at, stream (stdout, stderr or ferry), line.")]
+    Log {
+        /// Deployment ID, as shown by `ferry deploy` and `ferry deployments`
+        id: i64,
+        /// Only this host's lines
+        #[arg(long)]
+        host: Option<String>,
+        /// Keep printing new lines until the deployment ends; exit non-zero unless it succeeded
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }

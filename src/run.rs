@@ -207,6 +207,10 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::deployment_show(&c, id, out).await
         }
+        Command::Deployment(DeploymentCmd::Log { id, host, follow, conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::deployment_log(&c, id, host.as_deref(), follow, out).await
+        }
     }
 }
 

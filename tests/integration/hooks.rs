@@ -3,7 +3,7 @@
 use crate::harness::{Ferry, write_tree};
 
 /// Uploads version `v` with this `[hooks]` section.
-fn upload_with_hooks(f: &Ferry, v: &str, hooks: &str) {
+pub fn upload_with_hooks(f: &Ferry, v: &str, hooks: &str) {
     let tree = f.dir.path().join("hooked").join(v);
     write_tree(&tree, v, 3);
     std::fs::write(tree.join("ferry.toml"), format!("[hooks]\n{hooks}")).unwrap();

@@ -12,6 +12,7 @@ mod harness;
 
 mod builds;
 mod deploy;
+mod deploy_log;
 mod dev;
 mod fallback;
 mod faults;

@@ -60,7 +60,8 @@ const APP: &str = "#!/bin/sh\n\
     exec sleep 1000\n";
 
 const RECIPE: &str = "[deploy]\nshared = [\"data\"]\n\
-    [service]\ncommand = \"./bin/app\"\nstop_timeout = \"3s\"\nstart_period = \"1s\"\n";
+    [service]\ncommand = \"./bin/app\"\nstop_timeout = \"3s\"\nstart_period = \"1s\"\n\
+    [hooks]\nafter_activate = \"id -un > $FERRY_SHARED_DIR/data/hook_user\"\n";
 
 #[test]
 fn the_service_is_supervised_across_crashes_agent_restarts_and_deploys() {
@@ -84,6 +85,7 @@ fn the_service_is_supervised_across_crashes_agent_restarts_and_deploys() {
     let me = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
     if me.trim() == "root" {
         assert!(read(&stdout).contains("started as nobody"), "{}", read(&stdout));
+        assert_eq!(read(&project.join("shared/data/hook_user")).trim(), "nobody", "hooks run as the service's user");
     }
 
     // A crash is restarted.

@@ -169,10 +169,17 @@ pub fn expand_with(what: &str, text: &str, env: &[(String, String)]) -> Result<S
         .map_err(|e| format!("{what}: {e}"))
 }
 
-/// Who the release's service runs as (R34): `None` for the agent's own user.
+/// Who the release's service and hooks run as (R34): `None` for the agent's
+/// own user. A release without a service still runs its hooks as the
+/// agent's `--service-user` when the agent is root.
 pub fn run_as(recipe: &Recipe, defaults: &ServiceDefaults) -> Result<Option<RunAs>, String> {
-    let Some(service) = &recipe.service else { return Ok(None) };
     let agent_uid = nix::unistd::geteuid();
+    let Some(service) = &recipe.service else {
+        return match (&defaults.service_user, agent_uid.is_root()) {
+            (Some(name), true) => lookup_user(name, false),
+            _ => Ok(None),
+        };
+    };
     let wanted =
         service.user.clone().or_else(|| if agent_uid.is_root() { defaults.service_user.clone() } else { None });
     let Some(name) = wanted else {
@@ -183,10 +190,15 @@ pub fn run_as(recipe: &Recipe, defaults: &ServiceDefaults) -> Result<Option<RunA
         }
         return Ok(None);
     };
-    let user = nix::unistd::User::from_name(&name)
+    lookup_user(&name, service.allow_root)
+}
+
+fn lookup_user(name: &str, allow_root: bool) -> Result<Option<RunAs>, String> {
+    let agent_uid = nix::unistd::geteuid();
+    let user = nix::unistd::User::from_name(name)
         .map_err(|e| format!("looking up service user '{name}': {e}"))?
         .ok_or_else(|| format!("service user '{name}' does not exist on this host"))?;
-    if user.uid.is_root() && !service.allow_root {
+    if user.uid.is_root() && !allow_root {
         return Err(format!("refusing to run the service as '{name}' (uid 0): set [service] allow_root = true"));
     }
     if user.uid == agent_uid {
@@ -198,7 +210,7 @@ pub fn run_as(recipe: &Recipe, defaults: &ServiceDefaults) -> Result<Option<RunA
              or remove [service] user"
         ));
     }
-    Ok(Some(RunAs { name, uid: user.uid.as_raw(), gid: user.gid.as_raw(), home: user.dir }))
+    Ok(Some(RunAs { name: name.to_string(), uid: user.uid.as_raw(), gid: user.gid.as_raw(), home: user.dir }))
 }
 
 /// The service of the project's active release, if it has one.
@@ -265,14 +277,16 @@ pub fn render_templates(
     Ok(())
 }
 
-/// Hands the project's shared paths to the service's user, so that it can
-/// write its data there (only the top entries: their contents are the
-/// service's own).
-pub fn chown_shared(layout: &ProjectLayout, recipe: &Recipe, owner: Option<&RunAs>) -> Result<(), String> {
+/// Makes `shared/` and the release's shared paths belong to the service's
+/// user, so that it (and the hooks, which run as it) can write its data
+/// there. Only these entries: their contents are the service's own.
+pub fn prepare_shared(layout: &ProjectLayout, recipe: &Recipe, owner: Option<&RunAs>) -> Result<(), String> {
+    let shared_dir = layout.shared_dir();
+    fs::create_dir_all(&shared_dir).map_err(|e| format!("{}: {e}", shared_dir.display()))?;
     let Some(u) = owner else { return Ok(()) };
     let (shared, _) = host_owned_paths(recipe);
-    for path in shared {
-        let p = layout.shared_dir().join(&path);
+    let paths = std::iter::once(shared_dir.clone()).chain(shared.iter().map(|p| shared_dir.join(p)));
+    for p in paths.filter(|p| fs::symlink_metadata(p).is_ok()) {
         std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(())

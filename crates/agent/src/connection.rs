@@ -67,7 +67,10 @@ async fn session(
     let mut request = ws_url(&config.server).into_client_request().map_err(|e| e.to_string())?;
     let auth = format!("Bearer {}", cred.token).parse().map_err(|_| "credential is not a valid header".to_string())?;
     request.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(request))
+    // No Nagle: messages are small and often back to back (an install's last
+    // log lines, then its report); the second would wait for a delayed ACK.
+    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(15), connect)
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
@@ -79,6 +82,9 @@ async fn session(
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
     let mut silence_limit = Duration::from_secs(15);
     let mut last_heard = tokio::time::Instant::now();
+    // Whether the server said it stores deployment logs; until its Welcome,
+    // messages wait in the channel.
+    let mut accepts_log: Option<bool> = None;
     loop {
         tokio::select! {
             msg = rx.next() => {
@@ -90,7 +96,8 @@ async fn session(
                 last_heard = tokio::time::Instant::now();
                 let Message::Text(text) = msg else { continue };
                 match serde_json::from_str::<ServerMsg>(&text) {
-                    Ok(ServerMsg::Welcome { host, heartbeat_interval_ms }) => {
+                    Ok(ServerMsg::Welcome { host, heartbeat_interval_ms, accepts_log: logs }) => {
+                        accepts_log = Some(logs);
                         let every = Duration::from_millis(heartbeat_interval_ms.max(100));
                         heartbeat = tokio::time::interval(every);
                         silence_limit = every * 3;
@@ -103,8 +110,12 @@ async fn session(
                     Err(e) => tracing::warn!("unreadable message from the server: {e}"),
                 }
             }
-            report = reports.recv() => {
+            report = reports.recv(), if accepts_log.is_some() => {
                 let Some(report) = report else { return Ok(()) };
+                if matches!(report, AgentMsg::Log { .. }) && accepts_log != Some(true) {
+                    // An older server would only warn about each of them.
+                    continue;
+                }
                 send(&mut tx, &report).await?;
             }
             _ = heartbeat.tick() => {

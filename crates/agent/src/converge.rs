@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferry_artifact::frame::{Decoder, Event};
+use ferry_domain::Hook;
 use ferry_proto::agent::{
     ActiveRelease, Activity, AgentMsg, DesiredRelease, DesiredState, ProjectReport, TransferStats,
 };
@@ -18,10 +19,12 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::AgentApi;
+use crate::deploy_log::DeployLog;
+use crate::hooks::Hooks;
 use crate::layout::{ProjectLayout, ReleaseMeta};
 use crate::objects::ObjectStore;
 use crate::supervisor::Supervisor;
-use crate::{config, fallback, health, hooks};
+use crate::{config, fallback, health};
 
 /// After a failed install, wait before trying the same release again: 5 s,
 /// doubling with each failure, at most 5 minutes.
@@ -159,7 +162,14 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         Activity::Installing { release_id: want.release_id },
         None,
     )));
-    match install(c, &layout, want).await {
+    let log = DeployLog::start(&want.project, want.release_id, c.reports.clone());
+    let installed = install(c, &layout, want, &log).await;
+    if let Err(error) = &installed {
+        log.step(format!("install failed: {}", error.lines().next().unwrap_or_default()));
+    }
+    // Every line goes up before the report that ends the install.
+    log.flush();
+    match installed {
         Ok(transfer) => {
             failures.remove(&want.project);
             tracing::info!(project = %want.project, release = %want.release_name,
@@ -252,7 +262,12 @@ async fn check_and_repair(
 }
 
 /// Installs (if needed) and activates one release. Returns what it moved.
-async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -> Result<TransferStats, String> {
+async fn install(
+    c: &Converger,
+    layout: &ProjectLayout,
+    want: &DesiredRelease,
+    log: &DeployLog,
+) -> Result<TransferStats, String> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
     let current = layout.current().map(|(name, _)| name);
     // Resuming an interrupted activation: "previous" is what it started from.
@@ -268,6 +283,7 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
     if let Some(meta) = layout.release_meta(&want.release_name) {
         // Still on disk (a rollback or a redeploy): only the link changes.
         stats.bytes_reused = meta.total_size;
+        log.step(format!("{} is still on the host: switching back to it", want.release_name));
     } else {
         let manifest = c.api.manifest(want.release_id).await?;
         manifest.validate().map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
@@ -277,14 +293,21 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
         stats.files_downloaded = missing.len() as u64;
         stats.bytes_reused = manifest.total_size().saturating_sub(stats.bytes_downloaded);
         if !missing.is_empty() {
+            let reused = match stats.bytes_reused {
+                0 => String::new(),
+                n => format!("; {} already on the host", ferry_domain::human_size(n)),
+            };
+            let size = ferry_domain::human_size(stats.bytes_downloaded);
+            log.step(format!("downloading {} files ({size}){reused}", stats.files_downloaded));
             download(c, missing).await?;
         }
         let recipe = config::of_manifest(&manifest, &c.objects)?;
-        let hooks = recipe.hooks.clone().unwrap_or_default();
-        if hooks.before_install.is_some() {
-            std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
-            hooks::run("before_install", hooks.before_install.as_deref(), &hooks, &layout.dir, &env).await?;
-        }
+        let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
+        let user = config::run_as(&recipe, &c.service_defaults)?;
+        let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log };
+        std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
+        config::prepare_shared(layout, &recipe, user.as_ref())?;
+        hooks.run(Hook::BeforeInstall, &layout.dir).await?;
         let (shared, _) = config::host_owned_paths(&recipe);
         let objects = c.objects.clone();
         let layout2 = layout.clone();
@@ -301,10 +324,10 @@ async fn install(c: &Converger, layout: &ProjectLayout, want: &DesiredRelease) -
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("assembling the release: {e}"))?;
-        let release_dir = layout.release_dir(&want.release_name);
-        hooks::run("after_install", hooks.after_install.as_deref(), &hooks, &release_dir, &env).await?;
+        log.step(format!("assembled {}", want.release_name));
+        hooks.run(Hook::AfterInstall, &layout.release_dir(&want.release_name)).await?;
     }
-    activate(c, layout, want, previous.as_deref(), &env).await?;
+    activate(c, layout, want, previous.as_deref(), &env, log).await?;
     let keep = want.keep_releases;
     let layout2 = layout.clone();
     let objects = c.objects.clone();
@@ -332,45 +355,47 @@ async fn activate(
     want: &DesiredRelease,
     previous: Option<&str>,
     env: &[(String, String)],
+    log: &DeployLog,
 ) -> Result<(), String> {
     let release_dir = layout.release_dir(&want.release_name);
     let recipe = config::of_release(&release_dir)?;
-    let hooks = recipe.hooks.clone().unwrap_or_default();
-    let run_as = config::run_as(&recipe, &c.service_defaults)?;
-    config::render_templates(&release_dir, &recipe, env, run_as.as_ref())?;
-    config::chown_shared(layout, &recipe, run_as.as_ref())?;
+    let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
+    let user = config::run_as(&recipe, &c.service_defaults)?;
+    let hooks = Hooks { recipe: &recipe_hooks, env, user: user.as_ref(), log };
+    config::render_templates(&release_dir, &recipe, env, user.as_ref())?;
+    config::prepare_shared(layout, &recipe, user.as_ref())?;
     // Moving to an older release still on disk is a rollback (R18's rollback hooks).
     let rollback = previous
         .filter(|p| *p != want.release_name)
         .and_then(|p| layout.release_meta(p))
         .is_some_and(|meta| meta.release_id > want.release_id);
     if rollback {
-        hooks::run("before_rollback", hooks.before_rollback.as_deref(), &hooks, &release_dir, env).await?;
+        hooks.run(Hook::BeforeRollback, &release_dir).await?;
     }
-    hooks::run("before_activate", hooks.before_activate.as_deref(), &hooks, &release_dir, env).await?;
+    hooks.run(Hook::BeforeActivate, &release_dir).await?;
     layout
         .set_pending_from(&want.release_name, Some(previous.unwrap_or_default()))
         .and_then(|()| layout.activate(&want.release_name))
         .map_err(|e| format!("activating the release: {e}"))?;
+    log.step(format!("activated {}", want.release_name));
     let after = async {
+        if recipe.service.is_some() {
+            log.step("starting the service");
+        }
         c.supervisor.deploy(&want.project).await.map_err(|e| (e, true))?;
-        let run = |name, command: Option<String>| {
-            let hooks = hooks.clone();
-            let dir = release_dir.clone();
-            async move { hooks::run(name, command.as_deref(), &hooks, &dir, env).await.map_err(|e| (e, true)) }
-        };
-        run("after_activate", hooks.after_activate.clone()).await?;
+        hooks.run(Hook::AfterActivate, &release_dir).await.map_err(|e| (e, true))?;
         if rollback {
-            run("after_rollback", hooks.after_rollback.clone()).await?;
+            hooks.run(Hook::AfterRollback, &release_dir).await.map_err(|e| (e, true))?;
         }
         if let Some(health) = &recipe.health {
+            log.step("health check");
             health::check(health, &release_dir, env).await.map_err(|e| (e, health.rolls_back()))?;
         }
-        run("validate", hooks.validate.clone()).await
+        hooks.run(Hook::Validate, &release_dir).await.map_err(|e| (e, true))
     };
     if let Err((e, put_back)) = after.await {
         return Err(match previous.filter(|p| put_back && *p != want.release_name) {
-            Some(prev) => put_back_previous(c, layout, &want.project, &want.release_name, prev, e).await,
+            Some(prev) => put_back_previous(c, layout, &want.project, &want.release_name, prev, e, log).await,
             None if put_back => e, // nothing to go back to: retried later
             None => {
                 // `[health] rollback = false`: the host stays, failed; not retried.
@@ -393,24 +418,30 @@ async fn put_back_previous(
     failed: &str,
     prev: &str,
     error: String,
+    log: &DeployLog,
 ) -> String {
     let dir = layout.release_dir(prev);
-    let hooks = config::of_release(&dir).ok().and_then(|r| r.hooks).unwrap_or_default();
-    let vars = config::load_vars(layout);
-    let env = config::installed_env(layout, project, prev, None, &vars);
+    let recipe = config::of_release(&dir).ok();
+    let recipe_hooks = recipe.as_ref().and_then(|r| r.hooks.clone()).unwrap_or_default();
+    let user = recipe.as_ref().and_then(|r| config::run_as(r, &c.service_defaults).ok()).flatten();
+    let env = config::installed_env(layout, project, prev, None, &config::load_vars(layout));
+    let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log };
     let mut story = error;
-    if let Err(e) = hooks::run("before_rollback", hooks.before_rollback.as_deref(), &hooks, &dir, &env).await {
+    if let Err(e) = hooks.run(Hook::BeforeRollback, &dir).await {
         story.push_str(&format!("\n{e}"));
     }
-    if let Err(back) = layout.activate(prev) {
-        return format!("{story}\nputting back the previous release {prev} failed too: {back}");
-    }
     let _ = layout.set_pending_from(failed, None);
+    if let Err(back) = layout.activate(prev) {
+        let failed_too = format!("putting back the previous release {prev} failed too: {back}");
+        log.step(failed_too.clone());
+        return format!("{story}\n{failed_too}");
+    }
+    log.step(format!("put back on the previous release {prev}"));
     story.push_str(&format!("\nput back on the previous release {prev}"));
     if let Err(e) = c.supervisor.deploy(project).await {
         story.push_str(&format!("; its service did not start either: {e}"));
     }
-    if let Err(e) = hooks::run("after_rollback", hooks.after_rollback.as_deref(), &hooks, &dir, &env).await {
+    if let Err(e) = hooks.run(Hook::AfterRollback, &dir).await {
         story.push_str(&format!("\n{e}"));
     }
     story

@@ -5,7 +5,8 @@
 //! up and desired state down. The `converge` task brings the host to its
 //! desired state and keeps it there: it installs releases through the host's
 //! content store (`objects`) into the Capistrano layout (`layout`) and
-//! switches `current` atomically.
+//! switches `current` atomically. Each install writes a deployment log
+//! (`deploy_log`): hook output and its own steps, sent up the same connection.
 //!
 //! Architecture invariants:
 //! - `current` only ever points at a complete, verified release directory;
@@ -22,6 +23,7 @@ mod connection;
 pub mod control;
 mod converge;
 pub mod credential;
+mod deploy_log;
 pub mod fallback;
 mod health;
 mod hooks;

@@ -287,6 +287,80 @@ pub async fn deployment_show(c: &Client, id: i64, out: Output) -> Result<()> {
     })
 }
 
+/// Lines asked for per request of a deployment's log.
+const LOG_PAGE: usize = 1000;
+/// How often `deployment log --follow` asks for new lines.
+const LOG_POLL: Duration = Duration::from_millis(300);
+
+/// `ferry deployment log ID`: the deployment's log as `HOST | LINE`, of one
+/// host if `host` is given; with `follow`, until the deployment ends, failing
+/// unless it succeeded.
+pub async fn deployment_log(c: &Client, id: i64, host: Option<&str>, follow: bool, out: Output) -> Result<()> {
+    if let Some(h) = host {
+        ferry_domain::validate_name("host name", h)?;
+    }
+    // The hosts' names set the width of the first column.
+    let d: DeploymentInfo = c.get(&format!("/api/v1/deployments/{id}")).await?;
+    let width = d.hosts.iter().map(|h| h.host.chars().count()).max().unwrap_or(0);
+    let host_query = host.map(|h| format!("&host={h}")).unwrap_or_default();
+    let mut after = 0;
+    let mut asked = false;
+    let mut unreachable_since: Option<Instant> = None;
+    let status = loop {
+        let path = format!("/api/v1/deployments/{id}/log?after={after}&limit={LOG_PAGE}{host_query}");
+        let page: DeploymentLog = match c.get(&path).await {
+            Ok(page) => page,
+            // Following rides out a server restart, as `deploy --wait` does;
+            // a first answer that is an error (no such host) is final.
+            Err(e) if follow && asked => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > FOLLOW_PATIENCE {
+                    return Err(e.context(format!("lost track of deployment {id}")));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        (asked, unreachable_since) = (true, None);
+        for l in &page.lines {
+            after = l.seq;
+            print_deployment_line(l, width, out);
+        }
+        if page.lines.len() >= LOG_PAGE {
+            continue;
+        }
+        // The status was read before the lines: ended means nothing is missing.
+        if !follow || page.status.is_terminal() {
+            break page.status;
+        }
+        tokio::time::sleep(LOG_POLL).await;
+    };
+    if follow {
+        if out == Output::Table {
+            println!("deployment {id} {status}");
+        }
+        if status != DeploymentStatus::Succeeded {
+            bail!("deployment {id} {status}; see `ferry deployment show {id}`");
+        }
+    }
+    Ok(())
+}
+
+fn print_deployment_line(l: &DeploymentLogLineInfo, width: usize, out: Output) {
+    match out {
+        Output::Json => println!("{}", serde_json::to_string(l).unwrap_or_default()),
+        Output::Table => {
+            let text = match l.stream.as_str() {
+                "ferry" => format!("==> {}", l.line),
+                "stderr" => format!("stderr: {}", l.line),
+                _ => l.line.clone(),
+            };
+            println!("{:<width$} | {text}", l.host);
+        }
+    }
+}
+
 /// `ferry build PROJECT`: queue a build, and with `follow` stream its log
 /// and exit with its outcome.
 pub async fn build(c: &Client, project: &str, git_ref: Option<String>, follow: bool, out: Output) -> Result<()> {

@@ -53,14 +53,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 
 /// `12.3 MB`-style sizes.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    ferry_domain::human_size(n)
 }
 
 /// Shortens an RFC 3339 time to `YYYY-MM-DD HH:MM:SS`.

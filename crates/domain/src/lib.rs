@@ -3,14 +3,15 @@
 //! Everything here is deterministic and unit-tested: names and their
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
-//! and host states, the choice of a rollback target, and which of a
-//! project's variables a host sees. The server, the agent and the CLI all
-//! decide these questions by calling into this crate, so the answer is the
-//! same wherever it is asked.
+//! and host states, the choice of a rollback target, which of a project's
+//! variables a host sees, and how much of a log is kept. The server, the
+//! agent and the CLI all decide these questions by calling into this crate,
+//! so the answer is the same wherever it is asked.
 
 pub mod deployment;
 pub mod digest;
 pub mod health;
+pub mod log;
 pub mod manifest;
 pub mod names;
 pub mod pattern;
@@ -30,7 +31,7 @@ pub use digest::Digest;
 pub use health::{HealthRecipe, Probe};
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
-pub use recipe::{BuildRecipe, DeployRecipe, HooksRecipe, Recipe, RecipeError};
+pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use rollback::{PastDeployment, rollback_target};
 pub use secret::Secret;
@@ -48,4 +49,17 @@ pub fn rfc3339_from_millis(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// `12.3 MB`-style sizes (powers of 1000), as people read them in logs and
+/// tables.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }

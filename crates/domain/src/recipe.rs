@@ -112,6 +112,50 @@ pub struct HooksRecipe {
     pub timeout: Option<String>,
 }
 
+/// The hooks, in the order an install runs them (the rollback pair runs
+/// only when moving back to an older release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    BeforeInstall,
+    AfterInstall,
+    BeforeRollback,
+    BeforeActivate,
+    AfterActivate,
+    AfterRollback,
+    Validate,
+}
+
+impl Hook {
+    /// The key in `[hooks]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::BeforeInstall => "before_install",
+            Hook::AfterInstall => "after_install",
+            Hook::BeforeRollback => "before_rollback",
+            Hook::BeforeActivate => "before_activate",
+            Hook::AfterActivate => "after_activate",
+            Hook::AfterRollback => "after_rollback",
+            Hook::Validate => "validate",
+        }
+    }
+}
+
+impl HooksRecipe {
+    /// The command of a hook, if the release sets a non-empty one.
+    pub fn command(&self, hook: Hook) -> Option<&str> {
+        let command = match hook {
+            Hook::BeforeInstall => &self.before_install,
+            Hook::AfterInstall => &self.after_install,
+            Hook::BeforeRollback => &self.before_rollback,
+            Hook::BeforeActivate => &self.before_activate,
+            Hook::AfterActivate => &self.after_activate,
+            Hook::AfterRollback => &self.after_rollback,
+            Hook::Validate => &self.validate,
+        };
+        command.as_deref().filter(|c| !c.trim().is_empty())
+    }
+}
+
 /// The default for `[hooks] timeout`.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 

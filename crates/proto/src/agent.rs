@@ -25,6 +25,24 @@ pub enum AgentMsg {
     Heartbeat,
     /// The state of one project on this host.
     Report(ProjectReport),
+    /// Lines for the deployment log of this host's install of one release of
+    /// one project: the output of its hooks and the agent's own steps. Sent
+    /// in batches, only to a server whose `Welcome` set `accepts_log`, and
+    /// before the `Report` that ends the install, so the server has every
+    /// line by the time the install's outcome is recorded.
+    Log { project: String, release_id: i64, lines: Vec<LogLine> },
+}
+
+/// One line of a deployment log, as the agent saw it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    /// When the agent read it (milliseconds since the epoch, the host's
+    /// clock); 0 if unknown, and the server uses the time it arrived.
+    #[serde(default)]
+    pub at_ms: i64,
+    /// `stdout` or `stderr` of a hook, or `ferry` for the agent's own steps.
+    pub stream: String,
+    pub text: String,
 }
 
 /// Server to agent.
@@ -32,7 +50,14 @@ pub enum AgentMsg {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Answer to `Hello`.
-    Welcome { host: String, heartbeat_interval_ms: u64 },
+    Welcome {
+        host: String,
+        heartbeat_interval_ms: u64,
+        /// The server stores `AgentMsg::Log`; an older server, which does not
+        /// send this, gets no log lines (it would only warn about each one).
+        #[serde(default)]
+        accepts_log: bool,
+    },
     /// The complete desired state of this host, replacing any earlier one.
     Desired(DesiredState),
     /// The agent's protocol is not supported; the server closes afterwards.
@@ -180,5 +205,24 @@ mod tests {
         let old =
             r#"{"project":"web","env":"prod","release_id":1,"version":"v1","release_name":"r","keep_releases":5}"#;
         assert!(serde_json::from_str::<DesiredRelease>(old).unwrap().vars.is_empty());
+    }
+
+    #[test]
+    fn log_lines_and_the_servers_consent_to_them() {
+        let msg = AgentMsg::Log {
+            project: "web".into(),
+            release_id: 3,
+            lines: vec![LogLine { at_ms: 5, stream: "stderr".into(), text: "warm".into() }],
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"log","project":"web","release_id":3,"lines":[{"at_ms":5,"stream":"stderr","text":"warm"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<AgentMsg>(&json).unwrap(), msg);
+        // A Welcome from a server that predates deployment logs.
+        let old: ServerMsg =
+            serde_json::from_str(r#"{"type":"welcome","host":"h","heartbeat_interval_ms":5}"#).unwrap();
+        assert_eq!(old, ServerMsg::Welcome { host: "h".into(), heartbeat_interval_ms: 5, accepts_log: false });
     }
 }

@@ -251,6 +251,33 @@ pub struct LogLineInfo {
     pub line: String,
 }
 
+/// A page of a deployment's log: the answer to
+/// `GET /api/v1/deployments/{id}/log[?host=H][&after=SEQ][&limit=N]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentLog {
+    pub deployment: i64,
+    /// The deployment's status, read before the lines: once it is no longer
+    /// `running` and a page holds fewer lines than asked for, the log is
+    /// complete (a host's log closes when its part of the deployment ends).
+    pub status: DeploymentStatus,
+    /// In order of `seq`; ask for the next page with `after` = the last `seq`.
+    pub lines: Vec<DeploymentLogLineInfo>,
+}
+
+/// One line of a deployment's log: a build log line ([`LogLineInfo`]) with
+/// the host it came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentLogLineInfo {
+    pub host: String,
+    /// Counts up through the whole deployment, across its hosts.
+    pub seq: i64,
+    /// RFC 3339, the host's clock.
+    pub at: String,
+    /// `stdout` or `stderr` of a hook, or `ferry` for the agent's own steps.
+    pub stream: String,
+    pub line: String,
+}
+
 /// What a push webhook did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HookAnswer {

@@ -1,8 +1,9 @@
 //! The agent side of the API: enrolment, the long-lived WebSocket, and the
 //! downloads an agent makes to install a release.
 //!
-//! One connection per agent carries heartbeats and reports up, desired state
-//! down (R1). The server never opens a connection to a host.
+//! One connection per agent carries heartbeats, reports and deployment log
+//! lines up, desired state down (R1). The server never opens a connection to
+//! a host.
 
 use std::time::Duration;
 
@@ -91,7 +92,9 @@ async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Resu
         fleet::adopt(&state, host.id, &tags).await.map_err(|e| e.to_string())?;
         tracing::info!(host = %host.name, %agent_version, "agent connected");
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
-        send(&mut socket, &ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval }).await?;
+        let welcome =
+            ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval, accepts_log: true };
+        send(&mut socket, &welcome).await?;
         send_desired(&state, &mut socket, &host).await?;
         agent_loop(&state, &host, &mut socket, &registration).await
     }
@@ -133,6 +136,16 @@ async fn agent_loop(
                     Ok(AgentMsg::Report(report)) => {
                         state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
                         state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
+                    }
+                    Ok(AgentMsg::Log { project, release_id, lines }) => {
+                        // No host_seen: heartbeats keep coming beside the lines,
+                        // and a chatty hook should not cost a write per batch.
+                        // Losing log lines is better than dropping the connection
+                        // that carries the reports.
+                        let stored = state.db.append_deployment_log(host.id, &project, release_id, &lines, now_ms());
+                        if let Err(e) = stored.await {
+                            tracing::warn!(host = %host.name, %project, "storing deployment log lines: {e}");
+                        }
                     }
                     Ok(AgentMsg::Hello { .. }) => return Err("hello sent twice".into()),
                     Err(e) => tracing::warn!(host = %host.name, "unreadable agent message: {e}"),

@@ -26,7 +26,7 @@ mod tests;
 
 use async_trait::async_trait;
 use ferry_domain::Tags;
-use ferry_proto::agent::ProjectReport;
+use ferry_proto::agent::{LogLine as AgentLogLine, ProjectReport};
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use model::*;
@@ -136,6 +136,32 @@ pub trait Database: Send + Sync + 'static {
     /// longer than their deployment's offline timeout. Returns the
     /// deployments it changed.
     async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>>;
+    /// Appends an agent's log lines about its install of `release_id` of
+    /// `project` to the deployment taking that release to the host: a running
+    /// deployment whose row for the host is still pending or running. Lines
+    /// no such deployment is waiting for (a retry after the host failed, a
+    /// drift repair, a release no longer deployed) are dropped, so a finished
+    /// deployment's log never changes. Per deployment host, keeps what
+    /// `ferry_domain::log::LogBudget` admits and counts the rest in one marker
+    /// line. A line without a time gets `now`. Returns the deployment the
+    /// lines went to, if any.
+    async fn append_deployment_log(
+        &self,
+        host_id: i64,
+        project: &str,
+        release_id: i64,
+        lines: &[AgentLogLine],
+        now: i64,
+    ) -> Result<Option<i64>>;
+    /// A deployment's log lines with `seq > after`, of one host if `host` is
+    /// given, in order, at most `limit`.
+    async fn deployment_log(
+        &self,
+        deployment_id: i64,
+        host: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<DeploymentLogLine>>;
 
     // --- builds ---
     /// Queues a build with the project's next build number.

@@ -306,3 +306,18 @@ impl std::fmt::Debug for VarRow {
             .finish()
     }
 }
+
+/// One line of a deployment's log, from one of its hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentLogLine {
+    /// Increases through the whole deployment, across hosts: the cursor for
+    /// paging and following.
+    pub seq: i64,
+    pub host: String,
+    /// When the agent read the line (the host's clock).
+    pub at: i64,
+    /// `stdout`, `stderr` (of a hook) or `ferry` (the agent's own steps, and
+    /// the marker standing for dropped lines).
+    pub stream: String,
+    pub line: String,
+}

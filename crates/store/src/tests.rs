@@ -2,7 +2,7 @@
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
 use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
-use ferry_proto::agent::{ActiveRelease, Activity, ProjectReport, TransferStats};
+use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
 use crate::sqlite::SqliteDatabase;
 use crate::*;
@@ -345,6 +345,99 @@ async fn webhook_secrets_can_be_replaced(db: &dyn Database) {
     assert_eq!(db.project("git").await.unwrap().source.unwrap().webhook_secret, None);
 }
 
+fn log_line(at_ms: i64, stream: &str, text: &str) -> AgentLogLine {
+    AgentLogLine { at_ms, stream: stream.into(), text: text.into() }
+}
+
+async fn deployment_logs_go_to_the_deployment_taking_the_release(db: &dyn Database) {
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    assert_eq!(db.append_deployment_log(h1.id, "web", r1.id, &[log_line(1, "ferry", "x")], 5).await.unwrap(), None);
+    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    db.apply_report(h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11).await.unwrap();
+    let first = [log_line(12, "ferry", "downloading 1 file"), log_line(0, "stdout", "migrating")];
+    assert_eq!(db.append_deployment_log(h1.id, "web", r1.id, &first, 13).await.unwrap(), Some(id));
+    // h2 has not reported yet: its row is pending, and lines count already.
+    let h2_lines = [log_line(14, "stderr", "warning: cold cache")];
+    assert_eq!(db.append_deployment_log(h2.id, "web", r1.id, &h2_lines, 14).await.unwrap(), Some(id));
+    db.append_deployment_log(h1.id, "web", r1.id, &[log_line(15, "ferry", "activated")], 15).await.unwrap();
+    // Lines about another release or project belong to no deployment.
+    assert_eq!(db.append_deployment_log(h1.id, "web", r2.id, &[log_line(16, "ferry", "x")], 16).await.unwrap(), None);
+    assert_eq!(db.append_deployment_log(h1.id, "nope", r1.id, &[log_line(16, "ferry", "x")], 16).await.unwrap(), None);
+
+    let all = db.deployment_log(id, None, 0, 100).await.unwrap();
+    let seen: Vec<(i64, &str, &str, &str)> =
+        all.iter().map(|l| (l.seq, l.host.as_str(), l.stream.as_str(), l.line.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "h1", "ferry", "downloading 1 file"),
+            (2, "h1", "stdout", "migrating"),
+            (3, "h2", "stderr", "warning: cold cache"),
+            (4, "h1", "ferry", "activated")
+        ]
+    );
+    assert_eq!((all[0].at, all[1].at), (12, 13), "a line without a time gets the time it arrived");
+    let h1_only: Vec<i64> = db.deployment_log(id, Some("h1"), 0, 100).await.unwrap().iter().map(|l| l.seq).collect();
+    assert_eq!(h1_only, [1, 2, 4]);
+    let page: Vec<i64> = db.deployment_log(id, None, 1, 2).await.unwrap().iter().map(|l| l.seq).collect();
+    assert_eq!(page, [2, 3], "after and limit page through the log");
+    assert!(db.deployment_log(id, Some("nope"), 0, 100).await.unwrap().is_empty());
+
+    // Once a host's part has ended, its log is closed: a retry's output
+    // after a failure does not change the deployment's story.
+    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 17).await.unwrap();
+    assert_eq!(db.append_deployment_log(h1.id, "web", r1.id, &[log_line(18, "ferry", "x")], 18).await.unwrap(), None);
+    assert_eq!(
+        db.append_deployment_log(h2.id, "web", r1.id, &[log_line(18, "stdout", "y")], 18).await.unwrap(),
+        Some(id)
+    );
+    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 19).await.unwrap();
+    assert_eq!(db.append_deployment_log(h2.id, "web", r1.id, &[log_line(20, "stdout", "z")], 20).await.unwrap(), None);
+    assert_eq!(db.deployment_log(id, None, 0, 100).await.unwrap().len(), 5);
+
+    // The next deployment has a log of its own.
+    let next = db.create_deployment(deploy(&p, &e, &r2, &[&h1]), 21).await.unwrap();
+    assert_eq!(
+        db.append_deployment_log(h1.id, "web", r2.id, &[log_line(22, "ferry", "v2")], 22).await.unwrap(),
+        Some(next)
+    );
+    assert_eq!(db.deployment_log(next, None, 0, 100).await.unwrap()[0].seq, 1);
+}
+
+async fn a_deployment_log_keeps_the_first_lines_of_each_host(db: &dyn Database) {
+    use ferry_domain::log::{MAX_FERRY_LINES, MAX_OUTPUT_LINES};
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    let output: Vec<AgentLogLine> =
+        (1..=MAX_OUTPUT_LINES + 10).map(|i| log_line(11, "stdout", &i.to_string())).collect();
+    for batch in output.chunks(1000) {
+        db.append_deployment_log(h1.id, "web", r1.id, batch, 11).await.unwrap();
+    }
+    let more = [log_line(12, "stderr", "more"), log_line(12, "ferry", "activated"), log_line(12, "stdout", "more")];
+    db.append_deployment_log(h1.id, "web", r1.id, &more, 12).await.unwrap();
+    db.append_deployment_log(h2.id, "web", r1.id, &[log_line(13, "stdout", "h2 is not h1")], 13).await.unwrap();
+
+    let h1_log = db.deployment_log(id, Some("h1"), 0, 10_000).await.unwrap();
+    let kept = u64::try_from(h1_log.len()).unwrap();
+    assert_eq!(kept, MAX_OUTPUT_LINES + 2, "the output, one marker, Ferry's line after it");
+    let last_output = usize::try_from(MAX_OUTPUT_LINES).unwrap() - 1;
+    assert_eq!(h1_log[last_output].line, MAX_OUTPUT_LINES.to_string());
+    let marker = &h1_log[last_output + 1];
+    assert_eq!(
+        (marker.stream.as_str(), marker.line.as_str()),
+        ("ferry", ferry_domain::log::dropped_marker(12).as_str())
+    );
+    assert_eq!(h1_log[last_output + 2].line, "activated", "Ferry's own lines have their own room");
+    assert_eq!(db.deployment_log(id, Some("h2"), 0, 10).await.unwrap()[0].line, "h2 is not h1");
+
+    // Ferry's own lines are bounded as well.
+    let chatty: Vec<AgentLogLine> = (0..MAX_FERRY_LINES + 5).map(|_| log_line(14, "ferry", "step")).collect();
+    db.append_deployment_log(h2.id, "web", r1.id, &chatty, 14).await.unwrap();
+    let h2_log = db.deployment_log(id, Some("h2"), 0, 10_000).await.unwrap();
+    assert_eq!(u64::try_from(h2_log.len()).unwrap(), 1 + MAX_FERRY_LINES + 1);
+    assert!(h2_log.last().unwrap().line.starts_with("... 5 lines dropped"));
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -372,6 +465,8 @@ mod sqlite_backend {
         variables_are_set_per_slot_replaced_and_unset,
         a_host_is_given_only_variables_that_can_reach_it,
         webhook_secrets_can_be_replaced,
+        deployment_logs_go_to_the_deployment_taking_the_release,
+        a_deployment_log_keeps_the_first_lines_of_each_host,
     );
     use super::sqlite;
 }

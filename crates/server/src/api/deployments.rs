@@ -1,14 +1,14 @@
-//! Deployments and rollbacks (R4, R9-R11, R19).
+//! Deployments and rollbacks (R4, R9-R11, R19), and their per-host logs.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::validate_version;
-use ferry_proto::api::{CreateDeployment, DeploymentInfo};
+use ferry_domain::{rfc3339_from_millis, validate_version};
+use ferry_proto::api::{CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo};
 
 use super::ListQuery;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::fleet;
 
 pub async fn create(
@@ -40,4 +40,52 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DeploymentInfo>> {
     Ok(Json(fleet::deployment_info(&state, id).await?))
+}
+
+/// Lines a log page holds unless `limit` says otherwise, and at most.
+const LOG_PAGE: u32 = 1000;
+const LOG_PAGE_MAX: u32 = 5000;
+
+#[derive(serde::Deserialize)]
+pub struct LogQuery {
+    /// Only this host's lines.
+    host: Option<String>,
+    /// Lines after this sequence number (the last `seq` seen).
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/deployments/{id}/log[?host=H][&after=SEQ][&limit=N]`: one
+/// page of the deployment's log, oldest first. Paged, not streamed: a client
+/// follows a running deployment by asking again with `after` until the
+/// status it gets is no longer `running` and a page comes back short.
+pub async fn log(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<DeploymentLog>> {
+    // The status before the lines, so that "ended" means every line is in.
+    let deployment = state.db.deployment(id).await?;
+    if let Some(host) = &q.host
+        && !state.db.deployment_hosts(id).await?.iter().any(|h| &h.host == host)
+    {
+        return Err(ApiError::NotFound(format!("host '{host}' is not a target of deployment {id}")));
+    }
+    let limit = q.limit.unwrap_or(LOG_PAGE).clamp(1, LOG_PAGE_MAX);
+    let lines = state.db.deployment_log(id, q.host.as_deref(), q.after.unwrap_or(0), limit).await?;
+    Ok(Json(DeploymentLog {
+        deployment: id,
+        status: deployment.status,
+        lines: lines
+            .into_iter()
+            .map(|l| DeploymentLogLineInfo {
+                host: l.host,
+                seq: l.seq,
+                at: rfc3339_from_millis(l.at),
+                stream: l.stream,
+                line: l.line,
+            })
+            .collect(),
+    }))
 }

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}/releases/{version}/archive", get(releases::archive))
         .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))
         .route("/api/v1/deployments/{id}", get(deployments::show))
+        .route("/api/v1/deployments/{id}/log", get(deployments::log))
         .route("/api/v1/projects/{project}/builds", post(builds::create).get(builds::list))
         .route("/api/v1/builds/{id}", get(builds::show))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))

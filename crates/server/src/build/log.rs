@@ -8,9 +8,6 @@ use std::time::Duration;
 use ferry_store::Database;
 use tokio::sync::mpsc;
 
-/// Longest line kept; longer lines are cut, saying so.
-const MAX_LINE: usize = 8 * 1024;
-
 /// Where build output goes. Cheap to clone.
 #[derive(Clone)]
 pub struct LogSink {
@@ -51,19 +48,12 @@ impl LogSink {
 
     /// Adds one line from `stream` (`stdout`, `stderr`, or `ferry`).
     pub fn line(&self, stream: &str, mut line: String) {
-        if line.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push_str(" [line cut]");
-        }
+        ferry_domain::log::cut_line(&mut line);
         let _ = self.tx.send((crate::now_ms(), stream.to_string(), line));
     }
 
     /// A line written by Ferry itself.
     pub fn ferry(&self, line: impl Into<String>) {
-        self.line("ferry", line.into());
+        self.line(ferry_domain::log::FERRY, line.into());
     }
 }
