@@ -409,7 +409,9 @@ pub enum Hold {
     BatchRunning,
     Paused,
     /// Until `ferry deployment promote` (or the soak time, for a canary).
-    Promotion { until: Option<i64> },
+    Promotion {
+        until: Option<i64>,
+    },
     /// The pause between batches.
     Until(i64),
 }
@@ -421,9 +423,14 @@ pub enum Step {
     StartBatch(u32),
     /// Put every host this rollout updated back on its previous release, then
     /// end as rolled back.
-    RollBack { reason: String },
+    RollBack {
+        reason: String,
+    },
     /// End. Hosts never started are recorded as canceled with `reason`.
-    Finish { status: DeploymentStatus, reason: Option<String> },
+    Finish {
+        status: DeploymentStatus,
+        reason: Option<String>,
+    },
 }
 
 /// The one decision of the orchestrator.
@@ -506,8 +513,12 @@ mod tests {
     fn plan_of(strategy: Strategy, specs: &[(&'static str, &'static str)]) -> Result<Vec<Vec<i64>>, RolloutError> {
         let (tags, names) = hosts(specs);
         // Ids follow the order given; names decide the order planned.
-        let hs: Vec<PlanHost<'_>> =
-            names.iter().zip(&tags).enumerate().map(|(i, (n, t))| PlanHost { id: i as i64 + 1, name: n, tags: t }).collect();
+        let hs: Vec<PlanHost<'_>> = names
+            .iter()
+            .zip(&tags)
+            .enumerate()
+            .map(|(i, (n, t))| PlanHost { id: i as i64 + 1, name: n, tags: t })
+            .collect();
         plan(&strategy, &hs)
     }
 
@@ -651,10 +662,7 @@ mod tests {
         assert_eq!(next_step(&tolerant), Step::StartBatch(2));
         tolerant.hosts[3].state = Succeeded;
         tolerant.current_batch = Some(2);
-        assert!(matches!(
-            next_step(&tolerant),
-            Step::Finish { status: DeploymentStatus::Failed, reason: Some(_) }
-        ));
+        assert!(matches!(next_step(&tolerant), Step::Finish { status: DeploymentStatus::Failed, reason: Some(_) }));
         let mut percent = v.clone();
         percent.policy.max_failed = FailLimit::Percent(25);
         assert_eq!(next_step(&percent), Step::Wait(Hold::BatchRunning), "1 of 4 is not more than 25%");

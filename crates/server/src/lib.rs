@@ -20,6 +20,7 @@ mod fleet;
 mod hub;
 mod init;
 mod release;
+mod rollout;
 mod secrets;
 mod webhook;
 

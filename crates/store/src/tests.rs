@@ -19,7 +19,12 @@ fn project(name: &str) -> NewProject {
 }
 
 fn env(name: &str, selector: &str) -> NewEnvironment {
-    NewEnvironment { name: name.into(), selector: selector.into(), auto_deploy_branch: None, rollout: Default::default() }
+    NewEnvironment {
+        name: name.into(),
+        selector: selector.into(),
+        auto_deploy_branch: None,
+        rollout: Default::default(),
+    }
 }
 
 /// A project `web` with env `prod` (role=web), releases v1 and v2, hosts h1, h2.
@@ -210,9 +215,8 @@ fn rolling(p: &Project, e: &Environment, r: &Release, hosts: &[Host], per_batch:
         t.batch = (i / per_batch) as u32;
     }
     new.batch_count = hosts.len().div_ceil(per_batch) as u32;
-    new.policy.strategy = ferry_domain::rollout::Strategy::Rolling {
-        batch: ferry_domain::rollout::BatchSize::Count(per_batch as u32),
-    };
+    new.policy.strategy =
+        ferry_domain::rollout::Strategy::Rolling { batch: ferry_domain::rollout::BatchSize::Count(per_batch as u32) };
     new
 }
 
@@ -268,8 +272,8 @@ async fn a_failure_stops_the_rollout_and_puts_updated_hosts_back(db: &dyn Databa
     assert_eq!(d.status, DeploymentStatus::RolledBack);
     assert!(d.reason.as_deref().unwrap_or("").contains("1 of 4 host(s) failed"), "{d:?}");
     let rows = db.deployment_hosts(id).await.unwrap();
-    assert_eq!(states(&rows), [("h1", RolledBack), ("h2", RolledBack), ("h3", Canceled), ("h4", Canceled)]);
-    assert!(rows[1].error.as_deref().unwrap_or("").starts_with("health check failed"));
+    assert_eq!(states(&rows), [("h1", RolledBack), ("h2", Failed), ("h3", Canceled), ("h4", Canceled)]);
+    assert_eq!(rows[1].error.as_deref(), Some("health check failed\nput back on its previous release"));
     assert!(rows[2].error.as_deref().unwrap_or("").starts_with("not started: 1 of 4 host(s) failed"));
     for h in &hosts {
         assert_eq!(db.desired_for_host(h.id).await.unwrap()[0].release.id, r1.id, "{} is meant to run v1", h.name);

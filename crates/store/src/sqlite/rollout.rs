@@ -185,7 +185,11 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
         Step::Wait(hold) => {
             let text = hold_text(&hold, &view);
             if d.hold.as_deref() != Some(text.as_str()) {
-                sqlx::query("UPDATE deployments SET hold = ? WHERE id = ?").bind(&text).bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE deployments SET hold = ? WHERE id = ?")
+                    .bind(&text)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 if !matches!(hold, Hold::BatchRunning) {
                     event(&mut tx, id, now, &text).await?;
                 }
@@ -239,8 +243,11 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
                 match r.try_get::<Option<i64>, _>(1)? {
                     Some(previous) => {
                         set_desired(&mut tx, host, d.project_id, d.env_id, previous, now).await?;
+                        // A failed host keeps saying it failed; the others say
+                        // they were put back.
                         sqlx::query(
-                            "UPDATE deployment_hosts SET state = 'rolled_back', finished_at = ?, \
+                            "UPDATE deployment_hosts SET state = CASE WHEN state = 'failed' THEN 'failed' \
+                             ELSE 'rolled_back' END, finished_at = COALESCE(finished_at, ?), \
                              error = COALESCE(error || char(10), '') || 'put back on its previous release' \
                              WHERE deployment_id = ? AND host_id = ?",
                         )
@@ -276,7 +283,8 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
             // Rolled back only if something was: a first deploy that fails
             // has nothing earlier to go back to.
             let put_back: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM deployment_hosts WHERE deployment_id = ? AND state = 'rolled_back'",
+                "SELECT COUNT(*) FROM deployment_hosts WHERE deployment_id = ? AND previous_release_id IS NOT NULL \
+                 AND state IN ('rolled_back', 'failed')",
             )
             .bind(id)
             .fetch_one(&mut *tx)
@@ -345,7 +353,9 @@ async fn finish(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    if d.whole_env && status == DeploymentStatus::Succeeded {
+    // Failed without a rollback: the hosts stay on the release (the failures
+    // were tolerated, or the policy leaves them), so later hosts join them.
+    if d.whole_env && matches!(status, DeploymentStatus::Succeeded | DeploymentStatus::Failed) {
         sqlx::query("UPDATE environments SET desired_release_id = ? WHERE id = ?")
             .bind(d.release_id)
             .bind(d.env_id)
