@@ -51,8 +51,11 @@ fn time_of(rfc3339: &str) -> (String, u64) {
     (date.to_string(), ((h * 60 + m) * 60 + s) * 1000 + ms)
 }
 
+/// A moment as `time_of` gives it: comparable within the run.
+type At = (String, u64);
+
 /// Hosts by batch, each with when it started and finished.
-fn batches(d: &Value) -> Vec<Vec<(String, (String, u64), (String, u64))>> {
+fn batches(d: &Value) -> Vec<Vec<(String, At, At)>> {
     let count = d["batch_count"].as_u64().unwrap() as usize;
     let mut out = vec![Vec::new(); count];
     for h in d["hosts"].as_array().unwrap() {
