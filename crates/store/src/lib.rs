@@ -26,7 +26,7 @@ mod tests;
 
 use async_trait::async_trait;
 use ferry_domain::Tags;
-use ferry_domain::rollout::RolloutPolicy;
+use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_proto::agent::{LogLine as AgentLogLine, ProjectReport};
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
@@ -140,6 +140,13 @@ pub trait Database: Send + Sync + 'static {
     /// Records an operator's pause, resume, cancel or promote. Refused
     /// (`Conflict`) for a deployment that has ended.
     async fn control_deployment(&self, id: i64, control: RolloutControl, now: i64) -> Result<()>;
+    /// The step [`advance_deployment`](Database::advance_deployment) would
+    /// take now, without taking it, with the hosts of the batch it would
+    /// start (`None` when the deployment is not running).
+    async fn peek_deployment(&self, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>>;
+    /// Records what the server holds a running deployment for (shown as its
+    /// `hold`, and in its history when it changes).
+    async fn hold_deployment(&self, id: i64, hold: &str, now: i64) -> Result<()>;
     /// The deployments still running, oldest first, for the orchestrator's sweep.
     async fn running_deployments(&self) -> Result<Vec<i64>>;
     /// A deployment's transitions, oldest first.

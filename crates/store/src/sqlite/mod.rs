@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_domain::log::{self, LogBudget};
-use ferry_domain::rollout::RolloutPolicy;
+use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Secret, Tags};
 use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -610,6 +610,14 @@ impl Database for SqliteDatabase {
 
     async fn control_deployment(&self, id: i64, control: RolloutControl, now: i64) -> Result<()> {
         rollout::control(&self.pool, id, control, now).await
+    }
+
+    async fn peek_deployment(&self, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>> {
+        rollout::peek(&self.pool, id, now).await
+    }
+
+    async fn hold_deployment(&self, id: i64, hold: &str, now: i64) -> Result<()> {
+        rollout::set_hold(&self.pool, id, hold, now).await
     }
 
     async fn running_deployments(&self) -> Result<Vec<i64>> {

@@ -302,6 +302,43 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
     Ok(done)
 }
 
+/// What [`advance`] would do now, without doing it, and the hosts of the
+/// batch it would start: lets the server get ready first (take those hosts
+/// out of the load balancer).
+pub(super) async fn peek(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>> {
+    let mut conn = pool.acquire().await?;
+    let Some((view, _)) = load(&mut conn, id, now).await? else { return Ok(None) };
+    let step = next_step(&view);
+    let hosts = match step {
+        Step::StartBatch(batch) => {
+            sqlx::query_scalar("SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND batch = ?")
+                .bind(id)
+                .bind(i64::from(batch))
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Some((step, hosts)))
+}
+
+/// Records what a running deployment waits for, when the server (not
+/// `next_step`) holds it, e.g. for the load balancer.
+pub(super) async fn set_hold(pool: &SqlitePool, id: i64, hold: &str, now: i64) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let changed = sqlx::query("UPDATE deployments SET hold = ? WHERE id = ? AND status = 'running' AND hold IS NOT ?")
+        .bind(hold)
+        .bind(id)
+        .bind(hold)
+        .execute(&mut *tx)
+        .await?;
+    if changed.rows_affected() > 0 {
+        event(&mut tx, id, now, hold).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 async fn set_desired(
     conn: &mut SqliteConnection,
     host: i64,
