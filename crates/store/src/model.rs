@@ -1,7 +1,9 @@
 //! Rows the [`Database`](crate::Database) returns. Times are milliseconds
 //! since the epoch.
 
-use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Secret, Tags};
+use ferry_domain::{
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -96,6 +98,8 @@ pub struct Release {
     pub created_by: String,
     pub created_at: i64,
     pub origin: Option<ReleaseOrigin>,
+    /// Set while the release is marked bad.
+    pub bad: Option<BadMark>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +144,12 @@ pub struct NewDeployment {
     /// join later converge to it.
     pub whole_env: bool,
     pub offline_timeout_ms: i64,
+    /// Go ahead even if the release is marked bad (`--force`); recorded on
+    /// the deployment when the release was in fact marked.
+    pub forced: bool,
+    /// Go ahead even if the environment is frozen (an emergency rollback);
+    /// recorded on the deployment when a freeze was in fact in force.
+    pub ignore_freeze: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +164,10 @@ pub struct DeploymentRow {
     pub created_by: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// It deployed a release marked bad, by force.
+    pub forced: bool,
+    /// It went ahead through a freeze of its environment.
+    pub freeze_ignored: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -320,4 +334,12 @@ pub struct DeploymentLogLine {
     /// the marker standing for dropped lines).
     pub stream: String,
     pub line: String,
+}
+
+/// A freeze of one environment, with the names it is shown by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreezeRow {
+    pub project: String,
+    pub env: String,
+    pub freeze: Freeze,
 }
