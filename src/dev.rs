@@ -101,6 +101,7 @@ async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
         kind: DeploymentKind::Deploy,
         offline_timeout_secs: None,
         build: None,
+        force: false,
     };
     let d: DeploymentInfo = client.post(&format!("/api/v1/projects/{SAMPLE_PROJECT}/deployments"), &req).await?;
     for _ in 0..150 {

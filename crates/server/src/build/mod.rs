@@ -261,6 +261,7 @@ async fn auto_deploy(state: &AppState, build: &Build) {
             kind: DeploymentKind::Deploy,
             offline_timeout_secs: None,
             build: None,
+            force: false,
         };
         match fleet::create_deployment(state, &caller, &project.name, req).await {
             Ok(d) => tracing::info!(build = build.id, env = %env.name, deployment = d.id, "auto-deployed"),
