@@ -156,8 +156,8 @@ environment's current version. A running deployment holds the same lock until it
 both.
 
 --for is required: a freeze always ends by itself (at most 30days), so a forgotten one cannot block deploys \
-forever. Take it again to make it longer. `ferry unlock PROJECT ENV` lifts it earlier. An environment that is \
-already frozen is not frozen again: the error names who holds the freeze.";
+forever. `ferry unlock PROJECT ENV` lifts it earlier. An environment that is already frozen is not frozen \
+again: the error names who holds the freeze; to change a freeze, lift it and take it anew.";
 
 #[derive(Args)]
 pub struct DevArgs {

@@ -19,6 +19,7 @@ mod faults;
 mod health;
 mod hooks;
 mod layout;
+mod recovery;
 mod service;
 mod uploads;
 mod vars;

@@ -65,6 +65,12 @@ pub fn parse_freeze_duration(text: &str) -> Result<Duration, GuardError> {
     Ok(d)
 }
 
+/// A time in a message for people: `2026-05-01 12:00:00 UTC`, to the second.
+fn when(ms: i64) -> String {
+    let text = crate::rfc3339_from_millis(ms - ms.rem_euclid(1000));
+    text.replacen('T', " ", 1).replace('Z', " UTC")
+}
+
 /// A freeze of one environment: no deployment starts there while it is in
 /// force. Taken by hand (`ferry lock`), it ends at `until` by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +103,19 @@ impl Freeze {
             "environment {project}/{env} is frozen by {} until {}: {}. Deployments are refused until the freeze \
              ends, or until it is lifted with `ferry unlock {project} {env}`",
             self.owner,
-            crate::rfc3339_from_millis(self.until),
+            when(self.until),
+            self.reason
+        )
+    }
+
+    /// What a second freeze of `project`/`env` tells the user while this one
+    /// is in force: one freeze at a time, so nobody's is replaced unnoticed.
+    pub fn already_held(&self, project: &str, env: &str) -> String {
+        format!(
+            "environment {project}/{env} is already frozen by {} until {}: {}. To freeze it anew, lift this \
+             freeze first with `ferry unlock {project} {env}`",
+            self.owner,
+            when(self.until),
             self.reason
         )
     }
@@ -121,7 +139,7 @@ impl BadMark {
             "version {version} of {project} was marked bad by {} ({}): {}. Choose another version, or deploy it \
              anyway with --force (recorded on the deployment)",
             self.by,
-            crate::rfc3339_from_millis(self.at),
+            when(self.at),
             self.reason
         )
     }
@@ -154,11 +172,13 @@ mod tests {
     fn refusals_name_who_and_why() {
         let f = Freeze::new("alice", "release night", 0, Duration::from_secs(3600));
         let text = f.refusal("shop", "prod");
-        assert!(text.contains("shop/prod is frozen by alice until 1970-01-01T01:00:00Z: release night"), "{text}");
+        assert!(text.contains("shop/prod is frozen by alice until 1970-01-01 01:00:00 UTC: release night"), "{text}");
         assert!(text.contains("ferry unlock shop prod"), "{text}");
-        let m = BadMark { by: "bob".into(), reason: "memory leak".into(), at: 0 };
+        let text = f.already_held("shop", "prod");
+        assert!(text.contains("shop/prod is already frozen by alice until 1970-01-01 01:00:00 UTC: release night"));
+        let m = BadMark { by: "bob".into(), reason: "memory leak".into(), at: 1_500 };
         let text = m.refusal("shop", "v3");
-        assert!(text.contains("v3 of shop was marked bad by bob") && text.contains("memory leak"), "{text}");
+        assert!(text.contains("v3 of shop was marked bad by bob (1970-01-01 00:00:01 UTC): memory leak"), "{text}");
         assert!(text.contains("--force"), "{text}");
     }
 

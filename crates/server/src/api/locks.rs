@@ -31,13 +31,7 @@ pub async fn freeze(
     let row = match state.db.freeze_environment(&env, &freeze, now).await {
         Ok(row) => row,
         Err(StoreError::Frozen { project, env, freeze: held }) => {
-            return Err(ApiError::Conflict(format!(
-                "environment {project}/{env} is already frozen by {} until {}: {}. Lift it first with \
-                 `ferry unlock {project} {env}`",
-                held.owner,
-                ferry_domain::rfc3339_from_millis(held.until),
-                held.reason
-            )));
+            return Err(ApiError::Conflict(held.already_held(&project, &env)));
         }
         Err(e) => return Err(e.into()),
     };
