@@ -148,7 +148,8 @@ pub enum Command {
 /// `ferry lock --help`: what a freeze does and does not do.
 const LOCK_ABOUT: &str = "Freeze an environment: while the freeze is in force, every deployment and rollback \
 there is refused, naming who froze it, why and until when. Deployments from --auto-deploy-branch are refused \
-the same way.
+the same way, and --force does not pass a freeze. Only an emergency rollback (`ferry rollback --emergency`) \
+goes through, and its record says so.
 
 A freeze is the deployment lock of the environment (R19) taken by hand. It is held on the server (in its \
 database), not on the hosts: hosts keep running what they run, and a host that joins still gets the \
@@ -337,6 +338,20 @@ pub enum EnvCmd {
         /// Deploy every successful build of this branch here at once (continuous deploy)
         #[arg(long)]
         auto_deploy_branch: Option<String>,
+        /// The environment's default rollout (deploys may override it)
+        #[command(flatten)]
+        rollout: RolloutArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change an environment's default rollout; options not given keep their value
+    SetRollout {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        #[command(flatten)]
+        rollout: RolloutArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -506,6 +521,8 @@ pub struct DeployArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
+    pub rollout: RolloutArgs,
+    #[command(flatten)]
     pub conn: Conn,
 }
 
@@ -515,13 +532,55 @@ pub struct RollbackArgs {
     pub project: String,
     /// Environment name
     pub env: String,
-    /// The version to go back to (default: the previous successfully deployed one)
+    /// The version to go back to (default: the previous successfully deployed one not marked bad)
     #[arg(long)]
     pub to: Option<String>,
+    /// When minutes matter (R11): every host at once, no gates or pauses, and it takes over from a
+    /// deployment still running in the environment (which ends as canceled); it also goes through a freeze
+    /// (`ferry lock`), and its record says so
+    #[arg(long, conflicts_with_all = ["strategy", "batch", "canary", "soak", "group_by", "max_failed", "pause", "approve_each_batch"])]
+    pub emergency: bool,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
+    pub rollout: RolloutArgs,
+    #[command(flatten)]
     pub conn: Conn,
+}
+
+/// How a deployment rolls over its hosts (R13). Each option given replaces
+/// the environment's default; the rest stay.
+#[derive(Args, Clone, Default)]
+pub struct RolloutArgs {
+    /// all-at-once, one-at-a-time, rolling (needs --batch), canary (--canary, --soak, --batch for the rest)
+    /// or grouped (--group-by, optional --batch within each group)
+    #[arg(long, help_heading = "Rollout")]
+    pub strategy: Option<String>,
+    /// Hosts per batch: a count (2) or a share of the hosts (25%)
+    #[arg(long, help_heading = "Rollout")]
+    pub batch: Option<String>,
+    /// Canary hosts that go first: a count (1) or a tag selector (stage=pre); then the rollout waits for
+    /// `ferry deployment promote`
+    #[arg(long, help_heading = "Rollout")]
+    pub canary: Option<String>,
+    /// Canary: promote by itself once the canary has been healthy this long (e.g. 10m)
+    #[arg(long, help_heading = "Rollout")]
+    pub soak: Option<String>,
+    /// Grouped: the tag whose values make the groups, updated one group after another (e.g. region)
+    #[arg(long, help_heading = "Rollout")]
+    pub group_by: Option<String>,
+    /// Failed hosts tolerated before the rollout stops: a count or a share (default 0: the first failure stops it)
+    #[arg(long, help_heading = "Rollout")]
+    pub max_failed: Option<String>,
+    /// When the rollout stops, leave updated hosts as they are instead of putting them back
+    #[arg(long, help_heading = "Rollout")]
+    pub no_auto_rollback: bool,
+    /// Wait this long between batches (e.g. 30s)
+    #[arg(long, help_heading = "Rollout")]
+    pub pause: Option<String>,
+    /// Every batch after the first waits for `ferry deployment promote`
+    #[arg(long, help_heading = "Rollout")]
+    pub approve_each_batch: bool,
 }
 
 #[derive(Args)]
@@ -594,9 +653,55 @@ pub enum BuildCmd {
 
 #[derive(Subcommand)]
 pub enum DeploymentCmd {
-    /// Per-host state, timings, bytes moved and errors of one deployment
+    /// The plan (hosts in batches), per-host state, timings, bytes moved, errors and every transition
     Show {
+        /// Deployment ID
         id: i64,
+        /// Keep printing changes until the deployment ends; exit non-zero unless it succeeded
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop starting new batches; hosts at work finish. Resume with `ferry deployment resume`
+    Pause {
+        /// Deployment ID
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Let a paused deployment go on
+    Resume {
+        /// Deployment ID
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Let the next batch start: after the canary, or with --approve-each-batch
+    Promote {
+        /// Deployment ID
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// End the deployment: hosts at work finish, the rest are not started. Every host stays on a
+    /// complete release; `show` says which
+    Cancel {
+        /// Deployment ID
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Deploy the same release again: to the hosts that did not succeed (--failed), or to all its hosts
+    Retry {
+        /// Deployment ID
+        id: i64,
+        /// Only the hosts that did not end succeeded
+        #[arg(long)]
+        failed: bool,
+        /// Follow per-host progress and exit non-zero unless every host succeeded
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         conn: Conn,
     },

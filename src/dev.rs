@@ -102,6 +102,8 @@ async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
         offline_timeout_secs: None,
         build: None,
         force: false,
+        rollout: Default::default(),
+        emergency: false,
     };
     let d: DeploymentInfo = client.post(&format!("/api/v1/projects/{SAMPLE_PROJECT}/deployments"), &req).await?;
     for _ in 0..150 {

@@ -119,10 +119,14 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::project_list(&c, out).await
         }
-        Command::Env(EnvCmd::Create { project, env, select, auto_deploy_branch, conn }) => {
+        Command::Env(EnvCmd::Create { project, env, select, auto_deploy_branch, rollout, conn }) => {
             let (c, _) = client(&conn)?;
-            let req = CreateEnvironment { name: env, selector: select, auto_deploy_branch };
+            let req = CreateEnvironment { name: env, selector: select, auto_deploy_branch, rollout: rollout.options() };
             commands::env_create(&c, &project, req).await
+        }
+        Command::Env(EnvCmd::SetRollout { project, env, rollout, conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::env_set_rollout(&c, &project, &env, rollout.options(), out).await
         }
         Command::Env(EnvCmd::List { project, conn }) => {
             let (c, out) = client(&conn)?;
@@ -204,11 +208,14 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&args.conn)?;
             let mut req = deployment(args.env, args.version, &args.target, DeploymentKind::Deploy);
             req.build = args.build;
+            req.rollout = args.rollout.options();
             commands::deploy(&c, &args.project, req, args.target.wait, out).await
         }
         Command::Rollback(args) => {
             let (c, out) = client(&args.conn)?;
-            let req = deployment(args.env, args.to, &args.target, DeploymentKind::Rollback);
+            let mut req = deployment(args.env, args.to, &args.target, DeploymentKind::Rollback);
+            req.rollout = args.rollout.options();
+            req.emergency = args.emergency;
             commands::deploy(&c, &args.project, req, args.target.wait, out).await
         }
         Command::Status { project, conn } => {
@@ -223,9 +230,17 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::deployments(&c, &project, limit, out).await
         }
-        Command::Deployment(DeploymentCmd::Show { id, conn }) => {
+        Command::Deployment(DeploymentCmd::Show { id, follow, conn }) => {
             let (c, out) = client(&conn)?;
-            commands::deployment_show(&c, id, out).await
+            commands::deployment_show(&c, id, follow, out).await
+        }
+        Command::Deployment(DeploymentCmd::Pause { id, conn }) => control(&conn, id, "pause").await,
+        Command::Deployment(DeploymentCmd::Resume { id, conn }) => control(&conn, id, "resume").await,
+        Command::Deployment(DeploymentCmd::Promote { id, conn }) => control(&conn, id, "promote").await,
+        Command::Deployment(DeploymentCmd::Cancel { id, conn }) => control(&conn, id, "cancel").await,
+        Command::Deployment(DeploymentCmd::Retry { id, failed, wait, conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::deployment_retry(&c, id, failed, wait, out).await
         }
         Command::Deployment(DeploymentCmd::Log { id, host, follow, conn }) => {
             let (c, out) = client(&conn)?;
@@ -243,6 +258,30 @@ fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: D
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
         build: None,
         force: target.force,
+        rollout: Default::default(),
+        emergency: false,
+    }
+}
+
+async fn control(conn: &Conn, id: i64, action: &str) -> Result<()> {
+    let (c, out) = client(conn)?;
+    commands::deployment_control(&c, id, action, out).await
+}
+
+impl RolloutArgs {
+    /// The options as the API takes them: only what was given.
+    fn options(self) -> ferry_domain::rollout::RolloutOptions {
+        ferry_domain::rollout::RolloutOptions {
+            strategy: self.strategy,
+            batch: self.batch,
+            canary: self.canary,
+            soak: self.soak,
+            group_by: self.group_by,
+            max_failed: self.max_failed,
+            auto_rollback: self.no_auto_rollback.then_some(false),
+            pause: self.pause,
+            approve_each_batch: self.approve_each_batch.then_some(true),
+        }
     }
 }
 

@@ -117,7 +117,7 @@ fn a_failing_hooks_output_is_kept_and_a_chatty_hook_is_capped() {
     assert!(lines[at[3]].ends_with("exited with code 4"), "{log}");
     assert!(!log.contains("==> activated"), "{log}");
     let err = f.fails(&["deployment", "log", "2", "--follow"]);
-    assert!(err.contains("deployment 2 failed"), "{err}");
+    assert!(err.contains("deployment 2 rolled_back"), "{err}");
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
     let _ = &mut f;
 }

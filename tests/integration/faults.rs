@@ -32,8 +32,11 @@ fn a_corrupt_blob_is_never_activated_and_the_host_says_so() {
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"), "still on the old release");
     let objects = f.root_of("web-1").join(".ferry/objects").join(&digest[..2]).join(&digest);
     assert!(!objects.exists(), "the bad content was not stored on the host");
+    // The rollout stopped and asked for v1 again: the host does not keep
+    // retrying a release whose content is bad.
     let s = f.json(&["status", "app"]);
-    assert_eq!(s["environments"][0]["hosts"][0]["activity"], "failed");
+    assert_eq!(s["environments"][0]["hosts"][0]["desired_version"], "v1");
+    assert_eq!(d["status"], "rolled_back");
 }
 
 #[test]

@@ -42,11 +42,12 @@ fn health_checks_gate_the_deploy_and_a_failure_rolls_the_host_back() {
     assert_eq!(back["state"], "running", "{back}");
     assert!(back["release"].as_str().unwrap().contains("v1"), "v1's service serves again: {back}");
 
-    // `rollback = false`: the host fails but stays on the new release.
+    // `rollback = false` (and a rollout that leaves failed hosts alone): the
+    // host fails but stays on the new release.
     let v3 =
         format!("{service}[health]\ncommand = \"echo not ready >&2; exit 3\"\ntimeout = \"2s\"\nrollback = false\n");
     upload_with(&f, "v3", &v3, &[]);
-    f.fails(&["deploy", "app", "prod", "--version", "v3", "--wait"]);
+    f.fails(&["deploy", "app", "prod", "--version", "v3", "--wait", "--no-auto-rollback"]);
     let error = error_of(&f, "3");
     assert!(error.contains("exit code 3") && error.contains("not ready"), "{error}");
     assert!(!error.contains("put back"), "{error}");

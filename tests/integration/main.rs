@@ -20,6 +20,7 @@ mod health;
 mod hooks;
 mod layout;
 mod recovery;
+mod rollout;
 mod service;
 mod uploads;
 mod vars;

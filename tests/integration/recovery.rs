@@ -82,6 +82,7 @@ fn a_release_marked_bad_is_skipped_refused_unless_forced_and_shown() {
 #[test]
 fn a_freeze_refuses_deployments_with_who_and_why_until_lifted() {
     let mut f = Ferry::fleet_on_v1(&["web-1"]);
+    f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
     let out = f.ok(&["lock", "app", "prod", "--reason", "release night", "--for", "2h"]);
     assert!(out.contains("froze app/prod until"), "{out}");
 
@@ -97,17 +98,27 @@ fn a_freeze_refuses_deployments_with_who_and_why_until_lifted() {
 
     let before = deployment_count(&f);
     for args in [
-        vec!["deploy", "app", "prod", "--version", "v2"],
-        vec!["deploy", "app", "prod", "--version", "v2", "--force"],
+        vec!["deploy", "app", "prod", "--version", "v1"],
+        vec!["deploy", "app", "prod", "--version", "v1", "--force"],
         vec!["rollback", "app", "prod"],
     ] {
         let err = f.fails(&args);
         assert!(err.contains("app/prod is frozen by admin") && err.contains("release night"), "{args:?}: {err}");
     }
     assert_eq!(deployment_count(&f), before, "nothing was recorded");
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v2"));
     let s = f.json(&["status", "app"]);
     assert_eq!(prod(&s)["freeze"]["owner"], "admin");
     assert!(f.ok(&["status", "app"]).contains("FROZEN by admin"));
+
+    // An emergency rollback goes through, and says so.
+    let out = f.ok(&["rollback", "app", "prod", "--emergency", "--wait"]);
+    assert!(out.contains("through the freeze of app/prod"), "{out}");
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
+    let d = &f.json(&["deployments", "app"])[0];
+    assert_eq!((d["emergency"].as_bool(), d["freeze_ignored"].as_bool()), (Some(true), Some(true)), "{d}");
+    assert!(f.ok(&["deployments", "app"]).contains("rollback (through freeze)"));
+    assert_eq!(f.json(&["locks", "app"])[0]["kind"], "freeze", "the freeze still holds");
 
     // One freeze at a time: the second names the first.
     let err = f.fails(&["lock", "app", "prod", "--reason", "mine", "--for", "1h"]);

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use ferry_domain::rollout::RolloutOptions;
 use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 use ferry_proto::api::*;
 
@@ -40,16 +41,34 @@ pub async fn env_create(c: &Client, project: &str, req: CreateEnvironment) -> Re
         None => String::new(),
     };
     println!("created environment {}/{} selecting hosts with {}{follow}", e.project, e.name, e.selector);
+    println!("rollout: {}", e.rollout);
     Ok(())
+}
+
+/// `ferry env set-rollout PROJECT ENV [options]`.
+pub async fn env_set_rollout(c: &Client, project: &str, env: &str, options: RolloutOptions, out: Output) -> Result<()> {
+    if options.is_empty() {
+        bail!("give at least one rollout option (see `ferry env set-rollout --help`)");
+    }
+    let e: EnvironmentInfo =
+        c.post(&format!("/api/v1/projects/{project}/environments/{env}/rollout"), &options).await?;
+    out.print(&e, |e| format!("{}/{} rollout: {}\n", e.project, e.name, e.rollout))
 }
 
 pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
     let list: Vec<EnvironmentInfo> = c.get(&format!("/api/v1/projects/{project}/environments")).await?;
     out.print(&list, |l| {
         table(
-            &["ENV", "SELECTOR", "DESIRED VERSION"],
+            &["ENV", "SELECTOR", "DESIRED VERSION", "ROLLOUT"],
             l.iter()
-                .map(|e| vec![e.name.clone(), e.selector.clone(), e.desired_version.clone().unwrap_or("-".into())])
+                .map(|e| {
+                    vec![
+                        e.name.clone(),
+                        e.selector.clone(),
+                        e.desired_version.clone().unwrap_or("-".into()),
+                        e.rollout.clone(),
+                    ]
+                })
                 .collect(),
         )
     })
@@ -103,6 +122,12 @@ pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool
         if d.forced {
             println!("forced: version {} is marked bad (see `ferry releases {}`)", d.version, d.project);
         }
+        if d.freeze_ignored {
+            println!("through the freeze of {}/{} (see `ferry locks {}`)", d.project, d.env, d.project);
+        }
+        if d.batch_count > 1 || d.emergency {
+            println!("  rollout: {}{}", if d.emergency { "EMERGENCY, " } else { "" }, d.rollout);
+        }
     }
     if !wait {
         if out == Output::Json {
@@ -121,6 +146,8 @@ const FOLLOW_PATIENCE: Duration = Duration::from_secs(30);
 async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
     let started = Instant::now();
     let mut seen: HashMap<String, HostDeployState> = HashMap::new();
+    let mut events_seen = 0usize;
+    let mut hold_seen: Option<String> = None;
     let mut unreachable_since: Option<Instant> = None;
     loop {
         // The deployment goes on without us: ride out a server restart.
@@ -139,10 +166,23 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
             }
         };
         if out == Output::Table {
+            let at = started.elapsed().as_secs_f64();
+            // Batches, gates and the end, as the server recorded them; the
+            // creation is already printed.
+            for e in d.events.iter().skip(events_seen.max(1)) {
+                println!("  {at:>6.1}s  -- {}", e.what);
+            }
+            events_seen = d.events.len();
+            if d.hold != hold_seen {
+                if let Some(h) = d.hold.as_deref().filter(|h| h.contains("promote")) {
+                    println!("  {at:>6.1}s  -- {h}: ferry deployment promote {id}");
+                }
+                hold_seen = d.hold.clone();
+            }
             for h in &d.hosts {
-                if seen.get(&h.host) != Some(&h.state) {
+                if seen.get(&h.host) != Some(&h.state) && h.state != HostDeployState::Queued {
                     seen.insert(h.host.clone(), h.state);
-                    println!("  {:>6.1}s  {:<20} {}", started.elapsed().as_secs_f64(), h.host, host_line(h));
+                    println!("  {at:>6.1}s  {:<20} {}", h.host, host_line(h));
                 }
             }
         }
@@ -159,27 +199,70 @@ fn host_line(h: &DeploymentHostInfo) -> String {
             format!("succeeded  ({} downloaded, {} reused)", bytes(h.bytes_downloaded), bytes(h.bytes_reused))
         }
         HostDeployState::Failed => format!("FAILED  {}", h.error.as_deref().unwrap_or("")),
+        HostDeployState::RolledBack | HostDeployState::Canceled => {
+            format!("{}  {}", h.state, h.error.as_deref().unwrap_or("").replace('\n', "; "))
+        }
         other => other.to_string(),
     }
 }
 
 fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
-    let failed = d.hosts.iter().filter(|h| h.state == HostDeployState::Failed).count();
+    let count = |state| d.hosts.iter().filter(|h| h.state == state).count();
+    let (succeeded, failed) = (count(HostDeployState::Succeeded), count(HostDeployState::Failed));
     out.print(d, |d| {
         format!(
-            "{} {} {}: {} of {} host(s) on version {}\n",
+            "{} {} {}: {} of {} host(s) on version {}{}\n",
             if d.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" },
             d.id,
             d.status,
-            d.hosts.len() - failed,
+            succeeded,
             d.hosts.len(),
-            d.version
+            d.version,
+            d.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
         )
     })?;
-    if d.status == DeploymentStatus::Failed {
-        bail!("deployment {} failed on {failed} host(s); see `ferry deployment show {}`", d.id, d.id);
+    if d.status != DeploymentStatus::Succeeded {
+        let why = d.reason.as_deref().unwrap_or("it did not succeed");
+        bail!(
+            "deployment {} {}: {why}; failed on {failed} host(s); see `ferry deployment show {}`",
+            d.id,
+            d.status,
+            d.id
+        );
     }
     Ok(())
+}
+
+/// `ferry deployment pause|resume|promote|cancel ID`.
+pub async fn deployment_control(c: &Client, id: i64, action: &str, out: Output) -> Result<()> {
+    let d: DeploymentInfo = c.post(&format!("/api/v1/deployments/{id}/{action}"), &serde_json::json!({})).await?;
+    out.print(&d, |d| {
+        format!("deployment {} {}{}\n", d.id, d.status, d.hold.as_deref().map(|h| format!(": {h}")).unwrap_or_default())
+    })
+}
+
+/// `ferry deployment retry ID [--failed]`.
+pub async fn deployment_retry(c: &Client, id: i64, failed_only: bool, wait: bool, out: Output) -> Result<()> {
+    let req = ferry_proto::api::RetryDeployment { failed_only };
+    let d: DeploymentInfo = c.post(&format!("/api/v1/deployments/{id}/retry"), &req).await?;
+    if out == Output::Table {
+        println!(
+            "deployment {} of {}/{} to version {} on {} host(s)",
+            d.id,
+            d.project,
+            d.env,
+            d.version,
+            d.hosts.len()
+        );
+    }
+    if !wait {
+        if out == Output::Json {
+            out.print(&d, |_| String::new())?;
+        }
+        return Ok(());
+    }
+    let done = follow(c, d.id, out).await?;
+    finish(&done, out)
 }
 
 pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
@@ -284,20 +367,27 @@ fn kind_text(d: &DeploymentInfo) -> String {
     text
 }
 
-pub async fn deployment_show(c: &Client, id: i64, out: Output) -> Result<()> {
+pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) -> Result<()> {
+    if follow_it {
+        let d = follow(c, id, out).await?;
+        return finish(&d, out);
+    }
     let d: DeploymentInfo = c.get(&format!("/api/v1/deployments/{id}")).await?;
     out.print(&d, |d| {
         let mut text = format!(
-            "deployment {} ({}) of {}/{} version {}: {}\nstarted {} by {}, finished {}\n",
+            "deployment {} ({}{}) of {}/{} version {}: {}{}\nstarted {} by {}, finished {}\nrollout: {}\n",
             d.id,
             d.kind,
+            if d.emergency { ", emergency" } else { "" },
             d.project,
             d.env,
             d.version,
             d.status,
+            d.hold.as_deref().or(d.reason.as_deref()).map(|h| format!(" ({h})")).unwrap_or_default(),
             time(&d.created_at),
             d.created_by,
-            d.finished_at.as_deref().map(time).unwrap_or("-".into())
+            d.finished_at.as_deref().map(time).unwrap_or("-".into()),
+            d.rollout,
         );
         if d.forced {
             text.push_str(&format!("forced: version {} was marked bad when it was deployed\n", d.version));
@@ -310,6 +400,7 @@ pub async fn deployment_show(c: &Client, id: i64, out: Output) -> Result<()> {
             .iter()
             .map(|h| {
                 vec![
+                    format!("{}/{}", h.batch, d.batch_count),
                     h.host.clone(),
                     h.state.to_string(),
                     h.started_at.as_deref().map(time).unwrap_or("-".into()),
@@ -320,7 +411,16 @@ pub async fn deployment_show(c: &Client, id: i64, out: Output) -> Result<()> {
                 ]
             })
             .collect();
-        text.push_str(&table(&["HOST", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"], rows));
+        text.push_str(&table(
+            &["BATCH", "HOST", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"],
+            rows,
+        ));
+        if !d.events.is_empty() {
+            text.push_str("\nhistory:\n");
+            for e in &d.events {
+                text.push_str(&format!("  {}  {}\n", time(&e.at), e.what));
+            }
+        }
         text
     })
 }

@@ -1,8 +1,9 @@
 //! Deployment and per-host states, and the rules that move between them.
 //!
-//! A deployment records the version, makes it desired for its target hosts,
-//! and then follows each host's report (R4). It ends only when every target
-//! host has ended, so no host goes unaccounted for; one failed host fails the
+//! A deployment records the version and its plan (its target hosts in
+//! batches, see `rollout`), makes it desired for one batch after another, and
+//! follows each host's report (R4). It ends only when every target host has
+//! an end state, so no host goes unaccounted for; one failed host fails the
 //! whole deployment (R10).
 
 use std::fmt;
@@ -18,56 +19,62 @@ pub enum DeploymentKind {
 
 /// The state of one deployment as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum DeploymentStatus {
+    /// Going, waiting between batches, or paused: it holds the R19 lock.
     Running,
     Succeeded,
     Failed,
+    /// Failed, and the hosts it had updated were put back.
+    RolledBack,
+    /// Stopped by an operator, or superseded by an emergency rollback.
+    Canceled,
 }
 
 /// The state of one target host within a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum HostDeployState {
+    /// Its batch has not started: nothing changed on the host yet.
+    Queued,
     /// Desired state is set; the host has not started on it yet (or is offline).
     Pending,
     /// The agent reported that it is installing or activating the release.
     Running,
     Succeeded,
     Failed,
+    /// It had been updated (or had failed) and was put back on its previous
+    /// release when the rollout stopped.
+    RolledBack,
+    /// Never started, or stopped unfinished with nothing to put back: the
+    /// rollout stopped or was canceled first.
+    Canceled,
 }
 
 impl HostDeployState {
-    /// Succeeded and failed are final for this deployment.
+    /// States in which the host's part of the deployment is over. A
+    /// succeeded or failed host may still be rolled back.
     pub fn is_terminal(self) -> bool {
-        matches!(self, HostDeployState::Succeeded | HostDeployState::Failed)
+        use HostDeployState::*;
+        matches!(self, Succeeded | Failed | RolledBack | Canceled)
     }
 
-    /// Whether a report may move a host from `self` to `next`. Terminal states
-    /// never change: a late or repeated report must not rewrite history.
+    /// Whether `self` may move to `next`. Reports move started hosts forward;
+    /// the orchestrator starts queued hosts, cancels them, or rolls hosts
+    /// back; nothing else changes history.
     pub fn can_move_to(self, next: HostDeployState) -> bool {
         use HostDeployState::*;
-        matches!((self, next), (Pending, Running | Succeeded | Failed) | (Running, Succeeded | Failed))
+        matches!(
+            (self, next),
+            (Queued, Pending | Canceled)
+                | (Pending, Running | Succeeded | Failed | RolledBack | Canceled)
+                | (Running, Succeeded | Failed | RolledBack | Canceled)
+                | (Succeeded | Failed, RolledBack)
+        )
     }
 }
 
 impl DeploymentStatus {
-    /// The overall status given every target host's state: running while any
-    /// host is still going, then failed if any host failed, else succeeded.
-    pub fn from_hosts(states: impl IntoIterator<Item = HostDeployState>) -> DeploymentStatus {
-        let mut any_failed = false;
-        for s in states {
-            match s {
-                HostDeployState::Pending | HostDeployState::Running => {
-                    return DeploymentStatus::Running;
-                }
-                HostDeployState::Failed => any_failed = true,
-                HostDeployState::Succeeded => {}
-            }
-        }
-        if any_failed { DeploymentStatus::Failed } else { DeploymentStatus::Succeeded }
-    }
-
     pub fn is_terminal(self) -> bool {
         self != DeploymentStatus::Running
     }
@@ -128,40 +135,55 @@ string_enum!(BuildStatus {
     Canceled => "canceled",
 });
 string_enum!(DeploymentKind { Deploy => "deploy", Rollback => "rollback" });
-string_enum!(DeploymentStatus { Running => "running", Succeeded => "succeeded", Failed => "failed" });
-string_enum!(HostDeployState { Pending => "pending", Running => "running", Succeeded => "succeeded", Failed => "failed" });
+string_enum!(DeploymentStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    RolledBack => "rolled_back",
+    Canceled => "canceled",
+});
+string_enum!(HostDeployState {
+    Queued => "queued",
+    Pending => "pending",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    RolledBack => "rolled_back",
+    Canceled => "canceled",
+});
 
 #[cfg(test)]
 mod tests {
     use super::HostDeployState::*;
     use super::*;
 
-    const ALL: [HostDeployState; 4] = [Pending, Running, Succeeded, Failed];
+    const ALL: [HostDeployState; 7] = [Queued, Pending, Running, Succeeded, Failed, RolledBack, Canceled];
 
     #[test]
     fn every_transition() {
+        let allowed = [
+            (Queued, Pending),
+            (Queued, Canceled),
+            (Pending, Running),
+            (Pending, Succeeded),
+            (Pending, Failed),
+            (Pending, RolledBack),
+            (Pending, Canceled),
+            (Running, Succeeded),
+            (Running, Failed),
+            (Running, RolledBack),
+            (Running, Canceled),
+            (Succeeded, RolledBack),
+            (Failed, RolledBack),
+        ];
         for from in ALL {
             for to in ALL {
-                let expected = matches!(
-                    (from, to),
-                    (Pending, Running)
-                        | (Pending, Succeeded)
-                        | (Pending, Failed)
-                        | (Running, Succeeded)
-                        | (Running, Failed)
-                );
-                assert_eq!(from.can_move_to(to), expected, "{from} -> {to}");
+                assert_eq!(from.can_move_to(to), allowed.contains(&(from, to)), "{from} -> {to}");
             }
+            // Only states with a way forward are not terminal.
+            let stuck = ALL.iter().all(|to| !from.can_move_to(*to) || *to == RolledBack);
+            assert_eq!(from.is_terminal(), stuck, "{from}");
         }
-    }
-
-    #[test]
-    fn overall_status() {
-        assert_eq!(DeploymentStatus::from_hosts([Succeeded, Succeeded]), DeploymentStatus::Succeeded);
-        assert_eq!(DeploymentStatus::from_hosts([Succeeded, Failed]), DeploymentStatus::Failed);
-        assert_eq!(DeploymentStatus::from_hosts([Failed, Running]), DeploymentStatus::Running, "waits for every host");
-        assert_eq!(DeploymentStatus::from_hosts([Pending, Succeeded]), DeploymentStatus::Running);
-        assert_eq!(DeploymentStatus::from_hosts([]), DeploymentStatus::Succeeded);
     }
 
     #[test]
@@ -188,6 +210,16 @@ mod tests {
     fn names_round_trip() {
         for s in ALL {
             assert_eq!(s.as_str().parse::<HostDeployState>(), Ok(s));
+        }
+        for s in [
+            DeploymentStatus::Running,
+            DeploymentStatus::Succeeded,
+            DeploymentStatus::Failed,
+            DeploymentStatus::RolledBack,
+            DeploymentStatus::Canceled,
+        ] {
+            assert_eq!(s.as_str().parse::<DeploymentStatus>(), Ok(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
         assert_eq!("rollback".parse::<DeploymentKind>(), Ok(DeploymentKind::Rollback));
         assert!("done".parse::<DeploymentStatus>().is_err());

@@ -20,6 +20,7 @@ pub mod recipe;
 pub mod release_name;
 pub mod retry;
 pub mod rollback;
+pub mod rollout;
 pub mod secret;
 pub mod selector;
 pub mod service;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_domain::rollout::RolloutOptions;
 use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, Tags};
 
 /// The body of every error response.
@@ -56,6 +57,10 @@ pub struct CreateEnvironment {
     /// Deploy every successful build of this branch here (continuous deploy).
     #[serde(default)]
     pub auto_deploy_branch: Option<String>,
+    /// The environment's default rollout (R13); unset options keep the
+    /// default (all at once, stop at the first failure and put hosts back).
+    #[serde(default)]
+    pub rollout: RolloutOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,6 +72,9 @@ pub struct EnvironmentInfo {
     pub desired_version: Option<String>,
     pub auto_deploy_branch: Option<String>,
     pub created_at: String,
+    /// How its deployments roll out, in words.
+    #[serde(default)]
+    pub rollout: String,
 }
 
 /// Asks which of these blobs the server does not hold yet.
@@ -141,6 +149,21 @@ pub struct CreateDeployment {
     /// deployment (`forced`) when it was.
     #[serde(default)]
     pub force: bool,
+    /// Overrides of the environment's rollout for this deployment.
+    #[serde(default)]
+    pub rollout: RolloutOptions,
+    /// A rollback for when minutes matter (R11): every host at once, no
+    /// gates, and it takes over from a running deployment.
+    #[serde(default)]
+    pub emergency: bool,
+}
+
+/// `POST /api/v1/deployments/{id}/retry`: a new deployment of the same
+/// release to the hosts that failed (or all of its hosts).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct RetryDeployment {
+    #[serde(default)]
+    pub failed_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -160,14 +183,44 @@ pub struct DeploymentInfo {
     /// It went ahead through a freeze of its environment (an emergency).
     #[serde(default)]
     pub freeze_ignored: bool,
+    /// The rollout, in words.
+    #[serde(default)]
+    pub rollout: String,
+    #[serde(default)]
+    pub batch_count: u32,
+    /// The batch most recently started (from 1); none before the first.
+    #[serde(default)]
+    pub current_batch: Option<u32>,
+    /// What a running deployment waits for.
+    #[serde(default)]
+    pub hold: Option<String>,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub emergency: bool,
+    /// Why it ended as it did.
+    #[serde(default)]
+    pub reason: Option<String>,
     /// Empty in list views.
     #[serde(default)]
     pub hosts: Vec<DeploymentHostInfo>,
+    /// Each transition with its time; empty in list views.
+    #[serde(default)]
+    pub events: Vec<DeploymentEventInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentEventInfo {
+    pub at: String,
+    pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentHostInfo {
     pub host: String,
+    /// Its batch, from 1.
+    #[serde(default)]
+    pub batch: u32,
     pub state: HostDeployState,
     pub release_name: String,
     pub started_at: Option<String>,

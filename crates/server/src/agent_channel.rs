@@ -135,7 +135,11 @@ async fn agent_loop(
                     }
                     Ok(AgentMsg::Report(report)) => {
                         state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
-                        state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
+                        let moved =
+                            state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
+                        for id in moved {
+                            crate::rollout::drive(state, id).await.map_err(|e| e.to_string())?;
+                        }
                     }
                     Ok(AgentMsg::Log { project, release_id, lines }) => {
                         // No host_seen: heartbeats keep coming beside the lines,

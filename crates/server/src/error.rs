@@ -55,9 +55,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Refused(why) => ApiError::Conflict(why),
             StoreError::Locked { running } => ApiError::Locked(format!(
-                "deployment {running} of this project and environment is still running; wait for it to finish \
-                 (ferry deployment show {running})"
+                "deployment {running} of this project and environment is still running: wait for it \
+                 (ferry deployment show {running} --follow), cancel it (ferry deployment cancel {running}), \
+                 or roll back at once with ferry rollback --emergency"
             )),
             e @ StoreError::Frozen { .. } => ApiError::Frozen(e.to_string()),
             e @ StoreError::MarkedBad { .. } => ApiError::MarkedBad(e.to_string()),

@@ -9,12 +9,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, Var, VarScope};
 use ferry_domain::{
     DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target_skipping,
 };
 use ferry_proto::agent::{DesiredRelease, DesiredState};
-use ferry_proto::api::{CreateDeployment, DeploymentHostInfo, DeploymentInfo};
+use ferry_proto::api::{CreateDeployment, DeploymentEventInfo, DeploymentHostInfo, DeploymentInfo};
 use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User, VarRow};
 
 use crate::error::{ApiError, ApiResult};
@@ -188,6 +189,25 @@ pub async fn create_deployment(
         }
     }
 
+    // The rollout (R13): the environment's, with this request's overrides;
+    // an emergency rollback goes everywhere at once and stops for nothing.
+    let policy = if req.emergency {
+        if req.kind != DeploymentKind::Rollback {
+            return Err(ApiError::BadRequest("--emergency is for rollbacks: ferry rollback P ENV --emergency".into()));
+        }
+        if !req.rollout.is_empty() {
+            return Err(ApiError::BadRequest(
+                "an emergency rollback goes to every host at once; drop the rollout options".into(),
+            ));
+        }
+        RolloutPolicy { max_failed: FailLimit::Percent(100), auto_rollback: false, ..RolloutPolicy::default() }
+    } else {
+        req.rollout.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    let plan_hosts: Vec<PlanHost<'_>> =
+        targets.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
+    let batches = rollout::plan(&policy.strategy, &plan_hosts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+
     let name = release_name_for(&project.name, &env.name, &release);
     let offline_timeout = req.offline_timeout_secs.map(Duration::from_secs).unwrap_or(DEFAULT_OFFLINE_TIMEOUT);
     let new = NewDeployment {
@@ -196,16 +216,30 @@ pub async fn create_deployment(
         release_id: release.id,
         kind: req.kind,
         created_by: caller.name.clone(),
-        targets: targets.iter().map(|h| DeploymentTarget { host_id: h.id, release_name: name.clone() }).collect(),
+        targets: batches
+            .iter()
+            .enumerate()
+            .flat_map(|(batch, hosts)| {
+                let name = &name;
+                hosts.iter().map(move |host_id| DeploymentTarget {
+                    host_id: *host_id,
+                    release_name: name.clone(),
+                    batch: u32::try_from(batch).unwrap_or(u32::MAX),
+                })
+            })
+            .collect(),
         whole_env,
         offline_timeout_ms: i64::try_from(offline_timeout.as_millis()).unwrap_or(i64::MAX),
         forced: overrides.force,
         ignore_freeze: overrides.ignore_freeze,
+        batch_count: u32::try_from(batches.len()).unwrap_or(u32::MAX),
+        policy,
+        emergency: req.emergency,
     };
     let id = db.create_deployment(new, now_ms()).await?;
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
-        hosts = targets.len(), "deployment created");
-    state.hub.wake(targets.iter().map(|h| h.id));
+        hosts = targets.len(), batches = batches.len(), emergency = req.emergency, "deployment created");
+    crate::rollout::drive(state, id).await?;
     deployment_info(state, id).await
 }
 
@@ -238,10 +272,18 @@ pub async fn deployment_info(state: &AppState, id: i64) -> ApiResult<DeploymentI
     let row = state.db.deployment(id).await?;
     let hosts = state.db.deployment_hosts(id).await?;
     let mut info = deployment_summary(row);
+    info.events = state
+        .db
+        .deployment_events(id)
+        .await?
+        .into_iter()
+        .map(|e| DeploymentEventInfo { at: rfc3339_from_millis(e.at), what: e.what })
+        .collect();
     info.hosts = hosts
         .into_iter()
         .map(|h| DeploymentHostInfo {
             host: h.host,
+            batch: h.batch + 1,
             state: h.state,
             release_name: h.release_name,
             started_at: h.started_at.map(rfc3339_from_millis),
@@ -268,7 +310,15 @@ pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
         finished_at: row.finished_at.map(rfc3339_from_millis),
         forced: row.forced,
         freeze_ignored: row.freeze_ignored,
+        rollout: row.policy.describe(),
+        batch_count: row.batch_count,
+        current_batch: row.current_batch.map(|b| b + 1),
+        hold: row.hold,
+        paused: row.paused,
+        emergency: row.emergency,
+        reason: row.reason,
         hosts: Vec::new(),
+        events: Vec::new(),
     }
 }
 
@@ -293,5 +343,8 @@ pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<
         if let Err(e) = state.db.fail_offline_targets(now).await {
             tracing::error!("checking offline deployment targets: {e}");
         }
+        // Timed gates, offline targets just failed, and (after a restart)
+        // every rollout that was running.
+        crate::rollout::sweep(&state).await;
     }
 }

@@ -9,7 +9,7 @@
 //! themselves (when a freeze is in force, what a rollback skips) are in
 //! `ferry_domain::guards` and `ferry_domain::rollback`.
 
-use ferry_domain::{BadMark, rfc3339_from_millis};
+use ferry_domain::{BadMark, DeploymentKind, rfc3339_from_millis};
 use ferry_proto::api::{BadMarkInfo, CreateDeployment, LockInfo, LockKind};
 use ferry_store::{DeploymentRow, Environment, FreezeRow, Project, Release};
 
@@ -28,11 +28,11 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    /// What a deployment request may override. Nothing in the public API
-    /// passes a freeze yet; an emergency rollback sets `ignore_freeze` from
-    /// its request here.
+    /// What a deployment request may override: `force` passes a bad mark;
+    /// only an emergency rollback passes a freeze (when minutes matter, a
+    /// freeze must not stand in the way of going back).
     pub fn of(req: &CreateDeployment) -> Overrides {
-        Overrides { force: req.force, ignore_freeze: false }
+        Overrides { force: req.force, ignore_freeze: req.emergency && req.kind == DeploymentKind::Rollback }
     }
 }
 

@@ -21,6 +21,7 @@ mod guards;
 mod hub;
 mod init;
 mod release;
+mod rollout;
 mod secrets;
 mod webhook;
 

@@ -27,6 +27,7 @@ pub mod sqlite;
 mod tests;
 
 use async_trait::async_trait;
+use ferry_domain::rollout::RolloutPolicy;
 use ferry_domain::{BadMark, Freeze, Tags};
 use ferry_proto::agent::{LogLine as AgentLogLine, ProjectReport};
 
@@ -42,6 +43,10 @@ pub enum StoreError {
     /// A unique name is already taken.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The request does not fit the row's state (e.g. pausing a deployment
+    /// that has ended). The message says why.
+    #[error("{0}")]
+    Refused(String),
     /// A deployment of this project and environment is already running.
     #[error("deployment {running} of this project and environment is still running")]
     Locked { running: i64 },
@@ -97,6 +102,8 @@ pub trait Database: Send + Sync + 'static {
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>>;
     /// Every environment of every project, for matching a host's tags.
     async fn all_environments(&self) -> Result<Vec<Environment>>;
+    /// Sets an environment's default rollout.
+    async fn set_environment_rollout(&self, env: &Environment, policy: &RolloutPolicy) -> Result<()>;
 
     // --- releases ---
     async fn create_release(&self, new: NewRelease, now: i64) -> Result<Release>;
@@ -131,22 +138,38 @@ pub trait Database: Send + Sync + 'static {
     // --- deployments ---
     /// Atomically: refuses a frozen environment (`Frozen`, unless
     /// `ignore_freeze`) and a release marked bad (`MarkedBad`, unless
-    /// `forced`), takes the environment's deployment lock, records the
-    /// deployment and its target hosts, and makes the release desired on them
-    /// (and for the environment as a whole when `whole_env`).
+    /// `forced`), takes the environment's deployment lock (or, for an
+    /// emergency, takes it over from the running deployment, which ends as
+    /// canceled), and records the deployment and its plan: every target host,
+    /// queued in its batch. Nothing changes on a host until
+    /// [`advance_deployment`](Database::advance_deployment) starts its batch.
     async fn create_deployment(&self, new: NewDeployment, now: i64) -> Result<i64>;
+    /// One step of the orchestrator, in one transaction: reads the running
+    /// deployment's recorded state, asks `ferry_domain::rollout::next_step`
+    /// what to do, and does it (start a batch: make the release desired on
+    /// its hosts; roll back; finish). A step is never taken twice: a second
+    /// caller reads the state the first one left. Call it until it waits.
+    async fn advance_deployment(&self, id: i64, now: i64) -> Result<Advanced>;
+    /// Records an operator's pause, resume, cancel or promote. Refused
+    /// (`Conflict`) for a deployment that has ended.
+    async fn control_deployment(&self, id: i64, control: RolloutControl, now: i64) -> Result<()>;
+    /// The deployments still running, oldest first, for the orchestrator's sweep.
+    async fn running_deployments(&self) -> Result<Vec<i64>>;
+    /// A deployment's transitions, oldest first.
+    async fn deployment_events(&self, id: i64) -> Result<Vec<DeploymentEvent>>;
     async fn deployment(&self, id: i64) -> Result<DeploymentRow>;
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>>;
     /// Newest first, at most `limit`.
     async fn deployments(&self, project: &Project, limit: u32) -> Result<Vec<DeploymentRow>>;
     /// Running deployments, of one project or of all, oldest first: each holds
     /// its environment's lock (R19).
-    async fn running_deployments(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
+    async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
-    /// Records an agent's report and moves any running deployment of that
-    /// host and project accordingly. Returns the deployments it changed.
+    /// Records an agent's report and moves that host's row of any running
+    /// deployment of the project accordingly (the orchestrator then decides
+    /// what the deployment does). Returns the deployments it changed.
     async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>>;
     /// Fails target hosts of running deployments that have been offline for
     /// longer than their deployment's offline timeout. Returns the

@@ -1,6 +1,7 @@
 //! Rows the [`Database`](crate::Database) returns. Times are milliseconds
 //! since the epoch.
 
+use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
 };
@@ -48,6 +49,7 @@ pub struct NewEnvironment {
     /// `k=v,...`, already validated.
     pub selector: String,
     pub auto_deploy_branch: Option<String>,
+    pub rollout: RolloutPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +63,8 @@ pub struct Environment {
     pub desired_release_id: Option<i64>,
     pub auto_deploy_branch: Option<String>,
     pub created_at: i64,
+    /// How its deployments roll out unless a deploy says otherwise.
+    pub rollout: RolloutPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +134,8 @@ pub struct DesiredRow {
 pub struct DeploymentTarget {
     pub host_id: i64,
     pub release_name: String,
+    /// Its batch in the plan, from 0.
+    pub batch: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,8 +146,8 @@ pub struct NewDeployment {
     pub kind: DeploymentKind,
     pub created_by: String,
     pub targets: Vec<DeploymentTarget>,
-    /// Also make the release the environment's desired release, so hosts that
-    /// join later converge to it.
+    /// On success, also make the release the environment's desired release,
+    /// so hosts that join later converge to it.
     pub whole_env: bool,
     pub offline_timeout_ms: i64,
     /// Go ahead even if the release is marked bad (`--force`); recorded on
@@ -150,6 +156,35 @@ pub struct NewDeployment {
     /// Go ahead even if the environment is frozen (an emergency rollback);
     /// recorded on the deployment when a freeze was in fact in force.
     pub ignore_freeze: bool,
+    pub policy: RolloutPolicy,
+    pub batch_count: u32,
+    /// An emergency rollback (R11): no gates, and it takes over from a
+    /// running deployment of the environment, which ends as canceled.
+    pub emergency: bool,
+}
+
+/// What an operator asks of a running deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutControl {
+    Pause,
+    Resume,
+    Cancel,
+    /// Lets the next batch start (a canary, or `approve_each_batch`).
+    Promote,
+}
+
+/// What one orchestrator step did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Advanced {
+    /// Nothing to do now; the deployment waits for this.
+    Waiting(Hold),
+    /// Desired state changed for these hosts (a batch started, or a rollback):
+    /// their agents should be woken.
+    Changed { hosts: Vec<i64> },
+    /// The deployment ended (with these hosts' desired state changed, for a rollback).
+    Finished { status: DeploymentStatus, hosts: Vec<i64> },
+    /// Not running (any more).
+    NotRunning,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,11 +203,29 @@ pub struct DeploymentRow {
     pub forced: bool,
     /// It went ahead through a freeze of its environment.
     pub freeze_ignored: bool,
+    pub policy: RolloutPolicy,
+    pub batch_count: u32,
+    pub current_batch: Option<u32>,
+    pub paused: bool,
+    pub cancel_requested: bool,
+    pub emergency: bool,
+    /// What a running deployment waits for, for people.
+    pub hold: Option<String>,
+    /// Why it ended as it did.
+    pub reason: Option<String>,
+}
+
+/// One step of a deployment's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentEvent {
+    pub at: i64,
+    pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentHostRow {
     pub host: String,
+    pub batch: u32,
     pub release_name: String,
     pub state: HostDeployState,
     pub started_at: Option<i64>,

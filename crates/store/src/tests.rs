@@ -6,6 +6,7 @@ use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, Proje
 
 use crate::sqlite::SqliteDatabase;
 use crate::*;
+use ferry_domain::rollout::{Hold, RolloutPolicy};
 
 async fn sqlite() -> (tempfile::TempDir, SqliteDatabase) {
     let dir = tempfile::tempdir().unwrap();
@@ -18,7 +19,12 @@ fn project(name: &str) -> NewProject {
 }
 
 fn env(name: &str, selector: &str) -> NewEnvironment {
-    NewEnvironment { name: name.into(), selector: selector.into(), auto_deploy_branch: None }
+    NewEnvironment {
+        name: name.into(),
+        selector: selector.into(),
+        auto_deploy_branch: None,
+        rollout: Default::default(),
+    }
 }
 
 /// A project `web` with env `prod` (role=web), releases v1 and v2, hosts h1, h2.
@@ -53,13 +59,42 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         created_by: "admin".into(),
         targets: hosts
             .iter()
-            .map(|h| DeploymentTarget { host_id: h.id, release_name: format!("n-{}", r.version) })
+            .map(|h| DeploymentTarget { host_id: h.id, release_name: format!("n-{}", r.version), batch: 0 })
             .collect(),
         whole_env: true,
         offline_timeout_ms: 1_000,
         forced: false,
         ignore_freeze: false,
+        policy: RolloutPolicy::default(),
+        batch_count: 1,
+        emergency: false,
     }
+}
+
+/// Runs orchestrator steps until the deployment waits or ends.
+async fn drive(db: &dyn Database, id: i64, now: i64) -> Advanced {
+    loop {
+        match db.advance_deployment(id, now).await.unwrap() {
+            Advanced::Changed { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Creates a deployment and lets the orchestrator start it, as the server does.
+async fn start(db: &dyn Database, new: NewDeployment, now: i64) -> Result<i64> {
+    let id = db.create_deployment(new, now).await?;
+    drive(db, id, now).await;
+    Ok(id)
+}
+
+/// Applies a report, then lets the orchestrator act on it, as the server does.
+async fn apply(db: &dyn Database, host: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>> {
+    let changed = db.apply_report(host, report, now).await?;
+    for id in &changed {
+        drive(db, *id, now).await;
+    }
+    Ok(changed)
 }
 
 fn report(r: Option<&Release>, activity: Activity) -> ProjectReport {
@@ -105,72 +140,214 @@ async fn tokens_resolve_to_their_owner(db: &dyn Database) {
 
 async fn a_deployment_follows_its_hosts(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
-    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
     assert_eq!(db.desired_for_host(h1.id).await.unwrap()[0].release.id, r1.id);
-    assert_eq!(db.environment(&p, "prod").await.unwrap().desired_release_id, Some(r1.id));
+    assert_eq!(db.environment(&p, "prod").await.unwrap().desired_release_id, None, "only once it succeeded");
 
-    db.apply_report(h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11).await.unwrap();
+    apply(db, h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11).await.unwrap();
     assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Running);
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
     assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Running, "h2 is still pending");
-    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 13).await.unwrap();
+    apply(db, h2.id, &report(Some(&r1), Activity::Idle), 13).await.unwrap();
     let d = db.deployment(id).await.unwrap();
     assert_eq!((d.status, d.finished_at), (DeploymentStatus::Succeeded, Some(13)));
+    assert_eq!(db.environment(&p, "prod").await.unwrap().desired_release_id, Some(r1.id));
     let hosts = db.deployment_hosts(id).await.unwrap();
     assert_eq!((hosts[0].bytes_downloaded, hosts[0].bytes_reused), (10, 20));
-    assert_eq!(hosts[0].started_at, Some(11));
+    assert_eq!(hosts[0].started_at, Some(10), "when its batch started");
 
     // A late report changes nothing any more.
-    db.apply_report(h1.id, &report(None, Activity::Failed { release_id: r1.id, error: "x".into() }), 14).await.unwrap();
+    apply(db, h1.id, &report(None, Activity::Failed { release_id: r1.id, error: "x".into() }), 14).await.unwrap();
     assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
 }
 
 async fn one_failed_host_fails_the_deployment(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
-    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
-    db.apply_report(h1.id, &report(None, Activity::Failed { release_id: r1.id, error: "disk full".into() }), 11)
+    let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    apply(db, h1.id, &report(None, Activity::Failed { release_id: r1.id, error: "disk full".into() }), 11)
         .await
         .unwrap();
-    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Running, "waits for h2");
-    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
-    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Failed);
-    assert_eq!(db.deployment_hosts(id).await.unwrap()[0].error.as_deref(), Some("disk full"));
+    // The first failure stops the rollout; neither host ran anything before,
+    // so nothing is put back and h2 is told to stop.
+    let d = db.deployment(id).await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed);
+    assert!(d.reason.as_deref().unwrap_or("").contains("1 of 2 host(s) failed"), "{d:?}");
+    let hosts = db.deployment_hosts(id).await.unwrap();
+    assert_eq!((hosts[0].state, hosts[1].state), (HostDeployState::Failed, HostDeployState::Canceled));
+    assert!(hosts[0].error.as_deref().unwrap_or("").starts_with("disk full"));
+    assert!(db.desired_for_host(h2.id).await.unwrap().is_empty());
     assert_eq!(db.environment_history(&e).await.unwrap().len(), 1);
 }
 
 async fn a_host_busy_with_or_failing_on_its_current_release_is_not_done(db: &dyn Database) {
     let (p, e, r1, _, h1, _) = fixture(db).await;
-    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    let id = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
     // A report about an earlier assignment (made before the agent saw this
     // deployment) does not count, however good it looks.
     let stale = ProjectReport { desired_since: 9, ..report(Some(&r1), Activity::Idle) };
-    db.apply_report(h1.id, &stale, 11).await.unwrap();
+    apply(db, h1.id, &stale, 11).await.unwrap();
     assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Pending);
     // `current` already names r1 while the host still proves it (service, health).
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Installing { release_id: r1.id }), 11).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Installing { release_id: r1.id }), 11).await.unwrap();
     assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Running);
     let failed = Activity::Failed { release_id: r1.id, error: "health check failed".into() };
-    db.apply_report(h1.id, &report(Some(&r1), failed), 12).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), failed), 12).await.unwrap();
     assert_eq!(db.deployment_hosts(id).await.unwrap()[0].state, HostDeployState::Failed);
     assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Failed);
 }
 
+/// Four hosts h1..h4 (role=web) in env `prod`, all meant to run `r1` and
+/// reporting it; returns them in order.
+async fn fleet_on(db: &dyn Database, p: &Project, e: &Environment, r1: &Release, h1: Host, h2: Host) -> Vec<Host> {
+    let tags = Tags::parse("role=web").unwrap();
+    let h3 = db.enroll_host("h3", &tags, "hash3", 4).await.unwrap();
+    let h4 = db.enroll_host("h4", &tags, "hash4", 4).await.unwrap();
+    let all = vec![h1, h2, h3, h4];
+    let refs: Vec<&Host> = all.iter().collect();
+    start(db, deploy(p, e, r1, &refs), 5).await.unwrap();
+    for h in &all {
+        apply(db, h.id, &report(Some(r1), Activity::Idle), 6).await.unwrap();
+    }
+    all
+}
+
+fn rolling(p: &Project, e: &Environment, r: &Release, hosts: &[Host], per_batch: usize) -> NewDeployment {
+    let mut new = deploy(p, e, r, &hosts.iter().collect::<Vec<_>>());
+    for (i, t) in new.targets.iter_mut().enumerate() {
+        t.batch = (i / per_batch) as u32;
+    }
+    new.batch_count = hosts.len().div_ceil(per_batch) as u32;
+    new.policy.strategy =
+        ferry_domain::rollout::Strategy::Rolling { batch: ferry_domain::rollout::BatchSize::Count(per_batch as u32) };
+    new
+}
+
+fn states(hosts: &[DeploymentHostRow]) -> Vec<(&str, HostDeployState)> {
+    hosts.iter().map(|h| (h.host.as_str(), h.state)).collect()
+}
+
+async fn a_rollout_goes_batch_by_batch(db: &dyn Database) {
+    use HostDeployState::*;
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    let hosts = fleet_on(db, &p, &e, &r1, h1, h2).await;
+    let id = start(db, rolling(&p, &e, &r2, &hosts, 2), 10).await.unwrap();
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(states(&rows), [("h1", Pending), ("h2", Pending), ("h3", Queued), ("h4", Queued)]);
+    assert_eq!(db.desired_for_host(hosts[2].id).await.unwrap()[0].release.id, r1.id, "batch 2 untouched");
+    assert!(matches!(drive(db, id, 11).await, Advanced::Waiting(Hold::BatchRunning)));
+    assert!(db.deployment(id).await.unwrap().hold.unwrap().contains("batch 1 of 2"));
+
+    let done = |h: &Host| (h.id, ProjectReport { desired_since: 10, ..report(Some(&r2), Activity::Idle) });
+    let (h, r) = done(&hosts[0]);
+    apply(db, h, &r, 12).await.unwrap();
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[2].state, Queued, "waits for all of batch 1");
+    let (h, r) = done(&hosts[1]);
+    apply(db, h, &r, 13).await.unwrap();
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(states(&rows)[2..], [("h3", Pending), ("h4", Pending)]);
+    assert_eq!(rows[2].started_at, Some(13), "the next batch starts when the last one ends");
+    assert_eq!(db.desired_for_host(hosts[2].id).await.unwrap()[0].release.id, r2.id);
+    for h in &hosts[2..] {
+        let r = ProjectReport { desired_since: 13, ..report(Some(&r2), Activity::Idle) };
+        apply(db, h.id, &r, 14).await.unwrap();
+    }
+    let d = db.deployment(id).await.unwrap();
+    assert_eq!((d.status, d.current_batch), (DeploymentStatus::Succeeded, Some(1)));
+    let events: Vec<String> = db.deployment_events(id).await.unwrap().into_iter().map(|e| e.what).collect();
+    assert!(events[0].starts_with("created by admin: 4 host(s) in 2 batch(es), rolling"), "{events:?}");
+    assert_eq!(events[1..], ["batch 1 of 2 started: 2 host(s)", "batch 2 of 2 started: 2 host(s)", "succeeded"]);
+}
+
+async fn a_failure_stops_the_rollout_and_puts_updated_hosts_back(db: &dyn Database) {
+    use HostDeployState::*;
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    let hosts = fleet_on(db, &p, &e, &r1, h1, h2).await;
+    let id = start(db, rolling(&p, &e, &r2, &hosts, 2), 10).await.unwrap();
+    let ok = ProjectReport { desired_since: 10, ..report(Some(&r2), Activity::Idle) };
+    apply(db, hosts[0].id, &ok, 11).await.unwrap();
+    let failed = ProjectReport {
+        desired_since: 10,
+        ..report(Some(&r1), Activity::Failed { release_id: r2.id, error: "health check failed".into() })
+    };
+    apply(db, hosts[1].id, &failed, 12).await.unwrap();
+    let d = db.deployment(id).await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::RolledBack);
+    assert!(d.reason.as_deref().unwrap_or("").contains("1 of 4 host(s) failed"), "{d:?}");
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(states(&rows), [("h1", RolledBack), ("h2", Failed), ("h3", Canceled), ("h4", Canceled)]);
+    assert_eq!(rows[1].error.as_deref(), Some("health check failed\nput back on its previous release"));
+    assert!(rows[2].error.as_deref().unwrap_or("").starts_with("not started: 1 of 4 host(s) failed"));
+    for h in &hosts {
+        assert_eq!(db.desired_for_host(h.id).await.unwrap()[0].release.id, r1.id, "{} is meant to run v1", h.name);
+    }
+    assert_eq!(db.environment(&p, "prod").await.unwrap().desired_release_id, Some(r1.id));
+}
+
+async fn operators_pause_promote_and_cancel(db: &dyn Database) {
+    use HostDeployState::*;
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    let hosts = fleet_on(db, &p, &e, &r1, h1, h2).await;
+    let mut new = rolling(&p, &e, &r2, &hosts, 1);
+    new.policy.approve_each_batch = true;
+    let id = start(db, new, 10).await.unwrap();
+    let ok = |at: i64| ProjectReport { desired_since: at, ..report(Some(&r2), Activity::Idle) };
+    apply(db, hosts[0].id, &ok(10), 11).await.unwrap();
+    assert!(matches!(drive(db, id, 12).await, Advanced::Waiting(Hold::Promotion { .. })));
+    assert!(db.deployment(id).await.unwrap().hold.unwrap().contains("promote"));
+    db.control_deployment(id, RolloutControl::Pause, 13).await.unwrap();
+    db.control_deployment(id, RolloutControl::Promote, 13).await.unwrap();
+    assert!(matches!(drive(db, id, 14).await, Advanced::Waiting(Hold::Paused)), "paused wins over promoted");
+    db.control_deployment(id, RolloutControl::Resume, 15).await.unwrap();
+    drive(db, id, 15).await;
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[1].state, Pending);
+    apply(db, hosts[1].id, &ok(15), 16).await.unwrap();
+    // Promoted through batch 2 only: batch 3 waits again; cancel ends it there.
+    assert_eq!(db.deployment_hosts(id).await.unwrap()[2].state, Queued);
+    db.control_deployment(id, RolloutControl::Cancel, 17).await.unwrap();
+    drive(db, id, 17).await;
+    let d = db.deployment(id).await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Canceled);
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(states(&rows), [("h1", Succeeded), ("h2", Succeeded), ("h3", Canceled), ("h4", Canceled)]);
+    assert!(matches!(db.control_deployment(id, RolloutControl::Resume, 18).await, Err(StoreError::Refused(_))));
+    assert!(matches!(db.control_deployment(999, RolloutControl::Pause, 18).await, Err(StoreError::NotFound(_))));
+}
+
+async fn an_emergency_takes_over_from_a_running_rollout(db: &dyn Database) {
+    use HostDeployState::*;
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    let hosts = fleet_on(db, &p, &e, &r1, h1, h2).await;
+    let slow = start(db, rolling(&p, &e, &r2, &hosts, 1), 10).await.unwrap();
+    let mut back = deploy(&p, &e, &r1, &hosts.iter().collect::<Vec<_>>());
+    back.kind = DeploymentKind::Rollback;
+    assert!(matches!(start(db, back.clone(), 11).await, Err(StoreError::Locked { .. })));
+    back.emergency = true;
+    let id = start(db, back, 12).await.unwrap();
+    let old = db.deployment(slow).await.unwrap();
+    assert_eq!(old.status, DeploymentStatus::Canceled);
+    assert_eq!(old.reason.as_deref(), Some("an emergency rollback took over"));
+    assert_eq!(db.deployment_hosts(slow).await.unwrap()[3].state, Canceled);
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert!(rows.iter().all(|h| h.state == Pending), "every host at once: {:?}", states(&rows));
+    assert!(db.deployment(id).await.unwrap().emergency);
+}
+
 async fn the_environment_lock_refuses_a_second_deployment(db: &dyn Database) {
     let (p, e, r1, r2, h1, _) = fixture(db).await;
-    let first = db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
-    match db.create_deployment(deploy(&p, &e, &r2, &[&h1]), 11).await {
+    let first = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    match start(db, deploy(&p, &e, &r2, &[&h1]), 11).await {
         Err(StoreError::Locked { running }) => assert_eq!(running, first),
         other => panic!("expected Locked, got {other:?}"),
     }
     assert_eq!(db.desired_for_host(h1.id).await.unwrap()[0].release.id, r1.id, "the refused deploy changed nothing");
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
-    db.create_deployment(deploy(&p, &e, &r2, &[&h1]), 13).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    start(db, deploy(&p, &e, &r2, &[&h1]), 13).await.unwrap();
 }
 
 async fn offline_targets_fail_after_the_timeout(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
     db.host_connected(h1.id, &h1.tags, "0.1.0", 10).await.unwrap();
-    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
     assert!(db.fail_offline_targets(500).await.unwrap().is_empty(), "within the timeout");
     assert_eq!(db.fail_offline_targets(1_200).await.unwrap(), vec![id]);
     let hosts = db.deployment_hosts(id).await.unwrap();
@@ -183,7 +360,8 @@ async fn offline_targets_fail_after_the_timeout(db: &dyn Database) {
 async fn a_new_host_adopts_the_environment_release(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
     assert!(!db.adopt_host(h2.id, &e, 5).await.unwrap(), "nothing desired yet");
-    db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 10).await.unwrap();
     let e = db.environment(&p, "prod").await.unwrap();
     assert!(db.adopt_host(h2.id, &e, 11).await.unwrap());
     assert!(!db.adopt_host(h2.id, &e, 12).await.unwrap(), "only once");
@@ -319,7 +497,7 @@ async fn a_host_is_given_only_variables_that_can_reach_it(db: &dyn Database) {
     db.set_var(&var(slot(Some(staging.id), Some(h1.id)), "ONLY", "h1 in staging", false), 6).await.unwrap();
     assert!(db.vars_for_host(h1.id).await.unwrap().is_empty(), "nothing desired on h1 yet");
 
-    db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
     let h1_vars = db.vars_for_host(h1.id).await.unwrap();
     assert_eq!(
         var_rows(&h1_vars),
@@ -354,8 +532,8 @@ fn log_line(at_ms: i64, stream: &str, text: &str) -> AgentLogLine {
 async fn deployment_logs_go_to_the_deployment_taking_the_release(db: &dyn Database) {
     let (p, e, r1, r2, h1, h2) = fixture(db).await;
     assert_eq!(db.append_deployment_log(h1.id, "web", r1.id, &[log_line(1, "ferry", "x")], 5).await.unwrap(), None);
-    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
-    db.apply_report(h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11).await.unwrap();
+    let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    apply(db, h1.id, &report(None, Activity::Installing { release_id: r1.id }), 11).await.unwrap();
     let first = [log_line(12, "ferry", "downloading 1 file"), log_line(0, "stdout", "migrating")];
     assert_eq!(db.append_deployment_log(h1.id, "web", r1.id, &first, 13).await.unwrap(), Some(id));
     // h2 has not reported yet: its row is pending, and lines count already.
@@ -387,18 +565,18 @@ async fn deployment_logs_go_to_the_deployment_taking_the_release(db: &dyn Databa
 
     // Once a host's part has ended, its log is closed: a retry's output
     // after a failure does not change the deployment's story.
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 17).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 17).await.unwrap();
     assert_eq!(db.append_deployment_log(h1.id, "web", r1.id, &[log_line(18, "ferry", "x")], 18).await.unwrap(), None);
     assert_eq!(
         db.append_deployment_log(h2.id, "web", r1.id, &[log_line(18, "stdout", "y")], 18).await.unwrap(),
         Some(id)
     );
-    db.apply_report(h2.id, &report(Some(&r1), Activity::Idle), 19).await.unwrap();
+    apply(db, h2.id, &report(Some(&r1), Activity::Idle), 19).await.unwrap();
     assert_eq!(db.append_deployment_log(h2.id, "web", r1.id, &[log_line(20, "stdout", "z")], 20).await.unwrap(), None);
     assert_eq!(db.deployment_log(id, None, 0, 100).await.unwrap().len(), 5);
 
     // The next deployment has a log of its own.
-    let next = db.create_deployment(deploy(&p, &e, &r2, &[&h1]), 21).await.unwrap();
+    let next = start(db, deploy(&p, &e, &r2, &[&h1]), 21).await.unwrap();
     assert_eq!(
         db.append_deployment_log(h1.id, "web", r2.id, &[log_line(22, "ferry", "v2")], 22).await.unwrap(),
         Some(next)
@@ -409,7 +587,7 @@ async fn deployment_logs_go_to_the_deployment_taking_the_release(db: &dyn Databa
 async fn a_deployment_log_keeps_the_first_lines_of_each_host(db: &dyn Database) {
     use ferry_domain::log::{MAX_FERRY_LINES, MAX_OUTPUT_LINES};
     let (p, e, r1, _, h1, h2) = fixture(db).await;
-    let id = db.create_deployment(deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
+    let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
     let output: Vec<AgentLogLine> =
         (1..=MAX_OUTPUT_LINES + 10).map(|i| log_line(11, "stdout", &i.to_string())).collect();
     for batch in output.chunks(1000) {
@@ -474,10 +652,10 @@ async fn a_freeze_refuses_deployments_until_it_ends_or_is_lifted(db: &dyn Databa
     // Another environment is not frozen.
     let staging = db.create_environment(&p, &env("staging", "role=stage"), 300).await.unwrap();
     assert_eq!(db.environment_freeze(&staging, 300).await.unwrap(), None);
-    db.create_deployment(deploy(&p, &staging, &r1, &[]), 300).await.unwrap();
+    start(db, deploy(&p, &staging, &r1, &[]), 300).await.unwrap();
 
     // An emergency goes through, and the row says so.
-    let through = db.create_deployment(NewDeployment { ignore_freeze: true, ..deploy(&p, &e, &r1, &[]) }, 400);
+    let through = start(db, NewDeployment { ignore_freeze: true, ..deploy(&p, &e, &r1, &[]) }, 400);
     let through = db.deployment(through.await.unwrap()).await.unwrap();
     assert!(through.freeze_ignored && !through.forced, "{through:?}");
 
@@ -485,7 +663,7 @@ async fn a_freeze_refuses_deployments_until_it_ends_or_is_lifted(db: &dyn Databa
     assert_eq!(db.environment_freeze(&e, 1_099).await.unwrap().map(|f| f.freeze.owner), Some("alice".into()));
     assert_eq!(db.environment_freeze(&e, 1_100).await.unwrap(), None);
     assert!(db.freezes(None, 1_100).await.unwrap().is_empty());
-    let id = db.create_deployment(deploy(&p, &e, &r2, &[]), 1_100).await.unwrap();
+    let id = start(db, deploy(&p, &e, &r2, &[]), 1_100).await.unwrap();
     assert!(!db.deployment(id).await.unwrap().freeze_ignored, "nothing was in force to ignore");
 
     // An expired freeze makes room for a new one; lifting it works once.
@@ -528,22 +706,22 @@ async fn a_release_marked_bad_is_refused_unless_forced(db: &dyn Database) {
     assert!(db.desired_for_host(h1.id).await.unwrap().is_empty());
 
     // Forced, it goes ahead and the row says so; the desired state carries the mark.
-    let id = db.create_deployment(NewDeployment { forced: true, ..deploy(&p, &e, &r2, &[&h1]) }, 70).await.unwrap();
+    let id = start(db, NewDeployment { forced: true, ..deploy(&p, &e, &r2, &[&h1]) }, 70).await.unwrap();
     let d = db.deployment(id).await.unwrap();
     assert!(d.forced && !d.freeze_ignored, "{d:?}");
     assert!(db.deployments(&p, 10).await.unwrap()[0].forced, "lists show it too");
     assert_eq!(db.desired_for_host(h1.id).await.unwrap()[0].release.bad, Some(mark.clone()));
-    db.apply_report(h1.id, &report(Some(&r2), Activity::Idle), 71).await.unwrap();
+    apply(db, h1.id, &report(Some(&r2), Activity::Idle), 71).await.unwrap();
 
     // --force on a release that is not marked overrides nothing: not recorded.
-    let id = db.create_deployment(NewDeployment { forced: true, ..deploy(&p, &e, &r1, &[]) }, 80).await.unwrap();
+    let id = start(db, NewDeployment { forced: true, ..deploy(&p, &e, &r1, &[]) }, 80).await.unwrap();
     assert!(!db.deployment(id).await.unwrap().forced);
 
     // Marking again replaces the mark; clearing it makes the release deployable.
     let again = BadMark { by: "bob".into(), reason: "data loss".into(), at: 90 };
     assert_eq!(db.set_release_mark(r2.id, Some(&again)).await.unwrap().bad, Some(again));
     assert_eq!(db.set_release_mark(r2.id, None).await.unwrap().bad, None);
-    db.create_deployment(deploy(&p, &e, &r2, &[]), 100).await.unwrap();
+    start(db, deploy(&p, &e, &r2, &[]), 100).await.unwrap();
     assert!(matches!(db.set_release_mark(9_999, None).await, Err(StoreError::NotFound(_))));
 }
 
@@ -570,14 +748,14 @@ async fn running_deployments_hold_the_locks(db: &dyn Database) {
         .unwrap();
     let tags = Tags::parse("role=other").unwrap();
     let h3 = db.enroll_host("h3", &tags, "hash3", 5).await.unwrap();
-    assert!(db.running_deployments(None).await.unwrap().is_empty());
-    let a = db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
-    let b = db.create_deployment(deploy(&other, &other_env, &other_release, &[&h3]), 11).await.unwrap();
+    assert!(db.lock_holders(None).await.unwrap().is_empty());
+    let a = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    let b = start(db, deploy(&other, &other_env, &other_release, &[&h3]), 11).await.unwrap();
     let ids = |rows: Vec<DeploymentRow>| rows.into_iter().map(|d| d.id).collect::<Vec<_>>();
-    assert_eq!(ids(db.running_deployments(None).await.unwrap()), [a, b]);
-    assert_eq!(ids(db.running_deployments(Some(&p)).await.unwrap()), [a]);
-    db.apply_report(h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
-    assert_eq!(ids(db.running_deployments(None).await.unwrap()), [b], "a finished deployment holds nothing");
+    assert_eq!(ids(db.lock_holders(None).await.unwrap()), [a, b]);
+    assert_eq!(ids(db.lock_holders(Some(&p)).await.unwrap()), [a]);
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    assert_eq!(ids(db.lock_holders(None).await.unwrap()), [b], "a finished deployment holds nothing");
 }
 
 macro_rules! conformance {
@@ -599,6 +777,10 @@ mod sqlite_backend {
         a_deployment_follows_its_hosts,
         one_failed_host_fails_the_deployment,
         a_host_busy_with_or_failing_on_its_current_release_is_not_done,
+        a_rollout_goes_batch_by_batch,
+        a_failure_stops_the_rollout_and_puts_updated_hosts_back,
+        operators_pause_promote_and_cancel,
+        an_emergency_takes_over_from_a_running_rollout,
         the_environment_lock_refuses_a_second_deployment,
         offline_targets_fail_after_the_timeout,
         a_new_host_adopts_the_environment_release,

@@ -2,8 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::{rfc3339_from_millis, validate_version};
-use ferry_proto::api::{CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo};
+use ferry_domain::{HostDeployState, rfc3339_from_millis, validate_version};
+use ferry_proto::api::{CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, RetryDeployment};
+use ferry_store::RolloutControl;
 
 use super::ListQuery;
 use crate::AppState;
@@ -40,6 +41,67 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DeploymentInfo>> {
     Ok(Json(fleet::deployment_info(&state, id).await?))
+}
+
+/// `POST /api/v1/deployments/{id}/{pause|resume|cancel|promote}`.
+pub async fn control(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((id, action)): Path<(i64, String)>,
+) -> ApiResult<Json<DeploymentInfo>> {
+    let control = match action.as_str() {
+        "pause" => RolloutControl::Pause,
+        "resume" => RolloutControl::Resume,
+        "cancel" => RolloutControl::Cancel,
+        "promote" => RolloutControl::Promote,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no action '{other}' on a deployment; use pause, resume, cancel or promote"
+            )));
+        }
+    };
+    state.db.control_deployment(id, control, crate::now_ms()).await?;
+    crate::rollout::drive(&state, id).await?;
+    Ok(Json(fleet::deployment_info(&state, id).await?))
+}
+
+/// `POST /api/v1/deployments/{id}/retry`: the same release again, to the
+/// hosts that did not succeed (`failed_only`) or to all of its hosts.
+pub async fn retry(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    Json(req): Json<RetryDeployment>,
+) -> ApiResult<Json<DeploymentInfo>> {
+    let d = state.db.deployment(id).await?;
+    if !d.status.is_terminal() {
+        return Err(ApiError::Conflict(format!("deployment {id} is still running; it can be retried once it ends")));
+    }
+    let hosts: Vec<String> = state
+        .db
+        .deployment_hosts(id)
+        .await?
+        .into_iter()
+        .filter(|h| !req.failed_only || h.state != HostDeployState::Succeeded)
+        .map(|h| h.host)
+        .collect();
+    if hosts.is_empty() {
+        return Err(ApiError::Conflict(format!("every host of deployment {id} succeeded; nothing to retry")));
+    }
+    let again = CreateDeployment {
+        env: d.env,
+        version: Some(d.version),
+        hosts: Some(hosts),
+        kind: d.kind,
+        offline_timeout_secs: None,
+        build: None,
+        rollout: Default::default(),
+        emergency: false,
+        // A retry carries on the original decision to deploy a release
+        // marked bad; a release marked since is refused as usual.
+        force: d.forced,
+    };
+    Ok(Json(fleet::create_deployment(&state, &user, &d.project, again).await?))
 }
 
 /// Lines a log page holds unless `limit` says otherwise, and at most.

@@ -77,7 +77,7 @@ pub async fn list(
     };
     let mut locks: Vec<LockInfo> =
         state.db.freezes(project.as_ref(), now_ms()).await?.iter().map(guards::freeze_lock).collect();
-    locks.extend(state.db.running_deployments(project.as_ref()).await?.iter().map(guards::deployment_lock));
+    locks.extend(state.db.lock_holders(project.as_ref()).await?.iter().map(guards::deployment_lock));
     locks.sort_by(|a, b| (&a.project, &a.env, a.deployment).cmp(&(&b.project, &b.env, b.deployment)));
     Ok(Json(locks))
 }

@@ -100,6 +100,7 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         desired_version,
         auto_deploy_branch: e.auto_deploy_branch,
         created_at: rfc3339_from_millis(e.created_at),
+        rollout: e.rollout.describe(),
     })
 }
 
@@ -122,12 +123,30 @@ pub async fn create_env(
             )));
         }
     }
+    let rollout = req.rollout.apply(&Default::default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let new = NewEnvironment {
         name: req.name.clone(),
         selector: selector.to_string(),
         auto_deploy_branch: req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
+        rollout,
     };
     let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
+    Ok(Json(env_info(&state, env).await?))
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/rollout`: changes the
+/// environment's default rollout; options not given keep their value.
+pub async fn set_env_rollout(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((project, env)): Path<(String, String)>,
+    Json(options): Json<ferry_domain::rollout::RolloutOptions>,
+) -> ApiResult<Json<EnvironmentInfo>> {
+    let project = state.db.project(&project).await?;
+    let env = state.db.environment(&project, &env).await?;
+    let policy = options.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    state.db.set_environment_rollout(&env, &policy).await?;
+    let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))
 }
 

@@ -262,6 +262,8 @@ async fn auto_deploy(state: &AppState, build: &Build) {
             offline_timeout_secs: None,
             build: None,
             force: false,
+            rollout: Default::default(),
+            emergency: false,
         };
         match fleet::create_deployment(state, &caller, &project.name, req).await {
             Ok(d) => tracing::info!(build = build.id, env = %env.name, deployment = d.id, "auto-deployed"),

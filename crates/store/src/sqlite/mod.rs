@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_domain::log::{self, LogBudget};
+use ferry_domain::rollout::RolloutPolicy;
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
 };
 use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+
+mod rollout;
 
 use crate::model::*;
 use crate::{Database, Result, StoreError};
@@ -27,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_builds.sql")),
     (3, include_str!("migrations/0003_vars.sql")),
     (4, include_str!("migrations/0004_deployment_logs.sql")),
+    (5, include_str!("migrations/0005_rollouts.sql")),
     (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
 ];
 
@@ -130,10 +134,23 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         desired_release_id: r.try_get("desired_release_id")?,
         auto_deploy_branch: r.try_get("auto_deploy_branch")?,
         created_at: r.try_get("created_at")?,
+        rollout: policy_from(r.try_get("rollout")?)?,
     })
 }
-const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, e.auto_deploy_branch, e.created_at \
-     FROM environments e JOIN projects p ON p.id = e.project_id";
+const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, \
+     e.auto_deploy_branch, e.created_at, e.rollout FROM environments e JOIN projects p ON p.id = e.project_id";
+
+/// A stored rollout policy; none stored means the default (all at once).
+fn policy_from(json: Option<String>) -> Result<RolloutPolicy> {
+    match json {
+        None => Ok(RolloutPolicy::default()),
+        Some(j) => serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("stored rollout policy: {e}"))),
+    }
+}
+
+fn policy_json(policy: &RolloutPolicy) -> Result<String> {
+    serde_json::to_string(policy).map_err(|e| StoreError::Backend(e.to_string()))
+}
 
 fn release_row(r: &sqlx::sqlite::SqliteRow) -> Result<Release> {
     Ok(Release {
@@ -193,12 +210,21 @@ fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
         finished_at: r.try_get("finished_at")?,
+        policy: policy_from(r.try_get("policy")?)?,
+        batch_count: u32::try_from(r.try_get::<i64, _>("batch_count")?).unwrap_or(1),
+        current_batch: r.try_get::<Option<i64>, _>("current_batch")?.and_then(|b| u32::try_from(b).ok()),
+        paused: r.try_get::<i64, _>("paused")? != 0,
+        cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
+        emergency: r.try_get::<i64, _>("emergency")? != 0,
+        hold: r.try_get("hold")?,
+        reason: r.try_get("reason")?,
         forced: r.try_get::<i64, _>("forced")? != 0,
         freeze_ignored: r.try_get::<i64, _>("freeze_ignored")? != 0,
     })
 }
 const DEPLOYMENT_SELECT: &str = "SELECT d.id, p.name AS project, e.name AS env, d.release_id, r.version, d.kind, \
-     d.status, d.created_by, d.created_at, d.finished_at, d.forced, d.freeze_ignored FROM deployments d \
+     d.status, d.created_by, d.created_at, d.finished_at, d.policy, d.batch_count, d.current_batch, d.paused, \
+     d.cancel_requested, d.emergency, d.hold, d.reason, d.forced, d.freeze_ignored FROM deployments d \
      JOIN projects p ON p.id = d.project_id JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id";
 
 const BUILD_SELECT: &str = "SELECT b.id, b.project_id, p.name AS project, b.number, b.git_ref, b.commit_sha, b.branch, \
@@ -335,26 +361,6 @@ async fn record_guards(conn: &mut sqlx::SqliteConnection, deployment_id: i64, ov
     Ok(())
 }
 
-/// Recomputes a running deployment's status from its hosts and closes it
-/// when every host has ended.
-async fn settle_deployment(conn: &mut sqlx::SqliteConnection, deployment_id: i64, now: i64) -> Result<()> {
-    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM deployment_hosts WHERE deployment_id = ?")
-        .bind(deployment_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let states = states.iter().map(|s| parse::<HostDeployState>(s)).collect::<Result<Vec<_>>>()?;
-    let status = DeploymentStatus::from_hosts(states);
-    if status.is_terminal() {
-        sqlx::query("UPDATE deployments SET status = ?, finished_at = ? WHERE id = ? AND status = 'running'")
-            .bind(status.as_str())
-            .bind(now)
-            .bind(deployment_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Database for SqliteDatabase {
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
@@ -469,13 +475,15 @@ impl Database for SqliteDatabase {
 
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
         sqlx::query(
-            "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at, rollout) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(project.id)
         .bind(&new.name)
         .bind(&new.selector)
         .bind(new.auto_deploy_branch.as_deref())
         .bind(now)
+        .bind(policy_json(&new.rollout)?)
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("environment '{}' of project '{}'", new.name, project.name)))?;
@@ -499,6 +507,15 @@ impl Database for SqliteDatabase {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(env_row).collect()
+    }
+
+    async fn set_environment_rollout(&self, env: &Environment, policy: &RolloutPolicy) -> Result<()> {
+        sqlx::query("UPDATE environments SET rollout = ? WHERE id = ?")
+            .bind(policy_json(policy)?)
+            .bind(env.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn all_environments(&self) -> Result<Vec<Environment>> {
@@ -688,71 +705,29 @@ impl Database for SqliteDatabase {
     }
 
     async fn create_deployment(&self, new: NewDeployment, now: i64) -> Result<i64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let overrides = check_guards(&mut tx, &new, now).await?;
-        let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO deployments (project_id, env_id, release_id, kind, status, created_by, offline_timeout_ms, \
-             created_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
-        )
-        .bind(new.project_id)
-        .bind(new.env_id)
-        .bind(new.release_id)
-        .bind(new.kind.as_str())
-        .bind(&new.created_by)
-        .bind(new.offline_timeout_ms)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
-        let id = match inserted {
-            Ok(id) => id,
-            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                drop(tx);
-                let running: i64 = sqlx::query_scalar(
-                    "SELECT id FROM deployments WHERE project_id = ? AND env_id = ? AND status = 'running'",
-                )
-                .bind(new.project_id)
-                .bind(new.env_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0);
-                return Err(StoreError::Locked { running });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        record_guards(&mut tx, id, overrides).await?;
-        for target in &new.targets {
-            sqlx::query(
-                "INSERT INTO deployment_hosts (deployment_id, host_id, release_name, state) VALUES (?, ?, ?, 'pending')",
-            )
+        rollout::create(&self.pool, new, now).await
+    }
+
+    async fn advance_deployment(&self, id: i64, now: i64) -> Result<Advanced> {
+        rollout::advance(&self.pool, id, now).await
+    }
+
+    async fn control_deployment(&self, id: i64, control: RolloutControl, now: i64) -> Result<()> {
+        rollout::control(&self.pool, id, control, now).await
+    }
+
+    async fn running_deployments(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar("SELECT id FROM deployments WHERE status = 'running' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn deployment_events(&self, id: i64) -> Result<Vec<DeploymentEvent>> {
+        let rows = sqlx::query("SELECT at, what FROM deployment_events WHERE deployment_id = ? ORDER BY seq")
             .bind(id)
-            .bind(target.host_id)
-            .bind(&target.release_name)
-            .execute(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-            sqlx::query(
-                "INSERT INTO host_desired (host_id, project_id, env_id, release_id, updated_at) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (host_id, project_id) DO UPDATE SET env_id = excluded.env_id, \
-                 release_id = excluded.release_id, updated_at = excluded.updated_at",
-            )
-            .bind(target.host_id)
-            .bind(new.project_id)
-            .bind(new.env_id)
-            .bind(new.release_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if new.whole_env {
-            sqlx::query("UPDATE environments SET desired_release_id = ? WHERE id = ?")
-                .bind(new.release_id)
-                .bind(new.env_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // A deployment with no target hosts is complete at once.
-        settle_deployment(&mut tx, id, now).await?;
-        tx.commit().await?;
-        Ok(id)
+        rows.iter().map(|r| Ok(DeploymentEvent { at: r.try_get(0)?, what: r.try_get(1)? })).collect()
     }
 
     async fn deployment(&self, id: i64) -> Result<DeploymentRow> {
@@ -766,8 +741,8 @@ impl Database for SqliteDatabase {
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>> {
         let rows = sqlx::query(
             "SELECT h.name, dh.release_name, dh.state, dh.started_at, dh.finished_at, dh.error, dh.bytes_downloaded, \
-             dh.bytes_reused FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id \
-             WHERE dh.deployment_id = ? ORDER BY h.name",
+             dh.bytes_reused, dh.batch FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id \
+             WHERE dh.deployment_id = ? ORDER BY dh.batch, h.name",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -783,6 +758,7 @@ impl Database for SqliteDatabase {
                     error: r.try_get(5)?,
                     bytes_downloaded: r.try_get::<i64, _>(6)?.try_into().unwrap_or(0),
                     bytes_reused: r.try_get::<i64, _>(7)?.try_into().unwrap_or(0),
+                    batch: r.try_get::<i64, _>(8)?.try_into().unwrap_or(0),
                 })
             })
             .collect()
@@ -799,7 +775,7 @@ impl Database for SqliteDatabase {
         rows.iter().map(deployment_row).collect()
     }
 
-    async fn running_deployments(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>> {
+    async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{DEPLOYMENT_SELECT} WHERE d.status = 'running' AND (?1 IS NULL OR d.project_id = ?1) ORDER BY d.id"
         )))
@@ -853,7 +829,7 @@ impl Database for SqliteDatabase {
         .await?;
 
         let open = sqlx::query(
-            "SELECT d.id, d.release_id, dh.state, d.created_at FROM deployment_hosts dh \
+            "SELECT d.id, d.release_id, dh.state, COALESCE(dh.started_at, d.created_at) FROM deployment_hosts dh \
              JOIN deployments d ON d.id = dh.deployment_id \
              WHERE dh.host_id = ? AND d.project_id = ? AND d.status = 'running' AND dh.state IN ('pending', 'running')",
         )
@@ -866,10 +842,11 @@ impl Database for SqliteDatabase {
             let deployment_id: i64 = row.try_get(0)?;
             let release_id: i64 = row.try_get(1)?;
             let state: HostDeployState = parse(&row.try_get::<String, _>(2)?)?;
-            let created_at: i64 = row.try_get(3)?;
-            // Made before the agent saw this deployment (e.g. the same release
-            // deployed again while the agent was busy): it says nothing of it.
-            if report.desired_since != 0 && report.desired_since < created_at {
+            let started_at: i64 = row.try_get(3)?;
+            // Made before the agent saw this host's batch start (e.g. the same
+            // release deployed again while the agent was busy): it says
+            // nothing of this deployment.
+            if report.desired_since != 0 && report.desired_since < started_at {
                 continue;
             }
             // A host can fail *on* the release (a health check with
@@ -904,7 +881,6 @@ impl Database for SqliteDatabase {
             .bind(host_id)
             .execute(&mut *tx)
             .await?;
-            settle_deployment(&mut tx, deployment_id, now).await?;
             changed.push(deployment_id);
         }
         tx.commit().await?;
@@ -917,7 +893,7 @@ impl Database for SqliteDatabase {
             "SELECT dh.deployment_id, dh.host_id FROM deployment_hosts dh \
              JOIN deployments d ON d.id = dh.deployment_id JOIN hosts h ON h.id = dh.host_id \
              WHERE d.status = 'running' AND dh.state IN ('pending', 'running') AND h.online = 0 \
-             AND ? - MAX(COALESCE(h.last_seen_at, 0), d.created_at) > d.offline_timeout_ms",
+             AND ? - MAX(COALESCE(h.last_seen_at, 0), COALESCE(dh.started_at, d.created_at)) > d.offline_timeout_ms",
         )
         .bind(now)
         .fetch_all(&mut *tx)
@@ -936,7 +912,6 @@ impl Database for SqliteDatabase {
             .bind(host_id)
             .execute(&mut *tx)
             .await?;
-            settle_deployment(&mut tx, deployment_id, now).await?;
             if !changed.contains(&deployment_id) {
                 changed.push(deployment_id);
             }
