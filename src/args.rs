@@ -56,9 +56,16 @@ pub enum Command {
     /// Create and list environments (hosts chosen by tags)
     #[command(subcommand)]
     Env(EnvCmd),
-    /// Upload and list releases
+    /// Upload, list and download releases; mark them bad or good
     #[command(subcommand)]
     Release(ReleaseCmd),
+    /// A project's releases, newest first, with their bad marks
+    Releases {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Configuration kept out of the repository: variables per project, environment and host; secrets
     #[command(subcommand, long_about = VAR_ABOUT)]
     Var(VarCmd),
@@ -103,7 +110,55 @@ pub enum Command {
     /// One deployment in detail
     #[command(subcommand)]
     Deployment(DeploymentCmd),
+    /// Freeze an environment: deployments there are refused until the freeze ends or is lifted
+    #[command(long_about = LOCK_ABOUT)]
+    Lock {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        /// Why: shown to everyone the freeze stops (required)
+        #[arg(long, required = true)]
+        reason: String,
+        /// How long the freeze lasts, e.g. 30m, 2h, 1day (required; at least 1s, at most 30days). It ends by
+        /// itself then
+        #[arg(long = "for", value_name = "DURATION", required = true)]
+        duration: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Lift the freeze of an environment before it ends by itself
+    Unlock {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Held locks: freezes in force, and running deployments (each holds its environment's lock until it ends)
+    Locks {
+        /// Only this project's locks (default: every project)
+        project: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
+
+/// `ferry lock --help`: what a freeze does and does not do.
+const LOCK_ABOUT: &str = "Freeze an environment: while the freeze is in force, every deployment and rollback \
+there is refused, naming who froze it, why and until when. Deployments from --auto-deploy-branch are refused \
+the same way, and --force does not pass a freeze. Only an emergency rollback (`ferry rollback --emergency`) \
+goes through, and its record says so.
+
+A freeze is the deployment lock of the environment (R19) taken by hand. It is held on the server (in its \
+database), not on the hosts: hosts keep running what they run, and a host that joins still gets the \
+environment's current version. A running deployment holds the same lock until it ends; `ferry locks` lists \
+both.
+
+--for is required: a freeze always ends by itself (at most 30days), so a forgotten one cannot block deploys \
+forever. `ferry unlock PROJECT ENV` lifts it earlier. An environment that is already frozen is not frozen \
+again: the error names who holds the freeze; to change a freeze, lift it and take it anew.";
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -409,6 +464,33 @@ pub enum ReleaseCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Mark a release bad: rollbacks skip it, deploys refuse it unless --force, `ferry status` points it out
+    #[command(long_about = "Mark a release bad. From then on a rollback without --to never goes back to it, \
+        and deploying it (or rolling back to it with --to) is refused, naming who marked it and why, unless \
+        --force is given; a forced deployment records that it was forced (see `ferry deployment show`). \
+        Hosts that run the release keep running it: deploy or roll back to replace it. `ferry status` shows \
+        where it still runs, and `ferry releases` shows the mark.\n\n\
+        Marking a release again replaces the reason. `ferry release mark-good` clears the mark.")]
+    MarkBad {
+        /// Project name
+        project: String,
+        /// Version of the release
+        version: String,
+        /// Why: shown to everyone the mark stops (required)
+        #[arg(long, required = true)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Clear a release's bad mark: it can be deployed and rolled back to again
+    MarkGood {
+        /// Project name
+        project: String,
+        /// Version of the release
+        version: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Save a release as one .tar.zst file
     Download {
         /// Project name
@@ -450,11 +532,12 @@ pub struct RollbackArgs {
     pub project: String,
     /// Environment name
     pub env: String,
-    /// The version to go back to (default: the previous successfully deployed one)
+    /// The version to go back to (default: the previous successfully deployed one not marked bad)
     #[arg(long)]
     pub to: Option<String>,
     /// When minutes matter (R11): every host at once, no gates or pauses, and it takes over from a
-    /// deployment still running in the environment (which ends as canceled)
+    /// deployment still running in the environment (which ends as canceled); it also goes through a freeze
+    /// (`ferry lock`), and its record says so
     #[arg(long, conflicts_with_all = ["strategy", "batch", "canary", "soak", "group_by", "max_failed", "pause", "approve_each_batch"])]
     pub emergency: bool,
     #[command(flatten)]
@@ -511,6 +594,10 @@ pub struct TargetArgs {
     /// How long a target host may be offline before it counts as failed
     #[arg(long, value_parser = humantime::parse_duration)]
     pub offline_timeout: Option<Duration>,
+    /// Go ahead even if the release is marked bad; the deployment records that it was forced. Does not pass a
+    /// freeze (`ferry locks`)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args)]

@@ -101,6 +101,7 @@ async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
         kind: DeploymentKind::Deploy,
         offline_timeout_secs: None,
         build: None,
+        force: false,
         rollout: Default::default(),
         emergency: false,
     };

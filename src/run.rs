@@ -1,9 +1,9 @@
 //! Dispatch of parsed arguments to the library crates.
 
 use anyhow::{Context, Result};
-use ferry_cli::{Client, Output, commands};
+use ferry_cli::{Client, Output, commands, guards};
 use ferry_domain::{DeploymentKind, Tags};
-use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateProject, SetVar, VarQuery};
+use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, SetVar, VarQuery};
 
 use crate::args::*;
 
@@ -142,9 +142,29 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, _) = client(&conn)?;
             commands::release_download(&c, &project, &version, output_file.as_deref()).await
         }
-        Command::Release(ReleaseCmd::List { project, conn }) => {
+        Command::Release(ReleaseCmd::List { project, conn }) | Command::Releases { project, conn } => {
             let (c, out) = client(&conn)?;
             commands::release_list(&c, &project, out).await
+        }
+        Command::Release(ReleaseCmd::MarkBad { project, version, reason, conn }) => {
+            let (c, out) = client(&conn)?;
+            guards::mark_bad(&c, &project, &version, reason, out).await
+        }
+        Command::Release(ReleaseCmd::MarkGood { project, version, conn }) => {
+            let (c, out) = client(&conn)?;
+            guards::mark_good(&c, &project, &version, out).await
+        }
+        Command::Lock { project, env, reason, duration, conn } => {
+            let (c, out) = client(&conn)?;
+            guards::lock(&c, &project, &env, CreateFreeze { reason, duration }, out).await
+        }
+        Command::Unlock { project, env, conn } => {
+            let (c, out) = client(&conn)?;
+            guards::unlock(&c, &project, &env, out).await
+        }
+        Command::Locks { project, conn } => {
+            let (c, out) = client(&conn)?;
+            guards::locks(&c, project.as_deref(), out).await
         }
         Command::Var(VarCmd::Set { project, key, value, scope, secret, conn }) => {
             let (c, out) = client(&conn)?;
@@ -237,6 +257,7 @@ fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: D
         kind,
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
         build: None,
+        force: target.force,
         rollout: Default::default(),
         emergency: false,
     }

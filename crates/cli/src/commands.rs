@@ -92,7 +92,7 @@ pub async fn release_list(c: &Client, project: &str, out: Output) -> Result<()> 
     let list: Vec<ReleaseInfo> = c.get(&format!("/api/v1/projects/{project}/releases")).await?;
     out.print(&list, |l| {
         table(
-            &["VERSION", "BRANCH", "COMMITTER", "FILES", "SIZE", "CREATED"],
+            &["VERSION", "BRANCH", "COMMITTER", "FILES", "SIZE", "CREATED", "MARK"],
             l.iter()
                 .map(|r| {
                     vec![
@@ -102,6 +102,10 @@ pub async fn release_list(c: &Client, project: &str, out: Output) -> Result<()> 
                         r.file_count.to_string(),
                         bytes(r.total_size),
                         time(&r.created_at),
+                        r.bad
+                            .as_ref()
+                            .map(|m| format!("BAD ({}, {}): {}", m.by, time(&m.at), m.reason))
+                            .unwrap_or_default(),
                     ]
                 })
                 .collect(),
@@ -115,6 +119,12 @@ pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool
     let what = if d.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" };
     if out == Output::Table {
         println!("{what} {} of {}/{} to version {} on {} host(s)", d.id, d.project, d.env, d.version, d.hosts.len());
+        if d.forced {
+            println!("forced: version {} is marked bad (see `ferry releases {}`)", d.version, d.project);
+        }
+        if d.freeze_ignored {
+            println!("through the freeze of {}/{} (see `ferry locks {}`)", d.project, d.env, d.project);
+        }
         if d.batch_count > 1 || d.emergency {
             println!("  rollout: {}{}", if d.emergency { "EMERGENCY, " } else { "" }, d.rollout);
         }
@@ -260,15 +270,28 @@ pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
     out.print(&s, |s| {
         let mut text = String::new();
         for env in &s.environments {
-            let counts: Vec<String> = env.version_counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
+            // "v3 (marked bad: memory leak)" wherever a marked version shows.
+            let marked = |v: &str| match env.marked_bad.get(v) {
+                Some(m) => format!("{v} (marked bad: {})", m.reason),
+                None => v.to_string(),
+            };
+            let counts: Vec<String> = env.version_counts.iter().map(|(v, n)| format!("{}: {n}", marked(v))).collect();
             text.push_str(&format!(
                 "{}/{}  selector {}  desired {}  hosts by version: {}\n",
                 s.project,
                 env.env,
                 env.selector,
-                env.desired_version.as_deref().unwrap_or("-"),
+                env.desired_version.as_deref().map(marked).unwrap_or("-".into()),
                 if counts.is_empty() { "no hosts".to_string() } else { counts.join(", ") }
             ));
+            if let Some(f) = &env.freeze {
+                text.push_str(&format!(
+                    "  FROZEN by {} until {}: {}\n",
+                    f.owner,
+                    f.expires_at.as_deref().map(time).unwrap_or_default(),
+                    f.reason
+                ));
+            }
             let rows = env
                 .hosts
                 .iter()
@@ -276,8 +299,8 @@ pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
                     vec![
                         format!("  {}", h.host),
                         if h.online { "online".into() } else { "OFFLINE".into() },
-                        h.current_version.clone().unwrap_or("-".into()),
-                        h.desired_version.clone().unwrap_or("-".into()),
+                        h.current_version.as_deref().map(marked).unwrap_or("-".into()),
+                        h.desired_version.as_deref().map(marked).unwrap_or("-".into()),
                         h.activity.clone(),
                         h.error.clone().unwrap_or_default(),
                     ]
@@ -320,7 +343,7 @@ pub async fn deployments(c: &Client, project: &str, limit: u32, out: Output) -> 
                         d.id.to_string(),
                         d.env.clone(),
                         d.version.clone(),
-                        d.kind.to_string(),
+                        kind_text(d),
                         d.status.to_string(),
                         d.created_by.clone(),
                         time(&d.created_at),
@@ -330,6 +353,18 @@ pub async fn deployments(c: &Client, project: &str, limit: u32, out: Output) -> 
                 .collect(),
         )
     })
+}
+
+/// The kind of a deployment, with what it overrode.
+fn kind_text(d: &DeploymentInfo) -> String {
+    let mut text = d.kind.to_string();
+    if d.forced {
+        text.push_str(" (forced)");
+    }
+    if d.freeze_ignored {
+        text.push_str(" (through freeze)");
+    }
+    text
 }
 
 pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) -> Result<()> {
@@ -354,6 +389,12 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
             d.finished_at.as_deref().map(time).unwrap_or("-".into()),
             d.rollout,
         );
+        if d.forced {
+            text.push_str(&format!("forced: version {} was marked bad when it was deployed\n", d.version));
+        }
+        if d.freeze_ignored {
+            text.push_str("went through a freeze of the environment\n");
+        }
         let rows = d
             .hosts
             .iter()

@@ -3,13 +3,14 @@
 //! Everything here is deterministic and unit-tested: names and their
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
-//! and host states, the choice of a rollback target, which of a project's
+//! and host states, the choice of a rollback target, freezes and bad releases, which of a project's
 //! variables a host sees, and how much of a log is kept. The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
 pub mod deployment;
 pub mod digest;
+pub mod guards;
 pub mod health;
 pub mod log;
 pub mod manifest;
@@ -29,12 +30,13 @@ pub mod version;
 
 pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 pub use digest::Digest;
+pub use guards::{BadMark, Freeze, GuardError};
 pub use health::{HealthRecipe, Probe};
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
 pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
-pub use rollback::{PastDeployment, rollback_target};
+pub use rollback::{PastDeployment, rollback_target, rollback_target_skipping};
 pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
 pub use service::{RestartPolicy, ServiceRecipe, StopSignal};

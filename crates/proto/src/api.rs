@@ -107,6 +107,25 @@ pub struct ReleaseInfo {
     pub file_count: u64,
     pub total_size: u64,
     pub manifest_digest: Digest,
+    /// Set while the release is marked bad.
+    #[serde(default)]
+    pub bad: Option<BadMarkInfo>,
+}
+
+/// Who marked a release bad, when and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BadMarkInfo {
+    pub by: String,
+    pub reason: String,
+    pub at: String,
+}
+
+/// `POST /api/v1/projects/{project}/releases/{version}/bad`: marks a release
+/// bad (replacing an earlier mark). `DELETE` on the same path clears it.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct MarkBad {
+    /// Required: shown to whoever the mark stops.
+    pub reason: String,
 }
 
 /// `POST /api/v1/projects/{project}/deployments`.
@@ -126,6 +145,10 @@ pub struct CreateDeployment {
     /// for the newest successful build. Instead of `version`.
     #[serde(default)]
     pub build: Option<String>,
+    /// Deploy the release even if it is marked bad; recorded on the
+    /// deployment (`forced`) when it was.
+    #[serde(default)]
+    pub force: bool,
     /// Overrides of the environment's rollout for this deployment.
     #[serde(default)]
     pub rollout: RolloutOptions,
@@ -154,6 +177,12 @@ pub struct DeploymentInfo {
     pub created_by: String,
     pub created_at: String,
     pub finished_at: Option<String>,
+    /// It deployed a release marked bad, with `force`.
+    #[serde(default)]
+    pub forced: bool,
+    /// It went ahead through a freeze of its environment (an emergency).
+    #[serde(default)]
+    pub freeze_ignored: bool,
     /// The rollout, in words.
     #[serde(default)]
     pub rollout: String,
@@ -216,6 +245,13 @@ pub struct EnvironmentStatus {
     /// Running version (or "none") -> number of hosts.
     pub version_counts: BTreeMap<String, u64>,
     pub hosts: Vec<HostProjectStatus>,
+    /// The versions running or desired here that are marked bad, with
+    /// their marks.
+    #[serde(default)]
+    pub marked_bad: BTreeMap<String, BadMarkInfo>,
+    /// The freeze in force on this environment, if any.
+    #[serde(default)]
+    pub freeze: Option<LockInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -393,4 +429,43 @@ pub struct VarInfo {
     pub host: Option<String>,
     pub updated_by: String,
     pub updated_at: String,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/freeze`: freezes an
+/// environment (`ferry lock`). `DELETE` on the same path lifts the freeze.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CreateFreeze {
+    /// Required: shown to everyone the freeze stops.
+    pub reason: String,
+    /// How long it lasts, e.g. `2h`, `30m`, `1day` (at least 1s, at most
+    /// 30days). It ends by itself then.
+    pub duration: String,
+}
+
+/// What holds an environment's deployment lock (R19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    /// Taken by hand for a while (`ferry lock`).
+    Freeze,
+    /// A running deployment, until it ends.
+    Deployment,
+}
+
+/// One held lock, as `GET /api/v1/locks[?project=P]` lists them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LockInfo {
+    pub project: String,
+    pub env: String,
+    pub kind: LockKind,
+    /// Who froze the environment, or started the deployment.
+    pub owner: String,
+    /// The freeze's reason, or what the deployment does.
+    pub reason: String,
+    pub since: String,
+    /// When a freeze ends by itself; `None` for a deployment, which holds the
+    /// lock until it ends.
+    pub expires_at: Option<String>,
+    /// The running deployment's id.
+    pub deployment: Option<i64>,
 }

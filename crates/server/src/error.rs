@@ -23,6 +23,13 @@ pub enum ApiError {
     /// The environment's deployment lock is held (R19).
     #[error("{0}")]
     Locked(String),
+    /// The environment is frozen: the message names who froze it, why and
+    /// until when.
+    #[error("{0}")]
+    Frozen(String),
+    /// The release is marked bad: the message names who marked it and why.
+    #[error("{0}")]
+    MarkedBad(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -36,6 +43,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Locked(_) => (StatusCode::LOCKED, "locked"),
+            ApiError::Frozen(_) => (StatusCode::CONFLICT, "frozen"),
+            ApiError::MarkedBad(_) => (StatusCode::CONFLICT, "marked_bad"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -52,8 +61,16 @@ impl From<StoreError> for ApiError {
                  (ferry deployment show {running} --follow), cancel it (ferry deployment cancel {running}), \
                  or roll back at once with ferry rollback --emergency"
             )),
+            e @ StoreError::Frozen { .. } => ApiError::Frozen(e.to_string()),
+            e @ StoreError::MarkedBad { .. } => ApiError::MarkedBad(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<ferry_domain::GuardError> for ApiError {
+    fn from(e: ferry_domain::GuardError) -> Self {
+        ApiError::BadRequest(e.to_string())
     }
 }
 

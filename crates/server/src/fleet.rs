@@ -12,13 +12,14 @@ use std::time::Duration;
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, Var, VarScope};
 use ferry_domain::{
-    DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target,
+    DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target_skipping,
 };
 use ferry_proto::agent::{DesiredRelease, DesiredState};
 use ferry_proto::api::{CreateDeployment, DeploymentEventInfo, DeploymentHostInfo, DeploymentInfo};
 use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User, VarRow};
 
 use crate::error::{ApiError, ApiResult};
+use crate::guards::{self, Overrides};
 use crate::{AppState, now_ms};
 
 /// How long a target host may be offline before it counts as failed, when the
@@ -108,6 +109,11 @@ pub async fn create_deployment(
     let db = &state.db;
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
+    // Freezes and bad marks (see `guards`): refused with who and why before
+    // anything else; the store checks both again in the deployment's
+    // transaction.
+    let overrides = Overrides::of(&req);
+    guards::check_freeze(state, &env, overrides.ignore_freeze).await?;
     let release = match (&req.version, req.kind) {
         (Some(_), _) if req.build.is_some() => {
             return Err(ApiError::BadRequest("give either --version or --build, not both".into()));
@@ -124,9 +130,13 @@ pub async fn create_deployment(
                 .into_iter()
                 .map(|d| PastDeployment { release: d.release_id, succeeded: d.status.as_str() == "succeeded" })
                 .collect();
-            let Some(target) = rollback_target(env.desired_release_id.as_ref(), &history) else {
+            // A rollback never goes back to a release marked bad.
+            let bad = guards::bad_release_ids(state, &project).await?;
+            let target = rollback_target_skipping(env.desired_release_id.as_ref(), &history, |id| bad.contains(id));
+            let Some(target) = target else {
+                let skipped = if bad.is_empty() { "" } else { " that is not marked bad" };
                 return Err(ApiError::Conflict(format!(
-                    "environment '{}' has no earlier successfully deployed version to roll back to; \
+                    "environment '{}' has no earlier successfully deployed version{skipped} to roll back to; \
                      name one with --to VERSION",
                     env.name
                 )));
@@ -134,6 +144,7 @@ pub async fn create_deployment(
             db.release_by_id(target).await?
         }
     };
+    guards::check_release(&project.name, &release, overrides.force)?;
 
     // Target hosts: the environment's hosts, or the chosen subset of them (R9).
     let selector = selector_of(&env)?;
@@ -219,6 +230,8 @@ pub async fn create_deployment(
             .collect(),
         whole_env,
         offline_timeout_ms: i64::try_from(offline_timeout.as_millis()).unwrap_or(i64::MAX),
+        forced: overrides.force,
+        ignore_freeze: overrides.ignore_freeze,
         batch_count: u32::try_from(batches.len()).unwrap_or(u32::MAX),
         policy,
         emergency: req.emergency,
@@ -295,6 +308,8 @@ pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
         created_by: row.created_by,
         created_at: rfc3339_from_millis(row.created_at),
         finished_at: row.finished_at.map(rfc3339_from_millis),
+        forced: row.forced,
+        freeze_ignored: row.freeze_ignored,
         rollout: row.policy.describe(),
         batch_count: row.batch_count,
         current_batch: row.current_batch.map(|b| b + 1),

@@ -17,6 +17,7 @@ mod auth;
 mod build;
 mod error;
 mod fleet;
+mod guards;
 mod hub;
 mod init;
 mod release;

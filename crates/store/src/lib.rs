@@ -14,7 +14,9 @@
 //! - Times are passed in by the caller (milliseconds since the epoch); the
 //!   store never reads a clock, so its behaviour is reproducible in tests.
 //! - The one-running-deployment-per-environment lock (R19) is enforced by the
-//!   database itself (a unique index), not by a check-then-insert.
+//!   database itself (a unique index), not by a check-then-insert. Freezes and
+//!   bad marks are checked inside the transaction that creates a deployment,
+//!   so one taken a moment before is never missed.
 //! - Secrets (variables marked secret, webhook secrets) arrive sealed by the
 //!   server and are stored as given; the store never holds the key.
 
@@ -25,8 +27,8 @@ pub mod sqlite;
 mod tests;
 
 use async_trait::async_trait;
-use ferry_domain::Tags;
 use ferry_domain::rollout::{RolloutPolicy, Step};
+use ferry_domain::{BadMark, Freeze, Tags};
 use ferry_proto::agent::{LogLine as AgentLogLine, ProjectReport};
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
@@ -48,6 +50,12 @@ pub enum StoreError {
     /// A deployment of this project and environment is already running.
     #[error("deployment {running} of this project and environment is still running")]
     Locked { running: i64 },
+    /// The environment is frozen, and the deployment did not ask to ignore it.
+    #[error("{}", freeze.refusal(project, env))]
+    Frozen { project: String, env: String, freeze: ferry_domain::Freeze },
+    /// The release is marked bad, and the deployment was not forced.
+    #[error("{}", mark.refusal(project, version))]
+    MarkedBad { project: String, version: String, mark: ferry_domain::BadMark },
     #[error("database error: {0}")]
     Backend(String),
     #[error("artifact store error: {0}")]
@@ -103,6 +111,9 @@ pub trait Database: Send + Sync + 'static {
     async fn release_by_id(&self, id: i64) -> Result<Release>;
     /// Newest first.
     async fn releases(&self, project: &Project) -> Result<Vec<Release>>;
+    /// Marks a release bad (replacing an earlier mark), or clears its mark
+    /// with `None`. Returns the release as it now is.
+    async fn set_release_mark(&self, release_id: i64, mark: Option<&BadMark>) -> Result<Release>;
 
     // --- hosts ---
     async fn enroll_host(&self, name: &str, tags: &Tags, token_hash: &str, now: i64) -> Result<Host>;
@@ -125,7 +136,9 @@ pub trait Database: Send + Sync + 'static {
     async fn adopt_host(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool>;
 
     // --- deployments ---
-    /// Atomically: takes the environment's deployment lock (or, for an
+    /// Atomically: refuses a frozen environment (`Frozen`, unless
+    /// `ignore_freeze`) and a release marked bad (`MarkedBad`, unless
+    /// `forced`), takes the environment's deployment lock (or, for an
     /// emergency, takes it over from the running deployment, which ends as
     /// canceled), and records the deployment and its plan: every target host,
     /// queued in its batch. Nothing changes on a host until
@@ -155,6 +168,9 @@ pub trait Database: Send + Sync + 'static {
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>>;
     /// Newest first, at most `limit`.
     async fn deployments(&self, project: &Project, limit: u32) -> Result<Vec<DeploymentRow>>;
+    /// Running deployments, of one project or of all, oldest first: each holds
+    /// its environment's lock (R19).
+    async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
@@ -192,6 +208,19 @@ pub trait Database: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<DeploymentLogLine>>;
+
+    // --- freezes ---
+    /// Freezes an environment. An expired freeze of it is replaced; one in
+    /// force at `now` is refused with `Frozen`.
+    async fn freeze_environment(&self, env: &Environment, freeze: &Freeze, now: i64) -> Result<FreezeRow>;
+    /// Lifts the freeze of an environment; `None` if none was in force at
+    /// `now` (an expired one is removed all the same).
+    async fn unfreeze_environment(&self, env: &Environment, now: i64) -> Result<Option<FreezeRow>>;
+    /// The freeze of an environment in force at `now`, if any.
+    async fn environment_freeze(&self, env: &Environment, now: i64) -> Result<Option<FreezeRow>>;
+    /// Freezes in force at `now`, of one project or of all, by project and
+    /// environment name.
+    async fn freezes(&self, project: Option<&Project>, now: i64) -> Result<Vec<FreezeRow>>;
 
     // --- builds ---
     /// Queues a build with the project's next build number.

@@ -2,7 +2,9 @@
 //! since the epoch.
 
 use ferry_domain::rollout::{Hold, RolloutPolicy};
-use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Secret, Tags};
+use ferry_domain::{
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -100,6 +102,8 @@ pub struct Release {
     pub created_by: String,
     pub created_at: i64,
     pub origin: Option<ReleaseOrigin>,
+    /// Set while the release is marked bad.
+    pub bad: Option<BadMark>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +150,12 @@ pub struct NewDeployment {
     /// so hosts that join later converge to it.
     pub whole_env: bool,
     pub offline_timeout_ms: i64,
+    /// Go ahead even if the release is marked bad (`--force`); recorded on
+    /// the deployment when the release was in fact marked.
+    pub forced: bool,
+    /// Go ahead even if the environment is frozen (an emergency rollback);
+    /// recorded on the deployment when a freeze was in fact in force.
+    pub ignore_freeze: bool,
     pub policy: RolloutPolicy,
     pub batch_count: u32,
     /// An emergency rollback (R11): no gates, and it takes over from a
@@ -189,6 +199,10 @@ pub struct DeploymentRow {
     pub created_by: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// It deployed a release marked bad, by force.
+    pub forced: bool,
+    /// It went ahead through a freeze of its environment.
+    pub freeze_ignored: bool,
     pub policy: RolloutPolicy,
     pub batch_count: u32,
     pub current_batch: Option<u32>,
@@ -373,4 +387,12 @@ pub struct DeploymentLogLine {
     /// the marker standing for dropped lines).
     pub stream: String,
     pub line: String,
+}
+
+/// A freeze of one environment, with the names it is shown by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreezeRow {
+    pub project: String,
+    pub env: String,
+    pub freeze: Freeze,
 }

@@ -1,7 +1,7 @@
 //! The conformance suite every backend must pass. Each story takes a fresh,
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
-use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Tags};
+use ferry_domain::{BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Tags};
 use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
 use crate::sqlite::SqliteDatabase;
@@ -63,6 +63,8 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
             .collect(),
         whole_env: true,
         offline_timeout_ms: 1_000,
+        forced: false,
+        ignore_freeze: false,
         policy: RolloutPolicy::default(),
         batch_count: 1,
         emergency: false,
@@ -616,6 +618,146 @@ async fn a_deployment_log_keeps_the_first_lines_of_each_host(db: &dyn Database) 
     assert!(h2_log.last().unwrap().line.starts_with("... 5 lines dropped"));
 }
 
+fn freeze(owner: &str, reason: &str, since: i64, until: i64) -> Freeze {
+    Freeze { owner: owner.into(), reason: reason.into(), since, until }
+}
+
+async fn a_freeze_refuses_deployments_until_it_ends_or_is_lifted(db: &dyn Database) {
+    let (p, e, r1, r2, h1, _) = fixture(db).await;
+    let taken = db.freeze_environment(&e, &freeze("alice", "release night", 100, 1_100), 100).await.unwrap();
+    assert_eq!((taken.project.as_str(), taken.env.as_str(), taken.freeze.owner.as_str()), ("web", "prod", "alice"));
+    assert_eq!(db.environment_freeze(&e, 100).await.unwrap(), Some(taken.clone()));
+
+    // Refused inside the deployment's transaction, with who and why; nothing is recorded.
+    match db.create_deployment(deploy(&p, &e, &r1, &[&h1]), 200).await {
+        Err(StoreError::Frozen { project, env, freeze }) => {
+            assert_eq!((project.as_str(), env.as_str()), ("web", "prod"));
+            assert_eq!(
+                (freeze.owner.as_str(), freeze.reason.as_str(), freeze.until),
+                ("alice", "release night", 1_100)
+            );
+        }
+        other => panic!("expected Frozen, got {other:?}"),
+    }
+    assert!(db.deployments(&p, 10).await.unwrap().is_empty());
+    assert!(db.desired_for_host(h1.id).await.unwrap().is_empty());
+    assert_eq!(db.environment(&p, "prod").await.unwrap().desired_release_id, None);
+
+    // A second freeze while one is in force is refused, naming the first.
+    match db.freeze_environment(&e, &freeze("bob", "mine", 300, 5_000), 300).await {
+        Err(StoreError::Frozen { freeze, .. }) => assert_eq!(freeze.owner, "alice"),
+        other => panic!("expected Frozen, got {other:?}"),
+    }
+
+    // Another environment is not frozen.
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 300).await.unwrap();
+    assert_eq!(db.environment_freeze(&staging, 300).await.unwrap(), None);
+    start(db, deploy(&p, &staging, &r1, &[]), 300).await.unwrap();
+
+    // An emergency goes through, and the row says so.
+    let through = start(db, NewDeployment { ignore_freeze: true, ..deploy(&p, &e, &r1, &[]) }, 400);
+    let through = db.deployment(through.await.unwrap()).await.unwrap();
+    assert!(through.freeze_ignored && !through.forced, "{through:?}");
+
+    // At its end it stops applying by itself.
+    assert_eq!(db.environment_freeze(&e, 1_099).await.unwrap().map(|f| f.freeze.owner), Some("alice".into()));
+    assert_eq!(db.environment_freeze(&e, 1_100).await.unwrap(), None);
+    assert!(db.freezes(None, 1_100).await.unwrap().is_empty());
+    let id = start(db, deploy(&p, &e, &r2, &[]), 1_100).await.unwrap();
+    assert!(!db.deployment(id).await.unwrap().freeze_ignored, "nothing was in force to ignore");
+
+    // An expired freeze makes room for a new one; lifting it works once.
+    db.freeze_environment(&e, &freeze("bob", "incident 42", 1_200, 9_000), 1_200).await.unwrap();
+    let other = db.create_project(&project("other"), 1_200).await.unwrap();
+    let other_env = db.create_environment(&other, &env("prod", "role=other"), 1_200).await.unwrap();
+    db.freeze_environment(&other_env, &freeze("carol", "audit", 1_200, 9_000), 1_200).await.unwrap();
+    let all: Vec<(String, String)> =
+        db.freezes(None, 1_300).await.unwrap().into_iter().map(|f| (f.project, f.freeze.owner)).collect();
+    assert_eq!(all, [("other".to_string(), "carol".to_string()), ("web".into(), "bob".into())]);
+    let web_only = db.freezes(Some(&p), 1_300).await.unwrap();
+    assert_eq!(web_only.len(), 1);
+    assert_eq!(web_only[0].freeze.reason, "incident 42");
+
+    let lifted = db.unfreeze_environment(&e, 1_300).await.unwrap().unwrap();
+    assert_eq!(lifted.freeze.owner, "bob");
+    assert_eq!(db.unfreeze_environment(&e, 1_301).await.unwrap(), None, "already lifted");
+    assert_eq!(db.environment_freeze(&e, 1_301).await.unwrap(), None);
+    // Lifting an expired freeze finds nothing in force.
+    assert_eq!(db.unfreeze_environment(&other_env, 9_000).await.unwrap(), None);
+    assert!(db.freezes(None, 1_302).await.unwrap().is_empty(), "the expired row went with it");
+}
+
+async fn a_release_marked_bad_is_refused_unless_forced(db: &dyn Database) {
+    let (p, e, r1, r2, h1, _) = fixture(db).await;
+    let mark = BadMark { by: "alice".into(), reason: "memory leak".into(), at: 50 };
+    let marked = db.set_release_mark(r2.id, Some(&mark)).await.unwrap();
+    assert_eq!(marked.bad.as_ref(), Some(&mark));
+    assert_eq!(db.release(&p, "v2").await.unwrap().bad, Some(mark.clone()));
+    assert_eq!(db.releases(&p).await.unwrap()[0].bad, Some(mark.clone()), "lists show the mark");
+    assert_eq!(db.release(&p, "v1").await.unwrap().bad, None);
+
+    match db.create_deployment(deploy(&p, &e, &r2, &[&h1]), 60).await {
+        Err(StoreError::MarkedBad { project, version, mark: m }) => {
+            assert_eq!((project.as_str(), version.as_str(), m), ("web", "v2", mark.clone()));
+        }
+        other => panic!("expected MarkedBad, got {other:?}"),
+    }
+    assert!(db.deployments(&p, 10).await.unwrap().is_empty(), "nothing recorded");
+    assert!(db.desired_for_host(h1.id).await.unwrap().is_empty());
+
+    // Forced, it goes ahead and the row says so; the desired state carries the mark.
+    let id = start(db, NewDeployment { forced: true, ..deploy(&p, &e, &r2, &[&h1]) }, 70).await.unwrap();
+    let d = db.deployment(id).await.unwrap();
+    assert!(d.forced && !d.freeze_ignored, "{d:?}");
+    assert!(db.deployments(&p, 10).await.unwrap()[0].forced, "lists show it too");
+    assert_eq!(db.desired_for_host(h1.id).await.unwrap()[0].release.bad, Some(mark.clone()));
+    apply(db, h1.id, &report(Some(&r2), Activity::Idle), 71).await.unwrap();
+
+    // --force on a release that is not marked overrides nothing: not recorded.
+    let id = start(db, NewDeployment { forced: true, ..deploy(&p, &e, &r1, &[]) }, 80).await.unwrap();
+    assert!(!db.deployment(id).await.unwrap().forced);
+
+    // Marking again replaces the mark; clearing it makes the release deployable.
+    let again = BadMark { by: "bob".into(), reason: "data loss".into(), at: 90 };
+    assert_eq!(db.set_release_mark(r2.id, Some(&again)).await.unwrap().bad, Some(again));
+    assert_eq!(db.set_release_mark(r2.id, None).await.unwrap().bad, None);
+    start(db, deploy(&p, &e, &r2, &[]), 100).await.unwrap();
+    assert!(matches!(db.set_release_mark(9_999, None).await, Err(StoreError::NotFound(_))));
+}
+
+async fn running_deployments_hold_the_locks(db: &dyn Database) {
+    let (p, e, r1, _, h1, _) = fixture(db).await;
+    let other = db.create_project(&project("other"), 5).await.unwrap();
+    let other_env = db.create_environment(&other, &env("prod", "role=other"), 5).await.unwrap();
+    let other_release = db
+        .create_release(
+            NewRelease {
+                project_id: other.id,
+                version: "1".into(),
+                branch: "main".into(),
+                committer: "dev".into(),
+                manifest_digest: Digest([7; 32]),
+                file_count: 1,
+                total_size: 3,
+                created_by: "admin".into(),
+                origin: None,
+            },
+            5,
+        )
+        .await
+        .unwrap();
+    let tags = Tags::parse("role=other").unwrap();
+    let h3 = db.enroll_host("h3", &tags, "hash3", 5).await.unwrap();
+    assert!(db.lock_holders(None).await.unwrap().is_empty());
+    let a = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    let b = start(db, deploy(&other, &other_env, &other_release, &[&h3]), 11).await.unwrap();
+    let ids = |rows: Vec<DeploymentRow>| rows.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(db.lock_holders(None).await.unwrap()), [a, b]);
+    assert_eq!(ids(db.lock_holders(Some(&p)).await.unwrap()), [a]);
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    assert_eq!(ids(db.lock_holders(None).await.unwrap()), [b], "a finished deployment holds nothing");
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -649,6 +791,9 @@ mod sqlite_backend {
         webhook_secrets_can_be_replaced,
         deployment_logs_go_to_the_deployment_taking_the_release,
         a_deployment_log_keeps_the_first_lines_of_each_host,
+        a_freeze_refuses_deployments_until_it_ends_or_is_lifted,
+        a_release_marked_bad_is_refused_unless_forced,
+        running_deployments_hold_the_locks,
     );
     use super::sqlite;
 }

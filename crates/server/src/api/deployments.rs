@@ -97,6 +97,9 @@ pub async fn retry(
         build: None,
         rollout: Default::default(),
         emergency: false,
+        // A retry carries on the original decision to deploy a release
+        // marked bad; a release marked since is refused as usual.
+        force: d.forced,
     };
     Ok(Json(fleet::create_deployment(&state, &user, &d.project, again).await?))
 }

@@ -5,6 +5,7 @@ mod builds;
 mod deployments;
 mod hooks;
 mod hosts;
+mod locks;
 mod projects;
 mod releases;
 mod vars;
@@ -43,6 +44,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
         .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))
         .route("/api/v1/projects/{project}/releases/{version}/archive", get(releases::archive))
+        .route(
+            "/api/v1/projects/{project}/releases/{version}/bad",
+            post(releases::mark_bad).delete(releases::mark_good),
+        )
+        .route("/api/v1/projects/{project}/environments/{env}/freeze", post(locks::freeze).delete(locks::unfreeze))
+        .route("/api/v1/locks", get(locks::list))
         .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))
         .route("/api/v1/deployments/{id}", get(deployments::show))
         .route("/api/v1/deployments/{id}/log", get(deployments::log))

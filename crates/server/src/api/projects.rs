@@ -6,14 +6,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
-    CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo, ProjectStatus,
+    BadMarkInfo, CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo,
+    ProjectStatus,
 };
 use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource};
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::webhook_context;
+use crate::{AppState, guards};
 
 const DEFAULT_KEEP_RELEASES: u32 = 5;
 
@@ -171,6 +172,16 @@ pub async fn status(
     let project = state.db.project(&project).await?;
     let hosts = state.db.hosts().await?;
     let rows = state.db.project_host_states(&project).await?;
+    // A release marked bad that still runs (or is still desired) somewhere
+    // is pointed out where it does: the mark itself changes no host.
+    let bad: BTreeMap<String, BadMarkInfo> = state
+        .db
+        .releases(&project)
+        .await?
+        .iter()
+        .filter_map(|r| r.bad.as_ref().map(|m| (r.version.clone(), guards::bad_mark_info(m))))
+        .collect();
+    let freezes = state.db.freezes(Some(&project), crate::now_ms()).await?;
     let mut environments = Vec::new();
     for env in state.db.environments(&project).await? {
         let selector = Selector::parse(&env.selector).unwrap_or_default();
@@ -196,12 +207,20 @@ pub async fn status(
             });
         }
         let info = env_info(&state, env).await?;
+        let marked_bad = bad
+            .iter()
+            .filter(|(v, _)| version_counts.contains_key(*v) || info.desired_version.as_ref() == Some(*v))
+            .map(|(v, m)| (v.clone(), m.clone()))
+            .collect();
+        let freeze = freezes.iter().find(|f| f.env == info.name).map(guards::freeze_lock);
         environments.push(EnvironmentStatus {
             env: info.name,
             selector: info.selector,
             desired_version: info.desired_version,
             version_counts,
             hosts: entries,
+            marked_bad,
+            freeze,
         });
     }
     Ok(Json(ProjectStatus { project: project.name, environments }))

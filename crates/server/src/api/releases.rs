@@ -10,13 +10,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use ferry_artifact::frame::{Decoder, Event};
 use ferry_domain::rfc3339_from_millis;
-use ferry_proto::api::{BlobQuery, BlobQueryAnswer, CreateRelease, ReleaseInfo};
+use ferry_proto::api::{BlobQuery, BlobQueryAnswer, CreateRelease, MarkBad, ReleaseInfo};
 use ferry_store::{BlobWriter, Release};
 use futures_util::StreamExt;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::guards;
 use crate::release::{self, Labels};
 
 pub async fn missing_blobs(
@@ -75,6 +76,7 @@ fn release_info(project: &str, r: Release) -> ReleaseInfo {
         file_count: r.file_count,
         total_size: r.total_size,
         manifest_digest: r.manifest_digest,
+        bad: r.bad.as_ref().map(guards::bad_mark_info),
     }
 }
 
@@ -98,6 +100,44 @@ pub async fn list(
     let project = state.db.project(&project).await?;
     let releases = state.db.releases(&project).await?;
     Ok(Json(releases.into_iter().map(|r| release_info(&project.name, r)).collect()))
+}
+
+/// `POST /api/v1/projects/{project}/releases/{version}/bad`: marks a release
+/// bad, replacing an earlier mark. Rollbacks skip it from then on, and
+/// deployments of it are refused unless forced; hosts that run it keep it.
+pub async fn mark_bad(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path((project, version)): Path<(String, String)>,
+    Json(req): Json<MarkBad>,
+) -> ApiResult<Json<ReleaseInfo>> {
+    let project = state.db.project(&project).await?;
+    let release = state.db.release(&project, &version).await?;
+    let reason = ferry_domain::guards::validate_reason(&req.reason)?;
+    let mark = ferry_domain::BadMark { by: user.name.clone(), reason, at: crate::now_ms() };
+    let release = state.db.set_release_mark(release.id, Some(&mark)).await?;
+    tracing::info!(project = %project.name, version = %release.version, by = %mark.by, reason = %mark.reason,
+        "release marked bad");
+    Ok(Json(release_info(&project.name, release)))
+}
+
+/// `DELETE /api/v1/projects/{project}/releases/{version}/bad`: clears the
+/// mark. A release that is not marked is an error, so that a typo in the
+/// version does not pass for success.
+pub async fn mark_good(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path((project, version)): Path<(String, String)>,
+) -> ApiResult<Json<ReleaseInfo>> {
+    let project = state.db.project(&project).await?;
+    let release = state.db.release(&project, &version).await?;
+    let Some(mark) = &release.bad else {
+        return Err(ApiError::Conflict(format!("version {version} of {} is not marked bad", project.name)));
+    };
+    tracing::info!(project = %project.name, version = %release.version, by = %user.name, was = %mark.reason,
+        "bad mark cleared");
+    let release = state.db.set_release_mark(release.id, None).await?;
+    Ok(Json(release_info(&project.name, release)))
 }
 
 /// `GET /api/v1/projects/{project}/releases/{version}/archive`: the release

@@ -261,6 +261,7 @@ async fn auto_deploy(state: &AppState, build: &Build) {
             kind: DeploymentKind::Deploy,
             offline_timeout_secs: None,
             build: None,
+            force: false,
             rollout: Default::default(),
             emergency: false,
         };

@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferry_domain::log::{self, LogBudget};
 use ferry_domain::rollout::{RolloutPolicy, Step};
-use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, Digest, HostDeployState, Secret, Tags};
+use ferry_domain::{
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+};
 use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -29,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_vars.sql")),
     (4, include_str!("migrations/0004_deployment_logs.sql")),
     (5, include_str!("migrations/0005_rollouts.sql")),
+    (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
 ];
 
 /// See the module documentation.
@@ -169,10 +172,18 @@ fn release_row(r: &sqlx::sqlite::SqliteRow) -> Result<Release> {
                 committed_at: r.try_get("committed_at")?,
             }),
         },
+        bad: match r.try_get::<Option<String>, _>("bad_reason")? {
+            None => None,
+            Some(reason) => Some(BadMark {
+                by: r.try_get::<Option<String>, _>("bad_by")?.unwrap_or_default(),
+                reason,
+                at: r.try_get::<Option<i64>, _>("bad_at")?.unwrap_or(0),
+            }),
+        },
     })
 }
 const RELEASE_COLS: &str = "id, project_id, version, branch, committer, manifest_digest, file_count, total_size, \
-     created_by, created_at, build_id, commit_sha, committed_at";
+     created_by, created_at, build_id, commit_sha, committed_at, bad_by, bad_reason, bad_at";
 
 fn host_row(r: &sqlx::sqlite::SqliteRow) -> Result<Host> {
     Ok(Host {
@@ -207,11 +218,13 @@ fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
         emergency: r.try_get::<i64, _>("emergency")? != 0,
         hold: r.try_get("hold")?,
         reason: r.try_get("reason")?,
+        forced: r.try_get::<i64, _>("forced")? != 0,
+        freeze_ignored: r.try_get::<i64, _>("freeze_ignored")? != 0,
     })
 }
 const DEPLOYMENT_SELECT: &str = "SELECT d.id, p.name AS project, e.name AS env, d.release_id, r.version, d.kind, \
      d.status, d.created_by, d.created_at, d.finished_at, d.policy, d.batch_count, d.current_batch, d.paused, \
-     d.cancel_requested, d.emergency, d.hold, d.reason FROM deployments d \
+     d.cancel_requested, d.emergency, d.hold, d.reason, d.forced, d.freeze_ignored FROM deployments d \
      JOIN projects p ON p.id = d.project_id JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id";
 
 const BUILD_SELECT: &str = "SELECT b.id, b.project_id, p.name AS project, b.number, b.git_ref, b.commit_sha, b.branch, \
@@ -269,6 +282,83 @@ fn var_row(r: &sqlx::sqlite::SqliteRow) -> Result<VarRow> {
         updated_by: r.try_get("updated_by")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+const FREEZE_SELECT: &str = "SELECT p.name AS project, e.name AS env, f.owner, f.reason, f.created_at, f.expires_at \
+     FROM freezes f JOIN environments e ON e.id = f.env_id JOIN projects p ON p.id = e.project_id";
+/// `?` is `now`: only freezes in force.
+const FREEZE_IN_FORCE: &str = "f.created_at <= ? AND f.expires_at > ?";
+
+fn freeze_row(r: &sqlx::sqlite::SqliteRow) -> Result<FreezeRow> {
+    Ok(FreezeRow {
+        project: r.try_get("project")?,
+        env: r.try_get("env")?,
+        freeze: Freeze {
+            owner: r.try_get("owner")?,
+            reason: r.try_get("reason")?,
+            since: r.try_get("created_at")?,
+            until: r.try_get("expires_at")?,
+        },
+    })
+}
+
+/// What a new deployment overrides, found by [`check_guards`] and recorded on
+/// its row by [`record_guards`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Overrides {
+    forced: bool,
+    freeze_ignored: bool,
+}
+
+/// Inside the transaction that creates a deployment: refuses it when its
+/// environment is frozen or its release is marked bad, unless the deployment
+/// says to go ahead anyway. Checked here, not only by the server beforehand,
+/// so that a freeze or a mark made a moment earlier is never missed.
+async fn check_guards(conn: &mut sqlx::SqliteConnection, new: &NewDeployment, now: i64) -> Result<Overrides> {
+    let mut overrides = Overrides::default();
+    let freeze = sqlx::query(sqlx::AssertSqlSafe(format!("{FREEZE_SELECT} WHERE f.env_id = ? AND {FREEZE_IN_FORCE}")))
+        .bind(new.env_id)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(row) = freeze {
+        let row = freeze_row(&row)?;
+        if !new.ignore_freeze {
+            return Err(StoreError::Frozen { project: row.project, env: row.env, freeze: row.freeze });
+        }
+        overrides.freeze_ignored = true;
+    }
+    let release = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RELEASE_COLS} FROM releases WHERE id = ?")))
+        .bind(new.release_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(release) = release.map(|r| release_row(&r)).transpose()?
+        && let Some(mark) = release.bad
+    {
+        if !new.forced {
+            let project: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = ?")
+                .bind(release.project_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            return Err(StoreError::MarkedBad { project, version: release.version, mark });
+        }
+        overrides.forced = true;
+    }
+    Ok(overrides)
+}
+
+/// Records on a new deployment's row what it went ahead despite.
+async fn record_guards(conn: &mut sqlx::SqliteConnection, deployment_id: i64, overrides: Overrides) -> Result<()> {
+    if overrides.forced || overrides.freeze_ignored {
+        sqlx::query("UPDATE deployments SET forced = ?, freeze_ignored = ? WHERE id = ?")
+            .bind(overrides.forced)
+            .bind(overrides.freeze_ignored)
+            .bind(deployment_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -489,6 +579,20 @@ impl Database for SqliteDatabase {
         rows.iter().map(release_row).collect()
     }
 
+    async fn set_release_mark(&self, release_id: i64, mark: Option<&BadMark>) -> Result<Release> {
+        let done = sqlx::query("UPDATE releases SET bad_by = ?, bad_reason = ?, bad_at = ? WHERE id = ?")
+            .bind(mark.map(|m| m.by.as_str()))
+            .bind(mark.map(|m| m.reason.as_str()))
+            .bind(mark.map(|m| m.at))
+            .bind(release_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("release {release_id}")));
+        }
+        self.release_by_id(release_id).await
+    }
+
     async fn enroll_host(&self, name: &str, tags: &Tags, token_hash: &str, now: i64) -> Result<Host> {
         let tags_json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
         sqlx::query("INSERT INTO hosts (name, tags, token_hash, enrolled_at) VALUES (?, ?, ?, ?)")
@@ -562,7 +666,7 @@ impl Database for SqliteDatabase {
         let rows = sqlx::query(
             "SELECT p.name AS project, p.keep_releases, e.name AS env, hd.updated_at AS desired_since, r.id, r.project_id, r.version, r.branch, \
              r.committer, r.manifest_digest, r.file_count, r.total_size, r.created_by, r.created_at, \
-             r.build_id, r.commit_sha, r.committed_at FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
+             r.build_id, r.commit_sha, r.committed_at, r.bad_by, r.bad_reason, r.bad_at FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
              JOIN environments e ON e.id = hd.env_id JOIN releases r ON r.id = hd.release_id \
              WHERE hd.host_id = ? ORDER BY p.name",
         )
@@ -674,6 +778,16 @@ impl Database for SqliteDatabase {
         )))
         .bind(project.id)
         .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment_row).collect()
+    }
+
+    async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DEPLOYMENT_SELECT} WHERE d.status = 'running' AND (?1 IS NULL OR d.project_id = ?1) ORDER BY d.id"
+        )))
+        .bind(project.map(|p| p.id))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(deployment_row).collect()
@@ -954,6 +1068,78 @@ impl Database for SqliteDatabase {
                 })
             })
             .collect()
+    }
+
+    async fn freeze_environment(&self, env: &Environment, freeze: &Freeze, now: i64) -> Result<FreezeRow> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // An expired freeze no longer counts: it makes room for the new one.
+        sqlx::query("DELETE FROM freezes WHERE env_id = ? AND NOT (created_at <= ? AND expires_at > ?)")
+            .bind(env.id)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let inserted =
+            sqlx::query("INSERT INTO freezes (env_id, owner, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(env.id)
+                .bind(&freeze.owner)
+                .bind(&freeze.reason)
+                .bind(freeze.since)
+                .bind(freeze.until)
+                .execute(&mut *tx)
+                .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                let held = sqlx::query(sqlx::AssertSqlSafe(format!("{FREEZE_SELECT} WHERE f.env_id = ?")))
+                    .bind(env.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let held = freeze_row(&held)?;
+                return Err(StoreError::Frozen { project: held.project, env: held.env, freeze: held.freeze });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(FreezeRow { project: env.project.clone(), env: env.name.clone(), freeze: freeze.clone() })
+    }
+
+    async fn unfreeze_environment(&self, env: &Environment, now: i64) -> Result<Option<FreezeRow>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let held =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{FREEZE_SELECT} WHERE f.env_id = ? AND {FREEZE_IN_FORCE}")))
+                .bind(env.id)
+                .bind(now)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let held = held.map(|r| freeze_row(&r)).transpose()?;
+        sqlx::query("DELETE FROM freezes WHERE env_id = ?").bind(env.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn environment_freeze(&self, env: &Environment, now: i64) -> Result<Option<FreezeRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{FREEZE_SELECT} WHERE f.env_id = ? AND {FREEZE_IN_FORCE}")))
+            .bind(env.id)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| freeze_row(&r)).transpose()
+    }
+
+    async fn freezes(&self, project: Option<&Project>, now: i64) -> Result<Vec<FreezeRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FREEZE_SELECT} WHERE {FREEZE_IN_FORCE} AND (? IS NULL OR e.project_id = ?) ORDER BY p.name, e.name"
+        )))
+        .bind(now)
+        .bind(now)
+        .bind(project.map(|p| p.id))
+        .bind(project.map(|p| p.id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(freeze_row).collect()
     }
 
     async fn create_build(&self, new: &NewBuild, now: i64) -> Result<Build> {
