@@ -4,13 +4,15 @@
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
 //! and host states, the choice of a rollback target, which of a project's
-//! variables a host sees, and how much of a log is kept. The server, the
+//! variables a host sees, how much of a log is kept, and what a load balancer's
+//! configuration and backend addresses may be. The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
 pub mod deployment;
 pub mod digest;
 pub mod health;
+pub mod lb;
 pub mod log;
 pub mod manifest;
 pub mod names;
@@ -29,6 +31,7 @@ pub mod version;
 pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 pub use digest::Digest;
 pub use health::{HealthRecipe, Probe};
+pub use lb::{LbConfig, LbDriver, LbError};
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
 pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};
