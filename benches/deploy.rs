@@ -969,7 +969,10 @@ fn report(cfg: &Config, ferry: &BTreeMap<usize, Vec<FerryRun>>, floor: &BTreeMap
             ok(max_pct <= 5.0)
         );
         let speedup = sm(STEPS[0]) / sm(STEPS[1]);
-        println!("- N={n}: 2% update {speedup:.1}x faster than the first deploy: {} (issue: >= 5x)", ok(speedup >= 5.0));
+        println!(
+            "- N={n}: 2% update {speedup:.1}x faster than the first deploy: {} (issue: >= 5x)",
+            ok(speedup >= 5.0)
+        );
         println!("- N={n}: rollback {rb:.2} s: {} (< 1 s)", ok(rb < 1.0));
     }
 
