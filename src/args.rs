@@ -157,6 +157,10 @@ pub struct AgentArgs {
     /// Tags, e.g. role=web,dc=bj; environments select hosts by them
     #[arg(long, default_value = "")]
     pub tags: String,
+    /// The address load balancers reach this host at (FERRY_HOST_ADDRESS in `ferry env lb set --backend`):
+    /// an IP address or host name. Default: the address the server sees the agent connect from
+    #[arg(long)]
+    pub address: Option<String>,
     /// Directory holding the agent's credential, content store and every project's releases
     #[arg(long, required = true)]
     pub root: Option<PathBuf>,

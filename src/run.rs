@@ -90,11 +90,16 @@ async fn dispatch(command: Command) -> Result<()> {
             let tags = Tags::parse(&args.tags).context("--tags")?;
             let name = args.name.unwrap_or_default();
             ferry_domain::validate_name("host name", &name).context("--name")?;
+            let address = match args.address.as_deref() {
+                Some(a) => Some(ferry_domain::lb::parse_host_address(a).context("--address")?),
+                None => None,
+            };
             let config = ferry_agent::AgentConfig {
                 server: args.server.unwrap_or_default(),
                 join_token: args.join_token,
                 name,
                 tags,
+                address,
                 root: args.root.unwrap_or_default(),
                 check_interval: args.check_interval,
                 service_defaults: ferry_agent::config::ServiceDefaults { service_user: args.service_user },
