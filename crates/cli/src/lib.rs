@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod lb;
 pub mod output;
 pub mod upload;
 pub mod vars;
