@@ -339,3 +339,118 @@ fn address_error(host: &str, e: LbError, resolved: &BTreeMap<&str, &Var<&VarRow>
     }
     format!("backend {host}: {e}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lb() -> LoadBalancer {
+        LoadBalancer {
+            env_id: 1,
+            project: "app".into(),
+            env: "prod".into(),
+            env_selector: "role=web".into(),
+            driver: "nginx".into(),
+            selector: "role=lb".into(),
+            backend: "${FERRY_HOST_ADDRESS}:${PORT}".into(),
+            options: BTreeMap::new(),
+            generation: 5,
+            drained: Vec::new(),
+            updated_by: "admin".into(),
+            updated_at: 0,
+        }
+    }
+
+    fn host(name: &str, online: bool, applied: Option<u64>, error: Option<&str>) -> LbHostProgress {
+        LbHostProgress {
+            host: name.into(),
+            online,
+            applied,
+            error: error.map(Into::into),
+            applied_at: applied.map(|_| 1),
+        }
+    }
+
+    fn view(lb_hosts: Vec<LbHostProgress>) -> View {
+        View { lb: lb(), driver: None, backends: Vec::new(), lb_hosts, errors: Vec::new() }
+    }
+
+    #[test]
+    fn done_when_every_load_balancer_host_applied_the_generation() {
+        let v = view(vec![host("lb-1", true, Some(5), None), host("lb-2", true, Some(7), None)]);
+        assert!(v.progress(5).done);
+        assert!(!v.progress(6).done, "lb-1 is behind");
+        assert!(v.progress(6).errors.is_empty(), "behind is not an error: it may yet apply it");
+        let never = view(vec![host("lb-1", true, Some(5), None), host("lb-2", true, None, None)]);
+        assert!(!never.progress(1).done);
+    }
+
+    #[test]
+    fn an_offline_load_balancer_host_counts_for_what_it_reported() {
+        // It applied the change before it went away: its balancer has it.
+        let before = view(vec![host("lb-1", true, Some(5), None), host("lb-2", false, Some(5), None)]);
+        assert!(before.progress(5).done);
+        // It went away before: the change is not in effect there, and a
+        // caller waits (and times out) rather than skip it.
+        let p = before.progress(6);
+        assert!(!p.done && p.errors.is_empty());
+        assert_eq!(p.hosts[1], host("lb-2", false, Some(5), None));
+    }
+
+    #[test]
+    fn errors_stop_the_wait() {
+        let failed =
+            view(vec![host("lb-1", true, Some(6), Some("reload command `nginx -s reload` exited with code 1"))]);
+        let p = failed.progress(6);
+        assert!(!p.done);
+        assert_eq!(p.errors, ["lb-1: reload command `nginx -s reload` exited with code 1"]);
+        // An error about an older generation says nothing about this one.
+        let p = failed.progress(7);
+        assert!(!p.done && p.errors.is_empty(), "{p:?}");
+
+        let nobody = view(Vec::new()).progress(5);
+        assert!(!nobody.done);
+        assert!(nobody.errors[0].contains("no host matches the load balancer's selector role=lb"), "{nobody:?}");
+
+        let mut broken = view(vec![host("lb-1", true, Some(5), None)]);
+        broken.errors.push("backend web-1: ...".into());
+        assert!(!broken.progress(5).done, "the balancer cannot be told the whole truth");
+    }
+
+    fn var_row(key: &str, secret: bool) -> VarRow {
+        VarRow {
+            project: "app".into(),
+            env: None,
+            host: Some("web-1".into()),
+            key: key.into(),
+            value: "sealed".into(),
+            secret,
+            updated_by: "admin".into(),
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn address_errors_say_what_to_do() {
+        let rows = [var_row("PORT", true)];
+        let vars: Vec<Var<&VarRow>> = rows
+            .iter()
+            .map(|r| Var { scope: VarScope { env: None, host: r.host.clone() }, key: r.key.clone(), value: r })
+            .collect();
+        let target = VarScope { env: Some("prod".into()), host: Some("web-1".into()) };
+        let resolved = vars::resolve(&vars, &target);
+        let lookup = |name: &str| resolved.get(name).filter(|v| !v.value.secret).map(|v| v.value.value.as_str());
+        let template = "${FERRY_HOST_ADDRESS}:${PORT}";
+
+        let e = backend_address(template, "web-1", Some("10.0.0.1"), lookup).unwrap_err();
+        let said = address_error("web-1", e, &resolved);
+        assert!(said.contains("uses PORT, a secret") && !said.contains("sealed"), "{said}");
+
+        let e = backend_address(template, "web-1", None, lookup).unwrap_err();
+        assert!(address_error("web-1", e, &resolved).contains("address is not known yet"));
+
+        let e = backend_address("${FERRY_HOST_ADDRESS}:${HTTP_PORT}", "web-1", Some("10.0.0.1"), lookup).unwrap_err();
+        let said = address_error("web-1", e, &resolved);
+        assert!(said.contains("uses HTTP_PORT, which is not set for this host"), "{said}");
+    }
+}
