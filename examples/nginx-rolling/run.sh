@@ -9,8 +9,10 @@
 #
 # Needs: a built `ferry` (FERRY=path, default: ferry on PATH), nginx (NGINX=path),
 # python3. The rollout needs the rolling strategy: `ferry deploy ... --strategy
-# rolling --batch 1`; STRATEGY="" deploys all hosts at once instead (for
-# comparison: expect failed requests while the services restart).
+# rolling --batch 1`. STRATEGY=by-hand does the same one host at a time with
+# `ferry lb drain`, `ferry deploy --hosts` and `ferry lb ready`; STRATEGY=""
+# deploys to every host at once (expect failed requests while the services
+# restart, and nginx then leaves them all out for its fail_timeout).
 set -euo pipefail
 
 FERRY=${FERRY:-ferry}
@@ -157,9 +159,19 @@ load_pid=$!
 pids+=($load_pid)
 sleep 1
 set +e
-# shellcheck disable=SC2086 # STRATEGY is a list of arguments
-"$FERRY" deploy app prod --version v2 $STRATEGY --wait >&2
-deployed=$?
+if [ "$STRATEGY" = by-hand ]; then
+    # What the rolling strategy does, one command at a time.
+    deployed=0
+    for h in "${HOSTS[@]}"; do
+        "$FERRY" lb drain app prod "$h" >&2 &&
+            "$FERRY" deploy app prod --version v2 --hosts "$h" --wait >&2 &&
+            "$FERRY" lb ready app prod "$h" >&2 || { deployed=1; break; }
+    done
+else
+    # shellcheck disable=SC2086 # STRATEGY is a list of arguments
+    "$FERRY" deploy app prod --version v2 $STRATEGY --wait >&2
+    deployed=$?
+fi
 set -e
 sleep 1
 touch "$work/stop"
