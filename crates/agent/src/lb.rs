@@ -214,8 +214,8 @@ fn applied_path(root: &Path, lb: &LbDesired) -> PathBuf {
 
 async fn apply_command(root: &Path, lb: &LbDesired, drain: &str, ready: &str) -> Result<(), String> {
     let path = applied_path(root, lb);
-    let mut applied: Applied =
-        std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let before: Applied = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut applied = before.clone();
     let mut errors = Vec::new();
     for b in &lb.backends {
         if applied.get(&b.host) == Some(&b.drained) {
@@ -239,7 +239,9 @@ async fn apply_command(root: &Path, lb: &LbDesired, drain: &str, ready: &str) ->
     // Hosts no longer in the environment are forgotten: if one comes back,
     // its state is applied again.
     applied.retain(|host, _| lb.backends.iter().any(|b| &b.host == host));
-    save(&path, &applied).map_err(|e| format!("recording what was applied in {}: {e}", path.display()))?;
+    if applied != before {
+        save(&path, &applied).map_err(|e| format!("recording what was applied in {}: {e}", path.display()))?;
+    }
     if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
 }
 
