@@ -53,9 +53,12 @@ pub enum Command {
     /// Create and list projects
     #[command(subcommand)]
     Project(ProjectCmd),
-    /// Create and list environments (hosts chosen by tags)
+    /// Create and list environments (hosts chosen by tags); their load balancers
     #[command(subcommand)]
     Env(EnvCmd),
+    /// Take hosts out of an environment's load balancer and put them back (maintenance by hand)
+    #[command(subcommand)]
+    Lb(LbCmd),
     /// Upload, list and download releases; mark them bad or good
     #[command(subcommand)]
     Release(ReleaseCmd),
@@ -212,6 +215,10 @@ pub struct AgentArgs {
     /// Tags, e.g. role=web,dc=bj; environments select hosts by them
     #[arg(long, default_value = "")]
     pub tags: String,
+    /// The address load balancers reach this host at (FERRY_HOST_ADDRESS in `ferry env lb set --backend`):
+    /// an IP address or host name. Default: the address the server sees the agent connect from
+    #[arg(long)]
+    pub address: Option<String>,
     /// Directory holding the agent's credential, content store and every project's releases
     #[arg(long, required = true)]
     pub root: Option<PathBuf>,
@@ -362,6 +369,124 @@ pub enum EnvCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The load balancer in front of an environment: set, show, unset
+    #[command(subcommand, long_about = LB_ABOUT)]
+    Lb(EnvLbCmd),
+}
+
+/// `ferry env lb --help`: how the load balancer works.
+const LB_ABOUT: &str = "The load balancer in front of an environment (administrators only).
+
+Before a rollout touches a host it leaves the load balancer, and it returns once its health check passed. \
+The balancer runs on ordinary Ferry hosts chosen by --select (e.g. role=lb): their agents drive it, the server \
+never connects to them.
+
+Drivers:
+  nginx    the agent writes an upstream file (--file, a .conf file nginx includes) holding `upstream --upstream \
+{ server ADDRESS; server ADDRESS down; ... }` and runs --reload (default: nginx -s reload) when it changed
+  haproxy  the agent sends `set server BACKEND/HOST state drain|ready` to HAProxy's stats socket (--socket, at \
+level admin); the servers of --haproxy-backend must be named after the Ferry hosts
+  command  the agent runs --drain or --ready for each host whose state changed, with FERRY_LB_HOST and \
+FERRY_LB_ADDRESS set
+
+A backend host's address is --backend expanded for that host: ${FERRY_HOST_ADDRESS} (its agent's --address, or \
+the address it connects from), ${FERRY_HOST} (its name), and the project's variables as that host sees them in \
+the environment (not secrets), e.g. --backend '${FERRY_HOST_ADDRESS}:${PORT}'.";
+
+#[derive(Subcommand)]
+pub enum EnvLbCmd {
+    /// Put a load balancer in front of the environment, replacing the one it had
+    #[command(long_about = LB_ABOUT)]
+    Set(Box<LbSetArgs>),
+    /// The load balancer, its backends (address, drained or serving) and what each load-balancer host applied
+    Show {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove the load balancer; the balancer keeps the state its hosts last gave it
+    Unset {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ferry env lb set`.
+#[derive(Args)]
+pub struct LbSetArgs {
+    /// Project name
+    pub project: String,
+    /// Environment name
+    pub env: String,
+    /// How the balancer is driven
+    #[arg(long, value_parser = ["nginx", "haproxy", "command"])]
+    pub driver: String,
+    /// Tags of the load-balancer hosts, e.g. role=lb
+    #[arg(long)]
+    pub select: String,
+    /// A backend host's address, e.g. '${FERRY_HOST_ADDRESS}:${PORT}' (default: '${FERRY_HOST_ADDRESS}')
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// nginx: the name of the upstream block
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// nginx: the upstream file the agent owns and writes whole (a .conf file nginx includes)
+    #[arg(long)]
+    pub file: Option<String>,
+    /// nginx: the command that reloads nginx (default: nginx -s reload)
+    #[arg(long)]
+    pub reload: Option<String>,
+    /// haproxy: the path of the stats socket (level admin)
+    #[arg(long)]
+    pub socket: Option<String>,
+    /// haproxy: the backend whose servers are named after the Ferry hosts
+    #[arg(long)]
+    pub haproxy_backend: Option<String>,
+    /// command: takes $FERRY_LB_HOST ($FERRY_LB_ADDRESS) out of the balancer
+    #[arg(long)]
+    pub drain: Option<String>,
+    /// command: puts $FERRY_LB_HOST ($FERRY_LB_ADDRESS) back
+    #[arg(long)]
+    pub ready: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// `ferry lb drain|ready`.
+#[derive(Args)]
+pub struct LbChangeArgs {
+    /// Project name
+    pub project: String,
+    /// Environment name
+    pub env: String,
+    /// Hosts of the environment
+    #[arg(required = true)]
+    pub hosts: Vec<String>,
+    /// Do not wait for the load-balancer hosts to apply the change
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the load-balancer hosts
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Subcommand)]
+pub enum LbCmd {
+    /// Take hosts out of the environment's load balancer (administrators only); waits until every load-balancer
+    /// host applied it. They stay out, through deploys too, until `ferry lb ready`
+    Drain(LbChangeArgs),
+    /// Put hosts back into the environment's load balancer (administrators only); waits until every
+    /// load-balancer host applied it
+    Ready(LbChangeArgs),
 }
 
 /// `ferry var --help`: scopes, precedence and secrets.

@@ -38,6 +38,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             join_token: Some(join_token.trim().to_string()),
             name: format!("dev-{k}"),
             tags: Tags::parse("role=web")?,
+            address: None,
             root: data.join("agents").join(format!("dev-{k}")),
             check_interval: Duration::from_secs(30),
             service_defaults: Default::default(),

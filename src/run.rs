@@ -3,7 +3,9 @@
 use anyhow::{Context, Result};
 use ferry_cli::{Client, Output, commands, guards};
 use ferry_domain::{DeploymentKind, Tags};
-use ferry_proto::api::{CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, SetVar, VarQuery};
+use ferry_proto::api::{
+    CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, SetLoadBalancer, SetVar, VarQuery,
+};
 
 use crate::args::*;
 
@@ -90,11 +92,16 @@ async fn dispatch(command: Command) -> Result<()> {
             let tags = Tags::parse(&args.tags).context("--tags")?;
             let name = args.name.unwrap_or_default();
             ferry_domain::validate_name("host name", &name).context("--name")?;
+            let address = match args.address.as_deref() {
+                Some(a) => Some(ferry_domain::lb::parse_host_address(a).context("--address")?),
+                None => None,
+            };
             let config = ferry_agent::AgentConfig {
                 server: args.server.unwrap_or_default(),
                 join_token: args.join_token,
                 name,
                 tags,
+                address,
                 root: args.root.unwrap_or_default(),
                 check_interval: args.check_interval,
                 service_defaults: ferry_agent::config::ServiceDefaults { service_user: args.service_user },
@@ -132,6 +139,9 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::env_list(&c, &project, out).await
         }
+        Command::Env(EnvCmd::Lb(cmd)) => env_lb(cmd).await,
+        Command::Lb(LbCmd::Drain(args)) => lb_change(args, true).await,
+        Command::Lb(LbCmd::Ready(args)) => lb_change(args, false).await,
         Command::Release(ReleaseCmd::Upload { project, path, version, branch, committer, conn }) => {
             let (c, out) = client(&conn)?;
             let committer = committer.or_else(|| std::env::var("USER").ok()).unwrap_or_default();
@@ -283,6 +293,59 @@ impl RolloutArgs {
             approve_each_batch: self.approve_each_batch.then_some(true),
         }
     }
+}
+
+async fn env_lb(cmd: EnvLbCmd) -> Result<()> {
+    match cmd {
+        EnvLbCmd::Set(args) => {
+            let LbSetArgs {
+                project,
+                env,
+                driver,
+                select,
+                backend,
+                upstream,
+                file,
+                reload,
+                socket,
+                haproxy_backend,
+                drain,
+                ready,
+                conn,
+            } = *args;
+            let (c, out) = client(&conn)?;
+            // Every option given goes to the server, which refuses those the
+            // driver does not take, naming them.
+            let options = [
+                ("upstream", upstream),
+                ("file", file),
+                ("reload", reload),
+                ("socket", socket),
+                ("haproxy-backend", haproxy_backend),
+                ("drain", drain),
+                ("ready", ready),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+            let req = SetLoadBalancer { driver, select, backend, options };
+            ferry_cli::lb::set(&c, &project, &env, req, out).await
+        }
+        EnvLbCmd::Show { project, env, conn } => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::lb::show(&c, &project, &env, out).await
+        }
+        EnvLbCmd::Unset { project, env, conn } => {
+            let (c, _) = client(&conn)?;
+            ferry_cli::lb::unset(&c, &project, &env).await
+        }
+    }
+}
+
+async fn lb_change(args: LbChangeArgs, drain: bool) -> Result<()> {
+    let (c, out) = client(&args.conn)?;
+    let wait = (!args.no_wait).then_some(args.timeout);
+    ferry_cli::lb::change(&c, &args.project, &args.env, args.hosts, drain, wait, out).await
 }
 
 fn var_query(scope: VarScopeArgs) -> VarQuery {

@@ -207,7 +207,13 @@ fn builds_of_one_project_queue_and_different_projects_run_together() {
     wait_build(&f, last);
     let app = builds(&f);
     let other = f.json(&["builds", "other"]);
-    let span = |b: &Value, k: &str| b[k].as_str().unwrap().to_string();
+    // RFC 3339 with the fraction's trailing zeros dropped ("19.05Z" is after
+    // "19.007Z"): pad it to milliseconds so that text order is time order.
+    let span = |b: &Value, k: &str| {
+        let t = b[k].as_str().unwrap().trim_end_matches('Z');
+        let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+        format!("{secs}.{frac:0<3}Z")
+    };
     let mut windows: Vec<(String, String)> =
         app.iter().map(|b| (span(b, "started_at"), span(b, "finished_at"))).collect();
     windows.sort();

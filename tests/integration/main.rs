@@ -19,6 +19,7 @@ mod faults;
 mod health;
 mod hooks;
 mod layout;
+mod load_balancer;
 mod recovery;
 mod rollout;
 mod service;

@@ -75,8 +75,12 @@ async fn session(
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = ws.split();
-    let hello =
-        AgentMsg::Hello { protocol: PROTOCOL_VERSION, agent_version: FERRY_VERSION.into(), tags: config.tags.clone() };
+    let hello = AgentMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        agent_version: FERRY_VERSION.into(),
+        tags: config.tags.clone(),
+        address: config.address.clone(),
+    };
     send(&mut tx, &hello).await?;
 
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));

@@ -22,6 +22,7 @@ use crate::client::AgentApi;
 use crate::deploy_log::DeployLog;
 use crate::hooks::Hooks;
 use crate::layout::{ProjectLayout, ReleaseMeta};
+use crate::lb::{self, LbMemory};
 use crate::objects::ObjectStore;
 use crate::supervisor::Supervisor;
 use crate::{config, fallback, health};
@@ -74,6 +75,7 @@ pub struct Converger {
 
 pub async fn run(mut c: Converger) {
     let mut memory = Memory::default();
+    let mut lb_memory = LbMemory::default();
     let mut check = tokio::time::interval(c.check_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -85,7 +87,10 @@ pub async fn run(mut c: Converger) {
         let Some(desired) = c.desired.borrow_and_update().clone() else {
             continue;
         };
-        c.connected.borrow_and_update();
+        let connection = *c.connected.borrow_and_update();
+        // Load balancers first: a host waiting to be drained should not wait
+        // for an install or a drift check on the load-balancer host.
+        lb::converge(&c.root, &desired.load_balancers, &mut lb_memory, connection, &c.reports).await;
         for release in &desired.releases {
             let report = converge_one(&c, release, &mut memory).await;
             if c.reports.send(AgentMsg::Report(report)).is_err() {

@@ -7,6 +7,8 @@
 //! content store (`objects`) into the Capistrano layout (`layout`) and
 //! switches `current` atomically. Each install writes a deployment log
 //! (`deploy_log`): hook output and its own steps, sent up the same connection.
+//! On a load-balancer host, the same task drives the local balancer (`lb`):
+//! nginx, HAProxy or a command, as the server's desired state says.
 //!
 //! Architecture invariants:
 //! - `current` only ever points at a complete, verified release directory;
@@ -28,6 +30,7 @@ pub mod fallback;
 mod health;
 mod hooks;
 pub mod layout;
+pub mod lb;
 pub mod objects;
 pub mod supervisor;
 
@@ -46,6 +49,9 @@ pub struct AgentConfig {
     pub join_token: Option<String>,
     pub name: String,
     pub tags: Tags,
+    /// Where load balancers reach this host (`FERRY_HOST_ADDRESS`); `None`
+    /// lets the server use the address the agent connects from.
+    pub address: Option<String>,
     /// Everything the agent writes lives under this directory.
     pub root: PathBuf,
     /// How often the host is re-checked against its desired state even when

@@ -316,7 +316,7 @@ pub async fn hosts(c: &Client, out: Output) -> Result<()> {
     let list: Vec<HostInfo> = c.get("/api/v1/hosts").await?;
     out.print(&list, |l| {
         table(
-            &["HOST", "TAGS", "STATE", "LAST HEARTBEAT", "AGENT"],
+            &["HOST", "TAGS", "STATE", "LAST HEARTBEAT", "AGENT", "ADDRESS"],
             l.iter()
                 .map(|h| {
                     vec![
@@ -325,6 +325,7 @@ pub async fn hosts(c: &Client, out: Output) -> Result<()> {
                         if h.online { "online".into() } else { "OFFLINE".into() },
                         h.last_seen.as_deref().map(time).unwrap_or("-".into()),
                         h.agent_version.clone().unwrap_or("-".into()),
+                        h.address.clone().unwrap_or("-".into()),
                     ]
                 })
                 .collect(),

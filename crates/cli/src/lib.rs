@@ -7,6 +7,7 @@
 pub mod client;
 pub mod commands;
 pub mod guards;
+pub mod lb;
 pub mod output;
 pub mod upload;
 pub mod vars;

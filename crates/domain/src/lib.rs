@@ -3,8 +3,9 @@
 //! Everything here is deterministic and unit-tested: names and their
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
-//! and host states, the choice of a rollback target, freezes and bad releases, which of a project's
-//! variables a host sees, and how much of a log is kept. The server, the
+//! and host states, the choice of a rollback target, freezes and bad releases,
+//! which of a project's variables a host sees, how much of a log is kept, and
+//! what a load balancer's configuration and backend addresses may be. The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
@@ -12,6 +13,7 @@ pub mod deployment;
 pub mod digest;
 pub mod guards;
 pub mod health;
+pub mod lb;
 pub mod log;
 pub mod manifest;
 pub mod names;
@@ -32,6 +34,7 @@ pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeploySt
 pub use digest::Digest;
 pub use guards::{BadMark, Freeze, GuardError};
 pub use health::{HealthRecipe, Probe};
+pub use lb::{LbConfig, LbDriver, LbError};
 pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
 pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use ferry_domain::Tags;
+use ferry_domain::lb::LbDriver;
 
 /// Bumped on any incompatible change to these messages.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -20,7 +21,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMsg {
     /// First message after connecting.
-    Hello { protocol: u32, agent_version: String, tags: Tags },
+    Hello {
+        protocol: u32,
+        agent_version: String,
+        tags: Tags,
+        /// The address load balancers reach this host at (`--address`);
+        /// without it the server uses the address the agent connects from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+    },
     /// Sent every `heartbeat_interval_ms`; any message counts as a heartbeat.
     Heartbeat,
     /// The state of one project on this host.
@@ -31,6 +40,18 @@ pub enum AgentMsg {
     /// before the `Report` that ends the install, so the server has every
     /// line by the time the install's outcome is recorded.
     Log { project: String, release_id: i64, lines: Vec<LogLine> },
+    /// This host, a load-balancer host of `project`/`env`, made its balancer
+    /// match the environment's drained set as of `generation` (`error` unset),
+    /// or failed to (`error` says why). Sent after each pass over its
+    /// `DesiredState::load_balancers` that changed something, and again on
+    /// every new connection. Only sent to a server that sent load balancers.
+    LbApplied {
+        project: String,
+        env: String,
+        generation: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// One line of a deployment log, as the agent saw it.
@@ -68,6 +89,37 @@ pub enum ServerMsg {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DesiredState {
     pub releases: Vec<DesiredRelease>,
+    /// The load balancers this host drives: one per environment whose
+    /// load-balancer selector matches the host's tags (R14). Empty from
+    /// servers that predate load balancers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<LbDesired>,
+}
+
+/// What one environment's load balancer should look like, for an agent on
+/// one of its load-balancer hosts to make true.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LbDesired {
+    pub project: String,
+    pub env: String,
+    /// Goes up with every change to the environment's load balancer or its
+    /// drained hosts; the agent reports it back in `AgentMsg::LbApplied`.
+    pub generation: u64,
+    pub driver: LbDriver,
+    /// Every host of the environment, by name.
+    pub backends: Vec<LbBackend>,
+}
+
+/// One backend host of an environment, as its load balancer should see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LbBackend {
+    /// The Ferry host name (HAProxy's server name).
+    pub host: String,
+    /// Its address in the balancer, e.g. `10.0.0.5:8080`: checked by
+    /// `ferry_domain::lb::validate_address`.
+    pub address: String,
+    /// Out of the balancer: receives no new requests.
+    pub drained: bool,
 }
 
 /// The release one project should have active on this host.
@@ -194,7 +246,7 @@ mod tests {
             desired_since: 9,
             vars: BTreeMap::from([("DB_PASSWORD".to_string(), "hunter2".to_string())]),
         };
-        let msg = ServerMsg::Desired(DesiredState { releases: vec![release.clone()] });
+        let msg = ServerMsg::Desired(DesiredState { releases: vec![release.clone()], load_balancers: Vec::new() });
         let json = serde_json::to_string(&msg).unwrap();
         assert!(json.contains(r#""vars":{"DB_PASSWORD":"hunter2"}"#), "{json}");
         assert_eq!(serde_json::from_str::<ServerMsg>(&json).unwrap(), msg);
@@ -224,5 +276,43 @@ mod tests {
         let old: ServerMsg =
             serde_json::from_str(r#"{"type":"welcome","host":"h","heartbeat_interval_ms":5}"#).unwrap();
         assert_eq!(old, ServerMsg::Welcome { host: "h".into(), heartbeat_interval_ms: 5, accepts_log: false });
+    }
+
+    #[test]
+    fn load_balancers_travel_and_older_peers_do_without() {
+        let lb = LbDesired {
+            project: "web".into(),
+            env: "prod".into(),
+            generation: 7,
+            driver: LbDriver::Nginx {
+                upstream: "web".into(),
+                file: "/etc/nginx/conf.d/web.conf".into(),
+                reload: "nginx -s reload".into(),
+            },
+            backends: vec![LbBackend { host: "web-1".into(), address: "10.0.0.1:8080".into(), drained: true }],
+        };
+        let msg = ServerMsg::Desired(DesiredState { releases: Vec::new(), load_balancers: vec![lb] });
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(
+            json.contains(r#""driver":{"kind":"nginx","upstream":"web","file":"/etc/nginx/conf.d/web.conf","reload":"nginx -s reload"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<ServerMsg>(&json).unwrap(), msg);
+        // A server that predates load balancers sends none.
+        let old: DesiredState = serde_json::from_str(r#"{"releases":[]}"#).unwrap();
+        assert!(old.load_balancers.is_empty());
+        // Without any, the message is what an older agent knows.
+        let none = serde_json::to_string(&DesiredState::default()).unwrap();
+        assert_eq!(none, r#"{"releases":[]}"#);
+
+        let applied = AgentMsg::LbApplied { project: "web".into(), env: "prod".into(), generation: 7, error: None };
+        let json = serde_json::to_string(&applied).unwrap();
+        assert_eq!(json, r#"{"type":"lb_applied","project":"web","env":"prod","generation":7}"#);
+        assert_eq!(serde_json::from_str::<AgentMsg>(&json).unwrap(), applied);
+
+        // An agent that predates --address says nothing of it.
+        let hello: AgentMsg =
+            serde_json::from_str(r#"{"type":"hello","protocol":1,"agent_version":"0.1.0","tags":{}}"#).unwrap();
+        assert!(matches!(hello, AgentMsg::Hello { address: None, .. }));
     }
 }

@@ -274,6 +274,9 @@ pub struct HostInfo {
     pub last_seen: Option<String>,
     pub agent_version: Option<String>,
     pub enrolled_at: String,
+    /// `FERRY_HOST_ADDRESS`: where load balancers reach the host.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// `POST /api/v1/agent/enroll`, authenticated by the join token in the body.
@@ -468,4 +471,97 @@ pub struct LockInfo {
     pub expires_at: Option<String>,
     /// The running deployment's id.
     pub deployment: Option<i64>,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/lb`: puts a load
+/// balancer in front of the environment (R14), replacing any it had.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SetLoadBalancer {
+    /// `nginx`, `haproxy` or `command`.
+    pub driver: String,
+    /// `k=v,...`: the tags of the load-balancer hosts.
+    pub select: String,
+    /// The address template of a backend host, e.g.
+    /// `${FERRY_HOST_ADDRESS}:${PORT}`; default `${FERRY_HOST_ADDRESS}`.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// The driver's options, named as the command line's flags:
+    /// `upstream`, `file`, `reload` (nginx); `socket`, `haproxy-backend`
+    /// (haproxy); `drain`, `ready` (command).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// An environment's load balancer and how far its hosts have come:
+/// `GET /api/v1/projects/{project}/environments/{env}/lb`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoadBalancerInfo {
+    pub project: String,
+    pub env: String,
+    pub driver: String,
+    pub select: String,
+    pub backend: String,
+    pub options: BTreeMap<String, String>,
+    /// Goes up with every change of the configuration or of the drained hosts.
+    pub generation: u64,
+    /// Every load-balancer host has applied `generation` without an error.
+    pub applied: bool,
+    /// The hosts of the environment, as the balancer should see them.
+    pub backends: Vec<LbBackendInfo>,
+    /// The hosts that drive the balancer.
+    pub lb_hosts: Vec<LbHostInfo>,
+    /// Why the balancer does not (yet) match `generation`: no load-balancer
+    /// host, a backend address that cannot be worked out, a host's error.
+    pub errors: Vec<String>,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+/// One host of the environment behind a load balancer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LbBackendInfo {
+    pub host: String,
+    /// `None` when it cannot be worked out (see `LoadBalancerInfo::errors`).
+    pub address: Option<String>,
+    pub drained: bool,
+    pub online: bool,
+}
+
+/// One load-balancer host and what it last applied.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LbHostInfo {
+    pub host: String,
+    pub online: bool,
+    /// The generation it last reported, if any.
+    pub applied_generation: Option<u64>,
+    /// The error it reported with it.
+    pub error: Option<String>,
+    pub applied_at: Option<String>,
+}
+
+/// `POST .../lb/drain` and `.../lb/ready`: hosts of the environment to take
+/// out of the load balancer, or put back.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LbHosts {
+    pub hosts: Vec<String>,
+}
+
+/// The answer to a drain or ready: the generation to wait for with
+/// `GET .../lb/applied?generation=N`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LbChange {
+    pub generation: u64,
+}
+
+/// `GET /api/v1/projects/{project}/environments/{env}/lb/applied?generation=N`:
+/// whether every load-balancer host has applied generation N.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LbProgressInfo {
+    pub generation: u64,
+    /// Every load-balancer host applied `generation` or a later one, without
+    /// an error (an offline host counts for what it reported before it went).
+    pub done: bool,
+    pub lb_hosts: Vec<LbHostInfo>,
+    /// Why the balancer will not get to `generation` by itself; stop waiting.
+    pub errors: Vec<String>,
 }

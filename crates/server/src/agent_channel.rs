@@ -5,12 +5,14 @@
 //! lines up, desired state down (R1). The server never opens a connection to
 //! a host.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::response::Response;
 use ferry_domain::validate_name;
 use ferry_proto::FERRY_VERSION;
@@ -20,7 +22,7 @@ use ferry_store::Host;
 
 use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, fleet, now_ms};
+use crate::{AppState, fleet, lb, now_ms};
 
 /// `POST /api/v1/agent/enroll`: a new host presents the join token and gets
 /// its own credential.
@@ -44,11 +46,27 @@ pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest
     Ok(Json(EnrollAnswer { host: host.name, token }))
 }
 
+/// The address a request came from, when the server runs with connection
+/// information (it does; a router served without it gives `None`).
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
 /// `GET /api/v1/agent/connect`: upgrades to the agent WebSocket.
-pub async fn connect(State(state): State<AppState>, AgentCaller(host): AgentCaller, ws: WebSocketUpgrade) -> Response {
+pub async fn connect(
+    State(state): State<AppState>,
+    AgentCaller(host): AgentCaller,
+    Peer(peer): Peer,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.on_upgrade(move |socket| async move {
         let name = host.name.clone();
-        if let Err(e) = serve_agent(state, host, socket).await {
+        if let Err(e) = serve_agent(state, host, peer, socket).await {
             tracing::info!(host = %name, "agent connection ended: {e}");
         }
     })
@@ -64,7 +82,24 @@ async fn send_desired(state: &AppState, socket: &mut WebSocket, host: &Host) -> 
     send(socket, &ServerMsg::Desired(desired)).await
 }
 
-async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Result<(), String> {
+/// Where load balancers reach the host: the address its agent announced, or
+/// else the one it connected from.
+fn host_address(host: &Host, announced: Option<&str>, peer: Option<SocketAddr>) -> Option<String> {
+    if let Some(text) = announced {
+        match ferry_domain::lb::parse_host_address(text) {
+            Ok(address) => return Some(address),
+            Err(e) => tracing::warn!(host = %host.name, "ignoring the agent's --address: {e}"),
+        }
+    }
+    peer.map(|p| ferry_domain::lb::host_address(p.ip()))
+}
+
+async fn serve_agent(
+    state: AppState,
+    host: Host,
+    peer: Option<SocketAddr>,
+    mut socket: WebSocket,
+) -> Result<(), String> {
     // The first message must be Hello, within a reasonable time.
     let hello = tokio::time::timeout(Duration::from_secs(30), socket.recv())
         .await
@@ -74,8 +109,10 @@ async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Resu
     let Message::Text(text) = hello else {
         return Err("first message was not text".into());
     };
-    let (tags, agent_version) = match serde_json::from_str::<AgentMsg>(&text) {
-        Ok(AgentMsg::Hello { protocol, agent_version, tags }) if protocol == PROTOCOL_VERSION => (tags, agent_version),
+    let (tags, agent_version, address) = match serde_json::from_str::<AgentMsg>(&text) {
+        Ok(AgentMsg::Hello { protocol, agent_version, tags, address }) if protocol == PROTOCOL_VERSION => {
+            (tags, agent_version, host_address(&host, address.as_deref(), peer))
+        }
         Ok(AgentMsg::Hello { protocol, .. }) => {
             let reason = format!(
                 "agent protocol {protocol} is not supported by server {FERRY_VERSION} (protocol {PROTOCOL_VERSION})"
@@ -89,7 +126,15 @@ async fn serve_agent(state: AppState, host: Host, mut socket: WebSocket) -> Resu
     let registration = state.hub.register(host.id);
     let result = async {
         state.db.host_connected(host.id, &tags, &agent_version, now_ms()).await.map_err(|e| e.to_string())?;
+        if let Some(address) = &address
+            && host.address.as_ref() != Some(address)
+        {
+            state.db.set_host_address(host.id, address).await.map_err(|e| e.to_string())?;
+        }
         fleet::adopt(&state, host.id, &tags).await.map_err(|e| e.to_string())?;
+        // A new backend, or one with a new address, for the balancers in
+        // front of its environments.
+        lb::backend_connected(&state, &tags).await.map_err(|e| e.to_string())?;
         tracing::info!(host = %host.name, %agent_version, "agent connected");
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
         let welcome =
@@ -150,6 +195,12 @@ async fn agent_loop(
                         if let Err(e) = stored.await {
                             tracing::warn!(host = %host.name, %project, "storing deployment log lines: {e}");
                         }
+                    }
+                    Ok(AgentMsg::LbApplied { project, env, generation, error }) => {
+                        state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
+                        lb::record_applied(state, host, &project, &env, generation, error.as_deref())
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
                     Ok(AgentMsg::Hello { .. }) => return Err("hello sent twice".into()),
                     Err(e) => tracing::warn!(host = %host.name, "unreadable agent message: {e}"),

@@ -51,7 +51,8 @@ pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<DesiredSt
             vars,
         });
     }
-    Ok(DesiredState { releases })
+    let load_balancers = crate::lb::desired_for_host(state, host).await?;
+    Ok(DesiredState { releases, load_balancers })
 }
 
 /// The variables of `project` that `host` sees in `env` (R17), secrets opened.

@@ -2,7 +2,9 @@
 //!
 //! It owns the HTTP API (`api`), the agent channel (`agent_channel`), and
 //! the rules that turn a deploy request into desired state for hosts
-//! (`fleet`), and the key that seals secrets at rest (`secrets`). It holds no state of its own that matters across a restart:
+//! (`fleet`), the load balancers in front of environments (`lb`), and the
+//! key that seals secrets at rest (`secrets`). It holds no state of its own
+//! that matters across a restart:
 //! everything is in the [`Database`](ferry_store::Database) and the
 //! [`ArtifactStore`](ferry_store::ArtifactStore). What it keeps in memory are
 //! the open agent connections (`hub`) and nothing else.
@@ -20,6 +22,7 @@ mod fleet;
 mod guards;
 mod hub;
 mod init;
+mod lb;
 mod release;
 mod rollout;
 mod secrets;
@@ -139,6 +142,9 @@ impl Server {
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
         let task = tokio::spawn(async move {
+            // The peer's address is where load balancers reach an agent that
+            // does not say otherwise (`--address`).
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });

@@ -263,6 +263,38 @@ pub trait Database: Send + Sync + 'static {
     /// environment there, and for any host or this one. Never another host's.
     async fn vars_for_host(&self, host_id: i64) -> Result<Vec<VarRow>>;
 
+    // --- load balancers (R14) ---
+    /// Records where load balancers reach a host (`FERRY_HOST_ADDRESS`).
+    async fn set_host_address(&self, host_id: i64, address: &str) -> Result<()>;
+    /// Puts a load balancer in front of `env`, replacing the one it had
+    /// (its drained hosts stay drained). Returns the new generation.
+    async fn set_load_balancer(&self, env: &Environment, lb: &NewLoadBalancer, now: i64) -> Result<u64>;
+    /// Removes `env`'s load balancer with its drained hosts and what its
+    /// hosts reported; false if it had none. The generation still goes up,
+    /// so that a load balancer set later never reuses one.
+    async fn unset_load_balancer(&self, env: &Environment) -> Result<bool>;
+    async fn load_balancer(&self, env: &Environment) -> Result<Option<LoadBalancer>>;
+    /// Every load balancer, for working out a host's desired state.
+    async fn load_balancers(&self) -> Result<Vec<LoadBalancer>>;
+    /// Takes hosts out of `env`'s load balancer (`drained`), or puts them
+    /// back, in one transaction. The generation goes up if any host's state
+    /// changed. Returns the generation now in force, or `None` when the
+    /// environment has no load balancer (and nothing was recorded).
+    async fn set_drained(&self, env: &Environment, host_ids: &[i64], drained: bool, now: i64) -> Result<Option<u64>>;
+    /// Records what a load-balancer host reported having applied for
+    /// `project`/`env`; a report about an unknown environment is dropped.
+    async fn record_lb_applied(
+        &self,
+        host_id: i64,
+        project: &str,
+        env: &str,
+        generation: u64,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
+    /// What each load-balancer host last reported for the environment.
+    async fn lb_applied(&self, env_id: i64) -> Result<Vec<LbAppliedRow>>;
+
     // --- status ---
     /// Desired and actual state of every host that has either for a project.
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>>;

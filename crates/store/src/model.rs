@@ -1,6 +1,8 @@
 //! Rows the [`Database`](crate::Database) returns. Times are milliseconds
 //! since the epoch.
 
+use std::collections::BTreeMap;
+
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
@@ -115,6 +117,9 @@ pub struct Host {
     pub online: bool,
     pub last_seen_at: Option<i64>,
     pub enrolled_at: i64,
+    /// Where load balancers reach it (`FERRY_HOST_ADDRESS`); `None` until
+    /// its agent connected once.
+    pub address: Option<String>,
 }
 
 /// One project's desired release on a host, with what the agent needs.
@@ -395,4 +400,48 @@ pub struct FreezeRow {
     pub project: String,
     pub env: String,
     pub freeze: Freeze,
+}
+
+/// An environment's load balancer, as the server sets it (R14). The store
+/// keeps the values as given; `ferry_domain::lb` says what they mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLoadBalancer {
+    /// `nginx`, `haproxy` or `command`.
+    pub driver: String,
+    /// `k=v,...` selecting the load-balancer hosts, already validated.
+    pub selector: String,
+    /// The `${VAR}` template of a backend host's address.
+    pub backend: String,
+    /// The driver's options by name.
+    pub options: BTreeMap<String, String>,
+    pub updated_by: String,
+}
+
+/// A stored load balancer, with its environment and its drained hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancer {
+    pub env_id: i64,
+    pub project: String,
+    pub env: String,
+    /// The environment's own selector: its hosts are the backends.
+    pub env_selector: String,
+    pub driver: String,
+    pub selector: String,
+    pub backend: String,
+    pub options: BTreeMap<String, String>,
+    /// Goes up with every change of the load balancer or its drained hosts.
+    pub generation: u64,
+    /// Host ids out of the balancer, ascending.
+    pub drained: Vec<i64>,
+    pub updated_by: String,
+    pub updated_at: i64,
+}
+
+/// What one load-balancer host last reported for an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbAppliedRow {
+    pub host_id: i64,
+    pub generation: u64,
+    pub error: Option<String>,
+    pub applied_at: i64,
 }

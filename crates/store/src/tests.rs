@@ -758,6 +758,111 @@ async fn running_deployments_hold_the_locks(db: &dyn Database) {
     assert_eq!(ids(db.lock_holders(None).await.unwrap()), [b], "a finished deployment holds nothing");
 }
 
+fn nginx_lb(selector: &str) -> NewLoadBalancer {
+    NewLoadBalancer {
+        driver: "nginx".into(),
+        selector: selector.into(),
+        backend: "${FERRY_HOST_ADDRESS}:${PORT}".into(),
+        options: [("upstream", "web"), ("file", "/etc/nginx/conf.d/web.conf")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        updated_by: "admin".into(),
+    }
+}
+
+async fn a_load_balancer_is_set_replaced_and_unset(db: &dyn Database) {
+    let (p, e, ..) = fixture(db).await;
+    assert_eq!(db.load_balancer(&e).await.unwrap(), None);
+    assert!(db.load_balancers().await.unwrap().is_empty());
+    let g1 = db.set_load_balancer(&e, &nginx_lb("role=lb"), 10).await.unwrap();
+    let lb = db.load_balancer(&e).await.unwrap().unwrap();
+    assert_eq!((lb.project.as_str(), lb.env.as_str(), lb.env_selector.as_str()), ("web", "prod", "role=web"));
+    assert_eq!((lb.driver.as_str(), lb.selector.as_str(), lb.generation), ("nginx", "role=lb", g1));
+    assert_eq!(lb.options.get("upstream").map(String::as_str), Some("web"));
+    assert_eq!((lb.updated_by.as_str(), lb.updated_at), ("admin", 10));
+    assert!(lb.drained.is_empty());
+
+    // Replacing it is a change: the generation goes up.
+    let mut other = nginx_lb("role=lb,dc=bj");
+    other.backend = "${FERRY_HOST}:80".into();
+    let g2 = db.set_load_balancer(&e, &other, 11).await.unwrap();
+    assert!(g2 > g1);
+    let all = db.load_balancers().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].selector.as_str(), all[0].backend.as_str(), all[0].generation),
+        ("role=lb,dc=bj", "${FERRY_HOST}:80", g2)
+    );
+
+    // Another environment has its own.
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 12).await.unwrap();
+    assert_eq!(db.load_balancer(&staging).await.unwrap(), None);
+
+    assert!(db.unset_load_balancer(&e).await.unwrap());
+    assert!(!db.unset_load_balancer(&e).await.unwrap(), "already gone");
+    assert_eq!(db.load_balancer(&e).await.unwrap(), None);
+    // A generation never comes back, so a late report never counts for a new one.
+    let g3 = db.set_load_balancer(&e, &nginx_lb("role=lb"), 13).await.unwrap();
+    assert!(g3 > g2 + 1, "{g3} after {g2} and an unset");
+}
+
+async fn drained_hosts_move_the_generation(db: &dyn Database) {
+    let (_, e, _, _, h1, h2) = fixture(db).await;
+    assert_eq!(db.set_drained(&e, &[h1.id], true, 5).await.unwrap(), None, "no load balancer: nothing to drain");
+    let g0 = db.set_load_balancer(&e, &nginx_lb("role=lb"), 10).await.unwrap();
+    assert!(db.load_balancer(&e).await.unwrap().unwrap().drained.is_empty(), "nothing recorded before");
+
+    let g1 = db.set_drained(&e, &[h2.id, h1.id], true, 11).await.unwrap().unwrap();
+    assert_eq!(g1, g0 + 1, "one change, one generation");
+    assert_eq!(db.load_balancer(&e).await.unwrap().unwrap().drained, vec![h1.id, h2.id]);
+    // Draining again changes nothing: the generation in force is the answer.
+    assert_eq!(db.set_drained(&e, &[h1.id], true, 12).await.unwrap(), Some(g1));
+    let g2 = db.set_drained(&e, &[h1.id], false, 13).await.unwrap().unwrap();
+    assert_eq!(g2, g1 + 1);
+    let lb = db.load_balancer(&e).await.unwrap().unwrap();
+    assert_eq!((lb.drained, lb.generation), (vec![h2.id], g2));
+    assert_eq!(db.set_drained(&e, &[h1.id], false, 14).await.unwrap(), Some(g2));
+    assert_eq!(db.set_drained(&e, &[], true, 14).await.unwrap(), Some(g2));
+
+    // Replacing the configuration keeps the drained hosts; removing it forgets them.
+    db.set_load_balancer(&e, &nginx_lb("role=lb2"), 15).await.unwrap();
+    assert_eq!(db.load_balancer(&e).await.unwrap().unwrap().drained, vec![h2.id]);
+    db.unset_load_balancer(&e).await.unwrap();
+    db.set_load_balancer(&e, &nginx_lb("role=lb"), 16).await.unwrap();
+    assert!(db.load_balancer(&e).await.unwrap().unwrap().drained.is_empty());
+}
+
+async fn load_balancer_hosts_report_what_they_applied(db: &dyn Database) {
+    let (_, e, _, _, h1, h2) = fixture(db).await;
+    let lb = db.enroll_host("lb-1", &Tags::parse("role=lb").unwrap(), "hash-lb", 4).await.unwrap();
+    assert_eq!(lb.address, None, "no address before the agent connects");
+    db.set_host_address(lb.id, "10.0.0.9").await.unwrap();
+    assert_eq!(db.host("lb-1").await.unwrap().address.as_deref(), Some("10.0.0.9"));
+
+    let g = db.set_load_balancer(&e, &nginx_lb("role=lb"), 10).await.unwrap();
+    assert!(db.lb_applied(e.id).await.unwrap().is_empty());
+    db.record_lb_applied(lb.id, "web", "prod", g, None, 20).await.unwrap();
+    db.record_lb_applied(h1.id, "web", "prod", g, Some("reload failed"), 21).await.unwrap();
+    // Reports about environments that do not exist are dropped.
+    db.record_lb_applied(h2.id, "web", "nope", g, None, 22).await.unwrap();
+    db.record_lb_applied(h2.id, "nope", "prod", g, None, 22).await.unwrap();
+    let rows = db.lb_applied(e.id).await.unwrap();
+    let mut want = vec![
+        LbAppliedRow { host_id: lb.id, generation: g, error: None, applied_at: 20 },
+        LbAppliedRow { host_id: h1.id, generation: g, error: Some("reload failed".into()), applied_at: 21 },
+    ];
+    want.sort_by_key(|r| r.host_id);
+    assert_eq!(rows, want);
+    // The latest report replaces the earlier one, error and all.
+    db.record_lb_applied(h1.id, "web", "prod", g + 1, None, 30).await.unwrap();
+    let h1_row = db.lb_applied(e.id).await.unwrap().into_iter().find(|r| r.host_id == h1.id).unwrap();
+    assert_eq!(h1_row, LbAppliedRow { host_id: h1.id, generation: g + 1, error: None, applied_at: 30 });
+    // Removing the load balancer forgets the reports.
+    db.unset_load_balancer(&e).await.unwrap();
+    assert!(db.lb_applied(e.id).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -794,6 +899,9 @@ mod sqlite_backend {
         a_freeze_refuses_deployments_until_it_ends_or_is_lifted,
         a_release_marked_bad_is_refused_unless_forced,
         running_deployments_hold_the_locks,
+        a_load_balancer_is_set_replaced_and_unset,
+        drained_hosts_move_the_generation,
+        load_balancer_hosts_report_what_they_applied,
     );
     use super::sqlite;
 }

@@ -23,6 +23,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<J
                 last_seen: h.last_seen_at.map(rfc3339_from_millis),
                 agent_version: h.agent_version,
                 enrolled_at: rfc3339_from_millis(h.enrolled_at),
+                address: h.address,
             })
             .collect(),
     ))

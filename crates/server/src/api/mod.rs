@@ -5,6 +5,7 @@ mod builds;
 mod deployments;
 mod hooks;
 mod hosts;
+mod lb;
 mod locks;
 mod projects;
 mod releases;
@@ -39,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}", get(projects::show))
         .route("/api/v1/projects/{project}/environments", post(projects::create_env).get(projects::list_envs))
         .route("/api/v1/projects/{project}/environments/{env}/rollout", post(projects::set_env_rollout))
+        .route("/api/v1/projects/{project}/environments/{env}/lb", post(lb::set).get(lb::show).delete(lb::unset))
+        .route("/api/v1/projects/{project}/environments/{env}/lb/drain", post(lb::drain))
+        .route("/api/v1/projects/{project}/environments/{env}/lb/ready", post(lb::ready))
+        .route("/api/v1/projects/{project}/environments/{env}/lb/applied", get(lb::applied))
         .route("/api/v1/projects/{project}/status", get(projects::status))
         .route("/api/v1/projects/{project}/vars", post(vars::set).get(vars::list))
         .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
