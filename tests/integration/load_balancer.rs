@@ -269,3 +269,33 @@ fn nginx_stops_sending_requests_to_a_drained_host_and_ready_brings_it_back() {
     assert_eq!(who_answers(&nginx, 6).len(), 6);
     drop(nginx);
 }
+
+/// The example operators read is also a test: a rolling deploy of v2 behind a
+/// real nginx, under a load loop, loses no request.
+#[test]
+fn a_rolling_deploy_behind_nginx_loses_no_request() {
+    let Some(nginx_bin) = find_nginx() else {
+        eprintln!(
+            "SKIPPED: no nginx on this machine (apt-get install nginx-light); the nginx-rolling example needs one"
+        );
+        return;
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx-rolling/run.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("FERRY", crate::harness::FERRY)
+        .env("NGINX", &nginx_bin)
+        .env("MAX_REQUESTS", "50000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("requests: ") && last.contains(" ok, 0 failed, versions seen: v1,v2"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("batch 3 of 3 started"), "a rollout in batches: {stderr}");
+    assert!(stderr.contains("letting connections to batch 2 drain"), "{stderr}");
+}

@@ -201,6 +201,8 @@ async fn agent_loop(
                         lb::record_applied(state, host, &project, &env, generation, error.as_deref())
                             .await
                             .map_err(|e| e.to_string())?;
+                        // A rollout may be waiting for exactly this.
+                        crate::rollout::sweep(state).await;
                     }
                     Ok(AgentMsg::Hello { .. }) => return Err("hello sent twice".into()),
                     Err(e) => tracing::warn!(host = %host.name, "unreadable agent message: {e}"),

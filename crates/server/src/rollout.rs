@@ -1,22 +1,38 @@
-//! The orchestrator (R13): moves running deployments along their plans.
+//! The orchestrator (R13, R14): moves running deployments along their plans.
 //!
 //! It holds no state of its own. Each call reads a deployment from the
 //! database, takes the one step `ferry_domain::rollout::next_step` names (in
 //! the store's transaction), and wakes the agents whose desired state
 //! changed. It runs after every report that moved a deployment, after every
-//! operator request, and on the server's ticker (for timed gates, and to
-//! resume every running deployment after a restart).
+//! operator request, after a load balancer reports a change, and on the
+//! server's ticker (for timed gates, and to resume every running deployment
+//! after a restart).
+//!
+//! When the environment has a load balancer, a batch's hosts leave it before
+//! they are touched and the previous batch's hosts (which passed their health
+//! checks) return to it first; the batch starts only once every
+//! load-balancer host has applied that change. The hosts a rollout drained
+//! are recorded on the deployment, so it puts back exactly those, after a
+//! restart too, and never a host an operator drained by hand.
 
-use ferry_store::Advanced;
+use ferry_domain::rollout::Step;
+use ferry_store::{Advanced, Environment};
 
 use crate::error::ApiResult;
-use crate::{AppState, now_ms};
+use crate::{AppState, lb, now_ms};
+
+/// How long hosts stay out of the load balancer, after it applied that,
+/// before they are touched.
+const DRAIN_GRACE_MS: i64 = 1_000;
 
 /// Steps one deployment until it waits or ends.
 pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
     // A plan has at most one step per batch plus an end between waits; the
     // bound only guards against a store that never says "wait".
     for _ in 0..10_000 {
+        if !balanced(state, id).await? {
+            return Ok(());
+        }
         match state.db.advance_deployment(id, now_ms()).await? {
             Advanced::Changed { hosts } => state.hub.wake(hosts),
             Advanced::Finished { status, hosts } => {
@@ -28,6 +44,69 @@ pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// Gets the load balancer ready for the deployment's next step. False when
+/// the step must wait for it (the deployment's hold says why).
+async fn balanced(state: &AppState, id: i64) -> ApiResult<bool> {
+    let Some((step, batch_hosts)) = state.db.peek_deployment(id, now_ms()).await? else { return Ok(true) };
+    if matches!(step, Step::Wait(_)) {
+        return Ok(true);
+    }
+    let d = state.db.deployment(id).await?;
+    let env = environment(state, &d.project, &d.env).await?;
+    let Some(balancer) = state.db.load_balancer(&env).await? else { return Ok(true) };
+    let ours = state.db.rollout_drained(id).await?;
+    let (back_in, take_out): (Vec<i64>, Vec<i64>) = match step {
+        // The hosts of the batch about to start leave the balancer (unless
+        // an operator already took them out); the previous batch returns.
+        Step::StartBatch(_) => (
+            ours.iter().filter(|h| !batch_hosts.contains(h)).copied().collect(),
+            batch_hosts.iter().filter(|h| !balancer.drained.contains(h)).copied().collect(),
+        ),
+        // The end, or a rollback: everything this rollout took out returns.
+        _ => (ours.clone(), Vec::new()),
+    };
+    if !back_in.is_empty() {
+        lb::undrain(state, &env, &back_in).await?;
+    }
+    if !take_out.is_empty() {
+        lb::drain(state, &env, &take_out).await?;
+    }
+    if !back_in.is_empty() || !take_out.is_empty() {
+        let now_ours: Vec<i64> = ours.iter().filter(|h| !back_in.contains(h)).chain(&take_out).copied().collect();
+        state.db.set_rollout_drained(id, &now_ours).await?;
+    }
+    let Step::StartBatch(batch) = step else {
+        // Ending does not wait for the balancer: the hosts are healthy and
+        // it converges by itself.
+        return Ok(true);
+    };
+    let generation = state.db.load_balancer(&env).await?.map_or(balancer.generation, |b| b.generation);
+    let progress = lb::applied(state, &env, generation).await?;
+    if progress.done {
+        // A balancer applies a change a moment after it says so (nginx's
+        // workers finish what they had accepted): give in-flight requests
+        // that moment before the hosts are touched.
+        let applied_at = progress.hosts.iter().filter_map(|h| h.applied_at).max().unwrap_or(0);
+        if take_out.is_empty() && now_ms() >= applied_at.saturating_add(DRAIN_GRACE_MS) {
+            return Ok(true);
+        }
+        let hold = format!("letting connections to batch {} drain", batch + 1);
+        state.db.hold_deployment(id, &hold, now_ms()).await?;
+        return Ok(false);
+    }
+    let hold = match progress.errors.first() {
+        Some(e) => format!("load balancer: {e} (fix it, or cancel the deployment)"),
+        None => format!("waiting for the load balancer to take batch {} out", batch + 1),
+    };
+    state.db.hold_deployment(id, &hold, now_ms()).await?;
+    Ok(false)
+}
+
+async fn environment(state: &AppState, project: &str, env: &str) -> ApiResult<Environment> {
+    let project = state.db.project(project).await?;
+    Ok(state.db.environment(&project, env).await?)
 }
 
 /// Steps every running deployment (the ticker's sweep).

@@ -160,6 +160,10 @@ pub trait Database: Send + Sync + 'static {
     /// Records what the server holds a running deployment for (shown as its
     /// `hold`, and in its history when it changes).
     async fn hold_deployment(&self, id: i64, hold: &str, now: i64) -> Result<()>;
+    /// The hosts a rollout took out of its environment's load balancer and
+    /// has not put back yet.
+    async fn rollout_drained(&self, id: i64) -> Result<Vec<i64>>;
+    async fn set_rollout_drained(&self, id: i64, hosts: &[i64]) -> Result<()>;
     /// The deployments still running, oldest first, for the orchestrator's sweep.
     async fn running_deployments(&self) -> Result<Vec<i64>>;
     /// A deployment's transitions, oldest first.

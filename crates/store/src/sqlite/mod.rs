@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_rollouts.sql")),
     (6, include_str!("migrations/0006_load_balancers.sql")),
     (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
+    (8, include_str!("migrations/0008_rollout_lb.sql")),
 ];
 
 /// See the module documentation.
@@ -768,6 +769,25 @@ impl Database for SqliteDatabase {
 
     async fn hold_deployment(&self, id: i64, hold: &str, now: i64) -> Result<()> {
         rollout::set_hold(&self.pool, id, hold, now).await
+    }
+
+    async fn rollout_drained(&self, id: i64) -> Result<Vec<i64>> {
+        let json: String = sqlx::query_scalar("SELECT lb_drained FROM deployments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))?;
+        serde_json::from_str(&json).map_err(|e| StoreError::Backend(format!("deployment {id} lb_drained: {e}")))
+    }
+
+    async fn set_rollout_drained(&self, id: i64, hosts: &[i64]) -> Result<()> {
+        let json = serde_json::to_string(hosts).map_err(|e| StoreError::Backend(e.to_string()))?;
+        sqlx::query("UPDATE deployments SET lb_drained = ? WHERE id = ?")
+            .bind(json)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn running_deployments(&self) -> Result<Vec<i64>> {
