@@ -116,6 +116,11 @@ pub async fn release_list(c: &Client, project: &str, out: Output) -> Result<()> 
 /// `ferry deploy` and `ferry rollback`.
 pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool, out: Output) -> Result<()> {
     let d: DeploymentInfo = c.post(&format!("/api/v1/projects/{project}/deployments"), &req).await?;
+    started(c, d, wait, out).await
+}
+
+/// Says what a new deployment is, and with `wait` follows it to its end.
+async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Output) -> Result<()> {
     let what = if d.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" };
     if out == Output::Table {
         println!("{what} {} of {}/{} to version {} on {} host(s)", d.id, d.project, d.env, d.version, d.hosts.len());
@@ -245,24 +250,7 @@ pub async fn deployment_control(c: &Client, id: i64, action: &str, out: Output) 
 pub async fn deployment_retry(c: &Client, id: i64, failed_only: bool, wait: bool, out: Output) -> Result<()> {
     let req = ferry_proto::api::RetryDeployment { failed_only };
     let d: DeploymentInfo = c.post(&format!("/api/v1/deployments/{id}/retry"), &req).await?;
-    if out == Output::Table {
-        println!(
-            "deployment {} of {}/{} to version {} on {} host(s)",
-            d.id,
-            d.project,
-            d.env,
-            d.version,
-            d.hosts.len()
-        );
-    }
-    if !wait {
-        if out == Output::Json {
-            out.print(&d, |_| String::new())?;
-        }
-        return Ok(());
-    }
-    let done = follow(c, d.id, out).await?;
-    finish(&done, out)
+    started(c, d, wait, out).await
 }
 
 pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
