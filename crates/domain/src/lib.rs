@@ -5,10 +5,12 @@
 //! that keep a release inside its directory, release naming (R16), deployment
 //! and host states, the choice of a rollback target, freezes and bad releases,
 //! which of a project's variables a host sees, how much of a log is kept, and
-//! what a load balancer's configuration and backend addresses may be. The server, the
+//! what a load balancer's configuration and backend addresses may be, and
+//! the audit trail's hash chain. The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
+pub mod audit;
 pub mod deployment;
 pub mod digest;
 pub mod guards;
