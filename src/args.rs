@@ -38,6 +38,8 @@ pub struct Conn {
 pub enum OutputArg {
     Table,
     Json,
+    /// Comma-separated values (`ferry audit` only)
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -139,10 +141,53 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The audit trail: who changed what, when, from where, with what outcome; `verify` checks it
+    #[command(long_about = AUDIT_ABOUT)]
+    Audit(AuditArgs),
     /// Held locks: freezes in force, and running deployments (each holds its environment's lock until it ends)
     Locks {
         /// Only this project's locks (default: every project)
         project: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ferry audit --help`: what the trail holds.
+const AUDIT_ABOUT: &str = "The audit trail: every request that changes something (and every denied attempt: \
+a missing, unknown or wrong token) is recorded with its actor, time, source address, action (method and route), \
+object (project, environment, id ...), outcome (HTTP status and error) and a summary of what it asked for. \
+Secrets never appear in it: secret variable values, webhook secrets, passwords and tokens are shown as ***.
+
+Entries are listed newest first. The trail is append-only and each entry is hash-chained to the one before: \
+`ferry audit verify` recomputes the chain and names the first entry that does not match.";
+
+/// `ferry audit`: filters, or `verify`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: Option<AuditCmd>,
+    /// Only entries about this project
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only entries of this user (or `agent:HOST`, `anonymous`, `invalid token`)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only entries since then: a duration back from now (24h, 7days) or an RFC 3339 time
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How many to list, newest first
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Recompute the hash chain; fails naming the first entry that does not match
+    Verify {
         #[command(flatten)]
         conn: Conn,
     },

@@ -26,9 +26,29 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
     let out = match conn.output {
         OutputArg::Table => Output::Table,
         OutputArg::Json => Output::Json,
+        OutputArg::Csv => anyhow::bail!("--output csv is only for `ferry audit`; use table or json here"),
     };
     let server = conn.server.as_deref().unwrap_or_default();
     Ok((Client::new(server, conn.token.as_deref().unwrap_or_default())?, out))
+}
+
+/// `ferry audit [...]` and `ferry audit verify`.
+async fn audit(args: AuditArgs) -> Result<()> {
+    use ferry_cli::audit::{self, AuditFormat};
+    if let Some(AuditCmd::Verify { conn }) = args.action {
+        let json = matches!(conn.output, OutputArg::Json);
+        let conn = Conn { output: OutputArg::Table, ..conn };
+        return audit::verify(&client(&conn)?.0, json).await;
+    }
+    let format = match args.conn.output {
+        OutputArg::Table => AuditFormat::Table,
+        OutputArg::Json => AuditFormat::Json,
+        OutputArg::Csv => AuditFormat::Csv,
+    };
+    let conn = Conn { output: OutputArg::Table, ..args.conn };
+    let since = args.since.as_deref().map(|s| audit::since(s, std::time::SystemTime::now())).transpose()?;
+    let query = ferry_proto::api::AuditQuery { project: args.project, user: args.user, since, limit: Some(args.limit) };
+    audit::list(&client(&conn)?.0, query, format).await
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -85,6 +105,7 @@ async fn dispatch(command: Command) -> Result<()> {
             let output = match args.output {
                 OutputArg::Table => Output::Table,
                 OutputArg::Json => Output::Json,
+                OutputArg::Csv => anyhow::bail!("--output csv is only for `ferry audit`; use table or json here"),
             };
             crate::svc::run(args, output).await
         }
@@ -172,6 +193,7 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             guards::unlock(&c, &project, &env, out).await
         }
+        Command::Audit(args) => audit(args).await,
         Command::Locks { project, conn } => {
             let (c, out) = client(&conn)?;
             guards::locks(&c, project.as_deref(), out).await

@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod audit;
 mod builds;
 mod deploy;
 mod deploy_log;

@@ -565,3 +565,66 @@ pub struct LbProgressInfo {
     /// Why the balancer will not get to `generation` by itself; stop waiting.
     pub errors: Vec<String>,
 }
+
+/// `GET /api/v1/audit`: which entries of the audit trail to list, newest first.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct AuditQuery {
+    /// Only entries about this project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Only entries of this actor (a user's name, `agent:HOST`, `anonymous`,
+    /// `invalid token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// At most this many: 100 by default, 10000 at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One entry of the audit trail (R27).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntryInfo {
+    pub seq: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub actor: String,
+    /// The client's address.
+    pub source: String,
+    /// Method and route, e.g. `POST /api/v1/projects/{project}/deployments`.
+    pub action: String,
+    /// The route's parameters, e.g. `project=app env=prod`.
+    pub object: String,
+    /// The HTTP status, with the error message of a failure.
+    pub outcome: String,
+    /// What the request asked to change: its body with secrets masked, cut
+    /// at 4 kB; for an upload, its size.
+    pub summary: String,
+    pub hash: String,
+}
+
+/// `GET /api/v1/audit/verify`: the hash chain recomputed from the first entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditVerification {
+    pub ok: bool,
+    /// Entries that matched before the first that does not (all of them
+    /// when `ok`).
+    pub verified: u64,
+    /// The newest entry that matched: keep its seq and hash elsewhere to
+    /// notice entries cut off at the end later.
+    pub head_seq: Option<i64>,
+    pub head_hash: Option<String>,
+    /// The first entry that does not match, and why.
+    pub broken: Option<AuditBreak>,
+}
+
+/// The first entry of the trail that does not match.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditBreak {
+    pub seq: i64,
+    /// `content_changed`, `link_broken` or `entry_missing`.
+    pub kind: String,
+    pub message: String,
+}

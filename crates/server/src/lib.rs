@@ -15,6 +15,7 @@
 
 mod agent_channel;
 mod api;
+mod audit;
 mod auth;
 mod build;
 mod error;

@@ -19,6 +19,8 @@
 //!   so one taken a moment before is never missed.
 //! - Secrets (variables marked secret, webhook secrets) arrive sealed by the
 //!   server and are stored as given; the store never holds the key.
+//! - The audit trail is append-only: the trait can add entries and read them,
+//!   never change or remove one; each is hash-chained to the one before.
 
 pub mod artifacts;
 pub mod model;
@@ -298,6 +300,17 @@ pub trait Database: Send + Sync + 'static {
     ) -> Result<()>;
     /// What each load-balancer host last reported for the environment.
     async fn lb_applied(&self, env_id: i64) -> Result<Vec<LbAppliedRow>>;
+
+    // --- audit trail (R27) ---
+    // Append-only on purpose: there is no way to change or remove an entry.
+    /// Appends an entry in one transaction: reads the last entry's hash and
+    /// stores the new one chained to it (`ferry_domain::audit::entry_hash`).
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// Entries matching `filter`, newest first.
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// Entries with `seq > after`, oldest first, at most `limit`, as stored:
+    /// for recomputing the chain page by page.
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
 
     // --- status ---
     /// Desired and actual state of every host that has either for a project.

@@ -445,3 +445,38 @@ pub struct LbAppliedRow {
     pub error: Option<String>,
     pub applied_at: i64,
 }
+
+/// An audit entry to append (R27); the store gives it its `seq` and chain
+/// fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    /// Path parameters, `key=value` separated by spaces (`project=app env=prod`).
+    pub object: String,
+    pub outcome: String,
+    pub summary: String,
+}
+
+/// A stored audit entry with its place in the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub record: ferry_domain::audit::AuditRecord,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditFilter {
+    /// Only entries whose object names this project (`project=P`).
+    pub project: Option<String>,
+    /// Only entries of this actor.
+    pub actor: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}

@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`. Handlers are thin: they
 //! authenticate, validate, call the store or `fleet`, and shape the answer.
 
+mod audit;
 mod builds;
 mod deployments;
 mod hooks;
@@ -19,7 +20,7 @@ use crate::{AppState, agent_channel};
 
 /// Large enough for the manifest of a release with hundreds of thousands of
 /// files; blob uploads stream and are not bound by it.
-const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
+pub const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// `?limit=N` on list endpoints: 50 by default, 1000 at most.
 #[derive(serde::Deserialize)]
@@ -69,10 +70,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/blobs/missing", post(releases::missing_blobs))
         .route("/api/v1/blobs", post(releases::upload_blobs))
         .route("/api/v1/hosts", get(hosts::list))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/agent/enroll", post(agent_channel::enroll))
         .route("/api/v1/agent/connect", get(agent_channel::connect))
         .route("/api/v1/agent/releases/{id}/manifest", get(agent_channel::manifest))
         .route("/api/v1/agent/blobs", post(agent_channel::blobs))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        // Every request passes here, after routing (so the route pattern is
+        // known): the audit trail is recorded in this one place (R27).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record))
         .with_state(state)
 }

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ferry_domain::audit::{AuditRecord, GENESIS_HASH, entry_hash};
 use ferry_domain::log::{self, LogBudget};
 use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::{
@@ -34,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_load_balancers.sql")),
     (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
     (8, include_str!("migrations/0008_rollout_lb.sql")),
+    (10, include_str!("migrations/0010_audit.sql")),
 ];
 
 /// See the module documentation.
@@ -1643,4 +1645,105 @@ impl Database for SqliteDatabase {
             })
             .collect()
     }
+
+    async fn append_audit(&self, e: &NewAuditEntry) -> Result<AuditEntry> {
+        // BEGIN IMMEDIATE: two appends at once must not both chain to the
+        // same last entry.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (last_seq, prev_hash) = last.unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
+        let record = AuditRecord {
+            seq: last_seq + 1,
+            at: e.at,
+            actor: e.actor.clone(),
+            source: e.source.clone(),
+            action: e.action.clone(),
+            object: e.object.clone(),
+            outcome: e.outcome.clone(),
+            summary: e.summary.clone(),
+        };
+        let hash = entry_hash(&prev_hash, &record);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, source, action, object, outcome, summary, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.seq)
+        .bind(record.at)
+        .bind(&record.actor)
+        .bind(&record.source)
+        .bind(&record.action)
+        .bind(&record.object)
+        .bind(&record.outcome)
+        .bind(&record.summary)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditEntry { record, prev_hash, hash })
+    }
+
+    async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let mut sql = format!("{AUDIT_SELECT} WHERE 1 = 1");
+        if f.project.is_some() {
+            // The object is `key=value` pairs separated by spaces.
+            sql.push_str(" AND (' ' || object || ' ') LIKE ? ESCAPE '\\'");
+        }
+        if f.actor.is_some() {
+            sql.push_str(" AND actor = ?");
+        }
+        if f.since.is_some() {
+            sql.push_str(" AND at >= ?");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(p) = &f.project {
+            q = q.bind(format!("% project={} %", like_escape(p)));
+        }
+        if let Some(a) = &f.actor {
+            q = q.bind(a.clone());
+        }
+        if let Some(t) = f.since {
+            q = q.bind(t);
+        }
+        q.bind(i64::from(f.limit)).fetch_all(&self.pool).await?.iter().map(audit_row).collect()
+    }
+
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("{AUDIT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?")))
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_row)
+            .collect()
+    }
+}
+
+const AUDIT_SELECT: &str =
+    "SELECT seq, at, actor, source, action, object, outcome, summary, prev_hash, hash FROM audit_log";
+
+fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        record: AuditRecord {
+            seq: r.try_get(0)?,
+            at: r.try_get(1)?,
+            actor: r.try_get(2)?,
+            source: r.try_get(3)?,
+            action: r.try_get(4)?,
+            object: r.try_get(5)?,
+            outcome: r.try_get(6)?,
+            summary: r.try_get(7)?,
+        },
+        prev_hash: r.try_get(8)?,
+        hash: r.try_get(9)?,
+    })
+}
+
+/// Escapes `LIKE` wildcards (with `ESCAPE '\\'`).
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -1,0 +1,191 @@
+//! `ferry audit` and `ferry audit verify`: the audit trail (R27).
+
+use std::time::SystemTime;
+
+use anyhow::{Result, bail};
+use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification};
+
+use crate::Client;
+use crate::output::{table, time};
+
+/// How `ferry audit` prints its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `--since`: a duration back from now (`24h`, `7days`) or an RFC 3339 time,
+/// as the RFC 3339 time the API takes.
+pub fn since(arg: &str, now: SystemTime) -> Result<String> {
+    let arg = arg.trim();
+    if let Ok(d) = humantime::parse_duration(arg) {
+        let at = now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
+        return Ok(humantime::format_rfc3339_seconds(at).to_string());
+    }
+    match humantime::parse_rfc3339_weak(arg) {
+        Ok(at) => Ok(humantime::format_rfc3339_seconds(at).to_string()),
+        Err(_) => bail!("--since: '{arg}' is neither a duration (e.g. 24h, 7days) nor an RFC 3339 time"),
+    }
+}
+
+fn query_string(q: &AuditQuery) -> String {
+    let mut parts = Vec::new();
+    let mut add = |k: &str, v: &str| parts.push(format!("{k}={}", encode(v)));
+    if let Some(p) = &q.project {
+        add("project", p);
+    }
+    if let Some(u) = &q.user {
+        add("user", u);
+    }
+    if let Some(s) = &q.since {
+        add("since", s);
+    }
+    if let Some(l) = q.limit {
+        add("limit", &l.to_string());
+    }
+    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+}
+
+/// Percent-encodes a query value (user names may hold spaces: `invalid token`).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `ferry audit [--project P] [--user U] [--since T] [--limit N]`.
+pub async fn list(c: &Client, q: AuditQuery, format: AuditFormat) -> Result<()> {
+    let entries: Vec<AuditEntryInfo> = c.get(&format!("/api/v1/audit{}", query_string(&q))).await?;
+    match format {
+        AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+        AuditFormat::Csv => print!("{}", csv(&entries)),
+        AuditFormat::Table => {
+            if entries.is_empty() {
+                println!("no audit entries match");
+                return Ok(());
+            }
+            print!(
+                "{}",
+                table(
+                    &["SEQ", "TIME", "ACTOR", "SOURCE", "ACTION", "OBJECT", "OUTCOME"],
+                    entries
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                e.seq.to_string(),
+                                time(&e.at),
+                                e.actor.clone(),
+                                e.source.clone(),
+                                e.action.clone(),
+                                e.object.clone(),
+                                e.outcome.clone(),
+                            ]
+                        })
+                        .collect(),
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The entries as CSV (RFC 4180), with a header line.
+pub fn csv(entries: &[AuditEntryInfo]) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    }
+    let mut out = String::from("seq,at,actor,source,action,object,outcome,summary,hash\n");
+    for e in entries {
+        let row = [
+            e.seq.to_string(),
+            e.at.clone(),
+            e.actor.clone(),
+            e.source.clone(),
+            e.action.clone(),
+            e.object.clone(),
+            e.outcome.clone(),
+            e.summary.clone(),
+            e.hash.clone(),
+        ];
+        out.push_str(&row.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// `ferry audit verify`: fails, naming the entry, when the chain is broken.
+pub async fn verify(c: &Client, json: bool) -> Result<()> {
+    let v: AuditVerification = c.get("/api/v1/audit/verify").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    match &v.broken {
+        None => {
+            if !json {
+                match (&v.head_seq, &v.head_hash) {
+                    (Some(seq), Some(hash)) => {
+                        println!("audit trail OK: {} entries, the newest is {seq} with hash {hash}", v.verified)
+                    }
+                    _ => println!("audit trail OK: no entries yet"),
+                }
+            }
+            Ok(())
+        }
+        Some(b) => bail!(
+            "audit trail broken at entry {}: {} ({}); {} entries before it match",
+            b.seq,
+            b.message,
+            b.kind,
+            v.verified
+        ),
+    }
+}
+
+/// How long ago `since` was, for tests.
+#[cfg(test)]
+fn ago(s: &str, now: SystemTime) -> Option<std::time::Duration> {
+    now.duration_since(humantime::parse_rfc3339_weak(s).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_duration_or_a_time() {
+        let now = humantime::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
+        assert_eq!(since("24h", now).unwrap(), "2026-11-21T10:00:00Z");
+        assert_eq!(ago(&since("90m", now).unwrap(), now), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(since("2026-11-01T08:00:00Z", now).unwrap(), "2026-11-01T08:00:00Z");
+        assert!(since("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let e = AuditEntryInfo {
+            seq: 1,
+            at: "2026-11-22T10:00:00Z".into(),
+            actor: "admin".into(),
+            source: "127.0.0.1".into(),
+            action: "POST /api/v1/projects".into(),
+            object: "".into(),
+            outcome: "201".into(),
+            summary: r#"{"name":"app","keep":5}"#.into(),
+            hash: "ab".into(),
+        };
+        assert_eq!(
+            csv(&[e]),
+            "seq,at,actor,source,action,object,outcome,summary,hash\n\
+             1,2026-11-22T10:00:00Z,admin,127.0.0.1,POST /api/v1/projects,,201,\"{\"\"name\"\":\"\"app\"\",\"\"keep\"\":5}\",ab\n"
+        );
+        assert_eq!(
+            query_string(&AuditQuery { user: Some("invalid token".into()), ..Default::default() }),
+            "?user=invalid%20token"
+        );
+    }
+}
