@@ -17,7 +17,7 @@ fn entries(f: &Ferry, args: &[&str]) -> Vec<Value> {
     f.json(&all).as_array().cloned().unwrap()
 }
 
-fn find<'a>(entries: &'a [Value], pred: impl Fn(&Value) -> bool) -> &'a Value {
+fn find(entries: &[Value], pred: impl Fn(&Value) -> bool) -> &Value {
     entries.iter().find(|e| pred(e)).unwrap_or_else(|| panic!("no such entry in {entries:#?}"))
 }
 
