@@ -55,6 +55,9 @@ fn the_audit_trail_records_changes_hides_secrets_and_names_an_edited_entry() {
     assert_eq!(deploy["object"], "project=app");
     assert!(deploy["outcome"].as_str().unwrap().starts_with('2'), "{deploy}");
     assert!(deploy["summary"].as_str().unwrap().contains("\"env\":\"prod\""), "{deploy}");
+    // Creating the project names it as the object.
+    let created = find(&all, |e| e["action"] == "POST /api/v1/projects" && e["actor"] == "admin");
+    assert_eq!(created["object"], "project=app");
     // The secret variable: its name, never its value.
     let secret = find(&all, |e| e["summary"].as_str().unwrap().contains("API_KEY"));
     assert_eq!(secret["action"], "POST /api/v1/projects/{project}/vars");

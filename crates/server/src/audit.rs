@@ -145,7 +145,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, p: Pending, response: Res
         let q = masked_query(q);
         summary = if summary.is_empty() { format!("?{q}") } else { format!("?{q} {summary}") };
     }
-    let object = with_project(state, p.route.as_deref(), p.object).await;
+    let object = with_project(state, p.route.as_deref(), p.object, &summary).await;
     let entry = NewAuditEntry {
         at: now_ms(),
         actor: actor(state, headers).await,
@@ -189,10 +189,14 @@ pub async fn actor(state: &AppState, headers: &HeaderMap) -> String {
     "invalid token".into()
 }
 
-/// Routes about a deployment or a build by id name their project too, so
-/// `ferry audit --project P` finds them.
-async fn with_project(state: &AppState, route: Option<&str>, object: String) -> String {
+/// Routes about a deployment or a build by id, and the creation of a
+/// project, name their project too, so `ferry audit --project P` finds them.
+async fn with_project(state: &AppState, route: Option<&str>, object: String, summary: &str) -> String {
     let Some(route) = route else { return object };
+    if route == "/api/v1/projects" {
+        let name = serde_json::from_str::<Value>(summary).ok().and_then(|v| v["name"].as_str().map(one_word));
+        return name.map(|n| format!("project={n}")).unwrap_or(object);
+    }
     let id = object.split(' ').find_map(|kv| kv.strip_prefix("id=")).and_then(|id| id.parse::<i64>().ok());
     let Some(id) = id else { return object };
     let project = if route.starts_with("/api/v1/deployments/{id}") {

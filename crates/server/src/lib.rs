@@ -2,8 +2,9 @@
 //!
 //! It owns the HTTP API (`api`), the agent channel (`agent_channel`), and
 //! the rules that turn a deploy request into desired state for hosts
-//! (`fleet`), the load balancers in front of environments (`lb`), and the
-//! key that seals secrets at rest (`secrets`). It holds no state of its own
+//! (`fleet`), the load balancers in front of environments (`lb`), the
+//! key that seals secrets at rest (`secrets`), and the audit trail every API
+//! request passes through (`audit`). It holds no state of its own
 //! that matters across a restart:
 //! everything is in the [`Database`](ferry_store::Database) and the
 //! [`ArtifactStore`](ferry_store::ArtifactStore). What it keeps in memory are
