@@ -146,7 +146,37 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Deployment statistics per environment: deploys, successes, failures, rollbacks and delivery metrics
+    #[command(long_about = STATS_ABOUT)]
+    Stats {
+        /// Project name
+        project: String,
+        /// Only this environment (default: every environment of the project)
+        #[arg(long)]
+        env: Option<String>,
+        /// The period: deployments created during the last DURATION, e.g. 7d, 30d, 12h
+        #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
+
+/// `ferry stats --help`: what each number means.
+const STATS_ABOUT: &str = "Deployment statistics per environment over a period (default: the last 30 days), \
+counting the deployments created in it that have ended (running ones are left out).
+
+deployments: deploys and rollbacks; succeeded, failed (of which put back automatically), canceled.
+mean duration: from creation to end, of those that succeeded or failed.
+deployment frequency: deploys that succeeded, per day of the period.
+lead time: the median time from a release's commit to the end of its successful deploy; only releases built \
+from git have a commit time.
+change failure rate: deploys that failed, or were followed by a rollback in the same environment before the \
+next deploy, divided by the deploys (a deploy canceled by hand is not a change, unless a rollback followed it).
+time to restore: the median time from the end of such a failed deploy to the end of the next deployment in \
+the environment that succeeded; failures not restored yet are counted apart.
+
+With --output json: the numbers, durations in milliseconds.";
 
 /// `ferry lock --help`: what a freeze does and does not do.
 const LOCK_ABOUT: &str = "Freeze an environment: while the freeze is in force, every deployment and rollback \

@@ -176,6 +176,10 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             guards::locks(&c, project.as_deref(), out).await
         }
+        Command::Stats { project, env, since, conn } => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::stats::stats(&c, &project, env.as_deref(), since, out).await
+        }
         Command::Var(VarCmd::Set { project, key, value, scope, secret, conn }) => {
             let (c, out) = client(&conn)?;
             let value = ferry_cli::vars::read_value(value)?;

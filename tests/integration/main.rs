@@ -23,5 +23,6 @@ mod load_balancer;
 mod recovery;
 mod rollout;
 mod service;
+mod stats;
 mod uploads;
 mod vars;

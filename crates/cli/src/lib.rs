@@ -9,6 +9,7 @@ pub mod commands;
 pub mod guards;
 pub mod lb;
 pub mod output;
+pub mod stats;
 pub mod upload;
 pub mod vars;
 

@@ -4,8 +4,9 @@
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
 //! and host states, the choice of a rollback target, freezes and bad releases,
-//! which of a project's variables a host sees, how much of a log is kept, and
-//! what a load balancer's configuration and backend addresses may be. The server, the
+//! which of a project's variables a host sees, how much of a log is kept,
+//! what a load balancer's configuration and backend addresses may be, and the
+//! deployment statistics (R29). The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
@@ -26,6 +27,7 @@ pub mod rollout;
 pub mod secret;
 pub mod selector;
 pub mod service;
+pub mod stats;
 pub mod template;
 pub mod vars;
 pub mod version;

@@ -565,3 +565,17 @@ pub struct LbProgressInfo {
     /// Why the balancer will not get to `generation` by itself; stop waiting.
     pub errors: Vec<String>,
 }
+
+/// `GET /api/v1/projects/{project}/stats[?env=E][&since_ms=T]`: deployment
+/// statistics (R29) of each environment, or of the one asked for, over the
+/// deployments created from `since` until the server's `until` (now). What
+/// each number means is documented on [`EnvStats`](ferry_domain::stats::EnvStats).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectStats {
+    pub project: String,
+    pub since: String,
+    pub until: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub environments: Vec<ferry_domain::stats::EnvStats>,
+}

@@ -175,6 +175,15 @@ pub trait Database: Send + Sync + 'static {
     /// Running deployments, of one project or of all, oldest first: each holds
     /// its environment's lock (R19).
     async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
+    /// Every deployment of a project (of one environment if `env` is given)
+    /// created at or after `since`, running ones included, oldest first: what
+    /// `ferry_domain::stats` computes the statistics from.
+    async fn deployment_facts(
+        &self,
+        project: &Project,
+        env: Option<&Environment>,
+        since: i64,
+    ) -> Result<Vec<ferry_domain::stats::DeploymentFacts>>;
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;

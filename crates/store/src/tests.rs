@@ -863,6 +863,83 @@ async fn load_balancer_hosts_report_what_they_applied(db: &dyn Database) {
     assert!(db.lb_applied(e.id).await.unwrap().is_empty());
 }
 
+async fn deployment_facts_cover_a_project_since_a_time(db: &dyn Database) {
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let built = db
+        .create_release(
+            NewRelease {
+                version: "v3".into(),
+                origin: Some(ReleaseOrigin { build_id: 1, commit_sha: "abc".into(), committed_at: Some(5) }),
+                ..release_like(&r1)
+            },
+            6,
+        )
+        .await
+        .unwrap();
+    let staging = db.create_environment(&p, &env("staging", "role=web"), 1).await.unwrap();
+    let ok = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    let bad = start(db, deploy(&p, &e, &built, &[&h1]), 20).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Failed { release_id: built.id, error: "x".into() }), 21)
+        .await
+        .unwrap();
+    let mut back = deploy(&p, &e, &r1, &[&h1]);
+    back.kind = DeploymentKind::Rollback;
+    back.emergency = true;
+    let rollback = start(db, back, 30).await.unwrap();
+    let other_env = start(db, deploy(&p, &staging, &r1, &[&h2]), 40).await.unwrap();
+    // Another project's deployments are not this one's.
+    let api = db.create_project(&project("api"), 1).await.unwrap();
+    let api_env = db.create_environment(&api, &env("prod", "role=web"), 1).await.unwrap();
+    let api_release = db
+        .create_release(NewRelease { project_id: api.id, version: "a1".into(), ..release_like(&r1) }, 2)
+        .await
+        .unwrap();
+    start(db, deploy(&api, &api_env, &api_release, &[&h2]), 41).await.unwrap();
+
+    let all = db.deployment_facts(&p, None, 0).await.unwrap();
+    let ids: Vec<i64> = all.iter().map(|f| f.id).collect();
+    assert_eq!(ids, [ok, bad, rollback, other_env], "oldest first, this project only");
+    assert_eq!(
+        all[0],
+        ferry_domain::stats::DeploymentFacts {
+            id: ok,
+            env: "prod".into(),
+            kind: DeploymentKind::Deploy,
+            status: DeploymentStatus::Succeeded,
+            created_at: 10,
+            finished_at: Some(12),
+            emergency: false,
+            committed_at: None,
+        }
+    );
+    assert!(matches!(all[1].status, DeploymentStatus::Failed | DeploymentStatus::RolledBack), "{:?}", all[1]);
+    assert_eq!((all[1].committed_at, all[1].finished_at), (Some(5), Some(21)));
+    assert_eq!((all[2].kind, all[2].emergency, all[2].env.as_str()), (DeploymentKind::Rollback, true, "prod"));
+    assert_eq!((all[3].status, all[3].finished_at, all[3].env.as_str()), (DeploymentStatus::Running, None, "staging"));
+
+    let prod = db.deployment_facts(&p, Some(&e), 0).await.unwrap();
+    assert_eq!(prod.iter().map(|f| f.id).collect::<Vec<_>>(), [ok, bad, rollback]);
+    let recent = db.deployment_facts(&p, None, 20).await.unwrap();
+    assert_eq!(recent.iter().map(|f| f.id).collect::<Vec<_>>(), [bad, rollback, other_env], "since is inclusive");
+    assert!(db.deployment_facts(&p, Some(&staging), 41).await.unwrap().is_empty());
+}
+
+/// A new release with the fields of `r` (for `..` updates).
+fn release_like(r: &Release) -> NewRelease {
+    NewRelease {
+        project_id: r.project_id,
+        version: r.version.clone(),
+        branch: r.branch.clone(),
+        committer: r.committer.clone(),
+        manifest_digest: r.manifest_digest,
+        file_count: r.file_count,
+        total_size: r.total_size,
+        created_by: r.created_by.clone(),
+        origin: None,
+    }
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -902,6 +979,7 @@ mod sqlite_backend {
         a_load_balancer_is_set_replaced_and_unset,
         drained_hosts_move_the_generation,
         load_balancer_hosts_report_what_they_applied,
+        deployment_facts_cover_a_project_since_a_time,
     );
     use super::sqlite;
 }

@@ -9,6 +9,7 @@ mod lb;
 mod locks;
 mod projects;
 mod releases;
+mod stats;
 mod vars;
 
 use axum::Router;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}/environments/{env}/lb/ready", post(lb::ready))
         .route("/api/v1/projects/{project}/environments/{env}/lb/applied", get(lb::applied))
         .route("/api/v1/projects/{project}/status", get(projects::status))
+        .route("/api/v1/projects/{project}/stats", get(stats::show))
         .route("/api/v1/projects/{project}/vars", post(vars::set).get(vars::list))
         .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
         .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))

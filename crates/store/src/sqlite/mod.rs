@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferry_domain::log::{self, LogBudget};
 use ferry_domain::rollout::{RolloutPolicy, Step};
+use ferry_domain::stats::DeploymentFacts;
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
 };
@@ -857,6 +858,38 @@ impl Database for SqliteDatabase {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(deployment_row).collect()
+    }
+
+    async fn deployment_facts(
+        &self,
+        project: &Project,
+        env: Option<&Environment>,
+        since: i64,
+    ) -> Result<Vec<DeploymentFacts>> {
+        let rows = sqlx::query(
+            "SELECT d.id, e.name AS env, d.kind, d.status, d.created_at, d.finished_at, d.emergency, r.committed_at \
+             FROM deployments d JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id \
+             WHERE d.project_id = ?1 AND (?2 IS NULL OR d.env_id = ?2) AND d.created_at >= ?3 ORDER BY d.id",
+        )
+        .bind(project.id)
+        .bind(env.map(|e| e.id))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeploymentFacts {
+                    id: r.try_get("id")?,
+                    env: r.try_get("env")?,
+                    kind: parse::<DeploymentKind>(&r.try_get::<String, _>("kind")?)?,
+                    status: parse::<DeploymentStatus>(&r.try_get::<String, _>("status")?)?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    emergency: r.try_get::<i64, _>("emergency")? != 0,
+                    committed_at: r.try_get("committed_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>> {
