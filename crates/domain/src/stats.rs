@@ -52,11 +52,11 @@ pub struct Period {
 impl Period {
     /// The period's length in days (fractional), never negative.
     pub fn days(self) -> f64 {
-        (self.until.saturating_sub(self.since)).max(0) as f64 / DAY_MS
+        self.until.saturating_sub(self.since).max(0) as f64 / DAY_MS
     }
 
     fn contains(self, at: i64) -> bool {
-        self.since <= at && at < self.until
+        (self.since..self.until).contains(&at)
     }
 }
 
