@@ -308,6 +308,37 @@ pub trait Database: Send + Sync + 'static {
     /// What each load-balancer host last reported for the environment.
     async fn lb_applied(&self, env_id: i64) -> Result<Vec<LbAppliedRow>>;
 
+    // --- notifications (R28) ---
+    async fn add_notification_rule(
+        &self,
+        project: &Project,
+        new: &NewNotificationRule,
+        now: i64,
+    ) -> Result<NotificationRule>;
+    /// A project's rules, oldest first.
+    async fn notification_rules(&self, project: &Project) -> Result<Vec<NotificationRule>>;
+    /// Removes a rule of the project, giving up on what it still had to
+    /// deliver; false if the project has no such rule. What it delivered
+    /// stays in the log.
+    async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool>;
+    /// Records one notification for each of the project's rules that wants
+    /// `event`, due at once. Returns their ids.
+    async fn enqueue_notifications(&self, project_id: i64, event: &str, payload: &str, now: i64) -> Result<Vec<i64>>;
+    /// Notifications waiting for an attempt at `now`, the longest waiting
+    /// first, at most `limit`.
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>>;
+    /// Records an attempt and what follows from it, in one transaction.
+    /// Refused for a notification that is not waiting (delivered, given up).
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        outcome: NotificationOutcome,
+    ) -> Result<()>;
+    /// A project's notifications, newest first, at most `limit`, each with
+    /// its attempts.
+    async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>>;
+
     // --- status ---
     /// Desired and actual state of every host that has either for a project.
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>>;

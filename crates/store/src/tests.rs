@@ -1,7 +1,9 @@
 //! The conformance suite every backend must pass. Each story takes a fresh,
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
-use ferry_domain::{BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Tags};
+use ferry_domain::{
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+};
 use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
 use crate::sqlite::SqliteDatabase;
@@ -925,6 +927,53 @@ async fn deployment_facts_cover_a_project_since_a_time(db: &dyn Database) {
     assert!(db.deployment_facts(&p, Some(&staging), 41).await.unwrap().is_empty());
 }
 
+async fn notifications_are_queued_per_rule_retried_and_logged(db: &dyn Database) {
+    let (p, ..) = fixture(db).await;
+    let rule = |events: &[&str], url: &str, secret: Option<&str>| NewNotificationRule {
+        events: events.iter().map(|e| e.to_string()).collect(),
+        webhook_url: url.into(),
+        secret: secret.map(Secret::new),
+        created_by: "admin".into(),
+    };
+    let first = rule(&["deploy.finished", "deploy.failed"], "http://a", Some("sealed"));
+    let a = db.add_notification_rule(&p, &first, 1).await.unwrap();
+    let b = db.add_notification_rule(&p, &rule(&["build.finished"], "http://b", None), 2).await.unwrap();
+    assert_eq!((a.project.as_str(), a.secret.as_ref().map(Secret::expose)), ("web", Some("sealed")));
+    assert_eq!(db.notification_rules(&p).await.unwrap(), [a.clone(), b.clone()]);
+
+    // Only the rules that want an event get it.
+    let ids = db.enqueue_notifications(p.id, "deploy.failed", "{\"n\":1}", 10).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    assert!(db.enqueue_notifications(p.id, "nobody.cares", "{}", 10).await.unwrap().is_empty());
+    assert!(db.due_notifications(9, 10).await.unwrap().is_empty(), "not due before it was made");
+    let due = db.due_notifications(10, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].event.as_str(), due[0].payload.as_str(), due[0].attempts), ("deploy.failed", "{\"n\":1}", 0));
+    assert_eq!((due[0].webhook_url.as_str(), due[0].secret.as_ref().map(Secret::expose)), ("http://a", Some("sealed")));
+
+    // A failed attempt schedules the next; a good one ends it.
+    let refused = NotificationAttempt { at: 11, status_code: Some(500), error: Some("500".into()) };
+    db.record_notification_attempt(ids[0], &refused, NotificationOutcome::RetryAt(20)).await.unwrap();
+    assert!(db.due_notifications(19, 10).await.unwrap().is_empty());
+    assert_eq!(db.due_notifications(20, 10).await.unwrap()[0].attempts, 1);
+    let ok = NotificationAttempt { at: 21, status_code: Some(200), error: None };
+    db.record_notification_attempt(ids[0], &ok, NotificationOutcome::Delivered).await.unwrap();
+    assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    let again = db.record_notification_attempt(ids[0], &ok, NotificationOutcome::Delivered).await;
+    assert!(matches!(again, Err(StoreError::Refused(_))), "a delivered notification is done: {again:?}");
+
+    // Removing a rule gives up on what it still had to send; the log keeps all.
+    let pending = db.enqueue_notifications(p.id, "build.finished", "{}", 30).await.unwrap();
+    assert!(db.remove_notification_rule(&p, b.id).await.unwrap());
+    assert!(!db.remove_notification_rule(&p, b.id).await.unwrap());
+    assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    let log = db.notification_log(&p, 10).await.unwrap();
+    assert_eq!(log.iter().map(|n| n.id).collect::<Vec<_>>(), [pending[0], ids[0]], "newest first");
+    assert_eq!((log[0].status.as_str(), log[0].attempts.len()), ("failed", 0));
+    assert_eq!(log[1].status, "delivered");
+    assert_eq!(log[1].attempts, [refused, ok]);
+}
+
 /// A new release with the fields of `r` (for `..` updates).
 fn release_like(r: &Release) -> NewRelease {
     NewRelease {
@@ -980,6 +1029,7 @@ mod sqlite_backend {
         drained_hosts_move_the_generation,
         load_balancer_hosts_report_what_they_applied,
         deployment_facts_cover_a_project_since_a_time,
+        notifications_are_queued_per_rule_retried_and_logged,
     );
     use super::sqlite;
 }

@@ -20,6 +20,7 @@ use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod notify;
 mod rollout;
 
 use crate::model::*;
@@ -35,6 +36,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_load_balancers.sql")),
     (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
     (8, include_str!("migrations/0008_rollout_lb.sql")),
+    // 9 and 10 are taken by work on other branches.
+    (11, include_str!("migrations/0011_notifications.sql")),
 ];
 
 /// See the module documentation.
@@ -1649,6 +1652,44 @@ impl Database for SqliteDatabase {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(var_row).collect()
+    }
+
+    async fn add_notification_rule(
+        &self,
+        project: &Project,
+        new: &NewNotificationRule,
+        now: i64,
+    ) -> Result<NotificationRule> {
+        notify::add_rule(&self.pool, project, new, now).await
+    }
+
+    async fn notification_rules(&self, project: &Project) -> Result<Vec<NotificationRule>> {
+        notify::rules(&self.pool, project).await
+    }
+
+    async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool> {
+        notify::remove_rule(&self.pool, project, id).await
+    }
+
+    async fn enqueue_notifications(&self, project_id: i64, event: &str, payload: &str, now: i64) -> Result<Vec<i64>> {
+        notify::enqueue(&self.pool, project_id, event, payload, now).await
+    }
+
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
+        notify::due(&self.pool, now, limit).await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        outcome: NotificationOutcome,
+    ) -> Result<()> {
+        notify::record_attempt(&self.pool, id, attempt, outcome).await
+    }
+
+    async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>> {
+        notify::log(&self.pool, project, limit).await
     }
 
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {
