@@ -18,6 +18,7 @@ pub mod lb;
 pub mod log;
 pub mod manifest;
 pub mod names;
+pub mod notify;
 pub mod pattern;
 pub mod recipe;
 pub mod release_name;
