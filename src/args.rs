@@ -146,6 +146,12 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Send a project's events (deploys and builds ending) to webhooks
+    #[command(subcommand)]
+    Notify(NotifyCmd),
+    /// What was sent to the webhooks, with every delivery attempt
+    #[command(subcommand)]
+    Notifications(NotificationsCmd),
     /// Deployment statistics per environment: deploys, successes, failures, rollbacks and delivery metrics
     #[command(long_about = STATS_ABOUT)]
     Stats {
@@ -161,6 +167,64 @@ pub enum Command {
         conn: Conn,
     },
 }
+
+#[derive(Subcommand)]
+pub enum NotifyCmd {
+    /// Send these events of a project to a webhook: a JSON POST, signed when a secret is given
+    #[command(long_about = NOTIFY_ABOUT)]
+    Add {
+        /// Project name
+        project: String,
+        /// Comma-separated: deploy.finished, deploy.failed, build.finished
+        #[arg(long = "event", value_name = "EVENTS", required = true)]
+        events: String,
+        /// The URL the JSON is POSTed to (http or https)
+        #[arg(long, value_name = "URL", required = true)]
+        webhook: String,
+        /// Signs each body (HMAC-SHA256 in x-ferry-signature); `-` reads it from standard input
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A project's notification rules
+    List {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a rule (what it delivered stays in the log)
+    Remove {
+        /// Project name
+        project: String,
+        /// The rule's id (`ferry notify list`)
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NotificationsCmd {
+    /// Notifications newest first, each with its delivery attempts
+    Log {
+        /// Project name
+        project: String,
+        /// How many to list
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ferry notify add --help`: what a receiver gets.
+const NOTIFY_ABOUT: &str = "Send these events of a project to a webhook. Each is a JSON POST: \
+{\"event\", \"project\", \"at\", \"data\"} (data: the deployment or build), with the headers x-ferry-event, \
+x-ferry-delivery (the same on every attempt) and, when a secret is given, x-ferry-signature: \
+sha256=<hex HMAC-SHA256 of the body>. A delivery counts when the receiver answers 2xx; otherwise it is tried \
+again after 1s, 2s, 4s ... (8 attempts in all). `ferry notifications log PROJECT` shows every attempt.";
 
 /// `ferry stats --help`: what each number means.
 const STATS_ABOUT: &str = "Deployment statistics per environment over a period (default: the last 30 days), \

@@ -20,6 +20,7 @@ mod health;
 mod hooks;
 mod layout;
 mod load_balancer;
+mod notify;
 mod recovery;
 mod rollout;
 mod service;
