@@ -151,6 +151,26 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Send a project's events (deploys and builds ending) to webhooks
+    #[command(subcommand)]
+    Notify(NotifyCmd),
+    /// What was sent to the webhooks, with every delivery attempt
+    #[command(subcommand)]
+    Notifications(NotificationsCmd),
+    /// Deployment statistics per environment: deploys, successes, failures, rollbacks and delivery metrics
+    #[command(long_about = STATS_ABOUT)]
+    Stats {
+        /// Project name
+        project: String,
+        /// Only this environment (default: every environment of the project)
+        #[arg(long)]
+        env: Option<String>,
+        /// The period: deployments created during the last DURATION, e.g. 7d, 30d, 12h
+        #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 /// `ferry audit --help`: what the trail holds.
@@ -192,6 +212,80 @@ pub enum AuditCmd {
         conn: Conn,
     },
 }
+
+#[derive(Subcommand)]
+pub enum NotifyCmd {
+    /// Send these events of a project to a webhook: a JSON POST, signed when a secret is given
+    #[command(long_about = NOTIFY_ABOUT)]
+    Add {
+        /// Project name
+        project: String,
+        /// Comma-separated: deploy.finished, deploy.failed, build.finished
+        #[arg(long = "event", value_name = "EVENTS", required = true)]
+        events: String,
+        /// The URL the JSON is POSTed to (http or https)
+        #[arg(long, value_name = "URL", required = true)]
+        webhook: String,
+        /// Signs each body (HMAC-SHA256 in x-ferry-signature); `-` reads it from standard input
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A project's notification rules
+    List {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a rule (what it delivered stays in the log)
+    Remove {
+        /// Project name
+        project: String,
+        /// The rule's id (`ferry notify list`)
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NotificationsCmd {
+    /// Notifications newest first, each with its delivery attempts
+    Log {
+        /// Project name
+        project: String,
+        /// How many to list
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ferry notify add --help`: what a receiver gets.
+const NOTIFY_ABOUT: &str = "Send these events of a project to a webhook. Each is a JSON POST: \
+{\"event\", \"project\", \"at\", \"data\"} (data: the deployment or build), with the headers x-ferry-event, \
+x-ferry-delivery (the same on every attempt) and, when a secret is given, x-ferry-signature: \
+sha256=<hex HMAC-SHA256 of the body>. A delivery counts when the receiver answers 2xx; otherwise it is tried \
+again after 1s, 2s, 4s ... (8 attempts in all). `ferry notifications log PROJECT` shows every attempt.";
+
+/// `ferry stats --help`: what each number means.
+const STATS_ABOUT: &str = "Deployment statistics per environment over a period (default: the last 30 days), \
+counting the deployments created in it that have ended (running ones are left out).
+
+deployments: deploys and rollbacks; succeeded, failed (of which put back automatically), canceled.
+mean duration: from creation to end, of those that succeeded or failed.
+deployment frequency: deploys that succeeded, per day of the period.
+lead time: the median time from a release's commit to the end of its successful deploy; only releases built \
+from git have a commit time.
+change failure rate: deploys that failed, or were followed by a rollback in the same environment before the \
+next deploy, divided by the deploys (a deploy canceled by hand is not a change, unless a rollback followed it).
+time to restore: the median time from the end of such a failed deploy to the end of the next deployment in \
+the environment that succeeded; failures not restored yet are counted apart.
+
+With --output json: the numbers, durations in milliseconds.";
 
 /// `ferry lock --help`: what a freeze does and does not do.
 const LOCK_ABOUT: &str = "Freeze an environment: while the freeze is in force, every deployment and rollback \

@@ -198,6 +198,29 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             guards::locks(&c, project.as_deref(), out).await
         }
+        Command::Notify(NotifyCmd::Add { project, events, webhook, secret, conn }) => {
+            let (c, out) = client(&conn)?;
+            let secret = secret.map(ferry_cli::vars::read_value).transpose()?;
+            let events = events.split(',').map(|e| e.trim().to_string()).collect();
+            let req = ferry_proto::api::AddNotificationRule { events, webhook, secret };
+            ferry_cli::notify::add(&c, &project, req, out).await
+        }
+        Command::Notify(NotifyCmd::List { project, conn }) => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::notify::list(&c, &project, out).await
+        }
+        Command::Notify(NotifyCmd::Remove { project, id, conn }) => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::notify::remove(&c, &project, id, out).await
+        }
+        Command::Notifications(NotificationsCmd::Log { project, limit, conn }) => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::notify::log(&c, &project, limit, out).await
+        }
+        Command::Stats { project, env, since, conn } => {
+            let (c, out) = client(&conn)?;
+            ferry_cli::stats::stats(&c, &project, env.as_deref(), since, out).await
+        }
         Command::Var(VarCmd::Set { project, key, value, scope, secret, conn }) => {
             let (c, out) = client(&conn)?;
             let value = ferry_cli::vars::read_value(value)?;

@@ -27,6 +27,32 @@ use crate::objects::ObjectStore;
 use crate::supervisor::Supervisor;
 use crate::{config, fallback, health};
 
+/// Why an install did not finish. A transient failure (the server out of
+/// reach mid-download, e.g. while it restarts) is retried on the next pass
+/// without failing the host; anything else fails it.
+#[derive(Debug)]
+enum InstallError {
+    Transient(String),
+    Failed(String),
+}
+
+impl From<String> for InstallError {
+    fn from(e: String) -> Self {
+        InstallError::Failed(e)
+    }
+}
+
+impl InstallError {
+    fn message(&self) -> &str {
+        match self {
+            InstallError::Transient(e) | InstallError::Failed(e) => e,
+        }
+    }
+}
+
+/// Transient failures in a row tolerated before the host counts as failed.
+const TRANSIENT_RETRIES: u32 = 5;
+
 /// After a failed install, wait before trying the same release again: 5 s,
 /// doubling with each failure, at most 5 minutes.
 fn retry_after(failures: u32) -> Duration {
@@ -47,6 +73,8 @@ struct Memory {
     cursors: HashMap<String, usize>,
     /// The last drift repair, shown in reports for a while.
     notes: HashMap<String, (String, Instant)>,
+    /// Transient install failures in a row, per project.
+    transient: HashMap<String, u32>,
 }
 
 /// The last failure to install a project's desired release. A new
@@ -169,6 +197,19 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
     )));
     let log = DeployLog::start(&want.project, want.release_id, c.reports.clone());
     let installed = install(c, &layout, want, &log).await;
+    let tries = memory.transient.get(&want.project).copied().unwrap_or(0);
+    let installed = match installed {
+        Err(InstallError::Transient(e)) if tries < TRANSIENT_RETRIES => {
+            memory.transient.insert(want.project.clone(), tries + 1);
+            tracing::warn!(project = %want.project, "install interrupted, retrying: {e}");
+            log.step(format!("interrupted ({}); trying again", e.lines().next().unwrap_or_default()));
+            log.flush();
+            return report(active(&layout), Activity::Installing { release_id: want.release_id }, None);
+        }
+        other => other.map_err(|e| e.message().to_string()),
+    };
+    memory.transient.remove(&want.project);
+    let failures = &mut memory.failures;
     if let Err(error) = &installed {
         log.step(format!("install failed: {}", error.lines().next().unwrap_or_default()));
     }
@@ -242,7 +283,7 @@ async fn check_and_repair(
     if !missing.is_empty()
         && let Err(e) = download(c, missing).await
     {
-        return Some(format!("drift found ({found}); repair failed: {e}"));
+        return Some(format!("drift found ({found}); repair failed: {}", e.message()));
     }
     let (l, name, objects) = (layout.clone(), want.release_name.clone(), c.objects.clone());
     let rebuilt = tokio::task::spawn_blocking(move || l.rebuild(&name, &manifest, &objects, &shared)).await;
@@ -272,7 +313,7 @@ async fn install(
     layout: &ProjectLayout,
     want: &DesiredRelease,
     log: &DeployLog,
-) -> Result<TransferStats, String> {
+) -> Result<TransferStats, InstallError> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
     let current = layout.current().map(|(name, _)| name);
     // Resuming an interrupted activation: "previous" is what it started from.
@@ -290,7 +331,7 @@ async fn install(
         stats.bytes_reused = meta.total_size;
         log.step(format!("{} is still on the host: switching back to it", want.release_name));
     } else {
-        let manifest = c.api.manifest(want.release_id).await?;
+        let manifest = c.api.manifest(want.release_id).await.map_err(InstallError::Transient)?;
         manifest.validate().map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
         let blobs = manifest.distinct_blobs();
         let missing: Vec<_> = blobs.keys().filter(|d| !c.objects.has_content(d)).copied().collect();
@@ -454,15 +495,16 @@ async fn put_back_previous(
 
 /// Downloads blobs into the content store, verifying each; a blob whose bytes
 /// do not match its digest is never stored, and fails the install.
-async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(), String> {
+async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(), InstallError> {
+    use InstallError::Transient;
     let wanted = digests.len();
-    let resp = c.api.blobs(digests).await?;
+    let resp = c.api.blobs(digests).await.map_err(Transient)?;
     let mut stream = resp.bytes_stream();
     let mut decoder = Decoder::new();
     let mut current = None;
     let mut stored = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("download interrupted: {e}"))?;
+        let chunk = chunk.map_err(|e| Transient(format!("download interrupted: {e}")))?;
         let mut input = &chunk[..];
         while let Some(event) = decoder.next(&mut input) {
             match event {
@@ -483,9 +525,9 @@ async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(
             }
         }
     }
-    decoder.finish().map_err(|e| format!("download interrupted: {e}"))?;
+    decoder.finish().map_err(|e| Transient(format!("download interrupted: {e}")))?;
     if stored != wanted {
-        return Err(format!("the server sent {stored} of {wanted} requested blobs"));
+        return Err(Transient(format!("the server sent {stored} of {wanted} requested blobs")));
     }
     Ok(())
 }

@@ -9,7 +9,9 @@ pub mod client;
 pub mod commands;
 pub mod guards;
 pub mod lb;
+pub mod notify;
 pub mod output;
+pub mod stats;
 pub mod upload;
 pub mod vars;
 

@@ -4,9 +4,9 @@
 //! validation, host tags and selectors, release manifests and the path rules
 //! that keep a release inside its directory, release naming (R16), deployment
 //! and host states, the choice of a rollback target, freezes and bad releases,
-//! which of a project's variables a host sees, how much of a log is kept, and
-//! what a load balancer's configuration and backend addresses may be, and
-//! the audit trail's hash chain. The server, the
+//! which of a project's variables a host sees, how much of a log is kept,
+//! what a load balancer's configuration and backend addresses may be, the
+//! audit trail's hash chain, and the deployment statistics (R29). The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
@@ -19,6 +19,7 @@ pub mod lb;
 pub mod log;
 pub mod manifest;
 pub mod names;
+pub mod notify;
 pub mod pattern;
 pub mod recipe;
 pub mod release_name;
@@ -28,6 +29,7 @@ pub mod rollout;
 pub mod secret;
 pub mod selector;
 pub mod service;
+pub mod stats;
 pub mod template;
 pub mod vars;
 pub mod version;

@@ -628,3 +628,62 @@ pub struct AuditBreak {
     pub kind: String,
     pub message: String,
 }
+
+/// `GET /api/v1/projects/{project}/stats[?env=E][&since_ms=T]`: deployment
+/// statistics (R29) of each environment, or of the one asked for, over the
+/// deployments created from `since` until the server's `until` (now). What
+/// each number means is documented on [`EnvStats`](ferry_domain::stats::EnvStats).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectStats {
+    pub project: String,
+    pub since: String,
+    pub until: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub environments: Vec<ferry_domain::stats::EnvStats>,
+}
+
+/// `POST /api/v1/projects/{project}/notifications`: send these events of the
+/// project to a webhook (R28).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct AddNotificationRule {
+    /// `deploy.finished`, `deploy.failed`, `build.finished`.
+    pub events: Vec<String>,
+    /// Where the JSON is POSTed (http or https).
+    pub webhook: String,
+    /// Signs each body: `x-ferry-signature: sha256=<hex HMAC-SHA256>`.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// A notification rule (its secret is never shown).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NotificationRuleInfo {
+    pub id: i64,
+    pub project: String,
+    pub events: Vec<String>,
+    pub webhook: String,
+    pub secret_set: bool,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// One notification and every attempt to deliver it
+/// (`GET /api/v1/projects/{project}/notifications/log`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NotificationInfo {
+    pub id: i64,
+    pub event: String,
+    pub webhook: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub created_at: String,
+    pub attempts: Vec<NotificationAttemptInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NotificationAttemptInfo {
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+}

@@ -25,6 +25,7 @@ mod guards;
 mod hub;
 mod init;
 mod lb;
+mod notify;
 mod release;
 mod rollout;
 mod secrets;
@@ -143,6 +144,7 @@ impl Server {
         let app = api::router(state.clone());
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
+        tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));
         let task = tokio::spawn(async move {
             // The peer's address is where load balancers reach an agent that
             // does not say otherwise (`--address`).

@@ -15,11 +15,13 @@
 //! are recorded on the deployment, so it puts back exactly those, after a
 //! restart too, and never a host an operator drained by hand.
 
+use ferry_domain::DeploymentStatus;
+use ferry_domain::notify::{DEPLOY_FAILED, DEPLOY_FINISHED};
 use ferry_domain::rollout::Step;
 use ferry_store::{Advanced, Environment};
 
 use crate::error::ApiResult;
-use crate::{AppState, lb, now_ms};
+use crate::{AppState, lb, notify, now_ms};
 
 /// How long hosts stay out of the load balancer, after it applied that,
 /// before they are touched.
@@ -38,12 +40,40 @@ pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
             Advanced::Finished { status, hosts } => {
                 state.hub.wake(hosts);
                 tracing::info!(id, %status, "deployment ended");
+                notify_finished(state, id).await;
                 return Ok(());
             }
             Advanced::Waiting(_) | Advanced::NotRunning => return Ok(()),
         }
     }
     Ok(())
+}
+
+/// Tells the project's notification rules that a deployment ended: every
+/// end is `deploy.finished`; a failed one is `deploy.failed` too.
+async fn notify_finished(state: &AppState, id: i64) {
+    let d = match state.db.deployment(id).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(id, "reading the deployment to notify: {e}");
+            return;
+        }
+    };
+    let subject = serde_json::json!({
+        "deployment": d.id,
+        "env": d.env,
+        "version": d.version,
+        "kind": d.kind,
+        "status": d.status,
+        "reason": d.reason,
+        "created_by": d.created_by,
+        "created_at": ferry_domain::rfc3339_from_millis(d.created_at),
+        "finished_at": d.finished_at.map(ferry_domain::rfc3339_from_millis),
+    });
+    notify::emit(state, &d.project, DEPLOY_FINISHED, subject.clone()).await;
+    if matches!(d.status, DeploymentStatus::Failed | DeploymentStatus::RolledBack) {
+        notify::emit(state, &d.project, DEPLOY_FAILED, subject).await;
+    }
 }
 
 /// Gets the load balancer ready for the deployment's next step. False when

@@ -177,6 +177,15 @@ pub trait Database: Send + Sync + 'static {
     /// Running deployments, of one project or of all, oldest first: each holds
     /// its environment's lock (R19).
     async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
+    /// Every deployment of a project (of one environment if `env` is given)
+    /// created at or after `since`, running ones included, oldest first: what
+    /// `ferry_domain::stats` computes the statistics from.
+    async fn deployment_facts(
+        &self,
+        project: &Project,
+        env: Option<&Environment>,
+        since: i64,
+    ) -> Result<Vec<ferry_domain::stats::DeploymentFacts>>;
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
@@ -311,6 +320,36 @@ pub trait Database: Send + Sync + 'static {
     /// Entries with `seq > after`, oldest first, at most `limit`, as stored:
     /// for recomputing the chain page by page.
     async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    // --- notifications (R28) ---
+    async fn add_notification_rule(
+        &self,
+        project: &Project,
+        new: &NewNotificationRule,
+        now: i64,
+    ) -> Result<NotificationRule>;
+    /// A project's rules, oldest first.
+    async fn notification_rules(&self, project: &Project) -> Result<Vec<NotificationRule>>;
+    /// Removes a rule of the project, giving up on what it still had to
+    /// deliver; false if the project has no such rule. What it delivered
+    /// stays in the log.
+    async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool>;
+    /// Records one notification for each of the project's rules that wants
+    /// `event`, due at once. Returns their ids.
+    async fn enqueue_notifications(&self, project_id: i64, event: &str, payload: &str, now: i64) -> Result<Vec<i64>>;
+    /// Notifications waiting for an attempt at `now`, the longest waiting
+    /// first, at most `limit`.
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>>;
+    /// Records an attempt and what follows from it, in one transaction.
+    /// Refused for a notification that is not waiting (delivered, given up).
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        outcome: NotificationOutcome,
+    ) -> Result<()>;
+    /// A project's notifications, newest first, at most `limit`, each with
+    /// its attempts.
+    async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>>;
 
     // --- status ---
     /// Desired and actual state of every host that has either for a project.

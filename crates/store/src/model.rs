@@ -480,3 +480,76 @@ pub struct AuditFilter {
     /// At most this many.
     pub limit: u32,
 }
+
+/// A notification rule to add (R28): which events of a project go to which
+/// webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotificationRule {
+    /// Event names, already validated (`deploy.finished` ...).
+    pub events: Vec<String>,
+    pub webhook_url: String,
+    /// Signs each body; stored as given: the server seals it.
+    pub secret: Option<Secret>,
+    pub created_by: String,
+}
+
+/// A stored notification rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRule {
+    pub id: i64,
+    pub project: String,
+    pub events: Vec<String>,
+    pub webhook_url: String,
+    /// Sealed, as given to [`Database::add_notification_rule`](crate::Database::add_notification_rule).
+    pub secret: Option<Secret>,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// A notification waiting for its next delivery attempt, with what
+/// delivering it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueNotification {
+    pub id: i64,
+    pub project: String,
+    pub event: String,
+    /// The JSON body, as enqueued.
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub webhook_url: String,
+    /// The rule's secret, sealed.
+    pub secret: Option<Secret>,
+}
+
+/// One attempt to deliver a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationAttempt {
+    pub at: i64,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<u16>,
+    /// Why it did not count as delivered, if it did not.
+    pub error: Option<String>,
+}
+
+/// What becomes of a notification after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    Delivered,
+    /// Try again at this time.
+    RetryAt(i64),
+    /// No more attempts.
+    GaveUp,
+}
+
+/// A notification and every attempt to deliver it, for the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationLogRow {
+    pub id: i64,
+    pub event: String,
+    pub webhook_url: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub created_at: i64,
+    pub attempts: Vec<NotificationAttempt>,
+}

@@ -1,7 +1,9 @@
 //! The conformance suite every backend must pass. Each story takes a fresh,
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
-use ferry_domain::{BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Tags};
+use ferry_domain::{
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+};
 use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
 use crate::sqlite::SqliteDatabase;
@@ -915,6 +917,130 @@ async fn the_audit_trail_is_a_hash_chain(db: &dyn Database) {
     assert_eq!(seqs(db.audit_log(&since).await.unwrap()), vec![3]);
 }
 
+async fn deployment_facts_cover_a_project_since_a_time(db: &dyn Database) {
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let built = db
+        .create_release(
+            NewRelease {
+                version: "v3".into(),
+                origin: Some(ReleaseOrigin { build_id: 1, commit_sha: "abc".into(), committed_at: Some(5) }),
+                ..release_like(&r1)
+            },
+            6,
+        )
+        .await
+        .unwrap();
+    let staging = db.create_environment(&p, &env("staging", "role=web"), 1).await.unwrap();
+    let ok = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    let bad = start(db, deploy(&p, &e, &built, &[&h1]), 20).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Failed { release_id: built.id, error: "x".into() }), 21)
+        .await
+        .unwrap();
+    let mut back = deploy(&p, &e, &r1, &[&h1]);
+    back.kind = DeploymentKind::Rollback;
+    back.emergency = true;
+    let rollback = start(db, back, 30).await.unwrap();
+    let other_env = start(db, deploy(&p, &staging, &r1, &[&h2]), 40).await.unwrap();
+    // Another project's deployments are not this one's.
+    let api = db.create_project(&project("api"), 1).await.unwrap();
+    let api_env = db.create_environment(&api, &env("prod", "role=web"), 1).await.unwrap();
+    let api_release = db
+        .create_release(NewRelease { project_id: api.id, version: "a1".into(), ..release_like(&r1) }, 2)
+        .await
+        .unwrap();
+    start(db, deploy(&api, &api_env, &api_release, &[&h2]), 41).await.unwrap();
+
+    let all = db.deployment_facts(&p, None, 0).await.unwrap();
+    let ids: Vec<i64> = all.iter().map(|f| f.id).collect();
+    assert_eq!(ids, [ok, bad, rollback, other_env], "oldest first, this project only");
+    assert_eq!(
+        all[0],
+        ferry_domain::stats::DeploymentFacts {
+            id: ok,
+            env: "prod".into(),
+            kind: DeploymentKind::Deploy,
+            status: DeploymentStatus::Succeeded,
+            created_at: 10,
+            finished_at: Some(12),
+            emergency: false,
+            committed_at: None,
+        }
+    );
+    assert!(matches!(all[1].status, DeploymentStatus::Failed | DeploymentStatus::RolledBack), "{:?}", all[1]);
+    assert_eq!((all[1].committed_at, all[1].finished_at), (Some(5), Some(21)));
+    assert_eq!((all[2].kind, all[2].emergency, all[2].env.as_str()), (DeploymentKind::Rollback, true, "prod"));
+    assert_eq!((all[3].status, all[3].finished_at, all[3].env.as_str()), (DeploymentStatus::Running, None, "staging"));
+
+    let prod = db.deployment_facts(&p, Some(&e), 0).await.unwrap();
+    assert_eq!(prod.iter().map(|f| f.id).collect::<Vec<_>>(), [ok, bad, rollback]);
+    let recent = db.deployment_facts(&p, None, 20).await.unwrap();
+    assert_eq!(recent.iter().map(|f| f.id).collect::<Vec<_>>(), [bad, rollback, other_env], "since is inclusive");
+    assert!(db.deployment_facts(&p, Some(&staging), 41).await.unwrap().is_empty());
+}
+
+async fn notifications_are_queued_per_rule_retried_and_logged(db: &dyn Database) {
+    let (p, ..) = fixture(db).await;
+    let rule = |events: &[&str], url: &str, secret: Option<&str>| NewNotificationRule {
+        events: events.iter().map(|e| e.to_string()).collect(),
+        webhook_url: url.into(),
+        secret: secret.map(Secret::new),
+        created_by: "admin".into(),
+    };
+    let first = rule(&["deploy.finished", "deploy.failed"], "http://a", Some("sealed"));
+    let a = db.add_notification_rule(&p, &first, 1).await.unwrap();
+    let b = db.add_notification_rule(&p, &rule(&["build.finished"], "http://b", None), 2).await.unwrap();
+    assert_eq!((a.project.as_str(), a.secret.as_ref().map(Secret::expose)), ("web", Some("sealed")));
+    assert_eq!(db.notification_rules(&p).await.unwrap(), [a.clone(), b.clone()]);
+
+    // Only the rules that want an event get it.
+    let ids = db.enqueue_notifications(p.id, "deploy.failed", "{\"n\":1}", 10).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    assert!(db.enqueue_notifications(p.id, "nobody.cares", "{}", 10).await.unwrap().is_empty());
+    assert!(db.due_notifications(9, 10).await.unwrap().is_empty(), "not due before it was made");
+    let due = db.due_notifications(10, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].event.as_str(), due[0].payload.as_str(), due[0].attempts), ("deploy.failed", "{\"n\":1}", 0));
+    assert_eq!((due[0].webhook_url.as_str(), due[0].secret.as_ref().map(Secret::expose)), ("http://a", Some("sealed")));
+
+    // A failed attempt schedules the next; a good one ends it.
+    let refused = NotificationAttempt { at: 11, status_code: Some(500), error: Some("500".into()) };
+    db.record_notification_attempt(ids[0], &refused, NotificationOutcome::RetryAt(20)).await.unwrap();
+    assert!(db.due_notifications(19, 10).await.unwrap().is_empty());
+    assert_eq!(db.due_notifications(20, 10).await.unwrap()[0].attempts, 1);
+    let ok = NotificationAttempt { at: 21, status_code: Some(200), error: None };
+    db.record_notification_attempt(ids[0], &ok, NotificationOutcome::Delivered).await.unwrap();
+    assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    let again = db.record_notification_attempt(ids[0], &ok, NotificationOutcome::Delivered).await;
+    assert!(matches!(again, Err(StoreError::Refused(_))), "a delivered notification is done: {again:?}");
+
+    // Removing a rule gives up on what it still had to send; the log keeps all.
+    let pending = db.enqueue_notifications(p.id, "build.finished", "{}", 30).await.unwrap();
+    assert!(db.remove_notification_rule(&p, b.id).await.unwrap());
+    assert!(!db.remove_notification_rule(&p, b.id).await.unwrap());
+    assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    let log = db.notification_log(&p, 10).await.unwrap();
+    assert_eq!(log.iter().map(|n| n.id).collect::<Vec<_>>(), [pending[0], ids[0]], "newest first");
+    assert_eq!((log[0].status.as_str(), log[0].attempts.len()), ("failed", 0));
+    assert_eq!(log[1].status, "delivered");
+    assert_eq!(log[1].attempts, [refused, ok]);
+}
+
+/// A new release with the fields of `r` (for `..` updates).
+fn release_like(r: &Release) -> NewRelease {
+    NewRelease {
+        project_id: r.project_id,
+        version: r.version.clone(),
+        branch: r.branch.clone(),
+        committer: r.committer.clone(),
+        manifest_digest: r.manifest_digest,
+        file_count: r.file_count,
+        total_size: r.total_size,
+        created_by: r.created_by.clone(),
+        origin: None,
+    }
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -955,6 +1081,8 @@ mod sqlite_backend {
         drained_hosts_move_the_generation,
         load_balancer_hosts_report_what_they_applied,
         the_audit_trail_is_a_hash_chain,
+        deployment_facts_cover_a_project_since_a_time,
+        notifications_are_queued_per_rule_retried_and_logged,
     );
     use super::sqlite;
 }

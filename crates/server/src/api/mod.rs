@@ -8,8 +8,10 @@ mod hooks;
 mod hosts;
 mod lb;
 mod locks;
+mod notify;
 mod projects;
 mod releases;
+mod stats;
 mod vars;
 
 use axum::Router;
@@ -46,6 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}/environments/{env}/lb/ready", post(lb::ready))
         .route("/api/v1/projects/{project}/environments/{env}/lb/applied", get(lb::applied))
         .route("/api/v1/projects/{project}/status", get(projects::status))
+        .route("/api/v1/projects/{project}/stats", get(stats::show))
+        .route("/api/v1/projects/{project}/notifications", post(notify::add).get(notify::list))
+        .route("/api/v1/projects/{project}/notifications/log", get(notify::log))
+        .route("/api/v1/projects/{project}/notifications/{id}", delete(notify::remove))
         .route("/api/v1/projects/{project}/vars", post(vars::set).get(vars::list))
         .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
         .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))

@@ -88,7 +88,22 @@ async fn run_build(state: &AppState, build: Build) {
     drop(log);
     let _ = writer.await;
     match state.db.finish_build(build.id, &outcome, now_ms()).await {
-        Ok(_) => tracing::info!(build = build.id, status = %outcome.status, "build finished"),
+        Ok(ended) => {
+            tracing::info!(build = build.id, status = %outcome.status, "build finished");
+            // Only the call that ended it tells anyone.
+            if ended {
+                let subject = serde_json::json!({
+                    "build": build.id,
+                    "number": build.number,
+                    "ref": build.git_ref,
+                    "status": outcome.status,
+                    "version": outcome.version,
+                    "error": outcome.error,
+                    "requested_by": build.requested_by,
+                });
+                crate::notify::emit(state, &build.project, ferry_domain::notify::BUILD_FINISHED, subject).await;
+            }
+        }
         Err(e) => tracing::error!(build = build.id, "recording the build's end: {e}"),
     }
     if outcome.status == BuildStatus::Succeeded {

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use ferry_domain::audit::{AuditRecord, GENESIS_HASH, entry_hash};
 use ferry_domain::log::{self, LogBudget};
 use ferry_domain::rollout::{RolloutPolicy, Step};
+use ferry_domain::stats::DeploymentFacts;
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
 };
@@ -20,6 +21,7 @@ use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod notify;
 mod rollout;
 
 use crate::model::*;
@@ -36,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
     (8, include_str!("migrations/0008_rollout_lb.sql")),
     (10, include_str!("migrations/0010_audit.sql")),
+    (11, include_str!("migrations/0011_notifications.sql")),
 ];
 
 /// See the module documentation.
@@ -861,6 +864,38 @@ impl Database for SqliteDatabase {
         rows.iter().map(deployment_row).collect()
     }
 
+    async fn deployment_facts(
+        &self,
+        project: &Project,
+        env: Option<&Environment>,
+        since: i64,
+    ) -> Result<Vec<DeploymentFacts>> {
+        let rows = sqlx::query(
+            "SELECT d.id, e.name AS env, d.kind, d.status, d.created_at, d.finished_at, d.emergency, r.committed_at \
+             FROM deployments d JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id \
+             WHERE d.project_id = ?1 AND (?2 IS NULL OR d.env_id = ?2) AND d.created_at >= ?3 ORDER BY d.id",
+        )
+        .bind(project.id)
+        .bind(env.map(|e| e.id))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeploymentFacts {
+                    id: r.try_get("id")?,
+                    env: r.try_get("env")?,
+                    kind: parse::<DeploymentKind>(&r.try_get::<String, _>("kind")?)?,
+                    status: parse::<DeploymentStatus>(&r.try_get::<String, _>("status")?)?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    emergency: r.try_get::<i64, _>("emergency")? != 0,
+                    committed_at: r.try_get("committed_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{DEPLOYMENT_SELECT} WHERE d.env_id = ? AND d.status != 'running' ORDER BY d.id DESC"
@@ -1618,6 +1653,44 @@ impl Database for SqliteDatabase {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(var_row).collect()
+    }
+
+    async fn add_notification_rule(
+        &self,
+        project: &Project,
+        new: &NewNotificationRule,
+        now: i64,
+    ) -> Result<NotificationRule> {
+        notify::add_rule(&self.pool, project, new, now).await
+    }
+
+    async fn notification_rules(&self, project: &Project) -> Result<Vec<NotificationRule>> {
+        notify::rules(&self.pool, project).await
+    }
+
+    async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool> {
+        notify::remove_rule(&self.pool, project, id).await
+    }
+
+    async fn enqueue_notifications(&self, project_id: i64, event: &str, payload: &str, now: i64) -> Result<Vec<i64>> {
+        notify::enqueue(&self.pool, project_id, event, payload, now).await
+    }
+
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
+        notify::due(&self.pool, now, limit).await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        outcome: NotificationOutcome,
+    ) -> Result<()> {
+        notify::record_attempt(&self.pool, id, attempt, outcome).await
+    }
+
+    async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>> {
+        notify::log(&self.pool, project, limit).await
     }
 
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {

@@ -1,0 +1,106 @@
+//! Notification rules and the delivery log (R28).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ferry_domain::notify::{check_url, parse_events};
+use ferry_domain::{Secret, rfc3339_from_millis};
+use ferry_proto::api::{AddNotificationRule, NotificationAttemptInfo, NotificationInfo, NotificationRuleInfo};
+use ferry_store::{NewNotificationRule, NotificationRule};
+
+use super::ListQuery;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::notify::notify_context;
+
+fn rule_info(r: NotificationRule) -> NotificationRuleInfo {
+    NotificationRuleInfo {
+        id: r.id,
+        project: r.project,
+        events: r.events,
+        webhook: r.webhook_url,
+        secret_set: r.secret.is_some(),
+        created_by: r.created_by,
+        created_at: rfc3339_from_millis(r.created_at),
+    }
+}
+
+/// `POST /api/v1/projects/{project}/notifications`.
+pub async fn add(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<AddNotificationRule>,
+) -> ApiResult<Json<NotificationRuleInfo>> {
+    let events = parse_events(&req.events.join(",")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let url = req.webhook.trim().to_string();
+    check_url(&url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let project = state.db.project(&project).await?;
+    // Sealed before it reaches the database, bound to the project and URL.
+    let secret = match req.secret.filter(|s| !s.is_empty()) {
+        Some(s) => Some(Secret::new(
+            state
+                .secrets
+                .seal(&s, &notify_context(&project.name, &url))
+                .map_err(|e| ApiError::Internal(format!("sealing the secret: {e}")))?,
+        )),
+        None => None,
+    };
+    let new = NewNotificationRule { events, webhook_url: url, secret, created_by: user.name };
+    let rule = state.db.add_notification_rule(&project, &new, crate::now_ms()).await?;
+    Ok(Json(rule_info(rule)))
+}
+
+/// `GET /api/v1/projects/{project}/notifications`.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<NotificationRuleInfo>>> {
+    let project = state.db.project(&project).await?;
+    Ok(Json(state.db.notification_rules(&project).await?.into_iter().map(rule_info).collect()))
+}
+
+/// `DELETE /api/v1/projects/{project}/notifications/{id}`.
+pub async fn remove(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((project, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Vec<NotificationRuleInfo>>> {
+    let project = state.db.project(&project).await?;
+    if !state.db.remove_notification_rule(&project, id).await? {
+        return Err(ApiError::NotFound(format!("project '{}' has no notification rule {id}", project.name)));
+    }
+    Ok(Json(state.db.notification_rules(&project).await?.into_iter().map(rule_info).collect()))
+}
+
+/// `GET /api/v1/projects/{project}/notifications/log[?limit=N]`: newest first.
+pub async fn log(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<NotificationInfo>>> {
+    let project = state.db.project(&project).await?;
+    let rows = state.db.notification_log(&project, q.limit()).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|n| NotificationInfo {
+                id: n.id,
+                event: n.event,
+                webhook: n.webhook_url,
+                status: n.status,
+                created_at: rfc3339_from_millis(n.created_at),
+                attempts: n
+                    .attempts
+                    .into_iter()
+                    .map(|a| NotificationAttemptInfo {
+                        at: rfc3339_from_millis(a.at),
+                        status_code: a.status_code,
+                        error: a.error,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,64 @@
+//! Deployment statistics (R29): the store's rows, `ferry_domain::stats`'s
+//! arithmetic.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ferry_domain::rfc3339_from_millis;
+use ferry_domain::stats::{Period, by_environment};
+use ferry_proto::api::ProjectStats;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+/// The period when the request names none.
+const DEFAULT_PERIOD_MS: i64 = 30 * 86_400_000;
+
+#[derive(serde::Deserialize)]
+pub struct StatsQuery {
+    /// Only this environment.
+    env: Option<String>,
+    /// Deployments created at or after this time (milliseconds since the
+    /// epoch); 30 days ago by default.
+    since_ms: Option<i64>,
+}
+
+/// `GET /api/v1/projects/{project}/stats[?env=E][&since_ms=T]`.
+pub async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Json<ProjectStats>> {
+    let until = crate::now_ms();
+    let since = q.since_ms.unwrap_or(until - DEFAULT_PERIOD_MS);
+    if since > until {
+        return Err(ApiError::BadRequest(format!(
+            "since ({}) is in the future; statistics cover a period that has begun",
+            rfc3339_from_millis(since)
+        )));
+    }
+    let project = state.db.project(&project).await?;
+    let (envs, rows) = match &q.env {
+        Some(name) => {
+            let env = state.db.environment(&project, name).await?;
+            let rows = state.db.deployment_facts(&project, Some(&env), since).await?;
+            (vec![env.name], rows)
+        }
+        None => {
+            let envs = state.db.environments(&project).await?.into_iter().map(|e| e.name).collect();
+            (envs, state.db.deployment_facts(&project, None, since).await?)
+        }
+    };
+    // A period's end is exclusive: one past now, so that a deployment
+    // created in this very millisecond counts.
+    let environments = by_environment(&envs, &rows, Period { since, until: until + 1 });
+    Ok(Json(ProjectStats {
+        project: project.name,
+        since: rfc3339_from_millis(since),
+        until: rfc3339_from_millis(until),
+        since_ms: since,
+        until_ms: until,
+        environments,
+    }))
+}

@@ -1,0 +1,218 @@
+//! Notifications (R28): rules, and the outbox a delivery task works through.
+//! Each function is one statement or one transaction.
+
+use ferry_domain::Secret;
+use sqlx::{Row, SqlitePool};
+
+use crate::model::*;
+use crate::{Result, StoreError};
+
+fn events_from(json: &str) -> Result<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("bad events in database: {e}")))
+}
+
+fn rule_row(r: &sqlx::sqlite::SqliteRow) -> Result<NotificationRule> {
+    Ok(NotificationRule {
+        id: r.try_get("id")?,
+        project: r.try_get("project")?,
+        events: events_from(&r.try_get::<String, _>("events")?)?,
+        webhook_url: r.try_get("webhook_url")?,
+        secret: r.try_get::<Option<String>, _>("secret")?.map(Secret::new),
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const RULE_SELECT: &str = "SELECT n.id, p.name AS project, n.events, n.webhook_url, n.secret, n.created_by, \
+     n.created_at FROM notification_rules n JOIN projects p ON p.id = n.project_id";
+
+pub(super) async fn add_rule(
+    pool: &SqlitePool,
+    project: &Project,
+    new: &NewNotificationRule,
+    now: i64,
+) -> Result<NotificationRule> {
+    let events = serde_json::to_string(&new.events).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO notification_rules (project_id, events, webhook_url, secret, created_by, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(project.id)
+    .bind(events)
+    .bind(&new.webhook_url)
+    .bind(new.secret.as_ref().map(|s| s.expose()))
+    .bind(&new.created_by)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(format!("{RULE_SELECT} WHERE n.id = ?"))).bind(id).fetch_one(pool).await?;
+    rule_row(&row)
+}
+
+pub(super) async fn rules(pool: &SqlitePool, project: &Project) -> Result<Vec<NotificationRule>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{RULE_SELECT} WHERE n.project_id = ? ORDER BY n.id")))
+        .bind(project.id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(rule_row).collect()
+}
+
+pub(super) async fn remove_rule(pool: &SqlitePool, project: &Project, id: i64) -> Result<bool> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let removed = sqlx::query("DELETE FROM notification_rules WHERE id = ? AND project_id = ?")
+        .bind(id)
+        .bind(project.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        > 0;
+    if removed {
+        // Nobody wants what was still on its way there.
+        sqlx::query(
+            "UPDATE notifications SET status = 'failed', next_attempt_at = NULL WHERE rule_id = ? AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+pub(super) async fn enqueue(
+    pool: &SqlitePool,
+    project_id: i64,
+    event: &str,
+    payload: &str,
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let rules = sqlx::query("SELECT id, events, webhook_url FROM notification_rules WHERE project_id = ? ORDER BY id")
+        .bind(project_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut ids = Vec::new();
+    for r in &rules {
+        if !events_from(&r.try_get::<String, _>("events")?)?.iter().any(|e| e == event) {
+            continue;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO notifications (project_id, rule_id, webhook_url, event, payload, status, next_attempt_at, \
+             created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(r.try_get::<i64, _>("id")?)
+        .bind(r.try_get::<String, _>("webhook_url")?)
+        .bind(event)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        ids.push(id);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+pub(super) async fn due(pool: &SqlitePool, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
+    let rows = sqlx::query(
+        "SELECT n.id, p.name AS project, n.event, n.payload, n.attempts, n.webhook_url, r.secret \
+         FROM notifications n JOIN projects p ON p.id = n.project_id \
+         JOIN notification_rules r ON r.id = n.rule_id \
+         WHERE n.status = 'pending' AND n.next_attempt_at <= ? ORDER BY n.next_attempt_at, n.id LIMIT ?",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueNotification {
+                id: r.try_get("id")?,
+                project: r.try_get("project")?,
+                event: r.try_get("event")?,
+                payload: r.try_get("payload")?,
+                attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                webhook_url: r.try_get("webhook_url")?,
+                secret: r.try_get::<Option<String>, _>("secret")?.map(Secret::new),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn record_attempt(
+    pool: &SqlitePool,
+    id: i64,
+    attempt: &NotificationAttempt,
+    outcome: NotificationOutcome,
+) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let (status, next) = match outcome {
+        NotificationOutcome::Delivered => ("delivered", None),
+        NotificationOutcome::RetryAt(at) => ("pending", Some(at)),
+        NotificationOutcome::GaveUp => ("failed", None),
+    };
+    let n: i64 = sqlx::query_scalar(
+        "UPDATE notifications SET attempts = attempts + 1, status = ?, next_attempt_at = ? \
+         WHERE id = ? AND status = 'pending' RETURNING attempts",
+    )
+    .bind(status)
+    .bind(next)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::Refused(format!("notification {id} is not waiting for delivery")))?;
+    sqlx::query(
+        "INSERT INTO notification_attempts (notification_id, attempt, at, status_code, error) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(n)
+    .bind(attempt.at)
+    .bind(attempt.status_code.map(i64::from))
+    .bind(&attempt.error)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn log(pool: &SqlitePool, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>> {
+    let rows = sqlx::query(
+        "SELECT id, event, webhook_url, status, created_at FROM notifications WHERE project_id = ? \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(project.id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        let attempts = sqlx::query(
+            "SELECT at, status_code, error FROM notification_attempts WHERE notification_id = ? ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|a| {
+            Ok(NotificationAttempt {
+                at: a.try_get("at")?,
+                status_code: a.try_get::<Option<i64>, _>("status_code")?.and_then(|c| u16::try_from(c).ok()),
+                error: a.try_get("error")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        out.push(NotificationLogRow {
+            id,
+            event: r.try_get("event")?,
+            webhook_url: r.try_get("webhook_url")?,
+            status: r.try_get("status")?,
+            created_at: r.try_get("created_at")?,
+            attempts,
+        });
+    }
+    Ok(out)
+}
