@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod access;
 mod builds;
 mod deploy;
 mod deploy_log;

@@ -1,6 +1,11 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`. Handlers are thin: they
-//! authenticate, validate, call the store or `fleet`, and shape the answer.
+//! validate, call the store or `fleet`, and shape the answer.
+//!
+//! Every route is declared in [`routes`] with the permission it needs, and
+//! the router is built from that one table: a route cannot exist without a
+//! rule. `access::authorize` enforces the rule before the handler runs.
 
+mod accounts;
 mod builds;
 mod deployments;
 mod hooks;
@@ -13,8 +18,11 @@ mod vars;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+use ferry_domain::Action;
 
+use crate::access::Rule;
 use crate::{AppState, agent_channel};
 
 /// Large enough for the manifest of a release with hundreds of thousands of
@@ -33,46 +41,169 @@ impl ListQuery {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/projects", post(projects::create).get(projects::list))
-        .route("/api/v1/projects/{project}", get(projects::show))
-        .route("/api/v1/projects/{project}/environments", post(projects::create_env).get(projects::list_envs))
-        .route("/api/v1/projects/{project}/environments/{env}/rollout", post(projects::set_env_rollout))
-        .route("/api/v1/projects/{project}/environments/{env}/lb", post(lb::set).get(lb::show).delete(lb::unset))
-        .route("/api/v1/projects/{project}/environments/{env}/lb/drain", post(lb::drain))
-        .route("/api/v1/projects/{project}/environments/{env}/lb/ready", post(lb::ready))
-        .route("/api/v1/projects/{project}/environments/{env}/lb/applied", get(lb::applied))
-        .route("/api/v1/projects/{project}/status", get(projects::status))
-        .route("/api/v1/projects/{project}/vars", post(vars::set).get(vars::list))
-        .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
-        .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))
-        .route("/api/v1/projects/{project}/releases/{version}/archive", get(releases::archive))
-        .route(
-            "/api/v1/projects/{project}/releases/{version}/bad",
-            post(releases::mark_bad).delete(releases::mark_good),
-        )
-        .route("/api/v1/projects/{project}/environments/{env}/freeze", post(locks::freeze).delete(locks::unfreeze))
-        .route("/api/v1/locks", get(locks::list))
-        .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))
-        .route("/api/v1/deployments/{id}", get(deployments::show))
-        .route("/api/v1/deployments/{id}/log", get(deployments::log))
-        .route("/api/v1/deployments/{id}/retry", post(deployments::retry))
-        .route("/api/v1/deployments/{id}/{action}", post(deployments::control))
-        .route("/api/v1/projects/{project}/builds", post(builds::create).get(builds::list))
-        .route("/api/v1/builds/{id}", get(builds::show))
-        .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
-        .route("/api/v1/builds/{id}/retry", post(builds::retry))
-        .route("/api/v1/builds/{id}/log", get(builds::log))
-        .route("/api/v1/hooks/{forge}/{project}", post(hooks::receive))
-        .route("/api/v1/blobs/missing", post(releases::missing_blobs))
-        .route("/api/v1/blobs", post(releases::upload_blobs))
-        .route("/api/v1/hosts", get(hosts::list))
-        .route("/api/v1/agent/enroll", post(agent_channel::enroll))
-        .route("/api/v1/agent/connect", get(agent_channel::connect))
-        .route("/api/v1/agent/releases/{id}/manifest", get(agent_channel::manifest))
-        .route("/api/v1/agent/blobs", post(agent_channel::blobs))
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .with_state(state)
+/// One route of the API: its method, path and permission, and its handler.
+pub(crate) struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+    pub handler: MethodRouter<AppState>,
 }
+
+fn route(method: Method, path: &'static str, rule: Rule, handler: MethodRouter<AppState>) -> Route {
+    Route { method, path, rule, handler }
+}
+
+/// The permission table: every route of the API with the rule it is served
+/// under. Routes that concern a project take it from `{project}`, or from the
+/// deployment or build `{id}` names (see `access::authorize`).
+pub(crate) fn routes() -> Vec<Route> {
+    use Action::*;
+    use Rule::{Agent, Public, User};
+    let (g, p, d) = (Method::GET, Method::POST, Method::DELETE);
+    vec![
+        route(g.clone(), "/healthz", Public, get(|| async { "ok\n" })),
+        // Accounts: signing in checks the password itself.
+        route(p.clone(), "/api/v1/login", Public, post(accounts::login)),
+        route(g.clone(), "/api/v1/whoami", User(ReadShared), get(accounts::whoami)),
+        route(p.clone(), "/api/v1/users", User(ManageUsers), post(accounts::create_user)),
+        route(g.clone(), "/api/v1/users", User(ManageUsers), get(accounts::list_users)),
+        route(p.clone(), "/api/v1/users/{name}/disable", User(ManageUsers), post(accounts::disable_user)),
+        route(p.clone(), "/api/v1/users/{name}/enable", User(ManageUsers), post(accounts::enable_user)),
+        route(p.clone(), "/api/v1/tokens", User(ManageOwnTokens), post(accounts::create_token)),
+        route(g.clone(), "/api/v1/tokens", User(ManageOwnTokens), get(accounts::list_tokens)),
+        route(d.clone(), "/api/v1/tokens/{token_id}", User(ManageOwnTokens), delete(accounts::revoke_token)),
+        route(p.clone(), "/api/v1/projects/{project}/members", User(ManageProject), post(accounts::add_member)),
+        route(g.clone(), "/api/v1/projects/{project}/members", User(ReadProject), get(accounts::list_members)),
+        route(
+            d.clone(),
+            "/api/v1/projects/{project}/members/{user}",
+            User(ManageProject),
+            delete(accounts::remove_member),
+        ),
+        // Projects and environments.
+        route(p.clone(), "/api/v1/projects", User(CreateProject), post(projects::create)),
+        route(g.clone(), "/api/v1/projects", User(ReadShared), get(projects::list)),
+        route(g.clone(), "/api/v1/projects/{project}", User(ReadProject), get(projects::show)),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments",
+            User(ManageProject),
+            post(projects::create_env),
+        ),
+        route(g.clone(), "/api/v1/projects/{project}/environments", User(ReadProject), get(projects::list_envs)),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/rollout",
+            User(ManageProject),
+            post(projects::set_env_rollout),
+        ),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/production",
+            User(ChangeProduction),
+            post(projects::set_env_production),
+        ),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), post(lb::set)),
+        route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ReadProject), get(lb::show)),
+        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), delete(lb::unset)),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/lb/drain",
+            User(ManageProject),
+            post(lb::drain),
+        ),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/lb/ready",
+            User(ManageProject),
+            post(lb::ready),
+        ),
+        route(
+            g.clone(),
+            "/api/v1/projects/{project}/environments/{env}/lb/applied",
+            User(ReadProject),
+            get(lb::applied),
+        ),
+        route(g.clone(), "/api/v1/projects/{project}/status", User(ReadProject), get(projects::status)),
+        // Variables: secrets among them, so only owners write them.
+        route(p.clone(), "/api/v1/projects/{project}/vars", User(ManageProject), post(vars::set)),
+        route(g.clone(), "/api/v1/projects/{project}/vars", User(ReadProject), get(vars::list)),
+        route(d.clone(), "/api/v1/projects/{project}/vars/{key}", User(ManageProject), delete(vars::unset)),
+        // Releases and content.
+        route(p.clone(), "/api/v1/projects/{project}/releases", User(Build), post(releases::create)),
+        route(g.clone(), "/api/v1/projects/{project}/releases", User(ReadProject), get(releases::list)),
+        route(
+            g.clone(),
+            "/api/v1/projects/{project}/releases/{version}/archive",
+            User(ReadProject),
+            get(releases::archive),
+        ),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/releases/{version}/bad",
+            User(Build),
+            post(releases::mark_bad),
+        ),
+        route(
+            d.clone(),
+            "/api/v1/projects/{project}/releases/{version}/bad",
+            User(Build),
+            delete(releases::mark_good),
+        ),
+        route(p.clone(), "/api/v1/blobs/missing", User(Build), post(releases::missing_blobs)),
+        route(p.clone(), "/api/v1/blobs", User(Build), post(releases::upload_blobs)),
+        // Freezes and locks.
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/freeze",
+            User(ManageProject),
+            post(locks::freeze),
+        ),
+        route(
+            d.clone(),
+            "/api/v1/projects/{project}/environments/{env}/freeze",
+            User(ManageProject),
+            delete(locks::unfreeze),
+        ),
+        route(g.clone(), "/api/v1/locks", User(ReadShared), get(locks::list)),
+        // Deployments: the production right is checked once the environment
+        // is known (`fleet::create_deployment`; by id, in `authorize`).
+        route(p.clone(), "/api/v1/projects/{project}/deployments", User(Deploy), post(deployments::create)),
+        route(g.clone(), "/api/v1/projects/{project}/deployments", User(ReadProject), get(deployments::list)),
+        route(g.clone(), "/api/v1/deployments/{id}", User(ReadProject), get(deployments::show)),
+        route(g.clone(), "/api/v1/deployments/{id}/log", User(ReadProject), get(deployments::log)),
+        route(p.clone(), "/api/v1/deployments/{id}/retry", User(Deploy), post(deployments::retry)),
+        route(p.clone(), "/api/v1/deployments/{id}/{action}", User(Deploy), post(deployments::control)),
+        // Builds.
+        route(p.clone(), "/api/v1/projects/{project}/builds", User(Build), post(builds::create)),
+        route(g.clone(), "/api/v1/projects/{project}/builds", User(ReadProject), get(builds::list)),
+        route(g.clone(), "/api/v1/builds/{id}", User(ReadProject), get(builds::show)),
+        route(p.clone(), "/api/v1/builds/{id}/cancel", User(Build), post(builds::cancel)),
+        route(p.clone(), "/api/v1/builds/{id}/retry", User(Build), post(builds::retry)),
+        route(g.clone(), "/api/v1/builds/{id}/log", User(ReadProject), get(builds::log)),
+        // Forges authenticate with the project's webhook secret.
+        route(p.clone(), "/api/v1/hooks/{forge}/{project}", Public, post(hooks::receive)),
+        route(g.clone(), "/api/v1/hosts", User(ReadShared), get(hosts::list)),
+        // Agents: the join token, then their own credential; never a user's.
+        route(p.clone(), "/api/v1/agent/enroll", Agent, post(agent_channel::enroll)),
+        route(g.clone(), "/api/v1/agent/connect", Agent, get(agent_channel::connect)),
+        route(g.clone(), "/api/v1/agent/releases/{id}/manifest", Agent, get(agent_channel::manifest)),
+        route(p, "/api/v1/agent/blobs", Agent, post(agent_channel::blobs)),
+    ]
+}
+
+/// The API, built from [`routes`]: each handler is wrapped in the check of
+/// its own rule.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for r in routes() {
+        let guard = crate::access::Guard { state: state.clone(), rule: r.rule };
+        let handler = r.handler.route_layer(axum::middleware::from_fn_with_state(guard, crate::access::authorize));
+        // Routes of one path with different methods merge into one.
+        router = router.route(r.path, handler);
+    }
+    router.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)).with_state(state)
+}
+
+#[cfg(test)]
+mod tests;
