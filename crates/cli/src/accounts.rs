@@ -38,9 +38,9 @@ pub fn credentials_path() -> Result<PathBuf> {
 pub fn saved_credentials() -> Result<Option<SavedCredentials>> {
     let path = credentials_path()?;
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).with_context(|| format!("{} is not readable", path.display()))?,
-        )),
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is not readable", path.display()))?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -90,7 +90,14 @@ pub async fn login(url: &str, user: &str, password: &str, token_name: &str) -> R
     let token: NewToken = crate::client::decode(path, resp).await?;
     let saved = SavedCredentials { server, user: token.user.clone(), token: token.token };
     let file = save_credentials(&saved)?;
-    println!("signed in to {} as {} (token {} '{}' saved in {})", saved.server, saved.user, token.id, token.name, file.display());
+    println!(
+        "signed in to {} as {} (token {} '{}' saved in {})",
+        saved.server,
+        saved.user,
+        token.id,
+        token.name,
+        file.display()
+    );
     Ok(())
 }
 

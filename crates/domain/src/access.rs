@@ -149,7 +149,9 @@ impl Denied {
             (Action::Deploy, Missing::ProductionRight, Some(p), Some(e)) => {
                 format!("{doing} to production environment '{e}' of project '{p}'")
             }
-            (Action::Deploy, Missing::ProductionRight, _, Some(e)) => format!("{doing} to production environment '{e}'"),
+            (Action::Deploy, Missing::ProductionRight, _, Some(e)) => {
+                format!("{doing} to production environment '{e}'")
+            }
             (Action::Deploy, Missing::ProductionRight, _, None) => format!("{doing} to a production environment"),
             (Action::ChangeProduction, _, _, Some(e)) => {
                 format!("changing whether environment '{e}' is production")
@@ -204,7 +206,12 @@ fn needed_role(action: Action) -> Option<Role> {
 /// environment needs the production right on top of the developer role, and
 /// so does changing which environments are production (otherwise an owner
 /// could lift the guard and deploy).
-pub fn allowed(user: &Subject, membership: Option<Role>, action: Action, env_is_production: bool) -> Result<(), Denied> {
+pub fn allowed(
+    user: &Subject,
+    membership: Option<Role>,
+    action: Action,
+    env_is_production: bool,
+) -> Result<(), Denied> {
     if user.is_admin {
         return Ok(());
     }

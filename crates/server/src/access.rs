@@ -80,10 +80,10 @@ async fn check(
     };
     let production = scope.env.as_ref().is_some_and(|e| e.production);
     allowed(&user.subject(), membership, action, production).map_err(|denied| {
-        ApiError::Forbidden(denied.message(
-            scope.project.as_ref().map(|p| p.name.as_str()),
-            scope.env.as_ref().map(|e| e.name.as_str()),
-        ))
+        ApiError::Forbidden(
+            denied
+                .message(scope.project.as_ref().map(|p| p.name.as_str()), scope.env.as_ref().map(|e| e.name.as_str())),
+        )
     })?;
     Ok(user)
 }

@@ -3,9 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use ferry_domain::{Role, rfc3339_from_millis, validate_name};
-use ferry_proto::api::{
-    AddMember, CreateToken, CreateUser, Login, MemberInfo, NewToken, TokenInfo, UserInfo,
-};
+use ferry_proto::api::{AddMember, CreateToken, CreateUser, Login, MemberInfo, NewToken, TokenInfo, UserInfo};
 use ferry_store::{NewUser, User};
 
 use crate::AppState;
@@ -160,7 +158,11 @@ pub async fn list_members(
             .members(&project)
             .await?
             .into_iter()
-            .map(|m| MemberInfo { user: m.user, role: m.role.to_string(), created_at: rfc3339_from_millis(m.created_at) })
+            .map(|m| MemberInfo {
+                user: m.user,
+                role: m.role.to_string(),
+                created_at: rfc3339_from_millis(m.created_at),
+            })
             .collect(),
     ))
 }

@@ -18,8 +18,9 @@ mod vars;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use ferry_domain::Action;
 
 use crate::access::Rule;
@@ -41,6 +42,10 @@ impl ListQuery {
     }
 }
 
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
 /// One route of the API: its method, path and permission, and its handler.
 pub(crate) struct Route {
     pub method: Method,
@@ -49,8 +54,15 @@ pub(crate) struct Route {
     pub handler: MethodRouter<AppState>,
 }
 
-fn route(method: Method, path: &'static str, rule: Rule, handler: MethodRouter<AppState>) -> Route {
-    Route { method, path, rule, handler }
+/// A route of `method` only: the method in the table is the one served.
+fn route<H, T>(method: Method, path: &'static str, rule: Rule, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // The table only holds the methods axum can filter on.
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Route { method, path, rule, handler: on(filter, handler) }
 }
 
 /// The permission table: every route of the API with the rule it is served
@@ -61,134 +73,84 @@ pub(crate) fn routes() -> Vec<Route> {
     use Rule::{Agent, Public, User};
     let (g, p, d) = (Method::GET, Method::POST, Method::DELETE);
     vec![
-        route(g.clone(), "/healthz", Public, get(|| async { "ok\n" })),
+        route(g.clone(), "/healthz", Public, healthz),
         // Accounts: signing in checks the password itself.
-        route(p.clone(), "/api/v1/login", Public, post(accounts::login)),
-        route(g.clone(), "/api/v1/whoami", User(ReadShared), get(accounts::whoami)),
-        route(p.clone(), "/api/v1/users", User(ManageUsers), post(accounts::create_user)),
-        route(g.clone(), "/api/v1/users", User(ManageUsers), get(accounts::list_users)),
-        route(p.clone(), "/api/v1/users/{name}/disable", User(ManageUsers), post(accounts::disable_user)),
-        route(p.clone(), "/api/v1/users/{name}/enable", User(ManageUsers), post(accounts::enable_user)),
-        route(p.clone(), "/api/v1/tokens", User(ManageOwnTokens), post(accounts::create_token)),
-        route(g.clone(), "/api/v1/tokens", User(ManageOwnTokens), get(accounts::list_tokens)),
-        route(d.clone(), "/api/v1/tokens/{token_id}", User(ManageOwnTokens), delete(accounts::revoke_token)),
-        route(p.clone(), "/api/v1/projects/{project}/members", User(ManageProject), post(accounts::add_member)),
-        route(g.clone(), "/api/v1/projects/{project}/members", User(ReadProject), get(accounts::list_members)),
-        route(
-            d.clone(),
-            "/api/v1/projects/{project}/members/{user}",
-            User(ManageProject),
-            delete(accounts::remove_member),
-        ),
+        route(p.clone(), "/api/v1/login", Public, accounts::login),
+        route(g.clone(), "/api/v1/whoami", User(ReadShared), accounts::whoami),
+        route(p.clone(), "/api/v1/users", User(ManageUsers), accounts::create_user),
+        route(g.clone(), "/api/v1/users", User(ManageUsers), accounts::list_users),
+        route(p.clone(), "/api/v1/users/{name}/disable", User(ManageUsers), accounts::disable_user),
+        route(p.clone(), "/api/v1/users/{name}/enable", User(ManageUsers), accounts::enable_user),
+        route(p.clone(), "/api/v1/tokens", User(ManageOwnTokens), accounts::create_token),
+        route(g.clone(), "/api/v1/tokens", User(ManageOwnTokens), accounts::list_tokens),
+        route(d.clone(), "/api/v1/tokens/{token_id}", User(ManageOwnTokens), accounts::revoke_token),
+        route(p.clone(), "/api/v1/projects/{project}/members", User(ManageProject), accounts::add_member),
+        route(g.clone(), "/api/v1/projects/{project}/members", User(ReadProject), accounts::list_members),
+        route(d.clone(), "/api/v1/projects/{project}/members/{user}", User(ManageProject), accounts::remove_member),
         // Projects and environments.
-        route(p.clone(), "/api/v1/projects", User(CreateProject), post(projects::create)),
-        route(g.clone(), "/api/v1/projects", User(ReadShared), get(projects::list)),
-        route(g.clone(), "/api/v1/projects/{project}", User(ReadProject), get(projects::show)),
-        route(
-            p.clone(),
-            "/api/v1/projects/{project}/environments",
-            User(ManageProject),
-            post(projects::create_env),
-        ),
-        route(g.clone(), "/api/v1/projects/{project}/environments", User(ReadProject), get(projects::list_envs)),
+        route(p.clone(), "/api/v1/projects", User(CreateProject), projects::create),
+        route(g.clone(), "/api/v1/projects", User(ReadShared), projects::list),
+        route(g.clone(), "/api/v1/projects/{project}", User(ReadProject), projects::show),
+        route(p.clone(), "/api/v1/projects/{project}/environments", User(ManageProject), projects::create_env),
+        route(g.clone(), "/api/v1/projects/{project}/environments", User(ReadProject), projects::list_envs),
         route(
             p.clone(),
             "/api/v1/projects/{project}/environments/{env}/rollout",
             User(ManageProject),
-            post(projects::set_env_rollout),
+            projects::set_env_rollout,
         ),
         route(
             p.clone(),
             "/api/v1/projects/{project}/environments/{env}/production",
             User(ChangeProduction),
-            post(projects::set_env_production),
+            projects::set_env_production,
         ),
-        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), post(lb::set)),
-        route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ReadProject), get(lb::show)),
-        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), delete(lb::unset)),
-        route(
-            p.clone(),
-            "/api/v1/projects/{project}/environments/{env}/lb/drain",
-            User(ManageProject),
-            post(lb::drain),
-        ),
-        route(
-            p.clone(),
-            "/api/v1/projects/{project}/environments/{env}/lb/ready",
-            User(ManageProject),
-            post(lb::ready),
-        ),
-        route(
-            g.clone(),
-            "/api/v1/projects/{project}/environments/{env}/lb/applied",
-            User(ReadProject),
-            get(lb::applied),
-        ),
-        route(g.clone(), "/api/v1/projects/{project}/status", User(ReadProject), get(projects::status)),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::set),
+        route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ReadProject), lb::show),
+        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::unset),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb/drain", User(ManageProject), lb::drain),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb/ready", User(ManageProject), lb::ready),
+        route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb/applied", User(ReadProject), lb::applied),
+        route(g.clone(), "/api/v1/projects/{project}/status", User(ReadProject), projects::status),
         // Variables: secrets among them, so only owners write them.
-        route(p.clone(), "/api/v1/projects/{project}/vars", User(ManageProject), post(vars::set)),
-        route(g.clone(), "/api/v1/projects/{project}/vars", User(ReadProject), get(vars::list)),
-        route(d.clone(), "/api/v1/projects/{project}/vars/{key}", User(ManageProject), delete(vars::unset)),
+        route(p.clone(), "/api/v1/projects/{project}/vars", User(ManageProject), vars::set),
+        route(g.clone(), "/api/v1/projects/{project}/vars", User(ReadProject), vars::list),
+        route(d.clone(), "/api/v1/projects/{project}/vars/{key}", User(ManageProject), vars::unset),
         // Releases and content.
-        route(p.clone(), "/api/v1/projects/{project}/releases", User(Build), post(releases::create)),
-        route(g.clone(), "/api/v1/projects/{project}/releases", User(ReadProject), get(releases::list)),
-        route(
-            g.clone(),
-            "/api/v1/projects/{project}/releases/{version}/archive",
-            User(ReadProject),
-            get(releases::archive),
-        ),
-        route(
-            p.clone(),
-            "/api/v1/projects/{project}/releases/{version}/bad",
-            User(Build),
-            post(releases::mark_bad),
-        ),
-        route(
-            d.clone(),
-            "/api/v1/projects/{project}/releases/{version}/bad",
-            User(Build),
-            delete(releases::mark_good),
-        ),
-        route(p.clone(), "/api/v1/blobs/missing", User(Build), post(releases::missing_blobs)),
-        route(p.clone(), "/api/v1/blobs", User(Build), post(releases::upload_blobs)),
+        route(p.clone(), "/api/v1/projects/{project}/releases", User(Build), releases::create),
+        route(g.clone(), "/api/v1/projects/{project}/releases", User(ReadProject), releases::list),
+        route(g.clone(), "/api/v1/projects/{project}/releases/{version}/archive", User(ReadProject), releases::archive),
+        route(p.clone(), "/api/v1/projects/{project}/releases/{version}/bad", User(Build), releases::mark_bad),
+        route(d.clone(), "/api/v1/projects/{project}/releases/{version}/bad", User(Build), releases::mark_good),
+        route(p.clone(), "/api/v1/blobs/missing", User(Build), releases::missing_blobs),
+        route(p.clone(), "/api/v1/blobs", User(Build), releases::upload_blobs),
         // Freezes and locks.
-        route(
-            p.clone(),
-            "/api/v1/projects/{project}/environments/{env}/freeze",
-            User(ManageProject),
-            post(locks::freeze),
-        ),
-        route(
-            d.clone(),
-            "/api/v1/projects/{project}/environments/{env}/freeze",
-            User(ManageProject),
-            delete(locks::unfreeze),
-        ),
-        route(g.clone(), "/api/v1/locks", User(ReadShared), get(locks::list)),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/freeze", User(ManageProject), locks::freeze),
+        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/freeze", User(ManageProject), locks::unfreeze),
+        route(g.clone(), "/api/v1/locks", User(ReadShared), locks::list),
         // Deployments: the production right is checked once the environment
         // is known (`fleet::create_deployment`; by id, in `authorize`).
-        route(p.clone(), "/api/v1/projects/{project}/deployments", User(Deploy), post(deployments::create)),
-        route(g.clone(), "/api/v1/projects/{project}/deployments", User(ReadProject), get(deployments::list)),
-        route(g.clone(), "/api/v1/deployments/{id}", User(ReadProject), get(deployments::show)),
-        route(g.clone(), "/api/v1/deployments/{id}/log", User(ReadProject), get(deployments::log)),
-        route(p.clone(), "/api/v1/deployments/{id}/retry", User(Deploy), post(deployments::retry)),
-        route(p.clone(), "/api/v1/deployments/{id}/{action}", User(Deploy), post(deployments::control)),
+        route(p.clone(), "/api/v1/projects/{project}/deployments", User(Deploy), deployments::create),
+        route(g.clone(), "/api/v1/projects/{project}/deployments", User(ReadProject), deployments::list),
+        route(g.clone(), "/api/v1/deployments/{id}", User(ReadProject), deployments::show),
+        route(g.clone(), "/api/v1/deployments/{id}/log", User(ReadProject), deployments::log),
+        route(p.clone(), "/api/v1/deployments/{id}/retry", User(Deploy), deployments::retry),
+        route(p.clone(), "/api/v1/deployments/{id}/{action}", User(Deploy), deployments::control),
         // Builds.
-        route(p.clone(), "/api/v1/projects/{project}/builds", User(Build), post(builds::create)),
-        route(g.clone(), "/api/v1/projects/{project}/builds", User(ReadProject), get(builds::list)),
-        route(g.clone(), "/api/v1/builds/{id}", User(ReadProject), get(builds::show)),
-        route(p.clone(), "/api/v1/builds/{id}/cancel", User(Build), post(builds::cancel)),
-        route(p.clone(), "/api/v1/builds/{id}/retry", User(Build), post(builds::retry)),
-        route(g.clone(), "/api/v1/builds/{id}/log", User(ReadProject), get(builds::log)),
+        route(p.clone(), "/api/v1/projects/{project}/builds", User(Build), builds::create),
+        route(g.clone(), "/api/v1/projects/{project}/builds", User(ReadProject), builds::list),
+        route(g.clone(), "/api/v1/builds/{id}", User(ReadProject), builds::show),
+        route(p.clone(), "/api/v1/builds/{id}/cancel", User(Build), builds::cancel),
+        route(p.clone(), "/api/v1/builds/{id}/retry", User(Build), builds::retry),
+        route(g.clone(), "/api/v1/builds/{id}/log", User(ReadProject), builds::log),
         // Forges authenticate with the project's webhook secret.
-        route(p.clone(), "/api/v1/hooks/{forge}/{project}", Public, post(hooks::receive)),
-        route(g.clone(), "/api/v1/hosts", User(ReadShared), get(hosts::list)),
+        route(p.clone(), "/api/v1/hooks/{forge}/{project}", Public, hooks::receive),
+        route(g.clone(), "/api/v1/hosts", User(ReadShared), hosts::list),
         // Agents: the join token, then their own credential; never a user's.
-        route(p.clone(), "/api/v1/agent/enroll", Agent, post(agent_channel::enroll)),
-        route(g.clone(), "/api/v1/agent/connect", Agent, get(agent_channel::connect)),
-        route(g.clone(), "/api/v1/agent/releases/{id}/manifest", Agent, get(agent_channel::manifest)),
-        route(p, "/api/v1/agent/blobs", Agent, post(agent_channel::blobs)),
+        route(p.clone(), "/api/v1/agent/enroll", Agent, agent_channel::enroll),
+        route(g.clone(), "/api/v1/agent/connect", Agent, agent_channel::connect),
+        route(g.clone(), "/api/v1/agent/releases/{id}/manifest", Agent, agent_channel::manifest),
+        route(p, "/api/v1/agent/blobs", Agent, agent_channel::blobs),
     ]
 }
 
@@ -197,6 +159,7 @@ pub(crate) fn routes() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for r in routes() {
+        tracing::trace!(method = %r.method, path = r.path, rule = ?r.rule, "route");
         let guard = crate::access::Guard { state: state.clone(), rule: r.rule };
         let handler = r.handler.route_layer(axum::middleware::from_fn_with_state(guard, crate::access::authorize));
         // Routes of one path with different methods merge into one.

@@ -11,7 +11,9 @@ use axum::http::{Method, Request, StatusCode};
 use ferry_domain::access::{Action, Role, Subject, allowed};
 use ferry_domain::{DeploymentKind, Digest};
 use ferry_store::sqlite::SqliteDatabase;
-use ferry_store::{Database, LocalArtifactStore, NewBuild, NewDeployment, NewEnvironment, NewProject, NewRelease, NewUser};
+use ferry_store::{
+    Database, LocalArtifactStore, NewBuild, NewDeployment, NewEnvironment, NewProject, NewRelease, NewUser,
+};
 use tower::ServiceExt;
 
 use super::{Route, router, routes};
@@ -115,10 +117,8 @@ async fn fixture() -> Fixture {
     ];
     let mut people = Vec::new();
     for (name, is_admin, production, role) in kinds {
-        let user = db
-            .create_user(&NewUser { name: name.into(), is_admin, production, password_hash: None }, 5)
-            .await
-            .unwrap();
+        let user =
+            db.create_user(&NewUser { name: name.into(), is_admin, production, password_hash: None }, 5).await.unwrap();
         if let Some(role) = role {
             db.set_member(&p, &user, role, 5).await.unwrap();
         }
@@ -167,7 +167,8 @@ fn expected(route: &Route, person: &Person, action: Action) -> bool {
 }
 
 async fn call(f: &Fixture, method: &Method, path: &str, token: &str) -> StatusCode {
-    let mut req = Request::builder().method(method.clone()).uri(path).header("authorization", format!("Bearer {token}"));
+    let mut req =
+        Request::builder().method(method.clone()).uri(path).header("authorization", format!("Bearer {token}"));
     let body = if *method == Method::POST {
         req = req.header("content-type", "application/json");
         Body::from("{}")
@@ -183,6 +184,7 @@ fn every_route_has_one_rule_and_only_the_right_ones_are_open() {
     let mut seen = BTreeSet::new();
     for r in routes() {
         assert!(seen.insert((r.method.to_string(), r.path)), "{} {} is declared twice", r.method, r.path);
+        assert!(axum::routing::MethodFilter::try_from(r.method.clone()).is_ok(), "{} {}", r.method, r.path);
         let agent = r.path.starts_with("/api/v1/agent/");
         let public = matches!(r.path, "/healthz" | "/api/v1/login" | "/api/v1/hooks/{forge}/{project}");
         match r.rule {

@@ -494,17 +494,15 @@ impl Database for SqliteDatabase {
     }
 
     async fn create_user(&self, new: &NewUser, now: i64) -> Result<User> {
-        sqlx::query(
-            "INSERT INTO users (name, is_admin, production, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&new.name)
-        .bind(new.is_admin)
-        .bind(new.production)
-        .bind(new.password_hash.as_deref())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict(format!("user '{}'", new.name)))?;
+        sqlx::query("INSERT INTO users (name, is_admin, production, password_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&new.name)
+            .bind(new.is_admin)
+            .bind(new.production)
+            .bind(new.password_hash.as_deref())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(format!("user '{}'", new.name)))?;
         self.user(&new.name).await
     }
 
