@@ -200,7 +200,7 @@ async fn every_route_refuses_whom_its_rule_refuses() {
     let f = fixture().await;
     let mut checked = 0;
     for route in routes() {
-        let path = concrete(&route.path, &f);
+        let path = concrete(route.path, &f);
         for person in &f.people {
             let status = call(&f, &route.method, &path, &person.token).await;
             let what = format!("{} {} as {}: {status}", route.method, route.path, person.name);
