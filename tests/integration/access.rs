@@ -118,6 +118,14 @@ fn each_role_does_what_it_may_and_is_refused_the_rest() {
     // Managing the project is for owners; users and projects for the administrator.
     bob.refused(&["env", "update", "app", "prod", "--production", "false"], "needs the owner role in the project");
     bob.refused(&["member", "add", "app", "vic", "owner"], "managing project 'app' needs the owner role");
+    // An owner without the production right cannot make production environments.
+    f.ok(&["member", "add", "app", "vic", "owner"]);
+    vic.refused(
+        &["env", "create", "app", "live", "--select", "env=live", "--production"],
+        "changing whether environment 'live' is production needs the production right",
+    );
+    vic.ok(&["env", "create", "app", "qa", "--select", "env=qa"]);
+    f.ok(&["member", "add", "app", "vic", "viewer"]);
     bob.refused(&["var", "set", "app", "KEY", "value"], "needs the owner role in the project (you are a developer)");
     alice.refused(&["user", "list"], "managing users needs the administrator");
     alice.refused(&["project", "create", "other"], "creating projects needs the administrator");

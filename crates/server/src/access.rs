@@ -132,3 +132,19 @@ pub async fn check_deploy(state: &AppState, user: &User, project: &Project, env:
     allowed(&user.subject(), membership, Action::Deploy, env.production)
         .map_err(|denied| ApiError::Forbidden(denied.message(Some(&project.name), Some(&env.name))))
 }
+
+/// Checks that the caller may create an environment that is production: the
+/// route could only check the owner role, the flag is in the body. Like
+/// changing the flag later, it needs the production right, so that only
+/// someone with that right decides what deploys there on its own
+/// (`--auto-deploy-branch`).
+pub async fn check_new_production_env(
+    state: &AppState,
+    user: &User,
+    project: &Project,
+    env: &str,
+) -> Result<(), ApiError> {
+    let membership: Option<Role> = state.db.membership(project.id, user.id).await?;
+    allowed(&user.subject(), membership, Action::ChangeProduction, true)
+        .map_err(|denied| ApiError::Forbidden(denied.message(Some(&project.name), Some(env))))
+}

@@ -107,13 +107,16 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
 
 pub async fn create_env(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateEnvironment>,
 ) -> ApiResult<Json<EnvironmentInfo>> {
     validate_name("environment name", &req.name)?;
     let selector = Selector::parse(&req.selector).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
     let project = state.db.project(&project).await?;
+    if req.production {
+        crate::access::check_new_production_env(&state, &caller, &project, &req.name).await?;
+    }
     for other in state.db.environments(&project).await? {
         let other_sel = Selector::parse(&other.selector).unwrap_or_default();
         if selector.overlaps(&other_sel) {
