@@ -26,7 +26,7 @@ pub struct Conn {
     /// Server URL, e.g. http://ferry.example:7070
     #[arg(long, env = "FERRY_SERVER", global = true)]
     pub server: Option<String>,
-    /// API token (see DATA/admin.token on the server)
+    /// API token (see DATA/admin.token on the server; default: the one `ferry login` saved)
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// How read commands print their answer
@@ -144,6 +144,36 @@ pub enum Command {
     /// The audit trail: who changed what, when, from where, with what outcome; `verify` checks it
     #[command(long_about = AUDIT_ABOUT)]
     Audit(AuditArgs),
+    /// Sign in with a user name and password: a new API token is kept in ~/.config/ferry/credentials.json
+    /// (mode 0600) and used when neither --token nor FERRY_TOKEN is given
+    Login {
+        /// Server URL, e.g. http://ferry.example:7070
+        url: String,
+        /// User name
+        #[arg(long)]
+        user: String,
+        /// Read the password from the first line of standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// What to call the token (shown by `ferry token list`)
+        #[arg(long, default_value = "login")]
+        token_name: String,
+    },
+    /// Who the API token in use belongs to, and their rights
+    Whoami {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Users (administrator only): create, list, disable, enable
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Your API tokens: create, list, revoke
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Project members and their roles: owner (manages the project), developer (builds, deploys outside
+    /// production), viewer (reads)
+    #[command(subcommand)]
+    Member(MemberCmd),
     /// Held locks: freezes in force, and running deployments (each holds its environment's lock until it ends)
     Locks {
         /// Only this project's locks (default: every project)
@@ -471,6 +501,99 @@ pub enum ProjectCmd {
 }
 
 #[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create a user with a password (read from standard input)
+    Create {
+        /// User name
+        name: String,
+        /// An administrator: may do everything
+        #[arg(long)]
+        admin: bool,
+        /// The production right: may deploy to and roll back production environments of their projects
+        #[arg(long)]
+        production: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List users
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Disable a user: their tokens and password stop working at once
+    Disable {
+        /// User name
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Enable a disabled user again
+    Enable {
+        /// User name
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token for yourself (printed once)
+    Create {
+        /// What to call it, e.g. ci
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List your API tokens
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke one of your API tokens
+    Revoke {
+        /// Its id (see `ferry token list`)
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MemberCmd {
+    /// Give a user a role in a project (replacing the one they had)
+    Add {
+        /// Project name
+        project: String,
+        /// User name
+        user: String,
+        /// owner, developer or viewer
+        role: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a user from a project
+    Remove {
+        /// Project name
+        project: String,
+        /// User name
+        user: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A project's members and their roles
+    List {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum EnvCmd {
     /// Create an environment of a project; it contains the hosts whose tags match --select
     Create {
@@ -484,9 +607,24 @@ pub enum EnvCmd {
         /// Deploy every successful build of this branch here at once (continuous deploy)
         #[arg(long)]
         auto_deploy_branch: Option<String>,
+        /// A production environment: only users with the production right deploy and roll back here
+        #[arg(long)]
+        production: bool,
         /// The environment's default rollout (deploys may override it)
         #[command(flatten)]
         rollout: RolloutArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change an environment: whether it is production (needs the production right)
+    Update {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        /// true: only users with the production right deploy and roll back here; false: project developers do
+        #[arg(long, value_name = "true|false", required = true)]
+        production: Option<bool>,
         #[command(flatten)]
         conn: Conn,
     },

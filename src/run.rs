@@ -1,10 +1,10 @@
 //! Dispatch of parsed arguments to the library crates.
 
 use anyhow::{Context, Result};
-use ferry_cli::{Client, Output, commands, guards};
+use ferry_cli::{Client, Output, accounts, commands, guards};
 use ferry_domain::{DeploymentKind, Tags};
 use ferry_proto::api::{
-    CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, SetLoadBalancer, SetVar, VarQuery,
+    CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateUser, SetLoadBalancer, SetVar, VarQuery,
 };
 
 use crate::args::*;
@@ -28,8 +28,16 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
         OutputArg::Json => Output::Json,
         OutputArg::Csv => anyhow::bail!("--output csv is only for `ferry audit`; use table or json here"),
     };
-    let server = conn.server.as_deref().unwrap_or_default();
-    Ok((Client::new(server, conn.token.as_deref().unwrap_or_default())?, out))
+    // Flags and FERRY_SERVER/FERRY_TOKEN first; then what `ferry login` saved.
+    // A saved token is only sent to the server it was issued by.
+    let saved = match conn.token {
+        Some(_) => None,
+        None => accounts::saved_credentials()?
+            .filter(|s| conn.server.as_deref().is_none_or(|url| url.trim_end_matches('/') == s.server)),
+    };
+    let server = conn.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_default();
+    let token = conn.token.clone().or_else(|| saved.map(|s| s.token)).unwrap_or_default();
+    Ok((Client::new(&server, &token)?, out))
 }
 
 /// `ferry audit [...]` and `ferry audit verify`.
@@ -147,10 +155,69 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::project_list(&c, out).await
         }
-        Command::Env(EnvCmd::Create { project, env, select, auto_deploy_branch, rollout, conn }) => {
+        Command::Env(EnvCmd::Create { project, env, select, auto_deploy_branch, production, rollout, conn }) => {
             let (c, _) = client(&conn)?;
-            let req = CreateEnvironment { name: env, selector: select, auto_deploy_branch, rollout: rollout.options() };
+            let req = CreateEnvironment {
+                name: env,
+                selector: select,
+                auto_deploy_branch,
+                rollout: rollout.options(),
+                production,
+            };
             commands::env_create(&c, &project, req).await
+        }
+        Command::Env(EnvCmd::Update { project, env, production, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::env_set_production(&c, &project, &env, production.unwrap_or_default(), out).await
+        }
+        Command::Login { url, user, password_stdin: _, token_name } => {
+            let password = accounts::read_password_stdin()?;
+            accounts::login(&url, &user, &password, &token_name).await
+        }
+        Command::Whoami { conn } => {
+            let (c, out) = client(&conn)?;
+            accounts::whoami(&c, out).await
+        }
+        Command::User(UserCmd::Create { name, admin, production, password_stdin: _, conn }) => {
+            let (c, out) = client(&conn)?;
+            let password = accounts::read_password_stdin()?;
+            accounts::user_create(&c, CreateUser { name, admin, production, password }, out).await
+        }
+        Command::User(UserCmd::List { conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::user_list(&c, out).await
+        }
+        Command::User(UserCmd::Disable { name, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::user_set_disabled(&c, &name, true, out).await
+        }
+        Command::User(UserCmd::Enable { name, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::user_set_disabled(&c, &name, false, out).await
+        }
+        Command::Token(TokenCmd::Create { name, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::token_create(&c, &name, out).await
+        }
+        Command::Token(TokenCmd::List { conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::token_list(&c, out).await
+        }
+        Command::Token(TokenCmd::Revoke { id, conn }) => {
+            let (c, _) = client(&conn)?;
+            accounts::token_revoke(&c, id).await
+        }
+        Command::Member(MemberCmd::Add { project, user, role, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::member_add(&c, &project, &user, &role, out).await
+        }
+        Command::Member(MemberCmd::Remove { project, user, conn }) => {
+            let (c, _) = client(&conn)?;
+            accounts::member_remove(&c, &project, &user).await
+        }
+        Command::Member(MemberCmd::List { project, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::member_list(&c, &project, out).await
         }
         Command::Env(EnvCmd::SetRollout { project, env, rollout, conn }) => {
             let (c, out) = client(&conn)?;

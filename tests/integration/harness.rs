@@ -234,6 +234,34 @@ impl Ferry {
             .expect("run ferry")
     }
 
+    /// Runs the CLI as the administrator with `input` on standard input.
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(FERRY)
+            .args(args)
+            .env("FERRY_SERVER", &self.url)
+            .env("FERRY_TOKEN", &self.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ferry");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("run ferry")
+    }
+
+    /// Runs the CLI with another API token.
+    pub fn cli_token(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(FERRY)
+            .args(args)
+            .env("FERRY_SERVER", &self.url)
+            .env("FERRY_TOKEN", token)
+            .output()
+            .expect("run ferry")
+    }
+
     /// Runs the CLI, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);

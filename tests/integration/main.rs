@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod access;
 mod audit;
 mod builds;
 mod deploy;

@@ -17,10 +17,10 @@ pub struct Client {
 impl Client {
     pub fn new(server: &str, token: &str) -> Result<Client> {
         if server.is_empty() {
-            bail!("no server given: pass --server URL or set FERRY_SERVER");
+            bail!("no server given: pass --server URL, set FERRY_SERVER, or sign in with ferry login");
         }
         if token.is_empty() {
-            bail!("no API token given: pass --token TOKEN or set FERRY_TOKEN");
+            bail!("no API token given: pass --token TOKEN, set FERRY_TOKEN, or sign in with ferry login");
         }
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))

@@ -63,7 +63,7 @@ pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
             l.iter()
                 .map(|e| {
                     vec![
-                        e.name.clone(),
+                        if e.production { format!("{} (production)", e.name) } else { e.name.clone() },
                         e.selector.clone(),
                         e.desired_version.clone().unwrap_or("-".into()),
                         e.rollout.clone(),

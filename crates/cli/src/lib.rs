@@ -4,6 +4,7 @@
 //! client could, and formats answers for people (tables) or programs
 //! (`--output json`). Argument parsing lives in the `ferry` binary.
 
+pub mod accounts;
 pub mod audit;
 pub mod client;
 pub mod commands;

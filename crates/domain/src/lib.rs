@@ -10,6 +10,7 @@
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
+pub mod access;
 pub mod audit;
 pub mod deployment;
 pub mod digest;
@@ -34,6 +35,7 @@ pub mod template;
 pub mod vars;
 pub mod version;
 
+pub use access::{Action, Denied, Role, Subject};
 pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 pub use digest::Digest;
 pub use guards::{BadMark, Freeze, GuardError};

@@ -61,6 +61,9 @@ pub struct CreateEnvironment {
     /// default (all at once, stop at the first failure and put hosts back).
     #[serde(default)]
     pub rollout: RolloutOptions,
+    /// Deployments to it need the production right (R26).
+    #[serde(default)]
+    pub production: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -75,6 +78,105 @@ pub struct EnvironmentInfo {
     /// How its deployments roll out, in words.
     #[serde(default)]
     pub rollout: String,
+    /// Deployments to it need the production right (R26).
+    #[serde(default)]
+    pub production: bool,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/production`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetProduction {
+    pub production: bool,
+}
+
+/// `POST /api/v1/login`: a user name and password for a new API token.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+    /// What to call the token (default: `login`).
+    #[serde(default)]
+    pub token_name: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").field("user", &self.user).field("password", &"***").finish()
+    }
+}
+
+/// A new API token, shown this once.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NewToken {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken").field("id", &self.id).field("user", &self.user).field("name", &self.name).finish()
+    }
+}
+
+/// `POST /api/v1/tokens`: a new token for the caller.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateToken {
+    pub name: String,
+}
+
+/// An API token as listed: never the token itself.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// `POST /api/v1/users` (administrator only).
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateUser {
+    pub name: String,
+    #[serde(default)]
+    pub admin: bool,
+    /// May deploy to production environments.
+    #[serde(default)]
+    pub production: bool,
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("name", &self.name)
+            .field("admin", &self.admin)
+            .field("production", &self.production)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub admin: bool,
+    pub production: bool,
+    pub disabled: bool,
+}
+
+/// `POST /api/v1/projects/{project}/members`: gives a user a role there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AddMember {
+    pub user: String,
+    /// owner, developer or viewer.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemberInfo {
+    pub user: String,
+    pub role: String,
+    pub created_at: String,
 }
 
 /// Asks which of these blobs the server does not hold yet.

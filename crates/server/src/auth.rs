@@ -28,14 +28,33 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
+/// An argon2id hash of a password (PHC string, with its own random salt and
+/// the parameters it was made with).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    use argon2::password_hash::PasswordHasher;
+    let salt: [u8; 16] = rand::rng().random();
+    let hash: argon2::password_hash::phc::PasswordHash = argon2::Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| ApiError::Internal(format!("hashing the password: {e}")))?;
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches a stored hash; an unreadable hash matches nothing.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    match argon2::password_hash::phc::PasswordHash::new(hash) {
+        Ok(parsed) => argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// Constant-time comparison of two hashes.
 pub fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
+fn bearer_of(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized("missing 'Authorization: Bearer <token>' header".into()))?;
@@ -45,20 +64,39 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))
 }
 
-/// A request authenticated with a user API token.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    bearer_of(&parts.headers)
+}
+
+/// The enabled user whose API token a request carries. Read from the
+/// database on every request, so a revoked token or a disabled user stops
+/// working at once.
+pub async fn user_from_headers(state: &AppState, headers: &axum::http::HeaderMap) -> Result<User, ApiError> {
+    let token = bearer_of(headers)?;
+    if !token.starts_with(USER_TOKEN_PREFIX) {
+        return Err(ApiError::Unauthorized("this is not a user API token".into()));
+    }
+    match state.db.user_for_token(&token_hash(token)).await? {
+        Some(user) if user.disabled => Err(ApiError::Unauthorized(format!("user '{}' is disabled", user.name))),
+        Some(user) => Ok(user),
+        None => Err(ApiError::Unauthorized("unknown or revoked API token".into())),
+    }
+}
+
+/// A request by a user that its route's rule admitted (`access::authorize`
+/// put it there). A handler cannot take a `Caller` on a route whose rule
+/// does not authenticate users: the request fails instead.
+#[derive(Clone)]
 pub struct Caller(pub User);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        if !token.starts_with(USER_TOKEN_PREFIX) {
-            return Err(ApiError::Unauthorized("this is not a user API token".into()));
-        }
-        match state.db.user_for_token(&token_hash(token)).await? {
-            Some(user) => Ok(Caller(user)),
-            None => Err(ApiError::Unauthorized("unknown or revoked API token".into())),
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("this route has no user access rule".into()))
     }
 }
 
@@ -91,5 +129,15 @@ mod tests {
         assert!(a.starts_with("fy_u_") && a.len() == 5 + 64);
         assert!(same_hash(&token_hash(&a), &token_hash(&a)));
         assert!(!same_hash(&token_hash(&a), &token_hash(&b)));
+    }
+
+    #[test]
+    fn passwords_verify_against_their_hash_only() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+        assert_ne!(hash, hash_password("correct horse").unwrap(), "each hash has its own salt");
     }
 }

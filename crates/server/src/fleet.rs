@@ -110,6 +110,10 @@ pub async fn create_deployment(
     let db = &state.db;
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
+    // The route could only check the project role: the environment, and so
+    // whether it is production, is known from here on. Every deployment
+    // (deploy, rollback, retry) passes this one check.
+    crate::access::check_deploy(state, caller, &project, &env).await?;
     // Freezes and bad marks (see `guards`): refused with who and why before
     // anything else; the store checks both again in the deployment's
     // transaction.

@@ -14,6 +14,7 @@
 //! returns a handle; tests and `ferry dev` run it in-process, `ferry server`
 //! runs it until a signal.
 
+mod access;
 mod agent_channel;
 mod api;
 mod audit;

@@ -89,8 +89,38 @@ pub trait Database: Send + Sync + 'static {
         token_hash: &str,
         now: i64,
     ) -> Result<()>;
-    /// The user a token hash belongs to.
+    /// The user a token hash belongs to, disabled or not: the caller refuses
+    /// a disabled one, so that it can say why.
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<User>>;
+
+    // --- users, tokens and members (R26) ---
+    /// Creates a user; `Conflict` if the name is taken.
+    async fn create_user(&self, new: &NewUser, now: i64) -> Result<User>;
+    async fn user(&self, name: &str) -> Result<User>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<User>>;
+    /// The stored password hash of a user, if the user exists and has one.
+    async fn password_hash(&self, user_id: i64) -> Result<Option<String>>;
+    /// Disables or enables a user. A disabled user's tokens are refused from
+    /// the next request on.
+    async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<()>;
+    /// Adds an API token (by hash) for an existing user.
+    async fn create_api_token(&self, user_id: i64, name: &str, token_hash: &str, now: i64) -> Result<ApiToken>;
+    /// A user's API tokens, oldest first.
+    async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>>;
+    /// Removes one of a user's tokens; false if the user has no such token.
+    async fn revoke_api_token(&self, user_id: i64, token_id: i64) -> Result<bool>;
+    /// Gives a user a role in a project, replacing the role they had.
+    async fn set_member(&self, project: &Project, user: &User, role: ferry_domain::Role, now: i64) -> Result<()>;
+    /// Removes a user from a project; false if they were not a member.
+    async fn remove_member(&self, project: &Project, user: &User) -> Result<bool>;
+    /// A project's members, by user name.
+    async fn members(&self, project: &Project) -> Result<Vec<Member>>;
+    /// A user's role in a project, if any.
+    async fn membership(&self, project_id: i64, user_id: i64) -> Result<Option<ferry_domain::Role>>;
+    /// A user's highest role in any project, for actions that concern no one
+    /// project (uploading content).
+    async fn best_membership(&self, user_id: i64) -> Result<Option<ferry_domain::Role>>;
 
     // --- projects and environments ---
     async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project>;
@@ -106,6 +136,8 @@ pub trait Database: Send + Sync + 'static {
     async fn all_environments(&self) -> Result<Vec<Environment>>;
     /// Sets an environment's default rollout.
     async fn set_environment_rollout(&self, env: &Environment, policy: &RolloutPolicy) -> Result<()>;
+    /// Makes an environment production, or not.
+    async fn set_environment_production(&self, env: &Environment, production: bool) -> Result<()>;
 
     // --- releases ---
     async fn create_release(&self, new: NewRelease, now: i64) -> Result<Release>;

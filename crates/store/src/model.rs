@@ -8,11 +8,52 @@ use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
 };
 
+/// A person (or script) that signs in with a password or an API token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: i64,
     pub name: String,
     pub is_admin: bool,
+    /// May deploy to production environments (R26).
+    pub production: bool,
+    /// A disabled user's tokens and password are refused.
+    pub disabled: bool,
+    /// Has a password, so can sign in with `ferry login`.
+    pub has_password: bool,
+}
+
+impl User {
+    /// What the access rules need to know about the user.
+    pub fn subject(&self) -> ferry_domain::Subject {
+        ferry_domain::Subject { is_admin: self.is_admin, production: self.production }
+    }
+}
+
+/// A user to create. The password arrives hashed (argon2id PHC string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    pub name: String,
+    pub is_admin: bool,
+    pub production: bool,
+    pub password_hash: Option<String>,
+}
+
+/// An API token as listed: never the token itself, nor its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A user's role in a project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub project: String,
+    pub user: String,
+    pub role: ferry_domain::Role,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +93,8 @@ pub struct NewEnvironment {
     pub selector: String,
     pub auto_deploy_branch: Option<String>,
     pub rollout: RolloutPolicy,
+    /// Deployments to it need the production right (R26).
+    pub production: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +110,8 @@ pub struct Environment {
     pub created_at: i64,
     /// How its deployments roll out unless a deploy says otherwise.
     pub rollout: RolloutPolicy,
+    /// Deployments to it need the production right (R26).
+    pub production: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

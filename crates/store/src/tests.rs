@@ -26,6 +26,7 @@ fn env(name: &str, selector: &str) -> NewEnvironment {
         selector: selector.into(),
         auto_deploy_branch: None,
         rollout: Default::default(),
+        production: false,
     }
 }
 
@@ -1041,6 +1042,69 @@ fn release_like(r: &Release) -> NewRelease {
     }
 }
 
+fn new_user(name: &str, production: bool) -> NewUser {
+    NewUser { name: name.into(), is_admin: false, production, password_hash: Some(format!("hash-of-{name}")) }
+}
+
+async fn users_have_passwords_tokens_and_can_be_disabled(db: &dyn Database) {
+    db.add_api_token("admin", true, "initial", "admin-th", 1).await.unwrap();
+    let ann = db.create_user(&new_user("ann", true), 2).await.unwrap();
+    assert!(ann.production && !ann.is_admin && !ann.disabled && ann.has_password);
+    assert!(matches!(db.create_user(&new_user("ann", false), 3).await, Err(StoreError::Conflict(_))));
+    assert_eq!(db.password_hash(ann.id).await.unwrap().as_deref(), Some("hash-of-ann"));
+    let admin = db.user("admin").await.unwrap();
+    assert!(admin.is_admin && !admin.has_password, "the built-in administrator signs in with its token");
+    assert_eq!(db.password_hash(admin.id).await.unwrap(), None);
+    let names: Vec<String> = db.users().await.unwrap().into_iter().map(|u| u.name).collect();
+    assert_eq!(names, ["admin", "ann"]);
+
+    let t1 = db.create_api_token(ann.id, "laptop", "ann-1", 4).await.unwrap();
+    let t2 = db.create_api_token(ann.id, "ci", "ann-2", 5).await.unwrap();
+    assert_eq!((t1.user.as_str(), t1.name.as_str(), t1.created_at), ("ann", "laptop", 4));
+    assert_eq!(db.api_tokens(ann.id).await.unwrap(), vec![t1.clone(), t2.clone()]);
+    assert_eq!(db.user_for_token("ann-2").await.unwrap().unwrap().name, "ann");
+    // Nobody revokes another user's token by its id.
+    assert!(!db.revoke_api_token(admin.id, t1.id).await.unwrap());
+    assert!(db.revoke_api_token(ann.id, t1.id).await.unwrap());
+    assert!(!db.revoke_api_token(ann.id, t1.id).await.unwrap());
+    assert_eq!(db.user_for_token("ann-1").await.unwrap(), None);
+
+    db.set_user_disabled(ann.id, true).await.unwrap();
+    assert!(db.user_for_token("ann-2").await.unwrap().unwrap().disabled, "the token reports its user disabled");
+    db.set_user_disabled(ann.id, false).await.unwrap();
+    assert!(!db.user("ann").await.unwrap().disabled);
+    assert!(matches!(db.user("nobody").await, Err(StoreError::NotFound(_))));
+}
+
+async fn members_have_one_role_per_project(db: &dyn Database) {
+    use ferry_domain::Role;
+    let (p, e, ..) = fixture(db).await;
+    let other = db.create_project(&project("api"), 1).await.unwrap();
+    let ann = db.create_user(&new_user("ann", false), 2).await.unwrap();
+    let bob = db.create_user(&new_user("bob", false), 2).await.unwrap();
+    assert_eq!(db.membership(p.id, ann.id).await.unwrap(), None);
+    assert_eq!(db.best_membership(ann.id).await.unwrap(), None);
+    db.set_member(&p, &ann, Role::Viewer, 3).await.unwrap();
+    db.set_member(&p, &bob, Role::Developer, 3).await.unwrap();
+    db.set_member(&other, &ann, Role::Owner, 3).await.unwrap();
+    assert_eq!(db.membership(p.id, ann.id).await.unwrap(), Some(Role::Viewer));
+    assert_eq!(db.best_membership(ann.id).await.unwrap(), Some(Role::Owner));
+    // A second role replaces the first.
+    db.set_member(&p, &ann, Role::Developer, 4).await.unwrap();
+    let members: Vec<(String, Role)> = db.members(&p).await.unwrap().into_iter().map(|m| (m.user, m.role)).collect();
+    assert_eq!(members, [("ann".to_string(), Role::Developer), ("bob".to_string(), Role::Developer)]);
+    assert!(db.remove_member(&p, &bob).await.unwrap());
+    assert!(!db.remove_member(&p, &bob).await.unwrap());
+    assert_eq!(db.membership(p.id, bob.id).await.unwrap(), None);
+
+    // Production environments.
+    assert!(!e.production);
+    db.set_environment_production(&e, true).await.unwrap();
+    assert!(db.environment(&p, "prod").await.unwrap().production);
+    let staging = NewEnvironment { production: true, ..env("staging", "role=stage") };
+    assert!(db.create_environment(&p, &staging, 5).await.unwrap().production);
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -1083,6 +1147,8 @@ mod sqlite_backend {
         the_audit_trail_is_a_hash_chain,
         deployment_facts_cover_a_project_since_a_time,
         notifications_are_queued_per_rule_retried_and_logged,
+        users_have_passwords_tokens_and_can_be_disabled,
+        members_have_one_role_per_project,
     );
     use super::sqlite;
 }

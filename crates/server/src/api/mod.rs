@@ -1,6 +1,11 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`. Handlers are thin: they
-//! authenticate, validate, call the store or `fleet`, and shape the answer.
+//! validate, call the store or `fleet`, and shape the answer.
+//!
+//! Every route is declared in [`routes`] with the permission it needs, and
+//! the router is built from that one table: a route cannot exist without a
+//! rule. `access::authorize` enforces the rule before the handler runs.
 
+mod accounts;
 mod audit;
 mod builds;
 mod deployments;
@@ -16,13 +21,17 @@ mod vars;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use ferry_domain::Action;
 
+use crate::access::Rule;
 use crate::{AppState, agent_channel};
 
 /// Large enough for the manifest of a release with hundreds of thousands of
 /// files; blob uploads stream and are not bound by it.
-pub const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
+pub(crate) const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// `?limit=N` on list endpoints: 50 by default, 1000 at most.
 #[derive(serde::Deserialize)]
@@ -36,55 +45,145 @@ impl ListQuery {
     }
 }
 
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// One route of the API: its method, path and permission, and its handler.
+pub(crate) struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// A route of `method` only: the method in the table is the one served.
+fn route<H, T>(method: Method, path: &'static str, rule: Rule, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // The table only holds the methods axum can filter on.
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Route { method, path, rule, handler: on(filter, handler) }
+}
+
+/// The permission table: every route of the API with the rule it is served
+/// under. Routes that concern a project take it from `{project}`, or from the
+/// deployment or build `{id}` names (see `access::authorize`).
+pub(crate) fn routes() -> Vec<Route> {
+    use Action::*;
+    use Rule::{Agent, Public, User};
+    let (g, p, d) = (Method::GET, Method::POST, Method::DELETE);
+    vec![
+        route(g.clone(), "/healthz", Public, healthz),
+        // Accounts: signing in checks the password itself.
+        route(p.clone(), "/api/v1/login", Public, accounts::login),
+        route(g.clone(), "/api/v1/whoami", User(ReadShared), accounts::whoami),
+        route(p.clone(), "/api/v1/users", User(ManageUsers), accounts::create_user),
+        route(g.clone(), "/api/v1/users", User(ManageUsers), accounts::list_users),
+        route(p.clone(), "/api/v1/users/{name}/disable", User(ManageUsers), accounts::disable_user),
+        route(p.clone(), "/api/v1/users/{name}/enable", User(ManageUsers), accounts::enable_user),
+        route(p.clone(), "/api/v1/tokens", User(ManageOwnTokens), accounts::create_token),
+        route(g.clone(), "/api/v1/tokens", User(ManageOwnTokens), accounts::list_tokens),
+        route(d.clone(), "/api/v1/tokens/{token_id}", User(ManageOwnTokens), accounts::revoke_token),
+        route(p.clone(), "/api/v1/projects/{project}/members", User(ManageProject), accounts::add_member),
+        route(g.clone(), "/api/v1/projects/{project}/members", User(ReadProject), accounts::list_members),
+        route(d.clone(), "/api/v1/projects/{project}/members/{user}", User(ManageProject), accounts::remove_member),
+        // Projects and environments.
+        route(p.clone(), "/api/v1/projects", User(CreateProject), projects::create),
+        route(g.clone(), "/api/v1/projects", User(ReadShared), projects::list),
+        route(g.clone(), "/api/v1/projects/{project}", User(ReadProject), projects::show),
+        route(p.clone(), "/api/v1/projects/{project}/environments", User(ManageProject), projects::create_env),
+        route(g.clone(), "/api/v1/projects/{project}/environments", User(ReadProject), projects::list_envs),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/rollout",
+            User(ManageProject),
+            projects::set_env_rollout,
+        ),
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/production",
+            User(ChangeProduction),
+            projects::set_env_production,
+        ),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::set),
+        route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ReadProject), lb::show),
+        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::unset),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb/drain", User(ManageProject), lb::drain),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb/ready", User(ManageProject), lb::ready),
+        route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb/applied", User(ReadProject), lb::applied),
+        route(g.clone(), "/api/v1/projects/{project}/status", User(ReadProject), projects::status),
+        route(g.clone(), "/api/v1/projects/{project}/stats", User(ReadProject), stats::show),
+        // Notifications: their webhooks may carry secrets, so owners set them.
+        route(p.clone(), "/api/v1/projects/{project}/notifications", User(ManageProject), notify::add),
+        route(g.clone(), "/api/v1/projects/{project}/notifications", User(ReadProject), notify::list),
+        route(g.clone(), "/api/v1/projects/{project}/notifications/log", User(ReadProject), notify::log),
+        route(d.clone(), "/api/v1/projects/{project}/notifications/{id}", User(ManageProject), notify::remove),
+        // Variables: secrets among them, so only owners write them.
+        route(p.clone(), "/api/v1/projects/{project}/vars", User(ManageProject), vars::set),
+        route(g.clone(), "/api/v1/projects/{project}/vars", User(ReadProject), vars::list),
+        route(d.clone(), "/api/v1/projects/{project}/vars/{key}", User(ManageProject), vars::unset),
+        // Releases and content.
+        route(p.clone(), "/api/v1/projects/{project}/releases", User(Build), releases::create),
+        route(g.clone(), "/api/v1/projects/{project}/releases", User(ReadProject), releases::list),
+        route(g.clone(), "/api/v1/projects/{project}/releases/{version}/archive", User(ReadProject), releases::archive),
+        route(p.clone(), "/api/v1/projects/{project}/releases/{version}/bad", User(Build), releases::mark_bad),
+        route(d.clone(), "/api/v1/projects/{project}/releases/{version}/bad", User(Build), releases::mark_good),
+        route(p.clone(), "/api/v1/blobs/missing", User(Build), releases::missing_blobs),
+        route(p.clone(), "/api/v1/blobs", User(Build), releases::upload_blobs),
+        // Freezes and locks.
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/freeze", User(ManageProject), locks::freeze),
+        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/freeze", User(ManageProject), locks::unfreeze),
+        route(g.clone(), "/api/v1/locks", User(ReadShared), locks::list),
+        // Deployments: the production right is checked once the environment
+        // is known (`fleet::create_deployment`; by id, in `authorize`).
+        route(p.clone(), "/api/v1/projects/{project}/deployments", User(Deploy), deployments::create),
+        route(g.clone(), "/api/v1/projects/{project}/deployments", User(ReadProject), deployments::list),
+        route(g.clone(), "/api/v1/deployments/{id}", User(ReadProject), deployments::show),
+        route(g.clone(), "/api/v1/deployments/{id}/log", User(ReadProject), deployments::log),
+        route(p.clone(), "/api/v1/deployments/{id}/retry", User(Deploy), deployments::retry),
+        route(p.clone(), "/api/v1/deployments/{id}/{action}", User(Deploy), deployments::control),
+        // Builds.
+        route(p.clone(), "/api/v1/projects/{project}/builds", User(Build), builds::create),
+        route(g.clone(), "/api/v1/projects/{project}/builds", User(ReadProject), builds::list),
+        route(g.clone(), "/api/v1/builds/{id}", User(ReadProject), builds::show),
+        route(p.clone(), "/api/v1/builds/{id}/cancel", User(Build), builds::cancel),
+        route(p.clone(), "/api/v1/builds/{id}/retry", User(Build), builds::retry),
+        route(g.clone(), "/api/v1/builds/{id}/log", User(ReadProject), builds::log),
+        // Forges authenticate with the project's webhook secret.
+        route(p.clone(), "/api/v1/hooks/{forge}/{project}", Public, hooks::receive),
+        route(g.clone(), "/api/v1/hosts", User(ReadShared), hosts::list),
+        // The audit trail is the administrators' (R27).
+        route(g.clone(), "/api/v1/audit", User(ManageUsers), audit::list),
+        route(g.clone(), "/api/v1/audit/verify", User(ManageUsers), audit::verify),
+        // Agents: the join token, then their own credential; never a user's.
+        route(p.clone(), "/api/v1/agent/enroll", Agent, agent_channel::enroll),
+        route(g.clone(), "/api/v1/agent/connect", Agent, agent_channel::connect),
+        route(g.clone(), "/api/v1/agent/releases/{id}/manifest", Agent, agent_channel::manifest),
+        route(p, "/api/v1/agent/blobs", Agent, agent_channel::blobs),
+    ]
+}
+
+/// The API, built from [`routes`]: each handler is wrapped in the check of
+/// its own rule.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/projects", post(projects::create).get(projects::list))
-        .route("/api/v1/projects/{project}", get(projects::show))
-        .route("/api/v1/projects/{project}/environments", post(projects::create_env).get(projects::list_envs))
-        .route("/api/v1/projects/{project}/environments/{env}/rollout", post(projects::set_env_rollout))
-        .route("/api/v1/projects/{project}/environments/{env}/lb", post(lb::set).get(lb::show).delete(lb::unset))
-        .route("/api/v1/projects/{project}/environments/{env}/lb/drain", post(lb::drain))
-        .route("/api/v1/projects/{project}/environments/{env}/lb/ready", post(lb::ready))
-        .route("/api/v1/projects/{project}/environments/{env}/lb/applied", get(lb::applied))
-        .route("/api/v1/projects/{project}/status", get(projects::status))
-        .route("/api/v1/projects/{project}/stats", get(stats::show))
-        .route("/api/v1/projects/{project}/notifications", post(notify::add).get(notify::list))
-        .route("/api/v1/projects/{project}/notifications/log", get(notify::log))
-        .route("/api/v1/projects/{project}/notifications/{id}", delete(notify::remove))
-        .route("/api/v1/projects/{project}/vars", post(vars::set).get(vars::list))
-        .route("/api/v1/projects/{project}/vars/{key}", delete(vars::unset))
-        .route("/api/v1/projects/{project}/releases", post(releases::create).get(releases::list))
-        .route("/api/v1/projects/{project}/releases/{version}/archive", get(releases::archive))
-        .route(
-            "/api/v1/projects/{project}/releases/{version}/bad",
-            post(releases::mark_bad).delete(releases::mark_good),
-        )
-        .route("/api/v1/projects/{project}/environments/{env}/freeze", post(locks::freeze).delete(locks::unfreeze))
-        .route("/api/v1/locks", get(locks::list))
-        .route("/api/v1/projects/{project}/deployments", post(deployments::create).get(deployments::list))
-        .route("/api/v1/deployments/{id}", get(deployments::show))
-        .route("/api/v1/deployments/{id}/log", get(deployments::log))
-        .route("/api/v1/deployments/{id}/retry", post(deployments::retry))
-        .route("/api/v1/deployments/{id}/{action}", post(deployments::control))
-        .route("/api/v1/projects/{project}/builds", post(builds::create).get(builds::list))
-        .route("/api/v1/builds/{id}", get(builds::show))
-        .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
-        .route("/api/v1/builds/{id}/retry", post(builds::retry))
-        .route("/api/v1/builds/{id}/log", get(builds::log))
-        .route("/api/v1/hooks/{forge}/{project}", post(hooks::receive))
-        .route("/api/v1/blobs/missing", post(releases::missing_blobs))
-        .route("/api/v1/blobs", post(releases::upload_blobs))
-        .route("/api/v1/hosts", get(hosts::list))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/audit/verify", get(audit::verify))
-        .route("/api/v1/agent/enroll", post(agent_channel::enroll))
-        .route("/api/v1/agent/connect", get(agent_channel::connect))
-        .route("/api/v1/agent/releases/{id}/manifest", get(agent_channel::manifest))
-        .route("/api/v1/agent/blobs", post(agent_channel::blobs))
+    let mut router = Router::new();
+    for r in routes() {
+        tracing::trace!(method = %r.method, path = r.path, rule = ?r.rule, "route");
+        let guard = crate::access::Guard { state: state.clone(), rule: r.rule };
+        let handler = r.handler.route_layer(axum::middleware::from_fn_with_state(guard, crate::access::authorize));
+        // Routes of one path with different methods merge into one.
+        router = router.route(r.path, handler);
+    }
+    router
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // Every request passes here, after routing (so the route pattern is
         // known): the audit trail is recorded in this one place (R27).
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
     BadMarkInfo, CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo,
-    ProjectStatus,
+    ProjectStatus, SetProduction,
 };
 use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource};
 
@@ -101,18 +101,22 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         auto_deploy_branch: e.auto_deploy_branch,
         created_at: rfc3339_from_millis(e.created_at),
         rollout: e.rollout.describe(),
+        production: e.production,
     })
 }
 
 pub async fn create_env(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateEnvironment>,
 ) -> ApiResult<Json<EnvironmentInfo>> {
     validate_name("environment name", &req.name)?;
     let selector = Selector::parse(&req.selector).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
     let project = state.db.project(&project).await?;
+    if req.production {
+        crate::access::check_new_production_env(&state, &caller, &project, &req.name).await?;
+    }
     for other in state.db.environments(&project).await? {
         let other_sel = Selector::parse(&other.selector).unwrap_or_default();
         if selector.overlaps(&other_sel) {
@@ -129,6 +133,7 @@ pub async fn create_env(
         selector: selector.to_string(),
         auto_deploy_branch: req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
         rollout,
+        production: req.production,
     };
     let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
     Ok(Json(env_info(&state, env).await?))
@@ -146,6 +151,21 @@ pub async fn set_env_rollout(
     let env = state.db.environment(&project, &env).await?;
     let policy = options.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     state.db.set_environment_rollout(&env, &policy).await?;
+    let env = state.db.environment(&project, &env.name).await?;
+    Ok(Json(env_info(&state, env).await?))
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/production`: makes
+/// the environment production (deployments to it need the production right)
+/// or not.
+pub async fn set_env_production(
+    State(state): State<AppState>,
+    Path((project, env)): Path<(String, String)>,
+    Json(req): Json<SetProduction>,
+) -> ApiResult<Json<EnvironmentInfo>> {
+    let project = state.db.project(&project).await?;
+    let env = state.db.environment(&project, &env).await?;
+    state.db.set_environment_production(&env, req.production).await?;
     let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))
 }

@@ -268,7 +268,17 @@ async fn auto_deploy(state: &AppState, build: &Build) {
     let Ok(project) = state.db.project(&build.project).await else { return };
     let Ok(envs) = state.db.environments(&project).await else { return };
     for env in envs.into_iter().filter(|e| e.auto_deploy_branch.as_deref() == Some(branch.as_str())) {
-        let caller = User { id: 0, name: build.requested_by.clone(), is_admin: false };
+        // The environment's auto-deploy setting, which only its project's
+        // owners can make, is what authorises this deployment; it is
+        // recorded under the build's requester.
+        let caller = User {
+            id: 0,
+            name: build.requested_by.clone(),
+            is_admin: true,
+            production: true,
+            disabled: false,
+            has_password: false,
+        };
         let req = CreateDeployment {
             env: env.name.clone(),
             version: Some(version.clone()),

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_load_balancers.sql")),
     (7, include_str!("migrations/0007_freeze_and_bad_releases.sql")),
     (8, include_str!("migrations/0008_rollout_lb.sql")),
+    (9, include_str!("migrations/0009_accounts.sql")),
     (10, include_str!("migrations/0010_audit.sql")),
     (11, include_str!("migrations/0011_notifications.sql")),
 ];
@@ -109,6 +110,22 @@ fn tags(s: &str) -> Result<Tags> {
     serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("bad tags in database: {e}")))
 }
 
+const USER_COLS: &str = "u.id, u.name, u.is_admin, u.production, u.disabled, u.password_hash IS NOT NULL";
+fn user_row(r: &sqlx::sqlite::SqliteRow) -> Result<User> {
+    Ok(User {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        is_admin: r.try_get::<i64, _>(2)? != 0,
+        production: r.try_get::<i64, _>(3)? != 0,
+        disabled: r.try_get::<i64, _>(4)? != 0,
+        has_password: r.try_get::<i64, _>(5)? != 0,
+    })
+}
+
+fn token_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
+    Ok(ApiToken { id: r.try_get(0)?, user: r.try_get(1)?, name: r.try_get(2)?, created_at: r.try_get(3)? })
+}
+
 const PROJECT_COLS: &str = "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags";
 fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
     let repo_url: Option<String> = r.try_get(4)?;
@@ -142,10 +159,12 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         auto_deploy_branch: r.try_get("auto_deploy_branch")?,
         created_at: r.try_get("created_at")?,
         rollout: policy_from(r.try_get("rollout")?)?,
+        production: r.try_get::<i64, _>("production")? != 0,
     })
 }
 const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, \
-     e.auto_deploy_branch, e.created_at, e.rollout FROM environments e JOIN projects p ON p.id = e.project_id";
+     e.auto_deploy_branch, e.created_at, e.rollout, e.production \
+     FROM environments e JOIN projects p ON p.id = e.project_id";
 
 /// A stored rollout policy; none stored means the default (all at once).
 fn policy_from(json: Option<String>) -> Result<RolloutPolicy> {
@@ -470,14 +489,163 @@ impl Database for SqliteDatabase {
     }
 
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.name, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?"
+        )))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok(User { id: r.try_get(0)?, name: r.try_get(1)?, is_admin: r.try_get::<i64, _>(2)? != 0 }))
-            .transpose()
+        row.map(|r| user_row(&r)).transpose()
+    }
+
+    async fn create_user(&self, new: &NewUser, now: i64) -> Result<User> {
+        sqlx::query("INSERT INTO users (name, is_admin, production, password_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&new.name)
+            .bind(new.is_admin)
+            .bind(new.production)
+            .bind(new.password_hash.as_deref())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(format!("user '{}'", new.name)))?;
+        self.user(&new.name).await
+    }
+
+    async fn user(&self, name: &str) -> Result<User> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users u WHERE u.name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| user_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("user '{name}'")))
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users u ORDER BY u.name")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_row).collect()
+    }
+
+    async fn password_hash(&self, user_id: i64) -> Result<Option<String>> {
+        let hash: Option<Option<String>> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(hash.flatten())
+    }
+
+    async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        Ok(())
+    }
+
+    async fn create_api_token(&self, user_id: i64, name: &str, token_hash: &str, now: i64) -> Result<ApiToken> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict("token"))?;
+        let row = sqlx::query(
+            "SELECT t.id, u.name, t.name, t.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.id = ?",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        token_row(&row)
+    }
+
+    async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT t.id, u.name, t.name, t.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.user_id = ? ORDER BY t.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    async fn revoke_api_token(&self, user_id: i64, token_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = ? AND user_id = ?")
+            .bind(token_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_member(&self, project: &Project, user: &User, role: ferry_domain::Role, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(project.id)
+        .bind(user.id)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, project: &Project, user: &User) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM project_members WHERE project_id = ? AND user_id = ?")
+            .bind(project.id)
+            .bind(user.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn members(&self, project: &Project) -> Result<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT u.name, m.role, m.created_at FROM project_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.project_id = ? ORDER BY u.name",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Member {
+                    project: project.name.clone(),
+                    user: r.try_get(0)?,
+                    role: parse(&r.try_get::<String, _>(1)?)?,
+                    created_at: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn membership(&self, project_id: i64, user_id: i64) -> Result<Option<ferry_domain::Role>> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = ? AND user_id = ?")
+                .bind(project_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        role.as_deref().map(parse).transpose()
+    }
+
+    async fn best_membership(&self, user_id: i64) -> Result<Option<ferry_domain::Role>> {
+        let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM project_members WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(roles.iter().map(|r| parse(r)).collect::<Result<Vec<ferry_domain::Role>>>()?.into_iter().max())
     }
 
     async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project> {
@@ -527,8 +695,8 @@ impl Database for SqliteDatabase {
 
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
         sqlx::query(
-            "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at, rollout) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at, rollout, \
+             production) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(project.id)
         .bind(&new.name)
@@ -536,6 +704,7 @@ impl Database for SqliteDatabase {
         .bind(new.auto_deploy_branch.as_deref())
         .bind(now)
         .bind(policy_json(&new.rollout)?)
+        .bind(new.production)
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("environment '{}' of project '{}'", new.name, project.name)))?;
@@ -564,6 +733,15 @@ impl Database for SqliteDatabase {
     async fn set_environment_rollout(&self, env: &Environment, policy: &RolloutPolicy) -> Result<()> {
         sqlx::query("UPDATE environments SET rollout = ? WHERE id = ?")
             .bind(policy_json(policy)?)
+            .bind(env.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_environment_production(&self, env: &Environment, production: bool) -> Result<()> {
+        sqlx::query("UPDATE environments SET production = ? WHERE id = ?")
+            .bind(production)
             .bind(env.id)
             .execute(&self.pool)
             .await?;

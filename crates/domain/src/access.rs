@@ -1,0 +1,332 @@
+//! Who may do what (R26): the administrator, users with the production
+//! right, and project members with a role (owner, developer, viewer).
+//!
+//! This is the only place the rules are written down. The server's route
+//! table names one [`Action`] per route and asks [`allowed`]; nothing else
+//! decides whether a user may act.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A user's role in one project. Ordered: each role can do what the ones
+/// before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads the project: environments, releases, deployments, logs, status.
+    Viewer,
+    /// Uploads and builds releases, deploys to non-production environments.
+    Developer,
+    /// Manages the project: environments, variables, members, load balancers.
+    Owner,
+}
+
+impl Role {
+    /// Every role, from the least to the most capable.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Developer, Role::Owner];
+
+    /// The role's name as users type it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Developer => "developer",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "developer" => Ok(Role::Developer),
+            "owner" => Ok(Role::Owner),
+            other => Err(format!("unknown role '{other}': expected owner, developer or viewer")),
+        }
+    }
+}
+
+/// What the rules need to know about a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// The administrator may do everything.
+    pub is_admin: bool,
+    /// May deploy to and roll back production environments of the projects
+    /// the user is a developer or owner of.
+    pub production: bool,
+}
+
+/// Everything a user can ask the server to do, as the route table names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Lists shared by everyone signed in: projects, hosts, locks.
+    ReadShared,
+    /// Creates, lists and revokes one's own API tokens.
+    ManageOwnTokens,
+    /// Creates, lists and disables users.
+    ManageUsers,
+    /// Creates projects.
+    CreateProject,
+    /// Reads one project: environments, releases, builds, deployments, logs.
+    ReadProject,
+    /// Uploads releases and content, queues, cancels and retries builds,
+    /// marks releases bad or good.
+    Build,
+    /// Deploys, rolls back, retries and steers a deployment (pause, resume,
+    /// promote, cancel) in one environment.
+    Deploy,
+    /// Manages a project: environments, variables, members, load balancers,
+    /// freezes.
+    ManageProject,
+    /// Makes an environment production, or stops it being production.
+    ChangeProduction,
+}
+
+impl Action {
+    /// Every action, for exhaustive checks.
+    pub const ALL: [Action; 9] = [
+        Action::ReadShared,
+        Action::ManageOwnTokens,
+        Action::ManageUsers,
+        Action::CreateProject,
+        Action::ReadProject,
+        Action::Build,
+        Action::Deploy,
+        Action::ManageProject,
+        Action::ChangeProduction,
+    ];
+
+    /// What doing it is called in a refusal ("deploying ... needs ...").
+    fn doing(self) -> &'static str {
+        match self {
+            Action::ReadShared => "reading",
+            Action::ManageOwnTokens => "managing API tokens",
+            Action::ManageUsers => "managing users",
+            Action::CreateProject => "creating projects",
+            Action::ReadProject => "reading",
+            Action::Build => "uploading and building",
+            Action::Deploy => "deploying",
+            Action::ManageProject => "managing",
+            Action::ChangeProduction => "changing whether an environment is production",
+        }
+    }
+}
+
+/// What a refused user lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Only the administrator may do it.
+    Admin,
+    /// At least this role in the project.
+    Role(Role),
+    /// The production right (the environment is production).
+    ProductionRight,
+}
+
+/// A refusal: the action, what is missing, and what the user has, so the
+/// message can name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    pub action: Action,
+    pub missing: Missing,
+    /// The user's role in the project, if any.
+    pub have: Option<Role>,
+}
+
+impl Denied {
+    /// The refusal as a user reads it, naming the project and environment
+    /// when they are known, e.g. "deploying to production environment 'prod'
+    /// of project 'shop' needs the production right".
+    pub fn message(&self, project: Option<&str>, env: Option<&str>) -> String {
+        let doing = self.action.doing();
+        let what = match (self.action, self.missing, project, env) {
+            (Action::Deploy, Missing::ProductionRight, Some(p), Some(e)) => {
+                format!("{doing} to production environment '{e}' of project '{p}'")
+            }
+            (Action::Deploy, Missing::ProductionRight, _, Some(e)) => {
+                format!("{doing} to production environment '{e}'")
+            }
+            (Action::Deploy, Missing::ProductionRight, _, None) => format!("{doing} to a production environment"),
+            (Action::ChangeProduction, _, _, Some(e)) => {
+                format!("changing whether environment '{e}' is production")
+            }
+            (Action::Deploy, _, Some(p), Some(e)) => format!("{doing} to environment '{e}' of project '{p}'"),
+            (Action::ManageUsers | Action::CreateProject | Action::ChangeProduction, _, _, _) => doing.to_string(),
+            (Action::ManageProject, _, Some(p), _) => format!("{doing} project '{p}'"),
+            (_, _, Some(p), _) => format!("{doing} in project '{p}'"),
+            (_, _, None, _) => doing.to_string(),
+        };
+        let needs = match self.missing {
+            Missing::Admin => "the administrator".to_string(),
+            Missing::ProductionRight => "the production right".to_string(),
+            Missing::Role(role) => match project {
+                Some(_) => format!("the {role} role in the project"),
+                None => format!("the {role} role in a project"),
+            },
+        };
+        let have = match (self.missing, self.have) {
+            (Missing::Role(_), Some(role)) => format!(" (you are a {role})"),
+            (Missing::Role(_), None) if project.is_some() => " (you are not a member)".to_string(),
+            _ => String::new(),
+        };
+        format!("{what} needs {needs}{have}")
+    }
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message(None, None))
+    }
+}
+
+impl std::error::Error for Denied {}
+
+/// The least role an action needs in the project, or `None` when no role is
+/// involved (everyone signed in, or the administrator only).
+fn needed_role(action: Action) -> Option<Role> {
+    match action {
+        Action::ReadShared | Action::ManageOwnTokens | Action::ManageUsers | Action::CreateProject => None,
+        Action::ReadProject => Some(Role::Viewer),
+        Action::Build | Action::Deploy => Some(Role::Developer),
+        Action::ManageProject | Action::ChangeProduction => Some(Role::Owner),
+    }
+}
+
+/// May `user`, with `membership` in the project the action concerns, do
+/// `action`? `env_is_production` says whether the environment acted on is a
+/// production one (false when there is none).
+///
+/// The administrator may do everything. Deploying to a production
+/// environment needs the production right on top of the developer role, and
+/// so does changing which environments are production (otherwise an owner
+/// could lift the guard and deploy).
+pub fn allowed(
+    user: &Subject,
+    membership: Option<Role>,
+    action: Action,
+    env_is_production: bool,
+) -> Result<(), Denied> {
+    if user.is_admin {
+        return Ok(());
+    }
+    let deny = |missing| Err(Denied { action, missing, have: membership });
+    match action {
+        Action::ReadShared | Action::ManageOwnTokens => return Ok(()),
+        Action::ManageUsers | Action::CreateProject => return deny(Missing::Admin),
+        _ => {}
+    }
+    if let Some(role) = needed_role(action)
+        && membership.is_none_or(|have| have < role)
+    {
+        return deny(Missing::Role(role));
+    }
+    let guarded = match action {
+        Action::Deploy => env_is_production,
+        Action::ChangeProduction => true,
+        _ => false,
+    };
+    if guarded && !user.production {
+        return deny(Missing::ProductionRight);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADMIN: Subject = Subject { is_admin: true, production: false };
+    const PROD: Subject = Subject { is_admin: false, production: true };
+    const PLAIN: Subject = Subject { is_admin: false, production: false };
+
+    /// The rules written out a second time, as a table of what each role may
+    /// do, so that a change to `allowed` must be a change to this too.
+    fn expected(user: Subject, membership: Option<Role>, action: Action, prod_env: bool) -> bool {
+        use Action::*;
+        if user.is_admin {
+            return true;
+        }
+        let rank = match membership {
+            None => 0,
+            Some(Role::Viewer) => 1,
+            Some(Role::Developer) => 2,
+            Some(Role::Owner) => 3,
+        };
+        match action {
+            ReadShared | ManageOwnTokens => true,
+            ManageUsers | CreateProject => false,
+            ReadProject => rank >= 1,
+            Build => rank >= 2,
+            Deploy => rank >= 2 && (!prod_env || user.production),
+            ManageProject => rank >= 3,
+            ChangeProduction => rank >= 3 && user.production,
+        }
+    }
+
+    #[test]
+    fn every_user_role_action_and_environment_kind() {
+        let memberships = [None, Some(Role::Viewer), Some(Role::Developer), Some(Role::Owner)];
+        let mut checked = 0;
+        for user in [ADMIN, PROD, PLAIN] {
+            for membership in memberships {
+                for action in Action::ALL {
+                    for prod_env in [false, true] {
+                        let got = allowed(&user, membership, action, prod_env);
+                        assert_eq!(
+                            got.is_ok(),
+                            expected(user, membership, action, prod_env),
+                            "{user:?} {membership:?} {action:?} production={prod_env}: {got:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 4 * 9 * 2);
+    }
+
+    #[test]
+    fn production_needs_the_right_even_for_owners() {
+        let denied = allowed(&PLAIN, Some(Role::Owner), Action::Deploy, true).unwrap_err();
+        assert_eq!(denied.missing, Missing::ProductionRight);
+        assert_eq!(
+            denied.message(Some("shop"), Some("prod")),
+            "deploying to production environment 'prod' of project 'shop' needs the production right"
+        );
+        assert!(allowed(&PROD, Some(Role::Developer), Action::Deploy, true).is_ok());
+        assert!(allowed(&PROD, Some(Role::Viewer), Action::Deploy, false).is_err());
+    }
+
+    #[test]
+    fn refusals_name_what_is_missing() {
+        let d = allowed(&PLAIN, Some(Role::Viewer), Action::Deploy, false).unwrap_err();
+        assert_eq!(
+            d.message(Some("shop"), Some("staging")),
+            "deploying to environment 'staging' of project 'shop' needs the developer role in the project (you are a viewer)"
+        );
+        let d = allowed(&PROD, None, Action::ManageProject, false).unwrap_err();
+        assert_eq!(
+            d.message(Some("shop"), None),
+            "managing project 'shop' needs the owner role in the project (you are not a member)"
+        );
+        let d = allowed(&PROD, Some(Role::Owner), Action::ManageUsers, false).unwrap_err();
+        assert_eq!(d.to_string(), "managing users needs the administrator");
+        let d = allowed(&PLAIN, None, Action::Build, false).unwrap_err();
+        assert_eq!(d.to_string(), "uploading and building needs the developer role in a project");
+    }
+
+    #[test]
+    fn roles_parse_and_print() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!("admin".parse::<Role>().is_err());
+        assert!(Role::Viewer < Role::Developer && Role::Developer < Role::Owner);
+    }
+}

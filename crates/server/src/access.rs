@@ -1,0 +1,150 @@
+//! Enforcing the route table's rules (R26). The rules themselves are
+//! `ferry_domain::access`; which rule a route is served under is
+//! `api::routes`. This module only finds out who is asking and what the
+//! request is about, and asks `ferry_domain::access::allowed`.
+
+use std::collections::HashMap;
+
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ferry_domain::access::{Action, Role, allowed};
+use ferry_store::{Environment, Project, User};
+
+use crate::AppState;
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// No user authentication: `/healthz`, signing in, forge webhooks (which
+    /// carry their own signature).
+    Public,
+    /// Agents only, with the join token or their own credential (checked by
+    /// the handler); a user token is refused there.
+    Agent,
+    /// A signed-in, enabled user allowed to do this.
+    User(Action),
+}
+
+/// The state of the check wrapped around one route.
+#[derive(Clone)]
+pub struct Guard {
+    pub state: AppState,
+    pub rule: Rule,
+}
+
+/// Checks a route's rule before its handler runs. A user route gets the
+/// caller in the request's extensions (see [`Caller`]).
+pub async fn authorize(State(guard): State<Guard>, params: RawPathParams, mut req: Request, next: Next) -> Response {
+    let action = match guard.rule {
+        Rule::Public | Rule::Agent => return next.run(req).await,
+        Rule::User(action) => action,
+    };
+    let params: HashMap<String, String> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let path = req.uri().path().to_string();
+    match check(&guard.state, req.headers(), &path, &params, action).await {
+        Ok(user) => {
+            req.extensions_mut().insert(Caller(user));
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// What a request is about, as far as its path tells.
+#[derive(Default)]
+struct Scope {
+    project: Option<Project>,
+    env: Option<Environment>,
+    /// No project in the path: the action concerns none in particular.
+    unscoped: bool,
+}
+
+async fn check(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    params: &HashMap<String, String>,
+    action: Action,
+) -> Result<User, ApiError> {
+    let user = auth::user_from_headers(state, headers).await?;
+    let scope = scope(state, path, params).await?;
+    let membership = match (&scope.project, scope.unscoped) {
+        (Some(p), _) => state.db.membership(p.id, user.id).await?,
+        // Uploading content is for anyone who may upload to some project.
+        (None, true) if action == Action::Build => state.db.best_membership(user.id).await?,
+        (None, _) => None,
+    };
+    let production = scope.env.as_ref().is_some_and(|e| e.production);
+    allowed(&user.subject(), membership, action, production).map_err(|denied| {
+        ApiError::Forbidden(
+            denied
+                .message(scope.project.as_ref().map(|p| p.name.as_str()), scope.env.as_ref().map(|e| e.name.as_str())),
+        )
+    })?;
+    Ok(user)
+}
+
+/// Finds the project (and environment) a request concerns from its path: the
+/// `{project}` and `{env}` parameters, or the deployment or build `{id}`.
+/// An unknown project or deployment is the handler's 404 to give; here it
+/// only means there is nothing to be a member of.
+async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -> Result<Scope, ApiError> {
+    let db = &state.db;
+    let id = params.get("id").and_then(|id| id.parse::<i64>().ok());
+    let (project, env) = if let Some(name) = params.get("project") {
+        let project = db.project(name).await.ok();
+        let env = match (&project, params.get("env")) {
+            (Some(p), Some(e)) => db.environment(p, e).await.ok(),
+            _ => None,
+        };
+        (project, env)
+    } else if let (Some(id), true) = (id, path.starts_with("/api/v1/deployments/")) {
+        match db.deployment(id).await.ok() {
+            Some(d) => {
+                let project = db.project(&d.project).await.ok();
+                let env = match &project {
+                    Some(p) => db.environment(p, &d.env).await.ok(),
+                    None => None,
+                };
+                (project, env)
+            }
+            None => (None, None),
+        }
+    } else if let (Some(id), true) = (id, path.starts_with("/api/v1/builds/")) {
+        match db.build(id).await.ok() {
+            Some(b) => (db.project(&b.project).await.ok(), None),
+            None => (None, None),
+        }
+    } else {
+        return Ok(Scope { unscoped: true, ..Scope::default() });
+    };
+    Ok(Scope { project, env, unscoped: false })
+}
+
+/// Checks that the caller may deploy to `env`, once a handler knows which
+/// environment a request is about (the route could only check the project).
+pub async fn check_deploy(state: &AppState, user: &User, project: &Project, env: &Environment) -> Result<(), ApiError> {
+    let membership: Option<Role> = state.db.membership(project.id, user.id).await?;
+    allowed(&user.subject(), membership, Action::Deploy, env.production)
+        .map_err(|denied| ApiError::Forbidden(denied.message(Some(&project.name), Some(&env.name))))
+}
+
+/// Checks that the caller may create an environment that is production: the
+/// route could only check the owner role, the flag is in the body. Like
+/// changing the flag later, it needs the production right, so that only
+/// someone with that right decides what deploys there on its own
+/// (`--auto-deploy-branch`).
+pub async fn check_new_production_env(
+    state: &AppState,
+    user: &User,
+    project: &Project,
+    env: &str,
+) -> Result<(), ApiError> {
+    let membership: Option<Role> = state.db.membership(project.id, user.id).await?;
+    allowed(&user.subject(), membership, Action::ChangeProduction, true)
+        .map_err(|denied| ApiError::Forbidden(denied.message(Some(&project.name), Some(env))))
+}

@@ -1,0 +1,161 @@
+//! Accounts and access (R26): users sign in with `ferry login`, each does
+//! what their role allows and is refused the rest with a message naming
+//! what they lack; a disabled user's token stops working at once.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use crate::harness::{FERRY, Ferry, write_tree};
+
+/// A person at their own terminal: their own config directory, no
+/// FERRY_SERVER or FERRY_TOKEN, so the CLI uses what `ferry login` saved.
+struct Person {
+    name: &'static str,
+    config: PathBuf,
+}
+
+impl Person {
+    fn new(f: &Ferry, name: &'static str) -> Person {
+        Person { name, config: f.dir.path().join("people").join(name) }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(FERRY)
+            .args(args)
+            .env_remove("FERRY_SERVER")
+            .env_remove("FERRY_TOKEN")
+            .env("XDG_CONFIG_HOME", &self.config)
+            .env("USER", self.name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{} ran {args:?}:\nstdout: {stdout}\nstderr: {stderr}", self.name);
+        stdout.into_owned()
+    }
+
+    fn refused(&self, args: &[&str], needs: &str) {
+        let out = self.run(args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} should not be able to run {args:?}", self.name);
+        assert!(stderr.contains(needs), "{} ran {args:?}: expected '{needs}' in: {stderr}", self.name);
+    }
+
+    fn login(&self, f: &Ferry, password: &str) -> Output {
+        self.run(&["login", &f.url, "--user", self.name, "--password-stdin"], Some(&format!("{password}\n")))
+    }
+}
+
+#[test]
+fn each_role_does_what_it_may_and_is_refused_the_rest() {
+    let mut f = Ferry::start();
+    f.start_agents(&["prod-1"], "env=prod");
+    f.start_agents(&["stage-1"], "env=stage");
+    // The administrator's token from the first start keeps working.
+    f.ok(&["project", "create", "app"]);
+    f.ok(&["env", "create", "app", "prod", "--select", "env=prod", "--production"]);
+    f.ok(&["env", "create", "app", "stage", "--select", "env=stage"]);
+    let users = [
+        ("root", "--admin", "root-password"),
+        ("alice", "--production", "alice-password"),
+        ("bob", "", "bob-password"),
+        ("vic", "", "vic-password"),
+    ];
+    for (name, flag, password) in users {
+        let mut args = vec!["user", "create", name, "--password-stdin"];
+        if !flag.is_empty() {
+            args.push(flag);
+        }
+        let out = f.cli_stdin(&args, &format!("{password}\n"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    f.ok(&["member", "add", "app", "alice", "developer"]);
+    f.ok(&["member", "add", "app", "bob", "developer"]);
+    f.ok(&["member", "add", "app", "vic", "viewer"]);
+    let members = f.ok(&["member", "list", "app"]);
+    assert!(members.contains("alice") && members.contains("viewer"), "{members}");
+
+    let [root, alice, bob, vic] = ["root", "alice", "bob", "vic"].map(|n| Person::new(&f, n));
+    // A wrong password is refused, and nothing is saved.
+    let out = bob.login(&f, "not-bobs-password");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"));
+    bob.refused(&["status", "app"], "ferry login");
+    for (person, password) in [(&root, "root-password"), (&alice, "alice-password"), (&bob, "bob-password")] {
+        let out = person.login(&f, password);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(vic.login(&f, "vic-password").status.success());
+    let saved = vic.config.join("ferry/credentials.json");
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(alice.ok(&["whoami"]).contains("alice (production)"));
+
+    // Developers upload and deploy outside production.
+    let tree = f.dir.path().join("trees/v1");
+    write_tree(&tree, "v1", 3);
+    bob.ok(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v1"]);
+    bob.ok(&["deploy", "app", "stage", "--version", "v1", "--wait"]);
+    // Production needs the production right.
+    let prod_refusal = "deploying to production environment 'prod' of project 'app' needs the production right";
+    bob.refused(&["deploy", "app", "prod", "--version", "v1"], prod_refusal);
+    bob.refused(&["rollback", "app", "prod", "--to", "v1"], prod_refusal);
+    alice.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    f.wait_version("prod-1", "app", "v1");
+    // Managing the project is for owners; users and projects for the administrator.
+    bob.refused(&["env", "update", "app", "prod", "--production", "false"], "needs the owner role in the project");
+    bob.refused(&["member", "add", "app", "vic", "owner"], "managing project 'app' needs the owner role");
+    // An owner without the production right cannot make production environments.
+    f.ok(&["member", "add", "app", "vic", "owner"]);
+    vic.refused(
+        &["env", "create", "app", "live", "--select", "env=live", "--production"],
+        "changing whether environment 'live' is production needs the production right",
+    );
+    vic.ok(&["env", "create", "app", "qa", "--select", "env=qa"]);
+    f.ok(&["member", "add", "app", "vic", "viewer"]);
+    bob.refused(&["var", "set", "app", "KEY", "value"], "needs the owner role in the project (you are a developer)");
+    alice.refused(&["user", "list"], "managing users needs the administrator");
+    alice.refused(&["project", "create", "other"], "creating projects needs the administrator");
+    root.ok(&["project", "create", "other"]);
+    assert!(root.ok(&["user", "list"]).contains("bob"));
+
+    // Viewers read and nothing more.
+    assert!(vic.ok(&["status", "app"]).contains("prod-1"));
+    vic.ok(&["deployments", "app"]);
+    vic.refused(
+        &["deploy", "app", "stage", "--version", "v1"],
+        "needs the developer role in the project (you are a viewer)",
+    );
+    vic.refused(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v2"], "needs the developer role");
+
+    // Personal tokens: made, used, listed, revoked.
+    let token = alice.ok(&["token", "create", "ci"]).trim().to_string();
+    let whoami = f.cli_token(&token, &["whoami"]);
+    assert!(String::from_utf8_lossy(&whoami.stdout).contains("alice"));
+    let list = alice.ok(&["token", "list", "-o", "json"]);
+    let tokens: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let ci = tokens.as_array().unwrap().iter().find(|t| t["name"] == "ci").unwrap()["id"].as_i64().unwrap();
+    alice.ok(&["token", "revoke", &ci.to_string()]);
+    let after = f.cli_token(&token, &["whoami"]);
+    assert!(!after.status.success());
+    assert!(String::from_utf8_lossy(&after.stderr).contains("unknown or revoked API token"));
+
+    // A disabled user's token stops working at once, and so does signing in.
+    f.ok(&["user", "disable", "bob"]);
+    bob.refused(&["status", "app"], "user 'bob' is disabled");
+    let out = bob.login(&f, "bob-password");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("user 'bob' is disabled"));
+}
