@@ -350,24 +350,24 @@ mod tests {
         let mut memory = LbMemory::default();
         let one = vec![backend("web-1", "127.0.0.1:8001", false), backend("web-2", "127.0.0.1:8002", false)];
         let lb = nginx_lb(root, 1, one.clone());
-        assert_eq!(pass(root, &[lb.clone()], &mut memory, 1).await, [applied(1, None)]);
+        assert_eq!(pass(root, std::slice::from_ref(&lb), &mut memory, 1).await, [applied(1, None)]);
         assert_eq!(reloads(root), 1);
         let text = std::fs::read_to_string(root.join("app.conf")).unwrap();
         assert!(text.contains("server 127.0.0.1:8002;"), "{text}");
 
         // The same state again: nothing to write, nothing to reload or report.
-        assert!(pass(root, &[lb.clone()], &mut memory, 1).await.is_empty());
+        assert!(pass(root, std::slice::from_ref(&lb), &mut memory, 1).await.is_empty());
         assert_eq!(reloads(root), 1);
         // A new generation with the same content still gets its report.
         let same = nginx_lb(root, 2, one.clone());
-        assert_eq!(pass(root, &[same.clone()], &mut memory, 1).await, [applied(2, None)]);
+        assert_eq!(pass(root, std::slice::from_ref(&same), &mut memory, 1).await, [applied(2, None)]);
         assert_eq!(reloads(root), 1, "nothing changed on disk");
         // A new connection hears it again.
         assert_eq!(pass(root, &[same], &mut memory, 2).await, [applied(2, None)]);
 
         // Draining web-2 rewrites the file and reloads.
         let drained = nginx_lb(root, 3, vec![one[0].clone(), backend("web-2", "127.0.0.1:8002", true)]);
-        assert_eq!(pass(root, &[drained.clone()], &mut memory, 2).await, [applied(3, None)]);
+        assert_eq!(pass(root, std::slice::from_ref(&drained), &mut memory, 2).await, [applied(3, None)]);
         assert_eq!(reloads(root), 2);
         assert!(std::fs::read_to_string(root.join("app.conf")).unwrap().contains("server 127.0.0.1:8002 down;"));
         let leftovers: Vec<_> = std::fs::read_dir(root)
@@ -380,7 +380,7 @@ mod tests {
         // A restarted agent reloads once even though the file is current: the
         // agent before it may have died between the write and the reload.
         let mut fresh = LbMemory::default();
-        assert_eq!(pass(root, &[drained.clone()], &mut fresh, 1).await, [applied(3, None)]);
+        assert_eq!(pass(root, std::slice::from_ref(&drained), &mut fresh, 1).await, [applied(3, None)]);
         assert_eq!(reloads(root), 3);
         assert!(pass(root, &[drained], &mut fresh, 1).await.is_empty());
         assert_eq!(reloads(root), 3);
@@ -396,7 +396,7 @@ mod tests {
         let LbDriver::Nginx { reload, .. } = &mut lb.driver else { unreachable!() };
         *reload = format!("if [ -e {} ]; then echo 'nginx: no pid' >&2; exit 1; fi; {reload}", flag.display());
         let mut memory = LbMemory::default();
-        let reports = pass(root, &[lb.clone()], &mut memory, 1).await;
+        let reports = pass(root, std::slice::from_ref(&lb), &mut memory, 1).await;
         let [AgentMsg::LbApplied { generation: 4, error: Some(error), .. }] = reports.as_slice() else {
             panic!("{reports:?}")
         };
@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(lines(), ["ready web-1", "ready web-2"], "a first sight applies every host's state");
 
         let second = lb(2, vec![backend("web-1", "10.0.0.1:80", false), backend("web-2", "10.0.0.2:80", true)]);
-        assert_eq!(pass(root, &[second.clone()], &mut memory, 1).await, [applied(2, None)]);
+        assert_eq!(pass(root, std::slice::from_ref(&second), &mut memory, 1).await, [applied(2, None)]);
         assert_eq!(lines()[2..], ["drain web-2 10.0.0.2:80 prod"]);
         // A restarted agent remembers what it applied.
         assert_eq!(pass(root, &[second], &mut LbMemory::default(), 1).await, [applied(2, None)]);
@@ -511,7 +511,7 @@ mod tests {
 
         // A failing command is reported, and retried on the next pass.
         let failing = lb(3, vec![backend("web-9", "10.0.0.9:80", false)]);
-        let reports = pass(root, &[failing.clone()], &mut memory, 1).await;
+        let reports = pass(root, std::slice::from_ref(&failing), &mut memory, 1).await;
         assert!(
             matches!(&reports[..], [AgentMsg::LbApplied { generation: 3, error: Some(e), .. }] if e.contains("web-9: ready command") && e.contains("exited with code 4")),
             "{reports:?}"
