@@ -63,14 +63,20 @@ const RECIPE: &str = "[deploy]\nshared = [\"data\"]\n\
     [service]\ncommand = \"./bin/app\"\nstop_timeout = \"3s\"\nstart_period = \"1s\"\n\
     [hooks]\nafter_activate = \"id -un > $FERRY_SHARED_DIR/data/hook_user\"\n";
 
-#[test]
-fn the_service_is_supervised_across_crashes_agent_restarts_and_deploys() {
+/// One host running v1 of the supervised app, with v2 uploaded.
+fn on_v1_of_the_app() -> Ferry {
     let mut f = Ferry::start();
     f.start_agents(&["web-1"], "role=web");
     f.project_app();
     upload_with(&f, "v1", RECIPE, &[("bin/app", APP)]);
     upload_with(&f, "v2", RECIPE, &[("bin/app", APP)]);
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    f
+}
+
+#[test]
+fn the_service_is_supervised_across_crashes_agent_restarts_and_deploys() {
+    let mut f = on_v1_of_the_app();
 
     let s = status(&f, "web-1");
     assert_eq!(s["state"], "running", "{s}");
@@ -229,12 +235,7 @@ fn restarted_pid(stdout: &str) -> i64 {
 
 #[test]
 fn a_manual_rollback_restarts_the_service_with_or_without_the_agent() {
-    let mut f = Ferry::start();
-    f.start_agents(&["web-1"], "role=web");
-    f.project_app();
-    upload_with(&f, "v1", RECIPE, &[("bin/app", APP)]);
-    upload_with(&f, "v2", RECIPE, &[("bin/app", APP)]);
-    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let mut f = on_v1_of_the_app();
     f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
     let on_v2 = pid_of(&status(&f, "web-1"));
 
