@@ -61,6 +61,19 @@ pub struct LbHostProgress {
     pub applied_at: Option<i64>,
 }
 
+impl LbHostProgress {
+    /// How the API shows a load-balancer host's progress.
+    pub fn info(self) -> LbHostInfo {
+        LbHostInfo {
+            host: self.host,
+            online: self.online,
+            applied_generation: self.applied,
+            error: self.error,
+            applied_at: self.applied_at.map(rfc3339_from_millis),
+        }
+    }
+}
+
 /// Takes `host_ids` (hosts of `env`) out of the environment's load balancer
 /// and wakes its load-balancer hosts. Returns the generation to wait for
 /// with [`applied`], or `None` when the environment has no load balancer.
@@ -202,17 +215,7 @@ pub(crate) async fn info(state: &AppState, env: &Environment) -> ApiResult<Optio
                 online: b.host.online,
             })
             .collect(),
-        lb_hosts: progress
-            .hosts
-            .into_iter()
-            .map(|h| LbHostInfo {
-                host: h.host,
-                online: h.online,
-                applied_generation: h.applied,
-                error: h.error,
-                applied_at: h.applied_at.map(rfc3339_from_millis),
-            })
-            .collect(),
+        lb_hosts: progress.hosts.into_iter().map(LbHostProgress::info).collect(),
         errors: progress.errors,
         updated_by: lb.updated_by.clone(),
         updated_at: rfc3339_from_millis(lb.updated_at),

@@ -30,13 +30,11 @@ fn env(name: &str, selector: &str) -> NewEnvironment {
     }
 }
 
-/// A project `web` with env `prod` (role=web), releases v1 and v2, hosts h1, h2.
-async fn fixture(db: &dyn Database) -> (Project, Environment, Release, Release, Host, Host) {
-    let p = db.create_project(&project("web"), 1).await.unwrap();
-    let e = db.create_environment(&p, &env("prod", "role=web"), 1).await.unwrap();
-    let mk = |v: &str| NewRelease {
-        project_id: p.id,
-        version: v.into(),
+/// A one-file release of a project, as the fixtures make them.
+fn new_release(project_id: i64, version: &str) -> NewRelease {
+    NewRelease {
+        project_id,
+        version: version.into(),
         branch: "main".into(),
         committer: "dev".into(),
         manifest_digest: Digest([7; 32]),
@@ -44,7 +42,14 @@ async fn fixture(db: &dyn Database) -> (Project, Environment, Release, Release, 
         total_size: 3,
         created_by: "admin".into(),
         origin: None,
-    };
+    }
+}
+
+/// A project `web` with env `prod` (role=web), releases v1 and v2, hosts h1, h2.
+async fn fixture(db: &dyn Database) -> (Project, Environment, Release, Release, Host, Host) {
+    let p = db.create_project(&project("web"), 1).await.unwrap();
+    let e = db.create_environment(&p, &env("prod", "role=web"), 1).await.unwrap();
+    let mk = |v: &str| new_release(p.id, v);
     let r1 = db.create_release(mk("v1"), 2).await.unwrap();
     let r2 = db.create_release(mk("v2"), 3).await.unwrap();
     let tags = Tags::parse("role=web").unwrap();
@@ -732,23 +737,7 @@ async fn running_deployments_hold_the_locks(db: &dyn Database) {
     let (p, e, r1, _, h1, _) = fixture(db).await;
     let other = db.create_project(&project("other"), 5).await.unwrap();
     let other_env = db.create_environment(&other, &env("prod", "role=other"), 5).await.unwrap();
-    let other_release = db
-        .create_release(
-            NewRelease {
-                project_id: other.id,
-                version: "1".into(),
-                branch: "main".into(),
-                committer: "dev".into(),
-                manifest_digest: Digest([7; 32]),
-                file_count: 1,
-                total_size: 3,
-                created_by: "admin".into(),
-                origin: None,
-            },
-            5,
-        )
-        .await
-        .unwrap();
+    let other_release = db.create_release(new_release(other.id, "1"), 5).await.unwrap();
     let tags = Tags::parse("role=other").unwrap();
     let h3 = db.enroll_host("h3", &tags, "hash3", 5).await.unwrap();
     assert!(db.lock_holders(None).await.unwrap().is_empty());

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use ferry_domain::LbConfig;
-use ferry_proto::api::{LbChange, LbHostInfo, LbHosts, LbProgressInfo, LoadBalancerInfo, SetLoadBalancer};
+use ferry_proto::api::{LbChange, LbHosts, LbProgressInfo, LoadBalancerInfo, SetLoadBalancer};
 use ferry_store::{Environment, NewLoadBalancer};
 
 use crate::AppState;
@@ -152,17 +152,7 @@ pub async fn applied(
     Ok(Json(LbProgressInfo {
         generation: p.generation,
         done: p.done,
-        lb_hosts: p
-            .hosts
-            .into_iter()
-            .map(|h| LbHostInfo {
-                host: h.host,
-                online: h.online,
-                applied_generation: h.applied,
-                error: h.error,
-                applied_at: h.applied_at.map(ferry_domain::rfc3339_from_millis),
-            })
-            .collect(),
+        lb_hosts: p.hosts.into_iter().map(lb::LbHostProgress::info).collect(),
         errors: p.errors,
     }))
 }
