@@ -84,13 +84,22 @@ pub enum Action {
     /// Manages a project: environments, variables, members, load balancers,
     /// freezes.
     ManageProject,
-    /// Makes an environment production, or stops it being production.
+    /// Makes an environment production, or stops it being production, and
+    /// decides whether it requires an approval and where it is tested first.
     ChangeProduction,
+    /// Creates a release or rollback request, and (as its requester)
+    /// resubmits, releases or withdraws it (R24).
+    Request,
+    /// Passes a request tested on staging, or sends it back.
+    Test,
+    /// Approves or rejects a request: the owner role or the production
+    /// right, and for a production environment the production right.
+    Approve,
 }
 
 impl Action {
     /// Every action, for exhaustive checks.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 12] = [
         Action::ReadShared,
         Action::ManageOwnTokens,
         Action::ManageUsers,
@@ -100,6 +109,9 @@ impl Action {
         Action::Deploy,
         Action::ManageProject,
         Action::ChangeProduction,
+        Action::Request,
+        Action::Test,
+        Action::Approve,
     ];
 
     /// What doing it is called in a refusal ("deploying ... needs ...").
@@ -114,6 +126,9 @@ impl Action {
             Action::Deploy => "deploying",
             Action::ManageProject => "managing",
             Action::ChangeProduction => "changing whether an environment is production",
+            Action::Request => "requesting releases",
+            Action::Test => "passing or sending back requests",
+            Action::Approve => "approving requests",
         }
     }
 }
@@ -127,6 +142,8 @@ pub enum Missing {
     Role(Role),
     /// The production right (the environment is production).
     ProductionRight,
+    /// The owner role or the production right: what makes an approver.
+    Approver,
 }
 
 /// A refusal: the action, what is missing, and what the user has, so the
@@ -153,6 +170,10 @@ impl Denied {
                 format!("{doing} to production environment '{e}'")
             }
             (Action::Deploy, Missing::ProductionRight, _, None) => format!("{doing} to a production environment"),
+            (Action::Approve, _, Some(p), Some(e)) => {
+                let kind = if self.missing == Missing::ProductionRight { "production " } else { "" };
+                format!("{doing} for {kind}environment '{e}' of project '{p}'")
+            }
             (Action::ChangeProduction, _, _, Some(e)) => {
                 format!("changing whether environment '{e}' is production")
             }
@@ -165,6 +186,7 @@ impl Denied {
         let needs = match self.missing {
             Missing::Admin => "the administrator".to_string(),
             Missing::ProductionRight => "the production right".to_string(),
+            Missing::Approver => "the owner role or the production right".to_string(),
             Missing::Role(role) => match project {
                 Some(_) => format!("the {role} role in the project"),
                 None => format!("the {role} role in a project"),
@@ -193,7 +215,7 @@ fn needed_role(action: Action) -> Option<Role> {
     match action {
         Action::ReadShared | Action::ManageOwnTokens | Action::ManageUsers | Action::CreateProject => None,
         Action::ReadProject => Some(Role::Viewer),
-        Action::Build | Action::Deploy => Some(Role::Developer),
+        Action::Build | Action::Deploy | Action::Request | Action::Test | Action::Approve => Some(Role::Developer),
         Action::ManageProject | Action::ChangeProduction => Some(Role::Owner),
     }
 }
@@ -226,8 +248,13 @@ pub fn allowed(
     {
         return deny(Missing::Role(role));
     }
+    // An approver decides what they could deploy themselves, and must be
+    // trusted with the project (owner) or with production.
+    if action == Action::Approve && !env_is_production && !user.production && membership != Some(Role::Owner) {
+        return deny(Missing::Approver);
+    }
     let guarded = match action {
-        Action::Deploy => env_is_production,
+        Action::Deploy | Action::Approve => env_is_production,
         Action::ChangeProduction => true,
         _ => false,
     };
@@ -266,6 +293,9 @@ mod tests {
             Deploy => rank >= 2 && (!prod_env || user.production),
             ManageProject => rank >= 3,
             ChangeProduction => rank >= 3 && user.production,
+            Request | Test => rank >= 2,
+            Approve if prod_env => rank >= 2 && user.production,
+            Approve => rank >= 3 || (rank >= 2 && user.production),
         }
     }
 
@@ -288,7 +318,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 3 * 4 * 9 * 2);
+        assert_eq!(checked, 3 * 4 * 12 * 2);
     }
 
     #[test]
@@ -301,6 +331,23 @@ mod tests {
         );
         assert!(allowed(&PROD, Some(Role::Developer), Action::Deploy, true).is_ok());
         assert!(allowed(&PROD, Some(Role::Viewer), Action::Deploy, false).is_err());
+    }
+
+    #[test]
+    fn approvers_are_owners_or_hold_the_production_right() {
+        let d = allowed(&PLAIN, Some(Role::Developer), Action::Approve, false).unwrap_err();
+        assert_eq!(
+            d.message(Some("shop"), Some("staging")),
+            "approving requests for environment 'staging' of project 'shop' needs the owner role or the production right"
+        );
+        assert!(allowed(&PLAIN, Some(Role::Owner), Action::Approve, false).is_ok());
+        let d = allowed(&PLAIN, Some(Role::Owner), Action::Approve, true).unwrap_err();
+        assert_eq!(
+            d.message(Some("shop"), Some("prod")),
+            "approving requests for production environment 'prod' of project 'shop' needs the production right"
+        );
+        assert!(allowed(&PROD, Some(Role::Developer), Action::Approve, true).is_ok());
+        assert!(allowed(&PROD, Some(Role::Viewer), Action::Approve, true).is_err());
     }
 
     #[test]

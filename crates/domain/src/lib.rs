@@ -6,7 +6,8 @@
 //! and host states, the choice of a rollback target, freezes and bad releases,
 //! which of a project's variables a host sees, how much of a log is kept,
 //! what a load balancer's configuration and backend addresses may be, the
-//! audit trail's hash chain, and the deployment statistics (R29). The server, the
+//! audit trail's hash chain, the release-request state machine (R24) and the
+//! deployment statistics (R29). The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
 
@@ -24,6 +25,7 @@ pub mod notify;
 pub mod pattern;
 pub mod recipe;
 pub mod release_name;
+pub mod request;
 pub mod retry;
 pub mod rollback;
 pub mod rollout;
@@ -45,6 +47,7 @@ pub use manifest::{Entry, EntryKind, Manifest, ManifestError};
 pub use names::{NameError, validate_name, validate_version};
 pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
+pub use request::{RequestAction, RequestKind, RequestState};
 pub use rollback::{PastDeployment, rollback_target, rollback_target_skipping};
 pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
