@@ -181,6 +181,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Release requests: ask for a version to go to a guarded environment, test it on staging, approve, release
+    #[command(subcommand, long_about = REQUEST_ABOUT)]
+    Request(RequestCmd),
     /// Send a project's events (deploys and builds ending) to webhooks
     #[command(subcommand)]
     Notify(NotifyCmd),
@@ -610,21 +613,35 @@ pub enum EnvCmd {
         /// A production environment: only users with the production right deploy and roll back here
         #[arg(long)]
         production: bool,
+        /// Deployments here need an approved release request (`ferry request`)
+        #[arg(long)]
+        require_approval: bool,
+        /// Requests for this environment are first deployed to and tested on STAGING (another environment)
+        #[arg(long, value_name = "STAGING")]
+        staging: Option<String>,
         /// The environment's default rollout (deploys may override it)
         #[command(flatten)]
         rollout: RolloutArgs,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change an environment: whether it is production (needs the production right)
+    /// Change an environment's protection: production, approval, staging (needs the production right)
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+        .args(["production", "require_approval", "staging"])))]
     Update {
         /// Project name
         project: String,
         /// Environment name
         env: String,
         /// true: only users with the production right deploy and roll back here; false: project developers do
-        #[arg(long, value_name = "true|false", required = true)]
+        #[arg(long, value_name = "true|false")]
         production: Option<bool>,
+        /// true: deployments here need an approved release request (`ferry request`); false: they do not
+        #[arg(long, value_name = "true|false")]
+        require_approval: Option<bool>,
+        /// Requests for this environment are first deployed to and tested on STAGING; `none` for nowhere
+        #[arg(long, value_name = "STAGING|none")]
+        staging: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -1124,6 +1141,142 @@ pub enum DeploymentCmd {
         /// Keep printing new lines until the deployment ends; exit non-zero unless it succeeded
         #[arg(long)]
         follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `ferry request --help`: the workflow.
+const REQUEST_ABOUT: &str = "Release requests: how a version reaches an environment that requires an approval \
+(ferry env update P ENV --require-approval true).
+
+  1. ferry request create P ENV --build N|latest --reason TEXT
+       if ENV has a staging environment (--staging), it is updated to that version at once
+  2. testers: ferry request pass ID, or ferry request send-back ID --reason TEXT
+       sent back: the developer fixes it and runs ferry request resubmit ID --build N (staging updates again)
+  3. an approver (owner or production right; never the requester): ferry request approve ID, or reject ID --reason
+  4. the requester: ferry request release ID [--wait]: it rolls out with the environment's strategy
+
+Rollbacks of such an environment take the same path: ferry request create P ENV --rollback [--to VERSION] --reason.
+When minutes matter, a user with the production right runs ferry rollback P ENV --emergency: no approval, \
+flagged and recorded.
+
+ferry request show ID prints where a request stands, what it waits for, and who did what when.";
+
+#[derive(Subcommand)]
+pub enum RequestCmd {
+    /// Ask for a version (or a rollback) to go to an environment
+    Create {
+        /// Project name
+        project: String,
+        /// The environment it should go to
+        env: String,
+        /// The build whose release to ship: its number, or `latest` (the newest successful one)
+        #[arg(long, conflicts_with = "version")]
+        build: Option<String>,
+        /// The version to ship (instead of --build)
+        #[arg(long)]
+        version: Option<String>,
+        /// Ask for a rollback instead: to --to VERSION, or to the previous good version
+        #[arg(long, conflicts_with_all = ["build", "version"])]
+        rollback: bool,
+        /// With --rollback: the version to go back to
+        #[arg(long, requires = "rollback", value_name = "VERSION")]
+        to: Option<String>,
+        /// What the change is and why
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List requests: of a project, or of every project you can see
+    List {
+        /// Project name (default: every project)
+        project: Option<String>,
+        /// Only these states, comma-separated (testing, sent_back, awaiting_approval, approved, releasing, done, failed, rejected, withdrawn)
+        #[arg(long)]
+        state: Option<String>,
+        /// Only your own requests
+        #[arg(long)]
+        mine: bool,
+        /// Only requests waiting for you: to test, or to approve
+        #[arg(long)]
+        waiting: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A request: where it stands, what it waits for, its deployments and its history
+    Show {
+        id: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Testers: the version works on staging
+    Pass {
+        id: i64,
+        /// A remark for the history
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Testers: the version has a problem; the requester submits a fixed one
+    SendBack {
+        id: i64,
+        /// What is wrong
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The requester: submit another version to the same request (staging updates again)
+    Resubmit {
+        id: i64,
+        /// The new build: its number, or `latest`
+        #[arg(long, conflicts_with = "version")]
+        build: Option<String>,
+        /// The new version (instead of --build)
+        #[arg(long)]
+        version: Option<String>,
+        /// What changed
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Approvers: agree to the release (you cannot approve your own request)
+    Approve {
+        id: i64,
+        /// A remark for the history
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Approvers: refuse the release; the request is closed
+    Reject {
+        id: i64,
+        /// Why
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The requester: roll the approved version out with the environment's strategy
+    Release {
+        id: i64,
+        /// Follow the deployment until it ends
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The requester: give the request up
+    Withdraw {
+        id: i64,
+        /// Why
+        #[arg(long)]
+        note: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },

@@ -1,10 +1,11 @@
 //! Dispatch of parsed arguments to the library crates.
 
 use anyhow::{Context, Result};
-use ferry_cli::{Client, Output, accounts, commands, guards};
+use ferry_cli::{Client, Output, accounts, commands, guards, requests};
 use ferry_domain::{DeploymentKind, Tags};
 use ferry_proto::api::{
-    CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateUser, SetLoadBalancer, SetVar, VarQuery,
+    CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateRequest, CreateUser, RequestActionBody,
+    SetLoadBalancer, SetProtection, SetVar, VarQuery,
 };
 
 use crate::args::*;
@@ -155,7 +156,17 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::project_list(&c, out).await
         }
-        Command::Env(EnvCmd::Create { project, env, select, auto_deploy_branch, production, rollout, conn }) => {
+        Command::Env(EnvCmd::Create {
+            project,
+            env,
+            select,
+            auto_deploy_branch,
+            production,
+            require_approval,
+            staging,
+            rollout,
+            conn,
+        }) => {
             let (c, _) = client(&conn)?;
             let req = CreateEnvironment {
                 name: env,
@@ -163,13 +174,24 @@ async fn dispatch(command: Command) -> Result<()> {
                 auto_deploy_branch,
                 rollout: rollout.options(),
                 production,
+                requires_approval: require_approval,
+                staging,
             };
             commands::env_create(&c, &project, req).await
         }
-        Command::Env(EnvCmd::Update { project, env, production, conn }) => {
+        Command::Env(EnvCmd::Update { project, env, production, require_approval, staging, conn }) => {
             let (c, out) = client(&conn)?;
-            accounts::env_set_production(&c, &project, &env, production.unwrap_or_default(), out).await
+            if let Some(production) = production {
+                accounts::env_set_production(&c, &project, &env, production, out).await?;
+            }
+            if require_approval.is_some() || staging.is_some() {
+                let staging = staging.map(|s| if s == "none" { String::new() } else { s });
+                let req = SetProtection { requires_approval: require_approval, staging };
+                requests::env_set_protection(&c, &project, &env, req, out).await?;
+            }
+            Ok(())
         }
+        Command::Request(cmd) => request(cmd).await,
         Command::Login { url, user, password_stdin: _, token_name } => {
             let password = accounts::read_password_stdin()?;
             accounts::login(&url, &user, &password, &token_name).await
@@ -405,6 +427,39 @@ impl RolloutArgs {
             approve_each_batch: self.approve_each_batch.then_some(true),
         }
     }
+}
+
+async fn request(cmd: RequestCmd) -> Result<()> {
+    let note = |note: Option<String>| RequestActionBody { note, ..Default::default() };
+    let (conn, action, id, body) = match cmd {
+        RequestCmd::Create { project, env, build, version, rollback, to, reason, conn } => {
+            let (c, out) = client(&conn)?;
+            let req = CreateRequest { env, build, version: version.or(to), rollback, reason };
+            return requests::create(&c, &project, req, out).await;
+        }
+        RequestCmd::List { project, state, mine, waiting, conn } => {
+            let (c, out) = client(&conn)?;
+            return requests::list(&c, project.as_deref(), state.as_deref(), mine, waiting, out).await;
+        }
+        RequestCmd::Show { id, conn } => {
+            let (c, out) = client(&conn)?;
+            return requests::show(&c, id, out).await;
+        }
+        RequestCmd::Release { id, wait, conn } => {
+            let (c, out) = client(&conn)?;
+            return requests::release(&c, id, wait, out).await;
+        }
+        RequestCmd::Pass { id, note: n, conn } => (conn, "pass", id, note(n)),
+        RequestCmd::SendBack { id, reason, conn } => (conn, "send-back", id, note(Some(reason))),
+        RequestCmd::Resubmit { id, build, version, note, conn } => {
+            (conn, "resubmit", id, RequestActionBody { note, build, version })
+        }
+        RequestCmd::Approve { id, note: n, conn } => (conn, "approve", id, note(n)),
+        RequestCmd::Reject { id, reason, conn } => (conn, "reject", id, note(Some(reason))),
+        RequestCmd::Withdraw { id, note: n, conn } => (conn, "withdraw", id, note(n)),
+    };
+    let (c, out) = client(&conn)?;
+    requests::act(&c, id, action, &body, out).await
 }
 
 async fn env_lb(cmd: EnvLbCmd) -> Result<()> {

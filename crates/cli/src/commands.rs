@@ -120,7 +120,7 @@ pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool
 }
 
 /// Says what a new deployment is, and with `wait` follows it to its end.
-async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Output) -> Result<()> {
+pub(crate) async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Output) -> Result<()> {
     let what = if d.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" };
     if out == Output::Table {
         println!("{what} {} of {}/{} to version {} on {} host(s)", d.id, d.project, d.env, d.version, d.hosts.len());

@@ -12,6 +12,7 @@ pub mod guards;
 pub mod lb;
 pub mod notify;
 pub mod output;
+pub mod requests;
 pub mod stats;
 pub mod upload;
 pub mod vars;

@@ -64,6 +64,12 @@ pub struct CreateEnvironment {
     /// Deployments to it need the production right (R26).
     #[serde(default)]
     pub production: bool,
+    /// Deployments to it need an approved release request (R24).
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// Requests for it are tested on this environment of the project first.
+    #[serde(default)]
+    pub staging: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -81,6 +87,94 @@ pub struct EnvironmentInfo {
     /// Deployments to it need the production right (R26).
     #[serde(default)]
     pub production: bool,
+    /// Deployments to it need an approved release request (R24).
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// Requests for it are tested on this environment first.
+    #[serde(default)]
+    pub staging: Option<String>,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/protection`: what
+/// is not given keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetProtection {
+    #[serde(default)]
+    pub requires_approval: Option<bool>,
+    /// An environment of the same project; `""` for none.
+    #[serde(default)]
+    pub staging: Option<String>,
+}
+
+/// `POST /api/v1/projects/{project}/requests`: asks for a version to go to
+/// an environment, or for the environment to be rolled back (R24).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateRequest {
+    pub env: String,
+    /// A build number, or `latest`; instead of `version`.
+    #[serde(default)]
+    pub build: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A rollback request: to `version` if given, else to the previous good
+    /// version.
+    #[serde(default)]
+    pub rollback: bool,
+    pub reason: String,
+}
+
+/// `POST /api/v1/requests/{id}/{action}`: what goes with an action.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestActionBody {
+    /// Why (required to send back or reject), or a remark.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// A resubmission's new build (number or `latest`) ...
+    #[serde(default)]
+    pub build: Option<String>,
+    /// ... or version.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A release request, with its history and deployments.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestInfo {
+    pub id: i64,
+    pub project: String,
+    pub env: String,
+    pub kind: ferry_domain::RequestKind,
+    pub state: ferry_domain::RequestState,
+    pub version: String,
+    pub build: Option<i64>,
+    pub reason: String,
+    pub requester: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Where it is tested first, if anywhere.
+    pub staging: Option<String>,
+    /// Who or what it waits for, in words.
+    pub waiting_for: String,
+    /// Oldest first. Empty in lists.
+    #[serde(default)]
+    pub history: Vec<RequestEventInfo>,
+    /// Deployments made for it (staging updates and the release), newest
+    /// first. Empty in lists.
+    #[serde(default)]
+    pub deployments: Vec<DeploymentInfo>,
+}
+
+/// One entry of a request's history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestEventInfo {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub from: Option<ferry_domain::RequestState>,
+    pub to: ferry_domain::RequestState,
+    pub version: Option<String>,
+    pub note: Option<String>,
+    pub deployment: Option<i64>,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}/production`.
@@ -303,6 +397,9 @@ pub struct DeploymentInfo {
     /// Why it ended as it did.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The release request it was made for (R24), if any.
+    #[serde(default)]
+    pub request: Option<i64>,
     /// Empty in list views.
     #[serde(default)]
     pub hosts: Vec<DeploymentHostInfo>,

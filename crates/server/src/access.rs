@@ -89,7 +89,8 @@ async fn check(
 }
 
 /// Finds the project (and environment) a request concerns from its path: the
-/// `{project}` and `{env}` parameters, or the deployment or build `{id}`.
+/// `{project}` and `{env}` parameters, or the deployment, request or build
+/// `{id}`.
 /// An unknown project or deployment is the handler's 404 to give; here it
 /// only means there is nothing to be a member of.
 async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -> Result<Scope, ApiError> {
@@ -108,6 +109,18 @@ async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -
                 let project = db.project(&d.project).await.ok();
                 let env = match &project {
                     Some(p) => db.environment(p, &d.env).await.ok(),
+                    None => None,
+                };
+                (project, env)
+            }
+            None => (None, None),
+        }
+    } else if let (Some(id), true) = (id, path.starts_with("/api/v1/requests/")) {
+        match db.request(id).await.ok() {
+            Some(r) => {
+                let project = db.project(&r.project).await.ok();
+                let env = match &project {
+                    Some(p) => db.environment(p, &r.env).await.ok(),
                     None => None,
                 };
                 (project, env)

@@ -100,20 +100,96 @@ pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> ApiResult<()>
     Ok(())
 }
 
-/// Creates a deployment or rollback and wakes the target hosts' agents.
+/// On whose authority a deployment is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// The caller's own rights: a deploy, rollback or retry.
+    Caller,
+    /// Updating the staging environment of a release request: the
+    /// requester's own rights, and the deployment is linked to the request.
+    Staging { request: i64 },
+    /// Releasing an approved request: its approval stands in for the
+    /// production right and for the environment's approval requirement.
+    Approved { request: i64 },
+}
+
+impl Authority {
+    fn request(self) -> Option<i64> {
+        match self {
+            Authority::Caller => None,
+            Authority::Staging { request } | Authority::Approved { request } => Some(request),
+        }
+    }
+}
+
+/// Creates a deployment or rollback on the caller's own authority and wakes
+/// the target hosts' agents.
 pub async fn create_deployment(
     state: &AppState,
     caller: &User,
     project_name: &str,
     req: CreateDeployment,
 ) -> ApiResult<DeploymentInfo> {
-    let db = &state.db;
-    let project = db.project(project_name).await?;
-    let env = db.environment(&project, &req.env).await?;
+    create_deployment_as(state, caller, project_name, req, Authority::Caller).await
+}
+
+/// Checks that `caller` may deploy to `env` on `authority`, and that the
+/// environment's approval requirement is met (R24, R26).
+async fn check_authority(
+    state: &AppState,
+    caller: &User,
+    project: &ferry_store::Project,
+    env: &Environment,
+    req: &CreateDeployment,
+    authority: Authority,
+) -> ApiResult<()> {
+    if let Authority::Approved { .. } = authority {
+        return Ok(());
+    }
     // The route could only check the project role: the environment, and so
     // whether it is production, is known from here on. Every deployment
     // (deploy, rollback, retry) passes this one check.
-    crate::access::check_deploy(state, caller, &project, &env).await?;
+    crate::access::check_deploy(state, caller, project, env).await?;
+    if !env.requires_approval {
+        return Ok(());
+    }
+    let (p, e) = (&project.name, &env.name);
+    match authority {
+        Authority::Staging { .. } => Err(ApiError::Conflict(format!(
+            "environment '{e}' requires an approval itself, so it cannot be the staging environment requests are              tested on: ferry env update {p} ENV --staging NAME"
+        ))),
+        // Minutes matter: someone trusted with production may go back
+        // without waiting for an approver. It is flagged and recorded.
+        _ if req.emergency && (caller.production || caller.is_admin) => Ok(()),
+        _ if req.emergency => Err(ApiError::Forbidden(format!(
+            "an emergency rollback of environment '{e}' past its approval needs the production right"
+        ))),
+        _ => {
+            let what = match req.kind {
+                DeploymentKind::Deploy => format!("ferry request create {p} {e} --build N --reason TEXT"),
+                DeploymentKind::Rollback => format!("ferry request create {p} {e} --rollback --reason TEXT"),
+            };
+            Err(ApiError::Forbidden(format!(
+                "environment '{e}' of project '{p}' requires an approved release request: {what} (or, when \
+                 minutes matter, ferry rollback {p} {e} --emergency with the production right)"
+            )))
+        }
+    }
+}
+
+/// Creates a deployment or rollback on `authority` and wakes the target
+/// hosts' agents.
+pub async fn create_deployment_as(
+    state: &AppState,
+    caller: &User,
+    project_name: &str,
+    req: CreateDeployment,
+    authority: Authority,
+) -> ApiResult<DeploymentInfo> {
+    let db = &state.db;
+    let project = db.project(project_name).await?;
+    let env = db.environment(&project, &req.env).await?;
+    check_authority(state, caller, &project, &env, &req, authority).await?;
     // Freezes and bad marks (see `guards`): refused with who and why before
     // anything else; the store checks both again in the deployment's
     // transaction.
@@ -240,6 +316,7 @@ pub async fn create_deployment(
         batch_count: u32::try_from(batches.len()).unwrap_or(u32::MAX),
         policy,
         emergency: req.emergency,
+        request_id: authority.request(),
     };
     let id = db.create_deployment(new, now_ms()).await?;
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
@@ -249,7 +326,7 @@ pub async fn create_deployment(
 }
 
 /// The release a build made (R8: only successful builds are deployable).
-async fn release_of_build(state: &AppState, project: &ferry_store::Project, which: &str) -> ApiResult<Release> {
+pub async fn release_of_build(state: &AppState, project: &ferry_store::Project, which: &str) -> ApiResult<Release> {
     let build = if which == "latest" {
         state
             .db
@@ -322,6 +399,7 @@ pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
         paused: row.paused,
         emergency: row.emergency,
         reason: row.reason,
+        request: row.request_id,
         hosts: Vec::new(),
         events: Vec::new(),
     }
@@ -351,5 +429,7 @@ pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<
         // Timed gates, offline targets just failed, and (after a restart)
         // every rollout that was running.
         crate::rollout::sweep(&state).await;
+        // Release requests whose deployment ended while no server watched.
+        crate::request::sweep(&state).await;
     }
 }

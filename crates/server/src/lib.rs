@@ -28,6 +28,7 @@ mod init;
 mod lb;
 mod notify;
 mod release;
+mod request;
 mod rollout;
 mod secrets;
 mod webhook;

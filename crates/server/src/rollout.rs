@@ -41,6 +41,7 @@ pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
                 state.hub.wake(hosts);
                 tracing::info!(id, %status, "deployment ended");
                 notify_finished(state, id).await;
+                crate::request::deployment_ended(state, id).await;
                 return Ok(());
             }
             Advanced::Waiting(_) | Advanced::NotRunning => return Ok(()),

@@ -138,6 +138,15 @@ pub trait Database: Send + Sync + 'static {
     async fn set_environment_rollout(&self, env: &Environment, policy: &RolloutPolicy) -> Result<()>;
     /// Makes an environment production, or not.
     async fn set_environment_production(&self, env: &Environment, production: bool) -> Result<()>;
+    /// Whether deployments to an environment need an approved request, and
+    /// where requests for it are tested first (an environment of the same
+    /// project, not itself).
+    async fn set_environment_protection(
+        &self,
+        env: &Environment,
+        requires_approval: bool,
+        staging_env_id: Option<i64>,
+    ) -> Result<()>;
 
     // --- releases ---
     async fn create_release(&self, new: NewRelease, now: i64) -> Result<Release>;
@@ -268,6 +277,24 @@ pub trait Database: Send + Sync + 'static {
     /// Freezes in force at `now`, of one project or of all, by project and
     /// environment name.
     async fn freezes(&self, project: Option<&Project>, now: i64) -> Result<Vec<FreezeRow>>;
+
+    // --- release requests (R24) ---
+    /// Creates a request with the first entry of its history.
+    async fn create_request(&self, new: &NewRequest, now: i64) -> Result<RequestRow>;
+    async fn request(&self, id: i64) -> Result<RequestRow>;
+    /// Requests, newest first.
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRow>>;
+    /// Changes a request's state and records it, in one transaction, if its
+    /// state is still `change.from`; otherwise `Refused`, naming the state it
+    /// is in now (someone else acted first).
+    async fn change_request(&self, id: i64, change: &RequestChange, now: i64) -> Result<RequestRow>;
+    /// Adds an entry to a request's history that does not change its state
+    /// (its staging environment was updated).
+    async fn note_request(&self, id: i64, note: &RequestNote<'_>, now: i64) -> Result<()>;
+    /// A request's history, oldest first.
+    async fn request_events(&self, id: i64) -> Result<Vec<RequestEvent>>;
+    /// The deployments made for a request, newest first.
+    async fn request_deployments(&self, id: i64) -> Result<Vec<DeploymentRow>>;
 
     // --- builds ---
     /// Queues a build with the project's next build number.

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
-    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,
+    RequestKind, RequestState, Secret, Tags,
 };
 
 /// A person (or script) that signs in with a password or an API token.
@@ -95,6 +96,10 @@ pub struct NewEnvironment {
     pub rollout: RolloutPolicy,
     /// Deployments to it need the production right (R26).
     pub production: bool,
+    /// Deployments to it need an approved release request (R24).
+    pub requires_approval: bool,
+    /// Requests for it are tested on this environment of the project first.
+    pub staging_env_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +117,10 @@ pub struct Environment {
     pub rollout: RolloutPolicy,
     /// Deployments to it need the production right (R26).
     pub production: bool,
+    /// Deployments to it need an approved release request (R24).
+    pub requires_approval: bool,
+    /// The environment a request for this one is tested on first.
+    pub staging: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +220,8 @@ pub struct NewDeployment {
     /// An emergency rollback (R11): no gates, and it takes over from a
     /// running deployment of the environment, which ends as canceled.
     pub emergency: bool,
+    /// The release request it was made for (a staging update or the release).
+    pub request_id: Option<i64>,
 }
 
 /// What an operator asks of a running deployment.
@@ -263,6 +274,8 @@ pub struct DeploymentRow {
     pub hold: Option<String>,
     /// Why it ended as it did.
     pub reason: Option<String>,
+    /// The release request it was made for, if any.
+    pub request_id: Option<i64>,
 }
 
 /// One step of a deployment's history.
@@ -597,4 +610,87 @@ pub struct NotificationLogRow {
     pub status: String,
     pub created_at: i64,
     pub attempts: Vec<NotificationAttempt>,
+}
+
+/// A release or rollback request as it is created (R24).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequest {
+    pub project_id: i64,
+    pub env_id: i64,
+    pub kind: RequestKind,
+    /// Where the state machine says it starts.
+    pub state: RequestState,
+    pub release_id: i64,
+    /// The build that made the release, when it was asked for by build.
+    pub build_number: Option<i64>,
+    pub reason: String,
+    pub requester: String,
+}
+
+/// A release request as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRow {
+    pub id: i64,
+    pub project: String,
+    pub env: String,
+    pub kind: RequestKind,
+    pub state: RequestState,
+    pub release_id: i64,
+    pub version: String,
+    pub build_number: Option<i64>,
+    pub reason: String,
+    pub requester: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A change of a request's state, decided by
+/// `ferry_domain::request::apply` from the state in `from`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestChange {
+    pub from: RequestState,
+    pub to: RequestState,
+    pub action: RequestAction,
+    pub actor: String,
+    pub note: Option<String>,
+    /// A resubmission's new release and build number.
+    pub release: Option<(i64, Option<i64>)>,
+    /// The deployment the change started or that ended, if any.
+    pub deployment_id: Option<i64>,
+}
+
+/// One entry of a request's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    /// A [`RequestAction`]'s name, or `staging` for an update of the staging
+    /// environment.
+    pub action: String,
+    pub from: Option<RequestState>,
+    pub to: RequestState,
+    pub version: Option<String>,
+    pub note: Option<String>,
+    pub deployment_id: Option<i64>,
+}
+
+/// Which requests to list; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestFilter {
+    pub project_id: Option<i64>,
+    /// Any of these states; empty means any state.
+    pub states: Vec<RequestState>,
+    pub requester: Option<String>,
+    pub limit: u32,
+}
+
+/// An entry of a request's history that changes nothing (e.g. `staging`:
+/// its staging environment was updated by `deployment_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestNote<'a> {
+    pub actor: &'a str,
+    pub what: &'a str,
+    pub note: Option<&'a str>,
+    pub deployment_id: Option<i64>,
 }

@@ -2,7 +2,8 @@
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
 use ferry_domain::{
-    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,
+    RequestKind, RequestState, Secret, Tags,
 };
 use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
@@ -27,6 +28,8 @@ fn env(name: &str, selector: &str) -> NewEnvironment {
         auto_deploy_branch: None,
         rollout: Default::default(),
         production: false,
+        requires_approval: false,
+        staging_env_id: None,
     }
 }
 
@@ -76,6 +79,7 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         policy: RolloutPolicy::default(),
         batch_count: 1,
         emergency: false,
+        request_id: None,
     }
 }
 
@@ -1094,6 +1098,89 @@ async fn members_have_one_role_per_project(db: &dyn Database) {
     assert!(db.create_environment(&p, &staging, 5).await.unwrap().production);
 }
 
+async fn requests_change_only_from_the_state_they_were_decided_on(db: &dyn Database) {
+    let (p, prod, r1, r2, h1, _) = fixture(db).await;
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 1).await.unwrap();
+    let guarded =
+        NewEnvironment { requires_approval: true, staging_env_id: Some(staging.id), ..env("live", "role=live") };
+    let live = db.create_environment(&p, &guarded, 1).await.unwrap();
+    assert!(live.requires_approval);
+    assert_eq!(live.staging.as_deref(), Some("staging"));
+    db.set_environment_protection(&prod, true, Some(staging.id)).await.unwrap();
+    let prod = db.environment(&p, "prod").await.unwrap();
+    assert!(prod.requires_approval && prod.staging.as_deref() == Some("staging"));
+
+    let new = NewRequest {
+        project_id: p.id,
+        env_id: prod.id,
+        kind: RequestKind::Release,
+        state: RequestState::Testing,
+        release_id: r1.id,
+        build_number: Some(1),
+        reason: "new checkout".into(),
+        requester: "dev".into(),
+    };
+    let q = db.create_request(&new, 10).await.unwrap();
+    assert_eq!((q.state, q.version.as_str(), q.requester.as_str()), (RequestState::Testing, "v1", "dev"));
+
+    // A resubmission replaces the version; a stale change is refused.
+    let resubmit = RequestChange {
+        from: RequestState::Testing,
+        to: RequestState::Testing,
+        action: RequestAction::Resubmit,
+        actor: "dev".into(),
+        note: None,
+        release: Some((r2.id, None)),
+        deployment_id: None,
+    };
+    let q = db.change_request(q.id, &resubmit, 20).await.unwrap();
+    assert_eq!((q.version.as_str(), q.build_number), ("v2", None));
+    let pass = RequestChange {
+        to: RequestState::AwaitingApproval,
+        action: RequestAction::Pass,
+        actor: "qa".into(),
+        release: None,
+        ..resubmit.clone()
+    };
+    db.change_request(q.id, &pass, 30).await.unwrap();
+    let again = db.change_request(q.id, &pass, 31).await.unwrap_err();
+    assert!(matches!(&again, StoreError::Refused(m) if m.contains("awaiting_approval now")), "{again}");
+    assert!(matches!(db.change_request(999, &pass, 31).await, Err(StoreError::NotFound(_))));
+
+    // Its deployments are linked to it.
+    let linked =
+        start(db, NewDeployment { request_id: Some(q.id), ..deploy(&p, &prod, &r2, &[&h1]) }, 40).await.unwrap();
+    let note = RequestNote { actor: "ferry", what: "staging", note: Some("updated"), deployment_id: Some(linked) };
+    db.note_request(q.id, &note, 41).await.unwrap();
+    assert_eq!(db.request_deployments(q.id).await.unwrap().iter().map(|d| d.id).collect::<Vec<_>>(), [linked]);
+    assert_eq!(db.deployment(linked).await.unwrap().request_id, Some(q.id));
+
+    let history = db.request_events(q.id).await.unwrap();
+    let steps: Vec<(&str, Option<RequestState>, RequestState, Option<&str>)> =
+        history.iter().map(|e| (e.action.as_str(), e.from, e.to, e.version.as_deref())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("create", None, RequestState::Testing, Some("v1")),
+            ("resubmit", Some(RequestState::Testing), RequestState::Testing, Some("v2")),
+            ("pass", Some(RequestState::Testing), RequestState::AwaitingApproval, Some("v2")),
+            ("staging", Some(RequestState::AwaitingApproval), RequestState::AwaitingApproval, Some("v2")),
+        ]
+    );
+    assert_eq!(history.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(history[3].deployment_id, Some(linked));
+
+    // Lists filter by project, state and requester, newest first.
+    let other = db.create_request(&NewRequest { requester: "ops".into(), ..new.clone() }, 50).await.unwrap();
+    let all = |filter: RequestFilter| async move {
+        db.requests(&RequestFilter { limit: 10, ..filter }).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(all(RequestFilter::default()).await, [other.id, q.id]);
+    assert_eq!(all(RequestFilter { states: vec![RequestState::AwaitingApproval], ..Default::default() }).await, [q.id]);
+    assert_eq!(all(RequestFilter { requester: Some("ops".into()), ..Default::default() }).await, [other.id]);
+    assert_eq!(all(RequestFilter { project_id: Some(p.id + 1), ..Default::default() }).await, Vec::<i64>::new());
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -1138,6 +1225,7 @@ mod sqlite_backend {
         notifications_are_queued_per_rule_retried_and_logged,
         users_have_passwords_tokens_and_can_be_disabled,
         members_have_one_role_per_project,
+        requests_change_only_from_the_state_they_were_decided_on,
     );
     use super::sqlite;
 }

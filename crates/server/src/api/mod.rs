@@ -16,6 +16,7 @@ mod locks;
 mod notify;
 mod projects;
 mod releases;
+mod requests;
 mod stats;
 mod vars;
 
@@ -108,6 +109,13 @@ pub(crate) fn routes() -> Vec<Route> {
             User(ChangeProduction),
             projects::set_env_production,
         ),
+        // Lifting an approval requirement is lifting a guard, like production.
+        route(
+            p.clone(),
+            "/api/v1/projects/{project}/environments/{env}/protection",
+            User(ChangeProduction),
+            projects::set_env_protection,
+        ),
         route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::set),
         route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ReadProject), lb::show),
         route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::unset),
@@ -145,6 +153,20 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/deployments/{id}/log", User(ReadProject), deployments::log),
         route(p.clone(), "/api/v1/deployments/{id}/retry", User(Deploy), deployments::retry),
         route(p.clone(), "/api/v1/deployments/{id}/{action}", User(Deploy), deployments::control),
+        // Release requests (R24): testers pass or send back, approvers
+        // approve or reject, the requester resubmits, releases or withdraws
+        // (that last rule is the request's own: `ferry_domain::request`).
+        route(p.clone(), "/api/v1/projects/{project}/requests", User(Request), requests::create),
+        route(g.clone(), "/api/v1/projects/{project}/requests", User(ReadProject), requests::list),
+        route(g.clone(), "/api/v1/requests", User(ReadShared), requests::list_all),
+        route(g.clone(), "/api/v1/requests/{id}", User(ReadProject), requests::show),
+        route(p.clone(), "/api/v1/requests/{id}/pass", User(Test), requests::pass),
+        route(p.clone(), "/api/v1/requests/{id}/send-back", User(Test), requests::send_back),
+        route(p.clone(), "/api/v1/requests/{id}/approve", User(Approve), requests::approve),
+        route(p.clone(), "/api/v1/requests/{id}/reject", User(Approve), requests::reject),
+        route(p.clone(), "/api/v1/requests/{id}/resubmit", User(Request), requests::resubmit),
+        route(p.clone(), "/api/v1/requests/{id}/release", User(Request), requests::release),
+        route(p.clone(), "/api/v1/requests/{id}/withdraw", User(Request), requests::withdraw),
         // Builds.
         route(p.clone(), "/api/v1/projects/{project}/builds", User(Build), builds::create),
         route(g.clone(), "/api/v1/projects/{project}/builds", User(ReadProject), builds::list),

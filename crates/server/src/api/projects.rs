@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
     BadMarkInfo, CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo,
-    ProjectStatus, SetProduction,
+    ProjectStatus, SetProduction, SetProtection,
 };
-use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource};
+use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource, StoreError};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -102,6 +102,8 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         created_at: rfc3339_from_millis(e.created_at),
         rollout: e.rollout.describe(),
         production: e.production,
+        requires_approval: e.requires_approval,
+        staging: e.staging,
     })
 }
 
@@ -128,12 +130,15 @@ pub async fn create_env(
         }
     }
     let rollout = req.rollout.apply(&Default::default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let staging_env_id = staging_env(&state, &project, &req.name, req.staging.as_deref()).await?;
     let new = NewEnvironment {
         name: req.name.clone(),
         selector: selector.to_string(),
         auto_deploy_branch: req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
         rollout,
         production: req.production,
+        requires_approval: req.requires_approval,
+        staging_env_id,
     };
     let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
     Ok(Json(env_info(&state, env).await?))
@@ -166,6 +171,49 @@ pub async fn set_env_production(
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     state.db.set_environment_production(&env, req.production).await?;
+    let env = state.db.environment(&project, &env.name).await?;
+    Ok(Json(env_info(&state, env).await?))
+}
+
+/// The id of the environment requests for `env` are tested on: `None` for
+/// none (`""`). It must be another environment of the project.
+async fn staging_env(state: &AppState, project: &Project, env: &str, staging: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(name) = staging.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    if name == env {
+        return Err(ApiError::BadRequest(format!(
+            "environment '{env}' cannot be its own staging environment: name another one of project '{}'",
+            project.name
+        )));
+    }
+    match state.db.environment(project, name).await {
+        Ok(s) => Ok(Some(s.id)),
+        Err(StoreError::NotFound(_)) => Err(ApiError::NotFound(format!(
+            "--staging: project '{}' has no environment '{name}'; create it first",
+            project.name
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/protection`: whether
+/// deployments need an approved request, and where requests are tested
+/// first (R24). What is not given keeps its value.
+pub async fn set_env_protection(
+    State(state): State<AppState>,
+    Path((project, env)): Path<(String, String)>,
+    Json(req): Json<SetProtection>,
+) -> ApiResult<Json<EnvironmentInfo>> {
+    let project = state.db.project(&project).await?;
+    let env = state.db.environment(&project, &env).await?;
+    let staging_env_id = match &req.staging {
+        Some(name) => staging_env(&state, &project, &env.name, Some(name)).await?,
+        None => match &env.staging {
+            Some(name) => Some(state.db.environment(&project, name).await?.id),
+            None => None,
+        },
+    };
+    let requires_approval = req.requires_approval.unwrap_or(env.requires_approval);
+    state.db.set_environment_protection(&env, requires_approval, staging_env_id).await?;
     let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use ferry_domain::access::{Action, Role, Subject, allowed};
-use ferry_domain::{DeploymentKind, Digest};
+use ferry_domain::{DeploymentKind, Digest, RequestKind, RequestState};
 use ferry_store::sqlite::SqliteDatabase;
 use ferry_store::{
-    Database, LocalArtifactStore, NewBuild, NewDeployment, NewEnvironment, NewProject, NewRelease, NewUser,
+    Database, LocalArtifactStore, NewBuild, NewDeployment, NewEnvironment, NewProject, NewRelease, NewRequest, NewUser,
 };
 use tower::ServiceExt;
 
@@ -36,6 +36,7 @@ struct Fixture {
     people: Vec<Person>,
     deployment: i64,
     build: i64,
+    request: i64,
 }
 
 async fn fixture() -> Fixture {
@@ -48,6 +49,8 @@ async fn fixture() -> Fixture {
         auto_deploy_branch: None,
         rollout: Default::default(),
         production,
+        requires_approval: production,
+        staging_env_id: None,
     };
     let prod = db.create_environment(&p, &env("prod", "env=prod", true), 1).await.unwrap();
     db.create_environment(&p, &env("stage", "env=stage", false), 1).await.unwrap();
@@ -84,6 +87,7 @@ async fn fixture() -> Fixture {
                 policy: Default::default(),
                 batch_count: 1,
                 emergency: false,
+                request_id: None,
             },
             3,
         )
@@ -97,6 +101,23 @@ async fn fixture() -> Fixture {
                 trigger: "manual".into(),
                 requested_by: "admin".into(),
                 retry_of: None,
+            },
+            4,
+        )
+        .await
+        .unwrap()
+        .id;
+    let request = db
+        .create_request(
+            &NewRequest {
+                project_id: p.id,
+                env_id: prod.id,
+                kind: RequestKind::Release,
+                state: RequestState::AwaitingApproval,
+                release_id: release.id,
+                build_number: None,
+                reason: "fix".into(),
+                requester: "admin".into(),
             },
             4,
         )
@@ -136,14 +157,18 @@ async fn fixture() -> Fixture {
         config: Arc::new(ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap())),
         secrets: Arc::new(secrets),
     };
-    Fixture { _dir: dir, state, people, deployment, build }
+    Fixture { _dir: dir, state, people, deployment, build, request }
 }
 
 /// The route's path with its parameters filled in: project `p`, its
 /// production environment, the deployment in it, the build; names nobody has
 /// (so an allowed call changes nothing that matters to the next).
 fn concrete(path: &str, f: &Fixture) -> String {
-    let id = if path.starts_with("/api/v1/builds/") { f.build } else { f.deployment };
+    let id = match path {
+        _ if path.starts_with("/api/v1/builds/") => f.build,
+        _ if path.starts_with("/api/v1/requests/") => f.request,
+        _ => f.deployment,
+    };
     path.replace("{project}", "p")
         .replace("{env}", "prod")
         .replace("{id}", &id.to_string())
@@ -162,7 +187,9 @@ fn expected(route: &Route, person: &Person, action: Action) -> bool {
     let scoped = route.path.contains("{project}") || route.path.contains("{id}");
     // Unscoped uploads count the user's best role anywhere (here: in `p`).
     let membership = if scoped || action == Action::Build { person.role } else { None };
-    let production = route.path.contains("{env}") || route.path.starts_with("/api/v1/deployments/{id}");
+    let production = route.path.contains("{env}")
+        || route.path.starts_with("/api/v1/deployments/{id}")
+        || route.path.starts_with("/api/v1/requests/{id}");
     allowed(&person.subject, membership, action, production).is_ok()
 }
 

@@ -22,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod notify;
+mod request;
 mod rollout;
 
 use crate::model::*;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("migrations/0009_accounts.sql")),
     (10, include_str!("migrations/0010_audit.sql")),
     (11, include_str!("migrations/0011_notifications.sql")),
+    (12, include_str!("migrations/0012_release_requests.sql")),
 ];
 
 /// See the module documentation.
@@ -160,11 +162,13 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         created_at: r.try_get("created_at")?,
         rollout: policy_from(r.try_get("rollout")?)?,
         production: r.try_get::<i64, _>("production")? != 0,
+        requires_approval: r.try_get::<i64, _>("requires_approval")? != 0,
+        staging: r.try_get("staging")?,
     })
 }
 const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, \
-     e.auto_deploy_branch, e.created_at, e.rollout, e.production \
-     FROM environments e JOIN projects p ON p.id = e.project_id";
+     e.auto_deploy_branch, e.created_at, e.rollout, e.production, e.requires_approval, s.name AS staging \
+     FROM environments e JOIN projects p ON p.id = e.project_id LEFT JOIN environments s ON s.id = e.staging_env_id";
 
 /// A stored rollout policy; none stored means the default (all at once).
 fn policy_from(json: Option<String>) -> Result<RolloutPolicy> {
@@ -247,11 +251,12 @@ fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
         reason: r.try_get("reason")?,
         forced: r.try_get::<i64, _>("forced")? != 0,
         freeze_ignored: r.try_get::<i64, _>("freeze_ignored")? != 0,
+        request_id: r.try_get("request_id")?,
     })
 }
 const DEPLOYMENT_SELECT: &str = "SELECT d.id, p.name AS project, e.name AS env, d.release_id, r.version, d.kind, \
      d.status, d.created_by, d.created_at, d.finished_at, d.policy, d.batch_count, d.current_batch, d.paused, \
-     d.cancel_requested, d.emergency, d.hold, d.reason, d.forced, d.freeze_ignored FROM deployments d \
+     d.cancel_requested, d.emergency, d.hold, d.reason, d.forced, d.freeze_ignored, d.request_id FROM deployments d \
      JOIN projects p ON p.id = d.project_id JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id";
 
 const BUILD_SELECT: &str = "SELECT b.id, b.project_id, p.name AS project, b.number, b.git_ref, b.commit_sha, b.branch, \
@@ -696,7 +701,7 @@ impl Database for SqliteDatabase {
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
         sqlx::query(
             "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at, rollout, \
-             production) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             production, requires_approval, staging_env_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(project.id)
         .bind(&new.name)
@@ -705,6 +710,8 @@ impl Database for SqliteDatabase {
         .bind(now)
         .bind(policy_json(&new.rollout)?)
         .bind(new.production)
+        .bind(new.requires_approval)
+        .bind(new.staging_env_id)
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("environment '{}' of project '{}'", new.name, project.name)))?;
@@ -742,6 +749,21 @@ impl Database for SqliteDatabase {
     async fn set_environment_production(&self, env: &Environment, production: bool) -> Result<()> {
         sqlx::query("UPDATE environments SET production = ? WHERE id = ?")
             .bind(production)
+            .bind(env.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_environment_protection(
+        &self,
+        env: &Environment,
+        requires_approval: bool,
+        staging_env_id: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE environments SET requires_approval = ?, staging_env_id = ? WHERE id = ?")
+            .bind(requires_approval)
+            .bind(staging_env_id)
             .bind(env.id)
             .execute(&self.pool)
             .await?;
@@ -1349,6 +1371,39 @@ impl Database for SqliteDatabase {
                 })
             })
             .collect()
+    }
+
+    async fn create_request(&self, new: &NewRequest, now: i64) -> Result<RequestRow> {
+        request::create(&self.pool, new, now).await
+    }
+
+    async fn request(&self, id: i64) -> Result<RequestRow> {
+        request::one(&self.pool, id).await
+    }
+
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRow>> {
+        request::list(&self.pool, filter).await
+    }
+
+    async fn change_request(&self, id: i64, change: &RequestChange, now: i64) -> Result<RequestRow> {
+        request::change(&self.pool, id, change, now).await
+    }
+
+    async fn note_request(&self, id: i64, note: &RequestNote<'_>, now: i64) -> Result<()> {
+        request::note(&self.pool, id, note, now).await
+    }
+
+    async fn request_events(&self, id: i64) -> Result<Vec<RequestEvent>> {
+        request::events(&self.pool, id).await
+    }
+
+    async fn request_deployments(&self, id: i64) -> Result<Vec<DeploymentRow>> {
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{DEPLOYMENT_SELECT} WHERE d.request_id = ? ORDER BY d.id DESC")))
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(deployment_row).collect()
     }
 
     async fn freeze_environment(&self, env: &Environment, freeze: &Freeze, now: i64) -> Result<FreezeRow> {

@@ -45,8 +45,8 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     }
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO deployments (project_id, env_id, release_id, kind, status, created_by, offline_timeout_ms, \
-         created_at, policy, batch_count, emergency, whole_env) \
-         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         created_at, policy, batch_count, emergency, whole_env, request_id) \
+         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.project_id)
     .bind(new.env_id)
@@ -59,6 +59,7 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     .bind(i64::from(new.batch_count))
     .bind(new.emergency)
     .bind(new.whole_env)
+    .bind(new.request_id)
     .fetch_one(&mut *tx)
     .await;
     let id = match inserted {

@@ -1,0 +1,205 @@
+//! Release requests (R24). Each action has its own route, so the route table
+//! states who may take it (testers, approvers, requesters); the request's
+//! own rules (no self-approval, only the requester releases) are
+//! `ferry_domain::request`'s, applied in `crate::request`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ferry_domain::access::{Action, allowed};
+use ferry_domain::{RequestAction, RequestState};
+use ferry_proto::api::{CreateRequest, RequestActionBody, RequestInfo};
+use ferry_store::{RequestFilter, RequestRow};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::request;
+
+#[derive(serde::Deserialize, Default)]
+pub struct RequestQuery {
+    /// Only requests in one of these states (comma-separated).
+    state: Option<String>,
+    /// Only the caller's own requests.
+    #[serde(default)]
+    mine: bool,
+    /// Only requests waiting for the caller: to test (testing) or to approve
+    /// (awaiting approval), that the caller may act on and did not create.
+    #[serde(default)]
+    waiting: bool,
+    limit: Option<u32>,
+}
+
+impl RequestQuery {
+    fn states(&self) -> ApiResult<Vec<RequestState>> {
+        let mut states: Vec<RequestState> = Vec::new();
+        for s in self.state.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+            let names: Vec<&str> = RequestState::ALL.iter().map(|s| s.as_str()).collect();
+            states.push(s.parse().map_err(|e| ApiError::BadRequest(format!("{e}; states are {}", names.join(", "))))?);
+        }
+        if self.waiting && states.is_empty() {
+            states = vec![RequestState::Testing, RequestState::AwaitingApproval];
+        }
+        Ok(states)
+    }
+}
+
+/// `POST /api/v1/projects/{project}/requests`.
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<CreateRequest>,
+) -> ApiResult<Json<RequestInfo>> {
+    Ok(Json(request::create(&state, &user, &project, req).await?))
+}
+
+/// `GET /api/v1/projects/{project}/requests[?state=S,...][&mine=true][&waiting=true]`.
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(project): Path<String>,
+    Query(q): Query<RequestQuery>,
+) -> ApiResult<Json<Vec<RequestInfo>>> {
+    let project = state.db.project(&project).await?;
+    Ok(Json(listed(&state, &user, Some(project.id), &q).await?))
+}
+
+/// `GET /api/v1/requests[?...]`: the requests of every project the caller
+/// may read; with `waiting=true`, the caller's inbox.
+pub async fn list_all(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Query(q): Query<RequestQuery>,
+) -> ApiResult<Json<Vec<RequestInfo>>> {
+    Ok(Json(listed(&state, &user, None, &q).await?))
+}
+
+async fn listed(
+    state: &AppState,
+    user: &ferry_store::User,
+    project_id: Option<i64>,
+    q: &RequestQuery,
+) -> ApiResult<Vec<RequestInfo>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let filter = RequestFilter {
+        project_id,
+        states: q.states()?,
+        requester: q.mine.then(|| user.name.clone()),
+        // Rows the caller may not see are dropped after reading.
+        limit: if project_id.is_some() && !q.waiting { limit } else { 1000 },
+    };
+    let mut out = Vec::new();
+    for row in state.db.requests(&filter).await? {
+        if out.len() >= limit as usize {
+            break;
+        }
+        let project = state.db.project(&row.project).await?;
+        let env = state.db.environment(&project, &row.env).await?;
+        let membership = state.db.membership(project.id, user.id).await?;
+        if allowed(&user.subject(), membership, Action::ReadProject, false).is_err() {
+            continue;
+        }
+        if q.waiting && !waits_for(user, membership, &row, env.production) {
+            continue;
+        }
+        let staging = if row.kind == ferry_domain::RequestKind::Release { env.staging } else { None };
+        out.push(request::summary(row, staging));
+    }
+    Ok(out)
+}
+
+/// Whether the request waits for something `user` may do.
+fn waits_for(user: &ferry_store::User, membership: Option<ferry_domain::Role>, row: &RequestRow, prod: bool) -> bool {
+    let action = match row.state {
+        RequestState::Testing => Action::Test,
+        RequestState::AwaitingApproval if row.requester != user.name => Action::Approve,
+        _ => return false,
+    };
+    allowed(&user.subject(), membership, action, prod).is_ok()
+}
+
+/// `GET /api/v1/requests/{id}`: with its history and deployments.
+pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<RequestInfo>> {
+    Ok(Json(request::info(&state, id).await?))
+}
+
+async fn act(
+    state: AppState,
+    user: ferry_store::User,
+    id: i64,
+    action: RequestAction,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    Ok(Json(request::act(&state, &user, id, action, body).await?))
+}
+
+/// `POST /api/v1/requests/{id}/pass` (testers).
+pub async fn pass(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::Pass, body).await
+}
+
+/// `POST /api/v1/requests/{id}/send-back` (testers).
+pub async fn send_back(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::SendBack, body).await
+}
+
+/// `POST /api/v1/requests/{id}/approve` (approvers).
+pub async fn approve(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::Approve, body).await
+}
+
+/// `POST /api/v1/requests/{id}/reject` (approvers).
+pub async fn reject(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::Reject, body).await
+}
+
+/// `POST /api/v1/requests/{id}/resubmit` (the requester).
+pub async fn resubmit(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::Resubmit, body).await
+}
+
+/// `POST /api/v1/requests/{id}/release` (the requester).
+pub async fn release(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::Release, body).await
+}
+
+/// `POST /api/v1/requests/{id}/withdraw` (the requester).
+pub async fn withdraw(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    body: Option<Json<RequestActionBody>>,
+) -> ApiResult<Json<RequestInfo>> {
+    act(state, user, id, RequestAction::Withdraw, body).await
+}

@@ -1,0 +1,454 @@
+//! Release requests (R24): creating them, acting on them, and following
+//! their deployments. Which action moves a request where, by whom, is
+//! `ferry_domain::request::apply`; whether a user may test or approve in a
+//! project at all is the route table's rule (`api::routes`). This module
+//! joins the two to the store and the fleet: it updates the staging
+//! environment, starts the release's deployment on the approval's
+//! authority, and records how that deployment ended.
+
+use ferry_domain::request::{self, Actor, RequestFacts};
+use ferry_domain::{
+    DeploymentKind, DeploymentStatus, RequestAction, RequestKind, RequestState, rollback_target_skipping,
+};
+use ferry_proto::api::{CreateDeployment, CreateRequest, RequestActionBody, RequestEventInfo, RequestInfo};
+use ferry_store::{
+    Environment, NewRequest, Project, Release, RequestChange, RequestNote, RequestRow, StoreError, User,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::fleet::{self, Authority};
+use crate::{AppState, guards, notify, now_ms};
+
+/// What the server writes as the actor of the entries it makes itself.
+const SERVER: &str = "ferry";
+
+/// How long a request may stay `releasing` with no deployment before the
+/// server decides it never started (the server stopped in between).
+const START_GRACE_MS: i64 = 30_000;
+
+/// Creates a request: checks the version (and that the requester may update
+/// the staging environment), records the request, and updates staging.
+pub async fn create(state: &AppState, caller: &User, project_name: &str, req: CreateRequest) -> ApiResult<RequestInfo> {
+    let db = &state.db;
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::BadRequest("give a reason (--reason): what the change is and why".into()));
+    }
+    let project = db.project(project_name).await?;
+    let env = db.environment(&project, &req.env).await?;
+    let kind = if req.rollback { RequestKind::Rollback } else { RequestKind::Release };
+    let (release, build) = match kind {
+        RequestKind::Release => version_asked(state, &project, req.build.as_deref(), req.version.as_deref()).await?,
+        RequestKind::Rollback => {
+            if req.build.is_some() {
+                return Err(ApiError::BadRequest("a rollback request takes --to VERSION, not --build".into()));
+            }
+            (rollback_version(state, &project, &env, req.version.as_deref()).await?, None)
+        }
+    };
+    guards::check_release(&project.name, &release, false)?;
+    let staging = staging_of(state, &project, &env, kind).await?;
+    if let Some(staging) = &staging {
+        crate::access::check_deploy(state, caller, &project, staging).await?;
+    }
+    let initial = request::initial_state(kind, staging.is_some(), env.requires_approval);
+    let new = NewRequest {
+        project_id: project.id,
+        env_id: env.id,
+        kind,
+        state: initial,
+        release_id: release.id,
+        build_number: build,
+        reason: reason.to_string(),
+        requester: caller.name.clone(),
+    };
+    let row = db.create_request(&new, now_ms()).await?;
+    tracing::info!(id = row.id, project = %project.name, env = %env.name, version = %row.version, %kind,
+        state = %row.state, "release request created");
+    if let Some(staging) = &staging {
+        update_staging(state, caller, &row, staging).await;
+    }
+    announce(state, &row).await;
+    info(state, row.id).await
+}
+
+/// Applies a user's action to a request.
+pub async fn act(
+    state: &AppState,
+    caller: &User,
+    id: i64,
+    action: RequestAction,
+    body: RequestActionBody,
+) -> ApiResult<RequestInfo> {
+    let db = &state.db;
+    let row = db.request(id).await?;
+    let project = db.project(&row.project).await?;
+    let env = db.environment(&project, &row.env).await?;
+    let staging = staging_of(state, &project, &env, row.kind).await?;
+    let facts = RequestFacts {
+        kind: row.kind,
+        state: row.state,
+        has_staging: staging.is_some(),
+        needs_approval: env.requires_approval,
+    };
+    let actor = match () {
+        _ if caller.name == row.requester => Actor::Requester,
+        _ if caller.is_admin => Actor::Admin,
+        _ => Actor::Other,
+    };
+    let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let to =
+        request::apply(&facts, actor, action, note).map_err(|e| ApiError::Conflict(format!("request {id}: {e}")))?;
+    let new_release = match action {
+        RequestAction::Resubmit => {
+            let (release, build) =
+                version_asked(state, &project, body.build.as_deref(), body.version.as_deref()).await?;
+            guards::check_release(&project.name, &release, false)?;
+            Some((release.id, build))
+        }
+        _ if body.build.is_some() || body.version.is_some() => {
+            return Err(ApiError::BadRequest(format!(
+                "only a resubmission takes a new version; to {action} request {id}, give no --build or --version"
+            )));
+        }
+        _ => None,
+    };
+    if action == RequestAction::Release {
+        // Refusals that change nothing come before the request moves.
+        guards::check_freeze(state, &env, false).await?;
+    }
+    let change = RequestChange {
+        from: row.state,
+        to,
+        action,
+        actor: caller.name.clone(),
+        note: note.map(str::to_string),
+        release: new_release,
+        deployment_id: None,
+    };
+    let row = db.change_request(id, &change, now_ms()).await?;
+    tracing::info!(id, %action, by = %caller.name, state = %row.state, "release request changed");
+    match action {
+        RequestAction::Resubmit => {
+            if let Some(staging) = &staging {
+                update_staging(state, caller, &row, staging).await;
+            }
+        }
+        RequestAction::Release => start_release(state, caller, &row).await?,
+        _ => {}
+    }
+    announce(state, &row).await;
+    info(state, id).await
+}
+
+/// Starts the deployment of a request that just moved to `releasing`. If it
+/// cannot start, the request fails with the reason, and the error is the
+/// caller's answer.
+async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> ApiResult<()> {
+    let kind = match row.kind {
+        RequestKind::Release => DeploymentKind::Deploy,
+        RequestKind::Rollback => DeploymentKind::Rollback,
+    };
+    let req = CreateDeployment {
+        env: row.env.clone(),
+        version: Some(row.version.clone()),
+        hosts: None,
+        kind,
+        offline_timeout_secs: None,
+        build: None,
+        rollout: Default::default(),
+        emergency: false,
+        force: false,
+    };
+    match fleet::create_deployment_as(state, caller, &row.project, req, Authority::Approved { request: row.id }).await {
+        Ok(d) => {
+            let note = RequestNote { actor: SERVER, what: "deployment", note: None, deployment_id: Some(d.id) };
+            state.db.note_request(row.id, &note, now_ms()).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let change = RequestChange {
+                from: RequestState::Releasing,
+                to: RequestState::Failed,
+                action: RequestAction::Fail,
+                actor: SERVER.into(),
+                note: Some(format!("not started: {e}")),
+                release: None,
+                deployment_id: None,
+            };
+            state.db.change_request(row.id, &change, now_ms()).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Deploys the request's version to its staging environment, as the
+/// requester. Failing to start is recorded on the request, not returned: the
+/// request stands, and its requester can resubmit to try again.
+async fn update_staging(state: &AppState, caller: &User, row: &RequestRow, staging: &Environment) {
+    let req = CreateDeployment {
+        env: staging.name.clone(),
+        version: Some(row.version.clone()),
+        hosts: None,
+        kind: DeploymentKind::Deploy,
+        offline_timeout_secs: None,
+        build: None,
+        rollout: Default::default(),
+        emergency: false,
+        force: false,
+    };
+    let started = fleet::create_deployment_as(state, caller, &row.project, req, Authority::Staging { request: row.id });
+    let (text, deployment_id) = match started.await {
+        Ok(d) => (format!("{} is deploying {} (deployment {})", staging.name, row.version, d.id), Some(d.id)),
+        Err(e) => (format!("{} not updated: {e}; resubmit to try again", staging.name), None),
+    };
+    let note = RequestNote { actor: SERVER, what: "staging", note: Some(&text), deployment_id };
+    if let Err(e) = state.db.note_request(row.id, &note, now_ms()).await {
+        tracing::error!(request = row.id, "recording the staging update: {e}");
+    }
+}
+
+/// Records how a request's release deployment ended, if `deployment` is one
+/// and its request still waits for it. Called when a deployment ends, and by
+/// the sweep; doing it twice does nothing.
+pub async fn deployment_ended(state: &AppState, deployment: i64) {
+    let result = async {
+        let d = state.db.deployment(deployment).await?;
+        let Some(id) = d.request_id else { return Ok(()) };
+        let row = state.db.request(id).await?;
+        if row.state != RequestState::Releasing || d.env != row.env || !d.status.is_terminal() {
+            return Ok(());
+        }
+        let (to, action) = match d.status {
+            DeploymentStatus::Succeeded => (RequestState::Done, RequestAction::Succeed),
+            _ => (RequestState::Failed, RequestAction::Fail),
+        };
+        let note =
+            format!("deployment {} {}{}", d.id, d.status, d.reason.map(|r| format!(": {r}")).unwrap_or_default());
+        let change = RequestChange {
+            from: RequestState::Releasing,
+            to,
+            action,
+            actor: SERVER.into(),
+            note: Some(note),
+            release: None,
+            deployment_id: Some(d.id),
+        };
+        match state.db.change_request(id, &change, now_ms()).await {
+            // Someone else recorded it first: nothing to do.
+            Err(StoreError::Refused(_)) => Ok(()),
+            Err(e) => Err(e),
+            Ok(row) => {
+                tracing::info!(id, deployment, state = %row.state, "release request's deployment ended");
+                Ok(())
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(deployment, "recording a request's deployment end: {e}");
+    }
+}
+
+/// Requests left `releasing` by a server that stopped: the end of a
+/// deployment it missed is recorded, and a request whose deployment never
+/// started fails.
+pub async fn sweep(state: &AppState) {
+    let filter =
+        ferry_store::RequestFilter { states: vec![RequestState::Releasing], limit: 1000, ..Default::default() };
+    let rows = match state.db.requests(&filter).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!("reading releasing requests: {e}");
+            return;
+        }
+    };
+    for row in rows {
+        let deployments = match state.db.request_deployments(row.id).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(request = row.id, "reading a request's deployments: {e}");
+                continue;
+            }
+        };
+        match deployments.iter().find(|d| d.env == row.env && d.created_at >= row.updated_at) {
+            Some(d) if d.status.is_terminal() => deployment_ended(state, d.id).await,
+            Some(_) => {}
+            None if now_ms() - row.updated_at > START_GRACE_MS => {
+                let change = RequestChange {
+                    from: RequestState::Releasing,
+                    to: RequestState::Failed,
+                    action: RequestAction::Fail,
+                    actor: SERVER.into(),
+                    note: Some("not started: the server stopped before its deployment was created".into()),
+                    release: None,
+                    deployment_id: None,
+                };
+                if let Err(e) = state.db.change_request(row.id, &change, now_ms()).await {
+                    tracing::error!(request = row.id, "failing a request that never started: {e}");
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// Tells the project's notification rules where a request now waits.
+async fn announce(state: &AppState, row: &RequestRow) {
+    let event = match row.state {
+        RequestState::AwaitingApproval => "request.approval_needed",
+        RequestState::Approved => "request.approved",
+        _ => return,
+    };
+    let subject = serde_json::json!({
+        "request": row.id,
+        "env": row.env,
+        "kind": row.kind,
+        "version": row.version,
+        "state": row.state,
+        "requester": row.requester,
+        "reason": row.reason,
+    });
+    notify::emit(state, &row.project, event, subject).await;
+}
+
+/// The release a request asks for: a build's (`latest` or a number) or a
+/// version's, and the build number when asked by build.
+async fn version_asked(
+    state: &AppState,
+    project: &Project,
+    build: Option<&str>,
+    version: Option<&str>,
+) -> ApiResult<(Release, Option<i64>)> {
+    match (build, version) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest("give either --build or --version, not both".into())),
+        (Some(which), None) => {
+            let release = fleet::release_of_build(state, project, which).await?;
+            let build = state.db.builds(project, 1000).await?.into_iter().find(|b| b.release_id == Some(release.id));
+            Ok((release, build.map(|b| b.number)))
+        }
+        (None, Some(v)) => {
+            ferry_domain::validate_version(v)?;
+            Ok((state.db.release(project, v).await?, None))
+        }
+        (None, None) => Err(ApiError::BadRequest("name what to release: --build N|latest or --version V".into())),
+    }
+}
+
+/// The version a rollback request goes back to: the one named, or the
+/// previous good one, as `ferry rollback` would choose it.
+async fn rollback_version(
+    state: &AppState,
+    project: &Project,
+    env: &Environment,
+    version: Option<&str>,
+) -> ApiResult<Release> {
+    if let Some(v) = version {
+        ferry_domain::validate_version(v)?;
+        return Ok(state.db.release(project, v).await?);
+    }
+    let history: Vec<ferry_domain::PastDeployment<i64>> = state
+        .db
+        .environment_history(env)
+        .await?
+        .into_iter()
+        .map(|d| ferry_domain::PastDeployment {
+            release: d.release_id,
+            succeeded: d.status == DeploymentStatus::Succeeded,
+        })
+        .collect();
+    let bad = guards::bad_release_ids(state, project).await?;
+    let target = rollback_target_skipping(env.desired_release_id.as_ref(), &history, |id| bad.contains(id));
+    match target {
+        Some(id) => Ok(state.db.release_by_id(id).await?),
+        None => Err(ApiError::Conflict(format!(
+            "environment '{}' has no earlier successfully deployed version to roll back to; name one with --to VERSION",
+            env.name
+        ))),
+    }
+}
+
+/// The environment a request for `env` is tested on, if any (release
+/// requests only).
+async fn staging_of(
+    state: &AppState,
+    project: &Project,
+    env: &Environment,
+    kind: RequestKind,
+) -> ApiResult<Option<Environment>> {
+    match (&env.staging, kind) {
+        (Some(name), RequestKind::Release) => Ok(Some(state.db.environment(project, name).await?)),
+        _ => Ok(None),
+    }
+}
+
+/// Who or what a request in `state` waits for, in words.
+fn waiting_for(row: &RequestRow, staging: Option<&str>) -> String {
+    let id = row.id;
+    match row.state {
+        RequestState::Testing => format!(
+            "a tester to check {} on {}: ferry request pass {id} | send-back {id} --reason TEXT",
+            row.version,
+            staging.unwrap_or("staging")
+        ),
+        RequestState::SentBack => {
+            format!("{} to submit a fixed version: ferry request resubmit {id} --build N", row.requester)
+        }
+        RequestState::AwaitingApproval => {
+            format!("an approver other than {}: ferry request approve {id} | reject {id} --reason TEXT", row.requester)
+        }
+        RequestState::Approved => format!("{} to release it: ferry request release {id}", row.requester),
+        RequestState::Releasing => "its deployment to finish".into(),
+        RequestState::Failed => format!("{} to release it again or withdraw it", row.requester),
+        RequestState::Rejected | RequestState::Done | RequestState::Withdrawn => "nothing: it is closed".into(),
+    }
+}
+
+/// A request as the API shows it in lists: no history or deployments.
+pub fn summary(row: RequestRow, staging: Option<String>) -> RequestInfo {
+    let waiting = waiting_for(&row, staging.as_deref());
+    RequestInfo {
+        id: row.id,
+        project: row.project,
+        env: row.env,
+        kind: row.kind,
+        state: row.state,
+        version: row.version,
+        build: row.build_number,
+        reason: row.reason,
+        requester: row.requester,
+        created_at: ferry_domain::rfc3339_from_millis(row.created_at),
+        updated_at: ferry_domain::rfc3339_from_millis(row.updated_at),
+        staging,
+        waiting_for: waiting,
+        history: Vec::new(),
+        deployments: Vec::new(),
+    }
+}
+
+/// A request with its history and deployments.
+pub async fn info(state: &AppState, id: i64) -> ApiResult<RequestInfo> {
+    let row = state.db.request(id).await?;
+    let project = state.db.project(&row.project).await?;
+    let env = state.db.environment(&project, &row.env).await?;
+    let staging = if row.kind == RequestKind::Release { env.staging } else { None };
+    let mut info = summary(row, staging);
+    info.history = state
+        .db
+        .request_events(id)
+        .await?
+        .into_iter()
+        .map(|e| RequestEventInfo {
+            at: ferry_domain::rfc3339_from_millis(e.at),
+            actor: e.actor,
+            action: e.action,
+            from: e.from,
+            to: e.to,
+            version: e.version,
+            note: e.note,
+            deployment: e.deployment_id,
+        })
+        .collect();
+    info.deployments = state.db.request_deployments(id).await?.into_iter().map(fleet::deployment_summary).collect();
+    Ok(info)
+}
