@@ -2,63 +2,9 @@
 //! what their role allows and is refused the rest with a message naming
 //! what they lack; a disabled user's token stops working at once.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 
-use crate::harness::{FERRY, Ferry, write_tree};
-
-/// A person at their own terminal: their own config directory, no
-/// FERRY_SERVER or FERRY_TOKEN, so the CLI uses what `ferry login` saved.
-struct Person {
-    name: &'static str,
-    config: PathBuf,
-}
-
-impl Person {
-    fn new(f: &Ferry, name: &'static str) -> Person {
-        Person { name, config: f.dir.path().join("people").join(name) }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(FERRY)
-            .args(args)
-            .env_remove("FERRY_SERVER")
-            .env_remove("FERRY_TOKEN")
-            .env("XDG_CONFIG_HOME", &self.config)
-            .env("USER", self.name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, None);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "{} ran {args:?}:\nstdout: {stdout}\nstderr: {stderr}", self.name);
-        stdout.into_owned()
-    }
-
-    fn refused(&self, args: &[&str], needs: &str) {
-        let out = self.run(args, None);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{} should not be able to run {args:?}", self.name);
-        assert!(stderr.contains(needs), "{} ran {args:?}: expected '{needs}' in: {stderr}", self.name);
-    }
-
-    fn login(&self, f: &Ferry, password: &str) -> Output {
-        self.run(&["login", &f.url, "--user", self.name, "--password-stdin"], Some(&format!("{password}\n")))
-    }
-}
+use crate::harness::{Ferry, Person, write_tree};
 
 #[test]
 fn each_role_does_what_it_may_and_is_refused_the_rest() {

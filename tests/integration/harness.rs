@@ -2,6 +2,7 @@
 //! OS-given port in a temporary directory, agents as separate processes,
 //! and the CLI with `FERRY_SERVER` / `FERRY_TOKEN`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -287,6 +288,19 @@ impl Ferry {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {text}"))
     }
 
+    /// Creates a user with password `NAME-password` and these flags
+    /// (`--admin`, `--production`), signed in at their own terminal.
+    pub fn person(&self, name: &'static str, flags: &[&str]) -> Person {
+        let mut args = vec!["user", "create", name, "--password-stdin"];
+        args.extend(flags);
+        let out = self.cli_stdin(&args, &format!("{name}-password\n"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let person = Person::new(self, name);
+        let out = person.login(self, &format!("{name}-password"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        person
+    }
+
     /// A project `app` with environment `prod` selecting role=web.
     pub fn project_app(&self) {
         self.ok(&["project", "create", "app"]);
@@ -413,3 +427,54 @@ impl Repo {
 
 /// The usual build script: writes the version into `dist/VERSION`.
 pub const BUILD_VERSION: &str = "echo \"building $FERRY_PROJECT at $FERRY_COMMIT as $FERRY_VERSION ($PROFILE)\"\nmkdir -p dist\necho \"$FERRY_VERSION\" > dist/VERSION";
+
+/// A person at their own terminal: their own config directory, no
+/// FERRY_SERVER or FERRY_TOKEN, so the CLI uses what `ferry login` saved.
+pub struct Person {
+    pub name: &'static str,
+    pub config: PathBuf,
+}
+
+impl Person {
+    pub fn new(f: &Ferry, name: &'static str) -> Person {
+        Person { name, config: f.dir.path().join("people").join(name) }
+    }
+
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(FERRY)
+            .args(args)
+            .env_remove("FERRY_SERVER")
+            .env_remove("FERRY_TOKEN")
+            .env("XDG_CONFIG_HOME", &self.config)
+            .env("USER", self.name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{} ran {args:?}:\nstdout: {stdout}\nstderr: {stderr}", self.name);
+        stdout.into_owned()
+    }
+
+    pub fn refused(&self, args: &[&str], needs: &str) {
+        let out = self.run(args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} should not be able to run {args:?}", self.name);
+        assert!(stderr.contains(needs), "{} ran {args:?}: expected '{needs}' in: {stderr}", self.name);
+    }
+
+    pub fn login(&self, f: &Ferry, password: &str) -> Output {
+        self.run(&["login", &f.url, "--user", self.name, "--password-stdin"], Some(&format!("{password}\n")))
+    }
+}

@@ -24,6 +24,7 @@ mod layout;
 mod load_balancer;
 mod notify;
 mod recovery;
+mod requests;
 mod rollout;
 mod service;
 mod stats;
