@@ -274,6 +274,11 @@ fn push_webhooks_build_only_when_signed_new_and_wanted() {
 
     assert_eq!(wait_build(&f, id)["status"], "succeeded");
     f.wait_version("web-1", "app", "1");
+    // The server deployed on its own: that is on record too.
+    let audit = f.json(&["audit", "--project", "app"]);
+    let auto = audit.as_array().unwrap().iter().find(|e| e["action"] == "auto-deploy").expect("auto-deploy audited");
+    assert_eq!(auto["actor"], "ferry (for github)");
+    assert!(auto["outcome"].as_str().unwrap().starts_with("started deployment"), "{auto}");
 
     // GitLab: the token header; a tag push builds the tag.
     repo.git(&["tag", "v2.0"]);

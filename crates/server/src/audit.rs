@@ -163,6 +163,24 @@ async fn finish(state: &AppState, headers: &HeaderMap, p: Pending, response: Res
     response
 }
 
+/// Records something the server did on its own (no request asked for it at
+/// that moment), e.g. a deployment started because a build of a followed
+/// branch succeeded. The actor is `ferry`, with whom it acted for.
+pub async fn record_server_action(state: &AppState, on_behalf_of: &str, action: &str, object: &str, outcome: &str) {
+    let entry = NewAuditEntry {
+        at: now_ms(),
+        actor: format!("ferry (for {on_behalf_of})"),
+        source: "server".into(),
+        action: action.into(),
+        object: object.into(),
+        outcome: bounded(outcome, 1024),
+        summary: String::new(),
+    };
+    if let Err(e) = state.db.append_audit(&entry).await {
+        tracing::error!(action = %entry.action, "cannot record the audit entry: {e}");
+    }
+}
+
 /// Who made a request, as the trail names them: the user of a user token,
 /// `agent:HOST` for an agent credential, `invalid token` for one that
 /// resolves to no one, `anonymous` without one. Kept to this one function so

@@ -131,10 +131,14 @@ pub async fn create_env(
     }
     let rollout = req.rollout.apply(&Default::default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let staging_env_id = staging_env(&state, &project, &req.name, req.staging.as_deref()).await?;
+    let auto_deploy_branch = req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
+    if req.requires_approval && auto_deploy_branch.is_some() {
+        return Err(auto_deploy_needs_no_approval(&req.name));
+    }
     let new = NewEnvironment {
         name: req.name.clone(),
         selector: selector.to_string(),
-        auto_deploy_branch: req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
+        auto_deploy_branch,
         rollout,
         production: req.production,
         requires_approval: req.requires_approval,
@@ -175,6 +179,15 @@ pub async fn set_env_production(
     Ok(Json(env_info(&state, env).await?))
 }
 
+/// Builds deploy themselves to an environment that follows a branch; one
+/// that requires an approval cannot do both.
+fn auto_deploy_needs_no_approval(env: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "environment '{env}' deploys builds of its branch on its own (--auto-deploy-branch), so it cannot also \
+         require an approval; follow the branch with a staging environment and request releases from there"
+    ))
+}
+
 /// The id of the environment requests for `env` are tested on: `None` for
 /// none (`""`). It must be another environment of the project.
 async fn staging_env(state: &AppState, project: &Project, env: &str, staging: Option<&str>) -> ApiResult<Option<i64>> {
@@ -213,6 +226,9 @@ pub async fn set_env_protection(
         },
     };
     let requires_approval = req.requires_approval.unwrap_or(env.requires_approval);
+    if requires_approval && env.auto_deploy_branch.is_some() {
+        return Err(auto_deploy_needs_no_approval(&env.name));
+    }
     state.db.set_environment_protection(&env, requires_approval, staging_env_id).await?;
     let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))

@@ -290,9 +290,19 @@ async fn auto_deploy(state: &AppState, build: &Build) {
             rollout: Default::default(),
             emergency: false,
         };
-        match fleet::create_deployment(state, &caller, &project.name, req).await {
-            Ok(d) => tracing::info!(build = build.id, env = %env.name, deployment = d.id, "auto-deployed"),
-            Err(e) => tracing::warn!(build = build.id, env = %env.name, "auto-deploy refused: {e}"),
-        }
+        // An environment that requires an approval is refused here like
+        // anyone else's deploy (`fleet::create_deployment`).
+        let outcome = match fleet::create_deployment(state, &caller, &project.name, req).await {
+            Ok(d) => {
+                tracing::info!(build = build.id, env = %env.name, deployment = d.id, "auto-deployed");
+                format!("started deployment {} of {version}", d.id)
+            }
+            Err(e) => {
+                tracing::warn!(build = build.id, env = %env.name, "auto-deploy refused: {e}");
+                format!("refused: {e}")
+            }
+        };
+        let object = format!("project={} env={} build={}", project.name, env.name, build.number);
+        crate::audit::record_server_action(state, &build.requested_by, "auto-deploy", &object, &outcome).await;
     }
 }
