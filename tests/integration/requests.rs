@@ -156,12 +156,27 @@ fn rollbacks_of_a_guarded_environment_need_a_request_or_an_emergency() {
             .unwrap();
     assert_eq!(closed.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>(), [5, 4]);
 
-    // When minutes matter: an emergency rollback by someone with the
-    // production right skips the approval, and is flagged and recorded.
+    // A release that waits between batches ...
+    f.ok(&["env", "set-rollout", "app", "prod", "--strategy", "one-at-a-time", "--approve-each-batch"]);
+    dave.ok(&["request", "create", "app", "prod", "--version", "v3", "--reason", "fourth"]);
+    alice.ok(&["request", "approve", "6"]);
+    dave.ok(&["request", "release", "6"]);
+    crate::harness::wait_until(std::time::Duration::from_secs(20), "the first batch of request 6", || {
+        request(&dave, "6")["deployments"][0]["hold"].as_str().is_some_and(|h| h.contains("promote"))
+    });
+
+    // ... when minutes matter: an emergency rollback by someone with the
+    // production right skips the approval, takes over, and is flagged and
+    // recorded; the request it took over from fails at once.
     dave.refused(&["rollback", "app", "prod", "--emergency"], "needs the production right");
     let out = alice.ok(&["rollback", "app", "prod", "--to", "v2", "--emergency", "--wait"]);
     assert!(out.contains("EMERGENCY"), "{out}");
     f.wait_version("prod-1", "app", "v2");
+    f.wait_version("prod-2", "app", "v2");
+    let taken_over = request(&dave, "6");
+    assert_eq!(taken_over["state"], "failed", "{taken_over}");
+    let last = taken_over["history"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["note"].as_str().unwrap().contains("an emergency rollback took over"), "{last}");
     let deployments = f.json(&["deployments", "app"]);
     let emergency = deployments.as_array().unwrap().iter().find(|d| d["emergency"] == true).expect("flagged");
     assert_eq!(emergency["created_by"], "alice");

@@ -318,11 +318,32 @@ pub async fn create_deployment_as(
         emergency: req.emergency,
         request_id: authority.request(),
     };
+    // An emergency ends the environment's running deployment in the same
+    // transaction; what follows an end must follow that one too.
+    let superseded = match req.emergency {
+        true => running_in(state, env.id).await?,
+        false => None,
+    };
     let id = db.create_deployment(new, now_ms()).await?;
+    if let Some(old) = superseded.filter(|old| *old != id) {
+        crate::rollout::ended(state, old).await;
+    }
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
         hosts = targets.len(), batches = batches.len(), emergency = req.emergency, "deployment created");
     crate::rollout::drive(state, id).await?;
     deployment_info(state, id).await
+}
+
+/// The running deployment of an environment, if any.
+async fn running_in(state: &AppState, env_id: i64) -> ApiResult<Option<i64>> {
+    for id in state.db.running_deployments().await? {
+        let d = state.db.deployment(id).await?;
+        let project = state.db.project(&d.project).await?;
+        if state.db.environment(&project, &d.env).await?.id == env_id {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 /// The release a build made (R8: only successful builds are deployable).

@@ -40,14 +40,20 @@ pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
             Advanced::Finished { status, hosts } => {
                 state.hub.wake(hosts);
                 tracing::info!(id, %status, "deployment ended");
-                notify_finished(state, id).await;
-                crate::request::deployment_ended(state, id).await;
+                ended(state, id).await;
                 return Ok(());
             }
             Advanced::Waiting(_) | Advanced::NotRunning => return Ok(()),
         }
     }
     Ok(())
+}
+
+/// What follows the end of a deployment, however it ended: its
+/// notifications, and the release request it was made for.
+pub async fn ended(state: &AppState, id: i64) {
+    notify_finished(state, id).await;
+    crate::request::deployment_ended(state, id).await;
 }
 
 /// Tells the project's notification rules that a deployment ended: every
