@@ -105,3 +105,33 @@ fn each_role_does_what_it_may_and_is_refused_the_rest() {
     let out = bob.login(&f, "bob-password");
     assert!(String::from_utf8_lossy(&out.stderr).contains("user 'bob' is disabled"));
 }
+
+#[test]
+fn repeated_failed_sign_ins_lock_the_account_until_an_administrator_lifts_it() {
+    let f = Ferry::start();
+    let eve = f.person("eve", &[]);
+    for _ in 0..4 {
+        let out = eve.login(&f, "guess-guess");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"));
+    }
+    // The fifth failure locks the account; then even the right password is refused.
+    let out = eve.login(&f, "guess-guess");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too many failed sign-ins for user 'eve'"));
+    let out = eve.login(&f, "eve-password");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("refuses passwords until"), "{stderr}");
+    // The token from before still works: the lock stops guessing, not work.
+    assert!(eve.ok(&["whoami"]).contains("eve"));
+    // An unknown user gets the same answer as a wrong password, and no lock.
+    let ghost = Person::new(&f, "ghost");
+    for _ in 0..6 {
+        let out = ghost.login(&f, "guess-guess");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"));
+    }
+    f.ok(&["user", "enable", "eve"]);
+    assert!(eve.login(&f, "eve-password").status.success());
+    let failed = f.json(&["audit", "--user", "eve"]);
+    let refusals =
+        failed.as_array().unwrap().iter().filter(|e| e["outcome"].as_str().unwrap().starts_with("401")).count();
+    assert!(refusals >= 6, "every refused sign-in is on record: {failed}");
+}

@@ -209,6 +209,19 @@ impl fmt::Display for Denied {
 
 impl std::error::Error for Denied {}
 
+/// Failed sign-ins in a row after which an account refuses passwords for a
+/// while: enough for typing mistakes, too few for guessing.
+pub const SIGN_IN_ATTEMPTS: u32 = 5;
+/// How long an account refuses passwords after [`SIGN_IN_ATTEMPTS`] failures.
+pub const SIGN_IN_LOCK_MS: i64 = 15 * 60 * 1000;
+
+/// Until when an account refuses passwords after `failures_in_a_row` failed
+/// sign-ins, the last one at `now`; `None` while it may try again. API tokens
+/// are not affected: the lock stops guessing, not work in progress.
+pub fn sign_in_locked_until(failures_in_a_row: u32, now: i64) -> Option<i64> {
+    (failures_in_a_row >= SIGN_IN_ATTEMPTS).then(|| now.saturating_add(SIGN_IN_LOCK_MS))
+}
+
 /// The least role an action needs in the project, or `None` when no role is
 /// involved (everyone signed in, or the administrator only).
 fn needed_role(action: Action) -> Option<Role> {
@@ -366,6 +379,15 @@ mod tests {
         assert_eq!(d.to_string(), "managing users needs the administrator");
         let d = allowed(&PLAIN, None, Action::Build, false).unwrap_err();
         assert_eq!(d.to_string(), "uploading and building needs the developer role in a project");
+    }
+
+    #[test]
+    fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
+        for failures in 0..SIGN_IN_ATTEMPTS {
+            assert_eq!(sign_in_locked_until(failures, 1_000), None, "{failures}");
+        }
+        assert_eq!(sign_in_locked_until(SIGN_IN_ATTEMPTS, 1_000), Some(1_000 + SIGN_IN_LOCK_MS));
+        assert_eq!(sign_in_locked_until(SIGN_IN_ATTEMPTS + 3, 0), Some(SIGN_IN_LOCK_MS));
     }
 
     #[test]

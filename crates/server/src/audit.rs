@@ -146,9 +146,21 @@ async fn finish(state: &AppState, headers: &HeaderMap, p: Pending, response: Res
         summary = if summary.is_empty() { format!("?{q}") } else { format!("?{q} {summary}") };
     }
     let object = with_project(state, p.route.as_deref(), p.object, &summary).await;
+    // Signing in carries no token yet: the actor is the user it was for, so
+    // that `ferry audit --user U` shows every attempt on U's account.
+    let signing_in = match p.route.as_deref() {
+        Some("/api/v1/login") => {
+            serde_json::from_str::<Value>(&summary).ok().and_then(|v| v["user"].as_str().map(one_word))
+        }
+        _ => None,
+    };
+    let actor = match signing_in {
+        Some(user) => user,
+        None => actor(state, headers).await,
+    };
     let entry = NewAuditEntry {
         at: now_ms(),
-        actor: actor(state, headers).await,
+        actor,
         source: p.source,
         action,
         object,

@@ -48,6 +48,45 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Checks a user name and password, as every way of signing in does: a
+/// locked account (too many failures in a row,
+/// `ferry_domain::access::sign_in_locked_until`) is refused before the
+/// password is looked at, a failure is counted, a success clears the count.
+/// Unknown users and wrong passwords get the same answer.
+pub async fn sign_in(state: &AppState, name: &str, password: String) -> Result<User, ApiError> {
+    let refused = || ApiError::Unauthorized("wrong user name or password".into());
+    let user = state.db.user(name).await.map_err(|_| refused())?;
+    let hash = state.db.password_hash(user.id).await?.ok_or_else(refused)?;
+    let locked = |until: i64| {
+        ApiError::Unauthorized(format!(
+            "too many failed sign-ins for user '{}': it refuses passwords until {} (or until an administrator runs \
+             `ferry user enable {}`)",
+            user.name,
+            ferry_domain::rfc3339_from_millis(until),
+            user.name
+        ))
+    };
+    if let Some(until) = state.db.sign_in_lock(user.id, crate::now_ms()).await? {
+        return Err(locked(until));
+    }
+    // Argon2 takes tens of milliseconds of CPU on purpose: off the runtime.
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(format!("checking the password: {e}")))?;
+    if !ok {
+        let now = crate::now_ms();
+        return match state.db.record_failed_sign_in(user.id, now, ferry_domain::access::sign_in_locked_until).await? {
+            Some(until) => Err(locked(until)),
+            None => Err(refused()),
+        };
+    }
+    state.db.clear_failed_sign_ins(user.id).await?;
+    if user.disabled {
+        return Err(ApiError::Unauthorized(format!("user '{}' is disabled", user.name)));
+    }
+    Ok(user)
+}
+
 /// Constant-time comparison of two hashes.
 pub fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

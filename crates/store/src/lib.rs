@@ -102,8 +102,21 @@ pub trait Database: Send + Sync + 'static {
     /// The stored password hash of a user, if the user exists and has one.
     async fn password_hash(&self, user_id: i64) -> Result<Option<String>>;
     /// Disables or enables a user. A disabled user's tokens are refused from
-    /// the next request on.
+    /// the next request on. Enabling also lifts a sign-in lock.
     async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<()>;
+    /// Until when a user's account refuses passwords, if it does at `now`.
+    async fn sign_in_lock(&self, user_id: i64, now: i64) -> Result<Option<i64>>;
+    /// Counts a failed sign-in, in one statement; `lock` says until when
+    /// the account refuses passwords given the failures in a row so far.
+    /// Returns that time, if the account is now locked.
+    async fn record_failed_sign_in(
+        &self,
+        user_id: i64,
+        now: i64,
+        lock: fn(u32, i64) -> Option<i64>,
+    ) -> Result<Option<i64>>;
+    /// A successful sign-in: the count of failures starts again.
+    async fn clear_failed_sign_ins(&self, user_id: i64) -> Result<()>;
     /// Adds an API token (by hash) for an existing user.
     async fn create_api_token(&self, user_id: i64, name: &str, token_hash: &str, now: i64) -> Result<ApiToken>;
     /// A user's API tokens, oldest first.

@@ -540,14 +540,61 @@ impl Database for SqliteDatabase {
     }
 
     async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<()> {
-        let done = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
-            .bind(disabled)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE users SET disabled = ?1, failed_logins = CASE WHEN ?1 THEN failed_logins ELSE 0 END, \
+             locked_until = CASE WHEN ?1 THEN locked_until ELSE NULL END WHERE id = ?2",
+        )
+        .bind(disabled)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {user_id}")));
         }
+        Ok(())
+    }
+
+    async fn sign_in_lock(&self, user_id: i64, now: i64) -> Result<Option<i64>> {
+        let until: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten();
+        Ok(until.filter(|t| *t > now))
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        user_id: i64,
+        now: i64,
+        lock: fn(u32, i64) -> Option<i64>,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let failures: i64 = sqlx::query_scalar(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let until = lock(u32::try_from(failures).unwrap_or(u32::MAX), now);
+        if until.is_some() {
+            // Locked: the count starts again, so the next lock needs as
+            // many failures as the first.
+            sqlx::query("UPDATE users SET locked_until = ?, failed_logins = 0 WHERE id = ?")
+                .bind(until)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(until)
+    }
+
+    async fn clear_failed_sign_ins(&self, user_id: i64) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
