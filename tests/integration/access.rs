@@ -78,6 +78,13 @@ fn each_role_does_what_it_may_and_is_refused_the_rest() {
     root.ok(&["project", "create", "other"]);
     assert!(root.ok(&["user", "list"]).contains("bob"));
 
+    // Everyone sees the projects they are a member of, and only those.
+    let listed = |who: &Person| -> Vec<String> {
+        let out: serde_json::Value = serde_json::from_str(&who.ok(&["project", "list", "-o", "json"])).unwrap();
+        out.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(listed(&root), ["app", "other"]);
+    assert_eq!(listed(&bob), ["app"]);
     // Viewers read and nothing more.
     assert!(vic.ok(&["status", "app"]).contains("prod-1"));
     vic.ok(&["deployments", "app"]);

@@ -76,8 +76,19 @@ pub async fn create(
     Ok(Json(project_info(p)))
 }
 
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<ProjectInfo>>> {
-    Ok(Json(state.db.projects().await?.into_iter().map(project_info).collect()))
+/// `GET /api/v1/projects`: the projects the caller may read (every one for
+/// the administrator, their memberships for everyone else).
+pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Vec<ProjectInfo>>> {
+    let mut out = Vec::new();
+    for p in state.db.projects().await? {
+        let membership = state.db.membership(p.id, caller.id).await?;
+        if ferry_domain::access::allowed(&caller.subject(), membership, ferry_domain::Action::ReadProject, false)
+            .is_ok()
+        {
+            out.push(project_info(p));
+        }
+    }
+    Ok(Json(out))
 }
 
 pub async fn show(
