@@ -96,44 +96,25 @@ async fn check(
 async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -> Result<Scope, ApiError> {
     let db = &state.db;
     let id = params.get("id").and_then(|id| id.parse::<i64>().ok());
-    let (project, env) = if let Some(name) = params.get("project") {
-        let project = db.project(name).await.ok();
-        let env = match (&project, params.get("env")) {
-            (Some(p), Some(e)) => db.environment(p, e).await.ok(),
-            _ => None,
-        };
-        (project, env)
+    // The names the path gives, directly or through the object it names.
+    let (project, env): (Option<String>, Option<String>) = if let Some(name) = params.get("project") {
+        (Some(name.clone()), params.get("env").cloned())
     } else if let (Some(id), true) = (id, path.starts_with("/api/v1/deployments/")) {
-        match db.deployment(id).await.ok() {
-            Some(d) => {
-                let project = db.project(&d.project).await.ok();
-                let env = match &project {
-                    Some(p) => db.environment(p, &d.env).await.ok(),
-                    None => None,
-                };
-                (project, env)
-            }
-            None => (None, None),
-        }
+        db.deployment(id).await.ok().map(|d| (Some(d.project), Some(d.env))).unwrap_or_default()
     } else if let (Some(id), true) = (id, path.starts_with("/api/v1/requests/")) {
-        match db.request(id).await.ok() {
-            Some(r) => {
-                let project = db.project(&r.project).await.ok();
-                let env = match &project {
-                    Some(p) => db.environment(p, &r.env).await.ok(),
-                    None => None,
-                };
-                (project, env)
-            }
-            None => (None, None),
-        }
+        db.request(id).await.ok().map(|r| (Some(r.project), Some(r.env))).unwrap_or_default()
     } else if let (Some(id), true) = (id, path.starts_with("/api/v1/builds/")) {
-        match db.build(id).await.ok() {
-            Some(b) => (db.project(&b.project).await.ok(), None),
-            None => (None, None),
-        }
+        db.build(id).await.ok().map(|b| (Some(b.project), None)).unwrap_or_default()
     } else {
         return Ok(Scope { unscoped: true, ..Scope::default() });
+    };
+    let project = match project {
+        Some(name) => db.project(&name).await.ok(),
+        None => None,
+    };
+    let env = match (&project, env) {
+        (Some(p), Some(e)) => db.environment(p, &e).await.ok(),
+        _ => None,
     };
     Ok(Scope { project, env, unscoped: false })
 }

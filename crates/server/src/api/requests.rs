@@ -134,72 +134,34 @@ async fn act(
     Ok(Json(request::act(&state, &user, id, action, body).await?))
 }
 
-/// `POST /api/v1/requests/{id}/pass` (testers).
-pub async fn pass(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::Pass, body).await
+/// One handler per action, so that the route table gives each its rule.
+macro_rules! action_route {
+    ($(#[$doc:meta] $name:ident => $action:ident),+ $(,)?) => {$(
+        #[$doc]
+        pub async fn $name(
+            State(state): State<AppState>,
+            Caller(user): Caller,
+            Path(id): Path<i64>,
+            body: Option<Json<RequestActionBody>>,
+        ) -> ApiResult<Json<RequestInfo>> {
+            act(state, user, id, RequestAction::$action, body).await
+        }
+    )+};
 }
 
-/// `POST /api/v1/requests/{id}/send-back` (testers).
-pub async fn send_back(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::SendBack, body).await
-}
-
-/// `POST /api/v1/requests/{id}/approve` (approvers).
-pub async fn approve(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::Approve, body).await
-}
-
-/// `POST /api/v1/requests/{id}/reject` (approvers).
-pub async fn reject(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::Reject, body).await
-}
-
-/// `POST /api/v1/requests/{id}/resubmit` (the requester).
-pub async fn resubmit(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::Resubmit, body).await
-}
-
-/// `POST /api/v1/requests/{id}/release` (the requester).
-pub async fn release(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::Release, body).await
-}
-
-/// `POST /api/v1/requests/{id}/withdraw` (the requester).
-pub async fn withdraw(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    Path(id): Path<i64>,
-    body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
-    act(state, user, id, RequestAction::Withdraw, body).await
+action_route! {
+    /// `POST /api/v1/requests/{id}/pass` (testers).
+    pass => Pass,
+    /// `POST /api/v1/requests/{id}/send-back` (testers).
+    send_back => SendBack,
+    /// `POST /api/v1/requests/{id}/approve` (approvers).
+    approve => Approve,
+    /// `POST /api/v1/requests/{id}/reject` (approvers).
+    reject => Reject,
+    /// `POST /api/v1/requests/{id}/resubmit` (the requester).
+    resubmit => Resubmit,
+    /// `POST /api/v1/requests/{id}/release` (the requester).
+    release => Release,
+    /// `POST /api/v1/requests/{id}/withdraw` (the requester).
+    withdraw => Withdraw,
 }
