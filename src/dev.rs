@@ -95,17 +95,7 @@ async fn seed(client: &Client, data: &Path, agents: u32) -> Result<()> {
     upload_release(client, SAMPLE_PROJECT, &app, labels).await?;
     // Give the local agents a moment to connect, so v1 lands on all of them.
     wait_for_hosts(client, agents).await;
-    let req = CreateDeployment {
-        env: SAMPLE_ENV.into(),
-        version: Some("v1".into()),
-        hosts: None,
-        kind: DeploymentKind::Deploy,
-        offline_timeout_secs: None,
-        build: None,
-        force: false,
-        rollout: Default::default(),
-        emergency: false,
-    };
+    let req = CreateDeployment::of(SAMPLE_ENV, Some("v1".into()), DeploymentKind::Deploy);
     let d: DeploymentInfo = client.post(&format!("/api/v1/projects/{SAMPLE_PROJECT}/deployments"), &req).await?;
     for _ in 0..150 {
         let now: DeploymentInfo = client.get(&format!("/api/v1/deployments/{}", d.id)).await?;

@@ -395,15 +395,10 @@ async fn dispatch(command: Command) -> Result<()> {
 
 fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: DeploymentKind) -> CreateDeployment {
     CreateDeployment {
-        env,
-        version,
         hosts: target.hosts.clone(),
-        kind,
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
-        build: None,
         force: target.force,
-        rollout: Default::default(),
-        emergency: false,
+        ..CreateDeployment::of(env, version, kind)
     }
 }
 

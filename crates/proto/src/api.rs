@@ -354,6 +354,25 @@ pub struct CreateDeployment {
     pub emergency: bool,
 }
 
+impl CreateDeployment {
+    /// A deployment of `version` (`None`: for a rollback, the previous good
+    /// one) to every host of `env`, with the environment's rollout and no
+    /// overrides. Change what differs with struct update syntax.
+    pub fn of(env: impl Into<String>, version: Option<String>, kind: DeploymentKind) -> CreateDeployment {
+        CreateDeployment {
+            env: env.into(),
+            version,
+            hosts: None,
+            kind,
+            offline_timeout_secs: None,
+            build: None,
+            force: false,
+            rollout: RolloutOptions::default(),
+            emergency: false,
+        }
+    }
+}
+
 /// `POST /api/v1/deployments/{id}/retry`: a new deployment of the same
 /// release to the hosts that failed (or all of its hosts).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]

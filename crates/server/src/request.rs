@@ -149,17 +149,7 @@ async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> Api
         RequestKind::Release => DeploymentKind::Deploy,
         RequestKind::Rollback => DeploymentKind::Rollback,
     };
-    let req = CreateDeployment {
-        env: row.env.clone(),
-        version: Some(row.version.clone()),
-        hosts: None,
-        kind,
-        offline_timeout_secs: None,
-        build: None,
-        rollout: Default::default(),
-        emergency: false,
-        force: false,
-    };
+    let req = CreateDeployment::of(&row.env, Some(row.version.clone()), kind);
     match fleet::create_deployment_as(state, caller, &row.project, req, Authority::Approved { request: row.id }).await {
         Ok(d) => {
             let note = RequestNote { actor: SERVER, what: "deployment", note: None, deployment_id: Some(d.id) };
@@ -186,17 +176,7 @@ async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> Api
 /// requester. Failing to start is recorded on the request, not returned: the
 /// request stands, and its requester can resubmit to try again.
 async fn update_staging(state: &AppState, caller: &User, row: &RequestRow, staging: &Environment) {
-    let req = CreateDeployment {
-        env: staging.name.clone(),
-        version: Some(row.version.clone()),
-        hosts: None,
-        kind: DeploymentKind::Deploy,
-        offline_timeout_secs: None,
-        build: None,
-        rollout: Default::default(),
-        emergency: false,
-        force: false,
-    };
+    let req = CreateDeployment::of(&staging.name, Some(row.version.clone()), DeploymentKind::Deploy);
     let started = fleet::create_deployment_as(state, caller, &row.project, req, Authority::Staging { request: row.id });
     let (text, deployment_id) = match started.await {
         Ok(d) => (format!("{} is deploying {} (deployment {})", staging.name, row.version, d.id), Some(d.id)),

@@ -89,17 +89,11 @@ pub async fn retry(
         return Err(ApiError::Conflict(format!("every host of deployment {id} succeeded; nothing to retry")));
     }
     let again = CreateDeployment {
-        env: d.env,
-        version: Some(d.version),
         hosts: Some(hosts),
-        kind: d.kind,
-        offline_timeout_secs: None,
-        build: None,
-        rollout: Default::default(),
-        emergency: false,
         // A retry carries on the original decision to deploy a release
         // marked bad; a release marked since is refused as usual.
         force: d.forced,
+        ..CreateDeployment::of(d.env, Some(d.version), d.kind)
     };
     Ok(Json(fleet::create_deployment(&state, &user, &d.project, again).await?))
 }

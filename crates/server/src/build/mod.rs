@@ -279,17 +279,7 @@ async fn auto_deploy(state: &AppState, build: &Build) {
             disabled: false,
             has_password: false,
         };
-        let req = CreateDeployment {
-            env: env.name.clone(),
-            version: Some(version.clone()),
-            hosts: None,
-            kind: DeploymentKind::Deploy,
-            offline_timeout_secs: None,
-            build: None,
-            force: false,
-            rollout: Default::default(),
-            emergency: false,
-        };
+        let req = CreateDeployment::of(&env.name, Some(version.clone()), DeploymentKind::Deploy);
         // An environment that requires an approval is refused here like
         // anyone else's deploy (`fleet::create_deployment`).
         let outcome = match fleet::create_deployment(state, &caller, &project.name, req).await {
