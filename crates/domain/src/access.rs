@@ -237,6 +237,19 @@ pub fn allowed(
     Ok(())
 }
 
+/// Is a user an approver of a project (R24, R28): someone who is asked to
+/// approve production releases and rollbacks and hears when one waits?
+/// Members with the owner role, and members with the production right
+/// (whatever their role). Not being a member makes no one an approver, the
+/// administrator included: approvals are the project's own business.
+pub fn is_approver(membership: Option<Role>, user: &Subject) -> bool {
+    match membership {
+        Some(Role::Owner) => true,
+        Some(_) => user.production,
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +332,16 @@ mod tests {
         assert_eq!(d.to_string(), "managing users needs the administrator");
         let d = allowed(&PLAIN, None, Action::Build, false).unwrap_err();
         assert_eq!(d.to_string(), "uploading and building needs the developer role in a project");
+    }
+
+    #[test]
+    fn approvers_are_owners_and_members_with_the_production_right() {
+        assert!(is_approver(Some(Role::Owner), &PLAIN));
+        assert!(is_approver(Some(Role::Developer), &PROD));
+        assert!(is_approver(Some(Role::Viewer), &PROD));
+        assert!(!is_approver(Some(Role::Developer), &PLAIN));
+        assert!(!is_approver(None, &PROD), "not a member");
+        assert!(!is_approver(None, &ADMIN), "the administrator approves only where a member");
     }
 
     #[test]
