@@ -1036,7 +1036,7 @@ async fn notifications_are_queued_per_rule_retried_and_logged(db: &dyn Database)
         skipped: vec!["bob (no e-mail address)".into()],
         ..item(&c, "{\"subject\":\"s\",\"body\":\"b\"}")
     };
-    let mailed = db.enqueue_notifications(p.id, "deploy.finished", &[addressed.clone()], 40).await.unwrap();
+    let mailed = db.enqueue_notifications(p.id, "deploy.finished", std::slice::from_ref(&addressed), 40).await.unwrap();
     let due = db.due_notifications(40, 10).await.unwrap();
     assert_eq!((due[0].id, due[0].kind, &due[0].recipients), (mailed[0], Channel::Email, &addressed.recipients));
 
