@@ -403,6 +403,9 @@ fn e_mail_reaches_the_members_and_an_emergency_rollback_the_whole_project() {
     f.ok(&["notify", "add", "app", "--kind", "email", "--to", "starter,ops@example.com", "--event", "deploy.started"]);
     let listed = f.ok(&["notify", "list", "app"]);
     assert!(listed.contains("email") && listed.contains("starter,ops@example.com"), "{listed}");
+    // A chat that asked only for rollbacks hears of the rollback, not of the emergency.
+    let (chat_url, chat) = receiver_answering(Vec::new());
+    f.ok(&["notify", "add", "app", "--kind", "wecom", "--event", "deploy.rolled_back", "--url", &chat_url]);
 
     // The administrator starts the deploy, with no address yet: the starter
     // rule reaches only ops, and the log says whom it skipped.
@@ -449,9 +452,10 @@ fn e_mail_reaches_the_members_and_an_emergency_rollback_the_whole_project() {
     let emergency: Vec<&Value> =
         log.as_array().unwrap().iter().filter(|n| n["event"] == "rollback.emergency").collect();
     assert_eq!(emergency.len(), 2, "{log}");
-    assert!(
-        emergency.iter().all(|n| n["skipped"] == serde_json::json!(["carol (no e-mail address)"])
-            || n["skipped"] == serde_json::json!([]))
-    );
+    assert!(emergency.iter().all(|n| n["kind"] == "email"), "{log}");
+    let rolled_back: Value = serde_json::from_str(&chat.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
+    let content = rolled_back["text"]["content"].as_str().unwrap();
+    assert!(content.starts_with("[ferry] app: prod rolled back to v1 (deployment 3)"), "{rolled_back}");
+    assert!(chat.recv_timeout(Duration::from_millis(1000)).is_err(), "one message: the rollback");
     let _ = &mut f;
 }
