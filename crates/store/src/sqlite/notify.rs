@@ -239,3 +239,56 @@ pub(super) async fn log(pool: &SqlitePool, project: &Project, limit: u32) -> Res
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+    use crate::Database;
+    use crate::sqlite::{MIGRATIONS, SqliteDatabase};
+
+    /// Rules, notifications and users written before channels existed stay
+    /// valid: webhooks, with nobody addressed and no address.
+    #[tokio::test]
+    async fn rows_from_before_channels_are_webhooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 11) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)")
+                .bind(version)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        for sql in [
+            "INSERT INTO projects (id, name, keep_releases, created_at) VALUES (1, 'web', 5, 1)",
+            "INSERT INTO users (name, is_admin, created_at) VALUES ('ann', 0, 1)",
+            "INSERT INTO notification_rules (project_id, events, webhook_url, created_by, created_at) \
+             VALUES (1, '[\"deploy.finished\"]', 'http://a', 'admin', 1)",
+            "INSERT INTO notifications (project_id, rule_id, webhook_url, event, payload, status, created_at) \
+             VALUES (1, 1, 'http://a', 'deploy.finished', '{}', 'delivered', 2)",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let db = SqliteDatabase::open(&path).await.unwrap();
+        let p = db.project("web").await.unwrap();
+        let rules = db.notification_rules(&p).await.unwrap();
+        assert_eq!(
+            (rules[0].kind, rules[0].webhook_url.as_str(), rules[0].recipients.len()),
+            (Channel::Webhook, "http://a", 0)
+        );
+        let log = db.notification_log(&p, 10).await.unwrap();
+        assert_eq!((log[0].kind, log[0].recipients.len(), log[0].skipped.len()), (Channel::Webhook, 0, 0));
+        assert_eq!(db.user("ann").await.unwrap().email, None);
+    }
+}
