@@ -93,10 +93,9 @@ impl Mailer {
         format!("{} as {}", self.masked, self.from)
     }
 
-    async fn send(&self, to: &[String], subject: &str, body: &str) -> Result<(), String> {
+    async fn send(&self, to: Vec<Mailbox>, subject: &str, body: &str) -> Result<(), String> {
         let mut message = Message::builder().from(self.from.clone()).subject(subject).header(ContentType::TEXT_PLAIN);
-        for addr in to {
-            let mailbox: Mailbox = addr.parse().map_err(|e| format!("'{addr}' is not an e-mail address: {e}"))?;
+        for mailbox in to {
             message = message.to(mailbox);
         }
         let message = message.body(body.to_string()).map_err(|e| format!("building the mail: {e}"))?;
@@ -302,7 +301,17 @@ async fn send_mail(state: &AppState, n: &DueNotification) -> Attempted {
         Ok(m) => m,
         Err(e) => return (None, Some(format!("the queued mail is unreadable: {e}")), true),
     };
-    match mailer.send(&n.recipients, &mail.subject, &mail.body).await {
+    // An address the mail library refuses stays refused: no retry helps.
+    let to: Result<Vec<Mailbox>, String> = n
+        .recipients
+        .iter()
+        .map(|a| a.parse().map_err(|e| format!("'{a}' is not an e-mail address the mail library takes: {e}")))
+        .collect();
+    let to = match to {
+        Ok(to) => to,
+        Err(e) => return (None, Some(e), true),
+    };
+    match mailer.send(to, &mail.subject, &mail.body).await {
         Ok(()) => (None, None, false),
         Err(e) => (None, Some(e), false),
     }
