@@ -181,6 +181,11 @@ fn chats_get_their_own_formats_and_a_refusal_in_the_body_is_tried_again() {
     let changed: Value = serde_json::from_str(&slack.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
     let text = changed["text"].as_str().unwrap();
     assert!(text.starts_with("[ferry] app: environment 'staging' created"), "{changed}");
+    assert!(f.cli_stdin(&["user", "create", "zed", "--password-stdin"], "a long password\n").status.success());
+    f.ok(&["member", "add", "app", "zed", "viewer"]);
+    let changed: Value = serde_json::from_str(&slack.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
+    let text = changed["text"].as_str().unwrap();
+    assert!(text.starts_with("[ferry] app: zed is a viewer of the project now (set by admin)"), "{changed}");
 
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
     let started: Value = serde_json::from_str(&slack.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();

@@ -163,6 +163,7 @@ pub async fn revoke_token(
 /// the one they had.
 pub async fn add_member(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<AddMember>,
 ) -> ApiResult<Json<MemberInfo>> {
@@ -171,6 +172,8 @@ pub async fn add_member(
     let user = state.db.user(&req.user).await?;
     let now = crate::now_ms();
     state.db.set_member(&project, &user, role, now).await?;
+    let change = format!("{} is a {role} of the project now (set by {})", user.name, caller.name);
+    super::projects::changed(&state, &project.name, &caller.name, None, change).await;
     Ok(Json(MemberInfo { user: user.name, role: role.to_string(), created_at: rfc3339_from_millis(now) }))
 }
 
@@ -198,6 +201,7 @@ pub async fn list_members(
 /// `DELETE /api/v1/projects/{project}/members/{user}`.
 pub async fn remove_member(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((project, user)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let project = state.db.project(&project).await?;
@@ -205,5 +209,7 @@ pub async fn remove_member(
     if !state.db.remove_member(&project, &member).await? {
         return Err(ApiError::NotFound(format!("user '{user}' is not a member of project '{}'", project.name)));
     }
+    let change = format!("{user} is no longer a member of the project (removed by {})", caller.name);
+    super::projects::changed(&state, &project.name, &caller.name, None, change).await;
     Ok(Json(serde_json::json!({ "removed": user })))
 }

@@ -19,7 +19,7 @@ use crate::{AppState, guards};
 const DEFAULT_KEEP_RELEASES: u32 = 5;
 
 /// Tells the project's rules (`project.changed`) what `who` changed.
-async fn changed(state: &AppState, project: &str, who: &str, env: Option<&str>, change: String) {
+pub(crate) async fn changed(state: &AppState, project: &str, who: &str, env: Option<&str>, change: String) {
     let facts = ferry_domain::notify::EventFacts {
         env: env.map(str::to_string),
         change: Some(change),
