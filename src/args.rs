@@ -248,18 +248,25 @@ pub enum AuditCmd {
 
 #[derive(Subcommand)]
 pub enum NotifyCmd {
-    /// Send these events of a project to a webhook: a JSON POST, signed when a secret is given
+    /// Send these events of a project to a webhook, by e-mail or to a chat (slack, dingtalk, feishu, wecom)
     #[command(long_about = NOTIFY_ABOUT)]
     Add {
         /// Project name
         project: String,
-        /// Comma-separated: deploy.finished, deploy.failed, build.finished
+        /// Comma-separated: build.finished, deploy.started, deploy.finished, deploy.failed, deploy.rolled_back,
+        /// request.approval_needed, request.approved, project.changed, rollback.emergency
         #[arg(long = "event", value_name = "EVENTS", required = true)]
         events: String,
-        /// The URL the JSON is POSTed to (http or https)
-        #[arg(long, value_name = "URL", required = true)]
-        webhook: String,
-        /// Signs each body (HMAC-SHA256 in x-ferry-signature); `-` reads it from standard input
+        /// webhook (Ferry's signed JSON), email, slack, dingtalk, feishu or wecom
+        #[arg(long, value_name = "KIND", default_value = "webhook")]
+        kind: String,
+        /// Where the JSON is POSTed (http or https): the webhook, or the chat's incoming-webhook address
+        #[arg(long, alias = "webhook", value_name = "URL")]
+        url: Option<String>,
+        /// E-mail rules: members, approvers, starter or addresses, comma-separated
+        #[arg(long, value_name = "WHOM")]
+        to: Option<String>,
+        /// Webhook rules: signs each body (HMAC-SHA256 in x-ferry-signature); `-` reads it from standard input
         #[arg(long, value_name = "SECRET")]
         secret: Option<String>,
         #[command(flatten)]
@@ -297,12 +304,26 @@ pub enum NotificationsCmd {
     },
 }
 
-/// `ferry notify add --help`: what a receiver gets.
-const NOTIFY_ABOUT: &str = "Send these events of a project to a webhook. Each is a JSON POST: \
-{\"event\", \"project\", \"at\", \"data\"} (data: the deployment or build), with the headers x-ferry-event, \
-x-ferry-delivery (the same on every attempt) and, when a secret is given, x-ferry-signature: \
-sha256=<hex HMAC-SHA256 of the body>. A delivery counts when the receiver answers 2xx; otherwise it is tried \
-again after 1s, 2s, 4s ... (8 attempts in all). `ferry notifications log PROJECT` shows every attempt.";
+/// `ferry notify add --help`: what each channel gets, and whom e-mail reaches.
+const NOTIFY_ABOUT: &str = "Send these events of a project through one channel (--kind).
+
+webhook (the default): a JSON POST to --url: {\"event\", \"project\", \"at\", \"data\"} (data: the deployment, \
+build or change), with the headers x-ferry-event, x-ferry-delivery (the same on every attempt) and, when a secret \
+is given, x-ferry-signature: sha256=<hex HMAC-SHA256 of the body>.
+
+slack, dingtalk, feishu, wecom: a text message to the chat's incoming-webhook --url, in that chat's format.
+
+email: a plain-text mail through the server's SMTP settings (`ferry server --smtp-url`; without them e-mail \
+rules are refused). --to says whom: members (every member of the project), approvers (members with the owner \
+role, and members with the production right), starter (who started the build, deployment or request the event \
+is about, or changed the project), or e-mail addresses. Users get mail at their address (`ferry user set NAME \
+--email ADDR`); users without one are skipped, and the log says so. Recipients are resolved when the event \
+happens; one event reaches an address once. An emergency rollback (rollback.emergency) goes to every member \
+through every e-mail rule, whatever events and recipients the rule names.
+
+A delivery counts when the receiver answers 2xx (and a chat does not answer an error code), or the mail server \
+takes the mail; otherwise it is tried again after 1s, 2s, 4s ... (8 attempts in all). `ferry notifications log \
+PROJECT` shows every notification, its recipients and every attempt.";
 
 /// `ferry stats --help`: what each number means.
 const STATS_ABOUT: &str = "Deployment statistics per environment over a period (default: the last 30 days), \
@@ -368,6 +389,13 @@ pub struct ServerArgs {
     /// Builds that may run at once (one per project at most)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub build_workers: u16,
+    /// SMTP server for e-mail notifications: smtp://HOST:PORT (plain), smtp://HOST:PORT?tls=required
+    /// (STARTTLS), smtps://HOST:PORT (TLS from the start); credentials as smtps://USER:PASSWORD@HOST
+    #[arg(long, env = "FERRY_SMTP_URL", hide_env_values = true, value_name = "URL", requires = "smtp_from")]
+    pub smtp_url: Option<String>,
+    /// The From address of notification mails
+    #[arg(long, env = "FERRY_SMTP_FROM", value_name = "ADDRESS", requires = "smtp_url")]
+    pub smtp_from: Option<String>,
 }
 
 #[derive(Args)]
@@ -518,6 +546,19 @@ pub enum UserCmd {
         /// Read the password from the first line of standard input
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Where the user's e-mail notifications go
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a user's settings
+    Set {
+        /// User name
+        name: String,
+        /// Where the user's e-mail notifications go ("" clears it: e-mail rules then skip the user)
+        #[arg(long, value_name = "ADDRESS", required = true)]
+        email: String,
         #[command(flatten)]
         conn: Conn,
     },

@@ -85,6 +85,9 @@ async fn dispatch(command: Command) -> Result<()> {
             config.heartbeat_timeout = args.heartbeat_timeout;
             config.resync_interval = args.resync_interval;
             config.build_workers = usize::from(args.build_workers);
+            if let (Some(url), Some(from)) = (args.smtp_url, args.smtp_from) {
+                config.smtp = Some(ferry_server::SmtpSettings { url, from });
+            }
             let server = ferry_server::Server::start(config).await?;
             println!("ferry server listening on {}", server.url);
             if server.init.created_admin {
@@ -200,10 +203,14 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             accounts::whoami(&c, out).await
         }
-        Command::User(UserCmd::Create { name, admin, production, password_stdin: _, conn }) => {
+        Command::User(UserCmd::Create { name, admin, production, password_stdin: _, email, conn }) => {
             let (c, out) = client(&conn)?;
             let password = accounts::read_password_stdin()?;
-            accounts::user_create(&c, CreateUser { name, admin, production, password }, out).await
+            accounts::user_create(&c, CreateUser { name, admin, production, password, email }, out).await
+        }
+        Command::User(UserCmd::Set { name, email, conn }) => {
+            let (c, out) = client(&conn)?;
+            accounts::user_set_email(&c, &name, &email, out).await
         }
         Command::User(UserCmd::List { conn }) => {
             let (c, out) = client(&conn)?;
@@ -287,11 +294,17 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             guards::locks(&c, project.as_deref(), out).await
         }
-        Command::Notify(NotifyCmd::Add { project, events, webhook, secret, conn }) => {
+        Command::Notify(NotifyCmd::Add { project, events, kind, url, to, secret, conn }) => {
             let (c, out) = client(&conn)?;
             let secret = secret.map(ferry_cli::vars::read_value).transpose()?;
-            let events = events.split(',').map(|e| e.trim().to_string()).collect();
-            let req = ferry_proto::api::AddNotificationRule { events, webhook, secret };
+            let list = |s: &str| s.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
+            let req = ferry_proto::api::AddNotificationRule {
+                events: list(&events),
+                kind: Some(kind),
+                webhook: url.unwrap_or_default(),
+                to: to.as_deref().map(list).unwrap_or_default(),
+                secret,
+            };
             ferry_cli::notify::add(&c, &project, req, out).await
         }
         Command::Notify(NotifyCmd::List { project, conn }) => {

@@ -90,6 +90,8 @@ pub struct Ferry {
     pub join_token: String,
     pub server: Proc,
     pub agents: Vec<(String, Proc)>,
+    /// Options the server was started with on top of the usual ones, kept for restarts.
+    server_extra: Vec<String>,
 }
 
 /// Services outlive their agent by design: end those this test's agents
@@ -123,18 +125,24 @@ pub fn kill_group(pgid: i64) {
 impl Ferry {
     /// Starts a server with short heartbeats so tests notice offline hosts fast.
     pub fn start() -> Ferry {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Ferry::start`], with more server options (e.g. `--smtp-url`).
+    pub fn start_with(extra: &[&str]) -> Ferry {
+        let server_extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         // Services run as an unprivileged user when the tests run as root:
         // it must be able to reach the release directories.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        let server = Self::spawn_server(dir.path(), "127.0.0.1:0");
+        let server = Self::spawn_server(dir.path(), "127.0.0.1:0", &server_extra);
         let url = wait_for_server(dir.path());
         let token = read_trimmed(&dir.path().join("server/admin.token"));
         let join_token = read_trimmed(&dir.path().join("server/join.token"));
-        Ferry { dir, url, token, join_token, server, agents: Vec::new() }
+        Ferry { dir, url, token, join_token, server, agents: Vec::new(), server_extra }
     }
 
-    fn spawn_server(dir: &Path, listen: &str) -> Proc {
+    fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> Proc {
         let data = dir.join("server");
         let _ = std::fs::remove_file(data.join("server.url"));
         let args = [
@@ -150,6 +158,7 @@ impl Ferry {
             "--resync-interval",
             "3s",
         ];
+        let args: Vec<&str> = args.into_iter().chain(extra.iter().map(String::as_str)).collect();
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         spawn(&args, dir.join(format!("server-{n}.log")), &[])
     }
@@ -158,7 +167,7 @@ impl Ferry {
     pub fn restart_server(&mut self) {
         self.server.kill();
         let addr = self.url.trim_start_matches("http://").to_string();
-        self.server = Self::spawn_server(self.dir.path(), &addr);
+        self.server = Self::spawn_server(self.dir.path(), &addr, &self.server_extra);
         self.url = wait_for_server(self.dir.path());
     }
 

@@ -1,15 +1,19 @@
 //! R28: a deployment's end reaches a webhook as a signed JSON POST, retried
-//! until the receiver takes it, with every attempt in the log.
+//! until the receiver takes it, with every attempt in the log; chats get
+//! their own formats; e-mail reaches the members a rule names through a real
+//! SMTP server, and an emergency rollback the whole project.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
 
-use crate::harness::Ferry;
+use crate::harness::{Ferry, wait_until};
 
 /// A request the receiver got: its headers (lowercase names) and body.
 struct Received {
@@ -26,6 +30,12 @@ impl Received {
 /// A receiver on loopback that answers 500 to its first request and 200 to
 /// the rest, sending each request down the channel.
 fn receiver() -> (String, mpsc::Receiver<Received>) {
+    receiver_answering(vec![("500 Internal Server Error", String::new())])
+}
+
+/// A receiver on loopback that gives these answers (status line, body) to
+/// its first requests and `200 OK` with no body to the rest.
+fn receiver_answering(first: Vec<(&'static str, String)>) -> (String, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
@@ -50,9 +60,15 @@ fn receiver() -> (String, mpsc::Receiver<Received>) {
             let len: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
-            let status = if n == 0 { "500 Internal Server Error" } else { "200 OK" };
-            let _ = stream
-                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            let (status, answer) = first.get(n).cloned().unwrap_or(("200 OK", String::new()));
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
             if tx.send(Received { headers, body: String::from_utf8(body).unwrap() }).is_err() {
                 return;
             }
@@ -121,4 +137,370 @@ fn a_finished_deployment_is_posted_signed_and_retried_until_taken() {
     f.ok(&["notify", "remove", "app", &id]);
     assert_eq!(f.json(&["notify", "list", "app"]), serde_json::json!([]));
     let _ = &mut f;
+}
+
+#[test]
+fn chats_get_their_own_formats_and_a_refusal_in_the_body_is_tried_again() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    f.upload("app", "v1");
+    // DingTalk answers 200 with an error code in the body first.
+    let refusal = r#"{"errcode":310000,"errmsg":"keywords not in content"}"#.to_string();
+    let (ding_url, ding) = receiver_answering(vec![("200 OK", refusal)]);
+    let (slack_url, slack) = receiver_answering(Vec::new());
+    f.ok(&["notify", "add", "app", "--kind", "dingtalk", "--event", "deploy.finished", "--url", &ding_url]);
+    let events = "deploy.started,project.changed";
+    let rule = f.json(&["notify", "add", "app", "--kind", "slack", "--event", events, "--url", &slack_url]);
+    assert_eq!((rule["kind"].as_str(), rule["webhook"].as_str()), (Some("slack"), Some(slack_url.as_str())));
+
+    // Bad rules are refused, naming the problem, and change nothing.
+    let no_smtp = f.fails(&["notify", "add", "app", "--kind", "email", "--to", "members", "--event", "deploy.failed"]);
+    assert!(no_smtp.contains("--smtp-url"), "{no_smtp}");
+    assert!(f.fails(&["notify", "add", "app", "--kind", "sms", "--event", "deploy.failed"]).contains("'sms'"));
+    let no_url = f.fails(&["notify", "add", "app", "--kind", "wecom", "--event", "deploy.failed"]);
+    assert!(no_url.contains("--url"), "{no_url}");
+    let to = f.fails(&[
+        "notify",
+        "add",
+        "app",
+        "--kind",
+        "slack",
+        "--event",
+        "deploy.failed",
+        "--url",
+        &slack_url,
+        "--to",
+        "members",
+    ]);
+    assert!(to.contains("--to is for e-mail rules"), "{to}");
+    assert_eq!(f.json(&["notify", "list", "app"]).as_array().unwrap().len(), 2);
+    assert!(f.ok(&["notify", "list", "app"]).contains("dingtalk"));
+
+    f.ok(&["env", "create", "app", "staging", "--select", "role=db"]);
+    let changed: Value = serde_json::from_str(&slack.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
+    let text = changed["text"].as_str().unwrap();
+    assert!(text.starts_with("[ferry] app: environment 'staging' created"), "{changed}");
+    assert!(f.cli_stdin(&["user", "create", "zed", "--password-stdin"], "a long password\n").status.success());
+    f.ok(&["member", "add", "app", "zed", "viewer"]);
+    let changed: Value = serde_json::from_str(&slack.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
+    let text = changed["text"].as_str().unwrap();
+    assert!(text.starts_with("[ferry] app: zed is a viewer of the project now (set by admin)"), "{changed}");
+
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let started: Value = serde_json::from_str(&slack.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
+    assert_eq!(started.as_object().unwrap().len(), 1, "Slack's format is {{\"text\": ...}}: {started}");
+    let text = started["text"].as_str().unwrap();
+    assert!(text.starts_with("[ferry] app: deploy of v1 to prod started (deployment "), "{text}");
+    assert!(text.contains("\nEnvironment: prod\n"), "{text}");
+
+    let first = ding.recv_timeout(Duration::from_secs(20)).expect("a first attempt");
+    let second = ding.recv_timeout(Duration::from_secs(20)).expect("a retry after the refusal in the body");
+    assert_eq!(first.body, second.body);
+    let body: Value = serde_json::from_str(&second.body).unwrap();
+    assert_eq!(body["msgtype"], "text", "{body}");
+    let content = body["text"]["content"].as_str().unwrap();
+    assert!(content.starts_with("[ferry] app: deploy of v1 to prod succeeded"), "{content}");
+    assert_eq!(second.header("x-ferry-signature"), None, "chats are not signed");
+
+    wait_until(Duration::from_secs(10), "the DingTalk notification delivered", || {
+        f.json(&["notifications", "log", "app"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "dingtalk" && n["status"] == "delivered")
+    });
+    let log = f.json(&["notifications", "log", "app"]);
+    let n = log.as_array().unwrap().iter().find(|n| n["kind"] == "dingtalk").unwrap();
+    let err = n["attempts"][0]["error"].as_str().unwrap();
+    assert!(err.contains("errcode 310000 keywords not in content"), "{log}");
+    assert!(f.ok(&["notifications", "log", "app"]).contains("dingtalk"));
+    let _ = &mut f;
+}
+
+/// A real SMTP server: Python's `smtpd` DebuggingServer, which prints every
+/// message it takes. Killed (by its pid) when dropped.
+struct Smtpd {
+    child: Child,
+    port: u16,
+    messages: mpsc::Receiver<Mail>,
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A message as the SMTP server printed it: headers unfolded, and the body.
+#[derive(Debug)]
+struct Mail {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Mail {
+    fn header(&self, name: &str) -> &str {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or("", |(_, v)| v.as_str())
+    }
+
+    fn to(&self) -> BTreeSet<String> {
+        self.header("to").split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect()
+    }
+}
+
+/// Python's `smtpd`, if this machine has it: it is deprecated (and gone
+/// from Python 3.12). Without it the e-mail test is skipped loudly, unless
+/// FERRY_TEST_SMTP says it must run.
+fn smtpd_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-W", "ignore", "-c", "import smtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("FERRY_TEST_SMTP").is_none(), "FERRY_TEST_SMTP is set but python3's smtpd is missing");
+        eprintln!("!!!!! SKIPPED: python3 with the smtpd module is missing; the e-mail test did not run !!!!!");
+    }
+    ok
+}
+
+/// Starts the SMTP server on a free loopback port; tries again with another
+/// port if another process took the one it was given meanwhile.
+fn start_smtpd() -> Smtpd {
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new("python3")
+            .args(["-u", "-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 -m smtpd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let up = loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !up {
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        }
+        let stdout = child.stdout.take().unwrap();
+        let (tx, messages) = mpsc::channel();
+        std::thread::spawn(move || read_messages(BufReader::new(stdout), &tx));
+        return Smtpd { child, port, messages };
+    }
+    panic!("the SMTP server did not start on any of 5 ports");
+}
+
+/// Parses what DebuggingServer prints: each message between its markers,
+/// one line per `repr()` of the line's bytes.
+fn read_messages(out: impl BufRead, tx: &mpsc::Sender<Mail>) {
+    let mut lines: Option<Vec<String>> = None;
+    for line in out.lines() {
+        let Ok(line) = line else { return };
+        if line.contains("MESSAGE FOLLOWS") {
+            lines = Some(Vec::new());
+        } else if line.contains("END MESSAGE") {
+            let Some(taken) = lines.take() else { continue };
+            let unquoted: Vec<String> = taken
+                .iter()
+                .map(|l| {
+                    let l = l.strip_prefix("b'").or_else(|| l.strip_prefix("b\"")).unwrap_or(l);
+                    let l = l.strip_suffix('\'').or_else(|| l.strip_suffix('"')).unwrap_or(l);
+                    l.to_string()
+                })
+                .collect();
+            let split = unquoted.iter().position(String::is_empty).unwrap_or(unquoted.len());
+            let mut headers: Vec<(String, String)> = Vec::new();
+            for h in &unquoted[..split] {
+                if h.starts_with([' ', '\t']) {
+                    if let Some(last) = headers.last_mut() {
+                        last.1.push(' ');
+                        last.1.push_str(h.trim());
+                    }
+                } else if let Some((k, v)) = h.split_once(':') {
+                    headers.push((k.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            let body = unquoted.get(split + 1..).map(|b| b.join("\n")).unwrap_or_default();
+            if tx.send(Mail { headers, body }).is_err() {
+                return;
+            }
+        } else if let Some(l) = lines.as_mut() {
+            l.push(line);
+        }
+    }
+}
+
+/// The next mail whose subject contains `what`, others put aside.
+fn mail_about(smtpd: &Smtpd, seen: &mut Vec<Mail>, what: &str) -> Mail {
+    if let Some(i) = seen.iter().position(|m| m.header("subject").contains(what)) {
+        return seen.remove(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = smtpd.messages.recv_timeout(left).unwrap_or_else(|_| panic!("no mail about '{what}'; got {seen:#?}"));
+        if m.header("subject").contains(what) {
+            return m;
+        }
+        seen.push(m);
+    }
+}
+
+fn set(addrs: &[&str]) -> BTreeSet<String> {
+    addrs.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn e_mail_reaches_the_members_and_an_emergency_rollback_the_whole_project() {
+    if !smtpd_available() {
+        return;
+    }
+    let smtpd = start_smtpd();
+    let smtp_url = format!("smtp://127.0.0.1:{}", smtpd.port);
+    let mut f = Ferry::start_with(&["--smtp-url", &smtp_url, "--smtp-from", "ferry@example.com"]);
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    f.upload("app", "v1");
+    f.upload("app", "v2");
+    for (name, email) in [("alice", Some("alice@example.com")), ("bob", Some("bob@example.com")), ("carol", None)] {
+        let mut args = vec!["user", "create", name, "--password-stdin"];
+        if let Some(e) = email {
+            args.extend(["--email", e]);
+        }
+        let out = f.cli_stdin(&args, "a long password\n");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // dave has an address but is no member: members never reach him.
+    let out =
+        f.cli_stdin(&["user", "create", "dave", "--password-stdin", "--email", "dave@example.com"], "pw-pw-pw-pw\n");
+    assert!(out.status.success());
+    f.ok(&["member", "add", "app", "alice", "owner"]);
+    f.ok(&["member", "add", "app", "bob", "developer"]);
+    f.ok(&["member", "add", "app", "carol", "viewer"]);
+
+    // Bad addresses are refused, naming them, and change nothing.
+    let bad = f.fails(&["user", "set", "bob", "--email", "bob at example.com"]);
+    assert!(bad.contains("'bob at example.com' is not an e-mail address"), "{bad}");
+    assert_eq!(
+        f.json(&["user", "list"]).as_array().unwrap().iter().find(|u| u["name"] == "bob").unwrap()["email"],
+        "bob@example.com"
+    );
+    let bad =
+        f.fails(&["notify", "add", "app", "--kind", "email", "--to", "members,nobody", "--event", "deploy.finished"]);
+    assert!(bad.contains("'nobody' is not an e-mail address"), "{bad}");
+    assert!(f.fails(&["notify", "add", "app", "--kind", "email", "--event", "deploy.finished"]).contains("--to"));
+    assert_eq!(f.json(&["notify", "list", "app"]), serde_json::json!([]));
+
+    let members = f.json(&["notify", "add", "app", "--kind", "email", "--to", "members", "--event", "deploy.finished"]);
+    assert_eq!((members["kind"].as_str(), members["to"][0].as_str()), (Some("email"), Some("members")));
+    f.ok(&["notify", "add", "app", "--kind", "email", "--to", "starter,ops@example.com", "--event", "deploy.started"]);
+    let listed = f.ok(&["notify", "list", "app"]);
+    assert!(listed.contains("email") && listed.contains("starter,ops@example.com"), "{listed}");
+    // A chat that asked only for rollbacks hears of the rollback, not of the emergency.
+    let (chat_url, chat) = receiver_answering(Vec::new());
+    f.ok(&["notify", "add", "app", "--kind", "wecom", "--event", "deploy.rolled_back", "--url", &chat_url]);
+
+    // The administrator starts the deploy, with no address yet: the starter
+    // rule reaches only ops, and the log says whom it skipped.
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let mut seen = Vec::new();
+    let started = mail_about(&smtpd, &mut seen, "deploy of v1 to prod started");
+    assert_eq!(started.to(), set(&["ops@example.com"]));
+    assert!(started.header("from").contains("ferry@example.com"), "{started:?}");
+    let finished = mail_about(&smtpd, &mut seen, "deploy of v1 to prod succeeded");
+    assert_eq!(finished.to(), set(&["alice@example.com", "bob@example.com"]), "members with an address");
+    assert!(finished.header("subject").starts_with("[ferry] app: "), "{finished:?}");
+    assert!(finished.body.contains("Environment: prod"), "{finished:?}");
+
+    wait_until(Duration::from_secs(10), "both mails logged as delivered", || {
+        let log = f.json(&["notifications", "log", "app"]);
+        log.as_array().unwrap().iter().filter(|n| n["status"] == "delivered").count() == 2
+    });
+    let log = f.json(&["notifications", "log", "app"]);
+    let fin = log.as_array().unwrap().iter().find(|n| n["event"] == "deploy.finished").unwrap();
+    assert_eq!(fin["kind"], "email");
+    assert_eq!(fin["recipients"], serde_json::json!(["alice@example.com", "bob@example.com"]), "{log}");
+    assert_eq!(fin["skipped"], serde_json::json!(["carol (no e-mail address)"]), "{log}");
+    let start = log.as_array().unwrap().iter().find(|n| n["event"] == "deploy.started").unwrap();
+    assert_eq!(start["skipped"], serde_json::json!(["admin (no e-mail address)"]), "{log}");
+    let text = f.ok(&["notifications", "log", "app"]);
+    assert!(text.contains("alice@example.com, bob@example.com") && text.contains("skipped: carol"), "{text}");
+
+    // With an address, the starter hears of their own deploy.
+    f.ok(&["user", "set", "admin", "--email", "root@example.com"]);
+    f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
+    let started = mail_about(&smtpd, &mut seen, "deploy of v2 to prod started");
+    assert_eq!(started.to(), set(&["root@example.com", "ops@example.com"]));
+
+    // An emergency rollback reaches every member, through every e-mail rule,
+    // though neither asked for it; and each address once.
+    f.ok(&["rollback", "app", "prod", "--emergency", "--wait"]);
+    let first = mail_about(&smtpd, &mut seen, "EMERGENCY ROLLBACK");
+    let second = mail_about(&smtpd, &mut seen, "EMERGENCY ROLLBACK");
+    assert_eq!(first.header("subject"), "[ferry] EMERGENCY ROLLBACK of app in prod to v1 (deployment 3)");
+    let mut everyone: Vec<String> = first.to().into_iter().chain(second.to()).collect();
+    everyone.sort();
+    assert_eq!(everyone, ["alice@example.com", "bob@example.com", "ops@example.com"], "{first:?} {second:?}");
+    let log = f.json(&["notifications", "log", "app"]);
+    let emergency: Vec<&Value> =
+        log.as_array().unwrap().iter().filter(|n| n["event"] == "rollback.emergency").collect();
+    assert_eq!(emergency.len(), 2, "{log}");
+    assert!(emergency.iter().all(|n| n["kind"] == "email"), "{log}");
+    let rolled_back: Value = serde_json::from_str(&chat.recv_timeout(Duration::from_secs(20)).unwrap().body).unwrap();
+    let content = rolled_back["text"]["content"].as_str().unwrap();
+    assert!(content.starts_with("[ferry] app: prod rolled back to v1 (deployment 3)"), "{rolled_back}");
+    assert!(chat.recv_timeout(Duration::from_millis(1000)).is_err(), "one message: the rollback");
+    let _ = &mut f;
+}
+
+#[test]
+fn a_request_waiting_for_approval_mails_the_approvers_and_its_approval_the_requester() {
+    if !smtpd_available() {
+        return;
+    }
+    let smtpd = start_smtpd();
+    let smtp_url = format!("smtp://127.0.0.1:{}", smtpd.port);
+    let mut f = Ferry::start_with(&["--smtp-url", &smtp_url, "--smtp-from", "ferry@example.com"]);
+    f.start_agents(&["web-1"], "role=web");
+    f.ok(&["project", "create", "app"]);
+    f.ok(&["env", "create", "app", "prod", "--select", "role=web", "--production", "--require-approval"]);
+    f.upload("app", "v1");
+    // Approvers: the owner and the developer with the production right.
+    let people =
+        [("olga", "owner", &[][..]), ("pete", "developer", &["--production"][..]), ("dana", "developer", &[][..])];
+    for (name, role, flags) in people {
+        let person = f.person(name, flags);
+        f.ok(&["user", "set", person.name, "--email", &format!("{name}@example.com")]);
+        f.ok(&["member", "add", "app", name, role]);
+    }
+    let events = "request.approval_needed,request.approved";
+    f.ok(&["notify", "add", "app", "--kind", "email", "--to", "approvers", "--event", "request.approval_needed"]);
+    f.ok(&["notify", "add", "app", "--kind", "email", "--to", "starter", "--event", events]);
+
+    let dana = crate::harness::Person::new(&f, "dana");
+    dana.ok(&["request", "create", "app", "prod", "--version", "v1", "--reason", "first release"]);
+    let mut seen = Vec::new();
+    let waiting = mail_about(&smtpd, &mut seen, "needs approval");
+    let waiting_too = mail_about(&smtpd, &mut seen, "needs approval");
+    let mut addressed: BTreeSet<String> = waiting.to();
+    addressed.extend(waiting_too.to());
+    assert_eq!(addressed, set(&["olga@example.com", "pete@example.com", "dana@example.com"]));
+    assert!(waiting.header("subject").contains("release request 1 (v1 to prod)"), "{waiting:?}");
+
+    let pete = crate::harness::Person::new(&f, "pete");
+    pete.ok(&["request", "approve", "1"]);
+    let approved = mail_about(&smtpd, &mut seen, "approved by pete");
+    assert_eq!(approved.to(), set(&["dana@example.com"]));
 }

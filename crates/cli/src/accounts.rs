@@ -130,7 +130,23 @@ pub async fn user_create(c: &Client, req: CreateUser, out: Output) -> Result<()>
 /// `ferry user list`.
 pub async fn user_list(c: &Client, out: Output) -> Result<()> {
     let users: Vec<UserInfo> = c.get("/api/v1/users").await?;
-    out.print(&users, |l| table(&["USER", "RIGHTS"], l.iter().map(|u| vec![u.name.clone(), rights(u)]).collect()))
+    out.print(&users, |l| {
+        table(
+            &["USER", "RIGHTS", "EMAIL"],
+            l.iter().map(|u| vec![u.name.clone(), rights(u), u.email.clone().unwrap_or_else(|| "-".into())]).collect(),
+        )
+    })
+}
+
+/// `ferry user set NAME --email ADDR`: where the user's e-mail
+/// notifications go (an empty address clears it).
+pub async fn user_set_email(c: &Client, name: &str, email: &str, out: Output) -> Result<()> {
+    let req = ferry_proto::api::SetUserEmail { email: Some(email.to_string()) };
+    let u: UserInfo = c.post(&format!("/api/v1/users/{name}/email"), &req).await?;
+    out.print(&u, |u| match &u.email {
+        Some(e) => format!("user {} gets e-mail at {e}\n", u.name),
+        None => format!("user {} has no e-mail address: e-mail rules skip them\n", u.name),
+    })
 }
 
 /// `ferry user disable|enable NAME`.

@@ -1,5 +1,5 @@
 //! `ferry notify add|list|remove` and `ferry notifications log`: a project's
-//! events sent to webhooks (R28).
+//! events sent to webhooks, e-mail and chats (R28).
 
 use anyhow::Result;
 use ferry_proto::api::{AddNotificationRule, NotificationInfo, NotificationRuleInfo};
@@ -7,18 +7,22 @@ use ferry_proto::api::{AddNotificationRule, NotificationInfo, NotificationRuleIn
 use crate::output::{table, time};
 use crate::{Client, Output};
 
-/// `ferry notify add PROJECT --event E,... --webhook URL [--secret S|-]`.
+/// Where a rule sends: its URL, or for e-mail its recipients.
+fn target(r: &NotificationRuleInfo) -> String {
+    if r.kind == "email" { r.to.join(",") } else { r.webhook.clone() }
+}
+
+/// `ferry notify add PROJECT --event E,... [--kind K] (--url URL | --to WHOM) [--secret S|-]`.
 pub async fn add(c: &Client, project: &str, req: AddNotificationRule, out: Output) -> Result<()> {
     let r: NotificationRuleInfo = c.post(&format!("/api/v1/projects/{project}/notifications"), &req).await?;
     out.print(&r, |r| {
-        format!(
-            "rule {}: {} of {} go to {}{}\n",
-            r.id,
-            r.events.join(", "),
-            r.project,
-            r.webhook,
-            if r.secret_set { ", signed (x-ferry-signature)" } else { ", unsigned" }
-        )
+        let how = match r.kind.as_str() {
+            "webhook" if r.secret_set => " (webhook, signed: x-ferry-signature)".to_string(),
+            "webhook" => " (webhook, unsigned)".to_string(),
+            "email" => " by e-mail".to_string(),
+            other => format!(" ({other})"),
+        };
+        format!("rule {}: {} of {} go to {}{how}\n", r.id, r.events.join(", "), r.project, target(r))
     })
 }
 
@@ -27,14 +31,15 @@ fn rules_table(rules: &[NotificationRuleInfo]) -> String {
         return "no notification rules\n".into();
     }
     table(
-        &["ID", "EVENTS", "WEBHOOK", "SIGNED", "BY", "SINCE"],
+        &["ID", "EVENTS", "KIND", "TARGET", "SIGNED", "BY", "SINCE"],
         rules
             .iter()
             .map(|r| {
                 vec![
                     r.id.to_string(),
                     r.events.join(","),
-                    r.webhook.clone(),
+                    r.kind.clone(),
+                    target(r),
                     if r.secret_set { "yes".into() } else { "no".into() },
                     r.created_by.clone(),
                     time(&r.created_at),
@@ -66,7 +71,12 @@ pub async fn log(c: &Client, project: &str, limit: u32, out: Output) -> Result<(
         }
         let mut text = String::new();
         for n in list {
-            text.push_str(&format!("{}  {}  {}  {}  {}\n", n.id, time(&n.created_at), n.event, n.status, n.webhook));
+            let to = if n.kind == "email" { n.recipients.join(", ") } else { n.webhook.clone() };
+            let to = if to.is_empty() { "nobody".to_string() } else { to };
+            text.push_str(&format!("{}  {}  {}  {}  {}  {to}\n", n.id, time(&n.created_at), n.event, n.status, n.kind));
+            if !n.skipped.is_empty() {
+                text.push_str(&format!("    skipped: {}\n", n.skipped.join(", ")));
+            }
             for (i, a) in n.attempts.iter().enumerate() {
                 let code = a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
                 let what = a.error.as_deref().unwrap_or("delivered");

@@ -277,6 +277,16 @@ pub fn allowed(
     Ok(())
 }
 
+/// Is a user an approver of a project (R24, R28): someone who is asked to
+/// approve releases and rollbacks and hears when one waits? A member whom
+/// [`allowed`] lets approve ([`Action::Approve`]): owners, and developers
+/// with the production right. Not being a member makes no one an approver,
+/// the administrator included: approvals are the project's own business.
+pub fn is_approver(membership: Option<Role>, user: &Subject) -> bool {
+    let as_member = Subject { is_admin: false, ..*user };
+    membership.is_some() && allowed(&as_member, membership, Action::Approve, false).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +398,16 @@ mod tests {
         }
         assert_eq!(sign_in_locked_until(SIGN_IN_ATTEMPTS, 1_000), Some(1_000 + SIGN_IN_LOCK_MS));
         assert_eq!(sign_in_locked_until(SIGN_IN_ATTEMPTS + 3, 0), Some(SIGN_IN_LOCK_MS));
+    }
+
+    #[test]
+    fn approvers_are_owners_and_members_with_the_production_right() {
+        assert!(is_approver(Some(Role::Owner), &PLAIN));
+        assert!(is_approver(Some(Role::Developer), &PROD));
+        assert!(!is_approver(Some(Role::Viewer), &PROD), "viewers only read");
+        assert!(!is_approver(Some(Role::Developer), &PLAIN));
+        assert!(!is_approver(None, &PROD), "not a member");
+        assert!(!is_approver(None, &ADMIN), "the administrator approves only where a member");
     }
 
     #[test]

@@ -238,6 +238,9 @@ pub struct CreateUser {
     #[serde(default)]
     pub production: bool,
     pub password: String,
+    /// Where the user's e-mail notifications go.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 impl std::fmt::Debug for CreateUser {
@@ -246,6 +249,7 @@ impl std::fmt::Debug for CreateUser {
             .field("name", &self.name)
             .field("admin", &self.admin)
             .field("production", &self.production)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -256,6 +260,17 @@ pub struct UserInfo {
     pub admin: bool,
     pub production: bool,
     pub disabled: bool,
+    /// Where the user's e-mail notifications go.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `POST /api/v1/users/{name}/email`: sets (or, with none, clears) a user's
+/// e-mail address.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetUserEmail {
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// `POST /api/v1/projects/{project}/members`: gives a user a role there.
@@ -862,14 +877,23 @@ pub struct ProjectStats {
 }
 
 /// `POST /api/v1/projects/{project}/notifications`: send these events of the
-/// project to a webhook (R28).
+/// project through a channel (R28).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct AddNotificationRule {
-    /// `deploy.finished`, `deploy.failed`, `build.finished`.
+    /// Event names (`ferry_domain::notify::EVENTS`).
     pub events: Vec<String>,
-    /// Where the JSON is POSTed (http or https).
+    /// `webhook` (the default), `email`, `slack`, `dingtalk`, `feishu` or
+    /// `wecom`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Where the channels that post go (http or https); empty for e-mail.
+    #[serde(default)]
     pub webhook: String,
-    /// Signs each body: `x-ferry-signature: sha256=<hex HMAC-SHA256>`.
+    /// E-mail rules only: `members`, `approvers`, `starter` or addresses.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Webhook rules only: signs each body,
+    /// `x-ferry-signature: sha256=<hex HMAC-SHA256>`.
     #[serde(default)]
     pub secret: Option<String>,
 }
@@ -880,7 +904,14 @@ pub struct NotificationRuleInfo {
     pub id: i64,
     pub project: String,
     pub events: Vec<String>,
+    /// The channel: webhook, email, slack, dingtalk, feishu or wecom.
+    #[serde(default)]
+    pub kind: String,
+    /// The URL the channel posts to; empty for e-mail.
     pub webhook: String,
+    /// E-mail rules' recipients, as given.
+    #[serde(default)]
+    pub to: Vec<String>,
     pub secret_set: bool,
     pub created_by: String,
     pub created_at: String,
@@ -892,7 +923,17 @@ pub struct NotificationRuleInfo {
 pub struct NotificationInfo {
     pub id: i64,
     pub event: String,
+    /// The channel: webhook, email, slack, dingtalk, feishu or wecom.
+    #[serde(default)]
+    pub kind: String,
+    /// The URL; empty for e-mail.
     pub webhook: String,
+    /// The addresses an e-mail was written to, resolved when it was queued.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Users meant but not written to, each with why.
+    #[serde(default)]
+    pub skipped: Vec<String>,
     /// `pending`, `delivered` or `failed` (given up).
     pub status: String,
     pub created_at: String,

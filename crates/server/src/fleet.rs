@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ferry_domain::notify;
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, Var, VarScope};
 use ferry_domain::{
@@ -330,6 +331,7 @@ pub async fn create_deployment_as(
     }
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
         hosts = targets.len(), batches = batches.len(), emergency = req.emergency, "deployment created");
+    notify_started(state, id, req.emergency).await;
     crate::rollout::drive(state, id).await?;
     deployment_info(state, id).await
 }
@@ -344,6 +346,25 @@ async fn running_in(state: &AppState, env_id: i64) -> ApiResult<Option<i64>> {
         }
     }
     Ok(None)
+}
+
+/// Tells the project's notification rules that a deployment started, and
+/// of an emergency rollback the whole project (`rollback.emergency`).
+/// Before the first step, so that a start is heard of before the end.
+async fn notify_started(state: &AppState, id: i64, emergency: bool) {
+    let d = match state.db.deployment(id).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(id, "reading the deployment to notify: {e}");
+            return;
+        }
+    };
+    let facts = crate::rollout::deployment_facts(&d);
+    let starter = Some(d.created_by.as_str());
+    crate::notify::emit(state, &d.project, notify::DEPLOY_STARTED, starter, facts.clone()).await;
+    if emergency {
+        crate::notify::emit(state, &d.project, notify::ROLLBACK_EMERGENCY, starter, facts).await;
+    }
 }
 
 /// The release a build made (R8: only successful builds are deployable).

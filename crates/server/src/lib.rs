@@ -43,6 +43,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use init::InitOutcome;
+pub use notify::SmtpSettings;
 
 /// How a server is started.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     pub resync_interval: Duration,
     /// Builds that may run at once (of different projects).
     pub build_workers: usize,
+    /// Where e-mail notifications go out; none: e-mail rules are refused.
+    pub smtp: Option<SmtpSettings>,
 }
 
 impl ServerConfig {
@@ -70,6 +73,7 @@ impl ServerConfig {
             heartbeat_timeout: Duration::from_secs(15),
             resync_interval: Duration::from_secs(60),
             build_workers: 2,
+            smtp: None,
         }
     }
 }
@@ -84,6 +88,8 @@ pub(crate) struct AppState {
     pub config: Arc<ServerConfig>,
     /// Seals and opens secret variables and webhook secrets.
     pub secrets: Arc<secrets::SecretKey>,
+    /// Sends e-mail notifications; `None` without SMTP settings.
+    pub mailer: Option<Arc<notify::Mailer>>,
 }
 
 /// Errors starting the server.
@@ -97,6 +103,8 @@ pub enum StartError {
     Store(#[from] ferry_store::StoreError),
     #[error("secrets: {0}")]
     Secrets(#[from] secrets::SecretError),
+    #[error("SMTP settings: {0}")]
+    Smtp(String),
 }
 
 /// A running server.
@@ -112,6 +120,11 @@ impl Server {
     /// Opens the data directory, binds the listener and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
         let data = &config.data_dir;
+        // Bad SMTP settings stop the start, before anything is touched.
+        let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose().map_err(StartError::Smtp)?;
+        if let Some(m) = &mailer {
+            tracing::info!("e-mail notifications go out through {}", m.describe());
+        }
         std::fs::create_dir_all(data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
         let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open(&data.join("ferry.db")).await?);
         let artifacts: Arc<dyn ArtifactStore> = Arc::new(LocalArtifactStore::open(data.join("artifacts"))?);
@@ -141,6 +154,7 @@ impl Server {
             builds: build::BuildQueue::default(),
             config: Arc::new(config),
             secrets: Arc::new(secrets),
+            mailer: mailer.map(Arc::new),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let app = api::router(state.clone());

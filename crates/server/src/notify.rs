@@ -1,15 +1,27 @@
-//! Notifications (R28): where a deployment or a build ends, the event goes
-//! into the store's outbox, one notification per rule that wants it; a
-//! background task delivers them as JSON POSTs signed with the rule's secret
-//! (HMAC-SHA256 of the body), tries again with backoff
-//! (`ferry_domain::notify::retry_at`) and records every attempt. The outbox
-//! is in the database, so a restarted server goes on delivering.
+//! Notifications (R28): where something happens (a deployment starts or
+//! ends, a build ends, a project changes, an emergency rollback starts), the
+//! event goes into the store's outbox, one notification per rule that wants
+//! it ([`ferry_domain::notify::wants`]), with what its channel sends and, for
+//! e-mail, whom it addresses, resolved then so that the log shows it. A
+//! background task delivers them: a webhook gets Ferry's JSON signed with
+//! the rule's secret (HMAC-SHA256 of the body), a chat its incoming-webhook
+//! JSON, e-mail goes out over the server's SMTP settings. Each attempt is
+//! recorded; a failed one is tried again with backoff
+//! (`ferry_domain::notify::retry_at`). The outbox is in the database, so a
+//! restarted server goes on delivering.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferry_domain::notify::retry_at;
+use ferry_domain::notify::{
+    self, Addressed, Channel, EventFacts, Person, Recipient, address, chat_body, chat_refusal, drop_already_addressed,
+    mask_url_password, recipients_for, retry_at, wants,
+};
 use ferry_domain::rfc3339_from_millis;
-use ferry_store::{DueNotification, NotificationAttempt, NotificationOutcome};
+use ferry_store::{DueNotification, NewNotification, NotificationAttempt, NotificationOutcome, Project};
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::{AppState, now_ms};
 
@@ -21,7 +33,7 @@ pub const EVENT_HEADER: &str = "x-ferry-event";
 /// must not act twice.
 pub const DELIVERY_HEADER: &str = "x-ferry-delivery";
 
-/// How long a receiver may take to answer.
+/// How long a receiver or mail server may take to answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the outbox is looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -36,23 +48,152 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", crate::webhook::sign(secret, body))
 }
 
-/// Queues `event` of a project for every rule that wants it. Never fails
-/// the caller: what ended has ended, whether anyone hears of it or not.
-pub async fn emit(state: &AppState, project: &str, event: &str, subject: serde_json::Value) {
-    let result = async {
-        let p = state.db.project(project).await?;
-        let body = serde_json::json!({
-            "event": event,
-            "project": project,
-            "at": rfc3339_from_millis(now_ms()),
-            "data": subject,
-        });
-        state.db.enqueue_notifications(p.id, event, &body.to_string(), now_ms()).await
+/// The server's SMTP settings (`ferry server --smtp-url --smtp-from`).
+#[derive(Clone)]
+pub struct SmtpSettings {
+    /// lettre's connection URL: `smtp://` (plain), `smtp://...?tls=required`
+    /// (STARTTLS), `smtps://` (TLS from the start); may carry credentials.
+    pub url: String,
+    /// The From address of every mail.
+    pub from: String,
+}
+
+/// The URL's password never reaches a log.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings").field("url", &mask_url_password(&self.url)).field("from", &self.from).finish()
     }
-    .await;
-    if let Err(e) = result {
+}
+
+/// Sends e-mail over the configured SMTP server.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// For messages: the URL with its password masked.
+    masked: String,
+}
+
+impl Mailer {
+    /// Checks the settings; connects only when a mail is sent.
+    pub fn new(settings: &SmtpSettings) -> Result<Mailer, String> {
+        let masked = mask_url_password(&settings.url);
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| format!("--smtp-from '{}' is not an e-mail address: {e}", settings.from))?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
+            .map_err(|e| format!("--smtp-url {masked}: {e}"))?
+            .timeout(Some(ATTEMPT_TIMEOUT))
+            .build();
+        Ok(Mailer { transport, from, masked })
+    }
+
+    /// Where mail goes, password masked.
+    pub fn describe(&self) -> String {
+        format!("{} as {}", self.masked, self.from)
+    }
+
+    async fn send(&self, to: Vec<Mailbox>, subject: &str, body: &str) -> Result<(), String> {
+        let mut message = Message::builder().from(self.from.clone()).subject(subject).header(ContentType::TEXT_PLAIN);
+        for mailbox in to {
+            message = message.to(mailbox);
+        }
+        let message = message.body(body.to_string()).map_err(|e| format!("building the mail: {e}"))?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| format!("sending over SMTP ({}): {e}", self.masked))
+    }
+}
+
+/// What an e-mail notification carries.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MailPayload {
+    subject: String,
+    body: String,
+}
+
+/// Queues `event` of a project for every rule that wants it. `starter` is
+/// the name of the user who started what the event is about (the build,
+/// the deployment, the request; who changed the project), where known: e-mail
+/// rules addressed to `starter` write to them. Never fails the caller: what
+/// happened has happened, whether anyone hears of it or not.
+pub async fn emit(state: &AppState, project: &str, event: &str, starter: Option<&str>, facts: EventFacts) {
+    if let Err(e) = queue(state, project, event, starter, &facts).await {
         tracing::error!(project, event, "queueing notifications: {e}");
     }
+}
+
+async fn queue(
+    state: &AppState,
+    project: &str,
+    event: &str,
+    starter: Option<&str>,
+    facts: &EventFacts,
+) -> Result<(), ferry_store::StoreError> {
+    let p = state.db.project(project).await?;
+    let rules: Vec<_> =
+        state.db.notification_rules(&p).await?.into_iter().filter(|r| wants(r.kind, &r.events, event)).collect();
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::json!({
+        "event": event,
+        "project": project,
+        "at": rfc3339_from_millis(now_ms()),
+        "data": facts,
+    })
+    .to_string();
+    let text = notify::text(event, project, facts);
+    let people = if rules.iter().any(|r| r.kind == Channel::Email) { people(state, &p).await? } else { Vec::new() };
+    // One event reaches an address once, however many e-mail rules name it.
+    let mut seen = BTreeSet::new();
+    let mut items = Vec::new();
+    for rule in rules {
+        let (payload, addressed) = match rule.kind {
+            Channel::Webhook => (json.clone(), Addressed::default()),
+            Channel::Email => {
+                let wanted: Vec<Recipient> = rule.recipients.iter().filter_map(|r| r.parse().ok()).collect();
+                let mut addressed = address(&recipients_for(event, &wanted), &people, starter);
+                let before = addressed.to.len();
+                drop_already_addressed(&mut addressed, &mut seen);
+                if before > 0 && addressed.to.is_empty() {
+                    // An earlier rule wrote to everyone this one would.
+                    continue;
+                }
+                let mail = MailPayload { subject: text.subject.clone(), body: text.body.clone() };
+                let payload =
+                    serde_json::to_string(&mail).map_err(|e| ferry_store::StoreError::Backend(e.to_string()))?;
+                (payload, addressed)
+            }
+            chat => (chat_body(chat, &text.chat()).unwrap_or_default(), Addressed::default()),
+        };
+        items.push(NewNotification {
+            rule_id: rule.id,
+            kind: rule.kind,
+            webhook_url: rule.webhook_url,
+            payload,
+            recipients: addressed.to,
+            skipped: addressed.skipped,
+        });
+    }
+    state.db.enqueue_notifications(p.id, event, &items, now_ms()).await?;
+    Ok(())
+}
+
+/// Every user, with their role in the project: whom e-mail rules choose from.
+async fn people(state: &AppState, p: &Project) -> Result<Vec<Person>, ferry_store::StoreError> {
+    let members = state.db.members(p).await?;
+    Ok(state
+        .db
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| Person {
+            role: members.iter().find(|m| m.user == u.name).map(|m| m.role),
+            name: u.name,
+            email: u.email,
+            production: u.production,
+            disabled: u.disabled,
+        })
+        .collect())
 }
 
 /// Delivers due notifications until `stop`.
@@ -83,39 +224,96 @@ pub async fn run_delivery(state: AppState, mut stop: tokio::sync::watch::Receive
 /// One attempt, recorded with what follows from it.
 async fn deliver(state: &AppState, http: &reqwest::Client, n: DueNotification) {
     let made = n.attempts + 1;
+    let (status_code, error, final_) = match n.kind {
+        Channel::Webhook => post_webhook(state, http, &n).await,
+        Channel::Email => send_mail(state, &n).await,
+        chat => post_chat(http, chat, &n).await,
+    };
+    let now = now_ms();
+    let outcome = match &error {
+        None => NotificationOutcome::Delivered,
+        // Nothing to try again with: nobody to write to.
+        Some(_) if final_ => NotificationOutcome::GaveUp,
+        Some(_) => retry_at(made, now).map_or(NotificationOutcome::GaveUp, NotificationOutcome::RetryAt),
+    };
+    if let Some(e) = &error {
+        let target = if n.kind == Channel::Email { n.recipients.join(", ") } else { n.webhook_url.clone() };
+        tracing::warn!(notification = n.id, attempt = made, kind = %n.kind, %target, "notification not delivered: {e}");
+    }
+    let attempt = NotificationAttempt { at: now, status_code, error };
+    if let Err(e) = state.db.record_notification_attempt(n.id, &attempt, outcome).await {
+        tracing::error!(notification = n.id, "recording a delivery attempt: {e}");
+    }
+}
+
+/// An attempt's HTTP status if any, why it failed if it did, and whether
+/// trying again cannot help.
+type Attempted = (Option<u16>, Option<String>, bool);
+
+async fn post_webhook(state: &AppState, http: &reqwest::Client, n: &DueNotification) -> Attempted {
     let mut req = http
         .post(&n.webhook_url)
         .header("content-type", "application/json")
         .header(EVENT_HEADER, &n.event)
         .header(DELIVERY_HEADER, n.id.to_string())
         .body(n.payload.clone());
-    let mut refused = None;
     if let Some(sealed) = &n.secret {
         match state.secrets.open(sealed.expose(), &notify_context(&n.project, &n.webhook_url)) {
             Ok(secret) => req = req.header(SIGNATURE_HEADER, sign(secret.expose(), n.payload.as_bytes())),
-            Err(e) => refused = Some(format!("cannot open the rule's secret: {e}")),
+            // An unsigned body must not go where a signed one is expected.
+            Err(e) => return (None, Some(format!("cannot open the rule's secret: {e}")), false),
         }
     }
-    let (status_code, error) = match refused {
-        // An unsigned body must not go where a signed one is expected.
-        Some(error) => (None, Some(error)),
-        None => match req.send().await {
-            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
-            Ok(resp) => (Some(resp.status().as_u16()), Some(format!("the receiver answered {}", resp.status()))),
-            Err(e) => (None, Some(format!("sending: {e}"))),
-        },
-    };
-    let now = now_ms();
-    let outcome = match &error {
-        None => NotificationOutcome::Delivered,
-        Some(_) => retry_at(made, now).map_or(NotificationOutcome::GaveUp, NotificationOutcome::RetryAt),
-    };
-    if let Some(e) = &error {
-        tracing::warn!(notification = n.id, attempt = made, url = %n.webhook_url, "notification not delivered: {e}");
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None, false),
+        Ok(resp) => (Some(resp.status().as_u16()), Some(format!("the receiver answered {}", resp.status())), false),
+        Err(e) => (None, Some(format!("sending: {e}")), false),
     }
-    let attempt = NotificationAttempt { at: now, status_code, error };
-    if let Err(e) = state.db.record_notification_attempt(n.id, &attempt, outcome).await {
-        tracing::error!(notification = n.id, "recording a delivery attempt: {e}");
+}
+
+async fn post_chat(http: &reqwest::Client, chat: Channel, n: &DueNotification) -> Attempted {
+    let req = http.post(&n.webhook_url).header("content-type", "application/json").body(n.payload.clone());
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => {
+            let code = resp.status().as_u16();
+            // Some chats answer 200 with an error code in the body.
+            let answer = resp.text().await.unwrap_or_default();
+            (Some(code), chat_refusal(chat, &answer), false)
+        }
+        Ok(resp) => (Some(resp.status().as_u16()), Some(format!("{chat} answered {}", resp.status())), false),
+        Err(e) => (None, Some(format!("sending: {e}")), false),
+    }
+}
+
+async fn send_mail(state: &AppState, n: &DueNotification) -> Attempted {
+    if n.recipients.is_empty() {
+        return (None, Some("nobody to write to: no recipient has an e-mail address".into()), true);
+    }
+    let Some(mailer) = &state.mailer else {
+        // The settings may come back with a restart: keep trying until then.
+        return (
+            None,
+            Some("the server has no SMTP settings (start it with --smtp-url and --smtp-from)".into()),
+            false,
+        );
+    };
+    let mail: MailPayload = match serde_json::from_str(&n.payload) {
+        Ok(m) => m,
+        Err(e) => return (None, Some(format!("the queued mail is unreadable: {e}")), true),
+    };
+    // An address the mail library refuses stays refused: no retry helps.
+    let to: Result<Vec<Mailbox>, String> = n
+        .recipients
+        .iter()
+        .map(|a| a.parse().map_err(|e| format!("'{a}' is not an e-mail address the mail library takes: {e}")))
+        .collect();
+    let to = match to {
+        Ok(to) => to,
+        Err(e) => return (None, Some(e), true),
+    };
+    match mailer.send(to, &mail.subject, &mail.body).await {
+        Ok(()) => (None, None, false),
+        Err(e) => (None, Some(e), false),
     }
 }
 

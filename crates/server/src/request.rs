@@ -6,6 +6,7 @@
 //! environment, starts the release's deployment on the approval's
 //! authority, and records how that deployment ended.
 
+use ferry_domain::notify::{EventFacts, REQUEST_APPROVAL_NEEDED, REQUEST_APPROVED};
 use ferry_domain::request::{self, Actor, RequestFacts};
 use ferry_domain::{
     DeploymentKind, DeploymentStatus, RequestAction, RequestKind, RequestState, rollback_target_skipping,
@@ -68,7 +69,7 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
     if let Some(staging) = &staging {
         update_staging(state, caller, &row, staging).await;
     }
-    announce(state, &row).await;
+    announce(state, &row, None).await;
     info(state, row.id).await
 }
 
@@ -137,7 +138,7 @@ pub async fn act(
         RequestAction::Release => start_release(state, caller, &row).await?,
         _ => {}
     }
-    announce(state, &row).await;
+    announce(state, &row, (action == RequestAction::Approve).then_some(caller.name.as_str())).await;
     info(state, id).await
 }
 
@@ -273,23 +274,27 @@ pub async fn sweep(state: &AppState) {
     }
 }
 
-/// Tells the project's notification rules where a request now waits.
-async fn announce(state: &AppState, row: &RequestRow) {
+/// Tells the project's notification rules where a request now waits;
+/// `approver` is who approved it, if someone just did.
+async fn announce(state: &AppState, row: &RequestRow, approver: Option<&str>) {
     let event = match row.state {
-        RequestState::AwaitingApproval => "request.approval_needed",
-        RequestState::Approved => "request.approved",
+        RequestState::AwaitingApproval => REQUEST_APPROVAL_NEEDED,
+        RequestState::Approved => REQUEST_APPROVED,
         _ => return,
     };
-    let subject = serde_json::json!({
-        "request": row.id,
-        "env": row.env,
-        "kind": row.kind,
-        "version": row.version,
-        "state": row.state,
-        "requester": row.requester,
-        "reason": row.reason,
-    });
-    notify::emit(state, &row.project, event, subject).await;
+    let approved_by = approver.map(str::to_string);
+    let facts = EventFacts {
+        request: Some(row.id),
+        env: Some(row.env.clone()),
+        version: Some(row.version.clone()),
+        kind: Some(row.kind.to_string()),
+        status: Some(row.state.to_string()),
+        reason: Some(row.reason.clone()),
+        created_by: Some(row.requester.clone()),
+        approved_by,
+        ..EventFacts::default()
+    };
+    notify::emit(state, &row.project, event, Some(&row.requester), facts).await;
 }
 
 /// The release a request asks for: a build's (`latest` or a number) or a

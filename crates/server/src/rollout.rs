@@ -15,9 +15,9 @@
 //! are recorded on the deployment, so it puts back exactly those, after a
 //! restart too, and never a host an operator drained by hand.
 
-use ferry_domain::DeploymentStatus;
-use ferry_domain::notify::{DEPLOY_FAILED, DEPLOY_FINISHED};
+use ferry_domain::notify::{DEPLOY_FAILED, DEPLOY_FINISHED, DEPLOY_ROLLED_BACK, EventFacts};
 use ferry_domain::rollout::Step;
+use ferry_domain::{DeploymentKind, DeploymentStatus};
 use ferry_store::{Advanced, Environment};
 
 use crate::error::ApiResult;
@@ -56,8 +56,25 @@ pub async fn ended(state: &AppState, id: i64) {
     crate::request::deployment_ended(state, id).await;
 }
 
+/// What notifications say of a deployment.
+pub fn deployment_facts(d: &ferry_store::DeploymentRow) -> EventFacts {
+    EventFacts {
+        deployment: Some(d.id),
+        env: Some(d.env.clone()),
+        version: Some(d.version.clone()),
+        kind: Some(d.kind.to_string()),
+        status: Some(d.status.to_string()),
+        reason: d.reason.clone(),
+        created_by: Some(d.created_by.clone()),
+        created_at: Some(ferry_domain::rfc3339_from_millis(d.created_at)),
+        finished_at: d.finished_at.map(ferry_domain::rfc3339_from_millis),
+        ..EventFacts::default()
+    }
+}
+
 /// Tells the project's notification rules that a deployment ended: every
-/// end is `deploy.finished`; a failed one is `deploy.failed` too.
+/// end is `deploy.finished`; a failed one is `deploy.failed` too; one put
+/// back automatically, or a rollback that succeeded, is `deploy.rolled_back`.
 async fn notify_finished(state: &AppState, id: i64) {
     let d = match state.db.deployment(id).await {
         Ok(d) => d,
@@ -66,20 +83,16 @@ async fn notify_finished(state: &AppState, id: i64) {
             return;
         }
     };
-    let subject = serde_json::json!({
-        "deployment": d.id,
-        "env": d.env,
-        "version": d.version,
-        "kind": d.kind,
-        "status": d.status,
-        "reason": d.reason,
-        "created_by": d.created_by,
-        "created_at": ferry_domain::rfc3339_from_millis(d.created_at),
-        "finished_at": d.finished_at.map(ferry_domain::rfc3339_from_millis),
-    });
-    notify::emit(state, &d.project, DEPLOY_FINISHED, subject.clone()).await;
+    let facts = deployment_facts(&d);
+    let starter = Some(d.created_by.as_str());
+    notify::emit(state, &d.project, DEPLOY_FINISHED, starter, facts.clone()).await;
     if matches!(d.status, DeploymentStatus::Failed | DeploymentStatus::RolledBack) {
-        notify::emit(state, &d.project, DEPLOY_FAILED, subject).await;
+        notify::emit(state, &d.project, DEPLOY_FAILED, starter, facts.clone()).await;
+    }
+    let rolled_back = d.status == DeploymentStatus::RolledBack
+        || (d.kind == DeploymentKind::Rollback && d.status == DeploymentStatus::Succeeded);
+    if rolled_back {
+        notify::emit(state, &d.project, DEPLOY_ROLLED_BACK, starter, facts).await;
     }
 }
 

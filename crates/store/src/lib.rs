@@ -117,6 +117,8 @@ pub trait Database: Send + Sync + 'static {
     ) -> Result<Option<i64>>;
     /// A successful sign-in: the count of failures starts again.
     async fn clear_failed_sign_ins(&self, user_id: i64) -> Result<()>;
+    /// Sets or clears a user's e-mail address (already checked).
+    async fn set_user_email(&self, user_id: i64, email: Option<&str>) -> Result<()>;
     /// Adds an API token (by hash) for an existing user.
     async fn create_api_token(&self, user_id: i64, name: &str, token_hash: &str, now: i64) -> Result<ApiToken>;
     /// A user's API tokens, oldest first.
@@ -405,9 +407,16 @@ pub trait Database: Send + Sync + 'static {
     /// deliver; false if the project has no such rule. What it delivered
     /// stays in the log.
     async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool>;
-    /// Records one notification for each of the project's rules that wants
-    /// `event`, due at once. Returns their ids.
-    async fn enqueue_notifications(&self, project_id: i64, event: &str, payload: &str, now: i64) -> Result<Vec<i64>>;
+    /// Records these notifications of `event` in one transaction, due at
+    /// once; one whose rule was removed meanwhile is left out. Returns the
+    /// ids of those recorded.
+    async fn enqueue_notifications(
+        &self,
+        project_id: i64,
+        event: &str,
+        items: &[NewNotification],
+        now: i64,
+    ) -> Result<Vec<i64>>;
     /// Notifications waiting for an attempt at `now`, the longest waiting
     /// first, at most `limit`.
     async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>>;

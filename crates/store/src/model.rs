@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,
@@ -21,6 +22,8 @@ pub struct User {
     pub disabled: bool,
     /// Has a password, so can sign in with `ferry login`.
     pub has_password: bool,
+    /// Where the user's e-mail notifications go (R28); none: nowhere.
+    pub email: Option<String>,
 }
 
 impl User {
@@ -37,6 +40,8 @@ pub struct NewUser {
     pub is_admin: bool,
     pub production: bool,
     pub password_hash: Option<String>,
+    /// Already checked (`ferry_domain::notify::check_email`).
+    pub email: Option<String>,
 }
 
 /// An API token as listed: never the token itself, nor its hash.
@@ -539,13 +544,18 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-/// A notification rule to add (R28): which events of a project go to which
-/// webhook.
+/// A notification rule to add (R28): which events of a project go where,
+/// through which channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewNotificationRule {
     /// Event names, already validated (`deploy.finished` ...).
     pub events: Vec<String>,
+    pub kind: Channel,
+    /// Where the channels that post go; empty for e-mail.
     pub webhook_url: String,
+    /// Whom an e-mail rule writes to (`members`, `approvers`, `starter`,
+    /// addresses), already validated; empty for the other channels.
+    pub recipients: Vec<String>,
     /// Signs each body; stored as given: the server seals it.
     pub secret: Option<Secret>,
     pub created_by: String,
@@ -557,7 +567,11 @@ pub struct NotificationRule {
     pub id: i64,
     pub project: String,
     pub events: Vec<String>,
+    pub kind: Channel,
+    /// Empty for e-mail rules.
     pub webhook_url: String,
+    /// E-mail rules' recipients, as given.
+    pub recipients: Vec<String>,
     /// Sealed, as given to [`Database::add_notification_rule`](crate::Database::add_notification_rule).
     pub secret: Option<Secret>,
     pub created_by: String,
@@ -575,9 +589,30 @@ pub struct DueNotification {
     pub payload: String,
     /// Attempts made so far.
     pub attempts: u32,
+    pub kind: Channel,
+    /// Empty for e-mail.
     pub webhook_url: String,
+    /// The addresses an e-mail is written to.
+    pub recipients: Vec<String>,
     /// The rule's secret, sealed.
     pub secret: Option<Secret>,
+}
+
+/// One notification to queue for a rule: what its channel sends, and to
+/// whom, decided when the event happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub rule_id: i64,
+    pub kind: Channel,
+    /// The rule's URL; empty for e-mail.
+    pub webhook_url: String,
+    /// What is sent: the webhook's or chat's JSON body, or for e-mail
+    /// `{"subject": ..., "body": ...}`.
+    pub payload: String,
+    /// E-mail addresses.
+    pub recipients: Vec<String>,
+    /// Users meant but not written to, each with why.
+    pub skipped: Vec<String>,
 }
 
 /// One attempt to deliver a notification.
@@ -605,7 +640,13 @@ pub enum NotificationOutcome {
 pub struct NotificationLogRow {
     pub id: i64,
     pub event: String,
+    pub kind: Channel,
+    /// Empty for e-mail.
     pub webhook_url: String,
+    /// The addresses an e-mail was written to.
+    pub recipients: Vec<String>,
+    /// Users meant but not written to, each with why.
+    pub skipped: Vec<String>,
     /// `pending`, `delivered` or `failed` (given up).
     pub status: String,
     pub created_at: i64,

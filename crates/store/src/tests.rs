@@ -9,6 +9,7 @@ use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, Proje
 
 use crate::sqlite::SqliteDatabase;
 use crate::*;
+use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 
 async fn sqlite() -> (tempfile::TempDir, SqliteDatabase) {
@@ -977,7 +978,9 @@ async fn notifications_are_queued_per_rule_retried_and_logged(db: &dyn Database)
     let (p, ..) = fixture(db).await;
     let rule = |events: &[&str], url: &str, secret: Option<&str>| NewNotificationRule {
         events: events.iter().map(|e| e.to_string()).collect(),
+        kind: Channel::Webhook,
         webhook_url: url.into(),
+        recipients: Vec::new(),
         secret: secret.map(Secret::new),
         created_by: "admin".into(),
     };
@@ -985,12 +988,27 @@ async fn notifications_are_queued_per_rule_retried_and_logged(db: &dyn Database)
     let a = db.add_notification_rule(&p, &first, 1).await.unwrap();
     let b = db.add_notification_rule(&p, &rule(&["build.finished"], "http://b", None), 2).await.unwrap();
     assert_eq!((a.project.as_str(), a.secret.as_ref().map(Secret::expose)), ("web", Some("sealed")));
-    assert_eq!(db.notification_rules(&p).await.unwrap(), [a.clone(), b.clone()]);
+    let mail = NewNotificationRule {
+        kind: Channel::Email,
+        webhook_url: String::new(),
+        recipients: vec!["members".into(), "ops@example.com".into()],
+        ..rule(&["deploy.finished"], "", None)
+    };
+    let c = db.add_notification_rule(&p, &mail, 3).await.unwrap();
+    assert_eq!((c.kind, c.recipients.clone()), (Channel::Email, mail.recipients.clone()));
+    assert_eq!(db.notification_rules(&p).await.unwrap(), [a.clone(), b.clone(), c.clone()]);
 
-    // Only the rules that want an event get it.
-    let ids = db.enqueue_notifications(p.id, "deploy.failed", "{\"n\":1}", 10).await.unwrap();
+    let item = |rule: &NotificationRule, payload: &str| NewNotification {
+        rule_id: rule.id,
+        kind: rule.kind,
+        webhook_url: rule.webhook_url.clone(),
+        payload: payload.into(),
+        recipients: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let ids = db.enqueue_notifications(p.id, "deploy.failed", &[item(&a, "{\"n\":1}")], 10).await.unwrap();
     assert_eq!(ids.len(), 1);
-    assert!(db.enqueue_notifications(p.id, "nobody.cares", "{}", 10).await.unwrap().is_empty());
+    assert!(db.enqueue_notifications(p.id, "nobody.cares", &[], 10).await.unwrap().is_empty());
     assert!(db.due_notifications(9, 10).await.unwrap().is_empty(), "not due before it was made");
     let due = db.due_notifications(10, 10).await.unwrap();
     assert_eq!(due.len(), 1);
@@ -1009,15 +1027,32 @@ async fn notifications_are_queued_per_rule_retried_and_logged(db: &dyn Database)
     assert!(matches!(again, Err(StoreError::Refused(_))), "a delivered notification is done: {again:?}");
 
     // Removing a rule gives up on what it still had to send; the log keeps all.
-    let pending = db.enqueue_notifications(p.id, "build.finished", "{}", 30).await.unwrap();
+    let pending = db.enqueue_notifications(p.id, "build.finished", &[item(&b, "{}")], 30).await.unwrap();
     assert!(db.remove_notification_rule(&p, b.id).await.unwrap());
     assert!(!db.remove_notification_rule(&p, b.id).await.unwrap());
     assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    // A rule removed before its notification is queued gets none.
+    assert!(db.enqueue_notifications(p.id, "build.finished", &[item(&b, "{}")], 31).await.unwrap().is_empty());
+
+    // An e-mail keeps whom it was addressed to, and who was skipped.
+    let addressed = NewNotification {
+        recipients: vec!["ann@example.com".into(), "ops@example.com".into()],
+        skipped: vec!["bob (no e-mail address)".into()],
+        ..item(&c, "{\"subject\":\"s\",\"body\":\"b\"}")
+    };
+    let mailed = db.enqueue_notifications(p.id, "deploy.finished", std::slice::from_ref(&addressed), 40).await.unwrap();
+    let due = db.due_notifications(40, 10).await.unwrap();
+    assert_eq!((due[0].id, due[0].kind, &due[0].recipients), (mailed[0], Channel::Email, &addressed.recipients));
+
     let log = db.notification_log(&p, 10).await.unwrap();
-    assert_eq!(log.iter().map(|n| n.id).collect::<Vec<_>>(), [pending[0], ids[0]], "newest first");
-    assert_eq!((log[0].status.as_str(), log[0].attempts.len()), ("failed", 0));
-    assert_eq!(log[1].status, "delivered");
-    assert_eq!(log[1].attempts, [refused, ok]);
+    assert_eq!(log.iter().map(|n| n.id).collect::<Vec<_>>(), [mailed[0], pending[0], ids[0]], "newest first");
+    assert_eq!(
+        (log[0].kind, &log[0].recipients, &log[0].skipped),
+        (Channel::Email, &addressed.recipients, &addressed.skipped)
+    );
+    assert_eq!((log[1].status.as_str(), log[1].attempts.len(), log[1].kind), ("failed", 0, Channel::Webhook));
+    assert_eq!(log[2].status, "delivered");
+    assert_eq!(log[2].attempts, [refused, ok]);
 }
 
 /// A new release with the fields of `r` (for `..` updates).
@@ -1036,7 +1071,13 @@ fn release_like(r: &Release) -> NewRelease {
 }
 
 fn new_user(name: &str, production: bool) -> NewUser {
-    NewUser { name: name.into(), is_admin: false, production, password_hash: Some(format!("hash-of-{name}")) }
+    NewUser {
+        name: name.into(),
+        is_admin: false,
+        production,
+        password_hash: Some(format!("hash-of-{name}")),
+        email: Some(format!("{name}@example.com")),
+    }
 }
 
 async fn users_have_passwords_tokens_and_can_be_disabled(db: &dyn Database) {
@@ -1067,6 +1108,13 @@ async fn users_have_passwords_tokens_and_can_be_disabled(db: &dyn Database) {
     db.set_user_disabled(ann.id, false).await.unwrap();
     assert!(!db.user("ann").await.unwrap().disabled);
     assert!(matches!(db.user("nobody").await, Err(StoreError::NotFound(_))));
+
+    assert_eq!(ann.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(admin.email, None);
+    db.set_user_email(ann.id, Some("ann@corp.example")).await.unwrap();
+    assert_eq!(db.user("ann").await.unwrap().email.as_deref(), Some("ann@corp.example"));
+    db.set_user_email(ann.id, None).await.unwrap();
+    assert_eq!(db.user("ann").await.unwrap().email, None);
 }
 
 async fn members_have_one_role_per_project(db: &dyn Database) {

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use ferry_domain::{Role, rfc3339_from_millis, validate_name};
-use ferry_proto::api::{AddMember, CreateToken, CreateUser, Login, MemberInfo, NewToken, TokenInfo, UserInfo};
+use ferry_proto::api::{
+    AddMember, CreateToken, CreateUser, Login, MemberInfo, NewToken, SetUserEmail, TokenInfo, UserInfo,
+};
 use ferry_store::{NewUser, User};
 
 use crate::AppState;
@@ -14,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 const MIN_PASSWORD_LEN: usize = 8;
 
 fn user_info(u: User) -> UserInfo {
-    UserInfo { name: u.name, admin: u.is_admin, production: u.production, disabled: u.disabled }
+    UserInfo { name: u.name, admin: u.is_admin, production: u.production, disabled: u.disabled, email: u.email }
 }
 
 async fn issue_token(state: &AppState, user: &User, name: &str) -> ApiResult<NewToken> {
@@ -43,6 +45,7 @@ pub async fn whoami(Caller(user): Caller) -> Json<UserInfo> {
 /// `POST /api/v1/users`.
 pub async fn create_user(State(state): State<AppState>, Json(req): Json<CreateUser>) -> ApiResult<Json<UserInfo>> {
     validate_name("user name", &req.name)?;
+    let email = checked_email(req.email)?;
     if req.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(ApiError::BadRequest(format!("a password needs at least {MIN_PASSWORD_LEN} characters")));
     }
@@ -50,8 +53,33 @@ pub async fn create_user(State(state): State<AppState>, Json(req): Json<CreateUs
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(format!("hashing the password: {e}")))??;
-    let new = NewUser { name: req.name, is_admin: req.admin, production: req.production, password_hash: Some(hash) };
+    let new =
+        NewUser { name: req.name, is_admin: req.admin, production: req.production, password_hash: Some(hash), email };
     Ok(Json(user_info(state.db.create_user(&new, crate::now_ms()).await?)))
+}
+
+/// An e-mail address as given, trimmed and checked; empty means none.
+fn checked_email(email: Option<String>) -> ApiResult<Option<String>> {
+    match email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) {
+        Some(e) => {
+            ferry_domain::notify::check_email(&e).map_err(|err| ApiError::BadRequest(format!("--email: {err}")))?;
+            Ok(Some(e))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `POST /api/v1/users/{name}/email`: where the user's e-mail notifications
+/// go; none (or empty) clears it.
+pub async fn set_user_email(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(req): Json<SetUserEmail>,
+) -> ApiResult<Json<UserInfo>> {
+    let email = checked_email(req.email)?;
+    let user = state.db.user(&name).await?;
+    state.db.set_user_email(user.id, email.as_deref()).await?;
+    Ok(Json(user_info(state.db.user(&name).await?)))
 }
 
 /// `GET /api/v1/users`.
@@ -122,6 +150,7 @@ pub async fn revoke_token(
 /// the one they had.
 pub async fn add_member(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<AddMember>,
 ) -> ApiResult<Json<MemberInfo>> {
@@ -130,6 +159,8 @@ pub async fn add_member(
     let user = state.db.user(&req.user).await?;
     let now = crate::now_ms();
     state.db.set_member(&project, &user, role, now).await?;
+    let change = format!("{} is a {role} of the project now (set by {})", user.name, caller.name);
+    super::projects::changed(&state, &project.name, &caller.name, None, change).await;
     Ok(Json(MemberInfo { user: user.name, role: role.to_string(), created_at: rfc3339_from_millis(now) }))
 }
 
@@ -157,6 +188,7 @@ pub async fn list_members(
 /// `DELETE /api/v1/projects/{project}/members/{user}`.
 pub async fn remove_member(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((project, user)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let project = state.db.project(&project).await?;
@@ -164,5 +196,7 @@ pub async fn remove_member(
     if !state.db.remove_member(&project, &member).await? {
         return Err(ApiError::NotFound(format!("user '{user}' is not a member of project '{}'", project.name)));
     }
+    let change = format!("{user} is no longer a member of the project (removed by {})", caller.name);
+    super::projects::changed(&state, &project.name, &caller.name, None, change).await;
     Ok(Json(serde_json::json!({ "removed": user })))
 }

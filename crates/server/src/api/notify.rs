@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::notify::{check_url, parse_events};
+use ferry_domain::notify::{Channel, check_url, parse_events, parse_recipients};
 use ferry_domain::{Secret, rfc3339_from_millis};
 use ferry_proto::api::{AddNotificationRule, NotificationAttemptInfo, NotificationInfo, NotificationRuleInfo};
 use ferry_store::{NewNotificationRule, NotificationRule};
@@ -18,26 +18,66 @@ fn rule_info(r: NotificationRule) -> NotificationRuleInfo {
         id: r.id,
         project: r.project,
         events: r.events,
+        kind: r.kind.to_string(),
         webhook: r.webhook_url,
+        to: r.recipients,
         secret_set: r.secret.is_some(),
         created_by: r.created_by,
         created_at: rfc3339_from_millis(r.created_at),
     }
 }
 
-/// `POST /api/v1/projects/{project}/notifications`.
+/// `POST /api/v1/projects/{project}/notifications`. Everything is checked
+/// before anything is stored: a refused rule changes nothing.
 pub async fn add(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<AddNotificationRule>,
 ) -> ApiResult<Json<NotificationRuleInfo>> {
-    let events = parse_events(&req.events.join(",")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let bad = |e: ferry_domain::notify::NotifyError| ApiError::BadRequest(e.to_string());
+    let events = parse_events(&req.events.join(",")).map_err(bad)?;
+    let kind: Channel = req.kind.as_deref().unwrap_or("webhook").parse().map_err(bad)?;
     let url = req.webhook.trim().to_string();
-    check_url(&url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let secret = req.secret.filter(|s| !s.is_empty());
+    let recipients = match kind {
+        Channel::Email => {
+            if state.mailer.is_none() {
+                return Err(ApiError::BadRequest(
+                    "e-mail rules need the server's SMTP settings: start `ferry server` with --smtp-url \
+                     (and --smtp-from)"
+                        .into(),
+                ));
+            }
+            if !url.is_empty() {
+                return Err(ApiError::BadRequest("an e-mail rule takes --to, not --url".into()));
+            }
+            if secret.is_some() {
+                return Err(ApiError::BadRequest("--secret signs webhook bodies; an e-mail rule takes none".into()));
+            }
+            parse_recipients(&req.to.join(",")).map_err(bad)?.iter().map(ToString::to_string).collect()
+        }
+        _ => {
+            if !req.to.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "--to is for e-mail rules; a {kind} rule posts to its --url"
+                )));
+            }
+            if url.is_empty() {
+                return Err(ApiError::BadRequest(format!("a {kind} rule needs --url (its incoming-webhook address)")));
+            }
+            check_url(&url).map_err(bad)?;
+            if kind.is_chat() && secret.is_some() {
+                return Err(ApiError::BadRequest(format!(
+                    "--secret signs Ferry's own webhook bodies; a {kind} rule takes none"
+                )));
+            }
+            Vec::new()
+        }
+    };
     let project = state.db.project(&project).await?;
     // Sealed before it reaches the database, bound to the project and URL.
-    let secret = match req.secret.filter(|s| !s.is_empty()) {
+    let secret = match secret {
         Some(s) => Some(Secret::new(
             state
                 .secrets
@@ -46,7 +86,7 @@ pub async fn add(
         )),
         None => None,
     };
-    let new = NewNotificationRule { events, webhook_url: url, secret, created_by: user.name };
+    let new = NewNotificationRule { events, kind, webhook_url: url, recipients, secret, created_by: user.name };
     let rule = state.db.add_notification_rule(&project, &new, crate::now_ms()).await?;
     Ok(Json(rule_info(rule)))
 }
@@ -88,7 +128,10 @@ pub async fn log(
             .map(|n| NotificationInfo {
                 id: n.id,
                 event: n.event,
+                kind: n.kind.to_string(),
                 webhook: n.webhook_url,
+                recipients: n.recipients,
+                skipped: n.skipped,
                 status: n.status,
                 created_at: rfc3339_from_millis(n.created_at),
                 attempts: n

@@ -18,6 +18,17 @@ use crate::{AppState, guards};
 
 const DEFAULT_KEEP_RELEASES: u32 = 5;
 
+/// Tells the project's rules (`project.changed`) what `who` changed.
+pub(crate) async fn changed(state: &AppState, project: &str, who: &str, env: Option<&str>, change: String) {
+    let facts = ferry_domain::notify::EventFacts {
+        env: env.map(str::to_string),
+        change: Some(change),
+        created_by: Some(who.to_string()),
+        ..Default::default()
+    };
+    crate::notify::emit(state, project, ferry_domain::notify::PROJECT_CHANGED, Some(who), facts).await;
+}
+
 fn project_info(p: Project) -> ProjectInfo {
     let source = p.source.as_ref();
     ProjectInfo {
@@ -156,6 +167,9 @@ pub async fn create_env(
         staging_env_id,
     };
     let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
+    let what = if env.production { "production environment" } else { "environment" };
+    let change = format!("{what} '{}' created (hosts {}) by {}", env.name, env.selector, caller.name);
+    changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
     Ok(Json(env_info(&state, env).await?))
 }
 
@@ -163,7 +177,7 @@ pub async fn create_env(
 /// environment's default rollout; options not given keep their value.
 pub async fn set_env_rollout(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(options): Json<ferry_domain::rollout::RolloutOptions>,
 ) -> ApiResult<Json<EnvironmentInfo>> {
@@ -172,6 +186,9 @@ pub async fn set_env_rollout(
     let policy = options.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     state.db.set_environment_rollout(&env, &policy).await?;
     let env = state.db.environment(&project, &env.name).await?;
+    let change =
+        format!("environment '{}' rolls out {} now (set by {})", env.name, env.rollout.describe(), caller.name);
+    changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
     Ok(Json(env_info(&state, env).await?))
 }
 
@@ -180,13 +197,20 @@ pub async fn set_env_rollout(
 /// or not.
 pub async fn set_env_production(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<SetProduction>,
 ) -> ApiResult<Json<EnvironmentInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
+    let before = env.production;
     state.db.set_environment_production(&env, req.production).await?;
     let env = state.db.environment(&project, &env.name).await?;
+    if env.production != before {
+        let now = if env.production { "is production now" } else { "is no longer production" };
+        let change = format!("environment '{}' {now} (set by {})", env.name, caller.name);
+        changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
+    }
     Ok(Json(env_info(&state, env).await?))
 }
 

@@ -138,8 +138,10 @@ async fn fixture() -> Fixture {
     ];
     let mut people = Vec::new();
     for (name, is_admin, production, role) in kinds {
-        let user =
-            db.create_user(&NewUser { name: name.into(), is_admin, production, password_hash: None }, 5).await.unwrap();
+        let user = db
+            .create_user(&NewUser { name: name.into(), is_admin, production, password_hash: None, email: None }, 5)
+            .await
+            .unwrap();
         if let Some(role) = role {
             db.set_member(&p, &user, role, 5).await.unwrap();
         }
@@ -156,6 +158,7 @@ async fn fixture() -> Fixture {
         builds: build::BuildQueue::default(),
         config: Arc::new(ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap())),
         secrets: Arc::new(secrets),
+        mailer: None,
     };
     Fixture { _dir: dir, state, people, deployment, build, request }
 }

@@ -92,16 +92,18 @@ async fn run_build(state: &AppState, build: Build) {
             tracing::info!(build = build.id, status = %outcome.status, "build finished");
             // Only the call that ended it tells anyone.
             if ended {
-                let subject = serde_json::json!({
-                    "build": build.id,
-                    "number": build.number,
-                    "ref": build.git_ref,
-                    "status": outcome.status,
-                    "version": outcome.version,
-                    "error": outcome.error,
-                    "requested_by": build.requested_by,
-                });
-                crate::notify::emit(state, &build.project, ferry_domain::notify::BUILD_FINISHED, subject).await;
+                let facts = ferry_domain::notify::EventFacts {
+                    build: Some(build.id),
+                    number: Some(build.number),
+                    git_ref: Some(build.git_ref.clone()),
+                    status: Some(outcome.status.to_string()),
+                    version: outcome.version.clone(),
+                    error: outcome.error.clone(),
+                    requested_by: Some(build.requested_by.clone()),
+                    ..Default::default()
+                };
+                let (project, starter) = (&build.project, Some(build.requested_by.as_str()));
+                crate::notify::emit(state, project, ferry_domain::notify::BUILD_FINISHED, starter, facts).await;
             }
         }
         Err(e) => tracing::error!(build = build.id, "recording the build's end: {e}"),
@@ -278,6 +280,7 @@ async fn auto_deploy(state: &AppState, build: &Build) {
             production: true,
             disabled: false,
             has_password: false,
+            email: None,
         };
         let req = CreateDeployment::of(&env.name, Some(version.clone()), DeploymentKind::Deploy);
         // An environment that requires an approval is refused here like

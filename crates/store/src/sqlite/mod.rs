@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("migrations/0010_audit.sql")),
     (11, include_str!("migrations/0011_notifications.sql")),
     (12, include_str!("migrations/0012_release_requests.sql")),
+    (13, include_str!("migrations/0013_notification_channels.sql")),
 ];
 
 /// See the module documentation.
@@ -112,7 +113,7 @@ fn tags(s: &str) -> Result<Tags> {
     serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("bad tags in database: {e}")))
 }
 
-const USER_COLS: &str = "u.id, u.name, u.is_admin, u.production, u.disabled, u.password_hash IS NOT NULL";
+const USER_COLS: &str = "u.id, u.name, u.is_admin, u.production, u.disabled, u.password_hash IS NOT NULL, u.email";
 fn user_row(r: &sqlx::sqlite::SqliteRow) -> Result<User> {
     Ok(User {
         id: r.try_get(0)?,
@@ -121,6 +122,7 @@ fn user_row(r: &sqlx::sqlite::SqliteRow) -> Result<User> {
         production: r.try_get::<i64, _>(3)? != 0,
         disabled: r.try_get::<i64, _>(4)? != 0,
         has_password: r.try_get::<i64, _>(5)? != 0,
+        email: r.try_get(6)?,
     })
 }
 
@@ -504,12 +506,15 @@ impl Database for SqliteDatabase {
     }
 
     async fn create_user(&self, new: &NewUser, now: i64) -> Result<User> {
-        sqlx::query("INSERT INTO users (name, is_admin, production, password_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&new.name)
-            .bind(new.is_admin)
-            .bind(new.production)
-            .bind(new.password_hash.as_deref())
-            .bind(now)
+        sqlx::query(
+            "INSERT INTO users (name, is_admin, production, password_hash, email, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&new.name)
+        .bind(new.is_admin)
+        .bind(new.production)
+        .bind(new.password_hash.as_deref())
+        .bind(new.email.as_deref())
+        .bind(now)
             .execute(&self.pool)
             .await
             .map_err(conflict(format!("user '{}'", new.name)))?;
@@ -595,6 +600,18 @@ impl Database for SqliteDatabase {
             .bind(user_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn set_user_email(&self, user_id: i64, email: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET email = ? WHERE id = ?")
+            .bind(email)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
         Ok(())
     }
 
@@ -1952,8 +1969,14 @@ impl Database for SqliteDatabase {
         notify::remove_rule(&self.pool, project, id).await
     }
 
-    async fn enqueue_notifications(&self, project_id: i64, event: &str, payload: &str, now: i64) -> Result<Vec<i64>> {
-        notify::enqueue(&self.pool, project_id, event, payload, now).await
+    async fn enqueue_notifications(
+        &self,
+        project_id: i64,
+        event: &str,
+        items: &[NewNotification],
+        now: i64,
+    ) -> Result<Vec<i64>> {
+        notify::enqueue(&self.pool, project_id, event, items, now).await
     }
 
     async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>> {

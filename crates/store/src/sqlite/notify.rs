@@ -2,13 +2,26 @@
 //! Each function is one statement or one transaction.
 
 use ferry_domain::Secret;
+use ferry_domain::notify::{Channel, NotifyError};
 use sqlx::{Row, SqlitePool};
 
 use crate::model::*;
 use crate::{Result, StoreError};
 
 fn events_from(json: &str) -> Result<Vec<String>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("bad events in database: {e}")))
+    list_from("events", json)
+}
+
+fn list_from(what: &str, json: &str) -> Result<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("bad {what} in database: {e}")))
+}
+
+fn list_to(list: &[String]) -> Result<String> {
+    serde_json::to_string(list).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn channel(r: &sqlx::sqlite::SqliteRow) -> Result<Channel> {
+    r.try_get::<String, _>("kind")?.parse().map_err(|e: NotifyError| StoreError::Backend(format!("bad kind: {e}")))
 }
 
 fn rule_row(r: &sqlx::sqlite::SqliteRow) -> Result<NotificationRule> {
@@ -16,15 +29,17 @@ fn rule_row(r: &sqlx::sqlite::SqliteRow) -> Result<NotificationRule> {
         id: r.try_get("id")?,
         project: r.try_get("project")?,
         events: events_from(&r.try_get::<String, _>("events")?)?,
+        kind: channel(r)?,
         webhook_url: r.try_get("webhook_url")?,
+        recipients: list_from("recipients", &r.try_get::<String, _>("recipients")?)?,
         secret: r.try_get::<Option<String>, _>("secret")?.map(Secret::new),
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
     })
 }
 
-const RULE_SELECT: &str = "SELECT n.id, p.name AS project, n.events, n.webhook_url, n.secret, n.created_by, \
-     n.created_at FROM notification_rules n JOIN projects p ON p.id = n.project_id";
+const RULE_SELECT: &str = "SELECT n.id, p.name AS project, n.events, n.kind, n.webhook_url, n.recipients, n.secret, \
+     n.created_by, n.created_at FROM notification_rules n JOIN projects p ON p.id = n.project_id";
 
 pub(super) async fn add_rule(
     pool: &SqlitePool,
@@ -34,12 +49,14 @@ pub(super) async fn add_rule(
 ) -> Result<NotificationRule> {
     let events = serde_json::to_string(&new.events).map_err(|e| StoreError::Backend(e.to_string()))?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO notification_rules (project_id, events, webhook_url, secret, created_by, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO notification_rules (project_id, events, kind, webhook_url, recipients, secret, created_by, \
+         created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(project.id)
     .bind(events)
+    .bind(new.kind.as_str())
     .bind(&new.webhook_url)
+    .bind(list_to(&new.recipients)?)
     .bind(new.secret.as_ref().map(|s| s.expose()))
     .bind(&new.created_by)
     .bind(now)
@@ -84,33 +101,33 @@ pub(super) async fn enqueue(
     pool: &SqlitePool,
     project_id: i64,
     event: &str,
-    payload: &str,
+    items: &[NewNotification],
     now: i64,
 ) -> Result<Vec<i64>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rules = sqlx::query("SELECT id, events, webhook_url FROM notification_rules WHERE project_id = ? ORDER BY id")
-        .bind(project_id)
-        .fetch_all(&mut *tx)
-        .await?;
     let mut ids = Vec::new();
-    for r in &rules {
-        if !events_from(&r.try_get::<String, _>("events")?)?.iter().any(|e| e == event) {
-            continue;
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO notifications (project_id, rule_id, webhook_url, event, payload, status, next_attempt_at, \
-             created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+    for n in items {
+        // A rule removed since the caller read it wants nothing more.
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO notifications (project_id, rule_id, kind, webhook_url, recipients, skipped, event, payload, \
+             status, next_attempt_at, created_at) \
+             SELECT ?, id, ?, ?, ?, ?, ?, ?, 'pending', ?, ? FROM notification_rules WHERE id = ? AND project_id = ? \
+             RETURNING id",
         )
         .bind(project_id)
-        .bind(r.try_get::<i64, _>("id")?)
-        .bind(r.try_get::<String, _>("webhook_url")?)
+        .bind(n.kind.as_str())
+        .bind(&n.webhook_url)
+        .bind(list_to(&n.recipients)?)
+        .bind(list_to(&n.skipped)?)
         .bind(event)
-        .bind(payload)
+        .bind(&n.payload)
         .bind(now)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(n.rule_id)
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
         .await?;
-        ids.push(id);
+        ids.extend(id);
     }
     tx.commit().await?;
     Ok(ids)
@@ -118,7 +135,7 @@ pub(super) async fn enqueue(
 
 pub(super) async fn due(pool: &SqlitePool, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
     let rows = sqlx::query(
-        "SELECT n.id, p.name AS project, n.event, n.payload, n.attempts, n.webhook_url, r.secret \
+        "SELECT n.id, p.name AS project, n.event, n.payload, n.attempts, n.kind, n.webhook_url, n.recipients, r.secret \
          FROM notifications n JOIN projects p ON p.id = n.project_id \
          JOIN notification_rules r ON r.id = n.rule_id \
          WHERE n.status = 'pending' AND n.next_attempt_at <= ? ORDER BY n.next_attempt_at, n.id LIMIT ?",
@@ -135,7 +152,9 @@ pub(super) async fn due(pool: &SqlitePool, now: i64, limit: u32) -> Result<Vec<D
                 event: r.try_get("event")?,
                 payload: r.try_get("payload")?,
                 attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                kind: channel(r)?,
                 webhook_url: r.try_get("webhook_url")?,
+                recipients: list_from("recipients", &r.try_get::<String, _>("recipients")?)?,
                 secret: r.try_get::<Option<String>, _>("secret")?.map(Secret::new),
             })
         })
@@ -180,7 +199,8 @@ pub(super) async fn record_attempt(
 
 pub(super) async fn log(pool: &SqlitePool, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>> {
     let rows = sqlx::query(
-        "SELECT id, event, webhook_url, status, created_at FROM notifications WHERE project_id = ? \
+        "SELECT id, event, kind, webhook_url, recipients, skipped, status, created_at FROM notifications \
+         WHERE project_id = ? \
          ORDER BY id DESC LIMIT ?",
     )
     .bind(project.id)
@@ -208,11 +228,67 @@ pub(super) async fn log(pool: &SqlitePool, project: &Project, limit: u32) -> Res
         out.push(NotificationLogRow {
             id,
             event: r.try_get("event")?,
+            kind: channel(r)?,
             webhook_url: r.try_get("webhook_url")?,
+            recipients: list_from("recipients", &r.try_get::<String, _>("recipients")?)?,
+            skipped: list_from("skipped", &r.try_get::<String, _>("skipped")?)?,
             status: r.try_get("status")?,
             created_at: r.try_get("created_at")?,
             attempts,
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+    use crate::Database;
+    use crate::sqlite::{MIGRATIONS, SqliteDatabase};
+
+    /// Rules, notifications and users written before channels existed stay
+    /// valid: webhooks, with nobody addressed and no address.
+    #[tokio::test]
+    async fn rows_from_before_channels_are_webhooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 11) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)")
+                .bind(version)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        for sql in [
+            "INSERT INTO projects (id, name, keep_releases, created_at) VALUES (1, 'web', 5, 1)",
+            "INSERT INTO users (name, is_admin, created_at) VALUES ('ann', 0, 1)",
+            "INSERT INTO notification_rules (project_id, events, webhook_url, created_by, created_at) \
+             VALUES (1, '[\"deploy.finished\"]', 'http://a', 'admin', 1)",
+            "INSERT INTO notifications (project_id, rule_id, webhook_url, event, payload, status, created_at) \
+             VALUES (1, 1, 'http://a', 'deploy.finished', '{}', 'delivered', 2)",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let db = SqliteDatabase::open(&path).await.unwrap();
+        let p = db.project("web").await.unwrap();
+        let rules = db.notification_rules(&p).await.unwrap();
+        assert_eq!(
+            (rules[0].kind, rules[0].webhook_url.as_str(), rules[0].recipients.len()),
+            (Channel::Webhook, "http://a", 0)
+        );
+        let log = db.notification_log(&p, 10).await.unwrap();
+        assert_eq!((log[0].kind, log[0].recipients.len(), log[0].skipped.len()), (Channel::Webhook, 0, 0));
+        assert_eq!(db.user("ann").await.unwrap().email, None);
+    }
 }
