@@ -552,13 +552,20 @@ pub enum UserCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change a user's settings
+    /// Change a user: e-mail address, administrator flag, production right
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["email", "admin", "production"])))]
     Set {
         /// User name
         name: String,
         /// Where the user's e-mail notifications go ("" clears it: e-mail rules then skip the user)
-        #[arg(long, value_name = "ADDRESS", required = true)]
-        email: String,
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        /// true: an administrator (everything, users included); false: not
+        #[arg(long, value_name = "true|false")]
+        admin: Option<bool>,
+        /// true: may deploy to and approve for production environments of their projects; false: may not
+        #[arg(long, value_name = "true|false")]
+        production: Option<bool>,
         #[command(flatten)]
         conn: Conn,
     },

@@ -5,7 +5,7 @@ use ferry_cli::{Client, Output, accounts, commands, guards, requests};
 use ferry_domain::{DeploymentKind, Tags};
 use ferry_proto::api::{
     CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateRequest, CreateUser, RequestActionBody,
-    SetLoadBalancer, SetProtection, SetVar, VarQuery,
+    SetLoadBalancer, SetProtection, SetVar, UpdateUser, VarQuery,
 };
 
 use crate::args::*;
@@ -208,9 +208,9 @@ async fn dispatch(command: Command) -> Result<()> {
             let password = accounts::read_password_stdin()?;
             accounts::user_create(&c, CreateUser { name, admin, production, password, email }, out).await
         }
-        Command::User(UserCmd::Set { name, email, conn }) => {
+        Command::User(UserCmd::Set { name, email, admin, production, conn }) => {
             let (c, out) = client(&conn)?;
-            accounts::user_set_email(&c, &name, &email, out).await
+            accounts::user_set(&c, &name, &UpdateUser { email, admin, production }, out).await
         }
         Command::User(UserCmd::List { conn }) => {
             let (c, out) = client(&conn)?;

@@ -59,6 +59,13 @@ fn each_role_does_what_it_may_and_is_refused_the_rest() {
     let prod_refusal = "deploying to production environment 'prod' of project 'app' needs the production right";
     bob.refused(&["deploy", "app", "prod", "--version", "v1"], prod_refusal);
     bob.refused(&["rollback", "app", "prod", "--to", "v1"], prod_refusal);
+    // Rights change with `user set`, from the next request on.
+    f.ok(&["user", "set", "bob", "--production", "true"]);
+    bob.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    f.ok(&["user", "set", "bob", "--production", "false"]);
+    bob.refused(&["deploy", "app", "prod", "--version", "v1"], prod_refusal);
+    root.refused(&["user", "set", "root", "--admin", "false"], "you cannot take the administrator flag from yourself");
+    f.fails(&["user", "set", "bob"]);
     alice.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
     f.wait_version("prod-1", "app", "v1");
     // Managing the project is for owners; users and projects for the administrator.

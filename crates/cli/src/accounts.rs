@@ -140,12 +140,23 @@ pub async fn user_list(c: &Client, out: Output) -> Result<()> {
 
 /// `ferry user set NAME --email ADDR`: where the user's e-mail
 /// notifications go (an empty address clears it).
-pub async fn user_set_email(c: &Client, name: &str, email: &str, out: Output) -> Result<()> {
-    let req = ferry_proto::api::SetUserEmail { email: Some(email.to_string()) };
-    let u: UserInfo = c.post(&format!("/api/v1/users/{name}/email"), &req).await?;
-    out.print(&u, |u| match &u.email {
-        Some(e) => format!("user {} gets e-mail at {e}\n", u.name),
-        None => format!("user {} has no e-mail address: e-mail rules skip them\n", u.name),
+pub async fn user_set(c: &Client, name: &str, req: &ferry_proto::api::UpdateUser, out: Output) -> Result<()> {
+    let u: UserInfo = c.post(&format!("/api/v1/users/{name}"), req).await?;
+    out.print(&u, |u| {
+        let mut text = match &u.email {
+            Some(e) => format!("user {} gets e-mail at {e}\n", u.name),
+            None => format!("user {} has no e-mail address: e-mail rules skip them\n", u.name),
+        };
+        let rights: Vec<&str> = [(u.admin, "administrator"), (u.production, "production right")]
+            .iter()
+            .filter(|r| r.0)
+            .map(|r| r.1)
+            .collect();
+        text.push_str(&format!(
+            "rights: {}\n",
+            if rights.is_empty() { "none beyond project roles".into() } else { rights.join(", ") }
+        ));
+        text
     })
 }
 

@@ -265,12 +265,18 @@ pub struct UserInfo {
     pub email: Option<String>,
 }
 
-/// `POST /api/v1/users/{name}/email`: sets (or, with none, clears) a user's
-/// e-mail address.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SetUserEmail {
+/// `POST /api/v1/users/{name}`: changes a user; what is not given keeps
+/// its value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateUser {
+    /// Where the user's e-mail notifications go; `""` clears it.
     #[serde(default)]
     pub email: Option<String>,
+    #[serde(default)]
+    pub admin: Option<bool>,
+    /// The production right (R26).
+    #[serde(default)]
+    pub production: Option<bool>,
 }
 
 /// `POST /api/v1/projects/{project}/members`: gives a user a role there.

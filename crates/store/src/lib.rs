@@ -119,6 +119,8 @@ pub trait Database: Send + Sync + 'static {
     async fn clear_failed_sign_ins(&self, user_id: i64) -> Result<()>;
     /// Sets or clears a user's e-mail address (already checked).
     async fn set_user_email(&self, user_id: i64, email: Option<&str>) -> Result<()>;
+    /// Sets a user's administrator flag and production right.
+    async fn set_user_rights(&self, user_id: i64, is_admin: bool, production: bool) -> Result<()>;
     /// Adds an API token (by hash) for an existing user.
     async fn create_api_token(&self, user_id: i64, name: &str, token_hash: &str, now: i64) -> Result<ApiToken>;
     /// A user's API tokens, oldest first.

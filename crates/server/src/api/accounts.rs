@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use ferry_domain::{Role, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
-    AddMember, CreateToken, CreateUser, Login, MemberInfo, NewToken, SetUserEmail, TokenInfo, UserInfo,
+    AddMember, CreateToken, CreateUser, Login, MemberInfo, NewToken, TokenInfo, UpdateUser, UserInfo,
 };
 use ferry_store::{NewUser, User};
 
@@ -69,16 +69,36 @@ fn checked_email(email: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-/// `POST /api/v1/users/{name}/email`: where the user's e-mail notifications
-/// go; none (or empty) clears it.
-pub async fn set_user_email(
+/// `POST /api/v1/users/{name}`: a user's e-mail address (empty clears it),
+/// administrator flag and production right; what is not given keeps its
+/// value. Everything is checked before anything changes.
+pub async fn update_user(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
-    Json(req): Json<SetUserEmail>,
+    Json(req): Json<UpdateUser>,
 ) -> ApiResult<Json<UserInfo>> {
-    let email = checked_email(req.email)?;
     let user = state.db.user(&name).await?;
-    state.db.set_user_email(user.id, email.as_deref()).await?;
+    if req.email.is_none() && req.admin.is_none() && req.production.is_none() {
+        return Err(ApiError::BadRequest("nothing to change: give --email, --admin or --production".into()));
+    }
+    let email = match req.email {
+        Some(e) => Some(checked_email(Some(e))?),
+        None => None,
+    };
+    if req.admin == Some(false) && user.id == caller.id {
+        return Err(ApiError::BadRequest(
+            "you cannot take the administrator flag from yourself: ask another administrator".into(),
+        ));
+    }
+    if let Some(email) = &email {
+        state.db.set_user_email(user.id, email.as_deref()).await?;
+    }
+    if req.admin.is_some() || req.production.is_some() {
+        let admin = req.admin.unwrap_or(user.is_admin);
+        let production = req.production.unwrap_or(user.production);
+        state.db.set_user_rights(user.id, admin, production).await?;
+    }
     Ok(Json(user_info(state.db.user(&name).await?)))
 }
 

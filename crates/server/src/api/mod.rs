@@ -85,7 +85,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/users", User(ManageUsers), accounts::list_users),
         route(p.clone(), "/api/v1/users/{name}/disable", User(ManageUsers), accounts::disable_user),
         route(p.clone(), "/api/v1/users/{name}/enable", User(ManageUsers), accounts::enable_user),
-        route(p.clone(), "/api/v1/users/{name}/email", User(ManageUsers), accounts::set_user_email),
+        route(p.clone(), "/api/v1/users/{name}", User(ManageUsers), accounts::update_user),
         route(p.clone(), "/api/v1/tokens", User(ManageOwnTokens), accounts::create_token),
         route(g.clone(), "/api/v1/tokens", User(ManageOwnTokens), accounts::list_tokens),
         route(d.clone(), "/api/v1/tokens/{token_id}", User(ManageOwnTokens), accounts::revoke_token),

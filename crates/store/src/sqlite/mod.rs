@@ -603,6 +603,19 @@ impl Database for SqliteDatabase {
         Ok(())
     }
 
+    async fn set_user_rights(&self, user_id: i64, is_admin: bool, production: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET is_admin = ?, production = ? WHERE id = ?")
+            .bind(is_admin)
+            .bind(production)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        Ok(())
+    }
+
     async fn set_user_email(&self, user_id: i64, email: Option<&str>) -> Result<()> {
         let done = sqlx::query("UPDATE users SET email = ? WHERE id = ?")
             .bind(email)
