@@ -30,6 +30,7 @@ mod notify;
 mod release;
 mod rollout;
 mod secrets;
+mod ui;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -58,6 +59,11 @@ pub struct ServerConfig {
     pub resync_interval: Duration,
     /// Builds that may run at once (of different projects).
     pub build_workers: usize,
+    /// Marks the web interface's session cookie `Secure`: set it when
+    /// browsers reach the server over https (behind a proxy that ends TLS).
+    pub secure_cookies: bool,
+    /// How long a web interface session lasts after signing in.
+    pub session_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -69,6 +75,8 @@ impl ServerConfig {
             heartbeat_timeout: Duration::from_secs(15),
             resync_interval: Duration::from_secs(60),
             build_workers: 2,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -142,7 +150,9 @@ impl Server {
             secrets: Arc::new(secrets),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-        let app = api::router(state.clone());
+        // The API under /api/v1, the web interface at /: two route tables,
+        // one access check.
+        let app = api::router(state.clone()).merge(ui::router(state.clone()));
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
         tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));

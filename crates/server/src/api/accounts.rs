@@ -28,12 +28,19 @@ async fn issue_token(state: &AppState, user: &User, name: &str) -> ApiResult<New
 }
 
 /// `POST /api/v1/login`: checks a user's password and answers a new token.
-/// Every failure reads the same, so that it does not tell which names exist.
 pub async fn login(State(state): State<AppState>, Json(req): Json<Login>) -> ApiResult<Json<NewToken>> {
+    let user = check_password(&state, &req.user, req.password).await?;
+    let name = req.token_name.unwrap_or_else(|| "login".into());
+    Ok(Json(issue_token(&state, &user, &name).await?))
+}
+
+/// The enabled user with this name and password: how the API's login and
+/// the web interface's sign-in both check one. Every failure reads the
+/// same, so that it does not tell which names exist.
+pub async fn check_password(state: &AppState, name: &str, password: String) -> ApiResult<User> {
     let refused = || ApiError::Unauthorized("wrong user name or password".into());
-    let user = state.db.user(&req.user).await.map_err(|_| refused())?;
+    let user = state.db.user(name).await.map_err(|_| refused())?;
     let hash = state.db.password_hash(user.id).await?.ok_or_else(refused)?;
-    let password = req.password;
     // Argon2 takes tens of milliseconds of CPU on purpose: off the runtime.
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
@@ -44,8 +51,7 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<Login>) -> Api
     if user.disabled {
         return Err(ApiError::Unauthorized(format!("user '{}' is disabled", user.name)));
     }
-    let name = req.token_name.unwrap_or_else(|| "login".into());
-    Ok(Json(issue_token(&state, &user, &name).await?))
+    Ok(user)
 }
 
 /// `GET /api/v1/whoami`.

@@ -619,7 +619,8 @@ impl Database for SqliteDatabase {
     }
 
     async fn end_web_session(&self, token_hash: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
