@@ -365,6 +365,12 @@ pub struct ServerArgs {
     /// Builds that may run at once (one per project at most)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub build_workers: u16,
+    /// Mark the web interface's session cookie Secure: set it when browsers reach the server over https
+    #[arg(long, env = "FERRY_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// How long a web interface session lasts after signing in
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
 }
 
 #[derive(Args)]

@@ -84,8 +84,11 @@ async fn dispatch(command: Command) -> Result<()> {
             config.heartbeat_timeout = args.heartbeat_timeout;
             config.resync_interval = args.resync_interval;
             config.build_workers = usize::from(args.build_workers);
+            config.secure_cookies = args.secure_cookies;
+            config.session_ttl = args.session_ttl;
             let server = ferry_server::Server::start(config).await?;
             println!("ferry server listening on {}", server.url);
+            println!("web interface: {}/", server.url);
             if server.init.created_admin {
                 println!("admin API token written to {}", server.init.admin_token_file.display());
             }

@@ -29,3 +29,4 @@ mod service;
 mod stats;
 mod uploads;
 mod vars;
+mod web;
