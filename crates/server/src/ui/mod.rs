@@ -245,3 +245,6 @@ pub fn html<T: ferry_web::Template>(page: &T) -> Result<Response, PageError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bench;

@@ -168,7 +168,7 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         envs.push(EnvItem { name: e.name, production: e.production, selector: e.selector, current });
     }
     let builds = state.db.builds(&p, 50).await?;
-    let deployments = state.db.deployments(&p, 200).await?;
+    let deployments = state.db.deployments(&p, 1000).await?;
     let mut groups: Vec<DeploymentGroup> = Vec::new();
     let mut index: HashMap<i64, usize> = HashMap::new();
     for d in &deployments {
