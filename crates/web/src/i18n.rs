@@ -194,6 +194,12 @@ catalogue! {
     build_ref_help: "Branch, tag or commit", "分支、标签或提交";
     retry: "Retry", "重试";
     all: "All", "全部";
+    stats_title: "Deployments, last 30 days", "最近 30 天的部署";
+    stat_succeeded: "succeeded", "成功";
+    stat_failed: "failed", "失败";
+    stat_rolled_back: "rolled back", "已回滚";
+    stat_canceled: "canceled", "已取消";
+    deploy_log: "What the hosts logged", "主机日志";
 }
 
 #[cfg(test)]

@@ -171,11 +171,49 @@ pub struct ErrorPage {
     pub message: String,
 }
 
+/// One project's deployments of a period by outcome (R29), drawn as a
+/// stacked bar.
+#[derive(Debug, Clone)]
+pub struct StatBar {
+    pub project: String,
+    pub total: u32,
+    /// Each outcome with its count and its part of the bar: (class, word,
+    /// count, x, width), x and width in per cent of the bar.
+    pub segments: Vec<(&'static str, &'static str, u32, f32, f32)>,
+}
+
+impl StatBar {
+    /// A bar from the counts of succeeded, failed, rolled back and canceled
+    /// deployments, with the words for them.
+    pub fn new(project: impl Into<String>, counts: [u32; 4], t: &Text) -> StatBar {
+        let total: u32 = counts.iter().sum();
+        let kinds = [
+            ("ok", t.stat_succeeded),
+            ("bad", t.stat_failed),
+            ("back", t.stat_rolled_back),
+            ("off", t.stat_canceled),
+        ];
+        let mut x = 0.0;
+        let mut segments = Vec::new();
+        for ((class, word), n) in kinds.into_iter().zip(counts) {
+            if n == 0 || total == 0 {
+                continue;
+            }
+            let w = 100.0 * n as f32 / total as f32;
+            segments.push((class, word, n, x, w));
+            x += w;
+        }
+        StatBar { project: project.into(), total, segments }
+    }
+}
+
 /// The dashboard.
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 pub struct DashboardPage {
     pub chrome: Chrome,
+    /// Deployments of the last 30 days, per project.
+    pub stats: Vec<StatBar>,
     pub running: Vec<DeploymentItem>,
     pub builds: Vec<BuildItem>,
     pub deployments: Vec<DeploymentItem>,
@@ -308,12 +346,25 @@ pub struct DeploymentLive {
     pub t: &'static Text,
 }
 
-/// A deployment: batches, hosts, history, controls.
+/// A line of a deployment's log, with its host.
+#[derive(Debug, Clone)]
+pub struct HostLogLine {
+    pub host: String,
+    pub at: String,
+    pub line: LogLineView,
+}
+
+/// A deployment: batches, hosts, history, controls, and what the hosts
+/// logged (R10).
 #[derive(Template)]
 #[template(path = "deployment.html")]
 pub struct DeploymentPage {
     pub chrome: Chrome,
     pub live: DeploymentLive,
+    /// The hosts to filter the log by, and the one chosen ("" for all).
+    pub log_hosts: Vec<String>,
+    pub log_host: String,
+    pub log: Vec<HostLogLine>,
 }
 
 /// The live part alone, for htmx's refresh.

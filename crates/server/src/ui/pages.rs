@@ -12,7 +12,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use ferry_domain::access::{Action, Role, allowed};
-use ferry_domain::rfc3339_from_millis;
+use ferry_domain::{DeploymentStatus, rfc3339_from_millis};
 use ferry_domain::rollout::{Hold, Step};
 use ferry_store::{Build, DeploymentRow, Host, Project, User};
 use ferry_web::views::*;
@@ -122,9 +122,23 @@ pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
     let names: HashSet<&str> = projects.iter().map(|(p, _)| p.name.as_str()).collect();
     let mut builds = Vec::new();
     let mut deployments = Vec::new();
+    let mut stats = Vec::new();
+    let month_ago = crate::now_ms() - 30 * 24 * 3600 * 1000;
     for (p, _) in &projects {
         builds.extend(state.db.builds(p, 10).await?);
-        deployments.extend(state.db.deployments(p, 10).await?);
+        let recent: Vec<DeploymentRow> =
+            state.db.deployments(p, 1000).await?.into_iter().filter(|d| d.created_at >= month_ago).collect();
+        let count = |s: DeploymentStatus| recent.iter().filter(|d| d.status == s).count() as u32;
+        let counts = [
+            count(DeploymentStatus::Succeeded),
+            count(DeploymentStatus::Failed),
+            count(DeploymentStatus::RolledBack),
+            count(DeploymentStatus::Canceled),
+        ];
+        if counts.iter().any(|n| *n > 0) {
+            stats.push(StatBar::new(p.name.clone(), counts, v.lang.text()));
+        }
+        deployments.extend(recent.into_iter().take(10));
     }
     builds.sort_by_key(|b| std::cmp::Reverse(b.created_at));
     deployments.sort_by_key(|d| std::cmp::Reverse(d.created_at));
@@ -133,6 +147,7 @@ pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
         state.db.hosts().await?.iter().filter(|h| !h.online).map(|h| host_item(h, Vec::new())).collect();
     html(&DashboardPage {
         chrome: v.chrome(v.lang.text().nav_dashboard, Nav::Dashboard),
+        stats,
         running: running.iter().filter(|d| names.contains(d.project.as_str())).map(deployment_item).collect(),
         builds: builds.iter().take(10).map(build_item).collect(),
         deployments: deployments.iter().take(10).map(deployment_item).collect(),
@@ -348,11 +363,38 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
     })
 }
 
-/// `GET /deployments/{id}`: batches, hosts, history and the controls.
-pub async fn deployment(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
+#[derive(serde::Deserialize, Default)]
+pub struct HostQuery {
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// How many lines of a deployment's log its page shows.
+const DEPLOYMENT_LOG_PAGE: u32 = 5_000;
+
+/// `GET /deployments/{id}[?host=H]`: batches, hosts, history, the controls,
+/// and what the hosts (or one of them) logged.
+pub async fn deployment(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Query(q): Query<HostQuery>,
+) -> PageResult {
     let live = deployment_live_view(&state, &v, id).await?;
+    let log_host = q.host.filter(|h| !h.is_empty()).unwrap_or_default();
+    let host = Some(log_host.as_str()).filter(|h| !h.is_empty());
+    let log = state.db.deployment_log(id, host, 0, DEPLOYMENT_LOG_PAGE).await?;
     let title = format!("{} #{id}", v.lang.text().deployment);
-    html(&DeploymentPage { chrome: v.chrome(title, Nav::Projects), live })
+    html(&DeploymentPage {
+        chrome: v.chrome(title, Nav::Projects),
+        log_hosts: live.hosts.iter().map(|h| h.host.clone()).collect(),
+        live,
+        log_host,
+        log: log
+            .into_iter()
+            .map(|l| HostLogLine { host: l.host, at: when(l.at), line: LogLineView { stream: l.stream, line: l.line } })
+            .collect(),
+    })
 }
 
 /// `GET /deployments/{id}/live`: the part of the page that changes, for
