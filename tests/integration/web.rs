@@ -210,11 +210,32 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
     });
     let a = owner.post(&format!("/deployments/{id}/cancel"), &[("csrf", &csrf)]);
     assert_eq!(a.status, 303, "{}", a.body);
+    wait_until(Duration::from_secs(30), "the deployment to end", || {
+        f.json(&["deployment", "show", &id.to_string()])["status"] != "running"
+    });
 
-    // The project page groups the deployments by release, newest first.
+    // The deploy dialog: a release, the environment's hosts filtered by tag,
+    // and a chosen subset of them (R9).
+    let form = owner.get("/projects/app/deploy?env=prod&tag=role%3Dweb").body;
+    assert!(form.contains(r#"value="web-1""#) && form.contains(r#"value="web-2""#), "{form}");
+    assert!(!owner.get("/projects/app/deploy?env=prod&tag=role%3Ddb").body.contains(r#"value="web-1""#));
+    let fields = [("csrf", csrf.as_str()), ("env", "prod"), ("version", "v1"), ("scope", "chosen"), ("hosts", "web-2")];
+    let a = owner.post("/projects/app/deployments", &fields);
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(a.location.starts_with("/deployments/"), "{}", a.location);
+    f.wait_version("web-2", "app", "v1");
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v2"), "only the chosen host");
+    // The viewer may not deploy, whatever the form says.
+    assert_eq!(web.post("/projects/app/deployments", &fields).status, 403);
+    assert_eq!(web.get("/projects/app/deploy").status, 403);
+
+    // The project page groups the deployments by release, the release
+    // deployed last first: v1 (deployed at first and again just now), v2.
     let project = web.get("/projects/app").body;
-    let (v2, v1) = (project.find("Version v2").unwrap(), project.find("Version v1").unwrap());
-    assert!(v2 < v1, "{project}");
+    assert_eq!(project.matches("<h3>Version v1").count(), 1, "{project}");
+    let (v2, v1) = (project.find("<h3>Version v2").unwrap(), project.find("<h3>Version v1").unwrap());
+    assert!(v1 < v2, "{project}");
+    assert_eq!(project[v1..v2].matches("href=\"/deployments/").count(), 2, "both deployments of v1 in its group");
     // The fleet matrix shows what runs where.
     let fleet = web.get("/fleet").body;
     assert!(fleet.contains("app/prod") && fleet.contains("web-1"), "{fleet}");

@@ -200,6 +200,19 @@ catalogue! {
     stat_rolled_back: "rolled back", "已回滚";
     stat_canceled: "canceled", "已取消";
     deploy_log: "What the hosts logged", "主机日志";
+    deploy: "Deploy", "部署";
+    deploy_title: "Deploy", "发起部署";
+    release_to_deploy: "Release", "发布版本";
+    marked_bad: "marked bad", "已标记为有问题";
+    strategy: "Strategy", "发布策略";
+    strategy_default: "The environment's", "使用环境默认";
+    batch_size: "Batch size (rolling: N or N%)", "每批数量（滚动发布：N 或 N%）";
+    approve_each_batch: "Wait for a promotion after each batch", "每批完成后等待确认";
+    target_hosts: "Hosts", "目标主机";
+    all_hosts_of_env: "Every host of the environment", "环境中的所有主机";
+    chosen_hosts: "Only the hosts ticked below", "仅下方勾选的主机";
+    tag_filter: "Filter hosts by tag (e.g. dc=bj)", "按标签筛选主机（例如 dc=bj）";
+    no_release: "No release to deploy yet.", "还没有可部署的版本。";
 }
 
 #[cfg(test)]

@@ -187,12 +187,8 @@ impl StatBar {
     /// deployments, with the words for them.
     pub fn new(project: impl Into<String>, counts: [u32; 4], t: &Text) -> StatBar {
         let total: u32 = counts.iter().sum();
-        let kinds = [
-            ("ok", t.stat_succeeded),
-            ("bad", t.stat_failed),
-            ("back", t.stat_rolled_back),
-            ("off", t.stat_canceled),
-        ];
+        let kinds =
+            [("ok", t.stat_succeeded), ("bad", t.stat_failed), ("back", t.stat_rolled_back), ("off", t.stat_canceled)];
         let mut x = 0.0;
         let mut segments = Vec::new();
         for ((class, word), n) in kinds.into_iter().zip(counts) {
@@ -266,7 +262,44 @@ pub struct ProjectPage {
     pub groups: Vec<DeploymentGroup>,
     /// Whether the build form is worth showing (the server checks again).
     pub may_build: bool,
+    /// Whether the deploy dialog is worth linking to (the server checks again).
+    pub may_deploy: bool,
     pub builds_from_git: bool,
+}
+
+/// A host the deploy dialog offers.
+#[derive(Debug, Clone)]
+pub struct PickHost {
+    pub name: String,
+    pub tags: String,
+    pub online: bool,
+}
+
+/// A release the deploy dialog offers: version, its build, and whether it
+/// is marked bad.
+#[derive(Debug, Clone)]
+pub struct PickRelease {
+    pub version: String,
+    pub label: String,
+    pub bad: bool,
+}
+
+/// The deploy dialog (R9): a release, an environment, a strategy, and all of
+/// the environment's hosts or some, picked from a list filtered by tag.
+#[derive(Template)]
+#[template(path = "deploy.html")]
+pub struct DeployPage {
+    pub chrome: Chrome,
+    pub project: String,
+    /// (name, production)
+    pub envs: Vec<(String, bool)>,
+    pub env: String,
+    /// The tag filter of the host list, e.g. `dc=bj`.
+    pub tag: String,
+    pub releases: Vec<PickRelease>,
+    pub hosts: Vec<PickHost>,
+    /// The environment's rollout, in words.
+    pub default_rollout: String,
 }
 
 /// A line of a log.

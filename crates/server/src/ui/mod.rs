@@ -51,6 +51,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/projects", User(ReadShared), pages::projects),
         route(g.clone(), "/projects/{project}", User(ReadProject), pages::project),
         route(p.clone(), "/projects/{project}/builds", User(Build), pages::start_build),
+        route(g.clone(), "/projects/{project}/deploy", User(Deploy), pages::deploy_form),
+        // The production right is checked once the environment is known, as
+        // for the API's route.
+        route(p.clone(), "/projects/{project}/deployments", User(Deploy), pages::deploy),
         route(g.clone(), "/builds/{id}", User(ReadProject), pages::build),
         route(g.clone(), "/builds/{id}/log/stream", User(ReadProject), pages::build_log_stream),
         route(p.clone(), "/builds/{id}/cancel", User(Build), pages::cancel_build),

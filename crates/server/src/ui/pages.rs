@@ -12,8 +12,8 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use ferry_domain::access::{Action, Role, allowed};
-use ferry_domain::{DeploymentStatus, rfc3339_from_millis};
 use ferry_domain::rollout::{Hold, Step};
+use ferry_domain::{DeploymentStatus, rfc3339_from_millis};
 use ferry_store::{Build, DeploymentRow, Host, Project, User};
 use ferry_web::views::*;
 use futures_util::Stream;
@@ -21,6 +21,7 @@ use futures_util::Stream;
 use super::{PageError, Viewer, html};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::error::ApiError;
 
 type PageResult = Result<Response, PageError>;
 
@@ -202,7 +203,10 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         groups[i].deployments.push(deployment_item(d));
     }
     let path = format!("/projects/{}/builds", p.name);
-    let may_build = crate::access::may(&state, &v.user, &path, &[("project", p.name.clone())], Action::Build).await;
+    let scope = [("project", p.name.clone())];
+    let may_build = crate::access::may(&state, &v.user, &path, &scope, Action::Build).await;
+    let path = format!("/projects/{}/deploy", p.name);
+    let may_deploy = crate::access::may(&state, &v.user, &path, &scope, Action::Deploy).await;
     html(&ProjectPage {
         chrome: v.chrome(p.name.clone(), Nav::Projects),
         builds_from_git: p.source.is_some(),
@@ -211,6 +215,7 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         builds: builds.iter().map(build_item).collect(),
         groups,
         may_build,
+        may_deploy,
     })
 }
 
@@ -518,4 +523,116 @@ pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Que
         since: f.since.unwrap_or_default(),
         entries,
     })
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct DeployQuery {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+/// `GET /projects/{project}/deploy?env=E&tag=T`: the deploy dialog (R9):
+/// releases newest first, the environment's hosts filtered by a tag
+/// selector. Whether the deployment is allowed (production) is decided when
+/// it is posted, as for the API.
+pub async fn deploy_form(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Query(q): Query<DeployQuery>,
+) -> PageResult {
+    let p = state.db.project(&name).await?;
+    let envs = state.db.environments(&p).await?;
+    let chosen = q.env.as_deref().and_then(|e| envs.iter().find(|x| x.name == e)).or(envs.first());
+    let tag = q.tag.unwrap_or_default();
+    let filter = match tag.trim() {
+        "" => None,
+        t => Some(ferry_domain::Selector::parse(t).map_err(|e| ApiError::BadRequest(format!("tag filter: {e}")))?),
+    };
+    let mut hosts = Vec::new();
+    if let Some(env) = chosen {
+        let selector = ferry_domain::Selector::parse(&env.selector).ok();
+        for h in state.db.hosts().await? {
+            let in_env = selector.as_ref().is_some_and(|s| s.matches(&h.tags));
+            if in_env && filter.as_ref().is_none_or(|f| f.matches(&h.tags)) {
+                hosts.push(PickHost { name: h.name.clone(), tags: h.tags.to_string(), online: h.online });
+            }
+        }
+    }
+    let mut build_of: HashMap<i64, i64> = HashMap::new();
+    for b in state.db.builds(&p, 1000).await? {
+        build_of.insert(b.id, b.number);
+    }
+    let releases = state
+        .db
+        .releases(&p)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let build = r.origin.as_ref().and_then(|o| build_of.get(&o.build_id));
+            let label = match build {
+                Some(n) => format!("{} · {} #{n} · {}", r.version, v.lang.text().build, r.branch),
+                None => format!("{} · {}", r.version, r.branch),
+            };
+            PickRelease { version: r.version, label, bad: r.bad.is_some() }
+        })
+        .collect();
+    html(&DeployPage {
+        chrome: v.chrome(format!("{} · {}", p.name, v.lang.text().deploy_title), Nav::Projects),
+        envs: envs.iter().map(|e| (e.name.clone(), e.production)).collect(),
+        env: chosen.map(|e| e.name.clone()).unwrap_or_default(),
+        default_rollout: chosen.map(|e| e.rollout.describe()).unwrap_or_default(),
+        tag,
+        releases,
+        hosts,
+        project: p.name,
+    })
+}
+
+/// `POST /projects/{project}/deployments`: the deploy dialog's form, sent
+/// as the API's deployment request (`fleet::create_deployment` checks the
+/// production right once the environment is known).
+pub async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult {
+    let mut env = String::new();
+    let mut version = None;
+    let mut hosts = Vec::new();
+    let mut all = true;
+    let mut rollout = ferry_domain::rollout::RolloutOptions::default();
+    // By hand: the host boxes repeat one field name.
+    for (k, val) in form_urlencoded::parse(&body) {
+        let val = val.trim().to_string();
+        match k.as_ref() {
+            "env" => env = val,
+            "version" => version = Some(val),
+            "hosts" => hosts.push(val),
+            "scope" => all = val != "chosen",
+            "strategy" if !val.is_empty() => rollout.strategy = Some(val),
+            "batch" if !val.is_empty() => rollout.batch = Some(val),
+            "approve_each_batch" => rollout.approve_each_batch = Some(val == "on"),
+            _ => {}
+        }
+    }
+    if !all && hosts.is_empty() {
+        return Err(ApiError::BadRequest("tick the hosts to deploy to, or choose every host".into()).into());
+    }
+    let req = ferry_proto::api::CreateDeployment {
+        env,
+        version,
+        hosts: if all { None } else { Some(hosts) },
+        kind: ferry_domain::DeploymentKind::Deploy,
+        offline_timeout_secs: None,
+        build: None,
+        force: false,
+        rollout,
+        emergency: false,
+    };
+    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
