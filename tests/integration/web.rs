@@ -225,17 +225,36 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
     assert!(a.location.starts_with("/deployments/"), "{}", a.location);
     f.wait_version("web-2", "app", "v1");
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v2"), "only the chosen host");
+    wait_until(Duration::from_secs(30), "the deployment to web-2 to end", || {
+        f.json(&["deployments", "app"])[0]["status"] != "running"
+    });
+
+    // v2 everywhere, then roll back from the project page: to v1, the
+    // previous good release.
+    let all = [("csrf", csrf.as_str()), ("env", "prod"), ("version", "v2"), ("scope", "all")];
+    assert_eq!(owner.post("/projects/app/deployments", &all).status, 303);
+    wait_until(Duration::from_secs(30), "v2 everywhere", || {
+        f.json(&["deployments", "app"])[0]["status"] == "succeeded"
+    });
+    let page = owner.get("/projects/app").body;
+    assert!(page.contains("/projects/app/environments/prod/rollback"), "{page}");
+    let a = owner.post("/projects/app/environments/prod/rollback", &[("csrf", &csrf)]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let rollback = f.json(&["deployments", "app"])[0].clone();
+    assert_eq!(rollback["kind"], "rollback", "{rollback}");
+    f.wait_version("web-1", "app", "v1");
     // The viewer may not deploy, whatever the form says.
     assert_eq!(web.post("/projects/app/deployments", &fields).status, 403);
     assert_eq!(web.get("/projects/app/deploy").status, 403);
 
     // The project page groups the deployments by release, the release
-    // deployed last first: v1 (deployed at first and again just now), v2.
+    // deployed last first: v1 (the first deployment, the one to web-2 and
+    // the rollback), then v2.
     let project = web.get("/projects/app").body;
     assert_eq!(project.matches("<h3>Version v1").count(), 1, "{project}");
     let (v2, v1) = (project.find("<h3>Version v2").unwrap(), project.find("<h3>Version v1").unwrap());
     assert!(v1 < v2, "{project}");
-    assert_eq!(project[v1..v2].matches("href=\"/deployments/").count(), 2, "both deployments of v1 in its group");
+    assert_eq!(project[v1..v2].matches("href=\"/deployments/").count(), 3, "every deployment of v1 in its group");
     // The fleet matrix shows what runs where.
     let fleet = web.get("/fleet").body;
     assert!(fleet.contains("app/prod") && fleet.contains("web-1"), "{fleet}");

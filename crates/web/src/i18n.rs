@@ -213,6 +213,7 @@ catalogue! {
     chosen_hosts: "Only the hosts ticked below", "仅下方勾选的主机";
     tag_filter: "Filter hosts by tag (e.g. dc=bj)", "按标签筛选主机（例如 dc=bj）";
     no_release: "No release to deploy yet.", "还没有可部署的版本。";
+    roll_back: "Roll back to the previous version", "回滚到上一个版本";
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub(crate) fn routes() -> Vec<Route> {
         // The production right is checked once the environment is known, as
         // for the API's route.
         route(p.clone(), "/projects/{project}/deployments", User(Deploy), pages::deploy),
+        route(p.clone(), "/projects/{project}/environments/{env}/rollback", User(Deploy), pages::rollback),
         route(g.clone(), "/builds/{id}", User(ReadProject), pages::build),
         route(g.clone(), "/builds/{id}/log/stream", User(ReadProject), pages::build_log_stream),
         route(p.clone(), "/builds/{id}/cancel", User(Build), pages::cancel_build),

@@ -636,3 +636,25 @@ pub async fn deploy(
     let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
+
+/// `POST /projects/{project}/environments/{env}/rollback`: back to the
+/// previous good release (R11), as `ferry rollback` asks the API.
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, env)): Path<(String, String)>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateDeployment {
+        env,
+        version: None,
+        hosts: None,
+        kind: ferry_domain::DeploymentKind::Rollback,
+        offline_timeout_secs: None,
+        build: None,
+        force: false,
+        rollout: Default::default(),
+        emergency: false,
+    };
+    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
