@@ -146,8 +146,35 @@ fn pages_render_for_a_signed_in_user_and_every_form_needs_its_csrf_token() {
     assert!(htmx.starts_with("/static/htmx."), "{htmx}");
     assert_eq!(web.get(&htmx).status, 200);
 
-    // No form is accepted without the session's CSRF token.
+    // My API tokens: a new one is shown once, and works with the API.
     let csrf = csrf_of(&page);
+    let a = web.post("/tokens", &[("csrf", &csrf), ("name", "laptop")]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let marker = r#"id="new-token">"#;
+    let at = a.body.find(marker).expect("the new token is shown");
+    let token = a.body[at + marker.len()..].split('<').next().unwrap().to_string();
+    assert!(f.cli_token(&token, &["whoami"]).status.success());
+    assert!(!web.get("/tokens").body.contains(&token), "shown once only");
+    assert_eq!(web.get("/users").status, 403, "users are the administrators'");
+
+    // An administrator creates a user and makes them a member, in forms.
+    user(&f, "ada", true, None);
+    let mut admin = Web::new(&f);
+    admin.sign_in("ada", PASSWORD);
+    let admin_csrf = csrf_of(&admin.get("/users").body);
+    let a = admin.post("/users", &[("csrf", &admin_csrf), ("name", "eve"), ("password", PASSWORD)]);
+    assert_eq!((a.status, a.location.as_str()), (303, "/users"), "{}", a.body);
+    let a = admin.post("/projects/app/members", &[("csrf", &admin_csrf), ("user", "eve"), ("role", "viewer")]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let mut eve = Web::new(&f);
+    assert_eq!(eve.sign_in("eve", PASSWORD).status, 303);
+    assert!(eve.get("/projects").body.contains("/projects/app"));
+    let users = admin.get("/users").body;
+    assert!(users.contains("<td>eve</td>"), "{users}");
+    let audit = f.ok(&["audit", "--limit", "5"]);
+    assert!(audit.contains("POST /users") && !audit.contains(PASSWORD), "{audit}");
+
+    // No form is accepted without the session's CSRF token.
     let a = web.post("/logout", &[]);
     assert_eq!(a.status, 403, "sign-out without the token: {}", a.body);
     let a = web.post("/logout", &[("csrf", "0123456789abcdef0123456789abcdef")]);

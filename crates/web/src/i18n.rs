@@ -214,6 +214,24 @@ catalogue! {
     tag_filter: "Filter hosts by tag (e.g. dc=bj)", "按标签筛选主机（例如 dc=bj）";
     no_release: "No release to deploy yet.", "还没有可部署的版本。";
     roll_back: "Roll back to the previous version", "回滚到上一个版本";
+    nav_users: "Users", "用户";
+    nav_tokens: "API tokens", "API 令牌";
+    members: "Members", "成员";
+    role: "Role", "角色";
+    add_member: "Add or change", "添加或修改";
+    remove: "Remove", "移除";
+    create_user: "Create user", "创建用户";
+    administrator: "Administrator", "管理员";
+    production_right: "Production right", "生产环境权限";
+    disabled: "disabled", "已停用";
+    disable: "Disable", "停用";
+    enable: "Enable", "启用";
+    yes: "yes", "是";
+    token_name: "Token name", "令牌名称";
+    create_token: "Create token", "创建令牌";
+    revoke: "Revoke", "吊销";
+    new_token_once: "Your new token. Copy it now: it is not shown again.", "新令牌如下。请立即复制：之后不会再显示。";
+    no_tokens: "You have no API tokens.", "您还没有 API 令牌。";
 }
 
 #[cfg(test)]

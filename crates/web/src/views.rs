@@ -11,6 +11,8 @@ use crate::i18n::{Lang, Text};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Dashboard,
+    Users,
+    Tokens,
     Projects,
     Fleet,
     Hosts,
@@ -264,6 +266,10 @@ pub struct ProjectPage {
     pub may_build: bool,
     /// Whether the deploy dialog is worth linking to (the server checks again).
     pub may_deploy: bool,
+    /// (user, role)
+    pub members: Vec<(String, String)>,
+    /// Whether the member forms are worth showing (the server checks again).
+    pub may_manage: bool,
     pub builds_from_git: bool,
 }
 
@@ -457,6 +463,34 @@ pub fn version_colour(version: &str) -> &'static str {
 pub struct HostsPage {
     pub chrome: Chrome,
     pub hosts: Vec<HostItem>,
+}
+
+/// A user on the users page.
+#[derive(Debug, Clone)]
+pub struct UserItem {
+    pub name: String,
+    pub admin: bool,
+    pub production: bool,
+    pub disabled: bool,
+}
+
+/// Users, for administrators: create, disable, enable.
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub chrome: Chrome,
+    pub users: Vec<UserItem>,
+}
+
+/// One's own API tokens: create (shown once), revoke.
+#[derive(Template)]
+#[template(path = "tokens.html")]
+pub struct TokensPage {
+    pub chrome: Chrome,
+    /// (id, name, created)
+    pub tokens: Vec<(i64, String, String)>,
+    /// A token just made, shown this once.
+    pub new_token: Option<String>,
 }
 
 /// An entry of the audit log.

@@ -11,6 +11,7 @@
 //! Sessions are cookies (`session.rs`); every POST needs the session's CSRF
 //! token, in the form's `csrf` field or the `x-csrf-token` header.
 
+mod accounts;
 mod pages;
 mod session;
 
@@ -66,6 +67,16 @@ pub(crate) fn routes() -> Vec<Route> {
         // as for the API's route.
         route(p.clone(), "/deployments/{id}/{action}", User(Deploy), pages::control_deployment),
         route(g.clone(), "/fleet", User(ReadShared), pages::fleet),
+        // Accounts (R26), each under the API's rule for the same thing.
+        route(g.clone(), "/users", User(ManageUsers), accounts::users),
+        route(p.clone(), "/users", User(ManageUsers), accounts::create_user),
+        route(p.clone(), "/users/{name}/disable", User(ManageUsers), accounts::disable_user),
+        route(p.clone(), "/users/{name}/enable", User(ManageUsers), accounts::enable_user),
+        route(p.clone(), "/projects/{project}/members", User(ManageProject), accounts::add_member),
+        route(p.clone(), "/projects/{project}/members/{user}/remove", User(ManageProject), accounts::remove_member),
+        route(g.clone(), "/tokens", User(ManageOwnTokens), accounts::tokens),
+        route(p.clone(), "/tokens", User(ManageOwnTokens), accounts::create_token),
+        route(p.clone(), "/tokens/{token_id}/revoke", User(ManageOwnTokens), accounts::revoke_token),
         route(g.clone(), "/hosts", User(ReadShared), pages::hosts),
         // The audit trail is the administrators', as in the API.
         route(g, "/audit", User(ManageUsers), pages::audit),

@@ -207,6 +207,9 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
     let may_build = crate::access::may(&state, &v.user, &path, &scope, Action::Build).await;
     let path = format!("/projects/{}/deploy", p.name);
     let may_deploy = crate::access::may(&state, &v.user, &path, &scope, Action::Deploy).await;
+    let path = format!("/projects/{}/members", p.name);
+    let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
+    let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
     html(&ProjectPage {
         chrome: v.chrome(p.name.clone(), Nav::Projects),
         builds_from_git: p.source.is_some(),
@@ -216,6 +219,8 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         groups,
         may_build,
         may_deploy,
+        members,
+        may_manage,
     })
 }
 
