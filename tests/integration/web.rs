@@ -356,23 +356,33 @@ async fn eventually(
     }
 }
 
-async fn browse(c: &fantoccini::Client, url: &str) {
+async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
     use fantoccini::Locator::{Css, Id};
-    // Sign in.
-    c.goto(&format!("{url}/projects/app")).await.unwrap();
+    // Sign in, on the way to the projects.
+    c.goto(&format!("{url}/projects")).await.unwrap();
     c.find(Id("user")).await.unwrap().send_keys("ann").await.unwrap();
     c.find(Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
     c.find(Id("sign-in")).await.unwrap().click().await.unwrap();
-    // Back where I was going: the project, which builds from git.
-    eventually(c, "the project page", Duration::from_secs(10), async |c| {
+    eventually(c, "the projects page", Duration::from_secs(10), async |c| c.find(Id("create-project")).await.is_ok())
+        .await;
+    assert_eq!(text_of(c, "me").await, "ann");
+
+    // Create a project that builds from git, and its environment.
+    c.find(Css("#create-project input[name=name]")).await.unwrap().send_keys("app").await.unwrap();
+    c.find(Css("#create-project input[name=repo]")).await.unwrap().send_keys(repo).await.unwrap();
+    c.find(Css("#create-project button")).await.unwrap().click().await.unwrap();
+    eventually(c, "the project page", Duration::from_secs(10), async |c| c.find(Id("create-env")).await.is_ok()).await;
+    c.find(Css("#create-env input[name=name]")).await.unwrap().send_keys("prod").await.unwrap();
+    c.find(Css("#create-env input[name=selector]")).await.unwrap().send_keys("role=web").await.unwrap();
+    c.find(Css("#create-env button")).await.unwrap().click().await.unwrap();
+    eventually(c, "the environment", Duration::from_secs(10), async |c| {
         text_of(c, "environments").await.contains("prod")
     })
     .await;
-    assert_eq!(text_of(c, "me").await, "ann");
 
     // Start a build and watch its log arrive line by line.
     c.find(Css("input[name=git_ref]")).await.unwrap().send_keys("main").await.unwrap();
-    c.find(Css("form.filters button")).await.unwrap().click().await.unwrap();
+    c.find(Css("form.filters button.primary")).await.unwrap().click().await.unwrap();
     eventually(c, "the build page", Duration::from_secs(10), async |c| {
         c.current_url().await.is_ok_and(|u| u.path().starts_with("/builds/"))
     })
@@ -392,22 +402,39 @@ async fn browse(c: &fantoccini::Client, url: &str) {
     })
     .await;
 
-    // The audit log shows the build started from the browser.
+    // Deploy what it made to one of the two hosts, and watch it finish.
+    c.goto(&format!("{url}/projects/app/deploy?env=prod")).await.unwrap();
+    c.find(Id("scope-chosen")).await.unwrap().click().await.unwrap();
+    c.find(Id("host-web-2")).await.unwrap().click().await.unwrap();
+    c.find(Id("deploy")).await.unwrap().click().await.unwrap();
+    eventually(c, "the deployment to succeed", Duration::from_secs(60), async |c| {
+        text_of(c, "deployment-status").await.contains("succeeded")
+    })
+    .await;
+    let hosts = text_of(c, "deployment-hosts").await;
+    assert!(hosts.contains("web-2") && !hosts.contains("web-1"), "{hosts}");
+
+    // The audit log shows all of it.
     c.goto(&format!("{url}/audit?project=app")).await.unwrap();
     let audit = text_of(c, "audit").await;
-    assert!(audit.contains("POST /projects/{project}/builds") && audit.contains("ann"), "{audit}");
+    for action in [
+        "POST /projects/{project}/builds",
+        "POST /projects/{project}/deployments",
+        "POST /projects/{project}/environments",
+    ] {
+        assert!(audit.contains(action), "{action} in {audit}");
+    }
 }
 
 #[test]
-fn in_a_browser_sign_in_build_and_watch_the_live_log_then_read_the_audit_log() {
+fn in_a_browser_create_a_project_build_it_watch_the_live_log_deploy_to_one_host_read_the_audit_log() {
     let Some(driver) = chromedriver() else { return };
-    let f = Ferry::start();
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1", "web-2"], "role=web");
     // Eight lines, a third of a second apart: the page is open before the
     // build ends, so the log has to arrive live.
     let script = "for i in 1 2 3 4 5 6 7 8; do echo \"step $i\"; sleep 0.3; done\nmkdir -p dist\necho \"$FERRY_VERSION\" > dist/VERSION";
     let repo = Repo::new(f.dir.path(), script);
-    f.ok(&["project", "create", "app", "--repo", &repo.url()]);
-    f.ok(&["env", "create", "app", "prod", "--select", "role=web"]);
     user(&f, "ann", true, None);
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -429,7 +456,7 @@ fn in_a_browser_sign_in_build_and_watch_the_live_log_then_read_the_audit_log() {
             .connect(&driver.url)
             .await
             .expect("a chromium session");
-        let outcome = std::panic::AssertUnwindSafe(browse(&c, &f.url)).catch_unwind().await;
+        let outcome = std::panic::AssertUnwindSafe(browse(&c, &f.url, &repo.url())).catch_unwind().await;
         if outcome.is_err() {
             // Keep what the browser showed: the test's directory is removed
             // with it, so the picture goes under target/.

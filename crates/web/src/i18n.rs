@@ -232,6 +232,11 @@ catalogue! {
     revoke: "Revoke", "吊销";
     new_token_once: "Your new token. Copy it now: it is not shown again.", "新令牌如下。请立即复制：之后不会再显示。";
     no_tokens: "You have no API tokens.", "您还没有 API 令牌。";
+    create_project: "Create project", "创建项目";
+    project_name: "Name", "名称";
+    repo_url: "Git repository (optional)", "Git 仓库（可选）";
+    create_env: "Add environment", "添加环境";
+    env_selector_help: "Host tags, e.g. role=web,env=prod", "主机标签，例如 role=web,env=prod";
 }
 
 #[cfg(test)]

@@ -233,6 +233,8 @@ pub struct ProjectItem {
 pub struct ProjectsPage {
     pub chrome: Chrome,
     pub projects: Vec<ProjectItem>,
+    /// Whether the form to create a project is worth showing.
+    pub may_create: bool,
 }
 
 /// An environment on its project's page.

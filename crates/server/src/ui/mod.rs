@@ -50,8 +50,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/logout", User(ReadShared), session::logout),
         route(g.clone(), "/", User(ReadShared), pages::dashboard),
         route(g.clone(), "/projects", User(ReadShared), pages::projects),
+        route(p.clone(), "/projects", User(CreateProject), pages::create_project),
         route(g.clone(), "/projects/{project}", User(ReadProject), pages::project),
         route(p.clone(), "/projects/{project}/builds", User(Build), pages::start_build),
+        route(p.clone(), "/projects/{project}/environments", User(ManageProject), pages::create_env),
         route(g.clone(), "/projects/{project}/deploy", User(Deploy), pages::deploy_form),
         // The production right is checked once the environment is known, as
         // for the API's route.

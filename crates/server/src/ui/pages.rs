@@ -168,7 +168,8 @@ pub async fn projects(State(state): State<AppState>, v: Viewer) -> PageResult {
         };
         items.push(ProjectItem { name: p.name, role, environments: envs });
     }
-    html(&ProjectsPage { chrome: v.chrome(t.projects_title, Nav::Projects), projects: items })
+    let may_create = crate::access::may(&state, &v.user, "/projects", &[], Action::CreateProject).await;
+    html(&ProjectsPage { chrome: v.chrome(t.projects_title, Nav::Projects), projects: items, may_create })
 }
 
 /// `GET /projects/{project}`: environments with their version, builds
@@ -662,4 +663,56 @@ pub async fn rollback(
     };
     let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct ProjectForm {
+    name: String,
+    #[serde(default)]
+    repo: Option<String>,
+}
+
+/// `POST /projects`: the API's project creation.
+pub async fn create_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Form(f): axum::Form<ProjectForm>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateProject {
+        name: f.name.trim().to_string(),
+        keep_releases: None,
+        repo: f.repo.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()),
+        webhook_secret: None,
+        branches: Vec::new(),
+        push_tags: false,
+    };
+    let Json(p) = crate::api::projects::create(State(state), caller, Json(req)).await?;
+    Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct EnvForm {
+    name: String,
+    selector: String,
+    #[serde(default)]
+    production: Option<String>,
+}
+
+/// `POST /projects/{project}/environments`: the API's; a production
+/// environment needs the production right, checked there.
+pub async fn create_env(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    axum::Form(f): axum::Form<EnvForm>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateEnvironment {
+        name: f.name.trim().to_string(),
+        selector: f.selector.trim().to_string(),
+        auto_deploy_branch: None,
+        rollout: Default::default(),
+        production: f.production.is_some(),
+    };
+    let _ = crate::api::projects::create_env(State(state), caller, Path(project.clone()), Json(req)).await?;
+    Ok(Redirect::to(&format!("/projects/{project}")).into_response())
 }
