@@ -247,6 +247,9 @@ async fn error_pages(req: Request, next: Next) -> Response {
     let body = match ferry_web::render(&page) {
         Ok(html) => {
             parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            for (name, value) in PAGE_HEADERS {
+                parts.headers.insert(name, HeaderValue::from_static(value));
+            }
             Body::from(html)
         }
         Err(e) => Body::from(e.to_string()),
@@ -254,11 +257,19 @@ async fn error_pages(req: Request, next: Next) -> Response {
     Response::from_parts(parts, body)
 }
 
+/// Headers every page carries: pages show live state (never from a cache),
+/// and no other site may frame them (clickjacking) or learn their URLs.
+const PAGE_HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
 /// A rendered page.
 pub fn html<T: ferry_web::Template>(page: &T) -> Result<Response, PageError> {
     let html = ferry_web::render(page)?;
-    // Pages show live state: never served from a cache.
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+    Ok((PAGE_HEADERS, Html(html)).into_response())
 }
 
 #[cfg(test)]

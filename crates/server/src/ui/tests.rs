@@ -114,3 +114,19 @@ async fn a_disabled_user_s_session_stops_at_once() {
     f.state.db.set_user_disabled(user.id, true).await.unwrap();
     assert_eq!(call(&f, &Method::GET, "/projects/p", Some(&session), false).await, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn pages_are_not_cached_nor_framed_and_assets_are_cached_for_long() {
+    let f = fixture().await;
+    let req = Request::get("/login").body(Body::empty()).unwrap();
+    let resp = router(f.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+    let htmx = ferry_web::assets::HTMX.path();
+    let resp = router(f.state.clone()).oneshot(Request::get(&htmx).body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+    let stale = Request::get("/static/htmx.0000000000000000.min.js").body(Body::empty()).unwrap();
+    assert_eq!(router(f.state.clone()).oneshot(stale).await.unwrap().status(), StatusCode::NOT_FOUND);
+}
