@@ -413,6 +413,11 @@ async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
     .await;
     let hosts = text_of(c, "deployment-hosts").await;
     assert!(hosts.contains("web-2") && !hosts.contains("web-1"), "{hosts}");
+    // What the host logged while installing, shown as it arrived.
+    eventually(c, "the host's log", Duration::from_secs(10), async |c| {
+        text_of(c, "deployment-log").await.contains("web-2")
+    })
+    .await;
 
     // The audit log shows all of it.
     c.goto(&format!("{url}/audit?project=app")).await.unwrap();

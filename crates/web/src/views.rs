@@ -395,6 +395,16 @@ pub struct HostLogLine {
     pub line: LogLineView,
 }
 
+/// One line of a deployment's log, as its SSE stream sends it.
+#[derive(Template)]
+#[template(
+    source = r#"<div class="{{ l.line.class() }}"><span class="muted">{{ l.at }} {{ l.host }}</span> {{ l.line.line }}</div>"#,
+    ext = "html"
+)]
+pub struct HostLogLineFragment<'a> {
+    pub l: &'a HostLogLine,
+}
+
 /// A deployment: batches, hosts, history, controls, and what the hosts
 /// logged (R10).
 #[derive(Template)]
@@ -406,6 +416,9 @@ pub struct DeploymentPage {
     pub log_hosts: Vec<String>,
     pub log_host: String,
     pub log: Vec<HostLogLine>,
+    /// The last line shown; while the deployment runs, the rest arrives over
+    /// SSE from there.
+    pub log_last_seq: i64,
 }
 
 /// The live part alone, for htmx's refresh.

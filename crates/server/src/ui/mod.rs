@@ -65,6 +65,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/builds/{id}/retry", User(Build), pages::retry_build),
         route(g.clone(), "/deployments/{id}", User(ReadProject), pages::deployment),
         route(g.clone(), "/deployments/{id}/live", User(ReadProject), pages::deployment_live),
+        route(g.clone(), "/deployments/{id}/log/stream", User(ReadProject), pages::deployment_log_stream),
         // The production right is checked from the deployment's environment,
         // as for the API's route.
         route(p.clone(), "/deployments/{id}/{action}", User(Deploy), pages::control_deployment),

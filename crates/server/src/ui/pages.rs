@@ -395,12 +395,14 @@ pub async fn deployment(
     let log_host = q.host.filter(|h| !h.is_empty()).unwrap_or_default();
     let host = Some(log_host.as_str()).filter(|h| !h.is_empty());
     let log = state.db.deployment_log(id, host, 0, DEPLOYMENT_LOG_PAGE).await?;
+    let log_last_seq = log.last().map(|l| l.seq).unwrap_or(0);
     let title = format!("{} #{id}", v.lang.text().deployment);
     html(&DeploymentPage {
         chrome: v.chrome(title, Nav::Projects),
         log_hosts: live.hosts.iter().map(|h| h.host.clone()).collect(),
         live,
         log_host,
+        log_last_seq,
         log: log
             .into_iter()
             .map(|l| HostLogLine { host: l.host, at: when(l.at), line: LogLineView { stream: l.stream, line: l.line } })
@@ -413,6 +415,65 @@ pub async fn deployment(
 pub async fn deployment_live(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
     let live = deployment_live_view(&state, &v, id).await?;
     html(&DeploymentLivePartial { live })
+}
+
+#[derive(serde::Deserialize)]
+pub struct DeploymentLogQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// `GET /deployments/{id}/log/stream?after=SEQ[&host=H]`: Server-Sent Events
+/// for the deployment page, like the build log's: `line` events with the
+/// hosts' new lines as HTML, then one `end` event once the deployment has
+/// ended and every line was sent (its log never changes after that).
+pub async fn deployment_log_stream(
+    State(state): State<AppState>,
+    _v: Viewer,
+    Path(id): Path<i64>,
+    Query(q): Query<DeploymentLogQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
+    state.db.deployment(id).await?;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let after = resume.or(q.after).unwrap_or(0);
+    let host = q.host.filter(|h| !h.is_empty());
+    let stream = futures_util::stream::unfold((state, after, false), move |(state, mut after, done)| {
+        let host = host.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                // The status before the lines, so no line written before the
+                // deployment ended is missed.
+                let d = state.db.deployment(id).await.ok();
+                let lines = state.db.deployment_log(id, host.as_deref(), after, 500).await.unwrap_or_default();
+                if let Some(last) = lines.last() {
+                    after = last.seq;
+                    let mut html = String::new();
+                    for l in lines {
+                        let view = HostLogLine {
+                            host: l.host,
+                            at: when(l.at),
+                            line: LogLineView { stream: l.stream, line: l.line },
+                        };
+                        html.push_str(&ferry_web::render(&HostLogLineFragment { l: &view }).unwrap_or_default());
+                    }
+                    let event = Event::default().event("line").id(after.to_string()).data(html);
+                    return Some((Ok(event), (state, after, false)));
+                }
+                match d {
+                    Some(d) if !d.status.is_terminal() => tokio::time::sleep(Duration::from_millis(500)).await,
+                    // Never an empty `data`: browsers drop such events.
+                    _ => return Some((Ok(Event::default().event("end").data("end")), (state, after, true))),
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// `POST /deployments/{id}/{pause|resume|cancel|promote}`: the API's.
