@@ -342,6 +342,17 @@ async fn text_of(c: &fantoccini::Client, id: &str) -> String {
     }
 }
 
+/// Saves what the browser shows as `NAME.png` in `$FERRY_WEB_SCREENSHOTS`,
+/// when that is set: for looking at the pages after a change.
+async fn shot(c: &fantoccini::Client, name: &str) {
+    if let Some(dir) = std::env::var_os("FERRY_WEB_SCREENSHOTS") {
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = c.screenshot().await {
+            let _ = std::fs::write(Path::new(&dir).join(format!("{name}.png")), png);
+        }
+    }
+}
+
 /// Polls `cond` on the page until it holds.
 async fn eventually(
     c: &fantoccini::Client,
@@ -397,6 +408,7 @@ async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
     })
     .await;
     assert!(seen_partial, "the log grew while the page was open, not all at once");
+    shot(c, "build").await;
     eventually(c, "the build to succeed", Duration::from_secs(30), async |c| {
         text_of(c, "build-status").await.contains("succeeded")
     })
@@ -404,6 +416,7 @@ async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
 
     // Deploy what it made to one of the two hosts, and watch it finish.
     c.goto(&format!("{url}/projects/app/deploy?env=prod")).await.unwrap();
+    shot(c, "deploy").await;
     c.find(Id("scope-chosen")).await.unwrap().click().await.unwrap();
     c.find(Id("host-web-2")).await.unwrap().click().await.unwrap();
     c.find(Id("deploy")).await.unwrap().click().await.unwrap();
@@ -419,8 +432,15 @@ async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
     })
     .await;
 
+    shot(c, "deployment").await;
+    for (name, path) in [("dashboard", "/"), ("project", "/projects/app"), ("fleet", "/fleet"), ("hosts", "/hosts")] {
+        c.goto(&format!("{url}{path}")).await.unwrap();
+        shot(c, name).await;
+    }
+
     // The audit log shows all of it.
     c.goto(&format!("{url}/audit?project=app")).await.unwrap();
+    shot(c, "audit").await;
     let audit = text_of(c, "audit").await;
     for action in [
         "POST /projects/{project}/builds",
