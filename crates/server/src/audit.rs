@@ -203,14 +203,15 @@ pub async fn actor(state: &AppState, headers: &HeaderMap) -> String {
 /// project, name their project too, so `ferry audit --project P` finds them.
 async fn with_project(state: &AppState, route: Option<&str>, object: String, summary: &str) -> String {
     let Some(route) = route else { return object };
-    if route == "/api/v1/projects" {
+    // The web interface's routes name projects, deployments and builds like
+    // the API's.
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    if route == "/projects" {
         let name = serde_json::from_str::<Value>(summary).ok().and_then(|v| v["name"].as_str().map(one_word));
         return name.map(|n| format!("project={n}")).unwrap_or(object);
     }
     let id = object.split(' ').find_map(|kv| kv.strip_prefix("id=")).and_then(|id| id.parse::<i64>().ok());
     let Some(id) = id else { return object };
-    // The web interface's routes name deployments and builds like the API's.
-    let route = route.strip_prefix("/api/v1").unwrap_or(route);
     let project = if route.starts_with("/deployments/{id}") {
         state.db.deployment(id).await.ok().map(|d| d.project)
     } else if route.starts_with("/builds/{id}") {

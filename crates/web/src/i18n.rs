@@ -185,6 +185,7 @@ catalogue! {
     action: "Action", "操作";
     object: "Object", "对象";
     outcome: "Outcome", "结果";
+    summary: "What", "内容";
     no_entries: "No entries.", "没有记录。";
     forbidden: "You may not do this.", "您没有权限执行此操作。";
     not_found: "Not found.", "未找到。";

@@ -518,6 +518,8 @@ pub struct AuditItem {
     pub action: String,
     pub object: String,
     pub outcome: String,
+    /// What changed, secrets masked.
+    pub summary: String,
     pub ok: bool,
 }
 

@@ -581,6 +581,7 @@ pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Que
             action: e.action,
             object: e.object,
             outcome: e.outcome,
+            summary: e.summary,
         })
         .collect();
     html(&AuditPage {
