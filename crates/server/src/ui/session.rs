@@ -135,6 +135,11 @@ pub struct LoginForm {
 /// the form again, and the audit trail records it like the API's.
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let lang = lang(&headers);
+    // The sign-in form has no session to tie a CSRF token to; a browser
+    // says when another site sends it (login CSRF), and that is refused.
+    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
+        return PageError(ApiError::Forbidden("signing in from another site is refused".into())).into_response();
+    }
     let next = local_path(form.next.as_deref().unwrap_or("/")).to_string();
     let user = match crate::api::accounts::check_password(&state, &form.user, form.password).await {
         Ok(user) => user,

@@ -130,3 +130,16 @@ async fn pages_are_not_cached_nor_framed_and_assets_are_cached_for_long() {
     let stale = Request::get("/static/htmx.0000000000000000.min.js").body(Body::empty()).unwrap();
     assert_eq!(router(f.state.clone()).oneshot(stale).await.unwrap().status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn another_site_cannot_sign_a_browser_in() {
+    let f = fixture().await;
+    let req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::from("user=dev&password=whatever"))
+        .unwrap();
+    let resp = router(f.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get(header::SET_COOKIE).is_none());
+}
