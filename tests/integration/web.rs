@@ -456,9 +456,9 @@ fn in_a_browser_create_a_project_build_it_watch_the_live_log_deploy_to_one_host_
     let Some(driver) = chromedriver() else { return };
     let mut f = Ferry::start();
     f.start_agents(&["web-1", "web-2"], "role=web");
-    // Eight lines, a third of a second apart: the page is open before the
+    // Eight lines, half a second apart: the page is open before the
     // build ends, so the log has to arrive live.
-    let script = "for i in 1 2 3 4 5 6 7 8; do echo \"step $i\"; sleep 0.3; done\nmkdir -p dist\necho \"$FERRY_VERSION\" > dist/VERSION";
+    let script = "for i in 1 2 3 4 5 6 7 8; do echo \"step $i\"; sleep 0.5; done\nmkdir -p dist\necho \"$FERRY_VERSION\" > dist/VERSION";
     let repo = Repo::new(f.dir.path(), script);
     user(&f, "ann", true, None);
 
