@@ -186,6 +186,15 @@ catalogue! {
     object: "Object", "对象";
     outcome: "Outcome", "结果";
     summary: "What", "内容";
+    w_queued: "queued", "排队中";
+    w_pending: "pending", "等待中";
+    w_running: "running", "进行中";
+    w_succeeded: "succeeded", "成功";
+    w_failed: "failed", "失败";
+    w_rolled_back: "rolled back", "已回滚";
+    w_canceled: "canceled", "已取消";
+    w_deploy: "deploy", "部署";
+    w_rollback: "rollback", "回滚";
     no_entries: "No entries.", "没有记录。";
     forbidden: "You may not do this.", "您没有权限执行此操作。";
     not_found: "Not found.", "未找到。";
@@ -240,6 +249,25 @@ catalogue! {
     env_selector_help: "Host tags, e.g. role=web,env=prod", "主机标签，例如 role=web,env=prod";
 }
 
+impl Text {
+    /// A state or kind as the server names it (`running`, `rolled_back`,
+    /// `rollback` ...) in this language; an unknown word as it is.
+    pub fn word<'a>(&'a self, word: &'a str) -> &'a str {
+        match word {
+            "queued" => self.w_queued,
+            "pending" => self.w_pending,
+            "running" => self.w_running,
+            "succeeded" => self.w_succeeded,
+            "failed" => self.w_failed,
+            "rolled_back" => self.w_rolled_back,
+            "canceled" => self.w_canceled,
+            "deploy" => self.w_deploy,
+            "rollback" => self.w_rollback,
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +300,8 @@ mod tests {
         assert_eq!(Lang::from_accept_language(""), Lang::En);
         assert_eq!(Lang::from_code("zh-CN"), Some(Lang::Zh));
         assert_eq!(Lang::from_code("xx"), None);
+        assert_eq!(ZH.word("rolled_back"), "已回滚");
+        assert_eq!(EN.word("rolled_back"), "rolled back");
+        assert_eq!(ZH.word("something new"), "something new");
     }
 }

@@ -333,9 +333,10 @@ pub struct LogLineFragment<'a> {
 
 /// A status badge alone, as the SSE stream's last event sends it.
 #[derive(Template)]
-#[template(source = r#"<span class="{{ status.class() }}">{{ status.word }}</span>"#, ext = "html")]
+#[template(source = r#"<span class="{{ status.class() }}">{{ t.word(status.word) }}</span>"#, ext = "html")]
 pub struct StatusFragment<'a> {
     pub status: &'a Status,
+    pub t: &'static Text,
 }
 
 /// A build with its log, live while it runs.

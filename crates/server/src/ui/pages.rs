@@ -292,7 +292,7 @@ pub struct AfterQuery {
 /// listening. Lines are read from the store as the API's log does.
 pub async fn build_log_stream(
     State(state): State<AppState>,
-    _v: Viewer,
+    v: Viewer,
     Path(id): Path<i64>,
     Query(q): Query<AfterQuery>,
     headers: axum::http::HeaderMap,
@@ -300,6 +300,7 @@ pub async fn build_log_stream(
     state.db.build(id).await?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let after = resume.or(q.after).unwrap_or(0);
+    let t = v.lang.text();
     let stream = futures_util::stream::unfold((state, after, false), move |(state, mut after, done)| async move {
         if done {
             return None;
@@ -323,7 +324,8 @@ pub async fn build_log_stream(
                 Some(b) if !b.status.is_terminal() => tokio::time::sleep(Duration::from_millis(250)).await,
                 ended => {
                     let word = ended.map(|b| b.status.to_string()).unwrap_or_else(|| "canceled".into());
-                    let badge = ferry_web::render(&StatusFragment { status: &Status::new(word) }).unwrap_or_default();
+                    let badge =
+                        ferry_web::render(&StatusFragment { status: &Status::new(word), t }).unwrap_or_default();
                     // Never an empty `data`: browsers drop such events.
                     return Some((Ok(Event::default().event("end").data(badge)), (state, after, true)));
                 }
