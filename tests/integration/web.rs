@@ -414,8 +414,12 @@ async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
     })
     .await;
 
-    // Deploy what it made to one of the two hosts, and watch it finish.
-    c.goto(&format!("{url}/projects/app/deploy?env=prod")).await.unwrap();
+    // Deploy what it made to one of the two hosts, and watch it finish. The
+    // link appears when the page reloads itself at the build's end.
+    eventually(c, "the deploy link", Duration::from_secs(10), async |c| c.find(Id("deploy-build")).await.is_ok()).await;
+    c.find(Id("deploy-build")).await.unwrap().click().await.unwrap();
+    eventually(c, "the deploy dialog", Duration::from_secs(10), async |c| c.find(Id("deploy-form")).await.is_ok())
+        .await;
     shot(c, "deploy").await;
     c.find(Id("scope-chosen")).await.unwrap().click().await.unwrap();
     c.find(Id("host-web-2")).await.unwrap().click().await.unwrap();

@@ -224,6 +224,7 @@ catalogue! {
     tag_filter: "Filter hosts by tag (e.g. dc=bj)", "按标签筛选主机（例如 dc=bj）";
     no_release: "No release to deploy yet.", "还没有可部署的版本。";
     roll_back: "Roll back to the previous version", "回滚到上一个版本";
+    deploy_this_build: "Deploy what this build made", "部署此构建的产物";
     nav_users: "Users", "用户";
     nav_tokens: "API tokens", "API 令牌";
     members: "Members", "成员";

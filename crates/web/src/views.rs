@@ -290,6 +290,8 @@ pub struct PickRelease {
     pub version: String,
     pub label: String,
     pub bad: bool,
+    /// Chosen when the dialog opens (`?version=`).
+    pub selected: bool,
 }
 
 /// The deploy dialog (R9): a release, an environment, a strategy, and all of
@@ -354,6 +356,8 @@ pub struct BuildPage {
     pub may_build: bool,
     pub may_retry: bool,
     pub may_cancel: bool,
+    /// Whether the link to deploy what the build made is worth showing.
+    pub may_deploy: bool,
 }
 
 /// A host's row of a deployment.

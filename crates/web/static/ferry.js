@@ -20,4 +20,12 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-follow]").forEach(follow);
   });
+  // When a live part says it has ended, the page is loaded again so that
+  // everything the end changed (version, buttons) shows.
+  document.addEventListener("htmx:sseMessage", function (e) {
+    var el = e.target;
+    if (el && el.hasAttribute && el.hasAttribute("data-reload-on-end") && e.detail && e.detail.type === "end") {
+      setTimeout(function () { window.location.reload(); }, 300);
+    }
+  });
 })();

@@ -266,6 +266,9 @@ pub async fn build(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>
     let path = format!("/builds/{id}/retry");
     let may_build = crate::access::may(&state, &v.user, &path, &[("id", id.to_string())], Action::Build).await;
     let live = !b.status.is_terminal();
+    let path = format!("/projects/{}/deploy", b.project);
+    let may_deploy =
+        crate::access::may(&state, &v.user, &path, &[("project", b.project.clone())], Action::Deploy).await;
     html(&BuildPage {
         chrome: v.chrome(format!("{} #{}", b.project, b.number), Nav::Projects),
         build: build_item(&b),
@@ -277,6 +280,7 @@ pub async fn build(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>
         may_build,
         may_retry: may_build && !live && b.status != ferry_domain::BuildStatus::Succeeded,
         may_cancel: may_build && live,
+        may_deploy,
     })
 }
 
@@ -600,6 +604,8 @@ pub struct DeployQuery {
     #[serde(default)]
     env: Option<String>,
     #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
     tag: Option<String>,
 }
 
@@ -646,7 +652,8 @@ pub async fn deploy_form(
                 Some(n) => format!("{} · {} #{n} · {}", r.version, v.lang.text().build, r.branch),
                 None => format!("{} · {}", r.version, r.branch),
             };
-            PickRelease { version: r.version, label, bad: r.bad.is_some() }
+            let selected = q.version.as_deref() == Some(r.version.as_str());
+            PickRelease { version: r.version, label, bad: r.bad.is_some(), selected }
         })
         .collect();
     html(&DeployPage {
