@@ -169,6 +169,11 @@ fn pages_render_for_a_signed_in_user_and_every_form_needs_its_csrf_token() {
     let mut eve = Web::new(&f);
     assert_eq!(eve.sign_in("eve", PASSWORD).status, 303);
     assert!(eve.get("/projects").body.contains("/projects/app"));
+    for since in ["2h", "2020-01-31", "2020-01-31T10:00:00Z"] {
+        let a = admin.get(&format!("/audit?since={}", encode(since)));
+        assert_eq!(a.status, 200, "since={since}: {}", a.body);
+        assert!(a.body.contains("POST /users"), "since={since}");
+    }
     let users = admin.get("/users").body;
     assert!(users.contains("<td>eve</td>"), "{users}");
     let audit = f.ok(&["audit", "--limit", "5"]);

@@ -569,8 +569,10 @@ pub struct AuditForm {
 /// own listing. `since` is a time, or a duration back from now (`2h`).
 pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Query(f): Query<AuditForm>) -> PageResult {
     let trimmed = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    // A duration back from now (`2h`), a day (`2026-01-31`), or a time.
     let since = trimmed(&f.since).map(|s| match humantime::parse_duration(&s) {
         Ok(d) => humantime::format_rfc3339_seconds(std::time::SystemTime::now() - d).to_string(),
+        Err(_) if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') => format!("{s}T00:00:00Z"),
         Err(_) => s,
     });
     let query =
