@@ -136,8 +136,12 @@ impl Server {
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let url = format!("http://{addr}");
+        // Written by rename: whoever waits for the file (tests, scripts)
+        // must never read half of it.
         let url_file = data.join("server.url");
-        std::fs::write(&url_file, format!("{url}\n"))
+        let partial = data.join("server.url.partial");
+        std::fs::write(&partial, format!("{url}\n"))
+            .and_then(|()| std::fs::rename(&partial, &url_file))
             .map_err(|source| StartError::DataDir { path: url_file, source })?;
 
         let workers = config.build_workers;
