@@ -396,6 +396,12 @@ pub struct ServerArgs {
     /// The From address of notification mails
     #[arg(long, env = "FERRY_SMTP_FROM", value_name = "ADDRESS", requires = "smtp_url")]
     pub smtp_from: Option<String>,
+    /// Mark the web interface's session cookie Secure: set it when browsers reach the server over https
+    #[arg(long, env = "FERRY_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// How long a web interface session lasts after signing in
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
 }
 
 #[derive(Args)]

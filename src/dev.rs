@@ -138,6 +138,8 @@ fn print_welcome(url: &str, data: &Path) {
     let rel = |p: &Path| p.strip_prefix(std::env::current_dir().unwrap_or_default()).unwrap_or(p).display().to_string();
     println!(
         "\nFerry is running at {url}\n\
+         web interface: {url}/ (sign in as a user with a password, made with\n\
+         \x20 ferry user create NAME --admin --password-stdin)\n\
          admin API token: {token}\n\
          join token for more agents: {join}\n\
          agents' release roots: {agents}\n\n\

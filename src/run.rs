@@ -88,8 +88,11 @@ async fn dispatch(command: Command) -> Result<()> {
             if let (Some(url), Some(from)) = (args.smtp_url, args.smtp_from) {
                 config.smtp = Some(ferry_server::SmtpSettings { url, from });
             }
+            config.secure_cookies = args.secure_cookies;
+            config.session_ttl = args.session_ttl;
             let server = ferry_server::Server::start(config).await?;
             println!("ferry server listening on {}", server.url);
+            println!("web interface: {}/", server.url);
             if server.init.created_admin {
                 println!("admin API token written to {}", server.init.admin_token_file.display());
             }

@@ -30,3 +30,4 @@ mod service;
 mod stats;
 mod uploads;
 mod vars;
+mod web;

@@ -71,6 +71,22 @@ async fn check(
     action: Action,
 ) -> Result<User, ApiError> {
     let user = auth::user_from_headers(state, headers).await?;
+    check_user(state, &user, path, params, action).await?;
+    Ok(user)
+}
+
+/// Whether an authenticated `user` may do `action` on what a request's path
+/// is about: the one check behind every user route, of the API and of the
+/// web interface alike (`ui::guard` calls it with the session's user).
+/// `path` is the request's path (`/api/v1/deployments/7/pause` or
+/// `/deployments/7/pause`), `params` its route parameters.
+pub async fn check_user(
+    state: &AppState,
+    user: &User,
+    path: &str,
+    params: &HashMap<String, String>,
+    action: Action,
+) -> Result<(), ApiError> {
     let scope = scope(state, path, params).await?;
     let membership = match (&scope.project, scope.unscoped) {
         (Some(p), _) => state.db.membership(p.id, user.id).await?,
@@ -84,26 +100,35 @@ async fn check(
             denied
                 .message(scope.project.as_ref().map(|p| p.name.as_str()), scope.env.as_ref().map(|e| e.name.as_str())),
         )
-    })?;
-    Ok(user)
+    })
+}
+
+/// [`check_user`] as a yes or no, for deciding whether a button is worth
+/// showing. Never the reason an action is allowed: the action's own route
+/// checks again.
+pub async fn may(state: &AppState, user: &User, path: &str, params: &[(&str, String)], action: Action) -> bool {
+    let params: HashMap<String, String> = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    check_user(state, user, path, &params, action).await.is_ok()
 }
 
 /// Finds the project (and environment) a request concerns from its path: the
 /// `{project}` and `{env}` parameters, or the deployment, request or build
-/// `{id}`.
+/// `{id}`. API paths and the web interface's name them the same way, the
+/// API's under `/api/v1`.
 /// An unknown project or deployment is the handler's 404 to give; here it
 /// only means there is nothing to be a member of.
 async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -> Result<Scope, ApiError> {
     let db = &state.db;
     let id = params.get("id").and_then(|id| id.parse::<i64>().ok());
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
     // The names the path gives, directly or through the object it names.
     let (project, env): (Option<String>, Option<String>) = if let Some(name) = params.get("project") {
         (Some(name.clone()), params.get("env").cloned())
-    } else if let (Some(id), true) = (id, path.starts_with("/api/v1/deployments/")) {
+    } else if let (Some(id), true) = (id, path.starts_with("/deployments/")) {
         db.deployment(id).await.ok().map(|d| (Some(d.project), Some(d.env))).unwrap_or_default()
-    } else if let (Some(id), true) = (id, path.starts_with("/api/v1/requests/")) {
+    } else if let (Some(id), true) = (id, path.starts_with("/requests/")) {
         db.request(id).await.ok().map(|r| (Some(r.project), Some(r.env))).unwrap_or_default()
-    } else if let (Some(id), true) = (id, path.starts_with("/api/v1/builds/")) {
+    } else if let (Some(id), true) = (id, path.starts_with("/builds/")) {
         db.build(id).await.ok().map(|b| (Some(b.project), None)).unwrap_or_default()
     } else {
         return Ok(Scope { unscoped: true, ..Scope::default() });

@@ -47,6 +47,11 @@ pub const SUMMARY_LIMIT: usize = 4096;
 const PARSE_LIMIT: usize = 1024 * 1024;
 /// Error bodies are small; this only bounds a misbehaving one.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// A response header holding the error message of a response whose body is
+/// not an [`ErrorBody`] (the web interface's error pages).
+pub const ERROR_HEADER: &str = "x-ferry-error";
+/// The web interface's forms are a few fields.
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 /// What replaces a secret.
 const MASK: &str = "***";
 
@@ -61,7 +66,8 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !route.as_deref().is_some_and(|r| NOT_AUDITED.contains(&r));
     let path = req.uri().path().to_string();
-    if !path.starts_with("/api/") {
+    // The web interface's static files are neither changes nor refusals.
+    if path.starts_with("/static/") {
         return next.run(req).await;
     }
     let query = req.uri().query().map(str::to_string);
@@ -204,7 +210,11 @@ pub async fn actor(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
     else {
-        return "anonymous".into();
+        // A browser signs in with a session cookie instead.
+        return match crate::ui::session_user(state, headers).await {
+            Some(user) => user.name,
+            None => "anonymous".into(),
+        };
     };
     if token.starts_with(USER_TOKEN_PREFIX)
         && let Ok(Some(user)) = state.db.user_for_token(&token_hash(token)).await
@@ -223,15 +233,18 @@ pub async fn actor(state: &AppState, headers: &HeaderMap) -> String {
 /// project, name their project too, so `ferry audit --project P` finds them.
 async fn with_project(state: &AppState, route: Option<&str>, object: String, summary: &str) -> String {
     let Some(route) = route else { return object };
-    if route == "/api/v1/projects" {
+    // The web interface's routes name projects, deployments and builds like
+    // the API's.
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    if route == "/projects" {
         let name = serde_json::from_str::<Value>(summary).ok().and_then(|v| v["name"].as_str().map(one_word));
         return name.map(|n| format!("project={n}")).unwrap_or(object);
     }
     let id = object.split(' ').find_map(|kv| kv.strip_prefix("id=")).and_then(|id| id.parse::<i64>().ok());
     let Some(id) = id else { return object };
-    let project = if route.starts_with("/api/v1/deployments/{id}") {
+    let project = if route.starts_with("/deployments/{id}") {
         state.db.deployment(id).await.ok().map(|d| d.project)
-    } else if route.starts_with("/api/v1/builds/{id}") {
+    } else if route.starts_with("/builds/{id}") {
         state.db.build(id).await.ok().map(|b| b.project)
     } else {
         None
@@ -245,10 +258,21 @@ async fn with_project(state: &AppState, route: Option<&str>, object: String, sum
 /// Reads the body for the summary and gives the handler the same bytes; a
 /// body that is not JSON is passed through, counted.
 async fn summarize(headers: &HeaderMap, body: Body) -> Result<(Body, Summary), ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let json = content_type.starts_with("application/json");
+    // The web interface's forms: small, and recorded like JSON, secrets
+    // (the password, the CSRF token) masked.
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    if form {
+        let bytes = axum::body::to_bytes(body, FORM_BODY_LIMIT)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the form: {e}")))?;
+        let fields: serde_json::Map<String, Value> =
+            form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
+        let mut v = Value::Object(fields);
+        mask_secrets(&mut v);
+        return Ok((Body::from(bytes), Summary::Text(bounded(&v.to_string(), SUMMARY_LIMIT))));
+    }
     if !json {
         let counter = Arc::new(AtomicU64::new(0));
         let seen = counter.clone();
@@ -290,7 +314,7 @@ pub fn json_summary(bytes: &Bytes) -> String {
 /// Whether a field's name says its value is a secret.
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "token", "secret", "credential", "private_key"].iter().any(|s| k.contains(s))
+    ["password", "passwd", "token", "secret", "credential", "private_key", "csrf"].iter().any(|s| k.contains(s))
 }
 
 /// Replaces secrets with `***`: every field whose name says it is one
@@ -329,6 +353,11 @@ fn masked_query(q: &str) -> String {
 
 /// The error message of a failed answer, and the answer rebuilt.
 async fn error_message(response: Response) -> (Response, Option<String>) {
+    // The web interface's error pages are HTML; they carry the message here.
+    if let Some(m) = response.headers().get(ERROR_HEADER) {
+        let message = String::from_utf8_lossy(m.as_bytes()).trim().to_string();
+        return (response, Some(message).filter(|m| !m.is_empty()));
+    }
     let (parts, body) = response.into_parts();
     match axum::body::to_bytes(body, ERROR_BODY_LIMIT).await {
         Ok(bytes) => {

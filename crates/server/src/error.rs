@@ -35,6 +35,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status this error is answered with, by the API and the web
+    /// interface alike.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

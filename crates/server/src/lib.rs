@@ -31,6 +31,7 @@ mod release;
 mod request;
 mod rollout;
 mod secrets;
+mod ui;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -62,6 +63,11 @@ pub struct ServerConfig {
     pub build_workers: usize,
     /// Where e-mail notifications go out; none: e-mail rules are refused.
     pub smtp: Option<SmtpSettings>,
+    /// Marks the web interface's session cookie `Secure`: set it when
+    /// browsers reach the server over https (behind a proxy that ends TLS).
+    pub secure_cookies: bool,
+    /// How long a web interface session lasts after signing in.
+    pub session_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -74,6 +80,8 @@ impl ServerConfig {
             resync_interval: Duration::from_secs(60),
             build_workers: 2,
             smtp: None,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -142,8 +150,12 @@ impl Server {
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let url = format!("http://{addr}");
+        // Written by rename: whoever waits for the file (tests, scripts)
+        // must never read half of it.
         let url_file = data.join("server.url");
-        std::fs::write(&url_file, format!("{url}\n"))
+        let partial = data.join("server.url.partial");
+        std::fs::write(&partial, format!("{url}\n"))
+            .and_then(|()| std::fs::rename(&partial, &url_file))
             .map_err(|source| StartError::DataDir { path: url_file, source })?;
 
         let workers = config.build_workers;
@@ -157,7 +169,9 @@ impl Server {
             mailer: mailer.map(Arc::new),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-        let app = api::router(state.clone());
+        // The API under /api/v1, the web interface at /: two route tables,
+        // one access check.
+        let app = api::router(state.clone()).merge(ui::router(state.clone()));
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
         tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));

@@ -127,6 +127,14 @@ pub trait Database: Send + Sync + 'static {
     async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>>;
     /// Removes one of a user's tokens; false if the user has no such token.
     async fn revoke_api_token(&self, user_id: i64, token_id: i64) -> Result<bool>;
+    /// Starts a web session (by the hash of its cookie) for a user, ending
+    /// at `expires_at`; sessions already ended at `now` are removed.
+    async fn create_web_session(&self, user_id: i64, token_hash: &str, now: i64, expires_at: i64) -> Result<()>;
+    /// The user of a web session that has not ended at `now`, disabled or
+    /// not (the caller refuses a disabled one).
+    async fn user_for_web_session(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
+    /// Ends a web session (signing out); false if there was none.
+    async fn end_web_session(&self, token_hash: &str) -> Result<bool>;
     /// Gives a user a role in a project, replacing the role they had.
     async fn set_member(&self, project: &Project, user: &User, role: ferry_domain::Role, now: i64) -> Result<()>;
     /// Removes a user from a project; false if they were not a member.

@@ -1117,6 +1117,23 @@ async fn users_have_passwords_tokens_and_can_be_disabled(db: &dyn Database) {
     assert_eq!(db.user("ann").await.unwrap().email, None);
 }
 
+async fn web_sessions_end_when_they_expire_or_are_ended(db: &dyn Database) {
+    let ann = db.create_user(&new_user("ann", false), 1).await.unwrap();
+    db.create_web_session(ann.id, "s1", 10, 100).await.unwrap();
+    db.create_web_session(ann.id, "s2", 10, 50).await.unwrap();
+    assert_eq!(db.user_for_web_session("s1", 99).await.unwrap().unwrap().name, "ann");
+    assert_eq!(db.user_for_web_session("s1", 100).await.unwrap(), None, "a session ends at its expiry");
+    assert_eq!(db.user_for_web_session("nope", 10).await.unwrap(), None);
+    assert!(db.end_web_session("s1").await.unwrap());
+    assert!(!db.end_web_session("s1").await.unwrap());
+    assert_eq!(db.user_for_web_session("s1", 20).await.unwrap(), None, "signed out");
+    // Starting a session removes the ones that have ended.
+    db.create_web_session(ann.id, "s3", 60, 200).await.unwrap();
+    assert!(!db.end_web_session("s2").await.unwrap());
+    db.set_user_disabled(ann.id, true).await.unwrap();
+    assert!(db.user_for_web_session("s3", 61).await.unwrap().unwrap().disabled);
+}
+
 async fn members_have_one_role_per_project(db: &dyn Database) {
     use ferry_domain::Role;
     let (p, e, ..) = fixture(db).await;
@@ -1274,6 +1291,7 @@ mod sqlite_backend {
         users_have_passwords_tokens_and_can_be_disabled,
         members_have_one_role_per_project,
         requests_change_only_from_the_state_they_were_decided_on,
+        web_sessions_end_when_they_expire_or_are_ended,
     );
     use super::sqlite;
 }

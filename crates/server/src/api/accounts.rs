@@ -30,7 +30,6 @@ async fn issue_token(state: &AppState, user: &User, name: &str) -> ApiResult<New
 }
 
 /// `POST /api/v1/login`: checks a user's password and answers a new token.
-/// Every failure reads the same, so that it does not tell which names exist.
 pub async fn login(State(state): State<AppState>, Json(req): Json<Login>) -> ApiResult<Json<NewToken>> {
     let user = auth::sign_in(&state, &req.user, req.password).await?;
     let name = req.token_name.unwrap_or_else(|| "login".into());

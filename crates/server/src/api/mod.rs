@@ -5,20 +5,20 @@
 //! the router is built from that one table: a route cannot exist without a
 //! rule. `access::authorize` enforces the rule before the handler runs.
 
-mod accounts;
-mod audit;
-mod builds;
-mod deployments;
-mod hooks;
-mod hosts;
-mod lb;
-mod locks;
-mod notify;
-mod projects;
-mod releases;
-mod requests;
-mod stats;
-mod vars;
+pub(crate) mod accounts;
+pub(crate) mod audit;
+pub(crate) mod builds;
+pub(crate) mod deployments;
+pub(crate) mod hooks;
+pub(crate) mod hosts;
+pub(crate) mod lb;
+pub(crate) mod locks;
+pub(crate) mod notify;
+pub(crate) mod projects;
+pub(crate) mod releases;
+pub(crate) mod requests;
+pub(crate) mod stats;
+pub(crate) mod vars;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,7 +59,7 @@ pub(crate) struct Route {
 }
 
 /// A route of `method` only: the method in the table is the one served.
-fn route<H, T>(method: Method, path: &'static str, rule: Rule, handler: H) -> Route
+pub(crate) fn route<H, T>(method: Method, path: &'static str, rule: Rule, handler: H) -> Route
 where
     H: Handler<T, AppState>,
     T: 'static,
@@ -209,4 +209,4 @@ pub fn router(state: AppState) -> Router {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,24 +22,27 @@ use crate::auth::{USER_TOKEN_PREFIX, new_token, token_hash};
 use crate::{AppState, ServerConfig, build, hub, secrets};
 
 /// A user of the test, with their rights and token.
-struct Person {
-    name: &'static str,
-    subject: Subject,
+pub(crate) struct Person {
+    pub name: &'static str,
+    pub subject: Subject,
     /// Role in project `p`.
-    role: Option<Role>,
-    token: String,
+    pub role: Option<Role>,
+    pub token: String,
 }
 
-struct Fixture {
+/// Project `p` with a production environment `prod` (a deployment running
+/// there) and `stage`, a build, and a user of every kind; shared with the
+/// web interface's route-table test.
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    state: AppState,
-    people: Vec<Person>,
-    deployment: i64,
-    build: i64,
-    request: i64,
+    pub state: AppState,
+    pub people: Vec<Person>,
+    pub deployment: i64,
+    pub build: i64,
+    pub request: i64,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(SqliteDatabase::open(&dir.path().join("ferry.db")).await.unwrap());
     let p = db.create_project(&NewProject { name: "p".into(), keep_releases: 5, source: None }, 1).await.unwrap();
@@ -49,7 +52,7 @@ async fn fixture() -> Fixture {
         auto_deploy_branch: None,
         rollout: Default::default(),
         production,
-        requires_approval: production,
+        requires_approval: false,
         staging_env_id: None,
     };
     let prod = db.create_environment(&p, &env("prod", "env=prod", true), 1).await.unwrap();
@@ -166,7 +169,7 @@ async fn fixture() -> Fixture {
 /// The route's path with its parameters filled in: project `p`, its
 /// production environment, the deployment in it, the build; names nobody has
 /// (so an allowed call changes nothing that matters to the next).
-fn concrete(path: &str, f: &Fixture) -> String {
+pub(crate) fn concrete(path: &str, f: &Fixture) -> String {
     let id = match path {
         _ if path.starts_with("/api/v1/builds/") => f.build,
         _ if path.starts_with("/api/v1/requests/") => f.request,

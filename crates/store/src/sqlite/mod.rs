@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_notifications.sql")),
     (12, include_str!("migrations/0012_release_requests.sql")),
     (13, include_str!("migrations/0013_notification_channels.sql")),
+    (14, include_str!("migrations/0014_web_sessions.sql")),
 ];
 
 /// See the module documentation.
@@ -666,6 +667,41 @@ impl Database for SqliteDatabase {
             .bind(user_id)
             .execute(&self.pool)
             .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_web_session(&self, user_id: i64, token_hash: &str, now: i64, expires_at: i64) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Ended sessions go when a new one starts: the table stays as small
+        // as the number of people signed in.
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("web session"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_for_web_session(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLS} FROM web_sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ? AND s.expires_at > ?"
+        )))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_row(&r)).transpose()
+    }
+
+    async fn end_web_session(&self, token_hash: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 

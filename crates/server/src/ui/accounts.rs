@@ -1,0 +1,127 @@
+//! Users, project members and one's own API tokens in the browser (R26).
+//! Each form calls the API's handler in `api::accounts`, under the same rule.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_proto::api::{AddMember, CreateToken, CreateUser};
+use ferry_web::views::{Nav, TokensPage, UserItem, UsersPage};
+
+use super::{PageError, Viewer, html};
+use crate::AppState;
+use crate::api::accounts as api;
+use crate::auth::Caller;
+
+type PageResult = Result<Response, PageError>;
+
+/// `GET /users`.
+pub async fn users(State(state): State<AppState>, v: Viewer) -> PageResult {
+    let Json(users) = api::list_users(State(state)).await?;
+    let users = users
+        .into_iter()
+        .map(|u| UserItem { name: u.name, admin: u.admin, production: u.production, disabled: u.disabled })
+        .collect();
+    html(&UsersPage { chrome: v.chrome(v.lang.text().nav_users, Nav::Users), users })
+}
+
+#[derive(serde::Deserialize)]
+pub struct UserForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: Option<String>,
+    #[serde(default)]
+    production: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// `POST /users`.
+pub async fn create_user(State(state): State<AppState>, axum::Form(f): axum::Form<UserForm>) -> PageResult {
+    let req = CreateUser {
+        name: f.name.trim().to_string(),
+        admin: f.admin.is_some(),
+        production: f.production.is_some(),
+        password: f.password,
+        email: f.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()),
+    };
+    let _ = api::create_user(State(state), Json(req)).await?;
+    Ok(Redirect::to("/users").into_response())
+}
+
+/// `POST /users/{name}/disable`.
+pub async fn disable_user(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> PageResult {
+    let _ = api::disable_user(State(state), caller, Path(name)).await?;
+    Ok(Redirect::to("/users").into_response())
+}
+
+/// `POST /users/{name}/enable`.
+pub async fn enable_user(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> PageResult {
+    let _ = api::enable_user(State(state), caller, Path(name)).await?;
+    Ok(Redirect::to("/users").into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct MemberForm {
+    user: String,
+    role: String,
+}
+
+/// `POST /projects/{project}/members`.
+pub async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    axum::Form(f): axum::Form<MemberForm>,
+) -> PageResult {
+    let req = AddMember { user: f.user.trim().to_string(), role: f.role };
+    let _ = api::add_member(State(state), caller, Path(project.clone()), Json(req)).await?;
+    Ok(Redirect::to(&format!("/projects/{project}")).into_response())
+}
+
+/// `POST /projects/{project}/members/{user}/remove`.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, user)): Path<(String, String)>,
+) -> PageResult {
+    let _ = api::remove_member(State(state), caller, Path((project.clone(), user))).await?;
+    Ok(Redirect::to(&format!("/projects/{project}")).into_response())
+}
+
+async fn tokens_page(state: AppState, v: Viewer, caller: Caller, new_token: Option<String>) -> PageResult {
+    let Json(tokens) = api::list_tokens(State(state), caller).await?;
+    let tokens = tokens.into_iter().map(|t| (t.id, t.name, t.created_at.replacen('T', " ", 1))).collect();
+    html(&TokensPage { chrome: v.chrome(v.lang.text().nav_tokens, Nav::Tokens), tokens, new_token })
+}
+
+/// `GET /tokens`: my API tokens.
+pub async fn tokens(State(state): State<AppState>, v: Viewer, caller: Caller) -> PageResult {
+    tokens_page(state, v, caller, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct TokenForm {
+    name: String,
+}
+
+/// `POST /tokens`: a new token, shown on the answer this once (never
+/// stored in the clear, so never shown again).
+pub async fn create_token(
+    State(state): State<AppState>,
+    v: Viewer,
+    caller: Caller,
+    axum::Form(f): axum::Form<TokenForm>,
+) -> PageResult {
+    let Json(new) = api::create_token(State(state.clone()), caller.clone(), Json(CreateToken { name: f.name })).await?;
+    let mut page = tokens_page(state, v, caller, Some(new.token)).await?;
+    // The answer holds a secret: kept out of caches, like every page.
+    page.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(page)
+}
+
+/// `POST /tokens/{token_id}/revoke`.
+pub async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
+    let _ = api::revoke_token(State(state), caller, Path(id)).await?;
+    Ok(Redirect::to("/tokens").into_response())
+}

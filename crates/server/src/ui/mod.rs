@@ -1,0 +1,280 @@
+//! The web interface (issue 7): server-rendered pages at `/`, beside the
+//! API at `/api/v1`. The markup, view models and strings are `ferry_web`'s;
+//! this module fills the view models from the store and renders them.
+//!
+//! Every page and form is a route of [`routes`], declared with the same
+//! [`Rule`] the API's table uses, and [`guard`] checks it with the API's own
+//! check (`access::check_user`) for the session's user. A button that is not
+//! shown is a convenience, never the reason an action is refused: every POST
+//! goes through its route's rule, and most call the API's handler itself.
+//!
+//! Sessions are cookies (`session.rs`); every POST needs the session's CSRF
+//! token, in the form's `csrf` field or the `x-csrf-token` header.
+
+mod accounts;
+mod pages;
+mod session;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use ferry_domain::Action;
+use ferry_store::User;
+use ferry_web::Lang;
+use ferry_web::views::{Chrome, ErrorPage, Nav};
+
+use crate::AppState;
+use crate::access::Rule;
+use crate::api::{Route, route};
+use crate::error::ApiError;
+
+pub use session::session_user;
+
+/// The web interface's route table: every page and form with its rule.
+pub(crate) fn routes() -> Vec<Route> {
+    use Action::*;
+    use Rule::{Public, User};
+    let (g, p) = (Method::GET, Method::POST);
+    vec![
+        route(g.clone(), "/static/{file}", Public, pages::asset),
+        route(g.clone(), "/lang/{code}", Public, session::set_lang),
+        route(g.clone(), "/login", Public, session::login_form),
+        // Signing in checks the password itself, as the API's login does.
+        route(p.clone(), "/login", Public, session::login),
+        route(p.clone(), "/logout", User(ReadShared), session::logout),
+        route(g.clone(), "/", User(ReadShared), pages::dashboard),
+        route(g.clone(), "/projects", User(ReadShared), pages::projects),
+        route(p.clone(), "/projects", User(CreateProject), pages::create_project),
+        route(g.clone(), "/projects/{project}", User(ReadProject), pages::project),
+        route(p.clone(), "/projects/{project}/builds", User(Build), pages::start_build),
+        route(p.clone(), "/projects/{project}/environments", User(ManageProject), pages::create_env),
+        route(g.clone(), "/projects/{project}/deploy", User(Deploy), pages::deploy_form),
+        // The production right is checked once the environment is known, as
+        // for the API's route.
+        route(p.clone(), "/projects/{project}/deployments", User(Deploy), pages::deploy),
+        route(p.clone(), "/projects/{project}/environments/{env}/rollback", User(Deploy), pages::rollback),
+        route(g.clone(), "/builds/{id}", User(ReadProject), pages::build),
+        route(g.clone(), "/builds/{id}/log/stream", User(ReadProject), pages::build_log_stream),
+        route(p.clone(), "/builds/{id}/cancel", User(Build), pages::cancel_build),
+        route(p.clone(), "/builds/{id}/retry", User(Build), pages::retry_build),
+        route(g.clone(), "/deployments/{id}", User(ReadProject), pages::deployment),
+        route(g.clone(), "/deployments/{id}/live", User(ReadProject), pages::deployment_live),
+        route(g.clone(), "/deployments/{id}/log/stream", User(ReadProject), pages::deployment_log_stream),
+        // The production right is checked from the deployment's environment,
+        // as for the API's route.
+        route(p.clone(), "/deployments/{id}/{action}", User(Deploy), pages::control_deployment),
+        route(g.clone(), "/fleet", User(ReadShared), pages::fleet),
+        // Accounts (R26), each under the API's rule for the same thing.
+        route(g.clone(), "/users", User(ManageUsers), accounts::users),
+        route(p.clone(), "/users", User(ManageUsers), accounts::create_user),
+        route(p.clone(), "/users/{name}/disable", User(ManageUsers), accounts::disable_user),
+        route(p.clone(), "/users/{name}/enable", User(ManageUsers), accounts::enable_user),
+        route(p.clone(), "/projects/{project}/members", User(ManageProject), accounts::add_member),
+        route(p.clone(), "/projects/{project}/members/{user}/remove", User(ManageProject), accounts::remove_member),
+        route(g.clone(), "/tokens", User(ManageOwnTokens), accounts::tokens),
+        route(p.clone(), "/tokens", User(ManageOwnTokens), accounts::create_token),
+        route(p.clone(), "/tokens/{token_id}/revoke", User(ManageOwnTokens), accounts::revoke_token),
+        route(g.clone(), "/hosts", User(ReadShared), pages::hosts),
+        // The audit trail is the administrators', as in the API.
+        route(g, "/audit", User(ManageUsers), pages::audit),
+    ]
+}
+
+/// The web interface's router, built from [`routes`] like the API's.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for r in routes() {
+        let guard = Guard { state: state.clone(), rule: r.rule };
+        let handler = r.handler.route_layer(axum::middleware::from_fn_with_state(guard, self::guard));
+        router = router.route(r.path, handler);
+    }
+    router
+        .layer(axum::middleware::from_fn(error_pages))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record))
+        .with_state(state)
+}
+
+/// The state of the check wrapped around one UI route.
+#[derive(Clone)]
+pub struct Guard {
+    state: AppState,
+    rule: Rule,
+}
+
+/// Who is asking, in which language, with which CSRF token: what a UI
+/// handler of a user route gets (the guard put it there).
+#[derive(Clone)]
+pub struct Viewer {
+    pub user: User,
+    pub lang: Lang,
+    pub csrf: String,
+    /// The request's path, for the language switcher.
+    pub path: String,
+}
+
+impl Viewer {
+    /// The frame of a page for this viewer.
+    pub fn chrome(&self, title: impl Into<String>, nav: Nav) -> Chrome {
+        Chrome::new(self.lang, title, nav, self.path.clone()).signed_in(
+            self.user.name.clone(),
+            self.user.is_admin,
+            self.csrf.clone(),
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, PageError> {
+        parts
+            .extensions
+            .get::<Viewer>()
+            .cloned()
+            .ok_or_else(|| PageError(ApiError::Internal("this page has no user access rule".into())))
+    }
+}
+
+/// Checks a UI route's rule: a signed-in session (else the sign-in page),
+/// the CSRF token of any POST, then the API's own permission check.
+pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, next: Next) -> Response {
+    let action = match g.rule {
+        Rule::Public | Rule::Agent => return next.run(req).await,
+        Rule::User(action) => action,
+    };
+    let state = &g.state;
+    let lang = session::lang(req.headers());
+    let path = req.uri().path().to_string();
+    let (user, token) = match session::current(state, req.headers()).await {
+        Ok(Some(s)) => s,
+        Ok(None) if req.method() == Method::GET => {
+            let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            return Redirect::to(&format!("/login?next={}", ferry_web::views::url_encode(target))).into_response();
+        }
+        Ok(None) => return PageError(ApiError::Unauthorized("sign in first".into())).into_response(),
+        Err(e) => return PageError(e).into_response(),
+    };
+    let csrf = session::csrf_token(&token);
+    let req = if req.method() == Method::GET || req.method() == Method::HEAD {
+        req
+    } else {
+        match session::check_csrf(req, &csrf).await {
+            Ok(req) => req,
+            Err(e) => return PageError(e).into_response(),
+        }
+    };
+    let params: HashMap<String, String> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Err(e) = crate::access::check_user(state, &user, &path, &params, action).await {
+        return PageError(e).into_response();
+    }
+    let mut req = req;
+    req.extensions_mut().insert(crate::auth::Caller(user.clone()));
+    req.extensions_mut().insert(Viewer { user, lang, csrf, path });
+    next.run(req).await
+}
+
+/// A UI handler's failure: answered as an HTML error page in the viewer's
+/// language (see [`error_pages`]), with the status the API would give.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl From<ferry_store::StoreError> for PageError {
+    fn from(e: ferry_store::StoreError) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl From<ferry_web::RenderError> for PageError {
+    fn from(e: ferry_web::RenderError) -> Self {
+        PageError(ApiError::Internal(e.to_string()))
+    }
+}
+
+/// Marks a response whose page [`error_pages`] still has to render.
+#[derive(Clone)]
+struct Unrendered(String);
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status.is_server_error() {
+            tracing::error!("{}", self.0);
+        }
+        let message = self.0.to_string();
+        // A header value is one line of visible characters.
+        let one_line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let mut response = status.into_response();
+        if let Ok(v) = HeaderValue::from_bytes(one_line.as_bytes()) {
+            response.headers_mut().insert(crate::audit::ERROR_HEADER, v);
+        }
+        response.extensions_mut().insert(Unrendered(message));
+        response
+    }
+}
+
+/// Renders the error pages of [`PageError`]s in the request's language:
+/// the one place where a UI failure becomes HTML.
+async fn error_pages(req: Request, next: Next) -> Response {
+    let lang = session::lang(req.headers());
+    let here = req.uri().path().to_string();
+    let response = next.run(req).await;
+    let Some(Unrendered(message)) = response.extensions().get::<Unrendered>().cloned() else {
+        return response;
+    };
+    let status = response.status();
+    let t = lang.text();
+    let shown = match status {
+        StatusCode::FORBIDDEN => format!("{} {message}", t.forbidden),
+        StatusCode::NOT_FOUND => format!("{} {message}", t.not_found),
+        _ => message,
+    };
+    let page = ErrorPage {
+        chrome: Chrome::new(lang, t.error_title, Nav::None, here),
+        status: status.as_u16(),
+        message: shown,
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = match ferry_web::render(&page) {
+        Ok(html) => {
+            parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            for (name, value) in PAGE_HEADERS {
+                parts.headers.insert(name, HeaderValue::from_static(value));
+            }
+            Body::from(html)
+        }
+        Err(e) => Body::from(e.to_string()),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// Headers every page carries: pages show live state (never from a cache),
+/// and no other site may frame them (clickjacking) or learn their URLs.
+const PAGE_HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+/// A rendered page.
+pub fn html<T: ferry_web::Template>(page: &T) -> Result<Response, PageError> {
+    let html = ferry_web::render(page)?;
+    Ok((PAGE_HEADERS, Html(html)).into_response())
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod bench;

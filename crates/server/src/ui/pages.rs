@@ -1,0 +1,793 @@
+//! The pages: each reads what it shows from the store, fills its view model
+//! and renders it. Actions (POST) call the API's own handler, so a form does
+//! exactly what the same API request does, with the same checks.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_domain::access::{Action, Role, allowed};
+use ferry_domain::rollout::{Hold, Step};
+use ferry_domain::{DeploymentStatus, rfc3339_from_millis};
+use ferry_store::{Build, DeploymentRow, Host, Project, User};
+use ferry_web::views::*;
+use futures_util::Stream;
+
+use super::{PageError, Viewer, html};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+type PageResult = Result<Response, PageError>;
+
+/// A time as pages show it: `2026-11-22 10:40:03` (UTC).
+pub fn when(ms: i64) -> String {
+    let s = rfc3339_from_millis(ms);
+    let s = s.split('.').next().unwrap_or(&s).trim_end_matches('Z');
+    s.replacen('T', " ", 1)
+}
+
+fn when_opt(ms: Option<i64>) -> String {
+    ms.map(when).unwrap_or_default()
+}
+
+/// Bytes as people read them.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+fn build_item(b: &Build) -> BuildItem {
+    BuildItem {
+        id: b.id,
+        project: b.project.clone(),
+        number: b.number,
+        git_ref: b.git_ref.clone(),
+        commit: b.commit.as_ref().map(|c| c.sha.chars().take(10).collect()).unwrap_or_default(),
+        status: Status::new(b.status.to_string()),
+        version: b.version.clone().unwrap_or_default(),
+        requested_by: b.requested_by.clone(),
+        created: when(b.created_at),
+    }
+}
+
+fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
+    let batch = match d.current_batch {
+        Some(b) if !d.status.is_terminal() => format!("{b}/{}", d.batch_count),
+        _ => d.batch_count.to_string(),
+    };
+    DeploymentItem {
+        id: d.id,
+        project: d.project.clone(),
+        env: d.env.clone(),
+        version: d.version.clone(),
+        kind: d.kind.to_string(),
+        status: Status::new(d.status.to_string()),
+        created_by: d.created_by.clone(),
+        created: when(d.created_at),
+        batch,
+    }
+}
+
+fn host_item(h: &Host, runs: Vec<String>) -> HostItem {
+    HostItem {
+        name: h.name.clone(),
+        tags: h.tags.to_string(),
+        online: h.online,
+        agent_version: h.agent_version.clone().unwrap_or_default(),
+        last_seen: when_opt(h.last_seen_at),
+        runs,
+    }
+}
+
+/// The projects a user may read, with their role: the administrator all,
+/// others those the access rules let them read (their memberships).
+async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
+    let mut out = Vec::new();
+    for p in state.db.projects().await? {
+        let role = state.db.membership(p.id, user.id).await?;
+        if allowed(&user.subject(), role, Action::ReadProject, false).is_ok() {
+            out.push((p, role));
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /static/{file}`: an embedded asset, cached for a year (its name
+/// changes with its content).
+pub async fn asset(uri: Uri) -> Response {
+    match ferry_web::assets::by_path(uri.path()) {
+        Some(a) => (
+            [(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")],
+            a.bytes,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `GET /`: running rollouts, recent builds and deployments, offline hosts.
+pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
+    let projects = visible_projects(&state, &v.user).await?;
+    let names: HashSet<&str> = projects.iter().map(|(p, _)| p.name.as_str()).collect();
+    let mut builds = Vec::new();
+    let mut deployments = Vec::new();
+    let mut stats = Vec::new();
+    let month_ago = crate::now_ms() - 30 * 24 * 3600 * 1000;
+    for (p, _) in &projects {
+        builds.extend(state.db.builds(p, 10).await?);
+        let recent: Vec<DeploymentRow> =
+            state.db.deployments(p, 1000).await?.into_iter().filter(|d| d.created_at >= month_ago).collect();
+        let count = |s: DeploymentStatus| recent.iter().filter(|d| d.status == s).count() as u32;
+        let counts = [
+            count(DeploymentStatus::Succeeded),
+            count(DeploymentStatus::Failed),
+            count(DeploymentStatus::RolledBack),
+            count(DeploymentStatus::Canceled),
+        ];
+        if counts.iter().any(|n| *n > 0) {
+            stats.push(StatBar::new(p.name.clone(), counts, v.lang.text()));
+        }
+        deployments.extend(recent.into_iter().take(10));
+    }
+    builds.sort_by_key(|b| std::cmp::Reverse(b.created_at));
+    deployments.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+    let running = state.db.lock_holders(None).await?;
+    let offline: Vec<HostItem> =
+        state.db.hosts().await?.iter().filter(|h| !h.online).map(|h| host_item(h, Vec::new())).collect();
+    html(&DashboardPage {
+        chrome: v.chrome(v.lang.text().nav_dashboard, Nav::Dashboard),
+        stats,
+        running: running.iter().filter(|d| names.contains(d.project.as_str())).map(deployment_item).collect(),
+        builds: builds.iter().take(10).map(build_item).collect(),
+        deployments: deployments.iter().take(10).map(deployment_item).collect(),
+        offline,
+    })
+}
+
+/// `GET /projects`: the projects I may see.
+pub async fn projects(State(state): State<AppState>, v: Viewer) -> PageResult {
+    let t = v.lang.text();
+    let mut items = Vec::new();
+    for (p, role) in visible_projects(&state, &v.user).await? {
+        let envs = state.db.environments(&p).await?.into_iter().map(|e| e.name).collect();
+        let role = match role {
+            Some(r) => r.to_string(),
+            None => t.role_admin.to_string(),
+        };
+        items.push(ProjectItem { name: p.name, role, environments: envs });
+    }
+    let may_create = crate::access::may(&state, &v.user, "/projects", &[], Action::CreateProject).await;
+    html(&ProjectsPage { chrome: v.chrome(t.projects_title, Nav::Projects), projects: items, may_create })
+}
+
+/// `GET /projects/{project}`: environments with their version, builds
+/// newest first, deployments grouped by the build of their release (R10).
+pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<String>) -> PageResult {
+    let p = state.db.project(&name).await?;
+    let mut envs = Vec::new();
+    for e in state.db.environments(&p).await? {
+        let current = match e.desired_release_id {
+            Some(id) => state.db.release_by_id(id).await.map(|r| r.version).unwrap_or_default(),
+            None => String::new(),
+        };
+        envs.push(EnvItem { name: e.name, production: e.production, selector: e.selector, current });
+    }
+    let builds = state.db.builds(&p, 50).await?;
+    let deployments = state.db.deployments(&p, 1000).await?;
+    let mut groups: Vec<DeploymentGroup> = Vec::new();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    for d in &deployments {
+        let i = match index.get(&d.release_id) {
+            Some(i) => *i,
+            None => {
+                let build = match state.db.release_by_id(d.release_id).await.ok().and_then(|r| r.origin) {
+                    Some(o) => state.db.build(o.build_id).await.ok().map(|b| (b.id, b.number)),
+                    None => None,
+                };
+                groups.push(DeploymentGroup { version: d.version.clone(), build, deployments: Vec::new() });
+                index.insert(d.release_id, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        groups[i].deployments.push(deployment_item(d));
+    }
+    let path = format!("/projects/{}/builds", p.name);
+    let scope = [("project", p.name.clone())];
+    let may_build = crate::access::may(&state, &v.user, &path, &scope, Action::Build).await;
+    let path = format!("/projects/{}/deploy", p.name);
+    let may_deploy = crate::access::may(&state, &v.user, &path, &scope, Action::Deploy).await;
+    let path = format!("/projects/{}/members", p.name);
+    let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
+    let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
+    html(&ProjectPage {
+        chrome: v.chrome(p.name.clone(), Nav::Projects),
+        builds_from_git: p.source.is_some(),
+        name: p.name,
+        envs,
+        builds: builds.iter().map(build_item).collect(),
+        groups,
+        may_build,
+        may_deploy,
+        members,
+        may_manage,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct BuildForm {
+    git_ref: String,
+}
+
+/// `POST /projects/{project}/builds`: the API's build request.
+pub async fn start_build(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    axum::Form(form): axum::Form<BuildForm>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateBuild { git_ref: Some(form.git_ref) };
+    let Json(build) = crate::api::builds::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)).into_response())
+}
+
+/// `POST /builds/{id}/cancel`: the API's.
+pub async fn cancel_build(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
+    let _ = crate::api::builds::cancel(State(state), caller, Path(id)).await?;
+    Ok(Redirect::to(&format!("/builds/{id}")).into_response())
+}
+
+/// `POST /builds/{id}/retry`: the API's.
+pub async fn retry_build(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
+    let Json(build) = crate::api::builds::retry(State(state), caller, Path(id)).await?;
+    Ok(Redirect::to(&format!("/builds/{}", build.id)).into_response())
+}
+
+/// How many log lines the build page renders before its live part.
+const LOG_PAGE: u32 = 10_000;
+
+/// `GET /builds/{id}`: the build and its log so far; while it runs, the rest
+/// arrives over SSE.
+pub async fn build(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
+    let b = state.db.build(id).await?;
+    let lines = state.db.build_log(id, 0, LOG_PAGE).await?;
+    let last_seq = lines.last().map(|l| l.seq).unwrap_or(0);
+    let path = format!("/builds/{id}/retry");
+    let may_build = crate::access::may(&state, &v.user, &path, &[("id", id.to_string())], Action::Build).await;
+    let live = !b.status.is_terminal();
+    let path = format!("/projects/{}/deploy", b.project);
+    let may_deploy =
+        crate::access::may(&state, &v.user, &path, &[("project", b.project.clone())], Action::Deploy).await;
+    html(&BuildPage {
+        chrome: v.chrome(format!("{} #{}", b.project, b.number), Nav::Projects),
+        build: build_item(&b),
+        error: b.error.clone().unwrap_or_default(),
+        release_id: b.release_id,
+        lines: lines.into_iter().map(|l| LogLineView { stream: l.stream, line: l.line }).collect(),
+        live,
+        last_seq,
+        may_build,
+        may_retry: may_build && !live && b.status != ferry_domain::BuildStatus::Succeeded,
+        may_cancel: may_build && live,
+        may_deploy,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct AfterQuery {
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+/// `GET /builds/{id}/log/stream?after=SEQ`: Server-Sent Events for the
+/// build page: `line` events carry the new lines as HTML to append, and one
+/// `end` event the build's final status badge, after which the page stops
+/// listening. Lines are read from the store as the API's log does.
+pub async fn build_log_stream(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Query(q): Query<AfterQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
+    state.db.build(id).await?;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let after = resume.or(q.after).unwrap_or(0);
+    let t = v.lang.text();
+    let stream = futures_util::stream::unfold((state, after, false), move |(state, mut after, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            // The status before the lines, so no line written before the
+            // build ended is missed.
+            let build = state.db.build(id).await.ok();
+            let lines = state.db.build_log(id, after, 500).await.unwrap_or_default();
+            if let Some(last) = lines.last() {
+                after = last.seq;
+                let mut html = String::new();
+                for l in lines {
+                    let view = LogLineView { stream: l.stream, line: l.line };
+                    html.push_str(&ferry_web::render(&LogLineFragment { l: &view }).unwrap_or_default());
+                }
+                let event = Event::default().event("line").id(after.to_string()).data(html);
+                return Some((Ok(event), (state, after, false)));
+            }
+            match build {
+                Some(b) if !b.status.is_terminal() => tokio::time::sleep(Duration::from_millis(250)).await,
+                ended => {
+                    let word = ended.map(|b| b.status.to_string()).unwrap_or_else(|| "canceled".into());
+                    let badge =
+                        ferry_web::render(&StatusFragment { status: &Status::new(word), t }).unwrap_or_default();
+                    // Never an empty `data`: browsers drop such events.
+                    return Some((Ok(Event::default().event("end").data(badge)), (state, after, true)));
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<DeploymentLive, PageError> {
+    let d = state.db.deployment(id).await?;
+    let hosts = state.db.deployment_hosts(id).await?;
+    let events = state.db.deployment_events(id).await?;
+    let running = !d.status.is_terminal();
+    let path = format!("/deployments/{id}/pause");
+    let may_control =
+        running && crate::access::may(state, &v.user, &path, &[("id", id.to_string())], Action::Deploy).await;
+    let waits_for_promotion = running
+        && matches!(
+            state.db.peek_deployment(id, crate::now_ms()).await?,
+            Some((Step::Wait(Hold::Promotion { .. }), _))
+        );
+    Ok(DeploymentLive {
+        id,
+        item: deployment_item(&d),
+        running,
+        paused: d.paused,
+        hold: d.hold.clone().unwrap_or_default(),
+        reason: d.reason.clone().unwrap_or_default(),
+        hosts: hosts
+            .iter()
+            .map(|h| DeploymentHostView {
+                host: h.host.clone(),
+                batch: h.batch,
+                state: Status::new(h.state.to_string()),
+                started: when_opt(h.started_at),
+                finished: when_opt(h.finished_at),
+                error: h.error.clone().unwrap_or_default(),
+                downloaded: size(h.bytes_downloaded),
+                reused: size(h.bytes_reused),
+            })
+            .collect(),
+        events: events.into_iter().map(|e| (when(e.at), e.what)).collect(),
+        may_control,
+        waits_for_promotion,
+        csrf: v.csrf.clone(),
+        t: v.lang.text(),
+    })
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct HostQuery {
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// How many lines of a deployment's log its page shows.
+const DEPLOYMENT_LOG_PAGE: u32 = 5_000;
+
+/// `GET /deployments/{id}[?host=H]`: batches, hosts, history, the controls,
+/// and what the hosts (or one of them) logged.
+pub async fn deployment(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Query(q): Query<HostQuery>,
+) -> PageResult {
+    let live = deployment_live_view(&state, &v, id).await?;
+    let log_host = q.host.filter(|h| !h.is_empty()).unwrap_or_default();
+    let host = Some(log_host.as_str()).filter(|h| !h.is_empty());
+    let log = state.db.deployment_log(id, host, 0, DEPLOYMENT_LOG_PAGE).await?;
+    let log_last_seq = log.last().map(|l| l.seq).unwrap_or(0);
+    let title = format!("{} #{id}", v.lang.text().deployment);
+    html(&DeploymentPage {
+        chrome: v.chrome(title, Nav::Projects),
+        log_hosts: live.hosts.iter().map(|h| h.host.clone()).collect(),
+        live,
+        log_host,
+        log_last_seq,
+        log: log
+            .into_iter()
+            .map(|l| HostLogLine { host: l.host, at: when(l.at), line: LogLineView { stream: l.stream, line: l.line } })
+            .collect(),
+    })
+}
+
+/// `GET /deployments/{id}/live`: the part of the page that changes, for
+/// htmx to replace while the deployment runs.
+pub async fn deployment_live(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
+    let live = deployment_live_view(&state, &v, id).await?;
+    html(&DeploymentLivePartial { live })
+}
+
+#[derive(serde::Deserialize)]
+pub struct DeploymentLogQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// `GET /deployments/{id}/log/stream?after=SEQ[&host=H]`: Server-Sent Events
+/// for the deployment page, like the build log's: `line` events with the
+/// hosts' new lines as HTML, then one `end` event once the deployment has
+/// ended and every line was sent (its log never changes after that).
+pub async fn deployment_log_stream(
+    State(state): State<AppState>,
+    _v: Viewer,
+    Path(id): Path<i64>,
+    Query(q): Query<DeploymentLogQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
+    state.db.deployment(id).await?;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let after = resume.or(q.after).unwrap_or(0);
+    let host = q.host.filter(|h| !h.is_empty());
+    let stream = futures_util::stream::unfold((state, after, false), move |(state, mut after, done)| {
+        let host = host.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                // The status before the lines, so no line written before the
+                // deployment ended is missed.
+                let d = state.db.deployment(id).await.ok();
+                let lines = state.db.deployment_log(id, host.as_deref(), after, 500).await.unwrap_or_default();
+                if let Some(last) = lines.last() {
+                    after = last.seq;
+                    let mut html = String::new();
+                    for l in lines {
+                        let view = HostLogLine {
+                            host: l.host,
+                            at: when(l.at),
+                            line: LogLineView { stream: l.stream, line: l.line },
+                        };
+                        html.push_str(&ferry_web::render(&HostLogLineFragment { l: &view }).unwrap_or_default());
+                    }
+                    let event = Event::default().event("line").id(after.to_string()).data(html);
+                    return Some((Ok(event), (state, after, false)));
+                }
+                match d {
+                    Some(d) if !d.status.is_terminal() => tokio::time::sleep(Duration::from_millis(500)).await,
+                    // Never an empty `data`: browsers drop such events.
+                    _ => return Some((Ok(Event::default().event("end").data("end")), (state, after, true))),
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `POST /deployments/{id}/{pause|resume|cancel|promote}`: the API's.
+pub async fn control_deployment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(i64, String)>,
+) -> PageResult {
+    let _ = crate::api::deployments::control(State(state), caller, Path((id, action))).await?;
+    Ok(Redirect::to(&format!("/deployments/{id}")).into_response())
+}
+
+/// The fleet matrix of the projects `user` may see.
+pub async fn fleet_page(state: &AppState, v: &Viewer) -> Result<FleetPage, PageError> {
+    let hosts = state.db.hosts().await?;
+    let mut columns = Vec::new();
+    // Environment id -> column.
+    let mut column_of: HashMap<i64, usize> = HashMap::new();
+    let mut states = Vec::new();
+    for (p, _) in visible_projects(state, &v.user).await? {
+        for e in state.db.environments(&p).await? {
+            column_of.insert(e.id, columns.len());
+            columns.push(format!("{}/{}", p.name, e.name));
+        }
+        states.extend(state.db.project_host_states(&p).await?);
+    }
+    let empty = FleetCell { version: String::new(), colour: "", drift: false, desired: String::new() };
+    let mut row_of: HashMap<i64, usize> = HashMap::with_capacity(hosts.len());
+    let mut rows: Vec<FleetRow> = Vec::with_capacity(hosts.len());
+    for h in &hosts {
+        row_of.insert(h.id, rows.len());
+        rows.push(FleetRow { host: h.name.clone(), online: h.online, cells: vec![empty.clone(); columns.len()] });
+    }
+    let mut versions: Vec<String> = Vec::new();
+    for s in states {
+        let (Some(env), Some(&row)) = (s.desired_env_id, row_of.get(&s.host_id)) else { continue };
+        let Some(&col) = column_of.get(&env) else { continue };
+        let version = s.current_version.clone().unwrap_or_default();
+        let desired = s.desired_version.clone().unwrap_or_default();
+        if !version.is_empty() && !versions.contains(&version) {
+            versions.push(version.clone());
+        }
+        rows[row].cells[col] = FleetCell {
+            colour: if version.is_empty() { "" } else { version_colour(&version) },
+            drift: s.desired_version != s.current_version,
+            version,
+            desired,
+        };
+    }
+    versions.sort();
+    let legend = versions.into_iter().map(|v| (version_colour(&v), v)).map(|(c, v)| (v, c)).collect();
+    Ok(FleetPage { chrome: v.chrome(v.lang.text().nav_fleet, Nav::Fleet), columns, rows, legend })
+}
+
+/// `GET /fleet`: environment x host -> version (R12).
+pub async fn fleet(State(state): State<AppState>, v: Viewer) -> PageResult {
+    html(&fleet_page(&state, &v).await?)
+}
+
+/// `GET /hosts`: every host, with what runs there of the projects I may see.
+pub async fn hosts(State(state): State<AppState>, v: Viewer) -> PageResult {
+    let mut runs: HashMap<i64, Vec<String>> = HashMap::new();
+    for (p, _) in visible_projects(&state, &v.user).await? {
+        let envs: HashMap<i64, String> = state.db.environments(&p).await?.into_iter().map(|e| (e.id, e.name)).collect();
+        for s in state.db.project_host_states(&p).await? {
+            let env = s.desired_env_id.and_then(|e| envs.get(&e)).cloned().unwrap_or_default();
+            let version = s.current_version.or(s.desired_version).unwrap_or_default();
+            runs.entry(s.host_id).or_default().push(format!("{}/{env} {version}", p.name));
+        }
+    }
+    let hosts = state.db.hosts().await?;
+    let items = hosts.iter().map(|h| host_item(h, runs.remove(&h.id).unwrap_or_default())).collect();
+    html(&HostsPage { chrome: v.chrome(v.lang.text().nav_hosts, Nav::Hosts), hosts: items })
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct AuditForm {
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+}
+
+/// `GET /audit?project=&actor=&since=`: the audit trail, through the API's
+/// own listing. `since` is a time, or a duration back from now (`2h`).
+pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Query(f): Query<AuditForm>) -> PageResult {
+    let trimmed = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    // A duration back from now (`2h`), a day (`2026-01-31`), or a time.
+    let since = trimmed(&f.since).map(|s| match humantime::parse_duration(&s) {
+        Ok(d) => humantime::format_rfc3339_seconds(std::time::SystemTime::now() - d).to_string(),
+        Err(_) if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') => format!("{s}T00:00:00Z"),
+        Err(_) => s,
+    });
+    let query =
+        ferry_proto::api::AuditQuery { project: trimmed(&f.project), user: trimmed(&f.actor), since, limit: Some(200) };
+    let Json(entries) = crate::api::audit::list(State(state), caller, Query(query)).await?;
+    let entries = entries
+        .into_iter()
+        .map(|e| AuditItem {
+            seq: e.seq,
+            at: e.at.split('.').next().unwrap_or(&e.at).trim_end_matches('Z').replacen('T', " ", 1),
+            ok: e.outcome.starts_with('2') || e.outcome.starts_with('3'),
+            actor: e.actor,
+            source: e.source,
+            action: e.action,
+            object: e.object,
+            outcome: e.outcome,
+            summary: e.summary,
+        })
+        .collect();
+    html(&AuditPage {
+        chrome: v.chrome(v.lang.text().audit_title, Nav::Audit),
+        project: f.project.unwrap_or_default(),
+        actor: f.actor.unwrap_or_default(),
+        since: f.since.unwrap_or_default(),
+        entries,
+    })
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct DeployQuery {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+/// `GET /projects/{project}/deploy?env=E&tag=T`: the deploy dialog (R9):
+/// releases newest first, the environment's hosts filtered by a tag
+/// selector. Whether the deployment is allowed (production) is decided when
+/// it is posted, as for the API.
+pub async fn deploy_form(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Query(q): Query<DeployQuery>,
+) -> PageResult {
+    let p = state.db.project(&name).await?;
+    let envs = state.db.environments(&p).await?;
+    let chosen = q.env.as_deref().and_then(|e| envs.iter().find(|x| x.name == e)).or(envs.first());
+    let tag = q.tag.unwrap_or_default();
+    let filter = match tag.trim() {
+        "" => None,
+        t => Some(ferry_domain::Selector::parse(t).map_err(|e| ApiError::BadRequest(format!("tag filter: {e}")))?),
+    };
+    let mut hosts = Vec::new();
+    if let Some(env) = chosen {
+        let selector = ferry_domain::Selector::parse(&env.selector).ok();
+        for h in state.db.hosts().await? {
+            let in_env = selector.as_ref().is_some_and(|s| s.matches(&h.tags));
+            if in_env && filter.as_ref().is_none_or(|f| f.matches(&h.tags)) {
+                hosts.push(PickHost { name: h.name.clone(), tags: h.tags.to_string(), online: h.online });
+            }
+        }
+    }
+    let mut build_of: HashMap<i64, i64> = HashMap::new();
+    for b in state.db.builds(&p, 1000).await? {
+        build_of.insert(b.id, b.number);
+    }
+    let releases = state
+        .db
+        .releases(&p)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let build = r.origin.as_ref().and_then(|o| build_of.get(&o.build_id));
+            let label = match build {
+                Some(n) => format!("{} · {} #{n} · {}", r.version, v.lang.text().build, r.branch),
+                None => format!("{} · {}", r.version, r.branch),
+            };
+            let selected = q.version.as_deref() == Some(r.version.as_str());
+            PickRelease { version: r.version, label, bad: r.bad.is_some(), selected }
+        })
+        .collect();
+    html(&DeployPage {
+        chrome: v.chrome(format!("{} · {}", p.name, v.lang.text().deploy_title), Nav::Projects),
+        envs: envs.iter().map(|e| (e.name.clone(), e.production)).collect(),
+        env: chosen.map(|e| e.name.clone()).unwrap_or_default(),
+        default_rollout: chosen.map(|e| e.rollout.describe()).unwrap_or_default(),
+        tag,
+        releases,
+        hosts,
+        project: p.name,
+    })
+}
+
+/// `POST /projects/{project}/deployments`: the deploy dialog's form, sent
+/// as the API's deployment request (`fleet::create_deployment` checks the
+/// production right once the environment is known).
+pub async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult {
+    let mut env = String::new();
+    let mut version = None;
+    let mut hosts = Vec::new();
+    let mut all = true;
+    let mut rollout = ferry_domain::rollout::RolloutOptions::default();
+    // By hand: the host boxes repeat one field name.
+    for (k, val) in form_urlencoded::parse(&body) {
+        let val = val.trim().to_string();
+        match k.as_ref() {
+            "env" => env = val,
+            "version" => version = Some(val),
+            "hosts" => hosts.push(val),
+            "scope" => all = val != "chosen",
+            "strategy" if !val.is_empty() => rollout.strategy = Some(val),
+            "batch" if !val.is_empty() => rollout.batch = Some(val),
+            "approve_each_batch" => rollout.approve_each_batch = Some(val == "on"),
+            _ => {}
+        }
+    }
+    if !all && hosts.is_empty() {
+        return Err(ApiError::BadRequest("tick the hosts to deploy to, or choose every host".into()).into());
+    }
+    let req = ferry_proto::api::CreateDeployment {
+        env,
+        version,
+        hosts: if all { None } else { Some(hosts) },
+        kind: ferry_domain::DeploymentKind::Deploy,
+        offline_timeout_secs: None,
+        build: None,
+        force: false,
+        rollout,
+        emergency: false,
+    };
+    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
+
+/// `POST /projects/{project}/environments/{env}/rollback`: back to the
+/// previous good release (R11), as `ferry rollback` asks the API.
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, env)): Path<(String, String)>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateDeployment {
+        env,
+        version: None,
+        hosts: None,
+        kind: ferry_domain::DeploymentKind::Rollback,
+        offline_timeout_secs: None,
+        build: None,
+        force: false,
+        rollout: Default::default(),
+        emergency: false,
+    };
+    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct ProjectForm {
+    name: String,
+    #[serde(default)]
+    repo: Option<String>,
+}
+
+/// `POST /projects`: the API's project creation.
+pub async fn create_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Form(f): axum::Form<ProjectForm>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateProject {
+        name: f.name.trim().to_string(),
+        keep_releases: None,
+        repo: f.repo.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()),
+        webhook_secret: None,
+        branches: Vec::new(),
+        push_tags: false,
+    };
+    let Json(p) = crate::api::projects::create(State(state), caller, Json(req)).await?;
+    Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct EnvForm {
+    name: String,
+    selector: String,
+    #[serde(default)]
+    production: Option<String>,
+}
+
+/// `POST /projects/{project}/environments`: the API's; a production
+/// environment needs the production right, checked there.
+pub async fn create_env(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    axum::Form(f): axum::Form<EnvForm>,
+) -> PageResult {
+    let req = ferry_proto::api::CreateEnvironment {
+        name: f.name.trim().to_string(),
+        selector: f.selector.trim().to_string(),
+        auto_deploy_branch: None,
+        rollout: Default::default(),
+        production: f.production.is_some(),
+        requires_approval: false,
+        staging: None,
+    };
+    let _ = crate::api::projects::create_env(State(state), caller, Path(project.clone()), Json(req)).await?;
+    Ok(Redirect::to(&format!("/projects/{project}")).into_response())
+}

@@ -1,0 +1,308 @@
+//! The UI's strings, in English and Simplified Chinese, in one catalogue.
+//!
+//! Each entry names a key and its text in both languages on one line, and
+//! [`Text`] is a struct with one field per key: a template that uses a key
+//! that does not exist does not compile, and a key cannot exist in one
+//! language only.
+
+/// The languages of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    /// Simplified Chinese.
+    Zh,
+}
+
+impl Lang {
+    /// Every language, in the order the switcher lists them.
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Zh];
+
+    /// The code used in the cookie, the URL and `<html lang>`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    /// The language's name in itself, for the switcher.
+    pub fn own_name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Zh => "简体中文",
+        }
+    }
+
+    /// A code from the language cookie or URL; `zh*` is Chinese.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        let code = code.trim().to_ascii_lowercase();
+        if code.starts_with("zh") {
+            Some(Lang::Zh)
+        } else if code.starts_with("en") {
+            Some(Lang::En)
+        } else {
+            None
+        }
+    }
+
+    /// The language an `Accept-Language` header asks for: the first of its
+    /// languages (by quality, then order) that is Chinese or English;
+    /// English when none is.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut fields = part.split(';');
+            let tag = fields.next().unwrap_or("").trim();
+            let q = fields
+                .find_map(|f| f.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(lang) = Lang::from_code(tag)
+                && q > 0.0
+                && best.is_none_or(|(bq, _)| q > bq)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or_default()
+    }
+
+    /// The strings of this language.
+    pub fn text(self) -> &'static Text {
+        match self {
+            Lang::En => &EN,
+            Lang::Zh => &ZH,
+        }
+    }
+}
+
+macro_rules! catalogue {
+    ($($key:ident: $en:literal, $zh:literal;)+) => {
+        /// Every UI string, one field per key.
+        #[derive(Debug)]
+        pub struct Text {
+            $(#[doc = $en] pub $key: &'static str,)+
+        }
+
+        /// English.
+        pub static EN: Text = Text { $($key: $en,)+ };
+        /// Simplified Chinese.
+        pub static ZH: Text = Text { $($key: $zh,)+ };
+
+        impl Text {
+            /// Every key with its text, for checking the catalogue.
+            pub fn entries(&self) -> Vec<(&'static str, &'static str)> {
+                vec![$((stringify!($key), self.$key),)+]
+            }
+        }
+    };
+}
+
+catalogue! {
+    app_name: "Ferry", "Ferry";
+    nav_dashboard: "Dashboard", "概览";
+    nav_projects: "Projects", "项目";
+    nav_fleet: "Fleet", "版本矩阵";
+    nav_hosts: "Hosts", "主机";
+    nav_audit: "Audit log", "审计日志";
+    sign_in: "Sign in", "登录";
+    sign_out: "Sign out", "退出登录";
+    signed_in_as: "Signed in as", "当前用户";
+    user_name: "User name", "用户名";
+    password: "Password", "密码";
+    wrong_login: "Wrong user name or password.", "用户名或密码错误。";
+    language: "Language", "语言";
+    recent_builds: "Recent builds", "最近构建";
+    recent_deployments: "Recent deployments", "最近部署";
+    running_rollouts: "Running rollouts", "进行中的发布";
+    hosts_offline: "Hosts offline", "离线主机";
+    none_yet: "None yet.", "暂无。";
+    nothing_running: "Nothing is running.", "没有进行中的发布。";
+    all_hosts_online: "Every host is online.", "所有主机在线。";
+    project: "Project", "项目";
+    projects_title: "Projects", "项目";
+    no_projects: "You are not a member of any project.", "您还不是任何项目的成员。";
+    your_role: "Your role", "您的角色";
+    role_admin: "administrator", "管理员";
+    environments: "Environments", "环境";
+    environment: "Environment", "环境";
+    production: "production", "生产";
+    current_version: "Current version", "当前版本";
+    selector: "Hosts", "主机选择";
+    builds: "Builds", "构建";
+    build: "Build", "构建";
+    deployments_by_build: "Deployments by build", "按构建分组的部署";
+    deployment: "Deployment", "部署";
+    deployments: "Deployments", "部署";
+    version: "Version", "版本";
+    status: "Status", "状态";
+    git_ref: "Ref", "分支/标签";
+    commit: "Commit", "提交";
+    started_by: "By", "发起人";
+    created: "Created", "创建时间";
+    started: "Started", "开始时间";
+    finished: "Finished", "结束时间";
+    kind: "Kind", "类型";
+    no_build: "no build", "无构建";
+    build_log: "Build log", "构建日志";
+    log_empty: "No output yet.", "暂无输出。";
+    live: "live", "实时";
+    following: "Following the end of the log; scroll up to pause.", "正在跟随日志末尾；向上滚动可暂停。";
+    artifact: "Release", "发布版本";
+    error: "Error", "错误";
+    batch: "Batch", "批次";
+    batches: "Batches", "批次";
+    host: "Host", "主机";
+    hosts: "Hosts", "主机";
+    state: "State", "状态";
+    downloaded: "Downloaded", "下载量";
+    reused: "Reused", "复用量";
+    history: "History", "历史";
+    hold: "Waiting for", "等待";
+    paused: "paused", "已暂停";
+    pause: "Pause", "暂停";
+    resume: "Resume", "继续";
+    cancel: "Cancel", "取消";
+    promote: "Promote to the next batch", "进入下一批";
+    refreshing: "Refreshes by itself while the deployment runs.", "部署进行中，页面自动刷新。";
+    fleet_title: "Which version runs where", "各主机运行的版本";
+    fleet_help: "One row per host, one column per environment. Dashed: the host does not run the version it should. Struck through: offline.",
+        "每行一台主机，每列一个环境。虚线框：主机运行的版本与期望不符。删除线：离线。";
+    not_deployed: "—", "—";
+    tags: "Tags", "标签";
+    online: "online", "在线";
+    offline: "offline", "离线";
+    agent_version: "Agent", "Agent 版本";
+    last_seen: "Last seen", "最近心跳";
+    runs: "Runs", "运行";
+    no_hosts: "No host has joined yet.", "还没有主机加入。";
+    audit_title: "Audit log", "审计日志";
+    filter: "Filter", "筛选";
+    since: "Since", "起始时间";
+    actor: "Who", "操作人";
+    source: "From", "来源";
+    action: "Action", "操作";
+    object: "Object", "对象";
+    outcome: "Outcome", "结果";
+    summary: "What", "内容";
+    w_queued: "queued", "排队中";
+    w_pending: "pending", "等待中";
+    w_running: "running", "进行中";
+    w_succeeded: "succeeded", "成功";
+    w_failed: "failed", "失败";
+    w_rolled_back: "rolled back", "已回滚";
+    w_canceled: "canceled", "已取消";
+    w_deploy: "deploy", "部署";
+    w_rollback: "rollback", "回滚";
+    no_entries: "No entries.", "没有记录。";
+    forbidden: "You may not do this.", "您没有权限执行此操作。";
+    not_found: "Not found.", "未找到。";
+    go_back: "Back to the dashboard", "返回概览";
+    error_title: "Something went wrong", "出错了";
+    start_build: "Build", "构建";
+    build_ref_help: "Branch, tag or commit", "分支、标签或提交";
+    retry: "Retry", "重试";
+    all: "All", "全部";
+    stats_title: "Deployments, last 30 days", "最近 30 天的部署";
+    stat_succeeded: "succeeded", "成功";
+    stat_failed: "failed", "失败";
+    stat_rolled_back: "rolled back", "已回滚";
+    stat_canceled: "canceled", "已取消";
+    deploy_log: "What the hosts logged", "主机日志";
+    deploy: "Deploy", "部署";
+    deploy_title: "Deploy", "发起部署";
+    release_to_deploy: "Release", "发布版本";
+    marked_bad: "marked bad", "已标记为有问题";
+    strategy: "Strategy", "发布策略";
+    strategy_default: "The environment's", "使用环境默认";
+    batch_size: "Batch size (rolling: N or N%)", "每批数量（滚动发布：N 或 N%）";
+    approve_each_batch: "Wait for a promotion after each batch", "每批完成后等待确认";
+    target_hosts: "Hosts", "目标主机";
+    all_hosts_of_env: "Every host of the environment", "环境中的所有主机";
+    chosen_hosts: "Only the hosts ticked below", "仅下方勾选的主机";
+    tag_filter: "Filter hosts by tag (e.g. dc=bj)", "按标签筛选主机（例如 dc=bj）";
+    no_release: "No release to deploy yet.", "还没有可部署的版本。";
+    roll_back: "Roll back to the previous version", "回滚到上一个版本";
+    deploy_this_build: "Deploy what this build made", "部署此构建的产物";
+    nav_users: "Users", "用户";
+    nav_tokens: "API tokens", "API 令牌";
+    members: "Members", "成员";
+    role: "Role", "角色";
+    add_member: "Add or change", "添加或修改";
+    remove: "Remove", "移除";
+    create_user: "Create user", "创建用户";
+    administrator: "Administrator", "管理员";
+    production_right: "Production right", "生产环境权限";
+    disabled: "disabled", "已停用";
+    disable: "Disable", "停用";
+    enable: "Enable", "启用";
+    yes: "yes", "是";
+    token_name: "Token name", "令牌名称";
+    create_token: "Create token", "创建令牌";
+    revoke: "Revoke", "吊销";
+    new_token_once: "Your new token. Copy it now: it is not shown again.", "新令牌如下。请立即复制：之后不会再显示。";
+    no_tokens: "You have no API tokens.", "您还没有 API 令牌。";
+    create_project: "Create project", "创建项目";
+    project_name: "Name", "名称";
+    repo_url: "Git repository (optional)", "Git 仓库（可选）";
+    create_env: "Add environment", "添加环境";
+    env_selector_help: "Host tags, e.g. role=web,env=prod", "主机标签，例如 role=web,env=prod";
+}
+
+impl Text {
+    /// A state or kind as the server names it (`running`, `rolled_back`,
+    /// `rollback` ...) in this language; an unknown word as it is.
+    pub fn word<'a>(&'a self, word: &'a str) -> &'a str {
+        match word {
+            "queued" => self.w_queued,
+            "pending" => self.w_pending,
+            "running" => self.w_running,
+            "succeeded" => self.w_succeeded,
+            "failed" => self.w_failed,
+            "rolled_back" => self.w_rolled_back,
+            "canceled" => self.w_canceled,
+            "deploy" => self.w_deploy,
+            "rollback" => self.w_rollback,
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_languages_have_every_key_with_text() {
+        let (en, zh) = (EN.entries(), ZH.entries());
+        assert_eq!(en.len(), zh.len());
+        for ((ke, te), (kz, tz)) in en.iter().zip(&zh) {
+            assert_eq!(ke, kz);
+            assert!(!te.trim().is_empty() && !tz.trim().is_empty(), "{ke} is empty in a language");
+        }
+        // Chinese text is Chinese, except names and symbols that read the
+        // same in both.
+        let same = ["app_name", "not_deployed"];
+        for (key, text) in zh {
+            let cjk = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+            assert!(cjk || same.contains(&key), "{key} is not translated: {text}");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_chinese_for_any_zh() {
+        assert_eq!(Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("zh-TW"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr-FR, zh;q=0.5"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en;q=0.4, zh;q=0.8"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("de"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+        assert_eq!(Lang::from_code("zh-CN"), Some(Lang::Zh));
+        assert_eq!(Lang::from_code("xx"), None);
+        assert_eq!(ZH.word("rolled_back"), "已回滚");
+        assert_eq!(EN.word("rolled_back"), "rolled back");
+        assert_eq!(ZH.word("something new"), "something new");
+    }
+}
