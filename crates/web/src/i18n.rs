@@ -225,6 +225,51 @@ catalogue! {
     no_release: "No release to deploy yet.", "还没有可部署的版本。";
     roll_back: "Roll back to the previous version", "回滚到上一个版本";
     deploy_this_build: "Deploy what this build made", "部署此构建的产物";
+    nav_requests: "Requests", "发布申请";
+    requests_waiting: "Waiting for me", "待我处理";
+    requests_mine: "My requests", "我的申请";
+    requests_open: "Open requests", "进行中的申请";
+    request: "Request", "申请";
+    request_release: "Request a release", "申请发布";
+    request_rollback: "Ask for a rollback instead", "改为申请回滚";
+    request_reason: "What and why", "内容与原因";
+    requester: "Requester", "申请人";
+    reason: "Reason", "原因";
+    note: "Note", "备注";
+    tested_on: "Tested on", "测试环境";
+    waiting_for: "Waiting for", "等待";
+    who: "Who", "操作人";
+    when: "When", "时间";
+    no_requests: "No requests.", "没有申请。";
+    requires_approval: "requires approval", "需审批";
+    submit_request: "Submit the request", "提交申请";
+    rollback_to: "Roll back to (empty: the previous good version)", "回滚到（留空：上一个正常版本）";
+    a_pass: "Pass", "测试通过";
+    a_send_back: "Send back", "打回";
+    a_resubmit: "Submit a new version", "提交新版本";
+    a_approve: "Approve", "批准";
+    a_reject: "Reject", "拒绝";
+    a_release: "Release", "执行发布";
+    a_withdraw: "Withdraw", "撤回";
+    wait_testing: "a tester: pass it, or send it back", "测试人员：通过或打回";
+    wait_sent_back: "its requester: submit a fixed version", "申请人：提交修复后的版本";
+    wait_awaiting_approval: "an approver other than its requester: approve or reject", "申请人以外的审批人：批准或拒绝";
+    wait_approved: "its requester: release it", "申请人：执行发布";
+    wait_releasing: "its deployment to finish", "部署完成";
+    wait_failed: "its requester: release it again, or withdraw it", "申请人：重新发布或撤回";
+    wait_closed: "nothing: it is closed", "无：申请已关闭";
+    w_testing: "testing", "测试中";
+    w_sent_back: "sent back", "已打回";
+    w_awaiting_approval: "awaiting approval", "待审批";
+    w_approved: "approved", "已批准";
+    w_rejected: "rejected", "已拒绝";
+    w_releasing: "releasing", "发布中";
+    w_done: "done", "已完成";
+    w_withdrawn: "withdrawn", "已撤回";
+    w_release: "release", "发布";
+    w_create: "created", "创建";
+    w_staging: "staging updated", "测试环境已更新";
+    w_deployment: "deployment started", "部署已开始";
     nav_users: "Users", "用户";
     nav_tokens: "API tokens", "API 令牌";
     members: "Members", "成员";
@@ -264,6 +309,26 @@ impl Text {
             "canceled" => self.w_canceled,
             "deploy" => self.w_deploy,
             "rollback" => self.w_rollback,
+            "testing" => self.w_testing,
+            "sent_back" => self.w_sent_back,
+            "awaiting_approval" => self.w_awaiting_approval,
+            "approved" => self.w_approved,
+            "rejected" => self.w_rejected,
+            "releasing" => self.w_releasing,
+            "done" => self.w_done,
+            "withdrawn" => self.w_withdrawn,
+            "release" => self.w_release,
+            "create" => self.w_create,
+            "staging" => self.w_staging,
+            "deployment" => self.w_deployment,
+            "pass" => self.a_pass,
+            "send-back" => self.a_send_back,
+            "resubmit" => self.a_resubmit,
+            "approve" => self.a_approve,
+            "reject" => self.a_reject,
+            "withdraw" => self.a_withdraw,
+            "succeed" => self.w_succeeded,
+            "fail" => self.w_failed,
             other => other,
         }
     }

@@ -15,6 +15,7 @@
 
 pub mod assets;
 pub mod i18n;
+pub mod requests;
 pub mod views;
 
 pub use askama::Template;

@@ -14,6 +14,7 @@ pub enum Nav {
     Users,
     Tokens,
     Projects,
+    Requests,
     Fleet,
     Hosts,
     Audit,

@@ -61,7 +61,7 @@ pub async fn list(
     Query(q): Query<RequestQuery>,
 ) -> ApiResult<Json<Vec<RequestInfo>>> {
     let project = state.db.project(&project).await?;
-    Ok(Json(listed(&state, &user, Some(project.id), &q).await?))
+    Ok(Json(summaries(listed(&state, &user, Some(project.id), &q.filter(&user)?).await?)))
 }
 
 /// `GET /api/v1/requests[?...]`: the requests of every project the caller
@@ -71,20 +71,48 @@ pub async fn list_all(
     Caller(user): Caller,
     Query(q): Query<RequestQuery>,
 ) -> ApiResult<Json<Vec<RequestInfo>>> {
-    Ok(Json(listed(&state, &user, None, &q).await?))
+    Ok(Json(summaries(listed(&state, &user, None, &q.filter(&user)?).await?)))
 }
 
-async fn listed(
+/// Which requests to list, for [`listed`].
+pub struct Listing {
+    pub states: Vec<RequestState>,
+    /// Only this requester's.
+    pub requester: Option<String>,
+    /// Only those waiting for the caller (to test or approve).
+    pub waiting: bool,
+    pub limit: u32,
+}
+
+impl RequestQuery {
+    fn filter(&self, user: &ferry_store::User) -> ApiResult<Listing> {
+        Ok(Listing {
+            states: self.states()?,
+            requester: self.mine.then(|| user.name.clone()),
+            waiting: self.waiting,
+            limit: self.limit.unwrap_or(50).clamp(1, 1000),
+        })
+    }
+}
+
+fn summaries(rows: Vec<(RequestRow, Option<String>)>) -> Vec<RequestInfo> {
+    rows.into_iter().map(|(row, staging)| request::summary(row, staging)).collect()
+}
+
+/// Requests of one project or of all that `user` may read, newest first,
+/// each with the environment it is tested on: the API's lists and the web
+/// interface's.
+pub async fn listed(
     state: &AppState,
     user: &ferry_store::User,
     project_id: Option<i64>,
-    q: &RequestQuery,
-) -> ApiResult<Vec<RequestInfo>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    q: &Listing,
+) -> ApiResult<Vec<(RequestRow, Option<String>)>> {
+    let limit = q.limit;
     let filter = RequestFilter {
         project_id,
-        states: q.states()?,
-        requester: q.mine.then(|| user.name.clone()),
+        states: q.states.clone(),
+        requester: q.requester.clone(),
         // Rows the caller may not see are dropped after reading.
         limit: if project_id.is_some() && !q.waiting { limit } else { 1000 },
     };
@@ -103,7 +131,7 @@ async fn listed(
             continue;
         }
         let staging = if row.kind == ferry_domain::RequestKind::Release { env.staging } else { None };
-        out.push(request::summary(row, staging));
+        out.push((row, staging));
     }
     Ok(out)
 }

@@ -170,9 +170,10 @@ pub(crate) async fn fixture() -> Fixture {
 /// production environment, the deployment in it, the build; names nobody has
 /// (so an allowed call changes nothing that matters to the next).
 pub(crate) fn concrete(path: &str, f: &Fixture) -> String {
-    let id = match path {
-        _ if path.starts_with("/api/v1/builds/") => f.build,
-        _ if path.starts_with("/api/v1/requests/") => f.request,
+    // The API's paths and the web interface's name objects the same way.
+    let id = match path.strip_prefix("/api/v1").unwrap_or(path) {
+        p if p.starts_with("/builds/") => f.build,
+        p if p.starts_with("/requests/") => f.request,
         _ => f.deployment,
     };
     path.replace("{project}", "p")

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod pages;
+mod requests;
 mod session;
 
 use std::collections::HashMap;
@@ -69,6 +70,18 @@ pub(crate) fn routes() -> Vec<Route> {
         // The production right is checked from the deployment's environment,
         // as for the API's route.
         route(p.clone(), "/deployments/{id}/{action}", User(Deploy), pages::control_deployment),
+        // Release requests (R24), under the API's rules for each action.
+        route(g.clone(), "/requests", User(ReadShared), requests::requests),
+        route(g.clone(), "/requests/{id}", User(ReadProject), requests::request),
+        route(p.clone(), "/requests/{id}/pass", User(Test), requests::pass),
+        route(p.clone(), "/requests/{id}/send-back", User(Test), requests::send_back),
+        route(p.clone(), "/requests/{id}/approve", User(Approve), requests::approve),
+        route(p.clone(), "/requests/{id}/reject", User(Approve), requests::reject),
+        route(p.clone(), "/requests/{id}/resubmit", User(Request), requests::resubmit),
+        route(p.clone(), "/requests/{id}/release", User(Request), requests::release),
+        route(p.clone(), "/requests/{id}/withdraw", User(Request), requests::withdraw),
+        route(g.clone(), "/projects/{project}/requests/new", User(Request), requests::new_request),
+        route(p.clone(), "/projects/{project}/requests", User(Request), requests::create_request),
         route(g.clone(), "/fleet", User(ReadShared), pages::fleet),
         // Accounts (R26), each under the API's rule for the same thing.
         route(g.clone(), "/users", User(ManageUsers), accounts::users),

@@ -62,7 +62,7 @@ fn build_item(b: &Build) -> BuildItem {
     }
 }
 
-fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
+pub(super) fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
     let batch = match d.current_batch {
         Some(b) if !d.status.is_terminal() => format!("{b}/{}", d.batch_count),
         _ => d.batch_count.to_string(),

@@ -47,7 +47,8 @@ async fn call(f: &Fixture, method: &Method, path: &str, session: Option<&str>, c
 fn expected(path: &str, person: &Person, action: Action) -> bool {
     let scoped = path.contains("{project}") || path.contains("{id}");
     let membership = if scoped { person.role } else { None };
-    let production = path.starts_with("/deployments/{id}") || path.contains("{env}");
+    let production =
+        path.starts_with("/deployments/{id}") || path.starts_with("/requests/{id}") || path.contains("{env}");
     allowed(&person.subject, membership, action, production).is_ok()
 }
 

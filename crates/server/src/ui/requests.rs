@@ -1,0 +1,236 @@
+//! The release-request pages (R24): the list with what waits for me, one
+//! request with its history and the buttons its state allows, and the form
+//! that asks for a release. Every action goes through `crate::request`, as
+//! the API's handlers do, under the same rules (`ui::routes`).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_domain::{RequestAction, RequestKind, RequestState};
+use ferry_proto::api::{CreateRequest, RequestActionBody};
+use ferry_store::RequestRow;
+use ferry_web::requests::*;
+use ferry_web::views::{Nav, PickRelease, Status};
+
+use super::pages::{deployment_item, when};
+use super::{PageError, Viewer, html};
+use crate::AppState;
+use crate::api::requests::{Listing, listed};
+
+type PageResult = Result<Response, PageError>;
+
+fn item(row: &RequestRow) -> RequestItem {
+    RequestItem {
+        id: row.id,
+        project: row.project.clone(),
+        env: row.env.clone(),
+        kind: row.kind.to_string(),
+        version: row.version.clone(),
+        state: Status::new(row.state.as_str()),
+        requester: row.requester.clone(),
+        reason: row.reason.clone(),
+        updated: when(row.updated_at),
+    }
+}
+
+/// `GET /requests`: waiting for me, mine, and every open request I may see.
+pub async fn requests(State(state): State<AppState>, v: Viewer) -> PageResult {
+    let list = |states: Vec<RequestState>, requester: Option<String>, waiting: bool| Listing {
+        states,
+        requester,
+        waiting,
+        limit: 200,
+    };
+    let open: Vec<RequestState> = RequestState::ALL.into_iter().filter(|s| !s.is_final()).collect();
+    let items = |rows: Vec<(RequestRow, Option<String>)>| rows.iter().map(|(r, _)| item(r)).collect::<Vec<_>>();
+    let waiting = items(listed(&state, &v.user, None, &list(Vec::new(), None, true)).await?);
+    let mine = items(listed(&state, &v.user, None, &list(Vec::new(), Some(v.user.name.clone()), false)).await?);
+    let open = items(listed(&state, &v.user, None, &list(open, None, false)).await?);
+    html(&RequestsPage { chrome: v.chrome(v.lang.text().nav_requests, Nav::Requests), waiting, mine, open })
+}
+
+/// The catalogue's words for whom a request in `state` waits.
+fn waiting_for(t: &'static ferry_web::Text, state: RequestState) -> &'static str {
+    match state {
+        RequestState::Testing => t.wait_testing,
+        RequestState::SentBack => t.wait_sent_back,
+        RequestState::AwaitingApproval => t.wait_awaiting_approval,
+        RequestState::Approved => t.wait_approved,
+        RequestState::Releasing => t.wait_releasing,
+        RequestState::Failed => t.wait_failed,
+        RequestState::Rejected | RequestState::Done | RequestState::Withdrawn => t.wait_closed,
+    }
+}
+
+/// The buttons worth showing: the actions the state allows, and not the
+/// approval buttons to the requester. The server decides on each anyway.
+fn buttons(row: &RequestRow, viewer: &str) -> RequestButtons {
+    let own = row.requester == viewer;
+    let testable = row.kind == RequestKind::Release;
+    match row.state {
+        RequestState::Testing => {
+            RequestButtons { pass: true, send_back: true, resubmit: testable, withdraw: true, ..Default::default() }
+        }
+        RequestState::SentBack => RequestButtons { resubmit: true, withdraw: true, ..Default::default() },
+        RequestState::AwaitingApproval => {
+            RequestButtons { approve: !own, reject: !own, withdraw: true, ..Default::default() }
+        }
+        RequestState::Approved | RequestState::Failed => {
+            RequestButtons { release: true, withdraw: true, ..Default::default() }
+        }
+        RequestState::Releasing | RequestState::Rejected | RequestState::Done | RequestState::Withdrawn => {
+            RequestButtons::default()
+        }
+    }
+}
+
+/// The project's releases newest first, for choosing a version.
+async fn releases(
+    state: &AppState,
+    project: &ferry_store::Project,
+    chosen: &str,
+) -> Result<Vec<PickRelease>, PageError> {
+    Ok(state
+        .db
+        .releases(project)
+        .await?
+        .into_iter()
+        .map(|r| PickRelease {
+            label: format!("{} · {}", r.version, r.branch),
+            selected: r.version == chosen,
+            bad: r.bad.is_some(),
+            version: r.version,
+        })
+        .collect())
+}
+
+/// `GET /requests/{id}`.
+pub async fn request(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
+    let row = state.db.request(id).await?;
+    let project = state.db.project(&row.project).await?;
+    let env = state.db.environment(&project, &row.env).await?;
+    let history = state
+        .db
+        .request_events(id)
+        .await?
+        .into_iter()
+        .map(|e| RequestEventView {
+            at: when(e.at),
+            actor: e.actor,
+            action: e.action,
+            from: e.from.filter(|f| *f != e.to).map(|f| f.as_str().to_string()),
+            to: e.to.as_str().to_string(),
+            version: e.version.unwrap_or_default(),
+            note: e.note.unwrap_or_default(),
+            deployment: e.deployment_id,
+        })
+        .collect();
+    let deployments = state.db.request_deployments(id).await?.iter().map(deployment_item).collect();
+    let t = v.lang.text();
+    let page = RequestPage {
+        chrome: v.chrome(format!("{} #{id}", t.request), Nav::Requests),
+        item: item(&row),
+        staging: if row.kind == RequestKind::Release { env.staging.unwrap_or_default() } else { String::new() },
+        waiting_for: waiting_for(t, row.state),
+        history,
+        deployments,
+        buttons: buttons(&row, &v.user.name),
+        releases: releases(&state, &project, &row.version).await?,
+    };
+    html(&page)
+}
+
+#[derive(serde::Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+async fn act(state: AppState, v: Viewer, id: i64, action: RequestAction, f: ActionForm) -> PageResult {
+    let body = RequestActionBody { note: f.note, build: None, version: f.version.filter(|s| !s.trim().is_empty()) };
+    crate::request::act(&state, &v.user, id, action, body).await?;
+    Ok(Redirect::to(&format!("/requests/{id}")).into_response())
+}
+
+/// One handler per action, so that the route table gives each its rule.
+macro_rules! action_form {
+    ($(#[$doc:meta] $name:ident => $action:ident),+ $(,)?) => {$(
+        #[$doc]
+        pub async fn $name(
+            State(state): State<AppState>,
+            v: Viewer,
+            Path(id): Path<i64>,
+            axum::Form(f): axum::Form<ActionForm>,
+        ) -> PageResult {
+            act(state, v, id, RequestAction::$action, f).await
+        }
+    )+};
+}
+
+action_form! {
+    /// `POST /requests/{id}/pass` (testers).
+    pass => Pass,
+    /// `POST /requests/{id}/send-back` (testers).
+    send_back => SendBack,
+    /// `POST /requests/{id}/approve` (approvers).
+    approve => Approve,
+    /// `POST /requests/{id}/reject` (approvers).
+    reject => Reject,
+    /// `POST /requests/{id}/resubmit` (the requester).
+    resubmit => Resubmit,
+    /// `POST /requests/{id}/release` (the requester).
+    release => Release,
+    /// `POST /requests/{id}/withdraw` (the requester).
+    withdraw => Withdraw,
+}
+
+/// `GET /projects/{project}/requests/new`: the form asking for a release or
+/// a rollback.
+pub async fn new_request(State(state): State<AppState>, v: Viewer, Path(name): Path<String>) -> PageResult {
+    let project = state.db.project(&name).await?;
+    let envs = state.db.environments(&project).await?;
+    // Environments that require an approval first: that is what requests are for.
+    let mut envs: Vec<(String, bool, bool)> =
+        envs.into_iter().map(|e| (e.name, e.requires_approval, e.production)).collect();
+    envs.sort_by_key(|(_, approval, _)| !approval);
+    let page = NewRequestPage {
+        chrome: v.chrome(format!("{} · {}", project.name, v.lang.text().request_release), Nav::Requests),
+        releases: releases(&state, &project, "").await?,
+        envs,
+        project: project.name,
+    };
+    html(&page)
+}
+
+#[derive(serde::Deserialize)]
+pub struct NewRequestForm {
+    env: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    rollback: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    reason: String,
+}
+
+/// `POST /projects/{project}/requests`.
+pub async fn create_request(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(project): Path<String>,
+    axum::Form(f): axum::Form<NewRequestForm>,
+) -> PageResult {
+    let rollback = f.rollback.is_some();
+    let version = if rollback { f.to } else { f.version };
+    let req = CreateRequest {
+        env: f.env,
+        build: None,
+        version: version.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        rollback,
+        reason: f.reason,
+    };
+    let created = crate::request::create(&state, &v.user, &project, req).await?;
+    Ok(Redirect::to(&format!("/requests/{}", created.id)).into_response())
+}
