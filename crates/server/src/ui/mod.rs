@@ -67,7 +67,8 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/deployments/{id}/live", User(ReadProject), pages::deployment_live),
         route(g.clone(), "/deployments/{id}/log/stream", User(ReadProject), pages::deployment_log_stream),
         // The production right is checked from the deployment's environment,
-        // as for the API's route.
+        // as for the API's routes.
+        route(p.clone(), "/deployments/{id}/retry", User(Deploy), pages::retry_deployment),
         route(p.clone(), "/deployments/{id}/{action}", User(Deploy), pages::control_deployment),
         route(g.clone(), "/fleet", User(ReadShared), pages::fleet),
         // Accounts (R26), each under the API's rule for the same thing.
