@@ -121,8 +121,10 @@ fn hosts_outside_the_selector_are_not_touched_and_new_hosts_converge() {
     // R3: a host that joins later with matching tags gets the version by itself.
     f.start_agent("web-9", "role=web,dc=new");
     f.wait_version("web-9", "app", "v1");
-    let s = f.json(&["status", "app"]);
-    assert_eq!(s["environments"][0]["version_counts"]["v1"], 2);
+    // The host's report reaches the server a moment after its files change.
+    wait_until(Duration::from_secs(10), "the server to count web-9 on v1", || {
+        f.json(&["status", "app"])["environments"][0]["version_counts"]["v1"] == 2
+    });
     assert_eq!(f.version_on("db-1", "app"), None);
 }
 

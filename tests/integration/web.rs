@@ -224,6 +224,7 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
     for action in ["pause", "resume", "cancel", "promote"] {
         let a = web.post(&format!("/deployments/{id}/{action}"), &[("csrf", &csrf)]);
         assert_eq!(a.status, 403, "{action}: {}", a.body);
+        assert!(a.body.contains("deploying"), "{action} refused by the access rule: {}", a.body);
     }
     let audit = f.ok(&["audit", "--limit", "10"]);
     assert!(audit.contains("POST /deployments/{id}/{action}") && audit.contains("403"), "{audit}");
@@ -245,6 +246,14 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
     wait_until(Duration::from_secs(30), "the deployment to end", || {
         f.json(&["deployment", "show", &id.to_string()])["status"] != "running"
     });
+    // A deployment that ended short can be retried on the hosts that did
+    // not succeed: offered to the owner, refused to the viewer.
+    assert!(owner.get(&format!("/deployments/{id}")).body.contains(&format!("/deployments/{id}/retry")));
+    assert!(!web.get(&format!("/deployments/{id}")).body.contains("/retry\""));
+    let viewer_csrf = csrf_of(&web.get("/").body);
+    let a = web.post(&format!("/deployments/{id}/retry"), &[("csrf", &viewer_csrf)]);
+    assert_eq!(a.status, 403);
+    assert!(a.body.contains("deploying"), "refused by the access rule, not the CSRF check: {}", a.body);
 
     // The deploy dialog: a release, the environment's hosts filtered by tag,
     // and a chosen subset of them (R9).

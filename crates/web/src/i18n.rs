@@ -203,6 +203,7 @@ catalogue! {
     start_build: "Build", "构建";
     build_ref_help: "Branch, tag or commit", "分支、标签或提交";
     retry: "Retry", "重试";
+    retry_failed: "Retry on the hosts that did not succeed", "在未成功的主机上重试";
     all: "All", "全部";
     stats_title: "Deployments, last 30 days", "最近 30 天的部署";
     stat_succeeded: "succeeded", "成功";

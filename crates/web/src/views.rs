@@ -388,6 +388,8 @@ pub struct DeploymentLive {
     /// Whether the control buttons are worth showing (the server checks
     /// every press against the same rule).
     pub may_control: bool,
+    /// Ended without every host succeeding, and the user may deploy there.
+    pub may_retry: bool,
     pub waits_for_promotion: bool,
     pub csrf: String,
     pub t: &'static Text,

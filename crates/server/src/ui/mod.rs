@@ -68,7 +68,8 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/deployments/{id}/live", User(ReadProject), pages::deployment_live),
         route(g.clone(), "/deployments/{id}/log/stream", User(ReadProject), pages::deployment_log_stream),
         // The production right is checked from the deployment's environment,
-        // as for the API's route.
+        // as for the API's routes.
+        route(p.clone(), "/deployments/{id}/retry", User(Deploy), pages::retry_deployment),
         route(p.clone(), "/deployments/{id}/{action}", User(Deploy), pages::control_deployment),
         // Release requests (R24), under the API's rules for each action.
         route(g.clone(), "/requests", User(ReadShared), requests::requests),

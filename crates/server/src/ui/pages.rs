@@ -345,8 +345,8 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
     let events = state.db.deployment_events(id).await?;
     let running = !d.status.is_terminal();
     let path = format!("/deployments/{id}/pause");
-    let may_control =
-        running && crate::access::may(state, &v.user, &path, &[("id", id.to_string())], Action::Deploy).await;
+    let may_control = crate::access::may(state, &v.user, &path, &[("id", id.to_string())], Action::Deploy).await;
+    let may_retry = may_control && d.status.is_terminal() && d.status != DeploymentStatus::Succeeded;
     let waits_for_promotion = running
         && matches!(
             state.db.peek_deployment(id, crate::now_ms()).await?,
@@ -374,6 +374,7 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
             .collect(),
         events: events.into_iter().map(|e| (when(e.at), e.what)).collect(),
         may_control,
+        may_retry,
         waits_for_promotion,
         csrf: v.csrf.clone(),
         t: v.lang.text(),
@@ -480,6 +481,14 @@ pub async fn deployment_log_stream(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `POST /deployments/{id}/retry`: the same release again to the hosts
+/// that did not succeed, through the API's retry.
+pub async fn retry_deployment(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
+    let req = ferry_proto::api::RetryDeployment { failed_only: true };
+    let Json(d) = crate::api::deployments::retry(State(state), caller, Path(id), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 
 /// `POST /deployments/{id}/{pause|resume|cancel|promote}`: the API's.
