@@ -381,6 +381,118 @@ async fn eventually(
     }
 }
 
+/// Signs in as `name` (signing out whoever is signed in), landing on `path`.
+async fn sign_in_as(c: &fantoccini::Client, url: &str, name: &str, path: &str) {
+    use fantoccini::Locator::{Css, Id};
+    if c.find(Css("form[action='/logout'] button")).await.is_ok() {
+        c.find(Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    }
+    c.goto(&format!("{url}{path}")).await.unwrap();
+    eventually(c, "the sign-in form", Duration::from_secs(10), async |c| c.find(Id("user")).await.is_ok()).await;
+    c.find(Id("user")).await.unwrap().send_keys(name).await.unwrap();
+    c.find(Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Id("sign-in")).await.unwrap().click().await.unwrap();
+    eventually(c, "signed in", Duration::from_secs(10), async |c| text_of(c, "me").await == name).await;
+}
+
+/// Clicks the button with this id on request `id`'s page and waits for the
+/// request to be in `state`, reloading the page while its deployment runs.
+async fn request_step(c: &fantoccini::Client, url: &str, id: &str, button: &str, state: &str) {
+    use fantoccini::Locator::Id;
+    c.goto(&format!("{url}/requests/{id}")).await.unwrap();
+    c.find(Id(button)).await.unwrap().click().await.unwrap();
+    eventually(c, &format!("request {id} to be {state}"), Duration::from_secs(60), async |c| {
+        let now = match c.find(Id("request-state")).await {
+            Ok(e) => e.attr("data-state").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if now != state {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = c.refresh().await;
+        }
+        now == state
+    })
+    .await;
+}
+
+/// Builds the project's main branch from its page, and waits for success.
+async fn build_main(c: &fantoccini::Client, url: &str) {
+    use fantoccini::Locator::Css;
+    c.goto(&format!("{url}/projects/app")).await.unwrap();
+    c.find(Css("input[name=git_ref]")).await.unwrap().send_keys("main").await.unwrap();
+    c.find(Css("form.filters button.primary")).await.unwrap().click().await.unwrap();
+    eventually(c, "the build page", Duration::from_secs(10), async |c| {
+        c.current_url().await.is_ok_and(|u| u.path().starts_with("/builds/"))
+    })
+    .await;
+    eventually(c, "the build to succeed", Duration::from_secs(60), async |c| {
+        text_of(c, "build-status").await.contains("succeeded")
+    })
+    .await;
+}
+
+/// A release request's whole way in the browser (R24): ann asks, bob (a
+/// second user) approves it from his inbox, ann releases it; then the same
+/// for a rollback.
+async fn request_release_and_roll_back(c: &fantoccini::Client, f: &Ferry) {
+    use fantoccini::Locator::{Css, Id};
+    let url = &f.url;
+    build_main(c, url).await;
+    user(f, "bob", false, Some(("app", "owner")));
+    f.ok(&["env", "update", "app", "prod", "--require-approval", "true"]);
+
+    // ann asks for the newest version to go to prod.
+    c.goto(&format!("{url}/projects/app")).await.unwrap();
+    c.find(Id("request-link")).await.unwrap().click().await.unwrap();
+    eventually(c, "the request form", Duration::from_secs(10), async |c| c.find(Id("request-form")).await.is_ok())
+        .await;
+    c.find(Css("#request-form textarea[name=reason]")).await.unwrap().send_keys("the second build").await.unwrap();
+    c.find(Id("submit-request")).await.unwrap().click().await.unwrap();
+    eventually(c, "the request page", Duration::from_secs(10), async |c| c.find(Id("request-state")).await.is_ok())
+        .await;
+    let id = c.current_url().await.unwrap().path().trim_start_matches("/requests/").to_string();
+    let state = c.find(Id("request-state")).await.unwrap().attr("data-state").await.unwrap();
+    assert_eq!(state.as_deref(), Some("awaiting_approval"));
+    assert!(c.find(Id("do-approve")).await.is_err(), "no approve button for the requester");
+    shot(c, "request").await;
+
+    // bob finds it waiting for him and approves it.
+    sign_in_as(c, url, "bob", "/requests").await;
+    let waiting = text_of(c, "waiting").await;
+    assert!(waiting.contains("the second build"), "{waiting}");
+    request_step(c, url, &id, "do-approve", "approved").await;
+
+    // ann releases it; it rolls out and the request is done.
+    sign_in_as(c, url, "ann", "/").await;
+    request_step(c, url, &id, "do-release", "done").await;
+    let history = text_of(c, "request-history").await;
+    for who in ["ann", "bob", "ferry"] {
+        assert!(history.contains(who), "{who} in {history}");
+    }
+    let released = f.version_on("web-1", "app").expect("web-1 runs the release");
+    assert_eq!(f.version_on("web-2", "app").as_deref(), Some(released.as_str()));
+
+    // A rollback of the guarded environment goes the same way.
+    c.goto(&format!("{url}/projects/app/requests/new")).await.unwrap();
+    c.find(Css("#request-form input[name=rollback]")).await.unwrap().click().await.unwrap();
+    c.find(Css("#request-form textarea[name=reason]")).await.unwrap().send_keys("too slow").await.unwrap();
+    c.find(Id("submit-request")).await.unwrap().click().await.unwrap();
+    eventually(c, "the rollback request", Duration::from_secs(10), async |c| {
+        c.current_url().await.is_ok_and(|u| u.path() != format!("/requests/{id}") && u.path().starts_with("/requests/"))
+    })
+    .await;
+    let rollback = c.current_url().await.unwrap().path().trim_start_matches("/requests/").to_string();
+    sign_in_as(c, url, "bob", "/").await;
+    assert!(text_of(c, "waiting").await.contains("too slow"), "on bob's dashboard");
+    request_step(c, url, &rollback, "do-approve", "approved").await;
+    sign_in_as(c, url, "ann", "/").await;
+    request_step(c, url, &rollback, "do-release", "done").await;
+    wait_until(Duration::from_secs(20), "both hosts back on the earlier version", || {
+        let (one, two) = (f.version_on("web-1", "app"), f.version_on("web-2", "app"));
+        one == two && one.is_some_and(|v| v != released)
+    });
+}
+
 async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
     use fantoccini::Locator::{Css, Id};
     // Sign in, on the way to the projects.
@@ -470,7 +582,7 @@ async fn browse(c: &fantoccini::Client, url: &str, repo: &str) {
 }
 
 #[test]
-fn in_a_browser_create_a_project_build_it_watch_the_live_log_deploy_to_one_host_read_the_audit_log() {
+fn in_a_browser_build_watch_the_live_log_deploy_to_one_host_read_the_audit_log_approve_a_request_and_roll_back() {
     let Some(driver) = chromedriver() else { return };
     let mut f = Ferry::start();
     f.start_agents(&["web-1", "web-2"], "role=web");
@@ -499,7 +611,11 @@ fn in_a_browser_create_a_project_build_it_watch_the_live_log_deploy_to_one_host_
             .connect(&driver.url)
             .await
             .expect("a chromium session");
-        let outcome = std::panic::AssertUnwindSafe(browse(&c, &f.url, &repo.url())).catch_unwind().await;
+        let scenario = async {
+            browse(&c, &f.url, &repo.url()).await;
+            request_release_and_roll_back(&c, &f).await;
+        };
+        let outcome = std::panic::AssertUnwindSafe(scenario).catch_unwind().await;
         if outcome.is_err() {
             // Keep what the browser showed: the test's directory is removed
             // with it, so the picture goes under target/.
@@ -519,4 +635,45 @@ fn in_a_browser_create_a_project_build_it_watch_the_live_log_deploy_to_one_host_
             std::panic::resume_unwind(panic);
         }
     });
+}
+
+#[test]
+fn request_pages_refuse_what_the_request_s_rules_refuse() {
+    let f = Ferry::start();
+    f.ok(&["project", "create", "app"]);
+    f.ok(&["env", "create", "app", "prod", "--select", "role=web", "--require-approval"]);
+    f.upload("app", "v1");
+    user(&f, "dev", false, Some(("app", "developer")));
+    user(&f, "olga", false, Some(("app", "owner")));
+
+    let mut dev = Web::new(&f);
+    dev.sign_in("dev", PASSWORD);
+    let form = dev.get("/projects/app/requests/new");
+    assert!(form.body.contains("requires approval") && form.body.contains("v1"), "{}", form.body);
+    let csrf = csrf_of(&form.body);
+    let empty =
+        dev.post("/projects/app/requests", &[("csrf", &csrf), ("env", "prod"), ("version", "v1"), ("reason", " ")]);
+    assert_eq!(empty.status, 400, "a reason is needed: {}", empty.body);
+    let made =
+        dev.post("/projects/app/requests", &[("csrf", &csrf), ("env", "prod"), ("version", "v1"), ("reason", "go")]);
+    assert_eq!((made.status, made.location.as_str()), (303, "/requests/1"), "{}", made.body);
+    let page = dev.get("/requests/1");
+    assert!(page.body.contains(r#"data-state="awaiting_approval""#), "{}", page.body);
+    assert!(!page.body.contains("do-approve"), "no approve button for the requester");
+    // A developer without the production right is no approver: the rule refuses it.
+    let a = dev.post("/requests/1/approve", &[("csrf", &csrf)]);
+    assert_eq!(a.status, 403, "{}", a.body);
+
+    // An owner approves from the dashboard's list; then only the requester releases.
+    let mut olga = Web::new(&f);
+    olga.sign_in("olga", PASSWORD);
+    let dashboard = olga.get("/");
+    assert!(dashboard.body.contains(r#"href="/requests/1""#), "waiting for olga: {}", dashboard.body);
+    let csrf = csrf_of(&dashboard.body);
+    let approved = olga.post("/requests/1/approve", &[("csrf", &csrf), ("note", "fine")]);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let refused = olga.post("/requests/1/release", &[("csrf", &csrf)]);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("only the requester"), "{}", refused.body);
+    assert!(dev.get("/requests/1").body.contains(r#"data-state="approved""#));
 }

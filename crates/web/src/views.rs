@@ -217,6 +217,8 @@ pub struct DashboardPage {
     pub builds: Vec<BuildItem>,
     pub deployments: Vec<DeploymentItem>,
     pub offline: Vec<HostItem>,
+    /// Release requests waiting for me: to test or to approve.
+    pub waiting: Vec<crate::requests::RequestItem>,
 }
 
 /// A project in the list.
@@ -245,6 +247,10 @@ pub struct EnvItem {
     pub production: bool,
     pub selector: String,
     pub current: String,
+    /// Deployments need an approved release request (R24).
+    pub requires_approval: bool,
+    /// Where requests for it are tested first; empty for nowhere.
+    pub staging: String,
 }
 
 /// Deployments of one release, on the project page (R10).

@@ -153,6 +153,7 @@ pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
         builds: builds.iter().take(10).map(build_item).collect(),
         deployments: deployments.iter().take(10).map(deployment_item).collect(),
         offline,
+        waiting: super::requests::waiting_for_me(&state, &v).await?,
     })
 }
 
@@ -182,7 +183,14 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
             Some(id) => state.db.release_by_id(id).await.map(|r| r.version).unwrap_or_default(),
             None => String::new(),
         };
-        envs.push(EnvItem { name: e.name, production: e.production, selector: e.selector, current });
+        envs.push(EnvItem {
+            name: e.name,
+            production: e.production,
+            selector: e.selector,
+            current,
+            requires_approval: e.requires_approval,
+            staging: e.staging.unwrap_or_default(),
+        });
     }
     let builds = state.db.builds(&p, 50).await?;
     let deployments = state.db.deployments(&p, 1000).await?;
@@ -778,6 +786,10 @@ pub struct EnvForm {
     selector: String,
     #[serde(default)]
     production: Option<String>,
+    #[serde(default)]
+    requires_approval: Option<String>,
+    #[serde(default)]
+    staging: Option<String>,
 }
 
 /// `POST /projects/{project}/environments`: the API's; a production
@@ -794,8 +806,8 @@ pub async fn create_env(
         auto_deploy_branch: None,
         rollout: Default::default(),
         production: f.production.is_some(),
-        requires_approval: false,
-        staging: None,
+        requires_approval: f.requires_approval.is_some(),
+        staging: f.staging.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
     };
     let _ = crate::api::projects::create_env(State(state), caller, Path(project.clone()), Json(req)).await?;
     Ok(Redirect::to(&format!("/projects/{project}")).into_response())

@@ -18,7 +18,7 @@ use crate::api::requests::{Listing, listed};
 
 type PageResult = Result<Response, PageError>;
 
-fn item(row: &RequestRow) -> RequestItem {
+pub(super) fn item(row: &RequestRow) -> RequestItem {
     RequestItem {
         id: row.id,
         project: row.project.clone(),
@@ -32,6 +32,12 @@ fn item(row: &RequestRow) -> RequestItem {
     }
 }
 
+/// Requests waiting for the viewer: to test or to approve.
+pub(super) async fn waiting_for_me(state: &AppState, v: &Viewer) -> Result<Vec<RequestItem>, PageError> {
+    let q = Listing { states: Vec::new(), requester: None, waiting: true, limit: 50 };
+    Ok(listed(state, &v.user, None, &q).await?.iter().map(|(r, _)| item(r)).collect())
+}
+
 /// `GET /requests`: waiting for me, mine, and every open request I may see.
 pub async fn requests(State(state): State<AppState>, v: Viewer) -> PageResult {
     let list = |states: Vec<RequestState>, requester: Option<String>, waiting: bool| Listing {
@@ -42,7 +48,7 @@ pub async fn requests(State(state): State<AppState>, v: Viewer) -> PageResult {
     };
     let open: Vec<RequestState> = RequestState::ALL.into_iter().filter(|s| !s.is_final()).collect();
     let items = |rows: Vec<(RequestRow, Option<String>)>| rows.iter().map(|(r, _)| item(r)).collect::<Vec<_>>();
-    let waiting = items(listed(&state, &v.user, None, &list(Vec::new(), None, true)).await?);
+    let waiting = waiting_for_me(&state, &v).await?;
     let mine = items(listed(&state, &v.user, None, &list(Vec::new(), Some(v.user.name.clone()), false)).await?);
     let open = items(listed(&state, &v.user, None, &list(open, None, false)).await?);
     html(&RequestsPage { chrome: v.chrome(v.lang.text().nav_requests, Nav::Requests), waiting, mine, open })
