@@ -216,6 +216,10 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
 
     let mut web = Web::new(&f);
     web.sign_in("vic", PASSWORD);
+    // The project's delivery (R29): v1's deploy succeeded, v2's still runs.
+    let project = web.get("/projects/app").body;
+    let delivery = &project[project.find(r#"id="delivery""#).expect("a delivery table")..];
+    assert!(delivery.contains("<title>1 succeeded</title>"), "{delivery}");
     let page = web.get(&format!("/deployments/{id}"));
     assert_eq!(page.status, 200);
     assert!(page.body.contains("web-1") && page.body.contains("v2"), "{}", page.body);

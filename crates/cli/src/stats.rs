@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use ferry_domain::human_duration;
 use ferry_domain::stats::EnvStats;
 use ferry_proto::api::ProjectStats;
 
@@ -29,7 +30,7 @@ fn text(s: &ProjectStats) -> String {
         s.project,
         time(&s.since),
         time(&s.until),
-        duration(s.until_ms - s.since_ms)
+        human_duration(s.until_ms - s.since_ms)
     );
     if s.environments.is_empty() {
         out.push_str("no environments\n");
@@ -53,12 +54,12 @@ fn env_text(e: &EnvStats) -> String {
         ("succeeded", e.succeeded.to_string()),
         ("failed", format!("{} ({} put back automatically)", e.failed, e.rolled_back)),
         ("canceled", e.canceled.to_string()),
-        ("mean duration", e.mean_duration_ms.map(duration).unwrap_or_else(|| "-".into())),
+        ("mean duration", e.mean_duration_ms.map(human_duration).unwrap_or_else(|| "-".into())),
         ("deployment frequency", format!("{:.2} successful deploys a day", e.deploys_per_day)),
         (
             "lead time",
             match e.lead_time_ms {
-                Some(ms) => format!("{} (median of {})", duration(ms), e.lead_time_samples),
+                Some(ms) => format!("{} (median of {})", human_duration(ms), e.lead_time_samples),
                 None => "- (no successful deploy of a release with a commit time)".into(),
             },
         ),
@@ -72,8 +73,8 @@ fn env_text(e: &EnvStats) -> String {
         (
             "time to restore",
             match (e.time_to_restore_ms, e.unrestored) {
-                (Some(ms), 0) => format!("{} (median of {restored})", duration(ms)),
-                (Some(ms), n) => format!("{} (median of {restored}; {n} not restored yet)", duration(ms)),
+                (Some(ms), 0) => format!("{} (median of {restored})", human_duration(ms)),
+                (Some(ms), n) => format!("{} (median of {restored}; {n} not restored yet)", human_duration(ms)),
                 (None, 0) => "- (no change failure)".into(),
                 (None, n) => format!("- ({n} not restored yet)"),
             },
@@ -86,45 +87,9 @@ fn env_text(e: &EnvStats) -> String {
     out
 }
 
-/// `1d 4h`, `3m 20s`, `850ms`: the two largest units, for reading at a glance.
-pub fn duration(ms: i64) -> String {
-    const UNITS: [(i64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
-    if ms < 1_000 {
-        return format!("{}ms", ms.max(0));
-    }
-    let mut rest = ms;
-    let mut parts = Vec::new();
-    for (size, unit) in UNITS {
-        let n = rest / size;
-        rest %= size;
-        if n > 0 || !parts.is_empty() {
-            parts.push(format!("{n}{unit}"));
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    // `2m 0s` says no more than `2m`.
-    if parts.len() == 2 && parts[1].starts_with('0') {
-        parts.pop();
-    }
-    parts.join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_at_a_glance() {
-        assert_eq!(duration(850), "850ms");
-        assert_eq!(duration(-5), "0ms");
-        assert_eq!(duration(12_345), "12s");
-        assert_eq!(duration(200_000), "3m 20s");
-        assert_eq!(duration(120_000), "2m");
-        assert_eq!(duration(30 * 86_400_000 + 5), "30d");
-        assert_eq!(duration(90_000_000), "1d 1h");
-    }
 
     #[test]
     fn an_environment_reads_as_a_block() {

@@ -78,3 +78,44 @@ pub fn human_size(n: u64) -> String {
     }
     if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
+
+/// `1d 4h`, `3m 20s`, `850ms`: the two largest units, for reading at a glance.
+pub fn human_duration(ms: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    if ms < 1_000 {
+        return format!("{}ms", ms.max(0));
+    }
+    let mut rest = ms;
+    let mut parts = Vec::new();
+    for (size, unit) in UNITS {
+        let n = rest / size;
+        rest %= size;
+        if n > 0 || !parts.is_empty() {
+            parts.push(format!("{n}{unit}"));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    // `2m 0s` says no more than `2m`.
+    if parts.len() == 2 && parts[1].starts_with('0') {
+        parts.pop();
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(human_duration(850), "850ms");
+        assert_eq!(human_duration(-5), "0ms");
+        assert_eq!(human_duration(12_345), "12s");
+        assert_eq!(human_duration(200_000), "3m 20s");
+        assert_eq!(human_duration(120_000), "2m");
+        assert_eq!(human_duration(30 * 86_400_000 + 5), "30d");
+        assert_eq!(human_duration(90_000_000), "1d 1h");
+    }
+}

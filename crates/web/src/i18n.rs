@@ -210,6 +210,11 @@ catalogue! {
     stat_failed: "failed", "失败";
     stat_rolled_back: "rolled back", "已回滚";
     stat_canceled: "canceled", "已取消";
+    delivery_title: "Delivery, last 30 days", "最近 30 天的交付";
+    deploys_per_day: "Deploys per day", "每日部署次数";
+    lead_time: "Lead time", "变更前置时间";
+    change_failure_rate: "Change failure rate", "变更失败率";
+    time_to_restore: "Time to restore", "恢复时间";
     deploy_log: "What the hosts logged", "主机日志";
     deploy: "Deploy", "部署";
     deploy_title: "Deploy", "发起部署";

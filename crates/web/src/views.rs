@@ -280,6 +280,24 @@ pub struct ProjectPage {
     /// Whether the member forms are worth showing (the server checks again).
     pub may_manage: bool,
     pub builds_from_git: bool,
+    /// Each environment's delivery over the last 30 days (R29).
+    pub delivery: Vec<DeliveryRow>,
+}
+
+/// One environment's statistics (R29) as the project page shows them: the
+/// outcomes as a bar, and the delivery metrics in words.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    /// The bar; its `project` is the environment's name.
+    pub bar: StatBar,
+    /// Successful deploys per day, e.g. `0.4`.
+    pub per_day: String,
+    /// Median commit-to-production time, or `-`.
+    pub lead_time: String,
+    /// e.g. `25% (1 of 4)`, or `-`.
+    pub failure_rate: String,
+    /// Median time to restore, or `-`.
+    pub restore: String,
 }
 
 /// A host the deploy dialog offers.

@@ -219,6 +219,7 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
     let path = format!("/projects/{}/members", p.name);
     let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
     let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
+    let delivery = delivery(&state, &p, envs.iter().map(|e| e.name.clone()).collect(), v.lang.text()).await?;
     html(&ProjectPage {
         chrome: v.chrome(p.name.clone(), Nav::Projects),
         builds_from_git: p.source.is_some(),
@@ -230,7 +231,41 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         may_deploy,
         members,
         may_manage,
+        delivery,
     })
+}
+
+/// Each environment's deployments of the last 30 days (R29), by
+/// `ferry_domain::stats` as `ferry stats` counts them.
+async fn delivery(
+    state: &AppState,
+    p: &Project,
+    envs: Vec<String>,
+    t: &'static ferry_web::Text,
+) -> Result<Vec<DeliveryRow>, PageError> {
+    use ferry_domain::human_duration;
+    let until = crate::now_ms();
+    let since = until - 30 * 86_400_000;
+    let rows = state.db.deployment_facts(p, None, since).await?;
+    let period = ferry_domain::stats::Period { since, until: until + 1 };
+    let dash = || "-".to_string();
+    Ok(ferry_domain::stats::by_environment(&envs, &rows, period)
+        .into_iter()
+        .map(|e| {
+            let n = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
+            let counts = [n(e.succeeded), n(e.failed.saturating_sub(e.rolled_back)), n(e.rolled_back), n(e.canceled)];
+            DeliveryRow {
+                bar: StatBar::new(e.env.clone(), counts, t),
+                per_day: format!("{:.1}", e.deploys_per_day),
+                lead_time: e.lead_time_ms.map(human_duration).unwrap_or_else(dash),
+                failure_rate: match e.change_failure_rate {
+                    Some(r) => format!("{:.0}% ({} / {})", r * 100.0, e.change_failures, e.changes),
+                    None => dash(),
+                },
+                restore: e.time_to_restore_ms.map(human_duration).unwrap_or_else(dash),
+            }
+        })
+        .collect())
 }
 
 #[derive(serde::Deserialize)]
