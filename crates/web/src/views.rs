@@ -290,7 +290,7 @@ pub struct ProjectPage {
 pub struct DeliveryRow {
     /// The bar; its `project` is the environment's name.
     pub bar: StatBar,
-    /// Successful deploys per day, e.g. `0.4`.
+    /// Successful deploys per day, e.g. `0.43`.
     pub per_day: String,
     /// Median commit-to-production time, or `-`.
     pub lead_time: String,

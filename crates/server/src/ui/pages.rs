@@ -256,7 +256,7 @@ async fn delivery(
             let counts = [n(e.succeeded), n(e.failed.saturating_sub(e.rolled_back)), n(e.rolled_back), n(e.canceled)];
             DeliveryRow {
                 bar: StatBar::new(e.env.clone(), counts, t),
-                per_day: format!("{:.1}", e.deploys_per_day),
+                per_day: format!("{:.2}", e.deploys_per_day),
                 lead_time: e.lead_time_ms.map(human_duration).unwrap_or_else(dash),
                 failure_rate: match e.change_failure_rate {
                     Some(r) => format!("{:.0}% ({} / {})", r * 100.0, e.change_failures, e.changes),
