@@ -667,6 +667,13 @@ fn request_pages_refuse_what_the_request_s_rules_refuse() {
     // A developer without the production right is no approver: the rule refuses it.
     let a = dev.post("/requests/1/approve", &[("csrf", &csrf)]);
     assert_eq!(a.status, 403, "{}", a.body);
+    // Nor can they go past the approval with an emergency rollback.
+    let rollback = "/projects/app/environments/prod/rollback";
+    let e = dev.post(rollback, &[("csrf", &csrf), ("emergency", "on")]);
+    assert_eq!(e.status, 403, "{}", e.body);
+    assert!(e.body.contains("past its approval needs the production right"), "{}", e.body);
+    let plain = dev.post(rollback, &[("csrf", &csrf)]);
+    assert!(plain.body.contains("requires an approved release request"), "{}", plain.body);
 
     // An owner approves from the dashboard's list; then only the requester releases.
     let mut olga = Web::new(&f);

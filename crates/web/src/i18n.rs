@@ -211,6 +211,8 @@ catalogue! {
     stat_rolled_back: "rolled back", "已回滚";
     stat_canceled: "canceled", "已取消";
     delivery_title: "Delivery, last 30 days", "最近 30 天的交付";
+    emergency_rollback: "Emergency rollback", "紧急回滚";
+    emergency_help: "Every host at once, no approval; needs the production right, and is recorded and announced to the project", "所有主机同时回滚，无需审批；需要生产环境权限，并会被记录和通知整个项目";
     deploys_per_day: "Deploys per day", "每日部署次数";
     lead_time: "Lead time", "变更前置时间";
     change_failure_rate: "Change failure rate", "变更失败率";

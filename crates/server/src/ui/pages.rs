@@ -754,18 +754,20 @@ pub async fn deploy(
         return Err(ApiError::BadRequest("tick the hosts to deploy to, or choose every host".into()).into());
     }
     let req = ferry_proto::api::CreateDeployment {
-        env,
-        version,
         hosts: if all { None } else { Some(hosts) },
-        kind: ferry_domain::DeploymentKind::Deploy,
-        offline_timeout_secs: None,
-        build: None,
-        force: false,
         rollout,
-        emergency: false,
+        ..ferry_proto::api::CreateDeployment::of(env, version, ferry_domain::DeploymentKind::Deploy)
     };
     let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct RollbackForm {
+    /// An emergency rollback (R11): every host at once, no gates, past an
+    /// approval requirement for someone with the production right.
+    #[serde(default)]
+    emergency: Option<String>,
 }
 
 /// `POST /projects/{project}/environments/{env}/rollback`: back to the
@@ -774,17 +776,11 @@ pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
     Path((project, env)): Path<(String, String)>,
+    axum::Form(f): axum::Form<RollbackForm>,
 ) -> PageResult {
     let req = ferry_proto::api::CreateDeployment {
-        env,
-        version: None,
-        hosts: None,
-        kind: ferry_domain::DeploymentKind::Rollback,
-        offline_timeout_secs: None,
-        build: None,
-        force: false,
-        rollout: Default::default(),
-        emergency: false,
+        emergency: f.emergency.is_some(),
+        ..ferry_proto::api::CreateDeployment::of(env, None, ferry_domain::DeploymentKind::Rollback)
     };
     let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
