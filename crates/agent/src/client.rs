@@ -7,11 +7,12 @@ use ferry_domain::{Digest, Manifest};
 use ferry_proto::api::{BlobRequest, ErrorBody};
 
 /// The HTTP client, with timeouts that catch a dead server without cutting
-/// off a long download.
-pub fn http_client() -> reqwest::Client {
+/// off a long download, trusting what `tls` trusts.
+pub fn http_client(tls: &rustls::ClientConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
+        .tls_backend_preconfigured(tls.clone())
         .build()
         .unwrap_or_default()
 }

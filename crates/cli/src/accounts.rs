@@ -78,12 +78,18 @@ pub fn read_password_stdin() -> Result<String> {
 }
 
 /// `ferry login URL --user U --password-stdin`.
-pub async fn login(url: &str, user: &str, password: &str, token_name: &str) -> Result<()> {
+///
+/// `ca_cert`: as `--ca-cert` of every command, for an https server whose
+/// certificate the public web roots do not vouch for.
+pub async fn login(
+    url: &str,
+    user: &str,
+    password: &str,
+    token_name: &str,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<()> {
     let server = url.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .context("building the HTTP client")?;
+    let http = crate::client::http_client(ca_cert)?;
     let body = Login { user: user.to_string(), password: password.to_string(), token_name: Some(token_name.into()) };
     let path = "/api/v1/login";
     let resp = http.post(format!("{server}{path}")).json(&body).send().await;
