@@ -17,6 +17,26 @@ pub fn http_client(tls: &rustls::ClientConfig) -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// What went wrong with a request that got no answer, with its causes
+/// (reqwest's own message alone says only "error sending request"), and what
+/// to do when it was the server's certificate that was refused.
+pub fn request_error(e: &reqwest::Error) -> String {
+    if let Some(message) = ferry_tls::untrusted_certificate(e) {
+        return message;
+    }
+    let mut text = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// The message of an error response, whatever its shape.
 pub async fn error_text(resp: reqwest::Response) -> String {
     let status = resp.status();

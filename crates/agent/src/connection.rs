@@ -79,10 +79,7 @@ async fn session(
     let (ws, _) = tokio::time::timeout(Duration::from_secs(15), connect)
         .await
         .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| match ferry_tls::untrusted_certificate(&e) {
-            Some(reason) => format!("{}: {reason}", ferry_tls::CA_CERT_HINT),
-            None => e.to_string(),
-        })?;
+        .map_err(|e| ferry_tls::untrusted_certificate(&e).unwrap_or_else(|| e.to_string()))?;
     let (mut tx, mut rx) = ws.split();
     let hello = AgentMsg::Hello {
         protocol: PROTOCOL_VERSION,

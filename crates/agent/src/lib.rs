@@ -67,14 +67,15 @@ pub struct AgentConfig {
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{0}")]
+    // Transparent: with "{0}" anyhow would print the message twice, as the error and as its source.
+    #[error(transparent)]
     Credential(#[from] credential::CredentialError),
     #[error("cannot prepare {path}: {source}")]
     Root { path: PathBuf, source: std::io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Objects(#[from] ferry_artifact::BlobError),
     #[error("--ca-cert: {0}")]
-    Tls(#[from] ferry_tls::TlsError),
+    Tls(ferry_tls::TlsError),
 }
 
 /// Milliseconds since the epoch, for the times the agent records.
@@ -91,7 +92,7 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
     ferry_tls::install_crypto_provider();
     // One TLS configuration for the HTTP calls and the WebSocket: the same
     // certificates are trusted on both.
-    let tls = std::sync::Arc::new(ferry_tls::client_config(config.ca_cert.as_deref())?);
+    let tls = std::sync::Arc::new(ferry_tls::client_config(config.ca_cert.as_deref()).map_err(AgentError::Tls)?);
     let http = client::http_client(&tls);
     let cred = credential::load_or_enroll(&http, &config).await?;
     let objects = objects::ObjectStore::open(&config.root)?;

@@ -99,9 +99,7 @@ pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client> {
 /// certificate that was refused.
 pub(crate) fn unreachable(path: &str, e: &reqwest::Error) -> anyhow::Error {
     match ferry_tls::untrusted_certificate(e) {
-        Some(reason) => {
-            anyhow::anyhow!("cannot reach the Ferry server ({path}): {}: {reason}", ferry_tls::CA_CERT_HINT)
-        }
+        Some(message) => anyhow::anyhow!("cannot reach the Ferry server ({path}): {message}"),
         None => anyhow::anyhow!("cannot reach the Ferry server ({path}): {}", error_chain(e)),
     }
 }

@@ -125,7 +125,8 @@ pub enum StartError {
     Secrets(#[from] secrets::SecretError),
     #[error("SMTP settings: {0}")]
     Smtp(String),
-    #[error("TLS: {0}")]
+    /// Transparent: the message already names the file.
+    #[error(transparent)]
     Tls(#[from] ferry_tls::TlsError),
 }
 

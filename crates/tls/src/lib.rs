@@ -100,9 +100,25 @@ pub fn client_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, Tls
     Ok(config)
 }
 
-/// When `err` (or anything it wraps) is a rejected server certificate: what
-/// rustls said, for a message that tells the operator to pass `--ca-cert`.
+/// When `err` (or anything it wraps) is a rejected server certificate: a
+/// message that says so and what to do about it.
 pub fn untrusted_certificate(err: &(dyn StdError + 'static)) -> Option<String> {
+    let reason = rustls_certificate_error(err)?;
+    // webpki refuses a certificate with CA:TRUE as the server's own, even
+    // when it is the one given to --ca-cert; `openssl req -x509` makes such
+    // certificates unless told otherwise.
+    if reason.contains("CaUsedAsEndEntity") {
+        return Some(format!(
+            "the server's TLS certificate is a CA certificate (basicConstraints CA:TRUE), which clients refuse as a \
+             server's certificate: make it with CA:FALSE, or sign it with a separate CA and pass that to --ca-cert \
+             ({reason})"
+        ));
+    }
+    Some(format!("{CA_CERT_HINT} ({reason})"))
+}
+
+/// What rustls said about the server's certificate, if that is the error.
+fn rustls_certificate_error(err: &(dyn StdError + 'static)) -> Option<String> {
     let mut next: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = next {
         if let Some(reason) = certificate_error(e) {
@@ -113,6 +129,12 @@ pub fn untrusted_certificate(err: &(dyn StdError + 'static)) -> Option<String> {
             && let Some(reason) = certificate_error(inner)
         {
             return Some(reason);
+        }
+        // Some layers (hyper-util's connector) hand on only a message: rustls
+        // starts its certificate errors with these words.
+        let text = e.to_string();
+        if let Some(at) = text.find("invalid peer certificate") {
+            return Some(text[at..].to_string());
         }
         next = e.source();
     }
@@ -128,8 +150,8 @@ fn certificate_error(e: &(dyn StdError + 'static)) -> Option<String> {
     }
 }
 
-/// The hint appended to a connection error caused by an untrusted certificate.
-pub const CA_CERT_HINT: &str = "the server's TLS certificate is not trusted; if it is signed by a private CA or \
+/// What to do about a server certificate that is not trusted.
+const CA_CERT_HINT: &str = "the server's TLS certificate is not trusted; if it is signed by a private CA or \
      self-signed, pass --ca-cert FILE (or set FERRY_CA_CERT) with that CA's certificate in PEM";
 
 #[cfg(test)]
