@@ -94,7 +94,9 @@ impl ServerConfig {
 /// The server's certificate (chain) and private key, both PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The server's certificate, then any intermediate CA certificates.
     pub cert: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
 }
 

@@ -20,12 +20,16 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// Errors reading certificates and keys; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate file is missing, unreadable, or holds no usable certificate.
     #[error("cannot read the certificate file {path}: {reason}")]
     Certificate { path: PathBuf, reason: String },
+    /// The key file is missing, unreadable, or holds no private key.
     #[error("cannot read the private key file {path}: {reason}")]
     Key { path: PathBuf, reason: String },
+    /// rustls refused the pair, e.g. a key of another certificate.
     #[error("the certificate {cert} and the key {key} do not go together: {reason}")]
     Mismatch { cert: PathBuf, key: PathBuf, reason: String },
+    /// The provider cannot offer the protocol versions asked for (not expected with ring).
     #[error("TLS setup: {0}")]
     Setup(String),
 }
