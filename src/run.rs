@@ -37,8 +37,10 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
             .filter(|s| conn.server.as_deref().is_none_or(|url| url.trim_end_matches('/') == s.server)),
     };
     let server = conn.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_default();
+    // The CA the sign-in trusted goes with the saved token's server.
+    let ca_cert = conn.ca_cert.clone().or_else(|| saved.as_ref().and_then(|s| s.ca_cert.clone()));
     let token = conn.token.clone().or_else(|| saved.map(|s| s.token)).unwrap_or_default();
-    Ok((Client::new(&server, &token, conn.ca_cert.as_deref())?, out))
+    Ok((Client::new(&server, &token, ca_cert.as_deref())?, out))
 }
 
 /// `ferry audit [...]` and `ferry audit verify`.

@@ -108,6 +108,16 @@ fn an_untrusted_certificate_is_refused_and_plain_http_gets_no_answer() {
     let signed_in = login(&["--ca-cert", cert.to_str().unwrap()]);
     assert!(signed_in.status.success(), "{}", stderr_of(&signed_in));
     assert!(stdout_of(&signed_in).contains(&format!("signed in to {}", f.url)), "{}", stdout_of(&signed_in));
+    // Later commands use the saved token and the CA the sign-in trusted.
+    let whoami = Command::new(FERRY)
+        .arg("whoami")
+        .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_CA_CERT")
+        .env("XDG_CONFIG_HOME", &config)
+        .output()
+        .unwrap();
+    assert!(whoami.status.success() && stdout_of(&whoami).contains("ann"), "{}", stderr_of(&whoami));
 
     // An agent without the CA never comes online, and says why.
     let trusted = f.ca_cert.take();

@@ -20,6 +20,10 @@ pub struct SavedCredentials {
     pub server: String,
     pub user: String,
     pub token: String,
+    /// The `--ca-cert` the sign-in trusted the server with (absolute), used
+    /// again by later commands that give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/ferry/credentials.json`, or `~/.config/ferry/...`.
@@ -94,7 +98,9 @@ pub async fn login(
     let path = "/api/v1/login";
     let resp = http.post(format!("{server}{path}")).json(&body).send().await;
     let token: NewToken = crate::client::decode(path, resp).await?;
-    let saved = SavedCredentials { server, user: token.user.clone(), token: token.token };
+    // Absolute, so that commands run from another directory find it.
+    let ca_cert = ca_cert.map(std::path::absolute).transpose().context("--ca-cert")?;
+    let saved = SavedCredentials { server, user: token.user.clone(), token: token.token, ca_cert };
     let file = save_credentials(&saved)?;
     println!(
         "signed in to {} as {} (token {} '{}' saved in {})",
