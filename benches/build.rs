@@ -96,6 +96,8 @@ fn millis(t: &str) -> Option<f64> {
 }
 
 fn main() -> Result<()> {
+    // reqwest is built without a crypto provider of its own.
+    ferry_tls::install_crypto_provider();
     let runs: usize = std::env::var("FERRY_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/make-artifact.sh");
     if !generator.exists() {

@@ -23,9 +23,13 @@ pub struct Cli {
 /// Where the client finds the server.
 #[derive(Args, Clone)]
 pub struct Conn {
-    /// Server URL, e.g. http://ferry.example:7070
+    /// Server URL, e.g. https://ferry.example:7070
     #[arg(long, env = "FERRY_SERVER", global = true)]
     pub server: Option<String>,
+    /// Also trust this CA certificate (PEM) for an https server: a private CA or the server's self-signed
+    /// certificate. The public web roots are always trusted
+    #[arg(long, env = "FERRY_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// API token (see DATA/admin.token on the server; default: the one `ferry login` saved)
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
@@ -147,11 +151,15 @@ pub enum Command {
     /// Sign in with a user name and password: a new API token is kept in ~/.config/ferry/credentials.json
     /// (mode 0600) and used when neither --token nor FERRY_TOKEN is given
     Login {
-        /// Server URL, e.g. http://ferry.example:7070
+        /// Server URL, e.g. https://ferry.example:7070
         url: String,
         /// User name
         #[arg(long)]
         user: String,
+        /// Also trust this CA certificate (PEM) for an https server: a private CA or the server's self-signed
+        /// certificate. The public web roots are always trusted
+        #[arg(long, env = "FERRY_CA_CERT", value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
         /// Read the password from the first line of standard input
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -397,8 +405,16 @@ pub struct ServerArgs {
     #[arg(long, env = "FERRY_SMTP_FROM", value_name = "ADDRESS", requires = "smtp_url")]
     pub smtp_from: Option<String>,
     /// Mark the web interface's session cookie Secure: set it when browsers reach the server over https
+    /// through a proxy that ends TLS (always on with --tls-cert)
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Serve HTTPS (API, agent channel, web interface) with this certificate, PEM: the server's certificate
+    /// first, then any intermediate CA certificates. Needs --tls-key
+    #[arg(long, env = "FERRY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "FERRY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// How long a web interface session lasts after signing in
     #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
@@ -409,9 +425,13 @@ pub struct ServerArgs {
 pub struct AgentArgs {
     #[command(subcommand)]
     pub action: Option<AgentCmd>,
-    /// Server URL, e.g. http://ferry.example:7070
+    /// Server URL, e.g. https://ferry.example:7070
     #[arg(long, env = "FERRY_SERVER", required = true)]
     pub server: Option<String>,
+    /// Also trust this CA certificate (PEM) for an https server: a private CA or the server's self-signed
+    /// certificate. The public web roots are always trusted
+    #[arg(long, env = "FERRY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Join token for the first start (DATA/join.token on the server); later starts use the stored credential
     #[arg(long, env = "FERRY_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,

@@ -35,6 +35,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     for k in 1..=args.agents {
         let config = ferry_agent::AgentConfig {
             server: server.url.clone(),
+            ca_cert: None,
             join_token: Some(join_token.trim().to_string()),
             name: format!("dev-{k}"),
             tags: Tags::parse("role=web")?,
@@ -55,7 +56,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }));
     }
 
-    let client = Client::new(&server.url, admin_token.trim())?;
+    let client = Client::new(&server.url, admin_token.trim(), None)?;
     if let Err(e) = seed(&client, &data, args.agents).await {
         tracing::warn!("sample project not ready: {e:#}");
     }

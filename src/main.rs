@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything builds a TLS configuration: ring is the only provider.
+    ferry_tls::install_crypto_provider();
     let cli = args::Cli::parse();
     match run::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,8 +37,10 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
             .filter(|s| conn.server.as_deref().is_none_or(|url| url.trim_end_matches('/') == s.server)),
     };
     let server = conn.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_default();
+    // The CA the sign-in trusted goes with the saved token's server.
+    let ca_cert = conn.ca_cert.clone().or_else(|| saved.as_ref().and_then(|s| s.ca_cert.clone()));
     let token = conn.token.clone().or_else(|| saved.map(|s| s.token)).unwrap_or_default();
-    Ok((Client::new(&server, &token)?, out))
+    Ok((Client::new(&server, &token, ca_cert.as_deref())?, out))
 }
 
 /// `ferry audit [...]` and `ferry audit verify`.
@@ -89,6 +91,11 @@ async fn dispatch(command: Command) -> Result<()> {
                 config.smtp = Some(ferry_server::SmtpSettings { url, from });
             }
             config.secure_cookies = args.secure_cookies;
+            config.tls = match (args.tls_cert, args.tls_key) {
+                (Some(cert), Some(key)) => Some(ferry_server::TlsFiles { cert, key }),
+                // clap's `requires` makes them come in pairs.
+                _ => None,
+            };
             config.session_ttl = args.session_ttl;
             let server = ferry_server::Server::start(config).await?;
             println!("ferry server listening on {}", server.url);
@@ -134,6 +141,7 @@ async fn dispatch(command: Command) -> Result<()> {
             };
             let config = ferry_agent::AgentConfig {
                 server: args.server.unwrap_or_default(),
+                ca_cert: args.ca_cert,
                 join_token: args.join_token,
                 name,
                 tags,
@@ -198,9 +206,9 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Request(cmd) => request(cmd).await,
-        Command::Login { url, user, password_stdin: _, token_name } => {
+        Command::Login { url, user, ca_cert, password_stdin: _, token_name } => {
             let password = accounts::read_password_stdin()?;
-            accounts::login(&url, &user, &password, &token_name).await
+            accounts::login(&url, &user, &password, &token_name, ca_cert.as_deref()).await
         }
         Command::Whoami { conn } => {
             let (c, out) = client(&conn)?;

@@ -73,6 +73,7 @@ fn spawn(args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> Proc {
         .env("FERRY_LOG", "info,sqlx=warn")
         .env_remove("FERRY_SERVER")
         .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_CA_CERT")
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("clone log"))
         .stderr(file);
@@ -92,6 +93,9 @@ pub struct Ferry {
     pub agents: Vec<(String, Proc)>,
     /// Options the server was started with on top of the usual ones, kept for restarts.
     server_extra: Vec<String>,
+    /// The CA certificate agents and CLI calls get as `--ca-cert`
+    /// (`FERRY_CA_CERT`), for a server started with TLS.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Services outlive their agent by design: end those this test's agents
@@ -130,6 +134,8 @@ impl Ferry {
 
     /// Like [`Ferry::start`], with more server options (e.g. `--smtp-url`).
     pub fn start_with(extra: &[&str]) -> Ferry {
+        // Tests build reqwest clients, which have no crypto provider of their own.
+        ferry_tls::install_crypto_provider();
         let server_extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         // Services run as an unprivileged user when the tests run as root:
@@ -139,7 +145,7 @@ impl Ferry {
         let url = wait_for_server(dir.path());
         let token = read_trimmed(&dir.path().join("server/admin.token"));
         let join_token = read_trimmed(&dir.path().join("server/join.token"));
-        Ferry { dir, url, token, join_token, server, agents: Vec::new(), server_extra }
+        Ferry { dir, url, token, join_token, server, agents: Vec::new(), server_extra, ca_cert: None }
     }
 
     fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> Proc {
@@ -166,7 +172,7 @@ impl Ferry {
     /// Kills the server with SIGKILL and starts it again on the same port and data.
     pub fn restart_server(&mut self) {
         self.server.kill();
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = host_port(&self.url).to_string();
         self.server = Self::spawn_server(self.dir.path(), &addr, &self.server_extra);
         self.url = wait_for_server(self.dir.path());
     }
@@ -204,6 +210,10 @@ impl Ferry {
             args.push("--join-token".into());
             args.push(t.into());
         }
+        if let Some(ca) = &self.ca_cert {
+            args.push("--ca-cert".into());
+            args.push(ca.to_string_lossy().into_owned());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
         spawn(&args, self.dir.path().join(format!("agent-{name}-{n}.log")), &[])
@@ -233,9 +243,19 @@ impl Ferry {
         serde_json::from_str(&self.ok(&["hosts", "-o", "json"])).unwrap_or_default()
     }
 
+    /// A `ferry` command with this server's CA certificate, if any, in `FERRY_CA_CERT`.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(FERRY);
+        match &self.ca_cert {
+            Some(ca) => cmd.env("FERRY_CA_CERT", ca),
+            None => cmd.env_remove("FERRY_CA_CERT"),
+        };
+        cmd
+    }
+
     /// Runs the CLI against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(FERRY)
+        self.command()
             .args(args)
             .env("FERRY_SERVER", &self.url)
             .env("FERRY_TOKEN", &self.token)
@@ -247,7 +267,8 @@ impl Ferry {
     /// Runs the CLI as the administrator with `input` on standard input.
     pub fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut child = Command::new(FERRY)
+        let mut child = self
+            .command()
             .args(args)
             .env("FERRY_SERVER", &self.url)
             .env("FERRY_TOKEN", &self.token)
@@ -264,12 +285,7 @@ impl Ferry {
 
     /// Runs the CLI with another API token.
     pub fn cli_token(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(FERRY)
-            .args(args)
-            .env("FERRY_SERVER", &self.url)
-            .env("FERRY_TOKEN", token)
-            .output()
-            .expect("run ferry")
+        self.command().args(args).env("FERRY_SERVER", &self.url).env("FERRY_TOKEN", token).output().expect("run ferry")
     }
 
     /// Runs the CLI, asserts success, returns stdout.
@@ -373,10 +389,13 @@ fn wait_for_server(dir: &Path) -> String {
     let url_file = dir.join("server/server.url");
     wait_until(Duration::from_secs(20), "server.url", || url_file.exists());
     let url = read_trimmed(&url_file);
-    wait_until(Duration::from_secs(20), "/healthz", || {
-        std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok()
-    });
+    wait_until(Duration::from_secs(20), "/healthz", || std::net::TcpStream::connect(host_port(&url)).is_ok());
     url
+}
+
+/// `127.0.0.1:PORT` of `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
+pub fn host_port(url: &str) -> &str {
+    url.trim_start_matches("https://").trim_start_matches("http://")
 }
 
 /// A real git repository in a temporary directory, changed with the git CLI.

@@ -28,6 +28,7 @@ mod requests;
 mod rollout;
 mod service;
 mod stats;
+mod tls;
 mod uploads;
 mod vars;
 mod web;

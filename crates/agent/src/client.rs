@@ -7,13 +7,34 @@ use ferry_domain::{Digest, Manifest};
 use ferry_proto::api::{BlobRequest, ErrorBody};
 
 /// The HTTP client, with timeouts that catch a dead server without cutting
-/// off a long download.
-pub fn http_client() -> reqwest::Client {
+/// off a long download, trusting what `tls` trusts.
+pub fn http_client(tls: &rustls::ClientConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
+        .tls_backend_preconfigured(tls.clone())
         .build()
         .unwrap_or_default()
+}
+
+/// What went wrong with a request that got no answer, with its causes
+/// (reqwest's own message alone says only "error sending request"), and what
+/// to do when it was the server's certificate that was refused.
+pub fn request_error(e: &reqwest::Error) -> String {
+    if let Some(message) = ferry_tls::untrusted_certificate(e) {
+        return message;
+    }
+    let mut text = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// The message of an error response, whatever its shape.

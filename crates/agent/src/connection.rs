@@ -2,6 +2,7 @@
 //! the agent runs: reconnects with exponential backoff and full jitter, so a
 //! fleet that lost its server does not come back in one burst.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_domain::retry::backoff_delay;
@@ -22,6 +23,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Runs forever: connect, serve, and reconnect after a pause.
 pub async fn run(
     config: AgentConfig,
+    tls: Arc<rustls::ClientConfig>,
     cred: Credential,
     desired: watch::Sender<Option<DesiredState>>,
     mut reports: mpsc::UnboundedReceiver<AgentMsg>,
@@ -30,7 +32,7 @@ pub async fn run(
     let mut attempt = 0u32;
     loop {
         let started = std::time::Instant::now();
-        match session(&config, &cred, &desired, &mut reports, &connected).await {
+        match session(&config, &tls, &cred, &desired, &mut reports, &connected).await {
             Ok(()) => tracing::info!("server closed the connection"),
             Err(e) => tracing::warn!("connection to {}: {e}", config.server),
         }
@@ -59,6 +61,7 @@ fn ws_url(server: &str) -> String {
 
 async fn session(
     config: &AgentConfig,
+    tls: &Arc<rustls::ClientConfig>,
     cred: &Credential,
     desired: &watch::Sender<Option<DesiredState>>,
     reports: &mut mpsc::UnboundedReceiver<AgentMsg>,
@@ -69,11 +72,14 @@ async fn session(
     request.headers_mut().insert("authorization", auth);
     // No Nagle: messages are small and often back to back (an install's last
     // log lines, then its report); the second would wait for a delayed ACK.
-    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    // The connector is only used for wss://; it trusts what the HTTP client
+    // trusts.
+    let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
+    let connect = tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
     let (ws, _) = tokio::time::timeout(Duration::from_secs(15), connect)
         .await
         .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ferry_tls::untrusted_certificate(&e).unwrap_or_else(|| e.to_string()))?;
     let (mut tx, mut rx) = ws.split();
     let hello = AgentMsg::Hello {
         protocol: PROTOCOL_VERSION,

@@ -73,7 +73,12 @@ pub async fn load_or_enroll(http: &reqwest::Client, config: &AgentConfig) -> Res
     };
     let url = format!("{}/api/v1/agent/enroll", config.server.trim_end_matches('/'));
     let body = EnrollRequest { name: config.name.clone(), tags: config.tags.clone(), join_token: join_token.clone() };
-    let resp = http.post(url).json(&body).send().await.map_err(|e| CredentialError::Unreachable(e.to_string()))?;
+    let resp = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| CredentialError::Unreachable(crate::client::request_error(&e)))?;
     if !resp.status().is_success() {
         return Err(CredentialError::Refused(crate::client::error_text(resp).await));
     }

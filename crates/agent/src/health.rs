@@ -29,6 +29,8 @@ pub async fn check(recipe: &HealthRecipe, dir: &Path, env: &[(String, String)]) 
     let timeout = recipe.timeout().map_err(|e| e.to_string())?;
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
+    // reqwest panics without a process-wide rustls provider; unit tests get here without `run`.
+    ferry_tls::install_crypto_provider();
     let http = reqwest::Client::builder().timeout(ATTEMPT_LIMIT.min(timeout)).build().map_err(|e| e.to_string())?;
     let mut attempts = 0u32;
     loop {

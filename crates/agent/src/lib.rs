@@ -43,8 +43,11 @@ use tokio::sync::{mpsc, watch};
 /// How an agent is started.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// `http://host:port` of the server.
+    /// `http://host:port` or `https://host:port` of the server.
     pub server: String,
+    /// CA certificates (PEM) trusted for an https server besides the public
+    /// web roots: a private CA or the server's self-signed certificate.
+    pub ca_cert: Option<PathBuf>,
     /// Needed only for the first start; afterwards the stored credential is used.
     pub join_token: Option<String>,
     pub name: String,
@@ -64,12 +67,15 @@ pub struct AgentConfig {
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{0}")]
+    // Transparent: with "{0}" anyhow would print the message twice, as the error and as its source.
+    #[error(transparent)]
     Credential(#[from] credential::CredentialError),
     #[error("cannot prepare {path}: {source}")]
     Root { path: PathBuf, source: std::io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Objects(#[from] ferry_artifact::BlobError),
+    #[error("--ca-cert: {0}")]
+    Tls(ferry_tls::TlsError),
 }
 
 /// Milliseconds since the epoch, for the times the agent records.
@@ -83,7 +89,11 @@ pub(crate) fn now_ms() -> i64 {
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
     std::fs::create_dir_all(&config.root).map_err(|source| AgentError::Root { path: config.root.clone(), source })?;
-    let http = client::http_client();
+    ferry_tls::install_crypto_provider();
+    // One TLS configuration for the HTTP calls and the WebSocket: the same
+    // certificates are trusted on both.
+    let tls = std::sync::Arc::new(ferry_tls::client_config(config.ca_cert.as_deref()).map_err(AgentError::Tls)?);
+    let http = client::http_client(&tls);
     let cred = credential::load_or_enroll(&http, &config).await?;
     let objects = objects::ObjectStore::open(&config.root)?;
     layout::clean_partials(&config.root);
@@ -111,7 +121,7 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
         supervisor,
         service_defaults: config.service_defaults.clone(),
     }));
-    let conn = connection::run(config.clone(), cred, desired_tx, report_rx, connected_tx);
+    let conn = connection::run(config.clone(), tls, cred, desired_tx, report_rx, connected_tx);
     tokio::select! {
         _ = conn => {}
         _ = shutdown => tracing::info!("agent stopping"),

@@ -20,6 +20,10 @@ pub struct SavedCredentials {
     pub server: String,
     pub user: String,
     pub token: String,
+    /// The `--ca-cert` the sign-in trusted the server with (absolute), used
+    /// again by later commands that give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/ferry/credentials.json`, or `~/.config/ferry/...`.
@@ -78,17 +82,25 @@ pub fn read_password_stdin() -> Result<String> {
 }
 
 /// `ferry login URL --user U --password-stdin`.
-pub async fn login(url: &str, user: &str, password: &str, token_name: &str) -> Result<()> {
+///
+/// `ca_cert`: as `--ca-cert` of every command, for an https server whose
+/// certificate the public web roots do not vouch for.
+pub async fn login(
+    url: &str,
+    user: &str,
+    password: &str,
+    token_name: &str,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<()> {
     let server = url.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .context("building the HTTP client")?;
+    let http = crate::client::http_client(ca_cert)?;
     let body = Login { user: user.to_string(), password: password.to_string(), token_name: Some(token_name.into()) };
     let path = "/api/v1/login";
     let resp = http.post(format!("{server}{path}")).json(&body).send().await;
     let token: NewToken = crate::client::decode(path, resp).await?;
-    let saved = SavedCredentials { server, user: token.user.clone(), token: token.token };
+    // Absolute, so that commands run from another directory find it.
+    let ca_cert = ca_cert.map(std::path::absolute).transpose().context("--ca-cert")?;
+    let saved = SavedCredentials { server, user: token.user.clone(), token: token.token, ca_cert };
     let file = save_credentials(&saved)?;
     println!(
         "signed in to {} as {} (token {} '{}' saved in {})",

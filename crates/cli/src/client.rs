@@ -1,6 +1,8 @@
 //! A thin JSON client for the server API that turns error responses into the
 //! server's own message.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use ferry_proto::api::ErrorBody;
 use serde::Serialize;
@@ -15,17 +17,16 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: &str) -> Result<Client> {
+    /// `ca_cert`: a PEM file of CA certificates trusted for an https server
+    /// besides the public web roots (`--ca-cert`).
+    pub fn new(server: &str, token: &str, ca_cert: Option<&Path>) -> Result<Client> {
         if server.is_empty() {
             bail!("no server given: pass --server URL, set FERRY_SERVER, or sign in with ferry login");
         }
         if token.is_empty() {
             bail!("no API token given: pass --token TOKEN, set FERRY_TOKEN, or sign in with ferry login");
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("building the HTTP client")?;
+        let http = http_client(ca_cert)?;
         Ok(Client { base: server.trim_end_matches('/').to_string(), token: token.trim().to_string(), http })
     }
 
@@ -45,13 +46,8 @@ impl Client {
     /// GETs a streamed answer (a log, an archive); fails with the server's
     /// message unless it is a success.
     pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the Ferry server ({path}): {e}"))?;
+        let resp =
+            self.http.get(self.url(path)).bearer_auth(&self.token).send().await.map_err(|e| unreachable(path, &e))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -75,7 +71,7 @@ pub(crate) async fn decode<T: DeserializeOwned>(
     path: &str,
     resp: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T> {
-    let resp = resp.map_err(|e| anyhow::anyhow!("cannot reach the Ferry server ({path}): {e}"))?;
+    let resp = resp.map_err(|e| unreachable(path, &e))?;
     let status = resp.status();
     let bytes = resp.bytes().await.with_context(|| format!("reading the answer to {path}"))?;
     if !status.is_success() {
@@ -85,4 +81,41 @@ pub(crate) async fn decode<T: DeserializeOwned>(
         }
     }
     serde_json::from_slice(&bytes).with_context(|| format!("unreadable answer to {path}"))
+}
+
+/// The HTTP client of every command: https verified against the public web
+/// roots plus `ca_cert`; there is no way to turn verification off.
+pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client> {
+    ferry_tls::install_crypto_provider();
+    let tls = ferry_tls::client_config(ca_cert).context("--ca-cert")?;
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .tls_backend_preconfigured(tls)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// A request that got no answer; says what to do when it was the server's
+/// certificate that was refused.
+pub(crate) fn unreachable(path: &str, e: &reqwest::Error) -> anyhow::Error {
+    match ferry_tls::untrusted_certificate(e) {
+        Some(message) => anyhow::anyhow!("cannot reach the Ferry server ({path}): {message}"),
+        None => anyhow::anyhow!("cannot reach the Ferry server ({path}): {}", error_chain(e)),
+    }
+}
+
+/// An error with its causes: reqwest's own message alone ("error sending
+/// request") does not say what went wrong.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
 }

@@ -31,6 +31,7 @@ mod release;
 mod request;
 mod rollout;
 mod secrets;
+mod tls;
 mod ui;
 mod webhook;
 
@@ -65,7 +66,10 @@ pub struct ServerConfig {
     pub smtp: Option<SmtpSettings>,
     /// Marks the web interface's session cookie `Secure`: set it when
     /// browsers reach the server over https (behind a proxy that ends TLS).
+    /// Always on when the server itself serves TLS.
     pub secure_cookies: bool,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     /// How long a web interface session lasts after signing in.
     pub session_ttl: Duration,
 }
@@ -81,9 +85,19 @@ impl ServerConfig {
             build_workers: 2,
             smtp: None,
             secure_cookies: false,
+            tls: None,
             session_ttl: Duration::from_secs(12 * 3600),
         }
     }
+}
+
+/// The server's certificate (chain) and private key, both PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server's certificate, then any intermediate CA certificates.
+    pub cert: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Shared by every request handler.
@@ -113,6 +127,9 @@ pub enum StartError {
     Secrets(#[from] secrets::SecretError),
     #[error("SMTP settings: {0}")]
     Smtp(String),
+    /// Transparent: the message already names the file.
+    #[error(transparent)]
+    Tls(#[from] ferry_tls::TlsError),
 }
 
 /// A running server.
@@ -126,7 +143,16 @@ pub struct Server {
 
 impl Server {
     /// Opens the data directory, binds the listener and starts serving.
-    pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
+    pub async fn start(mut config: ServerConfig) -> Result<Server, StartError> {
+        ferry_tls::install_crypto_provider();
+        // An unreadable certificate or key stops the start before anything
+        // is touched, naming the file.
+        let tls = config.tls.as_ref().map(|f| ferry_tls::server_config(&f.cert, &f.key)).transpose()?;
+        if tls.is_some() {
+            // Browsers reach this server over https only: the session
+            // cookie must never go out over plain HTTP.
+            config.secure_cookies = true;
+        }
         let data = &config.data_dir;
         // Bad SMTP settings stop the start, before anything is touched.
         let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose().map_err(StartError::Smtp)?;
@@ -149,7 +175,7 @@ impl Server {
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let url = format!("http://{addr}");
+        let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
         // Written by rename: whoever waits for the file (tests, scripts)
         // must never read half of it.
         let url_file = data.join("server.url");
@@ -176,6 +202,11 @@ impl Server {
         build::start_workers(&state, workers, stop.clone());
         tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));
         let task = tokio::spawn(async move {
+            if let Some(tls) = tls {
+                tls::serve(listener, tls, app, stop).await;
+                ticker.abort();
+                return;
+            }
             // The peer's address is where load balancers reach an agent that
             // does not say otherwise (`--address`).
             let app = app.into_make_service_with_connect_info::<SocketAddr>();

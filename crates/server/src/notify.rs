@@ -198,6 +198,8 @@ async fn people(state: &AppState, p: &Project) -> Result<Vec<Person>, ferry_stor
 
 /// Delivers due notifications until `stop`.
 pub async fn run_delivery(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    // reqwest panics without a process-wide rustls provider.
+    ferry_tls::install_crypto_provider();
     let http = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
         Ok(c) => c,
         Err(e) => {
