@@ -152,18 +152,23 @@ pub(crate) async fn fixture() -> Fixture {
         db.create_api_token(user.id, "t", &token_hash(&token), 5).await.unwrap();
         people.push(Person { name, subject: user.subject(), role, token });
     }
-    let db: Arc<dyn Database> = db;
-    let secrets = secrets::SecretKey::load_or_create(db.as_ref(), dir.path()).await.unwrap();
-    let state = AppState {
+    let state = state_over(db, dir.path()).await;
+    Fixture { _dir: dir, state, people, deployment, build, request }
+}
+
+/// A server's state over `db`, with its files (artifacts, secret key) in
+/// `dir`: what the router needs, without a listener or background tasks.
+pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> AppState {
+    let secrets = secrets::SecretKey::load_or_create(db.as_ref(), dir).await.unwrap();
+    AppState {
         db,
-        artifacts: Arc::new(LocalArtifactStore::open(dir.path().join("artifacts")).unwrap()),
+        artifacts: Arc::new(LocalArtifactStore::open(dir.join("artifacts")).unwrap()),
         hub: hub::Hub::default(),
         builds: build::BuildQueue::default(),
-        config: Arc::new(ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap())),
+        config: Arc::new(ServerConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap())),
         secrets: Arc::new(secrets),
         mailer: None,
-    };
-    Fixture { _dir: dir, state, people, deployment, build, request }
+    }
 }
 
 /// The route's path with its parameters filled in: project `p`, its

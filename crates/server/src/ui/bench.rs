@@ -13,13 +13,11 @@ use ferry_domain::{DeploymentKind, Digest, Tags};
 use ferry_proto::agent::{ActiveRelease, Activity, ProjectReport};
 use ferry_store::sqlite::SqliteDatabase;
 use ferry_store::{
-    Advanced, Database, DeploymentTarget, LocalArtifactStore, NewDeployment, NewEnvironment, NewProject, NewRelease,
-    NewUser,
+    Advanced, Database, DeploymentTarget, NewDeployment, NewEnvironment, NewProject, NewRelease, NewUser,
 };
 use tower::ServiceExt;
 
 use crate::auth::{new_token, token_hash};
-use crate::{AppState, ServerConfig, build, hub, secrets};
 
 const HOSTS: usize = 500;
 const DEPLOYMENTS: usize = 1_000;
@@ -155,17 +153,7 @@ async fn pages_render_fast_for_500_hosts_and_1000_deployments() {
         .unwrap();
     let session = new_token("fy_s_");
     db.create_web_session(admin.id, &token_hash(&session), 1, i64::MAX).await.unwrap();
-    let db: Arc<dyn Database> = db;
-    let secrets = secrets::SecretKey::load_or_create(db.as_ref(), dir.path()).await.unwrap();
-    let state = AppState {
-        db,
-        artifacts: Arc::new(LocalArtifactStore::open(dir.path().join("artifacts")).unwrap()),
-        hub: hub::Hub::default(),
-        builds: build::BuildQueue::default(),
-        config: Arc::new(ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap())),
-        secrets: Arc::new(secrets),
-        mailer: None,
-    };
+    let state = crate::api::tests::state_over(db, dir.path()).await;
     let app = super::router(state);
     println!("{HOSTS} hosts, {DEPLOYMENTS} deployments; 20 requests per page, through the router:");
     for page in ["/fleet", "/projects/app", "/hosts", "/"] {
