@@ -12,9 +12,7 @@ use ferry_domain::{
     DeploymentKind, DeploymentStatus, RequestAction, RequestKind, RequestState, rollback_target_skipping,
 };
 use ferry_proto::api::{CreateDeployment, CreateRequest, RequestActionBody, RequestEventInfo, RequestInfo};
-use ferry_store::{
-    Environment, NewRequest, Project, Release, RequestChange, RequestNote, RequestRow, StoreError, User,
-};
+use ferry_store::{Environment, NewRequest, Project, Release, RequestChange, RequestNote, RequestRow, User};
 
 use crate::error::{ApiError, ApiResult};
 use crate::fleet::{self, Authority};
@@ -158,16 +156,7 @@ async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> Api
             Ok(())
         }
         Err(e) => {
-            let change = RequestChange {
-                from: RequestState::Releasing,
-                to: RequestState::Failed,
-                action: RequestAction::Fail,
-                actor: SERVER.into(),
-                note: Some(format!("not started: {e}")),
-                release: None,
-                deployment_id: None,
-            };
-            state.db.change_request(row.id, &change, now_ms()).await?;
+            record_outcome(state, row, RequestAction::Fail, format!("not started: {e}"), None).await?;
             Err(e)
         }
     }
@@ -189,6 +178,32 @@ async fn update_staging(state: &AppState, caller: &User, row: &RequestRow, stagi
     }
 }
 
+/// Records what became of a releasing request's deployment (`Succeed` or
+/// `Fail`), through the state machine like every change of a request. A
+/// request no longer releasing is a `Conflict`.
+async fn record_outcome(
+    state: &AppState,
+    row: &RequestRow,
+    action: RequestAction,
+    note: String,
+    deployment_id: Option<i64>,
+) -> ApiResult<RequestRow> {
+    // Only the kind and the state matter to the server's own actions.
+    let facts = RequestFacts { kind: row.kind, state: row.state, has_staging: false, needs_approval: false };
+    let to = request::apply(&facts, Actor::Server, action, Some(&note))
+        .map_err(|e| ApiError::Conflict(format!("request {}: {e}", row.id)))?;
+    let change = RequestChange {
+        from: row.state,
+        to,
+        action,
+        actor: SERVER.into(),
+        note: Some(note),
+        release: None,
+        deployment_id,
+    };
+    Ok(state.db.change_request(row.id, &change, now_ms()).await?)
+}
+
 /// Records how a request's release deployment ended, if `deployment` is one
 /// and its request still waits for it. Called when a deployment ends, and by
 /// the sweep; doing it twice does nothing.
@@ -200,24 +215,15 @@ pub async fn deployment_ended(state: &AppState, deployment: i64) {
         if row.state != RequestState::Releasing || d.env != row.env || !d.status.is_terminal() {
             return Ok(());
         }
-        let (to, action) = match d.status {
-            DeploymentStatus::Succeeded => (RequestState::Done, RequestAction::Succeed),
-            _ => (RequestState::Failed, RequestAction::Fail),
+        let action = match d.status {
+            DeploymentStatus::Succeeded => RequestAction::Succeed,
+            _ => RequestAction::Fail,
         };
         let note =
             format!("deployment {} {}{}", d.id, d.status, d.reason.map(|r| format!(": {r}")).unwrap_or_default());
-        let change = RequestChange {
-            from: RequestState::Releasing,
-            to,
-            action,
-            actor: SERVER.into(),
-            note: Some(note),
-            release: None,
-            deployment_id: Some(d.id),
-        };
-        match state.db.change_request(id, &change, now_ms()).await {
+        match record_outcome(state, &row, action, note, Some(d.id)).await {
             // Someone else recorded it first: nothing to do.
-            Err(StoreError::Refused(_)) => Ok(()),
+            Err(ApiError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
             Ok(row) => {
                 tracing::info!(id, deployment, state = %row.state, "release request's deployment ended");
@@ -256,16 +262,8 @@ pub async fn sweep(state: &AppState) {
             Some(d) if d.status.is_terminal() => deployment_ended(state, d.id).await,
             Some(_) => {}
             None if now_ms() - row.updated_at > START_GRACE_MS => {
-                let change = RequestChange {
-                    from: RequestState::Releasing,
-                    to: RequestState::Failed,
-                    action: RequestAction::Fail,
-                    actor: SERVER.into(),
-                    note: Some("not started: the server stopped before its deployment was created".into()),
-                    release: None,
-                    deployment_id: None,
-                };
-                if let Err(e) = state.db.change_request(row.id, &change, now_ms()).await {
+                let note = "not started: the server stopped before its deployment was created".to_string();
+                if let Err(e) = record_outcome(state, &row, RequestAction::Fail, note, None).await {
                     tracing::error!(request = row.id, "failing a request that never started: {e}");
                 }
             }
