@@ -322,7 +322,8 @@ pub async fn create_deployment_as(
     // An emergency ends the environment's running deployment in the same
     // transaction; what follows an end must follow that one too.
     let superseded = match req.emergency {
-        true => running_in(state, env.id).await?,
+        // The environment's lock holder (R19): at most one.
+        true => db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name).map(|d| d.id),
         false => None,
     };
     let id = db.create_deployment(new, now_ms()).await?;
@@ -334,18 +335,6 @@ pub async fn create_deployment_as(
     notify_started(state, id, req.emergency).await;
     crate::rollout::drive(state, id).await?;
     deployment_info(state, id).await
-}
-
-/// The running deployment of an environment, if any.
-async fn running_in(state: &AppState, env_id: i64) -> ApiResult<Option<i64>> {
-    for id in state.db.running_deployments().await? {
-        let d = state.db.deployment(id).await?;
-        let project = state.db.project(&d.project).await?;
-        if state.db.environment(&project, &d.env).await?.id == env_id {
-            return Ok(Some(id));
-        }
-    }
-    Ok(None)
 }
 
 /// Tells the project's notification rules that a deployment started, and
