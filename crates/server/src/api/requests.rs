@@ -3,6 +3,8 @@
 //! own rules (no self-approval, only the requester releases) are
 //! `ferry_domain::request`'s, applied in `crate::request`.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use ferry_domain::access::{Action, allowed};
@@ -117,20 +119,27 @@ pub async fn listed(
         limit: if project_id.is_some() && !q.waiting { limit } else { 1000 },
     };
     let mut out = Vec::new();
+    // Each project's role and environments, read once for all its requests.
+    let mut projects: HashMap<String, (Option<ferry_domain::Role>, Vec<ferry_store::Environment>)> = HashMap::new();
     for row in state.db.requests(&filter).await? {
         if out.len() >= limit as usize {
             break;
         }
-        let project = state.db.project(&row.project).await?;
-        let env = state.db.environment(&project, &row.env).await?;
-        let membership = state.db.membership(project.id, user.id).await?;
-        if allowed(&user.subject(), membership, Action::ReadProject, false).is_err() {
+        if !projects.contains_key(&row.project) {
+            let project = state.db.project(&row.project).await?;
+            let membership = state.db.membership(project.id, user.id).await?;
+            let envs = state.db.environments(&project).await?;
+            projects.insert(row.project.clone(), (membership, envs));
+        }
+        let Some((membership, envs)) = projects.get(&row.project) else { continue };
+        if allowed(&user.subject(), *membership, Action::ReadProject, false).is_err() {
             continue;
         }
-        if q.waiting && !waits_for(user, membership, &row, env.production) {
+        let Some(env) = envs.iter().find(|e| e.name == row.env) else { continue };
+        if q.waiting && !waits_for(user, *membership, &row, env.production) {
             continue;
         }
-        let staging = if row.kind == ferry_domain::RequestKind::Release { env.staging } else { None };
+        let staging = if row.kind == ferry_domain::RequestKind::Release { env.staging.clone() } else { None };
         out.push((row, staging));
     }
     Ok(out)
