@@ -67,9 +67,12 @@ async fn logs(root: &Path, project: &str, lines: usize, stream: Option<&str>, fo
     if files.iter().all(|(_, f)| !f.exists()) {
         bail!("no service output for '{project}' under {}", dir.display());
     }
+    // The service's user owns these files: read without following a link.
+    let log_dir = ferry_agent::supervisor::open_log_dir(&dir, false)?;
     let mut offsets = Vec::new();
     for (name, file) in &files {
-        let tail = ferry_agent::supervisor::tail_lines(file, 0, lines);
+        let file_name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let tail = ferry_agent::supervisor::tail_lines(&log_dir, file_name, 0, lines);
         for line in tail {
             println!("{}{line}", if *name == "stderr" && stream.is_none() { "stderr: " } else { "" });
         }
@@ -88,7 +91,8 @@ async fn logs(root: &Path, project: &str, lines: usize, stream: Option<&str>, fo
             if len == *offset {
                 continue;
             }
-            let mut f = std::fs::File::open(file)?;
+            let file_name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let mut f = log_dir.open_read(std::path::Path::new(file_name))?;
             f.seek(SeekFrom::Start(*offset))?;
             let mut buf = Vec::new();
             f.read_to_end(&mut buf)?;

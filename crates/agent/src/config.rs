@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use ferry_domain::{Manifest, Recipe, expand};
 use ferry_proto::agent::DesiredRelease;
 
+use crate::beneath::{Beneath, Links};
 use crate::layout::ProjectLayout;
 use crate::objects::ObjectStore;
 use crate::supervisor::{DEFAULT_LOG_MAX_BYTES, LOG_DIR, RunAs, ServiceSpec};
@@ -245,34 +246,33 @@ pub fn service_spec(root: &Path, project: &str, defaults: &ServiceDefaults) -> R
 /// Renders the release's `[deploy] templates` into the release directory:
 /// `config/app.toml.tmpl` becomes `config/app.toml` (mode 0640, owned by the
 /// service's user). Each file is written whole and renamed into place.
+///
+/// The release comes from a developer's upload, so both the template and
+/// what it renders to are opened beneath the release directory: a link that
+/// leads out (to `/etc/shadow`, or through a `shared/` link the service's
+/// user controls) is refused, never read or written through.
 pub fn render_templates(
     release_dir: &Path,
     recipe: &Recipe,
     env: &[(String, String)],
     owner: Option<&RunAs>,
 ) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let Some(deploy) = &recipe.deploy else { return Ok(()) };
-    for (template, target) in deploy.template_paths().map_err(|e| e.to_string())? {
-        let text = fs::read_to_string(release_dir.join(&template))
+    let templates = deploy.template_paths().map_err(|e| e.to_string())?;
+    if templates.is_empty() {
+        return Ok(());
+    }
+    let release = Beneath::open(release_dir, Links::Inside).map_err(|e| e.to_string())?;
+    for (template, target) in templates {
+        let text = release
+            .read(Path::new(&template))
             .map_err(|e| format!("template {template} (in [deploy] templates): {e}"))?;
+        let text = String::from_utf8(text)
+            .map_err(|_| format!("template {template} (in [deploy] templates) is not UTF-8 text"))?;
         let rendered = expand_with(&format!("template {template}"), &text, env)?;
-        let dest = release_dir.join(&target);
-        let tmp = dest.with_file_name(format!(
-            ".{}.ferry-tmp",
-            dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        ));
-        let _ = fs::remove_file(&tmp);
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&tmp)?;
-            f.write_all(rendered.as_bytes())?;
-            if let Some(u) = owner {
-                std::os::unix::fs::chown(&tmp, Some(u.uid), Some(u.gid))?;
-            }
-            fs::rename(&tmp, &dest)
-        };
-        write().map_err(|e| format!("writing {target} from template {template}: {e}"))?;
+        release
+            .write_replace(Path::new(&target), rendered.as_bytes(), 0o640, owner.map(|u| (u.uid, u.gid)))
+            .map_err(|e| format!("writing {target} from template {template}: {e}"))?;
     }
     Ok(())
 }
@@ -284,10 +284,18 @@ pub fn prepare_shared(layout: &ProjectLayout, recipe: &Recipe, owner: Option<&Ru
     let shared_dir = layout.shared_dir();
     fs::create_dir_all(&shared_dir).map_err(|e| format!("{}: {e}", shared_dir.display()))?;
     let Some(u) = owner else { return Ok(()) };
-    let (shared, _) = host_owned_paths(recipe);
-    let paths = std::iter::once(shared_dir.clone()).chain(shared.iter().map(|p| shared_dir.join(p)));
-    for p in paths.filter(|p| fs::symlink_metadata(p).is_ok()) {
-        std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).map_err(|e| format!("{}: {e}", p.display()))?;
+    // `shared/` itself sits in the project directory, which only the agent
+    // writes; what is inside belongs to the service's user, who may have
+    // turned any of it into a link: changed without following one, and a
+    // link is refused with an error naming it.
+    std::os::unix::fs::lchown(&shared_dir, Some(u.uid), Some(u.gid))
+        .map_err(|e| format!("{}: {e}", shared_dir.display()))?;
+    let shared = Beneath::open(&shared_dir, Links::Refused).map_err(|e| e.to_string())?;
+    let (paths, _) = host_owned_paths(recipe);
+    for p in paths.iter().map(Path::new) {
+        if shared.exists(p).map_err(|e| e.to_string())? {
+            shared.chown(p, u.uid, u.gid).map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }

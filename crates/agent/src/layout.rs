@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_domain::{EntryKind, Manifest};
 
+use crate::beneath::{Beneath, Links};
 use crate::objects::ObjectStore;
 
 /// What a release directory holds, recorded beside it.
@@ -373,6 +374,10 @@ fn build_tree(
 /// entry is made from what the release ships there (a file is copied, a
 /// directory created), or else as an empty directory: a shared *file* the
 /// release does not ship must be put into `shared/` by the operator.
+///
+/// `shared/` belongs to the service's user, so everything in it is reached
+/// through [`Beneath`] with no link followed: a `shared/log` turned into a
+/// link to `/etc` stops the install with an error naming it.
 fn link_shared(
     dest: &Path,
     manifest: &Manifest,
@@ -380,21 +385,29 @@ fn link_shared(
     shared_dir: &Path,
     path: &str,
 ) -> io::Result<()> {
-    let target = shared_dir.join(path);
-    if fs::symlink_metadata(&target).is_err() {
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(ctx(parent, "creating"))?;
+    let shared = Beneath::open(shared_dir, Links::Refused)?;
+    let rel = Path::new(path);
+    if !shared.exists(rel)? {
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            shared.create_dir_all(parent)?;
         }
         match manifest.entries.iter().find(|e| e.path == path).map(|e| &e.kind) {
             Some(EntryKind::File { digest, executable, .. }) => {
+                let target = shared.display(rel);
                 let object = objects.ensure(digest, *executable).map_err(ctx(&target, "preparing content for"))?;
-                fs::copy(&object, &target).map_err(ctx(&target, "seeding"))?;
-                // A copy of a read-only object is read-only too; the data is the service's to change.
-                use std::os::unix::fs::PermissionsExt;
+                // A copy, not the read-only object: the data is the service's to change.
                 let mode = if *executable { 0o755 } else { 0o644 };
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(ctx(&target, "seeding"))?;
+                let mut to = shared.create_new(rel, mode)?;
+                let mut from = fs::File::open(&object).map_err(ctx(&object, "reading"))?;
+                io::copy(&mut from, &mut to).map_err(ctx(&target, "seeding"))?;
             }
-            _ => fs::create_dir_all(&target).map_err(ctx(&target, "creating"))?,
+            _ => shared.create_dir_all(rel)?,
+        }
+    } else {
+        // Existing: it must still be what it was made as, not a link.
+        match shared.open_dir(rel) {
+            Ok(_) => {}
+            Err(_) => drop(shared.open_read(rel)?),
         }
     }
     let link = dest.join(path);

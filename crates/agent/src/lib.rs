@@ -19,6 +19,7 @@
 //! - One install at a time per agent, so content-store garbage collection
 //!   never races an install.
 
+pub mod beneath;
 pub mod client;
 pub mod config;
 mod connection;

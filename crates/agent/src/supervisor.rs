@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::beneath::{Beneath, Links};
 use ferry_domain::service::{AfterExit, CrashWatch};
 use ferry_domain::{RestartPolicy, StopSignal};
 use nix::sys::signal::{Signal, killpg};
@@ -440,7 +441,9 @@ impl Service {
             Some(127) => "; its start command was not found".to_string(),
             _ => String::new(),
         };
-        let tail = tail_lines(&spec.log_dir.join(STDERR_LOG), stderr_from, TAIL_LINES);
+        let tail = open_log_dir(&spec.log_dir, false)
+            .map(|dir| tail_lines(&dir, STDERR_LOG, stderr_from, TAIL_LINES))
+            .unwrap_or_default();
         let tail = if tail.is_empty() { "(nothing on stderr)".to_string() } else { tail.join("\n") };
         format!("service `{}` {what} (last: {}){hint}; last lines of its stderr:\n{tail}", spec.command, exit.what)
     }
@@ -576,8 +579,12 @@ impl Service {
             Some(s) => (s.log_dir.clone(), s.log_max_bytes),
             None => return,
         };
+        let dir = match open_log_dir(&dir, false) {
+            Ok(dir) => dir,
+            Err(e) => return tracing::warn!(project = %self.project, "rotating the service's logs: {e}"),
+        };
         for name in [STDOUT_LOG, STDERR_LOG] {
-            if let Err(e) = rotate(&dir.join(name), max) {
+            if let Err(e) = rotate(&dir, name, max) {
                 tracing::warn!(project = %self.project, "rotating {name}: {e}");
             }
         }
@@ -588,15 +595,8 @@ impl Service {
 /// group, output appended to the log files.
 fn start_process(spec: &ServiceSpec) -> Result<Proc, String> {
     check_command(spec)?;
-    fs::create_dir_all(&spec.log_dir).map_err(|e| format!("creating {}: {e}", spec.log_dir.display()))?;
-    let open = |name: &str| {
-        let path = spec.log_dir.join(name);
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("opening {}: {e}", path.display()))
-    };
+    let dir = open_log_dir(&spec.log_dir, true).map_err(|e| format!("opening the service's log directory: {e}"))?;
+    let open = |name: &str| dir.open_append(Path::new(name)).map_err(|e| format!("opening a log file: {e}"));
     let (stdout, stderr) = (open(STDOUT_LOG)?, open(STDERR_LOG)?);
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
@@ -725,12 +725,28 @@ fn proc_start_ticks(pid: i32) -> Option<u64> {
 }
 
 fn stderr_len(spec: &ServiceSpec) -> u64 {
-    fs::metadata(spec.log_dir.join(STDERR_LOG)).map(|m| m.len()).unwrap_or(0)
+    let dir = open_log_dir(&spec.log_dir, false);
+    dir.and_then(|d| d.open_read(Path::new(STDERR_LOG))).and_then(|f| f.metadata()).map(|m| m.len()).unwrap_or(0)
 }
 
-/// The last `n` lines of a file from byte `from` on.
-pub fn tail_lines(path: &Path, from: u64, n: usize) -> Vec<String> {
-    let Ok(mut f) = fs::File::open(path) else { return Vec::new() };
+/// Opens the service's log directory (`shared/log`), creating it when asked.
+/// The service's user owns `shared/` and may have swapped any of it for a
+/// link: the agent, often root, appends to, truncates and reads these files,
+/// so no link is followed on the way (see [`Beneath`]).
+pub fn open_log_dir(log_dir: &Path, create: bool) -> std::io::Result<Beneath> {
+    let (Some(shared), Some(name)) = (log_dir.parent(), log_dir.file_name()) else {
+        return Err(std::io::Error::other(format!("{}: not a log directory", log_dir.display())));
+    };
+    let shared = Beneath::open(shared, Links::Refused)?;
+    if create {
+        shared.create_dir_all(Path::new(name))?;
+    }
+    shared.open_dir(Path::new(name))
+}
+
+/// The last `n` lines of the log file `name` from byte `from` on.
+pub fn tail_lines(dir: &Beneath, name: &str, from: u64, n: usize) -> Vec<String> {
+    let Ok(mut f) = dir.open_read(Path::new(name)) else { return Vec::new() };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     // Reading at most the last 64 KiB bounds the cost for huge logs.
     let start = from.min(len).max(len.saturating_sub(64 * 1024));
@@ -747,26 +763,60 @@ pub fn tail_lines(path: &Path, from: u64, n: usize) -> Vec<String> {
 /// its file open in append mode, so the file is copied and then truncated in
 /// place (the lines written between the two steps can be lost; a pipe
 /// through the agent would lose everything when the agent restarts).
-fn rotate(path: &Path, max: u64) -> std::io::Result<()> {
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(_) => return Ok(()),
+///
+/// Every step goes through `dir` ([`open_log_dir`]): renames move links as
+/// links, the copy is made as a new file, and a log that is a link or has a
+/// second hard link is refused rather than read or truncated.
+fn rotate(dir: &Beneath, name: &str, max: u64) -> std::io::Result<()> {
+    let mut current = match dir.open_read(Path::new(name)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
     };
-    if len <= max {
+    if current.metadata()?.len() <= max {
         return Ok(());
     }
-    let generation = |n: u32| PathBuf::from(format!("{}.{n}", path.display()));
-    let _ = fs::remove_file(generation(LOG_KEEP));
+    let generation = |n: u32| PathBuf::from(format!("{name}.{n}"));
+    dir.remove_file(&generation(LOG_KEEP))?;
     for n in (1..LOG_KEEP).rev() {
-        let _ = fs::rename(generation(n), generation(n + 1));
+        if dir.exists(&generation(n))? {
+            dir.rename(&generation(n), &generation(n + 1))?;
+        }
     }
-    fs::copy(path, generation(1))?;
-    fs::OpenOptions::new().write(true).open(path)?.set_len(0)
+    dir.remove_file(&generation(1))?;
+    let mut copy = dir.create_new(&generation(1), 0o644)?;
+    std::io::copy(&mut current, &mut copy)?;
+    dir.open_write(Path::new(name))?.set_len(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open(dir: &Path) -> Beneath {
+        Beneath::open(dir, Links::Refused).unwrap()
+    }
+
+    #[test]
+    fn rotation_never_truncates_or_copies_through_a_link() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("shadow");
+        fs::write(&secret, vec![b's'; 100]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("service.stdout.log")).unwrap();
+        assert!(rotate(&open(dir.path()), "service.stdout.log", 50).is_err());
+        assert_eq!(fs::read(&secret).unwrap().len(), 100);
+        // A planted generation is moved as a link, never written through.
+        fs::remove_file(dir.path().join("service.stdout.log")).unwrap();
+        fs::write(dir.path().join("service.stdout.log"), vec![b'a'; 100]).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("service.stdout.log.1")).unwrap();
+        rotate(&open(dir.path()), "service.stdout.log", 50).unwrap();
+        assert_eq!(fs::read(&secret).unwrap(), vec![b's'; 100]);
+        assert_eq!(fs::read(dir.path().join("service.stdout.log.1")).unwrap(), vec![b'a'; 100]);
+        // And the stderr tail that goes into a failure message reads no link.
+        std::os::unix::fs::symlink(&secret, dir.path().join("service.stderr.log")).unwrap();
+        assert!(tail_lines(&open(dir.path()), "service.stderr.log", 0, 10).is_empty());
+    }
 
     #[test]
     fn rotation_keeps_generations() {
@@ -774,7 +824,7 @@ mod tests {
         let log = dir.path().join("service.stdout.log");
         for round in 0..7u8 {
             fs::write(&log, vec![b'a' + round; 100]).unwrap();
-            rotate(&log, 50).unwrap();
+            rotate(&open(dir.path()), "service.stdout.log", 50).unwrap();
             assert_eq!(fs::metadata(&log).unwrap().len(), 0);
         }
         // Newest first: .1 holds the last round; only five generations remain.
@@ -782,7 +832,7 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("service.stdout.log.5")).unwrap()[0], b'a' + 2);
         assert!(!dir.path().join("service.stdout.log.6").exists());
         fs::write(&log, b"small").unwrap();
-        rotate(&log, 50).unwrap();
+        rotate(&open(dir.path()), "service.stdout.log", 50).unwrap();
         assert_eq!(fs::read(&log).unwrap(), b"small");
     }
 
@@ -791,9 +841,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("err");
         fs::write(&f, "old 1\nold 2\nnew 1\nnew 2\nnew 3\n").unwrap();
-        assert_eq!(tail_lines(&f, 12, 10), ["new 1", "new 2", "new 3"]);
-        assert_eq!(tail_lines(&f, 0, 2), ["new 2", "new 3"]);
-        assert!(tail_lines(&dir.path().join("none"), 0, 2).is_empty());
+        let logs = open(dir.path());
+        assert_eq!(tail_lines(&logs, "err", 12, 10), ["new 1", "new 2", "new 3"]);
+        assert_eq!(tail_lines(&logs, "err", 0, 2), ["new 2", "new 3"]);
+        assert!(tail_lines(&logs, "none", 0, 2).is_empty());
     }
 
     #[test]

@@ -65,6 +65,13 @@ pub enum ManifestError {
     AbsoluteLink { path: String, target: String },
     #[error("entry '{path}': symlink target '{target}' points outside the release")]
     LinkEscapes { path: String, target: String },
+    #[error(
+        "entry '{path}': symlink target '{target}' leads through other links ({hops} or more) without ending; \
+         link loops are not allowed in a release"
+    )]
+    LinkLoop { path: String, target: String, hops: u32 },
+    #[error("entry '{path}': symlink target is {len} bytes long; at most {max} are allowed")]
+    LinkTooLong { path: String, len: usize, max: usize },
     #[error("entry '{path}' lies below symlink '{link}'; nothing may be written through a link")]
     UnderSymlink { path: String, link: String },
     #[error("entry '{path}' lies below file '{file}'")]
@@ -114,6 +121,14 @@ impl Manifest {
                 ancestor = parent;
             }
         }
+        // Lexically every link stays inside, but a link may lead through
+        // other links (`a/b/u -> ../..`, `esc -> a/b/u/a/b/u/../../etc`):
+        // follow each one through the tree as the kernel would.
+        for entry in &self.entries {
+            if let EntryKind::Symlink { target } = &entry.kind {
+                resolve_link(&kinds, &entry.path, target)?;
+            }
+        }
         Ok(())
     }
 
@@ -159,9 +174,19 @@ pub fn validate_path(path: &str) -> Result<(), ManifestError> {
     Ok(())
 }
 
+/// The longest link target accepted: the kernel's own limit for a path.
+pub const MAX_LINK_TARGET: usize = 4095;
+
+/// How many links one resolution may pass through, as Linux allows (40):
+/// more is a loop, or a chain built to be expensive to check.
+const MAX_LINK_HOPS: u32 = 40;
+
 /// Checks that a symlink at `path` pointing at `target` resolves, lexically,
 /// to a place inside the release.
 fn validate_link(path: &str, target: &str) -> Result<(), ManifestError> {
+    if target.len() > MAX_LINK_TARGET {
+        return Err(ManifestError::LinkTooLong { path: path.to_string(), len: target.len(), max: MAX_LINK_TARGET });
+    }
     if target.starts_with('/') {
         return Err(ManifestError::AbsoluteLink { path: path.to_string(), target: target.to_string() });
     }
@@ -183,6 +208,73 @@ fn validate_link(path: &str, target: &str) -> Result<(), ManifestError> {
         }
     }
     Ok(())
+}
+
+/// Follows the link at `path` through the release's own links, component by
+/// component as the kernel resolves a path, and fails if any step climbs
+/// above the release root. Components the manifest does not list are taken
+/// as plain directories: on a host they either do not exist (the kernel then
+/// stops) or were made by the agent, which makes nothing a link leads through
+/// except the `[deploy] shared` links, and a link through those is caught by
+/// the host's own check (it opens release paths beneath the release only).
+fn resolve_link(kinds: &BTreeMap<&str, &EntryKind>, path: &str, target: &str) -> Result<(), ManifestError> {
+    let escapes = || ManifestError::LinkEscapes { path: path.to_string(), target: target.to_string() };
+    let mut hops = 0u32;
+    let dir: Vec<String> = path.split('/').map(str::to_string).collect();
+    let dir = &dir[..dir.len() - 1];
+    let mut walk = Walk { kinds, hops: &mut hops };
+    match walk.follow(dir.to_vec(), target) {
+        Ok(_) => Ok(()),
+        Err(WalkError::Escapes) => Err(escapes()),
+        Err(WalkError::Loop) => {
+            Err(ManifestError::LinkLoop { path: path.to_string(), target: target.to_string(), hops: MAX_LINK_HOPS })
+        }
+    }
+}
+
+enum WalkError {
+    Escapes,
+    Loop,
+}
+
+/// One link's resolution: the hop count is shared by every link it passes
+/// through, so a chain costs at most `MAX_LINK_HOPS` expansions.
+struct Walk<'a, 'k> {
+    kinds: &'a BTreeMap<&'k str, &'k EntryKind>,
+    hops: &'a mut u32,
+}
+
+impl Walk<'_, '_> {
+    /// Resolves `target` from the directory `at` (components below the
+    /// root) and returns where it ends.
+    fn follow(&mut self, mut at: Vec<String>, target: &str) -> Result<Vec<String>, WalkError> {
+        if target.starts_with('/') {
+            return Err(WalkError::Escapes);
+        }
+        for component in target.split('/') {
+            match component {
+                "" | "." => {}
+                ".." => {
+                    if at.pop().is_none() {
+                        return Err(WalkError::Escapes);
+                    }
+                }
+                name => {
+                    at.push(name.to_string());
+                    let here = at.join("/");
+                    if let Some(EntryKind::Symlink { target: next }) = self.kinds.get(here.as_str()) {
+                        *self.hops += 1;
+                        if *self.hops > MAX_LINK_HOPS {
+                            return Err(WalkError::Loop);
+                        }
+                        at.pop();
+                        at = self.follow(at, next)?;
+                    }
+                }
+            }
+        }
+        Ok(at)
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +342,65 @@ mod tests {
         assert!(matches!(m.validate(), Err(ManifestError::UnderSymlink { .. })));
         let m = Manifest::new(vec![file("a"), file("a/b")]);
         assert!(matches!(m.validate(), Err(ManifestError::UnderFile { .. })));
+    }
+
+    #[test]
+    fn refuses_a_chain_of_links_that_climbs_out() {
+        // Each link is lexically harmless; together they reach /etc/passwd.
+        let deep = "a/b/u/".repeat(8);
+        let m = Manifest::new(vec![
+            dir("a"),
+            dir("a/b"),
+            link("a/b/u", "../.."),
+            link("esc", &format!("{deep}{}etc/passwd", "../".repeat(8))),
+        ]);
+        let err = m.validate().unwrap_err();
+        assert!(matches!(&err, ManifestError::LinkEscapes { path, .. } if path == "esc"), "{err}");
+        // The same chain that stays inside is fine.
+        let m = Manifest::new(vec![dir("a"), dir("a/b"), link("a/b/u", "../.."), link("ok", "a/b/u/a/b/u/a")]);
+        assert_eq!(m.validate(), Ok(()));
+    }
+
+    #[test]
+    fn follows_links_to_deeper_or_shallower_places() {
+        // `up` is one level deep but leads to the root: `up/..` leaves.
+        let m = Manifest::new(vec![dir("d"), link("d/up", ".."), link("x", "d/up/..")]);
+        assert!(matches!(m.validate(), Err(ManifestError::LinkEscapes { path, .. }) if path == "x"));
+        // A link to a deep directory makes `..` through it land there.
+        let m = Manifest::new(vec![dir("p"), dir("p/q"), dir("p/q/r"), link("deep", "p/q/r"), link("y", "deep/..")]);
+        assert_eq!(m.validate(), Ok(()));
+        // Each link must also stay inside read as text alone (components the
+        // host adds are plain directories to it): `deep/../..` resolves to
+        // `p` through the links, but not as text, and is refused.
+        let m = Manifest::new(vec![dir("p"), dir("p/q"), dir("p/q/r"), link("deep", "p/q/r"), link("y", "deep/../..")]);
+        assert!(m.validate().is_err());
+        // The final component is followed too: a link to a link that leaves.
+        let m = Manifest::new(vec![dir("d"), link("d/out", "../.."), link("z", "d/out")]);
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn refuses_link_loops_and_overlong_targets() {
+        let m = Manifest::new(vec![link("a", "b"), link("b", "a")]);
+        assert!(matches!(m.validate(), Err(ManifestError::LinkLoop { .. })));
+        let m = Manifest::new(vec![link("self", "self/x")]);
+        assert!(matches!(m.validate(), Err(ManifestError::LinkLoop { .. })));
+        let long = "x/".repeat(MAX_LINK_TARGET);
+        let err = Manifest::new(vec![link("l", &long)]).validate().unwrap_err();
+        assert!(matches!(err, ManifestError::LinkTooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_wide_chain_is_checked_quickly() {
+        // 40 hops are the limit per link, so a manifest built to make the
+        // check expensive costs at most entries x 40 expansions.
+        let mut entries = vec![link("l0", ".")];
+        for i in 1..2000 {
+            entries.push(link(&format!("l{i}"), &format!("l{}/l{}", i - 1, i - 1)));
+        }
+        let started = std::time::Instant::now();
+        let _ = Manifest::new(entries).validate();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
     }
 
     #[test]
