@@ -29,6 +29,7 @@ mod rollout;
 mod service;
 mod stats;
 mod tls;
+mod trust;
 mod uploads;
 mod vars;
 mod web;

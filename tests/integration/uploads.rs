@@ -6,11 +6,11 @@ use std::path::Path;
 use crate::harness::{Ferry, write_tree};
 
 /// One raw tar entry: name, type, link target.
-type RawEntry<'a> = (&'a str, tar::EntryType, Option<&'a str>);
+pub(crate) type RawEntry<'a> = (&'a str, tar::EntryType, Option<&'a str>);
 
 /// Writes a tar whose entry names are taken literally, so that `..` and
 /// absolute paths reach the server as an attacker would send them.
-fn raw_tar(path: &Path, entries: &[RawEntry], gzip: bool) {
+pub(crate) fn raw_tar(path: &Path, entries: &[RawEntry], gzip: bool) {
     let mut b = tar::Builder::new(Vec::new());
     for (name, ty, link) in entries {
         let mut h = tar::Header::new_gnu();

@@ -216,8 +216,14 @@ impl Beneath {
         if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
             return Err(explain(&shown, Errno::ELOOP, Links::Refused));
         }
-        nix::unistd::fchownat(parent.dir.as_fd(), name, Some(uid.into()), Some(gid.into()), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| context(&shown, e.into()))
+        nix::unistd::fchownat(
+            parent.dir.as_fd(),
+            name,
+            Some(uid.into()),
+            Some(gid.into()),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| context(&shown, e.into()))
     }
 
     /// Renames `from` to `to`, both in this directory tree. A link is moved
@@ -240,7 +246,11 @@ impl Beneath {
 
     /// Whether something (a link included) exists at `rel`.
     pub fn exists(&self, rel: &Path) -> io::Result<bool> {
-        let (parent, name) = self.parent_of(rel)?;
+        let (parent, name) = match self.parent_of(rel) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
         match nix::sys::stat::fstatat(parent.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(_) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
@@ -293,10 +303,7 @@ fn check_relative(rel: &Path) -> io::Result<()> {
     if plain && rel.components().next().is_some() {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("'{}' is not a plain relative path", rel.display()),
-        ))
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("'{}' is not a plain relative path", rel.display())))
     }
 }
 
@@ -353,6 +360,7 @@ mod tests {
             assert!(err.contains("outside its directory"), "{rel}: {err}");
         }
         assert!(dir.read(Path::new("../secret")).is_err());
+        assert!(!dir.exists(Path::new("no/such/file")).unwrap());
         assert!(dir.read(Path::new("/etc/passwd")).is_err());
     }
 

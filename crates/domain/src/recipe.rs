@@ -81,6 +81,41 @@ impl DeployRecipe {
     }
 }
 
+impl DeployRecipe {
+    /// Checks the templates against the release they ship in: each must be a
+    /// file of the release, and neither it nor what it renders to may be a
+    /// link, lie below one, or lie in a shared path. The host reads and
+    /// writes these as root; a path that leads through a link could lead
+    /// into `shared/`, which the service's user controls.
+    pub fn check_templates(&self, manifest: &crate::Manifest) -> Result<(), RecipeError> {
+        use crate::EntryKind;
+        let kinds: std::collections::HashMap<&str, &EntryKind> =
+            manifest.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+        let shared = self.shared_paths()?;
+        for (template, target) in self.template_paths()? {
+            let bad =
+                |reason: String| RecipeError::BadPath { key: "deploy.templates", value: template.clone(), reason };
+            if !matches!(kinds.get(template.as_str()), Some(EntryKind::File { .. })) {
+                return Err(bad("the release has no such file".into()));
+            }
+            if let Some(s) = shared.iter().find(|s| nested(s, &template) || nested(s, &target)) {
+                return Err(bad(format!("lies in the shared path '{s}'")));
+            }
+            if matches!(kinds.get(target.as_str()), Some(EntryKind::Symlink { .. } | EntryKind::Dir)) {
+                return Err(bad(format!("it renders to '{target}', which the release ships as a link or directory")));
+            }
+            let mut at = target.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                if !matches!(kinds.get(parent), None | Some(EntryKind::Dir)) {
+                    return Err(bad(format!("it renders below '{parent}', which is not a directory of the release")));
+                }
+                at = parent;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One of the two paths lies inside the other (or they are equal).
 fn nested(a: &str, b: &str) -> bool {
     a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"))
@@ -275,6 +310,33 @@ impl BuildRecipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_must_be_plain_files_of_the_release_away_from_links_and_shared_paths() {
+        use crate::{Digest, Entry, EntryKind, Manifest};
+        let file = |p: &str| Entry {
+            path: p.into(),
+            kind: EntryKind::File { digest: Digest([1; 32]), size: 1, executable: false },
+        };
+        let link = |p: &str, t: &str| Entry { path: p.into(), kind: EntryKind::Symlink { target: t.into() } };
+        let deploy = |shared: &[&str], templates: &[&str]| DeployRecipe {
+            shared: shared.iter().map(|s| s.to_string()).collect(),
+            templates: templates.iter().map(|s| s.to_string()).collect(),
+        };
+        let m = Manifest::new(vec![file("conf/app.tmpl"), link("t", "data"), link("out", "conf"), file("x.tmpl")]);
+        assert_eq!(deploy(&[], &["conf/app.tmpl"]).check_templates(&m), Ok(()));
+        let refused = [
+            (deploy(&["data"], &["t/app.conf.tmpl"]), "no such file"),
+            (deploy(&["conf"], &["conf/app.tmpl"]), "shared path"),
+            (deploy(&[], &["missing.tmpl"]), "no such file"),
+        ];
+        for (d, why) in refused {
+            let err = d.check_templates(&m).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        let m = Manifest::new(vec![file("x.tmpl"), link("x", "/etc/shadow"), file("out/y.tmpl"), link("out", "conf")]);
+        assert!(deploy(&[], &["x.tmpl"]).check_templates(&m).unwrap_err().to_string().contains("link"));
+    }
 
     #[test]
     fn the_documented_form_parses() {

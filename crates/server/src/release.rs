@@ -68,7 +68,13 @@ async fn check_host_recipe(state: &AppState, manifest: &Manifest) -> ApiResult<(
     let bytes = state.artifacts.get(&digest).await?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::BadRequest("release refused: ferry.toml is not UTF-8".into()))?;
-    ferry_domain::Recipe::parse(&text)
-        .and_then(|r| r.host_side())
-        .map_err(|e| ApiError::BadRequest(format!("release refused: the release's {e}")))
+    let recipe = ferry_domain::Recipe::parse(&text)
+        .and_then(|r| r.host_side().map(|()| r))
+        .map_err(|e| ApiError::BadRequest(format!("release refused: the release's {e}")))?;
+    if let Some(deploy) = &recipe.deploy {
+        deploy
+            .check_templates(manifest)
+            .map_err(|e| ApiError::BadRequest(format!("release refused: the release's {e}")))?;
+    }
+    Ok(())
 }

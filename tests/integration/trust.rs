@@ -1,0 +1,143 @@
+//! Trust boundaries, tried as an attacker would: each test acts as one actor
+//! reaching beyond its rights (a developer's hostile upload, the service's
+//! user on a host, ...) and checks that it fails and changes nothing.
+//! docs/SECURITY.md names the test for each line of the threat model.
+
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::harness::{Ferry, write_tree};
+use crate::service::upload_with;
+use crate::uploads::{RawEntry, raw_tar};
+
+/// `a/b/u -> ../..` and `esc -> a/b/u/a/b/u/.../../etc/passwd`: each link is
+/// harmless read alone, together they reach /etc/passwd.
+fn chained_escape() -> (String, String) {
+    let depth = 6;
+    ("a/b/u".to_string(), format!("{}{}etc/passwd", "a/b/u/".repeat(depth), "../".repeat(depth)))
+}
+
+#[test]
+fn a_developer_cannot_upload_links_that_chain_out_of_the_release() {
+    let f = Ferry::start();
+    f.project_app();
+    let (hop, esc) = chained_escape();
+    // Through the CLI, as an archive.
+    let archive = f.dir.path().join("chain.tar");
+    let entries: Vec<RawEntry> = vec![
+        ("a/", tar::EntryType::Directory, None),
+        ("a/b/", tar::EntryType::Directory, None),
+        (&hop, tar::EntryType::Symlink, Some("../..")),
+        ("esc", tar::EntryType::Symlink, Some(&esc)),
+    ];
+    raw_tar(&archive, &entries, false);
+    let err = f.fails(&["release", "upload", "app", archive.to_str().unwrap(), "--version", "v1"]);
+    assert!(err.contains("'esc'") && err.contains("outside the release"), "{err}");
+
+    // Past the CLI, straight to the API: the server applies the same rule.
+    let manifest = json!({"entries": [
+        {"path": "a", "kind": "dir"},
+        {"path": "a/b", "kind": "dir"},
+        {"path": hop, "kind": "symlink", "target": "../.."},
+        {"path": "esc", "kind": "symlink", "target": esc},
+    ]});
+    let body = json!({"version": "v1", "branch": "", "committer": "", "manifest": manifest});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, text) = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/projects/app/releases", f.url))
+            .bearer_auth(&f.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    });
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("'esc'"), "{text}");
+    assert_eq!(f.json(&["release", "list", "app"]).as_array().unwrap().len(), 0, "nothing was stored");
+}
+
+#[test]
+fn a_developer_cannot_aim_a_template_through_a_link() {
+    let f = Ferry::start();
+    f.project_app();
+    // `t -> data`, and data is shared: on the host the template would be read
+    // (as root) from shared/, where the service's user can plant a link to
+    // /etc/shadow, and rendered back there for that user to read.
+    let tree = f.dir.path().join("tmpl");
+    write_tree(&tree, "v1", 2);
+    std::fs::write(tree.join("ferry.toml"), "[deploy]\nshared = [\"data\"]\ntemplates = [\"t/app.conf.tmpl\"]\n")
+        .unwrap();
+    symlink("data", tree.join("t")).unwrap();
+    let err = f.fails(&["release", "upload", "app", tree.to_str().unwrap(), "--version", "v1"]);
+    assert!(err.contains("deploy.templates") && err.contains("t/app.conf.tmpl"), "{err}");
+}
+
+const RECIPE: &str = "[deploy]\nshared = [\"data\"]\n\
+    [service]\ncommand = \"./bin/app\"\nstop_timeout = \"3s\"\nstart_period = \"1s\"\n";
+const APP: &str = "#!/bin/sh\necho \"app $FERRY_VERSION up\"\nexec sleep 1000\n";
+
+/// A file only the agent's user may touch: what the service's user wants.
+fn victim(dir: &Path, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, "root:secret-hash:19000::::::\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// What the deployment said about its one host.
+fn host_error(f: &Ferry, id: &str) -> String {
+    let d = f.json(&["deployment", "show", id]);
+    let log = f.ok(&["deployment", "log", id]);
+    format!("{d}\n{log}")
+}
+
+#[test]
+fn the_service_user_cannot_turn_shared_entries_into_links_to_root_files() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    for v in ["v1", "v2", "v3"] {
+        upload_with(&f, v, RECIPE, &[("bin/app", APP)]);
+    }
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let shared = f.root_of("web-1").join("app/shared");
+    let outside = f.dir.path().join("root-only");
+    std::fs::create_dir(&outside).unwrap();
+    let shadow = victim(&outside, "shadow");
+    let before = std::fs::metadata(&shadow).unwrap();
+
+    // The service's user owns shared/: it swaps shared/data for a link to a
+    // root file, hoping the next deploy's chown gives the file to it.
+    std::fs::remove_dir_all(shared.join("data")).unwrap();
+    symlink(&shadow, shared.join("data")).unwrap();
+    let out = f.cli(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
+    assert!(!out.status.success(), "the deploy must fail");
+    let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap().to_string();
+    let said = host_error(&f, &id);
+    assert!(said.contains("shared/data") && said.contains("symbolic link"), "{said}");
+    let after = std::fs::metadata(&shadow).unwrap();
+    assert_eq!((after.uid(), after.gid(), after.mode()), (before.uid(), before.gid(), before.mode()));
+    assert_eq!(std::fs::read_to_string(&shadow).unwrap(), "root:secret-hash:19000::::::\n");
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"), "the host stays on v1");
+
+    // The service's log files, appended to and truncated by the agent: a
+    // link there must not make the agent write (or rotate) the root file.
+    std::fs::remove_file(shared.join("data")).unwrap();
+    std::fs::create_dir(shared.join("data")).unwrap();
+    let log = shared.join("log/service.stdout.log");
+    std::fs::remove_file(&log).unwrap();
+    symlink(&shadow, &log).unwrap();
+    let out = f.cli(&["deploy", "app", "prod", "--version", "v3", "--wait"]);
+    assert!(!out.status.success(), "the deploy must fail");
+    let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap().to_string();
+    let said = host_error(&f, &id);
+    assert!(said.contains("service.stdout.log") && said.contains("symbolic link"), "{said}");
+    assert_eq!(std::fs::read_to_string(&shadow).unwrap(), "root:secret-hash:19000::::::\n");
+    let after = std::fs::metadata(&shadow).unwrap();
+    assert_eq!((after.uid(), after.mode()), (before.uid(), before.mode()));
+}
