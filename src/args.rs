@@ -106,6 +106,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change one host (administrators): its tags
+    #[command(subcommand)]
+    Host(HostCmd),
     /// Recent deployments of a project, newest first
     Deployments {
         /// Project name
@@ -547,11 +550,51 @@ pub enum ProjectCmd {
         /// Push each build's version tag back to the repository
         #[arg(long)]
         push_tags: bool,
+        /// The hosts this project's environments may select, e.g. team=shop: every environment's
+        /// selector must then include these tags (default: any host)
+        #[arg(long, value_name = "K=V,...")]
+        hosts: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Limit the hosts a project's environments may select (administrators)
+    #[command(long_about = "Limit the hosts a project's environments may select (administrators).\n\n\
+        With `ferry project hosts shop team=shop`, every environment of shop must select within \
+        team=shop (e.g. team=shop,role=web), so a project owner cannot point the project, its hooks and \
+        its service at another team's hosts. Existing environments must already fit. --any lifts the limit.")]
+    Hosts {
+        /// Project name
+        project: String,
+        /// Tags every host of the project has, e.g. team=shop
+        #[arg(value_name = "K=V,...", required_unless_present = "any")]
+        scope: Option<String>,
+        /// Let the project's environments select any host
+        #[arg(long, conflicts_with = "scope")]
+        any: bool,
         #[command(flatten)]
         conn: Conn,
     },
     /// List projects
     List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HostCmd {
+    /// Replace a host's tags (administrators; audited)
+    #[command(long_about = "Replace a host's tags (administrators; audited).\n\n\
+        Tags decide which environments a host belongs to, and so which releases and secrets it receives. \
+        A host gets its tags when it enrols (the agent's --tags); after that only this command changes \
+        them: an agent restarted with other --tags keeps its enrolled ones, and `ferry hosts` shows what it \
+        asked for.")]
+    Tag {
+        /// Host name
+        host: String,
+        /// All of the host's tags from now on, e.g. role=web,dc=bj
+        #[arg(value_name = "K=V,...")]
+        tags: String,
         #[command(flatten)]
         conn: Conn,
     },

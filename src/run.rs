@@ -160,11 +160,21 @@ async fn dispatch(command: Command) -> Result<()> {
             webhook_secret,
             branches,
             push_tags,
+            hosts,
             conn,
         }) => {
             let (c, _) = client(&conn)?;
-            let req = CreateProject { name, keep_releases, repo, webhook_secret, branches, push_tags };
+            let req =
+                CreateProject { name, keep_releases, repo, webhook_secret, branches, push_tags, host_scope: hosts };
             commands::project_create(&c, req).await
+        }
+        Command::Project(ProjectCmd::Hosts { project, scope, any: _, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::project_hosts(&c, &project, scope).await
+        }
+        Command::Host(HostCmd::Tag { host, tags, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::host_tag(&c, &host, tags).await
         }
         Command::Project(ProjectCmd::List { conn }) => {
             let (c, out) = client(&conn)?;

@@ -141,3 +141,78 @@ fn the_service_user_cannot_turn_shared_entries_into_links_to_root_files() {
     let after = std::fs::metadata(&shadow).unwrap();
     assert_eq!((after.uid(), after.mode()), (before.uid(), before.mode()));
 }
+
+#[test]
+fn a_host_restarted_with_other_tags_keeps_its_enrolled_ones() {
+    let mut f = Ferry::start();
+    // A low-value host and another project's production host.
+    f.start_agents(&["web-1"], "role=web");
+    f.start_agents(&["bank-1"], "role=prod");
+    f.project_app();
+    f.ok(&["project", "create", "bank"]);
+    f.ok(&["env", "create", "bank", "prod", "--select", "role=prod"]);
+    f.ok(&["var", "set", "bank", "--env", "prod", "DB_PASSWORD", "hunter2-bank", "--secret"]);
+    f.upload("bank", "b1");
+    f.ok(&["deploy", "bank", "prod", "--version", "b1", "--wait"]);
+    f.wait_version("bank-1", "bank", "b1");
+
+    // Whoever controls web-1 restarts its agent asking for the bank's tags.
+    f.agent("web-1").kill();
+    f.start_agent("web-1", "role=prod");
+    crate::harness::wait_until(std::time::Duration::from_secs(20), "the mismatch to show", || {
+        f.ok(&["hosts"]).contains("role=web (agent asks for role=prod)")
+    });
+    // A new deploy of the bank goes where the enrolled tags say, only.
+    f.ok(&["deploy", "bank", "prod", "--version", "b1", "--wait"]);
+    let id = f.json(&["deployments", "bank"])[0]["id"].as_i64().unwrap().to_string();
+    let targets: Vec<String> = f.json(&["deployment", "show", &id])["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(targets, ["bank-1"]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let web = f.root_of("web-1");
+    assert!(!web.join("bank").exists(), "web-1 received the bank's release");
+    let leaked = std::fs::read_dir(&web)
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join(".ferry/vars.json")).is_ok_and(|t| t.contains("hunter2-bank")));
+    assert!(!leaked, "web-1 received the bank's secret");
+
+    // Re-tagging is the administrator's, and audited; an owner cannot.
+    let owner = f.person("olga", &[]);
+    f.ok(&["member", "add", "app", "olga", "owner"]);
+    owner.refused(&["host", "tag", "web-1", "role=prod"], "needs the administrator");
+    f.ok(&["host", "tag", "web-1", "role=web,team=shop"]);
+    let hosts = f.ok(&["hosts"]);
+    assert!(hosts.contains("role=web,team=shop (agent asks for role=prod)"), "{hosts}");
+    let audit = f.ok(&["audit"]);
+    assert!(audit.contains("/api/v1/hosts/{name}/tags"), "{audit}");
+}
+
+#[test]
+fn a_project_owner_cannot_reach_hosts_beyond_the_project() {
+    let f = Ferry::start();
+    f.ok(&["project", "create", "shop", "--hosts", "team=shop"]);
+    let owner = f.person("olga", &[]);
+    f.ok(&["member", "add", "shop", "olga", "owner"]);
+    // An environment must select within the project's hosts.
+    owner.refused(&["env", "create", "shop", "prod", "--select", "role=db"], "outside project 'shop''s hosts");
+    owner.refused(&["env", "create", "shop", "prod", "--select", "team=bank"], "must include team=shop");
+    owner.ok(&["env", "create", "shop", "prod", "--select", "team=shop,role=web"]);
+    // Only the administrator widens the scope.
+    owner.refused(&["project", "hosts", "shop", "--any"], "needs the administrator");
+    let e = f.fails(&["project", "hosts", "shop", "team=other"]);
+    assert!(e.contains("environment 'prod' selects"), "{e}");
+
+    // Load balancers run commands as root on the hosts they select: an owner
+    // cannot set one up (or remove one); the administrator can.
+    let lb = [
+        "env", "lb", "set", "shop", "prod", "--driver", "command", "--select", "role=db", "--drain", "id", "--ready",
+        "id",
+    ];
+    owner.refused(&lb, "needs the administrator");
+    owner.refused(&["env", "lb", "unset", "shop", "prod"], "needs the administrator");
+}

@@ -24,6 +24,23 @@ pub async fn project_create(c: &Client, req: CreateProject) -> Result<()> {
     Ok(())
 }
 
+/// `ferry project hosts P SCOPE|--any`.
+pub async fn project_hosts(c: &Client, project: &str, scope: Option<String>) -> Result<()> {
+    let p: ProjectInfo = c.post(&format!("/api/v1/projects/{project}/host-scope"), &SetHostScope { scope }).await?;
+    match &p.host_scope {
+        Some(s) => println!("project {}: environments may select only hosts with {s}", p.name),
+        None => println!("project {}: environments may select any host", p.name),
+    }
+    Ok(())
+}
+
+/// `ferry host tag HOST K=V,...`.
+pub async fn host_tag(c: &Client, host: &str, tags: String) -> Result<()> {
+    let h: HostInfo = c.post(&format!("/api/v1/hosts/{host}/tags"), &SetHostTags { tags }).await?;
+    println!("host {} now has tags {}", h.name, h.tags);
+    Ok(())
+}
+
 pub async fn project_list(c: &Client, out: Output) -> Result<()> {
     let list: Vec<ProjectInfo> = c.get("/api/v1/projects").await?;
     out.print(&list, |l| {
@@ -309,7 +326,11 @@ pub async fn hosts(c: &Client, out: Output) -> Result<()> {
                 .map(|h| {
                     vec![
                         h.name.clone(),
-                        h.tags.to_string(),
+                        match &h.announced_tags {
+                            // Shown, never applied: only `ferry host tag` changes tags.
+                            Some(asked) => format!("{} (agent asks for {asked})", h.tags),
+                            None => h.tags.to_string(),
+                        },
                         if h.online { "online".into() } else { "OFFLINE".into() },
                         h.last_seen.as_deref().map(time).unwrap_or("-".into()),
                         h.agent_version.clone().unwrap_or("-".into()),

@@ -95,11 +95,16 @@ pub enum Action {
     /// Approves or rejects a request: the owner role or the production
     /// right, and for a production environment the production right.
     Approve,
+    /// Changes the fleet itself: a host's tags, which hosts a project's
+    /// environments may select, and load balancers (whose `command` driver
+    /// runs as root on the hosts it selects). The administrator's alone: a
+    /// project owner must not reach hosts beyond the project's.
+    ManageFleet,
 }
 
 impl Action {
     /// Every action, for exhaustive checks.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::ReadShared,
         Action::ManageOwnTokens,
         Action::ManageUsers,
@@ -112,6 +117,7 @@ impl Action {
         Action::Request,
         Action::Test,
         Action::Approve,
+        Action::ManageFleet,
     ];
 
     /// What doing it is called in a refusal ("deploying ... needs ...").
@@ -129,6 +135,7 @@ impl Action {
             Action::Request => "requesting releases",
             Action::Test => "passing or sending back requests",
             Action::Approve => "approving requests",
+            Action::ManageFleet => "changing the fleet (host tags, project host scopes, load balancers)",
         }
     }
 }
@@ -178,7 +185,9 @@ impl Denied {
                 format!("changing whether environment '{e}' is production")
             }
             (Action::Deploy, _, Some(p), Some(e)) => format!("{doing} to environment '{e}' of project '{p}'"),
-            (Action::ManageUsers | Action::CreateProject | Action::ChangeProduction, _, _, _) => doing.to_string(),
+            (Action::ManageUsers | Action::CreateProject | Action::ChangeProduction | Action::ManageFleet, _, _, _) => {
+                doing.to_string()
+            }
             (Action::ManageProject, _, Some(p), _) => format!("{doing} project '{p}'"),
             (_, _, Some(p), _) => format!("{doing} in project '{p}'"),
             (_, _, None, _) => doing.to_string(),
@@ -226,7 +235,11 @@ pub fn sign_in_locked_until(failures_in_a_row: u32, now: i64) -> Option<i64> {
 /// involved (everyone signed in, or the administrator only).
 fn needed_role(action: Action) -> Option<Role> {
     match action {
-        Action::ReadShared | Action::ManageOwnTokens | Action::ManageUsers | Action::CreateProject => None,
+        Action::ReadShared
+        | Action::ManageOwnTokens
+        | Action::ManageUsers
+        | Action::CreateProject
+        | Action::ManageFleet => None,
         Action::ReadProject => Some(Role::Viewer),
         Action::Build | Action::Deploy | Action::Request | Action::Test | Action::Approve => Some(Role::Developer),
         Action::ManageProject | Action::ChangeProduction => Some(Role::Owner),
@@ -253,7 +266,7 @@ pub fn allowed(
     let deny = |missing| Err(Denied { action, missing, have: membership });
     match action {
         Action::ReadShared | Action::ManageOwnTokens => return Ok(()),
-        Action::ManageUsers | Action::CreateProject => return deny(Missing::Admin),
+        Action::ManageUsers | Action::CreateProject | Action::ManageFleet => return deny(Missing::Admin),
         _ => {}
     }
     if let Some(role) = needed_role(action)
@@ -310,7 +323,7 @@ mod tests {
         };
         match action {
             ReadShared | ManageOwnTokens => true,
-            ManageUsers | CreateProject => false,
+            ManageUsers | CreateProject | ManageFleet => false,
             ReadProject => rank >= 1,
             Build => rank >= 2,
             Deploy => rank >= 2 && (!prod_env || user.production),
@@ -341,7 +354,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 3 * 4 * 12 * 2);
+        assert_eq!(checked, 3 * 4 * 13 * 2);
     }
 
     #[test]

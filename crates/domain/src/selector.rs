@@ -74,6 +74,13 @@ impl Selector {
         self.0.iter().all(|(k, v)| tags.0.get(k) == Some(v))
     }
 
+    /// True when every host this selector matches is inside `scope`: each of
+    /// the scope's terms is one of this selector's. An environment of a
+    /// project with a host scope must select within it.
+    pub fn within(&self, scope: &Selector) -> bool {
+        scope.0.iter().all(|(k, v)| self.0.get(k) == Some(v))
+    }
+
     /// True when some host could match both selectors: no key is given two
     /// different values. Used to stop two environments of one project from
     /// claiming the same host.
@@ -143,5 +150,24 @@ mod tests {
         assert!(web.overlaps(&web_bj) && web_bj.overlaps(&web));
         assert!(!web.overlaps(&db));
         assert!(web.overlaps(&env_prod), "a host tagged role=web,env=prod matches both");
+    }
+
+    #[test]
+    fn a_selector_within_a_scope_only_matches_hosts_in_the_scope() {
+        let scope = Selector::parse("team=shop").unwrap();
+        assert!(Selector::parse("team=shop,role=web").unwrap().within(&scope));
+        assert!(Selector::parse("team=shop").unwrap().within(&scope));
+        assert!(!Selector::parse("role=web").unwrap().within(&scope));
+        assert!(!Selector::parse("team=bank,role=web").unwrap().within(&scope));
+        // What `within` promises, host by host.
+        let hosts = ["team=shop,role=web", "team=bank,role=web", "role=web", "team=shop"];
+        for sel in ["team=shop,role=web", "role=web", "team=shop"] {
+            let sel = Selector::parse(sel).unwrap();
+            if sel.within(&scope) {
+                for h in hosts.iter().map(|h| Tags::parse(h).unwrap()) {
+                    assert!(!sel.matches(&h) || scope.matches(&h), "{sel} {h}");
+                }
+            }
+        }
     }
 }

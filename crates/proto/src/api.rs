@@ -35,6 +35,24 @@ pub struct CreateProject {
     /// Push version tags back to the repository after a successful build.
     #[serde(default)]
     pub push_tags: bool,
+    /// The hosts the project's environments may select (`k=v,...`); unset:
+    /// any host. Only an administrator creates projects, and so sets this.
+    #[serde(default)]
+    pub host_scope: Option<String>,
+}
+
+/// `PUT /api/v1/projects/{project}/host-scope` (administrators).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetHostScope {
+    /// `k=v,...`, or `None` to let the project's environments select any host.
+    pub scope: Option<String>,
+}
+
+/// `PUT /api/v1/hosts/{name}/tags` (administrators).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetHostTags {
+    /// `k=v,...`: the host's tags from now on, replacing all of them.
+    pub tags: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -47,6 +65,9 @@ pub struct ProjectInfo {
     pub branches: Vec<String>,
     pub push_tags: bool,
     pub created_at: String,
+    /// See [`CreateProject::host_scope`].
+    #[serde(default)]
+    pub host_scope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -516,6 +537,10 @@ pub struct HostInfo {
     /// `FERRY_HOST_ADDRESS`: where load balancers reach the host.
     #[serde(default)]
     pub address: Option<String>,
+    /// The tags the host's agent asked for at its last connection, when they
+    /// differ from `tags` (which only an administrator changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_tags: Option<Tags>,
 }
 
 /// `POST /api/v1/agent/enroll`, authenticated by the join token in the body.

@@ -109,7 +109,7 @@ async fn serve_agent(
     let Message::Text(text) = hello else {
         return Err("first message was not text".into());
     };
-    let (tags, agent_version, address) = match serde_json::from_str::<AgentMsg>(&text) {
+    let (announced, agent_version, address) = match serde_json::from_str::<AgentMsg>(&text) {
         Ok(AgentMsg::Hello { protocol, agent_version, tags, address }) if protocol == PROTOCOL_VERSION => {
             (tags, agent_version, host_address(&host, address.as_deref(), peer))
         }
@@ -125,16 +125,26 @@ async fn serve_agent(
 
     let registration = state.hub.register(host.id);
     let result = async {
-        state.db.host_connected(host.id, &tags, &agent_version, now_ms()).await.map_err(|e| e.to_string())?;
+        // A host's tags decide which projects' releases and secrets it gets:
+        // they are the enrolled ones, whatever its agent now asks for.
+        state.db.host_connected(host.id, &announced, &agent_version, now_ms()).await.map_err(|e| e.to_string())?;
+        if announced != host.tags {
+            tracing::warn!(
+                host = %host.name, enrolled = %host.tags, asked = %announced,
+                "the agent asks for other tags than the host was enrolled with; keeping the enrolled ones \
+                 (an administrator changes them with `ferry host tag`)"
+            );
+        }
+        let tags = &host.tags;
         if let Some(address) = &address
             && host.address.as_ref() != Some(address)
         {
             state.db.set_host_address(host.id, address).await.map_err(|e| e.to_string())?;
         }
-        fleet::adopt(&state, host.id, &tags).await.map_err(|e| e.to_string())?;
+        fleet::adopt(&state, host.id, tags).await.map_err(|e| e.to_string())?;
         // A new backend, or one with a new address, for the balancers in
         // front of its environments.
-        lb::backend_connected(&state, &tags).await.map_err(|e| e.to_string())?;
+        lb::backend_connected(&state, tags).await.map_err(|e| e.to_string())?;
         tracing::info!(host = %host.name, %agent_version, "agent connected");
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
         let welcome =

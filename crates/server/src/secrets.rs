@@ -279,7 +279,12 @@ mod tests {
             branches: vec![],
             push_tags: false,
         };
-        db.create_project(&NewProject { name: "git".into(), keep_releases: 5, source: Some(source) }, 1).await.unwrap();
+        db.create_project(
+            &NewProject { name: "git".into(), keep_releases: 5, source: Some(source), host_scope: None },
+            1,
+        )
+        .await
+        .unwrap();
         let k = key();
         assert_eq!(seal_plaintext_webhook_secrets(&db, &k).await.unwrap(), 1);
         assert_eq!(seal_plaintext_webhook_secrets(&db, &k).await.unwrap(), 0, "only once");

@@ -154,6 +154,9 @@ pub trait Database: Send + Sync + 'static {
     /// Replaces the webhook secret of a project that builds from git, as the
     /// server gives it (sealed).
     async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()>;
+    /// Sets (or, with `None`, lifts) which hosts the project's environments
+    /// may select.
+    async fn set_project_host_scope(&self, project: &Project, scope: Option<&str>) -> Result<()>;
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment>;
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment>;
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>>;
@@ -188,8 +191,13 @@ pub trait Database: Send + Sync + 'static {
     async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>>;
     async fn host(&self, name: &str) -> Result<Host>;
     async fn hosts(&self) -> Result<Vec<Host>>;
-    /// The agent connected: record its tags and version, mark it online.
-    async fn host_connected(&self, host_id: i64, tags: &Tags, agent_version: &str, now: i64) -> Result<()>;
+    /// The agent connected: record its version, mark it online, and keep the
+    /// tags it announced only as `announced_tags` (when they differ from the
+    /// enrolled ones, which this never changes).
+    async fn host_connected(&self, host_id: i64, announced: &Tags, agent_version: &str, now: i64) -> Result<()>;
+    /// Replaces a host's tags (an administrator's act); clears the announced
+    /// tags when they now agree.
+    async fn set_host_tags(&self, name: &str, tags: &Tags) -> Result<Host>;
     async fn host_seen(&self, host_id: i64, now: i64) -> Result<()>;
     async fn host_disconnected(&self, host_id: i64) -> Result<()>;
     /// Marks online hosts not seen since `seen_before` offline; returns them.

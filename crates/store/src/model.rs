@@ -69,6 +69,9 @@ pub struct Project {
     pub keep_releases: u32,
     pub source: Option<ProjectSource>,
     pub created_at: i64,
+    /// The hosts its environments may select (`k=v,...`), as an
+    /// administrator set it; `None`: any host.
+    pub host_scope: Option<String>,
 }
 
 /// Where a project's code comes from, for builds (R5, R6).
@@ -90,6 +93,8 @@ pub struct NewProject {
     pub name: String,
     pub keep_releases: u32,
     pub source: Option<ProjectSource>,
+    /// See [`Project::host_scope`].
+    pub host_scope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +184,9 @@ pub struct Host {
     /// Where load balancers reach it (`FERRY_HOST_ADDRESS`); `None` until
     /// its agent connected once.
     pub address: Option<String>,
+    /// The tags its agent asked for at its last connection, when they differ
+    /// from `tags`: shown, never applied (only an administrator re-tags).
+    pub announced_tags: Option<Tags>,
 }
 
 /// One project's desired release on a host, with what the agent needs.

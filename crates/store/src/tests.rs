@@ -19,7 +19,7 @@ async fn sqlite() -> (tempfile::TempDir, SqliteDatabase) {
 }
 
 fn project(name: &str) -> NewProject {
-    NewProject { name: name.into(), keep_releases: 5, source: None }
+    NewProject { name: name.into(), keep_releases: 5, source: None, host_scope: None }
 }
 
 fn env(name: &str, selector: &str) -> NewEnvironment {
@@ -137,6 +137,31 @@ async fn names_are_unique(db: &dyn Database) {
     assert!(matches!(db.enroll_host("h1", &Tags::default(), "other", 9).await, Err(StoreError::Conflict(_))));
     assert!(matches!(db.project("nope").await, Err(StoreError::NotFound(_))));
     assert_eq!(db.releases(&p).await.unwrap()[0].version, "v2", "newest first");
+}
+
+async fn a_host_keeps_its_enrolled_tags_until_an_administrator_changes_them(db: &dyn Database) {
+    let (p, .., h1, _) = fixture(db).await;
+    db.host_connected(h1.id, &h1.tags, "0.1.0", 10).await.unwrap();
+    let h = db.host("h1").await.unwrap();
+    assert_eq!(
+        (h.tags.clone(), h.announced_tags.clone(), h.agent_version.as_deref()),
+        (h1.tags.clone(), None, Some("0.1.0"))
+    );
+    let asked = Tags::parse("role=prod").unwrap();
+    db.host_connected(h1.id, &asked, "0.1.1", 11).await.unwrap();
+    let h = db.host("h1").await.unwrap();
+    assert_eq!(h.tags, h1.tags, "an agent's tags never replace the enrolled ones");
+    assert_eq!(
+        (h.announced_tags, h.agent_version.as_deref(), h.last_seen_at),
+        (Some(asked.clone()), Some("0.1.1"), Some(11))
+    );
+    let h = db.set_host_tags("h1", &asked).await.unwrap();
+    assert_eq!((h.tags, h.announced_tags), (asked, None), "agreeing again clears the mismatch");
+    assert!(matches!(db.set_host_tags("nope", &h1.tags).await, Err(StoreError::NotFound(_))));
+    db.set_project_host_scope(&p, Some("team=shop")).await.unwrap();
+    assert_eq!(db.project(&p.name).await.unwrap().host_scope.as_deref(), Some("team=shop"));
+    db.set_project_host_scope(&p, None).await.unwrap();
+    assert_eq!(db.project(&p.name).await.unwrap().host_scope, None);
 }
 
 async fn tokens_resolve_to_their_owner(db: &dyn Database) {
@@ -529,7 +554,9 @@ async fn webhook_secrets_can_be_replaced(db: &dyn Database) {
         branches: vec!["main".into()],
         push_tags: false,
     };
-    let p = db.create_project(&NewProject { name: "git".into(), keep_releases: 5, source: Some(source) }, 1).await;
+    let p = db
+        .create_project(&NewProject { name: "git".into(), keep_releases: 5, source: Some(source), host_scope: None }, 1)
+        .await;
     let p = p.unwrap();
     db.set_webhook_secret(&p, Some("sealed")).await.unwrap();
     let secret = db.project("git").await.unwrap().source.unwrap().webhook_secret.unwrap();
@@ -1261,6 +1288,7 @@ macro_rules! conformance {
 mod sqlite_backend {
     conformance!(
         names_are_unique,
+        a_host_keeps_its_enrolled_tags_until_an_administrator_changes_them,
         tokens_resolve_to_their_owner,
         a_deployment_follows_its_hosts,
         one_failed_host_fails_the_deployment,

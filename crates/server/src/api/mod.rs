@@ -117,9 +117,12 @@ pub(crate) fn routes() -> Vec<Route> {
             User(ChangeProduction),
             projects::set_env_protection,
         ),
-        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::set),
+        // Load balancers run on hosts the administrator chose (a `command`
+        // driver runs as root there): set up by the administrator; owners
+        // drain and ready through them.
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageFleet), lb::set),
         route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ReadProject), lb::show),
-        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageProject), lb::unset),
+        route(d.clone(), "/api/v1/projects/{project}/environments/{env}/lb", User(ManageFleet), lb::unset),
         route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb/drain", User(ManageProject), lb::drain),
         route(p.clone(), "/api/v1/projects/{project}/environments/{env}/lb/ready", User(ManageProject), lb::ready),
         route(g.clone(), "/api/v1/projects/{project}/environments/{env}/lb/applied", User(ReadProject), lb::applied),
@@ -178,6 +181,9 @@ pub(crate) fn routes() -> Vec<Route> {
         // Forges authenticate with the project's webhook secret.
         route(p.clone(), "/api/v1/hooks/{forge}/{project}", Public, hooks::receive),
         route(g.clone(), "/api/v1/hosts", User(ReadShared), hosts::list),
+        // A host's tags decide what it receives: the administrator's to change.
+        route(p.clone(), "/api/v1/hosts/{name}/tags", User(ManageFleet), hosts::set_tags),
+        route(p.clone(), "/api/v1/projects/{project}/host-scope", User(ManageFleet), projects::set_host_scope),
         // The audit trail is the administrators' (R27).
         route(g.clone(), "/api/v1/audit", User(ManageUsers), audit::list),
         route(g.clone(), "/api/v1/audit/verify", User(ManageUsers), audit::verify),

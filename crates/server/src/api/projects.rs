@@ -39,6 +39,7 @@ fn project_info(p: Project) -> ProjectInfo {
         branches: source.map(|s| s.branches.clone()).unwrap_or_default(),
         push_tags: source.is_some_and(|s| s.push_tags),
         created_at: rfc3339_from_millis(p.created_at),
+        host_scope: p.host_scope.clone(),
     }
 }
 
@@ -82,7 +83,13 @@ pub async fn create(
             })
         }
     };
-    let new = NewProject { name: req.name.clone(), keep_releases: keep, source };
+    let host_scope = match req.host_scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => {
+            Some(Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("--hosts: {e}")))?.to_string())
+        }
+    };
+    let new = NewProject { name: req.name.clone(), keep_releases: keep, source, host_scope };
     let p = state.db.create_project(&new, crate::now_ms()).await?;
     Ok(Json(project_info(p)))
 }
@@ -129,6 +136,58 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
     })
 }
 
+/// An environment selects hosts only inside the project's host scope, as the
+/// administrator set it: a project owner cannot point a project at another
+/// project's hosts.
+fn check_within_scope(project: &Project, env: &str, selector: &Selector) -> ApiResult<()> {
+    let Some(scope) = &project.host_scope else { return Ok(()) };
+    let scope = Selector::parse(scope)
+        .map_err(|e| ApiError::Internal(format!("stored host scope of '{}': {e}", project.name)))?;
+    if selector.within(&scope) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "environment '{env}' would select hosts with {selector}, outside project '{}''s hosts ({scope}): \
+         its selector must include {scope}; an administrator sets which hosts a project may use \
+         (ferry project hosts {} ...)",
+        project.name, project.name
+    )))
+}
+
+/// `PUT /api/v1/projects/{project}/host-scope`: which hosts the project's
+/// environments may select (administrators). Every existing environment must
+/// already select within the new scope.
+pub async fn set_host_scope(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<ferry_proto::api::SetHostScope>,
+) -> ApiResult<Json<ProjectInfo>> {
+    let mut project = state.db.project(&project).await?;
+    let scope = match req.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("scope: {e}")))?),
+    };
+    project.host_scope = scope.as_ref().map(Selector::to_string);
+    for env in state.db.environments(&project).await? {
+        let selector = Selector::parse(&env.selector)
+            .map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))?;
+        check_within_scope(&project, &env.name, &selector).map_err(|_| {
+            ApiError::Conflict(format!(
+                "environment '{}' selects {}, outside the scope asked for; change or remove it first",
+                env.name, env.selector
+            ))
+        })?;
+    }
+    state.db.set_project_host_scope(&project, project.host_scope.as_deref()).await?;
+    let change = match &project.host_scope {
+        Some(s) => format!("hosts limited to {s} by {}", caller.name),
+        None => format!("host limit lifted by {}", caller.name),
+    };
+    changed(&state, &project.name, &caller.name, None, change).await;
+    Ok(Json(project_info(project)))
+}
+
 pub async fn create_env(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -138,6 +197,7 @@ pub async fn create_env(
     validate_name("environment name", &req.name)?;
     let selector = Selector::parse(&req.selector).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
     let project = state.db.project(&project).await?;
+    check_within_scope(&project, &req.name, &selector)?;
     if req.production {
         crate::access::check_new_production_env(&state, &caller, &project, &req.name).await?;
     }

@@ -45,7 +45,10 @@ pub(crate) struct Fixture {
 pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(SqliteDatabase::open(&dir.path().join("ferry.db")).await.unwrap());
-    let p = db.create_project(&NewProject { name: "p".into(), keep_releases: 5, source: None }, 1).await.unwrap();
+    let p = db
+        .create_project(&NewProject { name: "p".into(), keep_releases: 5, source: None, host_scope: None }, 1)
+        .await
+        .unwrap();
     let env = |name: &str, selector: &str, production| NewEnvironment {
         name: name.into(),
         selector: selector.into(),

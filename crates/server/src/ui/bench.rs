@@ -68,7 +68,10 @@ fn report(release: i64, version: &str) -> ProjectReport {
 async fn pages_render_fast_for_500_hosts_and_1000_deployments() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(SqliteDatabase::open(&dir.path().join("ferry.db")).await.unwrap());
-    let p = db.create_project(&NewProject { name: "app".into(), keep_releases: 5, source: None }, 1).await.unwrap();
+    let p = db
+        .create_project(&NewProject { name: "app".into(), keep_releases: 5, source: None, host_scope: None }, 1)
+        .await
+        .unwrap();
     let mut envs = Vec::new();
     for (name, tag) in [("prod", "env=prod"), ("stage", "env=stage")] {
         let new = NewEnvironment {

@@ -806,6 +806,7 @@ pub async fn create_project(
         webhook_secret: None,
         branches: Vec::new(),
         push_tags: false,
+        host_scope: None,
     };
     let Json(p) = crate::api::projects::create(State(state), caller, Json(req)).await?;
     Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())

@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("migrations/0012_release_requests.sql")),
     (13, include_str!("migrations/0013_notification_channels.sql")),
     (14, include_str!("migrations/0014_web_sessions.sql")),
+    (16, include_str!("migrations/0016_fleet_trust.sql")),
 ];
 
 /// See the module documentation.
@@ -131,7 +132,8 @@ fn token_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
     Ok(ApiToken { id: r.try_get(0)?, user: r.try_get(1)?, name: r.try_get(2)?, created_at: r.try_get(3)? })
 }
 
-const PROJECT_COLS: &str = "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags";
+const PROJECT_COLS: &str =
+    "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags, host_scope";
 fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
     let repo_url: Option<String> = r.try_get(4)?;
     let source = match repo_url {
@@ -150,6 +152,7 @@ fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
         keep_releases: r.try_get::<i64, _>(2)?.try_into().unwrap_or(5),
         source,
         created_at: r.try_get(3)?,
+        host_scope: r.try_get(8)?,
     })
 }
 
@@ -228,9 +231,10 @@ fn host_row(r: &sqlx::sqlite::SqliteRow) -> Result<Host> {
         last_seen_at: r.try_get("last_seen_at")?,
         enrolled_at: r.try_get("enrolled_at")?,
         address: r.try_get("address")?,
+        announced_tags: r.try_get::<Option<String>, _>("announced_tags")?.map(|t| tags(&t)).transpose()?,
     })
 }
-const HOST_COLS: &str = "id, name, tags, agent_version, online, last_seen_at, enrolled_at, address";
+const HOST_COLS: &str = "id, name, tags, agent_version, online, last_seen_at, enrolled_at, address, announced_tags";
 
 fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
     Ok(DeploymentRow {
@@ -771,8 +775,8 @@ impl Database for SqliteDatabase {
         let branches = serde_json::to_string(&src.map(|s| s.branches.clone()).unwrap_or_default())
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO projects (name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO projects (name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags, \
+             host_scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&new.name)
         .bind(i64::from(new.keep_releases))
@@ -781,6 +785,7 @@ impl Database for SqliteDatabase {
         .bind(src.and_then(|s| s.webhook_secret.as_ref()).map(|s| s.expose()))
         .bind(branches)
         .bind(src.is_some_and(|s| s.push_tags))
+        .bind(&new.host_scope)
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("project '{}'", new.name)))?;
@@ -800,6 +805,31 @@ impl Database for SqliteDatabase {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_row).collect()
+    }
+
+    async fn set_host_tags(&self, name: &str, new: &Tags) -> Result<Host> {
+        let json = serde_json::to_string(new).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let done = sqlx::query(
+            "UPDATE hosts SET tags = ?1, announced_tags = CASE WHEN announced_tags = ?1 THEN NULL \
+             ELSE announced_tags END WHERE name = ?2",
+        )
+        .bind(json)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("host '{name}'")));
+        }
+        self.host(name).await
+    }
+
+    async fn set_project_host_scope(&self, project: &Project, scope: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE projects SET host_scope = ? WHERE id = ?")
+            .bind(scope)
+            .bind(project.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()> {
@@ -994,15 +1024,20 @@ impl Database for SqliteDatabase {
         rows.iter().map(host_row).collect()
     }
 
-    async fn host_connected(&self, host_id: i64, tags: &Tags, agent_version: &str, now: i64) -> Result<()> {
-        let tags_json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
-        sqlx::query("UPDATE hosts SET tags = ?, agent_version = ?, online = 1, last_seen_at = ? WHERE id = ?")
-            .bind(tags_json)
-            .bind(agent_version)
-            .bind(now)
-            .bind(host_id)
-            .execute(&self.pool)
-            .await?;
+    async fn host_connected(&self, host_id: i64, announced: &Tags, agent_version: &str, now: i64) -> Result<()> {
+        let announced = serde_json::to_string(announced).map_err(|e| StoreError::Backend(e.to_string()))?;
+        // The enrolled tags stay; what the agent asked for is kept only when
+        // it differs from them.
+        sqlx::query(
+            "UPDATE hosts SET announced_tags = CASE WHEN ?1 = tags THEN NULL ELSE ?1 END, agent_version = ?2, \
+             online = 1, last_seen_at = ?3 WHERE id = ?4",
+        )
+        .bind(announced)
+        .bind(agent_version)
+        .bind(now)
+        .bind(host_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -1,0 +1,9 @@
+-- Trust boundaries of the fleet.
+-- A host's tags are fixed at enrolment and changed only by an administrator
+-- (`ferry host tag`); what its agent asked for at its last connection is kept
+-- beside them so that a mismatch can be shown, never applied.
+ALTER TABLE hosts ADD COLUMN announced_tags TEXT;
+-- The hosts a project's environments may select, as the administrator set
+-- it (k=v,...): every environment selector must include these terms. NULL
+-- lets the project's environments select any host.
+ALTER TABLE projects ADD COLUMN host_scope TEXT;
