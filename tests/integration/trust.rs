@@ -216,3 +216,38 @@ fn a_project_owner_cannot_reach_hosts_beyond_the_project() {
     owner.refused(&lb, "needs the administrator");
     owner.refused(&["env", "lb", "unset", "shop", "prod"], "needs the administrator");
 }
+
+#[test]
+fn a_hook_that_echoes_a_secret_shows_stars_to_the_project() {
+    const SECRET: &str = "s3cr3t-Pa55word-9000";
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    let out = f.cli_stdin(&["var", "set", "app", "DB_PASSWORD", "-", "--secret"], &format!("{SECRET}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let echo = "[hooks]\nafter_install = \"echo the password is $DB_PASSWORD; echo on stderr $DB_PASSWORD >&2\"\n";
+    let fail = "[hooks]\nvalidate = \"echo validate saw $DB_PASSWORD >&2; exit 1\"\n";
+    upload_with(&f, "v1", echo, &[]);
+    upload_with(&f, "v2", fail, &[]);
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let log = f.ok(&["deployment", "log", "1"]);
+    assert!(log.contains("the password is ***") && log.contains("on stderr ***"), "{log}");
+    // A failure's text carries the hook's last lines: masked too.
+    let out = f.cli(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
+    assert!(!out.status.success());
+    let said = host_error(&f, "2");
+    assert!(said.contains("validate saw ***"), "{said}");
+    let mut seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    seen.push_str(&said);
+    assert!(!seen.contains(SECRET), "{seen}");
+    // Nothing the server keeps holds it either.
+    let data = f.dir.path().join("server");
+    for entry in std::fs::read_dir(&data).unwrap().flatten() {
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+            assert!(!found, "{} holds the secret", entry.path().display());
+        }
+    }
+    let _ = &mut f;
+}

@@ -149,6 +149,44 @@ pub fn resolve<'a, T>(vars: &'a [Var<T>], target: &VarScope) -> BTreeMap<&'a str
     out
 }
 
+/// The secret values a host or build holds, to be replaced by [`MASK`] in
+/// every line of output that leaves it (hook output, service stderr in a
+/// failure, the agent's error texts) before the line is stored or shown.
+///
+/// Only the literal value is found: a secret printed base64-encoded, split
+/// across lines or reversed is not recognised.
+#[derive(Debug, Clone, Default)]
+pub struct SecretMask {
+    /// Longest first, so that a secret containing another is masked whole.
+    values: Vec<String>,
+}
+
+impl SecretMask {
+    /// A mask for these values; empty values are ignored.
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        SecretMask { values }
+    }
+
+    /// True when there is nothing to mask.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every secret value replaced by `***`.
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for value in &self.values {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), MASK);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +312,14 @@ mod tests {
         let err = validate("K", &long).unwrap_err();
         assert!(matches!(err, VarError::TooLong { .. }) && !err.to_string().contains("xxx"));
         assert!(validate("FERRY_X", "v").is_err(), "the name is checked too");
+    }
+
+    #[test]
+    fn secret_values_are_masked_in_output() {
+        let mask = SecretMask::new(["hunter2".to_string(), "hunter2-long".to_string(), String::new()]);
+        assert_eq!(mask.apply("password=hunter2-long and hunter2!"), "password=*** and ***!");
+        assert_eq!(mask.apply("nothing here"), "nothing here");
+        assert!(SecretMask::new([String::new()]).is_empty());
+        assert_eq!(SecretMask::default().apply("x"), "x");
     }
 }

@@ -94,6 +94,24 @@ fn host_address(host: &Host, announced: Option<&str>, peer: Option<SocketAddr>) 
     peer.map(|p| ferry_domain::lb::host_address(p.ip()))
 }
 
+/// Masks the host's secrets in what a report says in words (an install's
+/// error, which can hold a hook's or the service's last lines; a note).
+async fn mask_report(state: &AppState, host_id: i64, report: &mut ferry_proto::agent::ProjectReport) -> ApiResult<()> {
+    use ferry_proto::agent::Activity;
+    let has_text = matches!(report.activity, Activity::Failed { .. }) || report.note.is_some();
+    if !has_text {
+        return Ok(());
+    }
+    let mask = fleet::secret_mask_for_host(state, host_id).await?;
+    if let Activity::Failed { error, .. } = &mut report.activity {
+        *error = mask.apply(error);
+    }
+    if let Some(note) = &mut report.note {
+        *note = mask.apply(note);
+    }
+    Ok(())
+}
+
 async fn serve_agent(
     state: AppState,
     host: Host,
@@ -188,8 +206,9 @@ async fn agent_loop(
                     Ok(AgentMsg::Heartbeat) => {
                         state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
                     }
-                    Ok(AgentMsg::Report(report)) => {
+                    Ok(AgentMsg::Report(mut report)) => {
                         state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
+                        mask_report(state, host.id, &mut report).await.map_err(|e| e.to_string())?;
                         let moved =
                             state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
                         for id in moved {
@@ -201,6 +220,13 @@ async fn agent_loop(
                         // and a chatty hook should not cost a write per batch.
                         // Losing log lines is better than dropping the connection
                         // that carries the reports.
+                        let mut lines = lines;
+                        let mask = fleet::secret_mask_for_host(state, host.id).await.map_err(|e| e.to_string())?;
+                        if !mask.is_empty() {
+                            for line in &mut lines {
+                                line.text = mask.apply(&line.text);
+                            }
+                        }
                         let stored = state.db.append_deployment_log(host.id, &project, release_id, &lines, now_ms());
                         if let Err(e) = stored.await {
                             tracing::warn!(host = %host.name, %project, "storing deployment log lines: {e}");

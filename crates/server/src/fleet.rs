@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_domain::notify;
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
-use ferry_domain::vars::{self, Var, VarScope};
+use ferry_domain::vars::{self, SecretMask, Var, VarScope};
 use ferry_domain::{
     DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target_skipping,
 };
@@ -54,6 +54,22 @@ pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<DesiredSt
     }
     let load_balancers = crate::lb::desired_for_host(state, host).await?;
     Ok(DesiredState { releases, load_balancers })
+}
+
+/// Every secret value that can reach `host`, as a mask for what comes back
+/// from it: hook output and error texts are masked with it before they are
+/// stored, so a hook that echoes a secret shows `***` to the project's
+/// members. The host's own word is not trusted to do this.
+pub async fn secret_mask_for_host(state: &AppState, host_id: i64) -> ApiResult<SecretMask> {
+    let rows = state.db.vars_for_host(host_id).await?;
+    let mut values = Vec::new();
+    for row in rows.iter().filter(|r| r.secret) {
+        match state.secrets.open_var(row) {
+            Ok(secret) => values.push(secret.expose().to_string()),
+            Err(e) => tracing::warn!(project = %row.project, key = %row.key, "secret cannot be opened: {e}"),
+        }
+    }
+    Ok(SecretMask::new(values))
 }
 
 /// The variables of `project` that `host` sees in `env` (R17), secrets opened.
