@@ -400,6 +400,15 @@ pub struct ServerArgs {
     /// Builds that may run at once (one per project at most)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub build_workers: u16,
+    /// How build scripts (code anyone who can push may change) are walled off from the server: auto
+    /// (bubblewrap when installed, else builds are refused), bwrap (bubblewrap or do not start), none
+    /// (no wall: only where you alone push). In the wall the data directory is empty, the rest of the
+    /// filesystem read-only but the build's checkout, and nothing the build starts outlives it
+    #[arg(long, env = "FERRY_BUILD_ISOLATION", default_value = "auto", value_name = "auto|bwrap|none")]
+    pub build_isolation: ferry_server::build_sandbox::Isolation,
+    /// The unprivileged user builds run as when the server runs as root
+    #[arg(long, env = "FERRY_BUILD_USER", default_value = "nobody")]
+    pub build_user: String,
     /// SMTP server for e-mail notifications: smtp://HOST:PORT (plain), smtp://HOST:PORT?tls=required
     /// (STARTTLS), smtps://HOST:PORT (TLS from the start); credentials as smtps://USER:PASSWORD@HOST
     #[arg(long, env = "FERRY_SMTP_URL", hide_env_values = true, value_name = "URL", requires = "smtp_from")]

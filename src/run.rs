@@ -9,6 +9,7 @@ use ferry_proto::api::{
 };
 
 use crate::args::*;
+use ferry_server::build_sandbox::BuildWall;
 
 pub fn run(cli: Cli) -> Result<()> {
     let long_running = matches!(cli.command, Command::Server(_) | Command::Agent(_) | Command::Dev(_));
@@ -97,6 +98,8 @@ async fn dispatch(command: Command) -> Result<()> {
                 _ => None,
             };
             config.session_ttl = args.session_ttl;
+            config.build_wall = BuildWall::decide(args.build_isolation, &args.build_user)
+                .map_err(|e| anyhow::anyhow!("--build-isolation: {e}"))?;
             let server = ferry_server::Server::start(config).await?;
             println!("ferry server listening on {}", server.url);
             println!("web interface: {}/", server.url);

@@ -176,8 +176,10 @@ fn recipe_mistakes_name_the_file_and_key() {
 #[test]
 fn a_build_that_outlives_its_timeout_is_stopped_with_its_children() {
     let f = Ferry::start();
-    let pid_file = f.dir.path().join("child.pid");
-    let script = format!("sleep 60 &\necho $! > {}\nwait", pid_file.display());
+    // The build cannot write outside its checkout, so its child is found by
+    // a command line nothing else runs.
+    let marker = format!("61.{}", std::process::id());
+    let script = format!("sleep {marker} &\nwait");
     let repo = Repo::new(f.dir.path(), &script);
     repo.write("ferry.toml", "[build]\ncommand = \"./build.sh\"\nartifact = \"dist\"\ntimeout = \"2s\"\n");
     repo.commit("short timeout");
@@ -186,11 +188,16 @@ fn a_build_that_outlives_its_timeout_is_stopped_with_its_children() {
     let err = f.fails(&["build", "app", "--follow"]);
     assert!(err.contains("longer than its timeout of 2s"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(20), "stopped promptly");
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
     // Gone, or a zombie waiting for init to reap it: either way not running.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("X");
-    assert!(matches!(state, "X" | "Z"), "the build's background child {} was not stopped: {stat}", pid.trim());
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("X");
+            String::from_utf8_lossy(&cmdline).contains(&marker) && !matches!(state, "X" | "Z")
+        })
+    };
+    wait_until(Duration::from_secs(5), "the build's background child to be stopped", || !running());
 }
 
 #[test]

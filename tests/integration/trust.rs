@@ -251,3 +251,45 @@ fn a_hook_that_echoes_a_secret_shows_stars_to_the_project() {
     }
     let _ = &mut f;
 }
+
+#[test]
+fn a_build_script_cannot_read_the_servers_data_or_environment() {
+    let f = Ferry::start();
+    let data = f.dir.path().join("server");
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_string();
+    // Whoever can push writes the build script: it tries the server's data
+    // directory (tokens, secrets key, database, other checkouts) and its
+    // environment, and puts what it found into the artifact and the log.
+    let script = format!(
+        "mkdir -p dist\n\
+         echo v > dist/VERSION\n\
+         cat {d}/admin.token > dist/stolen 2>&1 || true\n\
+         cat {d}/secrets.key >> dist/stolen 2>&1 || true\n\
+         ls -la {d} 2>&1 || true\n\
+         cat {d}/admin.token 2>&1 || true\n\
+         env | sort\n\
+         echo whoami: $(id -un)",
+        d = data.display()
+    );
+    let repo = crate::harness::Repo::new(f.dir.path(), &script);
+    f.ok(&["project", "create", "app", "--repo", &repo.url()]);
+    let out = f.ok(&["build", "app", "--follow"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(!out.contains(&token), "the build read the admin token: {out}");
+    assert!(!out.contains("ferry.db") && !out.contains("secrets.key"), "the build saw the data directory: {out}");
+    // Nothing of the server's environment (here: what cargo gave the test).
+    assert!(!out.contains("CARGO_"), "the build inherited the server's environment: {out}");
+    assert!(out.contains("FERRY_COMMIT="), "its own variables are there: {out}");
+    let me = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    if me.trim() == "root" {
+        assert!(out.contains("whoami: nobody"), "a root server builds as the build user: {out}");
+    }
+    // And the artifact it made carries nothing of it either.
+    let archive = f.dir.path().join("stolen.tar.gz");
+    f.ok(&["release", "download", "app", "1", "-O", archive.to_str().unwrap()]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut text = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).ok();
+    assert!(!text.contains(&token), "the artifact holds the admin token");
+}

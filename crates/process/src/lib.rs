@@ -49,6 +49,21 @@ pub struct RunAs {
     pub home: std::path::PathBuf,
 }
 
+impl RunAs {
+    /// The user of this name, from the system's user database.
+    pub fn lookup(name: &str) -> Result<RunAs, String> {
+        let user = nix::unistd::User::from_name(name)
+            .map_err(|e| format!("looking up user '{name}': {e}"))?
+            .ok_or_else(|| format!("user '{name}' does not exist on this machine"))?;
+        Ok(RunAs { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw(), home: user.dir })
+    }
+}
+
+/// Whether this process runs as root (and so may start others as any user).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// Runs `command` and waits. `canceled` is polled once a second; use
 /// [`never`] when nothing can cancel it.
 pub async fn run(
@@ -70,25 +85,105 @@ pub async fn run_as(
     user: Option<&RunAs>,
     timeout: Duration,
     log: &LineSink,
-    mut canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
+    canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
 ) -> Result<RunOutcome, String> {
     let mut cmd = Command::new("sh");
     if let Some(u) = user {
         cmd.uid(u.uid).gid(u.gid).env("USER", &u.name).env("LOGNAME", &u.name).env("HOME", &u.home);
     }
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        let who = user.map(|u| format!(" as user {}", u.name)).unwrap_or_default();
-        format!("cannot start `sh -c {command}`{who} in {}: {e}", dir.display())
-    })?;
+    cmd.arg("-c").arg(command).current_dir(dir).envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let who = user.map(|u| format!(" as user {}", u.name)).unwrap_or_default();
+    supervise(cmd, format!("`sh -c {command}`{who} in {}", dir.display()), timeout, log, canceled).await
+}
+
+/// The wall around untrusted code (a build script: anyone who can push can
+/// change it). bubblewrap runs it in its own PID namespace, so nothing it
+/// starts outlives it; the whole filesystem is read-only but `writable`;
+/// each of `hidden` (the server's data directory) is an empty directory;
+/// `/tmp` is its own. When the server runs as root, the code runs as `user`
+/// (bubblewrap would otherwise leave it root, able to undo the mounts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The `bwrap` program.
+    pub bwrap: std::path::PathBuf,
+    /// The one directory it may write (its checkout).
+    pub writable: std::path::PathBuf,
+    /// Directories it must not see at all.
+    pub hidden: Vec<std::path::PathBuf>,
+    /// Who it runs as (when the caller is root).
+    pub user: Option<RunAs>,
+}
+
+/// The `PATH` untrusted code gets: the caller's, else the usual one.
+fn plain_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
+/// Runs untrusted `command` in `dir` with only `env` (plus `PATH`, `HOME`
+/// and `LANG`): nothing of the caller's environment (its tokens, keys,
+/// credentials) is passed on. With a [`Sandbox`], inside it; without, as the
+/// caller, walled off by nothing but the clean environment.
+pub async fn run_untrusted(
+    command: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    sandbox: Option<&Sandbox>,
+    timeout: Duration,
+    log: &LineSink,
+    canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
+) -> Result<RunOutcome, String> {
+    let home = sandbox.and_then(|s| s.user.as_ref()).map_or_else(|| dir.to_path_buf(), |u| u.home.clone());
+    let mut vars: Vec<(String, String)> = vec![
+        ("PATH".into(), plain_path()),
+        ("HOME".into(), home.display().to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    vars.extend(env.iter().cloned());
+    let Some(sandbox) = sandbox else {
+        let mut cmd = Command::new("sh");
+        cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v))).arg("-c").arg(command).current_dir(dir);
+        return supervise(cmd, format!("`sh -c {command}` in {}", dir.display()), timeout, log, canceled).await;
+    };
+    let mut cmd = Command::new(&sandbox.bwrap);
+    cmd.env_clear().env("PATH", plain_path());
+    cmd.args(["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--new-session"]);
+    cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+    for hidden in &sandbox.hidden {
+        cmd.arg("--tmpfs").arg(hidden);
+    }
+    cmd.arg("--bind").arg(&sandbox.writable).arg(&sandbox.writable);
+    cmd.arg("--chdir").arg(dir).arg("--clearenv");
+    for (k, v) in &vars {
+        cmd.arg("--setenv").arg(k).arg(v);
+    }
+    if let Some(u) = &sandbox.user {
+        cmd.args(["--setenv", "USER", &u.name, "--setenv", "LOGNAME", &u.name]);
+    }
+    cmd.arg("--");
+    if let Some(u) = &sandbox.user {
+        cmd.arg("setpriv").arg(format!("--reuid={}", u.uid)).arg(format!("--regid={}", u.gid)).args([
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ]);
+    }
+    cmd.arg("sh").arg("-c").arg(command);
+    let who = sandbox.user.as_ref().map(|u| format!(" as user {}", u.name)).unwrap_or_default();
+    let what = format!("`sh -c {command}`{who} in a sandbox ({}) in {}", sandbox.bwrap.display(), dir.display());
+    supervise(cmd, what, timeout, log, canceled).await
+}
+
+/// Starts `cmd` in its own process group, hands its output to `log` and
+/// waits for it, its timeout, or its cancellation.
+async fn supervise(
+    mut cmd: Command,
+    what: String,
+    timeout: Duration,
+    log: &LineSink,
+    mut canceled: impl FnMut() -> futures_util::future::BoxFuture<'static, bool>,
+) -> Result<RunOutcome, String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
     let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     let out = child.stdout.take().map(|s| tokio::spawn(pump(s, "stdout", log.clone(), tail.clone())));

@@ -20,6 +20,8 @@ mod api;
 mod audit;
 mod auth;
 mod build;
+/// How builds are walled off from the server.
+pub use build::sandbox as build_sandbox;
 mod error;
 mod fleet;
 mod guards;
@@ -72,6 +74,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// How long a web interface session lasts after signing in.
     pub session_ttl: Duration,
+    /// How builds are walled off from the server (see `build::sandbox`).
+    pub build_wall: build::sandbox::BuildWall,
 }
 
 impl ServerConfig {
@@ -87,6 +91,8 @@ impl ServerConfig {
             secure_cookies: false,
             tls: None,
             session_ttl: Duration::from_secs(12 * 3600),
+            build_wall: build::sandbox::BuildWall::decide(build::sandbox::Isolation::Auto, "nobody")
+                .unwrap_or_else(build::sandbox::BuildWall::Unavailable),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod git;
 pub mod log;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -148,15 +149,26 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
         humantime::format_duration(timeout)
     ));
     let env = build_env(build, &project, &commit, &version, &recipe.env);
+    let wall = &state.config.build_wall;
+    let sandbox = wall.sandbox(workdir, &state.config.data_dir)?;
+    if let Some(user) = wall.owner() {
+        let (dir, user) = (workdir.clone(), user.clone());
+        tokio::task::spawn_blocking(move || sandbox::hand_over(&dir, &user))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("giving the checkout to the build's user: {e}"))?;
+    }
+    log.ferry(wall.describe());
     let db = state.db.clone();
     let build_id = build.id;
     let sink_log = log.clone();
     let sink: ferry_process::LineSink = std::sync::Arc::new(move |stream, line| sink_log.line(stream, line));
-    let outcome = ferry_process::run(&recipe.command, workdir, &env, timeout, &sink, move || {
-        let db = db.clone();
-        Box::pin(async move { db.build(build_id).await.map(|b| b.cancel_requested).unwrap_or(false) })
-    })
-    .await?;
+    let outcome =
+        ferry_process::run_untrusted(&recipe.command, workdir, &env, sandbox.as_ref(), timeout, &sink, move || {
+            let db = db.clone();
+            Box::pin(async move { db.build(build_id).await.map(|b| b.cancel_requested).unwrap_or(false) })
+        })
+        .await?;
     match outcome {
         RunOutcome::Succeeded => {}
         RunOutcome::Canceled => {
