@@ -293,3 +293,74 @@ fn a_build_script_cannot_read_the_servers_data_or_environment() {
     flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).ok();
     assert!(!text.contains(&token), "the artifact holds the admin token");
 }
+
+/// POSTs JSON with a bearer token; returns the status and body.
+fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let resp =
+            reqwest::Client::new().post(format!("{}{path}", f.url)).bearer_auth(token).json(body).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
+#[test]
+fn content_is_reachable_only_through_its_own_project() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.start_agents(&["bank-1"], "role=prod");
+    f.project_app();
+    f.ok(&["project", "create", "bank"]);
+    f.ok(&["env", "create", "bank", "prod", "--select", "role=prod"]);
+    // The bank ships a file whose content someone would like to confirm.
+    let tree = f.dir.path().join("bank-tree");
+    write_tree(&tree, "b1", 1);
+    std::fs::write(tree.join("config.ini"), "iban=DE00 1234 5678\n").unwrap();
+    f.ok(&["release", "upload", "bank", tree.to_str().unwrap(), "--version", "b1"]);
+    f.ok(&["deploy", "bank", "prod", "--version", "b1", "--wait"]);
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"iban=DE00 1234 5678\n"))
+    };
+
+    // A developer of app only: asking about the bank's content tells nothing.
+    let dev = f.person("dave", &[]);
+    f.ok(&["member", "add", "app", "dave", "developer"]);
+    let dave = std::fs::read_to_string(dev.config.join("ferry/credentials.json")).unwrap();
+    let dave: serde_json::Value = serde_json::from_str(&dave).unwrap();
+    let dave_token = dave["token"].as_str().unwrap().to_string();
+    let (status, body) =
+        post_json(&f, &dave_token, "/api/v1/projects/app/blobs/missing", &json!({"digests": [digest]}));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&digest), "the bank's content must look missing to app: {body}");
+    let (status, body) =
+        post_json(&f, &dave_token, "/api/v1/projects/bank/blobs/missing", &json!({"digests": [digest]}));
+    assert_eq!(status, 403, "dave is not a member of the bank: {body}");
+    // Nor can he register a release of it by naming the digest.
+    let manifest = json!({"entries": [{"path": "config.ini", "kind": "file", "digest": digest, "size": 20}]});
+    let body = json!({"version": "stolen", "branch": "", "committer": "", "manifest": manifest});
+    let (status, text) = post_json(&f, &dave_token, "/api/v1/projects/app/releases", &body);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("not uploaded to project 'app'"), "{text}");
+
+    // A host of app cannot fetch the bank's content with its credential.
+    let cred = std::fs::read_to_string(f.root_of("web-1").join(".ferry/agent.json")).unwrap();
+    let agent_token = serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string();
+    let (status, text) = post_json(&f, &agent_token, "/api/v1/agent/blobs", &json!({"digests": [digest]}));
+    assert_eq!(status, 403, "{text}");
+    assert!(!text.contains("DE00"), "{text}");
+    // The bank's own host can.
+    let cred = std::fs::read_to_string(f.root_of("bank-1").join(".ferry/agent.json")).unwrap();
+    let bank_token = serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string();
+    let (status, text) = post_json(&f, &bank_token, "/api/v1/agent/blobs", &json!({"digests": [digest]}));
+    assert_eq!(status, 200);
+    assert!(text.contains("DE00"));
+
+    // Uploading the same bytes to app makes it app's too: proof of holding
+    // the content, not its name, is what counts.
+    let mine = f.dir.path().join("app-tree");
+    write_tree(&mine, "v1", 1);
+    std::fs::write(mine.join("config.ini"), "iban=DE00 1234 5678\n").unwrap();
+    f.ok(&["release", "upload", "app", mine.to_str().unwrap(), "--version", "v1"]);
+    let _ = &mut f;
+}

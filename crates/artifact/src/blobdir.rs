@@ -80,6 +80,7 @@ impl BlobDir {
         let capacity = usize::try_from(len.clamp(1, 256 * 1024)).unwrap_or(256 * 1024);
         Ok(PendingBlob {
             file: io::BufWriter::with_capacity(capacity, file),
+            guard: TempFile(Some(tmp.clone())),
             tmp,
             dest: self.path_of(&digest),
             expected: digest,
@@ -182,10 +183,30 @@ fn rand_suffix() -> u64 {
     (u64::from(std::process::id()) << 32) ^ n
 }
 
-/// A blob being written. Dropping it without [`PendingBlob::finish`] leaves
-/// only a temporary file, cleared at the next open.
+/// A temporary file removed when dropped, unless [`TempFile::keep`] was
+/// called: an upload cut off half-way leaves nothing behind.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// A blob being written. Dropping it without [`PendingBlob::finish`] (an
+/// upload cut off, an error) removes its temporary file; only a process
+/// killed outright leaves one, cleared at the next open.
 pub struct PendingBlob {
     file: io::BufWriter<File>,
+    guard: TempFile,
     tmp: PathBuf,
     dest: PathBuf,
     expected: Digest,
@@ -205,7 +226,7 @@ impl PendingBlob {
     /// into place. Returns its final path. On a mismatch the temporary file is
     /// removed and nothing becomes visible.
     pub fn finish(self) -> Result<PathBuf, BlobError> {
-        let PendingBlob { file, tmp, dest, expected, expected_len, written, hasher } = self;
+        let PendingBlob { file, guard, tmp, dest, expected, expected_len, written, hasher } = self;
         let outcome = (|| {
             let file = file.into_inner().map_err(|e| BlobError::Io { path: tmp.clone(), source: e.into_error() })?;
             drop(file);
@@ -219,8 +240,8 @@ impl PendingBlob {
             rename_into_place(&tmp, &dest)?;
             Ok(dest)
         })();
-        if outcome.is_err() {
-            let _ = fs::remove_file(&tmp);
+        if outcome.is_ok() {
+            guard.keep();
         }
         outcome
     }
@@ -255,6 +276,11 @@ mod tests {
         let mut p = blobs.begin(d, 3).unwrap();
         p.write(b"ab").unwrap();
         assert!(matches!(p.finish(), Err(BlobError::WrongLength { .. })));
+        // An upload cut off half-way (the writer dropped) leaves nothing.
+        let mut p = blobs.begin(d, 3).unwrap();
+        p.write(b"a").unwrap();
+        drop(p);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         // An abandoned write (as after SIGKILL) leaves a temp file ...
         let mut p = blobs.begin(d, 3).unwrap();
         p.write(b"a").unwrap();

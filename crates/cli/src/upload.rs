@@ -29,9 +29,10 @@ pub async fn upload_release(client: &Client, project: &str, path: &Path, labels:
         .with_context(|| format!("cannot upload {}", path.display()))?;
 
     let digests: Vec<_> = tree.blobs.keys().copied().collect();
-    let answer: BlobQueryAnswer = client.post("/api/v1/blobs/missing", &BlobQuery { digests }).await?;
+    let answer: BlobQueryAnswer =
+        client.post(&format!("/api/v1/projects/{project}/blobs/missing"), &BlobQuery { digests }).await?;
     if !answer.missing.is_empty() {
-        send_blobs(client, &tree, answer.missing).await?;
+        send_blobs(client, project, &tree, answer.missing).await?;
     }
     let body = CreateRelease {
         version: labels.version,
@@ -43,7 +44,12 @@ pub async fn upload_release(client: &Client, project: &str, path: &Path, labels:
 }
 
 /// Streams the blobs as frames; a reader thread feeds the request body.
-async fn send_blobs(client: &Client, tree: &SourceTree, missing: Vec<ferry_domain::Digest>) -> Result<()> {
+async fn send_blobs(
+    client: &Client,
+    project: &str,
+    tree: &SourceTree,
+    missing: Vec<ferry_domain::Digest>,
+) -> Result<()> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let sources: Vec<_> =
         missing.iter().filter_map(|d| tree.blobs.get(d).map(|(len, src)| (*d, *len, src.clone()))).collect();
@@ -70,11 +76,11 @@ async fn send_blobs(client: &Client, tree: &SourceTree, missing: Vec<ferry_domai
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let resp = client
         .http
-        .post(client.url("/api/v1/blobs"))
+        .post(client.url(&format!("/api/v1/projects/{project}/blobs")))
         .bearer_auth(client.token())
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await;
-    let _: serde_json::Value = decode("/api/v1/blobs", resp).await?;
+    let _: serde_json::Value = decode(&format!("/api/v1/projects/{project}/blobs"), resp).await?;
     Ok(())
 }

@@ -274,11 +274,23 @@ pub async fn manifest(
 }
 
 /// `POST /api/v1/agent/blobs`: the requested blobs as one framed stream.
+/// An agent gets only the content of the releases its host is meant to run:
+/// a compromised host cannot read other projects' files by their digests.
 pub async fn blobs(
     State(state): State<AppState>,
-    AgentCaller(_host): AgentCaller,
+    AgentCaller(host): AgentCaller,
     Json(req): Json<BlobRequest>,
 ) -> ApiResult<Response> {
+    let mut allowed = std::collections::HashSet::new();
+    for row in state.db.desired_for_host(host.id).await? {
+        let bytes = state.artifacts.get(&row.release.manifest_digest).await?;
+        let manifest: ferry_domain::Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Internal(format!("stored manifest of release {}: {e}", row.release.id)))?;
+        allowed.extend(manifest.files().map(|(_, digest, _, _)| digest));
+    }
+    if let Some(d) = req.digests.iter().find(|d| !allowed.contains(*d)) {
+        return Err(ApiError::Forbidden(format!("blob {d} belongs to no release desired on host '{}'", host.name)));
+    }
     if let Some(d) = state.artifacts.missing(&req.digests).await?.first() {
         return Err(ApiError::NotFound(format!("blob {d} is not in the artifact store")));
     }

@@ -57,7 +57,7 @@ const MASK: &str = "***";
 
 /// Routes whose non-GET requests change nothing or are an agent's routine
 /// traffic; see the module documentation.
-const NOT_AUDITED: &[&str] = &["/api/v1/blobs/missing", "/api/v1/agent/blobs"];
+const NOT_AUDITED: &[&str] = &["/api/v1/projects/{project}/blobs/missing", "/api/v1/agent/blobs"];
 
 /// The layer: records the request after the handler answered.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -1,7 +1,7 @@
 //! Registering a release: the one path both uploads and builds take, so the
 //! checks (manifest rules, every blob present) cannot differ between them.
 
-use ferry_domain::{Manifest, validate_version};
+use ferry_domain::{Digest, Manifest, validate_version};
 use ferry_store::{NewRelease, Project, Release, ReleaseOrigin};
 
 use crate::AppState;
@@ -27,11 +27,12 @@ pub async fn register(
     validate_version(&labels.version)?;
     manifest.validate().map_err(|e| ApiError::BadRequest(format!("release refused: {e}")))?;
     let wanted: Vec<_> = manifest.distinct_blobs().into_keys().collect();
-    let missing = state.artifacts.missing(&wanted).await?;
+    let missing = missing_for(state, project, &wanted).await?;
     if let Some(first) = missing.first() {
         return Err(ApiError::BadRequest(format!(
-            "release refused: {} blob(s) of the manifest were not uploaded, e.g. {first}",
-            missing.len()
+            "release refused: {} blob(s) of the manifest were not uploaded to project '{}', e.g. {first}",
+            missing.len(),
+            project.name
         )));
     }
     check_host_recipe(state, manifest).await?;
@@ -59,6 +60,18 @@ pub async fn register(
         .await?;
     tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
     Ok(release)
+}
+
+/// Those of `digests` the project cannot use: not uploaded to it (or made by
+/// its build), or no longer in the store.
+pub async fn missing_for(state: &AppState, project: &Project, digests: &[Digest]) -> ApiResult<Vec<Digest>> {
+    let mut missing = state.db.project_blobs_missing(project.id, digests).await?;
+    for d in state.artifacts.missing(digests).await? {
+        if !missing.contains(&d) {
+            missing.push(d);
+        }
+    }
+    Ok(missing)
 }
 
 /// The release's own `ferry.toml` drives every host it goes to: a mistake in

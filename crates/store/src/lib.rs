@@ -154,6 +154,17 @@ pub trait Database: Send + Sync + 'static {
     /// Replaces the webhook secret of a project that builds from git, as the
     /// server gives it (sealed).
     async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()>;
+    /// Records that the project holds these blobs: their bytes were uploaded
+    /// to it (or made by its build) and verified. Idempotent.
+    async fn add_project_blobs(&self, project_id: i64, digests: &[ferry_domain::Digest]) -> Result<()>;
+    /// Those of `digests` the project is not recorded as holding, each once,
+    /// in the order given. Existence checks answer from this, never from the
+    /// whole store, so nobody learns what other projects hold.
+    async fn project_blobs_missing(
+        &self,
+        project_id: i64,
+        digests: &[ferry_domain::Digest],
+    ) -> Result<Vec<ferry_domain::Digest>>;
     /// Sets (or, with `None`, lifts) which hosts the project's environments
     /// may select.
     async fn set_project_host_scope(&self, project: &Project, scope: Option<&str>) -> Result<()>;

@@ -143,8 +143,9 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/projects/{project}/releases/{version}/archive", User(ReadProject), releases::archive),
         route(p.clone(), "/api/v1/projects/{project}/releases/{version}/bad", User(Build), releases::mark_bad),
         route(d.clone(), "/api/v1/projects/{project}/releases/{version}/bad", User(Build), releases::mark_good),
-        route(p.clone(), "/api/v1/blobs/missing", User(Build), releases::missing_blobs),
-        route(p.clone(), "/api/v1/blobs", User(Build), releases::upload_blobs),
+        // Content is the project's: what exists is answered within it only.
+        route(p.clone(), "/api/v1/projects/{project}/blobs/missing", User(Build), releases::missing_blobs),
+        route(p.clone(), "/api/v1/projects/{project}/blobs", User(Build), releases::upload_blobs),
         // Freezes and locks.
         route(p.clone(), "/api/v1/projects/{project}/environments/{env}/freeze", User(ManageProject), locks::freeze),
         route(d.clone(), "/api/v1/projects/{project}/environments/{env}/freeze", User(ManageProject), locks::unfreeze),

@@ -4,6 +4,11 @@
 //! blobs (verified one by one as they arrive), then register the release by
 //! its manifest. The release becomes visible only in the last step, after the
 //! server has checked the manifest's rules and that every blob is present.
+//!
+//! All three are the project's: content counts as present only when its
+//! bytes were uploaded to this project (or made by its build), so nobody
+//! learns whether other projects hold some content, nor registers a release
+//! of content they never had by naming its digest.
 
 use axum::Json;
 use axum::body::Body;
@@ -20,12 +25,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::guards;
 use crate::release::{self, Labels};
 
+/// `POST /api/v1/projects/{project}/blobs/missing`.
 pub async fn missing_blobs(
     State(state): State<AppState>,
     _caller: Caller,
+    Path(project): Path<String>,
     Json(q): Json<BlobQuery>,
 ) -> ApiResult<Json<BlobQueryAnswer>> {
-    Ok(Json(BlobQueryAnswer { missing: state.artifacts.missing(&q.digests).await? }))
+    let project = state.db.project(&project).await?;
+    Ok(Json(BlobQueryAnswer { missing: release::missing_for(&state, &project, &q.digests).await? }))
 }
 
 #[derive(serde::Serialize)]
@@ -36,26 +44,36 @@ pub struct UploadAnswer {
 
 /// Receives a body of frames (see `ferry_artifact::frame`); every blob is
 /// verified against its digest before it is stored.
-pub async fn upload_blobs(State(state): State<AppState>, _caller: Caller, body: Body) -> ApiResult<Json<UploadAnswer>> {
+pub async fn upload_blobs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(project): Path<String>,
+    body: Body,
+) -> ApiResult<Json<UploadAnswer>> {
+    let project = state.db.project(&project).await?;
+    let mut verified = Vec::new();
     let mut stream = body.into_data_stream();
     let mut decoder = Decoder::new();
-    let mut current: Option<Box<dyn BlobWriter>> = None;
+    let mut current: Option<(ferry_domain::Digest, Box<dyn BlobWriter>)> = None;
     let (mut stored, mut bytes) = (0u64, 0u64);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
         let mut input = &chunk[..];
         while let Some(event) = decoder.next(&mut input) {
             match event {
-                Event::Begin { digest, len } => current = Some(state.artifacts.begin(digest, len).await?),
+                Event::Begin { digest, len } => {
+                    current = Some((digest, state.artifacts.begin(digest, len).await?));
+                }
                 Event::Data(data) => {
-                    if let Some(w) = current.as_mut() {
+                    if let Some((_, w)) = current.as_mut() {
                         w.write(data).await?;
                         bytes += data.len() as u64;
                     }
                 }
                 Event::End => {
-                    if let Some(w) = current.take() {
+                    if let Some((digest, w)) = current.take() {
                         w.finish().await.map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+                        verified.push(digest);
                         stored += 1;
                     }
                 }
@@ -63,6 +81,8 @@ pub async fn upload_blobs(State(state): State<AppState>, _caller: Caller, body: 
         }
     }
     decoder.finish().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // The project has proven it holds these: their bytes came and matched.
+    state.db.add_project_blobs(project.id, &verified).await?;
     Ok(Json(UploadAnswer { stored, bytes }))
 }
 

@@ -208,6 +208,9 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
         .import_dir(&artifact)
         .await
         .map_err(|e| format!("the build output cannot be a release: {e}"))?;
+    // The project's own build made this content: the project holds it.
+    let made: Vec<_> = tree.blobs.keys().copied().collect();
+    state.db.add_project_blobs(project.id, &made).await.map_err(|e| e.to_string())?;
     let labels = Labels {
         version: version.clone(),
         branch: commit.branch.clone().or(commit.tag.clone()).unwrap_or_else(|| "detached".into()),

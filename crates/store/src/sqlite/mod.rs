@@ -823,6 +823,39 @@ impl Database for SqliteDatabase {
         self.host(name).await
     }
 
+    async fn add_project_blobs(&self, project_id: i64, digests: &[ferry_domain::Digest]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for d in digests {
+            sqlx::query("INSERT OR IGNORE INTO project_blobs (project_id, digest) VALUES (?, ?)")
+                .bind(project_id)
+                .bind(d.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn project_blobs_missing(
+        &self,
+        project_id: i64,
+        digests: &[ferry_domain::Digest],
+    ) -> Result<Vec<ferry_domain::Digest>> {
+        let mut held = std::collections::HashSet::new();
+        // A release has thousands of blobs: asked in chunks, one query each.
+        for chunk in digests.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT digest FROM project_blobs WHERE project_id = ? AND digest IN ({marks})");
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(project_id);
+            for d in chunk {
+                q = q.bind(d.to_hex());
+            }
+            held.extend(q.fetch_all(&self.pool).await?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        Ok(digests.iter().filter(|d| !held.contains(&d.to_hex()) && seen.insert(**d)).copied().collect())
+    }
+
     async fn set_project_host_scope(&self, project: &Project, scope: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE projects SET host_scope = ? WHERE id = ?")
             .bind(scope)

@@ -7,3 +7,12 @@ ALTER TABLE hosts ADD COLUMN announced_tags TEXT;
 -- it (k=v,...): every environment selector must include these terms. NULL
 -- lets the project's environments select any host.
 ALTER TABLE projects ADD COLUMN host_scope TEXT;
+-- Which content each project has proven it holds: recorded when its bytes
+-- were uploaded to the project (or made by its build) and verified. Existence
+-- checks and release registration look only here, so that nobody learns
+-- whether content exists in another project, or uses it by its digest.
+CREATE TABLE project_blobs (
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    digest TEXT NOT NULL,
+    PRIMARY KEY (project_id, digest)
+) WITHOUT ROWID;
