@@ -277,6 +277,12 @@ fn push_webhooks_build_only_when_signed_new_and_wanted() {
     assert!(again["ignored"].as_str().unwrap().contains("already handled"), "{again}");
     let (_, other) = github_push(&f, "s3cret", "d-2", "refs/heads/feature/x");
     assert!(other["ignored"].as_str().unwrap().contains("feature/x"), "{other}");
+    // The same signed push replayed under a new delivery id builds nothing.
+    let (_, replay) = github_push(&f, "s3cret", "d-3", "refs/heads/main");
+    assert!(replay["ignored"].as_str().unwrap().contains("already built"), "{replay}");
+    // A ref that git would take as an option is refused like a manual one.
+    let (status, evil) = github_push(&f, "s3cret", "d-4", "refs/tags/--upload-pack=touch${IFS}pwned");
+    assert_eq!(status, 400, "{evil}");
     assert_eq!(builds(&f).len(), 1);
 
     assert_eq!(wait_build(&f, id)["status"], "succeeded");

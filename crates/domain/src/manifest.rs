@@ -59,6 +59,10 @@ pub enum ManifestError {
     EmptyComponent(String),
     #[error("entry '{0}': the path contains a NUL byte")]
     NulByte(String),
+    #[error("entry '{path}': a path component of {len} bytes is longer than a filesystem allows ({max})")]
+    ComponentTooLong { path: String, len: usize, max: usize },
+    #[error("entry '{path}...': the path is {len} bytes long; at most {max} are allowed")]
+    PathTooLong { path: String, len: usize, max: usize },
     #[error("entry '{0}' appears twice")]
     Duplicate(String),
     #[error("entry '{path}': symlink target '{target}' is absolute; links must stay inside the release")]
@@ -156,10 +160,23 @@ impl Manifest {
     }
 }
 
+/// The longest name of one file or directory: what Linux filesystems allow.
+pub const MAX_NAME: usize = 255;
+/// The longest release path: leaves room below the kernel's 4096 for the
+/// host's root, the project and the release directory's name.
+pub const MAX_PATH: usize = 3072;
+
 /// Checks one relative release path.
 pub fn validate_path(path: &str) -> Result<(), ManifestError> {
     if path.contains('\0') {
         return Err(ManifestError::NulByte(path.to_string()));
+    }
+    if path.len() > MAX_PATH {
+        let shown: String = path.chars().take(80).collect();
+        return Err(ManifestError::PathTooLong { path: shown, len: path.len(), max: MAX_PATH });
+    }
+    if let Some(long) = path.split('/').find(|c| c.len() > MAX_NAME) {
+        return Err(ManifestError::ComponentTooLong { path: path.to_string(), len: long.len(), max: MAX_NAME });
     }
     if path.starts_with('/') {
         return Err(ManifestError::AbsolutePath(path.to_string()));
@@ -401,6 +418,18 @@ mod tests {
         let started = std::time::Instant::now();
         let _ = Manifest::new(entries).validate();
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn refuses_names_no_filesystem_can_hold() {
+        let long = "n".repeat(MAX_NAME + 1);
+        let err = Manifest::new(vec![file(&format!("dir/{long}"))]).validate().unwrap_err();
+        assert!(matches!(err, ManifestError::ComponentTooLong { len: 256, .. }), "{err}");
+        assert_eq!(Manifest::new(vec![file(&"n".repeat(MAX_NAME))]).validate(), Ok(()));
+        let deep = vec!["d".repeat(200); 20].join("/");
+        let err = Manifest::new(vec![file(&deep)]).validate().unwrap_err();
+        assert!(matches!(err, ManifestError::PathTooLong { .. }), "{err}");
+        assert!(err.to_string().len() < 300, "the message stays readable: {err}");
     }
 
     #[test]

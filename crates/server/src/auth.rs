@@ -48,37 +48,50 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// What every refused sign-in says. One answer for an unknown user, a wrong
+/// password and a locked account, so that the answer does not tell which
+/// users exist; the audit trail records which it was.
+pub const SIGN_IN_REFUSED: &str = "wrong user name or password, or the account refuses passwords for a while after \
+     too many failed sign-ins (an administrator lifts that with `ferry user enable NAME`)";
+
+/// A hash to check passwords of unknown users against, so that they take as
+/// long to refuse as a known user's wrong password.
+fn decoy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("ferry-decoy-password").unwrap_or_default())
+}
+
 /// Checks a user name and password, as every way of signing in does: a
 /// locked account (too many failures in a row,
-/// `ferry_domain::access::sign_in_locked_until`) is refused before the
-/// password is looked at, a failure is counted, a success clears the count.
-/// Unknown users and wrong passwords get the same answer.
+/// `ferry_domain::access::sign_in_locked_until`) is refused whatever the
+/// password, a failure is counted, a success clears the count. Unknown
+/// users, wrong passwords and locked accounts get the same answer, after
+/// the same work.
 pub async fn sign_in(state: &AppState, name: &str, password: String) -> Result<User, ApiError> {
-    let refused = || ApiError::Unauthorized("wrong user name or password".into());
-    let user = state.db.user(name).await.map_err(|_| refused())?;
-    let hash = state.db.password_hash(user.id).await?.ok_or_else(refused)?;
-    let locked = |until: i64| {
-        ApiError::Unauthorized(format!(
-            "too many failed sign-ins for user '{}': it refuses passwords until {} (or until an administrator runs \
-             `ferry user enable {}`)",
-            user.name,
-            ferry_domain::rfc3339_from_millis(until),
-            user.name
-        ))
+    let refused = || ApiError::Unauthorized(SIGN_IN_REFUSED.into());
+    let user = state.db.user(name).await.ok();
+    let hash = match &user {
+        Some(u) => state.db.password_hash(u.id).await?,
+        None => None,
     };
-    if let Some(until) = state.db.sign_in_lock(user.id, crate::now_ms()).await? {
-        return Err(locked(until));
-    }
+    let checked = hash.clone().unwrap_or_else(|| decoy_hash().to_string());
     // Argon2 takes tens of milliseconds of CPU on purpose: off the runtime.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &checked))
         .await
         .map_err(|e| ApiError::Internal(format!("checking the password: {e}")))?;
+    let (Some(user), Some(_)) = (user, hash) else { return Err(refused()) };
+    if let Some(until) = state.db.sign_in_lock(user.id, crate::now_ms()).await? {
+        tracing::info!(user = %user.name, "sign-in refused: locked until {}", ferry_domain::rfc3339_from_millis(until));
+        return Err(refused());
+    }
     if !ok {
         let now = crate::now_ms();
-        return match state.db.record_failed_sign_in(user.id, now, ferry_domain::access::sign_in_locked_until).await? {
-            Some(until) => Err(locked(until)),
-            None => Err(refused()),
-        };
+        if let Some(until) =
+            state.db.record_failed_sign_in(user.id, now, ferry_domain::access::sign_in_locked_until).await?
+        {
+            tracing::warn!(user = %user.name, "too many failed sign-ins: locked until {}", ferry_domain::rfc3339_from_millis(until));
+        }
+        return Err(refused());
     }
     state.db.clear_failed_sign_ins(user.id).await?;
     if user.disabled {

@@ -35,6 +35,7 @@ pub async fn register(
             project.name
         )));
     }
+    check_sizes(state, manifest).await?;
     check_host_recipe(state, manifest).await?;
     // The manifest is content too: stored by digest beside the files.
     let manifest_json = serde_json::to_vec(manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -60,6 +61,28 @@ pub async fn register(
         .await?;
     tracing::info!(project = %project.name, version = %release.version, files = release.file_count, "release created");
     Ok(release)
+}
+
+/// Every file's `size` must be its blob's: hosts trust the manifest for
+/// free-space checks and progress, and the drift check compares sizes.
+async fn check_sizes(state: &AppState, manifest: &Manifest) -> ApiResult<()> {
+    let mut stored = std::collections::HashMap::new();
+    for (path, digest, size, _) in manifest.files() {
+        let len = match stored.get(&digest) {
+            Some(len) => *len,
+            None => {
+                let len = state.artifacts.open(&digest).await?.len;
+                stored.insert(digest, len);
+                len
+            }
+        };
+        if len != size {
+            return Err(ApiError::BadRequest(format!(
+                "release refused: entry '{path}' says {size} bytes, but its content ({digest}) has {len}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Those of `digests` the project cannot use: not uploaded to it (or made by

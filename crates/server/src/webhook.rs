@@ -39,8 +39,8 @@ impl Forge {
 /// A webhook that checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A branch or tag moved to a commit.
-    Push { reference: Ref, delivery: String },
+    /// A branch or tag moved to a commit (`commit`, when the forge says).
+    Push { reference: Ref, delivery: String, commit: Option<String> },
     /// A ping, or an event kind Ferry does not build on.
     Other { what: String },
 }
@@ -148,7 +148,8 @@ pub fn verify_and_parse(forge: Forge, secret: &str, headers: &HeaderMap, body: &
     } else {
         return Ok(Event::Other { what: format!("push to {ref_name}") });
     };
-    Ok(Event::Push { reference, delivery })
+    let commit = new_rev.filter(|r| !r.is_empty()).map(str::to_string);
+    Ok(Event::Push { reference, delivery, commit })
 }
 
 #[cfg(test)]
@@ -171,7 +172,11 @@ mod tests {
         let ok = headers(&[("x-hub-signature-256", format!("sha256={sig}")), ("x-github-delivery", "d1".into())]);
         assert_eq!(
             verify_and_parse(Forge::GitHub, "s3cret", &ok, PUSH),
-            Ok(Event::Push { reference: Ref::Branch("main".into()), delivery: "d1".into() })
+            Ok(Event::Push {
+                reference: Ref::Branch("main".into()),
+                delivery: "d1".into(),
+                commit: Some("1234abcd".into())
+            })
         );
         assert!(matches!(verify_and_parse(Forge::GitHub, "other", &ok, PUSH), Err(HookError::Unauthorized(_))));
         let tampered = br#"{"ref":"refs/heads/evil","after":"1234abcd"}"#;

@@ -44,7 +44,10 @@ pub fn build_info(b: Build) -> BuildInfo {
     }
 }
 
-/// Queues a build of `git_ref` and wakes a worker.
+/// Queues a build of `git_ref` and wakes a worker. Every way a build starts
+/// (by hand, a webhook, a retry, the web interface) comes through here, so
+/// the ref's check cannot be skipped: it reaches `git` as an argument, and
+/// `--upload-pack=...` would be an option.
 pub async fn queue(
     state: &AppState,
     project: &Project,
@@ -53,6 +56,13 @@ pub async fn queue(
     by: &str,
     retry_of: Option<i64>,
 ) -> ApiResult<Build> {
+    if git_ref.is_empty()
+        || git_ref.split('/').any(|part| part.is_empty() || part.starts_with('-'))
+        || git_ref.contains("..")
+        || git_ref.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::BadRequest(format!("'{git_ref}' is not a valid branch, tag or commit")));
+    }
     if project.source.is_none() {
         return Err(ApiError::BadRequest(format!(
             "project '{}' has no repository to build from; it takes uploaded releases only",
@@ -79,12 +89,6 @@ pub async fn create(
 ) -> ApiResult<Json<BuildInfo>> {
     let project = state.db.project(&project).await?;
     let git_ref = req.git_ref.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or("main");
-    if git_ref.starts_with('-')
-        || git_ref.contains("..")
-        || git_ref.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::BadRequest(format!("'{git_ref}' is not a valid branch, tag or commit")));
-    }
     let build = queue(&state, &project, git_ref, "manual", &user.name, None).await?;
     Ok(Json(build_info(build)))
 }

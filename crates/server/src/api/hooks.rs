@@ -27,10 +27,8 @@ pub async fn receive(
     let project = state.db.project(&project).await.map_err(|_| refused())?;
     let Some(source) = project.source.clone() else { return Err(refused()) };
     let Some(secret) = source.webhook_secret.as_ref() else {
-        return Err(ApiError::Unauthorized(format!(
-            "project '{}' has no webhook secret; set one with --webhook-secret",
-            project.name
-        )));
+        tracing::warn!(project = %project.name, "webhook refused: the project has no webhook secret (--webhook-secret)");
+        return Err(refused());
     };
     let secret = state.secrets.open(secret.expose(), &webhook_context(&project.name)).map_err(|e| {
         ApiError::Internal(format!("the webhook secret of project '{}' cannot be opened: {e}", project.name))
@@ -43,12 +41,21 @@ pub async fn receive(
         HookError::BadPayload(m) => ApiError::BadRequest(m),
     })?;
     let ignored = |why: String| Ok((StatusCode::ACCEPTED, Json(HookAnswer { build: None, ignored: Some(why) })));
-    let (reference, delivery) = match event {
+    let (reference, delivery, commit) = match event {
         Event::Other { what } => return ignored(format!("'{what}' events build nothing")),
-        Event::Push { reference, delivery } => (reference, delivery),
+        Event::Push { reference, delivery, commit } => (reference, delivery, commit),
     };
     if !state.db.record_delivery(project.id, forge.name(), &delivery, crate::now_ms()).await? {
         return ignored(format!("delivery {delivery} was already handled"));
+    }
+    // A signed push replayed under a new delivery id is still the same push:
+    // one build per ref and commit. Kept beside the delivery ids, under a
+    // prefix no forge's ids use.
+    if let (Some(commit), Ref::Branch(r) | Ref::Tag(r)) = (&commit, &reference) {
+        let push = format!("push:{r}@{commit}");
+        if !state.db.record_delivery(project.id, forge.name(), &push, crate::now_ms()).await? {
+            return ignored(format!("{r} at {commit} was already built from a push"));
+        }
     }
     let git_ref = match reference {
         Ref::Deleted(r) => return ignored(format!("{r} was deleted")),

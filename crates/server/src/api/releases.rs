@@ -177,8 +177,17 @@ pub async fn archive(
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let out = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
+        // Verified on the way out as on the way in: a blob damaged on the
+        // server's disk ends the download with an error, never a bad file.
         let read = |d: &ferry_domain::Digest| {
-            runtime.block_on(artifacts.get(d)).map_err(|e| std::io::Error::other(e.to_string()))
+            let bytes = runtime.block_on(artifacts.get(d)).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let actual = ferry_artifact::digest_of(&bytes);
+            if actual != *d {
+                return Err(std::io::Error::other(format!(
+                    "stored blob {d} is damaged (its content hashes to {actual})"
+                )));
+            }
+            Ok(bytes)
         };
         if let Err(e) = ferry_artifact::archive::write_tar_zst(&manifest, read, out) {
             let _ = tx.blocking_send(Err(e));
