@@ -235,7 +235,8 @@ fn an_untouched_trail_verifies_also_after_a_restart_and_keeps_its_checkpoints() 
     assert!(!out.contains("predate keying"), "a new server keys every entry: {out}");
     // The key and the checkpoint live outside the database, private.
     for file in ["audit.key", "audit.checkpoint"] {
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data(&f).join(file)).unwrap().permissions());
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data(&f).join(file)).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
     assert!(rows(&db_file(&f)).iter().all(|r| r.scheme == Scheme::Keyed.as_str()));

@@ -154,7 +154,9 @@ pub async fn verify(c: &Client, json: bool, since: Option<&str>) -> Result<()> {
 /// What `verify` prints for a trail that verified.
 fn report(v: &AuditVerification, since: Option<&Checkpoint>) -> String {
     let mut out = match (&v.head_seq, &v.head_hash) {
-        (Some(seq), Some(hash)) => format!("audit trail OK: {} entries, the newest is {seq} with hash {hash}\n", v.verified),
+        (Some(seq), Some(hash)) => {
+            format!("audit trail OK: {} entries, the newest is {seq} with hash {hash}\n", v.verified)
+        }
         _ => "audit trail OK: no entries yet\n".to_string(),
     };
     if v.unkeyed > 0 {

@@ -294,7 +294,8 @@ async fn catch_up(
     };
     if head.seq > anchor.head.seq && anchored_entry_holds {
         let next = Anchor { head: head.clone(), at: now_ms(), ..anchor };
-        write_anchor(path, key, &next).map_err(|e| AuditError::Anchor { path: path.to_path_buf(), reason: e.to_string() })?;
+        write_anchor(path, key, &next)
+            .map_err(|e| AuditError::Anchor { path: path.to_path_buf(), reason: e.to_string() })?;
         state.anchor = Some(next);
         return Ok(());
     }
