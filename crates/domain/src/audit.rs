@@ -194,8 +194,9 @@ impl AuditKey {
 /// empty trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The entry's place in the trail (0: before the first entry).
     pub seq: i64,
-    /// 64 lowercase hex digits.
+    /// Its hash: 64 lowercase hex digits.
     pub hash: String,
 }
 

@@ -886,7 +886,9 @@ pub struct AuditVerification {
 /// The server's audit checkpoint: the newest entry it appended.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditCheckpoint {
+    /// The entry's place in the trail (0: the trail was empty).
     pub seq: i64,
+    /// Its keyed hash.
     pub hash: String,
     /// RFC 3339: when it was written.
     pub at: String,

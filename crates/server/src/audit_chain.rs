@@ -51,10 +51,12 @@ const VERIFY_PAGE: u32 = 1000;
 /// appended or the trail not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// `audit.key` is unreadable, missing or not the key the database knows.
     #[error("audit key: {0}")]
     Key(#[from] SecretError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The checkpoint file could not be written at start.
     #[error("{path}: {reason}")]
     Anchor { path: PathBuf, reason: String },
 }
@@ -299,21 +301,23 @@ async fn catch_up(
         state.anchor = Some(next);
         return Ok(());
     }
-    let message = if head.seq < anchor.head.seq {
-        format!(
+    let (seq, message) = if head.seq < anchor.head.seq {
+        let message = format!(
             "the trail in the database ends at entry {}, but the server's checkpoint says it reaches entry {}: \
              entries were removed",
             head.seq, anchor.head.seq
-        )
+        );
+        (head.seq + 1, message)
     } else {
-        format!(
+        let message = format!(
             "entry {} in the database does not have the hash the server's checkpoint holds for it: the trail was \
              rewritten",
             anchor.head.seq
-        )
+        );
+        (anchor.head.seq, message)
     };
     tracing::error!("audit trail: {message}");
-    state.problem = Some(Problem { seq: head.seq.min(anchor.head.seq) + 1, message });
+    state.problem = Some(Problem { seq, message });
     Ok(())
 }
 
