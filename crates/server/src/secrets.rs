@@ -273,6 +273,16 @@ mod tests {
         assert!(!format!("{:?}", key()).contains("0707"), "Debug shows the id, not the key");
     }
 
+    #[test]
+    fn the_secrets_key_id_is_the_one_databases_already_record() {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"ferry secrets key id\0");
+        h.update([7u8; 32]);
+        assert_eq!(key_id(&SECRETS_KEY, &[7; 32]), hex::encode(&h.finalize()[..8]));
+        assert_ne!(key_id(&crate::audit_chain::AUDIT_KEY, &[7; 32]), key_id(&SECRETS_KEY, &[7; 32]));
+    }
+
     #[tokio::test]
     async fn the_key_is_made_once_kept_private_and_checked() {
         let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,8 @@
 //! - Secrets (variables marked secret, webhook secrets) arrive sealed by the
 //!   server and are stored as given; the store never holds the key.
 //! - The audit trail is append-only: the trait can add entries and read them,
-//!   never change or remove one; each is hash-chained to the one before.
+//!   never change or remove one; each is chained to the one before by a hash
+//!   keyed with the key the server passes in (the store never keeps it).
 
 pub mod artifacts;
 pub mod model;
