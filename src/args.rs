@@ -223,8 +223,11 @@ a missing, unknown or wrong token) is recorded with its actor, time, source addr
 object (project, environment, id ...), outcome (HTTP status and error) and a summary of what it asked for. \
 Secrets never appear in it: secret variable values, webhook secrets, passwords and tokens are shown as ***.
 
-Entries are listed newest first. The trail is append-only and each entry is hash-chained to the one before: \
-`ferry audit verify` recomputes the chain and names the first entry that does not match.";
+Entries are listed newest first. The trail is append-only and each entry is chained to the one before by an \
+HMAC under the server's audit key, kept outside the database; the server also keeps a checkpoint of the newest \
+entry outside the database. `ferry audit verify` recomputes the chain, checks it still reaches the checkpoint, \
+names the first entry that does not match, and prints the checkpoint (SEQ:HASH): keep it elsewhere, and \
+`ferry audit verify --since-checkpoint SEQ:HASH` checks later that the trail still holds that entry.";
 
 /// `ferry audit`: filters, or `verify`.
 #[derive(Args)]
@@ -250,8 +253,13 @@ pub struct AuditArgs {
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
-    /// Recompute the hash chain; fails naming the first entry that does not match
+    /// Recompute the hash chain and check it reaches the server's checkpoint; fails naming the first entry that
+    /// does not match
     Verify {
+        /// Also check that the trail still holds this entry with this hash (a checkpoint `verify` printed
+        /// earlier and you kept elsewhere)
+        #[arg(long, value_name = "SEQ:HASH")]
+        since_checkpoint: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },

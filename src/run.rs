@@ -44,13 +44,13 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
     Ok((Client::new(&server, &token, ca_cert.as_deref())?, out))
 }
 
-/// `ferry audit [...]` and `ferry audit verify`.
+/// `ferry audit [...]` and `ferry audit verify [--since-checkpoint SEQ:HASH]`.
 async fn audit(args: AuditArgs) -> Result<()> {
     use ferry_cli::audit::{self, AuditFormat};
-    if let Some(AuditCmd::Verify { conn }) = args.action {
+    if let Some(AuditCmd::Verify { since_checkpoint, conn }) = args.action {
         let json = matches!(conn.output, OutputArg::Json);
         let conn = Conn { output: OutputArg::Table, ..conn };
-        return audit::verify(&client(&conn)?.0, json).await;
+        return audit::verify(&client(&conn)?.0, json, since_checkpoint.as_deref()).await;
     }
     let format = match args.conn.output {
         OutputArg::Table => AuditFormat::Table,

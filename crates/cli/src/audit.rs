@@ -1,8 +1,10 @@
-//! `ferry audit` and `ferry audit verify`: the audit trail (R27).
+//! `ferry audit` and `ferry audit verify [--since-checkpoint SEQ:HASH]`: the
+//! audit trail (R27).
 
 use std::time::SystemTime;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+use ferry_domain::audit::Checkpoint;
 use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification};
 
 use crate::Client;
@@ -118,21 +120,24 @@ pub fn csv(entries: &[AuditEntryInfo]) -> String {
     out
 }
 
-/// `ferry audit verify`: fails, naming the entry, when the chain is broken.
-pub async fn verify(c: &Client, json: bool) -> Result<()> {
-    let v: AuditVerification = c.get("/api/v1/audit/verify").await?;
+/// `ferry audit verify [--since-checkpoint SEQ:HASH]`: fails, naming the
+/// entry, when the chain is broken, the trail no longer reaches the server's
+/// checkpoint, or (with `since`) no longer holds that entry with that hash.
+/// Prints the checkpoint to keep elsewhere.
+pub async fn verify(c: &Client, json: bool, since: Option<&str>) -> Result<()> {
+    let since = since.map(str::parse::<Checkpoint>).transpose().map_err(|e| anyhow!("--since-checkpoint: {e}"))?;
+    let path = match &since {
+        Some(cp) => format!("/api/v1/audit/verify?checkpoint={}", encode(&cp.to_string())),
+        None => "/api/v1/audit/verify".to_string(),
+    };
+    let v: AuditVerification = c.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     match &v.broken {
         None => {
             if !json {
-                match (&v.head_seq, &v.head_hash) {
-                    (Some(seq), Some(hash)) => {
-                        println!("audit trail OK: {} entries, the newest is {seq} with hash {hash}", v.verified)
-                    }
-                    _ => println!("audit trail OK: no entries yet"),
-                }
+                print!("{}", report(&v, since.as_ref()));
             }
             Ok(())
         }
@@ -144,6 +149,40 @@ pub async fn verify(c: &Client, json: bool) -> Result<()> {
             v.verified
         ),
     }
+}
+
+/// What `verify` prints for a trail that verified.
+fn report(v: &AuditVerification, since: Option<&Checkpoint>) -> String {
+    let mut out = match (&v.head_seq, &v.head_hash) {
+        (Some(seq), Some(hash)) => {
+            format!("audit trail OK: {} entries, the newest is {seq} with hash {hash}\n", v.verified)
+        }
+        _ => "audit trail OK: no entries yet\n".to_string(),
+    };
+    if v.unkeyed > 0 {
+        out.push_str(&format!(
+            "{} of them predate keying: their plain SHA-256 chain is checked, but anyone with the database could \
+             have recomputed it until the first keyed entry followed\n",
+            v.unkeyed
+        ));
+    }
+    if let Some(cp) = since {
+        out.push_str(&format!("the trail still holds entry {} with the hash of your checkpoint\n", cp.seq));
+    }
+    // The server's checkpoint, or the newest entry from a server that keeps none.
+    let current = match (&v.checkpoint, v.head_seq, &v.head_hash) {
+        (Some(c), _, _) => Some(Checkpoint { seq: c.seq, hash: c.hash.clone() }),
+        (None, Some(seq), Some(hash)) => Some(Checkpoint { seq, hash: hash.clone() }),
+        _ => None,
+    };
+    if let Some(cp) = current {
+        out.push_str(&format!("checkpoint: {cp}\n"));
+        out.push_str(&format!(
+            "keep it somewhere the server cannot write; `ferry audit verify --since-checkpoint {cp}` checks the \
+             trail still holds it\n"
+        ));
+    }
+    out
 }
 
 /// How long ago `since` was, for tests.

@@ -6,7 +6,7 @@
 //! and host states, the choice of a rollback target, freezes and bad releases,
 //! which of a project's variables a host sees, how much of a log is kept,
 //! what a load balancer's configuration and backend addresses may be, the
-//! audit trail's hash chain, the release-request state machine (R24) and the
+//! audit trail's keyed hash chain, the release-request state machine (R24) and the
 //! deployment statistics (R29). The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.

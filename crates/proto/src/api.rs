@@ -869,26 +869,67 @@ pub struct AuditEntryInfo {
     pub hash: String,
 }
 
-/// `GET /api/v1/audit/verify`: the hash chain recomputed from the first entry.
+/// `GET /api/v1/audit/verify[?checkpoint=SEQ:HASH]`: what the verification
+/// is asked to check besides the chain and the server's checkpoint.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct AuditVerifyQuery {
+    /// A checkpoint kept elsewhere (`SEQ:HASH`, as `verify` printed it): the
+    /// trail must still hold that entry with that hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+/// `GET /api/v1/audit/verify`: the hash chain recomputed from the first entry,
+/// and checked against the server's checkpoint (and one given).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditVerification {
     pub ok: bool,
     /// Entries that matched before the first that does not (all of them
     /// when `ok`).
     pub verified: u64,
-    /// The newest entry that matched: keep its seq and hash elsewhere to
-    /// notice entries cut off at the end later.
+    /// The newest entry that matched.
     pub head_seq: Option<i64>,
     pub head_hash: Option<String>,
     /// The first entry that does not match, and why.
     pub broken: Option<AuditBreak>,
+    /// How many of the entries verified predate keying: their plain SHA-256
+    /// hash is checked, but anyone could have computed it. (0 from servers
+    /// that did not say.)
+    #[serde(default)]
+    pub unkeyed: u64,
+    /// The first entry whose hash is keyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed_from: Option<i64>,
+    /// The server's checkpoint, kept outside the database: the trail must
+    /// reach it. Keep `seq:hash` elsewhere too, for `verify
+    /// --since-checkpoint`. `None` when the server's checkpoint file could not
+    /// be trusted (`broken` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<AuditCheckpoint>,
+}
+
+/// The server's audit checkpoint: the newest entry it appended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditCheckpoint {
+    /// The entry's place in the trail (0: the trail was empty).
+    pub seq: i64,
+    /// Its keyed hash.
+    pub hash: String,
+    /// RFC 3339: when it was written.
+    pub at: String,
+    /// RFC 3339: since when the server has kept checkpoints (keying, or
+    /// the file made anew after it was removed); entries removed before then
+    /// are not covered by it.
+    pub since: String,
 }
 
 /// The first entry of the trail that does not match.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditBreak {
     pub seq: i64,
-    /// `content_changed`, `link_broken` or `entry_missing`.
+    /// `content_changed`, `link_broken`, `entry_missing`, `not_keyed`,
+    /// `scheme_changed`, `checkpoint_mismatch`, `truncated` or `checkpoint`
+    /// (the server's checkpoint file is missing, behind, or was edited).
     pub kind: String,
     pub message: String,
 }

@@ -173,7 +173,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, p: Pending, response: Res
         outcome: bounded(&outcome, 1024),
         summary: bounded(&summary, SUMMARY_LIMIT),
     };
-    if let Err(e) = state.db.append_audit(&entry).await {
+    if let Err(e) = state.audit.append(state.db.as_ref(), &entry).await {
         // The request has been carried out; failing its answer now would
         // only make the client retry it.
         tracing::error!(action = %entry.action, "cannot record the audit entry: {e}");
@@ -194,7 +194,7 @@ pub async fn record_server_action(state: &AppState, on_behalf_of: &str, action: 
         outcome: bounded(outcome, 1024),
         summary: String::new(),
     };
-    if let Err(e) = state.db.append_audit(&entry).await {
+    if let Err(e) = state.audit.append(state.db.as_ref(), &entry).await {
         tracing::error!(action = %entry.action, "cannot record the audit entry: {e}");
     }
 }

@@ -4,11 +4,12 @@
 //! the rules that turn a deploy request into desired state for hosts
 //! (`fleet`), the load balancers in front of environments (`lb`), the
 //! key that seals secrets at rest (`secrets`), and the audit trail every API
-//! request passes through (`audit`). It holds no state of its own
-//! that matters across a restart:
-//! everything is in the [`Database`](ferry_store::Database) and the
-//! [`ArtifactStore`](ferry_store::ArtifactStore). What it keeps in memory are
-//! the open agent connections (`hub`) and nothing else.
+//! request passes through (`audit`; its key and checkpoint: `audit_chain`).
+//! It holds no state of its own that matters across a restart:
+//! everything is in the [`Database`](ferry_store::Database), the
+//! [`ArtifactStore`](ferry_store::ArtifactStore) and a few files of the data
+//! directory (tokens, keys, the audit checkpoint). What it keeps in memory are
+//! the open agent connections (`hub`) and the audit checkpoint it last wrote.
 //!
 //! Entry point: [`Server::start`] binds, initialises the data directory, and
 //! returns a handle; tests and `ferry dev` run it in-process, `ferry server`
@@ -18,6 +19,7 @@ mod access;
 mod agent_channel;
 mod api;
 mod audit;
+mod audit_chain;
 mod auth;
 mod build;
 /// How builds are walled off from the server.
@@ -52,7 +54,8 @@ pub use notify::SmtpSettings;
 /// How a server is started.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `secrets.key`, `server.url`.
+    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `secrets.key`, `audit.key`,
+    /// `audit.checkpoint`, `server.url`.
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     /// How often agents send a heartbeat.
@@ -116,6 +119,8 @@ pub(crate) struct AppState {
     pub config: Arc<ServerConfig>,
     /// Seals and opens secret variables and webhook secrets.
     pub secrets: Arc<secrets::SecretKey>,
+    /// Appends to the audit trail (keyed, anchored) and verifies it.
+    pub audit: Arc<audit_chain::AuditChain>,
     /// Sends e-mail notifications; `None` without SMTP settings.
     pub mailer: Option<Arc<notify::Mailer>>,
 }
@@ -131,6 +136,8 @@ pub enum StartError {
     Store(#[from] ferry_store::StoreError),
     #[error("secrets: {0}")]
     Secrets(#[from] secrets::SecretError),
+    #[error("audit trail: {0}")]
+    Audit(#[from] audit_chain::AuditError),
     #[error("SMTP settings: {0}")]
     Smtp(String),
     /// Transparent: the message already names the file.
@@ -171,6 +178,7 @@ impl Server {
         let init = init::initialise(db.as_ref(), data).await?;
         let secrets = secrets::SecretKey::load_or_create(db.as_ref(), data).await?;
         secrets::seal_plaintext_webhook_secrets(db.as_ref(), &secrets).await?;
+        let audit = audit_chain::AuditChain::open(db.as_ref(), data).await?;
         // No build of an earlier server process can still be running.
         let orphans = db.fail_running_builds("the server restarted while the build was running", now_ms()).await?;
         if orphans > 0 {
@@ -198,6 +206,7 @@ impl Server {
             builds: build::BuildQueue::default(),
             config: Arc::new(config),
             secrets: Arc::new(secrets),
+            audit: Arc::new(audit),
             mailer: mailer.map(Arc::new),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);

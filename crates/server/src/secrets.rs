@@ -43,15 +43,15 @@ pub enum SecretError {
     #[error("{path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
     #[error(
-        "{path} is missing, but the database holds secrets sealed with the key it held; restore the file from a \
+        "{path} is missing, but this database's {guards} were made with the key it held; restore the file from a \
          backup of the data directory"
     )]
-    KeyMissing { path: PathBuf },
+    KeyMissing { path: PathBuf, guards: &'static str },
     #[error(
-        "{path} is not the key this database's secrets were sealed with; put the original file back (from a backup \
+        "{path} is not the key this database's {guards} were made with; put the original file back (from a backup \
          of the data directory)"
     )]
-    KeyMismatch { path: PathBuf },
+    KeyMismatch { path: PathBuf, guards: &'static str },
     #[error("the stored value is not sealed")]
     NotSealed,
     #[error("the stored value is damaged")]
@@ -76,11 +76,32 @@ impl std::fmt::Debug for SecretKey {
     }
 }
 
+/// A 32-byte key kept in a file of the data directory (hex, mode 0600),
+/// never in the database, which records only its id: so a server started
+/// with a missing or different key file refuses to start instead of going on
+/// with a key that does not fit what the database holds.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFile {
+    /// The file's name in the data directory.
+    pub file: &'static str,
+    /// The setting holding the key's id.
+    pub id_setting: &'static str,
+    /// Hashed into the id, so that two keys' ids never compare equal.
+    pub id_label: &'static str,
+    /// What the key makes, for error messages ("sealed secrets").
+    pub guards: &'static str,
+}
+
+/// The key that seals secrets at rest.
+pub const SECRETS_KEY: KeyFile =
+    KeyFile { file: KEY_FILE, id_setting: KEY_ID_SETTING, id_label: "ferry secrets key id", guards: "sealed secrets" };
+
 /// A short fingerprint of a key, safe to store and show.
-fn key_id(key: &[u8; 32]) -> String {
+fn key_id(spec: &KeyFile, key: &[u8; 32]) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(b"ferry secrets key id\0");
+    h.update(spec.id_label.as_bytes());
+    h.update(b"\0");
     h.update(key);
     hex::encode(&h.finalize()[..8])
 }
@@ -91,50 +112,58 @@ fn parse_key(path: &Path, text: &str) -> Result<[u8; 32], SecretError> {
     bytes.try_into().map_err(|_| bad())
 }
 
+/// Reads the key `spec` names, or creates it on the first start, and checks
+/// it is the key the database recorded. A lost key is never silently
+/// replaced.
+pub async fn load_or_create_key(db: &dyn Database, data: &Path, spec: &KeyFile) -> Result<[u8; 32], SecretError> {
+    let path = data.join(spec.file);
+    let key_file_err = |e: std::io::Error| SecretError::KeyFile { path: path.clone(), reason: e.to_string() };
+    let from_file = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(&path).map_err(key_file_err)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!("{} can be read by other users; `chmod 600` it", path.display());
+            }
+            Some(parse_key(&path, &text)?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(key_file_err(e)),
+    };
+    let recorded = db.get_setting(spec.id_setting).await?;
+    let guards = spec.guards;
+    let key = match (from_file, recorded) {
+        (Some(key), Some(id)) if key_id(spec, &key) == id => key,
+        (Some(_), Some(_)) => return Err(SecretError::KeyMismatch { path, guards }),
+        (None, Some(_)) => return Err(SecretError::KeyMissing { path, guards }),
+        (Some(key), None) => {
+            db.init_setting(spec.id_setting, &key_id(spec, &key)).await?;
+            key
+        }
+        (None, None) => {
+            let key: [u8; 32] = rand::rng().random();
+            write_secret(&path, &format!("{}\n", hex::encode(key))).map_err(key_file_err)?;
+            // Another server sharing this database may have won the race:
+            // then our file is not the key, and we must not go on.
+            if db.init_setting(spec.id_setting, &key_id(spec, &key)).await? != key_id(spec, &key) {
+                return Err(SecretError::KeyMismatch { path, guards });
+            }
+            tracing::info!("created {} (keep it with backups of the database)", path.display());
+            key
+        }
+    };
+    Ok(key)
+}
+
 impl SecretKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(key: [u8; 32]) -> SecretKey {
-        SecretKey { cipher: XChaCha20Poly1305::new(&Key::from(key)), id: key_id(&key) }
+        SecretKey { cipher: XChaCha20Poly1305::new(&Key::from(key)), id: key_id(&SECRETS_KEY, &key) }
     }
 
     /// Reads `DATA/secrets.key`, or creates it on the first start, and checks
     /// it is the key the database's secrets were sealed with.
     pub async fn load_or_create(db: &dyn Database, data: &Path) -> Result<SecretKey, SecretError> {
-        let path = data.join(KEY_FILE);
-        let key_file_err = |e: std::io::Error| SecretError::KeyFile { path: path.clone(), reason: e.to_string() };
-        let from_file = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let mode = std::fs::metadata(&path).map_err(key_file_err)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    tracing::warn!("{} can be read by other users; `chmod 600` it", path.display());
-                }
-                Some(parse_key(&path, &text)?)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(key_file_err(e)),
-        };
-        let recorded = db.get_setting(KEY_ID_SETTING).await?;
-        let key = match (from_file, recorded) {
-            (Some(key), Some(id)) if key_id(&key) == id => key,
-            (Some(_), Some(_)) => return Err(SecretError::KeyMismatch { path }),
-            (None, Some(_)) => return Err(SecretError::KeyMissing { path }),
-            (Some(key), None) => {
-                db.init_setting(KEY_ID_SETTING, &key_id(&key)).await?;
-                key
-            }
-            (None, None) => {
-                let key: [u8; 32] = rand::rng().random();
-                write_secret(&path, &format!("{}\n", hex::encode(key))).map_err(key_file_err)?;
-                // Another server sharing this database may have won the race:
-                // then our file is not the key, and we must not go on.
-                if db.init_setting(KEY_ID_SETTING, &key_id(&key)).await? != key_id(&key) {
-                    return Err(SecretError::KeyMismatch { path });
-                }
-                tracing::info!("created {} (keep it with backups of the database)", path.display());
-                key
-            }
-        };
-        Ok(SecretKey::from_bytes(key))
+        load_or_create_key(db, data, &SECRETS_KEY).await.map(SecretKey::from_bytes)
     }
 
     /// Seals `plaintext` for the slot named by `context`.
@@ -242,6 +271,16 @@ mod tests {
         assert_ne!(var_context("app", &project, "K"), var_context("other", &project, "K"));
         assert_ne!(var_context("app", &project, "K"), webhook_context("app"));
         assert!(!format!("{:?}", key()).contains("0707"), "Debug shows the id, not the key");
+    }
+
+    #[test]
+    fn the_secrets_key_id_is_the_one_databases_already_record() {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"ferry secrets key id\0");
+        h.update([7u8; 32]);
+        assert_eq!(key_id(&SECRETS_KEY, &[7; 32]), hex::encode(&h.finalize()[..8]));
+        assert_ne!(key_id(&crate::audit_chain::AUDIT_KEY, &[7; 32]), key_id(&SECRETS_KEY, &[7; 32]));
     }
 
     #[tokio::test]

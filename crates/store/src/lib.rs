@@ -20,7 +20,8 @@
 //! - Secrets (variables marked secret, webhook secrets) arrive sealed by the
 //!   server and are stored as given; the store never holds the key.
 //! - The audit trail is append-only: the trait can add entries and read them,
-//!   never change or remove one; each is hash-chained to the one before.
+//!   never change or remove one; each is chained to the one before by a hash
+//!   keyed with the key the server passes in (the store never keeps it).
 
 pub mod artifacts;
 pub mod model;
@@ -416,13 +417,18 @@ pub trait Database: Send + Sync + 'static {
     // --- audit trail (R27) ---
     // Append-only on purpose: there is no way to change or remove an entry.
     /// Appends an entry in one transaction: reads the last entry's hash and
-    /// stores the new one chained to it (`ferry_domain::audit::entry_hash`).
-    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// stores the new one chained to it, keyed with `key`
+    /// (`ferry_domain::audit::AuditKey::entry_hash`).
+    async fn append_audit(&self, entry: &NewAuditEntry, key: &ferry_domain::audit::AuditKey) -> Result<AuditEntry>;
     /// Entries matching `filter`, newest first.
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Entries with `seq > after`, oldest first, at most `limit`, as stored:
     /// for recomputing the chain page by page.
     async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The newest entry, if any.
+    async fn audit_head(&self) -> Result<Option<AuditEntry>>;
+    /// The `seq` of the oldest entry stored with this hash scheme, if any.
+    async fn audit_first_with_scheme(&self, scheme: &str) -> Result<Option<i64>>;
     // --- notifications (R28) ---
     async fn add_notification_rule(
         &self,

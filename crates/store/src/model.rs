@@ -535,6 +535,10 @@ pub struct NewAuditEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub record: ferry_domain::audit::AuditRecord,
+    /// How its hash was made, as stored (`ferry_domain::audit::Scheme`
+    /// names): kept as text, so that a row rewritten with a name no server
+    /// writes is reported by verification rather than failing to load.
+    pub scheme: String,
     pub prev_hash: String,
     pub hash: String,
 }

@@ -900,27 +900,38 @@ fn audit_entry(at: i64, actor: &str, object: &str, summary: &str) -> NewAuditEnt
 }
 
 async fn the_audit_trail_is_a_hash_chain(db: &dyn Database) {
-    use ferry_domain::audit::{ChainVerifier, GENESIS_HASH, entry_hash};
-    let a = db.append_audit(&audit_entry(10, "admin", "project=app env=prod", "{}")).await.unwrap();
-    let b = db.append_audit(&audit_entry(20, "dev", "project=app_2", "{\"key\":\"X\"}")).await.unwrap();
-    let c = db.append_audit(&audit_entry(30, "admin", "project=web id=7", "")).await.unwrap();
+    use ferry_domain::audit::{AuditKey, ChainVerifier, GENESIS_HASH, Scheme};
+    let key = AuditKey::from_bytes([3; 32]);
+    assert_eq!(db.audit_head().await.unwrap(), None);
+    assert_eq!(db.audit_first_with_scheme(Scheme::Keyed.as_str()).await.unwrap(), None);
+    let a = db.append_audit(&audit_entry(10, "admin", "project=app env=prod", "{}"), &key).await.unwrap();
+    let b = db.append_audit(&audit_entry(20, "dev", "project=app_2", "{\"key\":\"X\"}"), &key).await.unwrap();
+    let c = db.append_audit(&audit_entry(30, "admin", "project=web id=7", ""), &key).await.unwrap();
     assert_eq!((a.record.seq, b.record.seq, c.record.seq), (1, 2, 3));
     assert_eq!(a.prev_hash, GENESIS_HASH);
     assert_eq!(b.prev_hash, a.hash);
-    assert_eq!(c.hash, entry_hash(&c.prev_hash, &c.record));
+    assert_eq!(c.hash, key.entry_hash(&c.prev_hash, &c.record));
+    assert_eq!(c.scheme, Scheme::Keyed.as_str());
+    assert_eq!(db.audit_head().await.unwrap().as_ref(), Some(&c));
+    assert_eq!(db.audit_first_with_scheme(Scheme::Keyed.as_str()).await.unwrap(), Some(1));
+    assert_eq!(db.audit_first_with_scheme(Scheme::Unkeyed.as_str()).await.unwrap(), None);
 
-    // The chain as stored verifies, page by page.
-    let mut v = ChainVerifier::new();
+    // The chain as stored verifies, page by page, and is read as written.
+    let mut v = ChainVerifier::new(&key, 1);
     let mut after = 0;
+    let mut read = Vec::new();
     loop {
         let page = db.audit_chain(after, 2).await.unwrap();
         let Some(last) = page.last() else { break };
         after = last.record.seq;
         for e in &page {
-            v.push(&e.record, &e.prev_hash, &e.hash).unwrap();
+            v.push(&e.record, &e.scheme, &e.prev_hash, &e.hash).unwrap();
         }
+        read.extend(page);
     }
+    v.finish().unwrap();
     assert_eq!(v.count(), 3);
+    assert_eq!(read, vec![a, b, c]);
 
     // Filters: newest first; a project matches whole names only (`_` is not
     // a wildcard), an actor exactly, a time from it on.

@@ -163,6 +163,7 @@ pub(crate) async fn fixture() -> Fixture {
 /// `dir`: what the router needs, without a listener or background tasks.
 pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> AppState {
     let secrets = secrets::SecretKey::load_or_create(db.as_ref(), dir).await.unwrap();
+    let audit = crate::audit_chain::AuditChain::open(db.as_ref(), dir).await.unwrap();
     AppState {
         db,
         artifacts: Arc::new(LocalArtifactStore::open(dir.join("artifacts")).unwrap()),
@@ -170,6 +171,7 @@ pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> 
         builds: build::BuildQueue::default(),
         config: Arc::new(ServerConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap())),
         secrets: Arc::new(secrets),
+        audit: Arc::new(audit),
         mailer: None,
     }
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_domain::audit::{AuditRecord, GENESIS_HASH, entry_hash};
+use ferry_domain::audit::{AuditKey, AuditRecord, GENESIS_HASH, Scheme};
 use ferry_domain::log::{self, LogBudget};
 use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::stats::DeploymentFacts;
@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("migrations/0012_release_requests.sql")),
     (13, include_str!("migrations/0013_notification_channels.sql")),
     (14, include_str!("migrations/0014_web_sessions.sql")),
+    (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
 ];
 
@@ -2139,7 +2140,7 @@ impl Database for SqliteDatabase {
             .collect()
     }
 
-    async fn append_audit(&self, e: &NewAuditEntry) -> Result<AuditEntry> {
+    async fn append_audit(&self, e: &NewAuditEntry, key: &AuditKey) -> Result<AuditEntry> {
         // BEGIN IMMEDIATE: two appends at once must not both chain to the
         // same last entry.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -2157,10 +2158,11 @@ impl Database for SqliteDatabase {
             outcome: e.outcome.clone(),
             summary: e.summary.clone(),
         };
-        let hash = entry_hash(&prev_hash, &record);
+        let hash = key.entry_hash(&prev_hash, &record);
+        let scheme = Scheme::Keyed.as_str();
         sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, source, action, object, outcome, summary, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (seq, at, actor, source, action, object, outcome, summary, prev_hash, hash, scheme) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(record.seq)
         .bind(record.at)
@@ -2172,10 +2174,11 @@ impl Database for SqliteDatabase {
         .bind(&record.summary)
         .bind(&prev_hash)
         .bind(&hash)
+        .bind(scheme)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(AuditEntry { record, prev_hash, hash })
+        Ok(AuditEntry { record, scheme: scheme.to_string(), prev_hash, hash })
     }
 
     async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
@@ -2214,10 +2217,26 @@ impl Database for SqliteDatabase {
             .map(audit_row)
             .collect()
     }
+
+    async fn audit_head(&self) -> Result<Option<AuditEntry>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("{AUDIT_SELECT} ORDER BY seq DESC LIMIT 1")))
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(audit_row)
+            .transpose()
+    }
+
+    async fn audit_first_with_scheme(&self, scheme: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE scheme = ?")
+            .bind(scheme)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }
 
 const AUDIT_SELECT: &str =
-    "SELECT seq, at, actor, source, action, object, outcome, summary, prev_hash, hash FROM audit_log";
+    "SELECT seq, at, actor, source, action, object, outcome, summary, prev_hash, hash, scheme FROM audit_log";
 
 fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry> {
     Ok(AuditEntry {
@@ -2233,6 +2252,7 @@ fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry> {
         },
         prev_hash: r.try_get(8)?,
         hash: r.try_get(9)?,
+        scheme: r.try_get(10)?,
     })
 }
 
