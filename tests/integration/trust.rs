@@ -365,3 +365,63 @@ fn content_is_reachable_only_through_its_own_project() {
     f.ok(&["release", "upload", "app", mine.to_str().unwrap(), "--version", "v1"]);
     let _ = &mut f;
 }
+
+/// A small filesystem of its own for a host's root (root only: `mount`).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazy: the agent may still hold files there while the test unwinds.
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_refused_before_downloading_and_a_smaller_release_still_fits() {
+    let mut f = Ferry::start();
+    let Some(_disk) = SmallDisk::mount(&f.root_of("web-1"), "48m") else {
+        let me = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+        assert_ne!(me.trim(), "0", "root must be able to mount the small disk this test needs");
+        eprintln!("skipped: mounting a small filesystem needs root");
+        return;
+    };
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    let big = f.dir.path().join("big");
+    write_tree(&big, "big", 1);
+    // 40 MB that no compression or deduplication makes smaller.
+    let mut noise = vec![0u8; 40 * 1024 * 1024];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(big.join("data.bin"), &noise).unwrap();
+    f.ok(&["release", "upload", "app", big.to_str().unwrap(), "--version", "big"]);
+    f.upload("app", "small");
+
+    let out = f.cli(&["deploy", "app", "prod", "--version", "big", "--wait"]);
+    assert!(!out.status.success());
+    let said = host_error(&f, "1");
+    assert!(said.contains("not enough disk space") && said.contains("is available"), "{said}");
+    // Nothing of it was downloaded, so the smaller release fits, and still
+    // does after the agent restarts.
+    f.agent("web-1").kill();
+    f.start_agent("web-1", "role=web");
+    f.ok(&["deploy", "app", "prod", "--version", "small", "--wait"]);
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("small"));
+}

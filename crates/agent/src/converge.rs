@@ -339,39 +339,55 @@ async fn install(
         stats.files_downloaded = missing.len() as u64;
         stats.bytes_reused = manifest.total_size().saturating_sub(stats.bytes_downloaded);
         if !missing.is_empty() {
-            let reused = match stats.bytes_reused {
-                0 => String::new(),
-                n => format!("; {} already on the host", ferry_domain::human_size(n)),
-            };
-            let size = ferry_domain::human_size(stats.bytes_downloaded);
-            log.step(format!("downloading {} files ({size}){reused}", stats.files_downloaded));
-            download(c, missing).await?;
+            check_space(&c.objects, &want.release_name, &stats, missing.len())?;
         }
-        let recipe = config::of_manifest(&manifest, &c.objects)?;
-        let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
-        let user = config::run_as(&recipe, &c.service_defaults)?;
-        let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log };
-        std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
-        config::prepare_shared(layout, &recipe, user.as_ref())?;
-        hooks.run(Hook::BeforeInstall, &layout.dir).await?;
-        let (shared, _) = config::host_owned_paths(&recipe);
-        let objects = c.objects.clone();
-        let layout2 = layout.clone();
-        let name = want.release_name.clone();
-        let meta = ReleaseMeta {
-            release_id: want.release_id,
-            version: want.version.clone(),
-            env: want.env.clone(),
-            total_size: manifest.total_size(),
-            activated_since: 0,
-            pending_from: None,
-        };
-        tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta, &shared))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("assembling the release: {e}"))?;
-        log.step(format!("assembled {}", want.release_name));
-        hooks.run(Hook::AfterInstall, &layout.release_dir(&want.release_name)).await?;
+        let fetched = async {
+            if !missing.is_empty() {
+                let reused = match stats.bytes_reused {
+                    0 => String::new(),
+                    n => format!("; {} already on the host", ferry_domain::human_size(n)),
+                };
+                let size = ferry_domain::human_size(stats.bytes_downloaded);
+                log.step(format!("downloading {} files ({size}){reused}", stats.files_downloaded));
+                download(c, missing.clone()).await?;
+            }
+            let recipe = config::of_manifest(&manifest, &c.objects)?;
+            let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
+            let user = config::run_as(&recipe, &c.service_defaults)?;
+            let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log };
+            std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
+            config::prepare_shared(layout, &recipe, user.as_ref())?;
+            hooks.run(Hook::BeforeInstall, &layout.dir).await?;
+            let (shared, _) = config::host_owned_paths(&recipe);
+            let objects = c.objects.clone();
+            let layout2 = layout.clone();
+            let name = want.release_name.clone();
+            let meta = ReleaseMeta {
+                release_id: want.release_id,
+                version: want.version.clone(),
+                env: want.env.clone(),
+                total_size: manifest.total_size(),
+                activated_since: 0,
+                pending_from: None,
+            };
+            tokio::task::spawn_blocking(move || layout2.assemble(&name, &manifest, &objects, &meta, &shared))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("assembling the release: {e}"))?;
+            log.step(format!("assembled {}", want.release_name));
+            hooks.run(Hook::AfterInstall, &layout.release_dir(&want.release_name)).await?;
+            Ok::<(), InstallError>(())
+        }
+        .await;
+        if let Err(e @ InstallError::Failed(_)) = &fetched {
+            // Leave no half of it behind: on a full disk, what this attempt
+            // downloaded would make the next, smaller release fail too. (A
+            // transient failure keeps it for the retry.)
+            let freed = c.objects.remove_unlinked(&missing);
+            let _ = std::fs::remove_dir_all(layout.releases_dir().join(format!(".partial-{}", want.release_name)));
+            tracing::info!(release = %want.release_name, freed, "install failed, its downloads removed: {}", e.message());
+        }
+        fetched?;
     }
     activate(c, layout, want, previous.as_deref(), &env, log).await?;
     let keep = want.keep_releases;
@@ -495,6 +511,30 @@ async fn put_back_previous(
 
 /// Downloads blobs into the content store, verifying each; a blob whose bytes
 /// do not match its digest is never stored, and fails the install.
+/// Room kept free beyond what a release's content needs: its directories,
+/// rendered templates, and the service's first log lines.
+const SPACE_RESERVE: u64 = 16 * 1024 * 1024;
+
+/// Refuses an install that cannot fit before a byte is downloaded, naming
+/// what it needs and what there is.
+fn check_space(objects: &ObjectStore, release: &str, stats: &TransferStats, files: usize) -> Result<(), InstallError> {
+    // Each file takes at least a block of its own.
+    let needed = stats.bytes_downloaded + (files as u64) * 4096 + SPACE_RESERVE;
+    let available = objects.available_bytes().map_err(|e| format!("checking free disk space: {e}"))?;
+    if available < needed {
+        return Err(InstallError::Failed(format!(
+            "not enough disk space for {release} under {}: it needs about {} ({} to download, plus {} kept \
+             free), and {} is available; free some space (or keep fewer releases) and deploy again",
+            objects.root().display(),
+            ferry_domain::human_size(needed),
+            ferry_domain::human_size(stats.bytes_downloaded),
+            ferry_domain::human_size(SPACE_RESERVE),
+            ferry_domain::human_size(available),
+        )));
+    }
+    Ok(())
+}
+
 async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(), InstallError> {
     use InstallError::Transient;
     let wanted = digests.len();

@@ -66,6 +66,36 @@ impl ObjectStore {
         let _ = fs::remove_file(self.path_for(digest, true));
     }
 
+    /// Where the objects are.
+    pub fn root(&self) -> &Path {
+        self.dir.root()
+    }
+
+    /// Bytes free for an unprivileged writer on the store's filesystem.
+    pub fn available_bytes(&self) -> io::Result<u64> {
+        let st = nix::sys::statvfs::statvfs(self.dir.root()).map_err(io::Error::from)?;
+        Ok(u64::from(st.blocks_available()).saturating_mul(st.fragment_size()))
+    }
+
+    /// Removes those of `digests` (both modes) that no release links to: what
+    /// an install that failed had downloaded, so that a full disk does not
+    /// stay full. Returns bytes freed.
+    pub fn remove_unlinked(&self, digests: &[Digest]) -> u64 {
+        let mut freed = 0;
+        for digest in digests {
+            for path in [self.path_for(digest, false), self.path_for(digest, true)] {
+                if let Ok(meta) = fs::symlink_metadata(&path)
+                    && meta.is_file()
+                    && meta.nlink() == 1
+                    && fs::remove_file(&path).is_ok()
+                {
+                    freed += meta.len();
+                }
+            }
+        }
+        freed
+    }
+
     /// Removes objects no release links to any more (link count 1) that are
     /// older than `min_age`, so content downloaded for an install that has
     /// not finished yet survives for its retry. Returns bytes freed.
@@ -105,6 +135,20 @@ mod tests {
         w.write(bytes).unwrap();
         w.finish().unwrap();
         (objects, digest)
+    }
+
+    #[test]
+    fn a_failed_install_takes_back_only_what_no_release_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (objects, used) = store(dir.path(), b"linked by a release");
+        let (_, fresh) = store(dir.path(), b"downloaded for the failed install");
+        let release = dir.path().join("release");
+        fs::create_dir(&release).unwrap();
+        fs::hard_link(objects.path_for(&used, false), release.join("file")).unwrap();
+        let freed = objects.remove_unlinked(&[used, fresh]);
+        assert_eq!(freed, b"downloaded for the failed install".len() as u64);
+        assert!(objects.has_content(&used) && !objects.has_content(&fresh));
+        assert!(objects.available_bytes().unwrap() > 0);
     }
 
     #[test]
