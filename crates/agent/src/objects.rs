@@ -74,7 +74,9 @@ impl ObjectStore {
     /// Bytes free for an unprivileged writer on the store's filesystem.
     pub fn available_bytes(&self) -> io::Result<u64> {
         let st = nix::sys::statvfs::statvfs(self.dir.root()).map_err(io::Error::from)?;
-        Ok(u64::from(st.blocks_available()).saturating_mul(st.fragment_size()))
+        // The C types are narrower on some targets.
+        #[allow(clippy::useless_conversion)]
+        Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
     }
 
     /// Removes those of `digests` (both modes) that no release links to: what
