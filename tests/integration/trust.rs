@@ -425,3 +425,37 @@ fn a_full_disk_is_refused_before_downloading_and_a_smaller_release_still_fits() 
     f.ok(&["deploy", "app", "prod", "--version", "small", "--wait"]);
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("small"));
 }
+
+#[test]
+fn a_read_only_data_directory_stops_the_server_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let Some(_disk) = SmallDisk::mount(&data, "16m") else {
+        let me = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+        assert_ne!(me.trim(), "0", "root must be able to mount the filesystem this test needs");
+        eprintln!("skipped: mounting a filesystem needs root");
+        return;
+    };
+    let start = || {
+        std::process::Command::new(crate::harness::FERRY)
+            .args(["server", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A first start initialises it; then it becomes read-only.
+    let mut first = start();
+    crate::harness::wait_until(std::time::Duration::from_secs(20), "the first start", || {
+        data.join("server.url").exists()
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let remount = std::process::Command::new("mount").args(["-o", "remount,ro"]).arg(&data).status().unwrap();
+    assert!(remount.success());
+    let out = start().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("cannot use data directory {}", data.display())), "{stderr}");
+    assert!(stderr.contains("not writable") && stderr.contains("Read-only file system"), "{stderr}");
+}

@@ -128,8 +128,10 @@ pub(crate) struct AppState {
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    /// `reason` is not a `source`: the message says it once, and callers
+    /// that print the error chain do not repeat it.
+    #[error("cannot use data directory {path}: {reason}")]
+    DataDir { path: PathBuf, reason: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
@@ -143,6 +145,18 @@ pub enum StartError {
     /// Transparent: the message already names the file.
     #[error(transparent)]
     Tls(#[from] ferry_tls::TlsError),
+}
+
+/// Everything the server keeps is written below the data directory: a
+/// read-only one (a read-only mount, wrong permissions) stops the start here,
+/// naming it, instead of failing later in the database or a token file.
+fn check_writable(data: &std::path::Path) -> Result<(), StartError> {
+    let probe = data.join(format!(".write-check-{}", std::process::id()));
+    let written = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
+    written.map_err(|e| StartError::DataDir {
+        path: data.to_path_buf(),
+        reason: std::io::Error::new(e.kind(), format!("it is not writable ({e})")),
+    })
 }
 
 /// A running server.
@@ -172,8 +186,14 @@ impl Server {
         if let Some(m) = &mailer {
             tracing::info!("e-mail notifications go out through {}", m.describe());
         }
-        std::fs::create_dir_all(data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
-        let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open(&data.join("ferry.db")).await?);
+        std::fs::create_dir_all(data).map_err(|reason| StartError::DataDir { path: data.clone(), reason })?;
+        check_writable(data)?;
+        // A database file the server cannot open (permissions, a read-only
+        // file) is named, not just "unable to open database file".
+        let db_path = data.join("ferry.db");
+        let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open(&db_path).await.map_err(|e| {
+            StartError::DataDir { path: db_path.clone(), reason: std::io::Error::other(e.to_string()) }
+        })?);
         let artifacts: Arc<dyn ArtifactStore> = Arc::new(LocalArtifactStore::open(data.join("artifacts"))?);
         let init = init::initialise(db.as_ref(), data).await?;
         let secrets = secrets::SecretKey::load_or_create(db.as_ref(), data).await?;
@@ -196,7 +216,7 @@ impl Server {
         let partial = data.join("server.url.partial");
         std::fs::write(&partial, format!("{url}\n"))
             .and_then(|()| std::fs::rename(&partial, &url_file))
-            .map_err(|source| StartError::DataDir { path: url_file, source })?;
+            .map_err(|reason| StartError::DataDir { path: url_file, reason })?;
 
         let workers = config.build_workers;
         let state = AppState {
