@@ -459,3 +459,44 @@ fn a_read_only_data_directory_stops_the_server_naming_it() {
     assert!(stderr.contains(&format!("cannot use data directory {}", data.display())), "{stderr}");
     assert!(stderr.contains("not writable") && stderr.contains("Read-only file system"), "{stderr}");
 }
+
+/// `POST /api/v1/login` from a chosen loopback address.
+fn login_from(f: &Ferry, from: &str, user: &str, password: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client =
+            reqwest::Client::builder().local_address(from.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+        let resp = client
+            .post(format!("{}/api/v1/login", f.url))
+            .json(&json!({"user": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
+#[test]
+fn nobody_can_keep_an_account_locked_from_another_address() {
+    let f = Ferry::start();
+    f.person("ann", &["--admin"]);
+    // Someone at 127.0.0.2 guesses ann's password until it locks there.
+    for _ in 0..5 {
+        assert_eq!(login_from(&f, "127.0.0.2", "ann", "guess").0, 401);
+    }
+    let (status, text) = login_from(&f, "127.0.0.2", "ann", "ann-password");
+    assert_eq!(status, 401, "locked from the guessing address: {text}");
+    // ann, elsewhere, still signs in.
+    let (status, text) = login_from(&f, "127.0.0.1", "ann", "ann-password");
+    assert_eq!(status, 200, "{text}");
+
+    // Trying many accounts from one address is refused there after a while,
+    // whoever the account, and only there.
+    for i in 0..30 {
+        assert_eq!(login_from(&f, "127.0.0.3", &format!("user{i}"), "guess").0, 401);
+    }
+    let (status, text) = login_from(&f, "127.0.0.3", "ann", "ann-password");
+    assert_eq!(status, 401);
+    assert!(text.contains("too many failed sign-ins from your address"), "{text}");
+    assert_eq!(login_from(&f, "127.0.0.1", "ann", "ann-password").0, 200);
+}

@@ -61,14 +61,68 @@ fn decoy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("ferry-decoy-password").unwrap_or_default())
 }
 
-/// Checks a user name and password, as every way of signing in does: a
-/// locked account (too many failures in a row,
-/// `ferry_domain::access::sign_in_locked_until`) is refused whatever the
-/// password, a failure is counted, a success clears the count. Unknown
-/// users, wrong passwords and locked accounts get the same answer, after
-/// the same work.
-pub async fn sign_in(state: &AppState, name: &str, password: String) -> Result<User, ApiError> {
+/// Failed sign-ins from one address within this window count together.
+const ADDRESS_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Failed sign-ins one address may make within the window, across users.
+pub const ADDRESS_FAILURES: usize = 30;
+
+/// Failed sign-ins per address, across every user: whoever tries many
+/// accounts (or one account many times) from one place is refused there for a
+/// while, before any account is looked at. Kept in memory: a restart forgets
+/// it, the per-account locks in the database do not.
+#[derive(Debug, Default)]
+pub struct AddressLimit {
+    failures: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<i64>>>,
+}
+
+impl AddressLimit {
+    /// Whether `address` has used up its failures at `now`.
+    fn exhausted(&self, address: &str, now: i64) -> bool {
+        let Ok(mut map) = self.failures.lock() else { return false };
+        let Some(times) = map.get_mut(address) else { return false };
+        while times.front().is_some_and(|t| *t <= now - ADDRESS_WINDOW_MS) {
+            times.pop_front();
+        }
+        times.len() >= ADDRESS_FAILURES
+    }
+
+    fn record(&self, address: &str, now: i64) {
+        let Ok(mut map) = self.failures.lock() else { return };
+        // Bounded: old addresses go once the map grows large.
+        if map.len() > 100_000 {
+            map.retain(|_, times| times.back().is_some_and(|t| *t > now - ADDRESS_WINDOW_MS));
+        }
+        let times = map.entry(address.to_string()).or_default();
+        times.push_back(now);
+        while times.len() > ADDRESS_FAILURES {
+            times.pop_front();
+        }
+    }
+}
+
+/// Checks a user name and password, as every way of signing in does, for a
+/// request from `address`. An address that failed too often recently is
+/// refused outright; an account that failed too often *from this address*
+/// (`ferry_domain::access::sign_in_locked_until`) refuses passwords from
+/// there, whatever the password, while other addresses may still sign in, so
+/// nobody can keep someone else's account locked. A failure is counted, a
+/// success clears its address's count. Unknown users, wrong passwords and
+/// locked accounts get the same answer, after the same work.
+pub async fn sign_in(
+    state: &AppState,
+    name: &str,
+    password: String,
+    address: Option<std::net::IpAddr>,
+) -> Result<User, ApiError> {
     let refused = || ApiError::Unauthorized(SIGN_IN_REFUSED.into());
+    let address = address.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    let now = crate::now_ms();
+    if state.sign_in_limit.exhausted(&address, now) {
+        tracing::warn!(%address, "sign-in refused: too many failed sign-ins from this address");
+        return Err(ApiError::Unauthorized(format!(
+            "too many failed sign-ins from your address ({address}); try again in 15 minutes"
+        )));
+    }
     let user = state.db.user(name).await.ok();
     let hash = match &user {
         Some(u) => state.db.password_hash(u.id).await?,
@@ -79,21 +133,24 @@ pub async fn sign_in(state: &AppState, name: &str, password: String) -> Result<U
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &checked))
         .await
         .map_err(|e| ApiError::Internal(format!("checking the password: {e}")))?;
-    let (Some(user), Some(_)) = (user, hash) else { return Err(refused()) };
-    if let Some(until) = state.db.sign_in_lock(user.id, crate::now_ms()).await? {
-        tracing::info!(user = %user.name, "sign-in refused: locked until {}", ferry_domain::rfc3339_from_millis(until));
+    let (Some(user), Some(_)) = (user, hash) else {
+        state.sign_in_limit.record(&address, now);
+        return Err(refused());
+    };
+    if let Some(until) = state.db.sign_in_lock(user.id, &address, now).await? {
+        state.sign_in_limit.record(&address, now);
+        tracing::info!(user = %user.name, %address, "sign-in refused: locked until {}", ferry_domain::rfc3339_from_millis(until));
         return Err(refused());
     }
     if !ok {
-        let now = crate::now_ms();
-        if let Some(until) =
-            state.db.record_failed_sign_in(user.id, now, ferry_domain::access::sign_in_locked_until).await?
-        {
-            tracing::warn!(user = %user.name, "too many failed sign-ins: locked until {}", ferry_domain::rfc3339_from_millis(until));
+        state.sign_in_limit.record(&address, now);
+        let lock = ferry_domain::access::sign_in_locked_until;
+        if let Some(until) = state.db.record_failed_sign_in(user.id, &address, now, lock).await? {
+            tracing::warn!(user = %user.name, %address, "too many failed sign-ins: locked from there until {}", ferry_domain::rfc3339_from_millis(until));
         }
         return Err(refused());
     }
-    state.db.clear_failed_sign_ins(user.id).await?;
+    state.db.clear_failed_sign_ins(user.id, &address).await?;
     if user.disabled {
         return Err(ApiError::Unauthorized(format!("user '{}' is disabled", user.name)));
     }

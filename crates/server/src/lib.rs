@@ -123,6 +123,8 @@ pub(crate) struct AppState {
     pub audit: Arc<audit_chain::AuditChain>,
     /// Sends e-mail notifications; `None` without SMTP settings.
     pub mailer: Option<Arc<notify::Mailer>>,
+    /// Failed sign-ins per address, across users (see `auth::AddressLimit`).
+    pub sign_in_limit: Arc<auth::AddressLimit>,
 }
 
 /// Errors starting the server.
@@ -228,6 +230,7 @@ impl Server {
             secrets: Arc::new(secrets),
             audit: Arc::new(audit),
             mailer: mailer.map(Arc::new),
+            sign_in_limit: Arc::default(),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         // The API under /api/v1, the web interface at /: two route tables,

@@ -103,21 +103,25 @@ pub trait Database: Send + Sync + 'static {
     /// The stored password hash of a user, if the user exists and has one.
     async fn password_hash(&self, user_id: i64) -> Result<Option<String>>;
     /// Disables or enables a user. A disabled user's tokens are refused from
-    /// the next request on. Enabling also lifts a sign-in lock.
+    /// the next request on. Enabling also lifts its sign-in locks, from
+    /// every address.
     async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<()>;
-    /// Until when a user's account refuses passwords, if it does at `now`.
-    async fn sign_in_lock(&self, user_id: i64, now: i64) -> Result<Option<i64>>;
-    /// Counts a failed sign-in, in one statement; `lock` says until when
-    /// the account refuses passwords given the failures in a row so far.
-    /// Returns that time, if the account is now locked.
+    /// Until when a user's account refuses passwords from `address`, if it
+    /// does at `now`.
+    async fn sign_in_lock(&self, user_id: i64, address: &str, now: i64) -> Result<Option<i64>>;
+    /// Counts a failed sign-in from `address`, in one transaction; `lock`
+    /// says until when the account refuses passwords from there given the
+    /// failures in a row so far. Returns that time, if it is now locked.
     async fn record_failed_sign_in(
         &self,
         user_id: i64,
+        address: &str,
         now: i64,
         lock: fn(u32, i64) -> Option<i64>,
     ) -> Result<Option<i64>>;
-    /// A successful sign-in: the count of failures starts again.
-    async fn clear_failed_sign_ins(&self, user_id: i64) -> Result<()>;
+    /// A successful sign-in from `address`: its count starts again (other
+    /// addresses' locks stay).
+    async fn clear_failed_sign_ins(&self, user_id: i64, address: &str) -> Result<()>;
     /// Sets or clears a user's e-mail address (already checked).
     async fn set_user_email(&self, user_id: i64, email: Option<&str>) -> Result<()>;
     /// Sets a user's administrator flag and production right.

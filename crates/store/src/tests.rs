@@ -164,6 +164,25 @@ async fn a_host_keeps_its_enrolled_tags_until_an_administrator_changes_them(db: 
     assert_eq!(db.project(&p.name).await.unwrap().host_scope, None);
 }
 
+async fn sign_in_locks_hold_per_address_until_enabled(db: &dyn Database) {
+    let ann = db.create_user(&new_user("ann", false), 1).await.unwrap();
+    let lock = |failures: u32, now: i64| (failures >= 3).then_some(now + 100);
+    for _ in 0..2 {
+        assert_eq!(db.record_failed_sign_in(ann.id, "10.0.0.1", 5, lock).await.unwrap(), None);
+    }
+    assert_eq!(db.record_failed_sign_in(ann.id, "10.0.0.1", 5, lock).await.unwrap(), Some(105));
+    assert_eq!(db.sign_in_lock(ann.id, "10.0.0.1", 50).await.unwrap(), Some(105));
+    assert_eq!(db.sign_in_lock(ann.id, "10.0.0.1", 105).await.unwrap(), None, "it ends by itself");
+    assert_eq!(db.sign_in_lock(ann.id, "10.0.0.2", 50).await.unwrap(), None, "other addresses are not locked");
+    // Success from one address clears that address only.
+    db.record_failed_sign_in(ann.id, "10.0.0.2", 5, lock).await.unwrap();
+    db.clear_failed_sign_ins(ann.id, "10.0.0.2").await.unwrap();
+    assert_eq!(db.sign_in_lock(ann.id, "10.0.0.1", 50).await.unwrap(), Some(105));
+    // Enabling the user lifts every lock.
+    db.set_user_disabled(ann.id, false).await.unwrap();
+    assert_eq!(db.sign_in_lock(ann.id, "10.0.0.1", 50).await.unwrap(), None);
+}
+
 async fn tokens_resolve_to_their_owner(db: &dyn Database) {
     db.add_api_token("admin", true, "first", "th", 1).await.unwrap();
     let user = db.user_for_token("th").await.unwrap().unwrap();
@@ -1299,6 +1318,7 @@ macro_rules! conformance {
 mod sqlite_backend {
     conformance!(
         names_are_unique,
+        sign_in_locks_hold_per_address_until_enabled,
         a_host_keeps_its_enrolled_tags_until_an_administrator_changes_them,
         tokens_resolve_to_their_owner,
         a_deployment_follows_its_hosts,

@@ -30,8 +30,12 @@ async fn issue_token(state: &AppState, user: &User, name: &str) -> ApiResult<New
 }
 
 /// `POST /api/v1/login`: checks a user's password and answers a new token.
-pub async fn login(State(state): State<AppState>, Json(req): Json<Login>) -> ApiResult<Json<NewToken>> {
-    let user = auth::sign_in(&state, &req.user, req.password).await?;
+pub async fn login(
+    State(state): State<AppState>,
+    crate::agent_channel::Peer(peer): crate::agent_channel::Peer,
+    Json(req): Json<Login>,
+) -> ApiResult<Json<NewToken>> {
+    let user = auth::sign_in(&state, &req.user, req.password, peer.map(|p| p.ip())).await?;
     let name = req.token_name.unwrap_or_else(|| "login".into());
     Ok(Json(issue_token(&state, &user, &name).await?))
 }

@@ -173,6 +173,7 @@ pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> 
         secrets: Arc::new(secrets),
         audit: Arc::new(audit),
         mailer: None,
+        sign_in_limit: Arc::default(),
     }
 }
 

@@ -133,7 +133,12 @@ pub struct LoginForm {
 /// `POST /login`: checks the password as the API's login does, starts a
 /// session and goes to where the user was going. A refusal answers 401 with
 /// the form again, and the audit trail records it like the API's.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    crate::agent_channel::Peer(peer): crate::agent_channel::Peer,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let lang = lang(&headers);
     // The sign-in form has no session to tie a CSRF token to; a browser
     // says when another site sends it (login CSRF), and that is refused.
@@ -141,7 +146,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
         return PageError(ApiError::Forbidden("signing in from another site is refused".into())).into_response();
     }
     let next = local_path(form.next.as_deref().unwrap_or("/")).to_string();
-    let user = match crate::auth::sign_in(&state, &form.user, form.password).await {
+    let user = match crate::auth::sign_in(&state, &form.user, form.password, peer.map(|p| p.ip())).await {
         Ok(user) => user,
         Err(e) => {
             let page = LoginPage {

@@ -551,59 +551,70 @@ impl Database for SqliteDatabase {
     }
 
     async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE users SET disabled = ?1, failed_logins = CASE WHEN ?1 THEN failed_logins ELSE 0 END, \
-             locked_until = CASE WHEN ?1 THEN locked_until ELSE NULL END WHERE id = ?2",
-        )
-        .bind(disabled)
-        .bind(user_id)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {user_id}")));
         }
+        if !disabled {
+            sqlx::query("DELETE FROM sign_in_failures WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn sign_in_lock(&self, user_id: i64, now: i64) -> Result<Option<i64>> {
-        let until: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .flatten();
+    async fn sign_in_lock(&self, user_id: i64, address: &str, now: i64) -> Result<Option<i64>> {
+        let until: Option<i64> =
+            sqlx::query_scalar("SELECT locked_until FROM sign_in_failures WHERE user_id = ? AND address = ?")
+                .bind(user_id)
+                .bind(address)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten();
         Ok(until.filter(|t| *t > now))
     }
 
     async fn record_failed_sign_in(
         &self,
         user_id: i64,
+        address: &str,
         now: i64,
         lock: fn(u32, i64) -> Option<i64>,
     ) -> Result<Option<i64>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let failures: i64 = sqlx::query_scalar(
-            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
+            "INSERT INTO sign_in_failures (user_id, address, failures) VALUES (?1, ?2, 1) \
+             ON CONFLICT (user_id, address) DO UPDATE SET failures = failures + 1 RETURNING failures",
         )
         .bind(user_id)
+        .bind(address)
         .fetch_one(&mut *tx)
         .await?;
         let until = lock(u32::try_from(failures).unwrap_or(u32::MAX), now);
         if until.is_some() {
             // Locked: the count starts again, so the next lock needs as
             // many failures as the first.
-            sqlx::query("UPDATE users SET locked_until = ?, failed_logins = 0 WHERE id = ?")
-                .bind(until)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE sign_in_failures SET locked_until = ?1, failures = 0 WHERE user_id = ?2 AND address = ?3",
+            )
+            .bind(until)
+            .bind(user_id)
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(until)
     }
 
-    async fn clear_failed_sign_ins(&self, user_id: i64) -> Result<()> {
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
+    async fn clear_failed_sign_ins(&self, user_id: i64, address: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE user_id = ? AND address = ?")
             .bind(user_id)
+            .bind(address)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -16,3 +16,14 @@ CREATE TABLE project_blobs (
     digest TEXT NOT NULL,
     PRIMARY KEY (project_id, digest)
 ) WITHOUT ROWID;
+-- Failed sign-ins counted per user and the address they came from: a lock
+-- stops guessing from that address only, so nobody elsewhere can keep an
+-- account (the administrator's) locked. users.failed_logins and
+-- users.locked_until are no longer used.
+CREATE TABLE sign_in_failures (
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    address TEXT NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER,
+    PRIMARY KEY (user_id, address)
+) WITHOUT ROWID;
