@@ -109,6 +109,9 @@ pub enum Command {
     /// Change one host (administrators): its tags
     #[command(subcommand)]
     Host(HostCmd),
+    /// Join tokens limited to certain tags, for whoever sets up hosts of one kind (administrators)
+    #[command(subcommand)]
+    JoinToken(JoinTokenCmd),
     /// Recent deployments of a project, newest first
     Deployments {
         /// Project name
@@ -593,6 +596,34 @@ pub enum ProjectCmd {
     },
     /// List projects
     List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JoinTokenCmd {
+    /// Make a join token whose hosts may only have these tags (printed once)
+    #[command(long_about = "Make a join token whose hosts may only have these tags (printed once).\n\n\
+        The server's own join.token enrols hosts with any tags. Give a team this one instead: a host \
+        enrolling with it gets the tags it asks for only if the token allows each of them (and the \
+        token's tags if it asks for none), so it cannot join another team's environments.")]
+    Create {
+        /// The tags allowed, e.g. team=shop,role=web
+        #[arg(long, value_name = "K=V,...")]
+        tags: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the limited join tokens (never their secrets)
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke a join token: no host enrols with it any more (enrolled hosts keep working)
+    Revoke {
+        /// The token's id, from `ferry join-token list`
+        id: i64,
         #[command(flatten)]
         conn: Conn,
     },

@@ -175,6 +175,18 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, _) = client(&conn)?;
             commands::project_hosts(&c, &project, scope).await
         }
+        Command::JoinToken(JoinTokenCmd::Create { tags, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::join_token_create(&c, tags).await
+        }
+        Command::JoinToken(JoinTokenCmd::List { conn }) => {
+            let (c, out) = client(&conn)?;
+            commands::join_token_list(&c, out).await
+        }
+        Command::JoinToken(JoinTokenCmd::Revoke { id, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::join_token_revoke(&c, id).await
+        }
         Command::Host(HostCmd::Tag { host, tags, conn }) => {
             let (c, _) = client(&conn)?;
             commands::host_tag(&c, &host, tags).await

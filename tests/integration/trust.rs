@@ -500,3 +500,36 @@ fn nobody_can_keep_an_account_locked_from_another_address() {
     assert!(text.contains("too many failed sign-ins from your address"), "{text}");
     assert_eq!(login_from(&f, "127.0.0.1", "ann", "ann-password").0, 200);
 }
+
+#[test]
+fn a_limited_join_token_enrols_hosts_only_with_its_tags() {
+    let mut f = Ferry::start();
+    let token = f.ok(&["join-token", "create", "--tags", "team=shop,role=web"]).trim().to_string();
+    assert!(token.starts_with("fy_j_"), "{token}");
+    let wait = std::time::Duration::from_secs(20);
+
+    // Within its tags, or none (then the token's own).
+    let mut shop = f.spawn_agent("shop-1", "team=shop", Some(&token));
+    let mut plain = f.spawn_agent("shop-2", "", Some(&token));
+    crate::harness::wait_until(wait, "both hosts to enrol", || f.hosts().len() == 2);
+    let hosts = f.ok(&["hosts"]);
+    assert!(hosts.contains("shop-1") && hosts.contains("team=shop"), "{hosts}");
+    let tags_of = |name: &str| f.hosts().into_iter().find(|h| h["name"] == name).unwrap()["tags"].clone();
+    assert_eq!(tags_of("shop-2"), json!({"team": "shop", "role": "web"}));
+
+    // Asking for another team's tags with it is refused, naming what it allows.
+    let (enrolled, log) = f.spawn_agent("evil-1", "role=prod", Some(&token)).wait_exit(wait);
+    assert!(!enrolled && log.contains("allows only the tags role=web,team=shop"), "{log}");
+    assert!(f.hosts().iter().all(|h| h["name"] != "evil-1"));
+
+    // Only the administrator makes and revokes them; a revoked one enrols nobody.
+    let owner = f.person("olga", &[]);
+    owner.refused(&["join-token", "create", "--tags", "team=shop"], "needs the administrator");
+    let id = f.json(&["join-token", "list"])[0]["id"].as_i64().unwrap().to_string();
+    f.ok(&["join-token", "revoke", &id]);
+    let (enrolled, log) = f.spawn_agent("shop-3", "team=shop", Some(&token)).wait_exit(wait);
+    assert!(!enrolled && log.contains("wrong join token"), "{log}");
+    shop.kill();
+    plain.kill();
+    let _ = &mut f;
+}

@@ -41,6 +41,46 @@ pub async fn host_tag(c: &Client, host: &str, tags: String) -> Result<()> {
     Ok(())
 }
 
+/// `ferry join-token create --tags K=V,...`: prints the token once.
+pub async fn join_token_create(c: &Client, tags: String) -> Result<()> {
+    let t: JoinTokenInfo = c.post("/api/v1/join-tokens", &CreateJoinToken { tags }).await?;
+    let Some(token) = t.token else { bail!("the server answered no token") };
+    eprintln!(
+        "join token {} for hosts with tags within {} (shown once; revoke with `ferry join-token revoke {}`):",
+        t.id, t.tags, t.id
+    );
+    println!("{token}");
+    Ok(())
+}
+
+/// `ferry join-token list`.
+pub async fn join_token_list(c: &Client, out: Output) -> Result<()> {
+    let list: Vec<JoinTokenInfo> = c.get("/api/v1/join-tokens").await?;
+    out.print(&list, |l| {
+        table(
+            &["ID", "TAGS", "BY", "CREATED", "REVOKED"],
+            l.iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.tags.to_string(),
+                        t.created_by.clone(),
+                        time(&t.created_at),
+                        t.revoked_at.as_deref().map(time).unwrap_or("-".into()),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+/// `ferry join-token revoke ID`.
+pub async fn join_token_revoke(c: &Client, id: i64) -> Result<()> {
+    let _: serde_json::Value = c.delete(&format!("/api/v1/join-tokens/{id}")).await?;
+    println!("join token {id} revoked: no host enrols with it any more");
+    Ok(())
+}
+
 pub async fn project_list(c: &Client, out: Output) -> Result<()> {
     let list: Vec<ProjectInfo> = c.get("/api/v1/projects").await?;
     out.print(&list, |l| {

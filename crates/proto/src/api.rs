@@ -48,6 +48,26 @@ pub struct SetHostScope {
     pub scope: Option<String>,
 }
 
+/// `POST /api/v1/join-tokens` (administrators): a join token limited to tags.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateJoinToken {
+    /// `k=v,...`: the only tags a host enrolling with it may have.
+    pub tags: String,
+}
+
+/// A limited join token; `token` only in the answer that created it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JoinTokenInfo {
+    pub id: i64,
+    pub tags: Tags,
+    pub created_by: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
 /// `PUT /api/v1/hosts/{name}/tags` (administrators).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SetHostTags {

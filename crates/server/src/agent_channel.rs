@@ -28,13 +28,20 @@ use crate::{AppState, fleet, lb, now_ms};
 /// its own credential.
 pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest>) -> ApiResult<Json<EnrollAnswer>> {
     let expected = state.db.get_setting("join_token_hash").await?.unwrap_or_default();
-    if !auth::same_hash(&auth::token_hash(req.join_token.trim()), &expected) {
+    let presented = auth::token_hash(req.join_token.trim());
+    let tags = if auth::same_hash(&presented, &expected) {
+        // The server's own join token: the host's tags are its own choice,
+        // once, at enrolment.
+        req.tags.clone()
+    } else if let Some(limited) = state.db.join_token(&presented).await? {
+        allowed_tags(&req.tags, &limited.tags)?
+    } else {
         return Err(ApiError::Unauthorized("wrong join token".into()));
-    }
+    };
     validate_name("host name", &req.name)?;
     let token = auth::new_token(AGENT_TOKEN_PREFIX);
     let host =
-        state.db.enroll_host(&req.name, &req.tags, &auth::token_hash(&token), now_ms()).await.map_err(|e| match e {
+        state.db.enroll_host(&req.name, &tags, &auth::token_hash(&token), now_ms()).await.map_err(|e| match e {
             ferry_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
                 "host '{}' is already enrolled; an agent keeps its credential under its --root, so start it with \
                  the same --root, or choose another --name",
@@ -44,6 +51,21 @@ pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest
         })?;
     tracing::info!(host = %host.name, tags = %host.tags, "host enrolled");
     Ok(Json(EnrollAnswer { host: host.name, token }))
+}
+
+/// The tags a host enrolling with a limited join token gets: those it asks
+/// for, each of which the token must allow, or the token's when it asks for
+/// none.
+fn allowed_tags(asked: &ferry_domain::Tags, allowed: &ferry_domain::Tags) -> ApiResult<ferry_domain::Tags> {
+    if asked.0.is_empty() {
+        return Ok(allowed.clone());
+    }
+    match asked.0.iter().find(|(k, v)| allowed.0.get(*k) != Some(*v)) {
+        None => Ok(asked.clone()),
+        Some((k, v)) => Err(ApiError::Forbidden(format!(
+            "this join token allows only the tags {allowed}; {k}={v} is not among them"
+        ))),
+    }
 }
 
 /// The address a request came from, when the server runs with connection

@@ -211,6 +211,15 @@ pub trait Database: Send + Sync + 'static {
     /// tags it announced only as `announced_tags` (when they differ from the
     /// enrolled ones, which this never changes).
     async fn host_connected(&self, host_id: i64, announced: &Tags, agent_version: &str, now: i64) -> Result<()>;
+    /// Records a join token limited to `tags`, by its hash.
+    async fn create_join_token(&self, token_hash: &str, tags: &Tags, by: &str, now: i64) -> Result<JoinToken>;
+    /// The unrevoked join token with this hash, if any.
+    async fn join_token(&self, token_hash: &str) -> Result<Option<JoinToken>>;
+    /// Every limited join token, revoked ones included, newest first.
+    async fn join_tokens(&self) -> Result<Vec<JoinToken>>;
+    /// Revokes a join token: hosts can no longer enrol with it (those that
+    /// did keep their own credentials).
+    async fn revoke_join_token(&self, id: i64, now: i64) -> Result<()>;
     /// Replaces a host's tags (an administrator's act); clears the announced
     /// tags when they now agree.
     async fn set_host_tags(&self, name: &str, tags: &Tags) -> Result<Host>;

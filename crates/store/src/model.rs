@@ -53,6 +53,18 @@ pub struct ApiToken {
     pub created_at: i64,
 }
 
+/// A join token limited to certain tags (never its secret: only its hash is
+/// kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinToken {
+    pub id: i64,
+    /// The tags a host enrolling with it may have.
+    pub tags: Tags,
+    pub created_by: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 /// A user's role in a project.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {

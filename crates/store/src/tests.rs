@@ -183,6 +183,17 @@ async fn sign_in_locks_hold_per_address_until_enabled(db: &dyn Database) {
     assert_eq!(db.sign_in_lock(ann.id, "10.0.0.1", 50).await.unwrap(), None);
 }
 
+async fn limited_join_tokens_resolve_until_revoked(db: &dyn Database) {
+    let web = Tags::parse("role=web").unwrap();
+    let t = db.create_join_token("jh", &web, "admin", 3).await.unwrap();
+    assert_eq!(db.join_token("jh").await.unwrap().map(|j| j.tags), Some(web));
+    assert_eq!(db.join_token("other").await.unwrap(), None);
+    db.revoke_join_token(t.id, 4).await.unwrap();
+    assert_eq!(db.join_token("jh").await.unwrap(), None, "a revoked token enrols nobody");
+    assert_eq!(db.join_tokens().await.unwrap()[0].revoked_at, Some(4));
+    assert!(matches!(db.revoke_join_token(99, 5).await, Err(StoreError::NotFound(_))));
+}
+
 async fn tokens_resolve_to_their_owner(db: &dyn Database) {
     db.add_api_token("admin", true, "first", "th", 1).await.unwrap();
     let user = db.user_for_token("th").await.unwrap().unwrap();
@@ -1318,6 +1329,7 @@ macro_rules! conformance {
 mod sqlite_backend {
     conformance!(
         names_are_unique,
+        limited_join_tokens_resolve_until_revoked,
         sign_in_locks_hold_per_address_until_enabled,
         a_host_keeps_its_enrolled_tags_until_an_administrator_changes_them,
         tokens_resolve_to_their_owner,

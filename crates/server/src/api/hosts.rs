@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use ferry_domain::{Tags, rfc3339_from_millis};
-use ferry_proto::api::{HostInfo, SetHostTags};
-use ferry_store::Host;
+use ferry_proto::api::{CreateJoinToken, HostInfo, JoinTokenInfo, SetHostTags};
+use ferry_store::{Host, JoinToken};
 
-use crate::auth::Caller;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, fleet, lb};
 
@@ -45,4 +45,47 @@ pub async fn set_tags(
 
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<HostInfo>>> {
     Ok(Json(state.db.hosts().await?.into_iter().map(host_info).collect()))
+}
+
+fn join_token_info(t: JoinToken, token: Option<String>) -> JoinTokenInfo {
+    JoinTokenInfo {
+        id: t.id,
+        tags: t.tags,
+        created_by: t.created_by,
+        created_at: rfc3339_from_millis(t.created_at),
+        revoked_at: t.revoked_at.map(rfc3339_from_millis),
+        token,
+    }
+}
+
+/// `POST /api/v1/join-tokens`: a join token whose hosts may only have (some
+/// of) these tags, for handing to whoever sets up hosts of one kind without
+/// giving them the server's unlimited `join.token`.
+pub async fn create_join_token(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(req): Json<CreateJoinToken>,
+) -> ApiResult<Json<JoinTokenInfo>> {
+    let tags = Tags::parse(&req.tags).map_err(|e| ApiError::BadRequest(format!("--tags: {e}")))?;
+    if tags.0.is_empty() {
+        return Err(ApiError::BadRequest("--tags: a limited join token needs at least one key=value".into()));
+    }
+    let token = auth::new_token(auth::JOIN_TOKEN_PREFIX);
+    let row = state.db.create_join_token(&auth::token_hash(&token), &tags, &caller.name, crate::now_ms()).await?;
+    Ok(Json(join_token_info(row, Some(token))))
+}
+
+/// `GET /api/v1/join-tokens`.
+pub async fn join_tokens(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<JoinTokenInfo>>> {
+    Ok(Json(state.db.join_tokens().await?.into_iter().map(|t| join_token_info(t, None)).collect()))
+}
+
+/// `DELETE /api/v1/join-tokens/{id}`.
+pub async fn revoke_join_token(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.db.revoke_join_token(id, crate::now_ms()).await?;
+    Ok(Json(serde_json::json!({ "revoked": id })))
 }

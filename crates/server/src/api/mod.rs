@@ -184,6 +184,9 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/hosts", User(ReadShared), hosts::list),
         // A host's tags decide what it receives: the administrator's to change.
         route(p.clone(), "/api/v1/hosts/{name}/tags", User(ManageFleet), hosts::set_tags),
+        route(p.clone(), "/api/v1/join-tokens", User(ManageFleet), hosts::create_join_token),
+        route(g.clone(), "/api/v1/join-tokens", User(ManageFleet), hosts::join_tokens),
+        route(d.clone(), "/api/v1/join-tokens/{id}", User(ManageFleet), hosts::revoke_join_token),
         route(p.clone(), "/api/v1/projects/{project}/host-scope", User(ManageFleet), projects::set_host_scope),
         // The audit trail is the administrators' (R27).
         route(g.clone(), "/api/v1/audit", User(ManageUsers), audit::list),

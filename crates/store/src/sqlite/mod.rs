@@ -237,6 +237,16 @@ fn host_row(r: &sqlx::sqlite::SqliteRow) -> Result<Host> {
 }
 const HOST_COLS: &str = "id, name, tags, agent_version, online, last_seen_at, enrolled_at, address, announced_tags";
 
+fn join_token_row(r: &sqlx::sqlite::SqliteRow) -> Result<JoinToken> {
+    Ok(JoinToken {
+        id: r.try_get("id")?,
+        tags: tags(&r.try_get::<String, _>("tags")?)?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
 fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
     Ok(DeploymentRow {
         id: r.try_get("id")?,
@@ -817,6 +827,50 @@ impl Database for SqliteDatabase {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_row).collect()
+    }
+
+    async fn create_join_token(&self, token_hash: &str, tags: &Tags, by: &str, now: i64) -> Result<JoinToken> {
+        let json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO join_tokens (token_hash, tags, created_by, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(token_hash)
+        .bind(json)
+        .bind(by)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(JoinToken { id, tags: tags.clone(), created_by: by.to_string(), created_at: now, revoked_at: None })
+    }
+
+    async fn join_token(&self, token_hash: &str) -> Result<Option<JoinToken>> {
+        let row = sqlx::query(
+            "SELECT id, tags, created_by, created_at, revoked_at FROM join_tokens \
+             WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| join_token_row(&r)).transpose()
+    }
+
+    async fn join_tokens(&self) -> Result<Vec<JoinToken>> {
+        let rows = sqlx::query("SELECT id, tags, created_by, created_at, revoked_at FROM join_tokens ORDER BY id DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(join_token_row).collect()
+    }
+
+    async fn revoke_join_token(&self, id: i64, now: i64) -> Result<()> {
+        let done = sqlx::query("UPDATE join_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("join token {id}")));
+        }
+        Ok(())
     }
 
     async fn set_host_tags(&self, name: &str, new: &Tags) -> Result<Host> {

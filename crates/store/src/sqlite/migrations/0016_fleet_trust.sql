@@ -27,3 +27,14 @@ CREATE TABLE sign_in_failures (
     locked_until INTEGER,
     PRIMARY KEY (user_id, address)
 ) WITHOUT ROWID;
+-- Join tokens limited to certain tags (`ferry join-token create --tags`): a
+-- host enrolling with one gets only tags among these. The server's own join
+-- token (join.token) stays unlimited.
+CREATE TABLE join_tokens (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    tags TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
