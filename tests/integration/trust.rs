@@ -533,3 +533,19 @@ fn a_limited_join_token_enrols_hosts_only_with_its_tags() {
     plain.kill();
     let _ = &mut f;
 }
+
+#[test]
+fn a_release_s_health_command_runs_as_the_service_user_not_root() {
+    let me = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    // The release's own code: like its hooks, never the agent's user.
+    let recipe = "[deploy]\nshared = [\"data\"]\n[health]\ncommand = \"id -un > $FERRY_SHARED_DIR/data/health_user\"\n";
+    upload_with(&f, "v1", recipe, &[]);
+    f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    let ran_as = std::fs::read_to_string(f.root_of("web-1").join("app/shared/data/health_user")).unwrap();
+    let expected = if me.trim() == "root" { "nobody" } else { me.trim() };
+    assert_eq!(ran_as.trim(), expected, "the health command ran as {ran_as}");
+    let _ = &mut f;
+}

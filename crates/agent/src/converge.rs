@@ -451,7 +451,7 @@ async fn activate(
         }
         if let Some(health) = &recipe.health {
             log.step("health check");
-            health::check(health, &release_dir, env).await.map_err(|e| (e, health.rolls_back()))?;
+            health::check(health, &release_dir, env, user.as_ref()).await.map_err(|e| (e, health.rolls_back()))?;
         }
         hooks.run(Hook::Validate, &release_dir).await.map_err(|e| (e, true))
     };

@@ -17,7 +17,15 @@ const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Runs the check; `Ok` once it passes. `env` expands `${VAR}` and is the
 /// environment of a `command` probe, which runs in `dir`.
-pub async fn check(recipe: &HealthRecipe, dir: &Path, env: &[(String, String)]) -> Result<(), String> {
+///
+/// A `command` probe is the release's own code, so it runs as the service's
+/// user (`user`), like the hooks, never as the agent's (often root).
+pub async fn check(
+    recipe: &HealthRecipe,
+    dir: &Path,
+    env: &[(String, String)],
+    user: Option<&ferry_process::RunAs>,
+) -> Result<(), String> {
     let probe = match recipe.probe().map_err(|e| e.to_string())? {
         Probe::Http { url, status, body } => {
             Probe::Http { url: expand_with("[health] http", &url, env)?, status, body }
@@ -36,7 +44,8 @@ pub async fn check(recipe: &HealthRecipe, dir: &Path, env: &[(String, String)]) 
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(100));
-        let outcome = match tokio::time::timeout(left.min(ATTEMPT_LIMIT), attempt(&probe, &http, dir, env)).await {
+        let outcome = match tokio::time::timeout(left.min(ATTEMPT_LIMIT), attempt(&probe, &http, dir, env, user)).await
+        {
             Ok(outcome) => outcome,
             Err(_) => Err("no answer in time".to_string()),
         };
@@ -67,7 +76,13 @@ fn describe(probe: &Probe) -> String {
     }
 }
 
-async fn attempt(probe: &Probe, http: &reqwest::Client, dir: &Path, env: &[(String, String)]) -> Result<(), String> {
+async fn attempt(
+    probe: &Probe,
+    http: &reqwest::Client,
+    dir: &Path,
+    env: &[(String, String)],
+    user: Option<&ferry_process::RunAs>,
+) -> Result<(), String> {
     match probe {
         Probe::Http { url, status, body } => {
             let resp = http.get(url).send().await.map_err(|e| error_chain(&e))?;
@@ -90,7 +105,7 @@ async fn attempt(probe: &Probe, http: &reqwest::Client, dir: &Path, env: &[(Stri
         }
         Probe::Command { command } => {
             let sink: ferry_process::LineSink = Arc::new(|stream, line| tracing::debug!(stream, "health: {line}"));
-            match ferry_process::run(command, dir, env, ATTEMPT_LIMIT, &sink, ferry_process::never).await? {
+            match ferry_process::run_as(command, dir, env, user, ATTEMPT_LIMIT, &sink, ferry_process::never).await? {
                 RunOutcome::Succeeded => Ok(()),
                 RunOutcome::Failed { code, tail } => Err(format!(
                     "{}{}",
