@@ -475,10 +475,13 @@ pub struct AgentArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub check_interval: Duration,
     /// When the agent runs as root: the user services run as unless their ferry.toml names one
-    /// ([service] user). Without either, the agent refuses to run a service as root unless the
-    /// release sets [service] allow_root = true.
+    /// ([service] user). Without either, the agent refuses to run a service as root.
     #[arg(long, env = "FERRY_SERVICE_USER")]
     pub service_user: Option<String>,
+    /// Let releases that ask for it ([service] allow_root = true) run their service as root. Without
+    /// this a release cannot: any developer may upload one
+    #[arg(long, env = "FERRY_ALLOW_ROOT_SERVICES")]
+    pub allow_root_services: bool,
 }
 
 /// `ferry svc`: the services the local agent supervises.

@@ -151,7 +151,10 @@ async fn dispatch(command: Command) -> Result<()> {
                 address,
                 root: args.root.unwrap_or_default(),
                 check_interval: args.check_interval,
-                service_defaults: ferry_agent::config::ServiceDefaults { service_user: args.service_user },
+                service_defaults: ferry_agent::config::ServiceDefaults {
+                    service_user: args.service_user,
+                    allow_root_services: args.allow_root_services,
+                },
             };
             ferry_agent::run(config, shutdown_signal()).await?;
             Ok(())

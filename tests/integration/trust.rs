@@ -549,3 +549,18 @@ fn a_release_s_health_command_runs_as_the_service_user_not_root() {
     assert_eq!(ran_as.trim(), expected, "the health command ran as {ran_as}");
     let _ = &mut f;
 }
+
+#[test]
+fn a_release_cannot_make_its_service_root_without_the_hosts_consent() {
+    let mut f = Ferry::start();
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    let root_service = "[service]\ncommand = \"sleep 1000\"\nuser = \"root\"\nallow_root = true\n";
+    upload_with(&f, "v1", root_service, &[]);
+    let out = f.cli(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
+    assert!(!out.status.success());
+    let error = f.json(&["deployment", "show", "1"])["hosts"][0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("--allow-root-services"), "{error}");
+    assert_eq!(f.version_on("web-1", "app"), None, "refused before the switch");
+    let _ = &mut f;
+}

@@ -20,11 +20,16 @@ use crate::objects::ObjectStore;
 use crate::supervisor::{DEFAULT_LOG_MAX_BYTES, LOG_DIR, RunAs, ServiceSpec};
 
 /// How this agent runs services, from its command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceDefaults {
     /// When the agent runs as root: the user for services whose
     /// `ferry.toml` names none.
     pub service_user: Option<String>,
+    /// The host's operator lets releases run their service as root when
+    /// they ask (`[service] allow_root = true`). A release alone cannot:
+    /// any developer can upload one.
+    #[serde(default)]
+    pub allow_root_services: bool,
 }
 
 impl ServiceDefaults {
@@ -35,13 +40,18 @@ impl ServiceDefaults {
     /// What the agent running with `root` was started with, for commands run
     /// on the host without it (a manual rollback restarting a service).
     pub fn load(root: &Path) -> ServiceDefaults {
-        let user = fs::read(Self::path(root)).ok().and_then(|b| serde_json::from_slice::<Option<String>>(&b).ok());
-        ServiceDefaults { service_user: user.flatten() }
+        let Ok(bytes) = fs::read(Self::path(root)) else { return ServiceDefaults::default() };
+        if let Ok(defaults) = serde_json::from_slice::<ServiceDefaults>(&bytes) {
+            return defaults;
+        }
+        // Written by an older agent: the service user alone.
+        let user = serde_json::from_slice::<Option<String>>(&bytes).ok().flatten();
+        ServiceDefaults { service_user: user, allow_root_services: false }
     }
 
     pub fn save(&self, root: &Path) -> std::io::Result<()> {
         fs::create_dir_all(root.join(".ferry"))?;
-        fs::write(Self::path(root), serde_json::to_vec(&self.service_user).map_err(std::io::Error::other)?)
+        fs::write(Self::path(root), serde_json::to_vec(self).map_err(std::io::Error::other)?)
     }
 }
 
@@ -183,15 +193,30 @@ pub fn run_as(recipe: &Recipe, defaults: &ServiceDefaults) -> Result<Option<RunA
     };
     let wanted =
         service.user.clone().or_else(|| if agent_uid.is_root() { defaults.service_user.clone() } else { None });
+    // Root needs both the release's request and the host's consent.
+    let allow_root = service.allow_root && defaults.allow_root_services;
     let Some(name) = wanted else {
-        if agent_uid.is_root() && !service.allow_root {
-            return Err("refusing to run the service as root: set [service] user = \"NAME\" in ferry.toml, \
-                 start the agent with --service-user NAME, or set [service] allow_root = true"
-                .into());
+        if agent_uid.is_root() && !allow_root {
+            return Err(root_refused(service.allow_root));
         }
         return Ok(None);
     };
-    lookup_user(&name, service.allow_root)
+    lookup_user(&name, allow_root).map_err(|e| if e.contains("(uid 0)") { root_refused(service.allow_root) } else { e })
+}
+
+/// Why a service is not run as root, saying who can change that.
+fn root_refused(release_asked: bool) -> String {
+    if release_asked {
+        "refusing to run the service as root: the release sets [service] allow_root = true, but this host's \
+         agent does not allow root services (start it with --allow-root-services if every project's \
+         releases on this host may run as root)"
+            .into()
+    } else {
+        "refusing to run the service as root: set [service] user = \"NAME\" in ferry.toml, start the agent \
+         with --service-user NAME, or set [service] allow_root = true (which the host's agent must allow \
+         with --allow-root-services)"
+            .into()
+    }
 }
 
 fn lookup_user(name: &str, allow_root: bool) -> Result<Option<RunAs>, String> {
