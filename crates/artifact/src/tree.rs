@@ -89,6 +89,33 @@ impl BlobSource {
     }
 }
 
+/// The archive formats a release can be uploaded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `.tar`
+    Tar,
+    /// `.tar.gz` or `.tgz`
+    TarGz,
+    /// `.tar.zst` or `.tzst`
+    TarZst,
+}
+
+impl ArchiveFormat {
+    /// The format a file name's ending (in any case) names, if any.
+    pub fn of(path: &Path) -> Option<ArchiveFormat> {
+        let name = path.file_name()?.to_string_lossy().to_lowercase();
+        if name.ends_with(".tar") {
+            Some(ArchiveFormat::Tar)
+        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Some(ArchiveFormat::TarGz)
+        } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
+            Some(ArchiveFormat::TarZst)
+        } else {
+            None
+        }
+    }
+}
+
 /// A validated manifest with the source of each of its blobs.
 #[derive(Debug, Clone)]
 pub struct SourceTree {
@@ -110,18 +137,30 @@ impl SourceTree {
         if meta.is_dir() {
             return Self::from_dir(path);
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let format = ArchiveFormat::of(path).ok_or_else(|| TreeError::UnknownFormat(path.to_path_buf()))?;
         let file = fs::File::open(path).map_err(io_err(path))?;
-        let reader: Box<dyn Read> = if name.ends_with(".tar") {
-            Box::new(file)
-        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-            Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file)))
-        } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
-            Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err(path))?)
-        } else {
-            return Err(TreeError::UnknownFormat(path.to_path_buf()));
-        };
-        Self::from_tar_limited(reader, path, limit)
+        Self::from_archive(file, format, path, limit)
+    }
+
+    /// Reads an archive of `format` from `reader`, unpacking at most `limit`
+    /// bytes (see [`SourceTree::from_tar_limited`]). `origin` is only used in
+    /// messages.
+    pub fn from_archive(
+        reader: impl Read,
+        format: ArchiveFormat,
+        origin: &Path,
+        limit: u64,
+    ) -> Result<SourceTree, TreeError> {
+        match format {
+            ArchiveFormat::Tar => Self::from_tar_limited(reader, origin, limit),
+            ArchiveFormat::TarGz => {
+                Self::from_tar_limited(flate2::read::GzDecoder::new(io::BufReader::new(reader)), origin, limit)
+            }
+            ArchiveFormat::TarZst => {
+                let unzstd = zstd::stream::read::Decoder::new(reader).map_err(io_err(origin))?;
+                Self::from_tar_limited(unzstd, origin, limit)
+            }
+        }
     }
 
     /// Walks a directory. Symlinks are recorded as links, never followed.
