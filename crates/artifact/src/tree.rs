@@ -552,6 +552,24 @@ mod tests {
         );
     }
 
+    /// Inputs that crashed the `archive` fuzz target (fuzz/regressions),
+    /// replayed here so that `cargo test` keeps them fixed.
+    #[test]
+    fn fuzzer_regressions_are_errors_not_crashes() {
+        let cases: [(&str, &[u8]); 2] = [
+            // A pax header whose size field overflowed `Vec::with_capacity`.
+            (
+                "pax-size-overflows-capacity",
+                include_bytes!("../../../fuzz/regressions/archive/pax-size-overflows-capacity"),
+            ),
+            ("header-claims-60-gib", include_bytes!("../../../fuzz/regressions/archive/header-claims-60-gib")),
+        ];
+        for (name, data) in cases {
+            let err = SourceTree::from_tar(data, Path::new(name)).unwrap_err();
+            assert!(matches!(err, TreeError::TooLarge { .. }), "{name}: {err}");
+        }
+    }
+
     #[test]
     fn a_truncated_entry_is_an_error_not_a_short_file() {
         let data = lying_tar("short.txt", 100, b"ten bytes!");
