@@ -54,6 +54,10 @@ for target in $targets; do
         if [ -d "$d" ]; then dirs+=("$d"); fi
     done
     log="artifacts/$target.log"
+    # Crashing inputs of this run are the files newer than this mark (older
+    # ones may be left from earlier runs).
+    mark="artifacts/$target.started"
+    touch "$mark"
     echo "== $target: ${seconds}s"
     # -max_total_time bounds the fuzzing; `timeout` bounds everything else
     # (replaying the corpus, a hang in the fuzzer itself).
@@ -70,9 +74,10 @@ for target in $targets; do
         failed+=("$target")
         echo "!! $target failed (exit $status); the end of $log:"
         tail -n 40 "$log" | sed "s/^/   /"
-        for crash in "artifacts/$target"/*; do
-            if [ -f "$crash" ]; then echo "   input: fuzz/$crash"; fi
-        done
+        find "artifacts/$target" -type f -newer "$mark" -printf '   input: fuzz/%p\n'
+        if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+            echo "   (stopped by the time limit: a hang outside the fuzzer's own limits)"
+        fi
     fi
 done
 
