@@ -57,6 +57,20 @@ fn archives_that_escape_the_release_are_refused_naming_the_entry() {
         let err = f.fails(&["release", "upload", "app", path.to_str().unwrap(), "--version", "v1"]);
         assert!(err.contains(named), "{file}: {err}");
     }
+    // A header claiming 60 GiB in front of a few bytes: a clear error naming
+    // the entry and the limit, not an abort while allocating the claim.
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_path("huge.bin").unwrap();
+    header.set_size(60 << 30);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut lying = header.as_bytes().to_vec();
+    lying.extend_from_slice(b"a few bytes");
+    let path = dir.join("huge.tar");
+    std::fs::write(&path, lying).unwrap();
+    let err = f.fails(&["release", "upload", "app", path.to_str().unwrap(), "--version", "v1"]);
+    assert!(err.contains("'huge.bin'") && err.contains("2 GiB"), "{err}");
     let list = f.json(&["release", "list", "app"]);
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing was stored");
     let blobs = std::fs::read_dir(dir.join("server/artifacts"))

@@ -17,7 +17,7 @@ pub mod frame;
 pub mod tree;
 
 pub use blobdir::{BlobDir, BlobError, PendingBlob};
-pub use tree::{BlobSource, SourceTree, TreeError};
+pub use tree::{ArchiveFormat, BlobSource, MAX_ARCHIVE_BYTES, SourceTree, TreeError};
 
 use ferry_domain::Digest;
 use sha2::{Digest as _, Sha256};

@@ -37,7 +37,9 @@ mod rollout;
 mod secrets;
 mod tls;
 mod ui;
-mod webhook;
+/// Public so that its payload parsers can be fuzzed (`fuzz/`) as the API
+/// calls them.
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ pub enum Forge {
 }
 
 impl Forge {
+    /// The forge a hook URL's `{forge}` segment names (`forgejo` is Gitea).
     pub fn parse(name: &str) -> Option<Forge> {
         match name {
             "github" => Some(Forge::GitHub),
@@ -26,6 +27,8 @@ impl Forge {
             _ => None,
         }
     }
+
+    /// The forge's name in hook URLs and messages.
     pub fn name(self) -> &'static str {
         match self {
             Forge::GitHub => "github",
