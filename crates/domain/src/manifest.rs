@@ -136,9 +136,11 @@ impl Manifest {
         Ok(())
     }
 
-    /// Total bytes of file content.
+    /// Total bytes of file content. Sizes come from a client's manifest:
+    /// the sum saturates rather than overflow (the server checks each size
+    /// against its blob before it trusts any of them).
     pub fn total_size(&self) -> u64 {
-        self.files().map(|(_, _, size, _)| size).sum()
+        self.files().map(|(_, _, size, _)| size).fold(0, u64::saturating_add)
     }
 
     /// Number of regular files.
@@ -418,6 +420,15 @@ mod tests {
         let started = std::time::Instant::now();
         let _ = Manifest::new(entries).validate();
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn total_size_of_lying_sizes_does_not_overflow() {
+        let big = |p: &str| Entry {
+            path: p.into(),
+            kind: EntryKind::File { digest: Digest([2; 32]), size: u64::MAX, executable: false },
+        };
+        assert_eq!(Manifest::new(vec![big("a"), big("b")]).total_size(), u64::MAX);
     }
 
     #[test]
