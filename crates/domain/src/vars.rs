@@ -170,6 +170,12 @@ impl SecretMask {
         SecretMask { values }
     }
 
+    /// This mask and `other`'s values together: a host keeps a secret's old
+    /// value until it has installed the new one.
+    pub fn merged(self, other: SecretMask) -> SecretMask {
+        SecretMask::new(self.values.into_iter().chain(other.values))
+    }
+
     /// True when there is nothing to mask.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -321,5 +327,7 @@ mod tests {
         assert_eq!(mask.apply("nothing here"), "nothing here");
         assert!(SecretMask::new([String::new()]).is_empty());
         assert_eq!(SecretMask::default().apply("x"), "x");
+        let both = SecretMask::new(["old-value".to_string()]).merged(SecretMask::new(["new-value".to_string()]));
+        assert_eq!(both.apply("old-value new-value"), "*** ***");
     }
 }

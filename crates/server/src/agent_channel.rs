@@ -23,6 +23,7 @@ use ferry_store::Host;
 use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, fleet, lb, now_ms};
+use ferry_domain::vars::SecretMask;
 
 /// `POST /api/v1/agent/enroll`: a new host presents the join token and gets
 /// its own credential.
@@ -99,9 +100,15 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), String> {
     socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())
 }
 
-async fn send_desired(state: &AppState, socket: &mut WebSocket, host: &Host) -> Result<(), String> {
+/// Sends the host its desired state, and answers the mask of every secret
+/// that can have reached it so far: secrets reach a host only in this
+/// message, so a mask made just before it covers whatever the host holds
+/// until the next one (no lookup per log line).
+async fn send_desired(state: &AppState, socket: &mut WebSocket, host: &Host) -> Result<SecretMask, String> {
+    let mask = fleet::secret_mask_for_host(state, host.id).await.map_err(|e| e.to_string())?;
     let desired = fleet::desired_state(state, host).await.map_err(|e| e.to_string())?;
-    send(socket, &ServerMsg::Desired(desired)).await
+    send(socket, &ServerMsg::Desired(desired)).await?;
+    Ok(mask)
 }
 
 /// Where load balancers reach the host: the address its agent announced, or
@@ -118,20 +125,14 @@ fn host_address(host: &Host, announced: Option<&str>, peer: Option<SocketAddr>) 
 
 /// Masks the host's secrets in what a report says in words (an install's
 /// error, which can hold a hook's or the service's last lines; a note).
-async fn mask_report(state: &AppState, host_id: i64, report: &mut ferry_proto::agent::ProjectReport) -> ApiResult<()> {
+fn mask_report(mask: &SecretMask, report: &mut ferry_proto::agent::ProjectReport) {
     use ferry_proto::agent::Activity;
-    let has_text = matches!(report.activity, Activity::Failed { .. }) || report.note.is_some();
-    if !has_text {
-        return Ok(());
-    }
-    let mask = fleet::secret_mask_for_host(state, host_id).await?;
     if let Activity::Failed { error, .. } = &mut report.activity {
         *error = mask.apply(error);
     }
     if let Some(note) = &mut report.note {
         *note = mask.apply(note);
     }
-    Ok(())
 }
 
 async fn serve_agent(
@@ -190,8 +191,8 @@ async fn serve_agent(
         let welcome =
             ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval, accepts_log: true };
         send(&mut socket, &welcome).await?;
-        send_desired(&state, &mut socket, &host).await?;
-        agent_loop(&state, &host, &mut socket, &registration).await
+        let mask = send_desired(&state, &mut socket, &host).await?;
+        agent_loop(&state, &host, &mut socket, &registration, mask).await
     }
     .await;
     if state.hub.unregister(host.id, registration.conn_id) {
@@ -206,6 +207,7 @@ async fn agent_loop(
     host: &Host,
     socket: &mut WebSocket,
     registration: &crate::hub::Registration,
+    mut mask: SecretMask,
 ) -> Result<(), String> {
     let mut resync = tokio::time::interval(state.config.resync_interval);
     resync.tick().await;
@@ -230,7 +232,7 @@ async fn agent_loop(
                     }
                     Ok(AgentMsg::Report(mut report)) => {
                         state.db.host_seen(host.id, now_ms()).await.map_err(|e| e.to_string())?;
-                        mask_report(state, host.id, &mut report).await.map_err(|e| e.to_string())?;
+                        mask_report(&mask, &mut report);
                         let moved =
                             state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
                         for id in moved {
@@ -243,7 +245,6 @@ async fn agent_loop(
                         // Losing log lines is better than dropping the connection
                         // that carries the reports.
                         let mut lines = lines;
-                        let mask = fleet::secret_mask_for_host(state, host.id).await.map_err(|e| e.to_string())?;
                         if !mask.is_empty() {
                             for line in &mut lines {
                                 line.text = mask.apply(&line.text);
@@ -270,9 +271,13 @@ async fn agent_loop(
                 if !state.hub.is_current(host.id, registration.conn_id) {
                     return Err("replaced by a newer connection of the same host".into());
                 }
-                send_desired(state, socket, host).await?;
+                let sent = send_desired(state, socket, host).await?;
+                mask = std::mem::take(&mut mask).merged(sent);
             }
-            _ = resync.tick() => send_desired(state, socket, host).await?,
+            _ = resync.tick() => {
+                let sent = send_desired(state, socket, host).await?;
+                mask = std::mem::take(&mut mask).merged(sent);
+            }
         }
     }
 }
