@@ -100,13 +100,11 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), String> {
     socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())
 }
 
-/// Sends the host its desired state, and answers the mask of every secret
-/// that can have reached it so far: secrets reach a host only in this
-/// message, so a mask made just before it covers whatever the host holds
-/// until the next one (no lookup per log line).
+/// Sends the host its desired state, and answers the mask of the secret
+/// values in it: secrets reach a host only in this message, so the masks of
+/// every one sent cover whatever the host holds (no lookup per log line).
 async fn send_desired(state: &AppState, socket: &mut WebSocket, host: &Host) -> Result<SecretMask, String> {
-    let mask = fleet::secret_mask_for_host(state, host.id).await.map_err(|e| e.to_string())?;
-    let desired = fleet::desired_state(state, host).await.map_err(|e| e.to_string())?;
+    let (desired, mask) = fleet::desired_state(state, host).await.map_err(|e| e.to_string())?;
     send(socket, &ServerMsg::Desired(desired)).await?;
     Ok(mask)
 }

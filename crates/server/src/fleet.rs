@@ -32,15 +32,18 @@ pub fn release_name_for(project: &str, env: &str, release: &Release) -> String {
     release_name(project, env, &release.version, &release.branch, release.created_at / 1000, &release.committer)
 }
 
-/// Everything that should run on a host, as sent to its agent.
-pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<DesiredState> {
+/// Everything that should run on a host, as sent to its agent, with the
+/// mask of the secret values in it (what comes back from the host is masked
+/// with it).
+pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<(DesiredState, SecretMask)> {
     let rows = state.db.desired_for_host(host.id).await?;
     // Only variables that can reach this host ever leave the store here:
     // another host's secrets are not even opened.
     let vars = state.db.vars_for_host(host.id).await?;
     let mut releases = Vec::with_capacity(rows.len());
+    let mut secrets = Vec::new();
     for row in rows {
-        let vars = host_vars(state, &vars, &row.project, &row.env, &host.name)?;
+        let vars = host_vars(state, &vars, &row.project, &row.env, &host.name, &mut secrets)?;
         releases.push(DesiredRelease {
             release_name: release_name_for(&row.project, &row.env, &row.release),
             project: row.project,
@@ -53,23 +56,7 @@ pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<DesiredSt
         });
     }
     let load_balancers = crate::lb::desired_for_host(state, host).await?;
-    Ok(DesiredState { releases, load_balancers })
-}
-
-/// Every secret value that can reach `host`, as a mask for what comes back
-/// from it: hook output and error texts are masked with it before they are
-/// stored, so a hook that echoes a secret shows `***` to the project's
-/// members. The host's own word is not trusted to do this.
-pub async fn secret_mask_for_host(state: &AppState, host_id: i64) -> ApiResult<SecretMask> {
-    let rows = state.db.vars_for_host(host_id).await?;
-    let mut values = Vec::new();
-    for row in rows.iter().filter(|r| r.secret) {
-        match state.secrets.open_var(row) {
-            Ok(secret) => values.push(secret.expose().to_string()),
-            Err(e) => tracing::warn!(project = %row.project, key = %row.key, "secret cannot be opened: {e}"),
-        }
-    }
-    Ok(SecretMask::new(values))
+    Ok((DesiredState { releases, load_balancers }, SecretMask::new(secrets)))
 }
 
 /// The variables of `project` that `host` sees in `env` (R17), secrets opened.
@@ -79,6 +66,7 @@ fn host_vars(
     project: &str,
     env: &str,
     host: &str,
+    secrets: &mut Vec<String>,
 ) -> ApiResult<BTreeMap<String, String>> {
     let candidates: Vec<Var<&VarRow>> = rows
         .iter()
@@ -93,6 +81,7 @@ fn host_vars(
             let opened = state.secrets.open_var(row).map_err(|e| {
                 ApiError::Internal(format!("secret {key} of project '{project}' ({}) cannot be opened: {e}", var.scope))
             })?;
+            secrets.push(opened.expose().to_string());
             opened.expose().to_string()
         } else {
             row.value.clone()
