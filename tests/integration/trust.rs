@@ -44,17 +44,7 @@ fn a_developer_cannot_upload_links_that_chain_out_of_the_release() {
         {"path": "esc", "kind": "symlink", "target": esc},
     ]});
     let body = json!({"version": "v1", "branch": "", "committer": "", "manifest": manifest});
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (status, text) = rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/api/v1/projects/app/releases", f.url))
-            .bearer_auth(&f.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    });
+    let (status, text) = post_json(&f, &f.token, "/api/v1/projects/app/releases", &body);
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("'esc'"), "{text}");
     assert_eq!(f.json(&["release", "list", "app"]).as_array().unwrap().len(), 0, "nothing was stored");
@@ -305,6 +295,12 @@ fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u
     })
 }
 
+/// The credential a host's agent keeps under its root.
+fn agent_token(f: &Ferry, host: &str) -> String {
+    let cred = std::fs::read_to_string(f.root_of(host).join(".ferry/agent.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn content_is_reachable_only_through_its_own_project() {
     let mut f = Ferry::start();
@@ -345,14 +341,12 @@ fn content_is_reachable_only_through_its_own_project() {
     assert!(text.contains("not uploaded to project 'app'"), "{text}");
 
     // A host of app cannot fetch the bank's content with its credential.
-    let cred = std::fs::read_to_string(f.root_of("web-1").join(".ferry/agent.json")).unwrap();
-    let agent_token = serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string();
-    let (status, text) = post_json(&f, &agent_token, "/api/v1/agent/blobs", &json!({"digests": [digest]}));
+    let web_token = agent_token(&f, "web-1");
+    let (status, text) = post_json(&f, &web_token, "/api/v1/agent/blobs", &json!({"digests": [digest]}));
     assert_eq!(status, 403, "{text}");
     assert!(!text.contains("DE00"), "{text}");
     // The bank's own host can.
-    let cred = std::fs::read_to_string(f.root_of("bank-1").join(".ferry/agent.json")).unwrap();
-    let bank_token = serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string();
+    let bank_token = agent_token(&f, "bank-1");
     let (status, text) = post_json(&f, &bank_token, "/api/v1/agent/blobs", &json!({"digests": [digest]}));
     assert_eq!(status, 200);
     assert!(text.contains("DE00"));

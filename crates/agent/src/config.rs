@@ -187,7 +187,7 @@ pub fn run_as(recipe: &Recipe, defaults: &ServiceDefaults) -> Result<Option<RunA
     let agent_uid = nix::unistd::geteuid();
     let Some(service) = &recipe.service else {
         return match (&defaults.service_user, agent_uid.is_root()) {
-            (Some(name), true) => lookup_user(name, false),
+            (Some(name), true) => lookup_user(name, false, false),
             _ => Ok(None),
         };
     };
@@ -201,7 +201,7 @@ pub fn run_as(recipe: &Recipe, defaults: &ServiceDefaults) -> Result<Option<RunA
         }
         return Ok(None);
     };
-    lookup_user(&name, allow_root).map_err(|e| if e.contains("(uid 0)") { root_refused(service.allow_root) } else { e })
+    lookup_user(&name, allow_root, service.allow_root)
 }
 
 /// Why a service is not run as root, saying who can change that.
@@ -219,13 +219,14 @@ fn root_refused(release_asked: bool) -> String {
     }
 }
 
-fn lookup_user(name: &str, allow_root: bool) -> Result<Option<RunAs>, String> {
+/// `release_asked`: whether the release set `allow_root`, for the refusal.
+fn lookup_user(name: &str, allow_root: bool, release_asked: bool) -> Result<Option<RunAs>, String> {
     let agent_uid = nix::unistd::geteuid();
     let user = nix::unistd::User::from_name(name)
         .map_err(|e| format!("looking up service user '{name}': {e}"))?
         .ok_or_else(|| format!("service user '{name}' does not exist on this host"))?;
     if user.uid.is_root() && !allow_root {
-        return Err(format!("refusing to run the service as '{name}' (uid 0): set [service] allow_root = true"));
+        return Err(root_refused(release_asked));
     }
     if user.uid == agent_uid {
         return Ok(None);
