@@ -6,7 +6,8 @@
 //! and host states, the choice of a rollback target, freezes and bad releases,
 //! which of a project's variables a host sees, how much of a log is kept,
 //! what a load balancer's configuration and backend addresses may be, the
-//! audit trail's keyed hash chain, the release-request state machine (R24) and the
+//! audit trail's keyed hash chain, the release-request state machine (R24), the order of environments a
+//! version is promoted through (R23) and the
 //! deployment statistics (R29). The server, the
 //! agent and the CLI all decide these questions by calling into this crate,
 //! so the answer is the same wherever it is asked.
@@ -23,6 +24,7 @@ pub mod manifest;
 pub mod names;
 pub mod notify;
 pub mod pattern;
+pub mod promotion;
 pub mod recipe;
 pub mod release_name;
 pub mod request;

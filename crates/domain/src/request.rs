@@ -206,6 +206,10 @@ pub struct RequestFacts {
     pub has_staging: bool,
     /// The request's environment requires an approval.
     pub needs_approval: bool,
+    /// The request's environment lets a requester pass her own request as
+    /// tested (`ferry env update --self-test allow`); off by default, so
+    /// that someone else has looked at the version on staging.
+    pub self_test: bool,
 }
 
 /// Who is acting, as far as the request's own rules go. Whether the user
@@ -230,6 +234,11 @@ pub enum RequestError {
     WrongState { action: RequestAction, state: RequestState },
     #[error("you created this request: someone else must approve it")]
     SelfApproval,
+    #[error(
+        "you created this request: someone else must pass it as tested (an owner may allow requesters to: \
+         ferry env update PROJECT ENV --self-test allow)"
+    )]
+    SelfTest,
     #[error("you created this request: withdraw it instead of rejecting it")]
     SelfRejection,
     #[error("only the requester (or an administrator) may {action} a request")]
@@ -328,6 +337,7 @@ pub fn apply(
     };
     match (action, actor) {
         (A::Approve, Actor::Requester) => Err(RequestError::SelfApproval),
+        (A::Pass, Actor::Requester) if !facts.self_test => Err(RequestError::SelfTest),
         (A::Reject, Actor::Requester) => Err(RequestError::SelfRejection),
         (A::Resubmit | A::Release | A::Withdraw, Actor::Other) => Err(RequestError::RequesterOnly { action }),
         _ => Ok(next),
@@ -341,7 +351,7 @@ mod tests {
     use RequestState as S;
 
     fn facts(kind: RequestKind, state: RequestState) -> RequestFacts {
-        RequestFacts { kind, state, has_staging: true, needs_approval: true }
+        RequestFacts { kind, state, has_staging: true, needs_approval: true, self_test: true }
     }
 
     /// The transitions written out as a table: (action, from) -> to, for a
@@ -413,7 +423,7 @@ mod tests {
         assert_eq!(initial_state(Rollback, true, true), S::AwaitingApproval, "a rollback skips testing");
         assert_eq!(initial_state(Rollback, false, false), S::Approved);
         let created = apply(
-            &RequestFacts { kind: Release, state: S::Testing, has_staging: false, needs_approval: true },
+            &RequestFacts { kind: Release, state: S::Testing, has_staging: false, needs_approval: true, self_test: false },
             Actor::Server,
             A::Create,
             Some("fix"),
@@ -423,9 +433,27 @@ mod tests {
 
     #[test]
     fn passing_without_a_needed_approval_approves() {
-        let f =
-            RequestFacts { kind: RequestKind::Release, state: S::Testing, has_staging: true, needs_approval: false };
+        let f = RequestFacts {
+            kind: RequestKind::Release,
+            state: S::Testing,
+            has_staging: true,
+            needs_approval: false,
+            self_test: false,
+        };
         assert_eq!(apply(&f, Actor::Other, A::Pass, None), Ok(S::Approved));
+    }
+
+    #[test]
+    fn a_requester_passes_her_own_request_only_where_the_environment_allows() {
+        let allowed = facts(RequestKind::Release, S::Testing);
+        let refused = RequestFacts { self_test: false, ..allowed };
+        assert_eq!(apply(&refused, Actor::Requester, A::Pass, None), Err(RequestError::SelfTest));
+        assert!(RequestError::SelfTest.to_string().contains("--self-test allow"));
+        assert_eq!(apply(&refused, Actor::Other, A::Pass, None), Ok(S::AwaitingApproval));
+        assert_eq!(apply(&refused, Actor::Admin, A::Pass, None), Ok(S::AwaitingApproval));
+        // Sending her own request back is no claim that it was tested.
+        assert_eq!(apply(&refused, Actor::Requester, A::SendBack, Some("broken")), Ok(S::SentBack));
+        assert_eq!(apply(&allowed, Actor::Requester, A::Pass, None), Ok(S::AwaitingApproval));
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub async fn act(
         state: row.state,
         has_staging: staging.is_some(),
         needs_approval: env.requires_approval,
+        self_test: env.self_test,
     };
     let actor = match () {
         _ if caller.name == row.requester => Actor::Requester,
@@ -189,7 +190,7 @@ async fn record_outcome(
     deployment_id: Option<i64>,
 ) -> ApiResult<RequestRow> {
     // Only the kind and the state matter to the server's own actions.
-    let facts = RequestFacts { kind: row.kind, state: row.state, has_staging: false, needs_approval: false };
+    let facts = RequestFacts { kind: row.kind, state: row.state, has_staging: false, needs_approval: false, self_test: false };
     let to = request::apply(&facts, Actor::Server, action, Some(&note))
         .map_err(|e| ApiError::Conflict(format!("request {}: {e}", row.id)))?;
     let change = RequestChange {

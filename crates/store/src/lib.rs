@@ -483,4 +483,17 @@ pub trait Database: Send + Sync + 'static {
     // --- status ---
     /// Desired and actual state of every host that has either for a project.
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>>;
+
+    // --- environments in order (R23) ---
+    /// Which environment `env` comes after (`None`: none) and whether a
+    /// requester may pass her own request for it. The caller checks that
+    /// the order has no cycle and stays in the project.
+    async fn set_environment_order(&self, env: &Environment, after_env_id: Option<i64>, self_test: bool)
+    -> Result<()>;
+    /// The hosts on which a deployment of `release_id` to `env` succeeded,
+    /// in any deployment, by id.
+    async fn release_succeeded_hosts(&self, env: &Environment, release_id: i64) -> Result<Vec<i64>>;
+    /// Appends a line to a deployment's history (e.g. that it skipped the
+    /// promotion order, by whom and why).
+    async fn note_deployment(&self, id: i64, now: i64, what: &str) -> Result<()>;
 }

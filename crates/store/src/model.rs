@@ -143,6 +143,12 @@ pub struct Environment {
     pub requires_approval: bool,
     /// The environment a request for this one is tested on first.
     pub staging: Option<String>,
+    /// The environment this one comes after (R23): a version is deployed
+    /// here only once it succeeded on every host of that one.
+    pub after: Option<String>,
+    /// The requester of a release request for this environment may pass it
+    /// as tested herself.
+    pub self_test: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod notify;
+mod promotion;
 mod request;
 mod rollout;
 
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/0014_web_sessions.sql")),
     (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
+    (20, include_str!("migrations/0020_environment_order.sql")),
 ];
 
 /// See the module documentation.
@@ -171,11 +173,15 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         production: r.try_get::<i64, _>("production")? != 0,
         requires_approval: r.try_get::<i64, _>("requires_approval")? != 0,
         staging: r.try_get("staging")?,
+        after: r.try_get("after")?,
+        self_test: r.try_get::<i64, _>("self_test")? != 0,
     })
 }
 const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, \
-     e.auto_deploy_branch, e.created_at, e.rollout, e.production, e.requires_approval, s.name AS staging \
-     FROM environments e JOIN projects p ON p.id = e.project_id LEFT JOIN environments s ON s.id = e.staging_env_id";
+     e.auto_deploy_branch, e.created_at, e.rollout, e.production, e.requires_approval, s.name AS staging, \
+     a.name AS after, e.self_test \
+     FROM environments e JOIN projects p ON p.id = e.project_id LEFT JOIN environments s ON s.id = e.staging_env_id \
+     LEFT JOIN environments a ON a.id = e.after_env_id";
 
 /// A stored rollout policy; none stored means the default (all at once).
 fn policy_from(json: Option<String>) -> Result<RolloutPolicy> {
@@ -2177,6 +2183,23 @@ impl Database for SqliteDatabase {
 
     async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>> {
         notify::log(&self.pool, project, limit).await
+    }
+
+    async fn set_environment_order(
+        &self,
+        env: &Environment,
+        after_env_id: Option<i64>,
+        self_test: bool,
+    ) -> Result<()> {
+        promotion::set_order(&self.pool, env, after_env_id, self_test).await
+    }
+
+    async fn release_succeeded_hosts(&self, env: &Environment, release_id: i64) -> Result<Vec<i64>> {
+        promotion::succeeded_hosts(&self.pool, env, release_id).await
+    }
+
+    async fn note_deployment(&self, id: i64, now: i64, what: &str) -> Result<()> {
+        promotion::note_deployment(&self.pool, id, now, what).await
     }
 
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {

@@ -1,0 +1,49 @@
+//! Environments in order (R23): which environment comes after which, and
+//! the facts the promotion gate decides from. Each function is one
+//! statement.
+
+use sqlx::{Row, SqlitePool};
+
+use crate::Result;
+use crate::model::Environment;
+
+pub(super) async fn set_order(
+    pool: &SqlitePool,
+    env: &Environment,
+    after_env_id: Option<i64>,
+    self_test: bool,
+) -> Result<()> {
+    sqlx::query("UPDATE environments SET after_env_id = ?, self_test = ? WHERE id = ?")
+        .bind(after_env_id)
+        .bind(self_test)
+        .bind(env.id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn succeeded_hosts(pool: &SqlitePool, env: &Environment, release_id: i64) -> Result<Vec<i64>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT dh.host_id FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
+         WHERE d.env_id = ? AND d.release_id = ? AND dh.state = 'succeeded' ORDER BY dh.host_id",
+    )
+    .bind(env.id)
+    .bind(release_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+pub(super) async fn note_deployment(pool: &SqlitePool, id: i64, now: i64, what: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deployment_events (deployment_id, seq, at, what) VALUES \
+         (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_events WHERE deployment_id = ?), ?, ?)",
+    )
+    .bind(id)
+    .bind(id)
+    .bind(now)
+    .bind(what)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
