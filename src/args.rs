@@ -91,7 +91,11 @@ pub enum Command {
         conn: Conn,
     },
     /// Deploy a version to an environment, or to some of its hosts
+    #[command(long_about = DEPLOY_ABOUT)]
     Deploy(DeployArgs),
+    /// Deploy the version one environment runs to the next (e.g. staging to prod)
+    #[command(long_about = PROMOTE_ABOUT)]
+    Promote(PromoteArgs),
     /// Go back to an earlier version; relinks where the release is still on the host
     Rollback(RollbackArgs),
     /// Which version runs on which host, per environment
@@ -787,15 +791,20 @@ pub enum EnvCmd {
         /// Requests for this environment are first deployed to and tested on STAGING (another environment)
         #[arg(long, value_name = "STAGING")]
         staging: Option<String>,
+        /// This environment comes after ENV of the project: a version is deployed here only once it succeeded
+        /// on every host ENV selects (see `ferry deploy --help`)
+        #[arg(long, value_name = "ENV")]
+        after: Option<String>,
         /// The environment's default rollout (deploys may override it)
         #[command(flatten)]
         rollout: RolloutArgs,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change an environment's protection: production, approval, staging (needs the production right)
+    /// Change an environment's protection: production, approval, staging, order, self-test (needs the
+    /// production right)
     #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
-        .args(["production", "require_approval", "staging"])))]
+        .args(["production", "require_approval", "staging", "after", "self_test"])))]
     Update {
         /// Project name
         project: String,
@@ -810,6 +819,14 @@ pub enum EnvCmd {
         /// Requests for this environment are first deployed to and tested on STAGING; `none` for nowhere
         #[arg(long, value_name = "STAGING|none")]
         staging: Option<String>,
+        /// This environment comes after ENV (same project; no cycles): a version is deployed here only once
+        /// it succeeded on every host of ENV; `none` for no order
+        #[arg(long, value_name = "ENV|none")]
+        after: Option<String>,
+        /// allow: the requester may pass her own release request as tested; deny (the default): someone else
+        /// must
+        #[arg(long, value_name = "allow|deny", value_parser = ["allow", "deny"])]
+        self_test: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -1105,10 +1122,52 @@ pub struct DeployArgs {
     /// The release a build made: its number in the project (see `ferry builds`), or `latest`
     #[arg(long)]
     pub build: Option<String>,
+    /// Deploy although the version has not succeeded on every host of the environment this one comes after
+    /// (`env create|update --after`); needs the production right and --reason, which the deployment and the
+    /// audit trail record
+    #[arg(long, requires = "reason")]
+    pub skip_promotion: bool,
+    /// Why the promotion order is skipped (with --skip-promotion)
+    #[arg(long, requires = "skip_promotion")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// `ferry deploy --help`: the promotion order.
+const DEPLOY_ABOUT: &str = "Deploy a version to an environment, or to some of its hosts.
+
+When the environment comes after another (`ferry env create|update P prod --after staging`), a version \
+goes there only once it succeeded on every host of that one: every host staging selects now must have had \
+a deployment of the version to staging succeed on it, or run it now. Going back (ferry rollback, or a \
+version no newer than the one the environment runs) is not held back. Someone with the production right \
+may skip the order with --skip-promotion --reason TEXT; the deployment and the audit trail record it.";
+
+/// `ferry promote --help`.
+const PROMOTE_ABOUT: &str = "Deploy the version one environment runs to the next: \
+`ferry promote P --from staging --to prod` deploys what every host of staging runs to prod, like \
+`ferry deploy P prod --version V` would: with prod's rollout, its approval requirement (if prod needs an \
+approved request, use `ferry request create` instead), its freezes and its order (the version must have \
+succeeded on every host of the environment prod comes after). Refused, naming them, when staging's hosts \
+run mixed versions.";
+
+#[derive(Args)]
+pub struct PromoteArgs {
+    /// Project name
+    pub project: String,
+    /// The environment whose version goes on (e.g. staging)
+    #[arg(long)]
+    pub from: String,
+    /// The environment it goes to (e.g. prod)
+    #[arg(long)]
+    pub to: String,
+    /// Follow per-host progress and exit non-zero unless every host succeeded
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub conn: Conn,
 }

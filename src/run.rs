@@ -206,6 +206,7 @@ async fn dispatch(command: Command) -> Result<()> {
             production,
             require_approval,
             staging,
+            after,
             rollout,
             conn,
         }) => {
@@ -218,17 +219,23 @@ async fn dispatch(command: Command) -> Result<()> {
                 production,
                 requires_approval: require_approval,
                 staging,
+                after,
             };
             commands::env_create(&c, &project, req).await
         }
-        Command::Env(EnvCmd::Update { project, env, production, require_approval, staging, conn }) => {
+        Command::Env(EnvCmd::Update { project, env, production, require_approval, staging, after, self_test, conn }) => {
             let (c, out) = client(&conn)?;
             if let Some(production) = production {
                 accounts::env_set_production(&c, &project, &env, production, out).await?;
             }
-            if require_approval.is_some() || staging.is_some() {
-                let staging = staging.map(|s| if s == "none" { String::new() } else { s });
-                let req = SetProtection { requires_approval: require_approval, staging };
+            if require_approval.is_some() || staging.is_some() || after.is_some() || self_test.is_some() {
+                let none = |s: String| if s == "none" { String::new() } else { s };
+                let req = SetProtection {
+                    requires_approval: require_approval,
+                    staging: staging.map(none),
+                    after: after.map(none),
+                    self_test: self_test.map(|s| s == "allow"),
+                };
                 requests::env_set_protection(&c, &project, &env, req, out).await?;
             }
             Ok(())
@@ -405,7 +412,13 @@ async fn dispatch(command: Command) -> Result<()> {
             let mut req = deployment(args.env, args.version, &args.target, DeploymentKind::Deploy);
             req.build = args.build;
             req.rollout = args.rollout.options();
+            req.skip_promotion = args.skip_promotion.then(|| args.reason.unwrap_or_default());
             commands::deploy(&c, &args.project, req, args.target.wait, out).await
+        }
+        Command::Promote(args) => {
+            let (c, out) = client(&args.conn)?;
+            let req = ferry_proto::api::Promote { from: args.from, to: args.to };
+            commands::promote(&c, &args.project, req, args.wait, out).await
         }
         Command::Rollback(args) => {
             let (c, out) = client(&args.conn)?;

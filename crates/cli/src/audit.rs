@@ -62,7 +62,13 @@ fn encode(v: &str) -> String {
 
 /// `ferry audit [--project P] [--user U] [--since T] [--limit N]`.
 pub async fn list(c: &Client, q: AuditQuery, format: AuditFormat) -> Result<()> {
-    let entries: Vec<AuditEntryInfo> = c.get(&format!("/api/v1/audit{}", query_string(&q))).await?;
+    // A project's part of the trail has its own route, which its owners
+    // may read too; the whole trail is the administrators'.
+    let base = match &q.project {
+        Some(p) => format!("/api/v1/projects/{p}/audit"),
+        None => "/api/v1/audit".to_string(),
+    };
+    let entries: Vec<AuditEntryInfo> = c.get(&format!("{base}{}", query_string(&q))).await?;
     match format {
         AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
         AuditFormat::Csv => print!("{}", csv(&entries)),

@@ -116,12 +116,13 @@ pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
     let list: Vec<EnvironmentInfo> = c.get(&format!("/api/v1/projects/{project}/environments")).await?;
     out.print(&list, |l| {
         table(
-            &["ENV", "SELECTOR", "DESIRED VERSION", "ROLLOUT"],
+            &["ENV", "SELECTOR", "AFTER", "DESIRED VERSION", "ROLLOUT"],
             l.iter()
                 .map(|e| {
                     vec![
                         if e.production { format!("{} (production)", e.name) } else { e.name.clone() },
                         e.selector.clone(),
+                        e.after.clone().unwrap_or("-".into()),
                         e.desired_version.clone().unwrap_or("-".into()),
                         e.rollout.clone(),
                     ]
@@ -173,6 +174,12 @@ pub async fn release_list(c: &Client, project: &str, out: Output) -> Result<()> 
 /// `ferry deploy` and `ferry rollback`.
 pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool, out: Output) -> Result<()> {
     let d: DeploymentInfo = c.post(&format!("/api/v1/projects/{project}/deployments"), &req).await?;
+    started(c, d, wait, out).await
+}
+
+/// `ferry promote P --from A --to B`: the server picks A's version (R23).
+pub async fn promote(c: &Client, project: &str, req: ferry_proto::api::Promote, wait: bool, out: Output) -> Result<()> {
+    let d: DeploymentInfo = c.post(&format!("/api/v1/projects/{project}/promote"), &req).await?;
     started(c, d, wait, out).await
 }
 

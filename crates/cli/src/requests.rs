@@ -20,7 +20,12 @@ pub async fn env_set_protection(c: &Client, project: &str, env: &str, req: SetPr
             Some(s) => format!("requests are tested on {s} first"),
             None => "requests are tested nowhere first".into(),
         };
-        format!("{}/{}: {approval}; {staging}\n", e.project, e.name)
+        let after = match &e.after {
+            Some(a) => format!("versions come from {a} (succeeded on all its hosts)"),
+            None => "comes after no environment".into(),
+        };
+        let self_test = if e.self_test { "requesters may pass their own requests" } else { "someone else passes a request" };
+        format!("{}/{}: {approval}; {staging}; {after}; {self_test}\n", e.project, e.name)
     })
 }
 

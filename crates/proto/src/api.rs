@@ -111,6 +111,9 @@ pub struct CreateEnvironment {
     /// Requests for it are tested on this environment of the project first.
     #[serde(default)]
     pub staging: Option<String>,
+    /// It comes after this environment of the project (R23).
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -134,6 +137,13 @@ pub struct EnvironmentInfo {
     /// Requests for it are tested on this environment first.
     #[serde(default)]
     pub staging: Option<String>,
+    /// The environment it comes after (R23): versions reach it only once
+    /// they succeeded on every host of that one.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// A requester may pass her own request for it as tested.
+    #[serde(default)]
+    pub self_test: bool,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}/protection`: what
@@ -145,6 +155,13 @@ pub struct SetProtection {
     /// An environment of the same project; `""` for none.
     #[serde(default)]
     pub staging: Option<String>,
+    /// The environment this one comes after (R23), of the same project;
+    /// `""` for none.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Whether a requester may pass her own request as tested.
+    #[serde(default)]
+    pub self_test: Option<bool>,
 }
 
 /// `POST /api/v1/projects/{project}/requests`: asks for a version to go to
@@ -414,6 +431,11 @@ pub struct CreateDeployment {
     /// gates, and it takes over from a running deployment.
     #[serde(default)]
     pub emergency: bool,
+    /// Deploy although the version has not succeeded on every host of the
+    /// environment this one comes after (R23): the reason, recorded on the
+    /// deployment and in the audit trail. Needs the production right.
+    #[serde(default)]
+    pub skip_promotion: Option<String>,
 }
 
 impl CreateDeployment {
@@ -431,8 +453,17 @@ impl CreateDeployment {
             force: false,
             rollout: RolloutOptions::default(),
             emergency: false,
+            skip_promotion: None,
         }
     }
+}
+
+/// `POST /api/v1/projects/{project}/promote`: deploys the version `from`
+/// runs to `to` (R23), with `to`'s rollout, approvals and freezes.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Promote {
+    pub from: String,
+    pub to: String,
 }
 
 /// `POST /api/v1/deployments/{id}/retry`: a new deployment of the same

@@ -229,8 +229,8 @@ pub async fn actor(state: &AppState, headers: &HeaderMap) -> String {
     "invalid token".into()
 }
 
-/// Routes about a deployment or a build by id, and the creation of a
-/// project, name their project too, so `ferry audit --project P` finds them.
+/// Routes about a deployment, a build or a release request by id, and the
+/// creation of a project, name their project too, so `ferry audit --project P` finds them.
 async fn with_project(state: &AppState, route: Option<&str>, object: String, summary: &str) -> String {
     let Some(route) = route else { return object };
     // The web interface's routes name projects, deployments and builds like
@@ -246,6 +246,9 @@ async fn with_project(state: &AppState, route: Option<&str>, object: String, sum
         state.db.deployment(id).await.ok().map(|d| d.project)
     } else if route.starts_with("/builds/{id}") {
         state.db.build(id).await.ok().map(|b| b.project)
+    } else if route.starts_with("/requests/{id}") {
+        // Pass, send back, approve, reject, resubmit, release, withdraw.
+        state.db.request(id).await.ok().map(|r| r.project)
     } else {
         None
     };

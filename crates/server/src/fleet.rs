@@ -232,6 +232,10 @@ pub async fn create_deployment_as(
         }
     };
     guards::check_release(&project.name, &release, overrides.force)?;
+    // The order of environments (R23): the version must have succeeded on
+    // every host of the environment this one comes after, unless someone
+    // with the production right skips it, saying why.
+    let promotion_skipped = crate::promotion::check(state, caller, &project, &env, &release, &req).await?;
 
     // Target hosts: the environment's hosts, or the chosen subset of them (R9).
     let selector = selector_of(&env)?;
@@ -332,6 +336,9 @@ pub async fn create_deployment_as(
         false => None,
     };
     let id = db.create_deployment(new, now_ms()).await?;
+    if let Some(note) = &promotion_skipped {
+        db.note_deployment(id, now_ms(), note).await?;
+    }
     if let Some(old) = superseded.filter(|old| *old != id) {
         crate::rollout::ended(state, old).await;
     }

@@ -31,6 +31,7 @@ mod hub;
 mod init;
 mod lb;
 mod notify;
+mod promotion;
 mod release;
 mod request;
 mod rollout;

@@ -47,6 +47,12 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
     };
     guards::check_release(&project.name, &release, false)?;
     let staging = staging_of(state, &project, &env, kind).await?;
+    // The order of environments (R23): a request whose staging is the
+    // environment ENV comes after puts the version there itself, so it is
+    // checked when it is released; any other is refused now.
+    if staging.as_ref().map(|s| &s.name) != env.after.as_ref() {
+        crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(kind)).await?;
+    }
     if let Some(staging) = &staging {
         crate::access::check_deploy(state, caller, &project, staging).await?;
     }
@@ -116,6 +122,8 @@ pub async fn act(
     if action == RequestAction::Release {
         // Refusals that change nothing come before the request moves.
         guards::check_freeze(state, &env, false).await?;
+        let release = db.release(&project, &row.version).await?;
+        crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(row.kind)).await?;
     }
     let change = RequestChange {
         from: row.state,
@@ -141,15 +149,19 @@ pub async fn act(
     info(state, id).await
 }
 
+/// The kind of deployment a request of `kind` makes.
+fn deployment_kind(kind: RequestKind) -> DeploymentKind {
+    match kind {
+        RequestKind::Release => DeploymentKind::Deploy,
+        RequestKind::Rollback => DeploymentKind::Rollback,
+    }
+}
+
 /// Starts the deployment of a request that just moved to `releasing`. If it
 /// cannot start, the request fails with the reason, and the error is the
 /// caller's answer.
 async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> ApiResult<()> {
-    let kind = match row.kind {
-        RequestKind::Release => DeploymentKind::Deploy,
-        RequestKind::Rollback => DeploymentKind::Rollback,
-    };
-    let req = CreateDeployment::of(&row.env, Some(row.version.clone()), kind);
+    let req = CreateDeployment::of(&row.env, Some(row.version.clone()), deployment_kind(row.kind));
     match fleet::create_deployment_as(state, caller, &row.project, req, Authority::Approved { request: row.id }).await {
         Ok(d) => {
             let note = RequestNote { actor: SERVER, what: "deployment", note: None, deployment_id: Some(d.id) };

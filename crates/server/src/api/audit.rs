@@ -3,7 +3,7 @@
 //! in crates/server `audit.rs`, never by a handler.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use ferry_domain::audit::Checkpoint;
 use ferry_domain::rfc3339_from_millis;
 use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification, AuditVerifyQuery};
@@ -51,6 +51,20 @@ pub async fn list(
     };
     let rows = state.db.audit_log(&filter).await?;
     Ok(Json(rows.iter().map(entry_info).collect()))
+}
+
+/// `GET /api/v1/projects/{project}/audit`: the entries of one project, for
+/// its owners (the route's rule); the rest of the query as for [`list`].
+pub async fn list_project(
+    state: State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(mut q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntryInfo>>> {
+    // The project must exist: an owner's role was checked against it.
+    let project = state.db.project(&project).await?;
+    q.project = Some(project.name);
+    list(state, caller, Query(q)).await
 }
 
 /// `GET /api/v1/audit/verify[?checkpoint=SEQ:HASH]`: recomputes the chain

@@ -24,6 +24,16 @@ pub async fn create(
     Ok(Json(fleet::create_deployment(&state, &user, &project, req).await?))
 }
 
+/// `POST /api/v1/projects/{project}/promote` (R23).
+pub async fn promote(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<ferry_proto::api::Promote>,
+) -> ApiResult<Json<DeploymentInfo>> {
+    Ok(Json(crate::promotion::promote(&state, &user, &project, req).await?))
+}
+
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,

@@ -154,6 +154,8 @@ pub(crate) fn routes() -> Vec<Route> {
         // is known (`fleet::create_deployment`; by id, in `authorize`).
         route(p.clone(), "/api/v1/projects/{project}/deployments", User(Deploy), deployments::create),
         route(g.clone(), "/api/v1/projects/{project}/deployments", User(ReadProject), deployments::list),
+        // A promotion is a deploy of what the environment before runs (R23).
+        route(p.clone(), "/api/v1/projects/{project}/promote", User(Deploy), deployments::promote),
         route(g.clone(), "/api/v1/deployments/{id}", User(ReadProject), deployments::show),
         route(g.clone(), "/api/v1/deployments/{id}/log", User(ReadProject), deployments::log),
         route(p.clone(), "/api/v1/deployments/{id}/retry", User(Deploy), deployments::retry),
@@ -191,6 +193,8 @@ pub(crate) fn routes() -> Vec<Route> {
         // The audit trail is the administrators' (R27).
         route(g.clone(), "/api/v1/audit", User(ManageUsers), audit::list),
         route(g.clone(), "/api/v1/audit/verify", User(ManageUsers), audit::verify),
+        // A project's owners read its part of the trail, not other projects'.
+        route(g.clone(), "/api/v1/projects/{project}/audit", User(ManageProject), audit::list_project),
         // Agents: the join token, then their own credential; never a user's.
         route(p.clone(), "/api/v1/agent/enroll", Agent, agent_channel::enroll),
         route(g.clone(), "/api/v1/agent/connect", Agent, agent_channel::connect),

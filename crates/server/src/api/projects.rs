@@ -133,6 +133,8 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         production: e.production,
         requires_approval: e.requires_approval,
         staging: e.staging,
+        after: e.after,
+        self_test: e.self_test,
     })
 }
 
@@ -213,6 +215,8 @@ pub async fn create_env(
     }
     let rollout = req.rollout.apply(&Default::default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let staging_env_id = staging_env(&state, &project, &req.name, req.staging.as_deref()).await?;
+    // A new environment is nobody's upstream yet: no cycle is possible.
+    let after_env_id = after_env(&state, &project, &req.name, req.after.as_deref()).await?;
     let auto_deploy_branch = req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
     if req.requires_approval && auto_deploy_branch.is_some() {
         return Err(auto_deploy_needs_no_approval(&req.name));
@@ -226,7 +230,11 @@ pub async fn create_env(
         requires_approval: req.requires_approval,
         staging_env_id,
     };
-    let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
+    let mut env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
+    if after_env_id.is_some() {
+        state.db.set_environment_order(&env, after_env_id, false).await?;
+        env = state.db.environment(&project, &env.name).await?;
+    }
     let what = if env.production { "production environment" } else { "environment" };
     let change = format!("{what} '{}' created (hosts {}) by {}", env.name, env.selector, caller.name);
     changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
@@ -303,9 +311,28 @@ async fn staging_env(state: &AppState, project: &Project, env: &str, staging: Op
     }
 }
 
+/// The id of the environment `env` comes after (R23): `None` for none
+/// (`""`). It must be another environment of the project, and the new order
+/// must have no cycle.
+async fn after_env(state: &AppState, project: &Project, env: &str, after: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(name) = after.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let envs = state.db.environments(project).await?;
+    let Some(upstream) = envs.iter().find(|e| e.name == name) else {
+        return Err(ApiError::NotFound(format!(
+            "--after: project '{}' has no environment '{name}'; an environment comes after another of the same \
+             project",
+            project.name
+        )));
+    };
+    let order = envs.iter().map(|e| (e.name.clone(), e.after.clone())).collect();
+    ferry_domain::promotion::check_order(&order, env, name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Some(upstream.id))
+}
+
 /// `POST /api/v1/projects/{project}/environments/{env}/protection`: whether
-/// deployments need an approved request, and where requests are tested
-/// first (R24). What is not given keeps its value.
+/// deployments need an approved request, where requests are tested first
+/// (R24), which environment it comes after and whether a requester may pass
+/// her own request (R23). What is not given keeps its value.
 pub async fn set_env_protection(
     State(state): State<AppState>,
     Path((project, env)): Path<(String, String)>,
@@ -324,7 +351,16 @@ pub async fn set_env_protection(
     if requires_approval && env.auto_deploy_branch.is_some() {
         return Err(auto_deploy_needs_no_approval(&env.name));
     }
+    let after_env_id = match &req.after {
+        Some(name) => after_env(&state, &project, &env.name, Some(name)).await?,
+        None => match &env.after {
+            Some(name) => Some(state.db.environment(&project, name).await?.id),
+            None => None,
+        },
+    };
+    let self_test = req.self_test.unwrap_or(env.self_test);
     state.db.set_environment_protection(&env, requires_approval, staging_env_id).await?;
+    state.db.set_environment_order(&env, after_env_id, self_test).await?;
     let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))
 }

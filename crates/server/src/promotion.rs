@@ -1,0 +1,178 @@
+//! Environments in order (R23) on the server: the facts the gate of
+//! `ferry_domain::promotion` decides from, the `--skip-promotion` override,
+//! `ferry promote`, and the versions of each environment for the grid of
+//! the project page.
+//!
+//! Every deployment passes [`check`] in `fleet::create_deployment_as` (a
+//! deploy, a promotion, a request's staging update and its release alike);
+//! a release request is also checked when it is created and before it moves
+//! to releasing, so that it is refused before it changes anything.
+
+use std::collections::BTreeMap;
+
+use ferry_domain::promotion::{self, Candidate, Running, UpstreamHost};
+use ferry_domain::{DeploymentKind, Selector};
+use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
+use ferry_store::{Environment, HostStateRow, Project, Release, User};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+fn selector_of(env: &Environment) -> ApiResult<Selector> {
+    Selector::parse(&env.selector).map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))
+}
+
+/// Whether deploying `release` to `env` goes back: a rollback, or a version
+/// no newer than the one the environment runs. Going back is never gated.
+fn going_back(env: &Environment, release: &Release, kind: DeploymentKind) -> bool {
+    kind == DeploymentKind::Rollback || env.desired_release_id.is_some_and(|current| release.id <= current)
+}
+
+/// Refuses `release` for `env` unless it succeeded on every host of the
+/// environment `env` comes after (see `ferry_domain::promotion`). Passes
+/// when `env` comes after none, and for going back.
+pub async fn check_gate(
+    state: &AppState,
+    project: &Project,
+    env: &Environment,
+    release: &Release,
+    kind: DeploymentKind,
+) -> ApiResult<()> {
+    let Some(upstream_name) = &env.after else { return Ok(()) };
+    let candidate =
+        Candidate { project: &project.name, env: &env.name, version: &release.version, going_back: going_back(env, release, kind) };
+    if candidate.going_back {
+        return Ok(());
+    }
+    let upstream = state.db.environment(project, upstream_name).await?;
+    let selector = selector_of(&upstream)?;
+    let succeeded = state.db.release_succeeded_hosts(&upstream, release.id).await?;
+    let states = state.db.project_host_states(project).await?;
+    let hosts: Vec<UpstreamHost> = state
+        .db
+        .hosts()
+        .await?
+        .into_iter()
+        .filter(|h| selector.matches(&h.tags))
+        .map(|h| UpstreamHost {
+            succeeded: succeeded.contains(&h.id),
+            runs_it: states
+                .iter()
+                .any(|s| s.host_id == h.id && s.current_version.as_deref() == Some(release.version.as_str())),
+            name: h.name,
+        })
+        .collect();
+    promotion::check(&candidate, &upstream.name, &hosts).map_err(|e| ApiError::Conflict(e.to_string()))
+}
+
+/// The promotion check of one deployment: the gate, or, when the request
+/// skips it (`--skip-promotion --reason`), the caller's production right.
+/// Answers what to record on the deployment when the order was skipped.
+pub async fn check(
+    state: &AppState,
+    caller: &User,
+    project: &Project,
+    env: &Environment,
+    release: &Release,
+    req: &CreateDeployment,
+) -> ApiResult<Option<String>> {
+    let Some(reason) = &req.skip_promotion else {
+        check_gate(state, project, env, release, req.kind).await?;
+        return Ok(None);
+    };
+    let reason = ferry_domain::guards::validate_reason(reason)
+        .map_err(|e| ApiError::BadRequest(format!("--skip-promotion: {e}")))?;
+    let Some(upstream) = &env.after else {
+        return Err(ApiError::BadRequest(format!(
+            "environment '{}' comes after no other environment: there is no promotion order to skip; drop \
+             --skip-promotion",
+            env.name
+        )));
+    };
+    // The same right as deploying to production: whoever may put any
+    // version on production may decide it need not wait for staging.
+    let membership = state.db.membership(project.id, caller.id).await?;
+    if ferry_domain::access::allowed(&caller.subject(), membership, ferry_domain::Action::Deploy, true).is_err() {
+        return Err(ApiError::Forbidden(format!(
+            "skipping the promotion order of environment '{}' of project '{}' (--skip-promotion) needs the \
+             production right",
+            env.name, project.name
+        )));
+    }
+    tracing::warn!(project = %project.name, env = %env.name, version = %release.version, by = %caller.name,
+        %reason, "a deployment skips the promotion order");
+    Ok(Some(format!(
+        "promotion order skipped by {} (version {} need not have succeeded on '{upstream}'): {reason}",
+        caller.name, release.version
+    )))
+}
+
+/// The versions the hosts `env` selects run now.
+fn running(env: &Environment, hosts: &[ferry_store::Host], states: &[HostStateRow]) -> ApiResult<Running> {
+    let selector = selector_of(env)?;
+    let versions: Vec<&str> = hosts
+        .iter()
+        .filter(|h| selector.matches(&h.tags))
+        .filter_map(|h| states.iter().find(|s| s.host_id == h.id).and_then(|s| s.current_version.as_deref()))
+        .collect();
+    Ok(Running::of(versions))
+}
+
+/// `ferry promote P --from A --to B`: deploys the version every host of `A`
+/// runs to `B`, as a deploy by the caller (so with `B`'s rollout, approval,
+/// freezes and order).
+pub async fn promote(state: &AppState, caller: &User, project_name: &str, req: Promote) -> ApiResult<DeploymentInfo> {
+    let project = state.db.project(project_name).await?;
+    let (from, to) = (req.from.trim(), req.to.trim());
+    if from == to {
+        return Err(ApiError::BadRequest(format!("--from and --to both name '{from}': promote to another environment")));
+    }
+    let from = state.db.environment(&project, from).await?;
+    // Named before anything is deployed, so a typo changes nothing.
+    let to = state.db.environment(&project, to).await?;
+    let hosts = state.db.hosts().await?;
+    let states = state.db.project_host_states(&project).await?;
+    let version = promotion::version_to_promote(&from.name, &running(&from, &hosts, &states)?)
+        .map_err(|e| ApiError::Conflict(format!("nothing to promote to '{}': {e}", to.name)))?;
+    let deploy = CreateDeployment::of(&to.name, Some(version), DeploymentKind::Deploy);
+    crate::fleet::create_deployment(state, caller, &project.name, deploy).await
+}
+
+/// One environment of the project page's grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridEnv {
+    pub name: String,
+    /// The environment it comes after.
+    pub after: Option<String>,
+    /// What its hosts run.
+    pub running: Running,
+    /// It is behind the one it comes after: that one's version could be
+    /// promoted here.
+    pub behind: bool,
+}
+
+/// The project's environments in the order versions travel, each with the
+/// versions its hosts run and whether it is behind the one before.
+pub async fn grid(state: &AppState, project: &Project) -> ApiResult<Vec<GridEnv>> {
+    let envs = state.db.environments(project).await?;
+    let hosts = state.db.hosts().await?;
+    let states = state.db.project_host_states(project).await?;
+    let mut by_name = BTreeMap::new();
+    for env in &envs {
+        by_name.insert(env.name.clone(), running(env, &hosts, &states)?);
+    }
+    let order: Vec<(String, Option<String>)> = envs.iter().map(|e| (e.name.clone(), e.after.clone())).collect();
+    Ok(promotion::in_order(&order)
+        .into_iter()
+        .filter_map(|name| {
+            let env = envs.iter().find(|e| e.name == name)?;
+            let running = by_name.get(&name).cloned().unwrap_or_default();
+            let behind = env
+                .after
+                .as_ref()
+                .and_then(|a| by_name.get(a))
+                .is_some_and(|upstream| promotion::is_behind(upstream, &running));
+            Some(GridEnv { name, after: env.after.clone(), running, behind })
+        })
+        .collect())
+}
