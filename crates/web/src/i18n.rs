@@ -245,6 +245,11 @@ catalogue! {
     reason: "Reason", "原因";
     note: "Note", "备注";
     tested_on: "Tested on", "测试环境";
+    versions_by_env: "Versions by environment", "各环境版本";
+    comes_after: "after", "上游";
+    mixed_versions: "mixed", "版本不一";
+    promote_env: "Promote", "晋级";
+    promote_help: "Deploy the version of the environment before to this one", "将上游环境的版本部署到此环境";
     waiting_for: "Waiting for", "等待";
     who: "Who", "操作人";
     when: "When", "时间";

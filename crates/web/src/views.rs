@@ -253,6 +253,21 @@ pub struct EnvItem {
     pub staging: String,
 }
 
+/// One environment of the project page's grid of versions (R23), in the
+/// order versions travel.
+#[derive(Debug, Clone)]
+pub struct GridCell {
+    pub env: String,
+    /// The environment it comes after; empty for none.
+    pub after: String,
+    /// What its hosts run: `v1`, `v1 (2) / v2 (1)` when mixed, `-` for none.
+    pub versions: String,
+    pub mixed: bool,
+    /// The environment before runs a version this one lacks: a promote
+    /// button is worth showing (the server checks again).
+    pub behind: bool,
+}
+
 /// Deployments of one release, on the project page (R10).
 #[derive(Debug, Clone)]
 pub struct DeploymentGroup {
@@ -268,6 +283,8 @@ pub struct DeploymentGroup {
 pub struct ProjectPage {
     pub chrome: Chrome,
     pub name: String,
+    /// The environments in order with their versions (R23).
+    pub grid: Vec<GridCell>,
     pub envs: Vec<EnvItem>,
     pub builds: Vec<BuildItem>,
     pub groups: Vec<DeploymentGroup>,

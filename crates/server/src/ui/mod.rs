@@ -60,6 +60,7 @@ pub(crate) fn routes() -> Vec<Route> {
         // for the API's route.
         route(p.clone(), "/projects/{project}/deployments", User(Deploy), pages::deploy),
         route(p.clone(), "/projects/{project}/environments/{env}/rollback", User(Deploy), pages::rollback),
+        route(p.clone(), "/projects/{project}/promote", User(Deploy), pages::promote),
         route(g.clone(), "/builds/{id}", User(ReadProject), pages::build),
         route(g.clone(), "/builds/{id}/log/stream", User(ReadProject), pages::build_log_stream),
         route(p.clone(), "/builds/{id}/cancel", User(Build), pages::cancel_build),

@@ -220,9 +220,21 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
     let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
     let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
     let delivery = delivery(&state, &p, envs.iter().map(|e| e.name.clone()).collect(), v.lang.text()).await?;
+    let grid = crate::promotion::grid(&state, &p)
+        .await?
+        .into_iter()
+        .map(|g| ferry_web::views::GridCell {
+            after: g.after.unwrap_or_default(),
+            versions: g.running.to_string(),
+            mixed: g.running.is_mixed(),
+            behind: g.behind,
+            env: g.name,
+        })
+        .collect();
     html(&ProjectPage {
         chrome: v.chrome(p.name.clone(), Nav::Projects),
         builds_from_git: p.source.is_some(),
+        grid,
         name: p.name,
         envs,
         builds: builds.iter().map(build_item).collect(),
@@ -759,6 +771,25 @@ pub async fn deploy(
         ..ferry_proto::api::CreateDeployment::of(env, version, ferry_domain::DeploymentKind::Deploy)
     };
     let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct PromoteForm {
+    from: String,
+    to: String,
+}
+
+/// `POST /projects/{project}/promote`: the grid's promote button, as
+/// `ferry promote` asks the API (R23).
+pub async fn promote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    axum::Form(f): axum::Form<PromoteForm>,
+) -> PageResult {
+    let req = ferry_proto::api::Promote { from: f.from, to: f.to };
+    let Json(d) = crate::api::deployments::promote(State(state), caller, Path(project), Json(req)).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 
