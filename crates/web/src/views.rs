@@ -577,6 +577,11 @@ pub struct AuditItem {
 #[template(path = "audit.html")]
 pub struct AuditPage {
     pub chrome: Chrome,
+    /// Where the filter form goes: `/audit` (the whole trail), or
+    /// `/projects/P/audit` (one project's, for its owners).
+    pub action: String,
+    /// The project is the page's own and cannot be changed in the form.
+    pub project_fixed: bool,
     pub project: String,
     pub actor: String,
     pub since: String,

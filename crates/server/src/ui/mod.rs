@@ -97,7 +97,9 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/tokens/{token_id}/revoke", User(ManageOwnTokens), accounts::revoke_token),
         route(g.clone(), "/hosts", User(ReadShared), pages::hosts),
         // The audit trail is the administrators', as in the API.
-        route(g, "/audit", User(ManageUsers), pages::audit),
+        route(g.clone(), "/audit", User(ManageUsers), pages::audit),
+        // A project's owners read its part, as in the API.
+        route(g, "/projects/{project}/audit", User(ManageProject), pages::project_audit),
     ]
 }
 

@@ -632,6 +632,31 @@ pub struct AuditForm {
 /// `GET /audit?project=&actor=&since=`: the audit trail, through the API's
 /// own listing. `since` is a time, or a duration back from now (`2h`).
 pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Query(f): Query<AuditForm>) -> PageResult {
+    audit_page(state, v, caller, f, None).await
+}
+
+/// `GET /projects/{project}/audit`: one project's part of the trail, for
+/// its owners (the route's rule), through the API's project route.
+pub async fn project_audit(
+    State(state): State<AppState>,
+    v: Viewer,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(f): Query<AuditForm>,
+) -> PageResult {
+    audit_page(state, v, caller, f, Some(project)).await
+}
+
+async fn audit_page(
+    state: AppState,
+    v: Viewer,
+    caller: Caller,
+    mut f: AuditForm,
+    fixed: Option<String>,
+) -> PageResult {
+    if let Some(p) = &fixed {
+        f.project = Some(p.clone());
+    }
     let trimmed = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     // A duration back from now (`2h`), a day (`2026-01-31`), or a time.
     let since = trimmed(&f.since).map(|s| match humantime::parse_duration(&s) {
@@ -641,7 +666,10 @@ pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Que
     });
     let query =
         ferry_proto::api::AuditQuery { project: trimmed(&f.project), user: trimmed(&f.actor), since, limit: Some(200) };
-    let Json(entries) = crate::api::audit::list(State(state), caller, Query(query)).await?;
+    let Json(entries) = match &fixed {
+        Some(p) => crate::api::audit::list_project(State(state), caller, Path(p.clone()), Query(query)).await?,
+        None => crate::api::audit::list(State(state), caller, Query(query)).await?,
+    };
     let entries = entries
         .into_iter()
         .map(|e| AuditItem {
@@ -658,6 +686,11 @@ pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Que
         .collect();
     html(&AuditPage {
         chrome: v.chrome(v.lang.text().audit_title, Nav::Audit),
+        action: match &fixed {
+            Some(p) => format!("/projects/{p}/audit"),
+            None => "/audit".into(),
+        },
+        project_fixed: fixed.is_some(),
         project: f.project.unwrap_or_default(),
         actor: f.actor.unwrap_or_default(),
         since: f.since.unwrap_or_default(),
