@@ -229,6 +229,32 @@ async fn a_deployment_follows_its_hosts(db: &dyn Database) {
     assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
 }
 
+async fn environments_come_in_order_with_the_hosts_a_release_succeeded_on(db: &dyn Database) {
+    let (p, prod, r1, r2, h1, h2) = fixture(db).await;
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 1).await.unwrap();
+    assert_eq!((prod.after.as_deref(), prod.self_test), (None, false));
+    db.set_environment_order(&prod, Some(staging.id), true).await.unwrap();
+    let prod = db.environment(&p, "prod").await.unwrap();
+    assert_eq!((prod.after.as_deref(), prod.self_test), (Some("staging"), true));
+    assert_eq!(db.environments(&p).await.unwrap().iter().find(|e| e.name == "prod").unwrap().after.as_deref(), Some("staging"));
+
+    // h1 succeeds with r1, h2 fails: only h1 counts, and only for r1.
+    let id = start(db, deploy(&p, &prod, &r1, &[&h1, &h2]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 11).await.unwrap();
+    apply(db, h2.id, &report(None, Activity::Failed { release_id: r1.id, error: "x".into() }), 12).await.unwrap();
+    assert_eq!(db.release_succeeded_hosts(&prod, r1.id).await.unwrap(), vec![h1.id]);
+    assert!(db.release_succeeded_hosts(&prod, r2.id).await.unwrap().is_empty());
+    assert!(db.release_succeeded_hosts(&staging, r1.id).await.unwrap().is_empty(), "another environment's");
+
+    db.note_deployment(id, 13, "promotion order skipped by admin: hotfix").await.unwrap();
+    let events = db.deployment_events(id).await.unwrap();
+    assert_eq!(events.last().map(|e| e.what.as_str()), Some("promotion order skipped by admin: hotfix"));
+
+    db.set_environment_order(&prod, None, false).await.unwrap();
+    let prod = db.environment(&p, "prod").await.unwrap();
+    assert_eq!((prod.after.as_deref(), prod.self_test), (None, false));
+}
+
 async fn one_failed_host_fails_the_deployment(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
     let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
@@ -1363,6 +1389,7 @@ mod sqlite_backend {
         members_have_one_role_per_project,
         requests_change_only_from_the_state_they_were_decided_on,
         web_sessions_end_when_they_expire_or_are_ended,
+        environments_come_in_order_with_the_hosts_a_release_succeeded_on,
     );
     use super::sqlite;
 }
