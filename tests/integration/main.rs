@@ -23,6 +23,7 @@ mod hooks;
 mod layout;
 mod load_balancer;
 mod notify;
+mod promotion;
 mod recovery;
 mod requests;
 mod rollout;

@@ -10,10 +10,10 @@ use futures_util::FutureExt;
 
 use crate::harness::{Ferry, Repo, wait_until};
 
-const PASSWORD: &str = "correct horse 1";
+pub(crate) const PASSWORD: &str = "correct horse 1";
 
 /// Creates a user with a password (and a role in `project`, if given).
-fn user(f: &Ferry, name: &str, admin: bool, member: Option<(&str, &str)>) {
+pub(crate) fn user(f: &Ferry, name: &str, admin: bool, member: Option<(&str, &str)>) {
     let mut args = vec!["user", "create", name, "--password-stdin"];
     if admin {
         args.push("--admin");
@@ -26,21 +26,21 @@ fn user(f: &Ferry, name: &str, admin: bool, member: Option<(&str, &str)>) {
 }
 
 /// A browser without a browser: one session cookie, no redirects followed.
-struct Web {
+pub(crate) struct Web {
     url: String,
     cookie: Option<String>,
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
 }
 
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) location: String,
+    pub(crate) body: String,
 }
 
 impl Web {
-    fn new(f: &Ferry) -> Web {
+    pub(crate) fn new(f: &Ferry) -> Web {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Web { url: f.url.clone(), cookie: None, rt, client }
@@ -63,12 +63,12 @@ impl Web {
         })
     }
 
-    fn get(&mut self, path: &str) -> Answer {
+    pub(crate) fn get(&mut self, path: &str) -> Answer {
         let req = self.client.get(format!("{}{path}", self.url));
         self.send(req)
     }
 
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let body: String = fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
         let req = self
             .client
@@ -78,7 +78,7 @@ impl Web {
         self.send(req)
     }
 
-    fn sign_in(&mut self, name: &str, password: &str) -> Answer {
+    pub(crate) fn sign_in(&mut self, name: &str, password: &str) -> Answer {
         self.post("/login", &[("user", name), ("password", password), ("next", "/")])
     }
 }
@@ -88,7 +88,7 @@ fn encode(s: &str) -> String {
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a form with its CSRF token");
     html[at + 19..].split('"').next().unwrap().to_string()
 }
