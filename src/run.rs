@@ -223,7 +223,16 @@ async fn dispatch(command: Command) -> Result<()> {
             };
             commands::env_create(&c, &project, req).await
         }
-        Command::Env(EnvCmd::Update { project, env, production, require_approval, staging, after, self_test, conn }) => {
+        Command::Env(EnvCmd::Update {
+            project,
+            env,
+            production,
+            require_approval,
+            staging,
+            after,
+            self_test,
+            conn,
+        }) => {
             let (c, out) = client(&conn)?;
             if let Some(production) = production {
                 accounts::env_set_production(&c, &project, &env, production, out).await?;

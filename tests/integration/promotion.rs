@@ -125,7 +125,10 @@ fn skipping_the_order_needs_the_production_right_and_a_reason_that_is_recorded()
     let d = f.json(&["deployment", "show", &id]);
     let events: Vec<String> =
         d["events"].as_array().unwrap().iter().map(|e| e["what"].as_str().unwrap().to_string()).collect();
-    assert!(events.iter().any(|e| e.contains("promotion order skipped by alice") && e.contains("hotfix INC-7")), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.contains("promotion order skipped by alice") && e.contains("hotfix INC-7")),
+        "{events:?}"
+    );
     let audit = f.ok(&["audit", "--project", "app", "--user", "alice"]);
     let json = f.json(&["audit", "--project", "app", "--user", "alice"]);
     let entry = json
@@ -212,7 +215,8 @@ fn requesters_pass_their_own_requests_only_where_allowed_and_request_actions_are
         );
     }
     // The refused self-pass is in it too.
-    assert!(entries.iter().any(|e| e["action"] == "POST /api/v1/requests/{id}/pass" && e["actor"] == "dave"
+    assert!(entries.iter().any(|e| e["action"] == "POST /api/v1/requests/{id}/pass"
+        && e["actor"] == "dave"
         && e["outcome"].as_str().unwrap().starts_with("409")));
 }
 

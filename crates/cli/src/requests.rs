@@ -24,7 +24,8 @@ pub async fn env_set_protection(c: &Client, project: &str, env: &str, req: SetPr
             Some(a) => format!("versions come from {a} (succeeded on all its hosts)"),
             None => "comes after no environment".into(),
         };
-        let self_test = if e.self_test { "requesters may pass their own requests" } else { "someone else passes a request" };
+        let self_test =
+            if e.self_test { "requesters may pass their own requests" } else { "someone else passes a request" };
         format!("{}/{}: {approval}; {staging}; {after}; {self_test}\n", e.project, e.name)
     })
 }

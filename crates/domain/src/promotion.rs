@@ -79,8 +79,9 @@ fn skip_hint() -> &'static str {
 }
 
 /// Whether `candidate` may go to its environment, which comes after
-/// `upstream`, whose hosts are `hosts` (see the module documentation).
-pub fn check(candidate: &Candidate<'_>, upstream: &str, hosts: &[UpstreamHost]) -> Result<(), PromotionError> {
+/// `upstream`, whose hosts are `hosts` (see the module documentation). The
+/// refusal is boxed: it carries names, and the common answer is `Ok`.
+pub fn check(candidate: &Candidate<'_>, upstream: &str, hosts: &[UpstreamHost]) -> Result<(), Box<PromotionError>> {
     if candidate.going_back {
         return Ok(());
     }
@@ -88,13 +89,20 @@ pub fn check(candidate: &Candidate<'_>, upstream: &str, hosts: &[UpstreamHost]) 
         (candidate.project.to_string(), candidate.env.to_string(), candidate.version.to_string());
     let upstream = upstream.to_string();
     if hosts.is_empty() {
-        return Err(PromotionError::NoUpstreamHosts { project, env, upstream, version });
+        return Err(Box::new(PromotionError::NoUpstreamHosts { project, env, upstream, version }));
     }
     let missing: Vec<String> = hosts.iter().filter(|h| !(h.succeeded || h.runs_it)).map(|h| h.name.clone()).collect();
     match missing.len() {
         0 => Ok(()),
-        n if n == hosts.len() => Err(PromotionError::NeverUpstream { project, env, upstream, version }),
-        _ => Err(PromotionError::NotEverywhere { project, env, upstream, version, missing, total: hosts.len() }),
+        n if n == hosts.len() => Err(Box::new(PromotionError::NeverUpstream { project, env, upstream, version })),
+        _ => Err(Box::new(PromotionError::NotEverywhere {
+            project,
+            env,
+            upstream,
+            version,
+            missing,
+            total: hosts.len(),
+        })),
     }
 }
 
@@ -244,7 +252,7 @@ mod tests {
     #[test]
     fn a_version_never_on_staging_is_refused_naming_staging() {
         let err = check(&cand(false), "staging", &[host("s1", false, false), host("s2", false, false)]).unwrap_err();
-        assert!(matches!(err, PromotionError::NeverUpstream { .. }));
+        assert!(matches!(*err, PromotionError::NeverUpstream { .. }));
         let text = err.to_string();
         assert!(text.contains("'staging'") && text.contains("v2") && text.contains("--skip-promotion"), "{text}");
     }
@@ -253,7 +261,7 @@ mod tests {
     fn succeeded_on_some_hosts_only_is_refused_naming_the_others() {
         let err = check(&cand(false), "staging", &[host("s1", true, true), host("s2", false, false)]).unwrap_err();
         assert_eq!(
-            err,
+            *err,
             PromotionError::NotEverywhere {
                 project: "shop".into(),
                 env: "prod".into(),
@@ -274,7 +282,8 @@ mod tests {
 
     #[test]
     fn an_empty_upstream_lets_nothing_through() {
-        assert!(matches!(check(&cand(false), "staging", &[]), Err(PromotionError::NoUpstreamHosts { .. })));
+        let err = check(&cand(false), "staging", &[]).unwrap_err();
+        assert!(matches!(*err, PromotionError::NoUpstreamHosts { .. }));
     }
 
     #[test]

@@ -423,7 +423,13 @@ mod tests {
         assert_eq!(initial_state(Rollback, true, true), S::AwaitingApproval, "a rollback skips testing");
         assert_eq!(initial_state(Rollback, false, false), S::Approved);
         let created = apply(
-            &RequestFacts { kind: Release, state: S::Testing, has_staging: false, needs_approval: true, self_test: false },
+            &RequestFacts {
+                kind: Release,
+                state: S::Testing,
+                has_staging: false,
+                needs_approval: true,
+                self_test: false,
+            },
             Actor::Server,
             A::Create,
             Some("fix"),

@@ -39,8 +39,12 @@ pub async fn check_gate(
     kind: DeploymentKind,
 ) -> ApiResult<()> {
     let Some(upstream_name) = &env.after else { return Ok(()) };
-    let candidate =
-        Candidate { project: &project.name, env: &env.name, version: &release.version, going_back: going_back(env, release, kind) };
+    let candidate = Candidate {
+        project: &project.name,
+        env: &env.name,
+        version: &release.version,
+        going_back: going_back(env, release, kind),
+    };
     if candidate.going_back {
         return Ok(());
     }
@@ -125,7 +129,9 @@ pub async fn promote(state: &AppState, caller: &User, project_name: &str, req: P
     let project = state.db.project(project_name).await?;
     let (from, to) = (req.from.trim(), req.to.trim());
     if from == to {
-        return Err(ApiError::BadRequest(format!("--from and --to both name '{from}': promote to another environment")));
+        return Err(ApiError::BadRequest(format!(
+            "--from and --to both name '{from}': promote to another environment"
+        )));
     }
     let from = state.db.environment(&project, from).await?;
     // Named before anything is deployed, so a typo changes nothing.

@@ -202,7 +202,8 @@ async fn record_outcome(
     deployment_id: Option<i64>,
 ) -> ApiResult<RequestRow> {
     // Only the kind and the state matter to the server's own actions.
-    let facts = RequestFacts { kind: row.kind, state: row.state, has_staging: false, needs_approval: false, self_test: false };
+    let facts =
+        RequestFacts { kind: row.kind, state: row.state, has_staging: false, needs_approval: false, self_test: false };
     let to = request::apply(&facts, Actor::Server, action, Some(&note))
         .map_err(|e| ApiError::Conflict(format!("request {}: {e}", row.id)))?;
     let change = RequestChange {

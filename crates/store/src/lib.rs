@@ -488,8 +488,7 @@ pub trait Database: Send + Sync + 'static {
     /// Which environment `env` comes after (`None`: none) and whether a
     /// requester may pass her own request for it. The caller checks that
     /// the order has no cycle and stays in the project.
-    async fn set_environment_order(&self, env: &Environment, after_env_id: Option<i64>, self_test: bool)
-    -> Result<()>;
+    async fn set_environment_order(&self, env: &Environment, after_env_id: Option<i64>, self_test: bool) -> Result<()>;
     /// The hosts on which a deployment of `release_id` to `env` succeeded,
     /// in any deployment, by id.
     async fn release_succeeded_hosts(&self, env: &Environment, release_id: i64) -> Result<Vec<i64>>;

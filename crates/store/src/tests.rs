@@ -236,7 +236,10 @@ async fn environments_come_in_order_with_the_hosts_a_release_succeeded_on(db: &d
     db.set_environment_order(&prod, Some(staging.id), true).await.unwrap();
     let prod = db.environment(&p, "prod").await.unwrap();
     assert_eq!((prod.after.as_deref(), prod.self_test), (Some("staging"), true));
-    assert_eq!(db.environments(&p).await.unwrap().iter().find(|e| e.name == "prod").unwrap().after.as_deref(), Some("staging"));
+    assert_eq!(
+        db.environments(&p).await.unwrap().iter().find(|e| e.name == "prod").unwrap().after.as_deref(),
+        Some("staging")
+    );
 
     // h1 succeeds with r1, h2 fails: only h1 counts, and only for r1.
     let id = start(db, deploy(&p, &prod, &r1, &[&h1, &h2]), 10).await.unwrap();

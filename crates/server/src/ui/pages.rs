@@ -647,13 +647,7 @@ pub async fn project_audit(
     audit_page(state, v, caller, f, Some(project)).await
 }
 
-async fn audit_page(
-    state: AppState,
-    v: Viewer,
-    caller: Caller,
-    mut f: AuditForm,
-    fixed: Option<String>,
-) -> PageResult {
+async fn audit_page(state: AppState, v: Viewer, caller: Caller, mut f: AuditForm, fixed: Option<String>) -> PageResult {
     if let Some(p) = &fixed {
         f.project = Some(p.clone());
     }

@@ -2185,12 +2185,7 @@ impl Database for SqliteDatabase {
         notify::log(&self.pool, project, limit).await
     }
 
-    async fn set_environment_order(
-        &self,
-        env: &Environment,
-        after_env_id: Option<i64>,
-        self_test: bool,
-    ) -> Result<()> {
+    async fn set_environment_order(&self, env: &Environment, after_env_id: Option<i64>, self_test: bool) -> Result<()> {
         promotion::set_order(&self.pool, env, after_env_id, self_test).await
     }
 
