@@ -1413,6 +1413,11 @@ pub enum RequestCmd {
         /// What the change is and why
         #[arg(long)]
         reason: String,
+        /// Release past the order of environments (`env update --after`): the version need not have succeeded on
+        /// every host of the environment ENV comes after. Needs the production right; --reason says why, and the
+        /// request's history and the audit trail keep it
+        #[arg(long, conflicts_with = "rollback")]
+        skip_promotion: bool,
         #[command(flatten)]
         conn: Conn,
     },

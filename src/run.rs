@@ -501,9 +501,9 @@ impl RolloutArgs {
 async fn request(cmd: RequestCmd) -> Result<()> {
     let note = |note: Option<String>| RequestActionBody { note, ..Default::default() };
     let (conn, action, id, body) = match cmd {
-        RequestCmd::Create { project, env, build, version, rollback, to, reason, conn } => {
+        RequestCmd::Create { project, env, build, version, rollback, to, reason, skip_promotion, conn } => {
             let (c, out) = client(&conn)?;
-            let req = CreateRequest { env, build, version: version.or(to), rollback, reason };
+            let req = CreateRequest { env, build, version: version.or(to), rollback, reason, skip_promotion };
             return requests::create(&c, &project, req, out).await;
         }
         RequestCmd::List { project, state, mine, waiting, conn } => {

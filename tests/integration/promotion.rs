@@ -141,6 +141,63 @@ fn skipping_the_order_needs_the_production_right_and_a_reason_that_is_recorded()
 }
 
 #[test]
+fn a_request_may_skip_the_order_with_the_production_right_and_is_checked_again_at_release() {
+    let mut f = Ferry::start();
+    f.start_agents(&["stage-1"], "env=stage");
+    f.start_agents(&["prod-1"], "env=prod");
+    f.ok(&["project", "create", "app"]);
+    f.ok(&["env", "create", "app", "stage", "--select", "env=stage"]);
+    f.ok(&["env", "create", "app", "prod", "--select", "env=prod", "--require-approval", "--after", "stage"]);
+    f.upload("app", "v1");
+    f.upload("app", "v2");
+    let dave = f.person("dave", &[]);
+    let alice = f.person("alice", &["--production"]);
+    let olga = f.person("olga", &[]);
+    f.ok(&["member", "add", "app", "dave", "developer"]);
+    f.ok(&["member", "add", "app", "alice", "developer"]);
+    f.ok(&["member", "add", "app", "olga", "owner"]);
+
+    // Without staging to test on, a request for a version stage never ran
+    // is refused at once, naming stage.
+    dave.refused(
+        &["request", "create", "app", "prod", "--version", "v1", "--reason", "x"],
+        "never succeeded on 'stage'",
+    );
+    // Skipping needs the production right.
+    let skip = ["request", "create", "app", "prod", "--version", "v2", "--reason", "INC-9 hotfix", "--skip-promotion"];
+    dave.refused(&skip, "needs the production right");
+    alice.ok(&skip);
+    let shown: Value = serde_json::from_str(&olga.ok(&["request", "show", "1", "-o", "json"])).unwrap();
+    assert!(shown.to_string().contains("skips the promotion order (after 'stage')"), "{shown}");
+    olga.ok(&["request", "approve", "1"]);
+    alice.ok(&["request", "release", "1", "--wait"]);
+    assert_eq!(f.version_on("prod-1", "app").as_deref(), Some("v2"));
+    let list = f.json(&["deployments", "app"]);
+    let d = f.json(&["deployment", "show", &list[0]["id"].to_string()]);
+    assert!(
+        d.to_string().contains("promotion order skipped by alice") && d.to_string().contains("INC-9 hotfix"),
+        "{d}"
+    );
+
+    // A request that does not skip is checked when it is made, and again
+    // when it is released: here the order changed in between, and the
+    // refusal leaves the request where it was.
+    f.upload("app", "v3");
+    f.ok(&["env", "create", "app", "qa", "--select", "env=qa"]);
+    f.ok(&["deploy", "app", "stage", "--version", "v3", "--wait"]);
+    dave.ok(&["request", "create", "app", "prod", "--version", "v3", "--reason", "the slow way"]);
+    olga.ok(&["request", "approve", "2"]);
+    f.ok(&["env", "update", "app", "prod", "--after", "qa"]);
+    dave.refused(&["request", "release", "2"], "comes after 'qa', which has no hosts");
+    let shown: Value = serde_json::from_str(&dave.ok(&["request", "show", "2", "-o", "json"])).unwrap();
+    assert_eq!(shown["state"], "approved");
+    assert_eq!(f.version_on("prod-1", "app").as_deref(), Some("v2"));
+    f.ok(&["env", "update", "app", "prod", "--after", "stage"]);
+    dave.ok(&["request", "release", "2", "--wait"]);
+    assert_eq!(f.version_on("prod-1", "app").as_deref(), Some("v3"));
+}
+
+#[test]
 fn the_order_refuses_cycles_and_other_projects() {
     let f = Ferry::start();
     f.ok(&["project", "create", "app"]);

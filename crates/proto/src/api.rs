@@ -179,6 +179,11 @@ pub struct CreateRequest {
     #[serde(default)]
     pub rollback: bool,
     pub reason: String,
+    /// Release past the order of environments (R23): the version need not
+    /// have succeeded on the environment `env` comes after. Needs the
+    /// production right; `reason` says why, and approvers see it.
+    #[serde(default)]
+    pub skip_promotion: bool,
 }
 
 /// `POST /api/v1/requests/{id}/{action}`: what goes with an action.

@@ -86,6 +86,18 @@ pub async fn check(
     };
     let reason = ferry_domain::guards::validate_reason(reason)
         .map_err(|e| ApiError::BadRequest(format!("--skip-promotion: {e}")))?;
+    let upstream = check_skip(state, caller, project, env).await?;
+    tracing::warn!(project = %project.name, env = %env.name, version = %release.version, by = %caller.name,
+        %reason, "a deployment skips the promotion order");
+    Ok(Some(format!(
+        "promotion order skipped by {} (version {} need not have succeeded on '{upstream}'): {reason}",
+        caller.name, release.version
+    )))
+}
+
+/// Checks that `caller` may skip the order of `env`, which must have one;
+/// answers the environment it comes after.
+pub async fn check_skip(state: &AppState, caller: &User, project: &Project, env: &Environment) -> ApiResult<String> {
     let Some(upstream) = &env.after else {
         return Err(ApiError::BadRequest(format!(
             "environment '{}' comes after no other environment: there is no promotion order to skip; drop \
@@ -103,12 +115,7 @@ pub async fn check(
             env.name, project.name
         )));
     }
-    tracing::warn!(project = %project.name, env = %env.name, version = %release.version, by = %caller.name,
-        %reason, "a deployment skips the promotion order");
-    Ok(Some(format!(
-        "promotion order skipped by {} (version {} need not have succeeded on '{upstream}'): {reason}",
-        caller.name, release.version
-    )))
+    Ok(upstream.clone())
 }
 
 /// The versions the hosts `env` selects run now.

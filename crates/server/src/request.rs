@@ -49,8 +49,14 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
     let staging = staging_of(state, &project, &env, kind).await?;
     // The order of environments (R23): a request whose staging is the
     // environment ENV comes after puts the version there itself, so it is
-    // checked when it is released; any other is refused now.
-    if staging.as_ref().map(|s| &s.name) != env.after.as_ref() {
+    // checked when it is released; any other is refused now. A request may
+    // skip it (production right), its reason saying why.
+    if req.skip_promotion {
+        if kind == RequestKind::Rollback {
+            return Err(ApiError::BadRequest("a rollback is never held up by the order: drop --skip-promotion".into()));
+        }
+        crate::promotion::check_skip(state, caller, &project, &env).await?;
+    } else if staging.as_ref().map(|s| &s.name) != env.after.as_ref() {
         crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(kind)).await?;
     }
     if let Some(staging) = &staging {
@@ -68,6 +74,12 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
         requester: caller.name.clone(),
     };
     let row = db.create_request(&new, now_ms()).await?;
+    if req.skip_promotion {
+        db.set_request_skip_promotion(row.id).await?;
+        let text = format!("skips the promotion order (after '{}')", env.after.as_deref().unwrap_or_default());
+        let note = RequestNote { actor: &caller.name, what: "skip-promotion", note: Some(&text), deployment_id: None };
+        db.note_request(row.id, &note, now_ms()).await?;
+    }
     tracing::info!(id = row.id, project = %project.name, env = %env.name, version = %row.version, %kind,
         state = %row.state, "release request created");
     if let Some(staging) = &staging {
@@ -122,8 +134,10 @@ pub async fn act(
     if action == RequestAction::Release {
         // Refusals that change nothing come before the request moves.
         guards::check_freeze(state, &env, false).await?;
-        let release = db.release(&project, &row.version).await?;
-        crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(row.kind)).await?;
+        if !db.request_skips_promotion(id).await? {
+            let release = db.release(&project, &row.version).await?;
+            crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(row.kind)).await?;
+        }
     }
     let change = RequestChange {
         from: row.state,
@@ -161,7 +175,13 @@ fn deployment_kind(kind: RequestKind) -> DeploymentKind {
 /// cannot start, the request fails with the reason, and the error is the
 /// caller's answer.
 async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> ApiResult<()> {
-    let req = CreateDeployment::of(&row.env, Some(row.version.clone()), deployment_kind(row.kind));
+    let mut req = CreateDeployment::of(&row.env, Some(row.version.clone()), deployment_kind(row.kind));
+    if state.db.request_skips_promotion(row.id).await? {
+        // Recorded on the deployment as any skip is, with the request's reason.
+        // One line, within what a reason may be.
+        let why: String = row.reason.lines().next().unwrap_or_default().chars().take(400).collect();
+        req.skip_promotion = Some(format!("request {}: {why}", row.id));
+    }
     match fleet::create_deployment_as(state, caller, &row.project, req, Authority::Approved { request: row.id }).await {
         Ok(d) => {
             let note = RequestNote { actor: SERVER, what: "deployment", note: None, deployment_id: Some(d.id) };

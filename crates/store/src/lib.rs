@@ -492,6 +492,10 @@ pub trait Database: Send + Sync + 'static {
     /// The hosts on which a deployment of `release_id` to `env` succeeded,
     /// in any deployment, by id.
     async fn release_succeeded_hosts(&self, env: &Environment, release_id: i64) -> Result<Vec<i64>>;
+    /// Marks a release request as skipping the order of environments.
+    async fn set_request_skip_promotion(&self, request_id: i64) -> Result<()>;
+    /// Whether a release request skips the order of environments.
+    async fn request_skips_promotion(&self, request_id: i64) -> Result<bool>;
     /// Appends a line to a deployment's history (e.g. that it skipped the
     /// promotion order, by whom and why).
     async fn note_deployment(&self, id: i64, now: i64, what: &str) -> Result<()>;

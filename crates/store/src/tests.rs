@@ -256,6 +256,25 @@ async fn environments_come_in_order_with_the_hosts_a_release_succeeded_on(db: &d
     db.set_environment_order(&prod, None, false).await.unwrap();
     let prod = db.environment(&p, "prod").await.unwrap();
     assert_eq!((prod.after.as_deref(), prod.self_test), (None, false));
+
+    // A release request may skip the order; others do not.
+    let new = NewRequest {
+        project_id: p.id,
+        env_id: prod.id,
+        kind: RequestKind::Release,
+        state: RequestState::AwaitingApproval,
+        release_id: r2.id,
+        build_number: None,
+        reason: "hotfix".into(),
+        requester: "dev".into(),
+    };
+    let skipping = db.create_request(&new, 20).await.unwrap();
+    let other = db.create_request(&new, 21).await.unwrap();
+    db.set_request_skip_promotion(skipping.id).await.unwrap();
+    assert!(db.request_skips_promotion(skipping.id).await.unwrap());
+    assert!(!db.request_skips_promotion(other.id).await.unwrap());
+    assert!(matches!(db.set_request_skip_promotion(999).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(db.request_skips_promotion(999).await, Err(StoreError::NotFound(_))));
 }
 
 async fn one_failed_host_fails_the_deployment(db: &dyn Database) {

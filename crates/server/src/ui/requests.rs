@@ -236,6 +236,7 @@ pub async fn create_request(
         version: version.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
         rollback,
         reason: f.reason,
+        skip_promotion: false,
     };
     let created = crate::request::create(&state, &v.user, &project, req).await?;
     Ok(Redirect::to(&format!("/requests/{}", created.id)).into_response())

@@ -2193,6 +2193,14 @@ impl Database for SqliteDatabase {
         promotion::succeeded_hosts(&self.pool, env, release_id).await
     }
 
+    async fn set_request_skip_promotion(&self, request_id: i64) -> Result<()> {
+        promotion::set_request_skip(&self.pool, request_id).await
+    }
+
+    async fn request_skips_promotion(&self, request_id: i64) -> Result<bool> {
+        promotion::request_skips(&self.pool, request_id).await
+    }
+
     async fn note_deployment(&self, id: i64, now: i64, what: &str) -> Result<()> {
         promotion::note_deployment(&self.pool, id, now, what).await
     }

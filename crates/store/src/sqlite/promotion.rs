@@ -4,8 +4,8 @@
 
 use sqlx::{Row, SqlitePool};
 
-use crate::Result;
 use crate::model::Environment;
+use crate::{Result, StoreError};
 
 pub(super) async fn set_order(
     pool: &SqlitePool,
@@ -46,4 +46,24 @@ pub(super) async fn note_deployment(pool: &SqlitePool, id: i64, now: i64, what: 
     .execute(pool)
     .await?;
     Ok(())
+}
+
+pub(super) async fn set_request_skip(pool: &SqlitePool, request_id: i64) -> Result<()> {
+    let done = sqlx::query("UPDATE release_requests SET skip_promotion = 1 WHERE id = ?")
+        .bind(request_id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("request {request_id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn request_skips(pool: &SqlitePool, request_id: i64) -> Result<bool> {
+    let row = sqlx::query("SELECT skip_promotion FROM release_requests WHERE id = ?")
+        .bind(request_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("request {request_id}")))?;
+    Ok(row.try_get::<i64, _>(0)? != 0)
 }
