@@ -820,7 +820,7 @@ pub enum EnvCmd {
         #[arg(long, value_name = "STAGING|none")]
         staging: Option<String>,
         /// This environment comes after ENV (same project; no cycles): a version is deployed here only once
-        /// it succeeded on every host of ENV; `none` for no order
+        /// it succeeded on every host of ENV (see `ferry deploy --help`); `none` for no order
         #[arg(long, value_name = "ENV|none")]
         after: Option<String>,
         /// allow: the requester may pass her own release request as tested; deny (the default): someone else
@@ -1380,9 +1380,14 @@ const REQUEST_ABOUT: &str = "Release requests: how a version reaches an environm
   1. ferry request create P ENV --build N|latest --reason TEXT
        if ENV has a staging environment (--staging), it is updated to that version at once
   2. testers: ferry request pass ID, or ferry request send-back ID --reason TEXT
+       not the requester, unless the environment allows it (ferry env update P ENV --self-test allow)
        sent back: the developer fixes it and runs ferry request resubmit ID --build N (staging updates again)
   3. an approver (owner or production right; never the requester): ferry request approve ID, or reject ID --reason
   4. the requester: ferry request release ID [--wait]: it rolls out with the environment's strategy
+
+When ENV comes after another environment (--after), the version must have succeeded on every host of it: \
+checked when the request is made (unless its staging is that environment) and again when it is released; \
+someone with the production right may ask with --skip-promotion, the reason saying why.
 
 Rollbacks of such an environment take the same path: ferry request create P ENV --rollback [--to VERSION] --reason.
 When minutes matter, a user with the production right runs ferry rollback P ENV --emergency: no approval, \
