@@ -1143,8 +1143,9 @@ const DEPLOY_ABOUT: &str = "Deploy a version to an environment, or to some of it
 
 When the environment comes after another (`ferry env create|update P prod --after staging`), a version \
 goes there only once it succeeded on every host of that one: every host staging selects now must have had \
-a deployment of the version to staging succeed on it, or run it now. Going back (ferry rollback, or a \
-version no newer than the one the environment runs) is not held back. Someone with the production right \
+a deployment of the version to staging succeed on it, or run it now. Going back (a rollback or deploy to \
+a version no newer than the one the environment last deployed successfully) is not held back; a rollback \
+--to a newer version is checked like a deploy. Someone with the production right \
 may skip the order with --skip-promotion --reason TEXT; the deployment and the audit trail record it.";
 
 /// `ferry promote --help`.
@@ -1421,7 +1422,7 @@ pub enum RequestCmd {
         /// Release past the order of environments (`env update --after`): the version need not have succeeded on
         /// every host of the environment ENV comes after. Needs the production right; --reason says why, and the
         /// request's history and the audit trail keep it
-        #[arg(long, conflicts_with = "rollback")]
+        #[arg(long)]
         skip_promotion: bool,
         #[command(flatten)]
         conn: Conn,

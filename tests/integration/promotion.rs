@@ -70,6 +70,9 @@ fn prod_takes_only_what_succeeded_on_every_stage_host_and_promote_moves_it_on() 
     let err = f.fails(&["promote", "app", "--from", "stage", "--to", "prod"]);
     assert!(err.contains("mixed versions (v2 (1) / v3 (1))"), "{err}");
     assert_eq!(f.version_on("prod-1", "app").as_deref(), Some("v1"));
+    // A "rollback" to a newer version is no way round the order.
+    let err = f.fails(&["rollback", "app", "prod", "--to", "v3"]);
+    assert!(err.contains("not on stage-1 (1 of 2)"), "{err}");
     let err = f.fails(&["promote", "app", "--from", "stage", "--to", "nowhere"]);
     assert!(err.contains("nowhere"), "{err}");
 

@@ -8,8 +8,10 @@
 //! to staging that succeeded on it (any deployment, also one to a subset of
 //! hosts), or runs that version now (a host that joined staging later and
 //! adopted it). A staging with no hosts proves nothing, so it lets nothing
-//! through. Going back (a rollback, or a version no newer than the one the
-//! environment runs) is not gated: a way back must never wait for staging.
+//! through. Going back (to a version no newer than the one the environment
+//! last deployed successfully, which is what a rollback is) is not gated: a
+//! way back must never wait for staging. A "rollback" to a newer version is
+//! not going back.
 //!
 //! Everything here decides from facts the server gathers; no I/O.
 
@@ -35,7 +37,8 @@ pub struct Candidate<'a> {
     pub env: &'a str,
     /// The version deployed.
     pub version: &'a str,
-    /// A rollback, or a version no newer than what the environment runs.
+    /// The version is no newer than the one the environment last deployed
+    /// successfully (a rollback).
     pub going_back: bool,
 }
 

@@ -22,28 +22,24 @@ fn selector_of(env: &Environment) -> ApiResult<Selector> {
     Selector::parse(&env.selector).map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))
 }
 
-/// Whether deploying `release` to `env` goes back: a rollback, or a version
-/// no newer than the one the environment runs. Going back is never gated.
-fn going_back(env: &Environment, release: &Release, kind: DeploymentKind) -> bool {
-    kind == DeploymentKind::Rollback || env.desired_release_id.is_some_and(|current| release.id <= current)
+/// Whether deploying `release` to `env` goes back: to a release no newer
+/// (made no later) than the one the environment last deployed successfully.
+/// Going back is never gated. A "rollback" to a newer release is not going
+/// back, so `ferry rollback --to` cannot be a way round the order.
+fn going_back(env: &Environment, release: &Release) -> bool {
+    env.desired_release_id.is_some_and(|current| release.id <= current)
 }
 
 /// Refuses `release` for `env` unless it succeeded on every host of the
 /// environment `env` comes after (see `ferry_domain::promotion`). Passes
 /// when `env` comes after none, and for going back.
-pub async fn check_gate(
-    state: &AppState,
-    project: &Project,
-    env: &Environment,
-    release: &Release,
-    kind: DeploymentKind,
-) -> ApiResult<()> {
+pub async fn check_gate(state: &AppState, project: &Project, env: &Environment, release: &Release) -> ApiResult<()> {
     let Some(upstream_name) = &env.after else { return Ok(()) };
     let candidate = Candidate {
         project: &project.name,
         env: &env.name,
         version: &release.version,
-        going_back: going_back(env, release, kind),
+        going_back: going_back(env, release),
     };
     if candidate.going_back {
         return Ok(());
@@ -81,7 +77,7 @@ pub async fn check(
     req: &CreateDeployment,
 ) -> ApiResult<Option<String>> {
     let Some(reason) = &req.skip_promotion else {
-        check_gate(state, project, env, release, req.kind).await?;
+        check_gate(state, project, env, release).await?;
         return Ok(None);
     };
     let reason = ferry_domain::guards::validate_reason(reason)

@@ -52,12 +52,9 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
     // checked when it is released; any other is refused now. A request may
     // skip it (production right), its reason saying why.
     if req.skip_promotion {
-        if kind == RequestKind::Rollback {
-            return Err(ApiError::BadRequest("a rollback is never held up by the order: drop --skip-promotion".into()));
-        }
         crate::promotion::check_skip(state, caller, &project, &env).await?;
     } else if staging.as_ref().map(|s| &s.name) != env.after.as_ref() {
-        crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(kind)).await?;
+        crate::promotion::check_gate(state, &project, &env, &release).await?;
     }
     if let Some(staging) = &staging {
         crate::access::check_deploy(state, caller, &project, staging).await?;
@@ -136,7 +133,7 @@ pub async fn act(
         guards::check_freeze(state, &env, false).await?;
         if !db.request_skips_promotion(id).await? {
             let release = db.release(&project, &row.version).await?;
-            crate::promotion::check_gate(state, &project, &env, &release, deployment_kind(row.kind)).await?;
+            crate::promotion::check_gate(state, &project, &env, &release).await?;
         }
     }
     let change = RequestChange {
