@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/0014_web_sessions.sql")),
     (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
+    (17, include_str!("migrations/0017_rollback_per_host.sql")),
 ];
 
 /// See the module documentation.
