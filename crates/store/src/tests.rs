@@ -71,7 +71,13 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         created_by: "admin".into(),
         targets: hosts
             .iter()
-            .map(|h| DeploymentTarget { host_id: h.id, release_name: format!("n-{}", r.version), batch: 0 })
+            .map(|h| DeploymentTarget {
+                host_id: h.id,
+                release_id: r.id,
+                release_name: format!("n-{}", r.version),
+                from_release_id: None,
+                batch: 0,
+            })
             .collect(),
         whole_env: true,
         offline_timeout_ms: 1_000,
@@ -81,6 +87,7 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         batch_count: 1,
         emergency: false,
         request_id: None,
+        notes: Vec::new(),
     }
 }
 
