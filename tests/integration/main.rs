@@ -25,6 +25,7 @@ mod load_balancer;
 mod notify;
 mod recovery;
 mod requests;
+mod rollback;
 mod rollout;
 mod service;
 mod stats;
