@@ -410,8 +410,13 @@ async fn install(
             let recipe = config::of_manifest(&manifest, &c.objects)?;
             let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
             let user = config::run_as(&recipe, &c.service_defaults)?;
-            let hooks =
-                Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log, superseded: Some(superseded.clone()) };
+            let hooks = Hooks {
+                recipe: &recipe_hooks,
+                env: &env,
+                user: user.as_ref(),
+                log,
+                superseded: Some(superseded.clone()),
+            };
             std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
             config::prepare_shared(layout, &recipe, user.as_ref())?;
             hooks.run(Hook::BeforeInstall, &layout.dir).await?;
@@ -509,7 +514,17 @@ async fn activate(
         }
         if let Some(health) = &recipe.health {
             log.step("health check");
-            health::check(health, &release_dir, env, user.as_ref()).await.map_err(|e| (e, health.rolls_back()))?;
+            // Retries can take minutes: a superseded install does not wait them out.
+            let stopped = async {
+                while !superseded() {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            };
+            let checked = tokio::select! {
+                checked = health::check(health, &release_dir, env, user.as_ref()) => checked,
+                () = stopped => Err("health check stopped: the server asked for another release".to_string()),
+            };
+            checked.map_err(|e| (e, health.rolls_back()))?;
         }
         hooks.run(Hook::Validate, &release_dir).await.map_err(|e| (e, true))
     };

@@ -274,7 +274,8 @@ pub async fn create_deployment_as(
             let version = |id: i64| {
                 releases.iter().find(|r| r.id == id).map_or_else(|| format!("release {id}"), |r| r.version.clone())
             };
-            let plan = rollback_plan(state, &project, &env, &targets, named.as_ref().map(|r| r.id), req.emergency).await?;
+            let plan =
+                rollback_plan(state, &project, &env, &targets, named.as_ref().map(|r| r.id), req.emergency).await?;
             let bad = releases.iter().any(|r| r.bad.is_some());
             let mut moves = Vec::new();
             let mut stays = Vec::new();
@@ -415,8 +416,7 @@ pub async fn rollback_plan(
     // What an emergency undoes on each host: the running deployment's release.
     let mut undoing: BTreeMap<String, i64> = BTreeMap::new();
     if emergency
-        && let Some(running) =
-            state.db.lock_holders(Some(project)).await?.into_iter().find(|d| d.env == env.name)
+        && let Some(running) = state.db.lock_holders(Some(project)).await?.into_iter().find(|d| d.env == env.name)
     {
         for row in state.db.deployment_hosts(running.id).await? {
             undoing.insert(row.host, row.release_id);

@@ -21,8 +21,8 @@ use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-mod notify;
 mod history;
+mod notify;
 mod request;
 mod rollout;
 
