@@ -299,14 +299,9 @@ pub async fn create_deployment_as(
                 )));
             }
             // The deployment's headline: where most of its hosts go.
-            let mut counts: Vec<(i64, usize)> = Vec::new();
-            for (_, r, _) in &moves {
-                match counts.iter_mut().find(|(id, _)| id == r) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((*r, 1)),
-                }
-            }
-            let headline = counts.iter().max_by_key(|(_, n)| *n).map_or(moves[0].1, |(id, _)| *id);
+            let to: Vec<HostRollback<i64>> =
+                moves.iter().map(|(_, release, from)| HostRollback::To { release: *release, from: *from }).collect();
+            let headline = most_common_target(&to).unwrap_or(moves[0].1);
             let release = match named {
                 Some(r) => r,
                 None => releases.iter().find(|r| r.id == headline).cloned().ok_or_else(|| {
@@ -433,6 +428,26 @@ pub async fn rollback_plan(
             host_rollback_target(&past, undoing.get(&host.name), to.as_ref(), |id| bad.contains(id))
         })
         .collect())
+}
+
+/// The release most hosts of a rollback plan go to (the first such, on a
+/// tie); `None` when none moves.
+pub fn most_common_target(plan: &[HostRollback<i64>]) -> Option<i64> {
+    let mut counts: Vec<(i64, usize)> = Vec::new();
+    for r in plan.iter().filter_map(HostRollback::release) {
+        match counts.iter_mut().find(|(id, _)| id == r) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*r, 1)),
+        }
+    }
+    // `max_by_key` keeps the last maximum: look from the end for the first.
+    counts.iter().rev().max_by_key(|(_, n)| *n).map(|(id, _)| *id)
+}
+
+/// The hosts an environment's selector takes in.
+pub async fn env_hosts(state: &AppState, env: &Environment) -> ApiResult<Vec<Host>> {
+    let selector = selector_of(env)?;
+    Ok(state.db.hosts().await?.into_iter().filter(|h| selector.matches(&h.tags)).collect())
 }
 
 /// Tells the project's notification rules that a deployment started, and
