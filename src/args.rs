@@ -1364,7 +1364,7 @@ pub enum RequestCmd {
         /// The version to ship (instead of --build)
         #[arg(long)]
         version: Option<String>,
-        /// Ask for a rollback instead: to --to VERSION, or to the previous good version
+        /// Ask for a rollback instead: to --to VERSION, or to the version most hosts ran before (chosen per host, not marked bad)
         #[arg(long, conflicts_with_all = ["build", "version"])]
         rollback: bool,
         /// With --rollback: the version to go back to
