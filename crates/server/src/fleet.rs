@@ -262,6 +262,14 @@ pub async fn create_deployment_as(
         return Err(ApiError::BadRequest("--emergency is for rollbacks: ferry rollback P ENV --emergency".into()));
     }
 
+    // An emergency ends the environment's running deployment in the same
+    // transaction; what follows an end must follow that one too.
+    let superseded = match req.emergency {
+        // The environment's lock holder (R19): at most one.
+        true => db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name).map(|d| d.id),
+        false => None,
+    };
+
     // Where each host goes: a deploy's release everywhere; a rollback's per
     // host, back to what that host ran before (R9, R11).
     let (release, moves, notes) = match (req.kind, named) {
@@ -290,7 +298,9 @@ pub async fn create_deployment_as(
                     )),
                 }
             }
-            if moves.is_empty() {
+            // An emergency that stops a running deployment changes something
+            // even when no host moves: it is recorded, and ends that one.
+            if moves.is_empty() && superseded.is_none() {
                 let hint = if named.is_none() { "; name a version with --to VERSION" } else { "" };
                 let what = if stays.is_empty() { "it has no hosts".to_string() } else { stays.join("; ") };
                 return Err(ApiError::Conflict(format!(
@@ -301,11 +311,14 @@ pub async fn create_deployment_as(
             // The deployment's headline: where most of its hosts go.
             let to: Vec<HostRollback<i64>> =
                 moves.iter().map(|(_, release, from)| HostRollback::To { release: *release, from: *from }).collect();
-            let headline = most_common_target(&to).unwrap_or(moves[0].1);
+            let headline = most_common_target(&to).or(env.desired_release_id);
             let release = match named {
                 Some(r) => r,
-                None => releases.iter().find(|r| r.id == headline).cloned().ok_or_else(|| {
-                    ApiError::Internal(format!("release {headline} of project '{}' is gone", project.name))
+                None => releases.iter().find(|r| Some(r.id) == headline).cloned().ok_or_else(|| {
+                    ApiError::Conflict(format!(
+                        "nothing to roll back in {}/{}: no host moves and the environment has no version",
+                        project.name, env.name
+                    ))
                 })?,
             };
             let notes = stays.into_iter().map(|s| format!("left as is: {s}")).collect();
@@ -371,13 +384,6 @@ pub async fn create_deployment_as(
         emergency: req.emergency,
         request_id: authority.request(),
         notes,
-    };
-    // An emergency ends the environment's running deployment in the same
-    // transaction; what follows an end must follow that one too.
-    let superseded = match req.emergency {
-        // The environment's lock holder (R19): at most one.
-        true => db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name).map(|d| d.id),
-        false => None,
     };
     let id = db.create_deployment(new, now_ms()).await?;
     if let Some(old) = superseded.filter(|old| *old != id) {
