@@ -165,3 +165,44 @@ fn an_emergency_rollback_during_a_slow_hook_stops_it_and_goes_to_the_last_releas
     assert_eq!(counts["v3"], 2, "{status}");
     let _ = &mut f;
 }
+
+#[test]
+fn an_emergency_during_a_rolling_deploy_undoes_it_host_by_host() {
+    let hosts = ["web-1", "web-2", "web-3"];
+    let mut f = Ferry::start();
+    f.start_agents(&hosts, "role=web");
+    f.project_app();
+    for v in ["v2", "v3"] {
+        f.upload("app", v);
+        f.ok(&["deploy", "app", "prod", "--version", v, "--wait"]);
+    }
+    // v4's before_activate takes a minute on a host marked slow.
+    upload_with_hooks(
+        &f,
+        "v4",
+        "before_activate = \"test ! -e $FERRY_SHARED_DIR/../../slow-here || { sleep 60 & echo $! > \
+         $FERRY_SHARED_DIR/hook.pid; wait; }\"\n",
+    );
+    std::fs::write(f.root_of("web-2").join("slow-here"), "").unwrap();
+    f.ok(&["deploy", "app", "prod", "--version", "v4", "--strategy", "one-at-a-time"]);
+    let pid_file = f.root_of("web-2").join("app/shared/hook.pid");
+    wait_until(Duration::from_secs(30), "v4's hook to start on web-2", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    // web-1 runs v4, web-2 is in its hook, web-3 not reached.
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v4"));
+    assert_eq!(f.version_on("web-3", "app").as_deref(), Some("v3"));
+
+    let started = Instant::now();
+    let out = f.ok(&["rollback", "app", "prod", "--emergency", "--wait"]);
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}: {out}", started.elapsed());
+    // Each host to the release it last ran successfully before v4: v3, never v2.
+    assert!(out.contains("web-1: v4 -> v3") && out.contains("web-2: v3 -> v3"), "{out}");
+    assert!(out.contains("left as is: web-3 already runs v3"), "{out}");
+    for h in hosts {
+        assert_eq!(f.version_on(h, "app").as_deref(), Some("v3"), "{h}");
+    }
+    wait_until(Duration::from_secs(5), "the hook's child to be gone", || gone(&pid));
+    let _ = &mut f;
+}
