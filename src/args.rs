@@ -96,7 +96,8 @@ pub enum Command {
     /// Deploy the version one environment runs to the next (e.g. staging to prod)
     #[command(long_about = PROMOTE_ABOUT)]
     Promote(PromoteArgs),
-    /// Go back to an earlier version; relinks where the release is still on the host
+    /// Take hosts back to the version each ran before (or --to V); relinks where the release is still on the host
+    #[command(long_about = ROLLBACK_ABOUT)]
     Rollback(RollbackArgs),
     /// Which version runs on which host, per environment
     Status {
@@ -368,6 +369,23 @@ the environment that succeeded; failures not restored yet are counted apart.
 With --output json: the numbers, durations in milliseconds.";
 
 /// `ferry lock --help`: what a freeze does and does not do.
+const ROLLBACK_ABOUT: &str = "Take hosts of an environment back, per host (R9, R11).
+
+Each targeted host (the environment's, or --hosts) goes back to the release that ran successfully on it \
+before the one it is meant to run now, passing over releases marked bad, whatever the environment's desired \
+version says: after `ferry deploy P prod --version v2 --hosts a`, `ferry rollback P prod --hosts a` takes a \
+back to the v1 it ran. Hosts can go to different versions; the rollback names each (`a: v2 -> v1`). A \
+release that was only in flight on a host (installing, a hook still running, or failed) never counts as run.
+
+With --to V every targeted host goes to V. A host that already runs its target, or that never ran anything \
+earlier, is left as is and the rollback says so; when that is every targeted host, nothing is recorded and \
+the command fails, saying why.
+
+--emergency: when minutes matter. Every host at once, no gates, through a freeze, and it takes over from a \
+deployment still running in the environment: each of that deployment's hosts goes to the release it last ran \
+successfully (never the one in flight), and an install still running for it on a host (its hook's whole \
+process group) is stopped at once.";
+
 const LOCK_ABOUT: &str = "Freeze an environment: while the freeze is in force, every deployment and rollback \
 there is refused, naming who froze it, why and until when. Deployments from --auto-deploy-branch are refused \
 the same way, and --force does not pass a freeze. Only an emergency rollback (`ferry rollback --emergency`) \
@@ -1179,12 +1197,13 @@ pub struct RollbackArgs {
     pub project: String,
     /// Environment name
     pub env: String,
-    /// The version to go back to (default: the previous successfully deployed one not marked bad)
+    /// The version every targeted host goes to (default: per host, the one it ran before, not marked bad)
     #[arg(long)]
     pub to: Option<String>,
     /// When minutes matter (R11): every host at once, no gates or pauses, and it takes over from a
-    /// deployment still running in the environment (which ends as canceled); it also goes through a freeze
-    /// (`ferry lock`), and its record says so
+    /// deployment still running in the environment (which ends as canceled; its installs still running on
+    /// hosts are stopped, and its hosts go to the release each last ran successfully); it also goes through
+    /// a freeze (`ferry lock`), and its record says so
     #[arg(long, conflicts_with_all = ["strategy", "batch", "canary", "soak", "group_by", "max_failed", "pause", "approve_each_batch"])]
     pub emergency: bool,
     #[command(flatten)]
@@ -1410,7 +1429,7 @@ pub enum RequestCmd {
         /// The version to ship (instead of --build)
         #[arg(long)]
         version: Option<String>,
-        /// Ask for a rollback instead: to --to VERSION, or to the previous good version
+        /// Ask for a rollback instead: to --to VERSION, or to the version most hosts ran before (chosen per host, not marked bad)
         #[arg(long, conflicts_with_all = ["build", "version"])]
         rollback: bool,
         /// With --rollback: the version to go back to

@@ -26,6 +26,7 @@ mod notify;
 mod promotion;
 mod recovery;
 mod requests;
+mod rollback;
 mod rollout;
 mod service;
 mod stats;

@@ -75,6 +75,10 @@ struct Memory {
     notes: HashMap<String, (String, Instant)>,
     /// Transient install failures in a row, per project.
     transient: HashMap<String, u32>,
+    /// Per project, the release still running when an install was stopped
+    /// because the server asked for another release: going back to it
+    /// needs no new activation (it never stopped).
+    superseded: HashMap<String, String>,
 }
 
 /// The last failure to install a project's desired release. A new
@@ -155,10 +159,21 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
     // The same release deployed again, or an activation the agent died in:
     // activate it (again).
     let meta = layout.release_meta(&want.release_name);
-    let redeploy = is_current
+    let mut redeploy = is_current
         && meta.as_ref().is_some_and(|m| {
             m.pending_from.is_some() || (m.activated_since != 0 && want.desired_since > m.activated_since)
         });
+    // Back to the release that kept running while an install of another was
+    // stopped (an emergency rollback during a deploy): it is running and
+    // proven, so activating it again would only delay the rollback.
+    let kept = memory.superseded.remove(&want.project);
+    if redeploy
+        && kept.as_deref() == Some(want.release_name.as_str())
+        && meta.as_ref().is_some_and(|m| m.pending_from.is_none())
+        && layout.set_activated_since(&want.release_name, want.desired_since).is_ok()
+    {
+        redeploy = false;
+    }
     if is_current && !redeploy {
         failures.remove(&want.project);
         fallback::clear_pin(&layout);
@@ -196,7 +211,34 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         None,
     )));
     let log = DeployLog::start(&want.project, want.release_id, c.reports.clone());
-    let installed = install(c, &layout, want, &log).await;
+    let superseded = superseded_check(c, want);
+    let installed = install(c, &layout, want, &log, &superseded).await;
+    if installed.is_err() && superseded() {
+        // Nobody wants this install any more: no failure to retry, and the
+        // next pass (the desired state changed) converges to what is wanted.
+        memory.transient.remove(&want.project);
+        memory.failures.remove(&want.project);
+        log.step(format!("stopped installing {}: the server asked for another release", want.release_name));
+        log.flush();
+        let now = active(&layout);
+        tracing::info!(project = %want.project, release = %want.release_name, "install stopped: superseded");
+        return match now.as_ref().filter(|a| a.release_name != want.release_name) {
+            Some(running) => {
+                memory.superseded.insert(want.project.clone(), running.release_name.clone());
+                let mut r = report(now, Activity::Idle, None);
+                r.note = Some(format!("stopped installing {}: the server asked for another release", want.version));
+                r
+            }
+            None => report(
+                now,
+                Activity::Failed {
+                    release_id: want.release_id,
+                    error: "stopped: the server asked for another release".into(),
+                },
+                None,
+            ),
+        };
+    }
     let tries = memory.transient.get(&want.project).copied().unwrap_or(0);
     let installed = match installed {
         Err(InstallError::Transient(e)) if tries < TRANSIENT_RETRIES => {
@@ -239,6 +281,19 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
             report(active(&layout), Activity::Failed { release_id: want.release_id, error }, None)
         }
     }
+}
+
+/// Whether the server now wants something other than `want` for its project
+/// (a rollback or another deploy arrived while it installs).
+fn superseded_check(c: &Converger, want: &DesiredRelease) -> crate::hooks::Superseded {
+    let desired = c.desired.clone();
+    let (project, release_id) = (want.project.clone(), want.release_id);
+    std::sync::Arc::new(move || {
+        desired
+            .borrow()
+            .as_ref()
+            .is_some_and(|d| !d.releases.iter().any(|r| r.project == project && r.release_id == release_id))
+    })
 }
 
 /// Checks the active release against its manifest and repairs what
@@ -313,6 +368,7 @@ async fn install(
     layout: &ProjectLayout,
     want: &DesiredRelease,
     log: &DeployLog,
+    superseded: &crate::hooks::Superseded,
 ) -> Result<TransferStats, InstallError> {
     let mut stats = TransferStats { release_id: want.release_id, ..Default::default() };
     let current = layout.current().map(|(name, _)| name);
@@ -354,7 +410,13 @@ async fn install(
             let recipe = config::of_manifest(&manifest, &c.objects)?;
             let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
             let user = config::run_as(&recipe, &c.service_defaults)?;
-            let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log };
+            let hooks = Hooks {
+                recipe: &recipe_hooks,
+                env: &env,
+                user: user.as_ref(),
+                log,
+                superseded: Some(superseded.clone()),
+            };
             std::fs::create_dir_all(&layout.dir).map_err(|e| format!("{}: {e}", layout.dir.display()))?;
             config::prepare_shared(layout, &recipe, user.as_ref())?;
             hooks.run(Hook::BeforeInstall, &layout.dir).await?;
@@ -389,7 +451,7 @@ async fn install(
         }
         fetched?;
     }
-    activate(c, layout, want, previous.as_deref(), &env, log).await?;
+    activate(c, layout, want, previous.as_deref(), &env, log, superseded).await?;
     let keep = want.keep_releases;
     let layout2 = layout.clone();
     let objects = c.objects.clone();
@@ -418,12 +480,13 @@ async fn activate(
     previous: Option<&str>,
     env: &[(String, String)],
     log: &DeployLog,
+    superseded: &crate::hooks::Superseded,
 ) -> Result<(), String> {
     let release_dir = layout.release_dir(&want.release_name);
     let recipe = config::of_release(&release_dir)?;
     let recipe_hooks = recipe.hooks.clone().unwrap_or_default();
     let user = config::run_as(&recipe, &c.service_defaults)?;
-    let hooks = Hooks { recipe: &recipe_hooks, env, user: user.as_ref(), log };
+    let hooks = Hooks { recipe: &recipe_hooks, env, user: user.as_ref(), log, superseded: Some(superseded.clone()) };
     config::render_templates(&release_dir, &recipe, env, user.as_ref())?;
     config::prepare_shared(layout, &recipe, user.as_ref())?;
     // Moving to an older release still on disk is a rollback (R18's rollback hooks).
@@ -451,7 +514,17 @@ async fn activate(
         }
         if let Some(health) = &recipe.health {
             log.step("health check");
-            health::check(health, &release_dir, env, user.as_ref()).await.map_err(|e| (e, health.rolls_back()))?;
+            // Retries can take minutes: a superseded install does not wait them out.
+            let stopped = async {
+                while !superseded() {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            };
+            let checked = tokio::select! {
+                checked = health::check(health, &release_dir, env, user.as_ref()) => checked,
+                () = stopped => Err("health check stopped: the server asked for another release".to_string()),
+            };
+            checked.map_err(|e| (e, health.rolls_back()))?;
         }
         hooks.run(Hook::Validate, &release_dir).await.map_err(|e| (e, true))
     };
@@ -487,7 +560,8 @@ async fn put_back_previous(
     let recipe_hooks = recipe.as_ref().and_then(|r| r.hooks.clone()).unwrap_or_default();
     let user = recipe.as_ref().and_then(|r| config::run_as(r, &c.service_defaults).ok()).flatten();
     let env = config::installed_env(layout, project, prev, None, &config::load_vars(layout));
-    let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log };
+    // Putting the host back always finishes, whatever arrives meanwhile.
+    let hooks = Hooks { recipe: &recipe_hooks, env: &env, user: user.as_ref(), log, superseded: None };
     let mut story = error;
     if let Err(e) = hooks.run(Hook::BeforeRollback, &dir).await {
         story.push_str(&format!("\n{e}"));

@@ -12,6 +12,10 @@ use ferry_process::{RunAs, RunOutcome};
 
 use crate::deploy_log::DeployLog;
 
+/// Whether the install a hook runs for was superseded (the server now wants
+/// another release of the project): checked while the hook runs.
+pub type Superseded = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A release's hooks, ready to run: with what environment, as whom, and
 /// where their output goes.
 pub struct Hooks<'a> {
@@ -19,6 +23,9 @@ pub struct Hooks<'a> {
     pub env: &'a [(String, String)],
     pub user: Option<&'a RunAs>,
     pub log: &'a DeployLog,
+    /// When it says so, the running hook's whole process group is stopped
+    /// at once and the hook fails: nobody waits for an install nobody wants.
+    pub superseded: Option<Superseded>,
 }
 
 impl Hooks<'_> {
@@ -34,8 +41,12 @@ impl Hooks<'_> {
         });
         tracing::info!(hook = name, "running `{command}`");
         self.log.step(format!("running hook {name}: {command}"));
-        let outcome =
-            ferry_process::run_as(command, dir, self.env, self.user, timeout, &sink, ferry_process::never).await?;
+        let superseded = self.superseded.clone();
+        let canceled = move || -> futures_util::future::BoxFuture<'static, bool> {
+            let stop = superseded.as_ref().is_some_and(|s| s());
+            Box::pin(async move { stop })
+        };
+        let outcome = ferry_process::run_as(command, dir, self.env, self.user, timeout, &sink, canceled).await?;
         match outcome {
             RunOutcome::Succeeded => Ok(()),
             // The outcome on a line of its own: the deployment log shows the
@@ -48,7 +59,10 @@ impl Hooks<'_> {
             RunOutcome::TimedOut => {
                 Err(format!("hook {name} `{command}` ran longer than {} s and was stopped", timeout.as_secs()))
             }
-            RunOutcome::Canceled => Err(format!("hook {name} was canceled")),
+            RunOutcome::Canceled => {
+                self.log.step(format!("stopped hook {name}: the server asked for another release"));
+                Err(format!("hook {name} was stopped: the server asked for another release"))
+            }
         }
     }
 }

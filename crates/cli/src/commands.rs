@@ -197,6 +197,17 @@ pub(crate) async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Outp
         if d.batch_count > 1 || d.emergency {
             println!("  rollout: {}{}", if d.emergency { "EMERGENCY, " } else { "" }, d.rollout);
         }
+        if d.kind == DeploymentKind::Rollback {
+            // Each host goes back to what it ran before: say where, per host.
+            for h in &d.hosts {
+                println!("  {}", moves_line(h));
+            }
+            if !wait {
+                for e in d.events.iter().filter(|e| e.what.starts_with("left as is: ")) {
+                    println!("  {}", e.what);
+                }
+            }
+        }
     }
     if !wait {
         if out == Output::Json {
@@ -260,6 +271,16 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `web-1: v2 -> v1`: where a host goes, from what it ran.
+fn moves_line(h: &DeploymentHostInfo) -> String {
+    format!(
+        "{}: {} -> {}",
+        h.host,
+        h.from_version.as_deref().unwrap_or("(nothing)"),
+        h.version.as_deref().unwrap_or(&h.release_name)
+    )
 }
 
 fn host_line(h: &DeploymentHostInfo) -> String {
@@ -459,6 +480,10 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
                 vec![
                     format!("{}/{}", h.batch, d.batch_count),
                     h.host.clone(),
+                    match &h.from_version {
+                        Some(from) => format!("{from} -> {}", h.version.as_deref().unwrap_or("?")),
+                        None => h.version.clone().unwrap_or_default(),
+                    },
                     h.state.to_string(),
                     h.started_at.as_deref().map(time).unwrap_or("-".into()),
                     h.finished_at.as_deref().map(time).unwrap_or("-".into()),
@@ -469,7 +494,7 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
             })
             .collect();
         text.push_str(&table(
-            &["BATCH", "HOST", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"],
+            &["BATCH", "HOST", "VERSION", "STATE", "STARTED", "FINISHED", "DOWNLOADED", "REUSED", "ERROR"],
             rows,
         ));
         if !d.events.is_empty() {

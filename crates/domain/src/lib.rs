@@ -50,7 +50,9 @@ pub use names::{NameError, validate_name, validate_version};
 pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use request::{RequestAction, RequestKind, RequestState};
-pub use rollback::{PastDeployment, rollback_target, rollback_target_skipping};
+pub use rollback::{
+    HostPast, HostRollback, PastDeployment, host_rollback_target, rollback_target, rollback_target_skipping,
+};
 pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
 pub use service::{RestartPolicy, ServiceRecipe, StopSignal};

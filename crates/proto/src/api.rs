@@ -539,6 +539,13 @@ pub struct DeploymentHostInfo {
     pub batch: u32,
     pub state: HostDeployState,
     pub release_name: String,
+    /// The version this host goes to: the deployment's, or for a rollback
+    /// the one this host ran before (they can differ per host).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The version the host ran when the deployment was made (rollbacks).
+    #[serde(default)]
+    pub from_version: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub error: Option<String>,

@@ -13,7 +13,7 @@ use ferry_domain::notify;
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, SecretMask, Var, VarScope};
 use ferry_domain::{
-    DeploymentKind, PastDeployment, Selector, Tags, release_name, rfc3339_from_millis, rollback_target_skipping,
+    DeploymentKind, HostPast, HostRollback, Selector, Tags, host_rollback_target, release_name, rfc3339_from_millis,
 };
 use ferry_proto::agent::{DesiredRelease, DesiredState};
 use ferry_proto::api::{CreateDeployment, DeploymentEventInfo, DeploymentHostInfo, DeploymentInfo};
@@ -201,42 +201,6 @@ pub async fn create_deployment_as(
     // transaction.
     let overrides = Overrides::of(&req);
     guards::check_freeze(state, &env, overrides.ignore_freeze).await?;
-    let release = match (&req.version, req.kind) {
-        (Some(_), _) if req.build.is_some() => {
-            return Err(ApiError::BadRequest("give either --version or --build, not both".into()));
-        }
-        (None, _) if req.build.is_some() => {
-            release_of_build(state, &project, req.build.as_deref().unwrap_or("")).await?
-        }
-        (Some(v), _) => db.release(&project, v).await?,
-        (None, DeploymentKind::Deploy) => return Err(ApiError::BadRequest("a deploy needs a version".into())),
-        (None, DeploymentKind::Rollback) => {
-            let history: Vec<PastDeployment<i64>> = db
-                .environment_history(&env)
-                .await?
-                .into_iter()
-                .map(|d| PastDeployment { release: d.release_id, succeeded: d.status.as_str() == "succeeded" })
-                .collect();
-            // A rollback never goes back to a release marked bad.
-            let bad = guards::bad_release_ids(state, &project).await?;
-            let target = rollback_target_skipping(env.desired_release_id.as_ref(), &history, |id| bad.contains(id));
-            let Some(target) = target else {
-                let skipped = if bad.is_empty() { "" } else { " that is not marked bad" };
-                return Err(ApiError::Conflict(format!(
-                    "environment '{}' has no earlier successfully deployed version{skipped} to roll back to; \
-                     name one with --to VERSION",
-                    env.name
-                )));
-            };
-            db.release_by_id(target).await?
-        }
-    };
-    guards::check_release(&project.name, &release, overrides.force)?;
-    // The order of environments (R23): the version must have succeeded on
-    // every host of the environment this one comes after, unless someone
-    // with the production right skips it, saying why.
-    let promotion_skipped = crate::promotion::check(state, caller, &project, &env, &release, &req).await?;
-
     // Target hosts: the environment's hosts, or the chosen subset of them (R9).
     let selector = selector_of(&env)?;
     let all_hosts = db.hosts().await?;
@@ -263,6 +227,21 @@ pub async fn create_deployment_as(
             (chosen, false)
         }
     };
+    // The release named (`--version`, `--build`, or a rollback's `--to`).
+    let named = match (&req.version, &req.build) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest("give either --version or --build, not both".into()));
+        }
+        (None, Some(build)) => Some(release_of_build(state, &project, build).await?),
+        (Some(v), None) => Some(db.release(&project, v).await?),
+        (None, None) if req.kind == DeploymentKind::Deploy => {
+            return Err(ApiError::BadRequest("a deploy needs a version".into()));
+        }
+        (None, None) => None,
+    };
+    if let Some(release) = &named {
+        guards::check_release(&project.name, release, overrides.force)?;
+    }
     // A host runs a project for one environment only: refuse to steal it.
     for row in db.project_host_states(&project).await? {
         if let Some(other) = row.desired_env_id.filter(|id| *id != env.id)
@@ -279,13 +258,93 @@ pub async fn create_deployment_as(
             }
         }
     }
+    if req.emergency && req.kind != DeploymentKind::Rollback {
+        return Err(ApiError::BadRequest("--emergency is for rollbacks: ferry rollback P ENV --emergency".into()));
+    }
+
+    // An emergency ends the environment's running deployment in the same
+    // transaction; what follows an end must follow that one too.
+    let superseded = match req.emergency {
+        // The environment's lock holder (R19): at most one.
+        true => db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name).map(|d| d.id),
+        false => None,
+    };
+
+    // Where each host goes: a deploy's release everywhere; a rollback's per
+    // host, back to what that host ran before (R9, R11).
+    let (release, moves, notes) = match (req.kind, named) {
+        (DeploymentKind::Deploy, Some(release)) => {
+            let moves = targets.iter().map(|h| (*h, release.id, None)).collect::<Vec<_>>();
+            (release, moves, Vec::new())
+        }
+        (_, named) => {
+            let releases = db.releases(&project).await?;
+            let version = |id: i64| {
+                releases.iter().find(|r| r.id == id).map_or_else(|| format!("release {id}"), |r| r.version.clone())
+            };
+            let plan =
+                rollback_plan(state, &project, &env, &targets, named.as_ref().map(|r| r.id), req.emergency).await?;
+            let bad = releases.iter().any(|r| r.bad.is_some());
+            let mut moves = Vec::new();
+            let mut stays = Vec::new();
+            for (host, outcome) in targets.iter().zip(plan) {
+                match outcome {
+                    HostRollback::To { release, from } => moves.push((*host, release, from)),
+                    HostRollback::AlreadyThere(r) => stays.push(format!("{} already runs {}", host.name, version(r))),
+                    HostRollback::NothingEarlier => stays.push(format!(
+                        "{} has no earlier successfully deployed version{} to roll back to",
+                        host.name,
+                        if bad { " that is not marked bad" } else { "" }
+                    )),
+                }
+            }
+            // An emergency that stops a running deployment changes something
+            // even when no host moves: it is recorded, and ends that one.
+            if moves.is_empty() && superseded.is_none() {
+                let hint = if named.is_none() { "; name a version with --to VERSION" } else { "" };
+                let what = if stays.is_empty() { "it has no hosts".to_string() } else { stays.join("; ") };
+                return Err(ApiError::Conflict(format!(
+                    "nothing to roll back in {}/{}: {what}{hint}",
+                    project.name, env.name
+                )));
+            }
+            // The deployment's headline: where most of its hosts go.
+            let to: Vec<HostRollback<i64>> =
+                moves.iter().map(|(_, release, from)| HostRollback::To { release: *release, from: *from }).collect();
+            let headline = most_common_target(&to).or(env.desired_release_id);
+            let release = match named {
+                Some(r) => r,
+                None => releases.iter().find(|r| Some(r.id) == headline).cloned().ok_or_else(|| {
+                    ApiError::Conflict(format!(
+                        "nothing to roll back in {}/{}: no host moves and the environment has no version",
+                        project.name, env.name
+                    ))
+                })?,
+            };
+            let notes = stays.into_iter().map(|s| format!("left as is: {s}")).collect();
+            (release, moves, notes)
+        }
+    };
+    // The order of environments (R23): the version must have succeeded on
+    // every host of the environment this one comes after, unless someone
+    // with the production right skips it, saying why. Going back is never
+    // held up (see `promotion`).
+    let mut notes: Vec<String> = notes;
+    notes.extend(crate::promotion::check(state, caller, &project, &env, &release, &req).await?);
+    let releases_named: BTreeMap<i64, String> = {
+        let mut out = BTreeMap::new();
+        for (_, id, _) in &moves {
+            if !out.contains_key(id) {
+                let r = if *id == release.id { release.clone() } else { db.release_by_id(*id).await? };
+                out.insert(*id, release_name_for(&project.name, &env.name, &r));
+            }
+        }
+        out
+    };
 
     // The rollout (R13): the environment's, with this request's overrides;
     // an emergency rollback goes everywhere at once and stops for nothing.
     let policy = if req.emergency {
-        if req.kind != DeploymentKind::Rollback {
-            return Err(ApiError::BadRequest("--emergency is for rollbacks: ferry rollback P ENV --emergency".into()));
-        }
         if !req.rollout.is_empty() {
             return Err(ApiError::BadRequest(
                 "an emergency rollback goes to every host at once; drop the rollout options".into(),
@@ -295,12 +354,22 @@ pub async fn create_deployment_as(
     } else {
         req.rollout.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?
     };
+    let moving: Vec<&Host> = moves.iter().map(|(h, _, _)| *h).collect();
     let plan_hosts: Vec<PlanHost<'_>> =
-        targets.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
+        moving.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
     let batches = rollout::plan(&policy.strategy, &plan_hosts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
 
-    let name = release_name_for(&project.name, &env.name, &release);
     let offline_timeout = req.offline_timeout_secs.map(Duration::from_secs).unwrap_or(DEFAULT_OFFLINE_TIMEOUT);
+    let target_of = |host_id: i64, batch: usize| -> Option<DeploymentTarget> {
+        let (_, release_id, from) = moves.iter().find(|(h, _, _)| h.id == host_id)?;
+        Some(DeploymentTarget {
+            host_id,
+            release_id: *release_id,
+            release_name: releases_named.get(release_id).cloned().unwrap_or_default(),
+            from_release_id: *from,
+            batch: u32::try_from(batch).unwrap_or(u32::MAX),
+        })
+    };
     let new = NewDeployment {
         project_id: project.id,
         env_id: env.id,
@@ -310,14 +379,7 @@ pub async fn create_deployment_as(
         targets: batches
             .iter()
             .enumerate()
-            .flat_map(|(batch, hosts)| {
-                let name = &name;
-                hosts.iter().map(move |host_id| DeploymentTarget {
-                    host_id: *host_id,
-                    release_name: name.clone(),
-                    batch: u32::try_from(batch).unwrap_or(u32::MAX),
-                })
-            })
+            .flat_map(|(batch, hosts)| hosts.iter().filter_map(move |host_id| target_of(*host_id, batch)))
             .collect(),
         whole_env,
         offline_timeout_ms: i64::try_from(offline_timeout.as_millis()).unwrap_or(i64::MAX),
@@ -327,26 +389,77 @@ pub async fn create_deployment_as(
         policy,
         emergency: req.emergency,
         request_id: authority.request(),
-    };
-    // An emergency ends the environment's running deployment in the same
-    // transaction; what follows an end must follow that one too.
-    let superseded = match req.emergency {
-        // The environment's lock holder (R19): at most one.
-        true => db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name).map(|d| d.id),
-        false => None,
+        notes,
     };
     let id = db.create_deployment(new, now_ms()).await?;
-    if let Some(note) = &promotion_skipped {
-        db.note_deployment(id, now_ms(), note).await?;
-    }
     if let Some(old) = superseded.filter(|old| *old != id) {
         crate::rollout::ended(state, old).await;
     }
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
-        hosts = targets.len(), batches = batches.len(), emergency = req.emergency, "deployment created");
+        hosts = moving.len(), batches = batches.len(), emergency = req.emergency, "deployment created");
     notify_started(state, id, req.emergency).await;
     crate::rollout::drive(state, id).await?;
     deployment_info(state, id).await
+}
+
+/// Where a rollback of `env` takes each of `hosts` (in their order), as
+/// `ferry rollback` chooses it, changing nothing (R9, R11): each host goes
+/// back to the release that ran successfully on it before (or to `to`),
+/// passing over releases marked bad, whatever the environment's desired
+/// version says. With `emergency`, the environment's running deployment (if
+/// any) is what is undone: its hosts go to the release they last ran
+/// successfully, never to one only in flight. The web UI names each
+/// rollback button's target with this.
+pub async fn rollback_plan(
+    state: &AppState,
+    project: &ferry_store::Project,
+    env: &Environment,
+    hosts: &[&Host],
+    to: Option<i64>,
+    emergency: bool,
+) -> ApiResult<Vec<HostRollback<i64>>> {
+    let bad = guards::bad_release_ids(state, project).await?;
+    let past = state.db.hosts_past(project).await?;
+    // What an emergency undoes on each host: the running deployment's release.
+    let mut undoing: BTreeMap<String, i64> = BTreeMap::new();
+    if emergency
+        && let Some(running) = state.db.lock_holders(Some(project)).await?.into_iter().find(|d| d.env == env.name)
+    {
+        for row in state.db.deployment_hosts(running.id).await? {
+            undoing.insert(row.host, row.release_id);
+        }
+    }
+    Ok(hosts
+        .iter()
+        .map(|host| {
+            let row = past.iter().find(|p| p.host_id == host.id);
+            let past = HostPast {
+                desired: row.and_then(|r| r.desired_release_id),
+                ran: row.map(|r| r.ran.clone()).unwrap_or_default(),
+            };
+            host_rollback_target(&past, undoing.get(&host.name), to.as_ref(), |id| bad.contains(id))
+        })
+        .collect())
+}
+
+/// The release most hosts of a rollback plan go to (the first such, on a
+/// tie); `None` when none moves.
+pub fn most_common_target(plan: &[HostRollback<i64>]) -> Option<i64> {
+    let mut counts: Vec<(i64, usize)> = Vec::new();
+    for r in plan.iter().filter_map(HostRollback::release) {
+        match counts.iter_mut().find(|(id, _)| id == r) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*r, 1)),
+        }
+    }
+    // `max_by_key` keeps the last maximum: look from the end for the first.
+    counts.iter().rev().max_by_key(|(_, n)| *n).map(|(id, _)| *id)
+}
+
+/// The hosts an environment's selector takes in.
+pub async fn env_hosts(state: &AppState, env: &Environment) -> ApiResult<Vec<Host>> {
+    let selector = selector_of(env)?;
+    Ok(state.db.hosts().await?.into_iter().filter(|h| selector.matches(&h.tags)).collect())
 }
 
 /// Tells the project's notification rules that a deployment started, and
@@ -411,6 +524,8 @@ pub async fn deployment_info(state: &AppState, id: i64) -> ApiResult<DeploymentI
             batch: h.batch + 1,
             state: h.state,
             release_name: h.release_name,
+            version: Some(h.version),
+            from_version: h.from_version,
             started_at: h.started_at.map(rfc3339_from_millis),
             finished_at: h.finished_at.map(rfc3339_from_millis),
             error: h.error,

@@ -8,9 +8,7 @@
 
 use ferry_domain::notify::{EventFacts, REQUEST_APPROVAL_NEEDED, REQUEST_APPROVED};
 use ferry_domain::request::{self, Actor, RequestFacts};
-use ferry_domain::{
-    DeploymentKind, DeploymentStatus, RequestAction, RequestKind, RequestState, rollback_target_skipping,
-};
+use ferry_domain::{DeploymentKind, DeploymentStatus, RequestAction, RequestKind, RequestState};
 use ferry_proto::api::{CreateDeployment, CreateRequest, RequestActionBody, RequestEventInfo, RequestInfo};
 use ferry_store::{Environment, NewRequest, Project, Release, RequestChange, RequestNote, RequestRow, User};
 
@@ -361,22 +359,16 @@ async fn rollback_version(
         ferry_domain::validate_version(v)?;
         return Ok(state.db.release(project, v).await?);
     }
-    let history: Vec<ferry_domain::PastDeployment<i64>> = state
-        .db
-        .environment_history(env)
-        .await?
-        .into_iter()
-        .map(|d| ferry_domain::PastDeployment {
-            release: d.release_id,
-            succeeded: d.status == DeploymentStatus::Succeeded,
-        })
-        .collect();
-    let bad = guards::bad_release_ids(state, project).await?;
-    let target = rollback_target_skipping(env.desired_release_id.as_ref(), &history, |id| bad.contains(id));
-    match target {
+    // Per host, as `ferry rollback` would choose; the request names the
+    // version most of the environment's hosts would go back to.
+    let hosts = fleet::env_hosts(state, env).await?;
+    let targets: Vec<&ferry_store::Host> = hosts.iter().collect();
+    let plan = fleet::rollback_plan(state, project, env, &targets, None, false).await?;
+    match fleet::most_common_target(&plan) {
         Some(id) => Ok(state.db.release_by_id(id).await?),
         None => Err(ApiError::Conflict(format!(
-            "environment '{}' has no earlier successfully deployed version to roll back to; name one with --to VERSION",
+            "no host of environment '{}' has an earlier successfully deployed version to roll back to; name one \
+             with --to VERSION",
             env.name
         ))),
     }

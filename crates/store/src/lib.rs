@@ -288,6 +288,10 @@ pub trait Database: Send + Sync + 'static {
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
+    /// Per host with anything of the project desired or run: its desired
+    /// release and the releases that ran successfully on it, newest first
+    /// (recorded by `apply_report`), for choosing rollback targets per host.
+    async fn hosts_past(&self, project: &Project) -> Result<Vec<HostPastRow>>;
     /// Records an agent's report and moves that host's row of any running
     /// deployment of the project accordingly (the orchestrator then decides
     /// what the deployment does). Returns the deployments it changed.
@@ -496,7 +500,4 @@ pub trait Database: Send + Sync + 'static {
     async fn set_request_skip_promotion(&self, request_id: i64) -> Result<()>;
     /// Whether a release request skips the order of environments.
     async fn request_skips_promotion(&self, request_id: i64) -> Result<bool>;
-    /// Appends a line to a deployment's history (e.g. that it skipped the
-    /// promotion order, by whom and why).
-    async fn note_deployment(&self, id: i64, now: i64, what: &str) -> Result<()>;
 }

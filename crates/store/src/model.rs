@@ -223,7 +223,12 @@ pub struct DesiredRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentTarget {
     pub host_id: i64,
+    /// The release this host goes to: the deployment's, or for a rollback
+    /// the one this host ran before (R9, R11).
+    pub release_id: i64,
     pub release_name: String,
+    /// What the host last ran successfully when the deployment was made.
+    pub from_release_id: Option<i64>,
     /// Its batch in the plan, from 0.
     pub batch: u32,
 }
@@ -253,6 +258,9 @@ pub struct NewDeployment {
     pub emergency: bool,
     /// The release request it was made for (a staging update or the release).
     pub request_id: Option<i64>,
+    /// Said in the deployment's history at its creation (e.g. hosts a
+    /// rollback leaves alone, and why).
+    pub notes: Vec<String>,
 }
 
 /// What an operator asks of a running deployment.
@@ -320,6 +328,11 @@ pub struct DeploymentEvent {
 pub struct DeploymentHostRow {
     pub host: String,
     pub batch: u32,
+    /// The release this host goes to, and its version.
+    pub release_id: i64,
+    pub version: String,
+    /// The version the host ran when the deployment was made, where known.
+    pub from_version: Option<String>,
     pub release_name: String,
     pub state: HostDeployState,
     pub started_at: Option<i64>,
@@ -327,6 +340,17 @@ pub struct DeploymentHostRow {
     pub error: Option<String>,
     pub bytes_downloaded: u64,
     pub bytes_reused: u64,
+}
+
+/// What one host has run of a project, for choosing its rollback target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPastRow {
+    pub host_id: i64,
+    /// The release the host is meant to run now.
+    pub desired_release_id: Option<i64>,
+    /// Releases that ran successfully on it (activated, reported idle),
+    /// newest first.
+    pub ran: Vec<i64>,
 }
 
 /// Desired and reported state of one host for one project.

@@ -71,7 +71,13 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         created_by: "admin".into(),
         targets: hosts
             .iter()
-            .map(|h| DeploymentTarget { host_id: h.id, release_name: format!("n-{}", r.version), batch: 0 })
+            .map(|h| DeploymentTarget {
+                host_id: h.id,
+                release_id: r.id,
+                release_name: format!("n-{}", r.version),
+                from_release_id: None,
+                batch: 0,
+            })
             .collect(),
         whole_env: true,
         offline_timeout_ms: 1_000,
@@ -81,6 +87,7 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
         batch_count: 1,
         emergency: false,
         request_id: None,
+        notes: Vec::new(),
     }
 }
 
@@ -248,10 +255,6 @@ async fn environments_come_in_order_with_the_hosts_a_release_succeeded_on(db: &d
     assert_eq!(db.release_succeeded_hosts(&prod, r1.id).await.unwrap(), vec![h1.id]);
     assert!(db.release_succeeded_hosts(&prod, r2.id).await.unwrap().is_empty());
     assert!(db.release_succeeded_hosts(&staging, r1.id).await.unwrap().is_empty(), "another environment's");
-
-    db.note_deployment(id, 13, "promotion order skipped by admin: hotfix").await.unwrap();
-    let events = db.deployment_events(id).await.unwrap();
-    assert_eq!(events.last().map(|e| e.what.as_str()), Some("promotion order skipped by admin: hotfix"));
 
     db.set_environment_order(&prod, None, false).await.unwrap();
     let prod = db.environment(&p, "prod").await.unwrap();
@@ -1362,6 +1365,56 @@ async fn requests_change_only_from_the_state_they_were_decided_on(db: &dyn Datab
     assert_eq!(all(RequestFilter { project_id: Some(p.id + 1), ..Default::default() }).await, Vec::<i64>::new());
 }
 
+/// What ran on each host is recorded from its idle reports, in order and
+/// once per change; an install or failure never counts, nor another
+/// project's release; a deployment's targets each go to their own release.
+async fn hosts_remember_what_ran_and_targets_go_to_their_own_release(db: &dyn Database) {
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 5).await.unwrap();
+    for h in [&h1, &h2] {
+        apply(db, h.id, &report(Some(&r1), Activity::Idle), 6).await.unwrap();
+        apply(db, h.id, &report(Some(&r1), Activity::Idle), 7).await.unwrap();
+    }
+    // h1 gets r2; h2 is only installing it, then fails on it.
+    start(db, deploy(&p, &e, &r2, &[&h1, &h2]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r2), Activity::Idle), 11).await.unwrap();
+    apply(db, h2.id, &report(Some(&r1), Activity::Installing { release_id: r2.id }), 11).await.unwrap();
+    let failed = Activity::Failed { release_id: r2.id, error: "hook failed".into() };
+    apply(db, h2.id, &report(Some(&r2), failed), 12).await.unwrap();
+    // A release of another project, claimed by a host, is not recorded.
+    let other = db.create_project(&project("other"), 13).await.unwrap();
+    let foreign = db.create_release(new_release(other.id, "x1"), 13).await.unwrap();
+    apply(db, h1.id, &report(Some(&foreign), Activity::Idle), 14).await.unwrap();
+
+    let rows = db.hosts_past(&p).await.unwrap();
+    let of = |h: &Host| rows.iter().find(|r| r.host_id == h.id).unwrap().clone();
+    // The failure put h1 back: meant to run r1 again, though r2 ran there.
+    assert_eq!((of(&h1).desired_release_id, of(&h1).ran), (Some(r1.id), vec![r2.id, r1.id]));
+    assert_eq!((of(&h2).desired_release_id, of(&h2).ran), (Some(r1.id), vec![r1.id]), "a failure never ran");
+
+    // A rollback whose hosts go to different releases: each is made desired
+    // its own, and each host's report counts against its own.
+    let mut back = deploy(&p, &e, &r1, &[&h1, &h2]);
+    back.kind = DeploymentKind::Rollback;
+    back.targets[1].release_id = r2.id;
+    back.targets[1].release_name = "n-v2".into();
+    back.targets[0].from_release_id = Some(r2.id);
+    back.notes = vec!["left as is: h3 already runs v1".into()];
+    let id = start(db, back, 20).await.unwrap();
+    let desired = |h: i64| async move { db.desired_for_host(h).await.unwrap()[0].release.id };
+    assert_eq!((desired(h1.id).await, desired(h2.id).await), (r1.id, r2.id));
+    let rows = db.deployment_hosts(id).await.unwrap();
+    let shown: Vec<_> = rows.iter().map(|h| (h.host.as_str(), h.version.as_str(), h.from_version.as_deref())).collect();
+    assert_eq!(shown, [("h1", "v1", Some("v2")), ("h2", "v2", None)]);
+    assert!(db.deployment_events(id).await.unwrap().iter().any(|e| e.what == "left as is: h3 already runs v1"));
+    let back_to = |r: &Release| ProjectReport { desired_since: 20, ..report(Some(r), Activity::Idle) };
+    apply(db, h1.id, &back_to(&r1), 21).await.unwrap();
+    apply(db, h2.id, &back_to(&r2), 21).await.unwrap();
+    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
+    let rows = db.hosts_past(&p).await.unwrap();
+    assert_eq!(rows.iter().find(|r| r.host_id == h1.id).unwrap().ran, vec![r1.id, r2.id, r1.id]);
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -1412,6 +1465,7 @@ mod sqlite_backend {
         requests_change_only_from_the_state_they_were_decided_on,
         web_sessions_end_when_they_expire_or_are_ended,
         environments_come_in_order_with_the_hosts_a_release_succeeded_on,
+        hosts_remember_what_ran_and_targets_go_to_their_own_release,
     );
     use super::sqlite;
 }

@@ -94,6 +94,7 @@ pub(crate) async fn fixture() -> Fixture {
                 batch_count: 1,
                 emergency: false,
                 request_id: None,
+                notes: Vec::new(),
             },
             3,
         )

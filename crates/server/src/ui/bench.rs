@@ -35,7 +35,13 @@ fn deployment(p: i64, e: i64, r: i64, version: &str, hosts: &[i64]) -> NewDeploy
         created_by: "admin".into(),
         targets: hosts
             .iter()
-            .map(|h| DeploymentTarget { host_id: *h, release_name: format!("app_{version}"), batch: 0 })
+            .map(|h| DeploymentTarget {
+                host_id: *h,
+                release_id: r,
+                release_name: format!("app_{version}"),
+                from_release_id: None,
+                batch: 0,
+            })
             .collect(),
         whole_env: false,
         offline_timeout_ms: 3_600_000,
@@ -45,6 +51,7 @@ fn deployment(p: i64, e: i64, r: i64, version: &str, hosts: &[i64]) -> NewDeploy
         batch_count: 1,
         emergency: false,
         request_id: None,
+        notes: Vec::new(),
     }
 }
 

@@ -828,8 +828,8 @@ pub struct RollbackForm {
     emergency: Option<String>,
 }
 
-/// `POST /projects/{project}/environments/{env}/rollback`: back to the
-/// previous good release (R11), as `ferry rollback` asks the API.
+/// `POST /projects/{project}/environments/{env}/rollback`: each host back to the
+/// release it ran before (R9, R11), as `ferry rollback` asks the API.
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,

@@ -21,6 +21,7 @@ use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod history;
 mod notify;
 mod promotion;
 mod request;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/0014_web_sessions.sql")),
     (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
+    (17, include_str!("migrations/0017_rollback_per_host.sql")),
     (20, include_str!("migrations/0020_environment_order.sql")),
 ];
 
@@ -1273,7 +1275,10 @@ impl Database for SqliteDatabase {
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>> {
         let rows = sqlx::query(
             "SELECT h.name, dh.release_name, dh.state, dh.started_at, dh.finished_at, dh.error, dh.bytes_downloaded, \
-             dh.bytes_reused, dh.batch FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id \
+             dh.bytes_reused, dh.batch, r.id, r.version, rf.version FROM deployment_hosts dh \
+             JOIN hosts h ON h.id = dh.host_id JOIN deployments d ON d.id = dh.deployment_id \
+             JOIN releases r ON r.id = COALESCE(dh.release_id, d.release_id) \
+             LEFT JOIN releases rf ON rf.id = dh.from_release_id \
              WHERE dh.deployment_id = ? ORDER BY dh.batch, h.name",
         )
         .bind(id)
@@ -1291,6 +1296,9 @@ impl Database for SqliteDatabase {
                     bytes_downloaded: r.try_get::<i64, _>(6)?.try_into().unwrap_or(0),
                     bytes_reused: r.try_get::<i64, _>(7)?.try_into().unwrap_or(0),
                     batch: r.try_get::<i64, _>(8)?.try_into().unwrap_or(0),
+                    release_id: r.try_get(9)?,
+                    version: r.try_get(10)?,
+                    from_version: r.try_get(11)?,
                 })
             })
             .collect()
@@ -1359,6 +1367,10 @@ impl Database for SqliteDatabase {
         rows.iter().map(deployment_row).collect()
     }
 
+    async fn hosts_past(&self, project: &Project) -> Result<Vec<HostPastRow>> {
+        history::hosts_past(&self.pool, project.id).await
+    }
+
     async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let Some(project_id): Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = ?")
@@ -1391,9 +1403,13 @@ impl Database for SqliteDatabase {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if let (Activity::Idle, Some(c)) = (&report.activity, current) {
+            history::record_ran(&mut tx, host_id, project_id, c.release_id, now).await?;
+        }
 
         let open = sqlx::query(
-            "SELECT d.id, d.release_id, dh.state, COALESCE(dh.started_at, d.created_at) FROM deployment_hosts dh \
+            "SELECT d.id, COALESCE(dh.release_id, d.release_id), dh.state, COALESCE(dh.started_at, d.created_at) \
+             FROM deployment_hosts dh \
              JOIN deployments d ON d.id = dh.deployment_id \
              WHERE dh.host_id = ? AND d.project_id = ? AND d.status = 'running' AND dh.state IN ('pending', 'running')",
         )
@@ -1496,7 +1512,8 @@ impl Database for SqliteDatabase {
             return Ok(None);
         }
         const TAKING: &str = "SELECT d.id FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
-             JOIN projects p ON p.id = d.project_id WHERE dh.host_id = ? AND p.name = ? AND d.release_id = ? \
+             JOIN projects p ON p.id = d.project_id WHERE dh.host_id = ? AND p.name = ? \
+             AND COALESCE(dh.release_id, d.release_id) = ? \
              AND d.status = 'running' AND dh.state IN ('pending', 'running') ORDER BY d.id DESC LIMIT 1";
         // Lines no deployment waits for (a new host adopting its environment's
         // release, a retry after a failure) cost a read, not the write lock.
@@ -2199,10 +2216,6 @@ impl Database for SqliteDatabase {
 
     async fn request_skips_promotion(&self, request_id: i64) -> Result<bool> {
         promotion::request_skips(&self.pool, request_id).await
-    }
-
-    async fn note_deployment(&self, id: i64, now: i64, what: &str) -> Result<()> {
-        promotion::note_deployment(&self.pool, id, now, what).await
     }
 
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {

@@ -25,27 +25,13 @@ pub(super) async fn set_order(
 pub(super) async fn succeeded_hosts(pool: &SqlitePool, env: &Environment, release_id: i64) -> Result<Vec<i64>> {
     let rows = sqlx::query(
         "SELECT DISTINCT dh.host_id FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
-         WHERE d.env_id = ? AND d.release_id = ? AND dh.state = 'succeeded' ORDER BY dh.host_id",
+         WHERE d.env_id = ? AND COALESCE(dh.release_id, d.release_id) = ? AND dh.state = 'succeeded' ORDER BY dh.host_id",
     )
     .bind(env.id)
     .bind(release_id)
     .fetch_all(pool)
     .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
-pub(super) async fn note_deployment(pool: &SqlitePool, id: i64, now: i64, what: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO deployment_events (deployment_id, seq, at, what) VALUES \
-         (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_events WHERE deployment_id = ?), ?, ?)",
-    )
-    .bind(id)
-    .bind(id)
-    .bind(now)
-    .bind(what)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 pub(super) async fn set_request_skip(pool: &SqlitePool, request_id: i64) -> Result<()> {

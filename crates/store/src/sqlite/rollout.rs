@@ -73,11 +73,13 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     super::record_guards(&mut tx, id, overrides).await?;
     for target in &new.targets {
         sqlx::query(
-            "INSERT INTO deployment_hosts (deployment_id, host_id, release_name, state, batch) \
-             VALUES (?, ?, ?, 'queued', ?)",
+            "INSERT INTO deployment_hosts (deployment_id, host_id, release_id, from_release_id, release_name, \
+             state, batch) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
         )
         .bind(id)
         .bind(target.host_id)
+        .bind(target.release_id)
+        .bind(target.from_release_id)
         .bind(&target.release_name)
         .bind(i64::from(target.batch))
         .execute(&mut *tx)
@@ -91,6 +93,9 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
         new.policy.describe()
     );
     event(&mut tx, id, now, &what).await?;
+    for note in &new.notes {
+        event(&mut tx, id, now, note).await?;
+    }
     tx.commit().await?;
     Ok(id)
 }
@@ -201,14 +206,18 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
             Advanced::Waiting(hold)
         }
         Step::StartBatch(batch) => {
-            let hosts: Vec<i64> = sqlx::query_scalar(
-                "SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND batch = ? AND state = 'queued'",
+            // Each target goes to its own release (a rollback's differ per host).
+            let targets: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT host_id, COALESCE(release_id, ?) FROM deployment_hosts WHERE deployment_id = ? AND batch = ? \
+                 AND state = 'queued'",
             )
+            .bind(d.release_id)
             .bind(id)
             .bind(i64::from(batch))
             .fetch_all(&mut *tx)
             .await?;
-            for host in &hosts {
+            let hosts: Vec<i64> = targets.iter().map(|(host, _)| *host).collect();
+            for (host, release) in &targets {
                 // Where a rollback would put it: what it was meant to run until now.
                 sqlx::query(
                     "UPDATE deployment_hosts SET state = 'pending', started_at = ?, previous_release_id = \
@@ -222,7 +231,7 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
                 .bind(host)
                 .execute(&mut *tx)
                 .await?;
-                set_desired(&mut tx, *host, d.project_id, d.env_id, d.release_id, now).await?;
+                set_desired(&mut tx, *host, d.project_id, d.env_id, *release, now).await?;
             }
             sqlx::query("UPDATE deployments SET current_batch = ?, hold = NULL WHERE id = ?")
                 .bind(i64::from(batch))
