@@ -344,6 +344,55 @@ pub fn apply(
     }
 }
 
+/// The actions a request in `state` waits for: what moves it on, and so
+/// what puts it in someone's inbox. Withdrawing is possible until the end,
+/// but nothing waits for it; a request being released waits for its
+/// deployment.
+pub fn awaited(state: RequestState) -> &'static [RequestAction] {
+    use RequestAction as A;
+    match state {
+        RequestState::Testing => &[A::Pass, A::SendBack],
+        RequestState::SentBack => &[A::Resubmit],
+        RequestState::AwaitingApproval => &[A::Approve, A::Reject],
+        RequestState::Approved | RequestState::Failed => &[A::Release],
+        RequestState::Releasing | RequestState::Rejected | RequestState::Done | RequestState::Withdrawn => &[],
+    }
+}
+
+/// The users' actions `actor` may take on the request now, by [`apply`]'s
+/// rules, in [`RequestAction::ALL`]'s order: the buttons a page shows and
+/// the inbox a user gets. Whether the user's role allows each is the access
+/// rules' question ([`RequestAction::right`]), asked beside this one.
+pub fn actions_for(facts: &RequestFacts, actor: Actor) -> Vec<RequestAction> {
+    RequestAction::ALL
+        .into_iter()
+        .filter(|a| !a.is_servers())
+        // A reason is the user's to write; it is not a state's rule.
+        .filter(|a| apply(facts, actor, *a, Some("reason")).is_ok())
+        .collect()
+}
+
+/// Whether the request waits for `actor`: one of the actions it waits for
+/// ([`awaited`]) is theirs to take ([`actions_for`]), among those `may`
+/// (the access rules) lets them.
+pub fn waits_for(facts: &RequestFacts, actor: Actor, may: impl Fn(RequestAction) -> bool) -> bool {
+    let theirs = actions_for(facts, actor);
+    awaited(facts.state).iter().any(|a| theirs.contains(a) && may(*a))
+}
+
+impl RequestAction {
+    /// The access right a user needs for this action in the request's
+    /// project, as the API's route table states it.
+    pub fn right(self) -> crate::access::Action {
+        use crate::access::Action;
+        match self {
+            RequestAction::Pass | RequestAction::SendBack => Action::Test,
+            RequestAction::Approve | RequestAction::Reject => Action::Approve,
+            _ => Action::Request,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,5 +585,35 @@ mod tests {
         let servers: Vec<RequestAction> = RequestAction::ALL.into_iter().filter(|a| a.is_servers()).collect();
         assert_eq!(servers, [A::Create, A::Succeed, A::Fail]);
         assert_eq!("rollback".parse::<RequestKind>(), Ok(RequestKind::Rollback));
+    }
+
+    #[test]
+    fn the_buttons_are_the_state_machine_s() {
+        let approved = facts(RequestKind::Release, S::Approved);
+        assert_eq!(actions_for(&approved, Actor::Requester), [A::Release, A::Withdraw]);
+        assert_eq!(actions_for(&approved, Actor::Other), Vec::<RequestAction>::new(), "an approver can do nothing now");
+        let waiting = facts(RequestKind::Release, S::AwaitingApproval);
+        assert_eq!(actions_for(&waiting, Actor::Other), [A::Approve, A::Reject]);
+        assert_eq!(actions_for(&waiting, Actor::Requester), [A::Withdraw]);
+        assert_eq!(actions_for(&facts(RequestKind::Release, S::Done), Actor::Admin), Vec::<RequestAction>::new());
+        let rollback = facts(RequestKind::Rollback, S::AwaitingApproval);
+        assert_eq!(actions_for(&rollback, Actor::Admin), [A::Approve, A::Reject, A::Withdraw]);
+    }
+
+    #[test]
+    fn a_request_waits_for_whoever_moves_it_on() {
+        let all = |_| true;
+        // After approval, it waits for its requester, and no longer for approvers.
+        let approved = facts(RequestKind::Release, S::Approved);
+        assert!(waits_for(&approved, Actor::Requester, all));
+        assert!(!waits_for(&approved, Actor::Other, all));
+        let waiting = facts(RequestKind::Release, S::AwaitingApproval);
+        assert!(waits_for(&waiting, Actor::Other, all) && !waits_for(&waiting, Actor::Requester, all));
+        assert!(!waits_for(&waiting, Actor::Other, |a| a != A::Approve && a != A::Reject), "without the right");
+        assert!(waits_for(&facts(RequestKind::Release, S::SentBack), Actor::Requester, all));
+        assert!(waits_for(&facts(RequestKind::Release, S::Failed), Actor::Requester, all));
+        assert!(!waits_for(&facts(RequestKind::Release, S::Releasing), Actor::Requester, all));
+        assert_eq!(A::Release.right(), crate::access::Action::Request);
+        assert_eq!(A::Reject.right(), crate::access::Action::Approve);
     }
 }

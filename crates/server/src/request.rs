@@ -84,6 +84,49 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
     info(state, row.id).await
 }
 
+/// What the request's state machine decides `caller`'s actions on `row`
+/// (of environment `env`) from.
+pub fn facts_and_actor(row: &RequestRow, env: &Environment, caller: &User) -> (RequestFacts, Actor) {
+    let facts = RequestFacts {
+        kind: row.kind,
+        state: row.state,
+        has_staging: row.kind == RequestKind::Release && env.staging.is_some(),
+        needs_approval: env.requires_approval,
+        self_test: env.self_test,
+    };
+    let actor = match () {
+        _ if caller.name == row.requester => Actor::Requester,
+        _ if caller.is_admin => Actor::Admin,
+        _ => Actor::Other,
+    };
+    (facts, actor)
+}
+
+/// The actions `caller` may take on `row` now: the request's own rules and
+/// the access rules (`membership` is the caller's role in its project).
+/// The pages show these buttons; the server decides on each again.
+pub fn actions_of(
+    row: &RequestRow,
+    env: &Environment,
+    caller: &User,
+    membership: Option<ferry_domain::Role>,
+) -> Vec<RequestAction> {
+    let (facts, actor) = facts_and_actor(row, env, caller);
+    let may = |a: RequestAction| {
+        ferry_domain::access::allowed(&caller.subject(), membership, a.right(), env.production).is_ok()
+    };
+    request::actions_for(&facts, actor).into_iter().filter(|a| may(*a)).collect()
+}
+
+/// Whether `row` waits for `caller` (see `ferry_domain::request::waits_for`).
+pub fn waits_for(row: &RequestRow, env: &Environment, caller: &User, membership: Option<ferry_domain::Role>) -> bool {
+    let (facts, actor) = facts_and_actor(row, env, caller);
+    let may = |a: RequestAction| {
+        ferry_domain::access::allowed(&caller.subject(), membership, a.right(), env.production).is_ok()
+    };
+    request::waits_for(&facts, actor, may)
+}
+
 /// Applies a user's action to a request.
 pub async fn act(
     state: &AppState,
@@ -97,18 +140,8 @@ pub async fn act(
     let project = db.project(&row.project).await?;
     let env = db.environment(&project, &row.env).await?;
     let staging = staging_of(state, &project, &env, row.kind).await?;
-    let facts = RequestFacts {
-        kind: row.kind,
-        state: row.state,
-        has_staging: staging.is_some(),
-        needs_approval: env.requires_approval,
-        self_test: env.self_test,
-    };
-    let actor = match () {
-        _ if caller.name == row.requester => Actor::Requester,
-        _ if caller.is_admin => Actor::Admin,
-        _ => Actor::Other,
-    };
+    let (facts, actor) = facts_and_actor(&row, &env, caller);
+    debug_assert_eq!(facts.has_staging, staging.is_some());
     let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let to =
         request::apply(&facts, actor, action, note).map_err(|e| ApiError::Conflict(format!("request {id}: {e}")))?;

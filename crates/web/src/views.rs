@@ -41,6 +41,9 @@ pub struct Chrome {
     pub sse_js: &'static str,
     pub app_js: &'static str,
     pub css: &'static str,
+    /// How many release requests wait for the user, shown beside the
+    /// Requests menu item.
+    pub waiting: usize,
 }
 
 impl Chrome {
@@ -59,7 +62,14 @@ impl Chrome {
             sse_js: &LINKS.sse,
             app_js: &LINKS.app,
             css: &LINKS.css,
+            waiting: 0,
         }
+    }
+
+    /// The count of requests waiting for the user, for the menu.
+    pub fn waiting(mut self, n: usize) -> Chrome {
+        self.waiting = n;
+        self
     }
 
     /// The frame of a signed-in user's page.

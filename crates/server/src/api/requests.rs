@@ -24,8 +24,8 @@ pub struct RequestQuery {
     /// Only the caller's own requests.
     #[serde(default)]
     mine: bool,
-    /// Only requests waiting for the caller: to test (testing) or to approve
-    /// (awaiting approval), that the caller may act on and did not create.
+    /// Only requests waiting for the caller: to test or to approve (not their
+    /// own), or, as their requester, for a new version or to be released.
     #[serde(default)]
     waiting: bool,
     limit: Option<u32>,
@@ -39,7 +39,7 @@ impl RequestQuery {
             states.push(s.parse().map_err(|e| ApiError::BadRequest(format!("{e}; states are {}", names.join(", "))))?);
         }
         if self.waiting && states.is_empty() {
-            states = vec![RequestState::Testing, RequestState::AwaitingApproval];
+            states = RequestState::ALL.into_iter().filter(|s| !ferry_domain::request::awaited(*s).is_empty()).collect();
         }
         Ok(states)
     }
@@ -81,7 +81,7 @@ pub struct Listing {
     pub states: Vec<RequestState>,
     /// Only this requester's.
     pub requester: Option<String>,
-    /// Only those waiting for the caller (to test or approve).
+    /// Only those waiting for the caller (see `ferry_domain::request::waits_for`).
     pub waiting: bool,
     pub limit: u32,
 }
@@ -136,23 +136,13 @@ pub async fn listed(
             continue;
         }
         let Some(env) = envs.iter().find(|e| e.name == row.env) else { continue };
-        if q.waiting && !waits_for(user, *membership, &row, env.production) {
+        if q.waiting && !request::waits_for(&row, env, user, *membership) {
             continue;
         }
         let staging = if row.kind == ferry_domain::RequestKind::Release { env.staging.clone() } else { None };
         out.push((row, staging));
     }
     Ok(out)
-}
-
-/// Whether the request waits for something `user` may do.
-fn waits_for(user: &ferry_store::User, membership: Option<ferry_domain::Role>, row: &RequestRow, prod: bool) -> bool {
-    let action = match row.state {
-        RequestState::Testing => Action::Test,
-        RequestState::AwaitingApproval if row.requester != user.name => Action::Approve,
-        _ => return false,
-    };
-    allowed(&user.subject(), membership, action, prod).is_ok()
 }
 
 /// `GET /api/v1/requests/{id}`: with its history and deployments.

@@ -133,6 +133,9 @@ pub struct Viewer {
     pub csrf: String,
     /// The request's path, for the language switcher.
     pub path: String,
+    /// How many release requests wait for the user (the menu's count);
+    /// counted for pages, not for the parts htmx fetches.
+    pub waiting: usize,
 }
 
 impl Viewer {
@@ -143,6 +146,7 @@ impl Viewer {
             self.user.is_admin,
             self.csrf.clone(),
         )
+        .waiting(self.waiting)
     }
 }
 
@@ -189,9 +193,18 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
     if let Err(e) = crate::access::check_user(state, &user, &path, &params, action).await {
         return PageError(e).into_response();
     }
+    // The menu's count of requests waiting for the user: for whole pages
+    // only, not for htmx's partial refreshes or event streams.
+    let whole_page = req.method() == Method::GET
+        && !req.headers().contains_key("hx-request")
+        && !req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("event-stream"));
+    let waiting = match whole_page {
+        true => requests::waiting_count(state, &user).await.unwrap_or(0),
+        false => 0,
+    };
     let mut req = req;
     req.extensions_mut().insert(crate::auth::Caller(user.clone()));
-    req.extensions_mut().insert(Viewer { user, lang, csrf, path });
+    req.extensions_mut().insert(Viewer { user, lang, csrf, path, waiting });
     next.run(req).await
 }
 

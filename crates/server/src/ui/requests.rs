@@ -32,10 +32,22 @@ pub(super) fn item(row: &RequestRow) -> RequestItem {
     }
 }
 
-/// Requests waiting for the viewer: to test or to approve.
+/// Requests waiting for the viewer: to test or to approve, or (their own)
+/// for a new version or to be released.
 pub(super) async fn waiting_for_me(state: &AppState, v: &Viewer) -> Result<Vec<RequestItem>, PageError> {
-    let q = Listing { states: Vec::new(), requester: None, waiting: true, limit: 50 };
+    let q = Listing { states: awaited_states(), requester: None, waiting: true, limit: 50 };
     Ok(listed(state, &v.user, None, &q).await?.iter().map(|(r, _)| item(r)).collect())
+}
+
+/// The states in which a request waits for someone.
+fn awaited_states() -> Vec<RequestState> {
+    RequestState::ALL.into_iter().filter(|s| !ferry_domain::request::awaited(*s).is_empty()).collect()
+}
+
+/// How many requests wait for `user`: the count beside the Requests menu.
+pub(super) async fn waiting_count(state: &AppState, user: &ferry_store::User) -> Result<usize, PageError> {
+    let q = Listing { states: awaited_states(), requester: None, waiting: true, limit: 1000 };
+    Ok(listed(state, user, None, &q).await?.len())
 }
 
 /// `GET /requests`: waiting for me, mine, and every open request I may see.
@@ -67,25 +79,19 @@ fn waiting_for(t: &'static ferry_web::Text, state: RequestState) -> &'static str
     }
 }
 
-/// The buttons worth showing: the actions the state allows, and not the
-/// approval buttons to the requester. The server decides on each anyway.
-fn buttons(row: &RequestRow, viewer: &str) -> RequestButtons {
-    let own = row.requester == viewer;
-    let testable = row.kind == RequestKind::Release;
-    match row.state {
-        RequestState::Testing => {
-            RequestButtons { pass: true, send_back: true, resubmit: testable, withdraw: true, ..Default::default() }
-        }
-        RequestState::SentBack => RequestButtons { resubmit: true, withdraw: true, ..Default::default() },
-        RequestState::AwaitingApproval => {
-            RequestButtons { approve: !own, reject: !own, withdraw: true, ..Default::default() }
-        }
-        RequestState::Approved | RequestState::Failed => {
-            RequestButtons { release: true, withdraw: true, ..Default::default() }
-        }
-        RequestState::Releasing | RequestState::Rejected | RequestState::Done | RequestState::Withdrawn => {
-            RequestButtons::default()
-        }
+/// The buttons worth showing: the actions the request's state machine and
+/// the access rules leave the viewer (`crate::request::actions_of`). The
+/// server decides on each again when it is pressed.
+fn buttons(actions: &[RequestAction]) -> RequestButtons {
+    let has = |a: RequestAction| actions.contains(&a);
+    RequestButtons {
+        pass: has(RequestAction::Pass),
+        send_back: has(RequestAction::SendBack),
+        resubmit: has(RequestAction::Resubmit),
+        approve: has(RequestAction::Approve),
+        reject: has(RequestAction::Reject),
+        release: has(RequestAction::Release),
+        withdraw: has(RequestAction::Withdraw),
     }
 }
 
@@ -114,6 +120,7 @@ pub async fn request(State(state): State<AppState>, v: Viewer, Path(id): Path<i6
     let row = state.db.request(id).await?;
     let project = state.db.project(&row.project).await?;
     let env = state.db.environment(&project, &row.env).await?;
+    let membership = state.db.membership(project.id, v.user.id).await?;
     let history = state
         .db
         .request_events(id)
@@ -135,11 +142,11 @@ pub async fn request(State(state): State<AppState>, v: Viewer, Path(id): Path<i6
     let page = RequestPage {
         chrome: v.chrome(format!("{} #{id}", t.request), Nav::Requests),
         item: item(&row),
-        staging: if row.kind == RequestKind::Release { env.staging.unwrap_or_default() } else { String::new() },
+        staging: if row.kind == RequestKind::Release { env.staging.clone().unwrap_or_default() } else { String::new() },
         waiting_for: waiting_for(t, row.state),
         history,
         deployments,
-        buttons: buttons(&row, &v.user.name),
+        buttons: buttons(&crate::request::actions_of(&row, &env, &v.user, membership)),
         releases: releases(&state, &project, &row.version).await?,
     };
     html(&page)
