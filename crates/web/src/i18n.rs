@@ -232,6 +232,25 @@ catalogue! {
     tag_filter: "Filter hosts by tag (e.g. dc=bj)", "按标签筛选主机（例如 dc=bj）";
     no_release: "No release to deploy yet.", "还没有可部署的版本。";
     roll_back: "Roll back to the previous version", "回滚到上一个版本";
+    // Confirmations, the rollback's targets, the deploy dialog's hosts.
+    roll_back_to: "Roll back to", "回滚到";
+    emergency_rollback_to: "Emergency rollback to", "紧急回滚到";
+    confirm_rollback: "Roll back", "回滚";
+    confirm_emergency: "Emergency rollback", "紧急回滚";
+    rollback_explain: "Each host goes back to the version it last ran successfully before its current one. Nothing changes until you confirm.", "每台主机回到它当前版本之前最后成功运行的版本。确认之前不会有任何改变。";
+    emergency_explain: "Every host at once: no approval, no batches, past freezes, and a running deployment of this environment stops. It needs the production right, and is recorded with your reason and announced to the project.", "所有主机同时回滚：无需审批、不分批、不受冻结限制，本环境正在进行的部署会停止。需要生产环境权限，会连同原因一起记录并通知整个项目。";
+    runs_now: "Runs now", "当前运行";
+    goes_to: "Goes to", "将变为";
+    stays_already: "stays: already runs", "不变：已在运行";
+    stays_nothing: "stays: no earlier version to go back to", "不变：没有可回退的更早版本";
+    nothing_to_roll_back: "Nothing to roll back: no host would change.", "没有可回滚的内容：没有主机会改变。";
+    emergency_reason: "Reason (recorded in the audit trail)", "原因（记入审计日志）";
+    plan_changed: "What this would do has changed since the page was shown: here it is again. Nothing was done.", "页面显示之后计划已发生变化，现重新显示。尚未执行任何操作。";
+    back_to_project: "Back to the project", "返回项目";
+    confirm_remove_member: "Remove member", "移除成员";
+    remove_member_explain: "They lose their role in this project at once: what it let them see and do.", "该用户将立即失去在本项目中的角色，以及该角色允许的查看和操作权限。";
+    show_hosts: "Show its hosts", "显示主机";
+    env_changed: "The environment was changed: these are its hosts. Check them, then deploy.", "环境已更改：以下是该环境的主机。请核对后再部署。";
     deploy_this_build: "Deploy what this build made", "部署此构建的产物";
     nav_requests: "Requests", "发布申请";
     requests_waiting: "Waiting for me", "待我处理";

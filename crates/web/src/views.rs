@@ -256,7 +256,13 @@ pub struct EnvItem {
     pub name: String,
     pub production: bool,
     pub selector: String,
+    /// What its hosts run now: `v1`, or `v1 (2) / v2 (1)` when they differ;
+    /// empty for nothing.
     pub current: String,
+    pub mixed: bool,
+    /// Where its rollback takes the hosts (`v1`, or host by host where they
+    /// differ); empty when none would move or the viewer may not deploy.
+    pub rollback_to: String,
     /// Deployments need an approved release request (R24).
     pub requires_approval: bool,
     /// Where requests for it are tested first; empty for nowhere.
@@ -362,6 +368,46 @@ pub struct DeployPage {
     pub hosts: Vec<PickHost>,
     /// The environment's rollout, in words.
     pub default_rollout: String,
+}
+
+/// One host of a plan shown before it is carried out: what it runs and
+/// where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRow {
+    pub host: String,
+    /// The version it runs now, `-` for none.
+    pub now: String,
+    /// The version it goes to, or why it stays.
+    pub to: String,
+    /// Whether it changes.
+    pub moves: bool,
+}
+
+/// A confirm page: what a destructive action will do, and the form that
+/// does it. The button that leads here is a link, so this works without
+/// JavaScript; cancelling is leaving.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub chrome: Chrome,
+    pub heading: String,
+    /// What the action does, in words.
+    pub explain: String,
+    /// Why the page is shown again (the plan changed), or empty.
+    pub notice: String,
+    /// Host by host, for rollbacks; empty for other actions.
+    pub plan: Vec<PlanRow>,
+    /// Where the form posts.
+    pub action: String,
+    /// The form's hidden fields besides the CSRF token.
+    pub hidden: Vec<(String, String)>,
+    /// Ask for a reason (required), recorded in the audit trail.
+    pub reason: bool,
+    /// The confirm button's words; empty when there is nothing to do.
+    pub confirm: String,
+    pub danger: bool,
+    /// Where cancelling goes.
+    pub back: String,
 }
 
 /// A line of a log.

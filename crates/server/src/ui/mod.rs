@@ -12,6 +12,7 @@
 //! token, in the form's `csrf` field or the `x-csrf-token` header.
 
 mod accounts;
+mod actions;
 mod pages;
 mod requests;
 mod session;
@@ -59,7 +60,10 @@ pub(crate) fn routes() -> Vec<Route> {
         // The production right is checked once the environment is known, as
         // for the API's route.
         route(p.clone(), "/projects/{project}/deployments", User(Deploy), pages::deploy),
-        route(p.clone(), "/projects/{project}/environments/{env}/rollback", User(Deploy), pages::rollback),
+        // Rollbacks and member removal ask first: a confirm page (GET) with
+        // the plan, holding the real form (POST).
+        route(g.clone(), "/projects/{project}/environments/{env}/rollback", User(Deploy), actions::rollback_confirm),
+        route(p.clone(), "/projects/{project}/environments/{env}/rollback", User(Deploy), actions::rollback),
         route(p.clone(), "/projects/{project}/promote", User(Deploy), pages::promote),
         route(g.clone(), "/builds/{id}", User(ReadProject), pages::build),
         route(g.clone(), "/builds/{id}/log/stream", User(ReadProject), pages::build_log_stream),
@@ -91,6 +95,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/users/{name}/disable", User(ManageUsers), accounts::disable_user),
         route(p.clone(), "/users/{name}/enable", User(ManageUsers), accounts::enable_user),
         route(p.clone(), "/projects/{project}/members", User(ManageProject), accounts::add_member),
+        route(g.clone(), "/projects/{project}/members/{user}/remove", User(ManageProject), actions::remove_member_confirm),
         route(p.clone(), "/projects/{project}/members/{user}/remove", User(ManageProject), accounts::remove_member),
         route(g.clone(), "/tokens", User(ManageOwnTokens), accounts::tokens),
         route(p.clone(), "/tokens", User(ManageOwnTokens), accounts::create_token),

@@ -177,17 +177,32 @@ pub async fn projects(State(state): State<AppState>, v: Viewer) -> PageResult {
 /// newest first, deployments grouped by the build of their release (R10).
 pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<String>) -> PageResult {
     let p = state.db.project(&name).await?;
+    let path = format!("/projects/{}/deploy", p.name);
+    let scope = [("project", p.name.clone())];
+    let may_deploy = crate::access::may(&state, &v.user, &path, &scope, Action::Deploy).await;
+    let grid_envs = crate::promotion::grid(&state, &p).await?;
     let mut envs = Vec::new();
     for e in state.db.environments(&p).await? {
-        let current = match e.desired_release_id {
-            Some(id) => state.db.release_by_id(id).await.map(|r| r.version).unwrap_or_default(),
-            None => String::new(),
+        // What its hosts run now (`v1 (2) / v2 (1)` when mixed), not what
+        // it was last meant to run.
+        let running = grid_envs.iter().find(|g| g.name == e.name).map(|g| g.running.clone()).unwrap_or_default();
+        // Where its rollback button goes, host by host, as the rollback
+        // itself will go (an environment behind an approval offers the
+        // emergency one).
+        let rollback_to = match may_deploy {
+            true => super::actions::rollback_plan(&state, &p, &e, e.requires_approval, v.lang.text())
+                .await?
+                .target()
+                .unwrap_or_default(),
+            false => String::new(),
         };
         envs.push(EnvItem {
             name: e.name,
             production: e.production,
             selector: e.selector,
-            current,
+            current: if running.0.is_empty() { String::new() } else { running.to_string() },
+            mixed: running.is_mixed(),
+            rollback_to,
             requires_approval: e.requires_approval,
             staging: e.staging.unwrap_or_default(),
         });
@@ -212,16 +227,12 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         groups[i].deployments.push(deployment_item(d));
     }
     let path = format!("/projects/{}/builds", p.name);
-    let scope = [("project", p.name.clone())];
     let may_build = crate::access::may(&state, &v.user, &path, &scope, Action::Build).await;
-    let path = format!("/projects/{}/deploy", p.name);
-    let may_deploy = crate::access::may(&state, &v.user, &path, &scope, Action::Deploy).await;
     let path = format!("/projects/{}/members", p.name);
     let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
     let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
     let delivery = delivery(&state, &p, envs.iter().map(|e| e.name.clone()).collect(), v.lang.text()).await?;
-    let grid = crate::promotion::grid(&state, &p)
-        .await?
+    let grid = grid_envs
         .into_iter()
         .map(|g| ferry_web::views::GridCell {
             after: g.after.unwrap_or_default(),
@@ -817,30 +828,6 @@ pub async fn promote(
 ) -> PageResult {
     let req = ferry_proto::api::Promote { from: f.from, to: f.to };
     let Json(d) = crate::api::deployments::promote(State(state), caller, Path(project), Json(req)).await?;
-    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
-}
-
-#[derive(serde::Deserialize)]
-pub struct RollbackForm {
-    /// An emergency rollback (R11): every host at once, no gates, past an
-    /// approval requirement for someone with the production right.
-    #[serde(default)]
-    emergency: Option<String>,
-}
-
-/// `POST /projects/{project}/environments/{env}/rollback`: each host back to the
-/// release it ran before (R9, R11), as `ferry rollback` asks the API.
-pub async fn rollback(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((project, env)): Path<(String, String)>,
-    axum::Form(f): axum::Form<RollbackForm>,
-) -> PageResult {
-    let req = ferry_proto::api::CreateDeployment {
-        emergency: f.emergency.is_some(),
-        ..ferry_proto::api::CreateDeployment::of(env, None, ferry_domain::DeploymentKind::Rollback)
-    };
-    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 

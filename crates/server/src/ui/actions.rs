@@ -1,0 +1,224 @@
+//! The destructive actions of the web interface, each behind a confirm page
+//! (R9, R11): the button is a link to a page (a GET, so it works without
+//! JavaScript) that shows what will happen, host by host, and holds the
+//! real form. Nothing changes before that form is sent, and a rollback whose
+//! plan changed in between is shown again instead of being carried out.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_domain::rollback::HostRollback;
+use ferry_store::{Environment, Project};
+use ferry_web::views::{ConfirmPage, Nav, PlanRow};
+
+use super::{PageError, Viewer, html};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+type PageResult = Result<Response, PageError>;
+
+/// Where a rollback of an environment takes each of its hosts, in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackPlan {
+    pub rows: Vec<PlanRow>,
+}
+
+impl RollbackPlan {
+    /// The hosts that move, as `host=version` pairs: what the confirm form
+    /// carries, so that the rollback done is the one shown.
+    pub fn key(&self) -> String {
+        self.rows.iter().filter(|r| r.moves).map(|r| format!("{}={}", r.host, r.to)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Where the rollback goes, for its button: `v1` when every host that
+    /// moves goes to one version, else `web-1 → v1, web-2 → v0`; `None` when
+    /// no host moves.
+    pub fn target(&self) -> Option<String> {
+        let moving: Vec<&PlanRow> = self.rows.iter().filter(|r| r.moves).collect();
+        let first = moving.first()?;
+        if moving.iter().all(|r| r.to == first.to) {
+            return Some(first.to.clone());
+        }
+        Some(moving.iter().map(|r| format!("{} → {}", r.host, r.to)).collect::<Vec<_>>().join(", "))
+    }
+}
+
+/// What a rollback of `env` would do now, as `ferry rollback` (and the
+/// POST below) would do it: `fleet::rollback_plan` for every host of the
+/// environment.
+pub async fn rollback_plan(
+    state: &AppState,
+    project: &Project,
+    env: &Environment,
+    emergency: bool,
+    t: &'static ferry_web::Text,
+) -> Result<RollbackPlan, PageError> {
+    let hosts = crate::fleet::env_hosts(state, env).await?;
+    let refs: Vec<&ferry_store::Host> = hosts.iter().collect();
+    let plan = crate::fleet::rollback_plan(state, project, env, &refs, None, emergency).await?;
+    let versions: HashMap<i64, String> =
+        state.db.releases(project).await?.into_iter().map(|r| (r.id, r.version)).collect();
+    let version = |id: &i64| versions.get(id).cloned().unwrap_or_else(|| format!("release {id}"));
+    let now: HashMap<i64, String> = state
+        .db
+        .project_host_states(project)
+        .await?
+        .into_iter()
+        .filter_map(|s| Some((s.host_id, s.current_version?)))
+        .collect();
+    let rows = hosts
+        .iter()
+        .zip(plan)
+        .map(|(h, outcome)| {
+            let (to, moves) = match &outcome {
+                HostRollback::To { release, .. } => (version(release), true),
+                HostRollback::AlreadyThere(r) => (format!("{} {}", t.stays_already, version(r)), false),
+                HostRollback::NothingEarlier => (t.stays_nothing.to_string(), false),
+            };
+            PlanRow { host: h.name.clone(), now: now.get(&h.id).cloned().unwrap_or_else(|| "-".into()), to, moves }
+        })
+        .collect();
+    Ok(RollbackPlan { rows })
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct RollbackQuery {
+    #[serde(default)]
+    emergency: Option<String>,
+}
+
+/// The confirm page of a rollback: each host with what it runs and where it
+/// goes, and the form that does it.
+fn rollback_page(
+    v: &Viewer,
+    project: &str,
+    env: &str,
+    emergency: bool,
+    plan: &RollbackPlan,
+    notice: Option<&'static str>,
+) -> ConfirmPage {
+    let t = v.lang.text();
+    let heading = if emergency { t.confirm_emergency } else { t.confirm_rollback };
+    let mut hidden = vec![("plan".to_string(), plan.key())];
+    if emergency {
+        hidden.push(("emergency".into(), "on".into()));
+    }
+    ConfirmPage {
+        chrome: v.chrome(format!("{project}/{env} · {heading}"), Nav::Projects),
+        heading: format!("{heading}: {project}/{env}"),
+        explain: if emergency { t.emergency_explain } else { t.rollback_explain }.to_string(),
+        notice: notice.unwrap_or_default().to_string(),
+        plan: plan.rows.clone(),
+        action: format!("/projects/{project}/environments/{env}/rollback"),
+        hidden,
+        reason: emergency,
+        confirm: match plan.target() {
+            Some(to) if emergency => format!("{} {to}", t.emergency_rollback_to),
+            Some(to) => format!("{} {to}", t.roll_back_to),
+            None => String::new(),
+        },
+        danger: emergency,
+        back: format!("/projects/{project}"),
+    }
+}
+
+/// `GET /projects/{project}/environments/{env}/rollback[?emergency=on]`:
+/// what the rollback would do, and the form that does it.
+pub async fn rollback_confirm(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path((project, env)): Path<(String, String)>,
+    Query(q): Query<RollbackQuery>,
+) -> PageResult {
+    let p = state.db.project(&project).await?;
+    let e = state.db.environment(&p, &env).await?;
+    let emergency = q.emergency.is_some();
+    let plan = rollback_plan(&state, &p, &e, emergency, v.lang.text()).await?;
+    html(&rollback_page(&v, &p.name, &e.name, emergency, &plan, None))
+}
+
+#[derive(serde::Deserialize)]
+pub struct RollbackForm {
+    /// An emergency rollback (R11): every host at once, no gates, past an
+    /// approval requirement for someone with the production right.
+    #[serde(default)]
+    emergency: Option<String>,
+    /// The plan the confirm page showed (`RollbackPlan::key`); when given,
+    /// the rollback is done only if it still is the plan.
+    #[serde(default)]
+    plan: Option<String>,
+    /// Why, for an emergency: recorded in the audit trail with the form.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /projects/{project}/environments/{env}/rollback`: each host back
+/// to the release it ran before (R9, R11), as `ferry rollback` asks the
+/// API, if that still is what the confirm page showed.
+pub async fn rollback(
+    State(state): State<AppState>,
+    v: Viewer,
+    caller: Caller,
+    Path((project, env)): Path<(String, String)>,
+    axum::Form(f): axum::Form<RollbackForm>,
+) -> PageResult {
+    let emergency = f.emergency.is_some();
+    if emergency && f.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(ApiError::BadRequest(
+            "an emergency rollback needs a reason: it is recorded in the audit trail".into(),
+        )
+        .into());
+    }
+    if let Some(shown) = &f.plan {
+        let p = state.db.project(&project).await?;
+        let e = state.db.environment(&p, &env).await?;
+        let plan = rollback_plan(&state, &p, &e, emergency, v.lang.text()).await?;
+        if plan.key() != *shown {
+            let page = rollback_page(&v, &p.name, &e.name, emergency, &plan, Some(v.lang.text().plan_changed));
+            let mut response = html(&page)?;
+            *response.status_mut() = StatusCode::CONFLICT;
+            return Ok(response);
+        }
+    }
+    let req = ferry_proto::api::CreateDeployment {
+        emergency,
+        ..ferry_proto::api::CreateDeployment::of(env, None, ferry_domain::DeploymentKind::Rollback)
+    };
+    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
+}
+
+/// `GET /projects/{project}/members/{user}/remove`: who loses which role,
+/// and the form that removes them.
+pub async fn remove_member_confirm(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path((project, user)): Path<(String, String)>,
+) -> PageResult {
+    let p = state.db.project(&project).await?;
+    let member = state
+        .db
+        .members(&p)
+        .await?
+        .into_iter()
+        .find(|m| m.user == user)
+        .ok_or_else(|| ApiError::NotFound(format!("'{user}' is no member of project '{}'", p.name)))?;
+    let t = v.lang.text();
+    html(&ConfirmPage {
+        chrome: v.chrome(format!("{} · {}", p.name, t.confirm_remove_member), Nav::Projects),
+        heading: format!("{}: {} ({}) · {}", t.confirm_remove_member, member.user, member.role, p.name),
+        explain: t.remove_member_explain.to_string(),
+        notice: String::new(),
+        plan: Vec::new(),
+        action: format!("/projects/{}/members/{}/remove", p.name, member.user),
+        hidden: Vec::new(),
+        reason: false,
+        confirm: format!("{} {}", t.remove, member.user),
+        danger: true,
+        back: format!("/projects/{}", p.name),
+    })
+}
