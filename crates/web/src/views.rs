@@ -339,6 +339,8 @@ pub struct PickHost {
     pub name: String,
     pub tags: String,
     pub online: bool,
+    /// The project's version it runs now, `-` for none.
+    pub version: String,
 }
 
 /// A release the deploy dialog offers: version, its build, and whether it
@@ -368,6 +370,9 @@ pub struct DeployPage {
     pub hosts: Vec<PickHost>,
     /// The environment's rollout, in words.
     pub default_rollout: String,
+    /// Shown again because the environment was changed after its hosts
+    /// were listed: nothing was deployed.
+    pub env_changed: bool,
 }
 
 /// One host of a plan shown before it is carried out: what it runs and

@@ -17,8 +17,20 @@
     log.dataset.following = "yes";
     toEnd();
   }
+  // The deploy dialog: choosing another environment shows its hosts at
+  // once (the form's "show its hosts" button), so the hosts listed are
+  // always the chosen environment's.
+  function showHosts(select) {
+    select.addEventListener("change", function () {
+      var button = document.getElementById("show-hosts");
+      if (select.form && button) {
+        if (select.form.requestSubmit) { select.form.requestSubmit(button); } else { button.click(); }
+      }
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-follow]").forEach(follow);
+    document.querySelectorAll("select[data-show-hosts]").forEach(showHosts);
   });
   // When a live part says it has ended, the page is loaded again so that
   // everything the end changed (version, buttons) shows.

@@ -57,6 +57,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/projects/{project}/builds", User(Build), pages::start_build),
         route(p.clone(), "/projects/{project}/environments", User(ManageProject), pages::create_env),
         route(g.clone(), "/projects/{project}/deploy", User(Deploy), pages::deploy_form),
+        route(p.clone(), "/projects/{project}/deploy", User(Deploy), pages::deploy_form_again),
         // The production right is checked once the environment is known, as
         // for the API's route.
         route(p.clone(), "/projects/{project}/deployments", User(Deploy), pages::deploy),

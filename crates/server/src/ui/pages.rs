@@ -711,6 +711,9 @@ pub struct DeployQuery {
     version: Option<String>,
     #[serde(default)]
     tag: Option<String>,
+    /// The dialog is shown again because its environment was changed.
+    #[serde(default)]
+    changed: Option<String>,
 }
 
 /// `GET /projects/{project}/deploy?env=E&tag=T`: the deploy dialog (R9):
@@ -733,11 +736,25 @@ pub async fn deploy_form(
     };
     let mut hosts = Vec::new();
     if let Some(env) = chosen {
+        // What each host runs of the project now, so that a canary is
+        // picked knowingly.
+        let running: HashMap<i64, String> = state
+            .db
+            .project_host_states(&p)
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.host_id, s.current_version?)))
+            .collect();
         let selector = ferry_domain::Selector::parse(&env.selector).ok();
         for h in state.db.hosts().await? {
             let in_env = selector.as_ref().is_some_and(|s| s.matches(&h.tags));
             if in_env && filter.as_ref().is_none_or(|f| f.matches(&h.tags)) {
-                hosts.push(PickHost { name: h.name.clone(), tags: h.tags.to_string(), online: h.online });
+                hosts.push(PickHost {
+                    name: h.name.clone(),
+                    tags: h.tags.to_string(),
+                    online: h.online,
+                    version: running.get(&h.id).cloned().unwrap_or_else(|| "-".into()),
+                });
             }
         }
     }
@@ -768,8 +785,41 @@ pub async fn deploy_form(
         tag,
         releases,
         hosts,
+        env_changed: q.changed.is_some(),
         project: p.name,
     })
+}
+
+/// The deploy dialog's address for `env`, keeping the tag filter and the
+/// release chosen.
+fn deploy_form_url(project: &str, env: &str, tag: &str, version: Option<&str>, changed: bool) -> String {
+    use ferry_web::views::url_encode;
+    let mut url = format!("/projects/{project}/deploy?env={}&tag={}", url_encode(env), url_encode(tag));
+    if let Some(v) = version.filter(|v| !v.is_empty()) {
+        url.push_str(&format!("&version={}", url_encode(v)));
+    }
+    if changed {
+        url.push_str("&changed=1");
+    }
+    url
+}
+
+/// `POST /projects/{project}/deploy`: the dialog's "show its hosts" button
+/// (and, with JavaScript, a change of its environment): the dialog again
+/// for the environment and tag filter chosen, deploying nothing. A POST
+/// because the button belongs to the deploy form, whose CSRF token must not
+/// go into an address.
+pub async fn deploy_form_again(Path(project): Path<String>, body: axum::body::Bytes) -> PageResult {
+    let (mut env, mut tag, mut version) = (String::new(), String::new(), None);
+    for (k, val) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "env" => env = val.trim().to_string(),
+            "tag" => tag = val.trim().to_string(),
+            "version" => version = Some(val.trim().to_string()),
+            _ => {}
+        }
+    }
+    Ok(Redirect::to(&deploy_form_url(&project, &env, &tag, version.as_deref(), false)).into_response())
 }
 
 /// `POST /projects/{project}/deployments`: the deploy dialog's form, sent
@@ -782,6 +832,9 @@ pub async fn deploy(
     body: axum::body::Bytes,
 ) -> PageResult {
     let mut env = String::new();
+    // The environment whose hosts the dialog listed.
+    let mut hosts_of = None;
+    let mut tag = String::new();
     let mut version = None;
     let mut hosts = Vec::new();
     let mut all = true;
@@ -791,6 +844,8 @@ pub async fn deploy(
         let val = val.trim().to_string();
         match k.as_ref() {
             "env" => env = val,
+            "hosts_of" => hosts_of = Some(val),
+            "tag" => tag = val,
             "version" => version = Some(val),
             "hosts" => hosts.push(val),
             "scope" => all = val != "chosen",
@@ -799,6 +854,13 @@ pub async fn deploy(
             "approve_each_batch" => rollout.approve_each_batch = Some(val == "on"),
             _ => {}
         }
+    }
+    // The environment was changed after its hosts were listed (without
+    // JavaScript nothing lists the new one's): show them before anything
+    // is deployed, so that what is sent is what was shown.
+    if hosts_of.as_ref().is_some_and(|shown| *shown != env) {
+        let url = deploy_form_url(&project, &env, &tag, version.as_deref(), true);
+        return Ok(Redirect::to(&url).into_response());
     }
     if !all && hosts.is_empty() {
         return Err(ApiError::BadRequest("tick the hosts to deploy to, or choose every host".into()).into());
