@@ -307,7 +307,7 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
 
 /// chromedriver on an OS-given port, with its own chromium profile; both
 /// end when this is dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     _profile: tempfile::TempDir,
@@ -324,9 +324,31 @@ impl Drop for Driver {
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+impl Driver {
+    /// A headless chromium session with the driver's own profile.
+    pub(crate) async fn connect(&self) -> fantoccini::Client {
+        let mut caps = serde_json::Map::new();
+        let profile = self._profile.path().display().to_string();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                         "--disable-sync", format!("--user-data-dir={profile}"), "--window-size=1280,900"],
+            }),
+        );
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a chromium session")
+    }
+}
+
 /// Starts chromedriver, or says loudly why the browser test cannot run
 /// (and fails when `FERRY_REQUIRE_BROWSER=1`).
-fn chromedriver() -> Option<Driver> {
+pub(crate) fn chromedriver() -> Option<Driver> {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
         let msg = format!("{CHROMEDRIVER} or {CHROMIUM} is missing: apt-get install chromium chromium-driver");
         if std::env::var("FERRY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
@@ -353,7 +375,7 @@ fn chromedriver() -> Option<Driver> {
 }
 
 /// The page's text of the element with this id, or "" while it is absent.
-async fn text_of(c: &fantoccini::Client, id: &str) -> String {
+pub(crate) async fn text_of(c: &fantoccini::Client, id: &str) -> String {
     match c.find(fantoccini::Locator::Id(id)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -362,7 +384,7 @@ async fn text_of(c: &fantoccini::Client, id: &str) -> String {
 
 /// Saves what the browser shows as `NAME.png` in `$FERRY_WEB_SCREENSHOTS`,
 /// when that is set: for looking at the pages after a change.
-async fn shot(c: &fantoccini::Client, name: &str) {
+pub(crate) async fn shot(c: &fantoccini::Client, name: &str) {
     if let Some(dir) = std::env::var_os("FERRY_WEB_SCREENSHOTS") {
         let _ = std::fs::create_dir_all(&dir);
         if let Ok(png) = c.screenshot().await {
@@ -372,7 +394,7 @@ async fn shot(c: &fantoccini::Client, name: &str) {
 }
 
 /// Polls `cond` on the page until it holds.
-async fn eventually(
+pub(crate) async fn eventually(
     c: &fantoccini::Client,
     what: &str,
     timeout: Duration,
@@ -386,7 +408,7 @@ async fn eventually(
 }
 
 /// Signs in as `name` (signing out whoever is signed in), landing on `path`.
-async fn sign_in_as(c: &fantoccini::Client, url: &str, name: &str, path: &str) {
+pub(crate) async fn sign_in_as(c: &fantoccini::Client, url: &str, name: &str, path: &str) {
     use fantoccini::Locator::{Css, Id};
     if c.find(Css("form[action='/logout'] button")).await.is_ok() {
         c.find(Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
@@ -599,22 +621,7 @@ fn in_a_browser_build_watch_the_live_log_deploy_to_one_host_read_the_audit_log_a
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let shots: PathBuf = f.dir.path().join("failure.png");
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        let profile = driver._profile.path().display().to_string();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                         "--disable-sync", format!("--user-data-dir={profile}"), "--window-size=1280,900"],
-            }),
-        );
-        let c = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a chromium session");
+        let c = driver.connect().await;
         let scenario = async {
             browse(&c, &f.url, &repo.url()).await;
             request_release_and_roll_back(&c, &f).await;
@@ -669,7 +676,7 @@ fn request_pages_refuse_what_the_request_s_rules_refuse() {
     assert_eq!(a.status, 403, "{}", a.body);
     // Nor can they go past the approval with an emergency rollback.
     let rollback = "/projects/app/environments/prod/rollback";
-    let e = dev.post(rollback, &[("csrf", &csrf), ("emergency", "on")]);
+    let e = dev.post(rollback, &[("csrf", &csrf), ("emergency", "on"), ("reason", "outage")]);
     assert_eq!(e.status, 403, "{}", e.body);
     assert!(e.body.contains("past its approval needs the production right"), "{}", e.body);
     let plain = dev.post(rollback, &[("csrf", &csrf)]);
