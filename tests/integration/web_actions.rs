@@ -313,3 +313,50 @@ fn token(f: &Ferry, name: &str) -> String {
     let at = a.body.find(marker).expect("the new token is shown");
     a.body[at + marker.len()..].split('<').next().unwrap().to_string()
 }
+
+/// The `data-state` of host `host`'s cell in the rollout picture of `html`.
+fn cell_state(html: &str, host: &str) -> String {
+    let marker = format!(r#"id="cell-{host}" data-state=""#);
+    let at = html.find(&marker).unwrap_or_else(|| panic!("a cell for {host} in {html}"));
+    html[at + marker.len()..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn the_deployment_page_draws_the_rollout_with_its_gate_and_the_grid_says_what_to_do_next() {
+    let f = Ferry::fleet_on_v1(&["web-1", "web-2"]);
+    user(&f, "olga", false, Some(("app", "owner")));
+    let args = ["deploy", "app", "prod", "--version", "v2", "--strategy", "rolling", "--batch", "1"];
+    f.ok(&[&args[..], &["--approve-each-batch"]].concat());
+    let id = deployments(&f)[0]["id"].as_i64().unwrap();
+    let mut web = Web::new(&f);
+    web.sign_in("olga", PASSWORD);
+    let page = format!("/deployments/{id}");
+    wait_until(Duration::from_secs(30), "the first batch to wait at its gate", || {
+        web.get(&page).body.contains(r#"id="gate-promote""#)
+    });
+    let html = web.get(&page).body;
+    assert!(html.contains(r#"id="batch-1""#) && html.contains(r#"id="batch-2""#), "{html}");
+    assert_eq!(cell_state(&html, "web-1"), "succeeded");
+    assert_eq!(cell_state(&html, "web-2"), "queued");
+    assert!(html.contains("Waiting at the gate"), "the next step in words: {html}");
+    // The project's grid: a deployment runs in prod, follow it.
+    let project = web.get("/projects/app").body;
+    let next = &project[project.find(r#"id="grid-next-prod""#).expect("the grid's next step")..];
+    assert!(next.contains(&format!(r#"href="/deployments/{id}""#)), "{next}");
+    assert!(project.contains(r#"id="grid-health-prod""#) && project.contains("2/2"), "{project}");
+
+    // The gate's button lets the next batch go.
+    let csrf = csrf_of(&html);
+    let a = web.post(&format!("/deployments/{id}/promote"), &[("csrf", &csrf)]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    f.wait_version("web-2", "app", "v2");
+    wait_until(Duration::from_secs(30), "web-2's cell to turn succeeded", || {
+        cell_state(&web.get(&page).body, "web-2") == "succeeded"
+    });
+    wait_ended(&f);
+    let html = web.get(&page).body;
+    assert!(!html.contains(r#"id="next-step""#), "nothing next once it ended");
+    let project = web.get("/projects/app").body;
+    let last = &project[project.find(r#"id="grid-last-prod""#).expect("the last deployment")..];
+    assert!(last.contains("v2 · ") && last.contains("succeeded"), "{last}");
+}

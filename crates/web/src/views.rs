@@ -282,6 +282,34 @@ pub struct GridCell {
     /// The environment before runs a version this one lacks: a promote
     /// button is worth showing (the server checks again).
     pub behind: bool,
+    /// Its last deployment in a few words (version, by whom, when); empty
+    /// for none.
+    pub last: String,
+    pub last_id: Option<i64>,
+    pub last_status: Option<Status>,
+    /// Its hosts, and how many of them are online.
+    pub hosts: usize,
+    pub online: usize,
+    /// Hosts that do not run what they should.
+    pub drift: usize,
+    /// Hosts whose agent reports an error for the project.
+    pub errors: usize,
+    /// What to do there next.
+    pub next: NextStep,
+}
+
+/// The next thing to do in an environment, as the project's grid offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// A deployment runs there: follow it.
+    Watch(i64),
+    /// A release request for it waits for an approval.
+    Approve(i64),
+    /// Its last deployment did not succeed: retry it where it failed.
+    Retry(i64),
+    /// The environment before runs a version it lacks.
+    Promote,
+    Nothing,
 }
 
 /// Deployments of one release, on the project page (R10).
@@ -476,6 +504,29 @@ pub struct DeploymentHostView {
     pub reused: String,
 }
 
+/// One batch of a rollout's picture.
+#[derive(Debug, Clone)]
+pub struct BatchView {
+    /// From 1.
+    pub number: u32,
+    /// The batch the rollout is at.
+    pub current: bool,
+    /// Each host with its state.
+    pub hosts: Vec<(String, Status)>,
+}
+
+/// A rollout as a picture: batches as a bar of host cells, the gate it
+/// waits at, and what it does next.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutPicture {
+    pub batches: Vec<BatchView>,
+    /// What the next step will do, in words; empty once it has ended.
+    pub next: String,
+    /// It waits at a promotion gate (or a canary's soak): the promote
+    /// button belongs here.
+    pub gate: bool,
+}
+
 /// The part of a deployment page that changes while it runs.
 #[derive(Debug, Clone)]
 pub struct DeploymentLive {
@@ -493,6 +544,8 @@ pub struct DeploymentLive {
     /// Ended without every host succeeding, and the user may deploy there.
     pub may_retry: bool,
     pub waits_for_promotion: bool,
+    /// The rollout as a picture.
+    pub picture: RolloutPicture,
     pub csrf: String,
     pub t: &'static Text,
 }

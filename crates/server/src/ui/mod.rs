@@ -13,6 +13,8 @@
 
 mod accounts;
 mod actions;
+mod grid;
+mod picture;
 mod pages;
 mod requests;
 mod session;

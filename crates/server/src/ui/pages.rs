@@ -232,16 +232,7 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
     let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
     let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
     let delivery = delivery(&state, &p, envs.iter().map(|e| e.name.clone()).collect(), v.lang.text()).await?;
-    let grid = grid_envs
-        .into_iter()
-        .map(|g| ferry_web::views::GridCell {
-            after: g.after.unwrap_or_default(),
-            versions: g.running.to_string(),
-            mixed: g.running.is_mixed(),
-            behind: g.behind,
-            env: g.name,
-        })
-        .collect();
+    let grid = super::grid::cells(&state, &p, grid_envs, &deployments).await?;
     html(&ProjectPage {
         chrome: v.chrome(p.name.clone(), Nav::Projects),
         builds_from_git: p.source.is_some(),
@@ -442,6 +433,7 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
         may_control,
         may_retry,
         waits_for_promotion,
+        picture: super::picture::picture(state, &d, &hosts, v.lang.text()).await?,
         csrf: v.csrf.clone(),
         t: v.lang.text(),
     })
