@@ -1456,7 +1456,7 @@ pub enum RequestCmd {
         /// Only your own requests
         #[arg(long)]
         mine: bool,
-        /// Only requests waiting for you: to test, or to approve
+        /// Only requests waiting for you: to test, to approve, or (your own) for a new version or to be released
         #[arg(long)]
         waiting: bool,
         #[command(flatten)]

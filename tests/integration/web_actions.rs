@@ -179,7 +179,11 @@ fn without_javascript_the_confirm_pages_show_the_plan_and_their_forms_do_it() {
         [("csrf", csrf.as_str()), ("hosts_of", "staging"), ("env", "prod"), ("version", "v2"), ("scope", "all")];
     let a = web.post("/projects/app/deployments", &fields);
     assert_eq!(a.status, 303, "{}", a.body);
-    assert!(a.location.starts_with("/projects/app/deploy?env=prod") && a.location.contains("changed=1"), "{}", a.location);
+    assert!(
+        a.location.starts_with("/projects/app/deploy?env=prod") && a.location.contains("changed=1"),
+        "{}",
+        a.location
+    );
     assert_eq!(deployments(&f).len(), before, "nothing deployed");
     let again = web.get(&a.location).body;
     assert!(again.contains(r#"id="env-changed""#) && again.contains(r#"value="web-2""#), "{again}");

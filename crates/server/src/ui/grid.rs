@@ -66,7 +66,9 @@ pub async fn cells(
             versions: g.running.to_string(),
             mixed: g.running.is_mixed(),
             behind: g.behind,
-            last: last.map(|d| format!("{} · {} · {}", d.version, d.created_by, when(d.created_at))).unwrap_or_default(),
+            last: last
+                .map(|d| format!("{} · {} · {}", d.version, d.created_by, when(d.created_at)))
+                .unwrap_or_default(),
             last_id: last.map(|d| d.id),
             last_status: last.map(|d| Status::new(d.status.to_string())),
             hosts: ids.len(),

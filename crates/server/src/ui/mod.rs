@@ -14,8 +14,8 @@
 mod accounts;
 mod actions;
 mod grid;
-mod picture;
 mod pages;
+mod picture;
 mod requests;
 mod session;
 
@@ -98,7 +98,12 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/users/{name}/disable", User(ManageUsers), accounts::disable_user),
         route(p.clone(), "/users/{name}/enable", User(ManageUsers), accounts::enable_user),
         route(p.clone(), "/projects/{project}/members", User(ManageProject), accounts::add_member),
-        route(g.clone(), "/projects/{project}/members/{user}/remove", User(ManageProject), actions::remove_member_confirm),
+        route(
+            g.clone(),
+            "/projects/{project}/members/{user}/remove",
+            User(ManageProject),
+            actions::remove_member_confirm,
+        ),
         route(p.clone(), "/projects/{project}/members/{user}/remove", User(ManageProject), accounts::remove_member),
         route(g.clone(), "/tokens", User(ManageOwnTokens), accounts::tokens),
         route(p.clone(), "/tokens", User(ManageOwnTokens), accounts::create_token),
@@ -149,12 +154,9 @@ pub struct Viewer {
 impl Viewer {
     /// The frame of a page for this viewer.
     pub fn chrome(&self, title: impl Into<String>, nav: Nav) -> Chrome {
-        Chrome::new(self.lang, title, nav, self.path.clone()).signed_in(
-            self.user.name.clone(),
-            self.user.is_admin,
-            self.csrf.clone(),
-        )
-        .waiting(self.waiting)
+        Chrome::new(self.lang, title, nav, self.path.clone())
+            .signed_in(self.user.name.clone(), self.user.is_admin, self.csrf.clone())
+            .waiting(self.waiting)
     }
 }
 

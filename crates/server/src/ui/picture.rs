@@ -45,9 +45,7 @@ pub async fn picture(
             (format!("{} {}/{count}", t.step_batch_running, at(d.current_batch)), false)
         }
         Some(Step::Wait(Hold::Paused)) => (t.step_paused.to_string(), false),
-        Some(Step::Wait(Hold::Promotion { until: Some(until) })) => {
-            (format!("{} {}", t.step_soak, when(until)), true)
-        }
+        Some(Step::Wait(Hold::Promotion { until: Some(until) })) => (format!("{} {}", t.step_soak, when(until)), true),
         Some(Step::Wait(Hold::Promotion { until: None })) => (t.step_gate.to_string(), true),
         Some(Step::Wait(Hold::Until(until))) => (format!("{} {}", t.step_pause_until, when(until)), false),
         Some(Step::StartBatch(b)) => (format!("{} {}/{count}", t.step_start_batch, b + 1), false),
