@@ -71,6 +71,8 @@ async fn scenario(c: &fantoccini::Client, f: &Ferry) {
     .await;
     f.wait_version("web-1", "app", "v2");
     wait_ended(f);
+    c.refresh().await.unwrap();
+    shot(c, "deployment-rollout").await;
     let all = deployments(f);
     assert_eq!(all.len(), before + 1);
     assert_eq!((all[0]["env"].as_str(), all[0]["version"].as_str()), (Some("prod"), Some("v2")), "{}", all[0]);

@@ -733,6 +733,30 @@ mod tests {
     }
 
     #[test]
+    fn a_confirm_page_shows_the_plan_and_holds_the_real_form_in_both_languages() {
+        for lang in Lang::ALL {
+            let page = ConfirmPage {
+                chrome: chrome(lang),
+                heading: "h".into(),
+                explain: lang.text().emergency_explain.into(),
+                notice: String::new(),
+                plan: vec![PlanRow { host: "<b>".into(), now: "v2".into(), to: "v1".into(), moves: true }],
+                action: "/projects/app/environments/prod/rollback".into(),
+                hidden: vec![("plan".into(), "web-1=v1".into())],
+                reason: true,
+                confirm: "go".into(),
+                danger: true,
+                back: "/projects/app".into(),
+            };
+            let html = render(&page).unwrap();
+            assert!(html.contains(r#"<form method="post" action="/projects/app/environments/prod/rollback""#));
+            assert!(html.contains(r#"name="plan" value="web-1=v1""#) && html.contains(r#"name="reason""#));
+            assert!(html.contains("&#60;b&#62;") && html.contains("→ v1"), "{html}");
+            assert!(html.contains(r#"href="/projects/app" id="cancel-confirm""#));
+        }
+    }
+
+    #[test]
     fn a_version_keeps_its_colour() {
         assert_eq!(version_colour("v1.2.3"), version_colour("v1.2.3"));
         let colours: std::collections::BTreeSet<_> = (0..50).map(|i| version_colour(&format!("v{i}"))).collect();

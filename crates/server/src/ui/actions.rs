@@ -222,3 +222,24 @@ pub async fn remove_member_confirm(
         back: format!("/projects/{}", p.name),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(host: &str, now: &str, to: &str, moves: bool) -> PlanRow {
+        PlanRow { host: host.into(), now: now.into(), to: to.into(), moves }
+    }
+
+    #[test]
+    fn a_rollback_button_names_one_version_or_each_host_s() {
+        let one = RollbackPlan { rows: vec![row("web-1", "v2", "v1", true), row("web-2", "v1", "stays", false)] };
+        assert_eq!(one.target().as_deref(), Some("v1"));
+        assert_eq!(one.key(), "web-1=v1", "only the hosts that move");
+        let two = RollbackPlan { rows: vec![row("web-1", "v3", "v2", true), row("web-2", "v2", "v1", true)] };
+        assert_eq!(two.target().as_deref(), Some("web-1 → v2, web-2 → v1"));
+        assert_eq!(two.key(), "web-1=v2,web-2=v1");
+        let none = RollbackPlan { rows: vec![row("web-1", "v1", "stays", false)] };
+        assert_eq!((none.target(), none.key()), (None, String::new()));
+    }
+}
