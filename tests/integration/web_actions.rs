@@ -56,6 +56,8 @@ async fn scenario(c: &fantoccini::Client, f: &Ferry) {
     c.find(Css("#env option[value=prod]")).await.unwrap().click().await.unwrap();
     eventually(c, "prod's hosts", Duration::from_secs(10), async |c| text_of(c, "hosts-env").await == "prod").await;
     assert!(c.find(Id("host-stage-1")).await.is_err(), "staging's host is gone");
+    let focused = c.active_element().await.unwrap().attr("id").await.unwrap();
+    assert_eq!(focused.as_deref(), Some("env"), "the focus stays on the environment's select");
     assert_eq!(text_of(c, "runs-web-1").await, "v1");
     shot(c, "deploy-prod").await;
     c.find(Css("#version option[value=v2]")).await.unwrap().click().await.unwrap();
@@ -192,7 +194,7 @@ fn without_javascript_the_confirm_pages_show_the_plan_and_their_forms_do_it() {
     assert!(!again.contains(r#"value="stage-1""#));
     // Its "show its hosts" button deploys nothing either.
     let a = web.post("/projects/app/deploy", &[("csrf", &csrf), ("env", "prod"), ("tag", ""), ("version", "v2")]);
-    assert_eq!((a.status, a.location.as_str()), (303, "/projects/app/deploy?env=prod&tag=&version=v2"));
+    assert_eq!((a.status, a.location.as_str()), (303, "/projects/app/deploy?env=prod&tag=&version=v2&picked=1"));
     assert_eq!(deployments(&f).len(), before);
 
     // The project page: what runs, and a link to the rollback's confirm page.

@@ -401,6 +401,8 @@ pub struct DeployPage {
     /// Shown again because the environment was changed after its hosts
     /// were listed: nothing was deployed.
     pub env_changed: bool,
+    /// The environment was just picked: its select takes the focus again.
+    pub focus_env: bool,
 }
 
 /// One host of a plan shown before it is carried out: what it runs and

@@ -706,6 +706,10 @@ pub struct DeployQuery {
     /// The dialog is shown again because its environment was changed.
     #[serde(default)]
     changed: Option<String>,
+    /// Shown for an environment just picked: the focus goes back to its
+    /// select, so that a keyboard user goes on from there.
+    #[serde(default)]
+    picked: Option<String>,
 }
 
 /// `GET /projects/{project}/deploy?env=E&tag=T`: the deploy dialog (R9):
@@ -778,6 +782,7 @@ pub async fn deploy_form(
         releases,
         hosts,
         env_changed: q.changed.is_some(),
+        focus_env: q.picked.is_some() || q.changed.is_some(),
         project: p.name,
     })
 }
@@ -786,7 +791,9 @@ pub async fn deploy_form(
 /// release chosen.
 fn deploy_form_url(project: &str, env: &str, tag: &str, version: Option<&str>, changed: bool) -> String {
     use ferry_web::views::url_encode;
-    let mut url = format!("/projects/{project}/deploy?env={}&tag={}", url_encode(env), url_encode(tag));
+    // Every part encoded: they come from the request, and a redirect's
+    // address must be a valid header value.
+    let mut url = format!("/projects/{}/deploy?env={}&tag={}", url_encode(project), url_encode(env), url_encode(tag));
     if let Some(v) = version.filter(|v| !v.is_empty()) {
         url.push_str(&format!("&version={}", url_encode(v)));
     }
@@ -811,7 +818,8 @@ pub async fn deploy_form_again(Path(project): Path<String>, body: axum::body::By
             _ => {}
         }
     }
-    Ok(Redirect::to(&deploy_form_url(&project, &env, &tag, version.as_deref(), false)).into_response())
+    let url = deploy_form_url(&project, &env, &tag, version.as_deref(), false);
+    Ok(Redirect::to(&format!("{url}&picked=1")).into_response())
 }
 
 /// `POST /projects/{project}/deployments`: the deploy dialog's form, sent
