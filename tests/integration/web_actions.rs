@@ -125,6 +125,52 @@ async fn scenario(c: &fantoccini::Client, f: &Ferry) {
         assert_eq!(f.version_on(host, "app").as_deref(), Some("v1"), "{host}");
     }
 
+    // Behind an approval, the red emergency rollback asks first, with a
+    // reason; cancelling it changes nothing.
+    f.ok(&["env", "update", "app", "prod", "--require-approval", "true"]);
+    c.goto(&format!("{url}/projects/app")).await.unwrap();
+    let before = deployments(f).len();
+    c.find(Id("emergency-prod")).await.unwrap().click().await.unwrap();
+    eventually(c, "the emergency's confirm page", Duration::from_secs(10), async |c| {
+        c.find(Id("confirm-reason")).await.is_ok()
+    })
+    .await;
+    shot(c, "confirm-emergency").await;
+    c.find(Id("cancel-confirm")).await.unwrap().click().await.unwrap();
+    eventually(c, "the project page", Duration::from_secs(10), async |c| c.find(Id("environments")).await.is_ok())
+        .await;
+    assert_eq!(deployments(f).len(), before, "cancelled: no emergency");
+
+    // A request's hand-offs: waiting for the approver, then for its requester.
+    sign_in_as(c, url, "rex", "/").await;
+    c.goto(&format!("{url}/projects/app/requests/new")).await.unwrap();
+    c.find(Css("#request-form textarea[name=reason]")).await.unwrap().send_keys("second try").await.unwrap();
+    c.find(Id("submit-request")).await.unwrap().click().await.unwrap();
+    eventually(c, "the request page", Duration::from_secs(10), async |c| c.find(Id("request-state")).await.is_ok())
+        .await;
+    let request = c.current_url().await.unwrap().path().to_string();
+    assert!(c.find(Id("waiting-count")).await.is_err(), "nothing waits for the requester yet");
+    sign_in_as(c, url, "opal", "/").await;
+    assert_eq!(text_of(c, "waiting-count").await, "1", "the approver's menu count");
+    c.goto(&format!("{url}{request}")).await.unwrap();
+    c.find(Id("do-approve")).await.unwrap().click().await.unwrap();
+    eventually(c, "the approval", Duration::from_secs(10), async |c| {
+        c.find(Id("request-state")).await.is_ok() && c.find(Id("do-approve")).await.is_err()
+    })
+    .await;
+    for button in ["do-release", "do-withdraw"] {
+        assert!(c.find(Id(button)).await.is_err(), "no {button} for the approver");
+    }
+    assert!(c.find(Id("waiting-count")).await.is_err(), "nothing waits for the approver now");
+    sign_in_as(c, url, "rex", "/").await;
+    assert_eq!(text_of(c, "waiting-count").await, "1", "the requester's menu count");
+    assert!(text_of(c, "waiting").await.contains("second try"), "the requester's dashboard card");
+    shot(c, "requester-dashboard").await;
+    c.goto(&format!("{url}{request}")).await.unwrap();
+    assert!(c.find(Id("do-release")).await.is_ok(), "the requester releases it");
+    sign_in_as(c, url, "ann", "/").await;
+    c.goto(&format!("{url}/projects/app")).await.unwrap();
+
     // Removing a member asks first too; cancelling keeps them.
     c.goto(&format!("{url}/projects/app")).await.unwrap();
     c.find(Id("remove-dora")).await.unwrap().click().await.unwrap();
@@ -150,6 +196,8 @@ fn in_a_browser_the_deploy_dialog_deploys_where_it_shows_and_a_rollback_goes_whe
     let f = two_environments();
     user(&f, "ann", true, None);
     user(&f, "dora", false, Some(("app", "developer")));
+    user(&f, "rex", false, Some(("app", "developer")));
+    user(&f, "opal", false, Some(("app", "owner")));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let c = driver.connect().await;
