@@ -395,6 +395,7 @@ fn the_deployment_page_draws_the_rollout_with_its_gate_and_the_grid_says_what_to
     assert_eq!(cell_state(&html, "web-1"), "succeeded");
     assert_eq!(cell_state(&html, "web-2"), "queued");
     assert!(html.contains("Waiting at the gate"), "the next step in words: {html}");
+    assert!(html.contains(r#"class="batch current" id="batch-1""#), "batch 1 is where it is: {html}");
     // The project's grid: a deployment runs in prod, follow it.
     let project = web.get("/projects/app").body;
     let next = &project[project.find(r#"id="grid-next-prod""#).expect("the grid's next step")..];

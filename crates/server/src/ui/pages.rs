@@ -64,7 +64,8 @@ fn build_item(b: &Build) -> BuildItem {
 
 pub(super) fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
     let batch = match d.current_batch {
-        Some(b) if !d.status.is_terminal() => format!("{b}/{}", d.batch_count),
+        // The stored batch counts from 0; people count from 1.
+        Some(b) if !d.status.is_terminal() => format!("{}/{}", b + 1, d.batch_count),
         _ => d.batch_count.to_string(),
     };
     DeploymentItem {
@@ -420,7 +421,8 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
             .iter()
             .map(|h| DeploymentHostView {
                 host: h.host.clone(),
-                batch: h.batch,
+                // From 1, as the API and the rollout picture count.
+                batch: h.batch + 1,
                 state: Status::new(h.state.to_string()),
                 started: when_opt(h.started_at),
                 finished: when_opt(h.finished_at),
