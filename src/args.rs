@@ -649,6 +649,20 @@ pub enum HostCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Remove a host (administrators; audited): its agent is refused, its name can enrol again
+    #[command(long_about = "Remove a host (administrators; audited).\n\n\
+        For a host that was wiped, replaced or is gone for good. Its agent's credential is refused from now on \
+        and its connection is closed; the server stops assigning it releases. Its history stays: deployments and \
+        logs that name it show it as NAME~ID. A new agent can then enrol under the same name with a join token \
+        (a wiped host, re-installed). Variables set for the name (`ferry var set --host NAME`) are kept and reach \
+        the next host enrolled under it; unset them to drop them. Refused while the host is a target of a \
+        running deployment.")]
+    Remove {
+        /// Host name
+        host: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Subcommand)]
@@ -787,20 +801,40 @@ pub enum EnvCmd {
         /// Requests for this environment are first deployed to and tested on STAGING (another environment)
         #[arg(long, value_name = "STAGING")]
         staging: Option<String>,
+        /// What a target host offline when a deployment starts means: skip (default: the deployment goes on
+        /// without it, with a warning, and it converges when it returns if the deployment succeeded), wait (for
+        /// it, up to the deploy's --offline-timeout), fail (the deploy is refused, naming it). A host that stops
+        /// answering during its batch fails after 3 missed heartbeats (under wait: after the timeout)
+        #[arg(long, value_name = "skip|wait|fail")]
+        offline: Option<ferry_domain::OfflinePolicy>,
         /// The environment's default rollout (deploys may override it)
         #[command(flatten)]
         rollout: RolloutArgs,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change an environment's protection: production, approval, staging (needs the production right)
-    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
-        .args(["production", "require_approval", "staging"])))]
+    /// Change an environment: its hosts (--select), its offline policy, its protection
+    #[command(
+        long_about = "Change an environment; what is not given keeps its value.\n\n\
+        --select and --offline need the owner role (changing which hosts a production environment selects also \
+        needs the production right); --production, --require-approval and --staging need the production right.\n\n\
+        A new --select must stay inside the project's host scope (`ferry project hosts`) and overlap no other \
+        environment of the project. Hosts it now selects move here: each takes the environment's current release \
+        (from the environment it left) and gets it at once; deployments here include them from now on.",
+        group(clap::ArgGroup::new("change").required(true).multiple(true)
+            .args(["select", "offline", "production", "require_approval", "staging"]))
+    )]
     Update {
         /// Project name
         project: String,
         /// Environment name
         env: String,
+        /// The tags a host needs from now on, e.g. role=web,dc=bj
+        #[arg(long, value_name = "K=V,...")]
+        select: Option<String>,
+        /// What a target host offline when a deployment starts means: skip, wait or fail (see `env create --help`)
+        #[arg(long, value_name = "skip|wait|fail")]
+        offline: Option<ferry_domain::OfflinePolicy>,
         /// true: only users with the production right deploy and roll back here; false: project developers do
         #[arg(long, value_name = "true|false")]
         production: Option<bool>,
@@ -1178,7 +1212,13 @@ pub struct TargetArgs {
     /// Follow per-host progress and exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
-    /// How long a target host may be offline before it counts as failed
+    /// What a target host that is offline means for this deployment, instead of the environment's policy:
+    /// skip (go on without it; it converges when it returns if the deployment succeeded), wait (up to
+    /// --offline-timeout), fail (refuse to start, naming the offline hosts)
+    #[arg(long, value_name = "skip|wait|fail")]
+    pub offline: Option<ferry_domain::OfflinePolicy>,
+    /// How long an offline target host is waited for before it counts as failed (default 60s; implies
+    /// --offline wait unless --offline says otherwise)
     #[arg(long, value_parser = humantime::parse_duration)]
     pub offline_timeout: Option<Duration>,
     /// Go ahead even if the release is marked bad; the deployment records that it was forced. Does not pass a

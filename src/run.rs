@@ -5,7 +5,7 @@ use ferry_cli::{Client, Output, accounts, commands, guards, requests};
 use ferry_domain::{DeploymentKind, Tags};
 use ferry_proto::api::{
     CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateRequest, CreateUser, RequestActionBody,
-    SetLoadBalancer, SetProtection, SetVar, UpdateUser, VarQuery,
+    SetLoadBalancer, SetProtection, SetVar, UpdateEnvironment, UpdateUser, VarQuery,
 };
 
 use crate::args::*;
@@ -194,6 +194,10 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, _) = client(&conn)?;
             commands::host_tag(&c, &host, tags).await
         }
+        Command::Host(HostCmd::Remove { host, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::host_remove(&c, &host).await
+        }
         Command::Project(ProjectCmd::List { conn }) => {
             let (c, out) = client(&conn)?;
             commands::project_list(&c, out).await
@@ -206,6 +210,7 @@ async fn dispatch(command: Command) -> Result<()> {
             production,
             require_approval,
             staging,
+            offline,
             rollout,
             conn,
         }) => {
@@ -218,11 +223,16 @@ async fn dispatch(command: Command) -> Result<()> {
                 production,
                 requires_approval: require_approval,
                 staging,
+                offline_policy: offline,
             };
             commands::env_create(&c, &project, req).await
         }
-        Command::Env(EnvCmd::Update { project, env, production, require_approval, staging, conn }) => {
+        Command::Env(EnvCmd::Update { project, env, select, offline, production, require_approval, staging, conn }) => {
             let (c, out) = client(&conn)?;
+            if select.is_some() || offline.is_some() {
+                let req = UpdateEnvironment { selector: select, offline_policy: offline };
+                commands::env_update(&c, &project, &env, req, out).await?;
+            }
             if let Some(production) = production {
                 accounts::env_set_production(&c, &project, &env, production, out).await?;
             }
@@ -449,6 +459,7 @@ fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: D
     CreateDeployment {
         hosts: target.hosts.clone(),
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
+        offline: target.offline,
         force: target.force,
         ..CreateDeployment::of(env, version, kind)
     }

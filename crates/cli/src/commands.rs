@@ -41,6 +41,13 @@ pub async fn host_tag(c: &Client, host: &str, tags: String) -> Result<()> {
     Ok(())
 }
 
+/// `ferry host remove NAME`.
+pub async fn host_remove(c: &Client, host: &str) -> Result<()> {
+    let _: serde_json::Value = c.delete(&format!("/api/v1/hosts/{host}")).await?;
+    println!("removed host {host}: its agent is refused from now on, and a new host may enrol as {host}");
+    Ok(())
+}
+
 /// `ferry join-token create --tags K=V,...`: prints the token once.
 pub async fn join_token_create(c: &Client, tags: String) -> Result<()> {
     let t: JoinTokenInfo = c.post("/api/v1/join-tokens", &CreateJoinToken { tags }).await?;
@@ -99,7 +106,16 @@ pub async fn env_create(c: &Client, project: &str, req: CreateEnvironment) -> Re
     };
     println!("created environment {}/{} selecting hosts with {}{follow}", e.project, e.name, e.selector);
     println!("rollout: {}", e.rollout);
+    println!("offline targets: {}", e.offline_policy);
     Ok(())
+}
+
+/// `ferry env update PROJECT ENV --select ... --offline ...`.
+pub async fn env_update(c: &Client, project: &str, env: &str, req: UpdateEnvironment, out: Output) -> Result<()> {
+    let e: EnvironmentInfo = c.post(&format!("/api/v1/projects/{project}/environments/{env}"), &req).await?;
+    out.print(&e, |e| {
+        format!("{}/{} selects hosts with {}; offline targets: {}\n", e.project, e.name, e.selector, e.offline_policy)
+    })
 }
 
 /// `ferry env set-rollout PROJECT ENV [options]`.
@@ -190,6 +206,9 @@ pub(crate) async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Outp
         if d.batch_count > 1 || d.emergency {
             println!("  rollout: {}{}", if d.emergency { "EMERGENCY, " } else { "" }, d.rollout);
         }
+        if let Some(w) = skipped_warning(&d) {
+            eprintln!("{w}");
+        }
     }
     if !wait {
         if out == Output::Json {
@@ -261,14 +280,34 @@ fn host_line(h: &DeploymentHostInfo) -> String {
             format!("succeeded  ({} downloaded, {} reused)", bytes(h.bytes_downloaded), bytes(h.bytes_reused))
         }
         HostDeployState::Failed => format!("FAILED  {}", h.error.as_deref().unwrap_or("")),
-        HostDeployState::RolledBack | HostDeployState::Canceled => {
+        HostDeployState::RolledBack | HostDeployState::Canceled | HostDeployState::Skipped => {
             format!("{}  {}", h.state, h.error.as_deref().unwrap_or("").replace('\n', "; "))
         }
         other => other.to_string(),
     }
 }
 
+/// The warning about targets that were offline at the start and skipped.
+fn skipped_warning(d: &DeploymentInfo) -> Option<String> {
+    let skipped: Vec<&str> =
+        d.hosts.iter().filter(|h| h.state == HostDeployState::Skipped).map(|h| h.host.as_str()).collect();
+    (!skipped.is_empty()).then(|| {
+        format!(
+            "warning: {} host(s) offline at the start were skipped: {}; they get version {} when they return if \
+             the deployment succeeds",
+            skipped.len(),
+            skipped.join(", "),
+            d.version
+        )
+    })
+}
+
 fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
+    if out == Output::Table
+        && let Some(w) = skipped_warning(d)
+    {
+        eprintln!("{w}");
+    }
     let count = |state| d.hosts.iter().filter(|h| h.state == state).count();
     let (succeeded, failed) = (count(HostDeployState::Succeeded), count(HostDeployState::Failed));
     out.print(d, |d| {
@@ -444,6 +483,10 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
         }
         if d.freeze_ignored {
             text.push_str("went through a freeze of the environment\n");
+        }
+        if let Some(w) = skipped_warning(d) {
+            text.push_str(&w);
+            text.push('\n');
         }
         let rows = d
             .hosts

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ferry_domain::rollout::RolloutOptions;
-use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, Tags};
+use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, OfflinePolicy, Tags};
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -111,6 +111,21 @@ pub struct CreateEnvironment {
     /// Requests for it are tested on this environment of the project first.
     #[serde(default)]
     pub staging: Option<String>,
+    /// What a target host offline at a deployment's start means (default
+    /// skip).
+    #[serde(default)]
+    pub offline_policy: Option<OfflinePolicy>,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}`: what is not given
+/// keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateEnvironment {
+    /// A new tag selector: hosts it selects from now on belong here.
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub offline_policy: Option<OfflinePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -134,6 +149,9 @@ pub struct EnvironmentInfo {
     /// Requests for it are tested on this environment first.
     #[serde(default)]
     pub staging: Option<String>,
+    /// What a target host offline at a deployment's start means.
+    #[serde(default)]
+    pub offline_policy: OfflinePolicy,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}/protection`: what
@@ -396,9 +414,14 @@ pub struct CreateDeployment {
     #[serde(default)]
     pub hosts: Option<Vec<String>>,
     pub kind: DeploymentKind,
-    /// How long a target host may stay offline before it counts as failed.
+    /// How long a target host may stay offline before it counts as failed
+    /// (under the `wait` offline policy, which giving it implies).
     #[serde(default)]
     pub offline_timeout_secs: Option<u64>,
+    /// What offline targets mean for this deployment, instead of the
+    /// environment's policy.
+    #[serde(default)]
+    pub offline: Option<OfflinePolicy>,
     /// Deploy what this build made: its number in the project, or `latest`
     /// for the newest successful build. Instead of `version`.
     #[serde(default)]
@@ -427,6 +450,7 @@ impl CreateDeployment {
             hosts: None,
             kind,
             offline_timeout_secs: None,
+            offline: None,
             build: None,
             force: false,
             rollout: RolloutOptions::default(),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use ferry_domain::notify::Channel;
+use ferry_domain::OfflinePolicy;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,
@@ -122,6 +123,8 @@ pub struct NewEnvironment {
     pub requires_approval: bool,
     /// Requests for it are tested on this environment of the project first.
     pub staging_env_id: Option<i64>,
+    /// What a target host offline at a deployment's start means.
+    pub offline_policy: OfflinePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +146,8 @@ pub struct Environment {
     pub requires_approval: bool,
     /// The environment a request for this one is tested on first.
     pub staging: Option<String>,
+    /// What a target host offline at a deployment's start means.
+    pub offline_policy: OfflinePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +225,9 @@ pub struct DeploymentTarget {
     pub release_name: String,
     /// Its batch in the plan, from 0.
     pub batch: u32,
+    /// Offline at the start under the `skip` policy: recorded as skipped,
+    /// never started; given the release when the deployment succeeds.
+    pub skipped: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,6 +242,8 @@ pub struct NewDeployment {
     /// so hosts that join later converge to it.
     pub whole_env: bool,
     pub offline_timeout_ms: i64,
+    /// What offline targets mean for this deployment.
+    pub offline_policy: OfflinePolicy,
     /// Go ahead even if the release is marked bad (`--force`); recorded on
     /// the deployment when the release was in fact marked.
     pub forced: bool,
@@ -401,11 +411,13 @@ pub struct LogLine {
 
 /// Where a variable lives (R17): a project, and optionally one of its
 /// environments and/or one host. `None` means any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VarSlot {
     pub project_id: i64,
     pub env_id: Option<i64>,
-    pub host_id: Option<i64>,
+    /// By name: a host may be given variables before it enrols, and keeps
+    /// them across a removal and re-enrolment.
+    pub host: Option<String>,
 }
 
 /// A variable to set, replacing the one of the same name in the same slot.

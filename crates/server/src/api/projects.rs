@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
+use ferry_domain::{Action, Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
     BadMarkInfo, CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo,
-    ProjectStatus, SetProduction, SetProtection,
+    ProjectStatus, SetProduction, SetProtection, UpdateEnvironment,
 };
 use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource, StoreError};
 
@@ -133,6 +133,7 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         production: e.production,
         requires_approval: e.requires_approval,
         staging: e.staging,
+        offline_policy: e.offline_policy,
     })
 }
 
@@ -225,11 +226,72 @@ pub async fn create_env(
         production: req.production,
         requires_approval: req.requires_approval,
         staging_env_id,
+        offline_policy: req.offline_policy.unwrap_or_default(),
     };
     let env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
     let what = if env.production { "production environment" } else { "environment" };
     let change = format!("{what} '{}' created (hosts {}) by {}", env.name, env.selector, caller.name);
     changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
+    Ok(Json(env_info(&state, env).await?))
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}`: changes which hosts
+/// the environment selects (inside the project's host scope, overlapping no
+/// other environment of the project) and what an offline target means.
+/// Hosts it now selects move to it: they take its desired release (see
+/// `fleet::adopt`). The hosts of a production environment are changed only
+/// with the production right.
+pub async fn update_env(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((project, env)): Path<(String, String)>,
+    Json(req): Json<UpdateEnvironment>,
+) -> ApiResult<Json<EnvironmentInfo>> {
+    let project = state.db.project(&project).await?;
+    let env = state.db.environment(&project, &env).await?;
+    let mut changes = Vec::new();
+    if let Some(text) = &req.selector {
+        let selector = Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
+        check_within_scope(&project, &env.name, &selector)?;
+        if env.production {
+            let membership = state.db.membership(project.id, caller.id).await?;
+            ferry_domain::access::allowed(&caller.subject(), membership, Action::ChangeProduction, true).map_err(
+                |_| {
+                    ApiError::Forbidden(format!(
+                        "changing which hosts production environment '{}' of project '{}' selects needs the \
+                         production right",
+                        env.name, project.name
+                    ))
+                },
+            )?;
+        }
+        for other in state.db.environments(&project).await?.iter().filter(|o| o.id != env.id) {
+            let other_sel = Selector::parse(&other.selector).unwrap_or_default();
+            if selector.overlaps(&other_sel) {
+                return Err(ApiError::Conflict(format!(
+                    "selector {selector} overlaps environment '{}' ({}): a host runs a project for one \
+                     environment only",
+                    other.name, other.selector
+                )));
+            }
+        }
+        if selector.to_string() != env.selector {
+            state.db.set_environment_selector(&env, &selector.to_string()).await?;
+            changes.push(format!("selects {selector}"));
+        }
+    }
+    if let Some(policy) = req.offline_policy.filter(|p| *p != env.offline_policy) {
+        state.db.set_environment_offline_policy(&env, policy).await?;
+        changes.push(format!("offline policy {policy}"));
+    }
+    if !changes.is_empty() {
+        let change = format!("environment '{}' {} now (set by {})", env.name, changes.join(", "), caller.name);
+        changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
+    }
+    if req.selector.is_some() {
+        crate::fleet::replace_all(&state).await?;
+    }
+    let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))
 }
 

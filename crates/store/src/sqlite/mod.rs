@@ -21,6 +21,7 @@ use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod fleet;
 mod notify;
 mod request;
 mod rollout;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/0014_web_sessions.sql")),
     (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
+    (19, include_str!("migrations/0019_fleet_changes.sql")),
 ];
 
 /// See the module documentation.
@@ -171,11 +173,12 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         production: r.try_get::<i64, _>("production")? != 0,
         requires_approval: r.try_get::<i64, _>("requires_approval")? != 0,
         staging: r.try_get("staging")?,
+        offline_policy: parse(&r.try_get::<String, _>("offline_policy")?)?,
     })
 }
 const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, \
-     e.auto_deploy_branch, e.created_at, e.rollout, e.production, e.requires_approval, s.name AS staging \
-     FROM environments e JOIN projects p ON p.id = e.project_id LEFT JOIN environments s ON s.id = e.staging_env_id";
+     e.auto_deploy_branch, e.created_at, e.rollout, e.production, e.requires_approval, s.name AS staging, \
+     e.offline_policy FROM environments e JOIN projects p ON p.id = e.project_id LEFT JOIN environments s ON s.id = e.staging_env_id";
 
 /// A stored rollout policy; none stored means the default (all at once).
 fn policy_from(json: Option<String>) -> Result<RolloutPolicy> {
@@ -315,11 +318,12 @@ fn build_row(r: &sqlx::sqlite::SqliteRow) -> Result<Build> {
     })
 }
 
-const VAR_SELECT: &str = "SELECT p.name AS project, e.name AS env, h.name AS host, v.key, v.value, v.secret, \
+const VAR_SELECT: &str = "SELECT p.name AS project, e.name AS env, v.host_name AS host, v.key, v.value, v.secret, \
      v.updated_by, v.updated_at FROM vars v JOIN projects p ON p.id = v.project_id \
-     LEFT JOIN environments e ON e.id = v.env_id LEFT JOIN hosts h ON h.id = v.host_id";
+     LEFT JOIN environments e ON e.id = v.env_id";
 /// By name, then from the least to the most specific scope (project, env, host, both).
-const VAR_ORDER: &str = "ORDER BY p.name, v.key, (v.env_id IS NOT NULL) + 2 * (v.host_id IS NOT NULL), e.name, h.name";
+const VAR_ORDER: &str =
+    "ORDER BY p.name, v.key, (v.env_id IS NOT NULL) + 2 * (v.host_name IS NOT NULL), e.name, v.host_name";
 
 fn var_row(r: &sqlx::sqlite::SqliteRow) -> Result<VarRow> {
     Ok(VarRow {
@@ -943,7 +947,7 @@ impl Database for SqliteDatabase {
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
         sqlx::query(
             "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at, rollout, \
-             production, requires_approval, staging_env_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             production, requires_approval, staging_env_id, offline_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(project.id)
         .bind(&new.name)
@@ -954,6 +958,7 @@ impl Database for SqliteDatabase {
         .bind(new.production)
         .bind(new.requires_approval)
         .bind(new.staging_env_id)
+        .bind(new.offline_policy.as_str())
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("environment '{}' of project '{}'", new.name, project.name)))?;
@@ -1101,7 +1106,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE token_hash = ?")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE token_hash = ? AND retired_at IS NULL")))
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -1109,7 +1114,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn host(&self, name: &str) -> Result<Host> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE name = ?")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE name = ? AND retired_at IS NULL")))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -1117,7 +1122,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn hosts(&self) -> Result<Vec<Host>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts ORDER BY name")))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE retired_at IS NULL ORDER BY name")))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(host_row).collect()
@@ -1445,37 +1450,24 @@ impl Database for SqliteDatabase {
         Ok(changed)
     }
 
-    async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "SELECT dh.deployment_id, dh.host_id FROM deployment_hosts dh \
-             JOIN deployments d ON d.id = dh.deployment_id JOIN hosts h ON h.id = dh.host_id \
-             WHERE d.status = 'running' AND dh.state IN ('pending', 'running') AND h.online = 0 \
-             AND ? - MAX(COALESCE(h.last_seen_at, 0), COALESCE(dh.started_at, d.created_at)) > d.offline_timeout_ms",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut changed = Vec::new();
-        for row in rows {
-            let deployment_id: i64 = row.try_get(0)?;
-            let host_id: i64 = row.try_get(1)?;
-            sqlx::query(
-                "UPDATE deployment_hosts SET state = 'failed', finished_at = ?, \
-                 error = 'host offline: no heartbeat within the offline timeout; it will converge when it reconnects' \
-                 WHERE deployment_id = ? AND host_id = ?",
-            )
-            .bind(now)
-            .bind(deployment_id)
-            .bind(host_id)
-            .execute(&mut *tx)
-            .await?;
-            if !changed.contains(&deployment_id) {
-                changed.push(deployment_id);
-            }
-        }
-        tx.commit().await?;
-        Ok(changed)
+    async fn fail_offline_targets(&self, now: i64, heartbeat_interval_ms: i64) -> Result<Vec<i64>> {
+        fleet::fail_offline_targets(&self.pool, now, heartbeat_interval_ms).await
+    }
+
+    async fn set_environment_selector(&self, env: &Environment, selector: &str) -> Result<()> {
+        fleet::set_selector(&self.pool, env, selector).await
+    }
+
+    async fn set_environment_offline_policy(&self, env: &Environment, policy: ferry_domain::OfflinePolicy) -> Result<()> {
+        fleet::set_offline_policy(&self.pool, env, policy).await
+    }
+
+    async fn retire_host(&self, name: &str, now: i64) -> Result<i64> {
+        fleet::retire_host(&self.pool, name, now).await
+    }
+
+    async fn move_host_to_env(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool> {
+        fleet::move_host_to_env(&self.pool, host_id, env, now).await
     }
 
     async fn append_deployment_log(
@@ -1919,7 +1911,7 @@ impl Database for SqliteDatabase {
         // `IS` matches NULL to NULL: the slot "any environment" is one slot.
         let replaced = sqlx::query(
             "UPDATE vars SET value = ?, secret = ?, updated_by = ?, updated_at = ? \
-             WHERE project_id = ? AND env_id IS ? AND host_id IS ? AND key = ?",
+             WHERE project_id = ? AND env_id IS ? AND host_name IS ? AND key = ?",
         )
         .bind(&new.value)
         .bind(new.secret)
@@ -1927,7 +1919,7 @@ impl Database for SqliteDatabase {
         .bind(now)
         .bind(new.slot.project_id)
         .bind(new.slot.env_id)
-        .bind(new.slot.host_id)
+        .bind(new.slot.host.as_deref())
         .bind(&new.key)
         .execute(&mut *tx)
         .await?
@@ -1935,12 +1927,12 @@ impl Database for SqliteDatabase {
             > 0;
         if !replaced {
             sqlx::query(
-                "INSERT INTO vars (project_id, env_id, host_id, key, value, secret, updated_by, updated_at) \
+                "INSERT INTO vars (project_id, env_id, host_name, key, value, secret, updated_by, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(new.slot.project_id)
             .bind(new.slot.env_id)
-            .bind(new.slot.host_id)
+            .bind(new.slot.host.as_deref())
             .bind(&new.key)
             .bind(&new.value)
             .bind(new.secret)
@@ -1955,10 +1947,10 @@ impl Database for SqliteDatabase {
     }
 
     async fn unset_var(&self, slot: &VarSlot, key: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM vars WHERE project_id = ? AND env_id IS ? AND host_id IS ? AND key = ?")
+        let done = sqlx::query("DELETE FROM vars WHERE project_id = ? AND env_id IS ? AND host_name IS ? AND key = ?")
             .bind(slot.project_id)
             .bind(slot.env_id)
-            .bind(slot.host_id)
+            .bind(slot.host.as_deref())
             .bind(key)
             .execute(&self.pool)
             .await?;
@@ -2127,7 +2119,9 @@ impl Database for SqliteDatabase {
     async fn vars_for_host(&self, host_id: i64) -> Result<Vec<VarRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{VAR_SELECT} JOIN host_desired hd ON hd.project_id = v.project_id AND hd.host_id = ?1 \
-             WHERE (v.env_id IS NULL OR v.env_id = hd.env_id) AND (v.host_id IS NULL OR v.host_id = ?1) {VAR_ORDER}"
+             WHERE (v.env_id IS NULL OR v.env_id = hd.env_id) \
+             AND (v.host_name IS NULL OR v.host_name = (SELECT name FROM hosts WHERE id = ?1 AND retired_at IS NULL)) \
+             {VAR_ORDER}"
         )))
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -2185,7 +2179,7 @@ impl Database for SqliteDatabase {
              LEFT JOIN host_desired hd ON hd.host_id = h.id AND hd.project_id = ?1 \
              LEFT JOIN releases rd ON rd.id = hd.release_id \
              LEFT JOIN host_actual ha ON ha.host_id = h.id AND ha.project_id = ?1 \
-             WHERE hd.host_id IS NOT NULL OR ha.host_id IS NOT NULL ORDER BY h.name",
+             WHERE h.retired_at IS NULL AND (hd.host_id IS NOT NULL OR ha.host_id IS NOT NULL) ORDER BY h.name",
         )
         .bind(project.id)
         .fetch_all(&self.pool)
