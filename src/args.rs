@@ -106,7 +106,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change one host (administrators): its tags
+    /// Change one host (administrators): its tags, or remove it
     #[command(subcommand)]
     Host(HostCmd),
     /// Join tokens limited to certain tags, for whoever sets up hosts of one kind (administrators)

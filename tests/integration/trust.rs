@@ -286,7 +286,7 @@ fn a_build_script_cannot_read_the_servers_data_or_environment() {
 }
 
 /// POSTs JSON with a bearer token; returns the status and body.
-fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
+pub(crate) fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let resp =
@@ -296,7 +296,7 @@ fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u
 }
 
 /// The credential a host's agent keeps under its root.
-fn agent_token(f: &Ferry, host: &str) -> String {
+pub(crate) fn agent_token(f: &Ferry, host: &str) -> String {
     let cred = std::fs::read_to_string(f.root_of(host).join(".ferry/agent.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string()
 }
