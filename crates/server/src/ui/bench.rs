@@ -35,10 +35,11 @@ fn deployment(p: i64, e: i64, r: i64, version: &str, hosts: &[i64]) -> NewDeploy
         created_by: "admin".into(),
         targets: hosts
             .iter()
-            .map(|h| DeploymentTarget { host_id: *h, release_name: format!("app_{version}"), batch: 0 })
+            .map(|h| DeploymentTarget { host_id: *h, release_name: format!("app_{version}"), batch: 0, skipped: false })
             .collect(),
         whole_env: false,
         offline_timeout_ms: 3_600_000,
+        offline_policy: Default::default(),
         forced: false,
         ignore_freeze: false,
         policy: Default::default(),
@@ -82,6 +83,7 @@ async fn pages_render_fast_for_500_hosts_and_1000_deployments() {
             production: name == "prod",
             requires_approval: false,
             staging_env_id: None,
+            offline_policy: Default::default(),
         };
         envs.push(db.create_environment(&p, &new, 1).await.unwrap());
     }
