@@ -602,6 +602,49 @@ pub enum ProjectCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change a project: releases kept, repository, branches, tags, webhook secret
+    #[command(
+        long_about = "Change a project; what is not given keeps its value.\n\n\
+        Project owners change --keep-releases, --branches, --push-tags and --webhook-secret; a new --repo is the \
+        administrator's, as at creation. The hosts the project may use are changed with `ferry project hosts` \
+        (administrators).",
+        group(clap::ArgGroup::new("change").required(true).multiple(true)
+            .args(["keep_releases", "repo", "webhook_secret", "branches", "push_tags"]))
+    )]
+    Update {
+        /// Project name
+        project: String,
+        /// Releases kept on each host, the active one included (1-100)
+        #[arg(long)]
+        keep_releases: Option<u32>,
+        /// Git repository to build from (administrators); "" stops building from git
+        #[arg(long)]
+        repo: Option<String>,
+        /// Secret that push webhooks must carry; "" removes it (webhooks are then refused)
+        #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
+        /// Branches whose pushes build, e.g. main,release/*; "" for all
+        #[arg(long, value_delimiter = ',')]
+        branches: Option<Vec<String>>,
+        /// Push each build's version tag back to the repository
+        #[arg(long, value_name = "true|false")]
+        push_tags: Option<bool>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a project (administrators); its history stays readable and its name stays taken
+    #[command(long_about = "Delete a project (administrators; audited).\n\n\
+        The project and its environments disappear from lists and can no longer be deployed, built or changed. \
+        Nothing is lost: `ferry deployments P`, `ferry deployment ID`, `ferry builds P`, `ferry releases P` and \
+        `ferry audit` still show its history, and its name stays taken so that the history always names one \
+        project. Hosts stop being given its releases; what they run stays as it is. Refused while a deployment \
+        runs or a build is queued or running.")]
+    Delete {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Subcommand)]
@@ -862,6 +905,21 @@ pub enum EnvCmd {
     List {
         /// Project name
         project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an environment (owners; production environments need the production right)
+    #[command(long_about = "Delete an environment (owners; a production environment also needs the production \
+        right; audited).\n\n\
+        Refused while a deployment runs there. Its deployments stay readable (`ferry deployments P`, \
+        `ferry deployment ID`), and its name stays taken so that the history always names one environment. Its \
+        hosts stop being given its release and keep what they run; its load balancer is removed, and \
+        environments whose requests were tested on it are tested nowhere.")]
+    Delete {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
         #[command(flatten)]
         conn: Conn,
     },

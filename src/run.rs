@@ -5,7 +5,7 @@ use ferry_cli::{Client, Output, accounts, commands, guards, requests};
 use ferry_domain::{DeploymentKind, Tags};
 use ferry_proto::api::{
     CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateRequest, CreateUser, RequestActionBody,
-    SetLoadBalancer, SetProtection, SetVar, UpdateEnvironment, UpdateUser, VarQuery,
+    SetLoadBalancer, SetProtection, SetVar, UpdateEnvironment, UpdateProject, UpdateUser, VarQuery,
 };
 
 use crate::args::*;
@@ -173,6 +173,19 @@ async fn dispatch(command: Command) -> Result<()> {
             let req =
                 CreateProject { name, keep_releases, repo, webhook_secret, branches, push_tags, host_scope: hosts };
             commands::project_create(&c, req).await
+        }
+        Command::Project(ProjectCmd::Update { project, keep_releases, repo, webhook_secret, branches, push_tags, conn }) => {
+            let (c, out) = client(&conn)?;
+            let req = UpdateProject { keep_releases, repo, webhook_secret, branches, push_tags };
+            commands::project_update(&c, &project, req, out).await
+        }
+        Command::Project(ProjectCmd::Delete { project, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::project_delete(&c, &project).await
+        }
+        Command::Env(EnvCmd::Delete { project, env, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::env_delete(&c, &project, &env).await
         }
         Command::Project(ProjectCmd::Hosts { project, scope, any: _, conn }) => {
             let (c, _) = client(&conn)?;

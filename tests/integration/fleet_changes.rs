@@ -124,3 +124,63 @@ fn a_variable_for_a_host_not_enrolled_yet_reaches_it_when_it_joins() {
     let other = std::fs::read_to_string(f.root_of("web-1").join("app/shared/greeting")).unwrap();
     assert_eq!(other.trim(), "none", "another host's variable never reaches web-1");
 }
+
+#[test]
+fn deleting_an_environment_or_a_project_keeps_their_history_readable() {
+    let mut f = Ferry::fleet_on_v1(&["web-1"]);
+    f.start_agents(&["stage-1", "stage-2"], "role=stage");
+    f.ok(&["env", "create", "app", "staging", "--select", "role=stage"]);
+    f.ok(&["env", "create", "app", "live", "--select", "role=live", "--production"]);
+    f.ok(&["deploy", "app", "staging", "--version", "v1", "--wait"]);
+    // Holds the environment: one host at a time, an hour between them.
+    f.ok(&["deploy", "app", "staging", "--version", "v2", "--strategy", "one-at-a-time", "--pause", "1h"]);
+    let running = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
+
+    // An owner without the production right deletes staging, not live.
+    let olga = f.person("olga", &[]);
+    f.ok(&["member", "add", "app", "olga", "owner"]);
+    olga.refused(&["env", "delete", "app", "live"], "the production right");
+    let err = f.fails(&["env", "delete", "app", "staging"]);
+    assert!(err.contains(&format!("running deployment ({running})")), "{err}");
+    f.ok(&["deployment", "cancel", &running.to_string()]);
+    wait_until(Duration::from_secs(20), "the cancel", || {
+        f.json(&["deployment", "show", &running.to_string()])["status"] == "canceled"
+    });
+    let out = olga.ok(&["env", "delete", "app", "staging"]);
+    assert!(out.contains("deleted environment app/staging"), "{out}");
+    let envs: Vec<String> =
+        f.json(&["env", "list", "app"]).as_array().unwrap().iter().map(|e| e["name"].to_string()).collect();
+    assert_eq!(envs, ["\"prod\"", "\"live\""]);
+    let err = f.fails(&["deploy", "app", "staging", "--version", "v2"]);
+    assert!(err.contains("environment 'staging'") && err.contains("not found"), "{err}");
+    let err = f.fails(&["env", "create", "app", "staging", "--select", "role=stage"]);
+    assert!(err.contains("was deleted; its name stays taken"), "{err}");
+    assert_eq!(f.json(&["deployment", "show", &running.to_string()])["env"], "staging");
+    assert!(f.version_on("stage-1", "app").is_some(), "its hosts keep what they run");
+
+    // The project: owners change it; only the administrator deletes it.
+    let out = olga.ok(&["project", "update", "app", "--keep-releases", "3"]);
+    assert!(out.contains("keeps 3 releases"), "{out}");
+    olga.refused(&["project", "update", "app", "--repo", "file:///etc"], "the administrator");
+    let err = f.fails(&["project", "update", "app", "--keep-releases", "0"]);
+    assert!(err.contains("between 1 and 100"), "{err}");
+    olga.refused(&["project", "delete", "app"], "the administrator");
+    let deployments_before = f.json(&["deployments", "app"]);
+    f.ok(&["project", "delete", "app"]);
+    assert!(f.json(&["project", "list"]).as_array().unwrap().is_empty());
+    let err = f.fails(&["deploy", "app", "prod", "--version", "v2"]);
+    assert!(err.contains("project 'app'") && err.contains("not found"), "{err}");
+    let err = f.fails(&["project", "create", "app"]);
+    assert!(err.contains("was deleted; its name stays taken"), "{err}");
+    // History: deployments by project and by id, releases, the audit trail;
+    // members keep reading it.
+    assert_eq!(f.json(&["deployments", "app"]), deployments_before);
+    let read: serde_json::Value = serde_json::from_str(&olga.ok(&["deployments", "app", "-o", "json"])).unwrap();
+    assert_eq!(read.as_array().unwrap().len(), 3);
+    assert_eq!(f.json(&["deployment", "show", "1"])["status"], "succeeded");
+    assert_eq!(f.json(&["releases", "app"]).as_array().unwrap().len(), 2);
+    let audit = f.ok(&["audit"]);
+    assert!(audit.contains("DELETE /api/v1/projects/{project}"), "{audit}");
+    assert!(audit.contains("DELETE /api/v1/projects/{project}/environments/{env}"), "{audit}");
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"), "hosts keep what they run");
+}

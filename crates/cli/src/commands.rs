@@ -118,6 +118,36 @@ pub async fn env_update(c: &Client, project: &str, env: &str, req: UpdateEnviron
     })
 }
 
+/// `ferry env delete PROJECT ENV`.
+pub async fn env_delete(c: &Client, project: &str, env: &str) -> Result<()> {
+    let _: serde_json::Value = c.delete(&format!("/api/v1/projects/{project}/environments/{env}")).await?;
+    println!("deleted environment {project}/{env}; its deployments stay readable (ferry deployments {project})");
+    Ok(())
+}
+
+/// `ferry project update PROJECT ...`.
+pub async fn project_update(c: &Client, project: &str, req: UpdateProject, out: Output) -> Result<()> {
+    let p: ProjectInfo = c.post(&format!("/api/v1/projects/{project}"), &req).await?;
+    out.print(&p, |p| {
+        format!(
+            "project {}: keeps {} releases; repository {}; branches {}; push tags {}; webhook secret {}\n",
+            p.name,
+            p.keep_releases,
+            p.repo.as_deref().unwrap_or("-"),
+            if p.branches.is_empty() { "all".to_string() } else { p.branches.join(",") },
+            p.push_tags,
+            if p.webhook_secret_set { "set" } else { "not set" }
+        )
+    })
+}
+
+/// `ferry project delete PROJECT`.
+pub async fn project_delete(c: &Client, project: &str) -> Result<()> {
+    let _: ProjectInfo = c.delete(&format!("/api/v1/projects/{project}")).await?;
+    println!("deleted project {project}; its history stays readable (ferry deployments {project})");
+    Ok(())
+}
+
 /// `ferry env set-rollout PROJECT ENV [options]`.
 pub async fn env_set_rollout(c: &Client, project: &str, env: &str, options: RolloutOptions, out: Output) -> Result<()> {
     if options.is_empty() {

@@ -88,6 +88,28 @@ pub struct ProjectInfo {
     /// See [`CreateProject::host_scope`].
     #[serde(default)]
     pub host_scope: Option<String>,
+    /// When it was deleted; its history stays readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+}
+
+/// `POST /api/v1/projects/{project}`: what is not given keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateProject {
+    #[serde(default)]
+    pub keep_releases: Option<u32>,
+    /// A new repository to build from (administrators); `""` stops building
+    /// from git.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// A new webhook secret; `""` removes it (webhooks are then refused).
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Branch patterns whose pushes build; an empty list means all.
+    #[serde(default)]
+    pub branches: Option<Vec<String>>,
+    #[serde(default)]
+    pub push_tags: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]

@@ -154,8 +154,25 @@ pub trait Database: Send + Sync + 'static {
 
     // --- projects and environments ---
     async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project>;
+    /// A project that is not deleted.
     async fn project(&self, name: &str) -> Result<Project>;
+    /// A project by name, deleted or not: for reading its history.
+    async fn project_including_deleted(&self, name: &str) -> Result<Project>;
+    /// The projects that are not deleted.
     async fn projects(&self) -> Result<Vec<Project>>;
+    /// Changes how many releases hosts keep and where builds come from
+    /// (the webhook secret as the source gives it: sealed).
+    async fn update_project(&self, project: &Project, keep_releases: u32, source: Option<&ProjectSource>) -> Result<()>;
+    /// Deletes a project and its environments, keeping their rows (and so
+    /// their deployments, builds, releases and audit entries) for the
+    /// history; their names stay taken. Hosts stop being given its releases.
+    /// Refused while it has a running deployment or a queued or running build.
+    async fn delete_project(&self, project: &Project, now: i64) -> Result<()>;
+    /// Deletes an environment the same way: its row stays for its
+    /// deployments; its hosts stop being given its release, its load
+    /// balancer goes, and environments tested on it are tested nowhere.
+    /// Refused while it has a running deployment.
+    async fn delete_environment(&self, env: &Environment, now: i64) -> Result<()>;
     /// Replaces the webhook secret of a project that builds from git, as the
     /// server gives it (sealed).
     async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()>;

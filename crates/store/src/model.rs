@@ -85,6 +85,8 @@ pub struct Project {
     /// The hosts its environments may select (`k=v,...`), as an
     /// administrator set it; `None`: any host.
     pub host_scope: Option<String>,
+    /// When it was deleted (`ferry project delete`): its history stays.
+    pub deleted_at: Option<i64>,
 }
 
 /// Where a project's code comes from, for builds (R5, R6).

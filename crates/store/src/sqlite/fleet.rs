@@ -114,3 +114,120 @@ pub(super) async fn fail_offline_targets(pool: &SqlitePool, now: i64, heartbeat_
     tx.commit().await?;
     Ok(changed)
 }
+
+pub(super) async fn update_project(
+    pool: &SqlitePool,
+    project: &Project,
+    keep_releases: u32,
+    source: Option<&ProjectSource>,
+) -> Result<()> {
+    let branches = serde_json::to_string(&source.map(|s| s.branches.clone()).unwrap_or_default())
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    sqlx::query(
+        "UPDATE projects SET keep_releases = ?, repo_url = ?, webhook_secret = ?, branches = ?, push_tags = ? \
+         WHERE id = ?",
+    )
+    .bind(i64::from(keep_releases))
+    .bind(source.map(|s| s.repo_url.as_str()))
+    .bind(source.and_then(|s| s.webhook_secret.as_ref()).map(|s| s.expose()))
+    .bind(branches)
+    .bind(source.is_some_and(|s| s.push_tags))
+    .bind(project.id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The running deployment of a project (or of one of its environments), if any.
+async fn running_deployment(conn: &mut sqlx::SqliteConnection, project_id: i64, env_id: Option<i64>) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM deployments WHERE project_id = ? AND (? IS NULL OR env_id = ?) AND status = 'running' LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(env_id)
+    .bind(env_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn delete_project(pool: &SqlitePool, project: &Project, now: i64) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(d) = running_deployment(&mut tx, project.id, None).await? {
+        return Err(StoreError::Refused(format!(
+            "project '{}' has a running deployment ({d}): wait for it to end or cancel it \
+             (ferry deployment cancel {d}) first",
+            project.name
+        )));
+    }
+    let build: Option<i64> = sqlx::query_scalar(
+        "SELECT number FROM builds WHERE project_id = ? AND status IN ('queued', 'running') LIMIT 1",
+    )
+    .bind(project.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(n) = build {
+        return Err(StoreError::Refused(format!(
+            "project '{}' has a queued or running build ({n}): cancel it (ferry build cancel {} {n}) first",
+            project.name, project.name
+        )));
+    }
+    let done = sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+        .bind(now)
+        .bind(project.id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("project '{}'", project.name)));
+    }
+    let envs: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = ? AND deleted_at IS NULL")
+            .bind(project.id)
+            .fetch_all(&mut *tx)
+            .await?;
+    for env in envs {
+        forget_environment(&mut tx, env, now).await?;
+    }
+    sqlx::query("DELETE FROM host_desired WHERE project_id = ?").bind(project.id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete_environment(pool: &SqlitePool, env: &Environment, now: i64) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(d) = running_deployment(&mut tx, env.project_id, Some(env.id)).await? {
+        return Err(StoreError::Refused(format!(
+            "environment '{}' of project '{}' has a running deployment ({d}): wait for it to end or cancel it \
+             (ferry deployment cancel {d}) first",
+            env.name, env.project
+        )));
+    }
+    let done = sqlx::query("SELECT id FROM environments WHERE id = ? AND deleted_at IS NULL")
+        .bind(env.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if done.is_none() {
+        return Err(StoreError::NotFound(format!("environment '{}' of project '{}'", env.name, env.project)));
+    }
+    forget_environment(&mut tx, env.id, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks an environment deleted and undoes what it gives hosts: their
+/// desired release from it, its load balancer; environments tested on it
+/// are tested nowhere.
+async fn forget_environment(conn: &mut sqlx::SqliteConnection, env_id: i64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE environments SET deleted_at = ? WHERE id = ?").bind(now).bind(env_id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE environments SET staging_env_id = NULL WHERE staging_env_id = ?")
+        .bind(env_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM host_desired WHERE env_id = ?").bind(env_id).execute(&mut *conn).await?;
+    for table in ["load_balancers", "lb_drained", "lb_applied"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE env_id = ?")))
+            .bind(env_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

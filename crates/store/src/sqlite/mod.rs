@@ -136,7 +136,7 @@ fn token_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
 }
 
 const PROJECT_COLS: &str =
-    "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags, host_scope";
+    "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags, host_scope, deleted_at";
 fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
     let repo_url: Option<String> = r.try_get(4)?;
     let source = match repo_url {
@@ -156,6 +156,7 @@ fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
         source,
         created_at: r.try_get(3)?,
         host_scope: r.try_get(8)?,
+        deleted_at: r.try_get(9)?,
     })
 }
 
@@ -819,7 +820,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn project(&self, name: &str) -> Result<Project> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE name = ?")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE name = ? AND deleted_at IS NULL")))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -827,7 +828,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn projects(&self) -> Result<Vec<Project>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects ORDER BY name")))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE deleted_at IS NULL ORDER BY name")))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_row).collect()
@@ -966,7 +967,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.name = ?")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.name = ? AND e.deleted_at IS NULL")))
             .bind(project.id)
             .bind(name)
             .fetch_optional(&self.pool)
@@ -977,7 +978,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? ORDER BY e.id")))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.deleted_at IS NULL ORDER BY e.id")))
             .bind(project.id)
             .fetch_all(&self.pool)
             .await?;
@@ -1019,7 +1020,7 @@ impl Database for SqliteDatabase {
 
     async fn all_environments(&self) -> Result<Vec<Environment>> {
         let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} ORDER BY e.id"))).fetch_all(&self.pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.deleted_at IS NULL ORDER BY e.id"))).fetch_all(&self.pool).await?;
         rows.iter().map(env_row).collect()
     }
 
@@ -1460,6 +1461,28 @@ impl Database for SqliteDatabase {
 
     async fn set_environment_offline_policy(&self, env: &Environment, policy: ferry_domain::OfflinePolicy) -> Result<()> {
         fleet::set_offline_policy(&self.pool, env, policy).await
+    }
+
+    async fn project_including_deleted(&self, name: &str) -> Result<Project> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE name = ? ORDER BY deleted_at IS NULL DESC LIMIT 1"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| project_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
+    }
+
+    async fn update_project(&self, project: &Project, keep_releases: u32, source: Option<&ProjectSource>) -> Result<()> {
+        fleet::update_project(&self.pool, project, keep_releases, source).await
+    }
+
+    async fn delete_project(&self, project: &Project, now: i64) -> Result<()> {
+        fleet::delete_project(&self.pool, project, now).await
+    }
+
+    async fn delete_environment(&self, env: &Environment, now: i64) -> Result<()> {
+        fleet::delete_environment(&self.pool, env, now).await
     }
 
     async fn retire_host(&self, name: &str, now: i64) -> Result<i64> {

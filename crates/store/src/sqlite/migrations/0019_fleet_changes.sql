@@ -22,3 +22,8 @@ DROP INDEX vars_one_per_scope;
 CREATE UNIQUE INDEX vars_one_per_scope ON vars (project_id, IFNULL(env_id, 0), IFNULL(host_name, ''), key);
 DROP INDEX vars_by_host;
 CREATE INDEX vars_by_host_name ON vars (host_name);
+
+-- Deleted projects and environments stay, for the deployments, builds and
+-- audit entries that name them; their names stay taken.
+ALTER TABLE projects ADD COLUMN deleted_at INTEGER;
+ALTER TABLE environments ADD COLUMN deleted_at INTEGER;
