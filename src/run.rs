@@ -174,7 +174,15 @@ async fn dispatch(command: Command) -> Result<()> {
                 CreateProject { name, keep_releases, repo, webhook_secret, branches, push_tags, host_scope: hosts };
             commands::project_create(&c, req).await
         }
-        Command::Project(ProjectCmd::Update { project, keep_releases, repo, webhook_secret, branches, push_tags, conn }) => {
+        Command::Project(ProjectCmd::Update {
+            project,
+            keep_releases,
+            repo,
+            webhook_secret,
+            branches,
+            push_tags,
+            conn,
+        }) => {
             let (c, out) = client(&conn)?;
             let req = UpdateProject { keep_releases, repo, webhook_secret, branches, push_tags };
             commands::project_update(&c, &project, req, out).await

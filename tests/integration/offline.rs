@@ -55,8 +55,20 @@ fn the_fail_policy_refuses_naming_the_offline_host_and_wait_waits() {
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
 
     // `--offline wait` on one deploy: it holds until the timeout, then fails the host.
-    let err = f.fails(&["deploy", "app", "prod", "--version", "v2", "--offline", "wait", "--offline-timeout", "2s",
-        "--max-failed", "1", "--wait"]);
+    let err = f.fails(&[
+        "deploy",
+        "app",
+        "prod",
+        "--version",
+        "v2",
+        "--offline",
+        "wait",
+        "--offline-timeout",
+        "2s",
+        "--max-failed",
+        "1",
+        "--wait",
+    ]);
     assert!(err.contains("failed on 1 host(s)"), "{err}");
     let d = f.json(&["deployment", "show", "2"]);
     assert!(host(&d, "web-2")["error"].as_str().unwrap().contains("offline timeout"), "{d}");
@@ -80,7 +92,9 @@ fn an_agent_killed_during_its_batch_fails_the_deployment_within_heartbeats() {
     });
     let killed = Instant::now();
     f.agent("web-2").kill(); // SIGKILL to its PID
-    wait_until(Duration::from_secs(30), "the deployment to end", || f.json(&["deployment", "show", "2"])["status"] != "running");
+    wait_until(Duration::from_secs(30), "the deployment to end", || {
+        f.json(&["deployment", "show", "2"])["status"] != "running"
+    });
     let took = killed.elapsed();
     // Heartbeats are 250 ms in tests: 3 missed is under a second; 15 s leaves
     // room for a loaded machine and is far from the 60 s offline timeout.

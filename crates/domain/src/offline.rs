@@ -122,9 +122,9 @@ pub fn offline_failure(
     let silent = now.saturating_sub(silent_since);
     let dead_after = heartbeat_interval_ms.saturating_mul(i64::from(MISSED_HEARTBEATS));
     match policy {
-        OfflinePolicy::Wait if silent > offline_timeout_ms => Some(
-            "host offline: no heartbeat within the offline timeout; it will converge when it reconnects".into(),
-        ),
+        OfflinePolicy::Wait if silent > offline_timeout_ms => {
+            Some("host offline: no heartbeat within the offline timeout; it will converge when it reconnects".into())
+        }
         OfflinePolicy::Skip | OfflinePolicy::Fail if silent > dead_after.min(offline_timeout_ms) => Some(format!(
             "host stopped answering during its batch: {MISSED_HEARTBEATS} heartbeats missed ({} ms silent)",
             silent

@@ -326,8 +326,7 @@ pub async fn create_deployment_as(
         AtStart::Refuse(why) => return Err(ApiError::Conflict(why)),
         AtStart::Skip(names) => targets.iter().filter(|h| names.contains(&h.name.as_str())).map(|h| h.id).collect(),
     };
-    let (skipped_hosts, targets): (Vec<&Host>, Vec<&Host>) =
-        targets.into_iter().partition(|h| skipped.contains(&h.id));
+    let (skipped_hosts, targets): (Vec<&Host>, Vec<&Host>) = targets.into_iter().partition(|h| skipped.contains(&h.id));
 
     // The rollout (R13): the environment's, with this request's overrides;
     // an emergency rollback goes everywhere at once and stops for nothing.

@@ -162,7 +162,8 @@ pub trait Database: Send + Sync + 'static {
     async fn projects(&self) -> Result<Vec<Project>>;
     /// Changes how many releases hosts keep and where builds come from
     /// (the webhook secret as the source gives it: sealed).
-    async fn update_project(&self, project: &Project, keep_releases: u32, source: Option<&ProjectSource>) -> Result<()>;
+    async fn update_project(&self, project: &Project, keep_releases: u32, source: Option<&ProjectSource>)
+    -> Result<()>;
     /// Deletes a project and its environments, keeping their rows (and so
     /// their deployments, builds, releases and audit entries) for the
     /// history; their names stay taken. Hosts stop being given its releases.
@@ -317,7 +318,11 @@ pub trait Database: Send + Sync + 'static {
     /// Changes an environment's tag selector (already validated).
     async fn set_environment_selector(&self, env: &Environment, selector: &str) -> Result<()>;
     /// Sets what a target host offline at a deployment's start means.
-    async fn set_environment_offline_policy(&self, env: &Environment, policy: ferry_domain::OfflinePolicy) -> Result<()>;
+    async fn set_environment_offline_policy(
+        &self,
+        env: &Environment,
+        policy: ferry_domain::OfflinePolicy,
+    ) -> Result<()>;
     /// Retires a host (`ferry host remove`): its row stays, renamed
     /// `NAME~ID`, for the history that names it; its credential stops
     /// working and its desired state goes, so a new host can enrol as NAME.

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use ferry_domain::notify::Channel;
 use ferry_domain::OfflinePolicy;
+use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,

@@ -596,6 +596,35 @@ async fn a_host_moves_to_the_environment_that_now_selects_it(db: &dyn Database) 
     assert_eq!(e.offline_policy, OfflinePolicy::Skip, "the default");
 }
 
+async fn deleted_projects_and_environments_keep_their_history(db: &dyn Database) {
+    let (p, e, r1, _, h1, _) = fixture(db).await;
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 5).await.unwrap();
+    let id = start(db, deploy(&p, &staging, &r1, &[&h1]), 10).await.unwrap();
+    match db.delete_environment(&staging, 11).await {
+        Err(StoreError::Refused(m)) => assert!(m.contains(&format!("running deployment ({id})")), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    db.delete_environment(&staging, 13).await.unwrap();
+    assert!(matches!(db.environment(&p, "staging").await, Err(StoreError::NotFound(_))));
+    assert_eq!(db.environments(&p).await.unwrap().len(), 1);
+    assert!(db.desired_for_host(h1.id).await.unwrap().is_empty(), "no longer given its release");
+    assert_eq!(db.deployment(id).await.unwrap().env, "staging", "its deployments stay readable");
+    assert!(matches!(db.create_environment(&p, &env("staging", "role=x"), 14).await, Err(StoreError::Conflict(_))));
+
+    db.update_project(&p, 3, None).await.unwrap();
+    assert_eq!(db.project("web").await.unwrap().keep_releases, 3);
+    db.delete_project(&p, 15).await.unwrap();
+    assert!(matches!(db.project("web").await, Err(StoreError::NotFound(_))));
+    assert!(db.projects().await.unwrap().is_empty());
+    assert!(db.all_environments().await.unwrap().is_empty(), "its environments went with it");
+    let gone = db.project_including_deleted("web").await.unwrap();
+    assert_eq!(gone.deleted_at, Some(15));
+    assert_eq!(db.deployments(&gone, 10).await.unwrap().len(), 1);
+    assert!(db.environment_history(&e).await.unwrap().is_empty());
+    assert!(matches!(db.delete_project(&gone, 16).await, Err(StoreError::NotFound(_))));
+}
+
 fn var(slot: VarSlot, key: &str, value: &str, secret: bool) -> NewVar {
     NewVar { slot, key: key.into(), value: value.into(), secret, updated_by: "admin".into() }
 }
@@ -1438,6 +1467,7 @@ mod sqlite_backend {
         skipped_targets_get_the_release_only_when_the_deployment_succeeds,
         a_removed_host_keeps_its_history_and_frees_its_name,
         a_host_moves_to_the_environment_that_now_selects_it,
+        deleted_projects_and_environments_keep_their_history,
         a_new_host_adopts_the_environment_release,
         builds_queue_one_per_project_in_order,
         build_logs_and_deliveries,

@@ -99,17 +99,17 @@ pub(crate) fn routes() -> Vec<Route> {
         // The repository is the administrator's (the handler checks).
         route(p.clone(), "/api/v1/projects/{project}", User(ManageProject), projects::update),
         route(d.clone(), "/api/v1/projects/{project}", User(DeleteProject), projects::delete),
-        route(d.clone(), "/api/v1/projects/{project}/environments/{env}", User(DeleteEnvironment), projects::delete_env),
+        route(
+            d.clone(),
+            "/api/v1/projects/{project}/environments/{env}",
+            User(DeleteEnvironment),
+            projects::delete_env,
+        ),
         route(p.clone(), "/api/v1/projects/{project}/environments", User(ManageProject), projects::create_env),
         route(g.clone(), "/api/v1/projects/{project}/environments", User(ReadProject), projects::list_envs),
         // Which hosts belong, and what an offline one means; a production
         // environment's hosts also need the production right (the handler).
-        route(
-            p.clone(),
-            "/api/v1/projects/{project}/environments/{env}",
-            User(ManageProject),
-            projects::update_env,
-        ),
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}", User(ManageProject), projects::update_env),
         route(
             p.clone(),
             "/api/v1/projects/{project}/environments/{env}/rollout",

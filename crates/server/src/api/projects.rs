@@ -127,30 +127,30 @@ pub async fn update(
     check_keep(keep)?;
     let mut source = project.source.clone();
     let mut changes = Vec::new();
-    if let Some(repo) = req.repo.as_deref().map(str::trim) {
-        if source.as_ref().map(|s| s.repo_url.as_str()) != Some(repo) {
-            ferry_domain::access::allowed(&caller.subject(), None, Action::CreateProject, false).map_err(|_| {
-                ApiError::Forbidden(
-                    "changing a project's repository needs the administrator (a repository URL can reach the \
-                     server's own files)"
-                        .into(),
-                )
-            })?;
-            if repo.starts_with('-') {
-                return Err(ApiError::BadRequest(format!("'{repo}' is not a repository URL")));
-            }
-            source = match (repo.is_empty(), source) {
-                (true, _) => None,
-                (false, Some(s)) => Some(ferry_store::ProjectSource { repo_url: repo.to_string(), ..s }),
-                (false, None) => Some(ferry_store::ProjectSource {
-                    repo_url: repo.to_string(),
-                    webhook_secret: None,
-                    branches: Vec::new(),
-                    push_tags: false,
-                }),
-            };
-            changes.push(if repo.is_empty() { "no repository".to_string() } else { format!("repository {repo}") });
+    if let Some(repo) = req.repo.as_deref().map(str::trim)
+        && source.as_ref().map(|s| s.repo_url.as_str()) != Some(repo)
+    {
+        ferry_domain::access::allowed(&caller.subject(), None, Action::CreateProject, false).map_err(|_| {
+            ApiError::Forbidden(
+                "changing a project's repository needs the administrator (a repository URL can reach the \
+                 server's own files)"
+                    .into(),
+            )
+        })?;
+        if repo.starts_with('-') {
+            return Err(ApiError::BadRequest(format!("'{repo}' is not a repository URL")));
         }
+        source = match (repo.is_empty(), source) {
+            (true, _) => None,
+            (false, Some(s)) => Some(ferry_store::ProjectSource { repo_url: repo.to_string(), ..s }),
+            (false, None) => Some(ferry_store::ProjectSource {
+                repo_url: repo.to_string(),
+                webhook_secret: None,
+                branches: Vec::new(),
+                push_tags: false,
+            }),
+        };
+        changes.push(if repo.is_empty() { "no repository".to_string() } else { format!("repository {repo}") });
     }
     let builds_asked = req.webhook_secret.is_some() || req.branches.is_some() || req.push_tags.is_some();
     match source.as_mut() {
@@ -173,7 +173,10 @@ pub async fn update(
             }
             if let Some(branches) = &req.branches {
                 s.branches = branches.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
-                changes.push(format!("branches {}", if s.branches.is_empty() { "all".into() } else { s.branches.join(",") }));
+                changes.push(format!(
+                    "branches {}",
+                    if s.branches.is_empty() { "all".into() } else { s.branches.join(",") }
+                ));
             }
             if let Some(push) = req.push_tags {
                 s.push_tags = push;

@@ -139,7 +139,11 @@ pub(super) async fn update_project(
 }
 
 /// The running deployment of a project (or of one of its environments), if any.
-async fn running_deployment(conn: &mut sqlx::SqliteConnection, project_id: i64, env_id: Option<i64>) -> Result<Option<i64>> {
+async fn running_deployment(
+    conn: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    env_id: Option<i64>,
+) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM deployments WHERE project_id = ? AND (? IS NULL OR env_id = ?) AND status = 'running' LIMIT 1",
     )
@@ -179,11 +183,10 @@ pub(super) async fn delete_project(pool: &SqlitePool, project: &Project, now: i6
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("project '{}'", project.name)));
     }
-    let envs: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = ? AND deleted_at IS NULL")
-            .bind(project.id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let envs: Vec<i64> = sqlx::query_scalar("SELECT id FROM environments WHERE project_id = ? AND deleted_at IS NULL")
+        .bind(project.id)
+        .fetch_all(&mut *tx)
+        .await?;
     for env in envs {
         forget_environment(&mut tx, env, now).await?;
     }
@@ -217,7 +220,11 @@ pub(super) async fn delete_environment(pool: &SqlitePool, env: &Environment, now
 /// desired release from it, its load balancer; environments tested on it
 /// are tested nowhere.
 async fn forget_environment(conn: &mut sqlx::SqliteConnection, env_id: i64, now: i64) -> Result<()> {
-    sqlx::query("UPDATE environments SET deleted_at = ? WHERE id = ?").bind(now).bind(env_id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE environments SET deleted_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(env_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("UPDATE environments SET staging_env_id = NULL WHERE staging_env_id = ?")
         .bind(env_id)
         .execute(&mut *conn)

@@ -820,17 +820,21 @@ impl Database for SqliteDatabase {
     }
 
     async fn project(&self, name: &str) -> Result<Project> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE name = ? AND deleted_at IS NULL")))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE name = ? AND deleted_at IS NULL"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| project_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
     }
 
     async fn projects(&self) -> Result<Vec<Project>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE deleted_at IS NULL ORDER BY name")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE deleted_at IS NULL ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(project_row).collect()
     }
 
@@ -967,21 +971,25 @@ impl Database for SqliteDatabase {
     }
 
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.name = ? AND e.deleted_at IS NULL")))
-            .bind(project.id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ENV_SELECT} WHERE e.project_id = ? AND e.name = ? AND e.deleted_at IS NULL"
+        )))
+        .bind(project.id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| env_row(&r))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("environment '{name}' of project '{}'", project.name)))
     }
 
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.deleted_at IS NULL ORDER BY e.id")))
-            .bind(project.id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ENV_SELECT} WHERE e.project_id = ? AND e.deleted_at IS NULL ORDER BY e.id"
+        )))
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(env_row).collect()
     }
 
@@ -1019,8 +1027,9 @@ impl Database for SqliteDatabase {
     }
 
     async fn all_environments(&self) -> Result<Vec<Environment>> {
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.deleted_at IS NULL ORDER BY e.id"))).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.deleted_at IS NULL ORDER BY e.id")))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(env_row).collect()
     }
 
@@ -1107,25 +1116,31 @@ impl Database for SqliteDatabase {
     }
 
     async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE token_hash = ? AND retired_at IS NULL")))
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE token_hash = ? AND retired_at IS NULL"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| host_row(&r)).transpose()
     }
 
     async fn host(&self, name: &str) -> Result<Host> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE name = ? AND retired_at IS NULL")))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE name = ? AND retired_at IS NULL"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| host_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("host '{name}'")))
     }
 
     async fn hosts(&self) -> Result<Vec<Host>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE retired_at IS NULL ORDER BY name")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE retired_at IS NULL ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(host_row).collect()
     }
 
@@ -1459,7 +1474,11 @@ impl Database for SqliteDatabase {
         fleet::set_selector(&self.pool, env, selector).await
     }
 
-    async fn set_environment_offline_policy(&self, env: &Environment, policy: ferry_domain::OfflinePolicy) -> Result<()> {
+    async fn set_environment_offline_policy(
+        &self,
+        env: &Environment,
+        policy: ferry_domain::OfflinePolicy,
+    ) -> Result<()> {
         fleet::set_offline_policy(&self.pool, env, policy).await
     }
 
@@ -1473,7 +1492,12 @@ impl Database for SqliteDatabase {
         row.map(|r| project_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
     }
 
-    async fn update_project(&self, project: &Project, keep_releases: u32, source: Option<&ProjectSource>) -> Result<()> {
+    async fn update_project(
+        &self,
+        project: &Project,
+        keep_releases: u32,
+        source: Option<&ProjectSource>,
+    ) -> Result<()> {
         fleet::update_project(&self.pool, project, keep_releases, source).await
     }
 

@@ -333,10 +333,10 @@ pub(super) async fn peek(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<
             sqlx::query_scalar(
                 "SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND batch = ? AND state = 'queued'",
             )
-                .bind(id)
-                .bind(i64::from(batch))
-                .fetch_all(&mut *conn)
-                .await?
+            .bind(id)
+            .bind(i64::from(batch))
+            .fetch_all(&mut *conn)
+            .await?
         }
         _ => Vec::new(),
     };
@@ -424,10 +424,11 @@ async fn finish(
     }
     let mut skipped = Vec::new();
     if status == DeploymentStatus::Succeeded {
-        skipped = sqlx::query_scalar("SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND state = 'skipped'")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+        skipped =
+            sqlx::query_scalar("SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND state = 'skipped'")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
         for host in &skipped {
             set_desired(conn, *host, d.project_id, d.env_id, d.release_id, now).await?;
         }
