@@ -845,9 +845,10 @@ pub enum EnvCmd {
         #[arg(long, value_name = "STAGING")]
         staging: Option<String>,
         /// What a target host offline when a deployment starts means: skip (default: the deployment goes on
-        /// without it, with a warning, and it converges when it returns if the deployment succeeded), wait (for
-        /// it, up to the deploy's --offline-timeout), fail (the deploy is refused, naming it). A host that stops
-        /// answering during its batch fails after 3 missed heartbeats (under wait: after the timeout)
+        /// without it, with a warning, and it converges when it returns if the deployment succeeded; a deploy
+        /// whose every target is offline is refused), wait (for it, up to the deploy's --offline-timeout), fail
+        /// (the deploy is refused, naming it). A host that stops answering during its batch fails after 3 missed
+        /// heartbeats (under wait: after the timeout)
         #[arg(long, value_name = "skip|wait|fail")]
         offline: Option<ferry_domain::OfflinePolicy>,
         /// The environment's default rollout (deploys may override it)
@@ -1270,9 +1271,11 @@ pub struct TargetArgs {
     /// Follow per-host progress and exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
-    /// What a target host that is offline means for this deployment, instead of the environment's policy:
-    /// skip (go on without it; it converges when it returns if the deployment succeeded), wait (up to
-    /// --offline-timeout), fail (refuse to start, naming the offline hosts)
+    /// What a target host that is offline at the start means for this deployment, instead of the environment's
+    /// policy: skip (go on without it, with a warning; it converges when it returns if the deployment succeeded;
+    /// refused if every target is offline), wait (up to --offline-timeout), fail (refuse to start, naming the
+    /// offline hosts). Under skip and fail a host that stops answering during its batch fails after 3 missed
+    /// heartbeats
     #[arg(long, value_name = "skip|wait|fail")]
     pub offline: Option<ferry_domain::OfflinePolicy>,
     /// How long an offline target host is waited for before it counts as failed (default 60s; implies

@@ -162,13 +162,14 @@ pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
     let list: Vec<EnvironmentInfo> = c.get(&format!("/api/v1/projects/{project}/environments")).await?;
     out.print(&list, |l| {
         table(
-            &["ENV", "SELECTOR", "DESIRED VERSION", "ROLLOUT"],
+            &["ENV", "SELECTOR", "DESIRED VERSION", "OFFLINE", "ROLLOUT"],
             l.iter()
                 .map(|e| {
                     vec![
                         if e.production { format!("{} (production)", e.name) } else { e.name.clone() },
                         e.selector.clone(),
                         e.desired_version.clone().unwrap_or("-".into()),
+                        e.offline_policy.to_string(),
                         e.rollout.clone(),
                     ]
                 })
