@@ -24,6 +24,7 @@ pub mod names;
 pub mod notify;
 pub mod offline;
 pub mod pattern;
+pub mod placement;
 pub mod recipe;
 pub mod release_name;
 pub mod request;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ferry_domain::notify;
 use ferry_domain::offline::{self, AtStart, OfflinePolicy};
+use ferry_domain::placement::{self, Placement};
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, SecretMask, Var, VarScope};
 use ferry_domain::{
@@ -107,19 +108,21 @@ pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> ApiResult<()>
         if !selector_of(env)?.matches(tags) {
             continue;
         }
-        let current = desired.iter().find(|d| d.project == env.project);
-        let moved = match current {
-            None => false,
-            Some(d) if d.env == env.name => continue,
+        let current = match desired.iter().find(|d| d.project == env.project) {
+            None => None,
             Some(d) => {
-                // Still selected by its old environment: it stays there (the
-                // selectors overlap; a deploy there names the conflict).
                 let old = envs.iter().find(|e| e.project == env.project && e.name == d.env);
-                match old {
-                    Some(old) if selector_of(old)?.matches(tags) => continue,
-                    _ => true,
-                }
+                let still_selected = match old {
+                    Some(old) => selector_of(old)?.matches(tags),
+                    None => false,
+                };
+                Some(placement::Current { env: &d.env, still_selected })
             }
+        };
+        let moved = match placement::place(&env.name, current) {
+            Placement::Stay => continue,
+            Placement::Adopt => false,
+            Placement::Move => true,
         };
         let changed = match moved {
             true => state.db.move_host_to_env(host_id, env, now_ms()).await?,
@@ -305,7 +308,8 @@ pub async fn create_deployment_as(
         let Some(other) = row.desired_env_id.filter(|id| *id != env.id) else { continue };
         let Some(host) = targets.iter().find(|h| h.id == row.host_id) else { continue };
         let Some(other) = envs.iter().find(|e| e.id == other) else { continue };
-        if selector_of(other)?.matches(&host.tags) {
+        let current = placement::Current { env: &other.name, still_selected: selector_of(other)?.matches(&host.tags) };
+        if placement::claimed_elsewhere(&env.name, Some(current)) {
             return Err(ApiError::Conflict(format!(
                 "host '{}' already runs project '{}' for environment '{}'",
                 host.name, project.name, other.name
