@@ -57,6 +57,28 @@ impl FromStr for OfflinePolicy {
     }
 }
 
+/// The policy a deployment runs under: the one the deploy asks for, else
+/// `wait` when it gives an offline timeout (waiting is what a timeout is
+/// for), else the environment's. An emergency rollback is never refused for
+/// an offline host: `fail` becomes `skip` (the host gets the rollback when it
+/// returns).
+pub fn for_deployment(
+    asked: Option<OfflinePolicy>,
+    timeout_given: bool,
+    env: OfflinePolicy,
+    emergency: bool,
+) -> OfflinePolicy {
+    let policy = match (asked, timeout_given) {
+        (Some(p), _) => p,
+        (None, true) => OfflinePolicy::Wait,
+        (None, false) => env,
+    };
+    match policy {
+        OfflinePolicy::Fail if emergency => OfflinePolicy::Skip,
+        other => other,
+    }
+}
+
 /// What happens to the target hosts that are offline when a deployment starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AtStart<'a> {
@@ -144,6 +166,17 @@ mod tests {
         }
         assert!("later".parse::<OfflinePolicy>().unwrap_err().contains("skip, wait or fail"));
         assert_eq!(OfflinePolicy::default(), OfflinePolicy::Skip);
+    }
+
+    #[test]
+    fn the_deploy_s_choice_then_a_timeout_then_the_environment_s() {
+        use OfflinePolicy::*;
+        assert_eq!(for_deployment(Some(Fail), true, Skip, false), Fail);
+        assert_eq!(for_deployment(None, true, Fail, false), Wait, "a timeout means waiting");
+        assert_eq!(for_deployment(None, false, Fail, false), Fail);
+        assert_eq!(for_deployment(None, false, Skip, false), Skip);
+        assert_eq!(for_deployment(None, false, Fail, true), Skip, "an emergency is never refused for it");
+        assert_eq!(for_deployment(Some(Wait), false, Fail, true), Wait);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_domain::notify;
-use ferry_domain::offline::{self, AtStart, OfflinePolicy};
+use ferry_domain::offline::{self, AtStart};
 use ferry_domain::placement::{self, Placement};
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, SecretMask, Var, VarScope};
@@ -317,13 +317,9 @@ pub async fn create_deployment_as(
         }
     }
 
-    // Offline targets (crates/domain `offline.rs`): the request's policy,
-    // else `wait` when it gives an offline timeout, else the environment's.
-    let offline_policy = match (req.offline, req.offline_timeout_secs) {
-        (Some(p), _) => p,
-        (None, Some(_)) => OfflinePolicy::Wait,
-        (None, None) => env.offline_policy,
-    };
+    // Offline targets (crates/domain `offline.rs`).
+    let offline_policy =
+        offline::for_deployment(req.offline, req.offline_timeout_secs.is_some(), env.offline_policy, req.emergency);
     let liveness: Vec<(&str, bool)> = targets.iter().map(|h| (h.name.as_str(), h.online)).collect();
     let skipped: Vec<i64> = match offline::at_start(offline_policy, &liveness) {
         AtStart::PlanAll => Vec::new(),
