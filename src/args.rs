@@ -111,7 +111,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change one host (administrators): its tags
+    /// Change one host (administrators): its tags, or remove it
     #[command(subcommand)]
     Host(HostCmd),
     /// Join tokens limited to certain tags, for whoever sets up hosts of one kind (administrators)
@@ -624,6 +624,49 @@ pub enum ProjectCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change a project: releases kept, repository, branches, tags, webhook secret
+    #[command(
+        long_about = "Change a project; what is not given keeps its value.\n\n\
+        Project owners change --keep-releases, --branches, --push-tags and --webhook-secret; a new --repo is the \
+        administrator's, as at creation. The hosts the project may use are changed with `ferry project hosts` \
+        (administrators).",
+        group(clap::ArgGroup::new("change").required(true).multiple(true)
+            .args(["keep_releases", "repo", "webhook_secret", "branches", "push_tags"]))
+    )]
+    Update {
+        /// Project name
+        project: String,
+        /// Releases kept on each host, the active one included (1-100)
+        #[arg(long)]
+        keep_releases: Option<u32>,
+        /// Git repository to build from (administrators); "" stops building from git
+        #[arg(long)]
+        repo: Option<String>,
+        /// Secret that push webhooks must carry; "" removes it (webhooks are then refused)
+        #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
+        /// Branches whose pushes build, e.g. main,release/*; "" for all
+        #[arg(long, value_delimiter = ',')]
+        branches: Option<Vec<String>>,
+        /// Push each build's version tag back to the repository
+        #[arg(long, value_name = "true|false")]
+        push_tags: Option<bool>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a project (administrators); its history stays readable and its name stays taken
+    #[command(long_about = "Delete a project (administrators; audited).\n\n\
+        The project and its environments disappear from lists and can no longer be deployed, built or changed. \
+        Nothing is lost: `ferry deployments P`, `ferry deployment ID`, `ferry builds P`, `ferry releases P` and \
+        `ferry audit` still show its history, and its name stays taken so that the history always names one \
+        project. Hosts stop being given its releases; what they run stays as it is. Refused while a deployment \
+        runs or a build is queued or running.")]
+    Delete {
+        /// Project name
+        project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Subcommand)]
@@ -668,6 +711,20 @@ pub enum HostCmd {
         /// All of the host's tags from now on, e.g. role=web,dc=bj
         #[arg(value_name = "K=V,...")]
         tags: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a host (administrators; audited): its agent is refused, its name can enrol again
+    #[command(long_about = "Remove a host (administrators; audited).\n\n\
+        For a host that was wiped, replaced or is gone for good. Its agent's credential is refused from now on \
+        and its connection is closed; the server stops assigning it releases. Its history stays: deployments and \
+        logs that name it show it as NAME~ID. A new agent can then enrol under the same name with a join token \
+        (a wiped host, re-installed). Variables set for the name (`ferry var set --host NAME`) are kept and reach \
+        the next host enrolled under it; unset them to drop them. Refused while the host is a target of a \
+        running deployment.")]
+    Remove {
+        /// Host name
+        host: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -813,21 +870,42 @@ pub enum EnvCmd {
         /// on every host ENV selects (see `ferry deploy --help`)
         #[arg(long, value_name = "ENV")]
         after: Option<String>,
+        /// What a target host offline when a deployment starts means: skip (default: the deployment goes on
+        /// without it, with a warning, and it converges when it returns if the deployment succeeded; a deploy
+        /// whose every target is offline is refused), wait (for it, up to the deploy's --offline-timeout), fail
+        /// (the deploy is refused, naming it). A host that stops answering during its batch fails after 3 missed
+        /// heartbeats (under wait: after the timeout)
+        #[arg(long, value_name = "skip|wait|fail")]
+        offline: Option<ferry_domain::OfflinePolicy>,
         /// The environment's default rollout (deploys may override it)
         #[command(flatten)]
         rollout: RolloutArgs,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Change an environment's protection: production, approval, staging, order, self-test (needs the
-    /// production right)
-    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
-        .args(["production", "require_approval", "staging", "after", "self_test"])))]
+    /// Change an environment: its hosts (--select), its offline policy, its protection and order
+    #[command(
+        long_about = "Change an environment; what is not given keeps its value.\n\n\
+        --select and --offline need the owner role (changing which hosts a production environment selects also \
+        needs the production right); --production, --require-approval, --staging, --after and --self-test need \
+        the production right.\n\n\
+        A new --select must stay inside the project's host scope (`ferry project hosts`) and overlap no other \
+        environment of the project. Hosts it now selects move here: each takes the environment's current release \
+        (from the environment it left) and gets it at once; deployments here include them from now on.",
+        group(clap::ArgGroup::new("change").required(true).multiple(true)
+            .args(["select", "offline", "production", "require_approval", "staging", "after", "self_test"]))
+    )]
     Update {
         /// Project name
         project: String,
         /// Environment name
         env: String,
+        /// The tags a host needs from now on, e.g. role=web,dc=bj
+        #[arg(long, value_name = "K=V,...")]
+        select: Option<String>,
+        /// What a target host offline when a deployment starts means: skip, wait or fail (see `env create --help`)
+        #[arg(long, value_name = "skip|wait|fail")]
+        offline: Option<ferry_domain::OfflinePolicy>,
         /// true: only users with the production right deploy and roll back here; false: project developers do
         #[arg(long, value_name = "true|false")]
         production: Option<bool>,
@@ -863,6 +941,21 @@ pub enum EnvCmd {
     List {
         /// Project name
         project: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an environment (owners; production environments need the production right)
+    #[command(long_about = "Delete an environment (owners; a production environment also needs the production \
+        right; audited).\n\n\
+        Refused while a deployment runs there. Its deployments stay readable (`ferry deployments P`, \
+        `ferry deployment ID`), and its name stays taken so that the history always names one environment. Its \
+        hosts stop being given its release and keep what they run; its load balancer is removed, and \
+        environments whose requests were tested on it are tested nowhere.")]
+    Delete {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -1257,7 +1350,15 @@ pub struct TargetArgs {
     /// Follow per-host progress and exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
-    /// How long a target host may be offline before it counts as failed
+    /// What a target host that is offline at the start means for this deployment, instead of the environment's
+    /// policy: skip (go on without it, with a warning; it converges when it returns if the deployment succeeded;
+    /// refused if every target is offline), wait (up to --offline-timeout), fail (refuse to start, naming the
+    /// offline hosts). Under skip and fail a host that stops answering during its batch fails after 3 missed
+    /// heartbeats
+    #[arg(long, value_name = "skip|wait|fail")]
+    pub offline: Option<ferry_domain::OfflinePolicy>,
+    /// How long an offline target host is waited for before it counts as failed (default 60s; implies
+    /// --offline wait unless --offline says otherwise)
     #[arg(long, value_parser = humantime::parse_duration)]
     pub offline_timeout: Option<Duration>,
     /// Go ahead even if the release is marked bad; the deployment records that it was forced. Does not pass a

@@ -5,7 +5,7 @@ use ferry_cli::{Client, Output, accounts, commands, guards, requests};
 use ferry_domain::{DeploymentKind, Tags};
 use ferry_proto::api::{
     CreateDeployment, CreateEnvironment, CreateFreeze, CreateProject, CreateRequest, CreateUser, RequestActionBody,
-    SetLoadBalancer, SetProtection, SetVar, UpdateUser, VarQuery,
+    SetLoadBalancer, SetProtection, SetVar, UpdateEnvironment, UpdateProject, UpdateUser, VarQuery,
 };
 
 use crate::args::*;
@@ -174,6 +174,27 @@ async fn dispatch(command: Command) -> Result<()> {
                 CreateProject { name, keep_releases, repo, webhook_secret, branches, push_tags, host_scope: hosts };
             commands::project_create(&c, req).await
         }
+        Command::Project(ProjectCmd::Update {
+            project,
+            keep_releases,
+            repo,
+            webhook_secret,
+            branches,
+            push_tags,
+            conn,
+        }) => {
+            let (c, out) = client(&conn)?;
+            let req = UpdateProject { keep_releases, repo, webhook_secret, branches, push_tags };
+            commands::project_update(&c, &project, req, out).await
+        }
+        Command::Project(ProjectCmd::Delete { project, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::project_delete(&c, &project).await
+        }
+        Command::Env(EnvCmd::Delete { project, env, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::env_delete(&c, &project, &env).await
+        }
         Command::Project(ProjectCmd::Hosts { project, scope, any: _, conn }) => {
             let (c, _) = client(&conn)?;
             commands::project_hosts(&c, &project, scope).await
@@ -194,6 +215,10 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, _) = client(&conn)?;
             commands::host_tag(&c, &host, tags).await
         }
+        Command::Host(HostCmd::Remove { host, conn }) => {
+            let (c, _) = client(&conn)?;
+            commands::host_remove(&c, &host).await
+        }
         Command::Project(ProjectCmd::List { conn }) => {
             let (c, out) = client(&conn)?;
             commands::project_list(&c, out).await
@@ -207,6 +232,7 @@ async fn dispatch(command: Command) -> Result<()> {
             require_approval,
             staging,
             after,
+            offline,
             rollout,
             conn,
         }) => {
@@ -220,12 +246,15 @@ async fn dispatch(command: Command) -> Result<()> {
                 requires_approval: require_approval,
                 staging,
                 after,
+                offline_policy: offline,
             };
             commands::env_create(&c, &project, req).await
         }
         Command::Env(EnvCmd::Update {
             project,
             env,
+            select,
+            offline,
             production,
             require_approval,
             staging,
@@ -234,6 +263,10 @@ async fn dispatch(command: Command) -> Result<()> {
             conn,
         }) => {
             let (c, out) = client(&conn)?;
+            if select.is_some() || offline.is_some() {
+                let req = UpdateEnvironment { selector: select, offline_policy: offline };
+                commands::env_update(&c, &project, &env, req, out).await?;
+            }
             if let Some(production) = production {
                 accounts::env_set_production(&c, &project, &env, production, out).await?;
             }
@@ -471,6 +504,7 @@ fn deployment(env: String, version: Option<String>, target: &TargetArgs, kind: D
     CreateDeployment {
         hosts: target.hosts.clone(),
         offline_timeout_secs: target.offline_timeout.map(|d| d.as_secs().max(1)),
+        offline: target.offline,
         force: target.force,
         ..CreateDeployment::of(env, version, kind)
     }

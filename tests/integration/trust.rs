@@ -286,7 +286,7 @@ fn a_build_script_cannot_read_the_servers_data_or_environment() {
 }
 
 /// POSTs JSON with a bearer token; returns the status and body.
-fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
+pub(crate) fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let resp =
@@ -296,7 +296,7 @@ fn post_json(f: &Ferry, token: &str, path: &str, body: &serde_json::Value) -> (u
 }
 
 /// The credential a host's agent keeps under its root.
-fn agent_token(f: &Ferry, host: &str) -> String {
+pub(crate) fn agent_token(f: &Ferry, host: &str) -> String {
     let cred = std::fs::read_to_string(f.root_of(host).join(".ferry/agent.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&cred).unwrap()["token"].as_str().unwrap().to_string()
 }
@@ -416,6 +416,8 @@ fn a_full_disk_is_refused_before_downloading_and_a_smaller_release_still_fits() 
     // does after the agent restarts.
     f.agent("web-1").kill();
     f.start_agent("web-1", "role=web");
+    // Online again first: a deploy skips a host that is offline at its start.
+    f.wait_online("web-1", true);
     f.ok(&["deploy", "app", "prod", "--version", "small", "--wait"]);
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("small"));
 }

@@ -185,12 +185,13 @@ fn bad_variables_are_refused_and_change_nothing() {
         (vec!["var", "set", "app", "DB-HOST", "x"], "'DB-HOST' is not a valid variable name"),
         (vec!["var", "set", "app", "FERRY_X", "x"], "'FERRY_X' is reserved"),
         (vec!["var", "set", "app", "--env", "nope", "K", "v"], "environment 'nope' of project 'app' not found"),
-        (vec!["var", "set", "app", "--host", "nope", "K", "v"], "host 'nope' not found"),
-        (vec!["var", "set", "app", "--env", "prod", "--host", "nope", "K", "v"], "host 'nope' not found"),
+        // A host is named, enrolled or not (it may join later), but by a valid name.
+        (vec!["var", "set", "app", "--host", "no/pe", "K", "v"], "--host 'no/pe'"),
+        (vec!["var", "set", "app", "--env", "prod", "--host", "no/pe", "K", "v"], "--host 'no/pe'"),
         (vec!["var", "set", "nope", "K", "v"], "project 'nope' not found"),
         (vec!["var", "set", "app", "FERRY_TOKEN", "s3cr3t-value", "--secret"], "'FERRY_TOKEN' is reserved"),
         (vec!["var", "unset", "app", "KEEP", "--env", "prod"], "KEEP is not set in project 'app' for environment prod"),
-        (vec!["var", "unset", "app", "KEEP", "--host", "nope"], "host 'nope' not found"),
+        (vec!["var", "unset", "app", "KEEP", "--host", "nope"], "KEEP is not set in project 'app' for host nope"),
         (vec!["var", "list", "app", "--env", "nope"], "environment 'nope' of project 'app' not found"),
     ];
     for (args, message) in refused {

@@ -41,6 +41,13 @@ pub async fn host_tag(c: &Client, host: &str, tags: String) -> Result<()> {
     Ok(())
 }
 
+/// `ferry host remove NAME`.
+pub async fn host_remove(c: &Client, host: &str) -> Result<()> {
+    let _: serde_json::Value = c.delete(&format!("/api/v1/hosts/{host}")).await?;
+    println!("removed host {host}: its agent is refused from now on, and a new host may enrol as {host}");
+    Ok(())
+}
+
 /// `ferry join-token create --tags K=V,...`: prints the token once.
 pub async fn join_token_create(c: &Client, tags: String) -> Result<()> {
     let t: JoinTokenInfo = c.post("/api/v1/join-tokens", &CreateJoinToken { tags }).await?;
@@ -99,6 +106,45 @@ pub async fn env_create(c: &Client, project: &str, req: CreateEnvironment) -> Re
     };
     println!("created environment {}/{} selecting hosts with {}{follow}", e.project, e.name, e.selector);
     println!("rollout: {}", e.rollout);
+    println!("offline targets: {}", e.offline_policy);
+    Ok(())
+}
+
+/// `ferry env update PROJECT ENV --select ... --offline ...`.
+pub async fn env_update(c: &Client, project: &str, env: &str, req: UpdateEnvironment, out: Output) -> Result<()> {
+    let e: EnvironmentInfo = c.post(&format!("/api/v1/projects/{project}/environments/{env}"), &req).await?;
+    out.print(&e, |e| {
+        format!("{}/{} selects hosts with {}; offline targets: {}\n", e.project, e.name, e.selector, e.offline_policy)
+    })
+}
+
+/// `ferry env delete PROJECT ENV`.
+pub async fn env_delete(c: &Client, project: &str, env: &str) -> Result<()> {
+    let _: serde_json::Value = c.delete(&format!("/api/v1/projects/{project}/environments/{env}")).await?;
+    println!("deleted environment {project}/{env}; its deployments stay readable (ferry deployments {project})");
+    Ok(())
+}
+
+/// `ferry project update PROJECT ...`.
+pub async fn project_update(c: &Client, project: &str, req: UpdateProject, out: Output) -> Result<()> {
+    let p: ProjectInfo = c.post(&format!("/api/v1/projects/{project}"), &req).await?;
+    out.print(&p, |p| {
+        format!(
+            "project {}: keeps {} releases; repository {}; branches {}; push tags {}; webhook secret {}\n",
+            p.name,
+            p.keep_releases,
+            p.repo.as_deref().unwrap_or("-"),
+            if p.branches.is_empty() { "all".to_string() } else { p.branches.join(",") },
+            p.push_tags,
+            if p.webhook_secret_set { "set" } else { "not set" }
+        )
+    })
+}
+
+/// `ferry project delete PROJECT`.
+pub async fn project_delete(c: &Client, project: &str) -> Result<()> {
+    let _: ProjectInfo = c.delete(&format!("/api/v1/projects/{project}")).await?;
+    println!("deleted project {project}; its history stays readable (ferry deployments {project})");
     Ok(())
 }
 
@@ -116,7 +162,7 @@ pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
     let list: Vec<EnvironmentInfo> = c.get(&format!("/api/v1/projects/{project}/environments")).await?;
     out.print(&list, |l| {
         table(
-            &["ENV", "SELECTOR", "AFTER", "DESIRED VERSION", "ROLLOUT"],
+            &["ENV", "SELECTOR", "AFTER", "DESIRED VERSION", "OFFLINE", "ROLLOUT"],
             l.iter()
                 .map(|e| {
                     vec![
@@ -124,6 +170,7 @@ pub async fn env_list(c: &Client, project: &str, out: Output) -> Result<()> {
                         e.selector.clone(),
                         e.after.clone().unwrap_or("-".into()),
                         e.desired_version.clone().unwrap_or("-".into()),
+                        e.offline_policy.to_string(),
                         e.rollout.clone(),
                     ]
                 })
@@ -208,6 +255,9 @@ pub(crate) async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Outp
                 }
             }
         }
+        if let Some(w) = skipped_warning(&d) {
+            eprintln!("{w}");
+        }
     }
     if !wait {
         if out == Output::Json {
@@ -289,14 +339,34 @@ fn host_line(h: &DeploymentHostInfo) -> String {
             format!("succeeded  ({} downloaded, {} reused)", bytes(h.bytes_downloaded), bytes(h.bytes_reused))
         }
         HostDeployState::Failed => format!("FAILED  {}", h.error.as_deref().unwrap_or("")),
-        HostDeployState::RolledBack | HostDeployState::Canceled => {
+        HostDeployState::RolledBack | HostDeployState::Canceled | HostDeployState::Skipped => {
             format!("{}  {}", h.state, h.error.as_deref().unwrap_or("").replace('\n', "; "))
         }
         other => other.to_string(),
     }
 }
 
+/// The warning about targets that were offline at the start and skipped.
+fn skipped_warning(d: &DeploymentInfo) -> Option<String> {
+    let skipped: Vec<&str> =
+        d.hosts.iter().filter(|h| h.state == HostDeployState::Skipped).map(|h| h.host.as_str()).collect();
+    (!skipped.is_empty()).then(|| {
+        format!(
+            "warning: {} host(s) offline at the start were skipped: {}; they get version {} when they return if \
+             the deployment succeeds",
+            skipped.len(),
+            skipped.join(", "),
+            d.version
+        )
+    })
+}
+
 fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
+    if out == Output::Table
+        && let Some(w) = skipped_warning(d)
+    {
+        eprintln!("{w}");
+    }
     let count = |state| d.hosts.iter().filter(|h| h.state == state).count();
     let (succeeded, failed) = (count(HostDeployState::Succeeded), count(HostDeployState::Failed));
     out.print(d, |d| {
@@ -472,6 +542,10 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
         }
         if d.freeze_ignored {
             text.push_str("went through a freeze of the environment\n");
+        }
+        if let Some(w) = skipped_warning(d) {
+            text.push_str(&w);
+            text.push('\n');
         }
         let rows = d
             .hosts

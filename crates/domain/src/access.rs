@@ -100,11 +100,18 @@ pub enum Action {
     /// runs as root on the hosts it selects). The administrator's alone: a
     /// project owner must not reach hosts beyond the project's.
     ManageFleet,
+    /// Deletes a project (its history stays readable). The administrator's:
+    /// it stops everything the project runs being managed.
+    DeleteProject,
+    /// Deletes an environment of a project (its history stays readable):
+    /// the owner role, and for a production environment the production
+    /// right too.
+    DeleteEnvironment,
 }
 
 impl Action {
     /// Every action, for exhaustive checks.
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Action::ReadShared,
         Action::ManageOwnTokens,
         Action::ManageUsers,
@@ -118,6 +125,8 @@ impl Action {
         Action::Test,
         Action::Approve,
         Action::ManageFleet,
+        Action::DeleteProject,
+        Action::DeleteEnvironment,
     ];
 
     /// What doing it is called in a refusal ("deploying ... needs ...").
@@ -136,6 +145,8 @@ impl Action {
             Action::Test => "passing or sending back requests",
             Action::Approve => "approving requests",
             Action::ManageFleet => "changing the fleet (host tags, project host scopes, load balancers)",
+            Action::DeleteProject => "deleting projects",
+            Action::DeleteEnvironment => "deleting environments",
         }
     }
 }
@@ -185,9 +196,20 @@ impl Denied {
                 format!("changing whether environment '{e}' is production")
             }
             (Action::Deploy, _, Some(p), Some(e)) => format!("{doing} to environment '{e}' of project '{p}'"),
-            (Action::ManageUsers | Action::CreateProject | Action::ChangeProduction | Action::ManageFleet, _, _, _) => {
-                doing.to_string()
+            (Action::DeleteEnvironment, _, Some(p), Some(e)) => {
+                let kind = if self.missing == Missing::ProductionRight { "production " } else { "" };
+                format!("deleting {kind}environment '{e}' of project '{p}'")
             }
+            (
+                Action::ManageUsers
+                | Action::CreateProject
+                | Action::ChangeProduction
+                | Action::ManageFleet
+                | Action::DeleteProject,
+                _,
+                _,
+                _,
+            ) => doing.to_string(),
             (Action::ManageProject, _, Some(p), _) => format!("{doing} project '{p}'"),
             (_, _, Some(p), _) => format!("{doing} in project '{p}'"),
             (_, _, None, _) => doing.to_string(),
@@ -239,10 +261,11 @@ fn needed_role(action: Action) -> Option<Role> {
         | Action::ManageOwnTokens
         | Action::ManageUsers
         | Action::CreateProject
-        | Action::ManageFleet => None,
+        | Action::ManageFleet
+        | Action::DeleteProject => None,
         Action::ReadProject => Some(Role::Viewer),
         Action::Build | Action::Deploy | Action::Request | Action::Test | Action::Approve => Some(Role::Developer),
-        Action::ManageProject | Action::ChangeProduction => Some(Role::Owner),
+        Action::ManageProject | Action::ChangeProduction | Action::DeleteEnvironment => Some(Role::Owner),
     }
 }
 
@@ -266,7 +289,9 @@ pub fn allowed(
     let deny = |missing| Err(Denied { action, missing, have: membership });
     match action {
         Action::ReadShared | Action::ManageOwnTokens => return Ok(()),
-        Action::ManageUsers | Action::CreateProject | Action::ManageFleet => return deny(Missing::Admin),
+        Action::ManageUsers | Action::CreateProject | Action::ManageFleet | Action::DeleteProject => {
+            return deny(Missing::Admin);
+        }
         _ => {}
     }
     if let Some(role) = needed_role(action)
@@ -280,7 +305,7 @@ pub fn allowed(
         return deny(Missing::Approver);
     }
     let guarded = match action {
-        Action::Deploy | Action::Approve => env_is_production,
+        Action::Deploy | Action::Approve | Action::DeleteEnvironment => env_is_production,
         Action::ChangeProduction => true,
         _ => false,
     };
@@ -323,7 +348,8 @@ mod tests {
         };
         match action {
             ReadShared | ManageOwnTokens => true,
-            ManageUsers | CreateProject | ManageFleet => false,
+            ManageUsers | CreateProject | ManageFleet | DeleteProject => false,
+            DeleteEnvironment => rank >= 3 && (!prod_env || user.production),
             ReadProject => rank >= 1,
             Build => rank >= 2,
             Deploy => rank >= 2 && (!prod_env || user.production),
@@ -354,7 +380,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 3 * 4 * 13 * 2);
+        assert_eq!(checked, 3 * 4 * 15 * 2);
     }
 
     #[test]
@@ -402,6 +428,24 @@ mod tests {
         assert_eq!(d.to_string(), "managing users needs the administrator");
         let d = allowed(&PLAIN, None, Action::Build, false).unwrap_err();
         assert_eq!(d.to_string(), "uploading and building needs the developer role in a project");
+    }
+
+    #[test]
+    fn deleting_is_for_administrators_and_owners_with_the_right() {
+        let d = allowed(&PROD, Some(Role::Owner), Action::DeleteProject, false).unwrap_err();
+        assert_eq!(d.to_string(), "deleting projects needs the administrator");
+        assert!(allowed(&PLAIN, Some(Role::Owner), Action::DeleteEnvironment, false).is_ok());
+        let d = allowed(&PLAIN, Some(Role::Owner), Action::DeleteEnvironment, true).unwrap_err();
+        assert_eq!(
+            d.message(Some("shop"), Some("prod")),
+            "deleting production environment 'prod' of project 'shop' needs the production right"
+        );
+        let d = allowed(&PROD, Some(Role::Developer), Action::DeleteEnvironment, false).unwrap_err();
+        assert_eq!(
+            d.message(Some("shop"), Some("staging")),
+            "deleting environment 'staging' of project 'shop' needs the owner role in the project (you are a developer)"
+        );
+        assert!(allowed(&PROD, Some(Role::Owner), Action::DeleteEnvironment, true).is_ok());
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum HostDeployState {
     /// Never started, or stopped unfinished with nothing to put back: the
     /// rollout stopped or was canceled first.
     Canceled,
+    /// Offline when the deployment started, under the `skip` offline policy:
+    /// never started; it gets the release when it returns if the deployment
+    /// succeeded.
+    Skipped,
 }
 
 impl HostDeployState {
@@ -56,7 +60,7 @@ impl HostDeployState {
     /// succeeded or failed host may still be rolled back.
     pub fn is_terminal(self) -> bool {
         use HostDeployState::*;
-        matches!(self, Succeeded | Failed | RolledBack | Canceled)
+        matches!(self, Succeeded | Failed | RolledBack | Canceled | Skipped)
     }
 
     /// Whether `self` may move to `next`. Reports move started hosts forward;
@@ -150,6 +154,7 @@ string_enum!(HostDeployState {
     Failed => "failed",
     RolledBack => "rolled_back",
     Canceled => "canceled",
+    Skipped => "skipped",
 });
 
 #[cfg(test)]
@@ -157,7 +162,7 @@ mod tests {
     use super::HostDeployState::*;
     use super::*;
 
-    const ALL: [HostDeployState; 7] = [Queued, Pending, Running, Succeeded, Failed, RolledBack, Canceled];
+    const ALL: [HostDeployState; 8] = [Queued, Pending, Running, Succeeded, Failed, RolledBack, Canceled, Skipped];
 
     #[test]
     fn every_transition() {

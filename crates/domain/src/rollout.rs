@@ -436,7 +436,8 @@ pub enum Step {
 /// The one decision of the orchestrator.
 pub fn next_step(v: &RolloutView) -> Step {
     use HostDeployState::*;
-    let total = v.hosts.len();
+    // Hosts skipped at the start (offline) are neither counted nor waited for.
+    let total = v.hosts.iter().filter(|h| h.state != Skipped).count();
     let failed = v.hosts.iter().filter(|h| h.state == Failed).count();
     let in_flight = v.hosts.iter().any(|h| matches!(h.state, Pending | Running));
     if v.policy.max_failed.exceeded(failed, total) {
@@ -714,5 +715,15 @@ mod tests {
         assert_eq!(next_step(&e), Step::Wait(Hold::Promotion { until: None }));
         e.emergency = true;
         assert_eq!(next_step(&e), Step::StartBatch(1));
+    }
+
+    #[test]
+    fn skipped_hosts_are_neither_waited_for_nor_counted() {
+        let v = view(&[(0, Skipped), (0, Succeeded)], Some(0), 1);
+        assert_eq!(next_step(&v), Step::Finish { status: DeploymentStatus::Succeeded, reason: None });
+        // 1 failed of 2 counted hosts is 50%, not 33%.
+        let mut v = view(&[(0, Skipped), (0, Failed), (0, Succeeded)], Some(0), 1);
+        v.policy.max_failed = FailLimit::Percent(40);
+        assert!(matches!(next_step(&v), Step::RollBack { reason } if reason.contains("1 of 2")));
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ferry_domain::rollout::RolloutOptions;
-use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, Tags};
+use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, OfflinePolicy, Tags};
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -88,6 +88,28 @@ pub struct ProjectInfo {
     /// See [`CreateProject::host_scope`].
     #[serde(default)]
     pub host_scope: Option<String>,
+    /// When it was deleted; its history stays readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+}
+
+/// `POST /api/v1/projects/{project}`: what is not given keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateProject {
+    #[serde(default)]
+    pub keep_releases: Option<u32>,
+    /// A new repository to build from (administrators); `""` stops building
+    /// from git.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// A new webhook secret; `""` removes it (webhooks are then refused).
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Branch patterns whose pushes build; an empty list means all.
+    #[serde(default)]
+    pub branches: Option<Vec<String>>,
+    #[serde(default)]
+    pub push_tags: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -114,6 +136,21 @@ pub struct CreateEnvironment {
     /// It comes after this environment of the project (R23).
     #[serde(default)]
     pub after: Option<String>,
+    /// What a target host offline at a deployment's start means (default
+    /// skip).
+    #[serde(default)]
+    pub offline_policy: Option<OfflinePolicy>,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}`: what is not given
+/// keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateEnvironment {
+    /// A new tag selector: hosts it selects from now on belong here.
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub offline_policy: Option<OfflinePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -144,6 +181,9 @@ pub struct EnvironmentInfo {
     /// A requester may pass her own request for it as tested.
     #[serde(default)]
     pub self_test: bool,
+    /// What a target host offline at a deployment's start means.
+    #[serde(default)]
+    pub offline_policy: OfflinePolicy,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}/protection`: what
@@ -418,9 +458,14 @@ pub struct CreateDeployment {
     #[serde(default)]
     pub hosts: Option<Vec<String>>,
     pub kind: DeploymentKind,
-    /// How long a target host may stay offline before it counts as failed.
+    /// How long a target host may stay offline before it counts as failed
+    /// (under the `wait` offline policy, which giving it implies).
     #[serde(default)]
     pub offline_timeout_secs: Option<u64>,
+    /// What offline targets mean for this deployment, instead of the
+    /// environment's policy.
+    #[serde(default)]
+    pub offline: Option<OfflinePolicy>,
     /// Deploy what this build made: its number in the project, or `latest`
     /// for the newest successful build. Instead of `version`.
     #[serde(default)]
@@ -454,6 +499,7 @@ impl CreateDeployment {
             hosts: None,
             kind,
             offline_timeout_secs: None,
+            offline: None,
             build: None,
             force: false,
             rollout: RolloutOptions::default(),

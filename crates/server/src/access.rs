@@ -134,7 +134,8 @@ async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -
         return Ok(Scope { unscoped: true, ..Scope::default() });
     };
     let project = match project {
-        Some(name) => db.project(&name).await.ok(),
+        // A deleted project's members still read its history.
+        Some(name) => db.project_including_deleted(&name).await.ok(),
         None => None,
     };
     let env = match (&project, env) {

@@ -267,7 +267,7 @@ async fn agent_loop(
             }
             _ = registration.wake.notified() => {
                 if !state.hub.is_current(host.id, registration.conn_id) {
-                    return Err("replaced by a newer connection of the same host".into());
+                    return Err("no longer the host's connection: replaced by a newer one, or the host was removed".into());
                 }
                 let sent = send_desired(state, socket, host).await?;
                 mask = std::mem::take(&mut mask).merged(sent);

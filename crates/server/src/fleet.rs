@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_domain::notify;
+use ferry_domain::offline::{self, AtStart};
+use ferry_domain::placement::{self, Placement};
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::vars::{self, SecretMask, Var, VarScope};
 use ferry_domain::{
@@ -96,13 +98,52 @@ fn selector_of(env: &Environment) -> ApiResult<Selector> {
 }
 
 /// Gives a host the desired release of every environment its tags select,
-/// where it has none for that project yet (R3).
+/// where it has none for that project yet (R3), or where what it has is of
+/// another environment of the project that no longer selects it (the host
+/// was re-tagged, or that environment's selector changed): the host moved.
 pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> ApiResult<()> {
-    for env in state.db.all_environments().await? {
-        if selector_of(&env)?.matches(tags) && state.db.adopt_host(host_id, &env, now_ms()).await? {
-            tracing::info!(host_id, project = %env.project, env = %env.name, "host adopted the environment's release");
+    let envs = state.db.all_environments().await?;
+    let desired = state.db.desired_for_host(host_id).await?;
+    for env in &envs {
+        if !selector_of(env)?.matches(tags) {
+            continue;
+        }
+        let current = match desired.iter().find(|d| d.project == env.project) {
+            None => None,
+            Some(d) => {
+                let old = envs.iter().find(|e| e.project == env.project && e.name == d.env);
+                let still_selected = match old {
+                    Some(old) => selector_of(old)?.matches(tags),
+                    None => false,
+                };
+                Some(placement::Current { env: &d.env, still_selected })
+            }
+        };
+        let moved = match placement::place(&env.name, current) {
+            Placement::Stay => continue,
+            Placement::Adopt => false,
+            Placement::Move => true,
+        };
+        let changed = match moved {
+            true => state.db.move_host_to_env(host_id, env, now_ms()).await?,
+            false => state.db.adopt_host(host_id, env, now_ms()).await?,
+        };
+        if changed {
+            tracing::info!(host_id, project = %env.project, env = %env.name, moved,
+                "host adopted the environment's release");
         }
     }
+    Ok(())
+}
+
+/// Re-places every host after an environment's selector changed: hosts it
+/// now selects move to it (see [`adopt`]); their agents hear at once.
+pub async fn replace_all(state: &AppState) -> ApiResult<()> {
+    let hosts = state.db.hosts().await?;
+    for h in &hosts {
+        adopt(state, h.id, &h.tags).await?;
+    }
+    state.hub.wake(hosts.iter().map(|h| h.id));
     Ok(())
 }
 
@@ -242,20 +283,20 @@ pub async fn create_deployment_as(
     if let Some(release) = &named {
         guards::check_release(&project.name, release, overrides.force)?;
     }
-    // A host runs a project for one environment only: refuse to steal it.
+    // A host runs a project for one environment only: refuse to steal it
+    // from another environment that still selects it. One that no longer
+    // does (the host was re-tagged, or its selector changed) has no claim.
+    let envs = db.environments(&project).await?;
     for row in db.project_host_states(&project).await? {
-        if let Some(other) = row.desired_env_id.filter(|id| *id != env.id)
-            && let Some(host) = targets.iter().find(|h| h.id == row.host_id)
-        {
-            {
-                let other_name = db.environments(&project).await?.into_iter().find(|e| e.id == other).map(|e| e.name);
-                return Err(ApiError::Conflict(format!(
-                    "host '{}' already runs project '{}' for environment '{}'",
-                    host.name,
-                    project.name,
-                    other_name.unwrap_or_default()
-                )));
-            }
+        let Some(other) = row.desired_env_id.filter(|id| *id != env.id) else { continue };
+        let Some(host) = targets.iter().find(|h| h.id == row.host_id) else { continue };
+        let Some(other) = envs.iter().find(|e| e.id == other) else { continue };
+        let current = placement::Current { env: &other.name, still_selected: selector_of(other)?.matches(&host.tags) };
+        if placement::claimed_elsewhere(&env.name, Some(current)) {
+            return Err(ApiError::Conflict(format!(
+                "host '{}' already runs project '{}' for environment '{}'",
+                host.name, project.name, other.name
+            )));
         }
     }
     if req.emergency && req.kind != DeploymentKind::Rollback {
@@ -342,6 +383,20 @@ pub async fn create_deployment_as(
         out
     };
 
+    // Offline hosts among those that move (crates/domain `offline.rs`):
+    // skipped ones are recorded, never started, and get their release when
+    // the deployment succeeds.
+    let offline_policy =
+        offline::for_deployment(req.offline, req.offline_timeout_secs.is_some(), env.offline_policy, req.emergency);
+    let liveness: Vec<(&str, bool)> = moves.iter().map(|(h, _, _)| (h.name.as_str(), h.online)).collect();
+    let skipped: Vec<i64> = match offline::at_start(offline_policy, &liveness) {
+        AtStart::PlanAll => Vec::new(),
+        AtStart::Refuse(why) => return Err(ApiError::Conflict(why)),
+        AtStart::Skip(names) => {
+            moves.iter().filter(|(h, _, _)| names.contains(&h.name.as_str())).map(|(h, _, _)| h.id).collect()
+        }
+    };
+
     // The rollout (R13): the environment's, with this request's overrides;
     // an emergency rollback goes everywhere at once and stops for nothing.
     let policy = if req.emergency {
@@ -354,7 +409,7 @@ pub async fn create_deployment_as(
     } else {
         req.rollout.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?
     };
-    let moving: Vec<&Host> = moves.iter().map(|(h, _, _)| *h).collect();
+    let moving: Vec<&Host> = moves.iter().map(|(h, _, _)| *h).filter(|h| !skipped.contains(&h.id)).collect();
     let plan_hosts: Vec<PlanHost<'_>> =
         moving.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
     let batches = rollout::plan(&policy.strategy, &plan_hosts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -368,6 +423,7 @@ pub async fn create_deployment_as(
             release_name: releases_named.get(release_id).cloned().unwrap_or_default(),
             from_release_id: *from,
             batch: u32::try_from(batch).unwrap_or(u32::MAX),
+            skipped: skipped.contains(&host_id),
         })
     };
     let new = NewDeployment {
@@ -380,9 +436,11 @@ pub async fn create_deployment_as(
             .iter()
             .enumerate()
             .flat_map(|(batch, hosts)| hosts.iter().filter_map(move |host_id| target_of(*host_id, batch)))
+            .chain(skipped.iter().filter_map(|host_id| target_of(*host_id, 0)))
             .collect(),
         whole_env,
         offline_timeout_ms: i64::try_from(offline_timeout.as_millis()).unwrap_or(i64::MAX),
+        offline_policy,
         forced: overrides.force,
         ignore_freeze: overrides.ignore_freeze,
         batch_count: u32::try_from(batches.len()).unwrap_or(u32::MAX),
@@ -396,7 +454,8 @@ pub async fn create_deployment_as(
         crate::rollout::ended(state, old).await;
     }
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
-        hosts = moving.len(), batches = batches.len(), emergency = req.emergency, "deployment created");
+        hosts = moving.len(), skipped = skipped.len(), batches = batches.len(), emergency = req.emergency,
+        "deployment created");
     notify_started(state, id, req.emergency).await;
     crate::rollout::drive(state, id).await?;
     deployment_info(state, id).await
@@ -564,7 +623,8 @@ pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
 }
 
 /// Once a second: hosts that stopped sending heartbeats go offline, and
-/// deployments stop waiting for targets that stayed offline too long.
+/// deployments stop waiting for targets that went silent (a few missed
+/// heartbeats, or the offline timeout under the `wait` policy).
 pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let period = (state.config.heartbeat_interval / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
@@ -581,7 +641,8 @@ pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<
             Ok(_) => {}
             Err(e) => tracing::error!("checking heartbeats: {e}"),
         }
-        if let Err(e) = state.db.fail_offline_targets(now).await {
+        let heartbeat = i64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = state.db.fail_offline_targets(now, heartbeat).await {
             tracing::error!("checking offline deployment targets: {e}");
         }
         // Timed gates, offline targets just failed, and (after a restart)

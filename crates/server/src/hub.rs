@@ -56,6 +56,14 @@ impl Hub {
         }
     }
 
+    /// Ends the host's connection (the host was removed): it is forgotten
+    /// and woken, finds it is no longer current, and closes.
+    pub fn disconnect(&self, host_id: i64) {
+        if let Some((_, wake)) = self.lock().remove(&host_id) {
+            wake.notify_one();
+        }
+    }
+
     /// Asks these hosts' connections to resend desired state.
     pub fn wake(&self, host_ids: impl IntoIterator<Item = i64>) {
         let map = self.lock();

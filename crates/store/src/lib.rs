@@ -154,8 +154,26 @@ pub trait Database: Send + Sync + 'static {
 
     // --- projects and environments ---
     async fn create_project(&self, new: &NewProject, now: i64) -> Result<Project>;
+    /// A project that is not deleted.
     async fn project(&self, name: &str) -> Result<Project>;
+    /// A project by name, deleted or not: for reading its history.
+    async fn project_including_deleted(&self, name: &str) -> Result<Project>;
+    /// The projects that are not deleted.
     async fn projects(&self) -> Result<Vec<Project>>;
+    /// Changes how many releases hosts keep and where builds come from
+    /// (the webhook secret as the source gives it: sealed).
+    async fn update_project(&self, project: &Project, keep_releases: u32, source: Option<&ProjectSource>)
+    -> Result<()>;
+    /// Deletes a project and its environments, keeping their rows (and so
+    /// their deployments, builds, releases and audit entries) for the
+    /// history; their names stay taken. Hosts stop being given its releases.
+    /// Refused while it has a running deployment or a queued or running build.
+    async fn delete_project(&self, project: &Project, now: i64) -> Result<()>;
+    /// Deletes an environment the same way: its row stays for its
+    /// deployments; its hosts stop being given its release, its load
+    /// balancer goes, and environments tested on it are tested nowhere.
+    /// Refused while it has a running deployment.
+    async fn delete_environment(&self, env: &Environment, now: i64) -> Result<()>;
     /// Replaces the webhook secret of a project that builds from git, as the
     /// server gives it (sealed).
     async fn set_webhook_secret(&self, project: &Project, secret: Option<&str>) -> Result<()>;
@@ -296,10 +314,28 @@ pub trait Database: Send + Sync + 'static {
     /// deployment of the project accordingly (the orchestrator then decides
     /// what the deployment does). Returns the deployments it changed.
     async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>>;
-    /// Fails target hosts of running deployments that have been offline for
-    /// longer than their deployment's offline timeout. Returns the
-    /// deployments it changed.
-    async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>>;
+    /// Fails started target hosts of running deployments that are offline,
+    /// as their deployment's offline policy says
+    /// (`ferry_domain::offline::offline_failure`: a few missed heartbeats, or
+    /// the offline timeout under `wait`). Returns the deployments it changed.
+    async fn fail_offline_targets(&self, now: i64, heartbeat_interval_ms: i64) -> Result<Vec<i64>>;
+    /// Changes an environment's tag selector (already validated).
+    async fn set_environment_selector(&self, env: &Environment, selector: &str) -> Result<()>;
+    /// Sets what a target host offline at a deployment's start means.
+    async fn set_environment_offline_policy(
+        &self,
+        env: &Environment,
+        policy: ferry_domain::OfflinePolicy,
+    ) -> Result<()>;
+    /// Retires a host (`ferry host remove`): its row stays, renamed
+    /// `NAME~ID`, for the history that names it; its credential stops
+    /// working and its desired state goes, so a new host can enrol as NAME.
+    /// Refused while it is a target of a running deployment. Returns its id.
+    async fn retire_host(&self, name: &str, now: i64) -> Result<i64>;
+    /// Makes `env`'s desired release the host's for env's project, replacing
+    /// one of another environment of the project (the host moved). Returns
+    /// true if something changed.
+    async fn move_host_to_env(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool>;
     /// Appends an agent's log lines about its install of `release_id` of
     /// `project` to the deployment taking that release to the host: a running
     /// deployment whose row for the host is still pending or running. Lines

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_domain::OfflinePolicy;
 use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::{
@@ -84,6 +85,8 @@ pub struct Project {
     /// The hosts its environments may select (`k=v,...`), as an
     /// administrator set it; `None`: any host.
     pub host_scope: Option<String>,
+    /// When it was deleted (`ferry project delete`): its history stays.
+    pub deleted_at: Option<i64>,
 }
 
 /// Where a project's code comes from, for builds (R5, R6).
@@ -122,6 +125,8 @@ pub struct NewEnvironment {
     pub requires_approval: bool,
     /// Requests for it are tested on this environment of the project first.
     pub staging_env_id: Option<i64>,
+    /// What a target host offline at a deployment's start means.
+    pub offline_policy: OfflinePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +154,8 @@ pub struct Environment {
     /// The requester of a release request for this environment may pass it
     /// as tested herself.
     pub self_test: bool,
+    /// What a target host offline at a deployment's start means.
+    pub offline_policy: OfflinePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +238,9 @@ pub struct DeploymentTarget {
     pub from_release_id: Option<i64>,
     /// Its batch in the plan, from 0.
     pub batch: u32,
+    /// Offline at the start under the `skip` policy: recorded as skipped,
+    /// never started; given the release when the deployment succeeds.
+    pub skipped: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -245,6 +255,8 @@ pub struct NewDeployment {
     /// so hosts that join later converge to it.
     pub whole_env: bool,
     pub offline_timeout_ms: i64,
+    /// What offline targets mean for this deployment.
+    pub offline_policy: OfflinePolicy,
     /// Go ahead even if the release is marked bad (`--force`); recorded on
     /// the deployment when the release was in fact marked.
     pub forced: bool,
@@ -431,11 +443,13 @@ pub struct LogLine {
 
 /// Where a variable lives (R17): a project, and optionally one of its
 /// environments and/or one host. `None` means any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VarSlot {
     pub project_id: i64,
     pub env_id: Option<i64>,
-    pub host_id: Option<i64>,
+    /// By name: a host may be given variables before it enrols, and keeps
+    /// them across a removal and re-enrolment.
+    pub host: Option<String>,
 }
 
 /// A variable to set, replacing the one of the same name in the same slot.

@@ -2,8 +2,8 @@
 //! empty database; the SQLite runner gives it one in a temporary directory.
 
 use ferry_domain::{
-    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,
-    RequestKind, RequestState, Secret, Tags,
+    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, OfflinePolicy,
+    RequestAction, RequestKind, RequestState, Secret, Tags,
 };
 use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
@@ -31,6 +31,7 @@ fn env(name: &str, selector: &str) -> NewEnvironment {
         production: false,
         requires_approval: false,
         staging_env_id: None,
+        offline_policy: Default::default(),
     }
 }
 
@@ -77,10 +78,12 @@ fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDepl
                 release_name: format!("n-{}", r.version),
                 from_release_id: None,
                 batch: 0,
+                skipped: false,
             })
             .collect(),
         whole_env: true,
         offline_timeout_ms: 1_000,
+        offline_policy: OfflinePolicy::Wait,
         forced: false,
         ignore_freeze: false,
         policy: RolloutPolicy::default(),
@@ -467,8 +470,8 @@ async fn offline_targets_fail_after_the_timeout(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
     db.host_connected(h1.id, &h1.tags, "0.1.0", 10).await.unwrap();
     let id = start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
-    assert!(db.fail_offline_targets(500).await.unwrap().is_empty(), "within the timeout");
-    assert_eq!(db.fail_offline_targets(1_200).await.unwrap(), vec![id]);
+    assert!(db.fail_offline_targets(500, 100).await.unwrap().is_empty(), "within the timeout");
+    assert_eq!(db.fail_offline_targets(1_200, 100).await.unwrap(), vec![id]);
     let hosts = db.deployment_hosts(id).await.unwrap();
     assert_eq!(hosts[0].state, HostDeployState::Pending, "h1 is online");
     assert_eq!(hosts[1].state, HostDeployState::Failed);
@@ -555,6 +558,120 @@ async fn build_logs_and_deliveries(db: &dyn Database) {
     assert!(db.record_delivery(p.id, "gitlab", "d-1", 3).await.unwrap());
 }
 
+async fn a_dead_target_fails_after_missed_heartbeats_unless_waited_for(db: &dyn Database) {
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    db.host_connected(h1.id, &h1.tags, "0.1.0", 10).await.unwrap();
+    db.host_connected(h2.id, &h2.tags, "0.1.0", 10).await.unwrap();
+    let mut new = deploy(&p, &e, &r1, &[&h1, &h2]);
+    new.offline_policy = OfflinePolicy::Skip;
+    new.offline_timeout_ms = 60_000;
+    let id = start(db, new, 10).await.unwrap();
+    // h2's agent dies: its connection drops; last seen at 10.
+    db.host_disconnected(h2.id).await.unwrap();
+    assert!(db.fail_offline_targets(10 + 300, 100).await.unwrap().is_empty(), "3 heartbeats not yet missed");
+    assert_eq!(db.fail_offline_targets(10 + 301, 100).await.unwrap(), vec![id]);
+    let hosts = db.deployment_hosts(id).await.unwrap();
+    assert_eq!((hosts[0].state, hosts[1].state), (HostDeployState::Pending, HostDeployState::Failed));
+    assert!(hosts[1].error.as_deref().unwrap_or("").contains("heartbeats missed"), "{:?}", hosts[1].error);
+}
+
+async fn skipped_targets_get_the_release_only_when_the_deployment_succeeds(db: &dyn Database) {
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    for (release, outcome, h2_gets) in [(&r1, Activity::Idle, Some(r1.id)), (&r2, Activity::Idle, Some(r2.id))] {
+        let mut new = deploy(&p, &e, release, &[&h1, &h2]);
+        new.targets[1].skipped = true;
+        new.offline_policy = OfflinePolicy::Skip;
+        let id = start(db, new, 10).await.unwrap();
+        let hosts = db.deployment_hosts(id).await.unwrap();
+        assert_eq!((hosts[0].state, hosts[1].state), (HostDeployState::Pending, HostDeployState::Skipped));
+        assert!(db.desired_for_host(h2.id).await.unwrap().iter().all(|d| d.release.id != release.id));
+        apply(db, h1.id, &report(Some(release), outcome), 11).await.unwrap();
+        assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
+        assert_eq!(db.desired_for_host(h2.id).await.unwrap()[0].release.id, h2_gets.unwrap());
+    }
+    // A failed (rolled back) deployment leaves the skipped host where it was.
+    let mut new = deploy(&p, &e, &r1, &[&h1, &h2]);
+    new.targets[1].skipped = true;
+    let id = start(db, new, 20).await.unwrap();
+    let failed = Activity::Failed { release_id: r1.id, error: "boom".into() };
+    apply(db, h1.id, &report(Some(&r2), failed), 21).await.unwrap();
+    assert_ne!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
+    assert_eq!(db.desired_for_host(h2.id).await.unwrap()[0].release.id, r2.id, "not given the failed release");
+}
+
+async fn a_removed_host_keeps_its_history_and_frees_its_name(db: &dyn Database) {
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let id = start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    match db.retire_host("h1", 11).await {
+        Err(StoreError::Refused(m)) => assert!(m.contains(&format!("running deployment {id}")), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    let slot = VarSlot { project_id: p.id, env_id: None, host: Some("h1".into()) };
+    db.set_var(&var(slot, "KEPT", "yes", false), 12).await.unwrap();
+    assert_eq!(db.retire_host("h1", 13).await.unwrap(), h1.id);
+    assert!(matches!(db.retire_host("h1", 13).await, Err(StoreError::NotFound(_))));
+    assert!(db.host_by_token("hash1").await.unwrap().is_none(), "its credential is refused");
+    assert!(db.hosts().await.unwrap().iter().all(|h| h.id != h1.id));
+    assert!(db.desired_for_host(h1.id).await.unwrap().is_empty());
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(rows[0].host, format!("h1~{}", h1.id), "history still names it");
+    // The name enrols again, and its variables reach the new host.
+    let again = db.enroll_host("h1", &h1.tags, "hash1b", 14).await.unwrap();
+    assert_ne!(again.id, h1.id);
+    let start2 = start(db, deploy(&p, &e, &r1, &[&again, &h2]), 15).await.unwrap();
+    assert!(start2 > id);
+    let vars = db.vars_for_host(again.id).await.unwrap();
+    assert!(vars.iter().any(|v| v.key == "KEPT"), "{:?}", var_rows(&vars));
+}
+
+async fn a_host_moves_to_the_environment_that_now_selects_it(db: &dyn Database) {
+    let (p, e, r1, r2, h1, _) = fixture(db).await;
+    let mut staging = db.create_environment(&p, &env("staging", "role=stage"), 5).await.unwrap();
+    start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 11).await.unwrap();
+    assert!(!db.move_host_to_env(h1.id, &staging, 12).await.unwrap(), "staging has no release yet");
+    staging.desired_release_id = Some(r2.id);
+    assert!(db.move_host_to_env(h1.id, &staging, 12).await.unwrap());
+    let d = &db.desired_for_host(h1.id).await.unwrap()[0];
+    assert_eq!((d.env.as_str(), d.release.id), ("staging", r2.id));
+    assert!(!db.move_host_to_env(h1.id, &staging, 13).await.unwrap(), "already there");
+    db.set_environment_selector(&staging, "role=web,dc=x").await.unwrap();
+    db.set_environment_offline_policy(&staging, OfflinePolicy::Fail).await.unwrap();
+    let s = db.environment(&p, "staging").await.unwrap();
+    assert_eq!((s.selector.as_str(), s.offline_policy), ("role=web,dc=x", OfflinePolicy::Fail));
+    assert_eq!(e.offline_policy, OfflinePolicy::Skip, "the default");
+}
+
+async fn deleted_projects_and_environments_keep_their_history(db: &dyn Database) {
+    let (p, e, r1, _, h1, _) = fixture(db).await;
+    let staging = db.create_environment(&p, &env("staging", "role=stage"), 5).await.unwrap();
+    let id = start(db, deploy(&p, &staging, &r1, &[&h1]), 10).await.unwrap();
+    match db.delete_environment(&staging, 11).await {
+        Err(StoreError::Refused(m)) => assert!(m.contains(&format!("running deployment ({id})")), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 12).await.unwrap();
+    db.delete_environment(&staging, 13).await.unwrap();
+    assert!(matches!(db.environment(&p, "staging").await, Err(StoreError::NotFound(_))));
+    assert_eq!(db.environments(&p).await.unwrap().len(), 1);
+    assert!(db.desired_for_host(h1.id).await.unwrap().is_empty(), "no longer given its release");
+    assert_eq!(db.deployment(id).await.unwrap().env, "staging", "its deployments stay readable");
+    assert!(matches!(db.create_environment(&p, &env("staging", "role=x"), 14).await, Err(StoreError::Conflict(_))));
+
+    db.update_project(&p, 3, None).await.unwrap();
+    assert_eq!(db.project("web").await.unwrap().keep_releases, 3);
+    db.delete_project(&p, 15).await.unwrap();
+    assert!(matches!(db.project("web").await, Err(StoreError::NotFound(_))));
+    assert!(db.projects().await.unwrap().is_empty());
+    assert!(db.all_environments().await.unwrap().is_empty(), "its environments went with it");
+    let gone = db.project_including_deleted("web").await.unwrap();
+    assert_eq!(gone.deleted_at, Some(15));
+    assert_eq!(db.deployments(&gone, 10).await.unwrap().len(), 1);
+    assert!(db.environment_history(&e).await.unwrap().is_empty());
+    assert!(matches!(db.delete_project(&gone, 16).await, Err(StoreError::NotFound(_))));
+}
+
 fn var(slot: VarSlot, key: &str, value: &str, secret: bool) -> NewVar {
     NewVar { slot, key: key.into(), value: value.into(), secret, updated_by: "admin".into() }
 }
@@ -566,14 +683,14 @@ fn var_rows(rows: &[VarRow]) -> Vec<(Option<&str>, Option<&str>, &str, &str)> {
 
 async fn variables_are_set_per_slot_replaced_and_unset(db: &dyn Database) {
     let (p, e, _, _, h1, _) = fixture(db).await;
-    let whole = VarSlot { project_id: p.id, env_id: None, host_id: None };
-    let env = VarSlot { env_id: Some(e.id), ..whole };
-    let host = VarSlot { host_id: Some(h1.id), ..whole };
-    let both = VarSlot { env_id: Some(e.id), host_id: Some(h1.id), ..whole };
-    for (slot, value) in [(both, "4"), (host, "3"), (env, "2"), (whole, "1")] {
+    let whole = VarSlot { project_id: p.id, env_id: None, host: None };
+    let env = VarSlot { env_id: Some(e.id), ..whole.clone() };
+    let host = VarSlot { host: Some(h1.name.clone()), ..whole.clone() };
+    let both = VarSlot { env_id: Some(e.id), host: Some(h1.name.clone()), ..whole.clone() };
+    for (slot, value) in [(both, "4"), (host, "3"), (env.clone(), "2"), (whole.clone(), "1")] {
         assert!(!db.set_var(&var(slot, "DB_HOST", value, false), 10).await.unwrap(), "a new variable");
     }
-    db.set_var(&var(whole, "A_FIRST", "a", false), 10).await.unwrap();
+    db.set_var(&var(whole.clone(), "A_FIRST", "a", false), 10).await.unwrap();
     assert_eq!(
         var_rows(&db.vars(&p).await.unwrap()),
         [
@@ -587,7 +704,7 @@ async fn variables_are_set_per_slot_replaced_and_unset(db: &dyn Database) {
     );
 
     // Same name and slot: replaced in place, secret flag and all.
-    assert!(db.set_var(&var(env, "DB_HOST", "sealed", true), 11).await.unwrap());
+    assert!(db.set_var(&var(env.clone(), "DB_HOST", "sealed", true), 11).await.unwrap());
     let rows = db.vars(&p).await.unwrap();
     let replaced = rows.iter().find(|r| r.env.is_some() && r.host.is_none()).unwrap();
     assert_eq!((replaced.value.as_str(), replaced.secret, replaced.updated_at), ("sealed", true, 11));
@@ -607,13 +724,13 @@ async fn variables_are_set_per_slot_replaced_and_unset(db: &dyn Database) {
 async fn a_host_is_given_only_variables_that_can_reach_it(db: &dyn Database) {
     let (p, e, r1, _, h1, h2) = fixture(db).await;
     let staging = db.create_environment(&p, &env("staging", "role=stage"), 5).await.unwrap();
-    let slot = |env_id, host_id| VarSlot { project_id: p.id, env_id, host_id };
+    let slot = |env_id, host: Option<&Host>| VarSlot { project_id: p.id, env_id, host: host.map(|h| h.name.clone()) };
     db.set_var(&var(slot(None, None), "ALL", "p", false), 6).await.unwrap();
     db.set_var(&var(slot(Some(e.id), None), "ENV", "prod", false), 6).await.unwrap();
     db.set_var(&var(slot(Some(staging.id), None), "ENV", "staging", false), 6).await.unwrap();
-    db.set_var(&var(slot(None, Some(h1.id)), "KEY", "h1 secret", true), 6).await.unwrap();
-    db.set_var(&var(slot(None, Some(h2.id)), "KEY", "h2 secret", true), 6).await.unwrap();
-    db.set_var(&var(slot(Some(staging.id), Some(h1.id)), "ONLY", "h1 in staging", false), 6).await.unwrap();
+    db.set_var(&var(slot(None, Some(&h1)), "KEY", "h1 secret", true), 6).await.unwrap();
+    db.set_var(&var(slot(None, Some(&h2)), "KEY", "h2 secret", true), 6).await.unwrap();
+    db.set_var(&var(slot(Some(staging.id), Some(&h1)), "ONLY", "h1 in staging", false), 6).await.unwrap();
     assert!(db.vars_for_host(h1.id).await.unwrap().is_empty(), "nothing desired on h1 yet");
 
     start(db, deploy(&p, &e, &r1, &[&h1, &h2]), 10).await.unwrap();
@@ -1443,6 +1560,11 @@ mod sqlite_backend {
         an_emergency_takes_over_from_a_running_rollout,
         the_environment_lock_refuses_a_second_deployment,
         offline_targets_fail_after_the_timeout,
+        a_dead_target_fails_after_missed_heartbeats_unless_waited_for,
+        skipped_targets_get_the_release_only_when_the_deployment_succeeds,
+        a_removed_host_keeps_its_history_and_frees_its_name,
+        a_host_moves_to_the_environment_that_now_selects_it,
+        deleted_projects_and_environments_keep_their_history,
         a_new_host_adopts_the_environment_release,
         builds_queue_one_per_project_in_order,
         build_logs_and_deliveries,

@@ -193,6 +193,7 @@ catalogue! {
     w_failed: "failed", "失败";
     w_rolled_back: "rolled back", "已回滚";
     w_canceled: "canceled", "已取消";
+    w_skipped: "skipped (offline)", "已跳过（离线）";
     w_deploy: "deploy", "部署";
     w_rollback: "rollback", "回滚";
     no_entries: "No entries.", "没有记录。";
@@ -352,6 +353,7 @@ impl Text {
             "failed" => self.w_failed,
             "rolled_back" => self.w_rolled_back,
             "canceled" => self.w_canceled,
+            "skipped" => self.w_skipped,
             "deploy" => self.w_deploy,
             "rollback" => self.w_rollback,
             "testing" => self.w_testing,
@@ -413,6 +415,7 @@ mod tests {
         assert_eq!(Lang::from_code("xx"), None);
         assert_eq!(ZH.word("rolled_back"), "已回滚");
         assert_eq!(EN.word("rolled_back"), "rolled back");
+        assert_eq!(EN.word("skipped"), "skipped (offline)");
         assert_eq!(ZH.word("something new"), "something new");
     }
 }

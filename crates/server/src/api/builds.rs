@@ -99,7 +99,7 @@ pub async fn list(
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<BuildInfo>>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project_including_deleted(&project).await?;
     let builds = state.db.builds(&project, q.limit()).await?;
     Ok(Json(builds.into_iter().map(build_info).collect()))
 }

@@ -40,7 +40,8 @@ pub async fn list(
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<DeploymentInfo>>> {
-    let project = state.db.project(&project).await?;
+    // A deleted project's deployments stay readable by its name.
+    let project = state.db.project_including_deleted(&project).await?;
     let rows = state.db.deployments(&project, q.limit()).await?;
     Ok(Json(rows.into_iter().map(fleet::deployment_summary).collect()))
 }

@@ -43,6 +43,23 @@ pub async fn set_tags(
     Ok(Json(host_info(host)))
 }
 
+/// `DELETE /api/v1/hosts/{name}`: an administrator removes a host (wiped,
+/// replaced, gone). Its row is retired, not deleted, so the deployments and
+/// logs that name it stay readable (as `NAME~ID`); its agent's credential is
+/// refused from now on, its open connection closed, and a new host may
+/// enrol under the name. Variables set for the name stay and reach the
+/// next host of that name.
+pub async fn remove(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = state.db.retire_host(&name, crate::now_ms()).await?;
+    state.hub.disconnect(id);
+    tracing::info!(host = %name, by = %caller.name, "host removed");
+    Ok(Json(serde_json::json!({ "removed": name })))
+}
+
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<HostInfo>>> {
     Ok(Json(state.db.hosts().await?.into_iter().map(host_info).collect()))
 }

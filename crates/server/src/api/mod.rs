@@ -96,8 +96,20 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/api/v1/projects", User(CreateProject), projects::create),
         route(g.clone(), "/api/v1/projects", User(ReadShared), projects::list),
         route(g.clone(), "/api/v1/projects/{project}", User(ReadProject), projects::show),
+        // The repository is the administrator's (the handler checks).
+        route(p.clone(), "/api/v1/projects/{project}", User(ManageProject), projects::update),
+        route(d.clone(), "/api/v1/projects/{project}", User(DeleteProject), projects::delete),
+        route(
+            d.clone(),
+            "/api/v1/projects/{project}/environments/{env}",
+            User(DeleteEnvironment),
+            projects::delete_env,
+        ),
         route(p.clone(), "/api/v1/projects/{project}/environments", User(ManageProject), projects::create_env),
         route(g.clone(), "/api/v1/projects/{project}/environments", User(ReadProject), projects::list_envs),
+        // Which hosts belong, and what an offline one means; a production
+        // environment's hosts also need the production right (the handler).
+        route(p.clone(), "/api/v1/projects/{project}/environments/{env}", User(ManageProject), projects::update_env),
         route(
             p.clone(),
             "/api/v1/projects/{project}/environments/{env}/rollout",
@@ -186,6 +198,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/hosts", User(ReadShared), hosts::list),
         // A host's tags decide what it receives: the administrator's to change.
         route(p.clone(), "/api/v1/hosts/{name}/tags", User(ManageFleet), hosts::set_tags),
+        route(d.clone(), "/api/v1/hosts/{name}", User(ManageFleet), hosts::remove),
         route(p.clone(), "/api/v1/join-tokens", User(ManageFleet), hosts::create_join_token),
         route(g.clone(), "/api/v1/join-tokens", User(ManageFleet), hosts::join_tokens),
         route(d.clone(), "/api/v1/join-tokens/{id}", User(ManageFleet), hosts::revoke_join_token),

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
+use ferry_domain::{Action, Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{
     BadMarkInfo, CreateEnvironment, CreateProject, EnvironmentInfo, EnvironmentStatus, HostProjectStatus, ProjectInfo,
-    ProjectStatus, SetProduction, SetProtection,
+    ProjectStatus, SetProduction, SetProtection, UpdateEnvironment, UpdateProject,
 };
 use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource, StoreError};
 
@@ -40,6 +40,7 @@ fn project_info(p: Project) -> ProjectInfo {
         push_tags: source.is_some_and(|s| s.push_tags),
         created_at: rfc3339_from_millis(p.created_at),
         host_scope: p.host_scope.clone(),
+        deleted_at: p.deleted_at.map(rfc3339_from_millis),
     }
 }
 
@@ -50,9 +51,7 @@ pub async fn create(
 ) -> ApiResult<Json<ProjectInfo>> {
     validate_name("project name", &req.name)?;
     let keep = req.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES);
-    if !(1..=100).contains(&keep) {
-        return Err(ApiError::BadRequest(format!("keep_releases must be between 1 and 100, not {keep}")));
-    }
+    check_keep(keep)?;
     let source = match req.repo.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
         None => {
             if req.webhook_secret.is_some() || !req.branches.is_empty() || req.push_tags {
@@ -90,8 +89,149 @@ pub async fn create(
         }
     };
     let new = NewProject { name: req.name.clone(), keep_releases: keep, source, host_scope };
-    let p = state.db.create_project(&new, crate::now_ms()).await?;
+    let p = match state.db.create_project(&new, crate::now_ms()).await {
+        Err(StoreError::Conflict(_))
+            if state.db.project_including_deleted(&req.name).await.is_ok_and(|p| p.deleted_at.is_some()) =>
+        {
+            return Err(ApiError::Conflict(format!(
+                "project '{}' was deleted; its name stays taken so that its history names one project",
+                req.name
+            )));
+        }
+        other => other?,
+    };
     Ok(Json(project_info(p)))
+}
+
+/// The checks of a new keep-releases count.
+fn check_keep(keep: u32) -> ApiResult<()> {
+    if (1..=100).contains(&keep) {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!("keep_releases must be between 1 and 100, not {keep}")))
+}
+
+/// `POST /api/v1/projects/{project}`: changes how many releases hosts keep
+/// and how the project builds (branches, tags, webhook secret). A new
+/// repository is the administrator's to set, as at creation: a repository
+/// URL can reach the server's own files. The host scope has its own
+/// (administrators') route.
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<UpdateProject>,
+) -> ApiResult<Json<ProjectInfo>> {
+    let project = state.db.project(&project).await?;
+    let keep = req.keep_releases.unwrap_or(project.keep_releases);
+    check_keep(keep)?;
+    let mut source = project.source.clone();
+    let mut changes = Vec::new();
+    if let Some(repo) = req.repo.as_deref().map(str::trim)
+        && source.as_ref().map(|s| s.repo_url.as_str()) != Some(repo)
+    {
+        ferry_domain::access::allowed(&caller.subject(), None, Action::CreateProject, false).map_err(|_| {
+            ApiError::Forbidden(
+                "changing a project's repository needs the administrator (a repository URL can reach the \
+                 server's own files)"
+                    .into(),
+            )
+        })?;
+        if repo.starts_with('-') {
+            return Err(ApiError::BadRequest(format!("'{repo}' is not a repository URL")));
+        }
+        source = match (repo.is_empty(), source) {
+            (true, _) => None,
+            (false, Some(s)) => Some(ferry_store::ProjectSource { repo_url: repo.to_string(), ..s }),
+            (false, None) => Some(ferry_store::ProjectSource {
+                repo_url: repo.to_string(),
+                webhook_secret: None,
+                branches: Vec::new(),
+                push_tags: false,
+            }),
+        };
+        changes.push(if repo.is_empty() { "no repository".to_string() } else { format!("repository {repo}") });
+    }
+    let builds_asked = req.webhook_secret.is_some() || req.branches.is_some() || req.push_tags.is_some();
+    match source.as_mut() {
+        None if builds_asked => {
+            return Err(ApiError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
+        }
+        None => {}
+        Some(s) => {
+            if let Some(secret) = &req.webhook_secret {
+                s.webhook_secret = match secret.is_empty() {
+                    true => None,
+                    false => Some(Secret::new(
+                        state
+                            .secrets
+                            .seal(secret, &webhook_context(&project.name))
+                            .map_err(|e| ApiError::Internal(format!("sealing the webhook secret: {e}")))?,
+                    )),
+                };
+                changes.push("webhook secret".into());
+            }
+            if let Some(branches) = &req.branches {
+                s.branches = branches.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
+                changes.push(format!(
+                    "branches {}",
+                    if s.branches.is_empty() { "all".into() } else { s.branches.join(",") }
+                ));
+            }
+            if let Some(push) = req.push_tags {
+                s.push_tags = push;
+                changes.push(format!("push tags {push}"));
+            }
+        }
+    }
+    if keep != project.keep_releases {
+        changes.push(format!("keeps {keep} releases"));
+    }
+    state.db.update_project(&project, keep, source.as_ref()).await?;
+    if !changes.is_empty() {
+        let change = format!("project '{}': {} (set by {})", project.name, changes.join(", "), caller.name);
+        changed(&state, &project.name, &caller.name, None, change).await;
+    }
+    let project = state.db.project(&project.name).await?;
+    // Hosts hear the new keep count with their desired state.
+    state.hub.wake(state.db.hosts().await?.iter().map(|h| h.id));
+    Ok(Json(project_info(project)))
+}
+
+/// `DELETE /api/v1/projects/{project}` (administrators): the project and its
+/// environments are deleted, their history kept (deployments, builds,
+/// releases and the audit trail stay readable, `ferry deployments P`
+/// included); hosts stop being given its releases and keep what they run.
+/// The name stays taken.
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<ProjectInfo>> {
+    let project = state.db.project(&project).await?;
+    state.db.delete_project(&project, crate::now_ms()).await?;
+    tracing::info!(project = %project.name, by = %caller.name, "project deleted");
+    state.hub.wake(state.db.hosts().await?.iter().map(|h| h.id));
+    Ok(Json(project_info(state.db.project_including_deleted(&project.name).await?)))
+}
+
+/// `DELETE /api/v1/projects/{project}/environments/{env}`: owners, and for a
+/// production environment the production right (the route's rule). Refused
+/// while a deployment runs there; its deployments stay readable; its hosts
+/// stop being given its release and keep what they run. The name stays
+/// taken.
+pub async fn delete_env(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((project, env)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let project = state.db.project(&project).await?;
+    let env = state.db.environment(&project, &env).await?;
+    state.db.delete_environment(&env, crate::now_ms()).await?;
+    let change = format!("environment '{}' deleted by {}", env.name, caller.name);
+    changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
+    state.hub.wake(state.db.hosts().await?.iter().map(|h| h.id));
+    Ok(Json(serde_json::json!({ "deleted": format!("{}/{}", project.name, env.name) })))
 }
 
 /// `GET /api/v1/projects`: the projects the caller may read (every one for
@@ -114,7 +254,7 @@ pub async fn show(
     _caller: Caller,
     Path(project): Path<String>,
 ) -> ApiResult<Json<ProjectInfo>> {
-    Ok(Json(project_info(state.db.project(&project).await?)))
+    Ok(Json(project_info(state.db.project_including_deleted(&project).await?)))
 }
 
 async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo> {
@@ -135,6 +275,7 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
         staging: e.staging,
         after: e.after,
         self_test: e.self_test,
+        offline_policy: e.offline_policy,
     })
 }
 
@@ -229,15 +370,88 @@ pub async fn create_env(
         production: req.production,
         requires_approval: req.requires_approval,
         staging_env_id,
+        offline_policy: req.offline_policy.unwrap_or_default(),
     };
-    let mut env = state.db.create_environment(&project, &new, crate::now_ms()).await?;
-    if after_env_id.is_some() {
-        state.db.set_environment_order(&env, after_env_id, false).await?;
-        env = state.db.environment(&project, &env.name).await?;
-    }
+    let env = match state.db.create_environment(&project, &new, crate::now_ms()).await {
+        Err(StoreError::Conflict(_)) if state.db.environment(&project, &req.name).await.is_err() => {
+            return Err(ApiError::Conflict(format!(
+                "environment '{}' of project '{}' was deleted; its name stays taken so that its history names \
+                 one environment",
+                req.name, project.name
+            )));
+        }
+        other => other?,
+    };
+    let env = match after_env_id {
+        Some(_) => {
+            state.db.set_environment_order(&env, after_env_id, false).await?;
+            state.db.environment(&project, &env.name).await?
+        }
+        None => env,
+    };
     let what = if env.production { "production environment" } else { "environment" };
     let change = format!("{what} '{}' created (hosts {}) by {}", env.name, env.selector, caller.name);
     changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
+    Ok(Json(env_info(&state, env).await?))
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}`: changes which hosts
+/// the environment selects (inside the project's host scope, overlapping no
+/// other environment of the project) and what an offline target means.
+/// Hosts it now selects move to it: they take its desired release (see
+/// `fleet::adopt`). The hosts of a production environment are changed only
+/// with the production right.
+pub async fn update_env(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((project, env)): Path<(String, String)>,
+    Json(req): Json<UpdateEnvironment>,
+) -> ApiResult<Json<EnvironmentInfo>> {
+    let project = state.db.project(&project).await?;
+    let env = state.db.environment(&project, &env).await?;
+    let mut changes = Vec::new();
+    if let Some(text) = &req.selector {
+        let selector = Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
+        check_within_scope(&project, &env.name, &selector)?;
+        if env.production {
+            let membership = state.db.membership(project.id, caller.id).await?;
+            ferry_domain::access::allowed(&caller.subject(), membership, Action::ChangeProduction, true).map_err(
+                |_| {
+                    ApiError::Forbidden(format!(
+                        "changing which hosts production environment '{}' of project '{}' selects needs the \
+                         production right",
+                        env.name, project.name
+                    ))
+                },
+            )?;
+        }
+        for other in state.db.environments(&project).await?.iter().filter(|o| o.id != env.id) {
+            let other_sel = Selector::parse(&other.selector).unwrap_or_default();
+            if selector.overlaps(&other_sel) {
+                return Err(ApiError::Conflict(format!(
+                    "selector {selector} overlaps environment '{}' ({}): a host runs a project for one \
+                     environment only",
+                    other.name, other.selector
+                )));
+            }
+        }
+        if selector.to_string() != env.selector {
+            state.db.set_environment_selector(&env, &selector.to_string()).await?;
+            changes.push(format!("selects {selector}"));
+        }
+    }
+    if let Some(policy) = req.offline_policy.filter(|p| *p != env.offline_policy) {
+        state.db.set_environment_offline_policy(&env, policy).await?;
+        changes.push(format!("offline policy {policy}"));
+    }
+    if !changes.is_empty() {
+        let change = format!("environment '{}' {} now (set by {})", env.name, changes.join(", "), caller.name);
+        changed(&state, &project.name, &caller.name, Some(&env.name), change).await;
+    }
+    if req.selector.is_some() {
+        crate::fleet::replace_all(&state).await?;
+    }
+    let env = state.db.environment(&project, &env.name).await?;
     Ok(Json(env_info(&state, env).await?))
 }
 

@@ -117,7 +117,7 @@ pub async fn list(
     _caller: Caller,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<ReleaseInfo>>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project_including_deleted(&project).await?;
     let releases = state.db.releases(&project).await?;
     Ok(Json(releases.into_iter().map(|r| release_info(&project.name, r)).collect()))
 }

@@ -57,6 +57,7 @@ pub(crate) async fn fixture() -> Fixture {
         production,
         requires_approval: false,
         staging_env_id: None,
+        offline_policy: Default::default(),
     };
     let prod = db.create_environment(&p, &env("prod", "env=prod", true), 1).await.unwrap();
     db.create_environment(&p, &env("stage", "env=stage", false), 1).await.unwrap();
@@ -88,6 +89,7 @@ pub(crate) async fn fixture() -> Fixture {
                 targets: vec![],
                 whole_env: true,
                 offline_timeout_ms: 1_000,
+                offline_policy: Default::default(),
                 forced: false,
                 ignore_freeze: false,
                 policy: Default::default(),

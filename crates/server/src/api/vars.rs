@@ -40,15 +40,17 @@ fn given(name: Option<&str>) -> Option<&str> {
     name.map(str::trim).filter(|n| !n.is_empty())
 }
 
-/// The store slot and the scope of `env`/`host` in `project`; unknown names
-/// are refused, naming them.
+/// The store slot and the scope of `env`/`host` in `project`; an unknown
+/// environment is refused, naming it. A host is taken by its name, enrolled
+/// or not: a host enrolling under that name later starts with its
+/// variables (and one removed and enrolled again keeps them).
 async fn slot(
     state: &AppState,
     project: &Project,
     env: Option<&str>,
     host: Option<&str>,
 ) -> ApiResult<(VarSlot, VarScope)> {
-    let mut slot = VarSlot { project_id: project.id, env_id: None, host_id: None };
+    let mut slot = VarSlot { project_id: project.id, env_id: None, host: None };
     let mut scope = VarScope::project();
     if let Some(name) = given(env) {
         let e = state.db.environment(project, name).await?;
@@ -56,9 +58,9 @@ async fn slot(
         scope.env = Some(e.name);
     }
     if let Some(name) = given(host) {
-        let h = state.db.host(name).await?;
-        slot.host_id = Some(h.id);
-        scope.host = Some(h.name);
+        ferry_domain::validate_name("--host", name)?;
+        slot.host = Some(name.to_string());
+        scope.host = Some(name.to_string());
     }
     Ok((slot, scope))
 }

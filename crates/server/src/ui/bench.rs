@@ -41,10 +41,12 @@ fn deployment(p: i64, e: i64, r: i64, version: &str, hosts: &[i64]) -> NewDeploy
                 release_name: format!("app_{version}"),
                 from_release_id: None,
                 batch: 0,
+                skipped: false,
             })
             .collect(),
         whole_env: false,
         offline_timeout_ms: 3_600_000,
+        offline_policy: Default::default(),
         forced: false,
         ignore_freeze: false,
         policy: Default::default(),
@@ -89,6 +91,7 @@ async fn pages_render_fast_for_500_hosts_and_1000_deployments() {
             production: name == "prod",
             requires_approval: false,
             staging_env_id: None,
+            offline_policy: Default::default(),
         };
         envs.push(db.create_environment(&p, &new, 1).await.unwrap());
     }

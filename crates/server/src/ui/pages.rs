@@ -950,6 +950,7 @@ pub async fn create_env(
         requires_approval: f.requires_approval.is_some(),
         staging: f.staging.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
         after: None,
+        offline_policy: None,
     };
     let _ = crate::api::projects::create_env(State(state), caller, Path(project.clone()), Json(req)).await?;
     Ok(Redirect::to(&format!("/projects/{project}")).into_response())

@@ -21,6 +21,7 @@ use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod fleet;
 mod history;
 mod notify;
 mod promotion;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
     (17, include_str!("migrations/0017_rollback_per_host.sql")),
+    (19, include_str!("migrations/0019_fleet_changes.sql")),
     (20, include_str!("migrations/0020_environment_order.sql")),
 ];
 
@@ -138,7 +140,7 @@ fn token_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
 }
 
 const PROJECT_COLS: &str =
-    "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags, host_scope";
+    "id, name, keep_releases, created_at, repo_url, webhook_secret, branches, push_tags, host_scope, deleted_at";
 fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
     let repo_url: Option<String> = r.try_get(4)?;
     let source = match repo_url {
@@ -158,6 +160,7 @@ fn project_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project> {
         source,
         created_at: r.try_get(3)?,
         host_scope: r.try_get(8)?,
+        deleted_at: r.try_get(9)?,
     })
 }
 
@@ -177,11 +180,12 @@ fn env_row(r: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         staging: r.try_get("staging")?,
         after: r.try_get("after")?,
         self_test: r.try_get::<i64, _>("self_test")? != 0,
+        offline_policy: parse(&r.try_get::<String, _>("offline_policy")?)?,
     })
 }
 const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.name AS project, e.name, e.selector, e.desired_release_id, \
      e.auto_deploy_branch, e.created_at, e.rollout, e.production, e.requires_approval, s.name AS staging, \
-     a.name AS after, e.self_test \
+     a.name AS after, e.self_test, e.offline_policy \
      FROM environments e JOIN projects p ON p.id = e.project_id LEFT JOIN environments s ON s.id = e.staging_env_id \
      LEFT JOIN environments a ON a.id = e.after_env_id";
 
@@ -323,11 +327,12 @@ fn build_row(r: &sqlx::sqlite::SqliteRow) -> Result<Build> {
     })
 }
 
-const VAR_SELECT: &str = "SELECT p.name AS project, e.name AS env, h.name AS host, v.key, v.value, v.secret, \
+const VAR_SELECT: &str = "SELECT p.name AS project, e.name AS env, v.host_name AS host, v.key, v.value, v.secret, \
      v.updated_by, v.updated_at FROM vars v JOIN projects p ON p.id = v.project_id \
-     LEFT JOIN environments e ON e.id = v.env_id LEFT JOIN hosts h ON h.id = v.host_id";
+     LEFT JOIN environments e ON e.id = v.env_id";
 /// By name, then from the least to the most specific scope (project, env, host, both).
-const VAR_ORDER: &str = "ORDER BY p.name, v.key, (v.env_id IS NOT NULL) + 2 * (v.host_id IS NOT NULL), e.name, h.name";
+const VAR_ORDER: &str =
+    "ORDER BY p.name, v.key, (v.env_id IS NOT NULL) + 2 * (v.host_name IS NOT NULL), e.name, v.host_name";
 
 fn var_row(r: &sqlx::sqlite::SqliteRow) -> Result<VarRow> {
     Ok(VarRow {
@@ -823,17 +828,21 @@ impl Database for SqliteDatabase {
     }
 
     async fn project(&self, name: &str) -> Result<Project> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE name = ?")))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE name = ? AND deleted_at IS NULL"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| project_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
     }
 
     async fn projects(&self) -> Result<Vec<Project>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects ORDER BY name")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE deleted_at IS NULL ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(project_row).collect()
     }
 
@@ -951,7 +960,7 @@ impl Database for SqliteDatabase {
     async fn create_environment(&self, project: &Project, new: &NewEnvironment, now: i64) -> Result<Environment> {
         sqlx::query(
             "INSERT INTO environments (project_id, name, selector, auto_deploy_branch, created_at, rollout, \
-             production, requires_approval, staging_env_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             production, requires_approval, staging_env_id, offline_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(project.id)
         .bind(&new.name)
@@ -962,6 +971,7 @@ impl Database for SqliteDatabase {
         .bind(new.production)
         .bind(new.requires_approval)
         .bind(new.staging_env_id)
+        .bind(new.offline_policy.as_str())
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("environment '{}' of project '{}'", new.name, project.name)))?;
@@ -969,21 +979,25 @@ impl Database for SqliteDatabase {
     }
 
     async fn environment(&self, project: &Project, name: &str) -> Result<Environment> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? AND e.name = ?")))
-            .bind(project.id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ENV_SELECT} WHERE e.project_id = ? AND e.name = ? AND e.deleted_at IS NULL"
+        )))
+        .bind(project.id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| env_row(&r))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("environment '{name}' of project '{}'", project.name)))
     }
 
     async fn environments(&self, project: &Project) -> Result<Vec<Environment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.project_id = ? ORDER BY e.id")))
-            .bind(project.id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ENV_SELECT} WHERE e.project_id = ? AND e.deleted_at IS NULL ORDER BY e.id"
+        )))
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(env_row).collect()
     }
 
@@ -1021,8 +1035,9 @@ impl Database for SqliteDatabase {
     }
 
     async fn all_environments(&self) -> Result<Vec<Environment>> {
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} ORDER BY e.id"))).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{ENV_SELECT} WHERE e.deleted_at IS NULL ORDER BY e.id")))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(env_row).collect()
     }
 
@@ -1109,25 +1124,31 @@ impl Database for SqliteDatabase {
     }
 
     async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE token_hash = ?")))
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE token_hash = ? AND retired_at IS NULL"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| host_row(&r)).transpose()
     }
 
     async fn host(&self, name: &str) -> Result<Host> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts WHERE name = ?")))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE name = ? AND retired_at IS NULL"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| host_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("host '{name}'")))
     }
 
     async fn hosts(&self) -> Result<Vec<Host>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HOST_COLS} FROM hosts ORDER BY name")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE retired_at IS NULL ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(host_row).collect()
     }
 
@@ -1467,37 +1488,55 @@ impl Database for SqliteDatabase {
         Ok(changed)
     }
 
-    async fn fail_offline_targets(&self, now: i64) -> Result<Vec<i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "SELECT dh.deployment_id, dh.host_id FROM deployment_hosts dh \
-             JOIN deployments d ON d.id = dh.deployment_id JOIN hosts h ON h.id = dh.host_id \
-             WHERE d.status = 'running' AND dh.state IN ('pending', 'running') AND h.online = 0 \
-             AND ? - MAX(COALESCE(h.last_seen_at, 0), COALESCE(dh.started_at, d.created_at)) > d.offline_timeout_ms",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
+    async fn fail_offline_targets(&self, now: i64, heartbeat_interval_ms: i64) -> Result<Vec<i64>> {
+        fleet::fail_offline_targets(&self.pool, now, heartbeat_interval_ms).await
+    }
+
+    async fn set_environment_selector(&self, env: &Environment, selector: &str) -> Result<()> {
+        fleet::set_selector(&self.pool, env, selector).await
+    }
+
+    async fn set_environment_offline_policy(
+        &self,
+        env: &Environment,
+        policy: ferry_domain::OfflinePolicy,
+    ) -> Result<()> {
+        fleet::set_offline_policy(&self.pool, env, policy).await
+    }
+
+    async fn project_including_deleted(&self, name: &str) -> Result<Project> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE name = ? ORDER BY deleted_at IS NULL DESC LIMIT 1"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
         .await?;
-        let mut changed = Vec::new();
-        for row in rows {
-            let deployment_id: i64 = row.try_get(0)?;
-            let host_id: i64 = row.try_get(1)?;
-            sqlx::query(
-                "UPDATE deployment_hosts SET state = 'failed', finished_at = ?, \
-                 error = 'host offline: no heartbeat within the offline timeout; it will converge when it reconnects' \
-                 WHERE deployment_id = ? AND host_id = ?",
-            )
-            .bind(now)
-            .bind(deployment_id)
-            .bind(host_id)
-            .execute(&mut *tx)
-            .await?;
-            if !changed.contains(&deployment_id) {
-                changed.push(deployment_id);
-            }
-        }
-        tx.commit().await?;
-        Ok(changed)
+        row.map(|r| project_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("project '{name}'")))
+    }
+
+    async fn update_project(
+        &self,
+        project: &Project,
+        keep_releases: u32,
+        source: Option<&ProjectSource>,
+    ) -> Result<()> {
+        fleet::update_project(&self.pool, project, keep_releases, source).await
+    }
+
+    async fn delete_project(&self, project: &Project, now: i64) -> Result<()> {
+        fleet::delete_project(&self.pool, project, now).await
+    }
+
+    async fn delete_environment(&self, env: &Environment, now: i64) -> Result<()> {
+        fleet::delete_environment(&self.pool, env, now).await
+    }
+
+    async fn retire_host(&self, name: &str, now: i64) -> Result<i64> {
+        fleet::retire_host(&self.pool, name, now).await
+    }
+
+    async fn move_host_to_env(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool> {
+        fleet::move_host_to_env(&self.pool, host_id, env, now).await
     }
 
     async fn append_deployment_log(
@@ -1942,7 +1981,7 @@ impl Database for SqliteDatabase {
         // `IS` matches NULL to NULL: the slot "any environment" is one slot.
         let replaced = sqlx::query(
             "UPDATE vars SET value = ?, secret = ?, updated_by = ?, updated_at = ? \
-             WHERE project_id = ? AND env_id IS ? AND host_id IS ? AND key = ?",
+             WHERE project_id = ? AND env_id IS ? AND host_name IS ? AND key = ?",
         )
         .bind(&new.value)
         .bind(new.secret)
@@ -1950,7 +1989,7 @@ impl Database for SqliteDatabase {
         .bind(now)
         .bind(new.slot.project_id)
         .bind(new.slot.env_id)
-        .bind(new.slot.host_id)
+        .bind(new.slot.host.as_deref())
         .bind(&new.key)
         .execute(&mut *tx)
         .await?
@@ -1958,12 +1997,12 @@ impl Database for SqliteDatabase {
             > 0;
         if !replaced {
             sqlx::query(
-                "INSERT INTO vars (project_id, env_id, host_id, key, value, secret, updated_by, updated_at) \
+                "INSERT INTO vars (project_id, env_id, host_name, key, value, secret, updated_by, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(new.slot.project_id)
             .bind(new.slot.env_id)
-            .bind(new.slot.host_id)
+            .bind(new.slot.host.as_deref())
             .bind(&new.key)
             .bind(&new.value)
             .bind(new.secret)
@@ -1978,10 +2017,10 @@ impl Database for SqliteDatabase {
     }
 
     async fn unset_var(&self, slot: &VarSlot, key: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM vars WHERE project_id = ? AND env_id IS ? AND host_id IS ? AND key = ?")
+        let done = sqlx::query("DELETE FROM vars WHERE project_id = ? AND env_id IS ? AND host_name IS ? AND key = ?")
             .bind(slot.project_id)
             .bind(slot.env_id)
-            .bind(slot.host_id)
+            .bind(slot.host.as_deref())
             .bind(key)
             .execute(&self.pool)
             .await?;
@@ -2150,7 +2189,9 @@ impl Database for SqliteDatabase {
     async fn vars_for_host(&self, host_id: i64) -> Result<Vec<VarRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{VAR_SELECT} JOIN host_desired hd ON hd.project_id = v.project_id AND hd.host_id = ?1 \
-             WHERE (v.env_id IS NULL OR v.env_id = hd.env_id) AND (v.host_id IS NULL OR v.host_id = ?1) {VAR_ORDER}"
+             WHERE (v.env_id IS NULL OR v.env_id = hd.env_id) \
+             AND (v.host_name IS NULL OR v.host_name = (SELECT name FROM hosts WHERE id = ?1 AND retired_at IS NULL)) \
+             {VAR_ORDER}"
         )))
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -2224,7 +2265,7 @@ impl Database for SqliteDatabase {
              LEFT JOIN host_desired hd ON hd.host_id = h.id AND hd.project_id = ?1 \
              LEFT JOIN releases rd ON rd.id = hd.release_id \
              LEFT JOIN host_actual ha ON ha.host_id = h.id AND ha.project_id = ?1 \
-             WHERE hd.host_id IS NOT NULL OR ha.host_id IS NOT NULL ORDER BY h.name",
+             WHERE h.retired_at IS NULL AND (hd.host_id IS NOT NULL OR ha.host_id IS NOT NULL) ORDER BY h.name",
         )
         .bind(project.id)
         .fetch_all(&self.pool)

@@ -12,6 +12,9 @@ use super::{parse, policy_from, policy_json};
 use crate::model::*;
 use crate::{Result, StoreError};
 
+/// Why a skipped target has no part in the deployment.
+const SKIPPED: &str = "offline at the start: skipped; it gets this release when it returns if the deployment succeeds";
+
 pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> Result<i64> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // Freezes and bad marks first: a refused deployment takes over nothing.
@@ -45,8 +48,8 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     }
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO deployments (project_id, env_id, release_id, kind, status, created_by, offline_timeout_ms, \
-         created_at, policy, batch_count, emergency, whole_env, request_id) \
-         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         created_at, policy, batch_count, emergency, whole_env, request_id, offline_policy) \
+         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.project_id)
     .bind(new.env_id)
@@ -60,6 +63,7 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     .bind(new.emergency)
     .bind(new.whole_env)
     .bind(new.request_id)
+    .bind(new.offline_policy.as_str())
     .fetch_one(&mut *tx)
     .await;
     let id = match inserted {
@@ -72,27 +76,38 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     };
     super::record_guards(&mut tx, id, overrides).await?;
     for target in &new.targets {
+        let (state, finished, error) = match target.skipped {
+            true => ("skipped", Some(now), Some(SKIPPED)),
+            false => ("queued", None, None),
+        };
         sqlx::query(
             "INSERT INTO deployment_hosts (deployment_id, host_id, release_id, from_release_id, release_name, \
-             state, batch) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+             state, batch, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(target.host_id)
         .bind(target.release_id)
         .bind(target.from_release_id)
         .bind(&target.release_name)
+        .bind(state)
         .bind(i64::from(target.batch))
+        .bind(finished)
+        .bind(error)
         .execute(&mut *tx)
         .await?;
     }
+    let skipped = new.targets.iter().filter(|t| t.skipped).count();
     let what = format!(
         "created by {}: {} host(s) in {} batch(es), {}",
         new.created_by,
-        new.targets.len(),
+        new.targets.len() - skipped,
         new.batch_count,
         new.policy.describe()
     );
     event(&mut tx, id, now, &what).await?;
+    if skipped > 0 {
+        event(&mut tx, id, now, &format!("{skipped} host(s) offline at the start skipped")).await?;
+    }
     for note in &new.notes {
         event(&mut tx, id, now, note).await?;
     }
@@ -307,8 +322,8 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
             Advanced::Finished { status, hosts }
         }
         Step::Finish { status, reason } => {
-            finish(&mut tx, id, now, status, reason.as_deref(), &d).await?;
-            Advanced::Finished { status, hosts: Vec::new() }
+            let hosts = finish(&mut tx, id, now, status, reason.as_deref(), &d).await?;
+            Advanced::Finished { status, hosts }
         }
     };
     tx.commit().await?;
@@ -324,11 +339,13 @@ pub(super) async fn peek(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<
     let step = next_step(&view);
     let hosts = match step {
         Step::StartBatch(batch) => {
-            sqlx::query_scalar("SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND batch = ?")
-                .bind(id)
-                .bind(i64::from(batch))
-                .fetch_all(&mut *conn)
-                .await?
+            sqlx::query_scalar(
+                "SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND batch = ? AND state = 'queued'",
+            )
+            .bind(id)
+            .bind(i64::from(batch))
+            .fetch_all(&mut *conn)
+            .await?
         }
         _ => Vec::new(),
     };
@@ -376,8 +393,10 @@ async fn set_desired(
 }
 
 /// Ends a deployment: hosts never started are recorded as canceled with the
-/// reason, and a successful whole-environment deployment makes its release
-/// the environment's, for hosts that join later.
+/// reason, a successful whole-environment deployment makes its release
+/// the environment's, for hosts that join later, and a successful one makes
+/// it desired on the hosts it skipped (offline at the start), which converge
+/// when they return. Returns those hosts.
 async fn finish(
     conn: &mut SqliteConnection,
     id: i64,
@@ -385,7 +404,7 @@ async fn finish(
     status: DeploymentStatus,
     reason: Option<&str>,
     d: &Running,
-) -> Result<()> {
+) -> Result<Vec<i64>> {
     let not_started = format!("not started: {}", reason.unwrap_or("the deployment ended"));
     sqlx::query(
         "UPDATE deployment_hosts SET state = 'canceled', finished_at = ?, error = ? \
@@ -412,11 +431,28 @@ async fn finish(
             .execute(&mut *conn)
             .await?;
     }
+    let mut skipped = Vec::new();
+    if status == DeploymentStatus::Succeeded {
+        // Each skipped host gets its own target (a rollback's differ).
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT host_id, COALESCE(release_id, ?) FROM deployment_hosts \
+             WHERE deployment_id = ? AND state = 'skipped'",
+        )
+        .bind(d.release_id)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (host, release) in rows {
+            set_desired(conn, host, d.project_id, d.env_id, release, now).await?;
+            skipped.push(host);
+        }
+    }
     let what = match reason {
         Some(r) => format!("{status}: {r}"),
         None => status.to_string(),
     };
-    event(conn, id, now, &what).await
+    event(conn, id, now, &what).await?;
+    Ok(skipped)
 }
 
 pub(super) async fn control(pool: &SqlitePool, id: i64, control: RolloutControl, now: i64) -> Result<()> {
