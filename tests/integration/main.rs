@@ -19,6 +19,7 @@ mod dev;
 mod fallback;
 mod faults;
 mod fleet_changes;
+mod healing;
 mod health;
 mod hooks;
 mod layout;

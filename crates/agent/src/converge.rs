@@ -178,8 +178,8 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         failures.remove(&want.project);
         fallback::clear_pin(&layout);
         let cursor = memory.cursors.entry(want.project.clone()).or_default();
-        if let Some(note) = check_and_repair(c, &layout, want, cursor).await {
-            memory.notes.insert(want.project.clone(), (note, Instant::now()));
+        if let Some(drift) = check_and_repair(c, &layout, want, cursor, DRIFT_HASH_BUDGET).await {
+            memory.notes.insert(want.project.clone(), (drift.note, Instant::now()));
         }
         if let Some(note) = c.supervisor.ensure(&want.project).await {
             tracing::warn!(project = %want.project, "{note}");
@@ -298,14 +298,15 @@ fn superseded_check(c: &Converger, want: &DesiredRelease) -> crate::hooks::Super
 
 /// Checks the active release against its manifest and repairs what
 /// differs (R2): damaged content is dropped and fetched again, the tree is
-/// rebuilt and swapped in atomically. Returns a note for the server when
+/// rebuilt and swapped in atomically. Returns what was found and done when
 /// anything was found.
 async fn check_and_repair(
     c: &Converger,
     layout: &ProjectLayout,
     want: &DesiredRelease,
     cursor: &mut usize,
-) -> Option<String> {
+    hash_budget: u64,
+) -> Option<Drifted> {
     let release_dir = layout.release_dir(&want.release_name);
     // A ferry.toml that cannot be read is drift of its own, found below.
     let recipe = config::of_release(&release_dir).ok();
@@ -315,7 +316,7 @@ async fn check_and_repair(
     let (manifest, problems, next) = tokio::task::spawn_blocking(move || {
         let manifest = l.manifest(&name)?;
         let mut cursor = start;
-        let problems = l.check(&name, &manifest, &host_owned, &mut cursor, DRIFT_HASH_BUDGET);
+        let problems = l.check(&name, &manifest, &host_owned, &mut cursor, hash_budget);
         Some((manifest, problems, cursor))
     })
     .await
@@ -328,18 +329,23 @@ async fn check_and_repair(
     let more = problems.len().saturating_sub(shown.len());
     let found = format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() });
     tracing::warn!(project = %want.project, release = %want.release_name, "drift found: {found}");
-    for p in problems.iter().filter(|p| p.content) {
-        if let Some((_, digest, _, _)) = manifest.files().find(|f| f.0 == p.path) {
-            c.objects.forget(&digest);
-        }
-    }
+    // A release file is a link to its object: an edit in place damaged the
+    // object too. Damaged objects are dropped and fetched again; repairing
+    // from them would only copy the damage back.
+    let suspects: Vec<_> = problems
+        .iter()
+        .filter_map(|p| manifest.files().find(|f| f.0 == p.path).map(|(_, digest, _, _)| digest))
+        .collect();
+    let _ = missing_or_damaged(&c.objects, suspects).await;
     let blobs = manifest.distinct_blobs();
-    let missing: Vec<_> = blobs.keys().filter(|d| !c.objects.has_content(d)).copied().collect();
+    let missing = missing_or_damaged(&c.objects, blobs.keys().copied().collect()).await;
     if !missing.is_empty()
         && let Err(e) = download(c, missing).await
     {
-        return Some(format!("drift found ({found}); repair failed: {}", e.message()));
+        return Some(Drifted::failed(format!("drift found ({found}); repair failed: {}", e.message())));
     }
+    let files: Vec<(String, ferry_domain::Digest)> =
+        manifest.files().map(|(path, digest, _, _)| (path.to_string(), digest)).collect();
     let (l, name, objects) = (layout.clone(), want.release_name.clone(), c.objects.clone());
     let rebuilt = tokio::task::spawn_blocking(move || l.rebuild(&name, &manifest, &objects, &shared)).await;
     // The rebuilt tree has the templates, not yet what they render to.
@@ -354,12 +360,70 @@ async fn check_and_repair(
     };
     match rebuilt.map(|r| r.map_err(|e| e.to_string()).and(rendered)) {
         Ok(Ok(())) => {
+            // "Repaired" only once what was wrong now hashes as the manifest says.
+            let still = still_wrong(&release_dir, &files, &problems).await;
+            if !still.is_empty() {
+                let why = format!("{} still differ", still.join(", "));
+                return Some(Drifted::failed(format!("drift found ({found}); repair failed: {why}")));
+            }
             tracing::info!(project = %want.project, "drift repaired");
-            Some(format!("drift repaired at {}: {found}", ferry_domain::rfc3339_from_millis(crate::now_ms())))
+            let at = ferry_domain::rfc3339_from_millis(crate::now_ms());
+            Some(Drifted { note: format!("drift repaired at {at}: {found}"), repaired: true })
         }
-        Ok(Err(e)) => Some(format!("drift found ({found}); repair failed: {e}")),
-        Err(e) => Some(format!("drift found ({found}); repair failed: {e}")),
+        Ok(Err(e)) => Some(Drifted::failed(format!("drift found ({found}); repair failed: {e}"))),
+        Err(e) => Some(Drifted::failed(format!("drift found ({found}); repair failed: {e}"))),
     }
+}
+
+/// What a drift check found and did.
+struct Drifted {
+    /// For the server's status: what differed, and whether it was repaired.
+    note: String,
+    /// Everything that differed now matches the manifest again.
+    repaired: bool,
+}
+
+impl Drifted {
+    fn failed(note: String) -> Self {
+        Drifted { note, repaired: false }
+    }
+}
+
+/// Which of `digests` must be downloaded: those not here, and those here
+/// whose stored bytes no longer match (dropped on the way, see
+/// `ObjectStore::intact`). A stat per object when all is well.
+async fn missing_or_damaged(
+    objects: &crate::objects::ObjectStore,
+    digests: Vec<ferry_domain::Digest>,
+) -> Vec<ferry_domain::Digest> {
+    let objects = objects.clone();
+    let all = digests.clone();
+    tokio::task::spawn_blocking(move || digests.into_iter().filter(|d| !objects.intact(d)).collect())
+        .await
+        .unwrap_or(all)
+}
+
+/// Of the files a drift check found wrong, those whose bytes still do not
+/// match the manifest.
+async fn still_wrong(
+    release_dir: &std::path::Path,
+    files: &[(String, ferry_domain::Digest)],
+    problems: &[crate::layout::Drift],
+) -> Vec<String> {
+    let checks: Vec<(std::path::PathBuf, String, ferry_domain::Digest)> = problems
+        .iter()
+        .filter_map(|p| files.iter().find(|(path, _)| *path == p.path))
+        .map(|(path, digest)| (release_dir.join(path), path.clone(), *digest))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        checks
+            .into_iter()
+            .filter(|(full, _, digest)| !crate::objects::matches(full, digest))
+            .map(|(_, p, _)| p)
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Installs (if needed) and activates one release. Returns what it moved.
@@ -383,14 +447,24 @@ async fn install(
     // rollback done, without the server.
     config::save_vars(layout, &want.vars)?;
     if let Some(meta) = layout.release_meta(&want.release_name) {
-        // Still on disk (a rollback or a redeploy): only the link changes.
+        // Still on disk (a rollback or a redeploy): only the link changes,
+        // once the tree is checked to be what its manifest says (R2).
         stats.bytes_reused = meta.total_size;
+        // Metadata and seals only: a file written since it was verified is
+        // hashed; the rotating content check is for the periodic pass.
+        if let Some(drift) = check_and_repair(c, layout, want, &mut 0, 0).await {
+            log.step(drift.note.clone());
+            if !drift.repaired {
+                return Err(drift.note.into());
+            }
+        }
         log.step(format!("{} is still on the host: switching back to it", want.release_name));
     } else {
         let manifest = c.api.manifest(want.release_id).await.map_err(InstallError::Transient)?;
         manifest.validate().map_err(|e| format!("the release's manifest is unsafe: {e}"))?;
         let blobs = manifest.distinct_blobs();
-        let missing: Vec<_> = blobs.keys().filter(|d| !c.objects.has_content(d)).copied().collect();
+        // Content already here is reused only when known intact (R2).
+        let missing = missing_or_damaged(&c.objects, blobs.keys().copied().collect()).await;
         stats.bytes_downloaded = missing.iter().map(|d| blobs.get(d).copied().unwrap_or(0)).sum();
         stats.files_downloaded = missing.len() as u64;
         stats.bytes_reused = manifest.total_size().saturating_sub(stats.bytes_downloaded);
@@ -632,7 +706,9 @@ async fn download(c: &Converger, digests: Vec<ferry_domain::Digest>) -> Result<(
                 }
                 Event::End => {
                     if let Some(w) = current.take() {
-                        w.finish().map_err(|e| format!("content from the server rejected: {e}"))?;
+                        let path = w.finish().map_err(|e| format!("content from the server rejected: {e}"))?;
+                        // Verified against its digest on the way in.
+                        let _ = crate::objects::seal(&path);
                         stored += 1;
                     }
                 }

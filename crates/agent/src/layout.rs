@@ -200,13 +200,28 @@ impl ProjectLayout {
                     (!m.file_type().is_symlink() || now.as_deref() != Some(Path::new(target)))
                         .then(|| "link changed".to_string())
                 }
-                (EntryKind::File { size, executable, .. }, Ok(m)) => {
+                (EntryKind::File { size, executable, digest }, Ok(m)) => {
                     if !m.is_file() {
                         Some("not a file".to_string())
                     } else if m.len() != *size {
                         Some(format!("size {} instead of {size}", m.len()))
                     } else if (m.permissions().mode() & 0o111 != 0) != *executable {
                         Some("mode changed".to_string())
+                    } else if !crate::objects::is_sealed(m) {
+                        // Written since its bytes were verified (an edit in
+                        // place, through any of the object's links): hash it
+                        // now rather than when the rotation comes round.
+                        if crate::objects::matches(&path, digest) {
+                            let _ = crate::objects::seal(&path);
+                            None
+                        } else {
+                            problems.push(Drift {
+                                path: entry.path.clone(),
+                                what: "content changed".into(),
+                                content: true,
+                            });
+                            continue;
+                        }
                     } else {
                         None
                     }

@@ -7,6 +7,16 @@
 //! (0444, or 0555 for executables): release trees are immutable, and writable
 //! data belongs in `shared/`. Identical content with different modes needs two
 //! inodes, so an executable variant lives beside the plain one as `<digest>.x`.
+//!
+//! Read-only modes do not stop root, and a release file is the object's own
+//! inode: an edit in place on the host edits the object too. So an object is
+//! trusted only while it is *sealed*: once its bytes were verified against
+//! its digest, its modification time gets the nanoseconds [`SEAL_NANOS`].
+//! Any write sets the modification time to the clock, which ends the seal
+//! (a clock that lands on those nanoseconds is a one-in-a-billion chance,
+//! and the rotating content check still hashes such a file). An object
+//! without a seal is hashed before it is reused or linked again, and
+//! dropped if it no longer matches, so that it is downloaded again.
 
 use std::fs;
 use std::io;
@@ -19,6 +29,33 @@ use ferry_domain::Digest;
 
 pub const PLAIN_MODE: u32 = 0o444;
 pub const EXEC_MODE: u32 = 0o555;
+
+/// The nanoseconds of a verified object's modification time (see the
+/// module documentation).
+pub const SEAL_NANOS: i64 = 271_828_182;
+
+/// Whether a file (an object, or a release file that is one of its links)
+/// still carries the seal of its verification.
+pub fn is_sealed(meta: &fs::Metadata) -> bool {
+    meta.mtime_nsec() == SEAL_NANOS
+}
+
+/// Seals a file whose bytes were just verified: its modification time keeps
+/// its second (the garbage collector reads the age) and gets the seal's
+/// nanoseconds. Best effort: a file system without nanosecond times keeps no
+/// seal, and its objects are hashed again when they are reused.
+pub fn seal(path: &Path) -> io::Result<()> {
+    let meta = fs::metadata(path)?;
+    let secs = u64::try_from(meta.mtime()).unwrap_or(0);
+    let nanos = u32::try_from(SEAL_NANOS).unwrap_or(0);
+    let at = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+    fs::File::open(path)?.set_modified(at)
+}
+
+/// Hashes a file and compares it with `digest`.
+pub fn matches(path: &Path, digest: &Digest) -> bool {
+    fs::read(path).is_ok_and(|bytes| ferry_artifact::digest_of(&bytes) == *digest)
+}
 
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
@@ -40,6 +77,27 @@ impl ObjectStore {
         self.path_for(digest, false).exists() || self.path_for(digest, true).exists()
     }
 
+    /// True when the content is here, in either mode, and known intact:
+    /// sealed, or hashed now and found to match (then sealed). A variant
+    /// that no longer matches its digest is removed, so that it is
+    /// downloaded again (R2).
+    pub fn intact(&self, digest: &Digest) -> bool {
+        let mut any = false;
+        for path in [self.path_for(digest, false), self.path_for(digest, true)] {
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            if meta.is_file() && is_sealed(&meta) {
+                any = true;
+            } else if meta.is_file() && matches(&path, digest) {
+                let _ = seal(&path);
+                any = true;
+            } else {
+                tracing::warn!(object = %path.display(), "stored content no longer matches its digest: dropped");
+                let _ = fs::remove_file(&path);
+            }
+        }
+        any
+    }
+
     /// Starts writing downloaded content; it is stored in the plain mode.
     pub fn begin(&self, digest: Digest, len: u64) -> Result<PendingBlob, BlobError> {
         self.dir.begin(digest, len)
@@ -56,6 +114,10 @@ impl ObjectStore {
         let tmp = self.dir.root().join("tmp").join(format!("{}.variant", digest.to_hex()));
         fs::copy(&other, &tmp)?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(if executable { EXEC_MODE } else { PLAIN_MODE }))?;
+        // The copy is as good as its source: sealed only if that still is.
+        if fs::metadata(&other).is_ok_and(|m| is_sealed(&m)) {
+            let _ = seal(&tmp);
+        }
         fs::rename(&tmp, &want)?;
         Ok(want)
     }
@@ -137,6 +199,29 @@ mod tests {
         w.write(bytes).unwrap();
         w.finish().unwrap();
         (objects, digest)
+    }
+
+    #[test]
+    fn content_is_trusted_while_sealed_checked_when_written_and_dropped_when_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (objects, digest) = store(dir.path(), b"the verified bytes");
+        let path = objects.path_for(&digest, false);
+        seal(&path).unwrap();
+        assert!(is_sealed(&fs::metadata(&path).unwrap()));
+        assert!(objects.intact(&digest));
+
+        // Written with the same bytes: the seal ends, a hash finds it intact
+        // and seals it again.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, b"the verified bytes").unwrap();
+        assert!(!is_sealed(&fs::metadata(&path).unwrap()));
+        assert!(objects.intact(&digest));
+        assert!(is_sealed(&fs::metadata(&path).unwrap()));
+
+        // Edited: it is dropped, so that it is downloaded again.
+        fs::write(&path, b"the edited bytes!!").unwrap();
+        assert!(!objects.intact(&digest));
+        assert!(!objects.has_content(&digest));
     }
 
     #[test]
