@@ -32,6 +32,7 @@ mod requests;
 mod rollback;
 mod rollout;
 mod service;
+mod service_watch;
 mod stats;
 mod tls;
 mod trust;

@@ -16,9 +16,9 @@ use serde_json::Value;
 use crate::harness::{Ferry, wait_until};
 
 /// A request the receiver got: its headers (lowercase names) and body.
-struct Received {
+pub(crate) struct Received {
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Received {
@@ -35,7 +35,7 @@ fn receiver() -> (String, mpsc::Receiver<Received>) {
 
 /// A receiver on loopback that gives these answers (status line, body) to
 /// its first requests and `200 OK` with no body to the rest.
-fn receiver_answering(first: Vec<(&'static str, String)>) -> (String, mpsc::Receiver<Received>) {
+pub(crate) fn receiver_answering(first: Vec<(&'static str, String)>) -> (String, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();

@@ -152,6 +152,7 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         transfer,
         note: None,
         desired_since: want.desired_since,
+        service: None,
     };
     let is_current =
         current.as_ref().is_some_and(|a| a.release_id == want.release_id && a.release_name == want.release_name);
@@ -187,6 +188,7 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         }
         let mut r = report(current, Activity::Idle, None);
         r.note = memory.notes.get(&want.project).filter(|(_, at)| at.elapsed() < NOTE_FOR).map(|(n, _)| n.clone());
+        r.service = c.supervisor.health(&want.project).await;
         return r;
     }
     // An operator rolled back by hand (R33): leave the host alone until the

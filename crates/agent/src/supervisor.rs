@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::beneath::{Beneath, Links};
 use ferry_domain::service::{AfterExit, CrashWatch};
 use ferry_domain::{RestartPolicy, StopSignal};
+use ferry_proto::agent::{SERVICE_TAIL_LINES, ServiceHealth};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot};
@@ -120,6 +121,8 @@ enum Cmd {
     Ensure(oneshot::Sender<Option<String>>),
     Control(Action, oneshot::Sender<Result<ServiceStatus, String>>),
     Status(oneshot::Sender<ServiceStatus>),
+    /// How it fares, for the server (R21); `None` without a `[service]`.
+    Health(oneshot::Sender<Option<ServiceHealth>>),
 }
 
 /// The handle the rest of the agent uses.
@@ -180,6 +183,12 @@ impl Supervisor {
     /// note when it had to act.
     pub async fn ensure(&self, project: &str) -> Option<String> {
         self.ask(project, Cmd::Ensure).await.flatten()
+    }
+
+    /// How the project's service fares, for the report to the server (R21):
+    /// `None` when its release has no `[service]`.
+    pub async fn health(&self, project: &str) -> Option<ServiceHealth> {
+        self.ask(project, Cmd::Health).await.flatten()
     }
 
     /// `ferry svc start|stop|restart`.
@@ -317,6 +326,9 @@ impl Service {
             }
             Cmd::Status(reply) => {
                 let _ = reply.send(self.status());
+            }
+            Cmd::Health(reply) => {
+                let _ = reply.send(self.health());
             }
         }
     }
@@ -534,6 +546,29 @@ impl Service {
             format!("stopped ({})", exit.what)
         });
         self.save();
+    }
+
+    /// Failing means a crash loop the supervisor gave up on for now, or a
+    /// retry that has not yet outlived its start period (so a report taken
+    /// during the retry does not count as a recovery).
+    fn health(&self) -> Option<ServiceHealth> {
+        let spec = self.spec.as_ref()?;
+        let settled = self.proc.as_ref().is_some_and(|p| p.started.elapsed() >= spec.start_period);
+        if self.record.held || settled || !self.watch.crash_looping() {
+            return Some(ServiceHealth::default());
+        }
+        let last = self.record.last_exit.as_deref().unwrap_or("unknown");
+        let reason = format!(
+            "crash loop: it exited {} times in a row within its start period of {} s (last: {last}); \
+             restarted {} times since its deploy",
+            self.watch.quick_exits(),
+            spec.start_period.as_secs_f32(),
+            self.record.restarts
+        );
+        let stderr = open_log_dir(&spec.log_dir, false)
+            .map(|dir| tail_lines(&dir, STDERR_LOG, 0, SERVICE_TAIL_LINES))
+            .unwrap_or_default();
+        Some(ServiceHealth { failing: true, reason, stderr })
     }
 
     fn status(&self) -> ServiceStatus {

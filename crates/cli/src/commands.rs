@@ -444,12 +444,24 @@ pub async fn status(c: &Client, project: &str, out: Output) -> Result<()> {
                         if h.online { "online".into() } else { "OFFLINE".into() },
                         h.current_version.as_deref().map(marked).unwrap_or("-".into()),
                         h.desired_version.as_deref().map(marked).unwrap_or("-".into()),
-                        h.activity.clone(),
+                        match &h.service {
+                            Some(s) if s.failing => format!("{}, SERVICE FAILING", h.activity),
+                            _ => h.activity.clone(),
+                        },
                         h.error.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
             text.push_str(&table(&["  HOST", "STATE", "RUNNING", "DESIRED", "ACTIVITY", "ERROR"], rows));
+            // A failing service after its deploy (R21): why, and its stderr.
+            for h in &env.hosts {
+                let Some(s) = h.service.as_ref().filter(|s| s.failing) else { continue };
+                let since = s.since.as_deref().map(|t| format!(" since {}", time(t))).unwrap_or_default();
+                text.push_str(&format!("  {}: service FAILING{since}: {}\n", h.host, s.reason));
+                for line in &s.stderr {
+                    text.push_str(&format!("    | {line}\n"));
+                }
+            }
         }
         text
     })

@@ -29,9 +29,14 @@ pub const PROJECT_CHANGED: &str = "project.changed";
 /// An emergency rollback started. Every e-mail rule of the project sends it
 /// to every member, whatever events and recipients the rule names.
 pub const ROLLBACK_EMERGENCY: &str = "rollback.emergency";
+/// A project's service on a host keeps failing after its deploy (a crash
+/// loop): sent once when it starts failing, with its last stderr lines (R21).
+pub const SERVICE_FAILING: &str = "service.failing";
+/// A service that was failing runs again.
+pub const SERVICE_RECOVERED: &str = "service.recovered";
 
 /// Every event a rule may ask for.
-pub const EVENTS: [&str; 9] = [
+pub const EVENTS: [&str; 11] = [
     BUILD_FINISHED,
     DEPLOY_STARTED,
     DEPLOY_FINISHED,
@@ -41,6 +46,8 @@ pub const EVENTS: [&str; 9] = [
     REQUEST_APPROVED,
     PROJECT_CHANGED,
     ROLLBACK_EMERGENCY,
+    SERVICE_FAILING,
+    SERVICE_RECOVERED,
 ];
 
 /// Why a rule, a recipient or an address was refused.
@@ -350,6 +357,12 @@ pub struct EventFacts {
     /// RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// The host a service event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// A failing service's last lines of stderr (secrets masked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<Vec<String>>,
 }
 
 /// An event as people read it: a one-line subject and a body.
@@ -399,6 +412,12 @@ pub fn text(event: &str, project: &str, f: &EventFacts) -> Text {
         }
         PROJECT_CHANGED => format!("{project}: {}", or(&f.change, "settings changed")),
         ROLLBACK_EMERGENCY => format!("EMERGENCY ROLLBACK of {project} in {env} to {version} ({dep})"),
+        SERVICE_FAILING => {
+            format!("{project}: the service on {} ({env}, {version}) is FAILING", or(&f.host, "a host"))
+        }
+        SERVICE_RECOVERED => {
+            format!("{project}: the service on {} ({env}, {version}) runs again", or(&f.host, "a host"))
+        }
         other => format!("{project}: {other}"),
     };
     let mut lines = vec![format!("Project: {project}")];
@@ -418,10 +437,15 @@ pub fn text(event: &str, project: &str, f: &EventFacts) -> Text {
     line("Reason", f.reason.clone());
     line("Error", f.error.clone());
     line("Change", f.change.clone());
+    line("Host", f.host.clone());
     line("Started by", f.created_by.clone().or_else(|| f.requested_by.clone()));
     line("Approved by", f.approved_by.clone());
     line("Started at", f.created_at.clone());
     line("Finished at", f.finished_at.clone());
+    if let Some(stderr) = f.stderr.as_ref().filter(|l| !l.is_empty()) {
+        lines.push("Last lines of its stderr:".to_string());
+        lines.extend(stderr.iter().map(|l| format!("  {l}")));
+    }
     Text { subject: format!("[ferry] {subject}"), body: lines.join("\n") + "\n" }
 }
 
@@ -525,7 +549,7 @@ mod tests {
         );
         assert_eq!(parse_events("deploy.done"), Err(NotifyError::UnknownEvent("deploy.done".into())));
         assert!(NotifyError::UnknownEvent("x".into()).to_string().contains("rollback.emergency"));
-        assert_eq!(parse_events(&EVENTS.join(",")).unwrap().len(), 9);
+        assert_eq!(parse_events(&EVENTS.join(",")).unwrap().len(), EVENTS.len());
         assert_eq!(parse_events(" , "), Err(NotifyError::NoEvent));
     }
 

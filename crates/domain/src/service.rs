@@ -187,9 +187,37 @@ impl CrashWatch {
     }
 }
 
+/// At most `max` characters of `text`, cut on a character boundary, with
+/// `…` where something was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
+/// What the server keeps of a service's stderr lines from a host (which may
+/// be compromised and send anything): the last `max_lines`, each clipped to
+/// `max_chars`.
+pub fn bounded_tail(lines: &[String], max_lines: usize, max_chars: usize) -> Vec<String> {
+    lines[lines.len().saturating_sub(max_lines)..].iter().map(|l| clip(l, max_chars)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_host_says_of_its_service_is_bounded() {
+        assert_eq!(clip("héllo", 10), "héllo");
+        assert_eq!(clip("héllo", 2), "hé…");
+        let lines: Vec<String> = (0..50).map(|i| format!("line {i} {}", "x".repeat(i * 20))).collect();
+        let kept = bounded_tail(&lines, 10, 100);
+        assert_eq!(kept.len(), 10);
+        assert!(kept[0].starts_with("line 40"));
+        assert!(kept.iter().all(|l| l.chars().count() <= 101));
+        assert!(bounded_tail(&[], 10, 100).is_empty());
+    }
 
     const PERIOD: Duration = DEFAULT_START_PERIOD;
     const QUICK: Duration = Duration::from_millis(100);

@@ -210,6 +210,26 @@ pub struct ProjectReport {
     /// it (0 from agents that predate the field).
     #[serde(default)]
     pub desired_since: i64,
+    /// How the release's service fares, from an idle host whose release has
+    /// a `[service]` (R21); older agents send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceHealth>,
+}
+
+/// Lines of a failing service's stderr a report carries, at most.
+pub const SERVICE_TAIL_LINES: usize = 10;
+
+/// How a project's service fares on a host after its deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceHealth {
+    /// The supervisor keeps failing to keep it running (a crash loop).
+    pub failing: bool,
+    /// Why, in one line (empty when it is not failing).
+    #[serde(default)]
+    pub reason: String,
+    /// Its last lines of stderr when failing (at most [`SERVICE_TAIL_LINES`]).
+    #[serde(default)]
+    pub stderr: Vec<String>,
 }
 
 #[cfg(test)]
@@ -225,6 +245,7 @@ mod tests {
             transfer: None,
             note: None,
             desired_since: 0,
+            service: None,
         });
         let json = serde_json::to_string(&msg).unwrap();
         assert!(json.starts_with(r#"{"type":"report","project":"web""#), "{json}");

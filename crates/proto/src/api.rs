@@ -633,6 +633,26 @@ pub struct HostProjectStatus {
     /// `idle`, `installing` or `failed`, as the agent last reported.
     pub activity: String,
     pub error: Option<String>,
+    /// How the project's service fares there after its deploy (R21); none
+    /// when the release has no service or the agent did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceStatusInfo>,
+}
+
+/// A service's health on a host, as its agent last reported it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceStatusInfo {
+    /// It keeps failing (a crash loop).
+    pub failing: bool,
+    /// Why, in one line (empty when it is not failing).
+    #[serde(default)]
+    pub reason: String,
+    /// Its last lines of stderr when failing (secrets masked).
+    #[serde(default)]
+    pub stderr: Vec<String>,
+    /// Since when it fails (or runs again), RFC 3339.
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

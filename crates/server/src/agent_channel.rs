@@ -233,6 +233,9 @@ async fn agent_loop(
                         mask_report(&mask, &mut report);
                         let moved =
                             state.db.apply_report(host.id, &report, now_ms()).await.map_err(|e| e.to_string())?;
+                        if let Some(health) = &report.service {
+                            crate::service_health::record(state, host, &report.project, health, &mask).await;
+                        }
                         for id in moved {
                             crate::rollout::drive(state, id).await.map_err(|e| e.to_string())?;
                         }

@@ -36,6 +36,7 @@ mod release;
 mod request;
 mod rollout;
 mod secrets;
+mod service_health;
 mod tls;
 mod ui;
 /// Public so that its payload parsers can be fuzzed (`fuzz/`) as the API

@@ -523,6 +523,18 @@ pub trait Database: Send + Sync + 'static {
     // --- status ---
     /// Desired and actual state of every host that has either for a project.
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>>;
+    /// Records how a project's service fares on a host, as the host
+    /// reports it (R21): only for a project desired on that host, and
+    /// atomic with reading the state before, so that exactly one report
+    /// answers each turn (`Failing` when it started failing, `Recovered`
+    /// when it runs again).
+    async fn record_service_state(
+        &self,
+        host_id: i64,
+        project: &str,
+        state: &ServiceState,
+        now: i64,
+    ) -> Result<Option<ServiceChange>>;
 
     // --- environments in order (R23) ---
     /// Which environment `env` comes after (`None`: none) and whether a

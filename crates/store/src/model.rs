@@ -375,6 +375,28 @@ pub struct HostStateRow {
     pub current_release: Option<String>,
     pub activity: Option<String>,
     pub error: Option<String>,
+    /// How the project's service fares there, as last reported (R21).
+    pub service: Option<ServiceState>,
+}
+
+/// How a project's service fares on a host after its deploy (R21).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceState {
+    /// The supervisor keeps failing to keep it running (a crash loop).
+    pub failing: bool,
+    /// Why, in one line (empty when it is not failing).
+    pub reason: String,
+    /// Its last lines of stderr when failing.
+    pub stderr: Vec<String>,
+    /// When it last started failing or recovered (0 when unknown).
+    pub since: i64,
+}
+
+/// A service's health turned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceChange {
+    Failing,
+    Recovered,
 }
 
 /// A build request.

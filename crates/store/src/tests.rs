@@ -137,6 +137,7 @@ fn report(r: Option<&Release>, activity: Activity) -> ProjectReport {
         }),
         note: None,
         desired_since: 0,
+        service: None,
     }
 }
 
@@ -1532,6 +1533,32 @@ async fn hosts_remember_what_ran_and_targets_go_to_their_own_release(db: &dyn Da
     assert_eq!(rows.iter().find(|r| r.host_id == h1.id).unwrap().ran, vec![r1.id, r2.id, r1.id]);
 }
 
+/// A host speaks only for projects desired on it, and each turn of a
+/// service's health is answered once (R21).
+async fn service_health_turns_are_answered_once_and_only_for_desired_projects(db: &dyn Database) {
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let failing = ServiceState { failing: true, reason: "crash loop".into(), stderr: vec!["boom".into()], since: 0 };
+    let fine = ServiceState::default();
+    // Nothing desired on h1 yet: nothing is recorded.
+    assert_eq!(db.record_service_state(h1.id, "web", &failing, 5).await.unwrap(), None);
+    start(db, deploy(&p, &e, &r1, &[&h1]), 10).await.unwrap();
+    apply(db, h1.id, &report(Some(&r1), Activity::Idle), 11).await.unwrap();
+    apply(db, h2.id, &report(Some(&r1), Activity::Idle), 11).await.unwrap();
+    // h2 runs nothing of it by the server's word: its claims are ignored.
+    assert_eq!(db.record_service_state(h2.id, "web", &failing, 12).await.unwrap(), None);
+    assert_eq!(db.record_service_state(h1.id, "nope", &failing, 12).await.unwrap(), None);
+
+    assert_eq!(db.record_service_state(h1.id, "web", &fine, 12).await.unwrap(), None);
+    assert_eq!(db.record_service_state(h1.id, "web", &failing, 13).await.unwrap(), Some(ServiceChange::Failing));
+    assert_eq!(db.record_service_state(h1.id, "web", &failing, 14).await.unwrap(), None, "once per turn");
+    let rows = db.project_host_states(&p).await.unwrap();
+    let row = rows.iter().find(|r| r.host_id == h1.id).unwrap();
+    assert_eq!(row.service, Some(ServiceState { since: 13, ..failing.clone() }));
+    assert!(rows.iter().find(|r| r.host_id == h2.id).is_none_or(|r| r.service.is_none()));
+    assert_eq!(db.record_service_state(h1.id, "web", &fine, 15).await.unwrap(), Some(ServiceChange::Recovered));
+    assert_eq!(db.record_service_state(h1.id, "web", &fine, 16).await.unwrap(), None);
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -1588,6 +1615,7 @@ mod sqlite_backend {
         web_sessions_end_when_they_expire_or_are_ended,
         environments_come_in_order_with_the_hosts_a_release_succeeded_on,
         hosts_remember_what_ran_and_targets_go_to_their_own_release,
+        service_health_turns_are_answered_once_and_only_for_desired_projects,
     );
     use super::sqlite;
 }

@@ -281,6 +281,9 @@ catalogue! {
     versions_by_env: "Versions by environment", "各环境版本";
     comes_after: "after", "上游";
     mixed_versions: "mixed", "版本不一";
+    failing_services: "Failing services", "服务异常";
+    service_failing_since: "failing since", "异常开始于";
+    service_stderr: "Last lines of its stderr", "标准错误输出最后几行";
     promote_env: "Promote", "晋级";
     promote_help: "Deploy the version of the environment before to this one", "将上游环境的版本部署到此环境";
     waiting_for: "Waiting for", "等待";

@@ -343,6 +343,20 @@ pub struct ProjectPage {
     pub builds_from_git: bool,
     /// Each environment's delivery over the last 30 days (R29).
     pub delivery: Vec<DeliveryRow>,
+    /// Hosts whose service keeps failing after its deploy (R21).
+    pub failing: Vec<FailingService>,
+}
+
+/// A host whose service of the project keeps failing (R21).
+#[derive(Debug, Clone)]
+pub struct FailingService {
+    pub host: String,
+    pub env: String,
+    pub version: String,
+    pub reason: String,
+    pub since: String,
+    /// Its last lines of stderr, secrets masked.
+    pub stderr: Vec<String>,
 }
 
 /// One environment's statistics (R29) as the project page shows them: the

@@ -633,6 +633,12 @@ pub async fn status(
                 current_release: row.and_then(|r| r.current_release.clone()),
                 activity: row.and_then(|r| r.activity.clone()).unwrap_or_else(|| "unknown".into()),
                 error: row.and_then(|r| r.error.clone()),
+                service: row.and_then(|r| r.service.as_ref()).map(|s| ferry_proto::api::ServiceStatusInfo {
+                    failing: s.failing,
+                    reason: s.reason.clone(),
+                    stderr: s.stderr.clone(),
+                    since: (s.since > 0).then(|| ferry_domain::rfc3339_from_millis(s.since)),
+                }),
             });
         }
         let info = env_info(&state, env).await?;

@@ -69,6 +69,7 @@ fn report(release: i64, version: &str) -> ProjectReport {
         transfer: None,
         note: None,
         desired_since: 0,
+        service: None,
     }
 }
 

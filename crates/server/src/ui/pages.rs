@@ -234,6 +234,7 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
     let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
     let delivery = delivery(&state, &p, envs.iter().map(|e| e.name.clone()).collect(), v.lang.text()).await?;
     let grid = super::grid::cells(&state, &p, grid_envs, &deployments).await?;
+    let failing = failing_services(&state, &p).await?;
     html(&ProjectPage {
         chrome: v.chrome(p.name.clone(), Nav::Projects),
         builds_from_git: p.source.is_some(),
@@ -247,7 +248,31 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
         members,
         may_manage,
         delivery,
+        failing,
     })
+}
+
+/// The hosts whose service of `p` keeps failing after its deploy (R21).
+async fn failing_services(state: &AppState, p: &Project) -> Result<Vec<FailingService>, PageError> {
+    let hosts = state.db.hosts().await?;
+    let envs = state.db.environments(p).await?;
+    let mut out = Vec::new();
+    for row in state.db.project_host_states(p).await? {
+        let Some(service) = row.service.filter(|s| s.failing) else { continue };
+        out.push(FailingService {
+            host: hosts.iter().find(|h| h.id == row.host_id).map(|h| h.name.clone()).unwrap_or_default(),
+            env: row
+                .desired_env_id
+                .and_then(|id| envs.iter().find(|e| e.id == id))
+                .map(|e| e.name.clone())
+                .unwrap_or_default(),
+            version: row.current_version.unwrap_or_default(),
+            reason: service.reason,
+            since: if service.since > 0 { when(service.since) } else { String::new() },
+            stderr: service.stderr,
+        });
+    }
+    Ok(out)
 }
 
 /// Each environment's deployments of the last 30 days (R29), by

@@ -27,6 +27,7 @@ mod notify;
 mod promotion;
 mod request;
 mod rollout;
+mod service;
 
 use crate::model::*;
 use crate::{Database, Result, StoreError};
@@ -50,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("migrations/0015_audit_keyed.sql")),
     (16, include_str!("migrations/0016_fleet_trust.sql")),
     (17, include_str!("migrations/0017_rollback_per_host.sql")),
+    (18, include_str!("migrations/0018_service_health.sql")),
     (19, include_str!("migrations/0019_fleet_changes.sql")),
     (20, include_str!("migrations/0020_environment_order.sql")),
 ];
@@ -2259,9 +2261,20 @@ impl Database for SqliteDatabase {
         promotion::request_skips(&self.pool, request_id).await
     }
 
+    async fn record_service_state(
+        &self,
+        host_id: i64,
+        project: &str,
+        state: &ServiceState,
+        now: i64,
+    ) -> Result<Option<ServiceChange>> {
+        service::record(&self.pool, host_id, project, state, now).await
+    }
+
     async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {
         let rows = sqlx::query(
-            "SELECT h.id, hd.env_id, rd.version, ha.version, ha.release_name, ha.activity, ha.error FROM hosts h \
+            "SELECT h.id, hd.env_id, rd.version, ha.version, ha.release_name, ha.activity, ha.error, \
+             ha.service_failing, ha.service_reason, ha.service_stderr, ha.service_since FROM hosts h \
              LEFT JOIN host_desired hd ON hd.host_id = h.id AND hd.project_id = ?1 \
              LEFT JOIN releases rd ON rd.id = hd.release_id \
              LEFT JOIN host_actual ha ON ha.host_id = h.id AND ha.project_id = ?1 \
@@ -2280,6 +2293,18 @@ impl Database for SqliteDatabase {
                     current_release: r.try_get(4)?,
                     activity: r.try_get(5)?,
                     error: r.try_get(6)?,
+                    service: match r.try_get::<Option<i64>, _>(7)? {
+                        None => None,
+                        Some(failing) => Some(ServiceState {
+                            failing: failing != 0,
+                            reason: r.try_get::<Option<String>, _>(8)?.unwrap_or_default(),
+                            stderr: r
+                                .try_get::<Option<String>, _>(9)?
+                                .and_then(|j| serde_json::from_str(&j).ok())
+                                .unwrap_or_default(),
+                            since: r.try_get::<Option<i64>, _>(10)?.unwrap_or(0),
+                        }),
+                    },
                 })
             })
             .collect()
