@@ -181,6 +181,20 @@ impl Ferry {
         self.dir.path().join("hosts").join(name)
     }
 
+    /// Everything this host's agent processes have logged so far.
+    pub fn agent_log(&self, name: &str) -> String {
+        let prefix = format!("agent-{name}-");
+        let mut logs: Vec<_> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)))
+            .collect();
+        logs.sort();
+        logs.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect()
+    }
+
     /// Starts an agent process (enrolling it on its first start).
     pub fn start_agent(&mut self, name: &str, tags: &str) {
         let proc = self.spawn_agent(name, tags, Some(&self.join_token.clone()));

@@ -93,6 +93,8 @@ fn an_edit_in_place_is_repaired_from_verified_content_and_not_carried_into_the_n
     // The repair holds: no repair loop, the file stays right.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(std::fs::read(&edited).unwrap(), original);
+    let log = f.agent_log("web-1");
+    assert_eq!(log.matches("drift found").count(), 1, "one repair, not one per check:\n{log}");
 
     // The next release shares that content: it gets the good bytes.
     f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
@@ -135,4 +137,71 @@ fn damaged_content_outside_the_running_release_is_fetched_again_not_reused() {
     f.ok(&["rollback", "app", "prod", "--to", "v1", "--wait"]);
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
     assert_eq!(std::fs::read_to_string(current.join("only.txt")).unwrap(), only);
+}
+
+/// The object with these bytes in a host's content store.
+fn object_with(f: &Ferry, host: &str, bytes: &[u8]) -> PathBuf {
+    objects(f, host).into_iter().find(|o| std::fs::read(o).unwrap() == bytes).expect("no object with these bytes")
+}
+
+#[test]
+fn an_object_replaced_in_the_store_is_downloaded_again_not_reused() {
+    let f = Ferry::fleet_on_v1(&["web-1"]);
+    let original = std::fs::read(f.dir.path().join("trees/v1/lib/f7.txt")).unwrap();
+    let object = object_with(&f, "web-1", &original);
+    let v1_file = f.root_of("web-1").join("app/current/lib/f7.txt");
+    // Damaged on its own, as a new inode: the v1 release file keeps its good
+    // bytes, so no drift shows there.
+    let bad = object.with_extension("bad");
+    std::fs::write(&bad, b"damaged in the store\n").unwrap();
+    std::fs::rename(&bad, &object).unwrap();
+    assert_eq!(std::fs::read(&v1_file).unwrap(), original);
+
+    f.ok(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
+    let v2_file = f.root_of("web-1").join("app/current/lib/f7.txt");
+    assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v2"));
+    assert_eq!(std::fs::read(&v2_file).unwrap(), original, "v2 got the manifest's bytes, not the damaged object");
+    assert!(!objects(&f, "web-1").iter().any(|o| std::fs::read(o).unwrap() == b"damaged in the store\n"));
+    assert!(f.agent_log("web-1").contains("no longer matches its digest"));
+}
+
+#[test]
+fn a_repair_that_cannot_download_says_so_and_repairs_once_it_can() {
+    let mut f = Ferry::fleet_on_v1(&["web-1"]);
+    let original = std::fs::read(f.dir.path().join("trees/v1/lib/f2.txt")).unwrap();
+    let edited = f.root_of("web-1").join("app/current/lib/f2.txt");
+    f.server.kill();
+    edit_in_place(&edited, b"edited while the server is away\n");
+    wait_until(Duration::from_secs(30), "the agent to say it could not repair", || {
+        f.agent_log("web-1").contains("repair failed")
+    });
+    assert_ne!(std::fs::read(&edited).unwrap(), original);
+    assert!(!f.agent_log("web-1").contains("drift repaired"));
+    f.restart_server();
+    wait_until(Duration::from_secs(40), "the repair once the server is back", || {
+        std::fs::read(&edited).ok().as_deref() == Some(&original[..])
+    });
+}
+
+#[test]
+fn the_service_user_cannot_change_a_release_file_or_its_object() {
+    let f = Ferry::fleet_on_v1(&["web-1"]);
+    let original = std::fs::read(f.dir.path().join("trees/v1/lib/f4.txt")).unwrap();
+    let file = f.root_of("web-1").join("app/current/lib/f4.txt");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o444, 0), "read-only, the agent's (root's)");
+    let as_nobody = |script: &str| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", script])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(as_nobody(&format!("cat '{}' >/dev/null", file.display())), "the service user reads its release");
+    for attempt in [format!("echo x >> '{}'", file.display()), format!("chmod 666 '{}'", file.display())] {
+        assert!(!as_nobody(&attempt), "the service user could: {attempt}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+    assert_eq!(std::fs::read(object_with(&f, "web-1", &original)).unwrap(), original);
 }

@@ -180,6 +180,9 @@ async fn converge_one(c: &Converger, want: &DesiredRelease, memory: &mut Memory)
         fallback::clear_pin(&layout);
         let cursor = memory.cursors.entry(want.project.clone()).or_default();
         if let Some(drift) = check_and_repair(c, &layout, want, cursor, DRIFT_HASH_BUDGET).await {
+            if !drift.repaired {
+                tracing::warn!(project = %want.project, "{}", drift.note);
+            }
             memory.notes.insert(want.project.clone(), (drift.note, Instant::now()));
         }
         if let Some(note) = c.supervisor.ensure(&want.project).await {
