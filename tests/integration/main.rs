@@ -18,6 +18,7 @@ mod deploy_log;
 mod dev;
 mod fallback;
 mod faults;
+mod forges;
 mod health;
 mod hooks;
 mod layout;

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_domain::{BuildStatus, DeploymentKind, Recipe, RecipeError, next_version, validate_version};
+use ferry_domain::{BuildStatus, DeploymentKind, Recipe, RecipeError, next_version_after, validate_version};
 use ferry_proto::api::CreateDeployment;
 use ferry_store::{Build, BuildCommit, BuildOutcome, Project, ReleaseOrigin, User};
 use tokio::sync::Notify;
@@ -122,7 +122,7 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     let mirror = git::Mirror::new(&state.config.data_dir, &project.name);
     log.ferry(format!("fetching {}", source.repo_url));
     mirror.fetch(&source.repo_url).await?;
-    let commit = mirror.resolve(&build.git_ref).await?;
+    let commit = mirror.resolve(&build.git_ref, build.pushed_commit.as_deref(), &source.repo_url).await?;
     log.ferry(format!("building {} at {} ({}: {})", build.git_ref, &commit.sha, commit.author, commit.message));
     state.db.set_build_commit(build.id, &commit).await.map_err(|e| e.to_string())?;
 
@@ -249,12 +249,8 @@ async fn version_for(state: &AppState, project: &Project, commit: &BuildCommit) 
         return Ok(tag.clone());
     }
     let releases = state.db.releases(project).await.map_err(|e| e.to_string())?;
-    let mut next = next_version(releases.first().map(|r| r.version.as_str()));
-    // Skip versions taken by hand-made releases or tags.
-    while releases.iter().any(|r| r.version == next) {
-        next = next_version(Some(&next));
-    }
-    Ok(next)
+    let versions: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
+    Ok(next_version_after(&versions))
 }
 
 fn build_env(
