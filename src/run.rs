@@ -31,7 +31,10 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
         OutputArg::Csv => anyhow::bail!("--output csv is only for `ferry audit`; use table or json here"),
     };
     // Flags and FERRY_SERVER/FERRY_TOKEN first; then what `ferry login` saved.
+    // An empty one (`FERRY_TOKEN=` left in a shell or CI file) counts as unset.
     // A saved token is only sent to the server it was issued by.
+    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let conn = &Conn { token: given(&conn.token), server: given(&conn.server), ..conn.clone() };
     let saved = match conn.token {
         Some(_) => None,
         None => accounts::saved_credentials()?
