@@ -1286,15 +1286,19 @@ pub struct BuildArgs {
 
 #[derive(Subcommand)]
 pub enum BuildCmd {
-    /// Stop a queued or running build (ID as shown by `ferry builds`)
+    /// Stop a queued or running build
+    #[command(long_about = BUILD_REF_ABOUT)]
     Cancel {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Build the same ref again as a new build
+    /// Build the same ref (and, for a push, the same commit) again as a new build
+    #[command(long_about = BUILD_REF_ABOUT)]
     Retry {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
         /// Stream the new build's log
         #[arg(long)]
         follow: bool,
@@ -1302,19 +1306,39 @@ pub enum BuildCmd {
         conn: Conn,
     },
     /// One build in detail
+    #[command(long_about = BUILD_REF_ABOUT)]
     Show {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
         #[command(flatten)]
         conn: Conn,
     },
-    /// A build's log; --follow streams it live until the build ends
+    /// A build's log, each line with its time; --follow streams it live until the build ends
+    #[command(long_about = BUILD_REF_ABOUT)]
     Log {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
+        /// Keep streaming until the build ends; exit non-zero unless it succeeded
         #[arg(long)]
         follow: bool,
         #[command(flatten)]
         conn: Conn,
     },
+}
+
+const BUILD_REF_ABOUT: &str = "A build is named by its project and the project's build number, as \
+    `ferry builds PROJECT` lists it in the # column and `ferry deploy --build` takes it: \
+    `ferry build show shop 12`. A lone number is the server-wide build ID (the ID column).";
+
+/// Which build: `PROJECT NUMBER` (the project's build number) or a lone ID.
+#[derive(Args, Clone)]
+pub struct WhichBuild {
+    /// The project, followed by its build number; or alone, the server-wide build ID
+    #[arg(value_name = "PROJECT|ID")]
+    pub first: String,
+    /// The project's build number (the # column of `ferry builds PROJECT`)
+    #[arg(value_name = "NUMBER")]
+    pub number: Option<i64>,
 }
 
 #[derive(Subcommand)]

@@ -576,7 +576,7 @@ fn print_deployment_line(l: &DeploymentLogLineInfo, width: usize, out: Output) {
                 "stderr" => format!("stderr: {}", l.line),
                 _ => l.line.clone(),
             };
-            println!("{:<width$} | {text}", l.host);
+            println!("{} {:<width$} | {text}", clock(&l.at), l.host);
         }
     }
 }
@@ -653,9 +653,16 @@ pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result
 fn print_log_line(l: &LogLineInfo, out: Output) {
     match out {
         Output::Json => println!("{}", serde_json::to_string(l).unwrap_or_default()),
-        Output::Table if l.stream == "ferry" => println!("==> {}", l.line),
-        Output::Table => println!("{}", l.line),
+        Output::Table if l.stream == "ferry" => println!("{} ==> {}", clock(&l.at), l.line),
+        Output::Table => println!("{} {}", clock(&l.at), l.line),
     }
+}
+
+/// The time of day of an RFC 3339 time (`14:03:07` of
+/// `2026-12-04T14:03:07.120Z`, in the timezone it is written in) for log
+/// lines; `-o json` keeps the whole time.
+fn clock(at: &str) -> &str {
+    at.split_once('T').map(|(_, t)| t.get(..8).unwrap_or(t)).unwrap_or(at)
 }
 
 pub async fn builds(c: &Client, project: &str, limit: u32, out: Output) -> Result<()> {

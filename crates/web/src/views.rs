@@ -357,6 +357,8 @@ pub struct DeployPage {
 /// A line of a log.
 #[derive(Debug, Clone)]
 pub struct LogLineView {
+    /// When the line was written (UTC, to the second).
+    pub at: String,
     pub stream: String,
     pub line: String,
 }

@@ -110,6 +110,17 @@ pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path
     Ok(Json(build_info(state.db.build(id).await?)))
 }
 
+/// `GET /api/v1/projects/{project}/builds/{number}`: a build by the
+/// project's own number (the `#` of `ferry builds`).
+pub async fn show_number(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((project, number)): Path<(String, i64)>,
+) -> ApiResult<Json<BuildInfo>> {
+    let project = state.db.project(&project).await?;
+    Ok(Json(build_info(state.db.build_by_number(&project, number).await?)))
+}
+
 pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
     let build = state.db.build(id).await?;
     if build.status.is_terminal() {

@@ -329,7 +329,7 @@ pub async fn build(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>
         build: build_item(&b),
         error: b.error.clone().unwrap_or_default(),
         release_id: b.release_id,
-        lines: lines.into_iter().map(|l| LogLineView { stream: l.stream, line: l.line }).collect(),
+        lines: lines.into_iter().map(|l| LogLineView { at: when(l.at), stream: l.stream, line: l.line }).collect(),
         live,
         last_seq,
         may_build,
@@ -373,7 +373,7 @@ pub async fn build_log_stream(
                 after = last.seq;
                 let mut html = String::new();
                 for l in lines {
-                    let view = LogLineView { stream: l.stream, line: l.line };
+                    let view = LogLineView { at: when(l.at), stream: l.stream, line: l.line };
                     html.push_str(&ferry_web::render(&LogLineFragment { l: &view }).unwrap_or_default());
                 }
                 let event = Event::default().event("line").id(after.to_string()).data(html);
@@ -467,7 +467,11 @@ pub async fn deployment(
         log_last_seq,
         log: log
             .into_iter()
-            .map(|l| HostLogLine { host: l.host, at: when(l.at), line: LogLineView { stream: l.stream, line: l.line } })
+            .map(|l| HostLogLine {
+                host: l.host,
+                at: when(l.at),
+                line: LogLineView { at: when(l.at), stream: l.stream, line: l.line },
+            })
             .collect(),
     })
 }
@@ -520,7 +524,7 @@ pub async fn deployment_log_stream(
                         let view = HostLogLine {
                             host: l.host,
                             at: when(l.at),
-                            line: LogLineView { stream: l.stream, line: l.line },
+                            line: LogLineView { at: when(l.at), stream: l.stream, line: l.line },
                         };
                         html.push_str(&ferry_web::render(&HostLogLineFragment { l: &view }).unwrap_or_default());
                     }
