@@ -140,6 +140,9 @@ pub struct DeploymentItem {
     pub created: String,
     /// e.g. "2/3", or empty when not running.
     pub batch: String,
+    /// The command that promotes it, when it waits for that (a canary
+    /// whose first batch is done); else empty.
+    pub promote: String,
 }
 
 /// A host in a list.

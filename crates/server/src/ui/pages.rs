@@ -77,6 +77,12 @@ pub(super) fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
         created_by: d.created_by.clone(),
         created: when(d.created_at),
         batch,
+        promote: match d.hold.as_deref() {
+            Some(h) if h.starts_with("waiting for promote") && !d.status.is_terminal() => {
+                format!("ferry deployment promote {}", d.id)
+            }
+            _ => String::new(),
+        },
     }
 }
 
