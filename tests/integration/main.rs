@@ -17,6 +17,7 @@ mod deploy;
 mod deploy_log;
 mod dev;
 mod fallback;
+mod first_contact;
 mod faults;
 mod forges;
 mod health;
