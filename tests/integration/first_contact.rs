@@ -210,7 +210,9 @@ fn deploy_wait_counts_hosts_in_order_and_a_waiting_canary_says_how_to_promote() 
         text
     });
     wait_until(Duration::from_secs(30), "the canary to wait for promotion", || {
-        f.json(&["deployment", "show", "2"])["hold"].as_str().is_some_and(|h| h.contains("waiting for promote"))
+        let out = f.cli(&["deployment", "show", "2", "-o", "json"]);
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        d["hold"].as_str().is_some_and(|h| h.contains("waiting for promote"))
     });
     let show = f.ok(&["deployment", "show", "2"]);
     assert!(show.contains("waiting for promotion") && show.contains("ferry deployment promote 2"), "{show}");
