@@ -49,6 +49,7 @@ pub enum OutputArg {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the whole system on this machine: a server, local agents and a sample project
+    #[command(long_about = DEV_ABOUT)]
     Dev(DevArgs),
     /// Run the control-plane server
     Server(ServerArgs),
@@ -56,10 +57,10 @@ pub enum Command {
     Agent(AgentArgs),
     /// Services supervised by the agent on this host: status, start, stop, restart, logs
     Svc(SvcArgs),
-    /// Create and list projects
+    /// Create and list projects; limit the hosts a project may use
     #[command(subcommand)]
     Project(ProjectCmd),
-    /// Create and list environments (hosts chosen by tags); their load balancers
+    /// Create, change and list environments (hosts chosen by tags); their rollout defaults and load balancers
     #[command(subcommand)]
     Env(EnvCmd),
     /// Take hosts out of an environment's load balancer and put them back (maintenance by hand)
@@ -68,7 +69,7 @@ pub enum Command {
     /// Upload, list and download releases; mark them bad or good
     #[command(subcommand)]
     Release(ReleaseCmd),
-    /// A project's releases, newest first, with their bad marks
+    /// Short for `ferry release list PROJECT`
     Releases {
         /// Project name
         project: String,
@@ -78,7 +79,7 @@ pub enum Command {
     /// Configuration kept out of the repository: variables per project, environment and host; secrets
     #[command(subcommand, long_about = VAR_ABOUT)]
     Var(VarCmd),
-    /// Build a branch, tag or commit of a project's repository; or cancel, retry, show a build
+    /// Build a branch, tag or commit of a project's repository; or show, log, cancel, retry a build
     Build(BuildArgs),
     /// A project's builds, newest first
     Builds {
@@ -127,7 +128,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// One deployment in detail
+    /// One deployment: show, log, pause, resume, promote, cancel, retry
     #[command(subcommand)]
     Deployment(DeploymentCmd),
     /// Freeze an environment: deployments there are refused until the freeze ends or is lifted
@@ -183,7 +184,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Users (administrator only): create, list, disable, enable
+    /// Users (administrator only): create, set, list, disable, enable
     #[command(subcommand)]
     User(UserCmd),
     /// Your API tokens: create, list, revoke
@@ -203,10 +204,10 @@ pub enum Command {
     /// Release requests: ask for a version to go to a guarded environment, test it on staging, approve, release
     #[command(subcommand, long_about = REQUEST_ABOUT)]
     Request(RequestCmd),
-    /// Send a project's events (deploys and builds ending) to webhooks
+    /// Send a project's events (deploys and builds ending) to webhooks, chats or e-mail
     #[command(subcommand)]
     Notify(NotifyCmd),
-    /// What was sent to the webhooks, with every delivery attempt
+    /// What a project's notifications sent, with every delivery attempt
     #[command(subcommand)]
     Notifications(NotificationsCmd),
     /// Deployment statistics per environment: deploys, successes, failures, rollbacks and delivery metrics
@@ -399,6 +400,14 @@ both.
 --for is required: a freeze always ends by itself (at most 30days), so a forgotten one cannot block deploys \
 forever. `ferry unlock PROJECT ENV` lifts it earlier. An environment that is already frozen is not frozen \
 again: the error names who holds the freeze; to change a freeze, lift it and take it anew.";
+
+const DEV_ABOUT: &str = "Run the whole system on this machine: a server, local agents and a sample project \
+with release v1 deployed. The banner prints the URL, a web user and its password (random, made on the first \
+start and kept in DATA/web-user.password, so a restart prints it again) and the admin API token's file.
+
+Run as root (a container, CI, a fresh VM), the agents run releases' services as an unprivileged user: the one \
+FERRY_SERVICE_USER names, else `ferry-svc`, created if missing (useradd --system), else `nobody`; the banner \
+says which. Running `ferry dev` again resumes the same state.";
 
 #[derive(Args)]
 pub struct DevArgs {
