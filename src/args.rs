@@ -30,7 +30,7 @@ pub struct Conn {
     /// certificate. The public web roots are always trusted
     #[arg(long, env = "FERRY_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// API token (see DATA/admin.token on the server; default: the one `ferry login` saved)
+    /// API token (see DATA/admin.token on the server; default, also when empty: the one `ferry login` saved)
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// How read commands print their answer
@@ -1193,7 +1193,7 @@ pub struct PromoteArgs {
     /// The environment it goes to (e.g. prod)
     #[arg(long)]
     pub to: String,
-    /// Follow per-host progress and exit non-zero unless every host succeeded
+    /// Follow progress: each host's change in order with how many of all are done (and a live count on a terminal); exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
     #[command(flatten)]
@@ -1263,7 +1263,7 @@ pub struct TargetArgs {
     /// Only these hosts of the environment, comma-separated (default: all)
     #[arg(long, value_delimiter = ',')]
     pub hosts: Option<Vec<String>>,
-    /// Follow per-host progress and exit non-zero unless every host succeeded
+    /// Follow progress: each host's change in order with how many of all are done (and a live count on a terminal); exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
     /// How long a target host may be offline before it counts as failed
@@ -1398,7 +1398,7 @@ pub enum DeploymentCmd {
         /// Only the hosts that did not end succeeded
         #[arg(long)]
         failed: bool,
-        /// Follow per-host progress and exit non-zero unless every host succeeded
+        /// Follow progress: each host's change in order with how many of all are done (and a live count on a terminal); exit non-zero unless every host succeeded
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -1406,7 +1406,7 @@ pub enum DeploymentCmd {
     },
     /// What happened on each host: hook output and the agent's steps
     #[command(long_about = "What happened on each host during a deployment: the output of the release's hooks \
-        and the agent's own steps (downloading, activated, put back ...), as `HOST | LINE`. Lines of the agent \
+        and the agent's own steps (downloading, activated, put back ...), as `HH:MM:SS HOST | LINE` (the host's clock, UTC). Lines of the agent \
         start with `==>`, lines a hook wrote to stderr with `stderr:`.\n\n\
         A host's log starts when its agent begins the install and closes when the host's part of the \
         deployment ends: output of a retry after a failure, or of a later drift repair, is not added. Each \
