@@ -1,10 +1,12 @@
 //! Builds from what the forges really send (R5, R6, R25): their payload
 //! shapes, content types, resends and replays, against a real repository.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::builds::{builds, github_push, hmac_hex, hook, wait_build};
-use crate::harness::{Ferry, Repo};
+use crate::harness::{Ferry, Repo, wait_until};
 
 /// Writes what was checked out into the release, so the release shows
 /// which commit it was built from.
@@ -55,6 +57,7 @@ fn gitea_body(branch: &str, before: &str, sha: &str) -> String {
 #[test]
 fn a_late_webhook_builds_the_commit_that_was_pushed() {
     let (f, repo) = forge_project();
+    f.ok(&["env", "create", "app", "prod", "--select", "role=web", "--auto-deploy-branch", "main"]);
     let a = repo.git(&["rev-parse", "HEAD"]);
     repo.write("content.txt", "B\n");
     let b = repo.commit("content B");
@@ -66,6 +69,16 @@ fn a_late_webhook_builds_the_commit_that_was_pushed() {
     assert_eq!(built["commit"], a.as_str(), "the pushed commit was built, not the branch's head");
     assert_eq!(built["version"], "1");
     assert_eq!(repo.git(&["rev-parse", "1^{commit}"]), a, "release 1 is commit A");
+    // Main has moved past A: A's release is kept but not deployed over B.
+    let auto_deploys = || -> Vec<Value> {
+        let audit = f.json(&["audit", "--project", "app"]);
+        audit.as_array().unwrap().iter().filter(|e| e["action"] == "auto-deploy").cloned().collect()
+    };
+    // The auto-deploy decision comes just after the build ends.
+    wait_until(Duration::from_secs(30), "A's auto-deploy decision", || !auto_deploys().is_empty());
+    let auto = auto_deploys();
+    assert_eq!(auto.len(), 1, "{auto:?}");
+    assert!(auto[0]["outcome"].as_str().unwrap_or_default().contains("moved on"), "{}", auto[0]);
 
     let (_, answer) = github_push(&f, "s3cret", "d-b", "refs/heads/main", &b);
     let built = wait_build(&f, build_id(&answer));

@@ -115,6 +115,12 @@ impl Mirror {
         }
     }
 
+    /// The commit a branch of the mirror is at (as of the last fetch).
+    pub async fn head_of(&self, branch: &str) -> Result<String, String> {
+        let spec = format!("refs/heads/{branch}^{{commit}}");
+        git(Some(&self.dir), &["rev-parse", "--verify", "--quiet", &spec]).await.map(|s| s.trim().to_string())
+    }
+
     async fn has_ref(&self, full: &str) -> bool {
         git(Some(&self.dir), &["show-ref", "--verify", "--quiet", full]).await.is_ok()
     }

@@ -280,7 +280,26 @@ async fn auto_deploy(state: &AppState, build: &Build) {
     let Some(branch) = &commit.branch else { return };
     let Ok(project) = state.db.project(&build.project).await else { return };
     let Ok(envs) = state.db.environments(&project).await else { return };
-    for env in envs.into_iter().filter(|e| e.auto_deploy_branch.as_deref() == Some(branch.as_str())) {
+    let envs: Vec<_> = envs.into_iter().filter(|e| e.auto_deploy_branch.as_deref() == Some(branch.as_str())).collect();
+    if envs.is_empty() {
+        return;
+    }
+    // A build of a commit its branch has since moved past (a late or queued
+    // push) made its release, but does not replace what the newer push
+    // deploys: that push's own build does.
+    if build.pushed_commit.is_some() {
+        let mirror = git::Mirror::new(&state.config.data_dir, &project.name);
+        if let Ok(head) = mirror.head_of(branch).await
+            && head != commit.sha
+        {
+            tracing::info!(build = build.id, %branch, "not auto-deployed: the branch has moved on to {head}");
+            let object = format!("project={} build={}", project.name, build.number);
+            let outcome = format!("skipped: {branch} has moved on from {} to {head}", commit.sha);
+            crate::audit::record_server_action(state, &build.requested_by, "auto-deploy", &object, &outcome).await;
+            return;
+        }
+    }
+    for env in envs {
         // The environment's auto-deploy setting, which only its project's
         // owners can make, is what authorises this deployment; it is
         // recorded under the build's requester.
