@@ -249,7 +249,7 @@ async fn environments_come_in_order_with_the_hosts_a_release_succeeded_on(db: &d
     );
 
     // h1 succeeds with r1, h2 fails: only h1 counts, and only for r1.
-    let id = start(db, deploy(&p, &prod, &r1, &[&h1, &h2]), 10).await.unwrap();
+    let _id = start(db, deploy(&p, &prod, &r1, &[&h1, &h2]), 10).await.unwrap();
     apply(db, h1.id, &report(Some(&r1), Activity::Idle), 11).await.unwrap();
     apply(db, h2.id, &report(None, Activity::Failed { release_id: r1.id, error: "x".into() }), 12).await.unwrap();
     assert_eq!(db.release_succeeded_hosts(&prod, r1.id).await.unwrap(), vec![h1.id]);
