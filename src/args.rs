@@ -30,7 +30,7 @@ pub struct Conn {
     /// certificate. The public web roots are always trusted
     #[arg(long, env = "FERRY_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// API token (see DATA/admin.token on the server; default: the one `ferry login` saved)
+    /// API token (see DATA/admin.token on the server; default, also when empty: the one `ferry login` saved)
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// How read commands print their answer
@@ -49,6 +49,7 @@ pub enum OutputArg {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the whole system on this machine: a server, local agents and a sample project
+    #[command(long_about = DEV_ABOUT)]
     Dev(DevArgs),
     /// Run the control-plane server
     Server(ServerArgs),
@@ -56,10 +57,10 @@ pub enum Command {
     Agent(AgentArgs),
     /// Services supervised by the agent on this host: status, start, stop, restart, logs
     Svc(SvcArgs),
-    /// Create and list projects
+    /// Create and list projects; limit the hosts a project may use
     #[command(subcommand)]
     Project(ProjectCmd),
-    /// Create and list environments (hosts chosen by tags); their load balancers
+    /// Create, change and list environments (hosts chosen by tags); their rollout defaults and load balancers
     #[command(subcommand)]
     Env(EnvCmd),
     /// Take hosts out of an environment's load balancer and put them back (maintenance by hand)
@@ -68,7 +69,7 @@ pub enum Command {
     /// Upload, list and download releases; mark them bad or good
     #[command(subcommand)]
     Release(ReleaseCmd),
-    /// A project's releases, newest first, with their bad marks
+    /// Short for `ferry release list PROJECT`
     Releases {
         /// Project name
         project: String,
@@ -78,7 +79,7 @@ pub enum Command {
     /// Configuration kept out of the repository: variables per project, environment and host; secrets
     #[command(subcommand, long_about = VAR_ABOUT)]
     Var(VarCmd),
-    /// Build a branch, tag or commit of a project's repository; or cancel, retry, show a build
+    /// Build a branch, tag or commit of a project's repository; or show, log, cancel, retry a build
     Build(BuildArgs),
     /// A project's builds, newest first
     Builds {
@@ -127,7 +128,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// One deployment in detail
+    /// One deployment: show, log, pause, resume, promote, cancel, retry
     #[command(subcommand)]
     Deployment(DeploymentCmd),
     /// Freeze an environment: deployments there are refused until the freeze ends or is lifted
@@ -183,7 +184,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Users (administrator only): create, list, disable, enable
+    /// Users (administrator only): create, set, list, disable, enable
     #[command(subcommand)]
     User(UserCmd),
     /// Your API tokens: create, list, revoke
@@ -203,10 +204,10 @@ pub enum Command {
     /// Release requests: ask for a version to go to a guarded environment, test it on staging, approve, release
     #[command(subcommand, long_about = REQUEST_ABOUT)]
     Request(RequestCmd),
-    /// Send a project's events (deploys and builds ending) to webhooks
+    /// Send a project's events (deploys and builds ending) to webhooks, chats or e-mail
     #[command(subcommand)]
     Notify(NotifyCmd),
-    /// What was sent to the webhooks, with every delivery attempt
+    /// What a project's notifications sent, with every delivery attempt
     #[command(subcommand)]
     Notifications(NotificationsCmd),
     /// Deployment statistics per environment: deploys, successes, failures, rollbacks and delivery metrics
@@ -399,6 +400,14 @@ both.
 --for is required: a freeze always ends by itself (at most 30days), so a forgotten one cannot block deploys \
 forever. `ferry unlock PROJECT ENV` lifts it earlier. An environment that is already frozen is not frozen \
 again: the error names who holds the freeze; to change a freeze, lift it and take it anew.";
+
+const DEV_ABOUT: &str = "Run the whole system on this machine: a server, local agents and a sample project \
+with release v1 deployed. The banner prints the URL, a web user and its password (random, made on the first \
+start and kept in DATA/web-user.password, so a restart prints it again) and the admin API token's file.
+
+Run as root (a container, CI, a fresh VM), the agents run releases' services as an unprivileged user: the one \
+FERRY_SERVICE_USER names, else `ferry-svc`, created if missing (useradd --system), else `nobody`; the banner \
+says which. Running `ferry dev` again resumes the same state.";
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -1277,7 +1286,7 @@ pub struct PromoteArgs {
     /// The environment it goes to (e.g. prod)
     #[arg(long)]
     pub to: String,
-    /// Follow per-host progress and exit non-zero unless every host succeeded
+    /// Follow progress: each host's change in order with how many of all are done (and a live count on a terminal); exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
     #[command(flatten)]
@@ -1347,7 +1356,7 @@ pub struct TargetArgs {
     /// Only these hosts of the environment, comma-separated (default: all)
     #[arg(long, value_delimiter = ',')]
     pub hosts: Option<Vec<String>>,
-    /// Follow per-host progress and exit non-zero unless every host succeeded
+    /// Follow progress: each host's change in order with how many of all are done (and a live count on a terminal); exit non-zero unless every host succeeded
     #[arg(long)]
     pub wait: bool,
     /// What a target host that is offline at the start means for this deployment, instead of the environment's
@@ -1387,15 +1396,19 @@ pub struct BuildArgs {
 
 #[derive(Subcommand)]
 pub enum BuildCmd {
-    /// Stop a queued or running build (ID as shown by `ferry builds`)
+    /// Stop a queued or running build
+    #[command(long_about = BUILD_REF_ABOUT)]
     Cancel {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Build the same ref again as a new build
+    /// Build the same ref (and, for a push, the same commit) again as a new build
+    #[command(long_about = BUILD_REF_ABOUT)]
     Retry {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
         /// Stream the new build's log
         #[arg(long)]
         follow: bool,
@@ -1403,19 +1416,39 @@ pub enum BuildCmd {
         conn: Conn,
     },
     /// One build in detail
+    #[command(long_about = BUILD_REF_ABOUT)]
     Show {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
         #[command(flatten)]
         conn: Conn,
     },
-    /// A build's log; --follow streams it live until the build ends
+    /// A build's log, each line with its time; --follow streams it live until the build ends
+    #[command(long_about = BUILD_REF_ABOUT)]
     Log {
-        id: i64,
+        #[command(flatten)]
+        which: WhichBuild,
+        /// Keep streaming until the build ends; exit non-zero unless it succeeded
         #[arg(long)]
         follow: bool,
         #[command(flatten)]
         conn: Conn,
     },
+}
+
+const BUILD_REF_ABOUT: &str = "A build is named by its project and the project's build number, as \
+    `ferry builds PROJECT` lists it in the # column and `ferry deploy --build` takes it: \
+    `ferry build show shop 12`. A lone number is the server-wide build ID (the ID column).";
+
+/// Which build: `PROJECT NUMBER` (the project's build number) or a lone ID.
+#[derive(Args, Clone)]
+pub struct WhichBuild {
+    /// The project, followed by its build number; or alone, the server-wide build ID
+    #[arg(value_name = "PROJECT|ID")]
+    pub first: String,
+    /// The project's build number (the # column of `ferry builds PROJECT`)
+    #[arg(value_name = "NUMBER")]
+    pub number: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -1466,7 +1499,7 @@ pub enum DeploymentCmd {
         /// Only the hosts that did not end succeeded
         #[arg(long)]
         failed: bool,
-        /// Follow per-host progress and exit non-zero unless every host succeeded
+        /// Follow progress: each host's change in order with how many of all are done (and a live count on a terminal); exit non-zero unless every host succeeded
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -1474,7 +1507,7 @@ pub enum DeploymentCmd {
     },
     /// What happened on each host: hook output and the agent's steps
     #[command(long_about = "What happened on each host during a deployment: the output of the release's hooks \
-        and the agent's own steps (downloading, activated, put back ...), as `HOST | LINE`. Lines of the agent \
+        and the agent's own steps (downloading, activated, put back ...), as `HH:MM:SS HOST | LINE` (the host's clock, UTC). Lines of the agent \
         start with `==>`, lines a hook wrote to stderr with `stderr:`.\n\n\
         A host's log starts when its agent begins the install and closes when the host's part of the \
         deployment ends: output of a retry after a failure, or of a later drift repair, is not added. Each \

@@ -36,6 +36,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
     std::fs::copy(&server.init.admin_token_file, data.join("admin.token")).context("writing admin.token")?;
     std::fs::copy(&server.init.join_token_file, data.join("join.token")).context("writing join.token")?;
 
+    let service = service_user();
+    let service_defaults = ferry_agent::config::ServiceDefaults {
+        service_user: service.as_ref().map(|(user, _)| user.clone()),
+        allow_root_services: false,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut agents = Vec::new();
     for k in 1..=args.agents {
@@ -48,7 +53,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             address: None,
             root: data.join("agents").join(format!("dev-{k}")),
             check_interval: Duration::from_secs(30),
-            service_defaults: Default::default(),
+            service_defaults: service_defaults.clone(),
         };
         let mut stop = stop_rx.clone();
         agents.push(tokio::spawn(async move {
@@ -63,10 +68,17 @@ pub async fn run(args: DevArgs) -> Result<()> {
     }
 
     let client = Client::new(&server.url, admin_token.trim(), None)?;
+    let web_user = match web_user(&client, &data).await {
+        Ok(u) => Some(u),
+        Err(e) => {
+            eprintln!("note: no web user made: {e:#}");
+            None
+        }
+    };
     if let Err(e) = seed(&client, &data, args.agents).await {
         tracing::warn!("sample project not ready: {e:#}");
     }
-    print_welcome(&server.url, &data);
+    print_welcome(&server.url, &data, web_user.as_ref(), service.as_ref().map(|(_, said)| said.as_str()));
 
     shutdown_signal().await;
     println!("\nstopping ...");
@@ -76,6 +88,126 @@ pub async fn run(args: DevArgs) -> Result<()> {
     }
     server.stop().await;
     Ok(())
+}
+
+/// The dedicated user services run as when `ferry dev` runs as root (a
+/// container, CI, a fresh VM), with the sentence the banner says about it;
+/// `None` when not root (services run as the developer).
+///
+/// `FERRY_SERVICE_USER` names one; else `ferry-svc`, created if missing;
+/// else `nobody`.
+fn service_user() -> Option<(String, String)> {
+    if !is_root() {
+        return None;
+    }
+    if let Ok(user) = std::env::var("FERRY_SERVICE_USER")
+        && !user.trim().is_empty()
+    {
+        let user = user.trim().to_string();
+        let said = format!("services run as user {user} (FERRY_SERVICE_USER)");
+        return Some((user, said));
+    }
+    const DEDICATED: &str = "ferry-svc";
+    if user_exists(DEDICATED) {
+        return Some((DEDICATED.into(), format!("services run as user {DEDICATED}")));
+    }
+    let made = std::process::Command::new("useradd")
+        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", DEDICATED])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match made {
+        Ok(out) if out.status.success() || user_exists(DEDICATED) => {
+            Some((DEDICATED.into(), format!("services run as user {DEDICATED} (created for ferry dev)")))
+        }
+        Ok(out) => Some((
+            "nobody".into(),
+            format!(
+                "services run as user nobody: creating user {DEDICATED} failed ({}); set FERRY_SERVICE_USER to choose one",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )),
+        Err(e) => Some((
+            "nobody".into(),
+            format!("services run as user nobody: cannot run useradd ({e}); set FERRY_SERVICE_USER to choose one"),
+        )),
+    }
+}
+
+fn is_root() -> bool {
+    // The effective uid, as `id -u` prints it; no libc binding needed here.
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn user_exists(name: &str) -> bool {
+    std::process::Command::new("id")
+        .arg(name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The web user `ferry dev` signs in with.
+struct WebUser {
+    name: String,
+    password: String,
+}
+
+const WEB_USER: &str = "dev";
+
+/// Creates the web user with a random password on the first start, kept in
+/// `DATA/web-user.password` (mode 0600) so a restart prints it again.
+async fn web_user(client: &Client, data: &Path) -> Result<WebUser> {
+    let file = data.join("web-user.password");
+    if let Ok(saved) = std::fs::read_to_string(&file)
+        && !saved.trim().is_empty()
+    {
+        return Ok(WebUser { name: WEB_USER.into(), password: saved.trim().to_string() });
+    }
+    let password = random_password()?;
+    let req = ferry_proto::api::CreateUser {
+        name: WEB_USER.into(),
+        admin: true,
+        production: true,
+        password: password.clone(),
+        email: None,
+    };
+    let _: serde_json::Value = client.post("/api/v1/users", &req).await.context("creating the web user")?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    writeln!(f, "{password}").with_context(|| format!("writing {}", file.display()))?;
+    Ok(WebUser { name: WEB_USER.into(), password })
+}
+
+/// 20 letters and digits from the system's random source.
+fn random_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 64];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading /dev/urandom")?;
+    // Rejection sampling keeps every character equally likely.
+    let limit = 256 - 256 % ALPHABET.len();
+    let password: String = bytes
+        .iter()
+        .filter(|&&b| (b as usize) < limit)
+        .take(20)
+        .map(|&b| ALPHABET[b as usize % ALPHABET.len()] as char)
+        .collect();
+    if password.len() < 20 {
+        bail!("not enough randomness for a password");
+    }
+    Ok(password)
 }
 
 /// Creates the sample project with release v1 deployed, unless it exists.
@@ -140,13 +272,20 @@ fn write_sample_app(dir: &Path, version: &str) -> Result<()> {
     Ok(())
 }
 
-fn print_welcome(url: &str, data: &Path) {
+fn print_welcome(url: &str, data: &Path, web: Option<&WebUser>, services: Option<&str>) {
     let token = data.join("admin.token");
     let rel = |p: &Path| p.strip_prefix(std::env::current_dir().unwrap_or_default()).unwrap_or(p).display().to_string();
+    let web = match web {
+        Some(w) => format!("web interface: {url}/ (sign in as {} with password {})", w.name, w.password),
+        None => format!(
+            "web interface: {url}/ (sign in as a user made with ferry user create NAME --admin --password-stdin)"
+        ),
+    };
+    let services = services.map(|s| format!("{s}\n")).unwrap_or_default();
     println!(
         "\nFerry is running at {url}\n\
-         web interface: {url}/ (sign in as a user with a password, made with\n\
-         \x20 ferry user create NAME --admin --password-stdin)\n\
+         {web}\n\
+         {services}\
          admin API token: {token}\n\
          join token for more agents: {join}\n\
          agents' release roots: {agents}\n\n\

@@ -31,7 +31,10 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
         OutputArg::Csv => anyhow::bail!("--output csv is only for `ferry audit`; use table or json here"),
     };
     // Flags and FERRY_SERVER/FERRY_TOKEN first; then what `ferry login` saved.
+    // An empty one (`FERRY_TOKEN=` left in a shell or CI file) counts as unset.
     // A saved token is only sent to the server it was issued by.
+    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let conn = &Conn { token: given(&conn.token), server: given(&conn.server), ..conn.clone() };
     let saved = match conn.token {
         Some(_) => None,
         None => accounts::saved_credentials()?
@@ -42,6 +45,24 @@ fn client(conn: &Conn) -> Result<(Client, Output)> {
     let ca_cert = conn.ca_cert.clone().or_else(|| saved.as_ref().and_then(|s| s.ca_cert.clone()));
     let token = conn.token.clone().or_else(|| saved.map(|s| s.token)).unwrap_or_default();
     Ok((Client::new(&server, &token, ca_cert.as_deref())?, out))
+}
+
+/// The server-wide ID of the build `which` names.
+async fn which_build(c: &ferry_cli::Client, which: &crate::args::WhichBuild) -> Result<i64> {
+    match which.number {
+        Some(number) => {
+            ferry_domain::validate_name("project name", &which.first)?;
+            let b: ferry_proto::api::BuildInfo =
+                c.get(&format!("/api/v1/projects/{}/builds/{number}", which.first)).await?;
+            Ok(b.id)
+        }
+        None => which.first.parse::<i64>().map_err(|_| {
+            anyhow::anyhow!(
+                "'{}' is not a build: give PROJECT NUMBER (the # column of `ferry builds PROJECT`) or a build ID",
+                which.first
+            )
+        }),
+    }
 }
 
 /// `ferry audit [...]` and `ferry audit verify [--since-checkpoint SEQ:HASH]`.
@@ -431,18 +452,21 @@ async fn dispatch(command: Command) -> Result<()> {
                 let project = args.project.unwrap_or_default();
                 commands::build(&c, &project, args.git_ref, args.follow, out).await
             }
-            Some(BuildCmd::Cancel { id, conn }) => commands::build_cancel(&client(&conn)?.0, id).await,
-            Some(BuildCmd::Retry { id, follow, conn }) => {
-                let (c, out) = client(&conn)?;
-                commands::build_retry(&c, id, follow, out).await
+            Some(BuildCmd::Cancel { which, conn }) => {
+                let c = client(&conn)?.0;
+                commands::build_cancel(&c, which_build(&c, &which).await?).await
             }
-            Some(BuildCmd::Show { id, conn }) => {
+            Some(BuildCmd::Retry { which, follow, conn }) => {
                 let (c, out) = client(&conn)?;
-                commands::build_show(&c, id, out).await
+                commands::build_retry(&c, which_build(&c, &which).await?, follow, out).await
             }
-            Some(BuildCmd::Log { id, follow, conn }) => {
+            Some(BuildCmd::Show { which, conn }) => {
                 let (c, out) = client(&conn)?;
-                commands::build_log(&c, id, follow, out).await
+                commands::build_show(&c, which_build(&c, &which).await?, out).await
+            }
+            Some(BuildCmd::Log { which, follow, conn }) => {
+                let (c, out) = client(&conn)?;
+                commands::build_log(&c, which_build(&c, &which).await?, follow, out).await
             }
         },
         Command::Builds { project, limit, conn } => {

@@ -7,14 +7,14 @@ use serde_json::Value;
 
 use crate::harness::{BUILD_VERSION, Ferry, Repo, wait_until};
 
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
+pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// POSTs a webhook; returns (status, JSON body).
-fn hook(f: &Ferry, forge: &str, project: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+pub fn hook(f: &Ferry, forge: &str, project: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut req =
@@ -28,8 +28,9 @@ fn hook(f: &Ferry, forge: &str, project: &str, headers: &[(&str, String)], body:
     })
 }
 
-fn github_push(f: &Ferry, secret: &str, delivery: &str, git_ref: &str) -> (u16, Value) {
-    let body = format!(r#"{{"ref":"{git_ref}","after":"1111111111111111111111111111111111111111"}}"#);
+/// A signed GitHub push of `after` to `git_ref`.
+pub fn github_push(f: &Ferry, secret: &str, delivery: &str, git_ref: &str, after: &str) -> (u16, Value) {
+    let body = format!(r#"{{"ref":"{git_ref}","after":"{after}"}}"#);
     let sig = format!("sha256={}", hmac_hex(secret, body.as_bytes()));
     let headers = [
         ("x-github-event", "push".to_string()),
@@ -39,11 +40,11 @@ fn github_push(f: &Ferry, secret: &str, delivery: &str, git_ref: &str) -> (u16, 
     hook(f, "github", "app", &headers, &body)
 }
 
-fn builds(f: &Ferry) -> Vec<Value> {
+pub fn builds(f: &Ferry) -> Vec<Value> {
     f.json(&["builds", "app"]).as_array().cloned().unwrap_or_default()
 }
 
-fn wait_build(f: &Ferry, id: i64) -> Value {
+pub fn wait_build(f: &Ferry, id: i64) -> Value {
     let mut last = Value::Null;
     wait_until(Duration::from_secs(60), &format!("build {id} to end"), || {
         last = f.json(&["build", "show", &id.to_string()]);
@@ -264,24 +265,26 @@ fn push_webhooks_build_only_when_signed_new_and_wanted() {
     ]);
     // Continuous deploy: successful builds of main go to prod by themselves.
     f.ok(&["env", "create", "app", "prod", "--select", "role=web", "--auto-deploy-branch", "main"]);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let head = head.as_str();
 
-    let (status, _) = github_push(&f, "wrong", "d-0", "refs/heads/main");
+    let (status, _) = github_push(&f, "wrong", "d-0", "refs/heads/main", head);
     assert_eq!(status, 401, "a bad signature starts nothing");
     assert!(builds(&f).is_empty());
 
-    let (status, body) = github_push(&f, "s3cret", "d-1", "refs/heads/main");
+    let (status, body) = github_push(&f, "s3cret", "d-1", "refs/heads/main", head);
     assert_eq!(status, 202, "{body}");
     let id = body["build"]["id"].as_i64().unwrap();
     assert_eq!(body["build"]["trigger"], "webhook:github");
-    let (_, again) = github_push(&f, "s3cret", "d-1", "refs/heads/main");
+    let (_, again) = github_push(&f, "s3cret", "d-1", "refs/heads/main", head);
     assert!(again["ignored"].as_str().unwrap().contains("already handled"), "{again}");
-    let (_, other) = github_push(&f, "s3cret", "d-2", "refs/heads/feature/x");
+    let (_, other) = github_push(&f, "s3cret", "d-2", "refs/heads/feature/x", head);
     assert!(other["ignored"].as_str().unwrap().contains("feature/x"), "{other}");
     // The same signed push replayed under a new delivery id builds nothing.
-    let (_, replay) = github_push(&f, "s3cret", "d-3", "refs/heads/main");
-    assert!(replay["ignored"].as_str().unwrap().contains("already built"), "{replay}");
+    let (_, replay) = github_push(&f, "s3cret", "d-3", "refs/heads/main", head);
+    assert!(replay["ignored"].as_str().unwrap().contains("already"), "{replay}");
     // A ref that git would take as an option is refused like a manual one.
-    let (status, evil) = github_push(&f, "s3cret", "d-4", "refs/tags/--upload-pack=touch${IFS}pwned");
+    let (status, evil) = github_push(&f, "s3cret", "d-4", "refs/tags/--upload-pack=touch${IFS}pwned", head);
     assert_eq!(status, 400, "{evil}");
     assert_eq!(builds(&f).len(), 1);
 
@@ -295,7 +298,7 @@ fn push_webhooks_build_only_when_signed_new_and_wanted() {
 
     // GitLab: the token header; a tag push builds the tag.
     repo.git(&["tag", "v2.0"]);
-    let body = r#"{"ref":"refs/tags/v2.0","after":"2222222222222222222222222222222222222222"}"#;
+    let body = &format!(r#"{{"ref":"refs/tags/v2.0","after":"{head}"}}"#);
     let gl = [("x-gitlab-token", "s3cret".to_string()), ("x-gitlab-event", "Tag Push Hook".to_string())];
     let (status, answer) = hook(&f, "gitlab", "app", &gl, body);
     assert_eq!(status, 202, "{answer}");
@@ -304,13 +307,13 @@ fn push_webhooks_build_only_when_signed_new_and_wanted() {
     assert_eq!(hook(&f, "gitlab", "app", &bad, body).0, 401);
 
     // Gitea signs like GitHub without the prefix; Gerrit's relay signs with the shared secret.
-    let body = r#"{"ref":"refs/heads/release/1","after":"3333333333333333333333333333333333333333"}"#;
+    let body = &format!(r#"{{"ref":"refs/heads/release/1","after":"{head}"}}"#);
     repo.git(&["branch", "release/1"]);
     let gitea = [("x-gitea-signature", hmac_hex("s3cret", body.as_bytes())), ("x-gitea-event", "push".to_string())];
     let (status, answer) = hook(&f, "gitea", "app", &gitea, body);
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["build"]["git_ref"], "release/1");
-    let body = r#"{"type":"ref-updated","refUpdate":{"refName":"refs/heads/main","newRev":"4444"}}"#;
+    let body = &format!(r#"{{"type":"ref-updated","refUpdate":{{"refName":"refs/heads/main","newRev":"{head}"}}}}"#);
     let gerrit = [("x-ferry-signature", format!("sha256={}", hmac_hex("s3cret", body.as_bytes())))];
     let (status, answer) = hook(&f, "gerrit", "app", &gerrit, body);
     assert_eq!(status, 202, "{answer}");

@@ -13,6 +13,21 @@ use crate::hooks::upload_with_hooks;
 const HELLO: &str =
     r#"after_install = 'echo "hello from $(basename $(dirname $(dirname $(dirname $FERRY_RELEASE_DIR))))"'"#;
 
+/// The table log without each line's time of day, checking every line
+/// starts with one (`HH:MM:SS `) except `--follow`'s closing outcome.
+pub fn untimed(log: String) -> String {
+    let mut out = String::new();
+    for line in log.lines() {
+        let timed = line.len() > 9
+            && line.as_bytes()[8] == b' '
+            && line[..8].bytes().enumerate().all(|(i, b)| if i % 3 == 2 { b == b':' } else { b.is_ascii_digit() });
+        assert!(timed || line.starts_with("deployment "), "a log line without its time: {line:?}\n{log}");
+        out.push_str(if timed { &line[9..] } else { line });
+        out.push('\n');
+    }
+    out
+}
+
 /// Where `needle` first appears in `lines`, failing with the whole log.
 fn position(lines: &[&str], needle: &str, log: &str) -> usize {
     lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in:\n{log}"))
@@ -26,7 +41,7 @@ fn each_hosts_hook_output_is_in_the_deployment_log_while_it_runs() {
     upload_with_hooks(&f, "v1", &format!("{HELLO}\nafter_activate = 'echo \"warming $FERRY_VERSION\" >&2'\n"));
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
 
-    let log = f.ok(&["deployment", "log", "1"]);
+    let log = untimed(f.ok(&["deployment", "log", "1"]));
     for host in ["web-1", "web-2"] {
         let mine: Vec<&str> = log.lines().filter(|l| l.starts_with(&format!("{host} | "))).collect();
         let steps = [
@@ -44,7 +59,7 @@ fn each_hosts_hook_output_is_in_the_deployment_log_while_it_runs() {
     assert!(!log.contains("web-1 | hello from web-2") && !log.contains("web-2 | hello from web-1"), "{log}");
 
     // One host's lines only.
-    let one = f.ok(&["deployment", "log", "1", "--host", "web-2"]);
+    let one = untimed(f.ok(&["deployment", "log", "1", "--host", "web-2"]));
     assert!(one.lines().all(|l| l.starts_with("web-2 | ")), "{one}");
     assert!(one.contains("web-2 | hello from web-2"), "{one}");
     let err = f.fails(&["deployment", "log", "1", "--host", "web-9"]);
@@ -63,7 +78,7 @@ fn each_hosts_hook_output_is_in_the_deployment_log_while_it_runs() {
     assert!(hello["at"].as_str().unwrap().contains('T'), "RFC 3339: {hello}");
 
     // Following a finished deployment prints it all and ends with its outcome.
-    let followed = f.ok(&["deployment", "log", "1", "--follow", "--host", "web-1"]);
+    let followed = untimed(f.ok(&["deployment", "log", "1", "--follow", "--host", "web-1"]));
     assert!(followed.contains("web-1 | hello from web-1"), "{followed}");
     assert!(followed.ends_with("deployment 1 succeeded\n"), "{followed}");
 
@@ -71,10 +86,10 @@ fn each_hosts_hook_output_is_in_the_deployment_log_while_it_runs() {
     upload_with_hooks(&f, "v2", "after_install = 'echo started; sleep 4; echo done'\n");
     f.ok(&["deploy", "app", "prod", "--version", "v2"]);
     wait_until(Duration::from_secs(20), "the first hook line of deployment 2", || {
-        f.ok(&["deployment", "log", "2", "--host", "web-1"]).contains("web-1 | started")
+        untimed(f.ok(&["deployment", "log", "2", "--host", "web-1"])).contains("web-1 | started")
     });
     assert_eq!(f.json(&["deployment", "show", "2"])["status"], "running");
-    let followed = f.ok(&["deployment", "log", "2", "--follow"]);
+    let followed = untimed(f.ok(&["deployment", "log", "2", "--follow"]));
     for host in ["web-1", "web-2"] {
         assert!(followed.contains(&format!("{host} | done")), "{followed}");
     }
@@ -90,7 +105,7 @@ fn a_failing_hooks_output_is_kept_and_a_chatty_hook_is_capped() {
 
     upload_with_hooks(&f, "v1", "after_install = 'seq 1 20000'\n");
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
-    let log = f.ok(&["deployment", "log", "1"]);
+    let log = untimed(f.ok(&["deployment", "log", "1"]));
     let lines: Vec<&str> = log.lines().collect();
     let last_kept = position(&lines, "web-1 | 5000", &log);
     assert_eq!(lines[last_kept], "web-1 | 5000");
@@ -102,7 +117,7 @@ fn a_failing_hooks_output_is_kept_and_a_chatty_hook_is_capped() {
     // A failing hook: its output, its outcome, and the host left as it was.
     upload_with_hooks(&f, "v2", "before_activate = 'echo checking the cache; echo cache warm-up failed >&2; exit 4'\n");
     f.fails(&["deploy", "app", "prod", "--version", "v2", "--wait"]);
-    let log = f.ok(&["deployment", "log", "2"]);
+    let log = untimed(f.ok(&["deployment", "log", "2"]));
     let lines: Vec<&str> = log.lines().collect();
     let steps = [
         "web-1 | ==> running hook before_activate",

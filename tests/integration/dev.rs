@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::harness::{FERRY, wait_until};
 
-fn start_dev(data: &std::path::Path) -> std::process::Child {
+pub fn start_dev(data: &std::path::Path) -> std::process::Child {
     Command::new(FERRY)
         .args(["dev", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--agents", "2"])
         .env("FERRY_LOG", "warn")
@@ -16,7 +16,7 @@ fn start_dev(data: &std::path::Path) -> std::process::Child {
         .unwrap()
 }
 
-fn stop(child: &mut std::process::Child) {
+pub fn stop(child: &mut std::process::Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let start = std::time::Instant::now();
@@ -30,7 +30,7 @@ fn stop(child: &mut std::process::Child) {
     }
 }
 
-fn status(data: &std::path::Path) -> serde_json::Value {
+pub fn status(data: &std::path::Path) -> serde_json::Value {
     let url = std::fs::read_to_string(data.join("server/server.url")).unwrap();
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let out = Command::new(FERRY)

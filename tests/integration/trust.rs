@@ -82,7 +82,7 @@ fn victim(dir: &Path, name: &str) -> std::path::PathBuf {
 /// What the deployment said about its one host.
 fn host_error(f: &Ferry, id: &str) -> String {
     let d = f.json(&["deployment", "show", id]);
-    let log = f.ok(&["deployment", "log", id]);
+    let log = crate::deploy_log::untimed(f.ok(&["deployment", "log", id]));
     format!("{d}\n{log}")
 }
 

@@ -41,9 +41,14 @@ pub(crate) struct Answer {
 
 impl Web {
     pub(crate) fn new(f: &Ferry) -> Web {
+        Web::at(&f.url)
+    }
+
+    /// A browser for the server at `url`.
+    pub(crate) fn at(url: &str) -> Web {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Web { url: f.url.clone(), cookie: None, rt, client }
+        Web { url: url.to_string(), cookie: None, rt, client }
     }
 
     fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {

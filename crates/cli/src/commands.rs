@@ -279,6 +279,7 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
     let mut events_seen = 0usize;
     let mut hold_seen: Option<String> = None;
     let mut unreachable_since: Option<Instant> = None;
+    let mut progress = Progress::new();
     loop {
         // The deployment goes on without us: ride out a server restart.
         let d: DeploymentInfo = match c.get(&format!("/api/v1/deployments/{id}")).await {
@@ -297,30 +298,77 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
         };
         if out == Output::Table {
             let at = started.elapsed().as_secs_f64();
+            let mut lines = Vec::new();
             // Batches, gates and the end, as the server recorded them; the
             // creation is already printed.
             for e in d.events.iter().skip(events_seen.max(1)) {
-                println!("  {at:>6.1}s  -- {}", e.what);
+                lines.push(format!("  {at:>6.1}s  -- {}", e.what));
             }
             events_seen = d.events.len();
             if d.hold != hold_seen {
-                if let Some(h) = d.hold.as_deref().filter(|h| h.contains("promote")) {
-                    println!("  {at:>6.1}s  -- {h}: ferry deployment promote {id}");
+                if let Some(waiting) = promotion_wait(&d) {
+                    lines.push(format!("  {at:>6.1}s  -- {waiting}"));
                 }
                 hold_seen = d.hold.clone();
             }
+            // Hosts in the deployment's order (batch by batch), each change
+            // with how many of all the hosts are done.
+            let total = d.hosts.len();
+            let done = d.hosts.iter().filter(|h| h.state.is_terminal()).count();
             for h in &d.hosts {
                 if seen.get(&h.host) != Some(&h.state) && h.state != HostDeployState::Queued {
                     seen.insert(h.host.clone(), h.state);
-                    println!("  {at:>6.1}s  {:<20} {}", h.host, host_line(h));
+                    let count = if h.state.is_terminal() { format!("[{done}/{total}]") } else { String::new() };
+                    lines.push(format!("  {at:>6.1}s  {count:>7} {:<20} {}", h.host, host_line(h)));
                 }
             }
+            progress.show(&lines, &format!("  {done}/{total} host(s) done, {at:.0}s"), d.status.is_terminal());
         }
         if d.status.is_terminal() {
             return Ok(d);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A live `n/total` line under the printed lines, on a terminal only: piped
+/// output (CI logs, files) gets the plain lines alone.
+struct Progress {
+    live: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress { live: std::io::stdout().is_terminal(), shown: false }
+    }
+
+    fn show(&mut self, lines: &[String], status: &str, end: bool) {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        if self.live && self.shown && (!lines.is_empty() || end) {
+            // Clear the live line before printing above it.
+            let _ = write!(stdout, "\r\x1b[K");
+            self.shown = false;
+        }
+        for l in lines {
+            let _ = writeln!(stdout, "{l}");
+        }
+        if self.live && !end {
+            let _ = write!(stdout, "\r\x1b[K{status}");
+            self.shown = true;
+        }
+        let _ = stdout.flush();
+    }
+}
+
+/// A deployment waiting to be promoted (a canary's first batch done), said
+/// with the command that promotes it.
+pub fn promotion_wait(d: &DeploymentInfo) -> Option<String> {
+    let hold = d.hold.as_deref().filter(|h| h.starts_with("waiting for promote"))?;
+    (d.status == DeploymentStatus::Running)
+        .then(|| format!("waiting for promotion ({hold}); promote with: ferry deployment promote {}", d.id))
 }
 
 /// `web-1: v2 -> v1`: where a host goes, from what it ran.
@@ -559,6 +607,9 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
             text.push_str(&w);
             text.push('\n');
         }
+        if let Some(waiting) = promotion_wait(d) {
+            text.push_str(&format!("{waiting}\n"));
+        }
         let rows = d
             .hosts
             .iter()
@@ -662,7 +713,7 @@ fn print_deployment_line(l: &DeploymentLogLineInfo, width: usize, out: Output) {
                 "stderr" => format!("stderr: {}", l.line),
                 _ => l.line.clone(),
             };
-            println!("{:<width$} | {text}", l.host);
+            println!("{} {:<width$} | {text}", clock(&l.at), l.host);
         }
     }
 }
@@ -739,9 +790,16 @@ pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result
 fn print_log_line(l: &LogLineInfo, out: Output) {
     match out {
         Output::Json => println!("{}", serde_json::to_string(l).unwrap_or_default()),
-        Output::Table if l.stream == "ferry" => println!("==> {}", l.line),
-        Output::Table => println!("{}", l.line),
+        Output::Table if l.stream == "ferry" => println!("{} ==> {}", clock(&l.at), l.line),
+        Output::Table => println!("{} {}", clock(&l.at), l.line),
     }
+}
+
+/// The time of day of an RFC 3339 time (`14:03:07` of
+/// `2026-12-04T14:03:07.120Z`, in the timezone it is written in) for log
+/// lines; `-o json` keeps the whole time.
+fn clock(at: &str) -> &str {
+    at.split_once('T').map(|(_, t)| t.get(..8).unwrap_or(t)).unwrap_or(at)
 }
 
 pub async fn builds(c: &Client, project: &str, limit: u32, out: Output) -> Result<()> {

@@ -61,7 +61,7 @@ pub use selector::{Selector, SelectorError, Tags};
 pub use service::{RestartPolicy, ServiceRecipe, StopSignal};
 pub use template::{TemplateError, expand};
 pub use vars::{Var, VarError, VarScope};
-pub use version::next_version;
+pub use version::{next_version, next_version_after};
 
 /// Formats milliseconds since the epoch as RFC 3339 in UTC, as the API shows
 /// every time.

@@ -18,6 +18,23 @@ pub fn next_version(previous: Option<&str>) -> String {
     format!("{}{}{}", &prev[..start], next, &prev[end..])
 }
 
+/// The next automatic version of a project whose versions are `versions`,
+/// newest first (R25).
+///
+/// Numbering continues from the newest version that has a number in it: a
+/// tag whose name is not a version (`simple-tag`) is passed over, so the
+/// builds after it go on from the last numbered one instead of becoming
+/// `simple-tag.1`. Versions already taken (hand-made releases, tags) are
+/// skipped.
+pub fn next_version_after<S: AsRef<str>>(versions: &[S]) -> String {
+    let numbered = versions.iter().map(AsRef::as_ref).find(|v| v.bytes().any(|b| b.is_ascii_digit()));
+    let mut next = next_version(numbered);
+    while versions.iter().any(|v| v.as_ref() == next) {
+        next = next_version(Some(&next));
+    }
+    next
+}
+
 /// Adds one to a decimal string of any length, keeping its zero padding.
 fn increment_decimal(digits: &str) -> String {
     let mut out: Vec<u8> = digits.bytes().collect();
@@ -58,6 +75,17 @@ mod tests {
         ] {
             assert_eq!(next_version(prev), next, "{prev:?}");
         }
+    }
+
+    #[test]
+    fn numbering_passes_over_names_without_a_number() {
+        assert_eq!(next_version_after::<&str>(&[]), "1");
+        assert_eq!(next_version_after(&["simple-tag", "2", "1"]), "3");
+        assert_eq!(next_version_after(&["simple-tag"]), "1");
+        assert_eq!(next_version_after(&["beta", "simple-tag", "v1.4", "v1.3"]), "v1.5");
+        // Taken versions are skipped, whoever took them.
+        assert_eq!(next_version_after(&["simple-tag", "4", "5", "3"]), "6");
+        assert_eq!(next_version_after(&["7", "simple-tag", "8"]), "9");
     }
 
     #[test]

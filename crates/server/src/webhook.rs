@@ -83,9 +83,44 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// The JSON a delivery carries, and the bytes the forge signed.
+///
+/// GitHub and Gitea can send `application/x-www-form-urlencoded` bodies
+/// (`payload=<url-encoded JSON>`); GitHub then signs the form body as sent,
+/// Gitea the JSON inside it. Every other forge and content type: the body is
+/// the JSON and is what is signed.
+fn unwrap_body(forge: Forge, headers: &HeaderMap, body: &[u8]) -> Result<(Vec<u8>, bool), HookError> {
+    let form = header(headers, "content-type")
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form || !matches!(forge, Forge::GitHub | Forge::Gitea) {
+        return Ok((body.to_vec(), false));
+    }
+    let mut payload = None;
+    for (key, value) in form_urlencoded::parse(body) {
+        if key == "payload" {
+            if payload.is_some() {
+                return Err(HookError::BadPayload("the form body has more than one 'payload' field".into()));
+            }
+            payload = Some(value.into_owned().into_bytes());
+        }
+    }
+    let payload = payload.ok_or_else(|| HookError::BadPayload("the form body has no 'payload' field".into()))?;
+    Ok((payload, forge == Forge::Gitea))
+}
+
+/// A commit id as git writes it: 7 to 64 hex digits (SHA-1 or SHA-256).
+fn is_commit_id(s: &str) -> bool {
+    (7..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Checks the forge's authentication, then reads the event.
 pub fn verify_and_parse(forge: Forge, secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Event, HookError> {
-    let expected = sign(secret, body);
+    let (json_bytes, json_is_signed) = unwrap_body(forge, headers, body)?;
+    // The exact bytes the forge signs: the body as sent, except Gitea's
+    // form deliveries, where the signature covers the JSON inside.
+    let signed: &[u8] = if json_is_signed { &json_bytes } else { body };
+    let expected = sign(secret, signed);
     let authentic = match forge {
         Forge::GitHub => header(headers, "x-hub-signature-256")
             .and_then(|v| v.strip_prefix("sha256="))
@@ -107,23 +142,27 @@ pub fn verify_and_parse(forge: Forge, secret: &str, headers: &HeaderMap, body: &
         };
         return Err(HookError::Unauthorized(format!("missing or wrong {what} for this project's webhook secret")));
     }
-    let json: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| HookError::BadPayload(format!("the body is not JSON: {e}")))?;
-    // Without a delivery id, the body itself identifies a redelivery.
-    let body_id = || ferry_artifact::digest_of(body).to_hex();
+    let json: serde_json::Value = serde_json::from_slice(&json_bytes)
+        .map_err(|e| HookError::BadPayload(format!("the payload is not JSON: {e}")))?;
+    // Without a delivery id, the payload itself identifies a redelivery.
+    let body_id = || ferry_artifact::digest_of(&json_bytes).to_hex();
     let (kind, delivery) = match forge {
         Forge::GitHub => (header(headers, "x-github-event").unwrap_or("push"), header(headers, "x-github-delivery")),
         Forge::Gitea => (
             header(headers, "x-gitea-event").or_else(|| header(headers, "x-forgejo-event")).unwrap_or("push"),
             header(headers, "x-gitea-delivery").or_else(|| header(headers, "x-forgejo-delivery")),
         ),
+        // GitLab's "Resend request" sends new event UUIDs but the same
+        // Idempotency-Key: that key is the delivery.
         Forge::GitLab => (
             header(headers, "x-gitlab-event").unwrap_or("Push Hook"),
-            header(headers, "x-gitlab-event-uuid").or_else(|| header(headers, "x-gitlab-webhook-uuid")),
+            header(headers, "idempotency-key")
+                .or_else(|| header(headers, "x-gitlab-event-uuid"))
+                .or_else(|| header(headers, "x-gitlab-webhook-uuid")),
         ),
         Forge::Gerrit => (json["type"].as_str().unwrap_or(""), header(headers, "x-ferry-delivery")),
     };
-    let delivery = delivery.map(str::to_string).unwrap_or_else(body_id);
+    let delivery = delivery.filter(|d| !d.is_empty()).map(str::to_string).unwrap_or_else(body_id);
     let is_push = match forge {
         Forge::GitHub | Forge::Gitea => kind == "push",
         Forge::GitLab => kind == "Push Hook" || kind == "Tag Push Hook",
@@ -134,11 +173,15 @@ pub fn verify_and_parse(forge: Forge, secret: &str, headers: &HeaderMap, body: &
     }
     let (ref_name, new_rev) = match forge {
         Forge::Gerrit => (json["refUpdate"]["refName"].as_str(), json["refUpdate"]["newRev"].as_str()),
+        // `checkout_sha` is the commit even when `after` names an annotated tag.
+        Forge::GitLab => (json["ref"].as_str(), json["checkout_sha"].as_str().or_else(|| json["after"].as_str())),
         _ => (json["ref"].as_str(), json["after"].as_str()),
     };
     let ref_name = ref_name.ok_or_else(|| HookError::BadPayload("the push names no ref".into()))?;
     let deleted = new_rev.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b == b'0'))
-        || json["deleted"].as_bool() == Some(true);
+        || json["deleted"].as_bool() == Some(true)
+        || (forge == Forge::GitLab
+            && json["after"].as_str().is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b == b'0')));
     let reference = if deleted {
         Ref::Deleted(ref_name.to_string())
     } else if let Some(tag) = ref_name.strip_prefix("refs/tags/") {
@@ -151,8 +194,20 @@ pub fn verify_and_parse(forge: Forge, secret: &str, headers: &HeaderMap, body: &
     } else {
         return Ok(Event::Other { what: format!("push to {ref_name}") });
     };
-    let commit = new_rev.filter(|r| !r.is_empty()).map(str::to_string);
+    let commit = new_rev.filter(|r| !r.is_empty()).map(str::to_ascii_lowercase);
+    if let (Some(c), false) = (&commit, deleted)
+        && !is_commit_id(c)
+    {
+        return Err(HookError::BadPayload(format!("the pushed commit '{c}' is not a commit id")));
+    }
     Ok(Event::Push { reference, delivery, commit })
+}
+
+/// A key under which a redelivered payload is recognised whatever its
+/// delivery id (Gitea's "Replay" sends the same body under a new id).
+pub fn payload_key(forge: Forge, headers: &HeaderMap, body: &[u8]) -> String {
+    let json = unwrap_body(forge, headers, body).map(|(j, _)| j).unwrap_or_else(|_| body.to_vec());
+    format!("body:{}", ferry_artifact::digest_of(&json).to_hex())
 }
 
 #[cfg(test)]
@@ -191,7 +246,7 @@ mod tests {
 
     #[test]
     fn gitlab_checks_the_token_and_gerrit_the_shared_secret() {
-        let tag = br#"{"ref":"refs/tags/v2.0","after":"ab"}"#;
+        let tag = br#"{"ref":"refs/tags/v2.0","after":"abababab"}"#;
         let gl = headers(&[("x-gitlab-token", "s3cret".into()), ("x-gitlab-event", "Tag Push Hook".into())]);
         assert!(matches!(
             verify_and_parse(Forge::GitLab, "s3cret", &gl, tag),
@@ -200,7 +255,7 @@ mod tests {
         let wrong = headers(&[("x-gitlab-token", "guess".into())]);
         assert!(verify_and_parse(Forge::GitLab, "s3cret", &wrong, tag).is_err());
 
-        let body = br#"{"type":"ref-updated","refUpdate":{"refName":"main","newRev":"ff00"}}"#;
+        let body = br#"{"type":"ref-updated","refUpdate":{"refName":"main","newRev":"ff00ff00"}}"#;
         let gerrit = headers(&[("x-ferry-signature", format!("sha256={}", sign("s3cret", body)))]);
         assert!(matches!(
             verify_and_parse(Forge::Gerrit, "s3cret", &gerrit, body),
@@ -222,5 +277,39 @@ mod tests {
             verify_and_parse(Forge::GitHub, "k", &h, del),
             Ok(Event::Push { reference: Ref::Deleted(_), .. })
         ));
+    }
+
+    #[test]
+    fn form_bodies_are_checked_over_what_each_forge_signs() {
+        let json = r#"{"ref":"refs/heads/main","after":"1234abcd"}"#;
+        let form = form_urlencoded::Serializer::new(String::new()).append_pair("payload", json).finish();
+        let form_type = ("content-type", "application/x-www-form-urlencoded".to_string());
+        let gh =
+            headers(&[form_type.clone(), ("x-hub-signature-256", format!("sha256={}", sign("k", form.as_bytes())))]);
+        assert!(matches!(verify_and_parse(Forge::GitHub, "k", &gh, form.as_bytes()), Ok(Event::Push { .. })));
+        let gh =
+            headers(&[form_type.clone(), ("x-hub-signature-256", format!("sha256={}", sign("k", json.as_bytes())))]);
+        assert!(verify_and_parse(Forge::GitHub, "k", &gh, form.as_bytes()).is_err());
+        let gt = headers(&[form_type.clone(), ("x-gitea-signature", sign("k", json.as_bytes()))]);
+        assert!(matches!(verify_and_parse(Forge::Gitea, "k", &gt, form.as_bytes()), Ok(Event::Push { .. })));
+        let gt = headers(&[form_type, ("x-gitea-signature", sign("k", form.as_bytes()))]);
+        assert!(verify_and_parse(Forge::Gitea, "k", &gt, form.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn gitlab_resends_keep_their_idempotency_key_and_commits_must_be_ids() {
+        let body = br#"{"ref":"refs/heads/main","after":"1234abcd","checkout_sha":"1234abcd"}"#;
+        let resend = headers(&[
+            ("x-gitlab-token", "k".into()),
+            ("x-gitlab-event-uuid", "new-uuid".into()),
+            ("idempotency-key", "same-key".into()),
+        ]);
+        assert!(matches!(
+            verify_and_parse(Forge::GitLab, "k", &resend, body),
+            Ok(Event::Push { delivery, .. }) if delivery == "same-key"
+        ));
+        let odd = br#"{"ref":"refs/heads/main","after":"--upload-pack=x"}"#;
+        let h = headers(&[("x-hub-signature-256", format!("sha256={}", sign("k", odd)))]);
+        assert!(matches!(verify_and_parse(Forge::GitHub, "k", &h, odd), Err(HookError::BadPayload(_))));
     }
 }

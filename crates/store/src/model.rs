@@ -405,6 +405,9 @@ pub struct NewBuild {
     pub project_id: i64,
     /// Branch, tag or commit, as asked.
     pub git_ref: String,
+    /// The commit a push delivered: the build checks out exactly this one,
+    /// wherever `git_ref` is by the time the build runs.
+    pub pushed_commit: Option<String>,
     /// `manual`, `webhook:github`, `retry` ...
     pub trigger: String,
     pub requested_by: String,
@@ -430,6 +433,8 @@ pub struct Build {
     /// 1, 2, 3 ... per project.
     pub number: i64,
     pub git_ref: String,
+    /// The commit a push delivered (webhook builds), see [`NewBuild`].
+    pub pushed_commit: Option<String>,
     pub commit: Option<BuildCommit>,
     pub status: BuildStatus,
     pub cancel_requested: bool,

@@ -499,11 +499,13 @@ async fn builds_queue_one_per_project_in_order(db: &dyn Database) {
     let req = |p: &Project, r: &str| NewBuild {
         project_id: p.id,
         git_ref: r.into(),
+        pushed_commit: None,
         trigger: "manual".into(),
         requested_by: "dev".into(),
         retry_of: None,
     };
     let a1 = db.create_build(&req(&a, "main"), 1).await.unwrap();
+    assert_eq!(a1.pushed_commit, None, "a build asked for by ref resolves the ref when it runs");
     let a2 = db.create_build(&req(&a, "dev"), 2).await.unwrap();
     let b1 = db.create_build(&req(&b, "main"), 3).await.unwrap();
     assert_eq!((a1.number, a2.number, b1.number), (1, 2, 1), "numbers count per project");
@@ -537,6 +539,7 @@ async fn build_logs_and_deliveries(db: &dyn Database) {
             &NewBuild {
                 project_id: p.id,
                 git_ref: "main".into(),
+                pushed_commit: Some("0123abcd".into()),
                 trigger: "t".into(),
                 requested_by: "d".into(),
                 retry_of: None,
@@ -545,6 +548,11 @@ async fn build_logs_and_deliveries(db: &dyn Database) {
         )
         .await
         .unwrap();
+    assert_eq!(
+        db.build(build.id).await.unwrap().pushed_commit.as_deref(),
+        Some("0123abcd"),
+        "the pushed commit is kept"
+    );
     db.append_build_log(build.id, &[(1, "stdout".into(), "one".into()), (2, "stderr".into(), "two".into())])
         .await
         .unwrap();

@@ -116,6 +116,7 @@ catalogue! {
     recent_builds: "Recent builds", "最近构建";
     recent_deployments: "Recent deployments", "最近部署";
     running_rollouts: "Running rollouts", "进行中的发布";
+    waiting_promotion: "waiting for promotion; promote with", "等待推进；推进命令";
     hosts_offline: "Hosts offline", "离线主机";
     none_yet: "None yet.", "暂无。";
     nothing_running: "Nothing is running.", "没有进行中的发布。";

@@ -150,6 +150,9 @@ pub struct DeploymentItem {
     pub created: String,
     /// e.g. "2/3", or empty when not running.
     pub batch: String,
+    /// The command that promotes it, when it waits for that (a canary
+    /// whose first batch is done); else empty.
+    pub promote: String,
 }
 
 /// A host in a list.
@@ -462,6 +465,8 @@ pub struct ConfirmPage {
 /// A line of a log.
 #[derive(Debug, Clone)]
 pub struct LogLineView {
+    /// When the line was written (UTC, to the second).
+    pub at: String,
     pub stream: String,
     pub line: String,
 }

@@ -52,6 +52,7 @@ pub async fn queue(
     state: &AppState,
     project: &Project,
     git_ref: &str,
+    pushed_commit: Option<&str>,
     trigger: &str,
     by: &str,
     retry_of: Option<i64>,
@@ -72,6 +73,7 @@ pub async fn queue(
     let new = NewBuild {
         project_id: project.id,
         git_ref: git_ref.to_string(),
+        pushed_commit: pushed_commit.map(str::to_string),
         trigger: trigger.to_string(),
         requested_by: by.to_string(),
         retry_of,
@@ -89,7 +91,7 @@ pub async fn create(
 ) -> ApiResult<Json<BuildInfo>> {
     let project = state.db.project(&project).await?;
     let git_ref = req.git_ref.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or("main");
-    let build = queue(&state, &project, git_ref, "manual", &user.name, None).await?;
+    let build = queue(&state, &project, git_ref, None, "manual", &user.name, None).await?;
     Ok(Json(build_info(build)))
 }
 
@@ -106,6 +108,17 @@ pub async fn list(
 
 pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
     Ok(Json(build_info(state.db.build(id).await?)))
+}
+
+/// `GET /api/v1/projects/{project}/builds/{number}`: a build by the
+/// project's own number (the `#` of `ferry builds`).
+pub async fn show_number(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((project, number)): Path<(String, i64)>,
+) -> ApiResult<Json<BuildInfo>> {
+    let project = state.db.project(&project).await?;
+    Ok(Json(build_info(state.db.build_by_number(&project, number).await?)))
 }
 
 pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
@@ -127,7 +140,8 @@ pub async fn retry(
         return Err(ApiError::Conflict(format!("build {id} is still {}", old.status)));
     }
     let project = state.db.project(&old.project).await?;
-    let build = queue(&state, &project, &old.git_ref, "retry", &user.name, Some(old.id)).await?;
+    let build =
+        queue(&state, &project, &old.git_ref, old.pushed_commit.as_deref(), "retry", &user.name, Some(old.id)).await?;
     Ok(Json(build_info(build)))
 }
 

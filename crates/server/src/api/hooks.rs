@@ -11,7 +11,7 @@ use super::builds::{build_info, queue};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::webhook_context;
-use crate::webhook::{Event, Forge, HookError, Ref, verify_and_parse};
+use crate::webhook::{Event, Forge, HookError, Ref, payload_key, verify_and_parse};
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -48,6 +48,11 @@ pub async fn receive(
     if !state.db.record_delivery(project.id, forge.name(), &delivery, crate::now_ms()).await? {
         return ignored(format!("delivery {delivery} was already handled"));
     }
+    // A replay (Gitea) resends the same payload under a new delivery id.
+    let payload = payload_key(forge, &headers, &body);
+    if !state.db.record_delivery(project.id, forge.name(), &payload, crate::now_ms()).await? {
+        return ignored("this payload was already delivered (a replay)".to_string());
+    }
     // A signed push replayed under a new delivery id is still the same push:
     // one build per ref and commit. Kept beside the delivery ids, under a
     // prefix no forge's ids use.
@@ -68,7 +73,11 @@ pub async fn receive(
         Ref::Branch(b) => b,
         Ref::Tag(t) => format!("refs/tags/{t}"),
     };
-    let build = queue(&state, &project, &git_ref, &format!("webhook:{}", forge.name()), forge.name(), None).await?;
+    // The pushed commit, not whatever the branch holds when the build runs:
+    // a late or queued delivery still builds what was pushed.
+    let build =
+        queue(&state, &project, &git_ref, commit.as_deref(), &format!("webhook:{}", forge.name()), forge.name(), None)
+            .await?;
     tracing::info!(project = %project.name, forge = forge.name(), %git_ref, build = build.id, "push webhook queued a build");
     Ok((StatusCode::ACCEPTED, Json(HookAnswer { build: Some(build_info(build)), ignored: None })))
 }

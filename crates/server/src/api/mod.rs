@@ -189,6 +189,7 @@ pub(crate) fn routes() -> Vec<Route> {
         // Builds.
         route(p.clone(), "/api/v1/projects/{project}/builds", User(Build), builds::create),
         route(g.clone(), "/api/v1/projects/{project}/builds", User(ReadProject), builds::list),
+        route(g.clone(), "/api/v1/projects/{project}/builds/{number}", User(ReadProject), builds::show_number),
         route(g.clone(), "/api/v1/builds/{id}", User(ReadProject), builds::show),
         route(p.clone(), "/api/v1/builds/{id}/cancel", User(Build), builds::cancel),
         route(p.clone(), "/api/v1/builds/{id}/retry", User(Build), builds::retry),

@@ -107,6 +107,7 @@ pub(crate) async fn fixture() -> Fixture {
             &NewBuild {
                 project_id: p.id,
                 git_ref: "main".into(),
+                pushed_commit: None,
                 trigger: "manual".into(),
                 requested_by: "admin".into(),
                 retry_of: None,

@@ -59,8 +59,10 @@ impl Mirror {
         .map_err(|e| format!("fetching {url}: {e}"))
     }
 
-    /// Resolves a branch, tag or commit to a commit, with its metadata.
-    pub async fn resolve(&self, reference: &str) -> Result<BuildCommit, String> {
+    /// Resolves a branch, tag or commit to a commit, with its metadata; with
+    /// `pushed`, exactly that commit (what a push delivered) under the ref's
+    /// name, wherever the ref is now.
+    pub async fn resolve(&self, reference: &str, pushed: Option<&str>, url: &str) -> Result<BuildCommit, String> {
         let name = reference.trim();
         let (branch, tag, spec) = if let Some(b) = name.strip_prefix("refs/heads/") {
             (Some(b.to_string()), None, format!("refs/heads/{b}"))
@@ -73,17 +75,50 @@ impl Mirror {
         } else {
             (None, None, name.to_string())
         };
-        let sha = git(Some(&self.dir), &["rev-parse", "--verify", "--quiet", &format!("{spec}^{{commit}}")])
-            .await
-            .map_err(|_| format!("'{name}' is not a branch, tag or commit of the repository"))?
-            .trim()
-            .to_string();
+        let sha = match pushed {
+            Some(sha) => self.pushed_commit(name, sha, url).await?,
+            None => git(Some(&self.dir), &["rev-parse", "--verify", "--quiet", &format!("{spec}^{{commit}}")])
+                .await
+                .map_err(|_| format!("'{name}' is not a branch, tag or commit of the repository"))?
+                .trim()
+                .to_string(),
+        };
         let info = git(Some(&self.dir), &["log", "-1", "--format=%an%x00%ct%x00%s", &sha]).await?;
         let mut parts = info.trim_end_matches('\n').splitn(3, '\0');
         let author = parts.next().unwrap_or_default().to_string();
         let committed_at = parts.next().and_then(|t| t.parse::<i64>().ok()).map(|s| s * 1000);
         let message = parts.next().unwrap_or_default().to_string();
         Ok(BuildCommit { sha, branch, tag, author, message, committed_at })
+    }
+
+    /// The full id of a pushed commit, fetching it by id if no branch or tag
+    /// holds it any more (a force push since); a clear error if the
+    /// repository does not have it.
+    async fn pushed_commit(&self, reference: &str, sha: &str, url: &str) -> Result<String, String> {
+        // Only a hex id reaches git (the webhook checked it); never an option.
+        if sha.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("'{sha}' is not a commit id"));
+        }
+        let spec = format!("{sha}^{{commit}}");
+        let args = ["rev-parse", "--verify", "--quiet", spec.as_str()];
+        let look = || git(Some(&self.dir), &args);
+        if let Ok(full) = look().await {
+            return Ok(full.trim().to_string());
+        }
+        // Servers that allow fetching any reachable commit by id still have it.
+        let _ = git(Some(&self.dir), &["fetch", "--quiet", url, sha]).await;
+        match look().await {
+            Ok(full) => Ok(full.trim().to_string()),
+            Err(_) => Err(format!(
+                "commit {sha} (pushed to {reference}) is not in the repository {url}; was it force-pushed away?"
+            )),
+        }
+    }
+
+    /// The commit a branch of the mirror is at (as of the last fetch).
+    pub async fn head_of(&self, branch: &str) -> Result<String, String> {
+        let spec = format!("refs/heads/{branch}^{{commit}}");
+        git(Some(&self.dir), &["rev-parse", "--verify", "--quiet", &spec]).await.map(|s| s.trim().to_string())
     }
 
     async fn has_ref(&self, full: &str) -> bool {

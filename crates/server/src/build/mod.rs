@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_domain::{BuildStatus, DeploymentKind, Recipe, RecipeError, next_version, validate_version};
+use ferry_domain::{BuildStatus, DeploymentKind, Recipe, RecipeError, next_version_after, validate_version};
 use ferry_proto::api::CreateDeployment;
 use ferry_store::{Build, BuildCommit, BuildOutcome, Project, ReleaseOrigin, User};
 use tokio::sync::Notify;
@@ -122,7 +122,7 @@ async fn steps(state: &AppState, build: &Build, log: &LogSink, workdir: &PathBuf
     let mirror = git::Mirror::new(&state.config.data_dir, &project.name);
     log.ferry(format!("fetching {}", source.repo_url));
     mirror.fetch(&source.repo_url).await?;
-    let commit = mirror.resolve(&build.git_ref).await?;
+    let commit = mirror.resolve(&build.git_ref, build.pushed_commit.as_deref(), &source.repo_url).await?;
     log.ferry(format!("building {} at {} ({}: {})", build.git_ref, &commit.sha, commit.author, commit.message));
     state.db.set_build_commit(build.id, &commit).await.map_err(|e| e.to_string())?;
 
@@ -249,12 +249,8 @@ async fn version_for(state: &AppState, project: &Project, commit: &BuildCommit) 
         return Ok(tag.clone());
     }
     let releases = state.db.releases(project).await.map_err(|e| e.to_string())?;
-    let mut next = next_version(releases.first().map(|r| r.version.as_str()));
-    // Skip versions taken by hand-made releases or tags.
-    while releases.iter().any(|r| r.version == next) {
-        next = next_version(Some(&next));
-    }
-    Ok(next)
+    let versions: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
+    Ok(next_version_after(&versions))
 }
 
 fn build_env(
@@ -284,7 +280,26 @@ async fn auto_deploy(state: &AppState, build: &Build) {
     let Some(branch) = &commit.branch else { return };
     let Ok(project) = state.db.project(&build.project).await else { return };
     let Ok(envs) = state.db.environments(&project).await else { return };
-    for env in envs.into_iter().filter(|e| e.auto_deploy_branch.as_deref() == Some(branch.as_str())) {
+    let envs: Vec<_> = envs.into_iter().filter(|e| e.auto_deploy_branch.as_deref() == Some(branch.as_str())).collect();
+    if envs.is_empty() {
+        return;
+    }
+    // A build of a commit its branch has since moved past (a late or queued
+    // push) made its release, but does not replace what the newer push
+    // deploys: that push's own build does.
+    if build.pushed_commit.is_some() {
+        let mirror = git::Mirror::new(&state.config.data_dir, &project.name);
+        if let Ok(head) = mirror.head_of(branch).await
+            && head != commit.sha
+        {
+            tracing::info!(build = build.id, %branch, "not auto-deployed: the branch has moved on to {head}");
+            let object = format!("project={} build={}", project.name, build.number);
+            let outcome = format!("skipped: {branch} has moved on from {} to {head}", commit.sha);
+            crate::audit::record_server_action(state, &build.requested_by, "auto-deploy", &object, &outcome).await;
+            return;
+        }
+    }
+    for env in envs {
         // The environment's auto-deploy setting, which only its project's
         // owners can make, is what authorises this deployment; it is
         // recorded under the build's requester.

@@ -78,6 +78,12 @@ pub(super) fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
         created_by: d.created_by.clone(),
         created: when(d.created_at),
         batch,
+        promote: match d.hold.as_deref() {
+            Some(h) if h.starts_with("waiting for promote") && !d.status.is_terminal() => {
+                format!("ferry deployment promote {}", d.id)
+            }
+            _ => String::new(),
+        },
     }
 }
 
@@ -357,7 +363,7 @@ pub async fn build(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>
         build: build_item(&b),
         error: b.error.clone().unwrap_or_default(),
         release_id: b.release_id,
-        lines: lines.into_iter().map(|l| LogLineView { stream: l.stream, line: l.line }).collect(),
+        lines: lines.into_iter().map(|l| LogLineView { at: when(l.at), stream: l.stream, line: l.line }).collect(),
         live,
         last_seq,
         may_build,
@@ -401,7 +407,7 @@ pub async fn build_log_stream(
                 after = last.seq;
                 let mut html = String::new();
                 for l in lines {
-                    let view = LogLineView { stream: l.stream, line: l.line };
+                    let view = LogLineView { at: when(l.at), stream: l.stream, line: l.line };
                     html.push_str(&ferry_web::render(&LogLineFragment { l: &view }).unwrap_or_default());
                 }
                 let event = Event::default().event("line").id(after.to_string()).data(html);
@@ -497,7 +503,11 @@ pub async fn deployment(
         log_last_seq,
         log: log
             .into_iter()
-            .map(|l| HostLogLine { host: l.host, at: when(l.at), line: LogLineView { stream: l.stream, line: l.line } })
+            .map(|l| HostLogLine {
+                host: l.host,
+                at: when(l.at),
+                line: LogLineView { at: when(l.at), stream: l.stream, line: l.line },
+            })
             .collect(),
     })
 }
@@ -550,7 +560,7 @@ pub async fn deployment_log_stream(
                         let view = HostLogLine {
                             host: l.host,
                             at: when(l.at),
-                            line: LogLineView { stream: l.stream, line: l.line },
+                            line: LogLineView { at: when(l.at), stream: l.stream, line: l.line },
                         };
                         html.push_str(&ferry_web::render(&HostLogLineFragment { l: &view }).unwrap_or_default());
                     }

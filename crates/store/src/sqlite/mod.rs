@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("migrations/0018_service_health.sql")),
     (19, include_str!("migrations/0019_fleet_changes.sql")),
     (20, include_str!("migrations/0020_environment_order.sql")),
+    (21, include_str!("migrations/0021_pushed_commit.sql")),
 ];
 
 /// See the module documentation.
@@ -291,7 +292,7 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id, p.name AS project, e.name AS env, 
      d.cancel_requested, d.emergency, d.hold, d.reason, d.forced, d.freeze_ignored, d.request_id FROM deployments d \
      JOIN projects p ON p.id = d.project_id JOIN environments e ON e.id = d.env_id JOIN releases r ON r.id = d.release_id";
 
-const BUILD_SELECT: &str = "SELECT b.id, b.project_id, p.name AS project, b.number, b.git_ref, b.commit_sha, b.branch, \
+const BUILD_SELECT: &str = "SELECT b.id, b.project_id, p.name AS project, b.number, b.git_ref, b.pushed_commit, b.commit_sha, b.branch, \
      b.tag, b.author, b.message, b.committed_at, b.status, b.cancel_requested, b.version, b.release_id, b.error, \
      b.trigger, b.requested_by, b.retry_of, b.created_at, b.started_at, b.finished_at \
      FROM builds b JOIN projects p ON p.id = b.project_id";
@@ -314,6 +315,7 @@ fn build_row(r: &sqlx::sqlite::SqliteRow) -> Result<Build> {
         project: r.try_get("project")?,
         number: r.try_get("number")?,
         git_ref: r.try_get("git_ref")?,
+        pushed_commit: r.try_get("pushed_commit")?,
         commit,
         status: parse::<BuildStatus>(&r.try_get::<String, _>("status")?)?,
         cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
@@ -1792,9 +1794,10 @@ impl Database for SqliteDatabase {
     async fn create_build(&self, new: &NewBuild, now: i64) -> Result<Build> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO builds (project_id, number, git_ref, status, trigger, requested_by, retry_of, created_at) \
+            "INSERT INTO builds (project_id, number, git_ref, status, trigger, requested_by, retry_of, created_at, \
+             pushed_commit) \
              VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE project_id = ?1), ?2, 'queued', ?3, ?4, \
-             ?5, ?6) RETURNING id",
+             ?5, ?6, ?7) RETURNING id",
         )
         .bind(new.project_id)
         .bind(&new.git_ref)
@@ -1802,6 +1805,7 @@ impl Database for SqliteDatabase {
         .bind(&new.requested_by)
         .bind(new.retry_of)
         .bind(now)
+        .bind(&new.pushed_commit)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
