@@ -93,6 +93,15 @@ fn a_crash_loop_after_the_deploy_is_reported_shown_and_notified_once_until_it_re
     assert!(events[0]["data"]["stderr"].to_string().contains("giving up"));
     assert!(!events[0].to_string().contains(SECRET));
 
+    // An agent restarted during the crash loop does not take it for a
+    // recovery: the host still reports it failing, and nothing is sent.
+    f.agent("web-1").kill();
+    f.start_agent("web-1", "role=web");
+    f.wait_online("web-1", true);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(host_status(&f)["service"]["failing"], true);
+    assert_eq!(service_events(&rx, &mut seen).len(), 1, "no recovery nor second failure after an agent restart");
+
     // Fixed on the host and restarted: it recovers, once.
     std::fs::remove_file(shared.join("crash")).unwrap();
     let root = f.root_of("web-1");

@@ -110,6 +110,10 @@ struct Record {
     last_exit: Option<String>,
     /// Stopped with `ferry svc stop`: not restarted until started again.
     held: bool,
+    /// Quick exits in a row (the crash watch), so that an agent restarted
+    /// during a crash loop still reports it failing rather than recovered.
+    #[serde(default)]
+    quick_exits: u32,
     user: Option<String>,
 }
 
@@ -263,6 +267,7 @@ impl Service {
             watch: CrashWatch::default(),
             restart_at: None,
         };
+        s.watch = CrashWatch::resumed(s.record.quick_exits);
         // Adoption: the same pid with the same kernel start time is the very
         // process the earlier agent started.
         if let (Some(pid), Some(ticks)) = (s.record.pid, s.record.start_ticks)
@@ -343,6 +348,7 @@ impl Service {
         self.stop().await;
         self.record.held = false;
         self.watch.reset();
+        self.record.quick_exits = 0;
         self.record.restarts = 0;
         if self.reload()?.is_none() {
             self.save();
@@ -366,6 +372,7 @@ impl Service {
                 self.stop().await;
                 self.record.held = false;
                 self.watch.reset();
+                self.record.quick_exits = 0;
                 if self.reload()?.is_none() {
                     return Err(format!("the active release of '{}' has no [service]", self.project));
                 }
@@ -476,6 +483,7 @@ impl Service {
         };
         let decision =
             if self.record.held { AfterExit::Stay } else { self.watch.on_exit(policy, exit.success, uptime, period) };
+        self.record.quick_exits = self.watch.quick_exits();
         match decision {
             AfterExit::Restart(after) | AfterExit::CrashLoop(after) => {
                 self.record.restarts = self.record.restarts.saturating_add(1);

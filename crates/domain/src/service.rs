@@ -144,6 +144,12 @@ pub struct CrashWatch {
 }
 
 impl CrashWatch {
+    /// A watch that already counted `quick_exits` (kept across an agent
+    /// restart, so that a crash loop does not look like a recovery).
+    pub fn resumed(quick_exits: u32) -> Self {
+        CrashWatch { quick_exits }
+    }
+
     /// Quick exits in a row so far.
     pub fn quick_exits(&self) -> u32 {
         self.quick_exits
