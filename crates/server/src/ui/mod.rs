@@ -44,6 +44,7 @@ pub(crate) fn routes() -> Vec<Route> {
     let (g, p) = (Method::GET, Method::POST);
     vec![
         route(g.clone(), "/static/{file}", Public, pages::asset),
+        route(g.clone(), "/favicon.ico", Public, pages::favicon),
         route(g.clone(), "/lang/{code}", Public, session::set_lang),
         route(g.clone(), "/login", Public, session::login_form),
         // Signing in checks the password itself, as the API's login does.
@@ -112,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(r.path, handler);
     }
     router
-        .layer(axum::middleware::from_fn(error_pages))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record))
         .with_state(state)
 }
@@ -131,7 +132,8 @@ pub struct Viewer {
     pub user: User,
     pub lang: Lang,
     pub csrf: String,
-    /// The request's path, for the language switcher.
+    /// Where the language switcher comes back to: the request's path for
+    /// a GET, the page the form was on (or the dashboard) after a POST.
     pub path: String,
 }
 
@@ -167,9 +169,11 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
     let state = &g.state;
     let lang = session::lang(req.headers());
     let path = req.uri().path().to_string();
+    let back = back_path(&req);
     let (user, token) = match session::current(state, req.headers()).await {
         Ok(Some(s)) => s,
-        Ok(None) if req.method() == Method::GET => {
+        // HEAD is answered as GET is (a redirect to the sign-in page).
+        Ok(None) if req.method() == Method::GET || req.method() == Method::HEAD => {
             let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             return Redirect::to(&format!("/login?next={}", ferry_web::views::url_encode(target))).into_response();
         }
@@ -191,7 +195,7 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
     }
     let mut req = req;
     req.extensions_mut().insert(crate::auth::Caller(user.clone()));
-    req.extensions_mut().insert(Viewer { user, lang, csrf, path });
+    req.extensions_mut().insert(Viewer { user, lang, csrf, path: back });
     next.run(req).await
 }
 
@@ -240,11 +244,31 @@ impl IntoResponse for PageError {
     }
 }
 
-/// Renders the error pages of [`PageError`]s in the request's language:
+/// The page a request's language switch leads back to: its own path for a
+/// GET, else the local page the form was sent from (the `Referer`), else
+/// the dashboard, since only GET pages can be gone back to.
+fn back_path(req: &Request) -> String {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return req.uri().path().to_string();
+    }
+    let referer = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Only a page of this site, as a path: `http(s)://<host>/path`.
+    let path = referer
+        .split_once("://")
+        .and_then(|(_, rest)| rest.strip_prefix(host))
+        .filter(|p| !host.is_empty() && p.starts_with('/') && !p.starts_with("//"))
+        .map(|p| p.split(['?', '#']).next().unwrap_or(p));
+    path.unwrap_or("/").to_string()
+}
+
+/// Renders the error pages of [`PageError`]s in the request's language,
+/// inside the normal frame (menu, sign-out) when the session is signed in:
 /// the one place where a UI failure becomes HTML.
-async fn error_pages(req: Request, next: Next) -> Response {
+async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let lang = session::lang(req.headers());
-    let here = req.uri().path().to_string();
+    let here = back_path(&req);
+    let signed_in = session::current(&state, req.headers()).await.ok().flatten();
     let response = next.run(req).await;
     let Some(Unrendered(message)) = response.extensions().get::<Unrendered>().cloned() else {
         return response;
@@ -256,8 +280,12 @@ async fn error_pages(req: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => format!("{} {message}", t.not_found),
         _ => message,
     };
+    let mut chrome = Chrome::new(lang, t.error_title, Nav::None, here);
+    if let Some((user, token)) = signed_in {
+        chrome = chrome.signed_in(user.name, user.is_admin, session::csrf_token(&token));
+    }
     let page = ErrorPage {
-        chrome: Chrome::new(lang, t.error_title, Nav::None, here),
+        chrome,
         status: status.as_u16(),
         message: shown,
     };

@@ -25,11 +25,11 @@ use crate::error::ApiError;
 
 type PageResult = Result<Response, PageError>;
 
-/// A time as pages show it: `2026-11-22 10:40:03` (UTC).
+/// A time as pages show it, with its zone: `2026-11-22 10:40:03 UTC`.
 pub fn when(ms: i64) -> String {
     let s = rfc3339_from_millis(ms);
     let s = s.split('.').next().unwrap_or(&s).trim_end_matches('Z');
-    s.replacen('T', " ", 1)
+    format!("{} UTC", s.replacen('T', " ", 1))
 }
 
 fn when_opt(ms: Option<i64>) -> String {
@@ -64,7 +64,7 @@ fn build_item(b: &Build) -> BuildItem {
 
 pub(super) fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
     let batch = match d.current_batch {
-        Some(b) if !d.status.is_terminal() => format!("{b}/{}", d.batch_count),
+        Some(b) if !d.status.is_terminal() => format!("{}/{}", b + 1, d.batch_count),
         _ => d.batch_count.to_string(),
     };
     DeploymentItem {
@@ -115,6 +115,13 @@ pub async fn asset(uri: Uri) -> Response {
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `GET /favicon.ico`: the site's icon, which browsers ask for on every
+/// page whatever the page links.
+pub async fn favicon() -> Response {
+    let a = &ferry_web::assets::FAVICON;
+    ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "public, max-age=86400")], a.bytes).into_response()
 }
 
 /// `GET /`: running rollouts, recent builds and deployments, offline hosts.
@@ -418,7 +425,7 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
             .iter()
             .map(|h| DeploymentHostView {
                 host: h.host.clone(),
-                batch: h.batch,
+                batch: h.batch + 1,
                 state: Status::new(h.state.to_string()),
                 started: when_opt(h.started_at),
                 finished: when_opt(h.finished_at),
