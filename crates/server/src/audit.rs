@@ -101,6 +101,11 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     if !changes && status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
         return response;
     }
+    if changes && (status.is_success() || status.is_redirection()) {
+        // Live pages show what this request may have changed.
+        let project = object.split(' ').find_map(|kv| kv.strip_prefix("project=")).map(str::to_string);
+        state.hub.changed(project.as_deref());
+    }
     let entry = Pending { route, path, method, object, source, query, summary };
     finish(&state, &headers, entry, response).await
 }

@@ -1,9 +1,11 @@
-//! The open agent connections of this server process.
+//! The open agent connections of this server process, and the change
+//! notices the web interface's live pages follow.
 //!
 //! This is the only in-memory state of the server, and it is only a cache of
 //! who is connected: waking a connection makes it read the host's desired
 //! state from the database and send it. A wake-up that is lost (another
-//! replica, a race) is repaired by the periodic resync.
+//! replica, a race) is repaired by the periodic resync. A lost change notice
+//! (another replica) is repaired by the live pages' periodic refresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,48 @@ type Connections = HashMap<i64, (u64, Arc<Notify>)>;
 pub struct Hub {
     connections: Arc<Mutex<Connections>>,
     next_id: Arc<AtomicU64>,
+    changes: Changes,
+}
+
+/// "Something a page shows has changed": the project it belongs to, or
+/// `None` when it may be any (hosts, reports of an agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub project: Option<String>,
+}
+
+/// The broadcast of [`Change`]s and the count of live pages per session.
+#[derive(Clone)]
+struct Changes {
+    tx: tokio::sync::broadcast::Sender<Change>,
+    per_session: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        // A page that lags behind by this many notices refreshes anyway.
+        let (tx, _) = tokio::sync::broadcast::channel(64);
+        Changes { tx, per_session: Arc::default() }
+    }
+}
+
+/// One live page's place in its session's bound; given back when dropped
+/// (the page went away).
+pub struct LiveSlot {
+    key: String,
+    per_session: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// A registered connection; its `wake` fires when desired state changed.
@@ -64,6 +108,29 @@ impl Hub {
                 wake.notify_one();
             }
         }
+    }
+
+    /// Tells the live pages that something of `project` (or of anything,
+    /// with `None`) changed. Nobody listening is fine.
+    pub fn changed(&self, project: Option<&str>) {
+        let _ = self.changes.tx.send(Change { project: project.map(str::to_string) });
+    }
+
+    /// The change notices from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.tx.subscribe()
+    }
+
+    /// A place for one more live page of session `key`, or `None` when the
+    /// session already has `max` open: a bound on what one session holds.
+    pub fn live_slot(&self, key: &str, max: usize) -> Option<LiveSlot> {
+        let mut map = self.changes.per_session.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key.to_string()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(LiveSlot { key: key.to_string(), per_session: self.changes.per_session.clone() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {

@@ -12,6 +12,7 @@
 //! token, in the form's `csrf` field or the `x-csrf-token` header.
 
 mod accounts;
+mod live;
 mod pages;
 mod requests;
 mod session;
@@ -86,6 +87,9 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/projects/{project}/requests/new", User(Request), requests::new_request),
         route(p.clone(), "/projects/{project}/requests", User(Request), requests::create_request),
         route(g.clone(), "/fleet", User(ReadShared), pages::fleet),
+        // A live page's change notices; the page's own project or request
+        // is checked as the page is (see `live.rs`).
+        route(g.clone(), "/live", User(ReadShared), live::live),
         // Accounts (R26), each under the API's rule for the same thing.
         route(g.clone(), "/users", User(ManageUsers), accounts::users),
         route(p.clone(), "/users", User(ManageUsers), accounts::create_user),

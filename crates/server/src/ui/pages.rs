@@ -93,7 +93,7 @@ fn host_item(h: &Host, runs: Vec<String>) -> HostItem {
 
 /// The projects a user may read, with their role: the administrator all,
 /// others those the access rules let them read (their memberships).
-async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
+pub(super) async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
     let mut out = Vec::new();
     for p in state.db.projects().await? {
         let role = state.db.membership(p.id, user.id).await?;
