@@ -35,3 +35,4 @@ mod trust;
 mod uploads;
 mod vars;
 mod web;
+mod web_live;

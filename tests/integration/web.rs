@@ -78,6 +78,29 @@ impl Web {
         self.send(req)
     }
 
+    pub(crate) fn head(&mut self, path: &str) -> Answer {
+        let req = self.client.head(format!("{}{path}", self.url));
+        self.send(req)
+    }
+
+    /// A GET with the language cookie the switcher sets.
+    pub(crate) fn get_with_lang(&mut self, path: &str, lang: &str) -> Answer {
+        let req = self.client.get(format!("{}{path}", self.url)).header("cookie", format!("ferry_lang={lang}"));
+        self.send(req)
+    }
+
+    /// A form sent from the page at `from` (its `Referer`).
+    pub(crate) fn post_from(&mut self, path: &str, fields: &[(&str, &str)], from: &str) -> Answer {
+        let body: String = fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
+        let req = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("referer", format!("{}{from}", self.url))
+            .body(body);
+        self.send(req)
+    }
+
     pub(crate) fn sign_in(&mut self, name: &str, password: &str) -> Answer {
         self.post("/login", &[("user", name), ("password", password), ("next", "/")])
     }
@@ -307,10 +330,17 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
 
 /// chromedriver on an OS-given port, with its own chromium profile; both
 /// end when this is dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    /// Where chromedriver listens.
+    pub(crate) fn url(&self) -> String {
+        self.url.clone()
+    }
 }
 
 impl Drop for Driver {
@@ -326,7 +356,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Starts chromedriver, or says loudly why the browser test cannot run
 /// (and fails when `FERRY_REQUIRE_BROWSER=1`).
-fn chromedriver() -> Option<Driver> {
+pub(crate) fn chromedriver() -> Option<Driver> {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
         let msg = format!("{CHROMEDRIVER} or {CHROMIUM} is missing: apt-get install chromium chromium-driver");
         if std::env::var("FERRY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
@@ -352,8 +382,30 @@ fn chromedriver() -> Option<Driver> {
     Some(driver)
 }
 
+/// A headless chromium session of `driver`, `width` pixels wide, whose
+/// console log chromedriver keeps (`goog:loggingPrefs`).
+pub(crate) async fn browser(driver: &Driver, width: u32) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    let profile = driver._profile.path().display().to_string();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", format!("--user-data-dir={profile}"), format!("--window-size={width},900")],
+        }),
+    );
+    caps.insert("goog:loggingPrefs".into(), serde_json::json!({"browser": "ALL"}));
+    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session")
+}
+
 /// The page's text of the element with this id, or "" while it is absent.
-async fn text_of(c: &fantoccini::Client, id: &str) -> String {
+pub(crate) async fn text_of(c: &fantoccini::Client, id: &str) -> String {
     match c.find(fantoccini::Locator::Id(id)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -372,7 +424,7 @@ async fn shot(c: &fantoccini::Client, name: &str) {
 }
 
 /// Polls `cond` on the page until it holds.
-async fn eventually(
+pub(crate) async fn eventually(
     c: &fantoccini::Client,
     what: &str,
     timeout: Duration,
@@ -386,7 +438,7 @@ async fn eventually(
 }
 
 /// Signs in as `name` (signing out whoever is signed in), landing on `path`.
-async fn sign_in_as(c: &fantoccini::Client, url: &str, name: &str, path: &str) {
+pub(crate) async fn sign_in_as(c: &fantoccini::Client, url: &str, name: &str, path: &str) {
     use fantoccini::Locator::{Css, Id};
     if c.find(Css("form[action='/logout'] button")).await.is_ok() {
         c.find(Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
@@ -599,22 +651,7 @@ fn in_a_browser_build_watch_the_live_log_deploy_to_one_host_read_the_audit_log_a
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let shots: PathBuf = f.dir.path().join("failure.png");
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        let profile = driver._profile.path().display().to_string();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                         "--disable-sync", format!("--user-data-dir={profile}"), "--window-size=1280,900"],
-            }),
-        );
-        let c = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a chromium session");
+        let c = browser(&driver, 1280).await;
         let scenario = async {
             browse(&c, &f.url, &repo.url()).await;
             request_release_and_roll_back(&c, &f).await;
