@@ -268,6 +268,11 @@ fn records_and_small_things_over_plain_http() {
     assert!(page.contains("data-empty=\""), "{page}");
     f.ok(&["deployment", "cancel", &id.to_string()]);
 
+    // A live page's notices are only for what the page's reader may read.
+    f.ok(&["project", "create", "other"]);
+    assert_eq!(web.get("/live?page=/projects/other").status, 403);
+    assert_eq!(web.get("/live?page=/requests/999").status, 403);
+
     // Role names in the Chinese interface.
     let mut zh = Web::new(&f);
     zh.sign_in("ann", PASSWORD);

@@ -138,3 +138,28 @@ impl Hub {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_holds_at_most_its_bound_of_live_pages_and_gets_them_back() {
+        let hub = Hub::default();
+        let held: Vec<LiveSlot> = (0..3).map(|_| hub.live_slot("s1", 3).expect("a slot")).collect();
+        assert!(hub.live_slot("s1", 3).is_none(), "a fourth page is refused");
+        assert!(hub.live_slot("s2", 3).is_some(), "another session has its own bound");
+        drop(held);
+        assert!(hub.live_slot("s1", 3).is_some(), "closed pages give their places back");
+    }
+
+    #[tokio::test]
+    async fn change_notices_reach_every_listener() {
+        let hub = Hub::default();
+        let mut rx = hub.subscribe();
+        hub.changed(Some("app"));
+        hub.changed(None);
+        assert_eq!(rx.recv().await.unwrap(), Change { project: Some("app".into()) });
+        assert_eq!(rx.recv().await.unwrap(), Change { project: None });
+    }
+}
