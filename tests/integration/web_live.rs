@@ -71,7 +71,18 @@ fn pages_opened_before_a_deploy_follow_it_live_without_a_reload() {
         c.execute("window.ferryTestMarker = 42;", vec![]).await.unwrap();
 
         // One host at a time, waiting for a promotion after the first.
-        f.ok(&["deploy", "app", "prod", "--version", "v2", "--strategy", "rolling", "--batch", "1", "--approve-each-batch"]);
+        f.ok(&[
+            "deploy",
+            "app",
+            "prod",
+            "--version",
+            "v2",
+            "--strategy",
+            "rolling",
+            "--batch",
+            "1",
+            "--approve-each-batch",
+        ]);
         let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
         eventually(c, "the dashboard to show the deployment running", Duration::from_secs(60), async |c| {
             statuses_of(c, id).await.iter().any(|s| s == "st-running")
@@ -81,12 +92,17 @@ fn pages_opened_before_a_deploy_follow_it_live_without_a_reload() {
 
         // The fleet matrix, opened while it runs, follows the promotion.
         c.goto(&format!("{url}/fleet")).await.unwrap();
-        eventually(c, "the fleet's live indicator", Duration::from_secs(20), async |c| live_mode(c).await == "on").await;
+        eventually(c, "the fleet's live indicator", Duration::from_secs(20), async |c| live_mode(c).await == "on")
+            .await;
         c.execute("window.ferryTestMarker = 43;", vec![]).await.unwrap();
         let row_of = async |c: &fantoccini::Client, host: &str| {
             let js = "var a = document.querySelector('#fleet a[href=\"/hosts#host-' + arguments[0] + '\"]');
                       return a ? a.closest('tr').innerText : '';";
-            c.execute(js, vec![Value::from(host)]).await.ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            c.execute(js, vec![Value::from(host)])
+                .await
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
         };
         assert!(row_of(c, "web-2").await.contains("v1"), "web-2 still runs v1: {}", row_of(c, "web-2").await);
         f.ok(&["deployment", "promote", &id.to_string()]);
@@ -250,7 +266,18 @@ fn records_and_small_things_over_plain_http() {
     assert!(!release["summary"].as_str().unwrap().contains("\"entries\":["), "{release}");
 
     // Times carry their zone; batches count from 1 (two hosts, one a batch).
-    f.ok(&["deploy", "app", "prod", "--version", "v2", "--strategy", "rolling", "--batch", "1", "--approve-each-batch"]);
+    f.ok(&[
+        "deploy",
+        "app",
+        "prod",
+        "--version",
+        "v2",
+        "--strategy",
+        "rolling",
+        "--batch",
+        "1",
+        "--approve-each-batch",
+    ]);
     let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
     crate::harness::wait_until(Duration::from_secs(30), "the first batch to wait", || {
         f.ok(&["deployment", "show", &id.to_string()]).contains("promot")
@@ -284,7 +311,11 @@ fn records_and_small_things_over_plain_http() {
     // An error after a form keeps the menu, and its language switch leads
     // to a page (the form's own page), not to the form's POST address.
     let csrf = crate::web::csrf_of(&web.get("/projects/app").body);
-    let err = web.post_from("/projects/app/environments", &[("csrf", &csrf), ("name", "bad name!"), ("selector", "")], "/projects/app");
+    let err = web.post_from(
+        "/projects/app/environments",
+        &[("csrf", &csrf), ("name", "bad name!"), ("selector", "")],
+        "/projects/app",
+    );
     assert!(err.status >= 400, "{}", err.body);
     assert!(err.body.contains("action=\"/logout\"") && err.body.contains("href=\"/fleet\""), "{}", err.body);
     assert!(err.body.contains("/lang/zh-CN?back=/projects/app\""), "{}", err.body);

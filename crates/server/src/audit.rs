@@ -462,7 +462,9 @@ mod tests {
     #[test]
     fn a_release_upload_is_recorded_as_a_summary_not_its_manifest() {
         let entries: Vec<Value> = (0..2000)
-            .map(|i| serde_json::json!({"path": format!("f{i}"), "kind": "file", "digest": "ab".repeat(32), "size": 10}))
+            .map(
+                |i| serde_json::json!({"path": format!("f{i}"), "kind": "file", "digest": "ab".repeat(32), "size": 10}),
+            )
             .chain([serde_json::json!({"path": "d", "kind": "dir"})])
             .collect();
         let body = serde_json::json!({"version": "1.2.3", "branch": "main", "committer": "ann",

@@ -288,11 +288,7 @@ async fn error_pages(State(state): State<AppState>, req: Request, next: Next) ->
     if let Some((user, token)) = signed_in {
         chrome = chrome.signed_in(user.name, user.is_admin, session::csrf_token(&token));
     }
-    let page = ErrorPage {
-        chrome,
-        status: status.as_u16(),
-        message: shown,
-    };
+    let page = ErrorPage { chrome, status: status.as_u16(), message: shown };
     let (mut parts, _) = response.into_parts();
     let body = match ferry_web::render(&page) {
         Ok(html) => {

@@ -121,7 +121,8 @@ pub async fn asset(uri: Uri) -> Response {
 /// page whatever the page links.
 pub async fn favicon() -> Response {
     let a = &ferry_web::assets::FAVICON;
-    ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "public, max-age=86400")], a.bytes).into_response()
+    ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "public, max-age=86400")], a.bytes)
+        .into_response()
 }
 
 /// `GET /`: running rollouts, recent builds and deployments, offline hosts.
