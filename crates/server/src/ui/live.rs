@@ -32,7 +32,7 @@ use crate::hub::{Change, LiveSlot};
 pub const MAX_LIVE_PER_SESSION: usize = 8;
 /// A live page is told to refresh at least this often, for what a notice
 /// does not cover (another server replica, time-based states).
-const REFRESH: Duration = Duration::from_secs(30);
+const REFRESH: Duration = Duration::from_secs(60);
 /// Notices closer together than this make one refresh.
 const COALESCE: Duration = Duration::from_millis(300);
 
@@ -97,7 +97,9 @@ pub async fn live(State(state): State<AppState>, v: Viewer, Query(q): Query<Live
         return Ok((StatusCode::TOO_MANY_REQUESTS, "too many live pages are open in this session").into_response());
     };
     let rx = state.hub.subscribe();
-    Ok(Sse::new(changes(rx, scope, slot)).keep_alive(KeepAlive::default()).into_response())
+    let sse = Sse::new(changes(rx, scope, slot)).keep_alive(KeepAlive::default());
+    // Proxies that buffer answers (nginx) would hold the events back.
+    Ok(([("x-accel-buffering", "no")], sse).into_response())
 }
 
 fn changes(
