@@ -124,6 +124,30 @@ fn pages_opened_before_a_deploy_follow_it_live_without_a_reload() {
             !s.is_empty() && s.iter().all(|s| s == "st-succeeded")
         })
         .await;
+
+        // More tabs than a session may follow live: the last polls instead,
+        // says so, and still shows what changes.
+        let mut last = None;
+        for _ in 0..4 {
+            let tab = c.new_window(true).await.unwrap();
+            c.switch_to_window(tab.handle.clone()).await.unwrap();
+            c.goto(&format!("{url}/")).await.unwrap();
+            last = Some(tab.handle);
+        }
+        assert!(last.is_some());
+        eventually(c, "the last tab to fall back to polling", Duration::from_secs(20), async |c| {
+            live_mode(c).await == "poll"
+        })
+        .await;
+        c.execute("window.ferryTestMarker = 44;", vec![]).await.unwrap();
+        f.ok(&["deploy", "app", "prod", "--version", "v1"]);
+        let again = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
+        assert_ne!(again, id);
+        eventually(c, "the polling tab to show the new deployment", Duration::from_secs(40), async |c| {
+            !statuses_of(c, again).await.is_empty()
+        })
+        .await;
+        assert_eq!(marker(c).await, 44, "the polling tab was not loaded again");
     });
 }
 

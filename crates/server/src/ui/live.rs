@@ -28,8 +28,9 @@ use crate::error::ApiError;
 use crate::hub::{Change, LiveSlot};
 
 /// Live pages one session may hold open at once (tabs): more are refused,
-/// and those pages poll instead.
-pub const MAX_LIVE_PER_SESSION: usize = 8;
+/// and those pages poll instead. Kept under a browser's six connections to
+/// one server over HTTP/1.1, so that open streams never stall a page load.
+pub const MAX_LIVE_PER_SESSION: usize = 4;
 /// A live page is told to refresh at least this often, for what a notice
 /// does not cover (another server replica, time-based states).
 const REFRESH: Duration = Duration::from_secs(60);
