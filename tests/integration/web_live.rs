@@ -125,17 +125,18 @@ fn pages_opened_before_a_deploy_follow_it_live_without_a_reload() {
         })
         .await;
 
-        // More tabs than a session may follow live: the last polls instead,
-        // says so, and still shows what changes.
-        let mut last = None;
+        // More tabs than a session may follow live: the newest are live, the
+        // oldest (this one) polls instead, says so, and still shows changes.
+        let first = c.window().await.unwrap();
         for _ in 0..4 {
             let tab = c.new_window(true).await.unwrap();
-            c.switch_to_window(tab.handle.clone()).await.unwrap();
+            c.switch_to_window(tab.handle).await.unwrap();
             c.goto(&format!("{url}/")).await.unwrap();
-            last = Some(tab.handle);
+            eventually(c, "the new tab to be live", Duration::from_secs(20), async |c| live_mode(c).await == "on")
+                .await;
         }
-        assert!(last.is_some());
-        eventually(c, "the last tab to fall back to polling", Duration::from_secs(20), async |c| {
+        c.switch_to_window(first).await.unwrap();
+        eventually(c, "the first tab to fall back to polling", Duration::from_secs(20), async |c| {
             live_mode(c).await == "poll"
         })
         .await;
@@ -210,6 +211,20 @@ fn every_page_loads_without_a_missing_resource_or_console_error_labels_its_input
                 .await
                 .unwrap();
             assert_eq!(unlabelled, Value::Array(vec![]), "unlabelled controls on {page}");
+            // Every time shown says its zone.
+            let zoneless = c
+                .execute(
+                    "var m = document.body.innerText.match(/\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?! UTC)/g);
+                     return m || [];",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(zoneless, Value::Array(vec![]), "times without their zone on {page}");
+            if ["/", "/audit", "/deployments/1"].contains(page) {
+                let text = c.execute("return document.body.innerText;", vec![]).await.unwrap();
+                assert!(text.as_str().unwrap().contains(" UTC"), "{page} shows times: {text}");
+            }
             // The language switch names its language by code, as `lang` does.
             let hreflang = c
                 .execute(

@@ -30,34 +30,41 @@ pub struct Change {
     pub project: Option<String>,
 }
 
-/// The broadcast of [`Change`]s and the count of live pages per session.
+/// A session's open live pages, oldest first: (slot id, its eviction).
+type LivePages = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+
+/// The broadcast of [`Change`]s and the live pages of each session.
 #[derive(Clone)]
 struct Changes {
     tx: tokio::sync::broadcast::Sender<Change>,
-    per_session: Arc<Mutex<HashMap<String, usize>>>,
+    per_session: Arc<Mutex<LivePages>>,
+    next_slot: Arc<AtomicU64>,
 }
 
 impl Default for Changes {
     fn default() -> Self {
         // A page that lags behind by this many notices refreshes anyway.
         let (tx, _) = tokio::sync::broadcast::channel(64);
-        Changes { tx, per_session: Arc::default() }
+        Changes { tx, per_session: Arc::default(), next_slot: Arc::default() }
     }
 }
 
 /// One live page's place in its session's bound; given back when dropped
-/// (the page went away).
+/// (the page went away). `evicted` fires when a newer page of the same
+/// session took the place.
 pub struct LiveSlot {
     key: String,
-    per_session: Arc<Mutex<HashMap<String, usize>>>,
+    id: u64,
+    pub evicted: Arc<Notify>,
+    per_session: Arc<Mutex<LivePages>>,
 }
 
 impl Drop for LiveSlot {
     fn drop(&mut self) {
         let mut map = self.per_session.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(pages) = map.get_mut(&self.key) {
+            pages.retain(|(id, _)| *id != self.id);
+            if pages.is_empty() {
                 map.remove(&self.key);
             }
         }
@@ -121,16 +128,21 @@ impl Hub {
         self.changes.tx.subscribe()
     }
 
-    /// A place for one more live page of session `key`, or `None` when the
-    /// session already has `max` open: a bound on what one session holds.
-    pub fn live_slot(&self, key: &str, max: usize) -> Option<LiveSlot> {
+    /// A place for one more live page of session `key`. A session holds at
+    /// most `max`: the oldest beyond that is evicted (its page polls
+    /// instead), since the newest page is the one being looked at and a
+    /// page left behind may not have closed its stream yet.
+    pub fn live_slot(&self, key: &str, max: usize) -> LiveSlot {
         let mut map = self.changes.per_session.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(key.to_string()).or_insert(0);
-        if *n >= max {
-            return None;
+        let pages = map.entry(key.to_string()).or_default();
+        while pages.len() >= max.max(1) {
+            let (_, evicted) = pages.remove(0);
+            evicted.notify_one();
         }
-        *n += 1;
-        Some(LiveSlot { key: key.to_string(), per_session: self.changes.per_session.clone() })
+        let id = self.changes.next_slot.fetch_add(1, Ordering::Relaxed);
+        let evicted = Arc::new(Notify::new());
+        pages.push((id, evicted.clone()));
+        LiveSlot { key: key.to_string(), id, evicted, per_session: self.changes.per_session.clone() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
@@ -141,16 +153,27 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
 
     #[test]
-    fn a_session_holds_at_most_its_bound_of_live_pages_and_gets_them_back() {
+    fn a_session_holds_at_most_its_bound_of_live_pages_the_oldest_giving_way() {
         let hub = Hub::default();
-        let held: Vec<LiveSlot> = (0..3).map(|_| hub.live_slot("s1", 3).expect("a slot")).collect();
-        assert!(hub.live_slot("s1", 3).is_none(), "a fourth page is refused");
-        assert!(hub.live_slot("s2", 3).is_some(), "another session has its own bound");
+        let count = |hub: &Hub, key: &str| hub.changes.per_session.lock().unwrap().get(key).map_or(0, Vec::len);
+        let held: Vec<LiveSlot> = (0..3).map(|_| hub.live_slot("s1", 3)).collect();
+        assert_eq!(count(&hub, "s1"), 3);
+        let fourth = hub.live_slot("s1", 3);
+        assert_eq!(count(&hub, "s1"), 3, "the bound holds");
+        // The oldest was told to go; its notice is waiting for it.
+        let first = &held[0];
+        assert!(first.evicted.notified().now_or_never().is_some(), "the oldest page is evicted");
+        assert!(held[1].evicted.notified().now_or_never().is_none(), "the others stay");
+        let _other = hub.live_slot("s2", 3);
+        assert_eq!(count(&hub, "s2"), 1, "another session has its own bound");
         drop(held);
-        assert!(hub.live_slot("s1", 3).is_some(), "closed pages give their places back");
+        drop(fourth);
+        assert_eq!(count(&hub, "s1"), 0, "closed pages give their places back");
     }
 
     #[tokio::test]

@@ -88,9 +88,11 @@
       show("on");
     });
     source.addEventListener("changed", refresh);
+    // Newer pages of this session took the live places: poll.
+    source.addEventListener("evicted", function () { source.close(); poll(); });
     source.addEventListener("error", function () {
       failures += 1;
-      // Refused (too many live pages, signed out) or blocked: poll.
+      // Refused (signed out) or blocked: poll.
       if (source.readyState === 2 || failures >= 3) { source.close(); }
       poll();
     });

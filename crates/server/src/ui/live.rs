@@ -15,7 +15,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use ferry_domain::Action;
@@ -27,8 +26,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::hub::{Change, LiveSlot};
 
-/// Live pages one session may hold open at once (tabs): more are refused,
-/// and those pages poll instead. Kept under a browser's six connections to
+/// Live pages one session may hold open at once (tabs): a newer one evicts
+/// the oldest, which then polls instead. Kept under a browser's six connections to
 /// one server over HTTP/1.1, so that open streams never stall a page load.
 pub const MAX_LIVE_PER_SESSION: usize = 4;
 /// A live page is told to refresh at least this often, for what a notice
@@ -88,15 +87,13 @@ async fn scope(state: &AppState, v: &Viewer, page: &str) -> Result<Scope, PageEr
 }
 
 /// `GET /live?page=PATH`: `changed` events for the page at PATH (see the
-/// module documentation). A session with [`MAX_LIVE_PER_SESSION`] open
-/// answers 429, and the page polls.
+/// module documentation). A session holds [`MAX_LIVE_PER_SESSION`] at most:
+/// the oldest gets an `evicted` event and its page polls.
 pub async fn live(State(state): State<AppState>, v: Viewer, Query(q): Query<LiveQuery>) -> Result<Response, PageError> {
     let page = q.page.unwrap_or_else(|| "/".into());
     let scope = scope(&state, &v, &page).await?;
     // The CSRF token stands for the session (it is derived from it).
-    let Some(slot) = state.hub.live_slot(&v.csrf, MAX_LIVE_PER_SESSION) else {
-        return Ok((StatusCode::TOO_MANY_REQUESTS, "too many live pages are open in this session").into_response());
-    };
+    let slot = state.hub.live_slot(&v.csrf, MAX_LIVE_PER_SESSION);
     let rx = state.hub.subscribe();
     let sse = Sse::new(changes(rx, scope, slot)).keep_alive(KeepAlive::default());
     // Proxies that buffer answers (nginx) would hold the events back.
@@ -108,11 +105,16 @@ fn changes(
     scope: Scope,
     slot: LiveSlot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold((rx, scope, slot), |(mut rx, scope, slot)| async move {
+    futures_util::stream::unfold((rx, scope, Some(slot)), |(mut rx, scope, slot)| async move {
+        // Evicted: one last event tells the page to poll, then the end.
+        let slot = slot?;
         let deadline = tokio::time::sleep(REFRESH);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
+                _ = slot.evicted.notified() => {
+                    return Some((Ok(Event::default().event("evicted").data("evicted")), (rx, scope, None)));
+                }
                 got = rx.recv() => match got {
                     Ok(change) if !scope.wants(&change) => continue,
                     Ok(_) | Err(RecvError::Lagged(_)) => break,
@@ -125,6 +127,6 @@ fn changes(
         // One refresh for a burst of notices (a batch of host reports).
         tokio::time::sleep(COALESCE).await;
         while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
-        Some((Ok(Event::default().event("changed").data("changed")), (rx, scope, slot)))
+        Some((Ok(Event::default().event("changed").data("changed")), (rx, scope, Some(slot))))
     })
 }

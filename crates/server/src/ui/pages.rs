@@ -27,8 +27,12 @@ type PageResult = Result<Response, PageError>;
 
 /// A time as pages show it, with its zone: `2026-11-22 10:40:03 UTC`.
 pub fn when(ms: i64) -> String {
-    let s = rfc3339_from_millis(ms);
-    let s = s.split('.').next().unwrap_or(&s).trim_end_matches('Z');
+    when_text(&rfc3339_from_millis(ms))
+}
+
+/// An RFC 3339 UTC time (as the API answers it) as pages show it.
+pub fn when_text(rfc3339: &str) -> String {
+    let s = rfc3339.split('.').next().unwrap_or(rfc3339).trim_end_matches('Z');
     format!("{} UTC", s.replacen('T', " ", 1))
 }
 
@@ -676,7 +680,7 @@ async fn audit_page(state: AppState, v: Viewer, caller: Caller, mut f: AuditForm
         .into_iter()
         .map(|e| AuditItem {
             seq: e.seq,
-            at: e.at.split('.').next().unwrap_or(&e.at).trim_end_matches('Z').replacen('T', " ", 1),
+            at: when_text(&e.at),
             ok: e.outcome.starts_with('2') || e.outcome.starts_with('3'),
             actor: e.actor,
             source: e.source,
