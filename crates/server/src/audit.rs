@@ -101,7 +101,8 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     if !changes && status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
         return response;
     }
-    if changes && (status.is_success() || status.is_redirection()) {
+    let signs_in = matches!(route.as_deref(), Some("/login" | "/api/v1/login" | "/logout"));
+    if changes && !signs_in && (status.is_success() || status.is_redirection()) {
         // Live pages show what this request may have changed.
         let project = object.split(' ').find_map(|kv| kv.strip_prefix("project=")).map(str::to_string);
         state.hub.changed(project.as_deref());
