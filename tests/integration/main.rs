@@ -42,3 +42,4 @@ mod uploads;
 mod vars;
 mod web;
 mod web_actions;
+mod web_live;

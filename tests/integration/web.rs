@@ -83,6 +83,29 @@ impl Web {
         self.send(req)
     }
 
+    pub(crate) fn head(&mut self, path: &str) -> Answer {
+        let req = self.client.head(format!("{}{path}", self.url));
+        self.send(req)
+    }
+
+    /// A GET with the language cookie the switcher sets.
+    pub(crate) fn get_with_lang(&mut self, path: &str, lang: &str) -> Answer {
+        let req = self.client.get(format!("{}{path}", self.url)).header("cookie", format!("ferry_lang={lang}"));
+        self.send(req)
+    }
+
+    /// A form sent from the page at `from` (its `Referer`).
+    pub(crate) fn post_from(&mut self, path: &str, fields: &[(&str, &str)], from: &str) -> Answer {
+        let body: String = fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
+        let req = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("referer", format!("{}{from}", self.url))
+            .body(body);
+        self.send(req)
+    }
+
     pub(crate) fn sign_in(&mut self, name: &str, password: &str) -> Answer {
         self.post("/login", &[("user", name), ("password", password), ("next", "/")])
     }
@@ -318,6 +341,13 @@ pub(crate) struct Driver {
     _profile: tempfile::TempDir,
 }
 
+impl Driver {
+    /// Where chromedriver listens.
+    pub(crate) fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
         // chromedriver ends the chromium it started when it exits.
@@ -377,6 +407,28 @@ pub(crate) fn chromedriver() -> Option<Driver> {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     Some(driver)
+}
+
+/// A headless chromium session of `driver`, `width` pixels wide, whose
+/// console log chromedriver keeps (`goog:loggingPrefs`).
+pub(crate) async fn browser(driver: &Driver, width: u32) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    let profile = driver._profile.path().display().to_string();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", format!("--user-data-dir={profile}"), format!("--window-size={width},900")],
+        }),
+    );
+    caps.insert("goog:loggingPrefs".into(), serde_json::json!({"browser": "ALL"}));
+    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session")
 }
 
 /// The page's text of the element with this id, or "" while it is absent.
@@ -626,7 +678,7 @@ fn in_a_browser_build_watch_the_live_log_deploy_to_one_host_read_the_audit_log_a
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let shots: PathBuf = f.dir.path().join("failure.png");
     rt.block_on(async {
-        let c = driver.connect().await;
+        let c = browser(&driver, 1280).await;
         let scenario = async {
             browse(&c, &f.url, &repo.url()).await;
             request_release_and_roll_back(&c, &f).await;

@@ -185,6 +185,7 @@ async fn serve_agent(
         // front of its environments.
         lb::backend_connected(&state, tags).await.map_err(|e| e.to_string())?;
         tracing::info!(host = %host.name, %agent_version, "agent connected");
+        state.hub.changed(None);
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
         let welcome =
             ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval, accepts_log: true };
@@ -195,6 +196,7 @@ async fn serve_agent(
     .await;
     if state.hub.unregister(host.id, registration.conn_id) {
         let _ = state.db.host_disconnected(host.id).await;
+        state.hub.changed(None);
         tracing::info!(host = %host.name, "agent disconnected");
     }
     result
@@ -236,6 +238,8 @@ async fn agent_loop(
                         if let Some(health) = &report.service {
                             crate::service_health::record(state, host, &report.project, health, &mask).await;
                         }
+                        // The versions and states the pages show.
+                        state.hub.changed(None);
                         for id in moved {
                             crate::rollout::drive(state, id).await.map_err(|e| e.to_string())?;
                         }

@@ -84,7 +84,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let headers = parts.headers.clone();
 
     let (body, summary) = if changes {
-        match summarize(&parts.headers, body).await {
+        match summarize(&parts.headers, body, route.as_deref()).await {
             Ok(b) => b,
             Err(e) => {
                 let response = e.into_response();
@@ -100,6 +100,12 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let status = response.status();
     if !changes && status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
         return response;
+    }
+    let signs_in = matches!(route.as_deref(), Some("/login" | "/api/v1/login" | "/logout"));
+    if changes && !signs_in && (status.is_success() || status.is_redirection()) {
+        // Live pages show what this request may have changed.
+        let project = object.split(' ').find_map(|kv| kv.strip_prefix("project=")).map(str::to_string);
+        state.hub.changed(project.as_deref());
     }
     let entry = Pending { route, path, method, object, source, query, summary };
     finish(&state, &headers, entry, response).await
@@ -155,7 +161,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, p: Pending, response: Res
     // Signing in carries no token yet: the actor is the user it was for, so
     // that `ferry audit --user U` shows every attempt on U's account.
     let signing_in = match p.route.as_deref() {
-        Some("/api/v1/login") => {
+        Some("/api/v1/login" | "/login") => {
             serde_json::from_str::<Value>(&summary).ok().and_then(|v| v["user"].as_str().map(one_word))
         }
         _ => None,
@@ -260,7 +266,11 @@ async fn with_project(state: &AppState, route: Option<&str>, object: String, sum
 
 /// Reads the body for the summary and gives the handler the same bytes; a
 /// body that is not JSON is passed through, counted.
-async fn summarize(headers: &HeaderMap, body: Body) -> Result<(Body, Summary), ApiError> {
+/// The route of an upload's release: its body is a whole manifest, which
+/// the trail records as [`release_summary`].
+const RELEASE_ROUTE: &str = "/api/v1/projects/{project}/releases";
+
+async fn summarize(headers: &HeaderMap, body: Body, route: Option<&str>) -> Result<(Body, Summary), ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let json = content_type.starts_with("application/json");
     // The web interface's forms: small, and recorded like JSON, secrets
@@ -290,8 +300,36 @@ async fn summarize(headers: &HeaderMap, body: Body) -> Result<(Body, Summary), A
     let bytes = axum::body::to_bytes(body, crate::api::JSON_BODY_LIMIT)
         .await
         .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
-    let summary = json_summary(&bytes);
+    let summary = if route == Some(RELEASE_ROUTE) { release_summary(&bytes) } else { json_summary(&bytes) };
     Ok((Body::from(bytes), Summary::Text(summary)))
+}
+
+/// An upload's release as the trail keeps it: its labels, how many files
+/// and bytes its manifest lists, and the SHA-256 of the manifest as sent,
+/// instead of the manifest itself (which can be megabytes).
+pub fn release_summary(bytes: &Bytes) -> String {
+    use sha2::Digest;
+    let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+        return format!("unreadable JSON body of {} bytes", bytes.len());
+    };
+    let manifest = &v["manifest"];
+    let entries = manifest["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let files: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "file").collect();
+    let total: u64 = files.iter().filter_map(|e| e["size"].as_u64()).fold(0, u64::saturating_add);
+    let digest = hex::encode(sha2::Sha256::digest(manifest.to_string().as_bytes()));
+    let mut out = serde_json::Map::new();
+    for key in ["version", "branch", "committer"] {
+        if let Some(s) = v[key].as_str() {
+            out.insert(key.into(), Value::String(bounded(s, 256)));
+        }
+    }
+    out.insert("entries".into(), Value::from(entries.len()));
+    out.insert("files".into(), Value::from(files.len()));
+    out.insert("total_bytes".into(), Value::from(total));
+    out.insert("manifest_sha256".into(), Value::String(digest));
+    let mut v = Value::Object(out);
+    mask_secrets(&mut v);
+    v.to_string()
 }
 
 /// A JSON body as the trail keeps it: secrets masked, cut at
@@ -420,6 +458,27 @@ mod tests {
                 "nested": [{"api_token": "***"}], "repo_url": null, "client_secret": null,
             })
         );
+    }
+
+    #[test]
+    fn a_release_upload_is_recorded_as_a_summary_not_its_manifest() {
+        let entries: Vec<Value> = (0..2000)
+            .map(
+                |i| serde_json::json!({"path": format!("f{i}"), "kind": "file", "digest": "ab".repeat(32), "size": 10}),
+            )
+            .chain([serde_json::json!({"path": "d", "kind": "dir"})])
+            .collect();
+        let body = serde_json::json!({"version": "1.2.3", "branch": "main", "committer": "ann",
+            "manifest": {"entries": entries}});
+        let s = release_summary(&Bytes::from(body.to_string()));
+        assert!(s.len() < 400, "{s}");
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["version"], "1.2.3");
+        assert_eq!(v["files"], 2000);
+        assert_eq!(v["entries"], 2001);
+        assert_eq!(v["total_bytes"], 20000);
+        assert_eq!(v["manifest_sha256"].as_str().unwrap().len(), 64);
+        assert!(release_summary(&Bytes::from_static(b"{nope")).starts_with("unreadable"));
     }
 
     #[test]

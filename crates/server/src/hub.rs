@@ -1,9 +1,11 @@
-//! The open agent connections of this server process.
+//! The open agent connections of this server process, and the change
+//! notices the web interface's live pages follow.
 //!
 //! This is the only in-memory state of the server, and it is only a cache of
 //! who is connected: waking a connection makes it read the host's desired
 //! state from the database and send it. A wake-up that is lost (another
-//! replica, a race) is repaired by the periodic resync.
+//! replica, a race) is repaired by the periodic resync. A lost change notice
+//! (another replica) is repaired by the live pages' periodic refresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,55 @@ type Connections = HashMap<i64, (u64, Arc<Notify>)>;
 pub struct Hub {
     connections: Arc<Mutex<Connections>>,
     next_id: Arc<AtomicU64>,
+    changes: Changes,
+}
+
+/// "Something a page shows has changed": the project it belongs to, or
+/// `None` when it may be any (hosts, reports of an agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub project: Option<String>,
+}
+
+/// A session's open live pages, oldest first: (slot id, its eviction).
+type LivePages = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+
+/// The broadcast of [`Change`]s and the live pages of each session.
+#[derive(Clone)]
+struct Changes {
+    tx: tokio::sync::broadcast::Sender<Change>,
+    per_session: Arc<Mutex<LivePages>>,
+    next_slot: Arc<AtomicU64>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        // A page that lags behind by this many notices refreshes anyway.
+        let (tx, _) = tokio::sync::broadcast::channel(64);
+        Changes { tx, per_session: Arc::default(), next_slot: Arc::default() }
+    }
+}
+
+/// One live page's place in its session's bound; given back when dropped
+/// (the page went away). `evicted` fires when a newer page of the same
+/// session took the place.
+pub struct LiveSlot {
+    key: String,
+    id: u64,
+    pub evicted: Arc<Notify>,
+    per_session: Arc<Mutex<LivePages>>,
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pages) = map.get_mut(&self.key) {
+            pages.retain(|(id, _)| *id != self.id);
+            if pages.is_empty() {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// A registered connection; its `wake` fires when desired state changed.
@@ -74,8 +125,72 @@ impl Hub {
         }
     }
 
+    /// Tells the live pages that something of `project` (or of anything,
+    /// with `None`) changed. Nobody listening is fine.
+    pub fn changed(&self, project: Option<&str>) {
+        let _ = self.changes.tx.send(Change { project: project.map(str::to_string) });
+    }
+
+    /// The change notices from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.tx.subscribe()
+    }
+
+    /// A place for one more live page of session `key`. A session holds at
+    /// most `max`: the oldest beyond that is evicted (its page polls
+    /// instead), since the newest page is the one being looked at and a
+    /// page left behind may not have closed its stream yet.
+    pub fn live_slot(&self, key: &str, max: usize) -> LiveSlot {
+        let mut map = self.changes.per_session.lock().unwrap_or_else(|e| e.into_inner());
+        let pages = map.entry(key.to_string()).or_default();
+        while pages.len() >= max.max(1) {
+            let (_, evicted) = pages.remove(0);
+            evicted.notify_one();
+        }
+        let id = self.changes.next_slot.fetch_add(1, Ordering::Relaxed);
+        let evicted = Arc::new(Notify::new());
+        pages.push((id, evicted.clone()));
+        LiveSlot { key: key.to_string(), id, evicted, per_session: self.changes.per_session.clone() }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         // A poisoned map is still a valid map of connections.
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[test]
+    fn a_session_holds_at_most_its_bound_of_live_pages_the_oldest_giving_way() {
+        let hub = Hub::default();
+        let count = |hub: &Hub, key: &str| hub.changes.per_session.lock().unwrap().get(key).map_or(0, Vec::len);
+        let held: Vec<LiveSlot> = (0..3).map(|_| hub.live_slot("s1", 3)).collect();
+        assert_eq!(count(&hub, "s1"), 3);
+        let fourth = hub.live_slot("s1", 3);
+        assert_eq!(count(&hub, "s1"), 3, "the bound holds");
+        // The oldest was told to go; its notice is waiting for it.
+        let first = &held[0];
+        assert!(first.evicted.notified().now_or_never().is_some(), "the oldest page is evicted");
+        assert!(held[1].evicted.notified().now_or_never().is_none(), "the others stay");
+        let _other = hub.live_slot("s2", 3);
+        assert_eq!(count(&hub, "s2"), 1, "another session has its own bound");
+        drop(held);
+        drop(fourth);
+        assert_eq!(count(&hub, "s1"), 0, "closed pages give their places back");
+    }
+
+    #[tokio::test]
+    async fn change_notices_reach_every_listener() {
+        let hub = Hub::default();
+        let mut rx = hub.subscribe();
+        hub.changed(Some("app"));
+        hub.changed(None);
+        assert_eq!(rx.recv().await.unwrap(), Change { project: Some("app".into()) });
+        assert_eq!(rx.recv().await.unwrap(), Change { project: None });
     }
 }

@@ -36,9 +36,13 @@ pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
             return Ok(());
         }
         match state.db.advance_deployment(id, now_ms()).await? {
-            Advanced::Changed { hosts } => state.hub.wake(hosts),
+            Advanced::Changed { hosts } => {
+                state.hub.wake(hosts);
+                state.hub.changed(None);
+            }
             Advanced::Finished { status, hosts } => {
                 state.hub.wake(hosts);
+                state.hub.changed(None);
                 tracing::info!(id, %status, "deployment ended");
                 ended(state, id).await;
                 return Ok(());

@@ -52,8 +52,11 @@ pub static APP_JS: Asset = asset!("ferry.js", "ferry.js", "text/javascript; char
 /// Ferry's stylesheet.
 pub static CSS: Asset = asset!("ferry.css", "ferry.css", "text/css; charset=utf-8");
 
+/// The site's icon, also served at `/favicon.ico` (browsers ask for it).
+pub static FAVICON: Asset = asset!("favicon.svg", "favicon.svg", "image/svg+xml");
+
 /// Every asset.
-pub static ALL: [&Asset; 4] = [&HTMX, &HTMX_SSE, &APP_JS, &CSS];
+pub static ALL: [&Asset; 5] = [&HTMX, &HTMX_SSE, &APP_JS, &CSS, &FAVICON];
 
 static PATHS: LazyLock<Vec<(String, &'static Asset)>> = LazyLock::new(|| ALL.iter().map(|a| (a.path(), *a)).collect());
 

@@ -126,6 +126,11 @@ catalogue! {
     no_projects: "You are not a member of any project.", "您还不是任何项目的成员。";
     your_role: "Your role", "您的角色";
     role_admin: "administrator", "管理员";
+    role_owner: "owner", "所有者";
+    role_developer: "developer", "开发者";
+    role_viewer: "viewer", "查看者";
+    live_on: "live", "实时更新中";
+    live_polling: "updating every few seconds", "每隔几秒更新";
     environments: "Environments", "环境";
     environment: "Environment", "环境";
     production: "production", "生产";
@@ -378,6 +383,10 @@ impl Text {
             "approve" => self.a_approve,
             "reject" => self.a_reject,
             "withdraw" => self.a_withdraw,
+            "owner" => self.role_owner,
+            "developer" => self.role_developer,
+            "viewer" => self.role_viewer,
+            "admin" => self.role_admin,
             "succeed" => self.w_succeeded,
             "fail" => self.w_failed,
             other => other,

@@ -81,10 +81,13 @@ impl Chrome {
     }
 
     /// The languages to switch to, with the URL that switches.
-    pub fn languages(&self) -> Vec<(&'static str, String, bool)> {
+    /// Each is (name, language code as in `lang` and `hreflang`, URL, current).
+    pub fn languages(&self) -> Vec<(&'static str, &'static str, String, bool)> {
         Lang::ALL
             .iter()
-            .map(|l| (l.own_name(), format!("/lang/{}?back={}", l.code(), url_encode(&self.here)), *l == self.lang))
+            .map(|l| {
+                (l.own_name(), l.code(), format!("/lang/{}?back={}", l.code(), url_encode(&self.here)), *l == self.lang)
+            })
             .collect()
     }
 

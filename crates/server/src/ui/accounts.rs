@@ -91,7 +91,7 @@ pub async fn remove_member(
 
 async fn tokens_page(state: AppState, v: Viewer, caller: Caller, new_token: Option<String>) -> PageResult {
     let Json(tokens) = api::list_tokens(State(state), caller).await?;
-    let tokens = tokens.into_iter().map(|t| (t.id, t.name, t.created_at.replacen('T', " ", 1))).collect();
+    let tokens = tokens.into_iter().map(|t| (t.id, t.name, super::pages::when_text(&t.created_at))).collect();
     html(&TokensPage { chrome: v.chrome(v.lang.text().nav_tokens, Nav::Tokens), tokens, new_token })
 }
 

@@ -14,6 +14,7 @@
 mod accounts;
 mod actions;
 mod grid;
+mod live;
 mod pages;
 mod picture;
 mod requests;
@@ -47,6 +48,7 @@ pub(crate) fn routes() -> Vec<Route> {
     let (g, p) = (Method::GET, Method::POST);
     vec![
         route(g.clone(), "/static/{file}", Public, pages::asset),
+        route(g.clone(), "/favicon.ico", Public, pages::favicon),
         route(g.clone(), "/lang/{code}", Public, session::set_lang),
         route(g.clone(), "/login", Public, session::login_form),
         // Signing in checks the password itself, as the API's login does.
@@ -92,6 +94,9 @@ pub(crate) fn routes() -> Vec<Route> {
         route(g.clone(), "/projects/{project}/requests/new", User(Request), requests::new_request),
         route(p.clone(), "/projects/{project}/requests", User(Request), requests::create_request),
         route(g.clone(), "/fleet", User(ReadShared), pages::fleet),
+        // A live page's change notices; the page's own project or request
+        // is checked as the page is (see `live.rs`).
+        route(g.clone(), "/live", User(ReadShared), live::live),
         // Accounts (R26), each under the API's rule for the same thing.
         route(g.clone(), "/users", User(ManageUsers), accounts::users),
         route(p.clone(), "/users", User(ManageUsers), accounts::create_user),
@@ -125,7 +130,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(r.path, handler);
     }
     router
-        .layer(axum::middleware::from_fn(error_pages))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record))
         .with_state(state)
 }
@@ -144,7 +149,8 @@ pub struct Viewer {
     pub user: User,
     pub lang: Lang,
     pub csrf: String,
-    /// The request's path, for the language switcher.
+    /// Where the language switcher comes back to: the request's path for
+    /// a GET, the page the form was on (or the dashboard) after a POST.
     pub path: String,
     /// How many release requests wait for the user (the menu's count);
     /// counted for pages, not for the parts htmx fetches.
@@ -181,9 +187,11 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
     let state = &g.state;
     let lang = session::lang(req.headers());
     let path = req.uri().path().to_string();
+    let back = back_path(&req);
     let (user, token) = match session::current(state, req.headers()).await {
         Ok(Some(s)) => s,
-        Ok(None) if req.method() == Method::GET => {
+        // HEAD is answered as GET is (a redirect to the sign-in page).
+        Ok(None) if req.method() == Method::GET || req.method() == Method::HEAD => {
             let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             return Redirect::to(&format!("/login?next={}", ferry_web::views::url_encode(target))).into_response();
         }
@@ -214,7 +222,7 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
     };
     let mut req = req;
     req.extensions_mut().insert(crate::auth::Caller(user.clone()));
-    req.extensions_mut().insert(Viewer { user, lang, csrf, path, waiting });
+    req.extensions_mut().insert(Viewer { user, lang, csrf, path: back, waiting });
     next.run(req).await
 }
 
@@ -263,11 +271,31 @@ impl IntoResponse for PageError {
     }
 }
 
-/// Renders the error pages of [`PageError`]s in the request's language:
+/// The page a request's language switch leads back to: its own path for a
+/// GET, else the local page the form was sent from (the `Referer`), else
+/// the dashboard, since only GET pages can be gone back to.
+fn back_path(req: &Request) -> String {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return req.uri().path().to_string();
+    }
+    let referer = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Only a page of this site, as a path: `http(s)://<host>/path`.
+    let path = referer
+        .split_once("://")
+        .and_then(|(_, rest)| rest.strip_prefix(host))
+        .filter(|p| !host.is_empty() && p.starts_with('/') && !p.starts_with("//"))
+        .map(|p| p.split(['?', '#']).next().unwrap_or(p));
+    path.unwrap_or("/").to_string()
+}
+
+/// Renders the error pages of [`PageError`]s in the request's language,
+/// inside the normal frame (menu, sign-out) when the session is signed in:
 /// the one place where a UI failure becomes HTML.
-async fn error_pages(req: Request, next: Next) -> Response {
+async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let lang = session::lang(req.headers());
-    let here = req.uri().path().to_string();
+    let here = back_path(&req);
+    let signed_in = session::current(&state, req.headers()).await.ok().flatten();
     let response = next.run(req).await;
     let Some(Unrendered(message)) = response.extensions().get::<Unrendered>().cloned() else {
         return response;
@@ -279,11 +307,11 @@ async fn error_pages(req: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => format!("{} {message}", t.not_found),
         _ => message,
     };
-    let page = ErrorPage {
-        chrome: Chrome::new(lang, t.error_title, Nav::None, here),
-        status: status.as_u16(),
-        message: shown,
-    };
+    let mut chrome = Chrome::new(lang, t.error_title, Nav::None, here);
+    if let Some((user, token)) = signed_in {
+        chrome = chrome.signed_in(user.name, user.is_admin, session::csrf_token(&token));
+    }
+    let page = ErrorPage { chrome, status: status.as_u16(), message: shown };
     let (mut parts, _) = response.into_parts();
     let body = match ferry_web::render(&page) {
         Ok(html) => {

@@ -25,11 +25,15 @@ use crate::error::ApiError;
 
 type PageResult = Result<Response, PageError>;
 
-/// A time as pages show it: `2026-11-22 10:40:03` (UTC).
+/// A time as pages show it, with its zone: `2026-11-22 10:40:03 UTC`.
 pub fn when(ms: i64) -> String {
-    let s = rfc3339_from_millis(ms);
-    let s = s.split('.').next().unwrap_or(&s).trim_end_matches('Z');
-    s.replacen('T', " ", 1)
+    when_text(&rfc3339_from_millis(ms))
+}
+
+/// An RFC 3339 UTC time (as the API answers it) as pages show it.
+pub fn when_text(rfc3339: &str) -> String {
+    let s = rfc3339.split('.').next().unwrap_or(rfc3339).trim_end_matches('Z');
+    format!("{} UTC", s.replacen('T', " ", 1))
 }
 
 fn when_opt(ms: Option<i64>) -> String {
@@ -100,7 +104,7 @@ fn host_item(h: &Host, runs: Vec<String>) -> HostItem {
 
 /// The projects a user may read, with their role: the administrator all,
 /// others those the access rules let them read (their memberships).
-async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
+pub(super) async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
     let mut out = Vec::new();
     for p in state.db.projects().await? {
         let role = state.db.membership(p.id, user.id).await?;
@@ -122,6 +126,14 @@ pub async fn asset(uri: Uri) -> Response {
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `GET /favicon.ico`: the site's icon, which browsers ask for on every
+/// page whatever the page links.
+pub async fn favicon() -> Response {
+    let a = &ferry_web::assets::FAVICON;
+    ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "public, max-age=86400")], a.bytes)
+        .into_response()
 }
 
 /// `GET /`: running rollouts, recent builds and deployments, offline hosts.
@@ -708,7 +720,7 @@ async fn audit_page(state: AppState, v: Viewer, caller: Caller, mut f: AuditForm
         .into_iter()
         .map(|e| AuditItem {
             seq: e.seq,
-            at: e.at.split('.').next().unwrap_or(&e.at).trim_end_matches('Z').replacen('T', " ", 1),
+            at: when_text(&e.at),
             ok: e.outcome.starts_with('2') || e.outcome.starts_with('3'),
             actor: e.actor,
             source: e.source,
