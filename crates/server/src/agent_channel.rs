@@ -5,6 +5,7 @@
 //! lines up, desired state down (R1). The server never opens a connection to
 //! a host.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -212,6 +213,10 @@ async fn agent_loop(
     let mut resync = tokio::time::interval(state.config.resync_interval);
     resync.tick().await;
     let silence = state.config.heartbeat_timeout;
+    // What the last report said per project, so that the live pages hear
+    // of a change, not of every periodic report (each host sends one per
+    // project every check).
+    let mut last_said: HashMap<String, ferry_proto::agent::ProjectReport> = HashMap::new();
     loop {
         tokio::select! {
             msg = tokio::time::timeout(silence, socket.recv()) => {
@@ -238,8 +243,12 @@ async fn agent_loop(
                         if let Some(health) = &report.service {
                             crate::service_health::record(state, host, &report.project, health, &mask).await;
                         }
-                        // The versions and states the pages show.
-                        state.hub.changed(None);
+                        // The versions and states the pages show, when they moved.
+                        let said = ferry_proto::agent::ProjectReport { desired_since: 0, transfer: None, ..report };
+                        if last_said.get(&said.project) != Some(&said) || !moved.is_empty() {
+                            state.hub.changed(Some(&said.project));
+                            last_said.insert(said.project.clone(), said);
+                        }
                         for id in moved {
                             crate::rollout::drive(state, id).await.map_err(|e| e.to_string())?;
                         }
