@@ -278,6 +278,17 @@ fn requesters_pass_their_own_requests_only_where_allowed_and_request_actions_are
     assert!(entries.iter().any(|e| e["action"] == "POST /api/v1/requests/{id}/pass"
         && e["actor"] == "dave"
         && e["outcome"].as_str().unwrap().starts_with("409")));
+
+    // And the web audit page filtered by the project shows the approval and
+    // the release.
+    crate::web::user(&f, "auditor", true, None);
+    let mut web = crate::web::Web::new(&f);
+    web.sign_in("auditor", crate::web::PASSWORD);
+    let page = web.get("/audit?project=app");
+    assert_eq!(page.status, 200);
+    for action in ["approve", "release"] {
+        assert!(page.body.contains(&format!("/api/v1/requests/{{id}}/{action}")), "{action}: {}", page.body);
+    }
 }
 
 #[test]

@@ -525,7 +525,16 @@ async fn request_release_and_roll_back(c: &fantoccini::Client, f: &Ferry) {
     f.ok(&["env", "update", "app", "prod", "--require-approval", "true"]);
 
     // ann asks for the newest version to go to prod.
-    c.goto(&format!("{url}/projects/app")).await.unwrap();
+    let project_page = format!("{url}/projects/app");
+    c.goto(&project_page).await.unwrap();
+    // On a loaded machine the first load can miss; load it again until the link is there.
+    eventually(c, "the project page's request link", Duration::from_secs(20), async |c| {
+        c.find(Id("request-link")).await.is_ok() || {
+            let _ = c.goto(&project_page).await;
+            false
+        }
+    })
+    .await;
     c.find(Id("request-link")).await.unwrap().click().await.unwrap();
     eventually(c, "the request form", Duration::from_secs(10), async |c| c.find(Id("request-form")).await.is_ok())
         .await;
