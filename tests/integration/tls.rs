@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{FERRY, Ferry, host_port, write_tree};
+use crate::harness::{FERRY, Ferry, host_port, wait_until, write_tree};
 
 const SECRET: &str = "tls-Sekr1t-0a9b8c";
 
@@ -45,8 +45,11 @@ fn over_https_an_agent_with_the_ca_gets_its_release_and_its_secret() {
     let certs = tempfile::tempdir().unwrap();
     let (mut f, cert) = tls_server(certs.path());
     f.ca_cert = Some(cert);
-    let log = std::fs::read_to_string(&f.server.log).unwrap();
-    assert!(log.contains(&format!("listening on {}", f.url)), "the startup line names the https URL:\n{log}");
+    // The line may reach the log a moment after the port answers.
+    let line = format!("listening on {}", f.url);
+    wait_until(Duration::from_secs(10), "the startup line naming the https URL", || {
+        std::fs::read_to_string(&f.server.log).is_ok_and(|log| log.contains(&line))
+    });
 
     // The agent enrols (HTTP) and connects (WebSocket) over TLS.
     f.start_agents(&["web-1"], "role=web");
