@@ -53,9 +53,7 @@ pub use offline::OfflinePolicy;
 pub use recipe::{BuildRecipe, DeployRecipe, Hook, HooksRecipe, Recipe, RecipeError};
 pub use release_name::release_name;
 pub use request::{RequestAction, RequestKind, RequestState};
-pub use rollback::{
-    HostPast, HostRollback, PastDeployment, host_rollback_target, rollback_target, rollback_target_skipping,
-};
+pub use rollback::{HostPast, HostRollback, host_rollback_target};
 pub use secret::Secret;
 pub use selector::{Selector, SelectorError, Tags};
 pub use service::{RestartPolicy, ServiceRecipe, StopSignal};
