@@ -358,6 +358,26 @@ impl Ferry {
         f
     }
 
+    /// Deploys `version` of `app` to `prod` one host at a time, each batch
+    /// after the first waiting for `ferry deployment promote`, so that it
+    /// stays running; returns the deployment's id.
+    pub fn deploy_held(&self, version: &str) -> i64 {
+        let args = [
+            "deploy",
+            "app",
+            "prod",
+            "--version",
+            version,
+            "--strategy",
+            "rolling",
+            "--batch",
+            "1",
+            "--approve-each-batch",
+        ];
+        self.ok(&args);
+        self.json(&["deployments", "app"])[0]["id"].as_i64().expect("the new deployment's id")
+    }
+
     /// Writes a small release tree whose VERSION file holds `version`, and uploads it.
     pub fn upload(&self, project: &str, version: &str) -> PathBuf {
         let tree = self.dir.path().join("trees").join(version);

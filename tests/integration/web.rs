@@ -224,20 +224,7 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
     user(&f, "vic", false, Some(("app", "viewer")));
     user(&f, "olga", false, Some(("app", "owner")));
     // One host at a time, each batch waiting for a promotion: it stays running.
-    f.ok(&[
-        "deploy",
-        "app",
-        "prod",
-        "--version",
-        "v2",
-        "--strategy",
-        "rolling",
-        "--batch",
-        "1",
-        "--approve-each-batch",
-    ]);
-    let deployments = f.json(&["deployments", "app"]);
-    let id = deployments[0]["id"].as_i64().unwrap();
+    let id = f.deploy_held("v2");
     wait_until(Duration::from_secs(30), "the first batch to wait for its promotion", || {
         f.ok(&["deployment", "show", &id.to_string()]).contains("promot")
     });
@@ -360,24 +347,10 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 impl Driver {
-    /// A headless chromium session with the driver's own profile.
+    /// A headless chromium session with the driver's own profile, 1280
+    /// pixels wide (see [`browser`]).
     pub(crate) async fn connect(&self) -> fantoccini::Client {
-        let mut caps = serde_json::Map::new();
-        let profile = self._profile.path().display().to_string();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                         "--disable-sync", format!("--user-data-dir={profile}"), "--window-size=1280,900"],
-            }),
-        );
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("a chromium session")
+        browser(self, 1280).await
     }
 }
 

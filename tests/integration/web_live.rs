@@ -75,19 +75,7 @@ fn pages_opened_before_a_deploy_follow_it_live_without_a_reload() {
         c.execute("window.ferryTestMarker = 42;", vec![]).await.unwrap();
 
         // One host at a time, waiting for a promotion after the first.
-        f.ok(&[
-            "deploy",
-            "app",
-            "prod",
-            "--version",
-            "v2",
-            "--strategy",
-            "rolling",
-            "--batch",
-            "1",
-            "--approve-each-batch",
-        ]);
-        let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
+        let id = f.deploy_held("v2");
         // Well within the streams' periodic refresh (60 s) and the fallback
         // poll: only a change notice shows it this soon.
         eventually(c, "the dashboard to show the deployment running", NOTICE, async |c| {
@@ -309,19 +297,7 @@ fn records_and_small_things_over_plain_http() {
     assert!(!release["summary"].as_str().unwrap().contains("\"entries\":["), "{release}");
 
     // Times carry their zone; batches count from 1 (two hosts, one a batch).
-    f.ok(&[
-        "deploy",
-        "app",
-        "prod",
-        "--version",
-        "v2",
-        "--strategy",
-        "rolling",
-        "--batch",
-        "1",
-        "--approve-each-batch",
-    ]);
-    let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
+    let id = f.deploy_held("v2");
     crate::harness::wait_until(Duration::from_secs(30), "the first batch to wait", || {
         f.ok(&["deployment", "show", &id.to_string()]).contains("promot")
     });

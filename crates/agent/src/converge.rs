@@ -335,13 +335,9 @@ async fn check_and_repair(
     let found = format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() });
     tracing::warn!(project = %want.project, release = %want.release_name, "drift found: {found}");
     // A release file is a link to its object: an edit in place damaged the
-    // object too. Damaged objects are dropped and fetched again; repairing
-    // from them would only copy the damage back.
-    let suspects: Vec<_> = problems
-        .iter()
-        .filter_map(|p| manifest.files().find(|f| f.0 == p.path).map(|(_, digest, _, _)| digest))
-        .collect();
-    let _ = missing_or_damaged(&c.objects, suspects).await;
+    // object too. Every object the release needs is checked once (a stat
+    // while sealed); damaged ones are dropped and fetched again, since
+    // repairing from them would only copy the damage back.
     let blobs = manifest.distinct_blobs();
     let missing = missing_or_damaged(&c.objects, blobs.keys().copied().collect()).await;
     if !missing.is_empty()
