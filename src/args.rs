@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Ferry: build, store and roll out releases to a fleet of hosts",
     long_about = "Ferry: build, store and roll out releases to a fleet of hosts.\n\n\
         One binary is the server (`ferry server`), the agent on every host (`ferry agent`) and the \
-        command-line client (every other command). Try `ferry dev` for the whole system on one machine."
+        command-line client (every other command). Try `ferry dev` for the whole system on one machine.",
+    after_help = ferry_cli::exit::EXIT_STATUS_SHORT,
+    after_long_help = ferry_cli::exit::EXIT_STATUS
 )]
 pub struct Cli {
     #[command(subcommand)]

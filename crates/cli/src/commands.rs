@@ -10,6 +10,7 @@ use ferry_domain::rollout::RolloutOptions;
 use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 use ferry_proto::api::*;
 
+use crate::exit::{Failed, Kind};
 use crate::output::{bytes, table, time};
 use crate::upload::{ReleaseLabels, upload_release};
 use crate::{Client, Output};
@@ -431,12 +432,13 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
     })?;
     if d.status != DeploymentStatus::Succeeded {
         let why = d.reason.as_deref().unwrap_or("it did not succeed");
-        bail!(
+        let message = format!(
             "deployment {} {}: {why}; failed on {failed} host(s); see `ferry deployment show {}`",
-            d.id,
-            d.status,
-            d.id
+            d.id, d.status, d.id
         );
+        // The exit status says how it ended (see `exit`).
+        let kind = Kind::of_deployment(d.status, d.reason.as_deref()).unwrap_or(Kind::Failed);
+        return Err(Failed::new(kind, message));
     }
     Ok(())
 }
@@ -698,7 +700,14 @@ pub async fn deployment_log(c: &Client, id: i64, host: Option<&str>, follow: boo
             println!("deployment {id} {status}");
         }
         if status != DeploymentStatus::Succeeded {
-            bail!("deployment {id} {status}; see `ferry deployment show {id}`");
+            // The log's page carries no reason: ask for it, to tell an
+            // emergency's takeover from a cancel.
+            let reason = match c.get::<DeploymentInfo>(&format!("/api/v1/deployments/{id}")).await {
+                Ok(d) => d.reason,
+                Err(_) => None,
+            };
+            let kind = Kind::of_deployment(status, reason.as_deref()).unwrap_or(Kind::Failed);
+            return Err(Failed::new(kind, format!("deployment {id} {status}; see `ferry deployment show {id}`")));
         }
     }
     Ok(())
@@ -781,7 +790,8 @@ pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result
             println!("build {} (#{}) {}{version}", b.id, b.number, b.status);
         }
         if b.status != BuildStatus::Succeeded {
-            bail!("build {} {}: {}", b.id, b.status, b.error.as_deref().unwrap_or("see its log"));
+            let message = format!("build {} {}: {}", b.id, b.status, b.error.as_deref().unwrap_or("see its log"));
+            return Err(Failed::new(Kind::Failed, message));
         }
     }
     Ok(())
