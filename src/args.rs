@@ -1376,6 +1376,12 @@ pub struct TargetArgs {
     /// freeze (`ferry locks`)
     #[arg(long)]
     pub force: bool,
+    /// Show the plan and change nothing: the batches in order with their hosts (offline ones that would be
+    /// skipped named), where each host goes and what it would download. Runs every check the real one does
+    /// (rights, freeze, lock, approval, order of environments) and fails as it would, with the same exit status.
+    /// With -o json, the plan as JSON
+    #[arg(long, conflicts_with = "wait")]
+    pub dry_run: bool,
 }
 
 #[derive(Args)]
