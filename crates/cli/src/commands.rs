@@ -250,16 +250,23 @@ rollout: {}{}
         p.rollout
     );
     if p.forced {
-        text.push_str(&format!("forced: version {} is marked bad
-", p.version));
+        text.push_str(&format!(
+            "forced: version {} is marked bad
+",
+            p.version
+        ));
     }
     if p.freeze_ignored {
-        text.push_str("would go through the environment's freeze
-");
+        text.push_str(
+            "would go through the environment's freeze
+",
+        );
     }
     if let Some(id) = p.takes_over {
-        text.push_str(&format!("would take over from deployment {id}, which ends canceled
-"));
+        text.push_str(&format!(
+            "would take over from deployment {id}, which ends canceled
+"
+        ));
     }
     let row = |batch: String, h: &PlannedHost| {
         vec![
@@ -281,8 +288,12 @@ rollout: {}{}
         rows.push(row("skipped".into(), h));
     }
     text.push_str(&table(&["BATCH", "HOST", "VERSION", "STATE", "DOWNLOAD", "REUSED"], rows));
-    text.push_str(&format!("total download: {} in {} file(s)
-", bytes(p.download_bytes), p.download_files));
+    text.push_str(&format!(
+        "total download: {} in {} file(s)
+",
+        bytes(p.download_bytes),
+        p.download_files
+    ));
     if !p.skipped.is_empty() {
         let names: Vec<&str> = p.skipped.iter().map(|h| h.host.as_str()).collect();
         text.push_str(&format!(
@@ -293,8 +304,10 @@ rollout: {}{}
         ));
     }
     for n in &p.notes {
-        text.push_str(&format!("note: {n}
-"));
+        text.push_str(&format!(
+            "note: {n}
+"
+        ));
     }
     text
 }

@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_documented() {
-        let kinds = [Kind::Failed, Kind::RolledBack, Kind::Unauthorized, Kind::Unreachable, Kind::NotFound, Kind::Refused];
+        let kinds =
+            [Kind::Failed, Kind::RolledBack, Kind::Unauthorized, Kind::Unreachable, Kind::NotFound, Kind::Refused];
         let mut codes: Vec<u8> = kinds.iter().map(|k| k.code()).collect();
         codes.sort_unstable();
         codes.dedup();

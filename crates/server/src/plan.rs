@@ -16,7 +16,12 @@ use crate::fleet::{self, Authority, PlannedDeployment};
 
 /// What `req` would do in `project`, or the refusal the real deployment
 /// would get, on the caller's own authority.
-pub async fn dry_run(state: &AppState, caller: &User, project: &str, req: &CreateDeployment) -> ApiResult<DeploymentPlan> {
+pub async fn dry_run(
+    state: &AppState,
+    caller: &User,
+    project: &str,
+    req: &CreateDeployment,
+) -> ApiResult<DeploymentPlan> {
     let planned = fleet::plan_deployment(state, caller, project, req, Authority::Caller).await?;
     let PlannedDeployment { project, env, release, new, superseded, hosts } = planned;
     // The lock (R19) is taken when the store records the deployment: say
@@ -38,8 +43,11 @@ pub async fn dry_run(state: &AppState, caller: &User, project: &str, req: &Creat
         let Some(host) = hosts.iter().find(|h| h.id == target.host_id) else { continue };
         // The releases the host keeps: those it ran successfully, newest
         // first, as many as the project keeps (the agent prunes the rest).
-        let kept: Vec<i64> =
-            past.iter().find(|p| p.host_id == host.id).map(|p| p.ran.iter().take(keep).copied().collect()).unwrap_or_default();
+        let kept: Vec<i64> = past
+            .iter()
+            .find(|p| p.host_id == host.id)
+            .map(|p| p.ran.iter().take(keep).copied().collect())
+            .unwrap_or_default();
         let from = target.from_release_id.or(kept.first().copied());
         let goes_to = releases.release(target.release_id).await?;
         let fetch = releases.download(target.release_id, &kept).await?;
@@ -136,8 +144,14 @@ impl Releases<'_> {
         for k in kept {
             have.extend(self.manifest(*k).await?.distinct_blobs().into_keys());
         }
-        let missing: Vec<u64> =
-            self.manifest(id).await?.distinct_blobs().into_iter().filter(|(d, _)| !have.contains(d)).map(|(_, s)| s).collect();
+        let missing: Vec<u64> = self
+            .manifest(id)
+            .await?
+            .distinct_blobs()
+            .into_iter()
+            .filter(|(d, _)| !have.contains(d))
+            .map(|(_, s)| s)
+            .collect();
         Ok(Fetch { bytes: missing.iter().copied().fold(0, u64::saturating_add), files: missing.len() as u64, total })
     }
 }

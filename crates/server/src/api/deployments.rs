@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use ferry_domain::{HostDeployState, rfc3339_from_millis, validate_version};
-use ferry_proto::api::{CreateDeployment, DeploymentInfo, DeploymentPlan, DeploymentLog, DeploymentLogLineInfo, RetryDeployment};
+use ferry_proto::api::{
+    CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, DeploymentPlan, RetryDeployment,
+};
 use ferry_store::RolloutControl;
 
 use super::ListQuery;
