@@ -28,7 +28,8 @@ fn expect(out: Output, want: i32, what: &str, says: &str) {
 #[test]
 fn every_failure_exits_with_its_documented_status() {
     let mut f = Ferry::start();
-    f.start_agents(&["web-1"], "role=web");
+    // Two hosts, so that a rollout one host at a time can be held running.
+    f.start_agents(&["web-1", "web-2"], "role=web");
     f.project_app();
     f.upload("app", "v1");
     expect(f.cli(&["deploy", "app", "prod", "--version", "v1", "--wait"]), 0, "a good deploy", "");
@@ -52,6 +53,12 @@ fn every_failure_exits_with_its_documented_status() {
     expect(f.cli(&["deploy", "app", "prod", "--version", "v3", "--wait"]), 4, "a failing health check", "rolled_back");
     assert_eq!(f.json(&["deployments", "app"])[0]["status"], "rolled_back");
     assert_eq!(f.version_on("web-1", "app").as_deref(), Some("v1"));
+    // 4 too: an emergency rollback took over the deployment followed.
+    f.upload("app", "v4");
+    let held = f.deploy_held("v4").to_string();
+    f.ok(&["rollback", "app", "prod", "--emergency"]);
+    expect(f.cli(&["deployment", "show", &held, "--follow"]), 4, "taken over by an emergency", "emergency");
+    expect(f.cli(&["deployment", "log", &held, "--follow"]), 4, "its log, followed", "canceled");
 
     // 5: not authorised: a token nobody has, and a member without the right.
     expect(f.cli_token("ferry_u_nobody", &["status", "app"]), 5, "a bad token", "");
@@ -89,7 +96,7 @@ fn every_failure_exits_with_its_documented_status() {
     );
 
     // None of the refused deploys left a deployment behind.
-    assert_eq!(f.json(&["deployments", "app"]).as_array().unwrap().len(), 3);
+    assert_eq!(f.json(&["deployments", "app"]).as_array().unwrap().len(), 5);
 }
 
 #[test]
