@@ -83,7 +83,7 @@ pub(crate) async fn decode<T: DeserializeOwned>(
         };
         // The exit status follows the answer (see `exit`).
         return Err(match Kind::of_answer(status, code.as_deref()) {
-            Some(kind) => Failed::new(kind, message),
+            Some(kind) => Failed::error(kind, message),
             None => anyhow::anyhow!(message),
         });
     }
@@ -109,7 +109,7 @@ pub(crate) fn unreachable(path: &str, e: &reqwest::Error) -> anyhow::Error {
         Some(message) => format!("cannot reach the Ferry server ({path}): {message}"),
         None => format!("cannot reach the Ferry server ({path}): {}", error_chain(e)),
     };
-    Failed::new(Kind::Unreachable, message)
+    Failed::error(Kind::Unreachable, message)
 }
 
 /// An error with its causes: reqwest's own message alone ("error sending

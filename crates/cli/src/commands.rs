@@ -525,7 +525,7 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
         );
         // The exit status says how it ended (see `exit`).
         let kind = Kind::of_deployment(d.status, d.reason.as_deref()).unwrap_or(Kind::Failed);
-        return Err(Failed::new(kind, message));
+        return Err(Failed::error(kind, message));
     }
     Ok(())
 }
@@ -794,7 +794,7 @@ pub async fn deployment_log(c: &Client, id: i64, host: Option<&str>, follow: boo
                 Err(_) => None,
             };
             let kind = Kind::of_deployment(status, reason.as_deref()).unwrap_or(Kind::Failed);
-            return Err(Failed::new(kind, format!("deployment {id} {status}; see `ferry deployment show {id}`")));
+            return Err(Failed::error(kind, format!("deployment {id} {status}; see `ferry deployment show {id}`")));
         }
     }
     Ok(())
@@ -878,7 +878,7 @@ pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result
         }
         if b.status != BuildStatus::Succeeded {
             let message = format!("build {} {}: {}", b.id, b.status, b.error.as_deref().unwrap_or("see its log"));
-            return Err(Failed::new(Kind::Failed, message));
+            return Err(Failed::error(Kind::Failed, message));
         }
     }
     Ok(())

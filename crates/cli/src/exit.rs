@@ -93,7 +93,7 @@ pub struct Failed {
 
 impl Failed {
     /// An `anyhow` error of `kind` saying `message`.
-    pub fn new(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+    pub fn error(kind: Kind, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(Failed { kind, message: message.into() })
     }
 }
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn context_keeps_the_code_and_plain_errors_are_1() {
-        let e = Failed::new(Kind::NotFound, "project 'x' not found");
+        let e = Failed::error(Kind::NotFound, "project 'x' not found");
         let e = Err::<(), _>(e).context("while deploying").unwrap_err();
         assert_eq!(exit_code(&e), 7);
         assert_eq!(exit_code(&anyhow::anyhow!("anything")), 1);

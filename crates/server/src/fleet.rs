@@ -256,11 +256,11 @@ pub async fn plan_deployment(
     let db = &state.db;
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
-    check_authority(state, caller, &project, &env, &req, authority).await?;
+    check_authority(state, caller, &project, &env, req, authority).await?;
     // Freezes and bad marks (see `guards`): refused with who and why before
     // anything else; the store checks both again in the deployment's
     // transaction.
-    let overrides = Overrides::of(&req);
+    let overrides = Overrides::of(req);
     guards::check_freeze(state, &env, overrides.ignore_freeze).await?;
     // Target hosts: the environment's hosts, or the chosen subset of them (R9).
     let selector = selector_of(&env)?;
@@ -391,7 +391,7 @@ pub async fn plan_deployment(
     // with the production right skips it, saying why. Going back is never
     // held up (see `promotion`).
     let mut notes: Vec<String> = notes;
-    notes.extend(crate::promotion::check(state, caller, &project, &env, &release, &req).await?);
+    notes.extend(crate::promotion::check(state, caller, &project, &env, &release, req).await?);
     let releases_named: BTreeMap<i64, String> = {
         let mut out = BTreeMap::new();
         for (_, id, _) in &moves {
