@@ -53,6 +53,17 @@ fn a_dry_run_shows_the_real_plan_and_downloads_and_changes_nothing() {
 
     let before: Vec<Vec<String>> = (1..=5).map(|i| releases_on(&f, &format!("web-{i}"))).collect();
     let deployments_before = f.json(&["deployments", "app"]).as_array().unwrap().len();
+    let desired = |f: &Ferry| -> Vec<String> {
+        let status = f.json(&["status", "app"]);
+        status["environments"][0]["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["desired_version"].to_string())
+            .collect()
+    };
+    let desired_before = desired(&f);
+    assert_eq!(desired_before.len(), 5, "every host is in the status");
     let args =
         ["deploy", "app", "prod", "--version", "v2", "--strategy", "rolling", "--batch", "2", "--offline", "skip"];
     let mut dry = args.to_vec();
@@ -96,6 +107,7 @@ fn a_dry_run_shows_the_real_plan_and_downloads_and_changes_nothing() {
     assert_eq!(f.json(&["locks", "app"]).as_array().map_or(0, Vec::len), 0, "no lock taken");
     let after: Vec<Vec<String>> = (1..=5).map(|i| releases_on(&f, &format!("web-{i}"))).collect();
     assert_eq!(before, after, "no host's releases changed");
+    assert_eq!(desired(&f), desired_before, "no host was given anything to run");
     let trail = f.ok(&["audit", "--limit", "1000", "-o", "json"]);
     assert!(!trail.contains("deployments/plan"), "a dry run is a read, not in the trail");
 
@@ -149,6 +161,14 @@ fn a_dry_run_is_refused_as_the_deployment_would_be() {
     f.ok(&["member", "add", "app", "vic", "viewer"]);
     let out = vic.run(&dry, None);
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    // A developer may dry-run where she may deploy, and not in production.
+    let dev = f.person("dev", &[]);
+    f.ok(&["member", "add", "app", "dev", "developer"]);
+    assert!(dev.ok(&dry).contains("dry run: nothing was changed"));
+    f.ok(&["env", "update", "app", "prod", "--production", "true"]);
+    let out = dev.run(&dry, None);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("production"));
 
     // The environment's lock: a deployment still running (8).
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
