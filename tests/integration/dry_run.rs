@@ -183,3 +183,27 @@ fn a_dry_run_is_refused_as_the_deployment_would_be() {
     assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(f.json(&["deployments", "app"]).as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_dry_run_keeps_the_order_of_environments() {
+    let mut f = Ferry::start();
+    f.start_agents(&["stage-1"], "env=stage");
+    f.start_agents(&["prod-1"], "env=prod");
+    f.ok(&["project", "create", "app"]);
+    f.ok(&["env", "create", "app", "stage", "--select", "env=stage"]);
+    f.ok(&["env", "create", "app", "prod", "--select", "env=prod", "--after", "stage"]);
+    f.upload("app", "v1");
+
+    // Never on stage: refused as the deploy is (8), naming the order.
+    let out = f.cli(&["deploy", "app", "prod", "--version", "v1", "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("comes after 'stage'"), "{stderr}");
+
+    // Skipping it says so in the plan, and records nothing.
+    let args = ["deploy", "app", "prod", "--version", "v1", "--skip-promotion", "--reason", "hotfix", "--dry-run"];
+    let plan = f.json(&args);
+    assert_eq!(planned(&plan, "prod-1")["version"], "v1");
+    assert!(plan["notes"].to_string().contains("hotfix"), "{plan}");
+    assert!(f.json(&["deployments", "app"]).as_array().unwrap().is_empty(), "nothing was recorded");
+}
