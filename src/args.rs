@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Ferry: build, store and roll out releases to a fleet of hosts",
     long_about = "Ferry: build, store and roll out releases to a fleet of hosts.\n\n\
         One binary is the server (`ferry server`), the agent on every host (`ferry agent`) and the \
-        command-line client (every other command). Try `ferry dev` for the whole system on one machine."
+        command-line client (every other command). Try `ferry dev` for the whole system on one machine.",
+    after_help = ferry_cli::exit::EXIT_STATUS_SHORT,
+    after_long_help = ferry_cli::exit::EXIT_STATUS
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -1374,6 +1376,12 @@ pub struct TargetArgs {
     /// freeze (`ferry locks`)
     #[arg(long)]
     pub force: bool,
+    /// Show the plan and change nothing: the batches in order with their hosts (offline ones that would be
+    /// skipped named), where each host goes and what it would download. Runs every check the real one does
+    /// (rights, freeze, lock, approval, order of environments) and fails as it would, with the same exit status.
+    /// With -o json, the plan as JSON
+    #[arg(long, conflicts_with = "wait")]
+    pub dry_run: bool,
 }
 
 #[derive(Args)]

@@ -479,6 +479,9 @@ async fn dispatch(command: Command) -> Result<()> {
             req.build = args.build;
             req.rollout = args.rollout.options();
             req.skip_promotion = args.skip_promotion.then(|| args.reason.unwrap_or_default());
+            if args.target.dry_run {
+                return commands::dry_run(&c, &args.project, req, out).await;
+            }
             commands::deploy(&c, &args.project, req, args.target.wait, out).await
         }
         Command::Promote(args) => {
@@ -491,6 +494,9 @@ async fn dispatch(command: Command) -> Result<()> {
             let mut req = deployment(args.env, args.to, &args.target, DeploymentKind::Rollback);
             req.rollout = args.rollout.options();
             req.emergency = args.emergency;
+            if args.target.dry_run {
+                return commands::dry_run(&c, &args.project, req, out).await;
+            }
             commands::deploy(&c, &args.project, req, args.target.wait, out).await
         }
         Command::Status { project, conn } => {

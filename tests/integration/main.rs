@@ -16,6 +16,8 @@ mod builds;
 mod deploy;
 mod deploy_log;
 mod dev;
+mod dry_run;
+mod exit_codes;
 mod fallback;
 mod faults;
 mod first_contact;

@@ -8,6 +8,8 @@ use ferry_proto::api::ErrorBody;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::exit::{Failed, Kind};
+
 /// Server address and credential, from flags or `FERRY_SERVER` / `FERRY_TOKEN`.
 #[derive(Clone)]
 pub struct Client {
@@ -75,10 +77,15 @@ pub(crate) async fn decode<T: DeserializeOwned>(
     let status = resp.status();
     let bytes = resp.bytes().await.with_context(|| format!("reading the answer to {path}"))?;
     if !status.is_success() {
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => bail!("{}", e.error),
-            Err(_) => bail!("server answered {status} to {path}: {}", String::from_utf8_lossy(&bytes).trim()),
-        }
+        let (message, code) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => (e.error, Some(e.code)),
+            Err(_) => (format!("server answered {status} to {path}: {}", String::from_utf8_lossy(&bytes).trim()), None),
+        };
+        // The exit status follows the answer (see `exit`).
+        return Err(match Kind::of_answer(status, code.as_deref()) {
+            Some(kind) => Failed::error(kind, message),
+            None => anyhow::anyhow!(message),
+        });
     }
     serde_json::from_slice(&bytes).with_context(|| format!("unreadable answer to {path}"))
 }
@@ -98,10 +105,11 @@ pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client> {
 /// A request that got no answer; says what to do when it was the server's
 /// certificate that was refused.
 pub(crate) fn unreachable(path: &str, e: &reqwest::Error) -> anyhow::Error {
-    match ferry_tls::untrusted_certificate(e) {
-        Some(message) => anyhow::anyhow!("cannot reach the Ferry server ({path}): {message}"),
-        None => anyhow::anyhow!("cannot reach the Ferry server ({path}): {}", error_chain(e)),
-    }
+    let message = match ferry_tls::untrusted_certificate(e) {
+        Some(message) => format!("cannot reach the Ferry server ({path}): {message}"),
+        None => format!("cannot reach the Ferry server ({path}): {}", error_chain(e)),
+    };
+    Failed::error(Kind::Unreachable, message)
 }
 
 /// An error with its causes: reqwest's own message alone ("error sending

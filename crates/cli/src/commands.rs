@@ -10,6 +10,7 @@ use ferry_domain::rollout::RolloutOptions;
 use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
 use ferry_proto::api::*;
 
+use crate::exit::{Failed, Kind};
 use crate::output::{bytes, table, time};
 use crate::upload::{ReleaseLabels, upload_release};
 use crate::{Client, Output};
@@ -224,6 +225,93 @@ pub async fn deploy(c: &Client, project: &str, req: CreateDeployment, wait: bool
     started(c, d, wait, out).await
 }
 
+/// `ferry deploy|rollback --dry-run`: the plan the server would follow, and
+/// nothing done; refused as the real one would be.
+pub async fn dry_run(c: &Client, project: &str, req: CreateDeployment, out: Output) -> Result<()> {
+    let plan: DeploymentPlan = c.post(&format!("/api/v1/projects/{project}/deployments/plan"), &req).await?;
+    out.print(&plan, plan_text)
+}
+
+/// A dry run's plan for people: batches in order, each host with where it
+/// goes and what it would download.
+fn plan_text(p: &DeploymentPlan) -> String {
+    let what = if p.kind == DeploymentKind::Rollback { "rollback" } else { "deployment" };
+    let hosts: usize = p.batches.iter().map(|b| b.hosts.len()).sum();
+    let mut text = format!(
+        "dry run: nothing was changed
+{what} of {}/{} to version {} on {hosts} host(s) in {} batch(es)
+rollout: {}{}
+",
+        p.project,
+        p.env,
+        p.version,
+        p.batches.len(),
+        if p.emergency { "EMERGENCY, " } else { "" },
+        p.rollout
+    );
+    if p.forced {
+        text.push_str(&format!(
+            "forced: version {} is marked bad
+",
+            p.version
+        ));
+    }
+    if p.freeze_ignored {
+        text.push_str(
+            "would go through the environment's freeze
+",
+        );
+    }
+    if let Some(id) = p.takes_over {
+        text.push_str(&format!(
+            "would take over from deployment {id}, which ends canceled
+"
+        ));
+    }
+    let row = |batch: String, h: &PlannedHost| {
+        vec![
+            batch,
+            h.host.clone(),
+            format!("{} -> {}", h.from_version.as_deref().unwrap_or("(nothing)"), h.version),
+            if h.online { "online".into() } else { "OFFLINE".into() },
+            format!("{} in {} file(s)", bytes(h.download_bytes), h.download_files),
+            bytes(h.reused_bytes),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for b in &p.batches {
+        for h in &b.hosts {
+            rows.push(row(format!("{}/{}", b.batch, p.batches.len()), h));
+        }
+    }
+    for h in &p.skipped {
+        rows.push(row("skipped".into(), h));
+    }
+    text.push_str(&table(&["BATCH", "HOST", "VERSION", "STATE", "DOWNLOAD", "REUSED"], rows));
+    text.push_str(&format!(
+        "total download: {} in {} file(s)
+",
+        bytes(p.download_bytes),
+        p.download_files
+    ));
+    if !p.skipped.is_empty() {
+        let names: Vec<&str> = p.skipped.iter().map(|h| h.host.as_str()).collect();
+        text.push_str(&format!(
+            "offline, would be skipped: {}; they get version {} when they return if the deployment succeeds
+",
+            names.join(", "),
+            p.version
+        ));
+    }
+    for n in &p.notes {
+        text.push_str(&format!(
+            "note: {n}
+"
+        ));
+    }
+    text
+}
+
 /// `ferry promote P --from A --to B`: the server picks A's version (R23).
 pub async fn promote(c: &Client, project: &str, req: ferry_proto::api::Promote, wait: bool, out: Output) -> Result<()> {
     let d: DeploymentInfo = c.post(&format!("/api/v1/projects/{project}/promote"), &req).await?;
@@ -431,12 +519,13 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
     })?;
     if d.status != DeploymentStatus::Succeeded {
         let why = d.reason.as_deref().unwrap_or("it did not succeed");
-        bail!(
+        let message = format!(
             "deployment {} {}: {why}; failed on {failed} host(s); see `ferry deployment show {}`",
-            d.id,
-            d.status,
-            d.id
+            d.id, d.status, d.id
         );
+        // The exit status says how it ended (see `exit`).
+        let kind = Kind::of_deployment(d.status, d.reason.as_deref()).unwrap_or(Kind::Failed);
+        return Err(Failed::error(kind, message));
     }
     Ok(())
 }
@@ -698,7 +787,14 @@ pub async fn deployment_log(c: &Client, id: i64, host: Option<&str>, follow: boo
             println!("deployment {id} {status}");
         }
         if status != DeploymentStatus::Succeeded {
-            bail!("deployment {id} {status}; see `ferry deployment show {id}`");
+            // The log's page carries no reason: ask for it, to tell an
+            // emergency's takeover from a cancel.
+            let reason = match c.get::<DeploymentInfo>(&format!("/api/v1/deployments/{id}")).await {
+                Ok(d) => d.reason,
+                Err(_) => None,
+            };
+            let kind = Kind::of_deployment(status, reason.as_deref()).unwrap_or(Kind::Failed);
+            return Err(Failed::error(kind, format!("deployment {id} {status}; see `ferry deployment show {id}`")));
         }
     }
     Ok(())
@@ -781,7 +877,8 @@ pub async fn build_log(c: &Client, id: i64, follow: bool, out: Output) -> Result
             println!("build {} (#{}) {}{version}", b.id, b.number, b.status);
         }
         if b.status != BuildStatus::Succeeded {
-            bail!("build {} {}: {}", b.id, b.status, b.error.as_deref().unwrap_or("see its log"));
+            let message = format!("build {} {}: {}", b.id, b.status, b.error.as_deref().unwrap_or("see its log"));
+            return Err(Failed::error(Kind::Failed, message));
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod audit;
 pub mod client;
 pub mod commands;
+pub mod exit;
 pub mod guards;
 pub mod lb;
 pub mod notify;

@@ -9,6 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The reason recorded on a deployment that an emergency rollback took over
+/// (it ends canceled): clients tell it from an operator's cancel by it.
+pub const EMERGENCY_TOOK_OVER: &str = "an emergency rollback took over";
+
 /// Why a deployment exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

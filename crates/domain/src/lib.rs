@@ -42,7 +42,7 @@ pub mod vars;
 pub mod version;
 
 pub use access::{Action, Denied, Role, Subject};
-pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
+pub use deployment::{BuildStatus, DeploymentKind, DeploymentStatus, EMERGENCY_TOOK_OVER, HostDeployState};
 pub use digest::Digest;
 pub use guards::{BadMark, Freeze, GuardError};
 pub use health::{HealthRecipe, Probe};

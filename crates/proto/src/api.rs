@@ -509,6 +509,62 @@ impl CreateDeployment {
     }
 }
 
+/// The answer to `POST /api/v1/projects/{project}/deployments/plan` (a dry
+/// run): what a `CreateDeployment` with the same body would do, worked out by
+/// the same code, with nothing recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeploymentPlan {
+    pub project: String,
+    pub env: String,
+    pub kind: DeploymentKind,
+    /// The headline version (for a rollback, where most hosts go).
+    pub version: String,
+    /// The rollout, described as `ferry deployment show` does.
+    pub rollout: String,
+    pub emergency: bool,
+    /// The release is marked bad and `force` was given.
+    pub forced: bool,
+    /// It would go through a freeze (an emergency rollback).
+    pub freeze_ignored: bool,
+    /// The running deployment an emergency rollback would take over.
+    pub takes_over: Option<i64>,
+    /// In order; each host in the order the rollout takes it.
+    pub batches: Vec<PlannedBatch>,
+    /// Targets offline now that the offline policy would skip.
+    pub skipped: Vec<PlannedHost>,
+    /// Hosts left as they are, skipped orders of environments, and the like.
+    pub notes: Vec<String>,
+    /// What every host of every batch would download, summed.
+    pub download_bytes: u64,
+    pub download_files: u64,
+}
+
+/// One batch of a [`DeploymentPlan`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedBatch {
+    /// 1-based, as `ferry deployment show` numbers batches.
+    pub batch: u32,
+    pub hosts: Vec<PlannedHost>,
+}
+
+/// Where one host of a [`DeploymentPlan`] would go, and what it would fetch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedHost {
+    pub host: String,
+    pub online: bool,
+    pub version: String,
+    /// What it runs now (the release it last ran successfully), if anything.
+    pub from_version: Option<String>,
+    pub release_name: String,
+    /// Bytes and distinct files of the release that none of the releases the
+    /// host keeps has: what its agent would download. A host with nothing
+    /// yet downloads everything; going back to a release it still keeps, nothing.
+    pub download_bytes: u64,
+    pub download_files: u64,
+    /// The rest of the release's bytes, already on the host.
+    pub reused_bytes: u64,
+}
+
 /// `POST /api/v1/projects/{project}/promote`: deploys the version `from`
 /// runs to `to` (R23), with `to`'s rollout, approvals and freezes.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]

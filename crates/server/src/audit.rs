@@ -10,7 +10,8 @@
 //!
 //! What it leaves out, because it changes nothing or is an agent's routine
 //! traffic that would drown the trail: `POST /api/v1/blobs/missing` (which
-//! blobs an upload still has to send), and the agent channel's downloads
+//! blobs an upload still has to send), dry runs of deployments
+//! (`POST .../deployments/plan`, a read), and the agent channel's downloads
 //! (`POST /api/v1/agent/blobs`); the agent WebSocket and manifest downloads
 //! are reads. Reports and log lines travel inside the WebSocket and are
 //! recorded as deployment state, not here.
@@ -57,7 +58,12 @@ const MASK: &str = "***";
 
 /// Routes whose non-GET requests change nothing or are an agent's routine
 /// traffic; see the module documentation.
-const NOT_AUDITED: &[&str] = &["/api/v1/projects/{project}/blobs/missing", "/api/v1/agent/blobs"];
+const NOT_AUDITED: &[&str] = &[
+    "/api/v1/projects/{project}/blobs/missing",
+    "/api/v1/agent/blobs",
+    // A dry run reads; its refusals (401, 403) are recorded as a read's are.
+    "/api/v1/projects/{project}/deployments/plan",
+];
 
 /// The layer: records the request after the handler answered.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {

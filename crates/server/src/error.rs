@@ -16,6 +16,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The environment needs an approved release request: a 403 like a
+    /// missing right, with its own code so that clients tell them apart.
+    #[error("{0}")]
+    ApprovalRequired(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -46,6 +50,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::ApprovalRequired(_) => (StatusCode::FORBIDDEN, "approval_required"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Locked(_) => (StatusCode::LOCKED, "locked"),

@@ -216,7 +216,7 @@ async fn check_authority(
                 DeploymentKind::Deploy => format!("ferry request create {p} {e} --build N --reason TEXT"),
                 DeploymentKind::Rollback => format!("ferry request create {p} {e} --rollback --reason TEXT"),
             };
-            Err(ApiError::Forbidden(format!(
+            Err(ApiError::ApprovalRequired(format!(
                 "environment '{e}' of project '{p}' requires an approved release request: {what} (or, when \
                  minutes matter, ferry rollback {p} {e} --emergency with the production right)"
             )))
@@ -224,23 +224,43 @@ async fn check_authority(
     }
 }
 
-/// Creates a deployment or rollback on `authority` and wakes the target
-/// hosts' agents.
-pub async fn create_deployment_as(
+/// A deployment worked out and checked, not yet recorded: what
+/// [`create_deployment_as`] records, and what a dry run shows. Both come from
+/// [`plan_deployment`], so a dry run shows what the deployment would do.
+pub struct PlannedDeployment {
+    pub project: ferry_store::Project,
+    pub env: Environment,
+    /// The deployment's headline release (where most hosts of a rollback go).
+    pub release: Release,
+    /// Exactly what would be recorded: targets in batches, skipped hosts,
+    /// the rollout policy, the notes.
+    pub new: NewDeployment,
+    /// The running deployment an emergency rollback would take over.
+    pub superseded: Option<i64>,
+    /// The target hosts, moving or skipped, by which `new` names them.
+    pub hosts: Vec<Host>,
+}
+
+/// Works out a deployment or rollback on `authority` and runs every check a
+/// real one passes (rights, approval requirement, freeze, bad marks, hosts,
+/// order of environments, offline policy, rollout options), changing
+/// nothing. The store checks freezes, bad marks and the lock again when it
+/// records the deployment.
+pub async fn plan_deployment(
     state: &AppState,
     caller: &User,
     project_name: &str,
-    req: CreateDeployment,
+    req: &CreateDeployment,
     authority: Authority,
-) -> ApiResult<DeploymentInfo> {
+) -> ApiResult<PlannedDeployment> {
     let db = &state.db;
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
-    check_authority(state, caller, &project, &env, &req, authority).await?;
+    check_authority(state, caller, &project, &env, req, authority).await?;
     // Freezes and bad marks (see `guards`): refused with who and why before
     // anything else; the store checks both again in the deployment's
     // transaction.
-    let overrides = Overrides::of(&req);
+    let overrides = Overrides::of(req);
     guards::check_freeze(state, &env, overrides.ignore_freeze).await?;
     // Target hosts: the environment's hosts, or the chosen subset of them (R9).
     let selector = selector_of(&env)?;
@@ -371,7 +391,7 @@ pub async fn create_deployment_as(
     // with the production right skips it, saying why. Going back is never
     // held up (see `promotion`).
     let mut notes: Vec<String> = notes;
-    notes.extend(crate::promotion::check(state, caller, &project, &env, &release, &req).await?);
+    notes.extend(crate::promotion::check(state, caller, &project, &env, &release, req).await?);
     let releases_named: BTreeMap<i64, String> = {
         let mut out = BTreeMap::new();
         for (_, id, _) in &moves {
@@ -449,12 +469,36 @@ pub async fn create_deployment_as(
         request_id: authority.request(),
         notes,
     };
+    Ok(PlannedDeployment {
+        hosts: targets.iter().map(|h| (*h).clone()).collect(),
+        project,
+        env,
+        release,
+        new,
+        superseded,
+    })
+}
+
+/// Creates a deployment or rollback on `authority` and wakes the target
+/// hosts' agents.
+pub async fn create_deployment_as(
+    state: &AppState,
+    caller: &User,
+    project_name: &str,
+    req: CreateDeployment,
+    authority: Authority,
+) -> ApiResult<DeploymentInfo> {
+    let db = &state.db;
+    let PlannedDeployment { project, env, release, new, superseded, hosts: _ } =
+        plan_deployment(state, caller, project_name, &req, authority).await?;
+    let skipped = new.targets.iter().filter(|t| t.skipped).count();
+    let (moving, batches) = (new.targets.len() - skipped, new.batch_count);
     let id = db.create_deployment(new, now_ms()).await?;
     if let Some(old) = superseded.filter(|old| *old != id) {
         crate::rollout::ended(state, old).await;
     }
     tracing::info!(id, project = %project.name, env = %env.name, version = %release.version, kind = %req.kind,
-        hosts = moving.len(), skipped = skipped.len(), batches = batches.len(), emergency = req.emergency,
+        hosts = moving, skipped, batches, emergency = req.emergency,
         "deployment created");
     notify_started(state, id, req.emergency).await;
     crate::rollout::drive(state, id).await?;

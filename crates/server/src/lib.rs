@@ -31,6 +31,7 @@ mod hub;
 mod init;
 mod lb;
 mod notify;
+mod plan;
 mod promotion;
 mod release;
 mod request;

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use ferry_domain::{HostDeployState, rfc3339_from_millis, validate_version};
-use ferry_proto::api::{CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, RetryDeployment};
+use ferry_proto::api::{
+    CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, DeploymentPlan, RetryDeployment,
+};
 use ferry_store::RolloutControl;
 
 use super::ListQuery;
@@ -22,6 +24,25 @@ pub async fn create(
         validate_version(v)?;
     }
     Ok(Json(fleet::create_deployment(&state, &user, &project, req).await?))
+}
+
+/// `POST /api/v1/projects/{project}/deployments/plan`: what `create` would
+/// do with the same body, recording nothing (a dry run), or its refusal.
+///
+/// A route of its own rather than a `dry_run` flag in the body: a server
+/// that did not know the flag would ignore it (unknown fields are) and
+/// deploy for real; this route cannot be mistaken for a deployment, and its
+/// answer is a plan, not a deployment.
+pub async fn plan(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(project): Path<String>,
+    Json(req): Json<CreateDeployment>,
+) -> ApiResult<Json<DeploymentPlan>> {
+    if let Some(v) = &req.version {
+        validate_version(v)?;
+    }
+    Ok(Json(crate::plan::dry_run(&state, &user, &project, &req).await?))
 }
 
 /// `POST /api/v1/projects/{project}/promote` (R23).

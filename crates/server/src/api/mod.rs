@@ -165,6 +165,9 @@ pub(crate) fn routes() -> Vec<Route> {
         // Deployments: the production right is checked once the environment
         // is known (`fleet::create_deployment`; by id, in `authorize`).
         route(p.clone(), "/api/v1/projects/{project}/deployments", User(Deploy), deployments::create),
+        // A dry run: the rule of a deployment, since it answers what the
+        // caller's deployment would do (and would be refused).
+        route(p.clone(), "/api/v1/projects/{project}/deployments/plan", User(Deploy), deployments::plan),
         route(g.clone(), "/api/v1/projects/{project}/deployments", User(ReadProject), deployments::list),
         // A promotion is a deploy of what the environment before runs (R23).
         route(p.clone(), "/api/v1/projects/{project}/promote", User(Deploy), deployments::promote),

@@ -37,10 +37,10 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE deployments SET status = 'canceled', finished_at = ?, hold = NULL, \
-             reason = 'an emergency rollback took over' WHERE id = ?",
+            "UPDATE deployments SET status = 'canceled', finished_at = ?, hold = NULL, reason = ? WHERE id = ?",
         )
         .bind(now)
+        .bind(ferry_domain::EMERGENCY_TOOK_OVER)
         .bind(old)
         .execute(&mut *tx)
         .await?;
