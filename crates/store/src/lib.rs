@@ -590,6 +590,11 @@ pub trait Database: Send + Sync + 'static {
     async fn start_agent_upgrade_batch(&self, upgrade_id: i64, batch: u32, now: i64) -> Result<Vec<i64>>;
     /// Ends a running upgrade (its queued hosts become skipped, in the same
     /// transaction); answers whether this call ended it.
-    async fn finish_agent_upgrade(&self, upgrade_id: i64, succeeded: bool, error: Option<&str>, now: i64)
-    -> Result<bool>;
+    async fn finish_agent_upgrade(
+        &self,
+        upgrade_id: i64,
+        succeeded: bool,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool>;
 }

@@ -254,8 +254,7 @@ fn host_row(r: &sqlx::sqlite::SqliteRow) -> Result<Host> {
         agent_digest: r.try_get("agent_digest")?,
     })
 }
-const HOST_COLS: &str =
-    "id, name, tags, agent_version, online, last_seen_at, enrolled_at, address, announced_tags, agent_binary, agent_digest";
+const HOST_COLS: &str = "id, name, tags, agent_version, online, last_seen_at, enrolled_at, address, announced_tags, agent_binary, agent_digest";
 
 fn join_token_row(r: &sqlx::sqlite::SqliteRow) -> Result<JoinToken> {
     Ok(JoinToken {
