@@ -103,6 +103,9 @@ pub struct Converger {
     pub check_interval: Duration,
     pub supervisor: Supervisor,
     pub service_defaults: config::ServiceDefaults,
+    /// Upgrade orders from the server, carried out between passes.
+    pub upgrade_orders: watch::Receiver<Option<ferry_proto::agent::UpgradeOrder>>,
+    pub upgrader: crate::upgrade::Upgrader,
 }
 
 pub async fn run(mut c: Converger) {
@@ -114,7 +117,23 @@ pub async fn run(mut c: Converger) {
         tokio::select! {
             changed = c.desired.changed() => if changed.is_err() { return },
             changed = c.connected.changed() => if changed.is_err() { return },
+            changed = c.upgrade_orders.changed() => if changed.is_err() { return },
             _ = check.tick() => {}
+        }
+        // Between two passes: no install or hook runs while the agent
+        // replaces itself.
+        let order = match c.upgrade_orders.has_changed() {
+            Ok(true) => c.upgrade_orders.borrow_and_update().clone(),
+            _ => None,
+        };
+        if let Some(order) = order
+            && let Err(error) = c.upgrader.perform(&order).await
+        {
+            tracing::warn!(version = %order.version, "agent upgrade refused: {error}");
+            let msg = AgentMsg::UpgradeFailed { sha256: order.sha256, version: order.version, error };
+            if c.reports.send(msg).is_err() {
+                return;
+            }
         }
         let Some(desired) = c.desired.borrow_and_update().clone() else {
             continue;

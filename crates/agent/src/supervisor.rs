@@ -713,8 +713,14 @@ async fn wait_exit(proc: &mut Option<Proc>) -> Exit {
             Err(e) => Exit { success: false, what: format!("lost track of it: {e}"), code: None },
         },
         None => loop {
-            // Adopted: not our child, so it cannot be waited for; watch /proc.
+            // Adopted: watch /proc. After an upgrade (exec keeps the pid)
+            // the service is still this process's child: reap it, or its
+            // zombie would stay.
             if proc_start_ticks(p.pid) != p.start_ticks {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(p.pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
                 return Exit {
                     success: false,
                     what: "exited (code unknown: started by an earlier agent)".into(),
@@ -757,6 +763,12 @@ fn signal_group(pid: i32, signal: Signal) {
 
 /// The kernel's start time of a live (not zombie) process, in clock ticks
 /// since boot.
+/// The kernel start time of a live process (not a zombie): with the pid, it
+/// names one process for good.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    proc_start_ticks(pid)
+}
+
 fn proc_start_ticks(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields resume after the last ')'.
