@@ -44,6 +44,7 @@
 //! signed; kill a process other than the one the guard watched; stop or
 //! restart a service for an upgrade.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -126,11 +127,24 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// The running executable's digest, and its version label when an upgrade
-/// installed it (recorded in `.ferry/agent-binary.json` for that digest).
+/// installed it (`.ferry/agent-binary.json` maps the digests of binaries
+/// upgrades installed to their labels, so a fallback keeps its label).
 pub fn identity(root: &Path) -> Identity {
     let sha256 = std::env::current_exe().and_then(|exe| sha256_file(&exe)).unwrap_or_default();
-    let version = read_json::<Identity>(&identity_path(root)).filter(|i| i.sha256 == sha256).and_then(|i| i.version);
-    Identity { sha256, version }
+    let labels: BTreeMap<String, String> = read_json(&identity_path(root)).unwrap_or_default();
+    Identity { version: labels.get(&sha256).cloned(), sha256 }
+}
+
+/// Records the label of a binary an upgrade installs (the last few kept).
+fn remember_label(root: &Path, sha256: &str, version: &str) {
+    let mut labels: BTreeMap<String, String> = read_json(&identity_path(root)).unwrap_or_default();
+    if labels.len() >= 16 {
+        labels.clear();
+    }
+    labels.insert(sha256.to_string(), version.to_string());
+    if let Ok(json) = serde_json::to_vec(&labels) {
+        let _ = write_atomic(&identity_path(root), &json);
+    }
 }
 
 /// Called once the server accepted this agent's hello: confirms an upgrade
@@ -286,8 +300,7 @@ impl Upgrader {
             return Err(undo(format!("putting the new binary in place: {e}"), &mut guard));
         }
         sync_dir(&exe_dir);
-        let identity = Identity { sha256: order.sha256.clone(), version: Some(order.version.clone()) };
-        let _ = write_atomic(&identity_path(&self.root), &serde_json::to_vec(&identity).unwrap_or_default());
+        remember_label(&self.root, &order.sha256, &order.version);
         tracing::info!("executing the new agent binary {}", exe.display());
         // Only returns when the exec failed.
         let error = std::process::Command::new(&exe).args(&args).exec();
@@ -402,7 +415,6 @@ pub fn guard(g: &GuardArgs) -> Result<(), String> {
     write_atomic(&failed_path(&g.root), &serde_json::to_vec(&failure).map_err(|e| e.to_string())?)
         .map_err(|e| format!("recording the failure: {e}"))?;
     let _ = std::fs::remove_file(pending_path(&g.root));
-    let _ = std::fs::remove_file(identity_path(&g.root));
     if std::env::var_os("INVOCATION_ID").is_some() {
         eprintln!("ferry upgrade guard: under systemd; it restarts the agent");
         return Ok(());
