@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Ferry, Person, wait_until};
+use crate::harness::{Ferry, Person};
 use crate::service::{status, upload_with};
 
 const APP: &str = "#!/bin/sh\necho \"app $FERRY_VERSION\"\nexec sleep 1000\n";
@@ -40,10 +40,19 @@ fn upgrade_status(f: &Ferry) -> Value {
 
 fn wait_upgrade(f: &Ferry, status: &str, timeout: Duration) -> Value {
     let mut last = Value::Null;
-    wait_until(timeout, &format!("the agent upgrade to end {status}"), || {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
         last = upgrade_status(f);
-        last["status"] != "running"
-    });
+        if last["status"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if last["status"] != status {
+        let server = std::fs::read_to_string(f.dir.path().join("server-0.log")).unwrap_or_default();
+        let tail = |s: &str| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        eprintln!("--- server ---\n{}\n--- web-1 ---\n{}", tail(&server), tail(&f.agent_log("web-1")));
+    }
     assert_eq!(last["status"], status, "{last:#}");
     last
 }
@@ -170,9 +179,11 @@ fn agent_binaries_are_the_administrators_and_a_tampered_one_is_refused() {
     // The stored file altered on the server's disk after upload: refused.
     let sha = sha256(&binary);
     let stored = f.dir.path().join("server/agent-binaries").join(&sha);
-    let mut file = std::fs::OpenOptions::new().append(true).open(&stored).unwrap();
-    file.write_all(b"tampered").unwrap();
-    drop(file);
+    // Same size, other bytes: only the digest can tell.
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
     f.ok(&["agent-upgrade", "set", "app", "prod", "a2"]);
     let failed = wait_upgrade(&f, "failed", Duration::from_secs(60));
     let error = failed["hosts"][0]["error"].as_str().unwrap();

@@ -111,6 +111,7 @@ pub struct Converger {
 pub async fn run(mut c: Converger) {
     let mut memory = Memory::default();
     let mut lb_memory = LbMemory::default();
+    let mut last_order = None;
     let mut check = tokio::time::interval(c.check_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -122,10 +123,10 @@ pub async fn run(mut c: Converger) {
         }
         // Between two passes: no install or hook runs while the agent
         // replaces itself.
-        let order = match c.upgrade_orders.has_changed() {
-            Ok(true) => c.upgrade_orders.borrow_and_update().clone(),
-            _ => None,
-        };
+        // Each order once (the server repeats it with every desired state).
+        let order = c.upgrade_orders.borrow_and_update().clone();
+        let order = order.filter(|o| last_order.as_ref() != Some(o));
+        last_order = order.clone().or(last_order);
         if let Some(order) = order
             && let Err(error) = c.upgrader.perform(&order).await
         {
