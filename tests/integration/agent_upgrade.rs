@@ -50,7 +50,8 @@ fn wait_upgrade(f: &Ferry, status: &str, timeout: Duration) -> Value {
     }
     if last["status"] != status {
         let server = std::fs::read_to_string(f.dir.path().join("server-0.log")).unwrap_or_default();
-        let tail = |s: &str| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail =
+            |s: &str| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
         eprintln!("--- server ---\n{}\n--- web-1 ---\n{}", tail(&server), tail(&f.agent_log("web-1")));
     }
     assert_eq!(last["status"], status, "{last:#}");
@@ -95,7 +96,9 @@ fn an_upgrade_across_three_hosts_keeps_services_and_a_bad_binary_rolls_back_by_i
     assert_eq!(list[0]["sha256"], good_sha.as_str());
     assert_eq!(list[0]["uploaded_by"], "admin");
     // The same label twice is refused.
-    assert!(f.fails(&["agent-upgrade", "upload", good.to_str().unwrap(), "--version", "a2"]).contains("already exists"));
+    assert!(
+        f.fails(&["agent-upgrade", "upload", good.to_str().unwrap(), "--version", "a2"]).contains("already exists")
+    );
 
     f.ok(&["agent-upgrade", "set", "app", "prod", "a2"]);
     let done = wait_upgrade(&f, "succeeded", Duration::from_secs(120));

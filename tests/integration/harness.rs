@@ -155,7 +155,17 @@ impl Ferry {
         let url = wait_for_server(dir.path());
         let token = read_trimmed(&dir.path().join("server/admin.token"));
         let join_token = read_trimmed(&dir.path().join("server/join.token"));
-        Ferry { dir, url, token, join_token, server, agents: Vec::new(), server_extra, ca_cert: None, agent_copies: None }
+        Ferry {
+            dir,
+            url,
+            token,
+            join_token,
+            server,
+            agents: Vec::new(),
+            server_extra,
+            ca_cert: None,
+            agent_copies: None,
+        }
     }
 
     fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> Proc {

@@ -115,9 +115,11 @@ async fn send_desired(
 ) -> Result<SecretMask, String> {
     let (desired, mask) = fleet::desired_state(state, host).await.map_err(|e| e.to_string())?;
     send(socket, &ServerMsg::Desired(desired)).await?;
-    if running.is_some()
-        && let Some(order) = agent_upgrade::order_for(state, host, running).await.map_err(|e| e.to_string())?
-    {
+    if running.is_none() {
+        // An agent from before self-upgrade: an upgrade of its host fails
+        // at once, with the reason, rather than wait for it forever.
+        agent_upgrade::settle(state, host, None).await.map_err(|e| e.to_string())?;
+    } else if let Some(order) = agent_upgrade::order_for(state, host, running).await.map_err(|e| e.to_string())? {
         send(socket, &ServerMsg::Upgrade(order)).await?;
     }
     Ok(mask)

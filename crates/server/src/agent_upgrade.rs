@@ -294,6 +294,13 @@ pub async fn step(state: &AppState, id: i64) -> ApiResult<()> {
 /// (no digest: it predates self-upgrade) has failed.
 pub async fn hello(state: &AppState, host: &Host, digest: Option<&str>, version: Option<&str>) -> ApiResult<()> {
     state.db.set_host_binary(host.id, version, digest).await?;
+    settle(state, host, digest).await
+}
+
+/// Moves the host's rows of running upgrades on what its connected agent
+/// runs: done when it runs the target, failed when it cannot upgrade itself
+/// (it would never understand the order).
+pub async fn settle(state: &AppState, host: &Host, digest: Option<&str>) -> ApiResult<()> {
     for upgrade in state.db.running_agent_upgrades_of_host(host.id).await? {
         let upgrading = HostUpgradeState::Upgrading;
         let (to, error) = match digest {
