@@ -197,6 +197,21 @@ fn agent_binaries_are_the_administrators_and_a_tampered_one_is_refused() {
     assert_eq!(host(&hosts, "web-1")["agent_digest"], original.as_str());
     assert_eq!(host(&hosts, "web-1")["online"], true);
     assert_eq!(f.agent_pid("web-1"), Some(f.agents[0].1.pid() as i32));
+
+    // Upload and set are in the audit trail, refusals too.
+    let trail = f.json(&["audit", "--limit", "1000"]);
+    let trail = trail.as_array().unwrap();
+    let has = |action: &str, actor: &str, outcome: &str| {
+        trail.iter().any(|e| {
+            e["action"] == action
+                && e["actor"] == actor
+                && e["outcome"].as_str().is_some_and(|o| o.starts_with(outcome))
+        })
+    };
+    assert!(has("POST /api/v1/agent-binaries", "admin", "200"), "{trail:#?}");
+    assert!(has("POST /api/v1/agent-binaries", "olga", "403"), "{trail:#?}");
+    assert!(has("POST /api/v1/projects/{project}/environments/{env}/agent-upgrade", "admin", "200"), "{trail:#?}");
+    assert!(has("POST /api/v1/projects/{project}/environments/{env}/agent-upgrade", "olga", "403"), "{trail:#?}");
 }
 
 /// The status of a GET with a bearer token.
