@@ -9,6 +9,9 @@
 //! (`deploy_log`): hook output and its own steps, sent up the same connection.
 //! On a load-balancer host, the same task drives the local balancer (`lb`):
 //! nginx, HAProxy or a command, as the server's desired state says.
+//! Asked to, the agent replaces its own executable with a binary the server
+//! signed and executes it in place (`upgrade`), with a guard from the old
+//! binary that goes back when the new one does not connect.
 //!
 //! Architecture invariants:
 //! - `current` only ever points at a complete, verified release directory;
