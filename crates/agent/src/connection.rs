@@ -125,7 +125,7 @@ async fn session(
                         }
                         // The server took this binary's hello: an upgrade to it stands.
                         upgrade::confirm(&config.root, &link.me);
-                        if let Some(f) = upgrade::last_failure(&config.root) {
+                        if let Some(f) = upgrade::failure_to_report(&config.root) {
                             let msg = AgentMsg::UpgradeFailed { sha256: f.sha256, version: f.version, error: f.error };
                             send(&mut tx, &msg).await?;
                         }

@@ -80,7 +80,16 @@ pub struct Failure {
     pub sha256: String,
     pub version: String,
     pub error: String,
+    /// When it failed (milliseconds since the epoch).
+    #[serde(default)]
+    pub at_ms: i64,
 }
+
+/// How long a failed binary is refused without trying again: the server
+/// repeats its order until the failure report reaches it, and a fallen-back
+/// agent must not take the same binary again meanwhile. A later `set` of the
+/// same binary tries again.
+const REFUSE_FAILED_FOR_MS: i64 = 10 * 60 * 1000;
 
 fn dir(root: &Path) -> PathBuf {
     root.join(".ferry")
@@ -166,6 +175,12 @@ pub fn last_failure(root: &Path) -> Option<Failure> {
     read_json(&failed_path(root))
 }
 
+/// The failure to report on a new connection: a recent one only, so that a
+/// later upgrade to the same binary is not failed by an old report.
+pub fn failure_to_report(root: &Path) -> Option<Failure> {
+    last_failure(root).filter(|f| crate::now_ms() - f.at_ms < REFUSE_FAILED_FOR_MS)
+}
+
 /// Verifies the server's signature over the order's digest and version.
 pub fn verify(order: &UpgradeOrder, public_hex: &str) -> Result<(), String> {
     let key = hex::decode(public_hex).map_err(|_| "the stored server key is not hex".to_string())?;
@@ -232,13 +247,18 @@ impl Upgrader {
         if order.sha256 == self.me.sha256 {
             return Ok(());
         }
-        if let Some(f) = last_failure(&self.root).filter(|f| f.sha256 == order.sha256) {
+        let recent = |f: &Failure| f.sha256 == order.sha256 && crate::now_ms() - f.at_ms < REFUSE_FAILED_FOR_MS;
+        if let Some(f) = last_failure(&self.root).filter(recent) {
             return Err(f.error);
         }
         let result = self.replace_and_exec(order).await;
         if let Err(error) = &result {
-            let failure =
-                Failure { sha256: order.sha256.clone(), version: order.version.clone(), error: error.clone() };
+            let failure = Failure {
+                sha256: order.sha256.clone(),
+                version: order.version.clone(),
+                error: error.clone(),
+                at_ms: crate::now_ms(),
+            };
             if let Ok(json) = serde_json::to_vec(&failure) {
                 let _ = write_atomic(&failed_path(&self.root), &json);
             }
@@ -411,7 +431,8 @@ pub fn guard(g: &GuardArgs) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let failure = Failure { sha256: pending.sha256.clone(), version: pending.version.clone(), error };
+    let failure =
+        Failure { sha256: pending.sha256.clone(), version: pending.version.clone(), error, at_ms: crate::now_ms() };
     write_atomic(&failed_path(&g.root), &serde_json::to_vec(&failure).map_err(|e| e.to_string())?)
         .map_err(|e| format!("recording the failure: {e}"))?;
     let _ = std::fs::remove_file(pending_path(&g.root));
