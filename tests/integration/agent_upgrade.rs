@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Ferry, Person};
+use crate::harness::{Ferry, Person, wait_until};
 use crate::service::{status, upload_with};
 
 const APP: &str = "#!/bin/sh\necho \"app $FERRY_VERSION\"\nexec sleep 1000\n";
@@ -150,6 +150,11 @@ fn an_upgrade_across_three_hosts_keeps_services_and_a_bad_binary_rolls_back_by_i
     // web-1's agent is a new process now (the guard started it), running a2.
     assert!(f.agent_pid("web-1").is_some());
     assert!(f.agent_log("web-1").contains("the previous agent is running again"));
+
+    // Setting what every host already runs completes at once.
+    f.ok(&["agent-upgrade", "set", "app", "prod", "a2"]);
+    let again = wait_upgrade(&f, "succeeded", Duration::from_secs(20));
+    assert!(again["hosts"].as_array().unwrap().iter().all(|h| h["state"] == "done"), "{again:#}");
 }
 
 #[test]
@@ -197,6 +202,36 @@ fn agent_binaries_are_the_administrators_and_a_tampered_one_is_refused() {
     assert_eq!(host(&hosts, "web-1")["agent_digest"], original.as_str());
     assert_eq!(host(&hosts, "web-1")["online"], true);
     assert_eq!(f.agent_pid("web-1"), Some(f.agents[0].1.pid() as i32));
+
+    // A binary that starts but never connects: the guard ends it (by its
+    // pid, the agent's own after the exec) and starts the old agent again.
+    let before = f.agents[0].1.pid() as i64;
+    let sleeper = f.dir.path().join("agent-sleeper");
+    std::fs::write(&sleeper, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    f.ok(&["agent-upgrade", "upload", sleeper.to_str().unwrap(), "--version", "sleeper"]);
+    f.ok(&["agent-upgrade", "set", "app", "prod", "sleeper"]);
+    let failed = wait_upgrade(&f, "failed", Duration::from_secs(60));
+    assert!(failed["hosts"][0]["error"].as_str().unwrap().contains("did not connect"), "{failed:#}");
+    assert!(!alive(before), "the binary that never connected is still running");
+    f.wait_online("web-1", true);
+    assert_eq!(sha256(&f.agent_exe("web-1")), original);
+    assert_eq!(host(&f.hosts(), "web-1")["agent_digest"], original.as_str());
+
+    // An agent enrolled before self-upgrade (no key stored) takes the key
+    // from its authenticated channel on its next connection.
+    let pid = f.agent_pid("web-1").unwrap();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    wait_until(Duration::from_secs(10), "the agent to end", || !alive(i64::from(pid)));
+    let path = f.root_of("web-1").join(".ferry/agent.json");
+    let mut stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let key = stored["signing_key"].take();
+    stored.as_object_mut().unwrap().remove("signing_key");
+    std::fs::write(&path, serde_json::to_vec(&stored).unwrap()).unwrap();
+    f.start_agent("web-1", "role=web");
+    wait_until(Duration::from_secs(20), "the key stored again", || {
+        let now: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        now["signing_key"] == key
+    });
 
     // Upload and set are in the audit trail, refusals too.
     let trail = f.json(&["audit", "--limit", "1000"]);

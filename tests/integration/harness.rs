@@ -84,7 +84,19 @@ fn spawn_exe(exe: &Path, args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> 
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    Proc { child: cmd.spawn().expect("spawn ferry"), log }
+    // A copy just written may be briefly "busy": a process another test
+    // thread forked meanwhile holds its write descriptor until it execs.
+    let mut tries = 0;
+    let child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.expect("spawn ferry"),
+        }
+    };
+    Proc { child, log }
 }
 
 /// A server, its temporary directory, and the agents started for it.

@@ -322,8 +322,17 @@ impl Upgrader {
         sync_dir(&exe_dir);
         remember_label(&self.root, &order.sha256, &order.version);
         tracing::info!("executing the new agent binary {}", exe.display());
-        // Only returns when the exec failed.
-        let error = std::process::Command::new(&exe).args(&args).exec();
+        // Only returns when the exec failed. "Text file busy" passes: a
+        // child forked while the file was open for writing holds it until
+        // its own exec.
+        let mut error = std::process::Command::new(&exe).args(&args).exec();
+        for _ in 0..20 {
+            if error.kind() != std::io::ErrorKind::ExecutableFileBusy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            error = std::process::Command::new(&exe).args(&args).exec();
+        }
         // Still the old code in memory: put the old binary back.
         let _ = std::fs::hard_link(&backup, &backup_tmp).and_then(|()| std::fs::rename(&backup_tmp, &exe));
         Err(undo(format!("the new agent binary cannot be executed: {error}; kept the old one"), &mut guard))

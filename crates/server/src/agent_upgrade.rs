@@ -256,13 +256,38 @@ pub async fn status(
     }
 }
 
-/// Moves an upgrade on: starts its next batch, or ends it.
+/// Moves an upgrade on: starts its next batch, or ends it. A host that
+/// already runs the target when its batch starts is done at once.
 pub async fn step(state: &AppState, id: i64) -> ApiResult<()> {
-    let Some(upgrade) = state.db.agent_upgrade(id).await? else { return Ok(()) };
-    if upgrade.status != "running" {
-        return Ok(());
+    loop {
+        let Some(upgrade) = state.db.agent_upgrade(id).await? else { return Ok(()) };
+        if upgrade.status != "running" {
+            return Ok(());
+        }
+        let mut moved = false;
+        for h in &upgrade.hosts {
+            if h.state == HostUpgradeState::Upgrading && h.running_digest.as_deref() == Some(&upgrade.binary.sha256) {
+                let from = [HostUpgradeState::Upgrading];
+                moved |= state
+                    .db
+                    .set_agent_upgrade_host(id, h.host_id, &from, HostUpgradeState::Done, None, now_ms())
+                    .await?;
+            }
+        }
+        if moved {
+            continue;
+        }
+        if !one_step(state, upgrade).await? {
+            return Ok(());
+        }
     }
+}
+
+/// Applies the next step; answers whether to look again (a batch started).
+async fn one_step(state: &AppState, upgrade: AgentUpgrade) -> ApiResult<bool> {
+    let id = upgrade.id;
     let hosts: Vec<(u32, HostUpgradeState)> = upgrade.hosts.iter().map(|h| (h.batch, h.state)).collect();
+    let again = matches!(next_step(&hosts), UpgradeStep::StartBatch(_));
     match next_step(&hosts) {
         UpgradeStep::Wait => {}
         UpgradeStep::StartBatch(batch) => {
@@ -286,7 +311,7 @@ pub async fn step(state: &AppState, id: i64) -> ApiResult<()> {
         }
     }
     state.hub.changed(None);
-    Ok(())
+    Ok(again)
 }
 
 /// A host's agent said hello: records what it runs; a host upgrading to the
