@@ -504,6 +504,9 @@ impl Service {
             self.reload()?;
         }
         let Some(spec) = self.spec.clone() else { return Ok(()) };
+        // No exec of an upgrade between starting a service and saving its
+        // record: the new agent would not know of it and start another.
+        let _handover = HANDOVER.lock().unwrap_or_else(|e| e.into_inner());
         let started = start_process(&spec).inspect_err(|e| {
             self.record.last_exit = Some(format!("could not start: {e}"));
             self.save();
@@ -763,6 +766,11 @@ fn signal_group(pid: i32, signal: Signal) {
 
 /// The kernel's start time of a live (not zombie) process, in clock ticks
 /// since boot.
+/// Held while a service is started and its record saved, and by an agent
+/// upgrade for its exec (which never gives it back: the process becomes the
+/// new agent), so the new agent finds a record for every running service.
+pub static HANDOVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The kernel start time of a live process (not a zombie): with the pid, it
 /// names one process for good.
 pub fn start_ticks(pid: i32) -> Option<u64> {

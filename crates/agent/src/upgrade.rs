@@ -325,14 +325,19 @@ impl Upgrader {
         // Only returns when the exec failed. "Text file busy" passes: a
         // child forked while the file was open for writing holds it until
         // its own exec.
-        let mut error = std::process::Command::new(&exe).args(&args).exec();
-        for _ in 0..20 {
-            if error.kind() != std::io::ErrorKind::ExecutableFileBusy {
-                break;
+        let error = tokio::task::block_in_place(|| {
+            // No service is between its start and its record (supervisor).
+            let _handover = crate::supervisor::HANDOVER.lock().unwrap_or_else(|e| e.into_inner());
+            let mut error = std::process::Command::new(&exe).args(&args).exec();
+            for _ in 0..20 {
+                if error.kind() != std::io::ErrorKind::ExecutableFileBusy {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                error = std::process::Command::new(&exe).args(&args).exec();
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            error = std::process::Command::new(&exe).args(&args).exec();
-        }
+            error
+        });
         // Still the old code in memory: put the old binary back.
         let _ = std::fs::hard_link(&backup, &backup_tmp).and_then(|()| std::fs::rename(&backup_tmp, &exe));
         Err(undo(format!("the new agent binary cannot be executed: {error}; kept the old one"), &mut guard))
