@@ -340,6 +340,40 @@ pub async fn settle(state: &AppState, host: &Host, digest: Option<&str>) -> ApiR
     Ok(())
 }
 
+/// How long a host may stay upgrading before the server gives up on it (the
+/// host went away; its own guard answers within its `--upgrade-timeout`).
+const HOST_UPGRADE_TIMEOUT_MS: i64 = 10 * 60 * 1000;
+
+/// Fails hosts that have been upgrading for too long, so that an upgrade
+/// whose host went away ends instead of blocking the environment's next one.
+pub async fn sweep(state: &AppState) {
+    let stale = match state.db.stale_agent_upgrade_hosts(now_ms() - HOST_UPGRADE_TIMEOUT_MS).await {
+        Ok(rows) => rows,
+        Err(e) => return tracing::error!("checking agent upgrades: {e}"),
+    };
+    for (upgrade_id, host_id) in stale {
+        let error = "the host did not come back running the new binary within 10 minutes";
+        let from = [HostUpgradeState::Upgrading];
+        let moved = state.db.set_agent_upgrade_host(
+            upgrade_id,
+            host_id,
+            &from,
+            HostUpgradeState::Failed,
+            Some(error),
+            now_ms(),
+        );
+        match moved.await {
+            Ok(true) => {
+                if let Err(e) = step(state, upgrade_id).await {
+                    tracing::error!("agent upgrade {upgrade_id}: {e}");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!("agent upgrade {upgrade_id}: {e}"),
+        }
+    }
+}
+
 /// The host's agent reports that its upgrade to `sha256` failed. Only its
 /// own row of a running upgrade to exactly that binary moves.
 pub async fn failed(state: &AppState, host: &Host, sha256: &str, error: &str) -> ApiResult<()> {

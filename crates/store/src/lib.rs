@@ -586,6 +586,9 @@ pub trait Database: Send + Sync + 'static {
         error: Option<&str>,
         now: i64,
     ) -> Result<bool>;
+    /// The `(upgrade, host)` pairs of running upgrades whose host has been
+    /// upgrading since before `before`.
+    async fn stale_agent_upgrade_hosts(&self, before: i64) -> Result<Vec<(i64, i64)>>;
     /// Moves the queued hosts of `batch` to upgrading; answers their ids.
     async fn start_agent_upgrade_batch(&self, upgrade_id: i64, batch: u32, now: i64) -> Result<Vec<i64>>;
     /// Ends a running upgrade (its queued hosts become skipped, in the same

@@ -1605,6 +1605,8 @@ async fn agent_upgrades_go_batch_by_batch_and_stop_for_good(db: &dyn Database) {
 
     assert_eq!(db.start_agent_upgrade_batch(id, 1, 12).await.unwrap(), vec![h1.id]);
     assert_eq!(db.start_agent_upgrade_batch(id, 1, 12).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(db.stale_agent_upgrade_hosts(12).await.unwrap(), Vec::<(i64, i64)>::new());
+    assert_eq!(db.stale_agent_upgrade_hosts(13).await.unwrap(), vec![(id, h1.id)]);
     assert_eq!(db.running_agent_upgrades_of_host(h1.id).await.unwrap().len(), 1);
     // A queued host is not upgrading: it cannot be reported failed.
     assert!(!db.set_agent_upgrade_host(id, h2.id, &[Upgrading], Failed, Some("x"), 13).await.unwrap());
@@ -1621,6 +1623,7 @@ async fn agent_upgrades_go_batch_by_batch_and_stop_for_good(db: &dyn Database) {
     // An ended upgrade no longer moves, and a new one may start.
     assert!(!db.set_agent_upgrade_host(id, h1.id, &[Failed], Done, None, 16).await.unwrap());
     assert!(db.running_agent_upgrades_of_host(h1.id).await.unwrap().is_empty());
+    assert!(db.stale_agent_upgrade_hosts(i64::MAX).await.unwrap().is_empty());
     assert!(db.create_agent_upgrade(e.id, a2.id, &[vec![h1.id]], "admin", 17).await.is_ok());
 }
 

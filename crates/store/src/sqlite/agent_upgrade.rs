@@ -260,3 +260,13 @@ pub(super) async fn finish(
     tx.commit().await?;
     Ok(changed)
 }
+
+pub(super) async fn stale(pool: &SqlitePool, before: i64) -> Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT uh.upgrade_id, uh.host_id FROM agent_upgrade_hosts uh JOIN agent_upgrades u ON u.id = uh.upgrade_id \
+         WHERE u.status = 'running' AND uh.state = 'upgrading' AND uh.updated_at < ? ORDER BY uh.upgrade_id, uh.host_id",
+    )
+    .bind(before)
+    .fetch_all(pool)
+    .await?)
+}

@@ -2463,6 +2463,10 @@ impl Database for SqliteDatabase {
         agent_upgrade::set_host_state(&self.pool, upgrade_id, host_id, from, to, error, now).await
     }
 
+    async fn stale_agent_upgrade_hosts(&self, before: i64) -> Result<Vec<(i64, i64)>> {
+        agent_upgrade::stale(&self.pool, before).await
+    }
+
     async fn start_agent_upgrade_batch(&self, upgrade_id: i64, batch: u32, now: i64) -> Result<Vec<i64>> {
         agent_upgrade::start_batch(&self.pool, upgrade_id, batch, now).await
     }
