@@ -435,3 +435,30 @@ pub async fn download(State(state): State<AppState>, AgentCaller(host): AgentCal
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_signing_key_is_made_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SigningKey::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join("agent-signing.key");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let again = SigningKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.public_hex, again.public_hex);
+        // What it signs verifies with its public key, for that digest and label only.
+        let sig = hex::decode(first.sign("aa", "v1")).unwrap();
+        let public =
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, hex::decode(&first.public_hex).unwrap());
+        assert!(public.verify(&signed_message("aa", "v1"), &sig).is_ok());
+        assert!(public.verify(&signed_message("aa", "v2"), &sig).is_err());
+        // A damaged key file stops the start, naming it.
+        std::fs::write(&path, "not a key").unwrap();
+        let err = SigningKey::load_or_create(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("agent-signing.key"), "{err}");
+    }
+}
