@@ -109,7 +109,10 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Every enrolled host: tags, online state, last heartbeat, agent version
+    /// Agent binaries on the server, and upgrading an environment's agents to one (administrators)
+    #[command(subcommand, name = "agent-upgrade", long_about = AGENT_UPGRADE_ABOUT)]
+    AgentUpgrade(AgentUpgradeCmd),
+    /// Every enrolled host: tags, online state, last heartbeat, agent version and binary
     Hosts {
         #[command(flatten)]
         conn: Conn,
@@ -515,6 +518,65 @@ pub struct AgentArgs {
     /// this a release cannot: any developer may upload one
     #[arg(long, env = "FERRY_ALLOW_ROOT_SERVICES")]
     pub allow_root_services: bool,
+    /// After the agent replaced itself with a new binary (`ferry agent-upgrade`): how long the new binary has
+    /// to connect to the server before the old one is put back and started again
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub upgrade_timeout: Duration,
+}
+
+/// `ferry agent-upgrade --help`.
+const AGENT_UPGRADE_ABOUT: &str = "Agents replace themselves with a binary the server holds.
+
+  ferry agent-upgrade upload FILE --version LABEL   store a binary (the server computes its SHA-256 and signs it)
+  ferry agent-upgrade list                          the binaries: version, SHA-256, size, who uploaded them, when
+  ferry agent-upgrade set PROJECT ENV LABEL         upgrade the environment's agents, batch by batch
+  ferry agent-upgrade status PROJECT ENV            per host: what it runs, the target, its state, any error
+
+`set` uses the environment's rollout strategy: the next batch starts once every agent of the batch came \
+back running the new binary. An agent checks the server's signature and the binary's SHA-256 before it runs \
+it, keeps the old binary beside the new one, and goes back to it by itself when the new one does not \
+connect within its --upgrade-timeout; the host then reports the failure and the upgrade stops as failed. \
+Services keep running throughout. Uploading and setting are for administrators: an agent binary runs as \
+root on every host.";
+
+/// `ferry agent-upgrade`.
+#[derive(Subcommand)]
+pub enum AgentUpgradeCmd {
+    /// Upload an agent binary under a version label
+    Upload {
+        /// The binary (a `ferry` executable for the hosts' platform)
+        file: PathBuf,
+        /// Its label, shown by `ferry hosts` once agents run it
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The agent binaries the server holds
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Upgrade the agents of an environment's hosts to an uploaded binary
+    Set {
+        /// Project name
+        project: String,
+        /// Environment name: its hosts and its rollout strategy
+        env: String,
+        /// The binary's version label
+        version: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The environment's latest agent upgrade, per host
+    Status {
+        /// Project name
+        project: String,
+        /// Environment name
+        env: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 /// `ferry svc`: the services the local agent supervises.
@@ -583,6 +645,24 @@ pub enum AgentCmd {
         /// Release directory name or version (default: the newest other release on disk)
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Started by the agent itself during an upgrade: puts the old binary back if the new one does not
+    /// confirm in time
+    #[command(hide = true)]
+    UpgradeGuard {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        exe: PathBuf,
+        #[arg(long)]
+        backup: PathBuf,
+        #[arg(long)]
+        pid: i32,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// The agent's own arguments
+        #[arg(last = true)]
+        args: Vec<std::ffi::OsString>,
     },
 }
 

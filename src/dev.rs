@@ -54,6 +54,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
             root: data.join("agents").join(format!("dev-{k}")),
             check_interval: Duration::from_secs(30),
             service_defaults: service_defaults.clone(),
+            // In-process agents: an exec would replace the whole of `ferry dev`.
+            upgrade_timeout: None,
         };
         let mut stop = stop_rx.clone();
         agents.push(tokio::spawn(async move {

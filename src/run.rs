@@ -132,6 +132,16 @@ async fn dispatch(command: Command) -> Result<()> {
             server.stop().await;
             Ok(())
         }
+        Command::Agent(AgentArgs {
+            action: Some(AgentCmd::UpgradeGuard { root, exe, backup, pid, timeout, args }),
+            ..
+        }) => {
+            let g = ferry_agent::upgrade::GuardArgs { root, exe, backup, pid, timeout, args };
+            tokio::task::spawn_blocking(move || ferry_agent::upgrade::guard(&g))
+                .await
+                .context("the upgrade guard")?
+                .map_err(|e| anyhow::anyhow!("upgrade guard: {e}"))
+        }
         Command::Agent(AgentArgs { action: Some(AgentCmd::Rollback { root, project, to }), .. }) => {
             let done = ferry_agent::fallback::manual_rollback(&root, &project, to.as_deref())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -176,6 +186,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     service_user: args.service_user,
                     allow_root_services: args.allow_root_services,
                 },
+                upgrade_timeout: Some(args.upgrade_timeout),
             };
             ferry_agent::run(config, shutdown_signal()).await?;
             Ok(())
@@ -503,6 +514,7 @@ async fn dispatch(command: Command) -> Result<()> {
             let (c, out) = client(&conn)?;
             commands::status(&c, &project, out).await
         }
+        Command::AgentUpgrade(cmd) => agent_upgrade(cmd).await,
         Command::Hosts { conn } => {
             let (c, out) = client(&conn)?;
             commands::hosts(&c, out).await
@@ -650,4 +662,26 @@ async fn lb_change(args: LbChangeArgs, drain: bool) -> Result<()> {
 
 fn var_query(scope: VarScopeArgs) -> VarQuery {
     VarQuery { env: scope.env, host: scope.host }
+}
+
+async fn agent_upgrade(cmd: AgentUpgradeCmd) -> Result<()> {
+    use ferry_cli::agent_upgrade as up;
+    match cmd {
+        AgentUpgradeCmd::Upload { file, version, conn } => {
+            let (c, out) = client(&conn)?;
+            up::upload(&c, &file, &version, out).await
+        }
+        AgentUpgradeCmd::List { conn } => {
+            let (c, out) = client(&conn)?;
+            up::list(&c, out).await
+        }
+        AgentUpgradeCmd::Set { project, env, version, conn } => {
+            let (c, out) = client(&conn)?;
+            up::set(&c, &project, &env, &version, out).await
+        }
+        AgentUpgradeCmd::Status { project, env, conn } => {
+            let (c, out) = client(&conn)?;
+            up::status(&c, &project, &env, out).await
+        }
+    }
 }

@@ -67,8 +67,12 @@ impl Drop for Proc {
 }
 
 fn spawn(args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> Proc {
+    spawn_exe(Path::new(FERRY), args, log, envs)
+}
+
+fn spawn_exe(exe: &Path, args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> Proc {
     let file = std::fs::File::create(&log).expect("create log file");
-    let mut cmd = Command::new(FERRY);
+    let mut cmd = Command::new(exe);
     cmd.args(args)
         .env("FERRY_LOG", "info,sqlx=warn")
         .env_remove("FERRY_SERVER")
@@ -80,7 +84,19 @@ fn spawn(args: &[&str], log: PathBuf, envs: &[(&str, &str)]) -> Proc {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    Proc { child: cmd.spawn().expect("spawn ferry"), log }
+    // A copy just written may be briefly "busy": a process another test
+    // thread forked meanwhile holds its write descriptor until it execs.
+    let mut tries = 0;
+    let child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.expect("spawn ferry"),
+        }
+    };
+    Proc { child, log }
 }
 
 /// A server, its temporary directory, and the agents started for it.
@@ -96,6 +112,9 @@ pub struct Ferry {
     /// The CA certificate agents and CLI calls get as `--ca-cert`
     /// (`FERRY_CA_CERT`), for a server started with TLS.
     pub ca_cert: Option<PathBuf>,
+    /// Agents run from their own copy of the binary, `DIR/bin/HOST/ferry`,
+    /// with these options added ([`Ferry::agents_from_copies`]).
+    agent_copies: Option<Vec<String>>,
 }
 
 /// Services outlive their agent by design: end those this test's agents
@@ -104,6 +123,9 @@ impl Drop for Ferry {
     fn drop(&mut self) {
         for (_, agent) in &mut self.agents {
             agent.kill();
+        }
+        if self.agent_copies.is_some() {
+            self.kill_copied_agents();
         }
         let Ok(hosts) = std::fs::read_dir(self.dir.path().join("hosts")) else { return };
         for host in hosts.flatten() {
@@ -145,7 +167,17 @@ impl Ferry {
         let url = wait_for_server(dir.path());
         let token = read_trimmed(&dir.path().join("server/admin.token"));
         let join_token = read_trimmed(&dir.path().join("server/join.token"));
-        Ferry { dir, url, token, join_token, server, agents: Vec::new(), server_extra, ca_cert: None }
+        Ferry {
+            dir,
+            url,
+            token,
+            join_token,
+            server,
+            agents: Vec::new(),
+            server_extra,
+            ca_cert: None,
+            agent_copies: None,
+        }
     }
 
     fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> Proc {
@@ -202,6 +234,38 @@ impl Ferry {
         self.agents.push((name.to_string(), proc));
     }
 
+    /// From now on each agent runs from its own copy of the `ferry` binary
+    /// (`DIR/bin/HOST/ferry`), as on a real host, where it may replace its
+    /// own executable; `extra` options go to every agent.
+    pub fn agents_from_copies(&mut self, extra: &[&str]) {
+        self.agent_copies = Some(extra.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// The executable an agent started from a copy runs.
+    pub fn agent_exe(&self, name: &str) -> PathBuf {
+        self.dir.path().join("bin").join(name).join("ferry")
+    }
+
+    /// The agent process running on a host's root now: the pid in its lock
+    /// file, if that process runs an executable of this test's.
+    pub fn agent_pid(&self, name: &str) -> Option<i32> {
+        let text = std::fs::read_to_string(self.root_of(name).join(".ferry/agent.lock")).ok()?;
+        let pid: i32 = text.trim().parse().ok()?;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        exe.starts_with(self.dir.path().join("bin")).then_some(pid)
+    }
+
+    /// Agents that an upgrade's guard started again are not this harness's
+    /// children: end them by the pid their root's lock names.
+    fn kill_copied_agents(&self) {
+        let Ok(hosts) = std::fs::read_dir(self.dir.path().join("hosts")) else { return };
+        for host in hosts.flatten() {
+            if let Some(pid) = host.file_name().to_str().and_then(|n| self.agent_pid(n)) {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+    }
+
     pub fn spawn_agent(&self, name: &str, tags: &str, join_token: Option<&str>) -> Proc {
         let root = self.root_of(name);
         let mut args = vec![
@@ -228,9 +292,20 @@ impl Ferry {
             args.push("--ca-cert".into());
             args.push(ca.to_string_lossy().into_owned());
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
-        spawn(&args, self.dir.path().join(format!("agent-{name}-{n}.log")), &[])
+        let log = self.dir.path().join(format!("agent-{name}-{n}.log"));
+        if let Some(extra) = &self.agent_copies {
+            let exe = self.agent_exe(name);
+            if !exe.exists() {
+                std::fs::create_dir_all(exe.parent().expect("bin dir")).expect("mkdir bin");
+                std::fs::copy(FERRY, &exe).expect("copy the ferry binary");
+            }
+            args.extend(extra.iter().cloned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            return spawn_exe(&exe, &args, log, &[]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        spawn(&args, log, &[])
     }
 
     pub fn agent(&mut self, name: &str) -> &mut Proc {

@@ -11,6 +11,7 @@
 mod harness;
 
 mod access;
+mod agent_upgrade;
 mod audit;
 mod builds;
 mod deploy;

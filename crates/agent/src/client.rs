@@ -69,6 +69,16 @@ impl AgentApi {
         serde_json::from_slice(&bytes).map_err(|e| format!("the manifest of release {release_id} is unreadable: {e}"))
     }
 
+    /// Starts the download of the agent binary this host is upgrading to.
+    pub async fn agent_binary(&self) -> Result<reqwest::Response, String> {
+        let url = format!("{}/api/v1/agent/binary", self.server);
+        let resp = self.http.get(url).bearer_auth(&self.token).send().await.map_err(|e| request_error(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("downloading the agent binary: {}", error_text(resp).await));
+        }
+        Ok(resp)
+    }
+
     /// Starts the framed download of these blobs.
     pub async fn blobs(&self, digests: Vec<Digest>) -> Result<reqwest::Response, String> {
         let url = format!("{}/api/v1/agent/blobs", self.server);

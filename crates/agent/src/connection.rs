@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferry_domain::retry::backoff_delay;
 use ferry_proto::FERRY_VERSION;
-use ferry_proto::agent::{AgentMsg, DesiredState, PROTOCOL_VERSION, ServerMsg};
+use ferry_proto::agent::{AgentMsg, DesiredState, PROTOCOL_VERSION, ServerMsg, UpgradeOrder};
 use futures_util::{SinkExt, StreamExt};
 use rand::RngExt;
 use tokio::sync::{mpsc, watch};
@@ -16,6 +16,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::AgentConfig;
 use crate::credential::Credential;
+use crate::upgrade::{self, Identity};
+
+/// The agent's side of self-upgrade on the connection.
+pub struct UpgradeLink {
+    /// What this agent runs, announced in its hello.
+    pub me: Identity,
+    /// Orders for the converger, which carries them out between passes.
+    pub orders: watch::Sender<Option<UpgradeOrder>>,
+}
 
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -28,11 +37,12 @@ pub async fn run(
     desired: watch::Sender<Option<DesiredState>>,
     mut reports: mpsc::UnboundedReceiver<AgentMsg>,
     connected: watch::Sender<u64>,
+    link: UpgradeLink,
 ) {
     let mut attempt = 0u32;
     loop {
         let started = std::time::Instant::now();
-        match session(&config, &tls, &cred, &desired, &mut reports, &connected).await {
+        match session(&config, &tls, &cred, &desired, &mut reports, &connected, &link).await {
             Ok(()) => tracing::info!("server closed the connection"),
             Err(e) => tracing::warn!("connection to {}: {e}", config.server),
         }
@@ -66,6 +76,7 @@ async fn session(
     desired: &watch::Sender<Option<DesiredState>>,
     reports: &mut mpsc::UnboundedReceiver<AgentMsg>,
     connected: &watch::Sender<u64>,
+    link: &UpgradeLink,
 ) -> Result<(), String> {
     let mut request = ws_url(&config.server).into_client_request().map_err(|e| e.to_string())?;
     let auth = format!("Bearer {}", cred.token).parse().map_err(|_| "credential is not a valid header".to_string())?;
@@ -86,6 +97,8 @@ async fn session(
         agent_version: FERRY_VERSION.into(),
         tags: config.tags.clone(),
         address: config.address.clone(),
+        binary_digest: Some(link.me.sha256.clone()).filter(|d| !d.is_empty()),
+        binary_version: link.me.version.clone(),
     };
     send(&mut tx, &hello).await?;
 
@@ -106,7 +119,16 @@ async fn session(
                 last_heard = tokio::time::Instant::now();
                 let Message::Text(text) = msg else { continue };
                 match serde_json::from_str::<ServerMsg>(&text) {
-                    Ok(ServerMsg::Welcome { host, heartbeat_interval_ms, accepts_log: logs }) => {
+                    Ok(ServerMsg::Welcome { host, heartbeat_interval_ms, accepts_log: logs, signing_key }) => {
+                        if let Some(key) = &signing_key {
+                            crate::credential::remember_signing_key(&config.root, key);
+                        }
+                        // The server took this binary's hello: an upgrade to it stands.
+                        upgrade::confirm(&config.root, &link.me);
+                        if let Some(f) = upgrade::failure_to_report(&config.root) {
+                            let msg = AgentMsg::UpgradeFailed { sha256: f.sha256, version: f.version, error: f.error };
+                            send(&mut tx, &msg).await?;
+                        }
                         accepts_log = Some(logs);
                         let every = Duration::from_millis(heartbeat_interval_ms.max(100));
                         heartbeat = tokio::time::interval(every);
@@ -116,6 +138,11 @@ async fn session(
                         connected.send_modify(|n| *n += 1);
                     }
                     Ok(ServerMsg::Desired(state)) => { desired.send_replace(Some(state)); }
+                    Ok(ServerMsg::Upgrade(order)) => {
+                        if link.orders.borrow().as_ref() != Some(&order) {
+                            link.orders.send_replace(Some(order));
+                        }
+                    }
                     Ok(ServerMsg::Refused { reason }) => return Err(format!("refused by the server: {reason}")),
                     Err(e) => tracing::warn!("unreadable message from the server: {e}"),
                 }

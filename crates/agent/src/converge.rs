@@ -103,18 +103,38 @@ pub struct Converger {
     pub check_interval: Duration,
     pub supervisor: Supervisor,
     pub service_defaults: config::ServiceDefaults,
+    /// Upgrade orders from the server, carried out between passes.
+    pub upgrade_orders: watch::Receiver<Option<ferry_proto::agent::UpgradeOrder>>,
+    pub upgrader: crate::upgrade::Upgrader,
 }
 
 pub async fn run(mut c: Converger) {
     let mut memory = Memory::default();
     let mut lb_memory = LbMemory::default();
+    let mut last_order = None;
     let mut check = tokio::time::interval(c.check_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             changed = c.desired.changed() => if changed.is_err() { return },
             changed = c.connected.changed() => if changed.is_err() { return },
+            changed = c.upgrade_orders.changed() => if changed.is_err() { return },
             _ = check.tick() => {}
+        }
+        // Between two passes: no install or hook runs while the agent
+        // replaces itself.
+        // Each order once (the server repeats it with every desired state).
+        let order = c.upgrade_orders.borrow_and_update().clone();
+        let order = order.filter(|o| last_order.as_ref() != Some(o));
+        last_order = order.clone().or(last_order);
+        if let Some(order) = order
+            && let Err(error) = c.upgrader.perform(&order).await
+        {
+            tracing::warn!(version = %order.version, "agent upgrade refused: {error}");
+            let msg = AgentMsg::UpgradeFailed { sha256: order.sha256, version: order.version, error };
+            if c.reports.send(msg).is_err() {
+                return;
+            }
         }
         let Some(desired) = c.desired.borrow_and_update().clone() else {
             continue;

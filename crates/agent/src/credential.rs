@@ -13,6 +13,39 @@ use crate::AgentConfig;
 pub struct Credential {
     pub host: String,
     pub token: String,
+    /// The server's Ed25519 public key (hex) for agent binaries: from the
+    /// enrolment, or kept on first sight from the authenticated channel by
+    /// agents enrolled before self-upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+}
+
+/// The server key stored beside the credential, if any.
+pub fn signing_key(root: &Path) -> Option<String> {
+    let bytes = std::fs::read(path(root)).ok()?;
+    serde_json::from_slice::<Credential>(&bytes).ok()?.signing_key
+}
+
+/// Keeps the server's key the first time it is seen; a key already stored
+/// is never replaced (a different one is refused and logged).
+pub fn remember_signing_key(root: &Path, key: &str) {
+    let path = path(root);
+    let Some(mut cred) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Credential>(&b).ok()) else {
+        return;
+    };
+    match &cred.signing_key {
+        Some(k) if k == key => {}
+        Some(_) => {
+            tracing::warn!("the server presents another agent-binary key than the one stored; keeping the stored one")
+        }
+        None => {
+            cred.signing_key = Some(key.to_string());
+            match save(&path, &cred) {
+                Ok(()) => tracing::info!("stored the server's key for agent binaries"),
+                Err(e) => tracing::warn!("storing the server's key: {e}"),
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +116,7 @@ pub async fn load_or_enroll(http: &reqwest::Client, config: &AgentConfig) -> Res
         return Err(CredentialError::Refused(crate::client::error_text(resp).await));
     }
     let answer: EnrollAnswer = resp.json().await.map_err(|e| CredentialError::Refused(e.to_string()))?;
-    let cred = Credential { host: answer.host, token: answer.token };
+    let cred = Credential { host: answer.host, token: answer.token, signing_key: answer.signing_key };
     save(&path, &cred)?;
     tracing::info!(host = %cred.host, "enrolled; credential stored in {}", path.display());
     Ok(cred)

@@ -9,6 +9,9 @@
 //! (`deploy_log`): hook output and its own steps, sent up the same connection.
 //! On a load-balancer host, the same task drives the local balancer (`lb`):
 //! nginx, HAProxy or a command, as the server's desired state says.
+//! Asked to, the agent replaces its own executable with a binary the server
+//! signed and executes it in place (`upgrade`), with a guard from the old
+//! binary that goes back when the new one does not connect.
 //!
 //! Architecture invariants:
 //! - `current` only ever points at a complete, verified release directory;
@@ -34,6 +37,7 @@ pub mod layout;
 pub mod lb;
 pub mod objects;
 pub mod supervisor;
+pub mod upgrade;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,6 +67,11 @@ pub struct AgentConfig {
     pub check_interval: Duration,
     /// How services are run (R34).
     pub service_defaults: config::ServiceDefaults,
+    /// How long a new agent binary has to connect to the server after an
+    /// upgrade before the guard goes back to the old one; `None`: this agent
+    /// does not replace its executable (it runs inside `ferry dev`, whose
+    /// process is not the agent's alone), and refuses upgrade orders.
+    pub upgrade_timeout: Option<Duration>,
 }
 
 /// Errors that stop the agent from starting.
@@ -77,6 +86,8 @@ pub enum AgentError {
     Objects(#[from] ferry_artifact::BlobError),
     #[error("--ca-cert: {0}")]
     Tls(ferry_tls::TlsError),
+    #[error("{0}")]
+    Locked(String),
 }
 
 /// Milliseconds since the epoch, for the times the agent records.
@@ -89,7 +100,17 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
-    std::fs::create_dir_all(&config.root).map_err(|source| AgentError::Root { path: config.root.clone(), source })?;
+    let dot = config.root.join(".ferry");
+    std::fs::create_dir_all(&dot).map_err(|source| AgentError::Root { path: dot.clone(), source })?;
+    // One agent per root, whoever started it (systemd, an upgrade's guard, a
+    // person): the lock is held until the process ends or execs.
+    let root = config.root.clone();
+    let _lock = tokio::task::spawn_blocking(move || upgrade::lock_root(&root, Duration::from_secs(30)))
+        .await
+        .map_err(|e| AgentError::Locked(e.to_string()))?
+        .map_err(AgentError::Locked)?;
+    let root = config.root.clone();
+    let me = tokio::task::spawn_blocking(move || upgrade::identity(&root)).await.unwrap_or_default();
     ferry_tls::install_crypto_provider();
     // One TLS configuration for the HTTP calls and the WebSocket: the same
     // certificates are trusted on both.
@@ -103,7 +124,14 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
     let (desired_tx, desired_rx) = watch::channel(None);
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let (connected_tx, connected_rx) = watch::channel(0u64);
+    let (orders_tx, orders_rx) = watch::channel(None);
     let api = client::AgentApi::new(http, config.server.clone(), cred.token.clone());
+    let upgrader = upgrade::Upgrader {
+        root: config.root.clone(),
+        api: api.clone(),
+        me: me.clone(),
+        timeout: config.upgrade_timeout,
+    };
     if let Err(e) = config.service_defaults.save(&config.root) {
         tracing::warn!("recording the service defaults: {e}");
     }
@@ -121,8 +149,11 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
         check_interval: config.check_interval,
         supervisor,
         service_defaults: config.service_defaults.clone(),
+        upgrade_orders: orders_rx,
+        upgrader,
     }));
-    let conn = connection::run(config.clone(), tls, cred, desired_tx, report_rx, connected_tx);
+    let link = connection::UpgradeLink { me, orders: orders_tx };
+    let conn = connection::run(config.clone(), tls, cred, desired_tx, report_rx, connected_tx, link);
     tokio::select! {
         _ = conn => {}
         _ = shutdown => tracing::info!("agent stopping"),

@@ -504,6 +504,9 @@ impl Service {
             self.reload()?;
         }
         let Some(spec) = self.spec.clone() else { return Ok(()) };
+        // No exec of an upgrade between starting a service and saving its
+        // record: the new agent would not know of it and start another.
+        let _handover = HANDOVER.lock().unwrap_or_else(|e| e.into_inner());
         let started = start_process(&spec).inspect_err(|e| {
             self.record.last_exit = Some(format!("could not start: {e}"));
             self.save();
@@ -713,8 +716,14 @@ async fn wait_exit(proc: &mut Option<Proc>) -> Exit {
             Err(e) => Exit { success: false, what: format!("lost track of it: {e}"), code: None },
         },
         None => loop {
-            // Adopted: not our child, so it cannot be waited for; watch /proc.
+            // Adopted: watch /proc. After an upgrade (exec keeps the pid)
+            // the service is still this process's child: reap it, or its
+            // zombie would stay.
             if proc_start_ticks(p.pid) != p.start_ticks {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(p.pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
                 return Exit {
                     success: false,
                     what: "exited (code unknown: started by an earlier agent)".into(),
@@ -757,6 +766,17 @@ fn signal_group(pid: i32, signal: Signal) {
 
 /// The kernel's start time of a live (not zombie) process, in clock ticks
 /// since boot.
+/// Held while a service is started and its record saved, and by an agent
+/// upgrade for its exec (which never gives it back: the process becomes the
+/// new agent), so the new agent finds a record for every running service.
+pub static HANDOVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The kernel start time of a live process (not a zombie): with the pid, it
+/// names one process for good.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    proc_start_ticks(pid)
+}
+
 fn proc_start_ticks(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields resume after the last ')'.

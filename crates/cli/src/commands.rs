@@ -608,7 +608,7 @@ pub async fn hosts(c: &Client, out: Output) -> Result<()> {
     let list: Vec<HostInfo> = c.get("/api/v1/hosts").await?;
     out.print(&list, |l| {
         table(
-            &["HOST", "TAGS", "STATE", "LAST HEARTBEAT", "AGENT", "ADDRESS"],
+            &["HOST", "TAGS", "STATE", "LAST HEARTBEAT", "AGENT", "BINARY", "ADDRESS"],
             l.iter()
                 .map(|h| {
                     vec![
@@ -621,6 +621,13 @@ pub async fn hosts(c: &Client, out: Output) -> Result<()> {
                         if h.online { "online".into() } else { "OFFLINE".into() },
                         h.last_seen.as_deref().map(time).unwrap_or("-".into()),
                         h.agent_version.clone().unwrap_or("-".into()),
+                        // The uploaded binary's label and short digest.
+                        match (&h.agent_binary, &h.agent_digest) {
+                            (v, Some(d)) => {
+                                format!("{} ({})", v.as_deref().unwrap_or("-"), crate::agent_upgrade::short(d))
+                            }
+                            _ => "-".into(),
+                        },
                         h.address.clone().unwrap_or("-".into()),
                     ]
                 })

@@ -5,6 +5,7 @@
 //! (`--output json`). Argument parsing lives in the `ferry` binary.
 
 pub mod accounts;
+pub mod agent_upgrade;
 pub mod audit;
 pub mod client;
 pub mod commands;

@@ -144,7 +144,9 @@ impl Action {
             Action::Request => "requesting releases",
             Action::Test => "passing or sending back requests",
             Action::Approve => "approving requests",
-            Action::ManageFleet => "changing the fleet (host tags, project host scopes, load balancers)",
+            Action::ManageFleet => {
+                "changing the fleet (host tags, project host scopes, load balancers, agent binaries)"
+            }
             Action::DeleteProject => "deleting projects",
             Action::DeleteEnvironment => "deleting environments",
         }

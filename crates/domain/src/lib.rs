@@ -13,6 +13,7 @@
 //! so the answer is the same wherever it is asked.
 
 pub mod access;
+pub mod agent_upgrade;
 pub mod audit;
 pub mod deployment;
 pub mod digest;

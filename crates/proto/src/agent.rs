@@ -29,7 +29,20 @@ pub enum AgentMsg {
         /// without it the server uses the address the agent connects from.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
+        /// The SHA-256 (hex) of the executable the agent runs. Agents that
+        /// predate self-upgrade send none, and are never told to upgrade.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary_digest: Option<String>,
+        /// The version label that executable was uploaded under, when the
+        /// agent got it by an upgrade.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary_version: Option<String>,
     },
+    /// An upgrade the server asked for did not happen: the agent refused the
+    /// binary (its signature or its bytes), or the new binary did not come
+    /// up and the agent went back to the one it ran before. `error` says
+    /// why. Only about the host on whose connection it arrives.
+    UpgradeFailed { sha256: String, version: String, error: String },
     /// Sent every `heartbeat_interval_ms`; any message counts as a heartbeat.
     Heartbeat,
     /// The state of one project on this host.
@@ -78,11 +91,32 @@ pub enum ServerMsg {
         /// send this, gets no log lines (it would only warn about each one).
         #[serde(default)]
         accepts_log: bool,
+        /// The server's Ed25519 public key (hex) that agent binaries are
+        /// signed with; an agent enrolled before self-upgrade keeps it on
+        /// first sight (this channel is authenticated).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signing_key: Option<String>,
     },
+    /// Replace the agent's own executable by this binary, fetched from
+    /// `GET /api/v1/agent/binary`. The agent runs it only if its bytes hash
+    /// to `sha256` and `signature` (hex) verifies over
+    /// `ferry_domain::agent_upgrade::signed_message(sha256, version)` with
+    /// the server key it keeps. An older agent ignores the message (it logs
+    /// an unreadable message and carries on).
+    Upgrade(UpgradeOrder),
     /// The complete desired state of this host, replacing any earlier one.
     Desired(DesiredState),
     /// The agent's protocol is not supported; the server closes afterwards.
     Refused { reason: String },
+}
+
+/// An agent binary this host should run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpgradeOrder {
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+    pub signature: String,
 }
 
 /// Everything that should be running on one host.
@@ -296,7 +330,10 @@ mod tests {
         // A Welcome from a server that predates deployment logs.
         let old: ServerMsg =
             serde_json::from_str(r#"{"type":"welcome","host":"h","heartbeat_interval_ms":5}"#).unwrap();
-        assert_eq!(old, ServerMsg::Welcome { host: "h".into(), heartbeat_interval_ms: 5, accepts_log: false });
+        assert_eq!(
+            old,
+            ServerMsg::Welcome { host: "h".into(), heartbeat_interval_ms: 5, accepts_log: false, signing_key: None }
+        );
     }
 
     #[test]
@@ -335,5 +372,34 @@ mod tests {
         let hello: AgentMsg =
             serde_json::from_str(r#"{"type":"hello","protocol":1,"agent_version":"0.1.0","tags":{}}"#).unwrap();
         assert!(matches!(hello, AgentMsg::Hello { address: None, .. }));
+    }
+
+    #[test]
+    fn upgrade_messages_travel_and_an_older_agent_can_skip_them() {
+        let order = ServerMsg::Upgrade(UpgradeOrder {
+            version: "v2".into(),
+            sha256: "ab".into(),
+            size: 3,
+            signature: "cd".into(),
+        });
+        let json = serde_json::to_string(&order).unwrap();
+        assert_eq!(json, r#"{"type":"upgrade","version":"v2","sha256":"ab","size":3,"signature":"cd"}"#);
+        assert_eq!(serde_json::from_str::<ServerMsg>(&json).unwrap(), order);
+        // An agent's own enum without the variant fails to read it, which the
+        // agent logs and skips: the connection goes on.
+        #[derive(serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        #[allow(dead_code)]
+        enum OldServerMsg {
+            Welcome { host: String },
+        }
+        assert!(serde_json::from_str::<OldServerMsg>(&json).is_err());
+        let hello: AgentMsg = serde_json::from_str(
+            r#"{"type":"hello","protocol":1,"agent_version":"0.1.0","tags":{},"binary_digest":"ab","binary_version":"v2"}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(hello, AgentMsg::Hello { binary_digest: Some(d), binary_version: Some(v), .. } if d == "ab" && v == "v2")
+        );
     }
 }

@@ -726,6 +726,59 @@ pub struct HostInfo {
     /// differ from `tags` (which only an administrator changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced_tags: Option<Tags>,
+    /// The version label of the agent binary it runs (after an upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_binary: Option<String>,
+    /// The SHA-256 of the agent's executable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_digest: Option<String>,
+}
+
+/// `GET /api/v1/agent-binaries`: one agent binary the server holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentBinaryInfo {
+    pub version: String,
+    pub sha256: String,
+    pub size: i64,
+    pub uploaded_by: String,
+    pub uploaded_at: String,
+}
+
+/// `POST /api/v1/projects/{project}/environments/{env}/agent-upgrade`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetAgentUpgrade {
+    /// The version label of an uploaded agent binary.
+    pub version: String,
+}
+
+/// One host of an agent upgrade.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentUpgradeHostInfo {
+    pub host: String,
+    pub batch: u32,
+    /// queued, upgrading, done, failed or skipped.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub running_version: Option<String>,
+    pub running_digest: Option<String>,
+}
+
+/// The newest upgrade of an environment's agents.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentUpgradeInfo {
+    pub id: i64,
+    pub project: String,
+    pub env: String,
+    /// The target: version label and SHA-256.
+    pub version: String,
+    pub sha256: String,
+    /// running, succeeded or failed.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_by: String,
+    pub hosts: Vec<AgentUpgradeHostInfo>,
 }
 
 /// `POST /api/v1/agent/enroll`, authenticated by the join token in the body.
@@ -741,6 +794,10 @@ pub struct EnrollAnswer {
     pub host: String,
     /// The agent's own credential. Shown once; the server keeps only its hash.
     pub token: String,
+    /// The server's Ed25519 public key (hex): the agent runs only agent
+    /// binaries signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 /// `POST /api/v1/agent/blobs`: the blobs an agent wants, streamed back as

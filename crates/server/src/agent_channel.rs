@@ -23,7 +23,7 @@ use ferry_store::Host;
 
 use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, fleet, lb, now_ms};
+use crate::{AppState, agent_upgrade, fleet, lb, now_ms};
 use ferry_domain::vars::SecretMask;
 
 /// `POST /api/v1/agent/enroll`: a new host presents the join token and gets
@@ -52,7 +52,7 @@ pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest
             other => other.into(),
         })?;
     tracing::info!(host = %host.name, tags = %host.tags, "host enrolled");
-    Ok(Json(EnrollAnswer { host: host.name, token }))
+    Ok(Json(EnrollAnswer { host: host.name, token, signing_key: Some(state.upgrade_key.public_hex.clone()) }))
 }
 
 /// The tags a host enrolling with a limited join token gets: those it asks
@@ -104,9 +104,24 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), String> {
 /// Sends the host its desired state, and answers the mask of the secret
 /// values in it: secrets reach a host only in this message, so the masks of
 /// every one sent cover whatever the host holds (no lookup per log line).
-async fn send_desired(state: &AppState, socket: &mut WebSocket, host: &Host) -> Result<SecretMask, String> {
+/// A host upgrading its agent also gets the order, every time, until it
+/// comes back running the binary (`running`: the digest it said hello with)
+/// or reports that it could not.
+async fn send_desired(
+    state: &AppState,
+    socket: &mut WebSocket,
+    host: &Host,
+    running: Option<&str>,
+) -> Result<SecretMask, String> {
     let (desired, mask) = fleet::desired_state(state, host).await.map_err(|e| e.to_string())?;
     send(socket, &ServerMsg::Desired(desired)).await?;
+    if running.is_none() {
+        // An agent from before self-upgrade: an upgrade of its host fails
+        // at once, with the reason, rather than wait for it forever.
+        agent_upgrade::settle(state, host, None).await.map_err(|e| e.to_string())?;
+    } else if let Some(order) = agent_upgrade::order_for(state, host, running).await.map_err(|e| e.to_string())? {
+        send(socket, &ServerMsg::Upgrade(order)).await?;
+    }
     Ok(mask)
 }
 
@@ -149,19 +164,22 @@ async fn serve_agent(
     let Message::Text(text) = hello else {
         return Err("first message was not text".into());
     };
-    let (announced, agent_version, address) = match serde_json::from_str::<AgentMsg>(&text) {
-        Ok(AgentMsg::Hello { protocol, agent_version, tags, address }) if protocol == PROTOCOL_VERSION => {
-            (tags, agent_version, host_address(&host, address.as_deref(), peer))
-        }
-        Ok(AgentMsg::Hello { protocol, .. }) => {
-            let reason = format!(
-                "agent protocol {protocol} is not supported by server {FERRY_VERSION} (protocol {PROTOCOL_VERSION})"
-            );
-            send(&mut socket, &ServerMsg::Refused { reason: reason.clone() }).await?;
-            return Err(reason);
-        }
-        _ => return Err("first message was not a hello".into()),
-    };
+    let (announced, agent_version, address, binary_digest, binary_version) =
+        match serde_json::from_str::<AgentMsg>(&text) {
+            Ok(AgentMsg::Hello { protocol, agent_version, tags, address, binary_digest, binary_version })
+                if protocol == PROTOCOL_VERSION =>
+            {
+                (tags, agent_version, host_address(&host, address.as_deref(), peer), binary_digest, binary_version)
+            }
+            Ok(AgentMsg::Hello { protocol, .. }) => {
+                let reason = format!(
+                    "agent protocol {protocol} is not supported by server {FERRY_VERSION} (protocol {PROTOCOL_VERSION})"
+                );
+                send(&mut socket, &ServerMsg::Refused { reason: reason.clone() }).await?;
+                return Err(reason);
+            }
+            _ => return Err("first message was not a hello".into()),
+        };
 
     let registration = state.hub.register(host.id);
     let result = async {
@@ -182,17 +200,26 @@ async fn serve_agent(
             state.db.set_host_address(host.id, address).await.map_err(|e| e.to_string())?;
         }
         fleet::adopt(&state, host.id, tags).await.map_err(|e| e.to_string())?;
+        // What it runs now: may complete its part of an agent upgrade.
+        agent_upgrade::hello(&state, &host, binary_digest.as_deref(), binary_version.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         // A new backend, or one with a new address, for the balancers in
         // front of its environments.
         lb::backend_connected(&state, tags).await.map_err(|e| e.to_string())?;
         tracing::info!(host = %host.name, %agent_version, "agent connected");
         state.hub.changed(None);
         let interval = u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000);
-        let welcome =
-            ServerMsg::Welcome { host: host.name.clone(), heartbeat_interval_ms: interval, accepts_log: true };
+        let welcome = ServerMsg::Welcome {
+            host: host.name.clone(),
+            heartbeat_interval_ms: interval,
+            accepts_log: true,
+            signing_key: Some(state.upgrade_key.public_hex.clone()),
+        };
         send(&mut socket, &welcome).await?;
-        let mask = send_desired(&state, &mut socket, &host).await?;
-        agent_loop(&state, &host, &mut socket, &registration, mask).await
+        let running = binary_digest.as_deref();
+        let mask = send_desired(&state, &mut socket, &host, running).await?;
+        agent_loop(&state, &host, &mut socket, &registration, mask, running).await
     }
     .await;
     if state.hub.unregister(host.id, registration.conn_id) {
@@ -209,6 +236,7 @@ async fn agent_loop(
     socket: &mut WebSocket,
     registration: &crate::hub::Registration,
     mut mask: SecretMask,
+    running: Option<&str>,
 ) -> Result<(), String> {
     let mut resync = tokio::time::interval(state.config.resync_interval);
     resync.tick().await;
@@ -277,6 +305,12 @@ async fn agent_loop(
                         // A rollout may be waiting for exactly this.
                         crate::rollout::sweep(state).await;
                     }
+                    Ok(AgentMsg::UpgradeFailed { sha256, version, error }) => {
+                        // About this host only: the connection is its credential.
+                        let error = mask.apply(&error);
+                        tracing::warn!(host = %host.name, %version, "agent upgrade failed: {error}");
+                        agent_upgrade::failed(state, host, &sha256, &error).await.map_err(|e| e.to_string())?;
+                    }
                     Ok(AgentMsg::Hello { .. }) => return Err("hello sent twice".into()),
                     Err(e) => tracing::warn!(host = %host.name, "unreadable agent message: {e}"),
                 }
@@ -285,11 +319,11 @@ async fn agent_loop(
                 if !state.hub.is_current(host.id, registration.conn_id) {
                     return Err("no longer the host's connection: replaced by a newer one, or the host was removed".into());
                 }
-                let sent = send_desired(state, socket, host).await?;
+                let sent = send_desired(state, socket, host, running).await?;
                 mask = std::mem::take(&mut mask).merged(sent);
             }
             _ = resync.tick() => {
-                let sent = send_desired(state, socket, host).await?;
+                let sent = send_desired(state, socket, host, running).await?;
                 mask = std::mem::take(&mut mask).merged(sent);
             }
         }

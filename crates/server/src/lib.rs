@@ -17,6 +17,7 @@
 
 mod access;
 mod agent_channel;
+mod agent_upgrade;
 mod api;
 mod audit;
 mod audit_chain;
@@ -59,7 +60,7 @@ pub use notify::SmtpSettings;
 /// How a server is started.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `secrets.key`, `audit.key`,
+    /// Holds `ferry.db`, `artifacts/`, `admin.token`, `join.token`, `secrets.key`, `audit.key`, `agent-signing.key`, `agent-binaries/`,
     /// `audit.checkpoint`, `server.url`.
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
@@ -130,6 +131,8 @@ pub(crate) struct AppState {
     pub mailer: Option<Arc<notify::Mailer>>,
     /// Failed sign-ins per address, across users (see `auth::AddressLimit`).
     pub sign_in_limit: Arc<auth::AddressLimit>,
+    /// Signs agent binaries (`DATA/agent-signing.key`).
+    pub upgrade_key: Arc<agent_upgrade::SigningKey>,
 }
 
 /// Errors starting the server.
@@ -147,6 +150,8 @@ pub enum StartError {
     Secrets(#[from] secrets::SecretError),
     #[error("audit trail: {0}")]
     Audit(#[from] audit_chain::AuditError),
+    #[error("agent signing key: {0}")]
+    SigningKey(#[from] agent_upgrade::SigningKeyError),
     #[error("SMTP settings: {0}")]
     Smtp(String),
     /// Transparent: the message already names the file.
@@ -206,6 +211,7 @@ impl Server {
         let secrets = secrets::SecretKey::load_or_create(db.as_ref(), data).await?;
         secrets::seal_plaintext_webhook_secrets(db.as_ref(), &secrets).await?;
         let audit = audit_chain::AuditChain::open(db.as_ref(), data).await?;
+        let upgrade_key = agent_upgrade::SigningKey::load_or_create(data)?;
         // No build of an earlier server process can still be running.
         let orphans = db.fail_running_builds("the server restarted while the build was running", now_ms()).await?;
         if orphans > 0 {
@@ -236,6 +242,7 @@ impl Server {
             audit: Arc::new(audit),
             mailer: mailer.map(Arc::new),
             sign_in_limit: Arc::default(),
+            upgrade_key: Arc::new(upgrade_key),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         // The API under /api/v1, the web interface at /: two route tables,

@@ -212,6 +212,11 @@ pub struct Host {
     /// The tags its agent asked for at its last connection, when they differ
     /// from `tags`: shown, never applied (only an administrator re-tags).
     pub announced_tags: Option<Tags>,
+    /// The version label of the agent binary it runs, as its agent announced
+    /// it (`None` from agents that predate self-upgrade).
+    pub agent_binary: Option<String>,
+    /// The SHA-256 (hex) of the executable its agent runs.
+    pub agent_digest: Option<String>,
 }
 
 /// One project's desired release on a host, with what the agent needs.
@@ -829,4 +834,60 @@ pub struct RequestNote<'a> {
     pub what: &'a str,
     pub note: Option<&'a str>,
     pub deployment_id: Option<i64>,
+}
+
+/// An agent binary the server holds (`ferry agent-upgrade upload`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentBinary {
+    pub id: i64,
+    /// The label an operator gave it, unique.
+    pub version: String,
+    /// SHA-256 of its bytes (hex), computed by the server at upload.
+    pub sha256: String,
+    pub size: i64,
+    /// The server's Ed25519 signature (hex) over
+    /// `ferry_domain::agent_upgrade::signed_message(sha256, version)`.
+    pub signature: String,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+}
+
+/// One host of an agent upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentUpgradeHost {
+    pub host_id: i64,
+    pub host: String,
+    pub batch: u32,
+    pub state: ferry_domain::agent_upgrade::HostUpgradeState,
+    pub error: Option<String>,
+    /// What the host's agent announced at its last connection.
+    pub running_version: Option<String>,
+    pub running_digest: Option<String>,
+}
+
+/// An upgrade of one environment's agents to one binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentUpgrade {
+    pub id: i64,
+    pub env_id: i64,
+    pub binary: AgentBinary,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// In batch order, then by name.
+    pub hosts: Vec<AgentUpgradeHost>,
+}
+
+/// An agent binary to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAgentBinary {
+    pub version: String,
+    pub sha256: String,
+    pub size: i64,
+    pub signature: String,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
 }

@@ -1567,6 +1567,66 @@ async fn service_health_turns_are_answered_once_and_only_for_desired_projects(db
     assert_eq!(db.record_service_state(h1.id, "web", &fine, 16).await.unwrap(), None);
 }
 
+/// Agent binaries and an upgrade of an environment's agents: one upgrade
+/// runs per environment, hosts move only from the states they are asked to
+/// move from and only while the upgrade runs, and ending it skips the
+/// queued hosts.
+async fn agent_upgrades_go_batch_by_batch_and_stop_for_good(db: &dyn Database) {
+    use ferry_domain::agent_upgrade::HostUpgradeState::*;
+    let (_p, e, _r1, _r2, h1, h2) = fixture(db).await;
+    let new = |version: &str, sha: &str| NewAgentBinary {
+        version: version.into(),
+        sha256: sha.into(),
+        size: 10,
+        signature: "ab".into(),
+        uploaded_by: "admin".into(),
+        uploaded_at: 5,
+    };
+    let a2 = db.add_agent_binary(&new("a2", "aa")).await.unwrap();
+    assert!(matches!(db.add_agent_binary(&new("a2", "bb")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(db.agent_binary("a2").await.unwrap(), a2);
+    assert!(matches!(db.agent_binary("a9").await, Err(StoreError::NotFound(_))));
+    assert_eq!(db.agent_binaries().await.unwrap(), vec![a2.clone()]);
+
+    db.set_host_binary(h1.id, Some("a1"), Some("11")).await.unwrap();
+    let h = db.host("h1").await.unwrap();
+    assert_eq!((h.agent_binary.as_deref(), h.agent_digest.as_deref()), (Some("a1"), Some("11")));
+
+    let id = db.create_agent_upgrade(e.id, a2.id, &[vec![h1.id], vec![h2.id]], "admin", 10).await.unwrap();
+    // One upgrade per environment at a time.
+    assert!(matches!(
+        db.create_agent_upgrade(e.id, a2.id, &[vec![h1.id]], "admin", 11).await,
+        Err(StoreError::Refused(_))
+    ));
+    let u = db.latest_agent_upgrade(e.id).await.unwrap().unwrap();
+    assert_eq!((u.id, u.status.as_str(), u.binary.version.as_str()), (id, "running", "a2"));
+    assert_eq!(u.hosts.iter().map(|h| (h.batch, h.state)).collect::<Vec<_>>(), vec![(1, Queued), (2, Queued)]);
+    assert_eq!(u.hosts[0].running_version.as_deref(), Some("a1"));
+
+    assert_eq!(db.start_agent_upgrade_batch(id, 1, 12).await.unwrap(), vec![h1.id]);
+    assert_eq!(db.start_agent_upgrade_batch(id, 1, 12).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(db.stale_agent_upgrade_hosts(12).await.unwrap(), Vec::<(i64, i64)>::new());
+    assert_eq!(db.stale_agent_upgrade_hosts(13).await.unwrap(), vec![(id, h1.id)]);
+    assert_eq!(db.running_agent_upgrades_of_host(h1.id).await.unwrap().len(), 1);
+    // A queued host is not upgrading: it cannot be reported failed.
+    assert!(!db.set_agent_upgrade_host(id, h2.id, &[Upgrading], Failed, Some("x"), 13).await.unwrap());
+    assert!(db.set_agent_upgrade_host(id, h1.id, &[Upgrading], Failed, Some("no connect"), 13).await.unwrap());
+    assert!(db.finish_agent_upgrade(id, false, Some("host 'h1': no connect"), 14).await.unwrap());
+    assert!(!db.finish_agent_upgrade(id, true, None, 15).await.unwrap());
+    let u = db.agent_upgrade(id).await.unwrap().unwrap();
+    assert_eq!(
+        (u.status.as_str(), u.error.as_deref(), u.finished_at),
+        ("failed", Some("host 'h1': no connect"), Some(14))
+    );
+    assert_eq!(u.hosts.iter().map(|h| h.state).collect::<Vec<_>>(), vec![Failed, Skipped]);
+    assert_eq!(u.hosts[0].error.as_deref(), Some("no connect"));
+    // An ended upgrade no longer moves, and a new one may start.
+    assert!(!db.set_agent_upgrade_host(id, h1.id, &[Failed], Done, None, 16).await.unwrap());
+    assert!(db.running_agent_upgrades_of_host(h1.id).await.unwrap().is_empty());
+    assert!(db.stale_agent_upgrade_hosts(i64::MAX).await.unwrap().is_empty());
+    assert!(db.create_agent_upgrade(e.id, a2.id, &[vec![h1.id]], "admin", 17).await.is_ok());
+}
+
 macro_rules! conformance {
     ($($story:ident),+ $(,)?) => {
         $(
@@ -1582,6 +1642,7 @@ macro_rules! conformance {
 mod sqlite_backend {
     conformance!(
         names_are_unique,
+        agent_upgrades_go_batch_by_batch_and_stop_for_good,
         limited_join_tokens_resolve_until_revoked,
         sign_in_locks_hold_per_address_until_enabled,
         a_host_keeps_its_enrolled_tags_until_an_administrator_changes_them,

@@ -20,6 +20,8 @@ fn host_info(h: Host) -> HostInfo {
         enrolled_at: rfc3339_from_millis(h.enrolled_at),
         address: h.address,
         announced_tags: h.announced_tags,
+        agent_binary: h.agent_binary,
+        agent_digest: h.agent_digest,
     }
 }
 

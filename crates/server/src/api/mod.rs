@@ -28,7 +28,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use ferry_domain::Action;
 
 use crate::access::Rule;
-use crate::{AppState, agent_channel};
+use crate::{AppState, agent_channel, agent_upgrade};
 
 /// Large enough for the manifest of a release with hundreds of thousands of
 /// files; blob uploads stream and are not bound by it.
@@ -216,7 +216,19 @@ pub(crate) fn routes() -> Vec<Route> {
         route(p.clone(), "/api/v1/agent/enroll", Agent, agent_channel::enroll),
         route(g.clone(), "/api/v1/agent/connect", Agent, agent_channel::connect),
         route(g.clone(), "/api/v1/agent/releases/{id}/manifest", Agent, agent_channel::manifest),
-        route(p, "/api/v1/agent/blobs", Agent, agent_channel::blobs),
+        route(p.clone(), "/api/v1/agent/blobs", Agent, agent_channel::blobs),
+        // Agent binaries run as root on every host: the administrator's.
+        // An agent fetches only the binary its host is upgrading to.
+        route(g.clone(), "/api/v1/agent/binary", Agent, agent_upgrade::download),
+        route(p.clone(), "/api/v1/agent-binaries", User(ManageFleet), agent_upgrade::upload),
+        route(g.clone(), "/api/v1/agent-binaries", User(ReadShared), agent_upgrade::list),
+        route(p, "/api/v1/projects/{project}/environments/{env}/agent-upgrade", User(ManageFleet), agent_upgrade::set),
+        route(
+            g,
+            "/api/v1/projects/{project}/environments/{env}/agent-upgrade",
+            User(ReadProject),
+            agent_upgrade::status,
+        ),
     ]
 }
 

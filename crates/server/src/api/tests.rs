@@ -178,6 +178,7 @@ pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> 
         audit: Arc::new(audit),
         mailer: None,
         sign_in_limit: Arc::default(),
+        upgrade_key: Arc::new(crate::agent_upgrade::SigningKey::load_or_create(dir).unwrap()),
     }
 }
 
