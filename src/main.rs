@@ -3,19 +3,35 @@
 //! runs, and turns an error into an exit status.
 
 mod args;
+mod config;
 mod dev;
 mod run;
 mod svc;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Before anything builds a TLS configuration: ring is the only provider.
     ferry_tls::install_crypto_provider();
-    let cli = args::Cli::parse();
-    match run::run(cli) {
+    let parsed = match config::parse() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match parsed.printed_config() {
+        Ok(Some(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match run::run(parsed.cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
