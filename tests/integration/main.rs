@@ -13,6 +13,7 @@ mod harness;
 mod access;
 mod audit;
 mod builds;
+mod config;
 mod deploy;
 mod deploy_log;
 mod dev;
