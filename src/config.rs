@@ -124,7 +124,8 @@ fn load(path: &Path, name: &str, cmd: &clap::Command) -> Result<Vec<(String, Str
     // published on that host. Refused rather than warned about, as ssh does with a private key: a warning
     // goes to a log nobody reads while the secret stays readable. The fix is one chmod (640 keeps it
     // readable for the service's group), or the secret goes in the environment file instead.
-    let mode = file.metadata().with_context(|| format!("config file {shown}: cannot read its mode"))?.permissions().mode();
+    let mode =
+        file.metadata().with_context(|| format!("config file {shown}: cannot read its mode"))?.permissions().mode();
     if !secrets.is_empty() && mode & 0o004 != 0 {
         bail!(
             "config file {shown} holds a secret ({}) and every user on this host can read it (mode {:o}): \
@@ -139,21 +140,18 @@ fn load(path: &Path, name: &str, cmd: &clap::Command) -> Result<Vec<(String, Str
 /// Runs the flag's own value parser on a value from the file, so a bad one is refused naming the file
 /// and key rather than as if typed on the command line.
 fn check_value(arg: &clap::Arg, long: &str, value: &str) -> Result<()> {
-    let probe = clap::Command::new("ferry")
-        .no_binary_name(true)
-        .disable_help_flag(true)
-        .arg(
-            // Only its name and value parser matter here: what it needs or excludes is checked later.
-            arg.clone()
-                .required(false)
-                .requires(clap::builder::Resettable::<clap::Id>::Reset)
-                .conflicts_with(clap::builder::Resettable::<clap::Id>::Reset)
-                .overrides_with(clap::builder::Resettable::<clap::Id>::Reset)
-                .group(clap::builder::Resettable::<clap::Id>::Reset)
-                .env(None::<&'static str>)
-                .default_value(None::<&'static str>)
-                .global(false),
-        );
+    let probe = clap::Command::new("ferry").no_binary_name(true).disable_help_flag(true).arg(
+        // Only its name and value parser matter here: what it needs or excludes is checked later.
+        arg.clone()
+            .required(false)
+            .requires(clap::builder::Resettable::<clap::Id>::Reset)
+            .conflicts_with(clap::builder::Resettable::<clap::Id>::Reset)
+            .overrides_with(clap::builder::Resettable::<clap::Id>::Reset)
+            .group(clap::builder::Resettable::<clap::Id>::Reset)
+            .env(None::<&'static str>)
+            .default_value(None::<&'static str>)
+            .global(false),
+    );
     match probe.try_get_matches_from([format!("--{long}={value}")]) {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -184,7 +182,8 @@ impl Parsed {
     /// comment says one is set), so the output can be pasted into a ticket.
     pub fn printed_config(&self) -> Result<Option<String>> {
         let Some((name, sub)) = self.matches.subcommand() else { return Ok(None) };
-        if !CONFIGURABLE.contains(&name) || !sub.try_get_one::<bool>("print_config").ok().flatten().is_some_and(|b| *b) {
+        if !CONFIGURABLE.contains(&name) || !sub.try_get_one::<bool>("print_config").ok().flatten().is_some_and(|b| *b)
+        {
             return Ok(None);
         }
         let mut cmd = Cli::command();
