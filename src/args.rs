@@ -486,8 +486,9 @@ pub struct ServerArgs {
     /// How long a web interface session lasts after signing in
     #[arg(long, env = "FERRY_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
-    /// Read settings from this TOML file: keys are the long flags (`heartbeat-interval = "5s"`). A flag
-    /// beats its FERRY_* variable, which beats the file, which beats the built-in default
+    /// Read settings from this TOML file: one key per long flag, `flag-name = "value"` (or flag_name), true
+    /// or false for a flag without a value. A flag beats its FERRY_* variable, which beats the file, which
+    /// beats the built-in default
     #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print the effective settings as TOML (loadable by --config; secrets left out) and exit
@@ -534,8 +535,9 @@ pub struct AgentArgs {
     /// this a release cannot: any developer may upload one
     #[arg(long, env = "FERRY_ALLOW_ROOT_SERVICES")]
     pub allow_root_services: bool,
-    /// Read settings from this TOML file: keys are the long flags (`heartbeat-interval = "5s"`). A flag
-    /// beats its FERRY_* variable, which beats the file, which beats the built-in default
+    /// Read settings from this TOML file: one key per long flag, `flag-name = "value"` (or flag_name), true
+    /// or false for a flag without a value. A flag beats its FERRY_* variable, which beats the file, which
+    /// beats the built-in default
     #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print the effective settings as TOML (loadable by --config; secrets left out) and exit

@@ -94,9 +94,14 @@ fn load(path: &Path, name: &str, cmd: &clap::Command) -> Result<Vec<(String, Str
             .get_arguments()
             .find(|a| a.get_long() == Some(long.as_str()) && !NOT_SETTINGS.contains(&a.get_id().as_str()))
             .ok_or_else(|| {
+                let example = match name {
+                    "server" => "heartbeat-interval",
+                    _ => "check-interval",
+                };
                 anyhow!(
                     "config file {shown}: unknown key `{key}`: the keys are the long flags of `ferry {name}` \
-                     (see `ferry {name} --help`), e.g. `heartbeat-interval` or `heartbeat_interval`"
+                     (see `ferry {name} --help`), e.g. `{example}` or `{}`",
+                    example.replace('-', "_")
                 )
             })?;
         let id = arg.get_id().as_str().to_string();
