@@ -40,24 +40,25 @@ enum Value {
     Text(String),
 }
 
-/// Parses the process's arguments like `Cli::parse` (a usage error exits with clap's message), applying
-/// the config file of `ferry server` / `ferry agent`. A config file that cannot be used is an error: the
-/// process must not start with settings other than those the operator wrote.
-pub fn parse() -> Result<Parsed> {
-    parse_from(std::env::args_os().collect())
+/// Parses the process's arguments with the command `command` makes (`Cli::command`, perhaps with more
+/// help), like `Cli::parse`: a usage error exits with clap's message. Applies the config file of `ferry
+/// server` / `ferry agent`; a config file that cannot be used is an error: the process must not start
+/// with settings other than those the operator wrote.
+pub fn parse(command: impl Fn() -> clap::Command) -> Result<Parsed> {
+    parse_from(command, std::env::args_os().collect())
 }
 
-fn parse_from(mut argv: Vec<OsString>) -> Result<Parsed> {
+fn parse_from(command: impl Fn() -> clap::Command, mut argv: Vec<OsString>) -> Result<Parsed> {
     let mut from_file = BTreeSet::new();
     // The lenient pass: missing required settings may well be in the file. `--help` and other early
     // exits come back as errors here and are left to the real pass.
-    if let Ok(first) = Cli::command().ignore_errors(true).try_get_matches_from(&argv)
+    if let Ok(first) = command().ignore_errors(true).try_get_matches_from(&argv)
         && let Some((name, sub)) = first.subcommand()
         && CONFIGURABLE.contains(&name)
         && sub.subcommand().is_none()
         && let Ok(Some(path)) = sub.try_get_one::<PathBuf>("config")
     {
-        let mut cmd = Cli::command();
+        let mut cmd = command();
         cmd.build();
         let sc = cmd.find_subcommand(name).ok_or_else(|| anyhow!("no command {name}"))?;
         for (id, long, value) in load(path, name, sc)? {
@@ -73,7 +74,7 @@ fn parse_from(mut argv: Vec<OsString>) -> Result<Parsed> {
             from_file.insert(id);
         }
     }
-    let matches = Cli::command().try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
+    let matches = command().try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     Ok(Parsed { cli, matches, from_file })
 }
@@ -290,7 +291,9 @@ mod tests {
         let file = dir.path().join("server.toml");
         std::fs::write(&file, "data = \"/srv/ferry\"\nheartbeat_interval = \"7s\"\nlisten = \"127.0.0.1:9\"\n")
             .unwrap();
-        let p = parse_from(argv(&["server", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:8"])).unwrap();
+        let p =
+            parse_from(Cli::command, argv(&["server", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:8"]))
+                .unwrap();
         let crate::args::Command::Server(s) = p.cli.command else { panic!("not server") };
         assert_eq!(s.data, PathBuf::from("/srv/ferry"));
         assert_eq!(s.heartbeat_interval, std::time::Duration::from_secs(7));
@@ -305,7 +308,10 @@ mod tests {
         let run = |text: &str| {
             std::fs::write(&file, text).unwrap();
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-            parse_from(argv(&["agent", "--config", f])).err().map(|e| format!("{e:#}")).unwrap_or_default()
+            parse_from(Cli::command, argv(&["agent", "--config", f]))
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default()
         };
         let e = run("colour = \"red\"\n");
         assert!(e.contains(f) && e.contains("unknown key `colour`"), "{e}");
@@ -323,7 +329,7 @@ mod tests {
         assert!(e.contains("given twice"), "{e}");
         let e = run("print-config = true\n");
         assert!(e.contains("unknown key `print-config`"), "{e}");
-        let e = parse_from(argv(&["agent", "--config", &format!("{f}.missing")])).err().unwrap();
+        let e = parse_from(Cli::command, argv(&["agent", "--config", &format!("{f}.missing")])).err().unwrap();
         assert!(format!("{e:#}").contains("cannot open it"), "{e:#}");
     }
 
@@ -333,13 +339,13 @@ mod tests {
         let file = dir.path().join("agent.toml");
         std::fs::write(&file, "join-token = \"s3cret\"\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = parse_from(argv(&["agent", "--config", file.to_str().unwrap()])).err().unwrap();
+        let e = parse_from(Cli::command, argv(&["agent", "--config", file.to_str().unwrap()])).err().unwrap();
         let e = format!("{e:#}");
         assert!(e.contains("holds a secret (join-token)") && !e.contains("s3cret"), "{e}");
         // Readable by its group only: fine.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         let args = ["agent", "--config", file.to_str().unwrap(), "--server", "http://x", "--name", "a", "--root", "/r"];
-        let p = parse_from(argv(&args)).unwrap();
+        let p = parse_from(Cli::command, argv(&args)).unwrap();
         let crate::args::Command::Agent(a) = p.cli.command else { panic!("not agent") };
         assert_eq!(a.join_token.as_deref(), Some("s3cret"));
     }

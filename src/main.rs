@@ -10,14 +10,17 @@ mod svc;
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
+
 fn main() -> ExitCode {
     // Before anything builds a TLS configuration: ring is the only provider.
     ferry_tls::install_crypto_provider();
-    let parsed = match config::parse() {
+    let parsed = match config::parse(args::Cli::command) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
+            // A config file that cannot be used is bad arguments: clap's usage status.
+            return ExitCode::from(2);
         }
     };
     match parsed.printed_config() {

@@ -134,7 +134,7 @@ fn a_bad_config_file_stops_the_server_naming_file_and_key() {
         write_private(&file, &text);
         let out = run(&mut ferry(&["server", "--config", f]));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "started with {text}");
+        assert_eq!(out.status.code(), Some(2), "{text}: not the usage status");
         assert!(err.contains(f) && err.contains(want), "{text}: wanted {want:?} and the file named in: {err}");
         assert!(!data.exists(), "the server initialised its data directory despite {text}");
     }
