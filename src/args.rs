@@ -20,6 +20,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines look on standard error: text, or json (one JSON object per line: timestamp, level,
+    /// target, message, fields). Which lines: FERRY_LOG (or RUST_LOG; FERRY_LOG wins), e.g. debug or
+    /// info,ferry_agent=debug
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, coloured on a terminal (not with NO_COLOR set)
+    Text,
+    /// For log collectors: one JSON object per line
+    Json,
 }
 
 /// Where the client finds the server.
@@ -433,19 +447,19 @@ pub struct ServerArgs {
     #[arg(long, env = "FERRY_DATA")]
     pub data: PathBuf,
     /// Address to listen on (port 0 picks a free port; the URL is written to DATA/server.url)
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// How often agents send a heartbeat
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
     /// A host silent for this long is marked offline
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_HEARTBEAT_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub heartbeat_timeout: Duration,
     /// How often every agent is sent its full desired state again, to re-check its host
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_RESYNC_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub resync_interval: Duration,
     /// Builds that may run at once (one per project at most)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "FERRY_BUILD_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub build_workers: u16,
     /// How build scripts (code anyone who can push may change) are walled off from the server: auto
     /// (bubblewrap when installed, else builds are refused), bwrap (bubblewrap or do not start), none
@@ -475,8 +489,16 @@ pub struct ServerArgs {
     #[arg(long, env = "FERRY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// How long a web interface session lasts after signing in
-    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
+    /// Read settings from this TOML file: one key per long flag, `flag-name = "value"` (or flag_name), true
+    /// or false for a flag without a value. A flag beats its FERRY_* variable, which beats the file, which
+    /// beats the built-in default
+    #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective settings as TOML (loadable by --config; secrets left out) and exit
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Args)]
@@ -495,20 +517,20 @@ pub struct AgentArgs {
     #[arg(long, env = "FERRY_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
     /// This host's name in Ferry
-    #[arg(long, required = true)]
+    #[arg(long, env = "FERRY_NAME", required = true)]
     pub name: Option<String>,
     /// Tags, e.g. role=web,dc=bj; environments select hosts by them
-    #[arg(long, default_value = "")]
+    #[arg(long, env = "FERRY_TAGS", default_value = "")]
     pub tags: String,
     /// The address load balancers reach this host at (FERRY_HOST_ADDRESS in `ferry env lb set --backend`):
     /// an IP address or host name. Default: the address the server sees the agent connect from
-    #[arg(long)]
+    #[arg(long, env = "FERRY_ADDRESS")]
     pub address: Option<String>,
     /// Directory holding the agent's credential, content store and every project's releases
-    #[arg(long, required = true)]
+    #[arg(long, env = "FERRY_ROOT", required = true)]
     pub root: Option<PathBuf>,
     /// How often the host is re-checked against its desired state
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub check_interval: Duration,
     /// When the agent runs as root: the user services run as unless their ferry.toml names one
     /// ([service] user). Without either, the agent refuses to run a service as root.
@@ -520,8 +542,16 @@ pub struct AgentArgs {
     pub allow_root_services: bool,
     /// After the agent replaced itself with a new binary (`ferry agent-upgrade`): how long the new binary has
     /// to connect to the server before the old one is put back and started again
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_UPGRADE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub upgrade_timeout: Duration,
+    /// Read settings from this TOML file: one key per long flag, `flag-name = "value"` (or flag_name), true
+    /// or false for a flag without a value. A flag beats its FERRY_* variable, which beats the file, which
+    /// beats the built-in default
+    #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective settings as TOML (loadable by --config; secrets left out) and exit
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// `ferry agent-upgrade --help`.
@@ -638,7 +668,7 @@ pub enum AgentCmd {
     /// The agent keeps it so (and reports it) until the server deploys something else.
     Rollback {
         /// The agent's --root
-        #[arg(long)]
+        #[arg(long, env = "FERRY_ROOT")]
         root: PathBuf,
         /// Project name
         project: String,

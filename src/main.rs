@@ -3,24 +3,38 @@
 //! runs, and turns an error into an exit status.
 
 mod args;
+mod config;
 mod dev;
 mod run;
 mod svc;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::CommandFactory;
 
 fn main() -> ExitCode {
     // Before anything builds a TLS configuration: ring is the only provider.
     ferry_tls::install_crypto_provider();
-    // Bad arguments exit with clap's 2 (usage), as documented.
-    let matches = with_exit_status(args::Cli::command()).get_matches();
-    let cli = match args::Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
+    let parsed = match config::parse(|| with_exit_status(args::Cli::command())) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // A config file that cannot be used is bad arguments: clap's usage status.
+            return ExitCode::from(2);
+        }
     };
-    match run::run(cli) {
+    match parsed.printed_config() {
+        Ok(Some(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match run::run(parsed.cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -13,15 +13,35 @@ use ferry_server::build_sandbox::BuildWall;
 
 pub fn run(cli: Cli) -> Result<()> {
     let long_running = matches!(cli.command, Command::Server(_) | Command::Agent(_) | Command::Dev(_));
-    init_tracing(if long_running { "info" } else { "warn" });
+    init_tracing(if long_running { "info" } else { "warn" }, cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(dispatch(cli.command))
 }
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logs to standard error. Which lines: FERRY_LOG, else RUST_LOG, else `default`; FERRY_LOG wins so that
+/// a RUST_LOG meant for something else in the same environment does not change Ferry's logs. Colour only
+/// on a terminal and without NO_COLOR, so files and journals get no escape codes.
+fn init_tracing(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    let given = ["FERRY_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()).map(|v| (var, v)));
+    let filter = match given {
+        Some((var, spec)) => tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("warning: {var}={spec:?} is not a log filter ({e}); logging at {default}");
+            tracing_subscriber::EnvFilter::new(default)
+        }),
+        None => tracing_subscriber::EnvFilter::new(default),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        // One object per line, the event's message and fields at the top level next to timestamp,
+        // level and target.
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).try_init(),
+    };
 }
 
 fn client(conn: &Conn) -> Result<(Client, Output)> {

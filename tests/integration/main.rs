@@ -14,6 +14,7 @@ mod access;
 mod agent_upgrade;
 mod audit;
 mod builds;
+mod config;
 mod deploy;
 mod deploy_log;
 mod dev;
