@@ -50,8 +50,37 @@ pub async fn authorize(State(guard): State<Guard>, params: RawPathParams, mut re
             req.extensions_mut().insert(Caller(user));
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            linger(req.into_body()).await;
+            e.into_response()
+        }
     }
+}
+
+/// The most of a refused request's body [`linger`] reads.
+const LINGER_BYTES: u64 = 512 << 20;
+/// How long [`linger`] reads at most.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Reads and drops what is left of a request body before an early answer
+/// (a refusal, a conflict), within [`LINGER_BYTES`] and [`LINGER_TIME`].
+/// Answering while a client still sends a large upload makes the server
+/// close a connection with unread bytes, which resets it: the client then
+/// sees "broken pipe" instead of the answer (a 403 would read as "cannot
+/// reach the server"). nginx's lingering close, in the request's own time.
+pub async fn linger(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    let drain = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read = read.saturating_add(chunk.len() as u64);
+            if read > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// What a request is about, as far as its path tells.

@@ -132,9 +132,16 @@ pub async fn upload(
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> ApiResult<Json<AgentBinaryInfo>> {
-    ferry_domain::validate_version(&q.version)?;
-    if let Ok(b) = state.db.agent_binary(&q.version).await {
-        return Err(ApiError::Conflict(format!("agent binary version '{}' already exists ({})", b.version, b.sha256)));
+    let taken =
+        match ferry_domain::validate_version(&q.version) {
+            Ok(()) => state.db.agent_binary(&q.version).await.ok().map(|b| {
+                ApiError::Conflict(format!("agent binary version '{}' already exists ({})", b.version, b.sha256))
+            }),
+            Err(e) => Some(e.into()),
+        };
+    if let Some(refusal) = taken {
+        crate::access::linger(body).await;
+        return Err(refusal);
     }
     let dir = binaries_dir(&state);
     tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
