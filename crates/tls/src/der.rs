@@ -95,7 +95,15 @@ fn time(tag: u8, value: &[u8]) -> Option<String> {
     if !full.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(format!("{}-{}-{} {}:{}:{} UTC", &full[..4], &full[4..6], &full[6..8], &full[8..10], &full[10..12], &full[12..14]))
+    Some(format!(
+        "{}-{}-{} {}:{}:{} UTC",
+        &full[..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    ))
 }
 
 #[cfg(test)]

@@ -168,8 +168,7 @@ fn read_pair(cert: &Path, key: &Path) -> Result<Served, TlsError> {
     let private =
         PrivateKeyDer::from_pem_slice(&pem).map_err(|e| key_fail(format!("no PEM private key in it: {e}")))?;
     let info = CertificateInfo::of(&chain[0]);
-    let mismatch =
-        |reason: String| TlsError::Mismatch { cert: cert.to_path_buf(), key: key.to_path_buf(), reason };
+    let mismatch = |reason: String| TlsError::Mismatch { cert: cert.to_path_buf(), key: key.to_path_buf(), reason };
     let certified = CertifiedKey::from_der(chain, private, &provider()).map_err(|e| mismatch(e.to_string()))?;
     // from_der lets a key whose public half it cannot tell pass; ring can
     // always tell, so anything but a match is refused here.
