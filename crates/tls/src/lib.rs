@@ -189,20 +189,29 @@ pub fn server_config(cert: Arc<ServerCertificate>) -> Result<Arc<rustls::ServerC
     Ok(Arc::new(config))
 }
 
-/// The system's CA certificates, read once per process. Unreadable or
-/// unparsable ones are skipped (a broken file in /etc/ssl/certs must not stop
-/// a client that does not need it), said once at debug level.
-fn system_roots() -> &'static rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+/// The system's CA certificates rustls can use as roots, read once per
+/// process (`SSL_CERT_FILE` and `SSL_CERT_DIR` honoured). Unreadable or
+/// unparsable entries are skipped (a broken file in /etc/ssl/certs must not
+/// stop a client that does not need it), said once at debug level.
+///
+/// For clients whose TLS configuration another library builds (lettre's
+/// SMTP); [`client_config`] includes these already.
+pub fn system_ca_certificates() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
         for e in &found.errors {
             tracing::debug!("skipping part of the system CA store: {e}");
         }
-        let mut roots = rustls::RootCertStore::empty();
-        let (added, ignored) = roots.add_parsable_certificates(found.certs);
-        tracing::debug!(added, ignored, "system CA store read (certificates rustls cannot use are skipped)");
-        roots
+        let total = found.certs.len();
+        let usable: Vec<_> =
+            found.certs.into_iter().filter(|c| rustls::RootCertStore::empty().add(c.clone()).is_ok()).collect();
+        tracing::debug!(
+            usable = usable.len(),
+            skipped = total - usable.len(),
+            "system CA store read (certificates rustls cannot use are skipped)"
+        );
+        usable
     })
 }
 
@@ -210,7 +219,7 @@ fn system_roots() -> &'static rustls::RootCertStore {
 /// certificates in `ca_cert`, if given.
 pub fn client_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    roots.roots.extend(system_roots().roots.iter().cloned());
+    roots.add_parsable_certificates(system_ca_certificates().iter().cloned());
     if let Some(path) = ca_cert {
         for cert in read_certificates(path)? {
             roots.add(cert).map_err(|e| TlsError::Certificate {
