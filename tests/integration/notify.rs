@@ -239,7 +239,7 @@ impl Drop for Smtpd {
 /// The SMTP sink: aiosmtpd's protocol handler on an asyncio server (its
 /// Controller cannot listen on port 0 in every version).
 const SMTP_SINK: &str = r#"
-import asyncio, email, json, os, re, sys, threading
+import asyncio, email, json, os, re, ssl, sys, threading
 from aiosmtpd.smtp import SMTP
 
 class Sink:
@@ -256,8 +256,13 @@ def end_with_stdin():
 
 async def main():
     threading.Thread(target=end_with_stdin, daemon=True).start()
+    tls = None
+    if len(sys.argv) == 3:
+        # TLS from the first byte (smtps), with this certificate and key.
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[1], sys.argv[2])
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Sink(), hostname="localhost"), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: SMTP(Sink(), hostname="localhost"), "127.0.0.1", 0, ssl=tls)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 
@@ -302,8 +307,15 @@ fn smtp_python() -> Option<&'static str> {
 
 /// Starts the SMTP sink and waits for the port it listens on.
 fn start_smtpd(python: &str) -> Smtpd {
+    start_smtpd_with(python, &[])
+}
+
+/// The SMTP sink with more arguments: a certificate and its key make it
+/// speak TLS from the first byte (smtps).
+fn start_smtpd_with(python: &str, args: &[&std::path::Path]) -> Smtpd {
     let mut child = Command::new(python)
         .args(["-u", "-c", SMTP_SINK])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -497,4 +509,68 @@ fn a_request_waiting_for_approval_mails_the_approvers_and_its_approval_the_reque
     pete.ok(&["request", "approve", "1"]);
     let approved = mail_about(&smtpd, &mut seen, "approved by pete");
     assert_eq!(approved.to(), set(&["dana@example.com"]));
+}
+
+/// A server this test started with an environment of its own; killed when dropped.
+struct OwnServer {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn mail_over_tls_trusts_a_ca_from_the_system_store() {
+    let Some(python) = smtp_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let issued = crate::tls::ca_signed(dir.path(), "mail");
+    let smtpd = start_smtpd_with(python, &[&issued.cert, &issued.key]);
+    // The server trusts the mail server's CA only through SSL_CERT_FILE,
+    // read as the system's CA store: no option names it.
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(crate::harness::FERRY)
+        .args(["server", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--smtp-url", &format!("smtps://127.0.0.1:{}", smtpd.port), "--smtp-from", "ferry@example.com"])
+        .env("FERRY_LOG", "info,sqlx=warn")
+        .env("SSL_CERT_FILE", &issued.ca)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("FERRY_TLS_CERT")
+        .env_remove("FERRY_TLS_KEY")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let _server = OwnServer { child, log };
+    let url_file = data.join("server.url");
+    wait_until(Duration::from_secs(20), "server.url", || url_file.exists());
+    let url = std::fs::read_to_string(&url_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(crate::harness::FERRY)
+            .args(args)
+            .env("FERRY_SERVER", &url)
+            .env("FERRY_TOKEN", &token)
+            .env_remove("FERRY_CA_CERT")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ferry {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    cli(&["project", "create", "app"]);
+    cli(&["notify", "add", "app", "--kind", "email", "--to", "ops@example.com", "--event", "project.changed"]);
+    cli(&["env", "create", "app", "staging", "--select", "role=web"]);
+    let mut seen = Vec::new();
+    let mail = mail_about(&smtpd, &mut seen, "app");
+    assert_eq!(mail.to(), set(&["ops@example.com"]), "{mail:?}");
+    assert!(mail.body.contains("staging"), "{mail:?}");
 }

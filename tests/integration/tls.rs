@@ -220,14 +220,14 @@ fn a_certificate_that_cannot_be_read_stops_the_server_naming_the_file() {
 
 /// A certificate for 127.0.0.1 and localhost signed by a CA of its own, made
 /// now: `NAME-ca.crt`, `NAME.crt` and `NAME.key` in `dir`.
-struct Issued {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    der: Vec<u8>,
+pub(crate) struct Issued {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) der: Vec<u8>,
 }
 
-fn ca_signed(dir: &Path, name: &str) -> Issued {
+pub(crate) fn ca_signed(dir: &Path, name: &str) -> Issued {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("Ferry test CA {name}"));
