@@ -43,7 +43,7 @@ pub struct Conn {
     #[arg(long, env = "FERRY_SERVER", global = true)]
     pub server: Option<String>,
     /// Also trust this CA certificate (PEM) for an https server: a private CA or the server's self-signed
-    /// certificate. The public web roots are always trusted
+    /// certificate. The public web roots and the system's CA store (SSL_CERT_FILE, SSL_CERT_DIR) are always trusted
     #[arg(long, env = "FERRY_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// API token (see DATA/admin.token on the server; default, also when empty: the one `ferry login` saved)
@@ -188,7 +188,7 @@ pub enum Command {
         #[arg(long)]
         user: String,
         /// Also trust this CA certificate (PEM) for an https server: a private CA or the server's self-signed
-        /// certificate. The public web roots are always trusted
+        /// certificate. The public web roots and the system's CA store (SSL_CERT_FILE, SSL_CERT_DIR) are always trusted
         #[arg(long, env = "FERRY_CA_CERT", value_name = "FILE")]
         ca_cert: Option<PathBuf>,
         /// Read the password from the first line of standard input
@@ -482,7 +482,8 @@ pub struct ServerArgs {
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Serve HTTPS (API, agent channel, web interface) with this certificate, PEM: the server's certificate
-    /// first, then any intermediate CA certificates. Needs --tls-key
+    /// first, then any intermediate CA certificates. Needs --tls-key. SIGHUP reads both files again: new
+    /// connections get the new pair, open ones keep theirs; a bad pair is refused in the log and the old one stays
     #[arg(long, env = "FERRY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1)
@@ -510,7 +511,7 @@ pub struct AgentArgs {
     #[arg(long, env = "FERRY_SERVER", required = true)]
     pub server: Option<String>,
     /// Also trust this CA certificate (PEM) for an https server: a private CA or the server's self-signed
-    /// certificate. The public web roots are always trusted
+    /// certificate. The public web roots and the system's CA store (SSL_CERT_FILE, SSL_CERT_DIR) are always trusted
     #[arg(long, env = "FERRY_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// Join token for the first start (DATA/join.token on the server); later starts use the stored credential

@@ -124,6 +124,10 @@ async fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Server(args) => {
+            // Before anything else: SIGHUP's default action would end the
+            // server; here it means "read the TLS certificate again".
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("installing the SIGHUP handler")?;
             let mut config = ferry_server::ServerConfig::new(args.data, args.listen);
             config.heartbeat_interval = args.heartbeat_interval;
             config.heartbeat_timeout = args.heartbeat_timeout;
@@ -148,7 +152,13 @@ async fn dispatch(command: Command) -> Result<()> {
                 println!("admin API token written to {}", server.init.admin_token_file.display());
             }
             println!("agents enrol with the join token in {}", server.init.join_token_file.display());
-            shutdown_signal().await;
+            let mut stop = std::pin::pin!(shutdown_signal());
+            loop {
+                tokio::select! {
+                    () = &mut stop => break,
+                    Some(()) = hangup.recv() => server.reload_tls(),
+                }
+            }
             server.stop().await;
             Ok(())
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -218,8 +218,11 @@ fn chats_get_their_own_formats_and_a_refusal_in_the_body_is_tried_again() {
     let _ = &mut f;
 }
 
-/// A real SMTP server: Python's `smtpd` DebuggingServer, which prints every
-/// message it takes. Killed (by its pid) when dropped.
+/// A real SMTP server: aiosmtpd (the maintained successor of Python's
+/// `smtpd`, which Python 3.12 removed) on a loopback port the OS picks. It
+/// prints that port, then one JSON line per message it takes. Killed (by its
+/// pid) when dropped; it also ends when its standard input closes, so a test
+/// that dies without dropping it leaves nothing behind.
 struct Smtpd {
     child: Child,
     port: u16,
@@ -233,7 +236,40 @@ impl Drop for Smtpd {
     }
 }
 
-/// A message as the SMTP server printed it: headers unfolded, and the body.
+/// The SMTP sink: aiosmtpd's protocol handler on an asyncio server (its
+/// Controller cannot listen on port 0 in every version).
+const SMTP_SINK: &str = r#"
+import asyncio, email, json, os, re, ssl, sys, threading
+from aiosmtpd.smtp import SMTP
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.original_content or envelope.content)
+        headers = [[k, re.sub(r"\r?\n[ \t]+", " ", str(v)).strip()] for k, v in msg.items()]
+        body = (msg.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        print(json.dumps({"headers": headers, "body": body}), flush=True)
+        return "250 OK"
+
+def end_with_stdin():
+    sys.stdin.read()
+    os._exit(0)
+
+async def main():
+    threading.Thread(target=end_with_stdin, daemon=True).start()
+    tls = None
+    if len(sys.argv) == 3:
+        # TLS from the first byte (smtps), with this certificate and key.
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[1], sys.argv[2])
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Sink(), hostname="localhost"), "127.0.0.1", 0, ssl=tls)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
+/// A message as the SMTP server took it: headers unfolded, and the body.
 #[derive(Debug)]
 struct Mail {
     headers: Vec<(String, String)>,
@@ -250,96 +286,70 @@ impl Mail {
     }
 }
 
-/// Python's `smtpd`, if this machine has it: it is deprecated (and gone
-/// from Python 3.12). Without it the e-mail test is skipped loudly, unless
-/// FERRY_TEST_SMTP says it must run.
-fn smtpd_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-W", "ignore", "-c", "import smtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var_os("FERRY_TEST_SMTP").is_none(), "FERRY_TEST_SMTP is set but python3's smtpd is missing");
-        eprintln!("!!!!! SKIPPED: python3 with the smtpd module is missing; the e-mail test did not run !!!!!");
-    }
-    ok
-}
-
-/// Starts the SMTP server on a free loopback port; tries again with another
-/// port if another process took the one it was given meanwhile.
-fn start_smtpd() -> Smtpd {
-    for _ in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new("python3")
-            .args(["-u", "-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+/// A Python with aiosmtpd: `python3` on the PATH, else the system's (Debian
+/// packages it as python3-aiosmtpd, for /usr/bin/python3). Without one the
+/// e-mail tests are skipped loudly, unless FERRY_TEST_SMTP says they must run.
+fn smtp_python() -> Option<&'static str> {
+    let found = ["python3", "/usr/bin/python3"].into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import aiosmtpd.smtp"])
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .expect("start python3 -m smtpd");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let up = loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        if !up {
-            let _ = child.kill();
-            let _ = child.wait();
-            continue;
-        }
-        let stdout = child.stdout.take().unwrap();
-        let (tx, messages) = mpsc::channel();
-        std::thread::spawn(move || read_messages(BufReader::new(stdout), &tx));
-        return Smtpd { child, port, messages };
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        assert!(std::env::var_os("FERRY_TEST_SMTP").is_none(), "FERRY_TEST_SMTP is set but no python3 has aiosmtpd");
+        eprintln!("!!!!! SKIPPED: python3 with aiosmtpd is missing; the e-mail test did not run !!!!!");
     }
-    panic!("the SMTP server did not start on any of 5 ports");
+    found
 }
 
-/// Parses what DebuggingServer prints: each message between its markers,
-/// one line per `repr()` of the line's bytes.
-fn read_messages(out: impl BufRead, tx: &mpsc::Sender<Mail>) {
-    let mut lines: Option<Vec<String>> = None;
-    for line in out.lines() {
-        let Ok(line) = line else { return };
-        if line.contains("MESSAGE FOLLOWS") {
-            lines = Some(Vec::new());
-        } else if line.contains("END MESSAGE") {
-            let Some(taken) = lines.take() else { continue };
-            let unquoted: Vec<String> = taken
-                .iter()
-                .map(|l| {
-                    let l = l.strip_prefix("b'").or_else(|| l.strip_prefix("b\"")).unwrap_or(l);
-                    let l = l.strip_suffix('\'').or_else(|| l.strip_suffix('"')).unwrap_or(l);
-                    l.to_string()
-                })
+/// Starts the SMTP sink and waits for the port it listens on.
+fn start_smtpd(python: &str) -> Smtpd {
+    start_smtpd_with(python, &[])
+}
+
+/// The SMTP sink with more arguments: a certificate and its key make it
+/// speak TLS from the first byte (smtps).
+fn start_smtpd_with(python: &str, args: &[&std::path::Path]) -> Smtpd {
+    let mut child = Command::new(python)
+        .args(["-u", "-c", SMTP_SINK])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the aiosmtpd sink");
+    let stdout = child.stdout.take().unwrap();
+    let (port_tx, port_rx) = mpsc::channel();
+    let (tx, messages) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let port = lines.next().and_then(Result::ok).and_then(|l| l.trim().parse::<u16>().ok());
+        let _ = port_tx.send(port);
+        for line in lines {
+            let Ok(line) = line else { return };
+            let Ok(mail) = serde_json::from_str::<Value>(&line) else { continue };
+            let headers = mail["headers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| Some((h[0].as_str()?.to_string(), h[1].as_str()?.to_string())))
                 .collect();
-            let split = unquoted.iter().position(String::is_empty).unwrap_or(unquoted.len());
-            let mut headers: Vec<(String, String)> = Vec::new();
-            for h in &unquoted[..split] {
-                if h.starts_with([' ', '\t']) {
-                    if let Some(last) = headers.last_mut() {
-                        last.1.push(' ');
-                        last.1.push_str(h.trim());
-                    }
-                } else if let Some((k, v)) = h.split_once(':') {
-                    headers.push((k.trim().to_string(), v.trim().to_string()));
-                }
-            }
-            let body = unquoted.get(split + 1..).map(|b| b.join("\n")).unwrap_or_default();
+            let body = mail["body"].as_str().unwrap_or_default().to_string();
             if tx.send(Mail { headers, body }).is_err() {
                 return;
             }
-        } else if let Some(l) = lines.as_mut() {
-            l.push(line);
         }
-    }
+    });
+    let port = port_rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
+    let Some(port) = port else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the aiosmtpd sink did not say its port");
+    };
+    Smtpd { child, port, messages }
 }
 
 /// The next mail whose subject contains `what`, others put aside.
@@ -364,10 +374,8 @@ fn set(addrs: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn e_mail_reaches_the_members_and_an_emergency_rollback_the_whole_project() {
-    if !smtpd_available() {
-        return;
-    }
-    let smtpd = start_smtpd();
+    let Some(python) = smtp_python() else { return };
+    let smtpd = start_smtpd(python);
     let smtp_url = format!("smtp://127.0.0.1:{}", smtpd.port);
     let mut f = Ferry::start_with(&["--smtp-url", &smtp_url, "--smtp-from", "ferry@example.com"]);
     f.start_agents(&["web-1"], "role=web");
@@ -467,10 +475,8 @@ fn e_mail_reaches_the_members_and_an_emergency_rollback_the_whole_project() {
 
 #[test]
 fn a_request_waiting_for_approval_mails_the_approvers_and_its_approval_the_requester() {
-    if !smtpd_available() {
-        return;
-    }
-    let smtpd = start_smtpd();
+    let Some(python) = smtp_python() else { return };
+    let smtpd = start_smtpd(python);
     let smtp_url = format!("smtp://127.0.0.1:{}", smtpd.port);
     let mut f = Ferry::start_with(&["--smtp-url", &smtp_url, "--smtp-from", "ferry@example.com"]);
     f.start_agents(&["web-1"], "role=web");
@@ -503,4 +509,68 @@ fn a_request_waiting_for_approval_mails_the_approvers_and_its_approval_the_reque
     pete.ok(&["request", "approve", "1"]);
     let approved = mail_about(&smtpd, &mut seen, "approved by pete");
     assert_eq!(approved.to(), set(&["dana@example.com"]));
+}
+
+/// A server this test started with an environment of its own; killed when dropped.
+struct OwnServer {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn mail_over_tls_trusts_a_ca_from_the_system_store() {
+    let Some(python) = smtp_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let issued = crate::tls::ca_signed(dir.path(), "mail");
+    let smtpd = start_smtpd_with(python, &[&issued.cert, &issued.key]);
+    // The server trusts the mail server's CA only through SSL_CERT_FILE,
+    // read as the system's CA store: no option names it.
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(crate::harness::FERRY)
+        .args(["server", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--smtp-url", &format!("smtps://127.0.0.1:{}", smtpd.port), "--smtp-from", "ferry@example.com"])
+        .env("FERRY_LOG", "info,sqlx=warn")
+        .env("SSL_CERT_FILE", &issued.ca)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("FERRY_TLS_CERT")
+        .env_remove("FERRY_TLS_KEY")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let _server = OwnServer { child, log };
+    let url_file = data.join("server.url");
+    wait_until(Duration::from_secs(20), "server.url", || url_file.exists());
+    let url = std::fs::read_to_string(&url_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(crate::harness::FERRY)
+            .args(args)
+            .env("FERRY_SERVER", &url)
+            .env("FERRY_TOKEN", &token)
+            .env_remove("FERRY_CA_CERT")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ferry {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    cli(&["project", "create", "app"]);
+    cli(&["notify", "add", "app", "--kind", "email", "--to", "ops@example.com", "--event", "project.changed"]);
+    cli(&["env", "create", "app", "staging", "--select", "role=web"]);
+    let mut seen = Vec::new();
+    let mail = mail_about(&smtpd, &mut seen, "app");
+    assert_eq!(mail.to(), set(&["ops@example.com"]), "{mail:?}");
+    assert!(mail.body.contains("staging"), "{mail:?}");
 }

@@ -1,11 +1,13 @@
-//! The server over HTTPS: agents and the CLI trust it through `--ca-cert`,
-//! a secret reaches its host over the encrypted channel, an untrusted
-//! certificate is refused with a message that says what to do, and the TLS
-//! port answers no plain HTTP.
+//! The server over HTTPS: agents and the CLI trust it through `--ca-cert`
+//! or the system's CA store, a secret reaches its host over the encrypted
+//! channel, an untrusted certificate is refused with a message that says what
+//! to do, the TLS port answers no plain HTTP, and SIGHUP puts a new
+//! certificate in service without dropping the agents' connections.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{FERRY, Ferry, host_port, wait_until, write_tree};
@@ -214,4 +216,225 @@ fn a_certificate_that_cannot_be_read_stops_the_server_naming_the_file() {
     let err = run(&["--tls-cert", cert.to_str().unwrap()]);
     assert!(err.contains("--tls-key"), "{err}");
     assert!(!dir.path().join("data/server.url").exists(), "nothing was served");
+}
+
+/// A certificate for 127.0.0.1 and localhost signed by a CA of its own, made
+/// now: `NAME-ca.crt`, `NAME.crt` and `NAME.key` in `dir`.
+pub(crate) struct Issued {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) der: Vec<u8>,
+}
+
+pub(crate) fn ca_signed(dir: &Path, name: &str) -> Issued {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("Ferry test CA {name}"));
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, format!("ferry-{name}"));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let issued = Issued {
+        ca: dir.join(format!("{name}-ca.crt")),
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+        der: cert.der().to_vec(),
+    };
+    std::fs::write(&issued.ca, ca.pem()).unwrap();
+    std::fs::write(&issued.cert, cert.pem()).unwrap();
+    std::fs::write(&issued.key, key.serialize_pem()).unwrap();
+    issued
+}
+
+/// The SHA-256 fingerprint of the certificate a new TLS connection to `url`
+/// is served, as the server's log writes it.
+fn served_fingerprint(url: &str, ca: &Path) -> String {
+    let config = Arc::new(ferry_tls::client_config(Some(ca)).unwrap());
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(host_port(url)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    let chain = conn.peer_certificates().unwrap();
+    ferry_tls::fingerprint(chain[0].as_ref())
+}
+
+/// Sends SIGHUP to a process this test started.
+fn hangup(pid: u32) {
+    let status = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -HUP {pid}");
+}
+
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// An agent started with an environment of the test's choosing; killed when dropped.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.log.display(), log_of(&self.log));
+        }
+    }
+}
+
+#[test]
+fn the_system_ca_store_is_trusted_by_the_cli_and_the_agent() {
+    let certs = tempfile::tempdir().unwrap();
+    let issued = ca_signed(certs.path(), "system");
+    let mut f =
+        Ferry::start_with(&["--tls-cert", issued.cert.to_str().unwrap(), "--tls-key", issued.key.to_str().unwrap()]);
+    // The CLI, without --ca-cert: the CA comes from SSL_CERT_FILE, read as
+    // the system's store. Without it (a store that cannot be read, or one
+    // that holds only garbage) the certificate is refused as untrusted, and
+    // the broken store itself stops nothing.
+    let garbage = certs.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n").unwrap();
+    let cli = |store: &Path| {
+        Command::new(FERRY)
+            .args(["project", "list"])
+            .env("FERRY_SERVER", &f.url)
+            .env("FERRY_TOKEN", &f.token)
+            .env_remove("FERRY_CA_CERT")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", store)
+            .output()
+            .unwrap()
+    };
+    for store in [garbage.clone(), certs.path().join("missing.pem")] {
+        let refused = cli(&store);
+        assert!(!refused.status.success(), "trusted without the CA ({})", store.display());
+        assert!(stderr_of(&refused).contains("not trusted"), "{}", stderr_of(&refused));
+    }
+    let trusted = cli(&issued.ca);
+    assert!(trusted.status.success(), "{}", stderr_of(&trusted));
+
+    // The agent, without --ca-cert: the CA sits in a directory named by
+    // SSL_CERT_DIR, beside a broken file and a dangling link it must skip.
+    let store = certs.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(&issued.ca, store.join("ferry-test-ca.pem")).unwrap();
+    std::fs::copy(&garbage, store.join("broken.pem")).unwrap();
+    std::os::unix::fs::symlink(certs.path().join("nowhere.pem"), store.join("dangling.pem")).unwrap();
+    let log = f.dir.path().join("agent-store.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(FERRY)
+        .args(["agent", "--server", &f.url, "--name", "web-1", "--tags", "role=web", "--check-interval", "1s"])
+        .args(["--service-user", "nobody", "--join-token", &f.join_token])
+        .arg("--root")
+        .arg(f.root_of("web-1"))
+        .env("FERRY_LOG", "info")
+        .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_CA_CERT")
+        .env_remove("SSL_CERT_FILE")
+        .env("SSL_CERT_DIR", &store)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let _agent = Agent { child, log };
+    // The test's own CLI calls trust the CA directly.
+    f.ca_cert = Some(issued.ca.clone());
+    f.wait_online("web-1", true);
+}
+
+#[test]
+fn sighup_serves_a_new_certificate_and_keeps_agents_connected() {
+    let certs = tempfile::tempdir().unwrap();
+    let a = ca_signed(certs.path(), "a");
+    let b = ca_signed(certs.path(), "b");
+    // Clients trust both CAs: what they see tells which certificate is served.
+    let both = certs.path().join("both-ca.crt");
+    std::fs::write(&both, log_of(&a.ca) + &log_of(&b.ca)).unwrap();
+    let (cert, key) = (certs.path().join("server.crt"), certs.path().join("server.key"));
+    std::fs::copy(&a.cert, &cert).unwrap();
+    std::fs::copy(&a.key, &key).unwrap();
+    let mut f = Ferry::start_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    f.ca_cert = Some(both.clone());
+    let fp_a = ferry_tls::fingerprint(&a.der);
+    let fp_b = ferry_tls::fingerprint(&b.der);
+    let server_log = f.server.log.clone();
+    wait_until(Duration::from_secs(10), "the log naming certificate A", || {
+        log_of(&server_log).contains(&format!("SHA-256 {fp_a}"))
+    });
+    assert!(log_of(&server_log).contains("CN=ferry-a"), "{}", log_of(&server_log));
+
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    assert!(f.ok(&["project", "list"]).contains("app"));
+    assert_eq!(served_fingerprint(&f.url, &both), fp_a);
+    let connects = |log: &str| log.matches("agent connected").count();
+    assert_eq!(connects(&log_of(&server_log)), 1);
+
+    // B in place of A, then SIGHUP: new connections get B.
+    std::fs::copy(&b.cert, &cert).unwrap();
+    std::fs::copy(&b.key, &key).unwrap();
+    hangup(f.server.pid());
+    wait_until(Duration::from_secs(10), "the log saying B is served", || {
+        log_of(&server_log).contains("now serving subject CN=ferry-b")
+    });
+    assert!(log_of(&server_log).contains(&format!("SHA-256 {fp_b}")), "{}", log_of(&server_log));
+    assert_eq!(served_fingerprint(&f.url, &both), fp_b);
+    assert!(f.ok(&["project", "list"]).contains("app"));
+
+    // The agent's connection (made under A) stayed up: it keeps
+    // heartbeating across a few heartbeat timeouts, and neither side saw a
+    // disconnect or a reconnect.
+    std::thread::sleep(Duration::from_secs(3));
+    f.wait_online("web-1", true);
+    let log = log_of(&server_log);
+    assert_eq!(connects(&log), 1, "the agent reconnected:\n{log}");
+    assert!(!log.contains("agent disconnected") && !log.contains("agent connection ended"), "{log}");
+    let agent = f.agent_log("web-1");
+    assert_eq!(agent.matches("connected to the server").count(), 1, "{agent}");
+    assert!(!agent.contains("reconnecting"), "{agent}");
+
+    // A bad pair (B's certificate with A's key; then garbage) is refused,
+    // naming the file; B stays in service and the server stays up.
+    std::fs::copy(&a.key, &key).unwrap();
+    hangup(f.server.pid());
+    wait_until(Duration::from_secs(10), "the log refusing a mismatched pair", || {
+        log_of(&server_log).contains("do not go together")
+    });
+    std::fs::write(&cert, "garbage\n").unwrap();
+    hangup(f.server.pid());
+    let refused = format!("cannot read the certificate file {}", cert.display());
+    wait_until(Duration::from_secs(10), "the log refusing a garbage certificate", || {
+        log_of(&server_log).contains(&refused)
+    });
+    let log = log_of(&server_log);
+    assert_eq!(
+        log.matches("the new TLS certificate was refused, still serving subject CN=ferry-b").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(served_fingerprint(&f.url, &both), fp_b);
+    assert!(f.ok(&["project", "list"]).contains("app"));
+    f.wait_online("web-1", true);
+}
+
+#[test]
+fn sighup_without_tls_says_there_is_nothing_to_reload_and_keeps_serving() {
+    let f = Ferry::start();
+    let log = f.server.log.clone();
+    hangup(f.server.pid());
+    wait_until(Duration::from_secs(10), "the log saying there is nothing to reload", || {
+        log_of(&log).contains("nothing to reload")
+    });
+    f.ok(&["project", "create", "app"]);
+    assert!(f.ok(&["project", "list"]).contains("app"));
 }

@@ -178,6 +178,8 @@ pub struct Server {
     pub init: InitOutcome,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The TLS certificate in service, when serving HTTPS.
+    certificate: Option<Arc<ferry_tls::ServerCertificate>>,
 }
 
 impl Server {
@@ -186,7 +188,15 @@ impl Server {
         ferry_tls::install_crypto_provider();
         // An unreadable certificate or key stops the start before anything
         // is touched, naming the file.
-        let tls = config.tls.as_ref().map(|f| ferry_tls::server_config(&f.cert, &f.key)).transpose()?;
+        let certificate = config
+            .tls
+            .as_ref()
+            .map(|f| ferry_tls::ServerCertificate::load(&f.cert, &f.key).map(Arc::new))
+            .transpose()?;
+        let tls = certificate.clone().map(ferry_tls::server_config).transpose()?;
+        if let Some(c) = &certificate {
+            tracing::info!("serving the TLS certificate {}: {}", c.cert_path().display(), c.info());
+        }
         if tls.is_some() {
             // Browsers reach this server over https only: the session
             // cookie must never go out over plain HTTP.
@@ -269,7 +279,17 @@ impl Server {
             ticker.abort();
         });
         tracing::info!("ferry server listening on {url}");
-        Ok(Server { addr, url, init, shutdown, task })
+        Ok(Server { addr, url, init, shutdown, task, certificate })
+    }
+
+    /// Reads `--tls-cert` and `--tls-key` again (on SIGHUP) and serves the
+    /// new pair from the next connection on; connections already made keep
+    /// theirs. A bad pair is refused in the log and the old one stays.
+    pub fn reload_tls(&self) {
+        match &self.certificate {
+            Some(c) => tls::reload(c),
+            None => tracing::info!("SIGHUP: this server serves no TLS certificate, nothing to reload"),
+        }
     }
 
     /// Stops accepting requests, closes agent connections and waits.

@@ -21,6 +21,7 @@ use ferry_domain::rfc3339_from_millis;
 use ferry_store::{DueNotification, NewNotification, NotificationAttempt, NotificationOutcome, Project};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::{AppState, now_ms};
@@ -81,10 +82,12 @@ impl Mailer {
             .from
             .parse()
             .map_err(|e| format!("--smtp-from '{}' is not an e-mail address: {e}", settings.from))?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
-            .map_err(|e| format!("--smtp-url {masked}: {e}"))?
-            .timeout(Some(ATTEMPT_TIMEOUT))
-            .build();
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
+            .map_err(|e| format!("--smtp-url {masked}: {e}"))?;
+        if let Some(tls) = smtp_tls(&settings.url).map_err(|e| format!("--smtp-url {masked}: {e}"))? {
+            builder = builder.tls(tls);
+        }
+        let transport = builder.timeout(Some(ATTEMPT_TIMEOUT)).build();
         Ok(Mailer { transport, from, masked })
     }
 
@@ -101,6 +104,28 @@ impl Mailer {
         let message = message.body(body.to_string()).map_err(|e| format!("building the mail: {e}"))?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| format!("sending over SMTP ({}): {e}", self.masked))
     }
+}
+
+/// The TLS the URL asks for (as lettre reads it), trusting what Ferry's
+/// other clients trust: lettre's webpki roots plus the system's CA store.
+fn smtp_tls(url: &str) -> Result<Option<Tls>, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let tls_query = parsed.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+    let Some(host) = parsed.host_str() else { return Ok(None) };
+    let params = || {
+        let mut builder = TlsParameters::builder(host.to_string());
+        for cert in ferry_tls::system_ca_certificates() {
+            let cert = Certificate::from_der(cert.to_vec()).map_err(|e| e.to_string())?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder.build_rustls().map_err(|e| e.to_string())
+    };
+    Ok(match (parsed.scheme(), tls_query.as_deref()) {
+        ("smtps", _) => Some(Tls::Wrapper(params()?)),
+        ("smtp", Some("required")) => Some(Tls::Required(params()?)),
+        ("smtp", Some("opportunistic")) => Some(Tls::Opportunistic(params()?)),
+        _ => None,
+    })
 }
 
 /// What an e-mail notification carries.
@@ -322,6 +347,17 @@ async fn send_mail(state: &AppState, n: &DueNotification) -> Attempted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_tls_follows_the_url_as_lettre_reads_it() {
+        ferry_tls::install_crypto_provider();
+        assert!(smtp_tls("smtp://mail.example:25").unwrap().is_none());
+        assert!(matches!(smtp_tls("smtps://u:p@mail.example").unwrap(), Some(Tls::Wrapper(_))));
+        assert!(matches!(smtp_tls("smtp://mail.example:587?tls=required").unwrap(), Some(Tls::Required(_))));
+        assert!(matches!(smtp_tls("smtp://mail.example?tls=opportunistic").unwrap(), Some(Tls::Opportunistic(_))));
+        let settings = SmtpSettings { url: "smtps://mail.example".into(), from: "ferry@example.com".into() };
+        assert!(Mailer::new(&settings).is_ok());
+    }
 
     #[test]
     fn signatures_are_hmac_sha256_in_hex() {

@@ -6,6 +6,10 @@
 //! with upgrades, so the agent channel's WebSocket works as over plain HTTP.
 //! Shutdown is graceful as with `axum::serve`: stop accepting, let every
 //! connection finish the request it is on, wait for all of them.
+//!
+//! The certificate is chosen per handshake (`ferry_tls::ServerCertificate`),
+//! so a reload on SIGHUP reaches new connections and leaves the open ones,
+//! the agents' WebSockets among them, as they are.
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -103,6 +107,20 @@ async fn connection(
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
+        }
+    }
+}
+
+/// Reads the certificate and key files again, saying in the log which
+/// certificate is served now, or why the new pair was refused.
+pub(crate) fn reload(certificate: &ferry_tls::ServerCertificate) {
+    match certificate.reload() {
+        Ok(info) => tracing::info!(
+            "SIGHUP: TLS certificate reloaded from {}, now serving {info}",
+            certificate.cert_path().display()
+        ),
+        Err(e) => {
+            tracing::error!("SIGHUP: the new TLS certificate was refused, still serving {}: {e}", certificate.info())
         }
     }
 }
