@@ -14,6 +14,7 @@ pub(crate) mod hosts;
 pub(crate) mod lb;
 pub(crate) mod locks;
 pub(crate) mod notify;
+pub mod openapi;
 pub(crate) mod projects;
 pub(crate) mod releases;
 pub(crate) mod requests;
@@ -35,7 +36,8 @@ use crate::{AppState, agent_channel};
 pub(crate) const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// `?limit=N` on list endpoints: 50 by default, 1000 at most.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     limit: Option<u32>,
 }
@@ -79,6 +81,8 @@ pub(crate) fn routes() -> Vec<Route> {
     vec![
         route(g.clone(), "/healthz", Public, healthz),
         // Accounts: signing in checks the password itself.
+        // The API's description: it reveals no data.
+        route(g.clone(), "/api/v1/openapi.json", Public, openapi::serve),
         route(p.clone(), "/api/v1/login", Public, accounts::login),
         route(g.clone(), "/api/v1/whoami", User(ReadShared), accounts::whoami),
         route(p.clone(), "/api/v1/users", User(ManageUsers), accounts::create_user),
