@@ -151,6 +151,19 @@ pub fn description() -> utoipa::openapi::OpenApi {
     for route in routes() {
         let Some(item) = api.paths.paths.get_mut(route.path) else { continue };
         let Some(op) = operation(item, &route.method) else { continue };
+        // Handlers of different modules share names (`show`, `list`): the
+        // module (the tag) makes the operation id unique, as OpenAPI asks.
+        if let (Some(tag), Some(id)) = (op.tags.as_ref().and_then(|t| t.first()), op.operation_id.as_ref()) {
+            op.operation_id = Some(format!("{tag}_{id}"));
+        }
+        // OpenAPI requires a description on every response.
+        for response in op.responses.responses.values_mut() {
+            if let RefOr::T(response) = response
+                && response.description.is_empty()
+            {
+                response.description = "Success".to_string();
+            }
+        }
         op.responses
             .responses
             .insert("default".to_string(), RefOr::Ref(Ref::new(format!("#/components/responses/{ERROR}"))));
@@ -273,6 +286,13 @@ mod tests {
                 assert_eq!(params, names, "{path}: path parameters");
                 assert!(op.security.is_some(), "{path}: security");
                 assert!(op.responses.responses.contains_key("default"), "{path}: error response");
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for item in api.paths.paths.values() {
+            for op in [&item.get, &item.post, &item.delete].into_iter().flatten() {
+                let id = op.operation_id.clone().unwrap_or_default();
+                assert!(ids.insert(id.clone()), "operation id {id} twice");
             }
         }
         let login = api.paths.paths.get("/api/v1/login").and_then(|i| i.post.as_ref()).and_then(|o| o.security.clone());
