@@ -77,3 +77,28 @@ fn the_description_is_served_without_a_token_and_validates_as_openapi_3() {
     }
     assert!(checked >= 8, "only {checked} routes checked");
 }
+
+/// Input the server cannot even parse (a body without a required field, a
+/// query or path value of the wrong type) is answered like every other
+/// failure: a 4xx with the one JSON error body naming the problem, and
+/// nothing changes.
+#[test]
+fn unparsable_input_gets_the_described_error_body() {
+    let f = Ferry::start();
+    let (status, body) =
+        crate::trust::post_json(&f, &f.token, "/api/v1/projects", &serde_json::json!({ "nam": "app" }));
+    assert_eq!(status, 422, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["code"], "bad_request");
+    assert!(err["error"].as_str().unwrap().contains("missing field `name`"), "{body}");
+    let (_, projects) = get(&f, Some(&f.token), "/api/v1/projects");
+    assert_eq!(serde_json::from_str::<Value>(&projects).unwrap(), serde_json::json!([]), "nothing was created");
+
+    for path in ["/api/v1/deployments/abc", "/api/v1/projects/app/deployments?limit=many"] {
+        let (status, body) = get(&f, Some(&f.token), path);
+        assert_eq!(status, 400, "{path}: {body}");
+        let err: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert_eq!(err["code"], "bad_request", "{path}");
+        assert!(!err["error"].as_str().unwrap().is_empty(), "{path}");
+    }
+}

@@ -221,6 +221,34 @@ pub(crate) fn routes() -> Vec<Route> {
     ]
 }
 
+/// Answers axum's own refusals of a request (a body, query or path that does
+/// not parse: plain text) with the API's one error body, keeping their
+/// status, so every failure a client sees has the shape the description
+/// promises. The agents' channel keeps its own answers.
+async fn json_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::header::CONTENT_TYPE;
+    use axum::response::IntoResponse;
+    let agent = req.uri().path().starts_with("/api/v1/agent/");
+    let resp = next.run(req).await;
+    let plain =
+        resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    if agent || !plain || !resp.status().is_client_error() {
+        return resp;
+    }
+    let status = resp.status();
+    // Rejection messages are one line; the cap only guards the read.
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        _ => "bad_request",
+    };
+    let error = String::from_utf8_lossy(&text).trim().to_string();
+    (status, axum::Json(ferry_proto::api::ErrorBody { code: code.to_string(), error })).into_response()
+}
+
 /// The API, built from [`routes`]: each handler is wrapped in the check of
 /// its own rule.
 pub fn router(state: AppState) -> Router {
@@ -233,6 +261,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(r.path, handler);
     }
     router
+        .layer(axum::middleware::from_fn(json_rejections))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // Every request passes here, after routing (so the route pattern is
         // known): the audit trail is recorded in this one place (R27).
