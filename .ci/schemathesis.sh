@@ -69,7 +69,7 @@ TOML
 status=0
 schemathesis --config-file "$dir/schemathesis.toml" run "$url/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
-    --checks not_a_server_error,response_schema_conformance \
+    --checks not_a_server_error,response_schema_conformance,content_type_conformance \
     --exclude-path-regex '^/api/v1/projects/\{project\}/notifications$' \
     --exclude-by 'method == "POST" and path == "/api/v1/projects/{project}/builds"' \
     --exclude-path '/api/v1/builds/{id}/retry' \

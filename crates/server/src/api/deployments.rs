@@ -89,7 +89,7 @@ pub async fn show(
     post,
     path = "/api/v1/deployments/{id}/{action}",
     tag = "deployments",
-    params(("id" = i64, Path), ("action" = String, Path)),
+    params(("id" = i64, Path), ("action" = String, Path, description = "pause, resume, cancel or promote")),
     responses((status = 200, body = DeploymentInfo)),
 )]
 pub async fn control(
