@@ -67,6 +67,8 @@ TOML
 # run works on (what follows them would only meet "not found"). Revoking tokens is left out too: the caller's own
 # token is the one the run signs in with (revoking it ends the run's access).
 status=0
+# Run from the temporary directory: schemathesis keeps a cache where it runs.
+cd "$dir"
 schemathesis --config-file "$dir/schemathesis.toml" run "$url/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance,content_type_conformance \
