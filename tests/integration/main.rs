@@ -32,6 +32,7 @@ mod layout;
 mod load_balancer;
 mod notify;
 mod offline;
+mod openapi;
 mod promotion;
 mod recovery;
 mod requests;

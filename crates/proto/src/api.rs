@@ -10,6 +10,7 @@ use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Ma
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable, machine-readable code such as `not_found` or `locked`.
     pub code: String,
@@ -18,6 +19,7 @@ pub struct ErrorBody {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateProject {
     pub name: String,
     /// Releases kept on each host, the active one included. Default 5.
@@ -43,6 +45,7 @@ pub struct CreateProject {
 
 /// `PUT /api/v1/projects/{project}/host-scope` (administrators).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetHostScope {
     /// `k=v,...`, or `None` to let the project's environments select any host.
     pub scope: Option<String>,
@@ -50,6 +53,7 @@ pub struct SetHostScope {
 
 /// `POST /api/v1/join-tokens` (administrators): a join token limited to tags.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateJoinToken {
     /// `k=v,...`: the only tags a host enrolling with it may have.
     pub tags: String,
@@ -57,8 +61,10 @@ pub struct CreateJoinToken {
 
 /// A limited join token; `token` only in the answer that created it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinTokenInfo {
     pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub tags: Tags,
     pub created_by: String,
     pub created_at: String,
@@ -70,12 +76,14 @@ pub struct JoinTokenInfo {
 
 /// `PUT /api/v1/hosts/{name}/tags` (administrators).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetHostTags {
     /// `k=v,...`: the host's tags from now on, replacing all of them.
     pub tags: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectInfo {
     pub name: String,
     pub keep_releases: u32,
@@ -95,6 +103,7 @@ pub struct ProjectInfo {
 
 /// `POST /api/v1/projects/{project}`: what is not given keeps its value.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateProject {
     #[serde(default)]
     pub keep_releases: Option<u32>,
@@ -113,6 +122,7 @@ pub struct UpdateProject {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateEnvironment {
     pub name: String,
     /// `k=v,...`: the tags a host needs to belong to this environment.
@@ -123,6 +133,7 @@ pub struct CreateEnvironment {
     /// The environment's default rollout (R13); unset options keep the
     /// default (all at once, stop at the first failure and put hosts back).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub rollout: RolloutOptions,
     /// Deployments to it need the production right (R26).
     #[serde(default)]
@@ -139,21 +150,25 @@ pub struct CreateEnvironment {
     /// What a target host offline at a deployment's start means (default
     /// skip).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub offline_policy: Option<OfflinePolicy>,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}`: what is not given
 /// keeps its value.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateEnvironment {
     /// A new tag selector: hosts it selects from now on belong here.
     #[serde(default)]
     pub selector: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub offline_policy: Option<OfflinePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvironmentInfo {
     pub project: String,
     pub name: String,
@@ -183,12 +198,14 @@ pub struct EnvironmentInfo {
     pub self_test: bool,
     /// What a target host offline at a deployment's start means.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub offline_policy: OfflinePolicy,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}/protection`: what
 /// is not given keeps its value.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetProtection {
     #[serde(default)]
     pub requires_approval: Option<bool>,
@@ -207,6 +224,7 @@ pub struct SetProtection {
 /// `POST /api/v1/projects/{project}/requests`: asks for a version to go to
 /// an environment, or for the environment to be rolled back (R24).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRequest {
     pub env: String,
     /// A build number, or `latest`; instead of `version`.
@@ -228,6 +246,7 @@ pub struct CreateRequest {
 
 /// `POST /api/v1/requests/{id}/{action}`: what goes with an action.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestActionBody {
     /// Why (required to send back or reject), or a remark.
     #[serde(default)]
@@ -242,11 +261,14 @@ pub struct RequestActionBody {
 
 /// A release request, with its history and deployments.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestInfo {
     pub id: i64,
     pub project: String,
     pub env: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: ferry_domain::RequestKind,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: ferry_domain::RequestState,
     pub version: String,
     pub build: Option<i64>,
@@ -269,11 +291,14 @@ pub struct RequestInfo {
 
 /// One entry of a request's history.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestEventInfo {
     pub at: String,
     pub actor: String,
     pub action: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub from: Option<ferry_domain::RequestState>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub to: ferry_domain::RequestState,
     pub version: Option<String>,
     pub note: Option<String>,
@@ -282,12 +307,14 @@ pub struct RequestEventInfo {
 
 /// `POST /api/v1/projects/{project}/environments/{env}/production`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetProduction {
     pub production: bool,
 }
 
 /// `POST /api/v1/login`: a user name and password for a new API token.
 #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Login {
     pub user: String,
     pub password: String,
@@ -304,6 +331,7 @@ impl std::fmt::Debug for Login {
 
 /// A new API token, shown this once.
 #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewToken {
     pub id: i64,
     pub user: String,
@@ -319,12 +347,14 @@ impl std::fmt::Debug for NewToken {
 
 /// `POST /api/v1/tokens`: a new token for the caller.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateToken {
     pub name: String,
 }
 
 /// An API token as listed: never the token itself.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
@@ -333,6 +363,7 @@ pub struct TokenInfo {
 
 /// `POST /api/v1/users` (administrator only).
 #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUser {
     pub name: String,
     #[serde(default)]
@@ -358,6 +389,7 @@ impl std::fmt::Debug for CreateUser {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     pub name: String,
     pub admin: bool,
@@ -371,6 +403,7 @@ pub struct UserInfo {
 /// `POST /api/v1/users/{name}`: changes a user; what is not given keeps
 /// its value.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateUser {
     /// Where the user's e-mail notifications go; `""` clears it.
     #[serde(default)]
@@ -384,6 +417,7 @@ pub struct UpdateUser {
 
 /// `POST /api/v1/projects/{project}/members`: gives a user a role there.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddMember {
     pub user: String,
     /// owner, developer or viewer.
@@ -391,6 +425,7 @@ pub struct AddMember {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberInfo {
     pub user: String,
     pub role: String,
@@ -399,25 +434,32 @@ pub struct MemberInfo {
 
 /// Asks which of these blobs the server does not hold yet.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobQuery {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub digests: Vec<Digest>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobQueryAnswer {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub missing: Vec<Digest>,
 }
 
 /// Registers a release whose blobs have all been uploaded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRelease {
     pub version: String,
     pub branch: String,
     pub committer: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub manifest: Manifest,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseInfo {
     pub project: String,
     pub version: String,
@@ -426,6 +468,7 @@ pub struct ReleaseInfo {
     pub created_at: String,
     pub file_count: u64,
     pub total_size: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub manifest_digest: Digest,
     /// Set while the release is marked bad.
     #[serde(default)]
@@ -434,6 +477,7 @@ pub struct ReleaseInfo {
 
 /// Who marked a release bad, when and why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BadMarkInfo {
     pub by: String,
     pub reason: String,
@@ -443,6 +487,7 @@ pub struct BadMarkInfo {
 /// `POST /api/v1/projects/{project}/releases/{version}/bad`: marks a release
 /// bad (replacing an earlier mark). `DELETE` on the same path clears it.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MarkBad {
     /// Required: shown to whoever the mark stops.
     pub reason: String,
@@ -450,6 +495,7 @@ pub struct MarkBad {
 
 /// `POST /api/v1/projects/{project}/deployments`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateDeployment {
     pub env: String,
     /// The version to deploy; for a rollback, `None` means "the previous good one".
@@ -457,6 +503,7 @@ pub struct CreateDeployment {
     /// Only these hosts of the environment; `None` means all of them.
     #[serde(default)]
     pub hosts: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: DeploymentKind,
     /// How long a target host may stay offline before it counts as failed
     /// (under the `wait` offline policy, which giving it implies).
@@ -465,6 +512,7 @@ pub struct CreateDeployment {
     /// What offline targets mean for this deployment, instead of the
     /// environment's policy.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub offline: Option<OfflinePolicy>,
     /// Deploy what this build made: its number in the project, or `latest`
     /// for the newest successful build. Instead of `version`.
@@ -476,6 +524,7 @@ pub struct CreateDeployment {
     pub force: bool,
     /// Overrides of the environment's rollout for this deployment.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub rollout: RolloutOptions,
     /// A rollback for when minutes matter (R11): every host at once, no
     /// gates, and it takes over from a running deployment.
@@ -568,6 +617,7 @@ pub struct PlannedHost {
 /// `POST /api/v1/projects/{project}/promote`: deploys the version `from`
 /// runs to `to` (R23), with `to`'s rollout, approvals and freezes.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Promote {
     pub from: String,
     pub to: String,
@@ -576,18 +626,22 @@ pub struct Promote {
 /// `POST /api/v1/deployments/{id}/retry`: a new deployment of the same
 /// release to the hosts that failed (or all of its hosts).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryDeployment {
     #[serde(default)]
     pub failed_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentInfo {
     pub id: i64,
     pub project: String,
     pub env: String,
     pub version: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: DeploymentKind,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: DeploymentStatus,
     pub created_by: String,
     pub created_at: String,
@@ -628,17 +682,20 @@ pub struct DeploymentInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentEventInfo {
     pub at: String,
     pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentHostInfo {
     pub host: String,
     /// Its batch, from 1.
     #[serde(default)]
     pub batch: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: HostDeployState,
     pub release_name: String,
     /// The version this host goes to: the deployment's, or for a rollback
@@ -657,12 +714,14 @@ pub struct DeploymentHostInfo {
 
 /// `ferry status PROJECT`: which version runs where (R12).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectStatus {
     pub project: String,
     pub environments: Vec<EnvironmentStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvironmentStatus {
     pub env: String,
     pub selector: String,
@@ -680,6 +739,7 @@ pub struct EnvironmentStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostProjectStatus {
     pub host: String,
     pub online: bool,
@@ -697,6 +757,7 @@ pub struct HostProjectStatus {
 
 /// A service's health on a host, as its agent last reported it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceStatusInfo {
     /// It keeps failing (a crash loop).
     pub failing: bool,
@@ -712,8 +773,10 @@ pub struct ServiceStatusInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostInfo {
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub tags: Tags,
     pub online: bool,
     pub last_seen: Option<String>,
@@ -725,6 +788,7 @@ pub struct HostInfo {
     /// The tags the host's agent asked for at its last connection, when they
     /// differ from `tags` (which only an administrator changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub announced_tags: Option<Tags>,
     /// The version label of the agent binary it runs (after an upgrade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -783,13 +847,16 @@ pub struct AgentUpgradeInfo {
 
 /// `POST /api/v1/agent/enroll`, authenticated by the join token in the body.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub tags: Tags,
     pub join_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollAnswer {
     pub host: String,
     /// The agent's own credential. Shown once; the server keeps only its hash.
@@ -803,12 +870,15 @@ pub struct EnrollAnswer {
 /// `POST /api/v1/agent/blobs`: the blobs an agent wants, streamed back as
 /// frames (see `ferry_artifact::frame`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub digests: Vec<Digest>,
 }
 
 /// `POST /api/v1/projects/{project}/builds`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateBuild {
     /// Branch, tag or commit; default: the repository's default branch `main`.
     #[serde(default)]
@@ -816,6 +886,7 @@ pub struct CreateBuild {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildInfo {
     /// Server-wide id, used by `/api/v1/builds/{id}`.
     pub id: i64,
@@ -828,6 +899,7 @@ pub struct BuildInfo {
     pub tag: Option<String>,
     pub author: Option<String>,
     pub message: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: ferry_domain::BuildStatus,
     pub version: Option<String>,
     pub error: Option<String>,
@@ -842,6 +914,7 @@ pub struct BuildInfo {
 /// One line of a build log, as sent in the `line` events of
 /// `GET /api/v1/builds/{id}/log`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogLineInfo {
     pub seq: i64,
     pub at: String,
@@ -852,11 +925,13 @@ pub struct LogLineInfo {
 /// A page of a deployment's log: the answer to
 /// `GET /api/v1/deployments/{id}/log[?host=H][&after=SEQ][&limit=N]`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentLog {
     pub deployment: i64,
     /// The deployment's status, read before the lines: once it is no longer
     /// `running` and a page holds fewer lines than asked for, the log is
     /// complete (a host's log closes when its part of the deployment ends).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: DeploymentStatus,
     /// In order of `seq`; ask for the next page with `after` = the last `seq`.
     pub lines: Vec<DeploymentLogLineInfo>,
@@ -865,6 +940,7 @@ pub struct DeploymentLog {
 /// One line of a deployment's log: a build log line ([`LogLineInfo`]) with
 /// the host it came from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentLogLineInfo {
     pub host: String,
     /// Counts up through the whole deployment, across its hosts.
@@ -878,6 +954,7 @@ pub struct DeploymentLogLineInfo {
 
 /// What a push webhook did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HookAnswer {
     /// The build it queued, if any.
     pub build: Option<BuildInfo>,
@@ -888,6 +965,7 @@ pub struct HookAnswer {
 /// `POST /api/v1/projects/{project}/vars`: sets a variable (R17), replacing
 /// the one of the same name and scope.
 #[derive(Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetVar {
     pub key: String,
     /// May be a secret: never logged (see the `Debug` impl).
@@ -919,6 +997,7 @@ impl std::fmt::Debug for SetVar {
 /// The scope of `GET` and `DELETE` on `/api/v1/projects/{project}/vars`, as
 /// query parameters.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct VarQuery {
     #[serde(default)]
     pub env: Option<String>,
@@ -928,6 +1007,7 @@ pub struct VarQuery {
 
 /// One variable as the API shows it. A secret's `value` is always `***`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VarInfo {
     pub key: String,
     /// The value, or `***` for a secret.
@@ -943,6 +1023,7 @@ pub struct VarInfo {
 /// `POST /api/v1/projects/{project}/environments/{env}/freeze`: freezes an
 /// environment (`ferry lock`). `DELETE` on the same path lifts the freeze.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateFreeze {
     /// Required: shown to everyone the freeze stops.
     pub reason: String,
@@ -953,6 +1034,7 @@ pub struct CreateFreeze {
 
 /// What holds an environment's deployment lock (R19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LockKind {
     /// Taken by hand for a while (`ferry lock`).
@@ -963,6 +1045,7 @@ pub enum LockKind {
 
 /// One held lock, as `GET /api/v1/locks[?project=P]` lists them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockInfo {
     pub project: String,
     pub env: String,
@@ -982,6 +1065,7 @@ pub struct LockInfo {
 /// `POST /api/v1/projects/{project}/environments/{env}/lb`: puts a load
 /// balancer in front of the environment (R14), replacing any it had.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetLoadBalancer {
     /// `nginx`, `haproxy` or `command`.
     pub driver: String,
@@ -1001,6 +1085,7 @@ pub struct SetLoadBalancer {
 /// An environment's load balancer and how far its hosts have come:
 /// `GET /api/v1/projects/{project}/environments/{env}/lb`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoadBalancerInfo {
     pub project: String,
     pub env: String,
@@ -1025,6 +1110,7 @@ pub struct LoadBalancerInfo {
 
 /// One host of the environment behind a load balancer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LbBackendInfo {
     pub host: String,
     /// `None` when it cannot be worked out (see `LoadBalancerInfo::errors`).
@@ -1035,6 +1121,7 @@ pub struct LbBackendInfo {
 
 /// One load-balancer host and what it last applied.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LbHostInfo {
     pub host: String,
     pub online: bool,
@@ -1048,6 +1135,7 @@ pub struct LbHostInfo {
 /// `POST .../lb/drain` and `.../lb/ready`: hosts of the environment to take
 /// out of the load balancer, or put back.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LbHosts {
     pub hosts: Vec<String>,
 }
@@ -1055,6 +1143,7 @@ pub struct LbHosts {
 /// The answer to a drain or ready: the generation to wait for with
 /// `GET .../lb/applied?generation=N`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LbChange {
     pub generation: u64,
 }
@@ -1062,6 +1151,7 @@ pub struct LbChange {
 /// `GET /api/v1/projects/{project}/environments/{env}/lb/applied?generation=N`:
 /// whether every load-balancer host has applied generation N.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LbProgressInfo {
     pub generation: u64,
     /// Every load-balancer host applied `generation` or a later one, without
@@ -1074,6 +1164,7 @@ pub struct LbProgressInfo {
 
 /// `GET /api/v1/audit`: which entries of the audit trail to list, newest first.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct AuditQuery {
     /// Only entries about this project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1092,6 +1183,7 @@ pub struct AuditQuery {
 
 /// One entry of the audit trail (R27).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntryInfo {
     pub seq: i64,
     /// RFC 3339.
@@ -1114,6 +1206,7 @@ pub struct AuditEntryInfo {
 /// `GET /api/v1/audit/verify[?checkpoint=SEQ:HASH]`: what the verification
 /// is asked to check besides the chain and the server's checkpoint.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct AuditVerifyQuery {
     /// A checkpoint kept elsewhere (`SEQ:HASH`, as `verify` printed it): the
     /// trail must still hold that entry with that hash.
@@ -1124,6 +1217,7 @@ pub struct AuditVerifyQuery {
 /// `GET /api/v1/audit/verify`: the hash chain recomputed from the first entry,
 /// and checked against the server's checkpoint (and one given).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditVerification {
     pub ok: bool,
     /// Entries that matched before the first that does not (all of them
@@ -1152,6 +1246,7 @@ pub struct AuditVerification {
 
 /// The server's audit checkpoint: the newest entry it appended.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditCheckpoint {
     /// The entry's place in the trail (0: the trail was empty).
     pub seq: i64,
@@ -1167,6 +1262,7 @@ pub struct AuditCheckpoint {
 
 /// The first entry of the trail that does not match.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditBreak {
     pub seq: i64,
     /// `content_changed`, `link_broken`, `entry_missing`, `not_keyed`,
@@ -1181,18 +1277,21 @@ pub struct AuditBreak {
 /// deployments created from `since` until the server's `until` (now). What
 /// each number means is documented on [`EnvStats`](ferry_domain::stats::EnvStats).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectStats {
     pub project: String,
     pub since: String,
     pub until: String,
     pub since_ms: i64,
     pub until_ms: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub environments: Vec<ferry_domain::stats::EnvStats>,
 }
 
 /// `POST /api/v1/projects/{project}/notifications`: send these events of the
 /// project through a channel (R28).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddNotificationRule {
     /// Event names (`ferry_domain::notify::EVENTS`).
     pub events: Vec<String>,
@@ -1214,6 +1313,7 @@ pub struct AddNotificationRule {
 
 /// A notification rule (its secret is never shown).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationRuleInfo {
     pub id: i64,
     pub project: String,
@@ -1234,6 +1334,7 @@ pub struct NotificationRuleInfo {
 /// One notification and every attempt to deliver it
 /// (`GET /api/v1/projects/{project}/notifications/log`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationInfo {
     pub id: i64,
     pub event: String,
@@ -1255,6 +1356,7 @@ pub struct NotificationInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationAttemptInfo {
     pub at: String,
     pub status_code: Option<u16>,

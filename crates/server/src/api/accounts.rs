@@ -30,6 +30,13 @@ async fn issue_token(state: &AppState, user: &User, name: &str) -> ApiResult<New
 }
 
 /// `POST /api/v1/login`: checks a user's password and answers a new token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "accounts",
+    request_body = Login,
+    responses((status = 200, body = NewToken)),
+)]
 pub async fn login(
     State(state): State<AppState>,
     crate::agent_channel::Peer(peer): crate::agent_channel::Peer,
@@ -41,11 +48,24 @@ pub async fn login(
 }
 
 /// `GET /api/v1/whoami`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "accounts",
+    responses((status = 200, body = UserInfo)),
+)]
 pub async fn whoami(Caller(user): Caller) -> Json<UserInfo> {
     Json(user_info(user))
 }
 
 /// `POST /api/v1/users`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "accounts",
+    request_body = CreateUser,
+    responses((status = 200, body = UserInfo)),
+)]
 pub async fn create_user(State(state): State<AppState>, Json(req): Json<CreateUser>) -> ApiResult<Json<UserInfo>> {
     validate_name("user name", &req.name)?;
     let email = checked_email(req.email)?;
@@ -75,6 +95,14 @@ fn checked_email(email: Option<String>) -> ApiResult<Option<String>> {
 /// `POST /api/v1/users/{name}`: a user's e-mail address (empty clears it),
 /// administrator flag and production right; what is not given keeps its
 /// value. Everything is checked before anything changes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{name}",
+    tag = "accounts",
+    params(("name" = String, Path)),
+    request_body = UpdateUser,
+    responses((status = 200, body = UserInfo)),
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -106,6 +134,12 @@ pub async fn update_user(
 }
 
 /// `GET /api/v1/users`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "accounts",
+    responses((status = 200, body = Vec<UserInfo>)),
+)]
 pub async fn list_users(State(state): State<AppState>) -> ApiResult<Json<Vec<UserInfo>>> {
     Ok(Json(state.db.users().await?.into_iter().map(user_info).collect()))
 }
@@ -120,6 +154,13 @@ async fn set_disabled(state: &AppState, caller: &User, name: &str, disabled: boo
 }
 
 /// `POST /api/v1/users/{name}/disable`: the user's tokens stop working at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{name}/disable",
+    tag = "accounts",
+    params(("name" = String, Path)),
+    responses((status = 200, body = UserInfo)),
+)]
 pub async fn disable_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -129,6 +170,13 @@ pub async fn disable_user(
 }
 
 /// `POST /api/v1/users/{name}/enable`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{name}/enable",
+    tag = "accounts",
+    params(("name" = String, Path)),
+    responses((status = 200, body = UserInfo)),
+)]
 pub async fn enable_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -138,6 +186,13 @@ pub async fn enable_user(
 }
 
 /// `POST /api/v1/tokens`: a new token for the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "accounts",
+    request_body = CreateToken,
+    responses((status = 200, body = NewToken)),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -147,6 +202,12 @@ pub async fn create_token(
 }
 
 /// `GET /api/v1/tokens`: the caller's tokens.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "accounts",
+    responses((status = 200, body = Vec<TokenInfo>)),
+)]
 pub async fn list_tokens(State(state): State<AppState>, Caller(user): Caller) -> ApiResult<Json<Vec<TokenInfo>>> {
     let tokens = state.db.api_tokens(user.id).await?;
     Ok(Json(
@@ -158,6 +219,13 @@ pub async fn list_tokens(State(state): State<AppState>, Caller(user): Caller) ->
 }
 
 /// `DELETE /api/v1/tokens/{token_id}`: revokes one of the caller's tokens.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{token_id}",
+    tag = "accounts",
+    params(("token_id" = i64, Path)),
+    responses((status = 200, body = Object)),
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -171,6 +239,14 @@ pub async fn revoke_token(
 
 /// `POST /api/v1/projects/{project}/members`: gives a user a role, replacing
 /// the one they had.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/members",
+    tag = "accounts",
+    params(("project" = String, Path)),
+    request_body = AddMember,
+    responses((status = 200, body = MemberInfo)),
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -188,6 +264,13 @@ pub async fn add_member(
 }
 
 /// `GET /api/v1/projects/{project}/members`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/members",
+    tag = "accounts",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<MemberInfo>)),
+)]
 pub async fn list_members(
     State(state): State<AppState>,
     Path(project): Path<String>,
@@ -209,6 +292,13 @@ pub async fn list_members(
 }
 
 /// `DELETE /api/v1/projects/{project}/members/{user}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/members/{user}",
+    tag = "accounts",
+    params(("project" = String, Path), ("user" = String, Path)),
+    responses((status = 200, body = Object)),
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     Caller(caller): Caller,

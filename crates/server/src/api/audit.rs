@@ -29,6 +29,13 @@ fn entry_info(e: &AuditEntry) -> AuditEntryInfo {
 }
 
 /// `GET`: entries, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntryInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(_caller): Caller,
@@ -55,6 +62,13 @@ pub async fn list(
 
 /// `GET /api/v1/projects/{project}/audit`: the entries of one project, for
 /// its owners (the route's rule); the rest of the query as for [`list`].
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/audit",
+    tag = "audit",
+    params(("project" = String, Path), AuditQuery),
+    responses((status = 200, body = Vec<AuditEntryInfo>)),
+)]
 pub async fn list_project(
     state: State<AppState>,
     caller: Caller,
@@ -70,6 +84,13 @@ pub async fn list_project(
 /// `GET /api/v1/audit/verify[?checkpoint=SEQ:HASH]`: recomputes the chain
 /// from the first entry, checks it reaches the server's checkpoint (and the
 /// one given), and names the first thing that does not match.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    params(AuditVerifyQuery),
+    responses((status = 200, body = AuditVerification)),
+)]
 pub async fn verify(
     State(state): State<AppState>,
     Caller(_caller): Caller,

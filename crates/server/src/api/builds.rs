@@ -83,6 +83,14 @@ pub async fn queue(
     Ok(build)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/builds",
+    tag = "builds",
+    params(("project" = String, Path)),
+    request_body = CreateBuild,
+    responses((status = 200, body = BuildInfo)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -95,6 +103,13 @@ pub async fn create(
     Ok(Json(build_info(build)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/builds",
+    tag = "builds",
+    params(("project" = String, Path), ListQuery),
+    responses((status = 200, body = Vec<BuildInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -106,12 +121,26 @@ pub async fn list(
     Ok(Json(builds.into_iter().map(build_info).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}",
+    tag = "builds",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = BuildInfo)),
+)]
 pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
     Ok(Json(build_info(state.db.build(id).await?)))
 }
 
 /// `GET /api/v1/projects/{project}/builds/{number}`: a build by the
 /// project's own number (the `#` of `ferry builds`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/builds/{number}",
+    tag = "builds",
+    params(("project" = String, Path), ("number" = i64, Path)),
+    responses((status = 200, body = BuildInfo)),
+)]
 pub async fn show_number(
     State(state): State<AppState>,
     _caller: Caller,
@@ -121,6 +150,13 @@ pub async fn show_number(
     Ok(Json(build_info(state.db.build_by_number(&project, number).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/builds/{id}/cancel",
+    tag = "builds",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = BuildInfo)),
+)]
 pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
     let build = state.db.build(id).await?;
     if build.status.is_terminal() {
@@ -130,6 +166,13 @@ pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Pa
 }
 
 /// Queues a new build of the same ref as a failed or canceled one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/builds/{id}/retry",
+    tag = "builds",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = BuildInfo)),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -145,7 +188,8 @@ pub async fn retry(
     Ok(Json(build_info(build)))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     #[serde(default)]
     follow: Option<String>,
@@ -158,6 +202,13 @@ pub struct LogQuery {
 /// is a `line` event (JSON [`LogLineInfo`], `id` = its sequence number); the
 /// stream ends with an `end` event carrying the build, once the build has
 /// ended (or at once without `follow`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/log",
+    tag = "builds",
+    params(("id" = i64, Path), LogQuery),
+    responses((status = 200, description = "The build's log as server-sent events (`line` events carry a `LogLineInfo`)", content_type = "text/event-stream")),
+)]
 pub async fn log(
     State(state): State<AppState>,
     _caller: Caller,

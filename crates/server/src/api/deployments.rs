@@ -14,6 +14,14 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::fleet;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/deployments",
+    tag = "deployments",
+    params(("project" = String, Path)),
+    request_body = CreateDeployment,
+    responses((status = 200, body = DeploymentInfo)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -46,6 +54,14 @@ pub async fn plan(
 }
 
 /// `POST /api/v1/projects/{project}/promote` (R23).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/promote",
+    tag = "deployments",
+    params(("project" = String, Path)),
+    request_body = ferry_proto::api::Promote,
+    responses((status = 200, body = DeploymentInfo)),
+)]
 pub async fn promote(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -55,6 +71,13 @@ pub async fn promote(
     Ok(Json(crate::promotion::promote(&state, &user, &project, req).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/deployments",
+    tag = "deployments",
+    params(("project" = String, Path), ListQuery),
+    responses((status = 200, body = Vec<DeploymentInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -67,6 +90,13 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(fleet::deployment_summary).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}",
+    tag = "deployments",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = DeploymentInfo)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -76,6 +106,13 @@ pub async fn show(
 }
 
 /// `POST /api/v1/deployments/{id}/{pause|resume|cancel|promote}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/{action}",
+    tag = "deployments",
+    params(("id" = i64, Path), ("action" = String, Path, description = "pause, resume, cancel or promote")),
+    responses((status = 200, body = DeploymentInfo)),
+)]
 pub async fn control(
     State(state): State<AppState>,
     _caller: Caller,
@@ -99,6 +136,14 @@ pub async fn control(
 
 /// `POST /api/v1/deployments/{id}/retry`: the same release again, to the
 /// hosts that did not succeed (`failed_only`) or to all of its hosts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/retry",
+    tag = "deployments",
+    params(("id" = i64, Path)),
+    request_body = RetryDeployment,
+    responses((status = 200, body = DeploymentInfo)),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -134,7 +179,8 @@ pub async fn retry(
 const LOG_PAGE: u32 = 1000;
 const LOG_PAGE_MAX: u32 = 5000;
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Only this host's lines.
     host: Option<String>,
@@ -147,6 +193,13 @@ pub struct LogQuery {
 /// page of the deployment's log, oldest first. Paged, not streamed: a client
 /// follows a running deployment by asking again with `after` until the
 /// status it gets is no longer `running` and a page comes back short.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}/log",
+    tag = "deployments",
+    params(("id" = i64, Path), LogQuery),
+    responses((status = 200, body = DeploymentLog)),
+)]
 pub async fn log(
     State(state): State<AppState>,
     _caller: Caller,

@@ -13,6 +13,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::secrets::webhook_context;
 use crate::webhook::{Event, Forge, HookError, Ref, payload_key, verify_and_parse};
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/{forge}/{project}",
+    tag = "hooks",
+    params(("forge" = String, Path), ("project" = String, Path)),
+    responses((status = 200, body = HookAnswer), (status = 202, description = "Accepted but ignored: the answer says why", body = HookAnswer)),
+)]
 pub async fn receive(
     State(state): State<AppState>,
     Path((forge, project)): Path<(String, String)>,

@@ -28,6 +28,14 @@ fn host_info(h: Host) -> HostInfo {
 /// `PUT /api/v1/hosts/{name}/tags`: an administrator re-tags a host. Tags
 /// decide which projects' releases and secrets a host receives, so a host
 /// never sets its own: its agent's `--tags` count only at enrolment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hosts/{name}/tags",
+    tag = "hosts",
+    params(("name" = String, Path)),
+    request_body = SetHostTags,
+    responses((status = 200, body = HostInfo)),
+)]
 pub async fn set_tags(
     State(state): State<AppState>,
     _caller: Caller,
@@ -51,6 +59,13 @@ pub async fn set_tags(
 /// refused from now on, its open connection closed, and a new host may
 /// enrol under the name. Variables set for the name stay and reach the
 /// next host of that name.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/hosts/{name}",
+    tag = "hosts",
+    params(("name" = String, Path)),
+    responses((status = 200, body = Object)),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -62,6 +77,12 @@ pub async fn remove(
     Ok(Json(serde_json::json!({ "removed": name })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/hosts",
+    tag = "hosts",
+    responses((status = 200, body = Vec<HostInfo>)),
+)]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<HostInfo>>> {
     Ok(Json(state.db.hosts().await?.into_iter().map(host_info).collect()))
 }
@@ -80,6 +101,13 @@ fn join_token_info(t: JoinToken, token: Option<String>) -> JoinTokenInfo {
 /// `POST /api/v1/join-tokens`: a join token whose hosts may only have (some
 /// of) these tags, for handing to whoever sets up hosts of one kind without
 /// giving them the server's unlimited `join.token`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/join-tokens",
+    tag = "hosts",
+    request_body = CreateJoinToken,
+    responses((status = 200, body = JoinTokenInfo)),
+)]
 pub async fn create_join_token(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -95,11 +123,24 @@ pub async fn create_join_token(
 }
 
 /// `GET /api/v1/join-tokens`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/join-tokens",
+    tag = "hosts",
+    responses((status = 200, body = Vec<JoinTokenInfo>)),
+)]
 pub async fn join_tokens(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<JoinTokenInfo>>> {
     Ok(Json(state.db.join_tokens().await?.into_iter().map(|t| join_token_info(t, None)).collect()))
 }
 
 /// `DELETE /api/v1/join-tokens/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/join-tokens/{id}",
+    tag = "hosts",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Object)),
+)]
 pub async fn revoke_join_token(
     State(state): State<AppState>,
     _caller: Caller,

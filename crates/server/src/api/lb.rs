@@ -28,6 +28,14 @@ fn none_set(env: &Environment) -> ApiError {
 }
 
 /// `POST`: sets the load balancer, replacing any the environment had.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/lb",
+    tag = "lb",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = SetLoadBalancer,
+    responses((status = 200, body = LoadBalancerInfo)),
+)]
 pub async fn set(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -58,6 +66,13 @@ pub async fn set(
 }
 
 /// `GET`: the load balancer, its backends and how far its hosts have come.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{env}/lb",
+    tag = "lb",
+    params(("project" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = LoadBalancerInfo)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -69,6 +84,13 @@ pub async fn show(
 
 /// `DELETE`: removes the load balancer. Its hosts leave the balancer as they
 /// last set it: the server no longer says what it should be.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/environments/{env}/lb",
+    tag = "lb",
+    params(("project" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = Object)),
+)]
 pub async fn unset(
     State(state): State<AppState>,
     _caller: Caller,
@@ -115,6 +137,14 @@ async fn change(state: AppState, project: String, env: String, req: LbHosts, dra
 }
 
 /// `POST .../lb/drain`: takes hosts out of the balancer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/lb/drain",
+    tag = "lb",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = LbHosts,
+    responses((status = 200, body = LbChange)),
+)]
 pub async fn drain(
     State(state): State<AppState>,
     _caller: Caller,
@@ -125,6 +155,14 @@ pub async fn drain(
 }
 
 /// `POST .../lb/ready`: puts hosts back.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/lb/ready",
+    tag = "lb",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = LbHosts,
+    responses((status = 200, body = LbChange)),
+)]
 pub async fn ready(
     State(state): State<AppState>,
     _caller: Caller,
@@ -134,13 +172,21 @@ pub async fn ready(
     change(state, project, env, req, false).await
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GenerationQuery {
     generation: u64,
 }
 
 /// `GET .../lb/applied?generation=N`: whether the change numbered N is in
 /// effect on every load-balancer host; what the orchestrator waits for too.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{env}/lb/applied",
+    tag = "lb",
+    params(("project" = String, Path), ("env" = String, Path), GenerationQuery),
+    responses((status = 200, body = LbProgressInfo)),
+)]
 pub async fn applied(
     State(state): State<AppState>,
     _caller: Caller,

@@ -16,6 +16,14 @@ use crate::{AppState, guards, now_ms};
 /// deployment starts in the environment until the freeze ends by itself or is
 /// lifted. A freeze already in force is not replaced: whoever took it is
 /// asked first.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/freeze",
+    tag = "locks",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = CreateFreeze,
+    responses((status = 200, body = LockInfo)),
+)]
 pub async fn freeze(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -43,6 +51,13 @@ pub async fn freeze(
 /// `DELETE /api/v1/projects/{project}/environments/{env}/freeze`: lifts the
 /// freeze in force. None in force is an error, so that a typo in a name does
 /// not pass for success.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/environments/{env}/freeze",
+    tag = "locks",
+    params(("project" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = LockInfo)),
+)]
 pub async fn unfreeze(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -58,7 +73,8 @@ pub async fn unfreeze(
     Ok(Json(guards::freeze_lock(&row)))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LocksQuery {
     /// Only this project's locks.
     project: Option<String>,
@@ -66,6 +82,13 @@ pub struct LocksQuery {
 
 /// `GET /api/v1/locks[?project=P]`: every held lock: freezes in force and
 /// running deployments, by project and environment.
+#[utoipa::path(
+    get,
+    path = "/api/v1/locks",
+    tag = "locks",
+    params(LocksQuery),
+    responses((status = 200, body = Vec<LockInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,

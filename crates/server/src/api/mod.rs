@@ -14,6 +14,7 @@ pub(crate) mod hosts;
 pub(crate) mod lb;
 pub(crate) mod locks;
 pub(crate) mod notify;
+pub mod openapi;
 pub(crate) mod projects;
 pub(crate) mod releases;
 pub(crate) mod requests;
@@ -35,7 +36,8 @@ use crate::{AppState, agent_channel, agent_upgrade};
 pub(crate) const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// `?limit=N` on list endpoints: 50 by default, 1000 at most.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     limit: Option<u32>,
 }
@@ -79,6 +81,8 @@ pub(crate) fn routes() -> Vec<Route> {
     vec![
         route(g.clone(), "/healthz", Public, healthz),
         // Accounts: signing in checks the password itself.
+        // The API's description: it reveals no data.
+        route(g.clone(), "/api/v1/openapi.json", Public, openapi::serve),
         route(p.clone(), "/api/v1/login", Public, accounts::login),
         route(g.clone(), "/api/v1/whoami", User(ReadShared), accounts::whoami),
         route(p.clone(), "/api/v1/users", User(ManageUsers), accounts::create_user),
@@ -232,6 +236,34 @@ pub(crate) fn routes() -> Vec<Route> {
     ]
 }
 
+/// Answers axum's own refusals of a request (a body, query or path that does
+/// not parse: plain text) with the API's one error body, keeping their
+/// status, so every failure a client sees has the shape the description
+/// promises. The agents' channel keeps its own answers.
+async fn json_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::header::CONTENT_TYPE;
+    use axum::response::IntoResponse;
+    let agent = req.uri().path().starts_with("/api/v1/agent/");
+    let resp = next.run(req).await;
+    let plain =
+        resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    if agent || !plain || !resp.status().is_client_error() {
+        return resp;
+    }
+    let status = resp.status();
+    // Rejection messages are one line; the cap only guards the read.
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        _ => "bad_request",
+    };
+    let error = String::from_utf8_lossy(&text).trim().to_string();
+    (status, axum::Json(ferry_proto::api::ErrorBody { code: code.to_string(), error })).into_response()
+}
+
 /// The API, built from [`routes`]: each handler is wrapped in the check of
 /// its own rule.
 pub fn router(state: AppState) -> Router {
@@ -244,6 +276,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(r.path, handler);
     }
     router
+        .layer(axum::middleware::from_fn(json_rejections))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // Every request passes here, after routing (so the route pattern is
         // known): the audit trail is recorded in this one place (R27).

@@ -29,6 +29,14 @@ fn rule_info(r: NotificationRule) -> NotificationRuleInfo {
 
 /// `POST /api/v1/projects/{project}/notifications`. Everything is checked
 /// before anything is stored: a refused rule changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/notifications",
+    tag = "notify",
+    params(("project" = String, Path)),
+    request_body = AddNotificationRule,
+    responses((status = 200, body = NotificationRuleInfo)),
+)]
 pub async fn add(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -92,6 +100,13 @@ pub async fn add(
 }
 
 /// `GET /api/v1/projects/{project}/notifications`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/notifications",
+    tag = "notify",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<NotificationRuleInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -102,6 +117,13 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/projects/{project}/notifications/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/notifications/{id}",
+    tag = "notify",
+    params(("project" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, body = Vec<NotificationRuleInfo>)),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     _caller: Caller,
@@ -115,6 +137,13 @@ pub async fn remove(
 }
 
 /// `GET /api/v1/projects/{project}/notifications/log[?limit=N]`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/notifications/log",
+    tag = "notify",
+    params(("project" = String, Path), ListQuery),
+    responses((status = 200, body = Vec<NotificationInfo>)),
+)]
 pub async fn log(
     State(state): State<AppState>,
     _caller: Caller,

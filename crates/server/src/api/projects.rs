@@ -44,6 +44,13 @@ fn project_info(p: Project) -> ProjectInfo {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    request_body = CreateProject,
+    responses((status = 200, body = ProjectInfo)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     _caller: Caller,
@@ -116,6 +123,14 @@ fn check_keep(keep: u32) -> ApiResult<()> {
 /// repository is the administrator's to set, as at creation: a repository
 /// URL can reach the server's own files. The host scope has its own
 /// (administrators') route.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}",
+    tag = "projects",
+    params(("project" = String, Path)),
+    request_body = UpdateProject,
+    responses((status = 200, body = ProjectInfo)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -203,6 +218,13 @@ pub async fn update(
 /// releases and the audit trail stay readable, `ferry deployments P`
 /// included); hosts stop being given its releases and keep what they run.
 /// The name stays taken.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}",
+    tag = "projects",
+    params(("project" = String, Path)),
+    responses((status = 200, body = ProjectInfo)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -220,6 +242,13 @@ pub async fn delete(
 /// while a deployment runs there; its deployments stay readable; its hosts
 /// stop being given its release and keep what they run. The name stays
 /// taken.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/environments/{env}",
+    tag = "projects",
+    params(("project" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = Object)),
+)]
 pub async fn delete_env(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -236,6 +265,12 @@ pub async fn delete_env(
 
 /// `GET /api/v1/projects`: the projects the caller may read (every one for
 /// the administrator, their memberships for everyone else).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    responses((status = 200, body = Vec<ProjectInfo>)),
+)]
 pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Vec<ProjectInfo>>> {
     let mut out = Vec::new();
     for p in state.db.projects().await? {
@@ -249,6 +284,13 @@ pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiR
     Ok(Json(out))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}",
+    tag = "projects",
+    params(("project" = String, Path)),
+    responses((status = 200, body = ProjectInfo)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -300,6 +342,14 @@ fn check_within_scope(project: &Project, env: &str, selector: &Selector) -> ApiR
 /// `PUT /api/v1/projects/{project}/host-scope`: which hosts the project's
 /// environments may select (administrators). Every existing environment must
 /// already select within the new scope.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/host-scope",
+    tag = "projects",
+    params(("project" = String, Path)),
+    request_body = ferry_proto::api::SetHostScope,
+    responses((status = 200, body = ProjectInfo)),
+)]
 pub async fn set_host_scope(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -331,6 +381,14 @@ pub async fn set_host_scope(
     Ok(Json(project_info(project)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments",
+    tag = "projects",
+    params(("project" = String, Path)),
+    request_body = CreateEnvironment,
+    responses((status = 200, body = EnvironmentInfo)),
+)]
 pub async fn create_env(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -401,6 +459,14 @@ pub async fn create_env(
 /// Hosts it now selects move to it: they take its desired release (see
 /// `fleet::adopt`). The hosts of a production environment are changed only
 /// with the production right.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}",
+    tag = "projects",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = UpdateEnvironment,
+    responses((status = 200, body = EnvironmentInfo)),
+)]
 pub async fn update_env(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -457,6 +523,14 @@ pub async fn update_env(
 
 /// `POST /api/v1/projects/{project}/environments/{env}/rollout`: changes the
 /// environment's default rollout; options not given keep their value.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/rollout",
+    tag = "projects",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body(content = Object, description = "The rollout options (`ferry_domain::rollout::RolloutOptions`)"),
+    responses((status = 200, body = EnvironmentInfo)),
+)]
 pub async fn set_env_rollout(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -477,6 +551,14 @@ pub async fn set_env_rollout(
 /// `POST /api/v1/projects/{project}/environments/{env}/production`: makes
 /// the environment production (deployments to it need the production right)
 /// or not.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/production",
+    tag = "projects",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = SetProduction,
+    responses((status = 200, body = EnvironmentInfo)),
+)]
 pub async fn set_env_production(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -547,6 +629,14 @@ async fn after_env(state: &AppState, project: &Project, env: &str, after: Option
 /// deployments need an approved request, where requests are tested first
 /// (R24), which environment it comes after and whether a requester may pass
 /// her own request (R23). What is not given keeps its value.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/protection",
+    tag = "projects",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = SetProtection,
+    responses((status = 200, body = EnvironmentInfo)),
+)]
 pub async fn set_env_protection(
     State(state): State<AppState>,
     Path((project, env)): Path<(String, String)>,
@@ -579,6 +669,13 @@ pub async fn set_env_protection(
     Ok(Json(env_info(&state, env).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments",
+    tag = "projects",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<EnvironmentInfo>)),
+)]
 pub async fn list_envs(
     State(state): State<AppState>,
     _caller: Caller,
@@ -593,6 +690,13 @@ pub async fn list_envs(
 }
 
 /// Environment x host -> version, with counts per version (R12).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/status",
+    tag = "projects",
+    params(("project" = String, Path)),
+    responses((status = 200, body = ProjectStatus)),
+)]
 pub async fn status(
     State(state): State<AppState>,
     _caller: Caller,

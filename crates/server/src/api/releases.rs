@@ -26,6 +26,14 @@ use crate::guards;
 use crate::release::{self, Labels};
 
 /// `POST /api/v1/projects/{project}/blobs/missing`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/blobs/missing",
+    tag = "releases",
+    params(("project" = String, Path)),
+    request_body = BlobQuery,
+    responses((status = 200, body = BlobQueryAnswer)),
+)]
 pub async fn missing_blobs(
     State(state): State<AppState>,
     _caller: Caller,
@@ -36,7 +44,8 @@ pub async fn missing_blobs(
     Ok(Json(BlobQueryAnswer { missing: release::missing_for(&state, &project, &q.digests).await? }))
 }
 
-#[derive(serde::Serialize)]
+/// What an upload stored: blobs and their bytes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct UploadAnswer {
     stored: u64,
     bytes: u64,
@@ -44,6 +53,14 @@ pub struct UploadAnswer {
 
 /// Receives a body of frames (see `ferry_artifact::frame`); every blob is
 /// verified against its digest before it is stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/blobs",
+    tag = "releases",
+    params(("project" = String, Path)),
+    request_body(content = Vec<u8>, description = "Frames of digest and content (`ferry_artifact::frame`)", content_type = "application/octet-stream"),
+    responses((status = 200, body = UploadAnswer)),
+)]
 pub async fn upload_blobs(
     State(state): State<AppState>,
     _caller: Caller,
@@ -100,6 +117,14 @@ fn release_info(project: &str, r: Release) -> ReleaseInfo {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/releases",
+    tag = "releases",
+    params(("project" = String, Path)),
+    request_body = CreateRelease,
+    responses((status = 200, body = ReleaseInfo)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -112,6 +137,13 @@ pub async fn create(
     Ok(Json(release_info(&project.name, release)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/releases",
+    tag = "releases",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<ReleaseInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -125,6 +157,14 @@ pub async fn list(
 /// `POST /api/v1/projects/{project}/releases/{version}/bad`: marks a release
 /// bad, replacing an earlier mark. Rollbacks skip it from then on, and
 /// deployments of it are refused unless forced; hosts that run it keep it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/releases/{version}/bad",
+    tag = "releases",
+    params(("project" = String, Path), ("version" = String, Path)),
+    request_body = MarkBad,
+    responses((status = 200, body = ReleaseInfo)),
+)]
 pub async fn mark_bad(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -144,6 +184,13 @@ pub async fn mark_bad(
 /// `DELETE /api/v1/projects/{project}/releases/{version}/bad`: clears the
 /// mark. A release that is not marked is an error, so that a typo in the
 /// version does not pass for success.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/releases/{version}/bad",
+    tag = "releases",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = ReleaseInfo)),
+)]
 pub async fn mark_good(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -162,6 +209,13 @@ pub async fn mark_good(
 
 /// `GET /api/v1/projects/{project}/releases/{version}/archive`: the release
 /// as one deterministic `.tar.zst`, streamed as it is written.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/releases/{version}/archive",
+    tag = "releases",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses((status = 200, description = "The release's files as a zstd-compressed tar archive", content_type = "application/zstd")),
+)]
 pub async fn archive(
     State(state): State<AppState>,
     _caller: Caller,

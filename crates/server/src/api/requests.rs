@@ -17,7 +17,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::request;
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestQuery {
     /// Only requests in one of these states (comma-separated).
     state: Option<String>,
@@ -46,6 +47,14 @@ impl RequestQuery {
 }
 
 /// `POST /api/v1/projects/{project}/requests`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/requests",
+    tag = "requests",
+    params(("project" = String, Path)),
+    request_body = CreateRequest,
+    responses((status = 200, body = RequestInfo)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -56,6 +65,13 @@ pub async fn create(
 }
 
 /// `GET /api/v1/projects/{project}/requests[?state=S,...][&mine=true][&waiting=true]`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/requests",
+    tag = "requests",
+    params(("project" = String, Path), RequestQuery),
+    responses((status = 200, body = Vec<RequestInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -68,6 +84,13 @@ pub async fn list(
 
 /// `GET /api/v1/requests[?...]`: the requests of every project the caller
 /// may read; with `waiting=true`, the caller's inbox.
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests",
+    tag = "requests",
+    params(RequestQuery),
+    responses((status = 200, body = Vec<RequestInfo>)),
+)]
 pub async fn list_all(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -146,6 +169,13 @@ pub async fn listed(
 }
 
 /// `GET /api/v1/requests/{id}`: with its history and deployments.
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests/{id}",
+    tag = "requests",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = RequestInfo)),
+)]
 pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<RequestInfo>> {
     Ok(Json(request::info(&state, id).await?))
 }
@@ -163,8 +193,16 @@ async fn act(
 
 /// One handler per action, so that the route table gives each its rule.
 macro_rules! action_route {
-    ($(#[$doc:meta] $name:ident => $action:ident),+ $(,)?) => {$(
+    ($(#[$doc:meta] $name:ident => $action:ident at $path:literal),+ $(,)?) => {$(
         #[$doc]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "requests",
+            params(("id" = i64, Path)),
+            request_body(content = Option<RequestActionBody>, description = "An optional note"),
+            responses((status = 200, body = RequestInfo)),
+        )]
         pub async fn $name(
             State(state): State<AppState>,
             Caller(user): Caller,
@@ -178,17 +216,17 @@ macro_rules! action_route {
 
 action_route! {
     /// `POST /api/v1/requests/{id}/pass` (testers).
-    pass => Pass,
+    pass => Pass at "/api/v1/requests/{id}/pass",
     /// `POST /api/v1/requests/{id}/send-back` (testers).
-    send_back => SendBack,
+    send_back => SendBack at "/api/v1/requests/{id}/send-back",
     /// `POST /api/v1/requests/{id}/approve` (approvers).
-    approve => Approve,
+    approve => Approve at "/api/v1/requests/{id}/approve",
     /// `POST /api/v1/requests/{id}/reject` (approvers).
-    reject => Reject,
+    reject => Reject at "/api/v1/requests/{id}/reject",
     /// `POST /api/v1/requests/{id}/resubmit` (the requester).
-    resubmit => Resubmit,
+    resubmit => Resubmit at "/api/v1/requests/{id}/resubmit",
     /// `POST /api/v1/requests/{id}/release` (the requester).
-    release => Release,
+    release => Release at "/api/v1/requests/{id}/release",
     /// `POST /api/v1/requests/{id}/withdraw` (the requester).
-    withdraw => Withdraw,
+    withdraw => Withdraw at "/api/v1/requests/{id}/withdraw",
 }

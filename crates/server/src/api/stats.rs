@@ -14,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 /// The period when the request names none.
 const DEFAULT_PERIOD_MS: i64 = 30 * 86_400_000;
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Only this environment.
     env: Option<String>,
@@ -24,6 +25,13 @@ pub struct StatsQuery {
 }
 
 /// `GET /api/v1/projects/{project}/stats[?env=E][&since_ms=T]`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/stats",
+    tag = "stats",
+    params(("project" = String, Path), StatsQuery),
+    responses((status = 200, body = ProjectStats)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,

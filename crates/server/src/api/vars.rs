@@ -66,6 +66,14 @@ async fn slot(
 }
 
 /// `POST`: sets one variable.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/vars",
+    tag = "vars",
+    params(("project" = String, Path)),
+    request_body = SetVar,
+    responses((status = 200, body = VarInfo)),
+)]
 pub async fn set(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -109,6 +117,13 @@ pub async fn set(
 
 /// `GET`: every variable of the project; or, given `env` and/or `host`, the
 /// variables such a host sees, each from the scope that wins.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/vars",
+    tag = "vars",
+    params(("project" = String, Path), VarQuery),
+    responses((status = 200, body = Vec<VarInfo>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -128,6 +143,13 @@ pub async fn list(
 
 /// `DELETE /api/v1/projects/{project}/vars/{key}`: removes the variable of
 /// exactly this scope; answers with what was removed.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/vars/{key}",
+    tag = "vars",
+    params(("project" = String, Path), ("key" = String, Path), VarQuery),
+    responses((status = 200, body = VarInfo)),
+)]
 pub async fn unset(
     State(state): State<AppState>,
     Caller(caller): Caller,
