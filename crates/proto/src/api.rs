@@ -562,9 +562,11 @@ impl CreateDeployment {
 /// run): what a `CreateDeployment` with the same body would do, worked out by
 /// the same code, with nothing recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentPlan {
     pub project: String,
     pub env: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: DeploymentKind,
     /// The headline version (for a rollback, where most hosts go).
     pub version: String,
@@ -590,6 +592,7 @@ pub struct DeploymentPlan {
 
 /// One batch of a [`DeploymentPlan`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlannedBatch {
     /// 1-based, as `ferry deployment show` numbers batches.
     pub batch: u32,
@@ -598,6 +601,7 @@ pub struct PlannedBatch {
 
 /// Where one host of a [`DeploymentPlan`] would go, and what it would fetch.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlannedHost {
     pub host: String,
     pub online: bool,
@@ -800,6 +804,7 @@ pub struct HostInfo {
 
 /// `GET /api/v1/agent-binaries`: one agent binary the server holds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentBinaryInfo {
     pub version: String,
     pub sha256: String,
@@ -810,6 +815,7 @@ pub struct AgentBinaryInfo {
 
 /// `POST /api/v1/projects/{project}/environments/{env}/agent-upgrade`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetAgentUpgrade {
     /// The version label of an uploaded agent binary.
     pub version: String,
@@ -817,6 +823,7 @@ pub struct SetAgentUpgrade {
 
 /// One host of an agent upgrade.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentUpgradeHostInfo {
     pub host: String,
     pub batch: u32,
@@ -830,6 +837,7 @@ pub struct AgentUpgradeHostInfo {
 
 /// The newest upgrade of an environment's agents.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentUpgradeInfo {
     pub id: i64,
     pub project: String,

@@ -116,8 +116,10 @@ fn binary_info(b: AgentBinary) -> AgentBinaryInfo {
 }
 
 /// The query of an upload.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// The label the binary is kept under, e.g. 0.2.0.
     version: String,
 }
 
@@ -126,6 +128,14 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// `POST /api/v1/agent-binaries?version=V`: the body is the binary.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent-binaries",
+    tag = "agent upgrades",
+    params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The agent binary"),
+    responses((status = 200, body = AgentBinaryInfo)),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -193,6 +203,12 @@ async fn receive(tmp: &Path, body: Body) -> ApiResult<(String, u64)> {
 }
 
 /// `GET /api/v1/agent-binaries`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent-binaries",
+    tag = "agent upgrades",
+    responses((status = 200, body = Vec<AgentBinaryInfo>)),
+)]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<AgentBinaryInfo>>> {
     Ok(Json(state.db.agent_binaries().await?.into_iter().map(binary_info).collect()))
 }
@@ -225,6 +241,14 @@ fn upgrade_info(u: AgentUpgrade, project: &str, env: &str) -> AgentUpgradeInfo {
 /// `POST /api/v1/projects/{project}/environments/{env}/agent-upgrade`:
 /// upgrades the environment's agents to an uploaded binary, with the
 /// environment's rollout strategy.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{env}/agent-upgrade",
+    tag = "agent upgrades",
+    params(("project" = String, Path), ("env" = String, Path)),
+    request_body = SetAgentUpgrade,
+    responses((status = 200, body = AgentUpgradeInfo)),
+)]
 pub async fn set(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -250,6 +274,13 @@ pub async fn set(
 
 /// `GET /api/v1/projects/{project}/environments/{env}/agent-upgrade`: the
 /// environment's newest agent upgrade.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{env}/agent-upgrade",
+    tag = "agent upgrades",
+    params(("project" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = AgentUpgradeInfo)),
+)]
 pub async fn status(
     State(state): State<AppState>,
     _caller: Caller,

@@ -41,6 +41,14 @@ pub async fn create(
 /// that did not know the flag would ignore it (unknown fields are) and
 /// deploy for real; this route cannot be mistaken for a deployment, and its
 /// answer is a plan, not a deployment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/deployments/plan",
+    tag = "deployments",
+    params(("project" = String, Path)),
+    request_body = CreateDeployment,
+    responses((status = 200, body = ferry_proto::api::DeploymentPlan)),
+)]
 pub async fn plan(
     State(state): State<AppState>,
     Caller(user): Caller,
