@@ -4,6 +4,7 @@
 
 mod args;
 mod dev;
+mod manual;
 mod run;
 mod svc;
 

@@ -103,6 +103,8 @@ pub async fn shutdown_signal() {
 async fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { dir } => crate::manual::man_pages(&dir),
         Command::Server(args) => {
             let mut config = ferry_server::ServerConfig::new(args.data, args.listen);
             config.heartbeat_interval = args.heartbeat_interval;
