@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package from a ferry binary:
 #   packaging/build-deb.sh BINARY OUTDIR
-# and prints the path of the .deb. The binary is shipped as given (build it
+# and prints the path of the .deb. FERRY_DEB_COMPRESSION picks dpkg-deb's
+# compressor (default xz; the tests use none, which is fastest). The binary is shipped as given (build it
 # with packaging/build-dist.sh for a release). The version comes from the
 # binary itself (`ferry --version`), so the package can never claim another.
 #
@@ -90,5 +91,5 @@ CONTROL
 
 mkdir -p "$outdir"
 deb="$outdir/ferry_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+dpkg-deb --root-owner-group "-Z${FERRY_DEB_COMPRESSION:-xz}" --build "$root" "$deb" >/dev/null
 echo "$deb"

@@ -28,6 +28,7 @@ mod layout;
 mod load_balancer;
 mod notify;
 mod offline;
+mod packaging;
 mod promotion;
 mod recovery;
 mod requests;
