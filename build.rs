@@ -9,27 +9,30 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// The rules themselves, shared with the binary's unit tests.
+#[path = "src/stamp.rs"]
+mod stamp;
+
 fn main() {
     println!("cargo::rerun-if-env-changed=FERRY_BUILD_COMMIT");
     println!("cargo::rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo::rerun-if-changed=src/stamp.rs");
 
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     watch_head(&manifest_dir);
 
-    let commit = std::env::var("FERRY_BUILD_COMMIT")
-        .ok()
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-'))
-        .or_else(|| git(&manifest_dir, &["rev-parse", "--short=12", "HEAD"]))
-        .unwrap_or_else(|| "unknown".to_owned());
-
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .or_else(|| git(&manifest_dir, &["log", "-1", "--format=%ct", "HEAD"]).and_then(|s| s.parse().ok()));
-    let date = epoch.map(civil_date).unwrap_or_else(|| "unknown".to_owned());
-
-    println!("cargo::rustc-env=FERRY_VERSION_LONG={} (commit {commit}, built {date})", env_or("CARGO_PKG_VERSION"));
+    let commit_env = std::env::var("FERRY_BUILD_COMMIT").ok();
+    let epoch_env = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let git_commit = git(&manifest_dir, &["rev-parse", "--short=12", "HEAD"]);
+    let git_epoch = git(&manifest_dir, &["log", "-1", "--format=%ct", "HEAD"]);
+    let line = stamp::version_line(
+        &env_or("CARGO_PKG_VERSION"),
+        commit_env.as_deref(),
+        git_commit.as_deref(),
+        epoch_env.as_deref(),
+        git_epoch.as_deref(),
+    );
+    println!("cargo::rustc-env=FERRY_VERSION_LONG={line}");
 }
 
 fn env_or(name: &str) -> String {
@@ -71,20 +74,4 @@ fn watch(path: &Path) {
     if path.is_file() {
         println!("cargo::rerun-if-changed={}", path.display());
     }
-}
-
-/// Seconds since 1970 to YYYY-MM-DD (UTC), without a date crate: Howard
-/// Hinnant's days-to-civil algorithm.
-fn civil_date(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the Debian package from a ferry binary:
 #   packaging/build-deb.sh BINARY OUTDIR
-# and prints the path of the .deb. FERRY_DEB_COMPRESSION picks dpkg-deb's
-# compressor (default xz; the tests use none, which is fastest). The binary is shipped as given (build it
-# with packaging/build-dist.sh for a release). The version comes from the
+# and prints the path of the .deb. The binary is shipped as given (build it
+# with packaging/build-dist.sh for a release). FERRY_DEB_COMPRESSION picks
+# dpkg-deb's compressor (default xz; the tests use none, which is fastest). The version comes from the
 # binary itself (`ferry --version`), so the package can never claim another.
 #
 # Plain dpkg-deb with the layout spelled out here rather than cargo-deb: no
 # tool to build on every CI run, and the integration tests build a package
-# from the test binary in a second.
+# from the test binary in seconds.
 set -euo pipefail
 
 if [ $# -ne 2 ]; then

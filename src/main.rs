@@ -6,6 +6,8 @@ mod args;
 mod dev;
 mod manual;
 mod run;
+#[cfg(test)]
+mod stamp;
 mod svc;
 
 use std::process::ExitCode;

@@ -54,8 +54,7 @@ fn version_names_the_commit_and_the_build_date() {
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".into());
     assert_eq!(commit, want_commit, "{line}");
-    let epoch =
-        std::env::var("SOURCE_DATE_EPOCH").ok().or_else(|| git(&["log", "-1", "--format=%ct", "HEAD"]));
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().or_else(|| git(&["log", "-1", "--format=%ct", "HEAD"]));
     match epoch {
         Some(epoch) => assert_eq!(date, utc_date(epoch.trim()), "{line}"),
         None => assert_eq!(date, "unknown", "{line}"),
@@ -107,8 +106,7 @@ fn man_pages_one_per_command_and_they_parse() {
     let pages = dir.path().join("man1");
     let out = ferry(&["man", pages.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for page in ["ferry.1", "ferry-deploy.1", "ferry-server.1", "ferry-agent.1", "ferry-env-create.1", "ferry-man.1"]
-    {
+    for page in ["ferry.1", "ferry-deploy.1", "ferry-server.1", "ferry-agent.1", "ferry-env-create.1", "ferry-man.1"] {
         let text = std::fs::read_to_string(pages.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
         let title = page.trim_end_matches(".1");
         assert!(text.contains(&format!(".TH {title} 1")), "{page}: wrong title");
@@ -235,7 +233,12 @@ fn debian_package_is_whole() {
     assert!(x.success());
     std::fs::remove_file(broken.join("usr/share/man/man1/ferry-deploy.1.gz")).unwrap();
     let broken_deb = dir.path().join("broken.deb");
-    let b = Command::new("dpkg-deb").args(["--root-owner-group", "-Znone", "-b"]).arg(&broken).arg(&broken_deb).output().unwrap();
+    let b = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Znone", "-b"])
+        .arg(&broken)
+        .arg(&broken_deb)
+        .output()
+        .unwrap();
     assert!(b.status.success(), "{}", stderr(&b));
     let check = Command::new(src.join("check-deb.sh")).arg(&broken_deb).output().unwrap();
     assert!(!check.status.success());
