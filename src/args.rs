@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(
     name = "ferry",
-    version,
+    // Version, commit and build date, stamped by build.rs.
+    version = env!("FERRY_VERSION_LONG"),
     about = "Ferry: build, store and roll out releases to a fleet of hosts",
     long_about = "Ferry: build, store and roll out releases to a fleet of hosts.\n\n\
         One binary is the server (`ferry server`), the agent on every host (`ferry agent`) and the \
@@ -243,6 +244,40 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print a shell completion script to standard output
+    #[command(long_about = COMPLETIONS_ABOUT)]
+    Completions {
+        /// The shell the script is for
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write man pages (ferry.1 and one per subcommand, e.g. ferry-deploy.1) into a directory
+    #[command(long_about = MAN_ABOUT)]
+    Man {
+        /// Directory to write the pages into (created when missing; pages already there are replaced)
+        dir: PathBuf,
+    },
+}
+
+/// `ferry completions --help`: where each shell looks for the script.
+const COMPLETIONS_ABOUT: &str = "Print a shell completion script to standard output. Install it where \
+your shell looks for completions, e.g.\n\n  \
+ferry completions bash > /etc/bash_completion.d/ferry   (or ~/.local/share/bash-completion/completions/ferry)\n  \
+ferry completions zsh > /usr/local/share/zsh/site-functions/_ferry\n  \
+ferry completions fish > ~/.config/fish/completions/ferry.fish\n\n\
+The Debian package installs all three.";
+
+/// `ferry man --help`.
+const MAN_ABOUT: &str = "Write man pages into DIR: ferry.1 for the whole command and one page per \
+subcommand (ferry-deploy.1, ferry-env-create.1, ...), the same text as --help. Read one with \
+`man -l DIR/ferry-deploy.1`, or install them under /usr/local/share/man/man1. The Debian package installs them.";
+
+/// The shells `ferry completions` writes a script for.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// `ferry audit --help`: what the trail holds.

@@ -5,7 +5,10 @@
 mod args;
 mod config;
 mod dev;
+mod manual;
 mod run;
+#[cfg(test)]
+mod stamp;
 mod svc;
 
 use std::process::ExitCode;

@@ -123,6 +123,8 @@ pub async fn shutdown_signal() {
 async fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { dir } => crate::manual::man_pages(&dir),
         Command::Server(args) => {
             // Before anything else: SIGHUP's default action would end the
             // server; here it means "read the TLS certificate again".

@@ -33,6 +33,7 @@ mod load_balancer;
 mod notify;
 mod offline;
 mod openapi;
+mod packaging;
 mod promotion;
 mod recovery;
 mod requests;
