@@ -170,6 +170,9 @@ fn systemd_units_verify_and_keep_their_promises() {
     let mut paths = Vec::new();
     for (name, text) in [("ferry-server.service", &server), ("ferry-agent.service", &agent)] {
         assert!(text.contains("ExecStart=/usr/bin/ferry "), "{name}");
+        // Settings come from FERRY_* variables and the config file, never
+        // from a flag built of a variable that may be unset.
+        assert!(!text.contains("${FERRY_"), "{name}");
         let path = dir.path().join(name);
         std::fs::write(&path, text.replace("/usr/bin/ferry", FERRY)).unwrap();
         paths.push(path);
@@ -197,6 +200,11 @@ fn systemd_units_verify_and_keep_their_promises() {
         assert_eq!(setting(&s, breaks_bwrap), None, "{breaks_bwrap} breaks builds in bubblewrap");
     }
 
+    // `systemctl reload` puts a renewed certificate in service.
+    assert_eq!(setting(&s, "ExecReload"), Some("/bin/kill -HUP $MAINPID"));
+
+    // A self-upgrade's failing binary is restarted until its guard acts.
+    assert_eq!(setting(&settings(&agent, "Unit"), "StartLimitIntervalSec"), Some("0"));
     let a = settings(&agent, "Service");
     // Stopping the agent must leave the services it supervises running.
     assert_eq!(setting(&a, "KillMode"), Some("process"));
