@@ -368,6 +368,8 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
     let mut hold_seen: Option<String> = None;
     let mut unreachable_since: Option<Instant> = None;
     let mut progress = Progress::new();
+    let mut ended_printed = 0usize;
+    let mut counted: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         // The deployment goes on without us: ride out a server restart.
         let d: DeploymentInfo = match c.get(&format!("/api/v1/deployments/{id}")).await {
@@ -401,12 +403,22 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
             }
             // Hosts in the deployment's order (batch by batch), each change
             // with how many of all the hosts are done.
+            // Each end printed counts one more, so hosts that ended between
+            // two polls still count 1, 2, 3 rather than all showing the total.
             let total = d.hosts.len();
             let done = d.hosts.iter().filter(|h| h.state.is_terminal()).count();
             for h in &d.hosts {
                 if seen.get(&h.host) != Some(&h.state) && h.state != HostDeployState::Queued {
                     seen.insert(h.host.clone(), h.state);
-                    let count = if h.state.is_terminal() { format!("[{done}/{total}]") } else { String::new() };
+                    let count = if h.state.is_terminal() {
+                        // A host that ends twice (updated, then put back) counts once.
+                        if counted.insert(h.host.clone()) {
+                            ended_printed += 1;
+                        }
+                        format!("[{ended_printed}/{total}]")
+                    } else {
+                        String::new()
+                    };
                     lines.push(format!("  {at:>6.1}s  {count:>7} {:<20} {}", h.host, host_line(h)));
                 }
             }

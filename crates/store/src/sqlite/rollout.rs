@@ -232,6 +232,18 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
             .fetch_all(&mut *tx)
             .await?;
             let hosts: Vec<i64> = targets.iter().map(|(host, _)| *host).collect();
+            // The caller read its clock before this transaction got the
+            // write lock; a report applied in between may carry a later time.
+            // A batch starts after the one before it ended: never record it
+            // earlier.
+            let last_end: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(finished_at) FROM deployment_hosts WHERE deployment_id = ? AND batch < ?",
+            )
+            .bind(id)
+            .bind(i64::from(batch))
+            .fetch_one(&mut *tx)
+            .await?;
+            let now = last_end.map_or(now, |end| end.max(now));
             for (host, release) in &targets {
                 // Where a rollback would put it: what it was meant to run until now.
                 sqlx::query(
