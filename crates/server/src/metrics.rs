@@ -138,7 +138,39 @@ impl Metrics {
         );
         r.register("ferry_db_connections", "Database pool connections, by state (in_use, idle)", m.db_connections.clone());
         r.register("ferry_db_connections_max", "Database pool connections at most", m.db_connections_max.clone());
+        m.start_at_zero();
         Metrics { registry, ..m }
+    }
+
+    /// Creates every series of the fixed label sets at zero, so that they
+    /// are in the first scrape (a rate over a series that appears only with
+    /// its first event misses that event) and a dashboard finds them all.
+    fn start_at_zero(&self) {
+        use ferry_domain::notify::Channel;
+        use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
+        let ends = [DeploymentStatus::Succeeded, DeploymentStatus::Failed, DeploymentStatus::RolledBack, DeploymentStatus::Canceled];
+        for kind in [DeploymentKind::Deploy, DeploymentKind::Rollback] {
+            drop(self.deployments_started.get_or_create(&vec![("kind", kind.as_str().to_string())]));
+            for end in ends {
+                let labels = vec![("kind", kind.as_str().to_string()), ("outcome", end.as_str().to_string())];
+                drop(self.deployments_ended.get_or_create(&labels));
+                drop(self.rollout_seconds.get_or_create(&labels));
+            }
+        }
+        for end in [HostDeployState::Succeeded, HostDeployState::Failed, HostDeployState::RolledBack, HostDeployState::Canceled] {
+            drop(self.host_seconds.get_or_create(&vec![("outcome", end.as_str().to_string())]));
+        }
+        for end in [BuildStatus::Succeeded, BuildStatus::Failed, BuildStatus::Canceled] {
+            let labels = vec![("outcome", end.as_str().to_string())];
+            drop(self.builds_ended.get_or_create(&labels));
+            drop(self.build_seconds.get_or_create(&labels));
+        }
+        let channels = [Channel::Webhook, Channel::Email, Channel::Slack, Channel::DingTalk, Channel::Feishu, Channel::WeCom];
+        for channel in channels {
+            let labels = vec![("channel", channel.to_string())];
+            drop(self.notification_deliveries.get_or_create(&labels));
+            drop(self.notification_failures.get_or_create(&labels));
+        }
     }
 
     /// A deployment (`deploy` or `rollback`) was created.
