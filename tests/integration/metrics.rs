@@ -89,8 +89,7 @@ fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn a_deploy_moves_the_series_by_exactly_what_it_did_and_its_notification_links_to_its_page() {
-    let mut f =
-        Ferry::start_with(&["--metrics-token", METRICS_TOKEN, "--public-url", "https://ferry.example/base/"]);
+    let mut f = Ferry::start_with(&["--metrics-token", METRICS_TOKEN, "--public-url", "https://ferry.example/base/"]);
     f.start_agents(&["web-1", "web-2"], "role=web");
     f.project_app();
     f.upload("app", "v1");
@@ -160,7 +159,8 @@ fn a_deploy_moves_the_series_by_exactly_what_it_did_and_its_notification_links_t
     let mut used = 0;
     for expr in &exprs {
         for name in metric_names(expr) {
-            let base = ["_total", "_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+            let base =
+                ["_total", "_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
             assert!(exported.contains(&base), "the dashboard queries {name}, which /metrics does not export ({expr})");
             used += 1;
         }

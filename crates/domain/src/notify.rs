@@ -847,7 +847,8 @@ mod tests {
     fn public_urls_are_http_without_credentials() {
         assert_eq!(check_public_url("https://ferry.example/").unwrap(), "https://ferry.example");
         assert_eq!(check_public_url("http://10.0.0.1:8080/ferry").unwrap(), "http://10.0.0.1:8080/ferry");
-        for bad in ["ftp://x", "ferry.example", "https://", "https://me:pw@x", "https://x?a=b", "https://x/#f", "http://a b"]
+        for bad in
+            ["ftp://x", "ferry.example", "https://", "https://me:pw@x", "https://x?a=b", "https://x/#f", "http://a b"]
         {
             let e = check_public_url(bad).unwrap_err().to_string();
             assert!(e.starts_with("--public-url"), "{bad}: {e}");

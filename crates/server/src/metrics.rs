@@ -136,7 +136,11 @@ impl Metrics {
             "How long HTTP requests took to answer (until the response started), by method and route template",
             m.http_seconds.clone(),
         );
-        r.register("ferry_db_connections", "Database pool connections, by state (in_use, idle)", m.db_connections.clone());
+        r.register(
+            "ferry_db_connections",
+            "Database pool connections, by state (in_use, idle)",
+            m.db_connections.clone(),
+        );
         r.register("ferry_db_connections_max", "Database pool connections at most", m.db_connections_max.clone());
         m.start_at_zero();
         Metrics { registry, ..m }
@@ -148,7 +152,12 @@ impl Metrics {
     fn start_at_zero(&self) {
         use ferry_domain::notify::Channel;
         use ferry_domain::{BuildStatus, DeploymentKind, DeploymentStatus, HostDeployState};
-        let ends = [DeploymentStatus::Succeeded, DeploymentStatus::Failed, DeploymentStatus::RolledBack, DeploymentStatus::Canceled];
+        let ends = [
+            DeploymentStatus::Succeeded,
+            DeploymentStatus::Failed,
+            DeploymentStatus::RolledBack,
+            DeploymentStatus::Canceled,
+        ];
         for kind in [DeploymentKind::Deploy, DeploymentKind::Rollback] {
             drop(self.deployments_started.get_or_create(&vec![("kind", kind.as_str().to_string())]));
             for end in ends {
@@ -157,7 +166,12 @@ impl Metrics {
                 drop(self.rollout_seconds.get_or_create(&labels));
             }
         }
-        for end in [HostDeployState::Succeeded, HostDeployState::Failed, HostDeployState::RolledBack, HostDeployState::Canceled] {
+        for end in [
+            HostDeployState::Succeeded,
+            HostDeployState::Failed,
+            HostDeployState::RolledBack,
+            HostDeployState::Canceled,
+        ] {
             drop(self.host_seconds.get_or_create(&vec![("outcome", end.as_str().to_string())]));
         }
         for end in [BuildStatus::Succeeded, BuildStatus::Failed, BuildStatus::Canceled] {
@@ -165,7 +179,8 @@ impl Metrics {
             drop(self.builds_ended.get_or_create(&labels));
             drop(self.build_seconds.get_or_create(&labels));
         }
-        let channels = [Channel::Webhook, Channel::Email, Channel::Slack, Channel::DingTalk, Channel::Feishu, Channel::WeCom];
+        let channels =
+            [Channel::Webhook, Channel::Email, Channel::Slack, Channel::DingTalk, Channel::Feishu, Channel::WeCom];
         for channel in channels {
             let labels = vec![("channel", channel.to_string())];
             drop(self.notification_deliveries.get_or_create(&labels));

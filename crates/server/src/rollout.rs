@@ -74,10 +74,8 @@ async fn count_end(state: &AppState, id: i64) {
     let took = seconds(d.created_at, d.finished_at.unwrap_or_else(now_ms));
     // Hosts that never started (skipped, a later batch of a failed rollout)
     // took no time of their own.
-    let host_times: Vec<(&str, f64)> = hosts
-        .iter()
-        .filter_map(|h| Some((h.state.as_str(), seconds(h.started_at?, h.finished_at?))))
-        .collect();
+    let host_times: Vec<(&str, f64)> =
+        hosts.iter().filter_map(|h| Some((h.state.as_str(), seconds(h.started_at?, h.finished_at?)))).collect();
     state.metrics.deployment_ended(d.kind.as_str(), d.status.as_str(), took, &host_times);
 }
 
