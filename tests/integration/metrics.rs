@@ -27,6 +27,15 @@ fn get(url: &str, path: &str, token: Option<&str>) -> (u16, String) {
     })
 }
 
+/// A request of any method: its status.
+fn request(url: &str, method: &str, path: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    rt.block_on(async {
+        reqwest::Client::new().request(method, format!("{url}{path}")).send().await.unwrap().status().as_u16()
+    })
+}
+
 /// A scrape as Prometheus reads it: the metric families it declares and
 /// every sample (name, labels, value).
 struct Scrape {
@@ -114,6 +123,9 @@ fn a_deploy_moves_the_series_by_exactly_what_it_did_and_its_notification_links_t
 
     f.ok(&["deploy", "app", "prod", "--version", "v1", "--wait"]);
     let id = f.json(&["deployments", "app"])[0]["id"].as_i64().unwrap();
+    // What anyone may send: an invented method, a path no route has.
+    assert_eq!(request(&f.url, "INVENTED", "/healthz"), 405);
+    assert_eq!(request(&f.url, "GET", "/no/such/page-4242"), 404);
     let (after, text) = scrape(&f);
     let moved = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
     assert_eq!(moved("ferry_deployments_started_total", &[("kind", "deploy")]), 1.0, "{text}");
@@ -131,8 +143,11 @@ fn a_deploy_moves_the_series_by_exactly_what_it_did_and_its_notification_links_t
     assert!(value(&after, "ferry_http_request_duration_seconds_count", &template) >= 1.0, "{text}");
     for (_, labels, _) in &after.samples {
         let route = labels.get("route").map_or("", String::as_str);
-        assert!(!route.contains("/app"), "a raw path in a label: {route}");
+        assert!(!route.contains("/app") && !route.contains("4242"), "a raw path in a label: {route}");
+        assert_ne!(labels.get("method").map(String::as_str), Some("INVENTED"), "{labels:?}");
     }
+    assert!(value(&after, "ferry_http_requests_total", &[("method", "other"), ("route", "/healthz")]) >= 1.0, "{text}");
+    assert!(value(&after, "ferry_http_requests_total", &[("route", "unmatched"), ("status", "404")]) >= 1.0, "{text}");
     // No project, host or user name in any label.
     for (sample, labels, _) in &after.samples {
         for name in ["app", "web-1", "web-2", "dev", "admin"] {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ferry_domain::access::{Action, allowed};
@@ -244,17 +244,33 @@ impl Metrics {
     }
 }
 
-/// The HTTP layer: counts every answered request by its route template
-/// (never the raw path, which is unbounded) and status. Requests that
+/// The HTTP layer: counts every answered request by its method, route
+/// template (never the raw path, which is unbounded) and status. Requests that
 /// matched no route are counted as `unmatched`.
 pub async fn track_http(State(metrics): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
     let route = route.as_deref().unwrap_or("unmatched");
-    metrics.http_answered(method.as_str(), route, response.status().as_u16(), started.elapsed());
+    metrics.http_answered(method, route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// A request's method as a label: anyone may send any method name, so only
+/// the standard ones are told apart (one series per invented name would
+/// grow without bound).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics`: for the metrics token (`--metrics-token`) or an
