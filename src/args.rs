@@ -535,6 +535,16 @@ pub struct ServerArgs {
     /// Print the effective settings as TOML (loadable by --config; secrets left out) and exit
     #[arg(long)]
     pub print_config: bool,
+    /// The address people reach the web interface at, e.g. https://ferry.example (behind a proxy it
+    /// differs from --listen): notifications link to pages below it. http or https, no credentials.
+    /// Default: the server's own URL
+    #[arg(long, env = "FERRY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The bearer token Prometheus scrapes GET /metrics with (at least 16 characters; prefer the
+    /// environment variable, arguments are visible to every user of the host). Administrators' API
+    /// tokens are accepted too; without either, /metrics answers 401
+    #[arg(long, env = "FERRY_METRICS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Args)]

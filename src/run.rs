@@ -145,6 +145,8 @@ async fn dispatch(command: Command) -> Result<()> {
                 _ => None,
             };
             config.session_ttl = args.session_ttl;
+            config.public_url = args.public_url;
+            config.metrics_token = args.metrics_token;
             config.build_wall = BuildWall::decide(args.build_isolation, &args.build_user)
                 .map_err(|e| anyhow::anyhow!("--build-isolation: {e}"))?;
             let server = ferry_server::Server::start(config).await?;

@@ -30,6 +30,7 @@ mod health;
 mod hooks;
 mod layout;
 mod load_balancer;
+mod metrics;
 mod notify;
 mod offline;
 mod openapi;

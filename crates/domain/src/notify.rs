@@ -63,6 +63,8 @@ pub enum NotifyError {
     UnknownChannel(String),
     #[error("'{0}' is not an e-mail address (one @, something on each side, no spaces)")]
     BadEmail(String),
+    #[error("--public-url '{url}': {why}")]
+    BadPublicUrl { url: String, why: &'static str },
     #[error("name whom to send to: --to members, approvers, starter or e-mail addresses, comma-separated")]
     NoRecipient,
 }
@@ -363,6 +365,9 @@ pub struct EventFacts {
     /// A failing service's last lines of stderr (secrets masked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr: Option<Vec<String>>,
+    /// The web page of what the event is about (see [`page_path`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// An event as people read it: a one-line subject and a body.
@@ -442,6 +447,7 @@ pub fn text(event: &str, project: &str, f: &EventFacts) -> Text {
     line("Approved by", f.approved_by.clone());
     line("Started at", f.created_at.clone());
     line("Finished at", f.finished_at.clone());
+    line("Link", f.url.clone());
     if let Some(stderr) = f.stderr.as_ref().filter(|l| !l.is_empty()) {
         lines.push("Last lines of its stderr:".to_string());
         lines.extend(stderr.iter().map(|l| format!("  {l}")));
@@ -523,6 +529,57 @@ pub fn check_url(url: &str) -> Result<(), NotifyError> {
         Some(r) if !r.is_empty() && !r.starts_with('/') && !url.chars().any(char::is_whitespace) => Ok(()),
         _ => Err(NotifyError::BadUrl(url.to_string())),
     }
+}
+
+/// Checks the address people reach the web interface at (`--public-url`)
+/// and returns it without a trailing `/`: http or https, a host, no
+/// credentials (links go out in notifications), no query or fragment (page
+/// paths are appended to it), no spaces.
+pub fn check_public_url(url: &str) -> Result<String, NotifyError> {
+    let bad = |why| NotifyError::BadPublicUrl { url: mask_url_password(url), why };
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let Some(rest) = rest else { return Err(bad("it must start with http:// or https://")) };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it must not contain spaces"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(bad("it must not have a query or fragment"));
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(bad("it must not carry credentials (links with it go out in notifications)"));
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err(bad("it must name a host"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// The web interface's page about what `facts` describe, as a path: the
+/// deployment, the build, the release request, or else the project.
+pub fn page_path(project: &str, facts: &EventFacts) -> String {
+    if let Some(d) = facts.deployment {
+        format!("/deployments/{d}")
+    } else if let Some(b) = facts.build {
+        format!("/builds/{b}")
+    } else if let Some(r) = facts.request {
+        format!("/requests/{r}")
+    } else {
+        // Project names are plain words (`names`); encoded all the same, so a
+        // link can never point elsewhere.
+        let name: String = form_encode(project);
+        format!("/projects/{name}")
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// When to try again after `attempts` failed attempts made by `now`:
@@ -784,6 +841,30 @@ mod tests {
         );
         assert_eq!(mask_url_password("smtp://127.0.0.1:25"), "smtp://127.0.0.1:25");
         assert_eq!(mask_url_password("smtp://me@host"), "smtp://me@host");
+    }
+
+    #[test]
+    fn public_urls_are_http_without_credentials() {
+        assert_eq!(check_public_url("https://ferry.example/").unwrap(), "https://ferry.example");
+        assert_eq!(check_public_url("http://10.0.0.1:8080/ferry").unwrap(), "http://10.0.0.1:8080/ferry");
+        for bad in
+            ["ftp://x", "ferry.example", "https://", "https://me:pw@x", "https://x?a=b", "https://x/#f", "http://a b"]
+        {
+            let e = check_public_url(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--public-url"), "{bad}: {e}");
+            assert!(!e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn links_name_the_page_of_what_the_event_is_about() {
+        let f = EventFacts { deployment: Some(7), build: Some(3), ..EventFacts::default() };
+        assert_eq!(page_path("shop", &f), "/deployments/7");
+        assert_eq!(page_path("shop", &EventFacts { build: Some(3), ..EventFacts::default() }), "/builds/3");
+        assert_eq!(page_path("shop", &EventFacts { request: Some(2), ..EventFacts::default() }), "/requests/2");
+        assert_eq!(page_path("a/b", &EventFacts::default()), "/projects/a%2Fb");
+        let with = EventFacts { url: Some("https://f.example/deployments/7".into()), ..f };
+        assert!(text(DEPLOY_FINISHED, "shop", &with).body.contains("Link: https://f.example/deployments/7\n"));
     }
 
     #[test]

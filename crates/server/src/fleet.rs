@@ -494,6 +494,7 @@ pub async fn create_deployment_as(
     let skipped = new.targets.iter().filter(|t| t.skipped).count();
     let (moving, batches) = (new.targets.len() - skipped, new.batch_count);
     let id = db.create_deployment(new, now_ms()).await?;
+    state.metrics.deployment_started(req.kind.as_str());
     if let Some(old) = superseded.filter(|old| *old != id) {
         crate::rollout::ended(state, old).await;
     }

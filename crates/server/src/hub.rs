@@ -90,6 +90,11 @@ impl Hub {
         Registration { conn_id, wake }
     }
 
+    /// How many hosts have an agent connected to this server process.
+    pub fn connected(&self) -> usize {
+        self.lock().len()
+    }
+
     /// True while `conn_id` is the host's current connection.
     pub fn is_current(&self, host_id: i64, conn_id: u64) -> bool {
         self.lock().get(&host_id).is_some_and(|(id, _)| *id == conn_id)

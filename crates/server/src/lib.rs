@@ -31,6 +31,7 @@ mod guards;
 mod hub;
 mod init;
 mod lb;
+mod metrics;
 mod notify;
 mod plan;
 mod promotion;
@@ -85,6 +86,13 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// How builds are walled off from the server (see `build::sandbox`).
     pub build_wall: build::sandbox::BuildWall,
+    /// Where people reach the web interface (behind a proxy it differs from
+    /// `listen`): the base of the links in notifications. `None`: the
+    /// server's own URL.
+    pub public_url: Option<String>,
+    /// The bearer token Prometheus scrapes `/metrics` with; administrators'
+    /// API tokens are accepted too.
+    pub metrics_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -102,6 +110,8 @@ impl ServerConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             build_wall: build::sandbox::BuildWall::decide(build::sandbox::Isolation::Auto, "nobody")
                 .unwrap_or_else(build::sandbox::BuildWall::Unavailable),
+            public_url: None,
+            metrics_token: None,
         }
     }
 }
@@ -133,6 +143,11 @@ pub(crate) struct AppState {
     pub sign_in_limit: Arc<auth::AddressLimit>,
     /// Signs agent binaries (`DATA/agent-signing.key`).
     pub upgrade_key: Arc<agent_upgrade::SigningKey>,
+    /// The series of `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The base of links to web pages (`--public-url`, or the server's own
+    /// URL), without a trailing `/`.
+    pub public_url: Arc<str>,
 }
 
 /// Errors starting the server.
@@ -152,12 +167,19 @@ pub enum StartError {
     Audit(#[from] audit_chain::AuditError),
     #[error("agent signing key: {0}")]
     SigningKey(#[from] agent_upgrade::SigningKeyError),
+    #[error(transparent)]
+    PublicUrl(#[from] ferry_domain::notify::NotifyError),
+    #[error("the metrics token must be at least {MIN_METRICS_TOKEN} characters long")]
+    MetricsToken,
     #[error("SMTP settings: {0}")]
     Smtp(String),
     /// Transparent: the message already names the file.
     #[error(transparent)]
     Tls(#[from] ferry_tls::TlsError),
 }
+
+/// The shortest metrics token accepted: it guards what the fleet does.
+pub const MIN_METRICS_TOKEN: usize = 16;
 
 /// Everything the server keeps is written below the data directory: a
 /// read-only one (a read-only mount, wrong permissions) stops the start here,
@@ -201,6 +223,12 @@ impl Server {
             // Browsers reach this server over https only: the session
             // cookie must never go out over plain HTTP.
             config.secure_cookies = true;
+        }
+        // A bad public URL or metrics token stops the start before anything
+        // is touched.
+        let public_url = config.public_url.as_deref().map(ferry_domain::notify::check_public_url).transpose()?;
+        if config.metrics_token.as_ref().is_some_and(|t| t.len() < MIN_METRICS_TOKEN) {
+            return Err(StartError::MetricsToken);
         }
         let data = &config.data_dir;
         // Bad SMTP settings stop the start, before anything is touched.
@@ -253,11 +281,17 @@ impl Server {
             mailer: mailer.map(Arc::new),
             sign_in_limit: Arc::default(),
             upgrade_key: Arc::new(upgrade_key),
+            metrics: Arc::default(),
+            public_url: public_url.unwrap_or_else(|| url.clone()).into(),
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         // The API under /api/v1, the web interface at /: two route tables,
         // one access check.
-        let app = api::router(state.clone()).merge(ui::router(state.clone()));
+        let app = api::router(state.clone())
+            .merge(ui::router(state.clone()))
+            // Outermost, in one place: every request of both tables is
+            // counted by its route template.
+            .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http));
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
         tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));

@@ -159,6 +159,10 @@ async fn queue(
     if rules.is_empty() {
         return Ok(());
     }
+    // Every message links back to the page of what it is about.
+    let mut facts = facts.clone();
+    facts.url = Some(format!("{}{}", state.public_url, notify::page_path(project, &facts)));
+    let facts = &facts;
     let json = serde_json::json!({
         "event": event,
         "project": project,
@@ -256,6 +260,7 @@ async fn deliver(state: &AppState, http: &reqwest::Client, n: DueNotification) {
         Channel::Email => send_mail(state, &n).await,
         chat => post_chat(http, chat, &n).await,
     };
+    state.metrics.notification_attempted(&n.kind.to_string(), error.is_none());
     let now = now_ms();
     let outcome = match &error {
         None => NotificationOutcome::Delivered,

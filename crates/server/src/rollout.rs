@@ -56,8 +56,27 @@ pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
 /// What follows the end of a deployment, however it ended: its
 /// notifications, and the release request it was made for.
 pub async fn ended(state: &AppState, id: i64) {
+    count_end(state, id).await;
     notify_finished(state, id).await;
     crate::request::deployment_ended(state, id).await;
+}
+
+/// Counts a deployment's end, its duration and its hosts' in `/metrics`.
+async fn count_end(state: &AppState, id: i64) {
+    let (d, hosts) = match (state.db.deployment(id).await, state.db.deployment_hosts(id).await) {
+        (Ok(d), Ok(hosts)) => (d, hosts),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(id, "reading the deployment to count its end: {e}");
+            return;
+        }
+    };
+    let seconds = |from: i64, to: i64| to.saturating_sub(from).max(0) as f64 / 1000.0;
+    let took = seconds(d.created_at, d.finished_at.unwrap_or_else(now_ms));
+    // Hosts that never started (skipped, a later batch of a failed rollout)
+    // took no time of their own.
+    let host_times: Vec<(&str, f64)> =
+        hosts.iter().filter_map(|h| Some((h.state.as_str(), seconds(h.started_at?, h.finished_at?)))).collect();
+    state.metrics.deployment_ended(d.kind.as_str(), d.status.as_str(), took, &host_times);
 }
 
 /// What notifications say of a deployment.

@@ -36,6 +36,9 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// Starts writing a blob that must hash to `digest` and be `len` bytes.
     async fn begin(&self, digest: Digest, len: u64) -> Result<Box<dyn BlobWriter>>;
     async fn open(&self, digest: &Digest) -> Result<BlobReader>;
+    /// Succeeds when blobs can be stored and read right now (`/readyz`).
+    /// The error is for the server's log: it may name paths.
+    async fn check_ready(&self) -> Result<()>;
 
     /// The digests of `digests` that are not stored, each once, in order.
     async fn missing(&self, digests: &[Digest]) -> Result<Vec<Digest>> {
@@ -161,6 +164,18 @@ impl ArtifactStore for LocalArtifactStore {
 
     async fn begin(&self, digest: Digest, len: u64) -> Result<Box<dyn BlobWriter>> {
         Ok(Box::new(LocalWriter(self.dir.begin(digest, len).map_err(blob_err)?)))
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        // Writing and removing a file proves what an upload needs: the
+        // directory is there, and writable by this process.
+        // Checks at the same time each get their own file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = self.dir.root().join(format!(".ready-check-{}-{n}", std::process::id()));
+        let checked = tokio::fs::write(&probe, b"").await;
+        let removed = tokio::fs::remove_file(&probe).await;
+        checked.and(removed).map_err(|e| StoreError::Artifact(format!("{}: {e}", self.dir.root().display())))
     }
 
     async fn open(&self, digest: &Digest) -> Result<BlobReader> {

@@ -406,6 +406,15 @@ pub trait Database: Send + Sync + 'static {
     /// Atomically moves the oldest queued build of a project with no running
     /// build to running, and returns it (R6: one build per project at a time).
     async fn claim_next_build(&self, now: i64) -> Result<Option<Build>>;
+    /// How many builds wait in the queue (of every project), for `/metrics`.
+    async fn queued_build_count(&self) -> Result<u64>;
+    /// Answers when the database answers a query (`/readyz`).
+    async fn ping(&self) -> Result<()>;
+    /// The connection pool's use right now, for `/metrics`; `None` for a
+    /// store without a pool.
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
     async fn set_build_commit(&self, id: i64, commit: &BuildCommit) -> Result<()>;
     /// Ends a queued or running build; false if it had already ended.
     async fn finish_build(&self, id: i64, outcome: &BuildOutcome, now: i64) -> Result<bool>;

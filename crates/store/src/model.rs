@@ -891,3 +891,14 @@ pub struct NewAgentBinary {
     pub uploaded_by: String,
     pub uploaded_at: i64,
 }
+
+/// A connection pool's use at one moment (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections lent out to a query or transaction.
+    pub in_use: u32,
+    /// Connections open and waiting.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}

@@ -1,4 +1,4 @@
-//! The HTTP API under `/api/v1`, plus `/healthz`. Handlers are thin: they
+//! The HTTP API under `/api/v1`, plus `/healthz`, `/readyz` and `/metrics`. Handlers are thin: they
 //! validate, call the store or `fleet`, and shape the answer.
 //!
 //! Every route is declared in [`routes`] with the permission it needs, and
@@ -48,10 +48,6 @@ impl ListQuery {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
 /// One route of the API: its method, path and permission, and its handler.
 pub(crate) struct Route {
     pub method: Method,
@@ -79,7 +75,10 @@ pub(crate) fn routes() -> Vec<Route> {
     use Rule::{Agent, Public, User};
     let (g, p, d) = (Method::GET, Method::POST, Method::DELETE);
     vec![
-        route(g.clone(), "/healthz", Public, healthz),
+        route(g.clone(), "/healthz", Public, crate::metrics::healthz),
+        route(g.clone(), "/readyz", Public, crate::metrics::readyz),
+        // Checks its own token (the metrics token or an administrator's).
+        route(g.clone(), "/metrics", Public, crate::metrics::scrape),
         // Accounts: signing in checks the password itself.
         // The API's description: it reveals no data.
         route(g.clone(), "/api/v1/openapi.json", Public, openapi::serve),

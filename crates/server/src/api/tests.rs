@@ -179,6 +179,8 @@ pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> 
         mailer: None,
         sign_in_limit: Arc::default(),
         upgrade_key: Arc::new(crate::agent_upgrade::SigningKey::load_or_create(dir).unwrap()),
+        metrics: Arc::default(),
+        public_url: "http://127.0.0.1:0".into(),
     }
 }
 
@@ -237,7 +239,10 @@ fn every_route_has_one_rule_and_only_the_right_ones_are_open() {
         assert!(axum::routing::MethodFilter::try_from(r.method.clone()).is_ok(), "{} {}", r.method, r.path);
         let agent = r.path.starts_with("/api/v1/agent/");
         let public =
-            matches!(r.path, "/healthz" | "/api/v1/login" | "/api/v1/hooks/{forge}/{project}" | "/api/v1/openapi.json");
+            matches!(
+                r.path,
+                "/healthz" | "/readyz" | "/metrics" | "/api/v1/login" | "/api/v1/hooks/{forge}/{project}" | "/api/v1/openapi.json"
+            );
         match r.rule {
             Rule::Agent => assert!(agent, "{} {} is marked for agents", r.method, r.path),
             Rule::Public => assert!(public, "{} {} is open to anyone", r.method, r.path),

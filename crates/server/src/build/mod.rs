@@ -71,6 +71,7 @@ pub fn start_workers(state: &AppState, workers: usize, stop: tokio::sync::watch:
 type StepError = String;
 
 async fn run_build(state: &AppState, build: Build) {
+    let started = std::time::Instant::now();
     let (log, writer) = LogSink::start(state.db.clone(), build.id);
     let workdir = state.config.data_dir.join("builds").join(build.id.to_string());
     let result = steps(state, &build, &log, &workdir).await;
@@ -91,8 +92,9 @@ async fn run_build(state: &AppState, build: Build) {
     match state.db.finish_build(build.id, &outcome, now_ms()).await {
         Ok(ended) => {
             tracing::info!(build = build.id, status = %outcome.status, "build finished");
-            // Only the call that ended it tells anyone.
+            // Only the call that ended it tells anyone (and counts it).
             if ended {
+                state.metrics.build_ended(outcome.status.as_str(), started.elapsed());
                 let facts = ferry_domain::notify::EventFacts {
                     build: Some(build.id),
                     number: Some(build.number),

@@ -1856,6 +1856,22 @@ impl Database for SqliteDatabase {
         row.map(|r| build_row(&r)).transpose()
     }
 
+    async fn queued_build_count(&self) -> Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE status = 'queued'").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        let (size, idle) = (self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX));
+        Some(PoolUse { in_use: size.saturating_sub(idle), idle, max: self.pool.options().get_max_connections() })
+    }
+
     async fn claim_next_build(&self, now: i64) -> Result<Option<Build>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: Option<i64> = sqlx::query_scalar(
