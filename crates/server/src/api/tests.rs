@@ -238,11 +238,15 @@ fn every_route_has_one_rule_and_only_the_right_ones_are_open() {
         assert!(seen.insert((r.method.to_string(), r.path)), "{} {} is declared twice", r.method, r.path);
         assert!(axum::routing::MethodFilter::try_from(r.method.clone()).is_ok(), "{} {}", r.method, r.path);
         let agent = r.path.starts_with("/api/v1/agent/");
-        let public =
-            matches!(
-                r.path,
-                "/healthz" | "/readyz" | "/metrics" | "/api/v1/login" | "/api/v1/hooks/{forge}/{project}" | "/api/v1/openapi.json"
-            );
+        let public = matches!(
+            r.path,
+            "/healthz"
+                | "/readyz"
+                | "/metrics"
+                | "/api/v1/login"
+                | "/api/v1/hooks/{forge}/{project}"
+                | "/api/v1/openapi.json"
+        );
         match r.rule {
             Rule::Agent => assert!(agent, "{} {} is marked for agents", r.method, r.path),
             Rule::Public => assert!(public, "{} {} is open to anyone", r.method, r.path),
