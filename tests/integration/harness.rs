@@ -453,6 +453,15 @@ impl Ferry {
         self.json(&["deployments", "app"])[0]["id"].as_i64().expect("the new deployment's id")
     }
 
+    /// Whether deployment `id` waits for a promotion now (its hold, not the
+    /// "waits for promote" of its rollout's description, which is there from
+    /// the start).
+    pub fn deployment_held_for_promote(&self, id: i64) -> bool {
+        self.json(&["deployment", "show", &id.to_string()])["hold"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("waiting for promote"))
+    }
+
     /// Writes a small release tree whose VERSION file holds `version`, and uploads it.
     pub fn upload(&self, project: &str, version: &str) -> PathBuf {
         let tree = self.dir.path().join("trees").join(version);

@@ -226,7 +226,7 @@ fn a_viewer_s_deployment_controls_are_refused_though_no_button_is_shown() {
     // One host at a time, each batch waiting for a promotion: it stays running.
     let id = f.deploy_held("v2");
     wait_until(Duration::from_secs(30), "the first batch to wait for its promotion", || {
-        f.ok(&["deployment", "show", &id.to_string()]).contains("promot")
+        f.deployment_held_for_promote(id)
     });
 
     let mut web = Web::new(&f);

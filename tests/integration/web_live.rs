@@ -299,7 +299,7 @@ fn records_and_small_things_over_plain_http() {
     // Times carry their zone; batches count from 1 (two hosts, one a batch).
     let id = f.deploy_held("v2");
     crate::harness::wait_until(Duration::from_secs(30), "the first batch to wait", || {
-        f.ok(&["deployment", "show", &id.to_string()]).contains("promot")
+        f.deployment_held_for_promote(id)
     });
     let page = web.get(&format!("/deployments/{id}")).body;
     let utc = regex_like_time_with_zone(&page);
