@@ -222,6 +222,16 @@ async fn dispatch(command: Command) -> Result<()> {
                 },
                 upgrade_timeout: Some(args.upgrade_timeout),
             };
+            // SIGHUP's default action would end the agent (a closed terminal,
+            // a `kill -HUP` meant as "reload"): it has nothing to reload, and
+            // says so. Its services would live on anyway.
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("installing the SIGHUP handler")?;
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: the agent has nothing to reload (its settings are read at start)");
+                }
+            });
             ferry_agent::run(config, shutdown_signal()).await?;
             Ok(())
         }

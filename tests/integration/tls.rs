@@ -438,3 +438,20 @@ fn sighup_without_tls_says_there_is_nothing_to_reload_and_keeps_serving() {
     f.ok(&["project", "create", "app"]);
     assert!(f.ok(&["project", "list"]).contains("app"));
 }
+
+#[test]
+fn sighup_leaves_an_agent_running_and_connected() {
+    let mut f = Ferry::start();
+    f.start_agent("web-1", "role=web");
+    f.wait_online("web-1", true);
+    hangup(f.agents[0].1.pid());
+    wait_until(Duration::from_secs(10), "the agent's log saying there is nothing to reload", || {
+        f.agent_log("web-1").contains("nothing to reload")
+    });
+    // Still running: not gone, not a zombie waiting to be reaped.
+    std::thread::sleep(Duration::from_millis(500));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", f.agents[0].1.pid())).unwrap_or_default();
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+    assert!(matches!(state, Some(Some(c)) if c != 'Z'), "the agent ended on SIGHUP: {stat}");
+    f.wait_online("web-1", true);
+}
