@@ -43,6 +43,7 @@ mod rollout;
 mod service;
 mod service_watch;
 mod stats;
+mod tidy;
 mod tls;
 mod trust;
 mod uploads;

@@ -1,0 +1,81 @@
+//! Tidy tests: the structure the documents describe, held true by the code.
+//! They read the source tree and start nothing, so they cost milliseconds.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Every `.rs` file below `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The source files of the binary and of every crate, as
+/// (the crate's source directory, the file's path below it).
+fn source_files() -> Vec<(PathBuf, String)> {
+    let root = Path::new(ROOT);
+    let mut dirs = vec![root.join("src")];
+    for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        dirs.push(entry.path().join("src"));
+    }
+    let mut files = Vec::new();
+    for dir in dirs {
+        let mut found = Vec::new();
+        rust_files(&dir, &mut found);
+        for file in found {
+            let below = file.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+            files.push((dir.clone(), below));
+        }
+    }
+    files
+}
+
+/// A newcomer finds every module in the code map: each source file is named
+/// in docs/ARCHITECTURE.md, a nested one with its directory
+/// (`api/builds.rs`), so a new file cannot slip in undescribed. `lib.rs` and
+/// `main.rs` are their crate's own section.
+#[test]
+fn every_source_file_is_named_in_the_architecture_doc() {
+    let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/ARCHITECTURE.md")).unwrap();
+    let missing: Vec<String> = source_files()
+        .into_iter()
+        .filter(|(_, below)| below != "lib.rs" && below != "main.rs")
+        .filter(|(_, below)| !doc.contains(below.as_str()))
+        .map(|(dir, below)| dir.join(below).strip_prefix(ROOT).unwrap().display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "not named in docs/ARCHITECTURE.md's code map: {missing:?}");
+}
+
+/// The domain crate is rules without I/O (docs/ARCHITECTURE.md): a new
+/// dependency there is a decision, made here and in the document together.
+#[test]
+fn the_domain_crate_depends_only_on_its_allow_list() {
+    const ALLOWED: &[&str] = &["serde", "serde_json", "thiserror", "time", "toml", "humantime", "sha2", "hmac"];
+    let manifest = std::fs::read_to_string(Path::new(ROOT).join("crates/domain/Cargo.toml")).unwrap();
+    let mut section = String::new();
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        if section == "[dependencies]"
+            && let Some((name, _)) = line.split_once('=')
+            && !line.starts_with('#')
+        {
+            found.push(name.trim().trim_end_matches(".workspace").to_string());
+        }
+    }
+    assert!(!found.is_empty(), "no [dependencies] read from crates/domain/Cargo.toml");
+    let extra: Vec<&String> = found.iter().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
+    assert!(extra.is_empty(), "crates/domain depends on {extra:?}, beyond its allow-list {ALLOWED:?}");
+}
