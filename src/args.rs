@@ -1,4 +1,7 @@
 //! The command line, as clap sees it. `--help` on any command explains it.
+//!
+//! Long file: every command's flags and their `--help` texts, in clap's derive
+//! form, one place to read the whole command line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -79,3 +79,27 @@ fn the_domain_crate_depends_only_on_its_allow_list() {
     let extra: Vec<&String> = found.iter().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
     assert!(extra.is_empty(), "crates/domain depends on {extra:?}, beyond its allow-list {ALLOWED:?}");
 }
+
+/// A file over this many lines says why at its top.
+const LONG_FILE: usize = 800;
+
+/// Long files are a choice, not an accident: one over [`LONG_FILE`] lines
+/// says why in its module documentation ("Long file: ..."), so that growing
+/// past it makes someone either split the file or write the reason down.
+#[test]
+fn a_long_source_file_says_why() {
+    let unexplained: Vec<String> = source_files()
+        .into_iter()
+        .filter_map(|(dir, below)| {
+            let path = dir.join(&below);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let long = text.lines().count() > LONG_FILE;
+            let explained = text.lines().take_while(|l| l.starts_with("//!")).any(|l| l.contains("Long file: "));
+            (long && !explained).then(|| path.strip_prefix(ROOT).unwrap().display().to_string())
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "over {LONG_FILE} lines without a '//! Long file: <why>' in the module documentation: {unexplained:?}"
+    );
+}

@@ -15,6 +15,10 @@
 //!   process (same pid and kernel start time) instead of starting a second one.
 //! - Stopping is always the stop signal to the whole group, then SIGKILL after
 //!   `stop_timeout`: no stop script of an old release can block a deploy.
+//!
+//! Long file: one state machine (start, watch, restart, adopt, stop, rotate
+//! logs) whose parts share the service record; split, its invariants would span
+//! files.
 
 use std::collections::HashMap;
 use std::fs;

@@ -1,5 +1,8 @@
 //! One function per subcommand. Each prints its result and returns an error
 //! (making `ferry` exit non-zero) when the operation did not succeed.
+//!
+//! Long file: the subcommands without a module of their own, each short; those
+//! that grew (requests, accounts, audit, ...) have moved out.
 
 use std::collections::HashMap;
 use std::path::Path;

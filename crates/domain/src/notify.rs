@@ -2,6 +2,9 @@
 //! them through, whom an e-mail rule addresses, the text people read, and
 //! when a delivery that failed is tried again. All pure: the server reads
 //! the people and the rules, and this decides.
+//!
+//! Long file: events, channels, recipients, texts in both languages and retry
+//! times, with their unit tests; one concept, read top to bottom.
 
 use std::collections::BTreeSet;
 use std::fmt;

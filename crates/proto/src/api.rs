@@ -2,6 +2,9 @@
 //!
 //! Times are RFC 3339 strings in UTC. Errors are always an [`ErrorBody`] with
 //! a non-2xx status.
+//!
+//! Long file: every JSON body of `/api/v1`, kept together so that server and
+//! CLI share one definition of each.
 
 use std::collections::BTreeMap;
 

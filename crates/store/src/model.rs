@@ -1,5 +1,8 @@
 //! Rows the [`Database`](crate::Database) returns. Times are milliseconds
 //! since the epoch.
+//!
+//! Long file: every row type the store returns, plain data, kept together as
+//! the store's vocabulary.
 
 use std::collections::BTreeMap;
 

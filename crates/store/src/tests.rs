@@ -1,5 +1,8 @@
 //! The conformance suite every backend must pass. Each story takes a fresh,
 //! empty database; the SQLite runner gives it one in a temporary directory.
+//!
+//! Long file: the whole conformance suite in one place, so a new backend runs
+//! every story by adding one runner.
 
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, OfflinePolicy,

@@ -1,6 +1,9 @@
 //! The pages: each reads what it shows from the store, fills its view model
 //! and renders it. Actions (POST) call the API's own handler, so a form does
 //! exactly what the same API request does, with the same checks.
+//!
+//! Long file: one short handler per page; the page areas that grew (accounts,
+//! requests, actions, grid) have their own modules.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;

@@ -4,6 +4,10 @@
 //! writers never deadlock upgrading a read lock; `busy_timeout` makes them
 //! queue instead of failing. With WAL and `synchronous = NORMAL` a crash of
 //! the process loses no committed transaction.
+//!
+//! Long file: the `Database` trait's one implementation, method by method;
+//! areas already moved to the submodules beside it, and the rest follow as the
+//! trait is split by area.
 
 use std::path::Path;
 use std::str::FromStr;
