@@ -60,24 +60,47 @@ fn every_source_file_is_named_in_the_architecture_doc() {
 #[test]
 fn the_domain_crate_depends_only_on_its_allow_list() {
     const ALLOWED: &[&str] = &["serde", "serde_json", "thiserror", "time", "toml", "humantime", "sha2", "hmac"];
-    let manifest = std::fs::read_to_string(Path::new(ROOT).join("crates/domain/Cargo.toml")).unwrap();
+    let found = dependencies("crates/domain/Cargo.toml", "[dependencies]");
+    assert!(!found.is_empty(), "no [dependencies] read from crates/domain/Cargo.toml");
+    let extra: Vec<&String> = found.iter().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
+    assert!(extra.is_empty(), "crates/domain depends on {extra:?}, beyond its allow-list {ALLOWED:?}");
+}
+
+/// The store records what reports mean (`ferry_domain::report`), never the
+/// protocol that carries them: a change to the agent channel cannot reach
+/// a storage backend, and a backend needs no wire types.
+#[test]
+fn the_store_does_not_depend_on_the_wire_protocol() {
+    for section in ["[dependencies]", "[dev-dependencies]"] {
+        let found = dependencies("crates/store/Cargo.toml", section);
+        assert!(!found.iter().any(|d| d == "ferry-proto"), "crates/store {section} has ferry-proto");
+    }
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("crates/store"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("ferry_proto"), "{} uses ferry_proto", file.display());
+    }
+}
+
+/// The names of a manifest's dependencies in one section.
+fn dependencies(manifest: &str, wanted: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(manifest)).unwrap();
     let mut section = String::new();
     let mut found = Vec::new();
-    for line in manifest.lines().map(str::trim) {
+    for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             section = line.to_string();
             continue;
         }
-        if section == "[dependencies]"
-            && let Some((name, _)) = line.split_once('=')
+        if section == wanted
             && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once('=')
         {
             found.push(name.trim().trim_end_matches(".workspace").to_string());
         }
     }
-    assert!(!found.is_empty(), "no [dependencies] read from crates/domain/Cargo.toml");
-    let extra: Vec<&String> = found.iter().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
-    assert!(extra.is_empty(), "crates/domain depends on {extra:?}, beyond its allow-list {ALLOWED:?}");
+    found
 }
 
 /// A file over this many lines says why at its top.

@@ -30,6 +30,7 @@ pub mod placement;
 pub mod promotion;
 pub mod recipe;
 pub mod release_name;
+pub mod report;
 pub mod request;
 pub mod retry;
 pub mod rollback;

@@ -30,9 +30,9 @@ pub mod sqlite;
 mod tests;
 
 use async_trait::async_trait;
+use ferry_domain::report::{LogLine as AgentLogLine, ProjectReport};
 use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::{BadMark, Freeze, Tags};
-use ferry_proto::agent::{LogLine as AgentLogLine, ProjectReport};
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use model::*;

@@ -4,11 +4,11 @@
 //! Long file: the whole conformance suite in one place, so a new backend runs
 //! every story by adding one runner.
 
+use ferry_domain::report::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, OfflinePolicy,
     RequestAction, RequestKind, RequestState, Secret, Tags,
 };
-use ferry_proto::agent::{ActiveRelease, Activity, LogLine as AgentLogLine, ProjectReport, TransferStats};
 
 use crate::sqlite::SqliteDatabase;
 use crate::*;

@@ -16,12 +16,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferry_domain::audit::{AuditKey, AuditRecord, GENESIS_HASH, Scheme};
 use ferry_domain::log::{self, LogBudget};
+use ferry_domain::report::{Activity, LogLine as AgentLogLine, ProjectReport};
 use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::stats::DeploymentFacts;
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
 };
-use ferry_proto::agent::{Activity, LogLine as AgentLogLine, ProjectReport};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
