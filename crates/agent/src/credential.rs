@@ -76,14 +76,19 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CredentialError + '_ {
 fn save(path: &Path, cred: &Credential) -> Result<(), CredentialError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension("tmp");
     let json = serde_json::to_vec_pretty(cred)
         .map_err(|e| CredentialError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
-    let mut f =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-    f.write_all(&json).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    write_private(path, &json).map_err(io(path))
+}
+
+/// Writes `bytes` to `path`, mode 0600, through a temporary file that is
+/// fsynced and renamed over it: never readable by others, never half written.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads the stored credential, or enrols with the join token and stores it.

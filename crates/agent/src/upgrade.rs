@@ -57,6 +57,7 @@ use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 
 use crate::client::AgentApi;
+use crate::credential::write_private;
 
 /// What the agent runs: the digest of its executable and, when it got it by
 /// an upgrade, the version label it was uploaded under.
@@ -107,15 +108,6 @@ fn identity_path(root: &Path) -> PathBuf {
     dir(root).join("agent-binary.json")
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
 }
@@ -152,7 +144,7 @@ fn remember_label(root: &Path, sha256: &str, version: &str) {
     }
     labels.insert(sha256.to_string(), version.to_string());
     if let Ok(json) = serde_json::to_vec(&labels) {
-        let _ = write_atomic(&identity_path(root), &json);
+        let _ = write_private(&identity_path(root), &json);
     }
 }
 
@@ -163,7 +155,7 @@ pub fn confirm(root: &Path, me: &Identity) {
     if pending.sha256 != me.sha256 {
         return;
     }
-    if let Err(e) = write_atomic(&confirmed_path(root), me.sha256.as_bytes()) {
+    if let Err(e) = write_private(&confirmed_path(root), me.sha256.as_bytes()) {
         tracing::warn!("confirming the agent upgrade: {e}");
         return;
     }
@@ -260,7 +252,7 @@ impl Upgrader {
                 at_ms: crate::now_ms(),
             };
             if let Ok(json) = serde_json::to_vec(&failure) {
-                let _ = write_atomic(&failed_path(&self.root), &json);
+                let _ = write_private(&failed_path(&self.root), &json);
             }
         }
         result
@@ -290,7 +282,7 @@ impl Upgrader {
             .map_err(|e| format!("keeping the old binary as {}: {e}", backup.display()))?;
         let pending = Pending { sha256: order.sha256.clone(), version: order.version.clone() };
         let _ = std::fs::remove_file(confirmed_path(&self.root));
-        write_atomic(&pending_path(&self.root), &serde_json::to_vec(&pending).map_err(|e| e.to_string())?)
+        write_private(&pending_path(&self.root), &serde_json::to_vec(&pending).map_err(|e| e.to_string())?)
             .map_err(|e| format!("recording the upgrade: {e}"))?;
         let args: Vec<OsString> = std::env::args_os().skip(1).collect();
         let mut guard = std::process::Command::new(&backup);
@@ -447,7 +439,7 @@ pub fn guard(g: &GuardArgs) -> Result<(), String> {
     }
     let failure =
         Failure { sha256: pending.sha256.clone(), version: pending.version.clone(), error, at_ms: crate::now_ms() };
-    write_atomic(&failed_path(&g.root), &serde_json::to_vec(&failure).map_err(|e| e.to_string())?)
+    write_private(&failed_path(&g.root), &serde_json::to_vec(&failure).map_err(|e| e.to_string())?)
         .map_err(|e| format!("recording the failure: {e}"))?;
     let _ = std::fs::remove_file(pending_path(&g.root));
     if std::env::var_os("INVOCATION_ID").is_some() {
@@ -498,7 +490,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".ferry")).unwrap();
         let pending = Pending { sha256: "aa".into(), version: "v2".into() };
-        write_atomic(&pending_path(dir.path()), &serde_json::to_vec(&pending).unwrap()).unwrap();
+        write_private(&pending_path(dir.path()), &serde_json::to_vec(&pending).unwrap()).unwrap();
         confirm(dir.path(), &Identity { sha256: "bb".into(), version: None });
         assert!(!confirmed_path(dir.path()).exists());
         confirm(dir.path(), &Identity { sha256: "aa".into(), version: Some("v2".into()) });

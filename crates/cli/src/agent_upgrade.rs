@@ -18,17 +18,7 @@ pub fn short(digest: &str) -> &str {
 /// server computes its SHA-256 and signs it.
 pub async fn upload(c: &Client, file: &Path, version: &str, out: Output) -> Result<()> {
     let data = tokio::fs::read(file).await.with_context(|| format!("reading {}", file.display()))?;
-    let encoded: String = version
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let path = format!("/api/v1/agent-binaries?version={encoded}");
+    let path = format!("/api/v1/agent-binaries?version={}", crate::client::percent_encode(version));
     let resp = c
         .http
         .post(c.url(&path))

@@ -1,6 +1,7 @@
 //! `ferry audit` and `ferry audit verify [--since-checkpoint SEQ:HASH]`: the
 //! audit trail (R27).
 
+use crate::client::percent_encode;
 use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
@@ -34,7 +35,7 @@ pub fn since(arg: &str, now: SystemTime) -> Result<String> {
 
 fn query_string(q: &AuditQuery) -> String {
     let mut parts = Vec::new();
-    let mut add = |k: &str, v: &str| parts.push(format!("{k}={}", encode(v)));
+    let mut add = |k: &str, v: &str| parts.push(format!("{k}={}", percent_encode(v)));
     if let Some(p) = &q.project {
         add("project", p);
     }
@@ -48,16 +49,6 @@ fn query_string(q: &AuditQuery) -> String {
         add("limit", &l.to_string());
     }
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
-}
-
-/// Percent-encodes a query value (user names may hold spaces: `invalid token`).
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `ferry audit [--project P] [--user U] [--since T] [--limit N]`.
@@ -133,7 +124,7 @@ pub fn csv(entries: &[AuditEntryInfo]) -> String {
 pub async fn verify(c: &Client, json: bool, since: Option<&str>) -> Result<()> {
     let since = since.map(str::parse::<Checkpoint>).transpose().map_err(|e| anyhow!("--since-checkpoint: {e}"))?;
     let path = match &since {
-        Some(cp) => format!("/api/v1/audit/verify?checkpoint={}", encode(&cp.to_string())),
+        Some(cp) => format!("/api/v1/audit/verify?checkpoint={}", percent_encode(&cp.to_string())),
         None => "/api/v1/audit/verify".to_string(),
     };
     let v: AuditVerification = c.get(&path).await?;

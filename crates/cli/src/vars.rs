@@ -3,6 +3,7 @@
 //! Nothing here prints a value that was given as a secret: `set` names the
 //! variable and its scope only, and the server shows secrets as `***`.
 
+use crate::client::percent_encode;
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
@@ -39,22 +40,9 @@ pub fn read_value(arg: String) -> Result<String> {
 fn query(q: &VarQuery) -> String {
     let pairs: Vec<String> = [("env", &q.env), ("host", &q.host)]
         .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={}", encode(v))))
+        .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={}", percent_encode(v))))
         .collect();
     if pairs.is_empty() { String::new() } else { format!("?{}", pairs.join("&")) }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn scope_of(v: &VarInfo) -> VarScope {
@@ -63,7 +51,7 @@ fn scope_of(v: &VarInfo) -> VarScope {
 
 /// `ferry var set`.
 pub async fn set(c: &Client, project: &str, req: SetVar, out: Output) -> Result<()> {
-    let v: VarInfo = c.post(&format!("/api/v1/projects/{}/vars", encode(project)), &req).await?;
+    let v: VarInfo = c.post(&format!("/api/v1/projects/{}/vars", percent_encode(project)), &req).await?;
     out.print(&v, |v| {
         let secret = if v.secret { ", as a secret (write-only: shown as ***)" } else { "" };
         format!("{project}: {} set for {}{secret}\n", v.key, scope_of(v).describe())
@@ -72,7 +60,7 @@ pub async fn set(c: &Client, project: &str, req: SetVar, out: Output) -> Result<
 
 /// `ferry var unset`.
 pub async fn unset(c: &Client, project: &str, key: &str, scope: VarQuery, out: Output) -> Result<()> {
-    let path = format!("/api/v1/projects/{}/vars/{}{}", encode(project), encode(key), query(&scope));
+    let path = format!("/api/v1/projects/{}/vars/{}{}", percent_encode(project), percent_encode(key), query(&scope));
     let v: VarInfo = c.delete(&path).await?;
     out.print(&v, |v| format!("{project}: {} unset for {}\n", v.key, scope_of(v).describe()))
 }
@@ -80,7 +68,8 @@ pub async fn unset(c: &Client, project: &str, key: &str, scope: VarQuery, out: O
 /// `ferry var list`: every variable, or with a scope what such a host sees.
 pub async fn list(c: &Client, project: &str, scope: VarQuery, out: Output) -> Result<()> {
     let resolved = scope.env.is_some() || scope.host.is_some();
-    let list: Vec<VarInfo> = c.get(&format!("/api/v1/projects/{}/vars{}", encode(project), query(&scope))).await?;
+    let list: Vec<VarInfo> =
+        c.get(&format!("/api/v1/projects/{}/vars{}", percent_encode(project), query(&scope))).await?;
     out.print(&list, |l| {
         if l.is_empty() && resolved {
             return format!("{project}: no variable reaches {}\n", label(&scope));

@@ -22,8 +22,6 @@
 //! host's word about another host, or send an order whose signature the
 //! server did not make.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use axum::Json;
@@ -75,17 +73,7 @@ impl SigningKey {
                 let rng = ring::rand::SystemRandom::new();
                 let doc = Ed25519KeyPair::generate_pkcs8(&rng)
                     .map_err(|e| SigningKeyError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-                let tmp = path.with_extension("tmp");
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)
-                    .map_err(io)?;
-                f.write_all(hex::encode(doc.as_ref()).as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)?;
+                crate::init::write_secret(&path, &hex::encode(doc.as_ref())).map_err(io)?;
                 doc.as_ref().to_vec()
             }
             Err(e) => return Err(io(e)),
