@@ -371,8 +371,8 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
     let mut hold_seen: Option<String> = None;
     let mut unreachable_since: Option<Instant> = None;
     let mut progress = Progress::new();
-    let mut ended_printed = 0usize;
-    let mut counted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Hosts whose end was printed: each counts once, in the order printed.
+    let mut ended: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         // The deployment goes on without us: ride out a server restart.
         let d: DeploymentInfo = match c.get(&format!("/api/v1/deployments/{id}")).await {
@@ -415,10 +415,8 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
                     seen.insert(h.host.clone(), h.state);
                     let count = if h.state.is_terminal() {
                         // A host that ends twice (updated, then put back) counts once.
-                        if counted.insert(h.host.clone()) {
-                            ended_printed += 1;
-                        }
-                        format!("[{ended_printed}/{total}]")
+                        ended.insert(h.host.clone());
+                        format!("[{}/{total}]", ended.len())
                     } else {
                         String::new()
                     };
