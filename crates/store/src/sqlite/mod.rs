@@ -15,21 +15,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_domain::audit::{AuditKey, AuditRecord, GENESIS_HASH, Scheme};
-use ferry_domain::log::{self, LogBudget};
-use ferry_domain::report::{Activity, LogLine as AgentLogLine, ProjectReport};
+use ferry_domain::report::{LogLine as AgentLogLine, ProjectReport};
 use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::stats::DeploymentFacts;
-use ferry_domain::{
-    BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, Secret, Tags,
-};
+use ferry_domain::{BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, Secret, Tags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 mod agent_upgrade;
+mod deploy_log;
 mod fleet;
+mod guards;
 mod history;
 mod notify;
 mod promotion;
+mod report;
 mod request;
 mod rollout;
 mod service;
@@ -375,65 +375,6 @@ fn freeze_row(r: &sqlx::sqlite::SqliteRow) -> Result<FreezeRow> {
             until: r.try_get("expires_at")?,
         },
     })
-}
-
-/// What a new deployment overrides, found by [`check_guards`] and recorded on
-/// its row by [`record_guards`].
-#[derive(Debug, Clone, Copy, Default)]
-struct Overrides {
-    forced: bool,
-    freeze_ignored: bool,
-}
-
-/// Inside the transaction that creates a deployment: refuses it when its
-/// environment is frozen or its release is marked bad, unless the deployment
-/// says to go ahead anyway. Checked here, not only by the server beforehand,
-/// so that a freeze or a mark made a moment earlier is never missed.
-async fn check_guards(conn: &mut sqlx::SqliteConnection, new: &NewDeployment, now: i64) -> Result<Overrides> {
-    let mut overrides = Overrides::default();
-    let freeze = sqlx::query(sqlx::AssertSqlSafe(format!("{FREEZE_SELECT} WHERE f.env_id = ? AND {FREEZE_IN_FORCE}")))
-        .bind(new.env_id)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(row) = freeze {
-        let row = freeze_row(&row)?;
-        if !new.ignore_freeze {
-            return Err(StoreError::Frozen { project: row.project, env: row.env, freeze: row.freeze });
-        }
-        overrides.freeze_ignored = true;
-    }
-    let release = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RELEASE_COLS} FROM releases WHERE id = ?")))
-        .bind(new.release_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(release) = release.map(|r| release_row(&r)).transpose()?
-        && let Some(mark) = release.bad
-    {
-        if !new.forced {
-            let project: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = ?")
-                .bind(release.project_id)
-                .fetch_one(&mut *conn)
-                .await?;
-            return Err(StoreError::MarkedBad { project, version: release.version, mark });
-        }
-        overrides.forced = true;
-    }
-    Ok(overrides)
-}
-
-/// Records on a new deployment's row what it went ahead despite.
-async fn record_guards(conn: &mut sqlx::SqliteConnection, deployment_id: i64, overrides: Overrides) -> Result<()> {
-    if overrides.forced || overrides.freeze_ignored {
-        sqlx::query("UPDATE deployments SET forced = ?, freeze_ignored = ? WHERE id = ?")
-            .bind(overrides.forced)
-            .bind(overrides.freeze_ignored)
-            .bind(deployment_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 const LB_SELECT: &str = "SELECT lb.env_id, p.name AS project, e.name AS env, e.selector AS env_selector, lb.driver, \
@@ -1405,99 +1346,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(project_id): Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = ?")
-            .bind(&report.project)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
-        let (activity, error) = match &report.activity {
-            // A note (e.g. a manual rollback on the host) shows where errors do.
-            Activity::Idle => ("idle", report.note.as_deref()),
-            Activity::Installing { .. } => ("installing", report.note.as_deref()),
-            Activity::Failed { error, .. } => ("failed", Some(error.as_str())),
-        };
-        let current = report.current.as_ref();
-        sqlx::query(
-            "INSERT INTO host_actual (host_id, project_id, release_id, release_name, version, activity, error, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host_id, project_id) DO UPDATE SET \
-             release_id = excluded.release_id, release_name = excluded.release_name, version = excluded.version, \
-             activity = excluded.activity, error = excluded.error, updated_at = excluded.updated_at",
-        )
-        .bind(host_id)
-        .bind(project_id)
-        .bind(current.map(|c| c.release_id))
-        .bind(current.map(|c| c.release_name.as_str()))
-        .bind(current.map(|c| c.version.as_str()))
-        .bind(activity)
-        .bind(error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if let (Activity::Idle, Some(c)) = (&report.activity, current) {
-            history::record_ran(&mut tx, host_id, project_id, c.release_id, now).await?;
-        }
-
-        let open = sqlx::query(
-            "SELECT d.id, COALESCE(dh.release_id, d.release_id), dh.state, COALESCE(dh.started_at, d.created_at) \
-             FROM deployment_hosts dh \
-             JOIN deployments d ON d.id = dh.deployment_id \
-             WHERE dh.host_id = ? AND d.project_id = ? AND d.status = 'running' AND dh.state IN ('pending', 'running')",
-        )
-        .bind(host_id)
-        .bind(project_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut changed = Vec::new();
-        for row in open {
-            let deployment_id: i64 = row.try_get(0)?;
-            let release_id: i64 = row.try_get(1)?;
-            let state: HostDeployState = parse(&row.try_get::<String, _>(2)?)?;
-            let started_at: i64 = row.try_get(3)?;
-            // Made before the agent saw this host's batch start (e.g. the same
-            // release deployed again while the agent was busy): it says
-            // nothing of this deployment.
-            if report.desired_since != 0 && report.desired_since < started_at {
-                continue;
-            }
-            // A host can fail *on* the release (a health check with
-            // `rollback = false`), and be busy activating the release that
-            // `current` already names (a redeploy): the activity decides first.
-            let (next, error) = match &report.activity {
-                Activity::Failed { release_id: r, error } if *r == release_id => {
-                    (HostDeployState::Failed, Some(error.clone()))
-                }
-                Activity::Installing { release_id: r } if *r == release_id => (HostDeployState::Running, None),
-                _ if current.is_some_and(|c| c.release_id == release_id) => (HostDeployState::Succeeded, None),
-                _ => continue,
-            };
-            if !state.can_move_to(next) {
-                continue;
-            }
-            let transfer = report.transfer.filter(|t| t.release_id == release_id);
-            sqlx::query(
-                "UPDATE deployment_hosts SET state = ?, error = ?, started_at = COALESCE(started_at, ?), \
-                 finished_at = CASE WHEN ? THEN ? ELSE NULL END, \
-                 bytes_downloaded = COALESCE(?, bytes_downloaded), bytes_reused = COALESCE(?, bytes_reused) \
-                 WHERE deployment_id = ? AND host_id = ?",
-            )
-            .bind(next.as_str())
-            .bind(error)
-            .bind(now)
-            .bind(next.is_terminal())
-            .bind(now)
-            .bind(transfer.map(|t| i64::try_from(t.bytes_downloaded).unwrap_or(i64::MAX)))
-            .bind(transfer.map(|t| i64::try_from(t.bytes_reused).unwrap_or(i64::MAX)))
-            .bind(deployment_id)
-            .bind(host_id)
-            .execute(&mut *tx)
-            .await?;
-            changed.push(deployment_id);
-        }
-        tx.commit().await?;
-        Ok(changed)
+        report::apply(&self.pool, host_id, report, now).await
     }
 
     async fn fail_offline_targets(&self, now: i64, heartbeat_interval_ms: i64) -> Result<Vec<i64>> {
@@ -1559,108 +1408,7 @@ impl Database for SqliteDatabase {
         lines: &[AgentLogLine],
         now: i64,
     ) -> Result<Option<i64>> {
-        if lines.is_empty() {
-            return Ok(None);
-        }
-        const TAKING: &str = "SELECT d.id FROM deployment_hosts dh JOIN deployments d ON d.id = dh.deployment_id \
-             JOIN projects p ON p.id = d.project_id WHERE dh.host_id = ? AND p.name = ? \
-             AND COALESCE(dh.release_id, d.release_id) = ? \
-             AND d.status = 'running' AND dh.state IN ('pending', 'running') ORDER BY d.id DESC LIMIT 1";
-        // Lines no deployment waits for (a new host adopting its environment's
-        // release, a retry after a failure) cost a read, not the write lock.
-        let waiting: Option<i64> =
-            sqlx::query_scalar(TAKING).bind(host_id).bind(project).bind(release_id).fetch_optional(&self.pool).await?;
-        if waiting.is_none() {
-            return Ok(None);
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // Again under the lock: the host's row may have ended meanwhile.
-        let deployment_id: Option<i64> =
-            sqlx::query_scalar(TAKING).bind(host_id).bind(project).bind(release_id).fetch_optional(&mut *tx).await?;
-        let Some(deployment_id) = deployment_id else { return Ok(None) };
-
-        // What this host has used of its budget, and its marker if it has one.
-        let used = sqlx::query(
-            "SELECT COALESCE(SUM(stream != 'ferry'), 0), COALESCE(SUM(stream = 'ferry'), 0) FROM deployment_logs \
-             WHERE deployment_id = ? AND host_id = ? AND dropped IS NULL",
-        )
-        .bind(deployment_id)
-        .bind(host_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut budget = LogBudget {
-            output: used.try_get::<i64, _>(0)?.try_into().unwrap_or(0),
-            ferry: used.try_get::<i64, _>(1)?.try_into().unwrap_or(0),
-        };
-        let marker = sqlx::query(
-            "SELECT seq, dropped FROM deployment_logs WHERE deployment_id = ? AND host_id = ? AND dropped IS NOT NULL",
-        )
-        .bind(deployment_id)
-        .bind(host_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut seq: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?")
-                .bind(deployment_id)
-                .fetch_one(&mut *tx)
-                .await?;
-
-        let mut dropped = 0u64;
-        for l in lines {
-            if !budget.admit(&l.stream) {
-                dropped += 1;
-                continue;
-            }
-            // The agent bounds lines too; the server does not rely on it.
-            let stream: String = l.stream.chars().take(32).collect();
-            let mut text = l.text.clone();
-            log::cut_line(&mut text);
-            seq += 1;
-            sqlx::query(
-                "INSERT INTO deployment_logs (deployment_id, seq, host_id, at, stream, line) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(deployment_id)
-            .bind(seq)
-            .bind(host_id)
-            .bind(if l.at_ms > 0 { l.at_ms } else { now })
-            .bind(stream)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if dropped > 0 {
-            match marker {
-                Some(row) => {
-                    let marker_seq: i64 = row.try_get(0)?;
-                    let total = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0).saturating_add(dropped);
-                    sqlx::query("UPDATE deployment_logs SET dropped = ?, line = ? WHERE deployment_id = ? AND seq = ?")
-                        .bind(i64::try_from(total).unwrap_or(i64::MAX))
-                        .bind(log::dropped_marker(total))
-                        .bind(deployment_id)
-                        .bind(marker_seq)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                None => {
-                    seq += 1;
-                    sqlx::query(
-                        "INSERT INTO deployment_logs (deployment_id, seq, host_id, at, stream, line, dropped) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(deployment_id)
-                    .bind(seq)
-                    .bind(host_id)
-                    .bind(now)
-                    .bind(log::FERRY)
-                    .bind(log::dropped_marker(dropped))
-                    .bind(i64::try_from(dropped).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(Some(deployment_id))
+        deploy_log::append(&self.pool, host_id, project, release_id, lines, now).await
     }
 
     async fn deployment_log(
@@ -1670,28 +1418,7 @@ impl Database for SqliteDatabase {
         after: i64,
         limit: u32,
     ) -> Result<Vec<DeploymentLogLine>> {
-        let rows = sqlx::query(
-            "SELECT l.seq, h.name, l.at, l.stream, l.line FROM deployment_logs l JOIN hosts h ON h.id = l.host_id \
-             WHERE l.deployment_id = ?1 AND l.seq > ?2 \
-             AND (?3 IS NULL OR l.host_id = (SELECT id FROM hosts WHERE name = ?3)) ORDER BY l.seq LIMIT ?4",
-        )
-        .bind(deployment_id)
-        .bind(after)
-        .bind(host)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeploymentLogLine {
-                    seq: r.try_get(0)?,
-                    host: r.try_get(1)?,
-                    at: r.try_get(2)?,
-                    stream: r.try_get(3)?,
-                    line: r.try_get(4)?,
-                })
-            })
-            .collect()
+        deploy_log::read(&self.pool, deployment_id, host, after, limit).await
     }
 
     async fn create_request(&self, new: &NewRequest, now: i64) -> Result<RequestRow> {

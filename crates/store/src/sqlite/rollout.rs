@@ -18,7 +18,7 @@ const SKIPPED: &str = "offline at the start: skipped; it gets this release when 
 pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> Result<i64> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // Freezes and bad marks first: a refused deployment takes over nothing.
-    let overrides = super::check_guards(&mut tx, &new, now).await?;
+    let overrides = super::guards::check_guards(&mut tx, &new, now).await?;
     let running: Option<i64> =
         sqlx::query_scalar("SELECT id FROM deployments WHERE project_id = ? AND env_id = ? AND status = 'running'")
             .bind(new.project_id)
@@ -74,7 +74,7 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
         }
         Err(e) => return Err(e.into()),
     };
-    super::record_guards(&mut tx, id, overrides).await?;
+    super::guards::record_guards(&mut tx, id, overrides).await?;
     for target in &new.targets {
         let (state, finished, error) = match target.skipped {
             true => ("skipped", Some(now), Some(SKIPPED)),
