@@ -145,6 +145,69 @@ impl BadMark {
     }
 }
 
+/// What a new deployment asks to go ahead despite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Through a freeze of its environment (an emergency rollback).
+    pub ignore_freeze: bool,
+    /// With a release marked bad (`--force`).
+    pub forced: bool,
+    /// An emergency takes the environment over from its running deployment
+    /// instead of waiting for it.
+    pub emergency: bool,
+}
+
+/// What a new deployment did go ahead despite: recorded on its row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Its release was marked bad.
+    pub forced: bool,
+    /// Its environment was frozen.
+    pub freeze_ignored: bool,
+}
+
+/// Why a new deployment may not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal<'a> {
+    /// Its environment is frozen.
+    Frozen(&'a Freeze),
+    /// Its release is marked bad.
+    MarkedBad(&'a BadMark),
+    /// Deployment `running` holds the environment (R19).
+    Locked { running: i64 },
+}
+
+/// Whether a deployment may start at `now`, given its environment's freeze,
+/// its release's bad mark and the environment's running deployment (each
+/// if there is one), and what it overrides if it may. A freeze that is not
+/// in force at `now` stops nothing. Refusals come in this order: freeze,
+/// mark, lock.
+pub fn check<'a>(
+    freeze: Option<&'a Freeze>,
+    mark: Option<&'a BadMark>,
+    running: Option<i64>,
+    flags: Flags,
+    now: i64,
+) -> Result<Overrides, Refusal<'a>> {
+    let mut overrides = Overrides::default();
+    if let Some(freeze) = freeze.filter(|f| f.in_force(now)) {
+        if !flags.ignore_freeze {
+            return Err(Refusal::Frozen(freeze));
+        }
+        overrides.freeze_ignored = true;
+    }
+    if let Some(mark) = mark {
+        if !flags.forced {
+            return Err(Refusal::MarkedBad(mark));
+        }
+        overrides.forced = true;
+    }
+    match running {
+        Some(running) if !flags.emergency => Err(Refusal::Locked { running }),
+        _ => Ok(overrides),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +243,33 @@ mod tests {
         let text = m.refusal("shop", "v3");
         assert!(text.contains("v3 of shop was marked bad by bob (1970-01-01 00:00:01 UTC): memory leak"), "{text}");
         assert!(text.contains("--force"), "{text}");
+    }
+
+    #[test]
+    fn check_refuses_in_order_and_says_what_was_overridden() {
+        let freeze = Freeze::new("alice", "release night", 10 * HOUR, Duration::from_secs(3600));
+        let mark = BadMark { by: "bob".into(), reason: "leak".into(), at: 0 };
+        let none = Flags::default();
+        let all = Flags { ignore_freeze: true, forced: true, emergency: true };
+        let now = 10 * HOUR + 1;
+        assert_eq!(check(None, None, None, none, now), Ok(Overrides::default()));
+        // Everything at once: the freeze speaks first, then the mark, then the lock.
+        assert_eq!(check(Some(&freeze), Some(&mark), Some(7), none, now), Err(Refusal::Frozen(&freeze)));
+        let past_freeze = Flags { ignore_freeze: true, ..none };
+        assert_eq!(check(Some(&freeze), Some(&mark), Some(7), past_freeze, now), Err(Refusal::MarkedBad(&mark)));
+        let forced = Flags { forced: true, ..past_freeze };
+        assert_eq!(check(Some(&freeze), Some(&mark), Some(7), forced, now), Err(Refusal::Locked { running: 7 }));
+        assert_eq!(
+            check(Some(&freeze), Some(&mark), Some(7), all, now),
+            Ok(Overrides { forced: true, freeze_ignored: true })
+        );
+        // Overrides are recorded only for what was there to override.
+        assert_eq!(check(None, None, Some(7), all, now), Ok(Overrides::default()));
+        assert_eq!(check(None, Some(&mark), None, all, now), Ok(Overrides { forced: true, freeze_ignored: false }));
+        // A freeze not in force at `now` (ended, or not yet taken) stops nothing.
+        assert_eq!(check(Some(&freeze), None, None, none, 11 * HOUR), Ok(Overrides::default()));
+        assert_eq!(check(Some(&freeze), None, None, none, 10 * HOUR - 1), Ok(Overrides::default()));
+        assert_eq!(check(Some(&freeze), None, None, none, 10 * HOUR), Err(Refusal::Frozen(&freeze)));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod names;
 pub mod notify;
 pub mod offline;
+pub mod orchestrate;
 pub mod pattern;
 pub mod placement;
 pub mod promotion;

@@ -284,14 +284,7 @@ pub struct NewDeployment {
 }
 
 /// What an operator asks of a running deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RolloutControl {
-    Pause,
-    Resume,
-    Cancel,
-    /// Lets the next batch start (a canary, or `approve_each_batch`).
-    Promote,
-}
+pub use ferry_domain::orchestrate::Control as RolloutControl;
 
 /// What one orchestrator step did.
 #[derive(Debug, Clone, PartialEq)]

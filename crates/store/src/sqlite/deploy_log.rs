@@ -1,7 +1,15 @@
 //! Per-host deployment logs: what agents send while a deployment waits for
 //! them, kept within each host's line budget.
+//!
+//! What is kept is `ferry_domain::log::admit`'s decision. Another backend
+//! does the same and nothing more, in one transaction (`BEGIN IMMEDIATE`):
+//! find the deployment that waits for this release on the host (none: drop
+//! the lines), read the host's budget used (its output and Ferry lines,
+//! marker excluded), its marker and the log's last sequence number, call
+//! `admit`, insert the kept lines and write the marker. The read before the
+//! transaction only spares the write lock for lines nobody waits for.
 
-use ferry_domain::log::{self, LogBudget};
+use ferry_domain::log::{self, LogBudget, Marker, MarkerWrite};
 use ferry_domain::report::LogLine as AgentLogLine;
 use sqlx::{Row, SqlitePool};
 
@@ -47,7 +55,7 @@ pub(super) async fn append(
     .bind(host_id)
     .fetch_one(&mut *tx)
     .await?;
-    let mut budget = LogBudget {
+    let budget = LogBudget {
         output: used.try_get::<i64, _>(0)?.try_into().unwrap_or(0),
         ferry: used.try_get::<i64, _>(1)?.try_into().unwrap_or(0),
     };
@@ -58,63 +66,56 @@ pub(super) async fn append(
     .bind(host_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let mut seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?")
+    let marker = marker
+        .map(|row| -> Result<Marker> {
+            Ok(Marker { seq: row.try_get(0)?, dropped: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0) })
+        })
+        .transpose()?;
+    let last_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?")
         .bind(deployment_id)
         .fetch_one(&mut *tx)
         .await?;
 
-    let mut dropped = 0u64;
-    for l in lines {
-        if !budget.admit(&l.stream) {
-            dropped += 1;
-            continue;
-        }
-        // The agent bounds lines too; the server does not rely on it.
-        let stream: String = l.stream.chars().take(32).collect();
-        let mut text = l.text.clone();
-        log::cut_line(&mut text);
-        seq += 1;
+    let writes = log::admit(budget, marker, last_seq, lines, now);
+    for l in &writes.lines {
         sqlx::query(
             "INSERT INTO deployment_logs (deployment_id, seq, host_id, at, stream, line) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(deployment_id)
-        .bind(seq)
+        .bind(l.seq)
         .bind(host_id)
-        .bind(if l.at_ms > 0 { l.at_ms } else { now })
-        .bind(stream)
-        .bind(text)
+        .bind(l.at)
+        .bind(&l.stream)
+        .bind(&l.text)
         .execute(&mut *tx)
         .await?;
     }
-    if dropped > 0 {
-        match marker {
-            Some(row) => {
-                let marker_seq: i64 = row.try_get(0)?;
-                let total = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0).saturating_add(dropped);
-                sqlx::query("UPDATE deployment_logs SET dropped = ?, line = ? WHERE deployment_id = ? AND seq = ?")
-                    .bind(i64::try_from(total).unwrap_or(i64::MAX))
-                    .bind(log::dropped_marker(total))
-                    .bind(deployment_id)
-                    .bind(marker_seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {
-                seq += 1;
-                sqlx::query(
-                    "INSERT INTO deployment_logs (deployment_id, seq, host_id, at, stream, line, dropped) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    match writes.marker {
+        None => {}
+        Some(MarkerWrite::Update { seq, dropped, line }) => {
+            sqlx::query("UPDATE deployment_logs SET dropped = ?, line = ? WHERE deployment_id = ? AND seq = ?")
+                .bind(count(dropped))
+                .bind(line)
                 .bind(deployment_id)
                 .bind(seq)
-                .bind(host_id)
-                .bind(now)
-                .bind(log::FERRY)
-                .bind(log::dropped_marker(dropped))
-                .bind(i64::try_from(dropped).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
                 .await?;
-            }
+        }
+        Some(MarkerWrite::Insert { seq, at, dropped, line }) => {
+            sqlx::query(
+                "INSERT INTO deployment_logs (deployment_id, seq, host_id, at, stream, line, dropped) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(deployment_id)
+            .bind(seq)
+            .bind(host_id)
+            .bind(at)
+            .bind(log::FERRY)
+            .bind(line)
+            .bind(count(dropped))
+            .execute(&mut *tx)
+            .await?;
         }
     }
     tx.commit().await?;

@@ -1,10 +1,32 @@
 //! Deployments as durable rollouts: creating one with its plan, taking one
-//! orchestrator step at a time, and recording operators' requests. Each
-//! function is one transaction; the decision itself is
-//! `ferry_domain::rollout::next_step`, so this module only reads state and
-//! writes what that decision says.
+//! orchestrator step at a time, and recording operators' requests.
+//!
+//! Every decision is `ferry_domain::orchestrate`'s: each function here is one
+//! transaction (`BEGIN IMMEDIATE`) that reads the rows the decision needs,
+//! calls it, and writes the rows it returns. Another backend does the same
+//! and nothing more:
+//! - `create`: read the environment's running deployment, check the guards
+//!   (see `guards`), read the running deployment's host rows, call `plan_create`, write the
+//!   takeover (if any), insert the deployment (its unique index on running
+//!   deployments refuses a second one: `Locked`), record the overrides, insert
+//!   the host rows and events.
+//! - `advance`: read the running deployment, all its host rows and the
+//!   `host_desired` rows of its project on those hosts, call `plan_step`,
+//!   write every returned host row and desired change, the deployment row,
+//!   the environment's release and the events.
+//! - `peek`: the same reads as `advance`, then `preview`; writes nothing.
+//! - `set_hold`: the server's own hold; written and told in the history
+//!   only when it differs from the one recorded.
+//! - `control`: read the deployment's status and current batch, call
+//!   `plan_control`, set the flag it names and append its event.
 
-use ferry_domain::rollout::{Hold, RolloutHost, RolloutView, Step, next_step};
+use std::collections::HashMap;
+
+use ferry_domain::orchestrate::{
+    self, ControlWrite, CreateWrites, DeploymentWrite, DesiredChange, Event, HostRow, HostWrite, NewDeploymentFacts,
+    NewTarget, Outcome, RunningDeployment,
+};
+use ferry_domain::rollout::{RolloutView, Step};
 use ferry_domain::{DeploymentStatus, HostDeployState};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -12,39 +34,39 @@ use super::{parse, policy_from, policy_json};
 use crate::model::*;
 use crate::{Result, StoreError};
 
-/// Why a skipped target has no part in the deployment.
-const SKIPPED: &str = "offline at the start: skipped; it gets this release when it returns if the deployment succeeds";
-
 pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> Result<i64> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    // Freezes and bad marks first: a refused deployment takes over nothing.
-    let overrides = super::guards::check_guards(&mut tx, &new, now).await?;
     let running: Option<i64> =
         sqlx::query_scalar("SELECT id FROM deployments WHERE project_id = ? AND env_id = ? AND status = 'running'")
             .bind(new.project_id)
             .bind(new.env_id)
             .fetch_optional(&mut *tx)
             .await?;
-    if let (Some(old), true) = (running, new.emergency) {
-        // An emergency takes over: the running rollout stops where it is.
-        // Its hosts are the emergency's targets too, so none is left behind.
-        sqlx::query(
-            "UPDATE deployment_hosts SET state = 'canceled', finished_at = ?, \
-             error = 'not started: an emergency rollback took over' WHERE deployment_id = ? AND state = 'queued'",
-        )
-        .bind(now)
-        .bind(old)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deployments SET status = 'canceled', finished_at = ?, hold = NULL, reason = ? WHERE id = ?",
-        )
-        .bind(now)
-        .bind(ferry_domain::EMERGENCY_TOOK_OVER)
-        .bind(old)
-        .execute(&mut *tx)
-        .await?;
-        event(&mut tx, old, now, "canceled: an emergency rollback took over").await?;
+    // Freezes, bad marks and the lock first: a refused deployment takes
+    // over nothing.
+    let overrides = super::guards::check_guards(&mut tx, &new, running, now).await?;
+    let running_rows = match running {
+        Some(old) => host_rows(&mut tx, old).await?,
+        None => Vec::new(),
+    };
+    let targets: Vec<NewTarget> =
+        new.targets.iter().map(|t| NewTarget { host: t.host_id, skipped: t.skipped }).collect();
+    let facts = NewDeploymentFacts {
+        created_by: &new.created_by,
+        targets: &targets,
+        batch_count: new.batch_count,
+        policy: new.policy.describe(),
+        notes: &new.notes,
+        emergency: new.emergency,
+    };
+    let CreateWrites { takeover, hosts, events } =
+        orchestrate::plan_create(&facts, running.map(|id| (id, running_rows.as_slice())), now);
+    if let Some(t) = takeover {
+        for host in &t.hosts {
+            write_host(&mut tx, t.deployment, host).await?;
+        }
+        write_deployment(&mut tx, t.deployment, &t.end, now).await?;
+        event(&mut tx, t.deployment, &t.event).await?;
     }
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO deployments (project_id, env_id, release_id, kind, status, created_by, offline_timeout_ms, \
@@ -68,18 +90,15 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
     .await;
     let id = match inserted {
         Ok(id) => id,
-        // R19: the unique index on running deployments is the lock.
+        // R19: the unique index on running deployments is the lock, should
+        // a running deployment appear unseen.
         Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
             return Err(StoreError::Locked { running: running.unwrap_or(0) });
         }
         Err(e) => return Err(e.into()),
     };
     super::guards::record_guards(&mut tx, id, overrides).await?;
-    for target in &new.targets {
-        let (state, finished, error) = match target.skipped {
-            true => ("skipped", Some(now), Some(SKIPPED)),
-            false => ("queued", None, None),
-        };
+    for (target, row) in new.targets.iter().zip(&hosts) {
         sqlx::query(
             "INSERT INTO deployment_hosts (deployment_id, host_id, release_id, from_release_id, release_name, \
              state, batch, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -89,57 +108,70 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
         .bind(target.release_id)
         .bind(target.from_release_id)
         .bind(&target.release_name)
-        .bind(state)
+        .bind(row.state.as_str())
         .bind(i64::from(target.batch))
-        .bind(finished)
-        .bind(error)
+        .bind(row.finished_at)
+        .bind(&row.error)
         .execute(&mut *tx)
         .await?;
     }
-    let skipped = new.targets.iter().filter(|t| t.skipped).count();
-    let what = format!(
-        "created by {}: {} host(s) in {} batch(es), {}",
-        new.created_by,
-        new.targets.len() - skipped,
-        new.batch_count,
-        new.policy.describe()
-    );
-    event(&mut tx, id, now, &what).await?;
-    if skipped > 0 {
-        event(&mut tx, id, now, &format!("{skipped} host(s) offline at the start skipped")).await?;
-    }
-    for note in &new.notes {
-        event(&mut tx, id, now, note).await?;
+    for e in &events {
+        event(&mut tx, id, e).await?;
     }
     tx.commit().await?;
     Ok(id)
 }
 
 /// Appends one transition to the deployment's history.
-async fn event(conn: &mut SqliteConnection, id: i64, now: i64, what: &str) -> Result<()> {
+async fn event(conn: &mut SqliteConnection, id: i64, e: &Event) -> Result<()> {
     sqlx::query(
         "INSERT INTO deployment_events (deployment_id, seq, at, what) VALUES \
          (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_events WHERE deployment_id = ?), ?, ?)",
     )
     .bind(id)
     .bind(id)
-    .bind(now)
-    .bind(what)
+    .bind(e.at)
+    .bind(&e.what)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// What [`advance`] reads of a deployment besides its view.
-struct Running {
-    project_id: i64,
-    env_id: i64,
-    release_id: i64,
-    whole_env: bool,
-    hold: Option<String>,
+/// Every host row of a deployment.
+async fn host_rows(conn: &mut SqliteConnection, id: i64) -> Result<Vec<HostRow>> {
+    sqlx::query(
+        "SELECT host_id, batch, state, release_id, previous_release_id, started_at, finished_at, error \
+         FROM deployment_hosts WHERE deployment_id = ? ORDER BY host_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(HostRow {
+            host: r.try_get(0)?,
+            batch: u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+            state: parse::<HostDeployState>(&r.try_get::<String, _>(2)?)?,
+            release_id: r.try_get(3)?,
+            previous_release_id: r.try_get(4)?,
+            started_at: r.try_get(5)?,
+            finished_at: r.try_get(6)?,
+            error: r.try_get(7)?,
+        })
+    })
+    .collect()
 }
 
-async fn load(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Option<(RolloutView, Running)>> {
+/// What [`advance`] reads of a running deployment.
+struct Loaded {
+    view: RolloutView,
+    running: RunningDeployment,
+    rows: Vec<HostRow>,
+    project_id: i64,
+    env_id: i64,
+}
+
+async fn load(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Option<Loaded>> {
     let Some(d) = sqlx::query(
         "SELECT project_id, env_id, release_id, policy, batch_count, current_batch, promoted_through, paused, \
          cancel_requested, emergency, whole_env, hold FROM deployments WHERE id = ? AND status = 'running'",
@@ -150,23 +182,11 @@ async fn load(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Option<(
     else {
         return Ok(None);
     };
-    let hosts = sqlx::query("SELECT batch, state, finished_at FROM deployment_hosts WHERE deployment_id = ?")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(RolloutHost {
-                batch: u32::try_from(r.try_get::<i64, _>(0)?).unwrap_or(0),
-                state: parse::<HostDeployState>(&r.try_get::<String, _>(1)?)?,
-                finished_at: r.try_get(2)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let rows = host_rows(conn, id).await?;
     let flag = |name: &str| -> Result<bool> { Ok(d.try_get::<i64, _>(name)? != 0) };
     let view = RolloutView {
         policy: policy_from(d.try_get("policy")?)?,
-        hosts,
+        hosts: rows.iter().map(HostRow::rollout_host).collect(),
         batch_count: u32::try_from(d.try_get::<i64, _>("batch_count")?).unwrap_or(1),
         current_batch: d.try_get::<Option<i64>, _>("current_batch")?.and_then(|b| u32::try_from(b).ok()),
         promoted_through: u32::try_from(d.try_get::<i64, _>("promoted_through")?).unwrap_or(0),
@@ -175,171 +195,98 @@ async fn load(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Option<(
         emergency: flag("emergency")?,
         now,
     };
-    let running = Running {
-        project_id: d.try_get("project_id")?,
-        env_id: d.try_get("env_id")?,
+    let running = RunningDeployment {
         release_id: d.try_get("release_id")?,
         whole_env: flag("whole_env")?,
         hold: d.try_get("hold")?,
     };
-    Ok(Some((view, running)))
-}
-
-/// How a hold reads in `ferry deployment show`.
-fn hold_text(hold: &Hold, view: &RolloutView) -> String {
-    let next = view.current_batch.map_or(1, |b| b + 2);
-    match hold {
-        Hold::BatchRunning => {
-            format!("batch {} of {} at work", view.current_batch.map_or(1, |b| b + 1), view.batch_count)
-        }
-        Hold::Paused => "paused (ferry deployment resume)".into(),
-        Hold::Promotion { until: Some(t) } => {
-            format!("waiting for promote before batch {next}, or until {}", ferry_domain::rfc3339_from_millis(*t))
-        }
-        Hold::Promotion { until: None } => format!("waiting for promote before batch {next}"),
-        Hold::Until(t) => format!("pausing before batch {next} until {}", ferry_domain::rfc3339_from_millis(*t)),
-    }
+    Ok(Some(Loaded { view, running, rows, project_id: d.try_get("project_id")?, env_id: d.try_get("env_id")? }))
 }
 
 pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Advanced> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let Some((view, d)) = load(&mut tx, id, now).await? else { return Ok(Advanced::NotRunning) };
-    let step = next_step(&view);
-    let done = match step {
-        Step::Wait(hold) => {
-            let text = hold_text(&hold, &view);
-            if d.hold.as_deref() != Some(text.as_str()) {
-                sqlx::query("UPDATE deployments SET hold = ? WHERE id = ?")
-                    .bind(&text)
-                    .bind(id)
+    let Some(d) = load(&mut tx, id, now).await? else { return Ok(Advanced::NotRunning) };
+    let desired: HashMap<i64, i64> = sqlx::query_as(
+        "SELECT hd.host_id, hd.release_id FROM host_desired hd JOIN deployment_hosts dh \
+         ON dh.host_id = hd.host_id AND dh.deployment_id = ? WHERE hd.project_id = ?",
+    )
+    .bind(id)
+    .bind(d.project_id)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let writes = orchestrate::plan_step(&d.view, &d.running, &d.rows, &desired);
+    for host in &writes.hosts {
+        write_host(&mut tx, id, host).await?;
+        match host.desired {
+            DesiredChange::Keep => {}
+            DesiredChange::Set(release) => {
+                set_desired(&mut tx, host.host, d.project_id, d.env_id, release, writes.at).await?;
+            }
+            DesiredChange::Remove => {
+                sqlx::query("DELETE FROM host_desired WHERE host_id = ? AND project_id = ?")
+                    .bind(host.host)
+                    .bind(d.project_id)
                     .execute(&mut *tx)
                     .await?;
-                if !matches!(hold, Hold::BatchRunning) {
-                    event(&mut tx, id, now, &text).await?;
-                }
             }
-            Advanced::Waiting(hold)
         }
-        Step::StartBatch(batch) => {
-            // Each target goes to its own release (a rollback's differ per host).
-            let targets: Vec<(i64, i64)> = sqlx::query_as(
-                "SELECT host_id, COALESCE(release_id, ?) FROM deployment_hosts WHERE deployment_id = ? AND batch = ? \
-                 AND state = 'queued'",
-            )
-            .bind(d.release_id)
-            .bind(id)
-            .bind(i64::from(batch))
-            .fetch_all(&mut *tx)
+    }
+    write_deployment(&mut tx, id, &writes.deployment, writes.at).await?;
+    if let Some(release) = writes.environment_release {
+        sqlx::query("UPDATE environments SET desired_release_id = ? WHERE id = ?")
+            .bind(release)
+            .bind(d.env_id)
+            .execute(&mut *tx)
             .await?;
-            let hosts: Vec<i64> = targets.iter().map(|(host, _)| *host).collect();
-            // The caller read its clock before this transaction got the
-            // write lock; a report applied in between may carry a later time.
-            // A batch starts after the one before it ended: never record it
-            // earlier.
-            let last_end: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(finished_at) FROM deployment_hosts WHERE deployment_id = ? AND batch < ?",
-            )
-            .bind(id)
-            .bind(i64::from(batch))
-            .fetch_one(&mut *tx)
-            .await?;
-            let now = last_end.map_or(now, |end| end.max(now));
-            for (host, release) in &targets {
-                // Where a rollback would put it: what it was meant to run until now.
-                sqlx::query(
-                    "UPDATE deployment_hosts SET state = 'pending', started_at = ?, previous_release_id = \
-                     (SELECT release_id FROM host_desired WHERE host_id = ? AND project_id = ?) \
-                     WHERE deployment_id = ? AND host_id = ?",
-                )
-                .bind(now)
-                .bind(host)
-                .bind(d.project_id)
-                .bind(id)
-                .bind(host)
-                .execute(&mut *tx)
-                .await?;
-                set_desired(&mut tx, *host, d.project_id, d.env_id, *release, now).await?;
-            }
-            sqlx::query("UPDATE deployments SET current_batch = ?, hold = NULL WHERE id = ?")
-                .bind(i64::from(batch))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let what = format!("batch {} of {} started: {} host(s)", batch + 1, view.batch_count, hosts.len());
-            event(&mut tx, id, now, &what).await?;
-            Advanced::Changed { hosts }
+    }
+    for e in &writes.events {
+        event(&mut tx, id, e).await?;
+    }
+    tx.commit().await?;
+    Ok(match writes.outcome {
+        Outcome::Waiting(hold) => Advanced::Waiting(hold),
+        Outcome::Changed(hosts) => Advanced::Changed { hosts },
+        Outcome::Finished(status, hosts) => Advanced::Finished { status, hosts },
+    })
+}
+
+/// Rewrites one host row of a deployment as `plan_*` says it must be.
+async fn write_host(conn: &mut SqliteConnection, id: i64, h: &HostWrite) -> Result<()> {
+    sqlx::query(
+        "UPDATE deployment_hosts SET state = ?, previous_release_id = ?, started_at = ?, finished_at = ?, \
+         error = ? WHERE deployment_id = ? AND host_id = ?",
+    )
+    .bind(h.state.as_str())
+    .bind(h.previous_release_id)
+    .bind(h.started_at)
+    .bind(h.finished_at)
+    .bind(&h.error)
+    .bind(id)
+    .bind(h.host)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes what `plan_*` says of the deployment's row.
+async fn write_deployment(conn: &mut SqliteConnection, id: i64, w: &DeploymentWrite, at: i64) -> Result<()> {
+    let query = match w {
+        DeploymentWrite::Unchanged => return Ok(()),
+        DeploymentWrite::Hold(text) => sqlx::query("UPDATE deployments SET hold = ? WHERE id = ?").bind(text.clone()),
+        DeploymentWrite::BatchStarted(batch) => {
+            sqlx::query("UPDATE deployments SET current_batch = ?, hold = NULL WHERE id = ?").bind(i64::from(*batch))
         }
-        Step::RollBack { reason } => {
-            let rows = sqlx::query(
-                "SELECT host_id, previous_release_id FROM deployment_hosts WHERE deployment_id = ? \
-                 AND state IN ('pending', 'running', 'succeeded', 'failed')",
-            )
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut hosts = Vec::new();
-            for r in rows {
-                let host: i64 = r.try_get(0)?;
-                match r.try_get::<Option<i64>, _>(1)? {
-                    Some(previous) => {
-                        set_desired(&mut tx, host, d.project_id, d.env_id, previous, now).await?;
-                        // A failed host keeps saying it failed; the others say
-                        // they were put back.
-                        sqlx::query(
-                            "UPDATE deployment_hosts SET state = CASE WHEN state = 'failed' THEN 'failed' \
-                             ELSE 'rolled_back' END, finished_at = COALESCE(finished_at, ?), \
-                             error = COALESCE(error || char(10), '') || 'put back on its previous release' \
-                             WHERE deployment_id = ? AND host_id = ?",
-                        )
-                        .bind(now)
-                        .bind(id)
-                        .bind(host)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    None => {
-                        // Nothing ran here before: stop asking for the new
-                        // release, and say so rather than pretend.
-                        sqlx::query("DELETE FROM host_desired WHERE host_id = ? AND project_id = ?")
-                            .bind(host)
-                            .bind(d.project_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(
-                            "UPDATE deployment_hosts SET state = CASE WHEN state IN ('pending', 'running') \
-                             THEN 'canceled' ELSE state END, finished_at = COALESCE(finished_at, ?), \
-                             error = COALESCE(error || char(10), '') || 'no earlier release to put back; left as is' \
-                             WHERE deployment_id = ? AND host_id = ?",
-                        )
-                        .bind(now)
-                        .bind(id)
-                        .bind(host)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                hosts.push(host);
-            }
-            // Rolled back only if something was: a first deploy that fails
-            // has nothing earlier to go back to.
-            let put_back: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM deployment_hosts WHERE deployment_id = ? AND previous_release_id IS NOT NULL \
-                 AND state IN ('rolled_back', 'failed')",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let status = if put_back > 0 { DeploymentStatus::RolledBack } else { DeploymentStatus::Failed };
-            finish(&mut tx, id, now, status, Some(&reason), &d).await?;
-            Advanced::Finished { status, hosts }
-        }
-        Step::Finish { status, reason } => {
-            let hosts = finish(&mut tx, id, now, status, reason.as_deref(), &d).await?;
-            Advanced::Finished { status, hosts }
+        DeploymentWrite::Ended { status, reason } => {
+            sqlx::query("UPDATE deployments SET status = ?, finished_at = ?, reason = ?, hold = NULL WHERE id = ?")
+                .bind(status.as_str())
+                .bind(at)
+                .bind(reason.clone())
         }
     };
-    tx.commit().await?;
-    Ok(done)
+    query.bind(id).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// What [`advance`] would do now, without doing it, and the hosts of the
@@ -347,21 +294,8 @@ pub(super) async fn advance(pool: &SqlitePool, id: i64, now: i64) -> Result<Adva
 /// out of the load balancer).
 pub(super) async fn peek(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>> {
     let mut conn = pool.acquire().await?;
-    let Some((view, _)) = load(&mut conn, id, now).await? else { return Ok(None) };
-    let step = next_step(&view);
-    let hosts = match step {
-        Step::StartBatch(batch) => {
-            sqlx::query_scalar(
-                "SELECT host_id FROM deployment_hosts WHERE deployment_id = ? AND batch = ? AND state = 'queued'",
-            )
-            .bind(id)
-            .bind(i64::from(batch))
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        _ => Vec::new(),
-    };
-    Ok(Some((step, hosts)))
+    let Some(d) = load(&mut conn, id, now).await? else { return Ok(None) };
+    Ok(Some(orchestrate::preview(&d.view, &d.rows)))
 }
 
 /// Records what a running deployment waits for, when the server (not
@@ -375,7 +309,7 @@ pub(super) async fn set_hold(pool: &SqlitePool, id: i64, hold: &str, now: i64) -
         .execute(&mut *tx)
         .await?;
     if changed.rows_affected() > 0 {
-        event(&mut tx, id, now, hold).await?;
+        event(&mut tx, id, &Event { at: now, what: hold.to_string() }).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -404,69 +338,6 @@ async fn set_desired(
     Ok(())
 }
 
-/// Ends a deployment: hosts never started are recorded as canceled with the
-/// reason, a successful whole-environment deployment makes its release
-/// the environment's, for hosts that join later, and a successful one makes
-/// it desired on the hosts it skipped (offline at the start), which converge
-/// when they return. Returns those hosts.
-async fn finish(
-    conn: &mut SqliteConnection,
-    id: i64,
-    now: i64,
-    status: DeploymentStatus,
-    reason: Option<&str>,
-    d: &Running,
-) -> Result<Vec<i64>> {
-    let not_started = format!("not started: {}", reason.unwrap_or("the deployment ended"));
-    sqlx::query(
-        "UPDATE deployment_hosts SET state = 'canceled', finished_at = ?, error = ? \
-         WHERE deployment_id = ? AND state = 'queued'",
-    )
-    .bind(now)
-    .bind(&not_started)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE deployments SET status = ?, finished_at = ?, reason = ?, hold = NULL WHERE id = ?")
-        .bind(status.as_str())
-        .bind(now)
-        .bind(reason)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    // Failed without a rollback: the hosts stay on the release (the failures
-    // were tolerated, or the policy leaves them), so later hosts join them.
-    if d.whole_env && matches!(status, DeploymentStatus::Succeeded | DeploymentStatus::Failed) {
-        sqlx::query("UPDATE environments SET desired_release_id = ? WHERE id = ?")
-            .bind(d.release_id)
-            .bind(d.env_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let mut skipped = Vec::new();
-    if status == DeploymentStatus::Succeeded {
-        // Each skipped host gets its own target (a rollback's differ).
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT host_id, COALESCE(release_id, ?) FROM deployment_hosts \
-             WHERE deployment_id = ? AND state = 'skipped'",
-        )
-        .bind(d.release_id)
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (host, release) in rows {
-            set_desired(conn, host, d.project_id, d.env_id, release, now).await?;
-            skipped.push(host);
-        }
-    }
-    let what = match reason {
-        Some(r) => format!("{status}: {r}"),
-        None => status.to_string(),
-    };
-    event(conn, id, now, &what).await?;
-    Ok(skipped)
-}
-
 pub(super) async fn control(pool: &SqlitePool, id: i64, control: RolloutControl, now: i64) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let row = sqlx::query("SELECT status, current_batch FROM deployments WHERE id = ?")
@@ -474,23 +345,19 @@ pub(super) async fn control(pool: &SqlitePool, id: i64, control: RolloutControl,
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))?;
-    let status: String = row.try_get(0)?;
-    if status != "running" {
-        return Err(StoreError::Refused(format!("deployment {id} has already ended ({status})")));
-    }
-    let (sql, what) = match control {
-        RolloutControl::Pause => ("UPDATE deployments SET paused = 1 WHERE id = ?", "paused by an operator"),
-        RolloutControl::Resume => ("UPDATE deployments SET paused = 0 WHERE id = ?", "resumed by an operator"),
-        RolloutControl::Cancel => {
-            ("UPDATE deployments SET cancel_requested = 1 WHERE id = ?", "cancel asked by an operator")
+    let status: DeploymentStatus = parse(&row.try_get::<String, _>(0)?)?;
+    let current_batch = row.try_get::<Option<i64>, _>(1)?.and_then(|b| u32::try_from(b).ok());
+    let (write, e) = orchestrate::plan_control(id, status, current_batch, control, now)
+        .map_err(|refused| StoreError::Refused(refused.to_string()))?;
+    let query = match write {
+        ControlWrite::Paused(paused) => sqlx::query("UPDATE deployments SET paused = ? WHERE id = ?").bind(paused),
+        ControlWrite::CancelRequested => sqlx::query("UPDATE deployments SET cancel_requested = 1 WHERE id = ?"),
+        ControlWrite::PromotedThrough(batch) => {
+            sqlx::query("UPDATE deployments SET promoted_through = ? WHERE id = ?").bind(i64::from(batch))
         }
-        RolloutControl::Promote => (
-            "UPDATE deployments SET promoted_through = COALESCE(current_batch, -1) + 1 WHERE id = ?",
-            "promoted by an operator",
-        ),
     };
-    sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-    event(&mut tx, id, now, what).await?;
+    query.bind(id).execute(&mut *tx).await?;
+    event(&mut tx, id, &e).await?;
     tx.commit().await?;
     Ok(())
 }
