@@ -341,8 +341,8 @@ pub(crate) async fn started(c: &Client, d: DeploymentInfo, wait: bool, out: Outp
                 println!("  {}", moves_line(h));
             }
             if !wait {
-                for e in d.events.iter().filter(|e| e.what.starts_with("left as is: ")) {
-                    println!("  {}", e.what);
+                for e in d.events.iter().map(|e| e.text()).filter(|e| e.starts_with("left as is: ")) {
+                    println!("  {e}");
                 }
             }
         }
@@ -395,7 +395,7 @@ async fn follow(c: &Client, id: i64, out: Output) -> Result<DeploymentInfo> {
             // Batches, gates and the end, as the server recorded them; the
             // creation is already printed.
             for e in d.events.iter().skip(events_seen.max(1)) {
-                lines.push(format!("  {at:>6.1}s  -- {}", e.what));
+                lines.push(format!("  {at:>6.1}s  -- {}", e.text()));
             }
             events_seen = d.events.len();
             if d.hold != hold_seen {
@@ -467,7 +467,7 @@ impl Progress {
 /// A deployment waiting to be promoted (a canary's first batch done), said
 /// with the command that promotes it.
 pub fn promotion_wait(d: &DeploymentInfo) -> Option<String> {
-    let hold = d.hold.as_deref().filter(|h| h.starts_with("waiting for promote"))?;
+    let hold = d.hold_text().filter(|h| h.starts_with("waiting for promote"))?;
     (d.status == DeploymentStatus::Running)
         .then(|| format!("waiting for promotion ({hold}); promote with: ferry deployment promote {}", d.id))
 }
@@ -487,9 +487,9 @@ fn host_line(h: &DeploymentHostInfo) -> String {
         HostDeployState::Succeeded => {
             format!("succeeded  ({} downloaded, {} reused)", bytes(h.bytes_downloaded), bytes(h.bytes_reused))
         }
-        HostDeployState::Failed => format!("FAILED  {}", h.error.as_deref().unwrap_or("")),
+        HostDeployState::Failed => format!("FAILED  {}", h.error_text().unwrap_or_default()),
         HostDeployState::RolledBack | HostDeployState::Canceled | HostDeployState::Skipped => {
-            format!("{}  {}", h.state, h.error.as_deref().unwrap_or("").replace('\n', "; "))
+            format!("{}  {}", h.state, h.error_text().unwrap_or_default().replace('\n', "; "))
         }
         other => other.to_string(),
     }
@@ -527,17 +527,18 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
             succeeded,
             d.hosts.len(),
             d.version,
-            d.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            d.reason_text().map(|r| format!(" ({r})")).unwrap_or_default()
         )
     })?;
     if d.status != DeploymentStatus::Succeeded {
-        let why = d.reason.as_deref().unwrap_or("it did not succeed");
+        let reason = d.reason_text();
+        let why = reason.as_deref().unwrap_or("it did not succeed");
         let message = format!(
             "deployment {} {}: {why}; failed on {failed} host(s); see `ferry deployment show {}`",
             d.id, d.status, d.id
         );
         // The exit status says how it ended (see `exit`).
-        let kind = Kind::of_deployment(d.status, d.reason.as_deref()).unwrap_or(Kind::Failed);
+        let kind = Kind::of_deployment(d.status, reason.as_deref()).unwrap_or(Kind::Failed);
         return Err(Failed::error(kind, message));
     }
     Ok(())
@@ -547,7 +548,7 @@ fn finish(d: &DeploymentInfo, out: Output) -> Result<()> {
 pub async fn deployment_control(c: &Client, id: i64, action: &str, out: Output) -> Result<()> {
     let d: DeploymentInfo = c.post(&format!("/api/v1/deployments/{id}/{action}"), &serde_json::json!({})).await?;
     out.print(&d, |d| {
-        format!("deployment {} {}{}\n", d.id, d.status, d.hold.as_deref().map(|h| format!(": {h}")).unwrap_or_default())
+        format!("deployment {} {}{}\n", d.id, d.status, d.hold_text().map(|h| format!(": {h}")).unwrap_or_default())
     })
 }
 
@@ -700,7 +701,7 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
             d.env,
             d.version,
             d.status,
-            d.hold.as_deref().or(d.reason.as_deref()).map(|h| format!(" ({h})")).unwrap_or_default(),
+            d.hold_text().or(d.reason_text()).map(|h| format!(" ({h})")).unwrap_or_default(),
             time(&d.created_at),
             d.created_by,
             d.finished_at.as_deref().map(time).unwrap_or("-".into()),
@@ -735,7 +736,7 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
                     h.finished_at.as_deref().map(time).unwrap_or("-".into()),
                     bytes(h.bytes_downloaded),
                     bytes(h.bytes_reused),
-                    h.error.clone().unwrap_or_default(),
+                    h.error_text().unwrap_or_default(),
                 ]
             })
             .collect();
@@ -746,7 +747,7 @@ pub async fn deployment_show(c: &Client, id: i64, follow_it: bool, out: Output) 
         if !d.events.is_empty() {
             text.push_str("\nhistory:\n");
             for e in &d.events {
-                text.push_str(&format!("  {}  {}\n", time(&e.at), e.what));
+                text.push_str(&format!("  {}  {}\n", time(&e.at), e.text()));
             }
         }
         text
@@ -810,7 +811,7 @@ pub async fn deployment_log(c: &Client, id: i64, host: Option<&str>, follow: boo
             // The log's page carries no reason: ask for it, to tell an
             // emergency's takeover from a cancel.
             let reason = match c.get::<DeploymentInfo>(&format!("/api/v1/deployments/{id}")).await {
-                Ok(d) => d.reason,
+                Ok(d) => d.reason_text(),
                 Err(_) => None,
             };
             let kind = Kind::of_deployment(status, reason.as_deref()).unwrap_or(Kind::Failed);

@@ -40,6 +40,7 @@ pub mod secret;
 pub mod selector;
 pub mod service;
 pub mod stats;
+pub mod status;
 pub mod template;
 pub mod vars;
 pub mod version;

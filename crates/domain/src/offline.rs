@@ -11,6 +11,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::status::Note;
+
 /// How many heartbeats a host at work may miss before it counts as dead.
 pub const MISSED_HEARTBEATS: u32 = 3;
 
@@ -136,7 +138,7 @@ pub fn offline_failure(
     now: i64,
     offline_timeout_ms: i64,
     heartbeat_interval_ms: i64,
-) -> Option<String> {
+) -> Option<Note> {
     if target.online {
         return None;
     }
@@ -144,13 +146,10 @@ pub fn offline_failure(
     let silent = now.saturating_sub(silent_since);
     let dead_after = heartbeat_interval_ms.saturating_mul(i64::from(MISSED_HEARTBEATS));
     match policy {
-        OfflinePolicy::Wait if silent > offline_timeout_ms => {
-            Some("host offline: no heartbeat within the offline timeout; it will converge when it reconnects".into())
+        OfflinePolicy::Wait if silent > offline_timeout_ms => Some(Note::OfflineTimedOut),
+        OfflinePolicy::Skip | OfflinePolicy::Fail if silent > dead_after.min(offline_timeout_ms) => {
+            Some(Note::StoppedAnswering { missed: MISSED_HEARTBEATS, silent_ms: silent })
         }
-        OfflinePolicy::Skip | OfflinePolicy::Fail if silent > dead_after.min(offline_timeout_ms) => Some(format!(
-            "host stopped answering during its batch: {MISSED_HEARTBEATS} heartbeats missed ({} ms silent)",
-            silent
-        )),
         _ => None,
     }
 }
@@ -223,12 +222,12 @@ mod tests {
         let t = silent(Some(1000), 500);
         assert_eq!(offline_failure(OfflinePolicy::Skip, t, 1000 + 3 * HB, TIMEOUT, HB), None);
         let why = offline_failure(OfflinePolicy::Skip, t, 1001 + 3 * HB, TIMEOUT, HB).unwrap();
-        assert!(why.contains("3 heartbeats missed"), "{why}");
+        assert!(why.to_string().contains("3 heartbeats missed"), "{why}");
         assert!(offline_failure(OfflinePolicy::Fail, t, 1001 + 3 * HB, TIMEOUT, HB).is_some());
         // Under wait, it is waited for like any offline host.
         assert_eq!(offline_failure(OfflinePolicy::Wait, t, 1001 + 3 * HB, TIMEOUT, HB), None);
         let why = offline_failure(OfflinePolicy::Wait, t, 1001 + TIMEOUT, TIMEOUT, HB).unwrap();
-        assert!(why.contains("offline timeout"), "{why}");
+        assert!(why.to_string().contains("offline timeout"), "{why}");
     }
 
     #[test]

@@ -12,17 +12,8 @@
 use std::collections::HashMap;
 
 use crate::rollout::{Hold, RolloutHost, RolloutView, Step, next_step};
-use crate::{DeploymentStatus, EMERGENCY_TOOK_OVER, HostDeployState};
-
-/// Why a skipped target has no part in the deployment.
-pub const SKIPPED: &str =
-    "offline at the start: skipped; it gets this release when it returns if the deployment succeeds";
-
-/// The error of a host a rollback put back on its previous release.
-pub const PUT_BACK: &str = "put back on its previous release";
-
-/// The error of a host a rollback found nothing earlier for.
-pub const NOTHING_TO_PUT_BACK: &str = "no earlier release to put back; left as is";
+use crate::status::Note;
+use crate::{DeploymentStatus, HostDeployState};
 
 /// One row of `deployment_hosts`, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +27,7 @@ pub struct HostRow {
     pub previous_release_id: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
-    pub error: Option<String>,
+    pub error: Option<Note>,
 }
 
 impl HostRow {
@@ -67,7 +58,7 @@ pub struct HostWrite {
     pub previous_release_id: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
-    pub error: Option<String>,
+    pub error: Option<Note>,
     pub desired: DesiredChange,
 }
 
@@ -91,13 +82,13 @@ impl HostWrite {
 pub enum DeploymentWrite {
     /// Nothing.
     Unchanged,
-    /// `hold` becomes this text.
-    Hold(String),
+    /// `hold` becomes this.
+    Hold(Note),
     /// `current_batch` becomes this batch, `hold` empty.
     BatchStarted(u32),
     /// `status`, `finished_at` (the write's time) and `reason` set, `hold`
     /// empty.
-    Ended { status: DeploymentStatus, reason: Option<String> },
+    Ended { status: DeploymentStatus, reason: Option<Note> },
 }
 
 /// A line of the deployment's history (`deployment_events`), numbered by
@@ -105,7 +96,7 @@ pub enum DeploymentWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub at: i64,
-    pub what: String,
+    pub what: Note,
 }
 
 /// What the step did, for the caller (whom to wake, whether it ended).
@@ -140,22 +131,19 @@ pub struct RunningDeployment {
     pub release_id: i64,
     pub whole_env: bool,
     /// The hold recorded now.
-    pub hold: Option<String>,
+    pub hold: Option<Note>,
 }
 
-/// How a hold reads in `ferry deployment show`.
-pub fn hold_text(hold: &Hold, view: &RolloutView) -> String {
+/// What a hold says (in `ferry deployment show`, on the deployment page).
+pub fn hold_note(hold: &Hold, view: &RolloutView) -> Note {
     let next = view.current_batch.map_or(1, |b| b + 2);
     match hold {
         Hold::BatchRunning => {
-            format!("batch {} of {} at work", view.current_batch.map_or(1, |b| b + 1), view.batch_count)
+            Note::BatchAtWork { batch: view.current_batch.map_or(1, |b| b + 1), of: view.batch_count }
         }
-        Hold::Paused => "paused (ferry deployment resume)".into(),
-        Hold::Promotion { until: Some(t) } => {
-            format!("waiting for promote before batch {next}, or until {}", crate::rfc3339_from_millis(*t))
-        }
-        Hold::Promotion { until: None } => format!("waiting for promote before batch {next}"),
-        Hold::Until(t) => format!("pausing before batch {next} until {}", crate::rfc3339_from_millis(*t)),
+        Hold::Paused => Note::Paused,
+        Hold::Promotion { until } => Note::AwaitingPromotion { batch: next, until: *until },
+        Hold::Until(t) => Note::PausingUntil { batch: next, until: *t },
     }
 }
 
@@ -174,7 +162,7 @@ pub fn plan_step(
     let now = view.now;
     match next_step(view) {
         Step::Wait(hold) => {
-            let text = hold_text(&hold, view);
+            let text = hold_note(&hold, view);
             let mut writes = StepWrites {
                 hosts: Vec::new(),
                 deployment: DeploymentWrite::Unchanged,
@@ -183,7 +171,7 @@ pub fn plan_step(
                 at: now,
                 outcome: Outcome::Waiting(hold.clone()),
             };
-            if running.hold.as_deref() != Some(text.as_str()) {
+            if running.hold.as_ref() != Some(&text) {
                 // A batch at work is the usual state, not an event.
                 if !matches!(hold, Hold::BatchRunning) {
                     writes.events.push(Event { at: now, what: text.clone() });
@@ -252,7 +240,7 @@ fn start_batch(
         });
     }
     let started: Vec<i64> = hosts.iter().map(|h| h.host).collect();
-    let what = format!("batch {} of {} started: {} host(s)", batch + 1, view.batch_count, started.len());
+    let what = Note::BatchStarted { batch: batch + 1, of: view.batch_count, hosts: count(started.len()) };
     StepWrites {
         hosts,
         deployment: DeploymentWrite::BatchStarted(batch),
@@ -263,7 +251,7 @@ fn start_batch(
     }
 }
 
-fn roll_back(running: &RunningDeployment, rows: &[HostRow], now: i64, reason: String) -> StepWrites {
+fn roll_back(running: &RunningDeployment, rows: &[HostRow], now: i64, reason: Note) -> StepWrites {
     use HostDeployState::*;
     let mut writes = StepWrites {
         hosts: Vec::new(),
@@ -277,24 +265,27 @@ fn roll_back(running: &RunningDeployment, rows: &[HostRow], now: i64, reason: St
     // Every host this rollout started: queued ones never changed, skipped
     // ones never started, and ended ones were already settled.
     for row in rows.iter().filter(|r| matches!(r.state, Pending | Running | Succeeded | Failed)) {
-        let (state, desired, note) = match row.previous_release_id {
+        let before = row.error.clone().map(Box::new);
+        let (state, desired, error) = match row.previous_release_id {
             // A failed host keeps saying it failed; the others say they were
             // put back.
-            Some(previous) => {
-                (if row.state == Failed { Failed } else { RolledBack }, DesiredChange::Set(previous), PUT_BACK)
-            }
+            Some(previous) => (
+                if row.state == Failed { Failed } else { RolledBack },
+                DesiredChange::Set(previous),
+                Note::PutBack { before },
+            ),
             // Nothing ran here before: stop asking for the new release, and
             // say so rather than pretend.
             None => (
                 if matches!(row.state, Pending | Running) { Canceled } else { row.state },
                 DesiredChange::Remove,
-                NOTHING_TO_PUT_BACK,
+                Note::NothingToPutBack { before },
             ),
         };
         writes.hosts.push(HostWrite {
             state,
             finished_at: Some(row.finished_at.unwrap_or(now)),
-            error: Some(append_line(row.error.as_deref(), note)),
+            error: Some(error),
             desired,
             ..HostWrite::from_row(row)
         });
@@ -313,12 +304,9 @@ fn roll_back(running: &RunningDeployment, rows: &[HostRow], now: i64, reason: St
     writes
 }
 
-/// `text` on a line of its own after `error`, if there is one.
-fn append_line(error: Option<&str>, text: &str) -> String {
-    match error {
-        Some(e) => format!("{e}\n{text}"),
-        None => text.to_string(),
-    }
+/// A count of hosts, as a note says it.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Ends a deployment: hosts never started are recorded as canceled with the
@@ -332,9 +320,9 @@ fn finish(
     rows: &[HostRow],
     now: i64,
     status: DeploymentStatus,
-    reason: Option<String>,
+    reason: Option<Note>,
 ) -> Vec<i64> {
-    let not_started = format!("not started: {}", reason.as_deref().unwrap_or("the deployment ended"));
+    let not_started = Note::NotStarted { reason: reason.clone().map(Box::new) };
     for row in rows.iter().filter(|r| r.state == HostDeployState::Queued) {
         writes.hosts.push(HostWrite {
             state: HostDeployState::Canceled,
@@ -357,11 +345,7 @@ fn finish(
             woken.push(row.host);
         }
     }
-    let what = match &reason {
-        Some(r) => format!("{status}: {r}"),
-        None => status.to_string(),
-    };
-    writes.events.push(Event { at: now, what });
+    writes.events.push(Event { at: now, what: Note::Ended { status, reason: reason.clone().map(Box::new) } });
     writes.deployment = DeploymentWrite::Ended { status, reason };
     woken
 }
@@ -394,7 +378,7 @@ pub struct NewHostRow {
     pub host: i64,
     pub state: HostDeployState,
     pub finished_at: Option<i64>,
-    pub error: Option<String>,
+    pub error: Option<Note>,
 }
 
 /// The running deployment an emergency takes over: its rows to rewrite.
@@ -402,7 +386,7 @@ pub struct NewHostRow {
 pub struct Takeover {
     pub deployment: i64,
     pub hosts: Vec<HostWrite>,
-    /// The running deployment's end (`canceled`, [`EMERGENCY_TOOK_OVER`]).
+    /// The running deployment's end (`canceled`, [`Note::EmergencyTookOver`]).
     pub end: DeploymentWrite,
     pub event: Event,
 }
@@ -431,15 +415,15 @@ pub fn plan_create(new: &NewDeploymentFacts<'_>, running: Option<(i64, &[HostRow
             .map(|r| HostWrite {
                 state: HostDeployState::Canceled,
                 finished_at: Some(now),
-                error: Some(format!("not started: {EMERGENCY_TOOK_OVER}")),
+                error: Some(Note::NotStarted { reason: Some(Box::new(Note::EmergencyTookOver)) }),
                 ..HostWrite::from_row(r)
             })
             .collect(),
-        end: DeploymentWrite::Ended {
-            status: DeploymentStatus::Canceled,
-            reason: Some(EMERGENCY_TOOK_OVER.to_string()),
+        end: DeploymentWrite::Ended { status: DeploymentStatus::Canceled, reason: Some(Note::EmergencyTookOver) },
+        event: Event {
+            at: now,
+            what: Note::Ended { status: DeploymentStatus::Canceled, reason: Some(Box::new(Note::EmergencyTookOver)) },
         },
-        event: Event { at: now, what: format!("canceled: {EMERGENCY_TOOK_OVER}") },
     });
     let hosts = new
         .targets
@@ -449,7 +433,7 @@ pub fn plan_create(new: &NewDeploymentFacts<'_>, running: Option<(i64, &[HostRow
                 host: t.host,
                 state: HostDeployState::Skipped,
                 finished_at: Some(now),
-                error: Some(SKIPPED.to_string()),
+                error: Some(Note::SkippedAtStart),
             },
             false => NewHostRow { host: t.host, state: HostDeployState::Queued, finished_at: None, error: None },
         })
@@ -457,18 +441,17 @@ pub fn plan_create(new: &NewDeploymentFacts<'_>, running: Option<(i64, &[HostRow
     let skipped = new.targets.iter().filter(|t| t.skipped).count();
     let mut events = vec![Event {
         at: now,
-        what: format!(
-            "created by {}: {} host(s) in {} batch(es), {}",
-            new.created_by,
-            new.targets.len() - skipped,
-            new.batch_count,
-            new.policy
-        ),
+        what: Note::Created {
+            by: new.created_by.to_string(),
+            hosts: count(new.targets.len() - skipped),
+            batches: new.batch_count,
+            rollout: new.policy.clone(),
+        },
     }];
     if skipped > 0 {
-        events.push(Event { at: now, what: format!("{skipped} host(s) offline at the start skipped") });
+        events.push(Event { at: now, what: Note::SkippedOffline { hosts: count(skipped) } });
     }
-    events.extend(new.notes.iter().map(|n| Event { at: now, what: n.clone() }));
+    events.extend(new.notes.iter().map(|n| Event { at: now, what: Note::text(n.clone()) }));
     CreateWrites { takeover, hosts, events }
 }
 
@@ -513,15 +496,15 @@ pub fn plan_control(
         return Err(ControlRefused::Ended { id, status });
     }
     let (write, what) = match control {
-        Control::Pause => (ControlWrite::Paused(true), "paused by an operator"),
-        Control::Resume => (ControlWrite::Paused(false), "resumed by an operator"),
-        Control::Cancel => (ControlWrite::CancelRequested, "cancel asked by an operator"),
+        Control::Pause => (ControlWrite::Paused(true), Note::PausedByOperator),
+        Control::Resume => (ControlWrite::Paused(false), Note::ResumedByOperator),
+        Control::Cancel => (ControlWrite::CancelRequested, Note::CancelAsked),
         // The batch after the current one may start (the first, if none has).
         Control::Promote => {
-            (ControlWrite::PromotedThrough(current_batch.map_or(0, |b| b + 1)), "promoted by an operator")
+            (ControlWrite::PromotedThrough(current_batch.map_or(0, |b| b + 1)), Note::PromotedByOperator)
         }
     };
-    Ok((write, Event { at: now, what: what.to_string() }))
+    Ok((write, Event { at: now, what }))
 }
 
 #[cfg(test)]
@@ -582,7 +565,7 @@ mod tests {
         let h2 = write_of(&w, 2);
         assert_eq!(h2.desired, DesiredChange::Set(40), "a rollback's target differs per host");
         assert_eq!(h2.previous_release_id, None, "nothing was desired there before");
-        assert_eq!(w.events, vec![Event { at: 2_000, what: "batch 1 of 2 started: 2 host(s)".into() }]);
+        assert_eq!(w.events, vec![Event { at: 2_000, what: Note::BatchStarted { batch: 1, of: 2, hosts: 2 } }]);
         assert_eq!(w.at, 2_000);
         assert_eq!(w.environment_release, None);
     }
@@ -607,10 +590,10 @@ mod tests {
         let v = view_of(&rows, Some(0), 2, 2_000);
         let w = plan_step(&v, &running(false), &rows, &HashMap::new());
         assert_eq!(w.outcome, Outcome::Waiting(Hold::BatchRunning));
-        assert_eq!(w.deployment, DeploymentWrite::Hold("batch 1 of 2 at work".into()));
+        assert_eq!(w.deployment, DeploymentWrite::Hold(Note::BatchAtWork { batch: 1, of: 2 }));
         assert!(w.events.is_empty(), "a batch at work is not an event");
         assert!(w.hosts.is_empty());
-        let same = RunningDeployment { hold: Some("batch 1 of 2 at work".into()), ..running(false) };
+        let same = RunningDeployment { hold: Some(Note::BatchAtWork { batch: 1, of: 2 }), ..running(false) };
         let w = plan_step(&v, &same, &rows, &HashMap::new());
         assert_eq!(w.deployment, DeploymentWrite::Unchanged);
         // A pause is an event.
@@ -618,23 +601,27 @@ mod tests {
         let mut v = view_of(&rows, Some(0), 2, 2_000);
         v.paused = true;
         let w = plan_step(&v, &running(false), &rows, &HashMap::new());
-        assert_eq!(w.deployment, DeploymentWrite::Hold("paused (ferry deployment resume)".into()));
-        assert_eq!(w.events, vec![Event { at: 2_000, what: "paused (ferry deployment resume)".into() }]);
+        assert_eq!(w.deployment, DeploymentWrite::Hold(Note::Paused));
+        assert_eq!(w.events, vec![Event { at: 2_000, what: Note::Paused }]);
     }
 
     #[test]
-    fn hold_texts() {
+    fn hold_notes() {
         let v = view_of(&[], Some(0), 3, 0);
-        assert_eq!(hold_text(&Hold::BatchRunning, &v), "batch 1 of 3 at work");
-        assert_eq!(hold_text(&Hold::Promotion { until: None }, &v), "waiting for promote before batch 2");
+        assert_eq!(hold_note(&Hold::BatchRunning, &v), Note::BatchAtWork { batch: 1, of: 3 });
+        assert_eq!(hold_note(&Hold::Paused, &v), Note::Paused);
+        assert_eq!(hold_note(&Hold::Promotion { until: None }, &v), Note::AwaitingPromotion { batch: 2, until: None });
         assert_eq!(
-            hold_text(&Hold::Promotion { until: Some(60_000) }, &v),
+            hold_note(&Hold::Promotion { until: Some(60_000) }, &v).to_string(),
             "waiting for promote before batch 2, or until 1970-01-01T00:01:00Z"
         );
-        assert_eq!(hold_text(&Hold::Until(0), &v), "pausing before batch 2 until 1970-01-01T00:00:00Z");
+        assert_eq!(hold_note(&Hold::Until(0), &v).to_string(), "pausing before batch 2 until 1970-01-01T00:00:00Z");
         let first = view_of(&[], None, 3, 0);
-        assert_eq!(hold_text(&Hold::BatchRunning, &first), "batch 1 of 3 at work");
-        assert_eq!(hold_text(&Hold::Promotion { until: None }, &first), "waiting for promote before batch 1");
+        assert_eq!(hold_note(&Hold::BatchRunning, &first), Note::BatchAtWork { batch: 1, of: 3 });
+        assert_eq!(
+            hold_note(&Hold::Promotion { until: None }, &first).to_string(),
+            "waiting for promote before batch 1"
+        );
     }
 
     #[test]
@@ -648,7 +635,10 @@ mod tests {
         assert_eq!(write_of(&w, 2).desired, DesiredChange::Set(RELEASE));
         assert_eq!(write_of(&w, 3).desired, DesiredChange::Set(41));
         assert_eq!(write_of(&w, 2).state, Skipped, "a skipped row stays as it is");
-        assert_eq!(w.events, vec![Event { at: 3_000, what: "succeeded".into() }]);
+        assert_eq!(
+            w.events,
+            vec![Event { at: 3_000, what: Note::Ended { status: DeploymentStatus::Succeeded, reason: None } }]
+        );
         // Not for the whole environment: the environment keeps its release.
         let w = plan_step(&view_of(&rows, Some(0), 1, 3_000), &running(false), &rows, &HashMap::new());
         assert_eq!(w.environment_release, None);
@@ -663,24 +653,24 @@ mod tests {
         assert_eq!(w.outcome, Outcome::Finished(DeploymentStatus::Canceled, vec![]));
         let h2 = write_of(&w, 2);
         assert_eq!((h2.state, h2.finished_at), (Canceled, Some(3_000)));
-        assert_eq!(h2.error.as_deref(), Some("not started: canceled by an operator"));
+        assert_eq!(h2.error.as_ref().map(Note::to_string).as_deref(), Some("not started: canceled by an operator"));
         assert_eq!(h2.desired, DesiredChange::Keep);
         assert_eq!(w.hosts.len(), 1, "skipped hosts get nothing from a canceled deployment");
         assert_eq!(w.environment_release, None, "a canceled deployment does not set the environment");
-        assert_eq!(w.events, vec![Event { at: 3_000, what: "canceled: canceled by an operator".into() }]);
+        assert_eq!(w.events[0].what.to_string(), "canceled: canceled by an operator");
     }
 
     #[test]
     fn a_tolerated_failure_ends_failed_and_keeps_the_environment_on_the_release() {
         let mut v_rows = vec![row(1, 0, Failed), row(2, 0, Succeeded)];
-        v_rows[0].error = Some("hook failed".into());
+        v_rows[0].error = Some(Note::text("hook failed"));
         let mut v = view_of(&v_rows, Some(0), 1, 3_000);
         v.policy.max_failed = FailLimit::Count(1);
         let w = plan_step(&v, &running(true), &v_rows, &HashMap::new());
         assert_eq!(w.outcome, Outcome::Finished(DeploymentStatus::Failed, vec![]));
         assert_eq!(w.environment_release, Some(RELEASE));
         assert!(w.hosts.is_empty(), "the failed host keeps its own error");
-        assert_eq!(w.events[0].what, "failed: 1 of 2 host(s) failed");
+        assert_eq!(w.events[0].what.to_string(), "failed: 1 of 2 host(s) failed");
     }
 
     fn rollback_view(rows: &[HostRow]) -> RolloutView {
@@ -700,7 +690,7 @@ mod tests {
             row(6, 0, Skipped),
         ];
         rows[0].previous_release_id = Some(30);
-        rows[0].error = Some("hook failed".into());
+        rows[0].error = Some(Note::text("hook failed"));
         rows[0].finished_at = Some(8_000);
         rows[1].previous_release_id = Some(31);
         rows[1].finished_at = Some(7_000);
@@ -708,27 +698,34 @@ mod tests {
         let w = plan_step(&rollback_view(&rows), &running(true), &rows, &HashMap::new());
         let h1 = write_of(&w, 1);
         assert_eq!((h1.state, h1.finished_at), (Failed, Some(8_000)), "a failed host keeps saying it failed");
-        assert_eq!(h1.error.as_deref(), Some("hook failed\nput back on its previous release"));
+        assert_eq!(h1.error, Some(Note::PutBack { before: Some(Box::new(Note::text("hook failed"))) }));
+        assert_eq!(
+            h1.error.as_ref().map(Note::to_string).as_deref(),
+            Some("hook failed\nput back on its previous release")
+        );
         assert_eq!(h1.desired, DesiredChange::Set(30));
         let h2 = write_of(&w, 2);
         assert_eq!((h2.state, h2.finished_at), (RolledBack, Some(7_000)));
-        assert_eq!(h2.error.as_deref(), Some(PUT_BACK));
+        assert_eq!(h2.error, Some(Note::PutBack { before: None }));
         assert_eq!(h2.desired, DesiredChange::Set(31));
         let h3 = write_of(&w, 3);
         assert_eq!((h3.state, h3.finished_at), (Succeeded, Some(9_000)), "nothing to put back: left as is");
-        assert_eq!(h3.error.as_deref(), Some(NOTHING_TO_PUT_BACK));
+        assert_eq!(h3.error, Some(Note::NothingToPutBack { before: None }));
         assert_eq!(h3.desired, DesiredChange::Remove);
         let h4 = write_of(&w, 4);
         assert_eq!((h4.state, h4.desired), (Canceled, DesiredChange::Remove), "stopped unfinished");
         let h5 = write_of(&w, 5);
         assert_eq!(h5.state, Canceled);
-        assert!(h5.error.as_deref().is_some_and(|e| e.starts_with("not started: 1 of 5 host(s) failed")), "{h5:?}");
+        assert!(
+            matches!(&h5.error, Some(Note::NotStarted { reason: Some(r) }) if matches!(**r, Note::TooManyFailed { failed: 1, total: 5, .. })),
+            "{h5:?}"
+        );
         assert!(w.hosts.iter().all(|h| h.host != 6), "a skipped host is left alone");
         assert_eq!(w.outcome, Outcome::Finished(DeploymentStatus::RolledBack, vec![1, 2, 3, 4]));
         assert_eq!(w.environment_release, None, "a rolled back deployment does not set the environment");
         assert!(matches!(&w.deployment, DeploymentWrite::Ended { status: DeploymentStatus::RolledBack, .. }));
         assert_eq!(w.events.len(), 1);
-        assert!(w.events[0].what.starts_with("rolled_back: 1 of 5 host(s) failed"), "{:?}", w.events);
+        assert!(w.events[0].what.to_string().starts_with("rolled_back: 1 of 5 host(s) failed"), "{:?}", w.events);
     }
 
     #[test]
@@ -769,9 +766,9 @@ mod tests {
         assert_eq!(w.hosts[0], NewHostRow { host: 1, state: Queued, finished_at: None, error: None });
         assert_eq!(
             w.hosts[1],
-            NewHostRow { host: 2, state: Skipped, finished_at: Some(100), error: Some(SKIPPED.into()) }
+            NewHostRow { host: 2, state: Skipped, finished_at: Some(100), error: Some(Note::SkippedAtStart) }
         );
-        let what: Vec<&str> = w.events.iter().map(|e| e.what.as_str()).collect();
+        let what: Vec<String> = w.events.iter().map(|e| e.what.to_string()).collect();
         assert_eq!(
             what,
             [
@@ -795,12 +792,16 @@ mod tests {
         assert_eq!(t.deployment, 7);
         assert_eq!(t.hosts.len(), 1, "only its queued hosts are canceled: {:?}", t.hosts);
         assert_eq!((t.hosts[0].host, t.hosts[0].state, t.hosts[0].finished_at), (2, Canceled, Some(100)));
-        assert_eq!(t.hosts[0].error.as_deref(), Some("not started: an emergency rollback took over"));
+        assert_eq!(
+            t.hosts[0].error.as_ref().map(Note::to_string).as_deref(),
+            Some("not started: an emergency rollback took over")
+        );
         assert_eq!(
             t.end,
-            DeploymentWrite::Ended { status: DeploymentStatus::Canceled, reason: Some(EMERGENCY_TOOK_OVER.into()) }
+            DeploymentWrite::Ended { status: DeploymentStatus::Canceled, reason: Some(Note::EmergencyTookOver) }
         );
-        assert_eq!(t.event, Event { at: 100, what: "canceled: an emergency rollback took over".into() });
+        assert_eq!(t.event.what.to_string(), "canceled: an emergency rollback took over");
+        assert_eq!(t.event.at, 100);
         // Not an emergency: the lock refuses it, nothing is taken over.
         assert_eq!(plan_create(&facts(&targets, &[], false), Some((7, &rows)), 100).takeover, None);
     }
@@ -811,7 +812,7 @@ mod tests {
         let plan = |control, current| plan_control(3, Running, current, control, 10);
         assert_eq!(
             plan(Control::Pause, None).map(|(w, e)| (w, e.what)),
-            Ok((ControlWrite::Paused(true), "paused by an operator".into()))
+            Ok((ControlWrite::Paused(true), Note::PausedByOperator))
         );
         assert_eq!(plan(Control::Resume, None).map(|(w, _)| w), Ok(ControlWrite::Paused(false)));
         assert_eq!(plan(Control::Cancel, None).map(|(w, _)| w), Ok(ControlWrite::CancelRequested));

@@ -122,7 +122,7 @@ pub struct HostRowUpdate {
     pub deployment: i64,
     pub state: crate::HostDeployState,
     /// The agent's own text of a failure (it stays text).
-    pub error: Option<String>,
+    pub error: Option<crate::status::Note>,
     pub started_at: i64,
     /// Set when the state is final.
     pub finished_at: Option<i64>,
@@ -165,7 +165,7 @@ pub fn interpret(report: &ProjectReport, open: &[OpenRow], now: i64) -> Vec<Host
         // `current` already names (a redeploy): the activity decides first.
         let (next, error) = match &report.activity {
             Activity::Failed { release_id: r, error } if *r == release_id => {
-                (HostDeployState::Failed, Some(error.clone()))
+                (HostDeployState::Failed, Some(crate::status::Note::text(error.clone())))
             }
             Activity::Installing { release_id: r } if *r == release_id => (HostDeployState::Running, None),
             _ if report.current.as_ref().is_some_and(|c| c.release_id == release_id) => {
@@ -234,7 +234,8 @@ mod tests {
         assert_eq!((u[0].state, u[0].finished_at), (Succeeded, Some(300)));
         let failed = report(Activity::Failed { release_id: 5, error: "hook failed".into() }, Some(4));
         let u = interpret(&failed, &rows, 300);
-        assert_eq!((u[0].state, u[0].error.as_deref(), u[0].finished_at), (Failed, Some("hook failed"), Some(300)));
+        assert_eq!((u[0].state, u[0].finished_at), (Failed, Some(300)));
+        assert_eq!(u[0].error, Some(crate::status::Note::text("hook failed")), "the agent's text stays text");
         // About another release: says nothing of this row.
         assert!(interpret(&report(Activity::Idle, Some(4)), &rows, 300).is_empty());
         assert!(interpret(&report(Activity::Installing { release_id: 4 }, Some(5)), &rows, 300).len() == 1);

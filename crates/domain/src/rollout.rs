@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::status::Note;
 use crate::{DeploymentStatus, HostDeployState, Selector, Tags};
 
 /// How many hosts a batch holds.
@@ -424,12 +425,12 @@ pub enum Step {
     /// Put every host this rollout updated back on its previous release, then
     /// end as rolled back.
     RollBack {
-        reason: String,
+        reason: Note,
     },
     /// End. Hosts never started are recorded as canceled with `reason`.
     Finish {
         status: DeploymentStatus,
-        reason: Option<String>,
+        reason: Option<Note>,
     },
 }
 
@@ -441,7 +442,11 @@ pub fn next_step(v: &RolloutView) -> Step {
     let failed = v.hosts.iter().filter(|h| h.state == Failed).count();
     let in_flight = v.hosts.iter().any(|h| matches!(h.state, Pending | Running));
     if v.policy.max_failed.exceeded(failed, total) {
-        let reason = format!("{failed} of {total} host(s) failed ({})", limit_text(v.policy.max_failed));
+        let (at_most, percent) = match v.policy.max_failed {
+            FailLimit::Count(n) => (n, false),
+            FailLimit::Percent(p) => (u32::from(p), true),
+        };
+        let reason = Note::TooManyFailed { failed: count(failed), total: count(total), at_most, percent };
         return if v.policy.auto_rollback && !v.emergency {
             Step::RollBack { reason }
         } else if in_flight {
@@ -456,11 +461,11 @@ pub fn next_step(v: &RolloutView) -> Step {
     }
     let next = v.current_batch.map_or(0, |b| b + 1);
     if v.cancel_requested {
-        return Step::Finish { status: DeploymentStatus::Canceled, reason: Some("canceled by an operator".into()) };
+        return Step::Finish { status: DeploymentStatus::Canceled, reason: Some(Note::CanceledByOperator) };
     }
     if next >= v.batch_count {
         let status = if failed > 0 { DeploymentStatus::Failed } else { DeploymentStatus::Succeeded };
-        let reason = (failed > 0).then(|| format!("{failed} of {total} host(s) failed"));
+        let reason = (failed > 0).then(|| Note::HostsFailed { failed: count(failed), total: count(total) });
         return Step::Finish { status, reason };
     }
     if v.paused {
@@ -491,11 +496,9 @@ pub fn next_step(v: &RolloutView) -> Step {
     Step::StartBatch(next)
 }
 
-fn limit_text(limit: FailLimit) -> String {
-    match limit {
-        FailLimit::Count(n) => format!("at most {n} may fail"),
-        FailLimit::Percent(p) => format!("at most {p}% may fail"),
-    }
+/// A count of hosts, as a note says it.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -673,7 +676,9 @@ mod tests {
         assert_eq!(next_step(&keep), Step::Wait(Hold::BatchRunning));
         keep.hosts[2].state = Succeeded;
         match next_step(&keep) {
-            Step::Finish { status: DeploymentStatus::Failed, reason: Some(r) } => assert!(r.contains("1 of 4"), "{r}"),
+            Step::Finish { status: DeploymentStatus::Failed, reason: Some(r) } => {
+                assert!(r.to_string().contains("1 of 4"), "{r}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -724,6 +729,6 @@ mod tests {
         // 1 failed of 2 counted hosts is 50%, not 33%.
         let mut v = view(&[(0, Skipped), (0, Failed), (0, Succeeded)], Some(0), 1);
         v.policy.max_failed = FailLimit::Percent(40);
-        assert!(matches!(next_step(&v), Step::RollBack { reason } if reason.contains("1 of 2")));
+        assert!(matches!(next_step(&v), Step::RollBack { reason } if reason.to_string().contains("1 of 2")));
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use ferry_domain::rollout::RolloutOptions;
+use ferry_domain::status::Note;
 use ferry_domain::{DeploymentKind, DeploymentStatus, Digest, HostDeployState, Manifest, OfflinePolicy, Tags};
 
 /// The body of every error response.
@@ -667,16 +668,25 @@ pub struct DeploymentInfo {
     /// The batch most recently started (from 1); none before the first.
     #[serde(default)]
     pub current_batch: Option<u32>,
-    /// What a running deployment waits for.
+    /// What a running deployment waits for, in English.
     #[serde(default)]
     pub hold: Option<String>,
+    /// `hold` as a code with its arguments (`ferry_domain::status::Note`),
+    /// for rendering in another language; absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub hold_code: Option<Note>,
     #[serde(default)]
     pub paused: bool,
     #[serde(default)]
     pub emergency: bool,
-    /// Why it ended as it did.
+    /// Why it ended as it did, in English.
     #[serde(default)]
     pub reason: Option<String>,
+    /// `reason` as a code with its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub reason_code: Option<Note>,
     /// The release request it was made for (R24), if any.
     #[serde(default)]
     pub request: Option<i64>,
@@ -688,11 +698,48 @@ pub struct DeploymentInfo {
     pub events: Vec<DeploymentEventInfo>,
 }
 
+/// A status in English: from its code, or as the server wrote it (older
+/// servers send no code).
+fn english(code: Option<&Note>, text: Option<&str>) -> Option<String> {
+    code.map(ToString::to_string).or_else(|| text.map(str::to_string))
+}
+
+impl DeploymentInfo {
+    /// What it waits for, in English.
+    pub fn hold_text(&self) -> Option<String> {
+        english(self.hold_code.as_ref(), self.hold.as_deref())
+    }
+
+    /// Why it ended as it did, in English.
+    pub fn reason_text(&self) -> Option<String> {
+        english(self.reason_code.as_ref(), self.reason.as_deref())
+    }
+}
+
+impl DeploymentEventInfo {
+    /// What happened, in English.
+    pub fn text(&self) -> String {
+        english(self.code.as_ref(), Some(&self.what)).unwrap_or_default()
+    }
+}
+
+impl DeploymentHostInfo {
+    /// What was said of the host, in English.
+    pub fn error_text(&self) -> Option<String> {
+        english(self.error_code.as_ref(), self.error.as_deref())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentEventInfo {
     pub at: String,
+    /// What happened, in English.
     pub what: String,
+    /// `what` as a code with its arguments; absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub code: Option<Note>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -714,7 +761,13 @@ pub struct DeploymentHostInfo {
     pub from_version: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// What the server or the host's agent said of it, in English (an
+    /// agent's own text as it sent it).
     pub error: Option<String>,
+    /// `error` as a code with its arguments; absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub error_code: Option<Note>,
     pub bytes_downloaded: u64,
     pub bytes_reused: u64,
 }

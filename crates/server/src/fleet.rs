@@ -619,7 +619,7 @@ pub async fn deployment_info(state: &AppState, id: i64) -> ApiResult<DeploymentI
         .deployment_events(id)
         .await?
         .into_iter()
-        .map(|e| DeploymentEventInfo { at: rfc3339_from_millis(e.at), what: e.what })
+        .map(|e| DeploymentEventInfo { at: rfc3339_from_millis(e.at), what: e.what.to_string(), code: Some(e.what) })
         .collect();
     info.hosts = hosts
         .into_iter()
@@ -632,7 +632,8 @@ pub async fn deployment_info(state: &AppState, id: i64) -> ApiResult<DeploymentI
             from_version: h.from_version,
             started_at: h.started_at.map(rfc3339_from_millis),
             finished_at: h.finished_at.map(rfc3339_from_millis),
-            error: h.error,
+            error: h.error.as_ref().map(ToString::to_string),
+            error_code: h.error,
             bytes_downloaded: h.bytes_downloaded,
             bytes_reused: h.bytes_reused,
         })
@@ -657,10 +658,12 @@ pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
         rollout: row.policy.describe(),
         batch_count: row.batch_count,
         current_batch: row.current_batch.map(|b| b + 1),
-        hold: row.hold,
+        hold: row.hold.as_ref().map(ToString::to_string),
+        hold_code: row.hold,
         paused: row.paused,
         emergency: row.emergency,
-        reason: row.reason,
+        reason: row.reason.as_ref().map(ToString::to_string),
+        reason_code: row.reason,
         request: row.request_id,
         hosts: Vec::new(),
         events: Vec::new(),

@@ -17,6 +17,7 @@
 
 use ferry_domain::notify::{DEPLOY_FAILED, DEPLOY_FINISHED, DEPLOY_ROLLED_BACK, EventFacts};
 use ferry_domain::rollout::Step;
+use ferry_domain::status::Note;
 use ferry_domain::{DeploymentKind, DeploymentStatus};
 use ferry_store::{Advanced, Environment};
 
@@ -87,7 +88,7 @@ pub fn deployment_facts(d: &ferry_store::DeploymentRow) -> EventFacts {
         version: Some(d.version.clone()),
         kind: Some(d.kind.to_string()),
         status: Some(d.status.to_string()),
-        reason: d.reason.clone(),
+        reason: d.reason.as_ref().map(ToString::to_string),
         created_by: Some(d.created_by.clone()),
         created_at: Some(ferry_domain::rfc3339_from_millis(d.created_at)),
         finished_at: d.finished_at.map(ferry_domain::rfc3339_from_millis),
@@ -165,13 +166,13 @@ async fn balanced(state: &AppState, id: i64) -> ApiResult<bool> {
         if take_out.is_empty() && now_ms() >= applied_at.saturating_add(DRAIN_GRACE_MS) {
             return Ok(true);
         }
-        let hold = format!("letting connections to batch {} drain", batch + 1);
+        let hold = Note::Draining { batch: batch + 1 };
         state.db.hold_deployment(id, &hold, now_ms()).await?;
         return Ok(false);
     }
     let hold = match progress.errors.first() {
-        Some(e) => format!("load balancer: {e} (fix it, or cancel the deployment)"),
-        None => format!("waiting for the load balancer to take batch {} out", batch + 1),
+        Some(e) => Note::LoadBalancerFailed { error: e.to_string() },
+        None => Note::AwaitingLoadBalancer { batch: batch + 1 },
     };
     state.db.hold_deployment(id, &hold, now_ms()).await?;
     Ok(false)

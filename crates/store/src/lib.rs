@@ -278,7 +278,7 @@ pub trait Database: Send + Sync + 'static {
     async fn peek_deployment(&self, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>>;
     /// Records what the server holds a running deployment for (shown as its
     /// `hold`, and in its history when it changes).
-    async fn hold_deployment(&self, id: i64, hold: &str, now: i64) -> Result<()>;
+    async fn hold_deployment(&self, id: i64, hold: &ferry_domain::status::Note, now: i64) -> Result<()>;
     /// The hosts a rollout took out of its environment's load balancer and
     /// has not put back yet.
     async fn rollout_drained(&self, id: i64) -> Result<Vec<i64>>;

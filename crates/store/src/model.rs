@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use ferry_domain::OfflinePolicy;
 use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
+use ferry_domain::status::Note;
 use ferry_domain::{
     BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, HostDeployState, RequestAction,
     RequestKind, RequestState, Secret, Tags,
@@ -322,10 +323,10 @@ pub struct DeploymentRow {
     pub paused: bool,
     pub cancel_requested: bool,
     pub emergency: bool,
-    /// What a running deployment waits for, for people.
-    pub hold: Option<String>,
+    /// What a running deployment waits for.
+    pub hold: Option<Note>,
     /// Why it ended as it did.
-    pub reason: Option<String>,
+    pub reason: Option<Note>,
     /// The release request it was made for, if any.
     pub request_id: Option<i64>,
 }
@@ -334,7 +335,7 @@ pub struct DeploymentRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentEvent {
     pub at: i64,
-    pub what: String,
+    pub what: Note,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -350,7 +351,8 @@ pub struct DeploymentHostRow {
     pub state: HostDeployState,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
-    pub error: Option<String>,
+    /// What the server or the agent said of it.
+    pub error: Option<Note>,
     pub bytes_downloaded: u64,
     pub bytes_reused: u64,
 }

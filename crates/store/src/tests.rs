@@ -14,6 +14,7 @@ use crate::sqlite::SqliteDatabase;
 use crate::*;
 use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
+use ferry_domain::status::Note;
 
 async fn sqlite() -> (tempfile::TempDir, SqliteDatabase) {
     let dir = tempfile::tempdir().unwrap();
@@ -297,10 +298,10 @@ async fn one_failed_host_fails_the_deployment(db: &dyn Database) {
     // so nothing is put back and h2 is told to stop.
     let d = db.deployment(id).await.unwrap();
     assert_eq!(d.status, DeploymentStatus::Failed);
-    assert!(d.reason.as_deref().unwrap_or("").contains("1 of 2 host(s) failed"), "{d:?}");
+    assert!(d.reason.as_ref().map(Note::to_string).unwrap_or_default().contains("1 of 2 host(s) failed"), "{d:?}");
     let hosts = db.deployment_hosts(id).await.unwrap();
     assert_eq!((hosts[0].state, hosts[1].state), (HostDeployState::Failed, HostDeployState::Canceled));
-    assert!(hosts[0].error.as_deref().unwrap_or("").starts_with("disk full"));
+    assert!(hosts[0].error.as_ref().map(Note::to_string).unwrap_or_default().starts_with("disk full"));
     assert!(db.desired_for_host(h2.id).await.unwrap().is_empty());
     assert_eq!(db.environment_history(&e).await.unwrap().len(), 1);
 }
@@ -361,7 +362,7 @@ async fn a_rollout_goes_batch_by_batch(db: &dyn Database) {
     assert_eq!(states(&rows), [("h1", Pending), ("h2", Pending), ("h3", Queued), ("h4", Queued)]);
     assert_eq!(db.desired_for_host(hosts[2].id).await.unwrap()[0].release.id, r1.id, "batch 2 untouched");
     assert!(matches!(drive(db, id, 11).await, Advanced::Waiting(Hold::BatchRunning)));
-    assert!(db.deployment(id).await.unwrap().hold.unwrap().contains("batch 1 of 2"));
+    assert!(db.deployment(id).await.unwrap().hold.unwrap().to_string().contains("batch 1 of 2"));
 
     let done = |h: &Host| (h.id, ProjectReport { desired_since: 10, ..report(Some(&r2), Activity::Idle) });
     let (h, r) = done(&hosts[0]);
@@ -379,7 +380,7 @@ async fn a_rollout_goes_batch_by_batch(db: &dyn Database) {
     }
     let d = db.deployment(id).await.unwrap();
     assert_eq!((d.status, d.current_batch), (DeploymentStatus::Succeeded, Some(1)));
-    let events: Vec<String> = db.deployment_events(id).await.unwrap().into_iter().map(|e| e.what).collect();
+    let events: Vec<String> = db.deployment_events(id).await.unwrap().into_iter().map(|e| e.what.to_string()).collect();
     assert!(events[0].starts_with("created by admin: 4 host(s) in 2 batch(es), rolling"), "{events:?}");
     assert_eq!(events[1..], ["batch 1 of 2 started: 2 host(s)", "batch 2 of 2 started: 2 host(s)", "succeeded"]);
 }
@@ -398,11 +399,21 @@ async fn a_failure_stops_the_rollout_and_puts_updated_hosts_back(db: &dyn Databa
     apply(db, hosts[1].id, &failed, 12).await.unwrap();
     let d = db.deployment(id).await.unwrap();
     assert_eq!(d.status, DeploymentStatus::RolledBack);
-    assert!(d.reason.as_deref().unwrap_or("").contains("1 of 4 host(s) failed"), "{d:?}");
+    assert!(d.reason.as_ref().map(Note::to_string).unwrap_or_default().contains("1 of 4 host(s) failed"), "{d:?}");
     let rows = db.deployment_hosts(id).await.unwrap();
     assert_eq!(states(&rows), [("h1", RolledBack), ("h2", Failed), ("h3", Canceled), ("h4", Canceled)]);
-    assert_eq!(rows[1].error.as_deref(), Some("health check failed\nput back on its previous release"));
-    assert!(rows[2].error.as_deref().unwrap_or("").starts_with("not started: 1 of 4 host(s) failed"));
+    assert_eq!(
+        rows[1].error.as_ref().map(Note::to_string).as_deref(),
+        Some("health check failed\nput back on its previous release")
+    );
+    assert!(
+        rows[2]
+            .error
+            .as_ref()
+            .map(Note::to_string)
+            .unwrap_or_default()
+            .starts_with("not started: 1 of 4 host(s) failed")
+    );
     for h in &hosts {
         assert_eq!(db.desired_for_host(h.id).await.unwrap()[0].release.id, r1.id, "{} is meant to run v1", h.name);
     }
@@ -419,7 +430,7 @@ async fn operators_pause_promote_and_cancel(db: &dyn Database) {
     let ok = |at: i64| ProjectReport { desired_since: at, ..report(Some(&r2), Activity::Idle) };
     apply(db, hosts[0].id, &ok(10), 11).await.unwrap();
     assert!(matches!(drive(db, id, 12).await, Advanced::Waiting(Hold::Promotion { .. })));
-    assert!(db.deployment(id).await.unwrap().hold.unwrap().contains("promote"));
+    assert!(db.deployment(id).await.unwrap().hold.unwrap().to_string().contains("promote"));
     db.control_deployment(id, RolloutControl::Pause, 13).await.unwrap();
     db.control_deployment(id, RolloutControl::Promote, 13).await.unwrap();
     assert!(matches!(drive(db, id, 14).await, Advanced::Waiting(Hold::Paused)), "paused wins over promoted");
@@ -451,7 +462,7 @@ async fn an_emergency_takes_over_from_a_running_rollout(db: &dyn Database) {
     let id = start(db, back, 12).await.unwrap();
     let old = db.deployment(slow).await.unwrap();
     assert_eq!(old.status, DeploymentStatus::Canceled);
-    assert_eq!(old.reason.as_deref(), Some("an emergency rollback took over"));
+    assert_eq!(old.reason, Some(Note::EmergencyTookOver));
     assert_eq!(db.deployment_hosts(slow).await.unwrap()[3].state, Canceled);
     let rows = db.deployment_hosts(id).await.unwrap();
     assert!(rows.iter().all(|h| h.state == Pending), "every host at once: {:?}", states(&rows));
@@ -479,7 +490,7 @@ async fn offline_targets_fail_after_the_timeout(db: &dyn Database) {
     let hosts = db.deployment_hosts(id).await.unwrap();
     assert_eq!(hosts[0].state, HostDeployState::Pending, "h1 is online");
     assert_eq!(hosts[1].state, HostDeployState::Failed);
-    assert!(hosts[1].error.as_deref().unwrap_or("").contains("offline"));
+    assert!(hosts[1].error.as_ref().map(Note::to_string).unwrap_or_default().contains("offline"));
     assert_eq!(db.mark_silent_hosts_offline(11).await.unwrap(), vec![h1.id]);
 }
 
@@ -584,7 +595,11 @@ async fn a_dead_target_fails_after_missed_heartbeats_unless_waited_for(db: &dyn 
     assert_eq!(db.fail_offline_targets(10 + 301, 100).await.unwrap(), vec![id]);
     let hosts = db.deployment_hosts(id).await.unwrap();
     assert_eq!((hosts[0].state, hosts[1].state), (HostDeployState::Pending, HostDeployState::Failed));
-    assert!(hosts[1].error.as_deref().unwrap_or("").contains("heartbeats missed"), "{:?}", hosts[1].error);
+    assert!(
+        hosts[1].error.as_ref().map(Note::to_string).unwrap_or_default().contains("heartbeats missed"),
+        "{:?}",
+        hosts[1].error
+    );
 }
 
 async fn skipped_targets_get_the_release_only_when_the_deployment_succeeds(db: &dyn Database) {
@@ -1535,7 +1550,9 @@ async fn hosts_remember_what_ran_and_targets_go_to_their_own_release(db: &dyn Da
     let rows = db.deployment_hosts(id).await.unwrap();
     let shown: Vec<_> = rows.iter().map(|h| (h.host.as_str(), h.version.as_str(), h.from_version.as_deref())).collect();
     assert_eq!(shown, [("h1", "v1", Some("v2")), ("h2", "v2", None)]);
-    assert!(db.deployment_events(id).await.unwrap().iter().any(|e| e.what == "left as is: h3 already runs v1"));
+    assert!(
+        db.deployment_events(id).await.unwrap().iter().any(|e| e.what.to_string() == "left as is: h3 already runs v1")
+    );
     let back_to = |r: &Release| ProjectReport { desired_since: 20, ..report(Some(r), Activity::Idle) };
     apply(db, h1.id, &back_to(&r1), 21).await.unwrap();
     apply(db, h2.id, &back_to(&r2), 21).await.unwrap();

@@ -348,6 +348,36 @@ catalogue! {
     repo_url: "Git repository (optional)", "Git 仓库（可选）";
     create_env: "Add environment", "添加环境";
     env_selector_help: "Host tags, e.g. role=web,env=prod", "主机标签，例如 role=web,env=prod";
+    // Status codes (`ferry_domain::status::Note`), rendered by the
+    // server's `ui/notes.rs`: `{name}` is filled with the code's argument.
+    n_created: "created by {by}: {hosts} host(s) in {batches} batch(es), {rollout}", "由 {by} 创建：{hosts} 台主机，分 {batches} 批，{rollout}";
+    n_skipped_offline: "{hosts} host(s) offline at the start skipped", "开始时离线的 {hosts} 台主机已跳过";
+    n_batch_started: "batch {batch} of {of} started: {hosts} host(s)", "第 {batch}/{of} 批已开始：{hosts} 台主机";
+    n_ended: "{status}: {reason}", "{status}：{reason}";
+    n_paused_by_operator: "paused by an operator", "已被操作员暂停";
+    n_resumed_by_operator: "resumed by an operator", "已被操作员恢复";
+    n_cancel_asked: "cancel asked by an operator", "操作员已请求取消";
+    n_promoted_by_operator: "promoted by an operator", "已被操作员推进";
+    n_batch_at_work: "batch {batch} of {of} at work", "第 {batch}/{of} 批进行中";
+    n_paused: "paused (ferry deployment resume)", "已暂停（ferry deployment resume）";
+    n_awaiting_promotion: "waiting for promote before batch {batch}", "等待推进后开始第 {batch} 批";
+    n_awaiting_promotion_until: "waiting for promote before batch {batch}, or until {until}", "等待推进后开始第 {batch} 批，或等到 {until}";
+    n_pausing_until: "pausing before batch {batch} until {until}", "第 {batch} 批开始前暂停至 {until}";
+    n_draining: "letting connections to batch {batch} drain", "正在等待第 {batch} 批的连接排空";
+    n_awaiting_load_balancer: "waiting for the load balancer to take batch {batch} out", "等待负载均衡器摘除第 {batch} 批";
+    n_load_balancer_failed: "load balancer: {error} (fix it, or cancel the deployment)", "负载均衡器：{error}（请修复，或取消部署）";
+    n_hosts_failed: "{failed} of {total} host(s) failed", "{total} 台主机中 {failed} 台失败";
+    n_too_many_failed: "{failed} of {total} host(s) failed (at most {at_most} may fail)", "{total} 台主机中 {failed} 台失败（最多允许 {at_most} 台失败）";
+    n_too_many_failed_percent: "{failed} of {total} host(s) failed (at most {at_most}% may fail)", "{total} 台主机中 {failed} 台失败（最多允许 {at_most}% 失败）";
+    n_canceled_by_operator: "canceled by an operator", "已被操作员取消";
+    n_emergency_took_over: "an emergency rollback took over", "紧急回滚已接管";
+    n_skipped_at_start: "offline at the start: skipped; it gets this release when it returns if the deployment succeeds", "开始时离线：已跳过；若部署成功，主机恢复在线后会获得此版本";
+    n_not_started: "not started: {reason}", "未开始：{reason}";
+    n_deployment_ended: "the deployment ended", "部署已结束";
+    n_put_back: "put back on its previous release", "已恢复到之前的版本";
+    n_nothing_to_put_back: "no earlier release to put back; left as is", "没有更早的版本可恢复；保持原样";
+    n_offline_timed_out: "host offline: no heartbeat within the offline timeout; it will converge when it reconnects", "主机离线：在离线超时内没有心跳；重新连接后会自动收敛";
+    n_stopped_answering: "host stopped answering during its batch: {missed} heartbeats missed ({silent_ms} ms silent)", "主机在其批次中停止响应：错过 {missed} 次心跳（静默 {silent_ms} 毫秒）";
 }
 
 impl Text {
@@ -408,7 +438,8 @@ mod tests {
         }
         // Chinese text is Chinese, except names and symbols that read the
         // same in both.
-        let same = ["app_name", "not_deployed"];
+        // `n_ended` is a status word and a reason, each translated.
+        let same = ["app_name", "not_deployed", "n_ended"];
         for (key, text) in zh {
             let cjk = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
             assert!(cjk || same.contains(&key), "{key} is not translated: {text}");

@@ -15,6 +15,7 @@ mod accounts;
 mod actions;
 mod grid;
 mod live;
+mod notes;
 mod pages;
 mod picture;
 mod requests;

@@ -85,8 +85,9 @@ pub(super) fn deployment_item(d: &DeploymentRow) -> DeploymentItem {
         created_by: d.created_by.clone(),
         created: when(d.created_at),
         batch,
-        promote: match d.hold.as_deref() {
-            Some(h) if h.starts_with("waiting for promote") && !d.status.is_terminal() => {
+        promote: match &d.hold {
+            // A hold from before codes says it in words.
+            Some(h) if h.to_string().starts_with("waiting for promote") && !d.status.is_terminal() => {
                 format!("ferry deployment promote {}", d.id)
             }
             _ => String::new(),
@@ -461,8 +462,8 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
         item: deployment_item(&d),
         running,
         paused: d.paused,
-        hold: d.hold.clone().unwrap_or_default(),
-        reason: d.reason.clone().unwrap_or_default(),
+        hold: d.hold.as_ref().map(|n| super::notes::render(n, v.lang.text())).unwrap_or_default(),
+        reason: d.reason.as_ref().map(|n| super::notes::render(n, v.lang.text())).unwrap_or_default(),
         hosts: hosts
             .iter()
             .map(|h| DeploymentHostView {
@@ -472,12 +473,12 @@ async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<D
                 state: Status::new(h.state.to_string()),
                 started: when_opt(h.started_at),
                 finished: when_opt(h.finished_at),
-                error: h.error.clone().unwrap_or_default(),
+                error: h.error.as_ref().map(|n| super::notes::render(n, v.lang.text())).unwrap_or_default(),
                 downloaded: size(h.bytes_downloaded),
                 reused: size(h.bytes_reused),
             })
             .collect(),
-        events: events.into_iter().map(|e| (when(e.at), e.what)).collect(),
+        events: events.into_iter().map(|e| (when(e.at), super::notes::render(&e.what, v.lang.text()))).collect(),
         may_control,
         may_retry,
         waits_for_promotion,

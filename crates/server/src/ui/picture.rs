@@ -49,7 +49,9 @@ pub async fn picture(
         Some(Step::Wait(Hold::Promotion { until: None })) => (t.step_gate.to_string(), true),
         Some(Step::Wait(Hold::Until(until))) => (format!("{} {}", t.step_pause_until, when(until)), false),
         Some(Step::StartBatch(b)) => (format!("{} {}/{count}", t.step_start_batch, b + 1), false),
-        Some(Step::RollBack { reason }) => (format!("{} {reason}", t.step_roll_back), false),
+        Some(Step::RollBack { reason }) => {
+            (format!("{} {}", t.step_roll_back, super::notes::render(&reason, t)), false)
+        }
         Some(Step::Finish { .. }) => (t.step_finish.to_string(), false),
     };
     Ok(RolloutPicture { batches, next, gate })

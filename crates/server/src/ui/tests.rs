@@ -144,3 +144,52 @@ async fn another_site_cannot_sign_a_browser_in() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(resp.headers().get(header::SET_COOKIE).is_none());
 }
+
+/// The deployment page in `lang` (the language cookie), as the administrator.
+async fn deployment_page(f: &Fixture, lang: &str) -> String {
+    let session = session_of(f, &f.people[0]).await;
+    let req = Request::get(format!("/deployments/{}", f.deployment))
+        .header(header::COOKIE, format!("{}={session}; {}={lang}", session::SESSION_COOKIE, session::LANG_COOKIE))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(f.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn a_deployment_s_history_and_hold_read_in_the_reader_s_language() {
+    let f = fixture().await;
+    assert_eq!(f.people[0].name, "admin");
+    f.state.db.control_deployment(f.deployment, ferry_store::RolloutControl::Pause, 10).await.unwrap();
+    f.state.db.advance_deployment(f.deployment, 11).await.unwrap();
+    // An agent's text stays text, in every language, even when it looks
+    // like a code.
+    let forged = ferry_domain::status::Note::text(r#"{"code":"paused"}"#);
+    f.state.db.hold_deployment(f.deployment, &forged, 12).await.unwrap();
+
+    let zh = deployment_page(&f, "zh-CN").await;
+    for said in ["由 admin 创建：0 台主机，分 1 批", "已被操作员暂停", "已暂停（ferry deployment resume）"]
+    {
+        assert!(zh.contains(said), "the Chinese page lacks {said:?}:\n{zh}");
+    }
+    assert!(!zh.contains("created by admin") && !zh.contains("paused by an operator"), "English on the Chinese page");
+    assert!(zh.contains("{&#34;code&#34;:&#34;paused&#34;}"), "the forged text is shown as text:\n{zh}");
+
+    let en = deployment_page(&f, "en").await;
+    for said in
+        ["created by admin: 0 host(s) in 1 batch(es)", "paused by an operator", "paused (ferry deployment resume)"]
+    {
+        assert!(en.contains(said), "the English page lacks {said:?}");
+    }
+    assert!(!en.contains("已被操作员暂停"));
+
+    // The API keeps its English text and adds the code next to it.
+    let info = crate::fleet::deployment_info(&f.state, f.deployment).await.unwrap();
+    let created = &info.events[0];
+    assert!(created.what.starts_with("created by admin: "), "{created:?}");
+    assert!(matches!(created.code, Some(ferry_domain::status::Note::Created { .. })), "{created:?}");
+    assert_eq!(info.hold.as_deref(), Some(r#"{"code":"paused"}"#));
+    assert_eq!(info.hold_code, Some(forged));
+}

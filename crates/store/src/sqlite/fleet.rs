@@ -102,7 +102,7 @@ pub(super) async fn fail_offline_targets(pool: &SqlitePool, now: i64, heartbeat_
              WHERE deployment_id = ? AND host_id = ? AND state IN ('pending', 'running')",
         )
         .bind(now)
-        .bind(why)
+        .bind(why.to_stored())
         .bind(deployment_id)
         .bind(host_id)
         .execute(&mut *tx)

@@ -18,6 +18,7 @@ use ferry_domain::audit::{AuditKey, AuditRecord, GENESIS_HASH, Scheme};
 use ferry_domain::report::{LogLine as AgentLogLine, ProjectReport};
 use ferry_domain::rollout::{RolloutPolicy, Step};
 use ferry_domain::stats::DeploymentFacts;
+use ferry_domain::status::Note;
 use ferry_domain::{BadMark, BuildStatus, DeploymentKind, DeploymentStatus, Digest, Freeze, Secret, Tags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -288,8 +289,8 @@ fn deployment_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRow> {
         paused: r.try_get::<i64, _>("paused")? != 0,
         cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
         emergency: r.try_get::<i64, _>("emergency")? != 0,
-        hold: r.try_get("hold")?,
-        reason: r.try_get("reason")?,
+        hold: r.try_get::<Option<String>, _>("hold")?.as_deref().map(Note::from_stored),
+        reason: r.try_get::<Option<String>, _>("reason")?.as_deref().map(Note::from_stored),
         forced: r.try_get::<i64, _>("forced")? != 0,
         freeze_ignored: r.try_get::<i64, _>("freeze_ignored")? != 0,
         request_id: r.try_get("request_id")?,
@@ -1201,7 +1202,7 @@ impl Database for SqliteDatabase {
         rollout::peek(&self.pool, id, now).await
     }
 
-    async fn hold_deployment(&self, id: i64, hold: &str, now: i64) -> Result<()> {
+    async fn hold_deployment(&self, id: i64, hold: &Note, now: i64) -> Result<()> {
         rollout::set_hold(&self.pool, id, hold, now).await
     }
 
@@ -1235,7 +1236,9 @@ impl Database for SqliteDatabase {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(DeploymentEvent { at: r.try_get(0)?, what: r.try_get(1)? })).collect()
+        rows.iter()
+            .map(|r| Ok(DeploymentEvent { at: r.try_get(0)?, what: Note::from_stored(&r.try_get::<String, _>(1)?) }))
+            .collect()
     }
 
     async fn deployment(&self, id: i64) -> Result<DeploymentRow> {
@@ -1266,7 +1269,7 @@ impl Database for SqliteDatabase {
                     state: parse(&r.try_get::<String, _>(2)?)?,
                     started_at: r.try_get(3)?,
                     finished_at: r.try_get(4)?,
-                    error: r.try_get(5)?,
+                    error: r.try_get::<Option<String>, _>(5)?.as_deref().map(Note::from_stored),
                     bytes_downloaded: r.try_get::<i64, _>(6)?.try_into().unwrap_or(0),
                     bytes_reused: r.try_get::<i64, _>(7)?.try_into().unwrap_or(0),
                     batch: r.try_get::<i64, _>(8)?.try_into().unwrap_or(0),

@@ -77,7 +77,7 @@ pub(super) async fn apply(pool: &SqlitePool, host_id: i64, report: &ProjectRepor
              WHERE deployment_id = ? AND host_id = ?",
         )
         .bind(u.state.as_str())
-        .bind(&u.error)
+        .bind(u.error.as_ref().map(ferry_domain::status::Note::to_stored))
         .bind(u.started_at)
         .bind(u.finished_at)
         .bind(u.bytes_downloaded)

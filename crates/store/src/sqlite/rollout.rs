@@ -1,6 +1,10 @@
 //! Deployments as durable rollouts: creating one with its plan, taking one
 //! orchestrator step at a time, and recording operators' requests.
 //!
+//! Status texts (events, holds, reasons, host errors) are
+//! `ferry_domain::status::Note`s, stored with `Note::to_stored` and read with
+//! `Note::from_stored`.
+//!
 //! Every decision is `ferry_domain::orchestrate`'s: each function here is one
 //! transaction (`BEGIN IMMEDIATE`) that reads the rows the decision needs,
 //! calls it, and writes the rows it returns. Another backend does the same
@@ -27,6 +31,7 @@ use ferry_domain::orchestrate::{
     NewTarget, Outcome, RunningDeployment,
 };
 use ferry_domain::rollout::{RolloutView, Step};
+use ferry_domain::status::Note;
 use ferry_domain::{DeploymentStatus, HostDeployState};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -111,7 +116,7 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
         .bind(row.state.as_str())
         .bind(i64::from(target.batch))
         .bind(row.finished_at)
-        .bind(&row.error)
+        .bind(row.error.as_ref().map(Note::to_stored))
         .execute(&mut *tx)
         .await?;
     }
@@ -131,7 +136,7 @@ async fn event(conn: &mut SqliteConnection, id: i64, e: &Event) -> Result<()> {
     .bind(id)
     .bind(id)
     .bind(e.at)
-    .bind(&e.what)
+    .bind(e.what.to_stored())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -156,7 +161,7 @@ async fn host_rows(conn: &mut SqliteConnection, id: i64) -> Result<Vec<HostRow>>
             previous_release_id: r.try_get(4)?,
             started_at: r.try_get(5)?,
             finished_at: r.try_get(6)?,
-            error: r.try_get(7)?,
+            error: r.try_get::<Option<String>, _>(7)?.as_deref().map(Note::from_stored),
         })
     })
     .collect()
@@ -198,7 +203,7 @@ async fn load(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Option<L
     let running = RunningDeployment {
         release_id: d.try_get("release_id")?,
         whole_env: flag("whole_env")?,
-        hold: d.try_get("hold")?,
+        hold: d.try_get::<Option<String>, _>("hold")?.as_deref().map(Note::from_stored),
     };
     Ok(Some(Loaded { view, running, rows, project_id: d.try_get("project_id")?, env_id: d.try_get("env_id")? }))
 }
@@ -262,7 +267,7 @@ async fn write_host(conn: &mut SqliteConnection, id: i64, h: &HostWrite) -> Resu
     .bind(h.previous_release_id)
     .bind(h.started_at)
     .bind(h.finished_at)
-    .bind(&h.error)
+    .bind(h.error.as_ref().map(Note::to_stored))
     .bind(id)
     .bind(h.host)
     .execute(&mut *conn)
@@ -274,7 +279,9 @@ async fn write_host(conn: &mut SqliteConnection, id: i64, h: &HostWrite) -> Resu
 async fn write_deployment(conn: &mut SqliteConnection, id: i64, w: &DeploymentWrite, at: i64) -> Result<()> {
     let query = match w {
         DeploymentWrite::Unchanged => return Ok(()),
-        DeploymentWrite::Hold(text) => sqlx::query("UPDATE deployments SET hold = ? WHERE id = ?").bind(text.clone()),
+        DeploymentWrite::Hold(text) => {
+            sqlx::query("UPDATE deployments SET hold = ? WHERE id = ?").bind(text.to_stored())
+        }
         DeploymentWrite::BatchStarted(batch) => {
             sqlx::query("UPDATE deployments SET current_batch = ?, hold = NULL WHERE id = ?").bind(i64::from(*batch))
         }
@@ -282,7 +289,7 @@ async fn write_deployment(conn: &mut SqliteConnection, id: i64, w: &DeploymentWr
             sqlx::query("UPDATE deployments SET status = ?, finished_at = ?, reason = ?, hold = NULL WHERE id = ?")
                 .bind(status.as_str())
                 .bind(at)
-                .bind(reason.clone())
+                .bind(reason.as_ref().map(Note::to_stored))
         }
     };
     query.bind(id).execute(&mut *conn).await?;
@@ -300,16 +307,17 @@ pub(super) async fn peek(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<
 
 /// Records what a running deployment waits for, when the server (not
 /// `next_step`) holds it, e.g. for the load balancer.
-pub(super) async fn set_hold(pool: &SqlitePool, id: i64, hold: &str, now: i64) -> Result<()> {
+pub(super) async fn set_hold(pool: &SqlitePool, id: i64, hold: &Note, now: i64) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let stored = hold.to_stored();
     let changed = sqlx::query("UPDATE deployments SET hold = ? WHERE id = ? AND status = 'running' AND hold IS NOT ?")
-        .bind(hold)
+        .bind(&stored)
         .bind(id)
-        .bind(hold)
+        .bind(&stored)
         .execute(&mut *tx)
         .await?;
     if changed.rows_affected() > 0 {
-        event(&mut tx, id, &Event { at: now, what: hold.to_string() }).await?;
+        event(&mut tx, id, &Event { at: now, what: hold.clone() }).await?;
     }
     tx.commit().await?;
     Ok(())
