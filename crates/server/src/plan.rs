@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferry_domain::guards::{self, Flags, Refusal};
 use ferry_domain::{Digest, Manifest};
 use ferry_proto::api::{CreateDeployment, DeploymentPlan, PlannedBatch, PlannedHost};
 use ferry_store::{Release, StoreError, User};
@@ -24,12 +25,24 @@ pub async fn dry_run(
 ) -> ApiResult<DeploymentPlan> {
     let planned = fleet::plan_deployment(state, caller, project, req, Authority::Caller).await?;
     let PlannedDeployment { project, env, release, new, superseded, hosts } = planned;
-    // The lock (R19) is taken when the store records the deployment: say
-    // now what it would answer. An emergency takes over instead.
-    if !new.emergency
-        && let Some(running) = state.db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name)
-    {
-        return Err(StoreError::Locked { running: running.id }.into());
+    // The store checks the freeze, the bad mark and the lock (R19) when it
+    // records the deployment: say now what it would answer, by the same
+    // rule (`ferry_domain::guards::check`). An emergency takes over instead.
+    let now = crate::now_ms();
+    let freeze = state.db.environment_freeze(&env, now).await?;
+    let running = state.db.lock_holders(Some(&project)).await?.into_iter().find(|d| d.env == env.name).map(|d| d.id);
+    let flags = Flags { ignore_freeze: new.ignore_freeze, forced: new.forced, emergency: new.emergency };
+    match guards::check(freeze.as_ref().map(|f| &f.freeze), release.bad.as_ref(), running, flags, now) {
+        Ok(_) => {}
+        Err(Refusal::Frozen(f)) => {
+            let (project, env, freeze) = (project.name.clone(), env.name.clone(), f.clone());
+            return Err(StoreError::Frozen { project, env, freeze }.into());
+        }
+        Err(Refusal::MarkedBad(mark)) => {
+            let (project, version, mark) = (project.name.clone(), release.version.clone(), mark.clone());
+            return Err(StoreError::MarkedBad { project, version, mark }.into());
+        }
+        Err(Refusal::Locked { running }) => return Err(StoreError::Locked { running }.into()),
     }
     let past = state.db.hosts_past(&project).await?;
     let mut releases = Releases { state, by_id: BTreeMap::new(), manifests: BTreeMap::new() };
