@@ -368,7 +368,7 @@ pub struct NewDeploymentFacts<'a> {
     pub policy: String,
     /// Said in its history at its creation (e.g. hosts a rollback leaves
     /// alone, and why).
-    pub notes: &'a [String],
+    pub notes: &'a [Note],
     pub emergency: bool,
 }
 
@@ -451,7 +451,7 @@ pub fn plan_create(new: &NewDeploymentFacts<'_>, running: Option<(i64, &[HostRow
     if skipped > 0 {
         events.push(Event { at: now, what: Note::SkippedOffline { hosts: count(skipped) } });
     }
-    events.extend(new.notes.iter().map(|n| Event { at: now, what: Note::text(n.clone()) }));
+    events.extend(new.notes.iter().map(|n| Event { at: now, what: n.clone() }));
     CreateWrites { takeover, hosts, events }
 }
 
@@ -749,7 +749,7 @@ mod tests {
         assert_eq!(preview(&view_of(&rows, Some(0), 1, 0), &rows), (Step::Wait(Hold::BatchRunning), vec![]));
     }
 
-    fn facts<'a>(targets: &'a [NewTarget], notes: &'a [String], emergency: bool) -> NewDeploymentFacts<'a> {
+    fn facts<'a>(targets: &'a [NewTarget], notes: &'a [Note], emergency: bool) -> NewDeploymentFacts<'a> {
         NewDeploymentFacts { created_by: "alice", targets, batch_count: 2, policy: "rolling".into(), notes, emergency }
     }
 
@@ -760,7 +760,7 @@ mod tests {
             NewTarget { host: 2, skipped: true },
             NewTarget { host: 3, skipped: false },
         ];
-        let notes = ["left as is: web-9".to_string()];
+        let notes = [Note::AlreadyRuns { host: "web-9".into(), version: "v1".into() }];
         let w = plan_create(&facts(&targets, &notes, false), None, 100);
         assert_eq!(w.takeover, None);
         assert_eq!(w.hosts[0], NewHostRow { host: 1, state: Queued, finished_at: None, error: None });
@@ -774,7 +774,7 @@ mod tests {
             [
                 "created by alice: 2 host(s) in 2 batch(es), rolling",
                 "1 host(s) offline at the start skipped",
-                &notes[0]
+                "left as is: web-9 already runs v1"
             ]
         );
         assert!(w.events.iter().all(|e| e.at == 100));

@@ -46,6 +46,25 @@ pub enum Note {
         status: DeploymentStatus,
         reason: Option<Box<Note>>,
     },
+    /// A rollback leaves `host` alone: it already runs `version`.
+    AlreadyRuns {
+        host: String,
+        version: String,
+    },
+    /// A rollback leaves `host` alone: it ran nothing earlier (that is not
+    /// marked bad, when `not_bad`).
+    NothingEarlier {
+        host: String,
+        not_bad: bool,
+    },
+    /// The promotion order was skipped by `by`: `version` need not have
+    /// succeeded on `upstream`; `reason` is theirs.
+    PromotionSkipped {
+        by: String,
+        version: String,
+        upstream: String,
+        reason: String,
+    },
     PausedByOperator,
     ResumedByOperator,
     CancelAsked,
@@ -161,6 +180,14 @@ impl Note {
             Note::SkippedOffline { hosts: 1 },
             Note::BatchStarted { batch: 1, of: 2, hosts: 3 },
             Note::Ended { status: DeploymentStatus::RolledBack, reason: reason() },
+            Note::AlreadyRuns { host: "web-1".into(), version: "v3".into() },
+            Note::NothingEarlier { host: "web-2".into(), not_bad: true },
+            Note::PromotionSkipped {
+                by: "bob".into(),
+                version: "v4".into(),
+                upstream: "staging".into(),
+                reason: "hotfix".into(),
+            },
             Note::PausedByOperator,
             Note::ResumedByOperator,
             Note::CancelAsked,
@@ -193,6 +220,9 @@ impl Note {
             Note::SkippedOffline { .. } => "skipped_offline",
             Note::BatchStarted { .. } => "batch_started",
             Note::Ended { .. } => "ended",
+            Note::AlreadyRuns { .. } => "already_runs",
+            Note::NothingEarlier { .. } => "nothing_earlier",
+            Note::PromotionSkipped { .. } => "promotion_skipped",
             Note::PausedByOperator => "paused_by_operator",
             Note::ResumedByOperator => "resumed_by_operator",
             Note::CancelAsked => "cancel_asked",
@@ -239,6 +269,16 @@ impl fmt::Display for Note {
             Note::BatchStarted { batch, of, hosts } => write!(f, "batch {batch} of {of} started: {hosts} host(s)"),
             Note::Ended { status, reason: Some(r) } => write!(f, "{status}: {r}"),
             Note::Ended { status, reason: None } => write!(f, "{status}"),
+            Note::AlreadyRuns { host, version } => write!(f, "left as is: {host} already runs {version}"),
+            Note::NothingEarlier { host, not_bad } => write!(
+                f,
+                "left as is: {host} has no earlier successfully deployed version{} to roll back to",
+                if *not_bad { " that is not marked bad" } else { "" }
+            ),
+            Note::PromotionSkipped { by, version, upstream, reason } => write!(
+                f,
+                "promotion order skipped by {by} (version {version} need not have succeeded on '{upstream}'): {reason}"
+            ),
             Note::PausedByOperator => f.write_str("paused by an operator"),
             Note::ResumedByOperator => f.write_str("resumed by an operator"),
             Note::CancelAsked => f.write_str("cancel asked by an operator"),

@@ -13,6 +13,7 @@ use ferry_domain::notify;
 use ferry_domain::offline::{self, AtStart};
 use ferry_domain::placement::{self, Placement};
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
+use ferry_domain::status::Note;
 use ferry_domain::vars::{self, SecretMask, Var, VarScope};
 use ferry_domain::{
     DeploymentKind, HostPast, HostRollback, Selector, Tags, host_rollback_target, release_name, rfc3339_from_millis,
@@ -351,19 +352,27 @@ pub async fn plan_deployment(
             for (host, outcome) in targets.iter().zip(plan) {
                 match outcome {
                     HostRollback::To { release, from } => moves.push((*host, release, from)),
-                    HostRollback::AlreadyThere(r) => stays.push(format!("{} already runs {}", host.name, version(r))),
-                    HostRollback::NothingEarlier => stays.push(format!(
-                        "{} has no earlier successfully deployed version{} to roll back to",
-                        host.name,
-                        if bad { " that is not marked bad" } else { "" }
-                    )),
+                    HostRollback::AlreadyThere(r) => {
+                        stays.push(Note::AlreadyRuns { host: host.name.clone(), version: version(r) })
+                    }
+                    HostRollback::NothingEarlier => {
+                        stays.push(Note::NothingEarlier { host: host.name.clone(), not_bad: bad })
+                    }
                 }
             }
             // An emergency that stops a running deployment changes something
             // even when no host moves: it is recorded, and ends that one.
             if moves.is_empty() && superseded.is_none() {
                 let hint = if named.is_none() { "; name a version with --to VERSION" } else { "" };
-                let what = if stays.is_empty() { "it has no hosts".to_string() } else { stays.join("; ") };
+                let what = match stays.is_empty() {
+                    true => "it has no hosts".to_string(),
+                    // Each says "left as is: ..."; the refusal says why alone.
+                    false => stays
+                        .iter()
+                        .map(|s| s.to_string().trim_start_matches("left as is: ").to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                };
                 return Err(ApiError::Conflict(format!(
                     "nothing to roll back in {}/{}: {what}{hint}",
                     project.name, env.name
@@ -382,15 +391,14 @@ pub async fn plan_deployment(
                     ))
                 })?,
             };
-            let notes = stays.into_iter().map(|s| format!("left as is: {s}")).collect();
-            (release, moves, notes)
+            (release, moves, stays)
         }
     };
     // The order of environments (R23): the version must have succeeded on
     // every host of the environment this one comes after, unless someone
     // with the production right skips it, saying why. Going back is never
     // held up (see `promotion`).
-    let mut notes: Vec<String> = notes;
+    let mut notes: Vec<Note> = notes;
     notes.extend(crate::promotion::check(state, caller, &project, &env, &release, req).await?);
     let releases_named: BTreeMap<i64, String> = {
         let mut out = BTreeMap::new();

@@ -102,7 +102,7 @@ pub async fn dry_run(
         takes_over: superseded,
         batches,
         skipped,
-        notes: new.notes,
+        notes: new.notes.iter().map(ToString::to_string).collect(),
         download_bytes,
         download_files,
     })

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use ferry_domain::promotion::{self, Candidate, Running, UpstreamHost};
+use ferry_domain::status::Note;
 use ferry_domain::{DeploymentKind, Selector};
 use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
 use ferry_store::{Environment, HostStateRow, Project, Release, User};
@@ -75,7 +76,7 @@ pub async fn check(
     env: &Environment,
     release: &Release,
     req: &CreateDeployment,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<Option<Note>> {
     let Some(reason) = &req.skip_promotion else {
         check_gate(state, project, env, release).await?;
         return Ok(None);
@@ -85,10 +86,7 @@ pub async fn check(
     let upstream = check_skip(state, caller, project, env).await?;
     tracing::warn!(project = %project.name, env = %env.name, version = %release.version, by = %caller.name,
         %reason, "a deployment skips the promotion order");
-    Ok(Some(format!(
-        "promotion order skipped by {} (version {} need not have succeeded on '{upstream}'): {reason}",
-        caller.name, release.version
-    )))
+    Ok(Some(Note::PromotionSkipped { by: caller.name.clone(), version: release.version.clone(), upstream, reason }))
 }
 
 /// Checks that `caller` may skip the order of `env`, which must have one;

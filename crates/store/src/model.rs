@@ -281,7 +281,7 @@ pub struct NewDeployment {
     pub request_id: Option<i64>,
     /// Said in the deployment's history at its creation (e.g. hosts a
     /// rollback leaves alone, and why).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 /// What an operator asks of a running deployment.

@@ -1543,7 +1543,7 @@ async fn hosts_remember_what_ran_and_targets_go_to_their_own_release(db: &dyn Da
     back.targets[1].release_id = r2.id;
     back.targets[1].release_name = "n-v2".into();
     back.targets[0].from_release_id = Some(r2.id);
-    back.notes = vec!["left as is: h3 already runs v1".into()];
+    back.notes = vec![Note::AlreadyRuns { host: "h3".into(), version: "v1".into() }];
     let id = start(db, back, 20).await.unwrap();
     let desired = |h: i64| async move { db.desired_for_host(h).await.unwrap()[0].release.id };
     assert_eq!((desired(h1.id).await, desired(h2.id).await), (r1.id, r2.id));

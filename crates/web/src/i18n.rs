@@ -354,6 +354,10 @@ catalogue! {
     n_skipped_offline: "{hosts} host(s) offline at the start skipped", "开始时离线的 {hosts} 台主机已跳过";
     n_batch_started: "batch {batch} of {of} started: {hosts} host(s)", "第 {batch}/{of} 批已开始：{hosts} 台主机";
     n_ended: "{status}: {reason}", "{status}：{reason}";
+    n_already_runs: "left as is: {host} already runs {version}", "保持原样：{host} 已在运行 {version}";
+    n_nothing_earlier: "left as is: {host} has no earlier successfully deployed version to roll back to", "保持原样：{host} 没有更早的成功部署版本可回滚";
+    n_nothing_earlier_not_bad: "left as is: {host} has no earlier successfully deployed version that is not marked bad to roll back to", "保持原样：{host} 没有更早的、未标记为有问题的成功部署版本可回滚";
+    n_promotion_skipped: "promotion order skipped by {by} (version {version} need not have succeeded on '{upstream}'): {reason}", "{by} 跳过了推广顺序（版本 {version} 无需先在“{upstream}”成功）：{reason}";
     n_paused_by_operator: "paused by an operator", "已被操作员暂停";
     n_resumed_by_operator: "resumed by an operator", "已被操作员恢复";
     n_cancel_asked: "cancel asked by an operator", "操作员已请求取消";

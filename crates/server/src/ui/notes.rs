@@ -23,6 +23,21 @@ pub fn render(note: &Note, t: &Text) -> String {
         Note::Ended { status, reason: Some(r) } => {
             fill(t.n_ended, &[("status", t.word(status.as_str()).to_string()), ("reason", render(r, t))])
         }
+        Note::AlreadyRuns { host, version } => {
+            fill(t.n_already_runs, &[("host", host.clone()), ("version", version.clone())])
+        }
+        Note::NothingEarlier { host, not_bad } => {
+            fill(if *not_bad { t.n_nothing_earlier_not_bad } else { t.n_nothing_earlier }, &[("host", host.clone())])
+        }
+        Note::PromotionSkipped { by, version, upstream, reason } => fill(
+            t.n_promotion_skipped,
+            &[
+                ("by", by.clone()),
+                ("version", version.clone()),
+                ("upstream", upstream.clone()),
+                ("reason", reason.clone()),
+            ],
+        ),
         Note::PausedByOperator => t.n_paused_by_operator.into(),
         Note::ResumedByOperator => t.n_resumed_by_operator.into(),
         Note::CancelAsked => t.n_cancel_asked.into(),
