@@ -8,6 +8,9 @@
 //! deployment does; [`plan_step`] turns that into rows: which hosts a batch
 //! starts and on which release, which hosts a rollback puts back, which lose
 //! their desired release, how the deployment ends.
+//!
+//! Long file: more than half of it is the tests, one per kind of write a
+//! step makes; the functions share one vocabulary of rows and belong together.
 
 use std::collections::HashMap;
 
