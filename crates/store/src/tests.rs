@@ -1722,3 +1722,35 @@ async fn local_artifact_store_verifies_blobs() {
     assert!(!store.contains(&wrong).await.unwrap());
     assert!(matches!(store.open(&wrong).await, Err(StoreError::NotFound(_))));
 }
+
+/// Rows written before status codes hold plain English: they read back as
+/// that text, so an old deployment shows as it always did. (SQLite only: it
+/// writes the old rows with SQL.)
+#[tokio::test]
+async fn status_texts_from_before_codes_read_back_as_they_are() {
+    let (dir, db) = sqlite().await;
+    let (p, e, r1, _, h1, _) = fixture(&db).await;
+    let mut new = deploy(&p, &e, &r1, &[&h1]);
+    new.batch_count = 2;
+    let id = db.create_deployment(new, 10).await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("ferry.db").display())).await.unwrap();
+    for sql in [
+        "UPDATE deployments SET hold = 'batch 1 of 2 at work', reason = 'canceled by an operator' WHERE id = ?",
+        "UPDATE deployment_hosts SET error = 'not started: canceled by an operator' WHERE deployment_id = ?",
+        "UPDATE deployment_events SET what = 'created by alice: 1 host(s) in 1 batch(es), all at once' \
+         WHERE deployment_id = ?",
+    ] {
+        sqlx::query(sql).bind(id).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let d = db.deployment(id).await.unwrap();
+    assert_eq!(d.hold, Some(Note::text("batch 1 of 2 at work")));
+    assert_eq!(d.reason, Some(Note::text("canceled by an operator")));
+    let hosts = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(hosts[0].error, Some(Note::text("not started: canceled by an operator")));
+    let events = db.deployment_events(id).await.unwrap();
+    assert_eq!(events[0].what.to_string(), "created by alice: 1 host(s) in 1 batch(es), all at once");
+    // New rows are codes.
+    db.control_deployment(id, RolloutControl::Pause, 11).await.unwrap();
+    assert_eq!(db.deployment_events(id).await.unwrap().last().map(|e| e.what.clone()), Some(Note::PausedByOperator));
+}
