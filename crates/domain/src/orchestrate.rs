@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use crate::rollout::{Hold, RolloutHost, RolloutView, Step, next_step};
+use crate::rollout::{Hold, RolloutHost, RolloutPolicy, RolloutView, Step, next_step};
 use crate::status::Note;
 use crate::{DeploymentStatus, HostDeployState};
 
@@ -367,8 +367,7 @@ pub struct NewDeploymentFacts<'a> {
     pub created_by: &'a str,
     pub targets: &'a [NewTarget],
     pub batch_count: u32,
-    /// The policy, as `RolloutPolicy::describe` says it.
-    pub policy: String,
+    pub policy: &'a RolloutPolicy,
     /// Said in its history at its creation (e.g. hosts a rollback leaves
     /// alone, and why).
     pub notes: &'a [Note],
@@ -448,7 +447,7 @@ pub fn plan_create(new: &NewDeploymentFacts<'_>, running: Option<(i64, &[HostRow
             by: new.created_by.to_string(),
             hosts: count(new.targets.len() - skipped),
             batches: new.batch_count,
-            rollout: new.policy.clone(),
+            policy: new.policy.clone(),
         },
     }];
     if skipped > 0 {
@@ -513,7 +512,7 @@ pub fn plan_control(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::{FailLimit, RolloutPolicy, Strategy};
+    use crate::rollout::{FailLimit, Strategy};
     use HostDeployState::*;
 
     const RELEASE: i64 = 50;
@@ -752,8 +751,16 @@ mod tests {
         assert_eq!(preview(&view_of(&rows, Some(0), 1, 0), &rows), (Step::Wait(Hold::BatchRunning), vec![]));
     }
 
+    const ROLLING: RolloutPolicy = RolloutPolicy {
+        strategy: Strategy::OneAtATime,
+        max_failed: FailLimit::Count(0),
+        auto_rollback: true,
+        pause_secs: 0,
+        approve_each_batch: false,
+    };
+
     fn facts<'a>(targets: &'a [NewTarget], notes: &'a [Note], emergency: bool) -> NewDeploymentFacts<'a> {
-        NewDeploymentFacts { created_by: "alice", targets, batch_count: 2, policy: "rolling".into(), notes, emergency }
+        NewDeploymentFacts { created_by: "alice", targets, batch_count: 2, policy: &ROLLING, notes, emergency }
     }
 
     #[test]
@@ -775,7 +782,7 @@ mod tests {
         assert_eq!(
             what,
             [
-                "created by alice: 2 host(s) in 2 batch(es), rolling",
+                "created by alice: 2 host(s) in 2 batch(es), one at a time; stop at the first failure, then put updated hosts back",
                 "1 host(s) offline at the start skipped",
                 "left as is: web-9 already runs v1"
             ]

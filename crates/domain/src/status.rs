@@ -12,6 +12,7 @@
 use std::fmt;
 
 use crate::DeploymentStatus;
+use crate::rollout::RolloutPolicy;
 
 /// One status text, as a code with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,12 +25,12 @@ pub enum Note {
     },
     // The history of a deployment.
     /// It was made, by whom, with how many hosts in how many batches, and
-    /// its rollout in words.
+    /// its rollout policy.
     Created {
         by: String,
         hosts: u64,
         batches: u32,
-        rollout: String,
+        policy: RolloutPolicy,
     },
     /// Hosts offline at the start were skipped.
     SkippedOffline {
@@ -176,7 +177,7 @@ impl Note {
         let reason = || Some(Box::new(Note::CanceledByOperator));
         vec![
             Note::text("hook failed"),
-            Note::Created { by: "alice".into(), hosts: 3, batches: 2, rollout: "rolling, 1 at a time".into() },
+            Note::Created { by: "alice".into(), hosts: 3, batches: 2, policy: RolloutPolicy::default() },
             Note::SkippedOffline { hosts: 1 },
             Note::BatchStarted { batch: 1, of: 2, hosts: 3 },
             Note::Ended { status: DeploymentStatus::RolledBack, reason: reason() },
@@ -262,8 +263,8 @@ impl fmt::Display for Note {
         let time = |ms: i64| crate::rfc3339_from_millis(ms);
         match self {
             Note::Text { text } => f.write_str(text),
-            Note::Created { by, hosts, batches, rollout } => {
-                write!(f, "created by {by}: {hosts} host(s) in {batches} batch(es), {rollout}")
+            Note::Created { by, hosts, batches, policy } => {
+                write!(f, "created by {by}: {hosts} host(s) in {batches} batch(es), {}", policy.describe())
             }
             Note::SkippedOffline { hosts } => write!(f, "{hosts} host(s) offline at the start skipped"),
             Note::BatchStarted { batch, of, hosts } => write!(f, "batch {batch} of {of} started: {hosts} host(s)"),

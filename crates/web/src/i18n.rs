@@ -351,6 +351,25 @@ catalogue! {
     // Status codes (`ferry_domain::status::Note`), rendered by the
     // server's `ui/notes.rs`: `{name}` is filled with the code's argument.
     n_created: "created by {by}: {hosts} host(s) in {batches} batch(es), {rollout}", "由 {by} 创建：{hosts} 台主机，分 {batches} 批，{rollout}";
+    // A rollout policy, in the words `RolloutPolicy::describe` uses.
+    p_all_at_once: "all at once", "一次全部";
+    p_one_at_a_time: "one at a time", "逐台";
+    p_rolling: "rolling, batches of {batch}", "滚动，每批 {batch}";
+    p_canary_count: "{n} host(s)", "{n} 台主机";
+    p_canary_select: "hosts {sel}", "主机 {sel}";
+    p_gate_soak: "promote, or {s} s healthy", "推进，或健康运行 {s} 秒";
+    p_gate: "promote", "推进";
+    p_batches_of: "batches of {batch}", "每批 {batch}";
+    p_canary: "canary: {first} first, then {gate}, then the rest {rest}", "金丝雀：先 {first}，然后{gate}，其余{rest}";
+    p_grouped_batches: "grouped by {tag}, batches of {batch} within each group", "按 {tag} 分组，组内每批 {batch}";
+    p_grouped: "grouped by {tag}", "按 {tag} 分组";
+    p_stop_first: "; stop at the first failure", "；首次失败即停止";
+    p_stop_count: "; stop after more than {n} failed host(s)", "；失败超过 {n} 台主机后停止";
+    p_stop_percent: "; stop after more than {p}% failed", "；失败超过 {p}% 后停止";
+    p_put_back: ", then put updated hosts back", "，然后将已更新的主机恢复";
+    p_leave: ", leaving hosts as they are", "，主机保持原样";
+    p_pause: "; {s} s between batches", "；批次之间间隔 {s} 秒";
+    p_approve_each: "; each batch waits for promote", "；每批等待推进";
     n_skipped_offline: "{hosts} host(s) offline at the start skipped", "开始时离线的 {hosts} 台主机已跳过";
     n_batch_started: "batch {batch} of {of} started: {hosts} host(s)", "第 {batch}/{of} 批已开始：{hosts} 台主机";
     n_ended: "{status}: {reason}", "{status}：{reason}";

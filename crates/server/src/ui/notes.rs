@@ -3,6 +3,7 @@
 //! agent's error, a row from before codes) is shown as it is.
 
 use ferry_domain::rfc3339_from_millis;
+use ferry_domain::rollout::{CanaryPick, FailLimit, RolloutPolicy, Strategy};
 use ferry_domain::status::Note;
 use ferry_web::i18n::Text;
 
@@ -11,9 +12,9 @@ pub fn render(note: &Note, t: &Text) -> String {
     let n = |v: &dyn ToString| v.to_string();
     match note {
         Note::Text { text } => text.clone(),
-        Note::Created { by, hosts, batches, rollout } => fill(
+        Note::Created { by, hosts, batches, policy } => fill(
             t.n_created,
-            &[("by", by.clone()), ("hosts", n(hosts)), ("batches", n(batches)), ("rollout", rollout.clone())],
+            &[("by", by.clone()), ("hosts", n(hosts)), ("batches", n(batches)), ("rollout", describe(policy, t))],
         ),
         Note::SkippedOffline { hosts } => fill(t.n_skipped_offline, &[("hosts", n(hosts))]),
         Note::BatchStarted { batch, of, hosts } => {
@@ -75,6 +76,48 @@ pub fn render(note: &Note, t: &Text) -> String {
     }
 }
 
+/// A rollout policy in one line, as `RolloutPolicy::describe` says it in
+/// English.
+fn describe(policy: &RolloutPolicy, t: &Text) -> String {
+    let mut s = match &policy.strategy {
+        Strategy::AllAtOnce => t.p_all_at_once.to_string(),
+        Strategy::OneAtATime => t.p_one_at_a_time.to_string(),
+        Strategy::Rolling { batch } => fill(t.p_rolling, &[("batch", batch.to_string())]),
+        Strategy::Canary { canary, soak_secs, then } => {
+            let first = match canary {
+                CanaryPick::Count(n) => fill(t.p_canary_count, &[("n", n.to_string())]),
+                CanaryPick::Select(sel) => fill(t.p_canary_select, &[("sel", sel.to_string())]),
+            };
+            let gate = match soak_secs {
+                Some(secs) => fill(t.p_gate_soak, &[("s", secs.to_string())]),
+                None => t.p_gate.to_string(),
+            };
+            let rest = match then {
+                Some(b) => fill(t.p_batches_of, &[("batch", b.to_string())]),
+                None => t.p_all_at_once.to_string(),
+            };
+            fill(t.p_canary, &[("first", first), ("gate", gate), ("rest", rest)])
+        }
+        Strategy::Grouped { tag, batch: Some(b) } => {
+            fill(t.p_grouped_batches, &[("tag", tag.clone()), ("batch", b.to_string())])
+        }
+        Strategy::Grouped { tag, batch: None } => fill(t.p_grouped, &[("tag", tag.clone())]),
+    };
+    s.push_str(&match policy.max_failed {
+        FailLimit::Count(0) => t.p_stop_first.to_string(),
+        FailLimit::Count(n) => fill(t.p_stop_count, &[("n", n.to_string())]),
+        FailLimit::Percent(p) => fill(t.p_stop_percent, &[("p", p.to_string())]),
+    });
+    s.push_str(if policy.auto_rollback { t.p_put_back } else { t.p_leave });
+    if policy.pause_secs > 0 {
+        s.push_str(&fill(t.p_pause, &[("s", policy.pause_secs.to_string())]));
+    }
+    if policy.approve_each_batch {
+        s.push_str(t.p_approve_each);
+    }
+    s
+}
+
 /// `text` on a line of its own after `before`, if there is one.
 fn after(before: Option<&Note>, text: &str, t: &Text) -> String {
     match before {
@@ -134,6 +177,44 @@ mod tests {
             // the page writes as words ("rolled back").
             if !matches!(note, Note::Ended { .. }) {
                 assert_eq!(en, note.to_string(), "{}", note.code());
+            }
+        }
+    }
+
+    #[test]
+    fn policies_read_as_describe_says_them_in_english_and_in_chinese() {
+        use ferry_domain::rollout::BatchSize;
+        let canary = |soak_secs, then| Strategy::Canary { canary: CanaryPick::Count(1), soak_secs, then };
+        let strategies = [
+            Strategy::AllAtOnce,
+            Strategy::OneAtATime,
+            Strategy::Rolling { batch: BatchSize::Percent(25) },
+            canary(Some(60), Some(BatchSize::Count(2))),
+            canary(None, None),
+            Strategy::Canary {
+                canary: CanaryPick::Select(ferry_domain::Selector::parse("stage=pre").unwrap()),
+                soak_secs: None,
+                then: None,
+            },
+            Strategy::Grouped { tag: "region".into(), batch: Some(BatchSize::Count(2)) },
+            Strategy::Grouped { tag: "region".into(), batch: None },
+        ];
+        for strategy in strategies {
+            for (max_failed, auto_rollback, pause_secs, approve_each_batch) in [
+                (FailLimit::Count(0), true, 0, false),
+                (FailLimit::Count(2), false, 30, true),
+                (FailLimit::Percent(10), true, 5, false),
+            ] {
+                let policy = RolloutPolicy {
+                    strategy: strategy.clone(),
+                    max_failed,
+                    auto_rollback,
+                    pause_secs,
+                    approve_each_batch,
+                };
+                assert_eq!(describe(&policy, Lang::En.text()), policy.describe());
+                let zh = describe(&policy, Lang::Zh.text());
+                assert!(!zh.contains('{') && zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{zh}");
             }
         }
     }

@@ -60,7 +60,7 @@ pub(super) async fn create(pool: &SqlitePool, new: NewDeployment, now: i64) -> R
         created_by: &new.created_by,
         targets: &targets,
         batch_count: new.batch_count,
-        policy: new.policy.describe(),
+        policy: &new.policy,
         notes: &new.notes,
         emergency: new.emergency,
     };
