@@ -170,8 +170,11 @@ async fn a_deployment_s_history_and_hold_read_in_the_reader_s_language() {
     f.state.db.hold_deployment(f.deployment, &forged, 12).await.unwrap();
 
     let zh = deployment_page(&f, "zh-CN").await;
-    for said in ["由 admin 创建：0 台主机，分 1 批，一次全部；首次失败即停止", "已被操作员暂停", "已暂停（ferry deployment resume）"]
-    {
+    for said in [
+        "由 admin 创建：0 台主机，分 1 批，一次全部；首次失败即停止",
+        "已被操作员暂停",
+        "已暂停（ferry deployment resume）",
+    ] {
         assert!(zh.contains(said), "the Chinese page lacks {said:?}:\n{zh}");
     }
     assert!(!zh.contains("created by admin") && !zh.contains("paused by an operator"), "English on the Chinese page");
