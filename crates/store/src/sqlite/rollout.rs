@@ -10,10 +10,10 @@
 //! calls it, and writes the rows it returns. Another backend does the same
 //! and nothing more:
 //! - `create`: read the environment's running deployment, check the guards
-//!   (see `guards`), read the running deployment's host rows, call `plan_create`, write the
-//!   takeover (if any), insert the deployment (its unique index on running
-//!   deployments refuses a second one: `Locked`), record the overrides, insert
-//!   the host rows and events.
+//!   (see `guards`), read the running deployment's host rows, call
+//!   `plan_create`, write the takeover (if any), insert the deployment (its
+//!   unique index on running deployments refuses a second one: `Locked`),
+//!   record the overrides, insert the host rows and events.
 //! - `advance`: read the running deployment, all its host rows and the
 //!   `host_desired` rows of its project on those hosts, call `plan_step`,
 //!   write every returned host row and desired change, the deployment row,
