@@ -42,7 +42,7 @@ fn source_files() -> Vec<(PathBuf, String)> {
 /// The files the code map (docs/ARCHITECTURE.md, `## Code map`) names, as
 /// (the crate's source directory relative to the root, the file below it):
 /// each `### \`DIR\`` heading opens a crate, each "- `FILE` —" line names a
-/// file of it.
+/// file of it (several files may share a line: "- `A`, `B` —").
 fn code_map() -> Vec<(String, String)> {
     let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/ARCHITECTURE.md")).unwrap();
     let section = doc.split("\n## Code map\n").nth(1).expect("docs/ARCHITECTURE.md has a '## Code map' section");
@@ -53,9 +53,13 @@ fn code_map() -> Vec<(String, String)> {
         if let Some(heading) = line.strip_prefix("### `") {
             let dir = heading.split('`').next().unwrap_or("").trim_end_matches('/');
             crate_dir = Some(if dir == "src" { "src".to_string() } else { format!("{dir}/src") });
-        } else if let (Some(dir), Some(item)) = (&crate_dir, line.strip_prefix("- `")) {
-            let file = item.split('`').next().unwrap_or("");
-            named.push((dir.clone(), file.to_string()));
+        } else if let (Some(dir), Some(item)) = (&crate_dir, line.strip_prefix("- ")) {
+            // Every `FILE` before the dash: files that share one line share
+            // what it says.
+            let names = item.split(" — ").next().unwrap_or("");
+            for file in names.split('`').skip(1).step_by(2) {
+                named.push((dir.clone(), file.to_string()));
+            }
         }
     }
     named

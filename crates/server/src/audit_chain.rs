@@ -401,6 +401,7 @@ fn write_anchor(path: &Path, key: &AuditKey, a: &Anchor) -> std::io::Result<()> 
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use ferry_store::prelude::*;
     use ferry_store::sqlite::SqliteDatabase;
 
     use super::*;

@@ -236,6 +236,7 @@ pub async fn seal_plaintext_webhook_secrets(db: &dyn Database, key: &SecretKey) 
 
 #[cfg(test)]
 mod tests {
+    use ferry_store::prelude::*;
     use ferry_store::sqlite::SqliteDatabase;
     use ferry_store::{NewProject, ProjectSource};
 

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use ferry_domain::access::{Action, Role, Subject, allowed};
 use ferry_domain::{DeploymentKind, Digest, RequestKind, RequestState};
+use ferry_store::prelude::*;
 use ferry_store::sqlite::SqliteDatabase;
 use ferry_store::{
     Database, LocalArtifactStore, NewBuild, NewDeployment, NewEnvironment, NewProject, NewRelease, NewRequest, NewUser,

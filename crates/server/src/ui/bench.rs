@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use ferry_domain::{DeploymentKind, Digest, Tags};
 use ferry_proto::agent::{ActiveRelease, Activity, ProjectReport};
+use ferry_store::prelude::*;
 use ferry_store::sqlite::SqliteDatabase;
 use ferry_store::{
     Advanced, Database, DeploymentTarget, NewDeployment, NewEnvironment, NewProject, NewRelease, NewUser,

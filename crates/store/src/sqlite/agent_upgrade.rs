@@ -6,6 +6,7 @@ use ferry_domain::agent_upgrade::HostUpgradeState;
 use sqlx::{Row, SqlitePool};
 
 use super::conflict;
+use super::*;
 use crate::model::{AgentBinary, AgentUpgrade, AgentUpgradeHost, NewAgentBinary};
 use crate::{Result, StoreError};
 
@@ -269,4 +270,76 @@ pub(super) async fn stale(pool: &SqlitePool, before: i64) -> Result<Vec<(i64, i6
     .bind(before)
     .fetch_all(pool)
     .await?)
+}
+
+#[async_trait]
+impl AgentUpgrades for SqliteDatabase {
+    async fn add_agent_binary(&self, new: &NewAgentBinary) -> Result<AgentBinary> {
+        agent_upgrade::add_binary(&self.pool, new).await
+    }
+
+    async fn agent_binary(&self, version: &str) -> Result<AgentBinary> {
+        agent_upgrade::binary(&self.pool, version).await
+    }
+
+    async fn agent_binaries(&self) -> Result<Vec<AgentBinary>> {
+        agent_upgrade::binaries(&self.pool).await
+    }
+
+    async fn set_host_binary(&self, host_id: i64, version: Option<&str>, digest: Option<&str>) -> Result<()> {
+        agent_upgrade::set_host_binary(&self.pool, host_id, version, digest).await
+    }
+
+    async fn create_agent_upgrade(
+        &self,
+        env_id: i64,
+        binary_id: i64,
+        batches: &[Vec<i64>],
+        by: &str,
+        now: i64,
+    ) -> Result<i64> {
+        agent_upgrade::create(&self.pool, env_id, binary_id, batches, by, now).await
+    }
+
+    async fn latest_agent_upgrade(&self, env_id: i64) -> Result<Option<AgentUpgrade>> {
+        agent_upgrade::latest_for_env(&self.pool, env_id).await
+    }
+
+    async fn agent_upgrade(&self, id: i64) -> Result<Option<AgentUpgrade>> {
+        agent_upgrade::by_id(&self.pool, id).await
+    }
+
+    async fn running_agent_upgrades_of_host(&self, host_id: i64) -> Result<Vec<AgentUpgrade>> {
+        agent_upgrade::for_host(&self.pool, host_id).await
+    }
+
+    async fn set_agent_upgrade_host(
+        &self,
+        upgrade_id: i64,
+        host_id: i64,
+        from: &[ferry_domain::agent_upgrade::HostUpgradeState],
+        to: ferry_domain::agent_upgrade::HostUpgradeState,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        agent_upgrade::set_host_state(&self.pool, upgrade_id, host_id, from, to, error, now).await
+    }
+
+    async fn stale_agent_upgrade_hosts(&self, before: i64) -> Result<Vec<(i64, i64)>> {
+        agent_upgrade::stale(&self.pool, before).await
+    }
+
+    async fn start_agent_upgrade_batch(&self, upgrade_id: i64, batch: u32, now: i64) -> Result<Vec<i64>> {
+        agent_upgrade::start_batch(&self.pool, upgrade_id, batch, now).await
+    }
+
+    async fn finish_agent_upgrade(
+        &self,
+        upgrade_id: i64,
+        succeeded: bool,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        agent_upgrade::finish(&self.pool, upgrade_id, succeeded, error, now).await
+    }
 }

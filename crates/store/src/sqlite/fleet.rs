@@ -7,6 +7,7 @@ use ferry_domain::offline::{StartedTarget, offline_failure};
 use sqlx::{Row, SqlitePool};
 
 use super::parse;
+use super::*;
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -237,4 +238,263 @@ async fn forget_environment(conn: &mut sqlx::SqliteConnection, env_id: i64, now:
             .await?;
     }
     Ok(())
+}
+
+#[async_trait]
+impl Fleet for SqliteDatabase {
+    async fn create_join_token(&self, token_hash: &str, tags: &Tags, by: &str, now: i64) -> Result<JoinToken> {
+        let json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO join_tokens (token_hash, tags, created_by, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(token_hash)
+        .bind(json)
+        .bind(by)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(JoinToken { id, tags: tags.clone(), created_by: by.to_string(), created_at: now, revoked_at: None })
+    }
+
+    async fn join_token(&self, token_hash: &str) -> Result<Option<JoinToken>> {
+        let row = sqlx::query(
+            "SELECT id, tags, created_by, created_at, revoked_at FROM join_tokens \
+             WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| join_token_row(&r)).transpose()
+    }
+
+    async fn join_tokens(&self) -> Result<Vec<JoinToken>> {
+        let rows = sqlx::query("SELECT id, tags, created_by, created_at, revoked_at FROM join_tokens ORDER BY id DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(join_token_row).collect()
+    }
+
+    async fn revoke_join_token(&self, id: i64, now: i64) -> Result<()> {
+        let done = sqlx::query("UPDATE join_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("join token {id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_host_tags(&self, name: &str, new: &Tags) -> Result<Host> {
+        let json = serde_json::to_string(new).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let done = sqlx::query(
+            "UPDATE hosts SET tags = ?1, announced_tags = CASE WHEN announced_tags = ?1 THEN NULL \
+             ELSE announced_tags END WHERE name = ?2",
+        )
+        .bind(json)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("host '{name}'")));
+        }
+        self.host(name).await
+    }
+
+    async fn enroll_host(&self, name: &str, tags: &Tags, token_hash: &str, now: i64) -> Result<Host> {
+        let tags_json = serde_json::to_string(tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+        sqlx::query("INSERT INTO hosts (name, tags, token_hash, enrolled_at) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(tags_json)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(format!("host '{name}'")))?;
+        self.host(name).await
+    }
+
+    async fn host_by_token(&self, token_hash: &str) -> Result<Option<Host>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE token_hash = ? AND retired_at IS NULL"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| host_row(&r)).transpose()
+    }
+
+    async fn host(&self, name: &str) -> Result<Host> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE name = ? AND retired_at IS NULL"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| host_row(&r)).transpose()?.ok_or_else(|| StoreError::NotFound(format!("host '{name}'")))
+    }
+
+    async fn hosts(&self) -> Result<Vec<Host>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HOST_COLS} FROM hosts WHERE retired_at IS NULL ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(host_row).collect()
+    }
+
+    async fn host_connected(&self, host_id: i64, announced: &Tags, agent_version: &str, now: i64) -> Result<()> {
+        let announced = serde_json::to_string(announced).map_err(|e| StoreError::Backend(e.to_string()))?;
+        // The enrolled tags stay; what the agent asked for is kept only when
+        // it differs from them.
+        sqlx::query(
+            "UPDATE hosts SET announced_tags = CASE WHEN ?1 = tags THEN NULL ELSE ?1 END, agent_version = ?2, \
+             online = 1, last_seen_at = ?3 WHERE id = ?4",
+        )
+        .bind(announced)
+        .bind(agent_version)
+        .bind(now)
+        .bind(host_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn host_seen(&self, host_id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE hosts SET online = 1, last_seen_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn host_disconnected(&self, host_id: i64) -> Result<()> {
+        sqlx::query("UPDATE hosts SET online = 0 WHERE id = ?").bind(host_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn mark_silent_hosts_offline(&self, seen_before: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar("UPDATE hosts SET online = 0 WHERE online = 1 AND last_seen_at < ? RETURNING id")
+            .bind(seen_before)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn desired_for_host(&self, host_id: i64) -> Result<Vec<DesiredRow>> {
+        let rows = sqlx::query(
+            "SELECT p.name AS project, p.keep_releases, e.name AS env, hd.updated_at AS desired_since, r.id, r.project_id, r.version, r.branch, \
+             r.committer, r.manifest_digest, r.file_count, r.total_size, r.created_by, r.created_at, \
+             r.build_id, r.commit_sha, r.committed_at, r.bad_by, r.bad_reason, r.bad_at FROM host_desired hd JOIN projects p ON p.id = hd.project_id \
+             JOIN environments e ON e.id = hd.env_id JOIN releases r ON r.id = hd.release_id \
+             WHERE hd.host_id = ? ORDER BY p.name",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DesiredRow {
+                    project: r.try_get("project")?,
+                    keep_releases: r.try_get::<i64, _>("keep_releases")?.try_into().unwrap_or(5),
+                    env: r.try_get("env")?,
+                    release: release_row(r)?,
+                    desired_since: r.try_get("desired_since")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn adopt_host(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool> {
+        let Some(release_id) = env.desired_release_id else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "INSERT INTO host_desired (host_id, project_id, env_id, release_id, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (host_id, project_id) DO NOTHING",
+        )
+        .bind(host_id)
+        .bind(env.project_id)
+        .bind(env.id)
+        .bind(release_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn hosts_past(&self, project: &Project) -> Result<Vec<HostPastRow>> {
+        history::hosts_past(&self.pool, project.id).await
+    }
+
+    async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>> {
+        report::apply(&self.pool, host_id, report, now).await
+    }
+
+    async fn retire_host(&self, name: &str, now: i64) -> Result<i64> {
+        fleet::retire_host(&self.pool, name, now).await
+    }
+
+    async fn move_host_to_env(&self, host_id: i64, env: &Environment, now: i64) -> Result<bool> {
+        fleet::move_host_to_env(&self.pool, host_id, env, now).await
+    }
+
+    async fn set_host_address(&self, host_id: i64, address: &str) -> Result<()> {
+        sqlx::query("UPDATE hosts SET address = ? WHERE id = ?")
+            .bind(address)
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_service_state(
+        &self,
+        host_id: i64,
+        project: &str,
+        state: &ServiceState,
+        now: i64,
+    ) -> Result<Option<ServiceChange>> {
+        service::record(&self.pool, host_id, project, state, now).await
+    }
+
+    async fn project_host_states(&self, project: &Project) -> Result<Vec<HostStateRow>> {
+        let rows = sqlx::query(
+            "SELECT h.id, hd.env_id, rd.version, ha.version, ha.release_name, ha.activity, ha.error, \
+             ha.service_failing, ha.service_reason, ha.service_stderr, ha.service_since FROM hosts h \
+             LEFT JOIN host_desired hd ON hd.host_id = h.id AND hd.project_id = ?1 \
+             LEFT JOIN releases rd ON rd.id = hd.release_id \
+             LEFT JOIN host_actual ha ON ha.host_id = h.id AND ha.project_id = ?1 \
+             WHERE h.retired_at IS NULL AND (hd.host_id IS NOT NULL OR ha.host_id IS NOT NULL) ORDER BY h.name",
+        )
+        .bind(project.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HostStateRow {
+                    host_id: r.try_get(0)?,
+                    desired_env_id: r.try_get(1)?,
+                    desired_version: r.try_get(2)?,
+                    current_version: r.try_get(3)?,
+                    current_release: r.try_get(4)?,
+                    activity: r.try_get(5)?,
+                    error: r.try_get(6)?,
+                    service: match r.try_get::<Option<i64>, _>(7)? {
+                        None => None,
+                        Some(failing) => Some(ServiceState {
+                            failing: failing != 0,
+                            reason: r.try_get::<Option<String>, _>(8)?.unwrap_or_default(),
+                            stderr: r
+                                .try_get::<Option<String>, _>(9)?
+                                .and_then(|j| serde_json::from_str(&j).ok())
+                                .unwrap_or_default(),
+                            since: r.try_get::<Option<i64>, _>(10)?.unwrap_or(0),
+                        }),
+                    },
+                })
+            })
+            .collect()
+    }
 }

@@ -5,6 +5,7 @@ use ferry_domain::Secret;
 use ferry_domain::notify::{Channel, NotifyError};
 use sqlx::{Row, SqlitePool};
 
+use super::*;
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -240,12 +241,58 @@ pub(super) async fn log(pool: &SqlitePool, project: &Project, limit: u32) -> Res
     Ok(out)
 }
 
+#[async_trait]
+impl Notifications for SqliteDatabase {
+    async fn add_notification_rule(
+        &self,
+        project: &Project,
+        new: &NewNotificationRule,
+        now: i64,
+    ) -> Result<NotificationRule> {
+        notify::add_rule(&self.pool, project, new, now).await
+    }
+
+    async fn notification_rules(&self, project: &Project) -> Result<Vec<NotificationRule>> {
+        notify::rules(&self.pool, project).await
+    }
+
+    async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool> {
+        notify::remove_rule(&self.pool, project, id).await
+    }
+
+    async fn enqueue_notifications(
+        &self,
+        project_id: i64,
+        event: &str,
+        items: &[NewNotification],
+        now: i64,
+    ) -> Result<Vec<i64>> {
+        notify::enqueue(&self.pool, project_id, event, items, now).await
+    }
+
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
+        notify::due(&self.pool, now, limit).await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        outcome: NotificationOutcome,
+    ) -> Result<()> {
+        notify::record_attempt(&self.pool, id, attempt, outcome).await
+    }
+
+    async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>> {
+        notify::log(&self.pool, project, limit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
     use super::*;
-    use crate::Database;
     use crate::sqlite::{MIGRATIONS, SqliteDatabase};
 
     /// Rules, notifications and users written before channels existed stay

@@ -7,6 +7,7 @@ use ferry_domain::RequestState;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::parse;
+use super::*;
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -210,4 +211,48 @@ pub(super) async fn events(pool: &SqlitePool, id: i64) -> Result<Vec<RequestEven
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl Requests for SqliteDatabase {
+    async fn create_request(&self, new: &NewRequest, now: i64) -> Result<RequestRow> {
+        request::create(&self.pool, new, now).await
+    }
+
+    async fn request(&self, id: i64) -> Result<RequestRow> {
+        request::one(&self.pool, id).await
+    }
+
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRow>> {
+        request::list(&self.pool, filter).await
+    }
+
+    async fn change_request(&self, id: i64, change: &RequestChange, now: i64) -> Result<RequestRow> {
+        request::change(&self.pool, id, change, now).await
+    }
+
+    async fn note_request(&self, id: i64, note: &RequestNote<'_>, now: i64) -> Result<()> {
+        request::note(&self.pool, id, note, now).await
+    }
+
+    async fn request_events(&self, id: i64) -> Result<Vec<RequestEvent>> {
+        request::events(&self.pool, id).await
+    }
+
+    async fn request_deployments(&self, id: i64) -> Result<Vec<DeploymentRow>> {
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{DEPLOYMENT_SELECT} WHERE d.request_id = ? ORDER BY d.id DESC")))
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(deployment_row).collect()
+    }
+
+    async fn set_request_skip_promotion(&self, request_id: i64) -> Result<()> {
+        promotion::set_request_skip(&self.pool, request_id).await
+    }
+
+    async fn request_skips_promotion(&self, request_id: i64) -> Result<bool> {
+        promotion::request_skips(&self.pool, request_id).await
+    }
 }

@@ -1,0 +1,44 @@
+//! Release requests (R24) and their history.
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::model::*;
+
+/// Release requests (R24). A request moves only from the state the change
+/// names, checked and written in one transaction: of two callers moving one
+/// request from one state, exactly one wins.
+#[async_trait]
+pub trait Requests: Send + Sync {
+    /// Creates a request with the first entry of its history.
+    async fn create_request(&self, new: &NewRequest, now: i64) -> Result<RequestRow>;
+
+    async fn request(&self, id: i64) -> Result<RequestRow>;
+
+    /// Requests, newest first.
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRow>>;
+
+    /// Changes a request's state and records it, in one transaction, if its
+    /// state is still `change.from`; otherwise `Refused`, naming the state it
+    /// is in now (someone else acted first).
+    ///
+    /// Concurrency: Exactly one caller wins a move from one state; the others get
+    /// `Refused`.
+    async fn change_request(&self, id: i64, change: &RequestChange, now: i64) -> Result<RequestRow>;
+
+    /// Adds an entry to a request's history that does not change its state
+    /// (its staging environment was updated).
+    async fn note_request(&self, id: i64, note: &RequestNote<'_>, now: i64) -> Result<()>;
+
+    /// A request's history, oldest first.
+    async fn request_events(&self, id: i64) -> Result<Vec<RequestEvent>>;
+
+    /// The deployments made for a request, newest first.
+    async fn request_deployments(&self, id: i64) -> Result<Vec<DeploymentRow>>;
+
+    /// Marks a release request as skipping the order of environments.
+    async fn set_request_skip_promotion(&self, request_id: i64) -> Result<()>;
+
+    /// Whether a release request skips the order of environments.
+    async fn request_skips_promotion(&self, request_id: i64) -> Result<bool>;
+}
