@@ -12,6 +12,11 @@ use ferry_domain::{
 
 use crate::sqlite::SqliteDatabase;
 use crate::*;
+
+mod coverage;
+mod racing;
+
+use coverage::*;
 use ferry_domain::notify::Channel;
 use ferry_domain::rollout::{Hold, RolloutPolicy};
 use ferry_domain::status::Note;
@@ -1705,6 +1710,12 @@ mod sqlite_backend {
         environments_come_in_order_with_the_hosts_a_release_succeeded_on,
         hosts_remember_what_ran_and_targets_go_to_their_own_release,
         service_health_turns_are_answered_once_and_only_for_desired_projects,
+        settings_keep_the_first_value_given_and_the_database_answers,
+        builds_are_found_by_number_and_keep_their_commit,
+        a_project_holds_only_the_blobs_recorded_for_it,
+        a_running_rollout_is_listed_peeked_held_and_drained,
+        hosts_are_seen_and_rights_and_rollouts_change,
+        a_request_reads_back_as_it_was_made,
     );
     use super::sqlite;
 }
