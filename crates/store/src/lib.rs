@@ -9,7 +9,7 @@
 //! the local filesystem today; PostgreSQL and S3-compatible stores plug in
 //! beside them without touching the server. A backend only reads and writes
 //! rows: decisions are `ferry_domain`'s. Every backend must pass the
-//! conformance suite in `tests.rs`. Callers bring the area traits into scope
+//! conformance suite in `tests/` (its races open two handles on one database). Callers bring the area traits into scope
 //! with `use ferry_store::prelude::*`.
 //!
 //! Architecture invariants:
