@@ -9,8 +9,9 @@
 //! the local filesystem today; PostgreSQL and S3-compatible stores plug in
 //! beside them without touching the server. A backend only reads and writes
 //! rows: decisions are `ferry_domain`'s. Every backend must pass the
-//! conformance suite in `tests/` (its races open two handles on one database). Callers bring the area traits into scope
-//! with `use ferry_store::prelude::*`.
+//! conformance suite in `tests/` (its races open two handles on one
+//! database). Callers bring the area traits into scope with
+//! `use ferry_store::prelude::*`.
 //!
 //! Architecture invariants:
 //! - All server state that must survive a restart lives behind these traits;
