@@ -13,8 +13,8 @@ use ferry_domain::access::{Action, Role, allowed};
 use ferry_store::{Environment, Project, User};
 
 use crate::AppState;
+use crate::app::AppError;
 use crate::auth::{self, Caller};
-use crate::error::ApiError;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ async fn check(
     path: &str,
     params: &HashMap<String, String>,
     action: Action,
-) -> Result<User, ApiError> {
+) -> Result<User, AppError> {
     let user = auth::user_from_headers(state, headers).await?;
     check_user(state, &user, path, params, action).await?;
     Ok(user)
@@ -115,7 +115,7 @@ pub async fn check_user(
     path: &str,
     params: &HashMap<String, String>,
     action: Action,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     let scope = scope(state, path, params).await?;
     let membership = match (&scope.project, scope.unscoped) {
         (Some(p), _) => state.db.membership(p.id, user.id).await?,
@@ -125,7 +125,7 @@ pub async fn check_user(
     };
     let production = scope.env.as_ref().is_some_and(|e| e.production);
     allowed(&user.subject(), membership, action, production).map_err(|denied| {
-        ApiError::Forbidden(
+        AppError::Forbidden(
             denied
                 .message(scope.project.as_ref().map(|p| p.name.as_str()), scope.env.as_ref().map(|e| e.name.as_str())),
         )
@@ -146,7 +146,7 @@ pub async fn may(state: &AppState, user: &User, path: &str, params: &[(&str, Str
 /// API's under `/api/v1`.
 /// An unknown project or deployment is the handler's 404 to give; here it
 /// only means there is nothing to be a member of.
-async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -> Result<Scope, ApiError> {
+async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -> Result<Scope, AppError> {
     let db = &state.db;
     let id = params.get("id").and_then(|id| id.parse::<i64>().ok());
     let path = path.strip_prefix("/api/v1").unwrap_or(path);
@@ -176,10 +176,10 @@ async fn scope(state: &AppState, path: &str, params: &HashMap<String, String>) -
 
 /// Checks that the caller may deploy to `env`, once a handler knows which
 /// environment a request is about (the route could only check the project).
-pub async fn check_deploy(state: &AppState, user: &User, project: &Project, env: &Environment) -> Result<(), ApiError> {
+pub async fn check_deploy(state: &AppState, user: &User, project: &Project, env: &Environment) -> Result<(), AppError> {
     let membership: Option<Role> = state.db.membership(project.id, user.id).await?;
     allowed(&user.subject(), membership, Action::Deploy, env.production)
-        .map_err(|denied| ApiError::Forbidden(denied.message(Some(&project.name), Some(&env.name))))
+        .map_err(|denied| AppError::Forbidden(denied.message(Some(&project.name), Some(&env.name))))
 }
 
 /// Checks that the caller may create an environment that is production: the
@@ -192,8 +192,8 @@ pub async fn check_new_production_env(
     user: &User,
     project: &Project,
     env: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     let membership: Option<Role> = state.db.membership(project.id, user.id).await?;
     allowed(&user.subject(), membership, Action::ChangeProduction, true)
-        .map_err(|denied| ApiError::Forbidden(denied.message(Some(&project.name), Some(env))))
+        .map_err(|denied| AppError::Forbidden(denied.message(Some(&project.name), Some(env))))
 }

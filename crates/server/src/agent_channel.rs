@@ -21,14 +21,14 @@ use ferry_proto::agent::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
 use ferry_proto::api::{BlobRequest, EnrollAnswer, EnrollRequest};
 use ferry_store::Host;
 
+use crate::app::{AppError, AppResult};
 use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
-use crate::error::{ApiError, ApiResult};
 use crate::{AppState, agent_upgrade, fleet, lb, now_ms};
 use ferry_domain::vars::SecretMask;
 
 /// `POST /api/v1/agent/enroll`: a new host presents the join token and gets
 /// its own credential.
-pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest>) -> ApiResult<Json<EnrollAnswer>> {
+pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest>) -> AppResult<Json<EnrollAnswer>> {
     let expected = state.db.get_setting("join_token_hash").await?.unwrap_or_default();
     let presented = auth::token_hash(req.join_token.trim());
     let tags = if auth::same_hash(&presented, &expected) {
@@ -38,13 +38,13 @@ pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest
     } else if let Some(limited) = state.db.join_token(&presented).await? {
         allowed_tags(&req.tags, &limited.tags)?
     } else {
-        return Err(ApiError::Unauthorized("wrong join token".into()));
+        return Err(AppError::Unauthorized("wrong join token".into()));
     };
     validate_name("host name", &req.name)?;
     let token = auth::new_token(AGENT_TOKEN_PREFIX);
     let host =
         state.db.enroll_host(&req.name, &tags, &auth::token_hash(&token), now_ms()).await.map_err(|e| match e {
-            ferry_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
+            ferry_store::StoreError::Conflict(_) => AppError::Conflict(format!(
                 "host '{}' is already enrolled; an agent keeps its credential under its --root, so start it with \
                  the same --root, or choose another --name",
                 req.name
@@ -58,13 +58,13 @@ pub async fn enroll(State(state): State<AppState>, Json(req): Json<EnrollRequest
 /// The tags a host enrolling with a limited join token gets: those it asks
 /// for, each of which the token must allow, or the token's when it asks for
 /// none.
-fn allowed_tags(asked: &ferry_domain::Tags, allowed: &ferry_domain::Tags) -> ApiResult<ferry_domain::Tags> {
+fn allowed_tags(asked: &ferry_domain::Tags, allowed: &ferry_domain::Tags) -> AppResult<ferry_domain::Tags> {
     if asked.0.is_empty() {
         return Ok(allowed.clone());
     }
     match asked.0.iter().find(|(k, v)| allowed.0.get(*k) != Some(*v)) {
         None => Ok(asked.clone()),
-        Some((k, v)) => Err(ApiError::Forbidden(format!(
+        Some((k, v)) => Err(AppError::Forbidden(format!(
             "this join token allows only the tags {allowed}; {k}={v} is not among them"
         ))),
     }
@@ -336,16 +336,16 @@ pub async fn manifest(
     State(state): State<AppState>,
     AgentCaller(host): AgentCaller,
     Path(release_id): Path<i64>,
-) -> ApiResult<Response> {
+) -> AppResult<Response> {
     let desired = state.db.desired_for_host(host.id).await?;
     let Some(row) = desired.into_iter().find(|r| r.release.id == release_id) else {
-        return Err(ApiError::Forbidden(format!("release {release_id} is not desired on host '{}'", host.name)));
+        return Err(AppError::Forbidden(format!("release {release_id} is not desired on host '{}'", host.name)));
     };
     let bytes = state.artifacts.get(&row.release.manifest_digest).await?;
     Response::builder()
         .header("content-type", "application/json")
         .body(Body::from(bytes))
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// `POST /api/v1/agent/blobs`: the requested blobs as one framed stream.
@@ -355,19 +355,19 @@ pub async fn blobs(
     State(state): State<AppState>,
     AgentCaller(host): AgentCaller,
     Json(req): Json<BlobRequest>,
-) -> ApiResult<Response> {
+) -> AppResult<Response> {
     let mut allowed = std::collections::HashSet::new();
     for row in state.db.desired_for_host(host.id).await? {
         let bytes = state.artifacts.get(&row.release.manifest_digest).await?;
         let manifest: ferry_domain::Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::Internal(format!("stored manifest of release {}: {e}", row.release.id)))?;
+            .map_err(|e| AppError::Internal(format!("stored manifest of release {}: {e}", row.release.id)))?;
         allowed.extend(manifest.files().map(|(_, digest, _, _)| digest));
     }
     if let Some(d) = req.digests.iter().find(|d| !allowed.contains(*d)) {
-        return Err(ApiError::Forbidden(format!("blob {d} belongs to no release desired on host '{}'", host.name)));
+        return Err(AppError::Forbidden(format!("blob {d} belongs to no release desired on host '{}'", host.name)));
     }
     if let Some(d) = state.artifacts.missing(&req.digests).await?.first() {
-        return Err(ApiError::NotFound(format!("blob {d} is not in the artifact store")));
+        return Err(AppError::NotFound(format!("blob {d} is not in the artifact store")));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let artifacts = state.artifacts.clone();
@@ -376,5 +376,5 @@ pub async fn blobs(
     Response::builder()
         .header("content-type", "application/octet-stream")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| AppError::Internal(e.to_string()))
 }

@@ -38,8 +38,8 @@ use futures_util::StreamExt;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest as _, Sha256};
 
+use crate::app::{AppError, AppResult};
 use crate::auth::{AgentCaller, Caller};
-use crate::error::{ApiError, ApiResult};
 use crate::{AppState, fleet, now_ms};
 
 /// The largest agent binary accepted.
@@ -111,8 +111,8 @@ pub struct UploadQuery {
     version: String,
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
 }
 
 /// `POST /api/v1/agent-binaries?version=V`: the body is the binary.
@@ -129,11 +129,11 @@ pub async fn upload(
     Caller(caller): Caller,
     Query(q): Query<UploadQuery>,
     body: Body,
-) -> ApiResult<Json<AgentBinaryInfo>> {
+) -> AppResult<Json<AgentBinaryInfo>> {
     let taken =
         match ferry_domain::validate_version(&q.version) {
             Ok(()) => state.db.agent_binary(&q.version).await.ok().map(|b| {
-                ApiError::Conflict(format!("agent binary version '{}' already exists ({})", b.version, b.sha256))
+                AppError::Conflict(format!("agent binary version '{}' already exists ({})", b.version, b.sha256))
             }),
             Err(e) => Some(e.into()),
         };
@@ -154,7 +154,7 @@ pub async fn upload(
     };
     if size == 0 {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(ApiError::BadRequest("the agent binary is empty".into()));
+        return Err(AppError::BadRequest("the agent binary is empty".into()));
     }
     tokio::fs::rename(&tmp, dir.join(&sha256)).await.map_err(internal)?;
     let new = NewAgentBinary {
@@ -171,17 +171,17 @@ pub async fn upload(
 }
 
 /// Writes the body to `tmp` (fsynced), answering its SHA-256 and size.
-async fn receive(tmp: &Path, body: Body) -> ApiResult<(String, u64)> {
+async fn receive(tmp: &Path, body: Body) -> AppResult<(String, u64)> {
     use tokio::io::AsyncWriteExt;
     let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(tmp).await.map_err(internal)?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
         size += chunk.len() as u64;
         if size > MAX_BINARY {
-            return Err(ApiError::BadRequest(format!("an agent binary may be at most {MAX_BINARY} bytes")));
+            return Err(AppError::BadRequest(format!("an agent binary may be at most {MAX_BINARY} bytes")));
         }
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(internal)?;
@@ -197,7 +197,7 @@ async fn receive(tmp: &Path, body: Body) -> ApiResult<(String, u64)> {
     tag = "agent upgrades",
     responses((status = 200, body = Vec<AgentBinaryInfo>)),
 )]
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<AgentBinaryInfo>>> {
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> AppResult<Json<Vec<AgentBinaryInfo>>> {
     Ok(Json(state.db.agent_binaries().await?.into_iter().map(binary_info).collect()))
 }
 
@@ -242,21 +242,21 @@ pub async fn set(
     Caller(caller): Caller,
     UrlPath((project, env)): UrlPath<(String, String)>,
     Json(req): Json<SetAgentUpgrade>,
-) -> ApiResult<Json<AgentUpgradeInfo>> {
+) -> AppResult<Json<AgentUpgradeInfo>> {
     let p = state.db.project(&project).await?;
     let e = state.db.environment(&p, &env).await?;
     let binary = state.db.agent_binary(&req.version).await?;
     let hosts = fleet::env_hosts(&state, &e).await?;
     if hosts.is_empty() {
-        return Err(ApiError::BadRequest(format!("environment '{env}' of '{project}' has no hosts to upgrade")));
+        return Err(AppError::BadRequest(format!("environment '{env}' of '{project}' has no hosts to upgrade")));
     }
     let plan_hosts: Vec<PlanHost<'_>> =
         hosts.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
-    let batches = plan(&e.rollout.strategy, &plan_hosts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let batches = plan(&e.rollout.strategy, &plan_hosts).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let id = state.db.create_agent_upgrade(e.id, binary.id, &batches, &caller.name, now_ms()).await?;
     tracing::info!(%project, %env, version = %binary.version, id, "agent upgrade started");
     step(&state, id).await?;
-    let upgrade = state.db.agent_upgrade(id).await?.ok_or_else(|| ApiError::Internal("upgrade vanished".into()))?;
+    let upgrade = state.db.agent_upgrade(id).await?.ok_or_else(|| AppError::Internal("upgrade vanished".into()))?;
     Ok(Json(upgrade_info(upgrade, &project, &env)))
 }
 
@@ -273,18 +273,18 @@ pub async fn status(
     State(state): State<AppState>,
     _caller: Caller,
     UrlPath((project, env)): UrlPath<(String, String)>,
-) -> ApiResult<Json<AgentUpgradeInfo>> {
+) -> AppResult<Json<AgentUpgradeInfo>> {
     let p = state.db.project(&project).await?;
     let e = state.db.environment(&p, &env).await?;
     match state.db.latest_agent_upgrade(e.id).await? {
         Some(u) => Ok(Json(upgrade_info(u, &project, &env))),
-        None => Err(ApiError::NotFound(format!("no agent upgrade of environment '{env}' of '{project}'"))),
+        None => Err(AppError::NotFound(format!("no agent upgrade of environment '{env}' of '{project}'"))),
     }
 }
 
 /// Moves an upgrade on: starts its next batch, or ends it. A host that
 /// already runs the target when its batch starts is done at once.
-pub async fn step(state: &AppState, id: i64) -> ApiResult<()> {
+pub async fn step(state: &AppState, id: i64) -> AppResult<()> {
     loop {
         let Some(upgrade) = state.db.agent_upgrade(id).await? else { return Ok(()) };
         if upgrade.status != "running" {
@@ -310,7 +310,7 @@ pub async fn step(state: &AppState, id: i64) -> ApiResult<()> {
 }
 
 /// Applies the next step; answers whether to look again (a batch started).
-async fn one_step(state: &AppState, upgrade: AgentUpgrade) -> ApiResult<bool> {
+async fn one_step(state: &AppState, upgrade: AgentUpgrade) -> AppResult<bool> {
     let id = upgrade.id;
     let hosts: Vec<(u32, HostUpgradeState)> = upgrade.hosts.iter().map(|h| (h.batch, h.state)).collect();
     let again = matches!(next_step(&hosts), UpgradeStep::StartBatch(_));
@@ -343,7 +343,7 @@ async fn one_step(state: &AppState, upgrade: AgentUpgrade) -> ApiResult<bool> {
 /// A host's agent said hello: records what it runs; a host upgrading to the
 /// binary it now runs is done, and one whose agent cannot upgrade itself
 /// (no digest: it predates self-upgrade) has failed.
-pub async fn hello(state: &AppState, host: &Host, digest: Option<&str>, version: Option<&str>) -> ApiResult<()> {
+pub async fn hello(state: &AppState, host: &Host, digest: Option<&str>, version: Option<&str>) -> AppResult<()> {
     state.db.set_host_binary(host.id, version, digest).await?;
     settle(state, host, digest).await
 }
@@ -351,7 +351,7 @@ pub async fn hello(state: &AppState, host: &Host, digest: Option<&str>, version:
 /// Moves the host's rows of running upgrades on what its connected agent
 /// runs: done when it runs the target, failed when it cannot upgrade itself
 /// (it would never understand the order).
-pub async fn settle(state: &AppState, host: &Host, digest: Option<&str>) -> ApiResult<()> {
+pub async fn settle(state: &AppState, host: &Host, digest: Option<&str>) -> AppResult<()> {
     for upgrade in state.db.running_agent_upgrades_of_host(host.id).await? {
         let upgrading = HostUpgradeState::Upgrading;
         let (to, error) = match digest {
@@ -402,7 +402,7 @@ pub async fn sweep(state: &AppState) {
 
 /// The host's agent reports that its upgrade to `sha256` failed. Only its
 /// own row of a running upgrade to exactly that binary moves.
-pub async fn failed(state: &AppState, host: &Host, sha256: &str, error: &str) -> ApiResult<()> {
+pub async fn failed(state: &AppState, host: &Host, sha256: &str, error: &str) -> AppResult<()> {
     for upgrade in state.db.running_agent_upgrades_of_host(host.id).await? {
         if upgrade.binary.sha256 != sha256 {
             continue;
@@ -421,7 +421,7 @@ pub async fn failed(state: &AppState, host: &Host, sha256: &str, error: &str) ->
 }
 
 /// The binary this host is upgrading to, if any, and that it does not run yet.
-async fn target(state: &AppState, host: &Host) -> ApiResult<Option<AgentBinary>> {
+async fn target(state: &AppState, host: &Host) -> AppResult<Option<AgentBinary>> {
     for upgrade in state.db.running_agent_upgrades_of_host(host.id).await? {
         let mine = upgrade.hosts.iter().find(|h| h.host_id == host.id);
         if mine.is_some_and(|h| h.state == HostUpgradeState::Upgrading) {
@@ -432,7 +432,7 @@ async fn target(state: &AppState, host: &Host) -> ApiResult<Option<AgentBinary>>
 }
 
 /// The order to send a host with its desired state, while it is upgrading.
-pub async fn order_for(state: &AppState, host: &Host, running: Option<&str>) -> ApiResult<Option<UpgradeOrder>> {
+pub async fn order_for(state: &AppState, host: &Host, running: Option<&str>) -> AppResult<Option<UpgradeOrder>> {
     let Some(b) = target(state, host).await? else { return Ok(None) };
     if running == Some(b.sha256.as_str()) {
         return Ok(None);
@@ -447,19 +447,19 @@ pub async fn order_for(state: &AppState, host: &Host, running: Option<&str>) -> 
 
 /// `GET /api/v1/agent/binary`: the binary the asking host is upgrading to,
 /// and nothing else.
-pub async fn download(State(state): State<AppState>, AgentCaller(host): AgentCaller) -> ApiResult<Response> {
+pub async fn download(State(state): State<AppState>, AgentCaller(host): AgentCaller) -> AppResult<Response> {
     let Some(b) = target(&state, &host).await? else {
-        return Err(ApiError::Forbidden(format!("host '{}' is not upgrading its agent", host.name)));
+        return Err(AppError::Forbidden(format!("host '{}' is not upgrading its agent", host.name)));
     };
     let path = binaries_dir(&state).join(&b.sha256);
     let file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::NotFound(format!("agent binary {} is not on the server's disk: {e}", b.version)))?;
+        .map_err(|e| AppError::NotFound(format!("agent binary {} is not on the server's disk: {e}", b.version)))?;
     let stream = tokio_util::io::ReaderStream::new(file);
     Response::builder()
         .header("content-type", "application/octet-stream")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 #[cfg(test)]

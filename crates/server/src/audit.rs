@@ -36,8 +36,8 @@ use ferry_store::NewAuditEntry;
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::app::AppError;
 use crate::auth::{AGENT_TOKEN_PREFIX, USER_TOKEN_PREFIX, token_hash};
-use crate::error::ApiError;
 use crate::{AppState, now_ms};
 
 /// A recorded summary is cut here.
@@ -276,7 +276,7 @@ async fn with_project(state: &AppState, route: Option<&str>, object: String, sum
 /// the trail records as [`release_summary`].
 const RELEASE_ROUTE: &str = "/api/v1/projects/{project}/releases";
 
-async fn summarize(headers: &HeaderMap, body: Body, route: Option<&str>) -> Result<(Body, Summary), ApiError> {
+async fn summarize(headers: &HeaderMap, body: Body, route: Option<&str>) -> Result<(Body, Summary), AppError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let json = content_type.starts_with("application/json");
     // The web interface's forms: small, and recorded like JSON, secrets
@@ -285,7 +285,7 @@ async fn summarize(headers: &HeaderMap, body: Body, route: Option<&str>) -> Resu
     if form {
         let bytes = axum::body::to_bytes(body, FORM_BODY_LIMIT)
             .await
-            .map_err(|e| ApiError::BadRequest(format!("cannot read the form: {e}")))?;
+            .map_err(|e| AppError::BadRequest(format!("cannot read the form: {e}")))?;
         let fields: serde_json::Map<String, Value> =
             form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
         let mut v = Value::Object(fields);
@@ -305,7 +305,7 @@ async fn summarize(headers: &HeaderMap, body: Body, route: Option<&str>) -> Resu
     }
     let bytes = axum::body::to_bytes(body, crate::api::JSON_BODY_LIMIT)
         .await
-        .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
     let summary = if route == Some(RELEASE_ROUTE) { release_summary(&bytes) } else { json_summary(&bytes) };
     Ok((Body::from(bytes), Summary::Text(summary)))
 }

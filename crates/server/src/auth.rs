@@ -10,7 +10,7 @@ use ferry_store::{Host, User};
 use rand::RngExt;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::app::AppError;
 
 pub const USER_TOKEN_PREFIX: &str = "fy_u_";
 pub const AGENT_TOKEN_PREFIX: &str = "fy_a_";
@@ -30,12 +30,12 @@ pub fn token_hash(token: &str) -> String {
 
 /// An argon2id hash of a password (PHC string, with its own random salt and
 /// the parameters it was made with).
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+pub fn hash_password(password: &str) -> Result<String, AppError> {
     use argon2::password_hash::PasswordHasher;
     let salt: [u8; 16] = rand::rng().random();
     let hash: argon2::password_hash::phc::PasswordHash = argon2::Argon2::default()
         .hash_password_with_salt(password.as_bytes(), &salt)
-        .map_err(|e| ApiError::Internal(format!("hashing the password: {e}")))?;
+        .map_err(|e| AppError::Internal(format!("hashing the password: {e}")))?;
     Ok(hash.to_string())
 }
 
@@ -113,13 +113,13 @@ pub async fn sign_in(
     name: &str,
     password: String,
     address: Option<std::net::IpAddr>,
-) -> Result<User, ApiError> {
-    let refused = || ApiError::Unauthorized(SIGN_IN_REFUSED.into());
+) -> Result<User, AppError> {
+    let refused = || AppError::Unauthorized(SIGN_IN_REFUSED.into());
     let address = address.map_or_else(|| "unknown".to_string(), |a| a.to_string());
     let now = crate::now_ms();
     if state.sign_in_limit.exhausted(&address, now) {
         tracing::warn!(%address, "sign-in refused: too many failed sign-ins from this address");
-        return Err(ApiError::Unauthorized(format!(
+        return Err(AppError::Unauthorized(format!(
             "too many failed sign-ins from your address ({address}); try again in 15 minutes"
         )));
     }
@@ -132,7 +132,7 @@ pub async fn sign_in(
     // Argon2 takes tens of milliseconds of CPU on purpose: off the runtime.
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &checked))
         .await
-        .map_err(|e| ApiError::Internal(format!("checking the password: {e}")))?;
+        .map_err(|e| AppError::Internal(format!("checking the password: {e}")))?;
     let (Some(user), Some(_)) = (user, hash) else {
         state.sign_in_limit.record(&address, now);
         return Err(refused());
@@ -152,7 +152,7 @@ pub async fn sign_in(
     }
     state.db.clear_failed_sign_ins(user.id, &address).await?;
     if user.disabled {
-        return Err(ApiError::Unauthorized(format!("user '{}' is disabled", user.name)));
+        return Err(AppError::Unauthorized(format!("user '{}' is disabled", user.name)));
     }
     Ok(user)
 }
@@ -162,33 +162,33 @@ pub fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn bearer_of(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+fn bearer_of(headers: &axum::http::HeaderMap) -> Result<&str, AppError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized("missing 'Authorization: Bearer <token>' header".into()))?;
+        .ok_or_else(|| AppError::Unauthorized("missing 'Authorization: Bearer <token>' header".into()))?;
     value
         .strip_prefix("Bearer ")
         .map(str::trim)
-        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))
+        .ok_or_else(|| AppError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+fn bearer(parts: &Parts) -> Result<&str, AppError> {
     bearer_of(&parts.headers)
 }
 
 /// The enabled user whose API token a request carries. Read from the
 /// database on every request, so a revoked token or a disabled user stops
 /// working at once.
-pub async fn user_from_headers(state: &AppState, headers: &axum::http::HeaderMap) -> Result<User, ApiError> {
+pub async fn user_from_headers(state: &AppState, headers: &axum::http::HeaderMap) -> Result<User, AppError> {
     let token = bearer_of(headers)?;
     if !token.starts_with(USER_TOKEN_PREFIX) {
-        return Err(ApiError::Unauthorized("this is not a user API token".into()));
+        return Err(AppError::Unauthorized("this is not a user API token".into()));
     }
     match state.db.user_for_token(&token_hash(token)).await? {
-        Some(user) if user.disabled => Err(ApiError::Unauthorized(format!("user '{}' is disabled", user.name))),
+        Some(user) if user.disabled => Err(AppError::Unauthorized(format!("user '{}' is disabled", user.name))),
         Some(user) => Ok(user),
-        None => Err(ApiError::Unauthorized("unknown or revoked API token".into())),
+        None => Err(AppError::Unauthorized("unknown or revoked API token".into())),
     }
 }
 
@@ -199,13 +199,13 @@ pub async fn user_from_headers(state: &AppState, headers: &axum::http::HeaderMap
 pub struct Caller(pub User);
 
 impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, AppError> {
         parts
             .extensions
             .get::<Caller>()
             .cloned()
-            .ok_or_else(|| ApiError::Internal("this route has no user access rule".into()))
+            .ok_or_else(|| AppError::Internal("this route has no user access rule".into()))
     }
 }
 
@@ -213,15 +213,15 @@ impl FromRequestParts<AppState> for Caller {
 pub struct AgentCaller(pub Host);
 
 impl FromRequestParts<AppState> for AgentCaller {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer(parts)?;
         if !token.starts_with(AGENT_TOKEN_PREFIX) {
-            return Err(ApiError::Unauthorized("this is not an agent credential".into()));
+            return Err(AppError::Unauthorized("this is not an agent credential".into()));
         }
         match state.db.host_by_token(&token_hash(token)).await? {
             Some(host) => Ok(AgentCaller(host)),
-            None => Err(ApiError::Unauthorized("unknown agent credential; enrol the host again".into())),
+            None => Err(AppError::Unauthorized("unknown agent credential; enrol the host again".into())),
         }
     }
 }

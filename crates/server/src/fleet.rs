@@ -22,7 +22,7 @@ use ferry_proto::agent::{DesiredRelease, DesiredState};
 use ferry_proto::api::{CreateDeployment, DeploymentEventInfo, DeploymentHostInfo, DeploymentInfo};
 use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User, VarRow};
 
-use crate::error::{ApiError, ApiResult};
+use crate::app::{AppError, AppResult};
 use crate::guards::{self, Overrides};
 use crate::{AppState, now_ms};
 
@@ -38,7 +38,7 @@ pub fn release_name_for(project: &str, env: &str, release: &Release) -> String {
 /// Everything that should run on a host, as sent to its agent, with the
 /// mask of the secret values in it (what comes back from the host is masked
 /// with it).
-pub async fn desired_state(state: &AppState, host: &Host) -> ApiResult<(DesiredState, SecretMask)> {
+pub async fn desired_state(state: &AppState, host: &Host) -> AppResult<(DesiredState, SecretMask)> {
     let rows = state.db.desired_for_host(host.id).await?;
     // Only variables that can reach this host ever leave the store here:
     // another host's secrets are not even opened.
@@ -70,7 +70,7 @@ fn host_vars(
     env: &str,
     host: &str,
     secrets: &mut Vec<String>,
-) -> ApiResult<BTreeMap<String, String>> {
+) -> AppResult<BTreeMap<String, String>> {
     let candidates: Vec<Var<&VarRow>> = rows
         .iter()
         .filter(|r| r.project == project)
@@ -82,7 +82,7 @@ fn host_vars(
         let row = var.value;
         let value = if row.secret {
             let opened = state.secrets.open_var(row).map_err(|e| {
-                ApiError::Internal(format!("secret {key} of project '{project}' ({}) cannot be opened: {e}", var.scope))
+                AppError::Internal(format!("secret {key} of project '{project}' ({}) cannot be opened: {e}", var.scope))
             })?;
             secrets.push(opened.expose().to_string());
             opened.expose().to_string()
@@ -94,15 +94,15 @@ fn host_vars(
     Ok(out)
 }
 
-fn selector_of(env: &Environment) -> ApiResult<Selector> {
-    Selector::parse(&env.selector).map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))
+fn selector_of(env: &Environment) -> AppResult<Selector> {
+    Selector::parse(&env.selector).map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))
 }
 
 /// Gives a host the desired release of every environment its tags select,
 /// where it has none for that project yet (R3), or where what it has is of
 /// another environment of the project that no longer selects it (the host
 /// was re-tagged, or that environment's selector changed): the host moved.
-pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> ApiResult<()> {
+pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> AppResult<()> {
     let envs = state.db.all_environments().await?;
     let desired = state.db.desired_for_host(host_id).await?;
     for env in &envs {
@@ -139,7 +139,7 @@ pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> ApiResult<()>
 
 /// Re-places every host after an environment's selector changed: hosts it
 /// now selects move to it (see [`adopt`]); their agents hear at once.
-pub async fn replace_all(state: &AppState) -> ApiResult<()> {
+pub async fn replace_all(state: &AppState) -> AppResult<()> {
     let hosts = state.db.hosts().await?;
     for h in &hosts {
         adopt(state, h.id, &h.tags).await?;
@@ -177,7 +177,7 @@ pub async fn create_deployment(
     caller: &User,
     project_name: &str,
     req: CreateDeployment,
-) -> ApiResult<DeploymentInfo> {
+) -> AppResult<DeploymentInfo> {
     create_deployment_as(state, caller, project_name, req, Authority::Caller).await
 }
 
@@ -190,7 +190,7 @@ async fn check_authority(
     env: &Environment,
     req: &CreateDeployment,
     authority: Authority,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     if let Authority::Approved { .. } = authority {
         return Ok(());
     }
@@ -203,13 +203,13 @@ async fn check_authority(
     }
     let (p, e) = (&project.name, &env.name);
     match authority {
-        Authority::Staging { .. } => Err(ApiError::Conflict(format!(
+        Authority::Staging { .. } => Err(AppError::Conflict(format!(
             "environment '{e}' requires an approval itself, so it cannot be the staging environment requests are              tested on: ferry env update {p} ENV --staging NAME"
         ))),
         // Minutes matter: someone trusted with production may go back
         // without waiting for an approver. It is flagged and recorded.
         _ if req.emergency && (caller.production || caller.is_admin) => Ok(()),
-        _ if req.emergency => Err(ApiError::Forbidden(format!(
+        _ if req.emergency => Err(AppError::Forbidden(format!(
             "an emergency rollback of environment '{e}' past its approval needs the production right"
         ))),
         _ => {
@@ -217,7 +217,7 @@ async fn check_authority(
                 DeploymentKind::Deploy => format!("ferry request create {p} {e} --build N --reason TEXT"),
                 DeploymentKind::Rollback => format!("ferry request create {p} {e} --rollback --reason TEXT"),
             };
-            Err(ApiError::ApprovalRequired(format!(
+            Err(AppError::ApprovalRequired(format!(
                 "environment '{e}' of project '{p}' requires an approved release request: {what} (or, when \
                  minutes matter, ferry rollback {p} {e} --emergency with the production right)"
             )))
@@ -253,7 +253,7 @@ pub async fn plan_deployment(
     project_name: &str,
     req: &CreateDeployment,
     authority: Authority,
-) -> ApiResult<PlannedDeployment> {
+) -> AppResult<PlannedDeployment> {
     let db = &state.db;
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
@@ -269,15 +269,15 @@ pub async fn plan_deployment(
     let in_env: Vec<&Host> = all_hosts.iter().filter(|h| selector.matches(&h.tags)).collect();
     let (targets, whole_env): (Vec<&Host>, bool) = match &req.hosts {
         None => (in_env, true),
-        Some(names) if names.is_empty() => return Err(ApiError::BadRequest("--hosts names no host".into())),
+        Some(names) if names.is_empty() => return Err(AppError::BadRequest("--hosts names no host".into())),
         Some(names) => {
             let mut chosen = Vec::new();
             for name in names {
                 let Some(host) = all_hosts.iter().find(|h| &h.name == name) else {
-                    return Err(ApiError::NotFound(format!("host '{name}' not found")));
+                    return Err(AppError::NotFound(format!("host '{name}' not found")));
                 };
                 if !selector.matches(&host.tags) {
-                    return Err(ApiError::BadRequest(format!(
+                    return Err(AppError::BadRequest(format!(
                         "host '{name}' (tags {}) is not in environment '{}' (selector {})",
                         host.tags, env.name, env.selector
                     )));
@@ -292,12 +292,12 @@ pub async fn plan_deployment(
     // The release named (`--version`, `--build`, or a rollback's `--to`).
     let named = match (&req.version, &req.build) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest("give either --version or --build, not both".into()));
+            return Err(AppError::BadRequest("give either --version or --build, not both".into()));
         }
         (None, Some(build)) => Some(release_of_build(state, &project, build).await?),
         (Some(v), None) => Some(db.release(&project, v).await?),
         (None, None) if req.kind == DeploymentKind::Deploy => {
-            return Err(ApiError::BadRequest("a deploy needs a version".into()));
+            return Err(AppError::BadRequest("a deploy needs a version".into()));
         }
         (None, None) => None,
     };
@@ -314,14 +314,14 @@ pub async fn plan_deployment(
         let Some(other) = envs.iter().find(|e| e.id == other) else { continue };
         let current = placement::Current { env: &other.name, still_selected: selector_of(other)?.matches(&host.tags) };
         if placement::claimed_elsewhere(&env.name, Some(current)) {
-            return Err(ApiError::Conflict(format!(
+            return Err(AppError::Conflict(format!(
                 "host '{}' already runs project '{}' for environment '{}'",
                 host.name, project.name, other.name
             )));
         }
     }
     if req.emergency && req.kind != DeploymentKind::Rollback {
-        return Err(ApiError::BadRequest("--emergency is for rollbacks: ferry rollback P ENV --emergency".into()));
+        return Err(AppError::BadRequest("--emergency is for rollbacks: ferry rollback P ENV --emergency".into()));
     }
 
     // An emergency ends the environment's running deployment in the same
@@ -373,7 +373,7 @@ pub async fn plan_deployment(
                         .collect::<Vec<_>>()
                         .join("; "),
                 };
-                return Err(ApiError::Conflict(format!(
+                return Err(AppError::Conflict(format!(
                     "nothing to roll back in {}/{}: {what}{hint}",
                     project.name, env.name
                 )));
@@ -385,7 +385,7 @@ pub async fn plan_deployment(
             let release = match named {
                 Some(r) => r,
                 None => releases.iter().find(|r| Some(r.id) == headline).cloned().ok_or_else(|| {
-                    ApiError::Conflict(format!(
+                    AppError::Conflict(format!(
                         "nothing to roll back in {}/{}: no host moves and the environment has no version",
                         project.name, env.name
                     ))
@@ -419,7 +419,7 @@ pub async fn plan_deployment(
     let liveness: Vec<(&str, bool)> = moves.iter().map(|(h, _, _)| (h.name.as_str(), h.online)).collect();
     let skipped: Vec<i64> = match offline::at_start(offline_policy, &liveness) {
         AtStart::PlanAll => Vec::new(),
-        AtStart::Refuse(why) => return Err(ApiError::Conflict(why)),
+        AtStart::Refuse(why) => return Err(AppError::Conflict(why)),
         AtStart::Skip(names) => {
             moves.iter().filter(|(h, _, _)| names.contains(&h.name.as_str())).map(|(h, _, _)| h.id).collect()
         }
@@ -429,18 +429,18 @@ pub async fn plan_deployment(
     // an emergency rollback goes everywhere at once and stops for nothing.
     let policy = if req.emergency {
         if !req.rollout.is_empty() {
-            return Err(ApiError::BadRequest(
+            return Err(AppError::BadRequest(
                 "an emergency rollback goes to every host at once; drop the rollout options".into(),
             ));
         }
         RolloutPolicy { max_failed: FailLimit::Percent(100), auto_rollback: false, ..RolloutPolicy::default() }
     } else {
-        req.rollout.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?
+        req.rollout.apply(&env.rollout).map_err(|e| AppError::BadRequest(e.to_string()))?
     };
     let moving: Vec<&Host> = moves.iter().map(|(h, _, _)| *h).filter(|h| !skipped.contains(&h.id)).collect();
     let plan_hosts: Vec<PlanHost<'_>> =
         moving.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
-    let batches = rollout::plan(&policy.strategy, &plan_hosts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let batches = rollout::plan(&policy.strategy, &plan_hosts).map_err(|e| AppError::BadRequest(e.to_string()))?;
 
     let offline_timeout = req.offline_timeout_secs.map(Duration::from_secs).unwrap_or(DEFAULT_OFFLINE_TIMEOUT);
     let target_of = |host_id: i64, batch: usize| -> Option<DeploymentTarget> {
@@ -495,7 +495,7 @@ pub async fn create_deployment_as(
     project_name: &str,
     req: CreateDeployment,
     authority: Authority,
-) -> ApiResult<DeploymentInfo> {
+) -> AppResult<DeploymentInfo> {
     let db = &state.db;
     let PlannedDeployment { project, env, release, new, superseded, hosts: _ } =
         plan_deployment(state, caller, project_name, &req, authority).await?;
@@ -529,7 +529,7 @@ pub async fn rollback_plan(
     hosts: &[&Host],
     to: Option<i64>,
     emergency: bool,
-) -> ApiResult<Vec<HostRollback<i64>>> {
+) -> AppResult<Vec<HostRollback<i64>>> {
     let bad = guards::bad_release_ids(state, project).await?;
     let past = state.db.hosts_past(project).await?;
     // What an emergency undoes on each host: the running deployment's release.
@@ -569,7 +569,7 @@ pub fn most_common_target(plan: &[HostRollback<i64>]) -> Option<i64> {
 }
 
 /// The hosts an environment's selector takes in.
-pub async fn env_hosts(state: &AppState, env: &Environment) -> ApiResult<Vec<Host>> {
+pub async fn env_hosts(state: &AppState, env: &Environment) -> AppResult<Vec<Host>> {
     let selector = selector_of(env)?;
     Ok(state.db.hosts().await?.into_iter().filter(|h| selector.matches(&h.tags)).collect())
 }
@@ -594,23 +594,23 @@ async fn notify_started(state: &AppState, id: i64, emergency: bool) {
 }
 
 /// The release a build made (R8: only successful builds are deployable).
-pub async fn release_of_build(state: &AppState, project: &ferry_store::Project, which: &str) -> ApiResult<Release> {
+pub async fn release_of_build(state: &AppState, project: &ferry_store::Project, which: &str) -> AppResult<Release> {
     let build = if which == "latest" {
         state
             .db
             .latest_succeeded_build(project)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("project '{}' has no successful build yet", project.name)))?
+            .ok_or_else(|| AppError::NotFound(format!("project '{}' has no successful build yet", project.name)))?
     } else {
         let number: i64 = which
             .trim_start_matches('#')
             .parse()
-            .map_err(|_| ApiError::BadRequest(format!("--build takes a build number or 'latest', not '{which}'")))?;
+            .map_err(|_| AppError::BadRequest(format!("--build takes a build number or 'latest', not '{which}'")))?;
         state.db.build_by_number(project, number).await?
     };
     match build.release_id {
         Some(id) if build.status == ferry_domain::BuildStatus::Succeeded => Ok(state.db.release_by_id(id).await?),
-        _ => Err(ApiError::Conflict(format!(
+        _ => Err(AppError::Conflict(format!(
             "build {} of '{}' {}; only successful builds can be deployed",
             build.number, project.name, build.status
         ))),
@@ -618,7 +618,7 @@ pub async fn release_of_build(state: &AppState, project: &ferry_store::Project, 
 }
 
 /// A deployment with its per-host rows, as the API shows it.
-pub async fn deployment_info(state: &AppState, id: i64) -> ApiResult<DeploymentInfo> {
+pub async fn deployment_info(state: &AppState, id: i64) -> AppResult<DeploymentInfo> {
     let row = state.db.deployment(id).await?;
     let hosts = state.db.deployment_hosts(id).await?;
     let mut info = deployment_summary(row);

@@ -13,7 +13,7 @@ use ferry_domain::{BadMark, DeploymentKind, rfc3339_from_millis};
 use ferry_proto::api::{BadMarkInfo, CreateDeployment, LockInfo, LockKind};
 use ferry_store::{DeploymentRow, Environment, FreezeRow, Project, Release};
 
-use crate::error::{ApiError, ApiResult};
+use crate::app::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
 /// What a deployment may go ahead despite. Both are recorded on the
@@ -40,28 +40,28 @@ impl Overrides {
 /// froze it, why and until when (409, code `frozen`), unless `ignore_freeze`.
 /// The check any path that creates deployments calls first; the store repeats
 /// it in the deployment's transaction (see `NewDeployment::ignore_freeze`).
-pub async fn check_freeze(state: &AppState, env: &Environment, ignore_freeze: bool) -> ApiResult<()> {
+pub async fn check_freeze(state: &AppState, env: &Environment, ignore_freeze: bool) -> AppResult<()> {
     let Some(held) = state.db.environment_freeze(env, now_ms()).await? else { return Ok(()) };
     if ignore_freeze {
         tracing::warn!(project = %held.project, env = %held.env, owner = %held.freeze.owner,
             reason = %held.freeze.reason, "a deployment goes through the environment's freeze");
         return Ok(());
     }
-    Err(ApiError::Frozen(held.freeze.refusal(&held.project, &held.env)))
+    Err(AppError::Frozen(held.freeze.refusal(&held.project, &held.env)))
 }
 
 /// Refuses a release marked bad, with who marked it and why (409, code
 /// `marked_bad`), unless `force`.
-pub fn check_release(project: &str, release: &Release, force: bool) -> ApiResult<()> {
+pub fn check_release(project: &str, release: &Release, force: bool) -> AppResult<()> {
     match &release.bad {
-        Some(mark) if !force => Err(ApiError::MarkedBad(mark.refusal(project, &release.version))),
+        Some(mark) if !force => Err(AppError::MarkedBad(mark.refusal(project, &release.version))),
         _ => Ok(()),
     }
 }
 
 /// The ids of a project's releases that are marked bad, for the rollback
 /// target choice to skip.
-pub async fn bad_release_ids(state: &AppState, project: &Project) -> ApiResult<Vec<i64>> {
+pub async fn bad_release_ids(state: &AppState, project: &Project) -> AppResult<Vec<i64>> {
     Ok(state.db.releases(project).await?.into_iter().filter(|r| r.bad.is_some()).map(|r| r.id).collect())
 }
 

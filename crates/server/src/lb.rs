@@ -29,7 +29,7 @@ use ferry_proto::agent::{LbBackend, LbDesired};
 use ferry_proto::api::{LbBackendInfo, LbHostInfo, LoadBalancerInfo};
 use ferry_store::{Environment, Host, LoadBalancer, VarRow};
 
-use crate::error::{ApiError, ApiResult};
+use crate::app::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
 /// How far the load-balancer hosts of an environment have come.
@@ -77,16 +77,16 @@ impl LbHostProgress {
 /// Takes `host_ids` (hosts of `env`) out of the environment's load balancer
 /// and wakes its load-balancer hosts. Returns the generation to wait for
 /// with [`applied`], or `None` when the environment has no load balancer.
-pub async fn drain(state: &AppState, env: &Environment, host_ids: &[i64]) -> ApiResult<Option<u64>> {
+pub async fn drain(state: &AppState, env: &Environment, host_ids: &[i64]) -> AppResult<Option<u64>> {
     change(state, env, host_ids, true).await
 }
 
 /// Puts `host_ids` back into the environment's load balancer; as [`drain`].
-pub async fn undrain(state: &AppState, env: &Environment, host_ids: &[i64]) -> ApiResult<Option<u64>> {
+pub async fn undrain(state: &AppState, env: &Environment, host_ids: &[i64]) -> AppResult<Option<u64>> {
     change(state, env, host_ids, false).await
 }
 
-async fn change(state: &AppState, env: &Environment, host_ids: &[i64], drained: bool) -> ApiResult<Option<u64>> {
+async fn change(state: &AppState, env: &Environment, host_ids: &[i64], drained: bool) -> AppResult<Option<u64>> {
     let Some(generation) = state.db.set_drained(env, host_ids, drained, now_ms()).await? else {
         return Ok(None);
     };
@@ -98,7 +98,7 @@ async fn change(state: &AppState, env: &Environment, host_ids: &[i64], drained: 
 }
 
 /// Whether every load-balancer host of `env` has applied `generation`.
-pub async fn applied(state: &AppState, env: &Environment, generation: u64) -> ApiResult<LbProgress> {
+pub async fn applied(state: &AppState, env: &Environment, generation: u64) -> AppResult<LbProgress> {
     let Some(lb) = state.db.load_balancer(env).await? else {
         return Ok(LbProgress { generation, done: true, hosts: Vec::new(), errors: Vec::new() });
     };
@@ -110,7 +110,7 @@ pub async fn applied(state: &AppState, env: &Environment, generation: u64) -> Ap
 /// Wakes the connections of the hosts `selector` (a load balancer's)
 /// matches, so that they get their new desired state now rather than at the
 /// next resync.
-pub(crate) async fn wake(state: &AppState, selector: &str) -> ApiResult<()> {
+pub(crate) async fn wake(state: &AppState, selector: &str) -> AppResult<()> {
     let selector = parse_selector(selector)?;
     let hosts = state.db.hosts().await?;
     state.hub.wake(hosts.iter().filter(|h| selector.matches(&h.tags)).map(|h| h.id));
@@ -119,7 +119,7 @@ pub(crate) async fn wake(state: &AppState, selector: &str) -> ApiResult<()> {
 
 /// A host with these tags connected: the load balancers of the environments
 /// it belongs to may have a new backend or a new address for it.
-pub(crate) async fn backend_connected(state: &AppState, tags: &ferry_domain::Tags) -> ApiResult<()> {
+pub(crate) async fn backend_connected(state: &AppState, tags: &ferry_domain::Tags) -> AppResult<()> {
     for lb in state.db.load_balancers().await? {
         if parse_selector(&lb.env_selector)?.matches(tags) {
             wake(state, &lb.selector).await?;
@@ -133,7 +133,7 @@ pub(crate) async fn backend_connected(state: &AppState, tags: &ferry_domain::Tag
 /// address) is left out: the agent then leaves that balancer as it is,
 /// rather than be told of fewer backends than there are; [`applied`] and
 /// `ferry env lb show` give the reason.
-pub(crate) async fn desired_for_host(state: &AppState, host: &Host) -> ApiResult<Vec<LbDesired>> {
+pub(crate) async fn desired_for_host(state: &AppState, host: &Host) -> AppResult<Vec<LbDesired>> {
     let all = state.db.load_balancers().await?;
     if all.is_empty() {
         return Ok(Vec::new());
@@ -181,7 +181,7 @@ pub(crate) async fn record_applied(
     env: &str,
     generation: u64,
     error: Option<&str>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     match error {
         Some(e) => tracing::warn!(host = %host.name, %project, %env, generation, "load balancer not applied: {e}"),
         None => tracing::debug!(host = %host.name, %project, %env, generation, "load balancer applied"),
@@ -190,7 +190,7 @@ pub(crate) async fn record_applied(
 }
 
 /// `GET .../lb`: the load balancer of `env` and where its hosts stand.
-pub(crate) async fn info(state: &AppState, env: &Environment) -> ApiResult<Option<LoadBalancerInfo>> {
+pub(crate) async fn info(state: &AppState, env: &Environment) -> AppResult<Option<LoadBalancerInfo>> {
     let Some(lb) = state.db.load_balancer(env).await? else { return Ok(None) };
     let hosts = state.db.hosts().await?;
     let view = view(state, lb, &hosts).await?;
@@ -222,8 +222,8 @@ pub(crate) async fn info(state: &AppState, env: &Environment) -> ApiResult<Optio
     }))
 }
 
-fn parse_selector(text: &str) -> ApiResult<Selector> {
-    Selector::parse(text).map_err(|e| ApiError::Internal(format!("stored selector '{text}': {e}")))
+fn parse_selector(text: &str) -> AppResult<Selector> {
+    Selector::parse(text).map_err(|e| AppError::Internal(format!("stored selector '{text}': {e}")))
 }
 
 /// One backend host of an environment, as its balancer should see it.
@@ -270,7 +270,7 @@ impl View {
     }
 }
 
-async fn view(state: &AppState, lb: LoadBalancer, hosts: &[Host]) -> ApiResult<View> {
+async fn view(state: &AppState, lb: LoadBalancer, hosts: &[Host]) -> AppResult<View> {
     let mut errors = Vec::new();
     let driver = match LbDriver::from_options(&lb.driver, &lb.options) {
         Ok(d) => Some(d),

@@ -29,7 +29,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::app::AppError;
 
 /// One series' labels: fixed names, values from small fixed sets.
 type Labels = Vec<(&'static str, String)>;
@@ -224,7 +224,7 @@ impl Metrics {
     }
 
     /// Reads what is a state, not an event, and renders every series.
-    async fn render(&self, state: &AppState) -> Result<String, ApiError> {
+    async fn render(&self, state: &AppState) -> Result<String, AppError> {
         let hosts = state.db.hosts().await?;
         let online = hosts.iter().filter(|h| h.online).count();
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
@@ -239,7 +239,7 @@ impl Metrics {
             self.db_connections_max.set(pool.max.into());
         }
         let mut out = String::new();
-        encode(&mut out, &self.registry).map_err(|e| ApiError::Internal(format!("rendering metrics: {e}")))?;
+        encode(&mut out, &self.registry).map_err(|e| AppError::Internal(format!("rendering metrics: {e}")))?;
         Ok(out)
     }
 }
@@ -286,7 +286,7 @@ pub async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
-async fn may_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn may_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     if let Some(expected) = &state.config.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -297,7 +297,7 @@ async fn may_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErro
             return Ok(());
         }
     }
-    let refused = || ApiError::Unauthorized("/metrics needs the metrics token or an administrator's token".into());
+    let refused = || AppError::Unauthorized("/metrics needs the metrics token or an administrator's token".into());
     let user = crate::auth::user_from_headers(state, headers).await.map_err(|_| refused())?;
     // The administrators' right: they may read everything the series count.
     allowed(&user.subject(), None, Action::ManageUsers, false).map_err(|_| refused())

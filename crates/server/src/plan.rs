@@ -12,7 +12,7 @@ use ferry_proto::api::{CreateDeployment, DeploymentPlan, PlannedBatch, PlannedHo
 use ferry_store::{Release, StoreError, User};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::app::{AppError, AppResult};
 use crate::fleet::{self, Authority, PlannedDeployment};
 
 /// What `req` would do in `project`, or the refusal the real deployment
@@ -22,7 +22,7 @@ pub async fn dry_run(
     caller: &User,
     project: &str,
     req: &CreateDeployment,
-) -> ApiResult<DeploymentPlan> {
+) -> AppResult<DeploymentPlan> {
     let planned = fleet::plan_deployment(state, caller, project, req, Authority::Caller).await?;
     let PlannedDeployment { project, env, release, new, superseded, hosts } = planned;
     // The store checks the freeze, the bad mark and the lock (R19) when it
@@ -125,7 +125,7 @@ struct Releases<'a> {
 }
 
 impl Releases<'_> {
-    async fn release(&mut self, id: i64) -> ApiResult<Release> {
+    async fn release(&mut self, id: i64) -> AppResult<Release> {
         if let Some(r) = self.by_id.get(&id) {
             return Ok(r.clone());
         }
@@ -134,21 +134,21 @@ impl Releases<'_> {
         Ok(r)
     }
 
-    async fn manifest(&mut self, id: i64) -> ApiResult<&Manifest> {
+    async fn manifest(&mut self, id: i64) -> AppResult<&Manifest> {
         if !self.manifests.contains_key(&id) {
             let release = self.release(id).await?;
             let bytes = self.state.artifacts.get(&release.manifest_digest).await?;
             let manifest: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::Internal(format!("stored manifest of release {id}: {e}")))?;
+                .map_err(|e| AppError::Internal(format!("stored manifest of release {id}: {e}")))?;
             self.manifests.insert(id, manifest);
         }
-        self.manifests.get(&id).ok_or_else(|| ApiError::Internal(format!("manifest of release {id}")))
+        self.manifests.get(&id).ok_or_else(|| AppError::Internal(format!("manifest of release {id}")))
     }
 
     /// What a host keeping `kept` would download of release `id`: nothing
     /// when it keeps that release (a relink), else the content its kept
     /// releases lack.
-    async fn download(&mut self, id: i64, kept: &[i64]) -> ApiResult<Fetch> {
+    async fn download(&mut self, id: i64, kept: &[i64]) -> AppResult<Fetch> {
         let total = self.manifest(id).await?.total_size();
         if kept.contains(&id) {
             return Ok(Fetch { bytes: 0, files: 0, total });

@@ -17,10 +17,10 @@ use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
 use ferry_store::{Environment, HostStateRow, Project, Release, User};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::app::{AppError, AppResult};
 
-fn selector_of(env: &Environment) -> ApiResult<Selector> {
-    Selector::parse(&env.selector).map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))
+fn selector_of(env: &Environment) -> AppResult<Selector> {
+    Selector::parse(&env.selector).map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))
 }
 
 /// Whether deploying `release` to `env` goes back: to a release no newer
@@ -34,7 +34,7 @@ fn going_back(env: &Environment, release: &Release) -> bool {
 /// Refuses `release` for `env` unless it succeeded on every host of the
 /// environment `env` comes after (see `ferry_domain::promotion`). Passes
 /// when `env` comes after none, and for going back.
-pub async fn check_gate(state: &AppState, project: &Project, env: &Environment, release: &Release) -> ApiResult<()> {
+pub async fn check_gate(state: &AppState, project: &Project, env: &Environment, release: &Release) -> AppResult<()> {
     let Some(upstream_name) = &env.after else { return Ok(()) };
     let candidate = Candidate {
         project: &project.name,
@@ -63,7 +63,7 @@ pub async fn check_gate(state: &AppState, project: &Project, env: &Environment, 
             name: h.name,
         })
         .collect();
-    promotion::check(&candidate, &upstream.name, &hosts).map_err(|e| ApiError::Conflict(e.to_string()))
+    promotion::check(&candidate, &upstream.name, &hosts).map_err(|e| AppError::Conflict(e.to_string()))
 }
 
 /// The promotion check of one deployment: the gate, or, when the request
@@ -76,13 +76,13 @@ pub async fn check(
     env: &Environment,
     release: &Release,
     req: &CreateDeployment,
-) -> ApiResult<Option<Note>> {
+) -> AppResult<Option<Note>> {
     let Some(reason) = &req.skip_promotion else {
         check_gate(state, project, env, release).await?;
         return Ok(None);
     };
     let reason = ferry_domain::guards::validate_reason(reason)
-        .map_err(|e| ApiError::BadRequest(format!("--skip-promotion: {e}")))?;
+        .map_err(|e| AppError::BadRequest(format!("--skip-promotion: {e}")))?;
     let upstream = check_skip(state, caller, project, env).await?;
     tracing::warn!(project = %project.name, env = %env.name, version = %release.version, by = %caller.name,
         %reason, "a deployment skips the promotion order");
@@ -91,9 +91,9 @@ pub async fn check(
 
 /// Checks that `caller` may skip the order of `env`, which must have one;
 /// answers the environment it comes after.
-pub async fn check_skip(state: &AppState, caller: &User, project: &Project, env: &Environment) -> ApiResult<String> {
+pub async fn check_skip(state: &AppState, caller: &User, project: &Project, env: &Environment) -> AppResult<String> {
     let Some(upstream) = &env.after else {
-        return Err(ApiError::BadRequest(format!(
+        return Err(AppError::BadRequest(format!(
             "environment '{}' comes after no other environment: there is no promotion order to skip; drop \
              --skip-promotion",
             env.name
@@ -103,7 +103,7 @@ pub async fn check_skip(state: &AppState, caller: &User, project: &Project, env:
     // version on production may decide it need not wait for staging.
     let membership = state.db.membership(project.id, caller.id).await?;
     if ferry_domain::access::allowed(&caller.subject(), membership, ferry_domain::Action::Deploy, true).is_err() {
-        return Err(ApiError::Forbidden(format!(
+        return Err(AppError::Forbidden(format!(
             "skipping the promotion order of environment '{}' of project '{}' (--skip-promotion) needs the \
              production right",
             env.name, project.name
@@ -113,7 +113,7 @@ pub async fn check_skip(state: &AppState, caller: &User, project: &Project, env:
 }
 
 /// The versions the hosts `env` selects run now.
-fn running(env: &Environment, hosts: &[ferry_store::Host], states: &[HostStateRow]) -> ApiResult<Running> {
+fn running(env: &Environment, hosts: &[ferry_store::Host], states: &[HostStateRow]) -> AppResult<Running> {
     let selector = selector_of(env)?;
     let versions: Vec<&str> = hosts
         .iter()
@@ -126,11 +126,11 @@ fn running(env: &Environment, hosts: &[ferry_store::Host], states: &[HostStateRo
 /// `ferry promote P --from A --to B`: deploys the version every host of `A`
 /// runs to `B`, as a deploy by the caller (so with `B`'s rollout, approval,
 /// freezes and order).
-pub async fn promote(state: &AppState, caller: &User, project_name: &str, req: Promote) -> ApiResult<DeploymentInfo> {
+pub async fn promote(state: &AppState, caller: &User, project_name: &str, req: Promote) -> AppResult<DeploymentInfo> {
     let project = state.db.project(project_name).await?;
     let (from, to) = (req.from.trim(), req.to.trim());
     if from == to {
-        return Err(ApiError::BadRequest(format!(
+        return Err(AppError::BadRequest(format!(
             "--from and --to both name '{from}': promote to another environment"
         )));
     }
@@ -140,7 +140,7 @@ pub async fn promote(state: &AppState, caller: &User, project_name: &str, req: P
     let hosts = state.db.hosts().await?;
     let states = state.db.project_host_states(&project).await?;
     let version = promotion::version_to_promote(&from.name, &running(&from, &hosts, &states)?)
-        .map_err(|e| ApiError::Conflict(format!("nothing to promote to '{}': {e}", to.name)))?;
+        .map_err(|e| AppError::Conflict(format!("nothing to promote to '{}': {e}", to.name)))?;
     let deploy = CreateDeployment::of(&to.name, Some(version), DeploymentKind::Deploy);
     crate::fleet::create_deployment(state, caller, &project.name, deploy).await
 }
@@ -160,7 +160,7 @@ pub struct GridEnv {
 
 /// The project's environments in the order versions travel, each with the
 /// versions its hosts run and whether it is behind the one before.
-pub async fn grid(state: &AppState, project: &Project) -> ApiResult<Vec<GridEnv>> {
+pub async fn grid(state: &AppState, project: &Project) -> AppResult<Vec<GridEnv>> {
     let envs = state.db.environments(project).await?;
     let hosts = state.db.hosts().await?;
     let states = state.db.project_host_states(project).await?;

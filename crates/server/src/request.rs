@@ -12,7 +12,7 @@ use ferry_domain::{DeploymentKind, DeploymentStatus, RequestAction, RequestKind,
 use ferry_proto::api::{CreateDeployment, CreateRequest, RequestActionBody, RequestEventInfo, RequestInfo};
 use ferry_store::{Environment, NewRequest, Project, Release, RequestChange, RequestNote, RequestRow, User};
 
-use crate::error::{ApiError, ApiResult};
+use crate::app::{AppError, AppResult};
 use crate::fleet::{self, Authority};
 use crate::{AppState, guards, notify, now_ms};
 
@@ -25,11 +25,11 @@ const START_GRACE_MS: i64 = 30_000;
 
 /// Creates a request: checks the version (and that the requester may update
 /// the staging environment), records the request, and updates staging.
-pub async fn create(state: &AppState, caller: &User, project_name: &str, req: CreateRequest) -> ApiResult<RequestInfo> {
+pub async fn create(state: &AppState, caller: &User, project_name: &str, req: CreateRequest) -> AppResult<RequestInfo> {
     let db = &state.db;
     let reason = req.reason.trim();
     if reason.is_empty() {
-        return Err(ApiError::BadRequest("give a reason (--reason): what the change is and why".into()));
+        return Err(AppError::BadRequest("give a reason (--reason): what the change is and why".into()));
     }
     let project = db.project(project_name).await?;
     let env = db.environment(&project, &req.env).await?;
@@ -38,7 +38,7 @@ pub async fn create(state: &AppState, caller: &User, project_name: &str, req: Cr
         RequestKind::Release => version_asked(state, &project, req.build.as_deref(), req.version.as_deref()).await?,
         RequestKind::Rollback => {
             if req.build.is_some() {
-                return Err(ApiError::BadRequest("a rollback request takes --to VERSION, not --build".into()));
+                return Err(AppError::BadRequest("a rollback request takes --to VERSION, not --build".into()));
             }
             (rollback_version(state, &project, &env, req.version.as_deref()).await?, None)
         }
@@ -134,7 +134,7 @@ pub async fn act(
     id: i64,
     action: RequestAction,
     body: RequestActionBody,
-) -> ApiResult<RequestInfo> {
+) -> AppResult<RequestInfo> {
     let db = &state.db;
     let row = db.request(id).await?;
     let project = db.project(&row.project).await?;
@@ -144,7 +144,7 @@ pub async fn act(
     debug_assert_eq!(facts.has_staging, staging.is_some());
     let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let to =
-        request::apply(&facts, actor, action, note).map_err(|e| ApiError::Conflict(format!("request {id}: {e}")))?;
+        request::apply(&facts, actor, action, note).map_err(|e| AppError::Conflict(format!("request {id}: {e}")))?;
     let new_release = match action {
         RequestAction::Resubmit => {
             let (release, build) =
@@ -153,7 +153,7 @@ pub async fn act(
             Some((release.id, build))
         }
         _ if body.build.is_some() || body.version.is_some() => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(AppError::BadRequest(format!(
                 "only a resubmission takes a new version; to {action} request {id}, give no --build or --version"
             )));
         }
@@ -202,7 +202,7 @@ fn deployment_kind(kind: RequestKind) -> DeploymentKind {
 /// Starts the deployment of a request that just moved to `releasing`. If it
 /// cannot start, the request fails with the reason, and the error is the
 /// caller's answer.
-async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> ApiResult<()> {
+async fn start_release(state: &AppState, caller: &User, row: &RequestRow) -> AppResult<()> {
     let mut req = CreateDeployment::of(&row.env, Some(row.version.clone()), deployment_kind(row.kind));
     if state.db.request_skips_promotion(row.id).await? {
         // Recorded on the deployment as any skip is, with the request's reason.
@@ -248,12 +248,12 @@ async fn record_outcome(
     action: RequestAction,
     note: String,
     deployment_id: Option<i64>,
-) -> ApiResult<RequestRow> {
+) -> AppResult<RequestRow> {
     // Only the kind and the state matter to the server's own actions.
     let facts =
         RequestFacts { kind: row.kind, state: row.state, has_staging: false, needs_approval: false, self_test: false };
     let to = request::apply(&facts, Actor::Server, action, Some(&note))
-        .map_err(|e| ApiError::Conflict(format!("request {}: {e}", row.id)))?;
+        .map_err(|e| AppError::Conflict(format!("request {}: {e}", row.id)))?;
     let change = RequestChange {
         from: row.state,
         to,
@@ -285,7 +285,7 @@ pub async fn deployment_ended(state: &AppState, deployment: i64) {
             format!("deployment {} {}{}", d.id, d.status, d.reason.map(|r| format!(": {r}")).unwrap_or_default());
         match record_outcome(state, &row, action, note, Some(d.id)).await {
             // Someone else recorded it first: nothing to do.
-            Err(ApiError::Conflict(_)) => Ok(()),
+            Err(AppError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
             Ok(row) => {
                 tracing::info!(id, deployment, state = %row.state, "release request's deployment ended");
@@ -364,9 +364,9 @@ async fn version_asked(
     project: &Project,
     build: Option<&str>,
     version: Option<&str>,
-) -> ApiResult<(Release, Option<i64>)> {
+) -> AppResult<(Release, Option<i64>)> {
     match (build, version) {
-        (Some(_), Some(_)) => Err(ApiError::BadRequest("give either --build or --version, not both".into())),
+        (Some(_), Some(_)) => Err(AppError::BadRequest("give either --build or --version, not both".into())),
         (Some(which), None) => {
             let release = fleet::release_of_build(state, project, which).await?;
             let build = state.db.builds(project, 1000).await?.into_iter().find(|b| b.release_id == Some(release.id));
@@ -376,7 +376,7 @@ async fn version_asked(
             ferry_domain::validate_version(v)?;
             Ok((state.db.release(project, v).await?, None))
         }
-        (None, None) => Err(ApiError::BadRequest("name what to release: --build N|latest or --version V".into())),
+        (None, None) => Err(AppError::BadRequest("name what to release: --build N|latest or --version V".into())),
     }
 }
 
@@ -387,7 +387,7 @@ async fn rollback_version(
     project: &Project,
     env: &Environment,
     version: Option<&str>,
-) -> ApiResult<Release> {
+) -> AppResult<Release> {
     if let Some(v) = version {
         ferry_domain::validate_version(v)?;
         return Ok(state.db.release(project, v).await?);
@@ -399,7 +399,7 @@ async fn rollback_version(
     let plan = fleet::rollback_plan(state, project, env, &targets, None, false).await?;
     match fleet::most_common_target(&plan) {
         Some(id) => Ok(state.db.release_by_id(id).await?),
-        None => Err(ApiError::Conflict(format!(
+        None => Err(AppError::Conflict(format!(
             "no host of environment '{}' has an earlier successfully deployed version to roll back to; name one \
              with --to VERSION",
             env.name
@@ -414,7 +414,7 @@ async fn staging_of(
     project: &Project,
     env: &Environment,
     kind: RequestKind,
-) -> ApiResult<Option<Environment>> {
+) -> AppResult<Option<Environment>> {
     match (&env.staging, kind) {
         (Some(name), RequestKind::Release) => Ok(Some(state.db.environment(project, name).await?)),
         _ => Ok(None),
@@ -466,7 +466,7 @@ pub fn summary(row: RequestRow, staging: Option<String>) -> RequestInfo {
 }
 
 /// A request with its history and deployments.
-pub async fn info(state: &AppState, id: i64) -> ApiResult<RequestInfo> {
+pub async fn info(state: &AppState, id: i64) -> AppResult<RequestInfo> {
     let row = state.db.request(id).await?;
     let project = state.db.project(&row.project).await?;
     let env = state.db.environment(&project, &row.env).await?;

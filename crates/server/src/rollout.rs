@@ -21,7 +21,7 @@ use ferry_domain::status::Note;
 use ferry_domain::{DeploymentKind, DeploymentStatus};
 use ferry_store::{Advanced, Environment};
 
-use crate::error::ApiResult;
+use crate::app::AppResult;
 use crate::{AppState, lb, notify, now_ms};
 
 /// How long hosts stay out of the load balancer, after it applied that,
@@ -29,7 +29,7 @@ use crate::{AppState, lb, notify, now_ms};
 const DRAIN_GRACE_MS: i64 = 1_000;
 
 /// Steps one deployment until it waits or ends.
-pub async fn drive(state: &AppState, id: i64) -> ApiResult<()> {
+pub async fn drive(state: &AppState, id: i64) -> AppResult<()> {
     // A plan has at most one step per batch plus an end between waits; the
     // bound only guards against a store that never says "wait".
     for _ in 0..10_000 {
@@ -122,7 +122,7 @@ async fn notify_finished(state: &AppState, id: i64) {
 
 /// Gets the load balancer ready for the deployment's next step. False when
 /// the step must wait for it (the deployment's hold says why).
-async fn balanced(state: &AppState, id: i64) -> ApiResult<bool> {
+async fn balanced(state: &AppState, id: i64) -> AppResult<bool> {
     let Some((step, batch_hosts)) = state.db.peek_deployment(id, now_ms()).await? else { return Ok(true) };
     if matches!(step, Step::Wait(_)) {
         return Ok(true);
@@ -178,7 +178,7 @@ async fn balanced(state: &AppState, id: i64) -> ApiResult<bool> {
     Ok(false)
 }
 
-async fn environment(state: &AppState, project: &str, env: &str) -> ApiResult<Environment> {
+async fn environment(state: &AppState, project: &str, env: &str) -> AppResult<Environment> {
     let project = state.db.project(project).await?;
     Ok(state.db.environment(&project, env).await?)
 }

@@ -9,8 +9,8 @@ use ferry_proto::api::{
 use ferry_store::{NewUser, User};
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::{self, Caller, USER_TOKEN_PREFIX};
-use crate::error::{ApiError, ApiResult};
 
 /// Shorter passwords are refused when a user is created.
 const MIN_PASSWORD_LEN: usize = 8;
@@ -19,10 +19,10 @@ fn user_info(u: User) -> UserInfo {
     UserInfo { name: u.name, admin: u.is_admin, production: u.production, disabled: u.disabled, email: u.email }
 }
 
-async fn issue_token(state: &AppState, user: &User, name: &str) -> ApiResult<NewToken> {
+async fn issue_token(state: &AppState, user: &User, name: &str) -> AppResult<NewToken> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::BadRequest("a token's name must have 1 to 100 characters".into()));
+        return Err(AppError::BadRequest("a token's name must have 1 to 100 characters".into()));
     }
     let token = auth::new_token(USER_TOKEN_PREFIX);
     let row = state.db.create_api_token(user.id, name, &auth::token_hash(&token), crate::now_ms()).await?;
@@ -41,7 +41,7 @@ pub async fn login(
     State(state): State<AppState>,
     crate::agent_channel::Peer(peer): crate::agent_channel::Peer,
     Json(req): Json<Login>,
-) -> ApiResult<Json<NewToken>> {
+) -> AppResult<Json<NewToken>> {
     let user = auth::sign_in(&state, &req.user, req.password, peer.map(|p| p.ip())).await?;
     let name = req.token_name.unwrap_or_else(|| "login".into());
     Ok(Json(issue_token(&state, &user, &name).await?))
@@ -66,26 +66,26 @@ pub async fn whoami(Caller(user): Caller) -> Json<UserInfo> {
     request_body = CreateUser,
     responses((status = 200, body = UserInfo)),
 )]
-pub async fn create_user(State(state): State<AppState>, Json(req): Json<CreateUser>) -> ApiResult<Json<UserInfo>> {
+pub async fn create_user(State(state): State<AppState>, Json(req): Json<CreateUser>) -> AppResult<Json<UserInfo>> {
     validate_name("user name", &req.name)?;
     let email = checked_email(req.email)?;
     if req.password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::BadRequest(format!("a password needs at least {MIN_PASSWORD_LEN} characters")));
+        return Err(AppError::BadRequest(format!("a password needs at least {MIN_PASSWORD_LEN} characters")));
     }
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
-        .map_err(|e| ApiError::Internal(format!("hashing the password: {e}")))??;
+        .map_err(|e| AppError::Internal(format!("hashing the password: {e}")))??;
     let new =
         NewUser { name: req.name, is_admin: req.admin, production: req.production, password_hash: Some(hash), email };
     Ok(Json(user_info(state.db.create_user(&new, crate::now_ms()).await?)))
 }
 
 /// An e-mail address as given, trimmed and checked; empty means none.
-fn checked_email(email: Option<String>) -> ApiResult<Option<String>> {
+fn checked_email(email: Option<String>) -> AppResult<Option<String>> {
     match email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) {
         Some(e) => {
-            ferry_domain::notify::check_email(&e).map_err(|err| ApiError::BadRequest(format!("--email: {err}")))?;
+            ferry_domain::notify::check_email(&e).map_err(|err| AppError::BadRequest(format!("--email: {err}")))?;
             Ok(Some(e))
         }
         None => Ok(None),
@@ -108,17 +108,17 @@ pub async fn update_user(
     Caller(caller): Caller,
     Path(name): Path<String>,
     Json(req): Json<UpdateUser>,
-) -> ApiResult<Json<UserInfo>> {
+) -> AppResult<Json<UserInfo>> {
     let user = state.db.user(&name).await?;
     if req.email.is_none() && req.admin.is_none() && req.production.is_none() {
-        return Err(ApiError::BadRequest("nothing to change: give --email, --admin or --production".into()));
+        return Err(AppError::BadRequest("nothing to change: give --email, --admin or --production".into()));
     }
     let email = match req.email {
         Some(e) => Some(checked_email(Some(e))?),
         None => None,
     };
     if req.admin == Some(false) && user.id == caller.id {
-        return Err(ApiError::BadRequest(
+        return Err(AppError::BadRequest(
             "you cannot take the administrator flag from yourself: ask another administrator".into(),
         ));
     }
@@ -140,14 +140,14 @@ pub async fn update_user(
     tag = "accounts",
     responses((status = 200, body = Vec<UserInfo>)),
 )]
-pub async fn list_users(State(state): State<AppState>) -> ApiResult<Json<Vec<UserInfo>>> {
+pub async fn list_users(State(state): State<AppState>) -> AppResult<Json<Vec<UserInfo>>> {
     Ok(Json(state.db.users().await?.into_iter().map(user_info).collect()))
 }
 
-async fn set_disabled(state: &AppState, caller: &User, name: &str, disabled: bool) -> ApiResult<Json<UserInfo>> {
+async fn set_disabled(state: &AppState, caller: &User, name: &str, disabled: bool) -> AppResult<Json<UserInfo>> {
     let user = state.db.user(name).await?;
     if disabled && user.id == caller.id {
-        return Err(ApiError::BadRequest("you cannot disable yourself".into()));
+        return Err(AppError::BadRequest("you cannot disable yourself".into()));
     }
     state.db.set_user_disabled(user.id, disabled).await?;
     Ok(Json(user_info(state.db.user(name).await?)))
@@ -165,7 +165,7 @@ pub async fn disable_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<UserInfo>> {
+) -> AppResult<Json<UserInfo>> {
     set_disabled(&state, &caller, &name, true).await
 }
 
@@ -181,7 +181,7 @@ pub async fn enable_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<UserInfo>> {
+) -> AppResult<Json<UserInfo>> {
     set_disabled(&state, &caller, &name, false).await
 }
 
@@ -197,7 +197,7 @@ pub async fn create_token(
     State(state): State<AppState>,
     Caller(user): Caller,
     Json(req): Json<CreateToken>,
-) -> ApiResult<Json<NewToken>> {
+) -> AppResult<Json<NewToken>> {
     Ok(Json(issue_token(&state, &user, &req.name).await?))
 }
 
@@ -208,7 +208,7 @@ pub async fn create_token(
     tag = "accounts",
     responses((status = 200, body = Vec<TokenInfo>)),
 )]
-pub async fn list_tokens(State(state): State<AppState>, Caller(user): Caller) -> ApiResult<Json<Vec<TokenInfo>>> {
+pub async fn list_tokens(State(state): State<AppState>, Caller(user): Caller) -> AppResult<Json<Vec<TokenInfo>>> {
     let tokens = state.db.api_tokens(user.id).await?;
     Ok(Json(
         tokens
@@ -230,9 +230,9 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(token_id): Path<i64>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> AppResult<Json<serde_json::Value>> {
     if !state.db.revoke_api_token(user.id, token_id).await? {
-        return Err(ApiError::NotFound(format!("you have no API token {token_id}")));
+        return Err(AppError::NotFound(format!("you have no API token {token_id}")));
     }
     Ok(Json(serde_json::json!({ "revoked": token_id })))
 }
@@ -252,8 +252,8 @@ pub async fn add_member(
     Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<AddMember>,
-) -> ApiResult<Json<MemberInfo>> {
-    let role: Role = req.role.parse().map_err(ApiError::BadRequest)?;
+) -> AppResult<Json<MemberInfo>> {
+    let role: Role = req.role.parse().map_err(AppError::BadRequest)?;
     let project = state.db.project(&project).await?;
     let user = state.db.user(&req.user).await?;
     let now = crate::now_ms();
@@ -274,7 +274,7 @@ pub async fn add_member(
 pub async fn list_members(
     State(state): State<AppState>,
     Path(project): Path<String>,
-) -> ApiResult<Json<Vec<MemberInfo>>> {
+) -> AppResult<Json<Vec<MemberInfo>>> {
     let project = state.db.project(&project).await?;
     Ok(Json(
         state
@@ -303,11 +303,11 @@ pub async fn remove_member(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path((project, user)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> AppResult<Json<serde_json::Value>> {
     let project = state.db.project(&project).await?;
     let member = state.db.user(&user).await?;
     if !state.db.remove_member(&project, &member).await? {
-        return Err(ApiError::NotFound(format!("user '{user}' is not a member of project '{}'", project.name)));
+        return Err(AppError::NotFound(format!("user '{user}' is not a member of project '{}'", project.name)));
     }
     let change = format!("{user} is no longer a member of the project (removed by {})", caller.name);
     super::projects::changed(&state, &project.name, &caller.name, None, change).await;

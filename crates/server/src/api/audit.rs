@@ -10,8 +10,8 @@ use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification, AuditVerif
 use ferry_store::{AuditEntry, AuditFilter};
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 
 fn entry_info(e: &AuditEntry) -> AuditEntryInfo {
     let r = &e.record;
@@ -40,12 +40,12 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(_caller): Caller,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<Json<Vec<AuditEntryInfo>>> {
+) -> AppResult<Json<Vec<AuditEntryInfo>>> {
     let since = match q.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(t) => {
             let at = humantime::parse_rfc3339_weak(t)
-                .map_err(|e| ApiError::BadRequest(format!("since: '{t}' is not an RFC 3339 time: {e}")))?;
+                .map_err(|e| AppError::BadRequest(format!("since: '{t}' is not an RFC 3339 time: {e}")))?;
             let ms = at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
             Some(i64::try_from(ms).unwrap_or(i64::MAX))
         }
@@ -74,7 +74,7 @@ pub async fn list_project(
     caller: Caller,
     Path(project): Path<String>,
     Query(mut q): Query<AuditQuery>,
-) -> ApiResult<Json<Vec<AuditEntryInfo>>> {
+) -> AppResult<Json<Vec<AuditEntryInfo>>> {
     // The project must exist: an owner's role was checked against it.
     let project = state.db.project(&project).await?;
     q.project = Some(project.name);
@@ -95,11 +95,11 @@ pub async fn verify(
     State(state): State<AppState>,
     Caller(_caller): Caller,
     Query(q): Query<AuditVerifyQuery>,
-) -> ApiResult<Json<AuditVerification>> {
+) -> AppResult<Json<AuditVerification>> {
     let given = match q.checkpoint.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => Some(c.parse::<Checkpoint>().map_err(|e| ApiError::BadRequest(format!("checkpoint: {e}")))?),
+        Some(c) => Some(c.parse::<Checkpoint>().map_err(|e| AppError::BadRequest(format!("checkpoint: {e}")))?),
     };
-    let v = state.audit.verify(state.db.as_ref(), given).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let v = state.audit.verify(state.db.as_ref(), given).await.map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Json(v))
 }

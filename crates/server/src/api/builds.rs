@@ -8,13 +8,14 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use ferry_domain::rfc3339_from_millis;
 use ferry_proto::api::{BuildInfo, CreateBuild, LogLineInfo};
-use ferry_store::{Build, NewBuild, Project};
+use ferry_store::Build;
 use futures_util::Stream;
 
 use super::ListQuery;
 use crate::AppState;
+use crate::app::AppResult;
+use crate::app::build;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 
 pub fn build_info(b: Build) -> BuildInfo {
     let duration_secs = match (b.started_at, b.finished_at) {
@@ -44,45 +45,6 @@ pub fn build_info(b: Build) -> BuildInfo {
     }
 }
 
-/// Queues a build of `git_ref` and wakes a worker. Every way a build starts
-/// (by hand, a webhook, a retry, the web interface) comes through here, so
-/// the ref's check cannot be skipped: it reaches `git` as an argument, and
-/// `--upload-pack=...` would be an option.
-pub async fn queue(
-    state: &AppState,
-    project: &Project,
-    git_ref: &str,
-    pushed_commit: Option<&str>,
-    trigger: &str,
-    by: &str,
-    retry_of: Option<i64>,
-) -> ApiResult<Build> {
-    if git_ref.is_empty()
-        || git_ref.split('/').any(|part| part.is_empty() || part.starts_with('-'))
-        || git_ref.contains("..")
-        || git_ref.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::BadRequest(format!("'{git_ref}' is not a valid branch, tag or commit")));
-    }
-    if project.source.is_none() {
-        return Err(ApiError::BadRequest(format!(
-            "project '{}' has no repository to build from; it takes uploaded releases only",
-            project.name
-        )));
-    }
-    let new = NewBuild {
-        project_id: project.id,
-        git_ref: git_ref.to_string(),
-        pushed_commit: pushed_commit.map(str::to_string),
-        trigger: trigger.to_string(),
-        requested_by: by.to_string(),
-        retry_of,
-    };
-    let build = state.db.create_build(&new, crate::now_ms()).await?;
-    state.builds.queued();
-    Ok(build)
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{project}/builds",
@@ -96,11 +58,8 @@ pub async fn create(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateBuild>,
-) -> ApiResult<Json<BuildInfo>> {
-    let project = state.db.project(&project).await?;
-    let git_ref = req.git_ref.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or("main");
-    let build = queue(&state, &project, git_ref, None, "manual", &user.name, None).await?;
-    Ok(Json(build_info(build)))
+) -> AppResult<Json<BuildInfo>> {
+    Ok(Json(build_info(build::start(&state, &user, &project, req.git_ref.as_deref()).await?)))
 }
 
 #[utoipa::path(
@@ -115,7 +74,7 @@ pub async fn list(
     _caller: Caller,
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<BuildInfo>>> {
+) -> AppResult<Json<Vec<BuildInfo>>> {
     let project = state.db.project_including_deleted(&project).await?;
     let builds = state.db.builds(&project, q.limit()).await?;
     Ok(Json(builds.into_iter().map(build_info).collect()))
@@ -128,7 +87,7 @@ pub async fn list(
     params(("id" = i64, Path)),
     responses((status = 200, body = BuildInfo)),
 )]
-pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
+pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> AppResult<Json<BuildInfo>> {
     Ok(Json(build_info(state.db.build(id).await?)))
 }
 
@@ -145,7 +104,7 @@ pub async fn show_number(
     State(state): State<AppState>,
     _caller: Caller,
     Path((project, number)): Path<(String, i64)>,
-) -> ApiResult<Json<BuildInfo>> {
+) -> AppResult<Json<BuildInfo>> {
     let project = state.db.project(&project).await?;
     Ok(Json(build_info(state.db.build_by_number(&project, number).await?)))
 }
@@ -157,12 +116,8 @@ pub async fn show_number(
     params(("id" = i64, Path)),
     responses((status = 200, body = BuildInfo)),
 )]
-pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<BuildInfo>> {
-    let build = state.db.build(id).await?;
-    if build.status.is_terminal() {
-        return Err(ApiError::Conflict(format!("build {id} already {}", build.status)));
-    }
-    Ok(Json(build_info(state.db.cancel_build(id, crate::now_ms()).await?)))
+pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> AppResult<Json<BuildInfo>> {
+    Ok(Json(build_info(build::cancel(&state, id).await?)))
 }
 
 /// Queues a new build of the same ref as a failed or canceled one.
@@ -177,15 +132,8 @@ pub async fn retry(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(id): Path<i64>,
-) -> ApiResult<Json<BuildInfo>> {
-    let old = state.db.build(id).await?;
-    if !old.status.is_terminal() {
-        return Err(ApiError::Conflict(format!("build {id} is still {}", old.status)));
-    }
-    let project = state.db.project(&old.project).await?;
-    let build =
-        queue(&state, &project, &old.git_ref, old.pushed_commit.as_deref(), "retry", &user.name, Some(old.id)).await?;
-    Ok(Json(build_info(build)))
+) -> AppResult<Json<BuildInfo>> {
+    Ok(Json(build_info(build::retry(&state, &user, id).await?)))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -215,7 +163,7 @@ pub async fn log(
     Path(id): Path<i64>,
     Query(q): Query<LogQuery>,
     headers: axum::http::HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     state.db.build(id).await?;
     let follow = q.follow.as_deref().is_some_and(|f| f != "0" && f != "false");
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());

@@ -10,8 +10,8 @@ use ferry_store::RolloutControl;
 
 use super::ListQuery;
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::fleet;
 
 #[utoipa::path(
@@ -27,7 +27,7 @@ pub async fn create(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateDeployment>,
-) -> ApiResult<Json<DeploymentInfo>> {
+) -> AppResult<Json<DeploymentInfo>> {
     if let Some(v) = &req.version {
         validate_version(v)?;
     }
@@ -54,7 +54,7 @@ pub async fn plan(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateDeployment>,
-) -> ApiResult<Json<DeploymentPlan>> {
+) -> AppResult<Json<DeploymentPlan>> {
     if let Some(v) = &req.version {
         validate_version(v)?;
     }
@@ -75,7 +75,7 @@ pub async fn promote(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<ferry_proto::api::Promote>,
-) -> ApiResult<Json<DeploymentInfo>> {
+) -> AppResult<Json<DeploymentInfo>> {
     Ok(Json(crate::promotion::promote(&state, &user, &project, req).await?))
 }
 
@@ -91,7 +91,7 @@ pub async fn list(
     _caller: Caller,
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<DeploymentInfo>>> {
+) -> AppResult<Json<Vec<DeploymentInfo>>> {
     // A deleted project's deployments stay readable by its name.
     let project = state.db.project_including_deleted(&project).await?;
     let rows = state.db.deployments(&project, q.limit()).await?;
@@ -109,7 +109,7 @@ pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<i64>,
-) -> ApiResult<Json<DeploymentInfo>> {
+) -> AppResult<Json<DeploymentInfo>> {
     Ok(Json(fleet::deployment_info(&state, id).await?))
 }
 
@@ -125,14 +125,14 @@ pub async fn control(
     State(state): State<AppState>,
     _caller: Caller,
     Path((id, action)): Path<(i64, String)>,
-) -> ApiResult<Json<DeploymentInfo>> {
+) -> AppResult<Json<DeploymentInfo>> {
     let control = match action.as_str() {
         "pause" => RolloutControl::Pause,
         "resume" => RolloutControl::Resume,
         "cancel" => RolloutControl::Cancel,
         "promote" => RolloutControl::Promote,
         other => {
-            return Err(ApiError::NotFound(format!(
+            return Err(AppError::NotFound(format!(
                 "no action '{other}' on a deployment; use pause, resume, cancel or promote"
             )));
         }
@@ -157,10 +157,10 @@ pub async fn retry(
     Caller(user): Caller,
     Path(id): Path<i64>,
     Json(req): Json<RetryDeployment>,
-) -> ApiResult<Json<DeploymentInfo>> {
+) -> AppResult<Json<DeploymentInfo>> {
     let d = state.db.deployment(id).await?;
     if !d.status.is_terminal() {
-        return Err(ApiError::Conflict(format!("deployment {id} is still running; it can be retried once it ends")));
+        return Err(AppError::Conflict(format!("deployment {id} is still running; it can be retried once it ends")));
     }
     let hosts: Vec<String> = state
         .db
@@ -171,7 +171,7 @@ pub async fn retry(
         .map(|h| h.host)
         .collect();
     if hosts.is_empty() {
-        return Err(ApiError::Conflict(format!("every host of deployment {id} succeeded; nothing to retry")));
+        return Err(AppError::Conflict(format!("every host of deployment {id} succeeded; nothing to retry")));
     }
     let again = CreateDeployment {
         hosts: Some(hosts),
@@ -213,13 +213,13 @@ pub async fn log(
     _caller: Caller,
     Path(id): Path<i64>,
     Query(q): Query<LogQuery>,
-) -> ApiResult<Json<DeploymentLog>> {
+) -> AppResult<Json<DeploymentLog>> {
     // The status before the lines, so that "ended" means every line is in.
     let deployment = state.db.deployment(id).await?;
     if let Some(host) = &q.host
         && !state.db.deployment_hosts(id).await?.iter().any(|h| &h.host == host)
     {
-        return Err(ApiError::NotFound(format!("host '{host}' is not a target of deployment {id}")));
+        return Err(AppError::NotFound(format!("host '{host}' is not a target of deployment {id}")));
     }
     let limit = q.limit.unwrap_or(LOG_PAGE).clamp(1, LOG_PAGE_MAX);
     let lines = state.db.deployment_log(id, q.host.as_deref(), q.after.unwrap_or(0), limit).await?;

@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use ferry_domain::pattern::matches_any;
 use ferry_proto::api::HookAnswer;
 
-use super::builds::{build_info, queue};
+use super::builds::build_info;
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::app::build::queue;
+use crate::app::{AppError, AppResult};
 use crate::secrets::webhook_context;
 use crate::webhook::{Event, Forge, HookError, Ref, payload_key, verify_and_parse};
 
@@ -25,12 +26,12 @@ pub async fn receive(
     Path((forge, project)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<HookAnswer>)> {
+) -> AppResult<(StatusCode, Json<HookAnswer>)> {
     let forge = Forge::parse(&forge)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown forge '{forge}'; use github, gitlab, gitea or gerrit")))?;
+        .ok_or_else(|| AppError::NotFound(format!("unknown forge '{forge}'; use github, gitlab, gitea or gerrit")))?;
     // Same answer for an unknown project as for a bad signature: a webhook
     // endpoint must not tell strangers which projects exist.
-    let refused = || ApiError::Unauthorized("webhook refused: unknown project or wrong signature".into());
+    let refused = || AppError::Unauthorized("webhook refused: unknown project or wrong signature".into());
     let project = state.db.project(&project).await.map_err(|_| refused())?;
     let Some(source) = project.source.clone() else { return Err(refused()) };
     let Some(secret) = source.webhook_secret.as_ref() else {
@@ -38,14 +39,14 @@ pub async fn receive(
         return Err(refused());
     };
     let secret = state.secrets.open(secret.expose(), &webhook_context(&project.name)).map_err(|e| {
-        ApiError::Internal(format!("the webhook secret of project '{}' cannot be opened: {e}", project.name))
+        AppError::Internal(format!("the webhook secret of project '{}' cannot be opened: {e}", project.name))
     })?;
     let event = verify_and_parse(forge, secret.expose(), &headers, &body).map_err(|e| match e {
         HookError::Unauthorized(m) => {
             tracing::warn!(project = %project.name, forge = forge.name(), "webhook refused: {m}");
             refused()
         }
-        HookError::BadPayload(m) => ApiError::BadRequest(m),
+        HookError::BadPayload(m) => AppError::BadRequest(m),
     })?;
     let ignored = |why: String| Ok((StatusCode::ACCEPTED, Json(HookAnswer { build: None, ignored: Some(why) })));
     let (reference, delivery, commit) = match event {

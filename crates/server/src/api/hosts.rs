@@ -6,8 +6,8 @@ use ferry_domain::{Tags, rfc3339_from_millis};
 use ferry_proto::api::{CreateJoinToken, HostInfo, JoinTokenInfo, SetHostTags};
 use ferry_store::{Host, JoinToken};
 
+use crate::app::{AppError, AppResult};
 use crate::auth::{self, Caller};
-use crate::error::{ApiError, ApiResult};
 use crate::{AppState, fleet, lb};
 
 fn host_info(h: Host) -> HostInfo {
@@ -41,8 +41,8 @@ pub async fn set_tags(
     _caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<SetHostTags>,
-) -> ApiResult<Json<HostInfo>> {
-    let tags = Tags::parse(&req.tags).map_err(|e| ApiError::BadRequest(format!("tags: {e}")))?;
+) -> AppResult<Json<HostInfo>> {
+    let tags = Tags::parse(&req.tags).map_err(|e| AppError::BadRequest(format!("tags: {e}")))?;
     let host = state.db.set_host_tags(&name, &tags).await?;
     tracing::info!(host = %host.name, tags = %host.tags, "host re-tagged");
     // Environments it now belongs to give it their release; balancers in
@@ -70,7 +70,7 @@ pub async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> AppResult<Json<serde_json::Value>> {
     let id = state.db.retire_host(&name, crate::now_ms()).await?;
     state.hub.disconnect(id);
     tracing::info!(host = %name, by = %caller.name, "host removed");
@@ -83,7 +83,7 @@ pub async fn remove(
     tag = "hosts",
     responses((status = 200, body = Vec<HostInfo>)),
 )]
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<HostInfo>>> {
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> AppResult<Json<Vec<HostInfo>>> {
     Ok(Json(state.db.hosts().await?.into_iter().map(host_info).collect()))
 }
 
@@ -112,10 +112,10 @@ pub async fn create_join_token(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(req): Json<CreateJoinToken>,
-) -> ApiResult<Json<JoinTokenInfo>> {
-    let tags = Tags::parse(&req.tags).map_err(|e| ApiError::BadRequest(format!("--tags: {e}")))?;
+) -> AppResult<Json<JoinTokenInfo>> {
+    let tags = Tags::parse(&req.tags).map_err(|e| AppError::BadRequest(format!("--tags: {e}")))?;
     if tags.0.is_empty() {
-        return Err(ApiError::BadRequest("--tags: a limited join token needs at least one key=value".into()));
+        return Err(AppError::BadRequest("--tags: a limited join token needs at least one key=value".into()));
     }
     let token = auth::new_token(auth::JOIN_TOKEN_PREFIX);
     let row = state.db.create_join_token(&auth::token_hash(&token), &tags, &caller.name, crate::now_ms()).await?;
@@ -129,7 +129,7 @@ pub async fn create_join_token(
     tag = "hosts",
     responses((status = 200, body = Vec<JoinTokenInfo>)),
 )]
-pub async fn join_tokens(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<JoinTokenInfo>>> {
+pub async fn join_tokens(State(state): State<AppState>, _caller: Caller) -> AppResult<Json<Vec<JoinTokenInfo>>> {
     Ok(Json(state.db.join_tokens().await?.into_iter().map(|t| join_token_info(t, None)).collect()))
 }
 
@@ -145,7 +145,7 @@ pub async fn revoke_join_token(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<i64>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> AppResult<Json<serde_json::Value>> {
     state.db.revoke_join_token(id, crate::now_ms()).await?;
     Ok(Json(serde_json::json!({ "revoked": id })))
 }

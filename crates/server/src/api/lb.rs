@@ -11,17 +11,17 @@ use ferry_proto::api::{LbChange, LbHosts, LbProgressInfo, LoadBalancerInfo, SetL
 use ferry_store::{Environment, NewLoadBalancer};
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::lb;
 
-async fn environment(state: &AppState, project: &str, env: &str) -> ApiResult<Environment> {
+async fn environment(state: &AppState, project: &str, env: &str) -> AppResult<Environment> {
     let project = state.db.project(project).await?;
     Ok(state.db.environment(&project, env).await?)
 }
 
-fn none_set(env: &Environment) -> ApiError {
-    ApiError::NotFound(format!(
+fn none_set(env: &Environment) -> AppError {
+    AppError::NotFound(format!(
         "environment '{}' of project '{}' has no load balancer; set one with `ferry env lb set {} {} ...`",
         env.name, env.project, env.project, env.name
     ))
@@ -41,10 +41,10 @@ pub async fn set(
     Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<SetLoadBalancer>,
-) -> ApiResult<Json<LoadBalancerInfo>> {
+) -> AppResult<Json<LoadBalancerInfo>> {
     let env = environment(&state, &project, &env).await?;
     let config = LbConfig::new(&req.driver, &req.select, req.backend.as_deref(), &req.options)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let new = NewLoadBalancer {
         driver: config.driver.name().to_string(),
         selector: config.select.to_string(),
@@ -77,7 +77,7 @@ pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     Path((project, env)): Path<(String, String)>,
-) -> ApiResult<Json<LoadBalancerInfo>> {
+) -> AppResult<Json<LoadBalancerInfo>> {
     let env = environment(&state, &project, &env).await?;
     Ok(Json(lb::info(&state, &env).await?.ok_or_else(|| none_set(&env))?))
 }
@@ -95,7 +95,7 @@ pub async fn unset(
     State(state): State<AppState>,
     _caller: Caller,
     Path((project, env)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> AppResult<Json<serde_json::Value>> {
     let env = environment(&state, &project, &env).await?;
     let Some(old) = state.db.load_balancer(&env).await? else { return Err(none_set(&env)) };
     state.db.unset_load_balancer(&env).await?;
@@ -105,20 +105,20 @@ pub async fn unset(
 }
 
 /// The ids of `names`, each a host of `env`.
-async fn hosts_of(state: &AppState, env: &Environment, names: &[String]) -> ApiResult<Vec<i64>> {
+async fn hosts_of(state: &AppState, env: &Environment, names: &[String]) -> AppResult<Vec<i64>> {
     if names.is_empty() {
-        return Err(ApiError::BadRequest("name at least one host".into()));
+        return Err(AppError::BadRequest("name at least one host".into()));
     }
     let selector = ferry_domain::Selector::parse(&env.selector)
-        .map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))?;
+        .map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))?;
     let all = state.db.hosts().await?;
     let mut ids = Vec::new();
     for name in names {
         let Some(host) = all.iter().find(|h| &h.name == name) else {
-            return Err(ApiError::NotFound(format!("host '{name}' not found")));
+            return Err(AppError::NotFound(format!("host '{name}' not found")));
         };
         if !selector.matches(&host.tags) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(AppError::BadRequest(format!(
                 "host '{name}' (tags {}) is not in environment '{}' (selector {})",
                 host.tags, env.name, env.selector
             )));
@@ -128,7 +128,7 @@ async fn hosts_of(state: &AppState, env: &Environment, names: &[String]) -> ApiR
     Ok(ids)
 }
 
-async fn change(state: AppState, project: String, env: String, req: LbHosts, drain: bool) -> ApiResult<Json<LbChange>> {
+async fn change(state: AppState, project: String, env: String, req: LbHosts, drain: bool) -> AppResult<Json<LbChange>> {
     let env = environment(&state, &project, &env).await?;
     let ids = hosts_of(&state, &env, &req.hosts).await?;
     let generation = if drain { lb::drain(&state, &env, &ids).await? } else { lb::undrain(&state, &env, &ids).await? };
@@ -150,7 +150,7 @@ pub async fn drain(
     _caller: Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<LbHosts>,
-) -> ApiResult<Json<LbChange>> {
+) -> AppResult<Json<LbChange>> {
     change(state, project, env, req, true).await
 }
 
@@ -168,7 +168,7 @@ pub async fn ready(
     _caller: Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<LbHosts>,
-) -> ApiResult<Json<LbChange>> {
+) -> AppResult<Json<LbChange>> {
     change(state, project, env, req, false).await
 }
 
@@ -192,7 +192,7 @@ pub async fn applied(
     _caller: Caller,
     Path((project, env)): Path<(String, String)>,
     Query(q): Query<GenerationQuery>,
-) -> ApiResult<Json<LbProgressInfo>> {
+) -> AppResult<Json<LbProgressInfo>> {
     let env = environment(&state, &project, &env).await?;
     let p = lb::applied(&state, &env, q.generation).await?;
     Ok(Json(LbProgressInfo {

@@ -8,8 +8,8 @@ use ferry_domain::guards::{parse_freeze_duration, validate_reason};
 use ferry_proto::api::{CreateFreeze, LockInfo};
 use ferry_store::StoreError;
 
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::{AppState, guards, now_ms};
 
 /// `POST /api/v1/projects/{project}/environments/{env}/freeze`: no
@@ -29,7 +29,7 @@ pub async fn freeze(
     Caller(user): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<CreateFreeze>,
-) -> ApiResult<Json<LockInfo>> {
+) -> AppResult<Json<LockInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     let reason = validate_reason(&req.reason)?;
@@ -39,7 +39,7 @@ pub async fn freeze(
     let row = match state.db.freeze_environment(&env, &freeze, now).await {
         Ok(row) => row,
         Err(StoreError::Frozen { project, env, freeze: held }) => {
-            return Err(ApiError::Conflict(held.already_held(&project, &env)));
+            return Err(AppError::Conflict(held.already_held(&project, &env)));
         }
         Err(e) => return Err(e.into()),
     };
@@ -62,11 +62,11 @@ pub async fn unfreeze(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path((project, env)): Path<(String, String)>,
-) -> ApiResult<Json<LockInfo>> {
+) -> AppResult<Json<LockInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     let Some(row) = state.db.unfreeze_environment(&env, now_ms()).await? else {
-        return Err(ApiError::NotFound(format!("environment {}/{} is not frozen", project.name, env.name)));
+        return Err(AppError::NotFound(format!("environment {}/{} is not frozen", project.name, env.name)));
     };
     tracing::info!(project = %row.project, env = %row.env, by = %user.name, owner = %row.freeze.owner,
         "freeze lifted");
@@ -93,7 +93,7 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Query(q): Query<LocksQuery>,
-) -> ApiResult<Json<Vec<LockInfo>>> {
+) -> AppResult<Json<Vec<LockInfo>>> {
     let project = match &q.project {
         Some(name) => Some(state.db.project(name).await?),
         None => None,

@@ -9,8 +9,8 @@ use ferry_store::{NewNotificationRule, NotificationRule};
 
 use super::ListQuery;
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::notify::notify_context;
 
 fn rule_info(r: NotificationRule) -> NotificationRuleInfo {
@@ -42,8 +42,8 @@ pub async fn add(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<AddNotificationRule>,
-) -> ApiResult<Json<NotificationRuleInfo>> {
-    let bad = |e: ferry_domain::notify::NotifyError| ApiError::BadRequest(e.to_string());
+) -> AppResult<Json<NotificationRuleInfo>> {
+    let bad = |e: ferry_domain::notify::NotifyError| AppError::BadRequest(e.to_string());
     let events = parse_events(&req.events.join(",")).map_err(bad)?;
     let kind: Channel = req.kind.as_deref().unwrap_or("webhook").parse().map_err(bad)?;
     let url = req.webhook.trim().to_string();
@@ -51,32 +51,32 @@ pub async fn add(
     let recipients = match kind {
         Channel::Email => {
             if state.mailer.is_none() {
-                return Err(ApiError::BadRequest(
+                return Err(AppError::BadRequest(
                     "e-mail rules need the server's SMTP settings: start `ferry server` with --smtp-url \
                      (and --smtp-from)"
                         .into(),
                 ));
             }
             if !url.is_empty() {
-                return Err(ApiError::BadRequest("an e-mail rule takes --to, not --url".into()));
+                return Err(AppError::BadRequest("an e-mail rule takes --to, not --url".into()));
             }
             if secret.is_some() {
-                return Err(ApiError::BadRequest("--secret signs webhook bodies; an e-mail rule takes none".into()));
+                return Err(AppError::BadRequest("--secret signs webhook bodies; an e-mail rule takes none".into()));
             }
             parse_recipients(&req.to.join(",")).map_err(bad)?.iter().map(ToString::to_string).collect()
         }
         _ => {
             if !req.to.is_empty() {
-                return Err(ApiError::BadRequest(format!(
+                return Err(AppError::BadRequest(format!(
                     "--to is for e-mail rules; a {kind} rule posts to its --url"
                 )));
             }
             if url.is_empty() {
-                return Err(ApiError::BadRequest(format!("a {kind} rule needs --url (its incoming-webhook address)")));
+                return Err(AppError::BadRequest(format!("a {kind} rule needs --url (its incoming-webhook address)")));
             }
             check_url(&url).map_err(bad)?;
             if kind.is_chat() && secret.is_some() {
-                return Err(ApiError::BadRequest(format!(
+                return Err(AppError::BadRequest(format!(
                     "--secret signs Ferry's own webhook bodies; a {kind} rule takes none"
                 )));
             }
@@ -90,7 +90,7 @@ pub async fn add(
             state
                 .secrets
                 .seal(&s, &notify_context(&project.name, &url))
-                .map_err(|e| ApiError::Internal(format!("sealing the secret: {e}")))?,
+                .map_err(|e| AppError::Internal(format!("sealing the secret: {e}")))?,
         )),
         None => None,
     };
@@ -111,7 +111,7 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<Vec<NotificationRuleInfo>>> {
+) -> AppResult<Json<Vec<NotificationRuleInfo>>> {
     let project = state.db.project(&project).await?;
     Ok(Json(state.db.notification_rules(&project).await?.into_iter().map(rule_info).collect()))
 }
@@ -128,10 +128,10 @@ pub async fn remove(
     State(state): State<AppState>,
     _caller: Caller,
     Path((project, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Vec<NotificationRuleInfo>>> {
+) -> AppResult<Json<Vec<NotificationRuleInfo>>> {
     let project = state.db.project(&project).await?;
     if !state.db.remove_notification_rule(&project, id).await? {
-        return Err(ApiError::NotFound(format!("project '{}' has no notification rule {id}", project.name)));
+        return Err(AppError::NotFound(format!("project '{}' has no notification rule {id}", project.name)));
     }
     Ok(Json(state.db.notification_rules(&project).await?.into_iter().map(rule_info).collect()))
 }
@@ -149,7 +149,7 @@ pub async fn log(
     _caller: Caller,
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<NotificationInfo>>> {
+) -> AppResult<Json<Vec<NotificationInfo>>> {
     let project = state.db.project(&project).await?;
     let rows = state.db.notification_log(&project, q.limit()).await?;
     Ok(Json(

@@ -11,8 +11,8 @@ use ferry_proto::api::{
 };
 use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource, StoreError};
 
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::secrets::webhook_context;
 use crate::{AppState, guards};
 
@@ -55,20 +55,20 @@ pub async fn create(
     State(state): State<AppState>,
     _caller: Caller,
     Json(req): Json<CreateProject>,
-) -> ApiResult<Json<ProjectInfo>> {
+) -> AppResult<Json<ProjectInfo>> {
     validate_name("project name", &req.name)?;
     let keep = req.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES);
     check_keep(keep)?;
     let source = match req.repo.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
         None => {
             if req.webhook_secret.is_some() || !req.branches.is_empty() || req.push_tags {
-                return Err(ApiError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
+                return Err(AppError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
             }
             None
         }
         Some(url) => {
             if url.starts_with('-') {
-                return Err(ApiError::BadRequest(format!("'{url}' is not a repository URL")));
+                return Err(AppError::BadRequest(format!("'{url}' is not a repository URL")));
             }
             let branches: Vec<String> =
                 req.branches.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
@@ -80,7 +80,7 @@ pub async fn create(
                         state
                             .secrets
                             .seal(&s, &webhook_context(&req.name))
-                            .map_err(|e| ApiError::Internal(format!("sealing the webhook secret: {e}")))?,
+                            .map_err(|e| AppError::Internal(format!("sealing the webhook secret: {e}")))?,
                     )),
                     None => None,
                 },
@@ -92,7 +92,7 @@ pub async fn create(
     let host_scope = match req.host_scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => {
-            Some(Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("--hosts: {e}")))?.to_string())
+            Some(Selector::parse(text).map_err(|e| AppError::BadRequest(format!("--hosts: {e}")))?.to_string())
         }
     };
     let new = NewProject { name: req.name.clone(), keep_releases: keep, source, host_scope };
@@ -100,7 +100,7 @@ pub async fn create(
         Err(StoreError::Conflict(_))
             if state.db.project_including_deleted(&req.name).await.is_ok_and(|p| p.deleted_at.is_some()) =>
         {
-            return Err(ApiError::Conflict(format!(
+            return Err(AppError::Conflict(format!(
                 "project '{}' was deleted; its name stays taken so that its history names one project",
                 req.name
             )));
@@ -111,11 +111,11 @@ pub async fn create(
 }
 
 /// The checks of a new keep-releases count.
-fn check_keep(keep: u32) -> ApiResult<()> {
+fn check_keep(keep: u32) -> AppResult<()> {
     if (1..=100).contains(&keep) {
         return Ok(());
     }
-    Err(ApiError::BadRequest(format!("keep_releases must be between 1 and 100, not {keep}")))
+    Err(AppError::BadRequest(format!("keep_releases must be between 1 and 100, not {keep}")))
 }
 
 /// `POST /api/v1/projects/{project}`: changes how many releases hosts keep
@@ -136,7 +136,7 @@ pub async fn update(
     Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<UpdateProject>,
-) -> ApiResult<Json<ProjectInfo>> {
+) -> AppResult<Json<ProjectInfo>> {
     let project = state.db.project(&project).await?;
     let keep = req.keep_releases.unwrap_or(project.keep_releases);
     check_keep(keep)?;
@@ -146,14 +146,14 @@ pub async fn update(
         && source.as_ref().map(|s| s.repo_url.as_str()) != Some(repo)
     {
         ferry_domain::access::allowed(&caller.subject(), None, Action::CreateProject, false).map_err(|_| {
-            ApiError::Forbidden(
+            AppError::Forbidden(
                 "changing a project's repository needs the administrator (a repository URL can reach the \
                  server's own files)"
                     .into(),
             )
         })?;
         if repo.starts_with('-') {
-            return Err(ApiError::BadRequest(format!("'{repo}' is not a repository URL")));
+            return Err(AppError::BadRequest(format!("'{repo}' is not a repository URL")));
         }
         source = match (repo.is_empty(), source) {
             (true, _) => None,
@@ -170,7 +170,7 @@ pub async fn update(
     let builds_asked = req.webhook_secret.is_some() || req.branches.is_some() || req.push_tags.is_some();
     match source.as_mut() {
         None if builds_asked => {
-            return Err(ApiError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
+            return Err(AppError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
         }
         None => {}
         Some(s) => {
@@ -181,7 +181,7 @@ pub async fn update(
                         state
                             .secrets
                             .seal(secret, &webhook_context(&project.name))
-                            .map_err(|e| ApiError::Internal(format!("sealing the webhook secret: {e}")))?,
+                            .map_err(|e| AppError::Internal(format!("sealing the webhook secret: {e}")))?,
                     )),
                 };
                 changes.push("webhook secret".into());
@@ -229,7 +229,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<ProjectInfo>> {
+) -> AppResult<Json<ProjectInfo>> {
     let project = state.db.project(&project).await?;
     state.db.delete_project(&project, crate::now_ms()).await?;
     tracing::info!(project = %project.name, by = %caller.name, "project deleted");
@@ -253,7 +253,7 @@ pub async fn delete_env(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> AppResult<Json<serde_json::Value>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     state.db.delete_environment(&env, crate::now_ms()).await?;
@@ -271,7 +271,7 @@ pub async fn delete_env(
     tag = "projects",
     responses((status = 200, body = Vec<ProjectInfo>)),
 )]
-pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Vec<ProjectInfo>>> {
+pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> AppResult<Json<Vec<ProjectInfo>>> {
     let mut out = Vec::new();
     for p in state.db.projects().await? {
         let membership = state.db.membership(p.id, caller.id).await?;
@@ -295,11 +295,11 @@ pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<ProjectInfo>> {
+) -> AppResult<Json<ProjectInfo>> {
     Ok(Json(project_info(state.db.project_including_deleted(&project).await?)))
 }
 
-async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo> {
+async fn env_info(state: &AppState, e: Environment) -> AppResult<EnvironmentInfo> {
     let desired_version = match e.desired_release_id {
         Some(id) => Some(state.db.release_by_id(id).await?.version),
         None => None,
@@ -324,14 +324,14 @@ async fn env_info(state: &AppState, e: Environment) -> ApiResult<EnvironmentInfo
 /// An environment selects hosts only inside the project's host scope, as the
 /// administrator set it: a project owner cannot point a project at another
 /// project's hosts.
-fn check_within_scope(project: &Project, env: &str, selector: &Selector) -> ApiResult<()> {
+fn check_within_scope(project: &Project, env: &str, selector: &Selector) -> AppResult<()> {
     let Some(scope) = &project.host_scope else { return Ok(()) };
     let scope = Selector::parse(scope)
-        .map_err(|e| ApiError::Internal(format!("stored host scope of '{}': {e}", project.name)))?;
+        .map_err(|e| AppError::Internal(format!("stored host scope of '{}': {e}", project.name)))?;
     if selector.within(&scope) {
         return Ok(());
     }
-    Err(ApiError::Forbidden(format!(
+    Err(AppError::Forbidden(format!(
         "environment '{env}' would select hosts with {selector}, outside project '{}''s hosts ({scope}): \
          its selector must include {scope}; an administrator sets which hosts a project may use \
          (ferry project hosts {} ...)",
@@ -355,18 +355,18 @@ pub async fn set_host_scope(
     Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<ferry_proto::api::SetHostScope>,
-) -> ApiResult<Json<ProjectInfo>> {
+) -> AppResult<Json<ProjectInfo>> {
     let mut project = state.db.project(&project).await?;
     let scope = match req.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(text) => Some(Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("scope: {e}")))?),
+        Some(text) => Some(Selector::parse(text).map_err(|e| AppError::BadRequest(format!("scope: {e}")))?),
     };
     project.host_scope = scope.as_ref().map(Selector::to_string);
     for env in state.db.environments(&project).await? {
         let selector = Selector::parse(&env.selector)
-            .map_err(|e| ApiError::Internal(format!("stored selector of '{}': {e}", env.name)))?;
+            .map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))?;
         check_within_scope(&project, &env.name, &selector).map_err(|_| {
-            ApiError::Conflict(format!(
+            AppError::Conflict(format!(
                 "environment '{}' selects {}, outside the scope asked for; change or remove it first",
                 env.name, env.selector
             ))
@@ -394,9 +394,9 @@ pub async fn create_env(
     Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateEnvironment>,
-) -> ApiResult<Json<EnvironmentInfo>> {
+) -> AppResult<Json<EnvironmentInfo>> {
     validate_name("environment name", &req.name)?;
-    let selector = Selector::parse(&req.selector).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
+    let selector = Selector::parse(&req.selector).map_err(|e| AppError::BadRequest(format!("--select: {e}")))?;
     let project = state.db.project(&project).await?;
     check_within_scope(&project, &req.name, &selector)?;
     if req.production {
@@ -405,14 +405,14 @@ pub async fn create_env(
     for other in state.db.environments(&project).await? {
         let other_sel = Selector::parse(&other.selector).unwrap_or_default();
         if selector.overlaps(&other_sel) {
-            return Err(ApiError::Conflict(format!(
+            return Err(AppError::Conflict(format!(
                 "selector {selector} overlaps environment '{}' ({}): a host runs a project for one environment \
                  only, so give the selectors a key with different values (e.g. env=staging / env=prod)",
                 other.name, other.selector
             )));
         }
     }
-    let rollout = req.rollout.apply(&Default::default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let rollout = req.rollout.apply(&Default::default()).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let staging_env_id = staging_env(&state, &project, &req.name, req.staging.as_deref()).await?;
     // A new environment is nobody's upstream yet: no cycle is possible.
     let after_env_id = after_env(&state, &project, &req.name, req.after.as_deref()).await?;
@@ -432,7 +432,7 @@ pub async fn create_env(
     };
     let env = match state.db.create_environment(&project, &new, crate::now_ms()).await {
         Err(StoreError::Conflict(_)) if state.db.environment(&project, &req.name).await.is_err() => {
-            return Err(ApiError::Conflict(format!(
+            return Err(AppError::Conflict(format!(
                 "environment '{}' of project '{}' was deleted; its name stays taken so that its history names \
                  one environment",
                 req.name, project.name
@@ -472,18 +472,18 @@ pub async fn update_env(
     Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<UpdateEnvironment>,
-) -> ApiResult<Json<EnvironmentInfo>> {
+) -> AppResult<Json<EnvironmentInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     let mut changes = Vec::new();
     if let Some(text) = &req.selector {
-        let selector = Selector::parse(text).map_err(|e| ApiError::BadRequest(format!("--select: {e}")))?;
+        let selector = Selector::parse(text).map_err(|e| AppError::BadRequest(format!("--select: {e}")))?;
         check_within_scope(&project, &env.name, &selector)?;
         if env.production {
             let membership = state.db.membership(project.id, caller.id).await?;
             ferry_domain::access::allowed(&caller.subject(), membership, Action::ChangeProduction, true).map_err(
                 |_| {
-                    ApiError::Forbidden(format!(
+                    AppError::Forbidden(format!(
                         "changing which hosts production environment '{}' of project '{}' selects needs the \
                          production right",
                         env.name, project.name
@@ -494,7 +494,7 @@ pub async fn update_env(
         for other in state.db.environments(&project).await?.iter().filter(|o| o.id != env.id) {
             let other_sel = Selector::parse(&other.selector).unwrap_or_default();
             if selector.overlaps(&other_sel) {
-                return Err(ApiError::Conflict(format!(
+                return Err(AppError::Conflict(format!(
                     "selector {selector} overlaps environment '{}' ({}): a host runs a project for one \
                      environment only",
                     other.name, other.selector
@@ -536,10 +536,10 @@ pub async fn set_env_rollout(
     Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(options): Json<ferry_domain::rollout::RolloutOptions>,
-) -> ApiResult<Json<EnvironmentInfo>> {
+) -> AppResult<Json<EnvironmentInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
-    let policy = options.apply(&env.rollout).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let policy = options.apply(&env.rollout).map_err(|e| AppError::BadRequest(e.to_string()))?;
     state.db.set_environment_rollout(&env, &policy).await?;
     let env = state.db.environment(&project, &env.name).await?;
     let change =
@@ -564,7 +564,7 @@ pub async fn set_env_production(
     Caller(caller): Caller,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<SetProduction>,
-) -> ApiResult<Json<EnvironmentInfo>> {
+) -> AppResult<Json<EnvironmentInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     let before = env.production;
@@ -580,8 +580,8 @@ pub async fn set_env_production(
 
 /// Builds deploy themselves to an environment that follows a branch; one
 /// that requires an approval cannot do both.
-fn auto_deploy_needs_no_approval(env: &str) -> ApiError {
-    ApiError::Conflict(format!(
+fn auto_deploy_needs_no_approval(env: &str) -> AppError {
+    AppError::Conflict(format!(
         "environment '{env}' deploys builds of its branch on its own (--auto-deploy-branch), so it cannot also \
          require an approval; follow the branch with a staging environment and request releases from there"
     ))
@@ -589,17 +589,17 @@ fn auto_deploy_needs_no_approval(env: &str) -> ApiError {
 
 /// The id of the environment requests for `env` are tested on: `None` for
 /// none (`""`). It must be another environment of the project.
-async fn staging_env(state: &AppState, project: &Project, env: &str, staging: Option<&str>) -> ApiResult<Option<i64>> {
+async fn staging_env(state: &AppState, project: &Project, env: &str, staging: Option<&str>) -> AppResult<Option<i64>> {
     let Some(name) = staging.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
     if name == env {
-        return Err(ApiError::BadRequest(format!(
+        return Err(AppError::BadRequest(format!(
             "environment '{env}' cannot be its own staging environment: name another one of project '{}'",
             project.name
         )));
     }
     match state.db.environment(project, name).await {
         Ok(s) => Ok(Some(s.id)),
-        Err(StoreError::NotFound(_)) => Err(ApiError::NotFound(format!(
+        Err(StoreError::NotFound(_)) => Err(AppError::NotFound(format!(
             "--staging: project '{}' has no environment '{name}'; create it first",
             project.name
         ))),
@@ -610,18 +610,18 @@ async fn staging_env(state: &AppState, project: &Project, env: &str, staging: Op
 /// The id of the environment `env` comes after (R23): `None` for none
 /// (`""`). It must be another environment of the project, and the new order
 /// must have no cycle.
-async fn after_env(state: &AppState, project: &Project, env: &str, after: Option<&str>) -> ApiResult<Option<i64>> {
+async fn after_env(state: &AppState, project: &Project, env: &str, after: Option<&str>) -> AppResult<Option<i64>> {
     let Some(name) = after.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
     let envs = state.db.environments(project).await?;
     let Some(upstream) = envs.iter().find(|e| e.name == name) else {
-        return Err(ApiError::NotFound(format!(
+        return Err(AppError::NotFound(format!(
             "--after: project '{}' has no environment '{name}'; an environment comes after another of the same \
              project",
             project.name
         )));
     };
     let order = envs.iter().map(|e| (e.name.clone(), e.after.clone())).collect();
-    ferry_domain::promotion::check_order(&order, env, name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    ferry_domain::promotion::check_order(&order, env, name).map_err(|e| AppError::BadRequest(e.to_string()))?;
     Ok(Some(upstream.id))
 }
 
@@ -641,7 +641,7 @@ pub async fn set_env_protection(
     State(state): State<AppState>,
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<SetProtection>,
-) -> ApiResult<Json<EnvironmentInfo>> {
+) -> AppResult<Json<EnvironmentInfo>> {
     let project = state.db.project(&project).await?;
     let env = state.db.environment(&project, &env).await?;
     let staging_env_id = match &req.staging {
@@ -680,7 +680,7 @@ pub async fn list_envs(
     State(state): State<AppState>,
     _caller: Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<Vec<EnvironmentInfo>>> {
+) -> AppResult<Json<Vec<EnvironmentInfo>>> {
     let project = state.db.project(&project).await?;
     let mut out = Vec::new();
     for e in state.db.environments(&project).await? {
@@ -701,7 +701,7 @@ pub async fn status(
     State(state): State<AppState>,
     _caller: Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<ProjectStatus>> {
+) -> AppResult<Json<ProjectStatus>> {
     let project = state.db.project(&project).await?;
     let hosts = state.db.hosts().await?;
     let rows = state.db.project_host_states(&project).await?;

@@ -20,8 +20,8 @@ use ferry_store::{BlobWriter, Release};
 use futures_util::StreamExt;
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::guards;
 use crate::release::{self, Labels};
 
@@ -39,7 +39,7 @@ pub async fn missing_blobs(
     _caller: Caller,
     Path(project): Path<String>,
     Json(q): Json<BlobQuery>,
-) -> ApiResult<Json<BlobQueryAnswer>> {
+) -> AppResult<Json<BlobQueryAnswer>> {
     let project = state.db.project(&project).await?;
     Ok(Json(BlobQueryAnswer { missing: release::missing_for(&state, &project, &q.digests).await? }))
 }
@@ -66,7 +66,7 @@ pub async fn upload_blobs(
     _caller: Caller,
     Path(project): Path<String>,
     body: Body,
-) -> ApiResult<Json<UploadAnswer>> {
+) -> AppResult<Json<UploadAnswer>> {
     let project = state.db.project(&project).await?;
     let mut verified = Vec::new();
     let mut stream = body.into_data_stream();
@@ -74,7 +74,7 @@ pub async fn upload_blobs(
     let mut current: Option<(ferry_domain::Digest, Box<dyn BlobWriter>)> = None;
     let (mut stored, mut bytes) = (0u64, 0u64);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
         let mut input = &chunk[..];
         while let Some(event) = decoder.next(&mut input) {
             match event {
@@ -89,7 +89,7 @@ pub async fn upload_blobs(
                 }
                 Event::End => {
                     if let Some((digest, w)) = current.take() {
-                        w.finish().await.map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+                        w.finish().await.map_err(|e| AppError::BadRequest(format!("upload refused: {e}")))?;
                         verified.push(digest);
                         stored += 1;
                     }
@@ -97,7 +97,7 @@ pub async fn upload_blobs(
             }
         }
     }
-    decoder.finish().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    decoder.finish().map_err(|e| AppError::BadRequest(e.to_string()))?;
     // The project has proven it holds these: their bytes came and matched.
     state.db.add_project_blobs(project.id, &verified).await?;
     Ok(Json(UploadAnswer { stored, bytes }))
@@ -130,7 +130,7 @@ pub async fn create(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateRelease>,
-) -> ApiResult<Json<ReleaseInfo>> {
+) -> AppResult<Json<ReleaseInfo>> {
     let project = state.db.project(&project).await?;
     let labels = Labels { version: req.version, branch: req.branch, committer: req.committer };
     let release = release::register(&state, &project, &req.manifest, labels, &user.name, None).await?;
@@ -148,7 +148,7 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<Vec<ReleaseInfo>>> {
+) -> AppResult<Json<Vec<ReleaseInfo>>> {
     let project = state.db.project_including_deleted(&project).await?;
     let releases = state.db.releases(&project).await?;
     Ok(Json(releases.into_iter().map(|r| release_info(&project.name, r)).collect()))
@@ -170,7 +170,7 @@ pub async fn mark_bad(
     Caller(user): Caller,
     Path((project, version)): Path<(String, String)>,
     Json(req): Json<MarkBad>,
-) -> ApiResult<Json<ReleaseInfo>> {
+) -> AppResult<Json<ReleaseInfo>> {
     let project = state.db.project(&project).await?;
     let release = state.db.release(&project, &version).await?;
     let reason = ferry_domain::guards::validate_reason(&req.reason)?;
@@ -195,11 +195,11 @@ pub async fn mark_good(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path((project, version)): Path<(String, String)>,
-) -> ApiResult<Json<ReleaseInfo>> {
+) -> AppResult<Json<ReleaseInfo>> {
     let project = state.db.project(&project).await?;
     let release = state.db.release(&project, &version).await?;
     let Some(mark) = &release.bad else {
-        return Err(ApiError::Conflict(format!("version {version} of {} is not marked bad", project.name)));
+        return Err(AppError::Conflict(format!("version {version} of {} is not marked bad", project.name)));
     };
     tracing::info!(project = %project.name, version = %release.version, by = %user.name, was = %mark.reason,
         "bad mark cleared");
@@ -220,12 +220,12 @@ pub async fn archive(
     State(state): State<AppState>,
     _caller: Caller,
     Path((project, version)): Path<(String, String)>,
-) -> ApiResult<axum::response::Response> {
+) -> AppResult<axum::response::Response> {
     let project = state.db.project(&project).await?;
     let release = state.db.release(&project, &version).await?;
     let manifest_json = state.artifacts.get(&release.manifest_digest).await?;
     let manifest: ferry_domain::Manifest =
-        serde_json::from_slice(&manifest_json).map_err(|e| ApiError::Internal(format!("stored manifest: {e}")))?;
+        serde_json::from_slice(&manifest_json).map_err(|e| AppError::Internal(format!("stored manifest: {e}")))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
     let artifacts = state.artifacts.clone();
     let runtime = tokio::runtime::Handle::current();
@@ -252,7 +252,7 @@ pub async fn archive(
         .header("content-type", "application/zstd")
         .header("content-disposition", format!("attachment; filename=\"{file}\""))
         .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// A `Write` that sends what it is given down a channel, for streaming a

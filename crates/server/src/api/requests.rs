@@ -13,8 +13,8 @@ use ferry_proto::api::{CreateRequest, RequestActionBody, RequestInfo};
 use ferry_store::{RequestFilter, RequestRow};
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::request;
 
 #[derive(serde::Deserialize, Default, utoipa::IntoParams)]
@@ -33,11 +33,11 @@ pub struct RequestQuery {
 }
 
 impl RequestQuery {
-    fn states(&self) -> ApiResult<Vec<RequestState>> {
+    fn states(&self) -> AppResult<Vec<RequestState>> {
         let mut states: Vec<RequestState> = Vec::new();
         for s in self.state.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
             let names: Vec<&str> = RequestState::ALL.iter().map(|s| s.as_str()).collect();
-            states.push(s.parse().map_err(|e| ApiError::BadRequest(format!("{e}; states are {}", names.join(", "))))?);
+            states.push(s.parse().map_err(|e| AppError::BadRequest(format!("{e}; states are {}", names.join(", "))))?);
         }
         if self.waiting && states.is_empty() {
             states = RequestState::ALL.into_iter().filter(|s| !ferry_domain::request::awaited(*s).is_empty()).collect();
@@ -60,7 +60,7 @@ pub async fn create(
     Caller(user): Caller,
     Path(project): Path<String>,
     Json(req): Json<CreateRequest>,
-) -> ApiResult<Json<RequestInfo>> {
+) -> AppResult<Json<RequestInfo>> {
     Ok(Json(request::create(&state, &user, &project, req).await?))
 }
 
@@ -77,7 +77,7 @@ pub async fn list(
     Caller(user): Caller,
     Path(project): Path<String>,
     Query(q): Query<RequestQuery>,
-) -> ApiResult<Json<Vec<RequestInfo>>> {
+) -> AppResult<Json<Vec<RequestInfo>>> {
     let project = state.db.project(&project).await?;
     Ok(Json(summaries(listed(&state, &user, Some(project.id), &q.filter(&user)?).await?)))
 }
@@ -95,7 +95,7 @@ pub async fn list_all(
     State(state): State<AppState>,
     Caller(user): Caller,
     Query(q): Query<RequestQuery>,
-) -> ApiResult<Json<Vec<RequestInfo>>> {
+) -> AppResult<Json<Vec<RequestInfo>>> {
     Ok(Json(summaries(listed(&state, &user, None, &q.filter(&user)?).await?)))
 }
 
@@ -110,7 +110,7 @@ pub struct Listing {
 }
 
 impl RequestQuery {
-    fn filter(&self, user: &ferry_store::User) -> ApiResult<Listing> {
+    fn filter(&self, user: &ferry_store::User) -> AppResult<Listing> {
         Ok(Listing {
             states: self.states()?,
             requester: self.mine.then(|| user.name.clone()),
@@ -132,7 +132,7 @@ pub async fn listed(
     user: &ferry_store::User,
     project_id: Option<i64>,
     q: &Listing,
-) -> ApiResult<Vec<(RequestRow, Option<String>)>> {
+) -> AppResult<Vec<(RequestRow, Option<String>)>> {
     let limit = q.limit;
     let filter = RequestFilter {
         project_id,
@@ -176,7 +176,7 @@ pub async fn listed(
     params(("id" = i64, Path)),
     responses((status = 200, body = RequestInfo)),
 )]
-pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<RequestInfo>> {
+pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> AppResult<Json<RequestInfo>> {
     Ok(Json(request::info(&state, id).await?))
 }
 
@@ -186,7 +186,7 @@ async fn act(
     id: i64,
     action: RequestAction,
     body: Option<Json<RequestActionBody>>,
-) -> ApiResult<Json<RequestInfo>> {
+) -> AppResult<Json<RequestInfo>> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     Ok(Json(request::act(&state, &user, id, action, body).await?))
 }
@@ -208,7 +208,7 @@ macro_rules! action_route {
             Caller(user): Caller,
             Path(id): Path<i64>,
             body: Option<Json<RequestActionBody>>,
-        ) -> ApiResult<Json<RequestInfo>> {
+        ) -> AppResult<Json<RequestInfo>> {
             act(state, user, id, RequestAction::$action, body).await
         }
     )+};

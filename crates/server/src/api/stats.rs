@@ -8,8 +8,8 @@ use ferry_domain::stats::{Period, by_environment};
 use ferry_proto::api::ProjectStats;
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 
 /// The period when the request names none.
 const DEFAULT_PERIOD_MS: i64 = 30 * 86_400_000;
@@ -37,11 +37,11 @@ pub async fn show(
     _caller: Caller,
     Path(project): Path<String>,
     Query(q): Query<StatsQuery>,
-) -> ApiResult<Json<ProjectStats>> {
+) -> AppResult<Json<ProjectStats>> {
     let until = crate::now_ms();
     let since = q.since_ms.unwrap_or(until - DEFAULT_PERIOD_MS);
     if since > until {
-        return Err(ApiError::BadRequest(format!(
+        return Err(AppError::BadRequest(format!(
             "since ({}) is in the future; statistics cover a period that has begun",
             rfc3339_from_millis(since)
         )));

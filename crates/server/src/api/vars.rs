@@ -14,8 +14,8 @@ use ferry_proto::api::{SetVar, VarInfo, VarQuery};
 use ferry_store::{NewVar, Project, VarRow, VarSlot};
 
 use crate::AppState;
+use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::secrets::var_context;
 
 /// How the API shows a stored variable: never a secret's value.
@@ -49,7 +49,7 @@ async fn slot(
     project: &Project,
     env: Option<&str>,
     host: Option<&str>,
-) -> ApiResult<(VarSlot, VarScope)> {
+) -> AppResult<(VarSlot, VarScope)> {
     let mut slot = VarSlot { project_id: project.id, env_id: None, host: None };
     let mut scope = VarScope::project();
     if let Some(name) = given(env) {
@@ -79,7 +79,7 @@ pub async fn set(
     Caller(caller): Caller,
     Path(project): Path<String>,
     Json(req): Json<SetVar>,
-) -> ApiResult<Json<VarInfo>> {
+) -> AppResult<Json<VarInfo>> {
     vars::validate(&req.key, &req.value)?;
     let project = state.db.project(&project).await?;
     let (slot, scope) = slot(&state, &project, req.env.as_deref(), req.host.as_deref()).await?;
@@ -87,7 +87,7 @@ pub async fn set(
     let existing = existing.iter().find(|r| r.key == req.key && scope_of(r) == scope);
     if existing.is_some_and(|r| r.secret) && !req.secret {
         // Replacing a secret with a plain value would show it in every list.
-        return Err(ApiError::Conflict(format!(
+        return Err(AppError::Conflict(format!(
             "{} ({scope}) is a secret: give --secret to replace it, or unset it first to store a plain value",
             req.key
         )));
@@ -96,7 +96,7 @@ pub async fn set(
         state
             .secrets
             .seal(&req.value, &var_context(&project.name, &scope, &req.key))
-            .map_err(|e| ApiError::Internal(format!("sealing {}: {e}", req.key)))?
+            .map_err(|e| AppError::Internal(format!("sealing {}: {e}", req.key)))?
     } else {
         req.value
     };
@@ -111,7 +111,7 @@ pub async fn set(
         .await?
         .into_iter()
         .find(|r| r.key == req.key && scope_of(r) == scope)
-        .ok_or_else(|| ApiError::Internal(format!("variable {} vanished after it was set", req.key)))?;
+        .ok_or_else(|| AppError::Internal(format!("variable {} vanished after it was set", req.key)))?;
     Ok(Json(var_info(&row)))
 }
 
@@ -129,7 +129,7 @@ pub async fn list(
     _caller: Caller,
     Path(project): Path<String>,
     Query(q): Query<VarQuery>,
-) -> ApiResult<Json<Vec<VarInfo>>> {
+) -> AppResult<Json<Vec<VarInfo>>> {
     let project = state.db.project(&project).await?;
     let (_, target) = slot(&state, &project, q.env.as_deref(), q.host.as_deref()).await?;
     let rows = state.db.vars(&project).await?;
@@ -155,16 +155,16 @@ pub async fn unset(
     Caller(caller): Caller,
     Path((project, key)): Path<(String, String)>,
     Query(q): Query<VarQuery>,
-) -> ApiResult<Json<VarInfo>> {
+) -> AppResult<Json<VarInfo>> {
     vars::validate_key(&key)?;
     let project = state.db.project(&project).await?;
     let (slot, scope) = slot(&state, &project, q.env.as_deref(), q.host.as_deref()).await?;
     let rows = state.db.vars(&project).await?;
     let Some(row) = rows.iter().find(|r| r.key == key && scope_of(r) == scope) else {
-        return Err(ApiError::NotFound(not_set(&key, &scope, &project)));
+        return Err(AppError::NotFound(not_set(&key, &scope, &project)));
     };
     if !state.db.unset_var(&slot, &key).await? {
-        return Err(ApiError::NotFound(not_set(&key, &scope, &project)));
+        return Err(AppError::NotFound(not_set(&key, &scope, &project)));
     }
     tracing::info!(project = %project.name, %key, scope = %scope, by = %caller.name, "variable unset");
     wake_project_hosts(&state, &project).await?;
@@ -177,7 +177,7 @@ fn not_set(key: &str, scope: &VarScope, project: &Project) -> String {
 
 /// Variables are part of the desired state, which is resent on every change;
 /// they take effect at the host's next activation.
-async fn wake_project_hosts(state: &AppState, project: &Project) -> ApiResult<()> {
+async fn wake_project_hosts(state: &AppState, project: &Project) -> AppResult<()> {
     let hosts = state.db.project_host_states(project).await?;
     state.hub.wake(hosts.iter().filter(|h| h.desired_env_id.is_some()).map(|h| h.host_id));
     Ok(())

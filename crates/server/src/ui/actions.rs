@@ -16,8 +16,8 @@ use ferry_web::views::{ConfirmPage, Nav, PlanRow};
 
 use super::{PageError, Viewer, html};
 use crate::AppState;
+use crate::app::AppError;
 use crate::auth::Caller;
-use crate::error::ApiError;
 
 type PageResult = Result<Response, PageError>;
 
@@ -168,7 +168,7 @@ pub async fn rollback(
 ) -> PageResult {
     let emergency = f.emergency.is_some();
     if emergency && f.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        return Err(ApiError::BadRequest(
+        return Err(AppError::BadRequest(
             "an emergency rollback needs a reason: it is recorded in the audit trail".into(),
         )
         .into());
@@ -206,7 +206,7 @@ pub async fn remove_member_confirm(
         .await?
         .into_iter()
         .find(|m| m.user == user)
-        .ok_or_else(|| ApiError::NotFound(format!("'{user}' is no member of project '{}'", p.name)))?;
+        .ok_or_else(|| AppError::NotFound(format!("'{user}' is no member of project '{}'", p.name)))?;
     let t = v.lang.text();
     html(&ConfirmPage {
         chrome: v.chrome(format!("{} · {}", p.name, t.confirm_remove_member), Nav::Projects),

@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{PageError, Viewer};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::app::AppError;
 use crate::hub::{Change, LiveSlot};
 
 /// Live pages one session may hold open at once (tabs): a newer one evicts
@@ -60,7 +60,7 @@ impl Scope {
 /// project's or a request's page needs the right to read that project.
 async fn scope(state: &AppState, v: &Viewer, page: &str) -> Result<Scope, PageError> {
     let parts: Vec<&str> = page.trim_start_matches('/').split('/').collect();
-    let refused = || PageError(ApiError::Forbidden("this page is not yours to follow".into()));
+    let refused = || PageError(AppError::Forbidden("this page is not yours to follow".into()));
     match parts.as_slice() {
         ["projects", project, ..] if !project.is_empty() => {
             let project = project.to_string();
@@ -71,7 +71,7 @@ async fn scope(state: &AppState, v: &Viewer, page: &str) -> Result<Scope, PageEr
             Ok(Scope::Projects(HashSet::from([project])))
         }
         ["requests", id] if !id.is_empty() => {
-            let id: i64 = id.parse().map_err(|_| PageError(ApiError::NotFound(format!("request {id}"))))?;
+            let id: i64 = id.parse().map_err(|_| PageError(AppError::NotFound(format!("request {id}"))))?;
             let path = format!("/requests/{id}");
             if !crate::access::may(state, &v.user, &path, &[("id", id.to_string())], Action::ReadProject).await {
                 return Err(refused());

@@ -38,7 +38,7 @@ use ferry_web::views::{Chrome, ErrorPage, Nav};
 use crate::AppState;
 use crate::access::Rule;
 use crate::api::{Route, route};
-use crate::error::ApiError;
+use crate::app::AppError;
 
 pub use session::session_user;
 
@@ -174,7 +174,7 @@ impl FromRequestParts<AppState> for Viewer {
             .extensions
             .get::<Viewer>()
             .cloned()
-            .ok_or_else(|| PageError(ApiError::Internal("this page has no user access rule".into())))
+            .ok_or_else(|| PageError(AppError::Internal("this page has no user access rule".into())))
     }
 }
 
@@ -196,7 +196,7 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
             let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             return Redirect::to(&format!("/login?next={}", ferry_web::views::url_encode(target))).into_response();
         }
-        Ok(None) => return PageError(ApiError::Unauthorized("sign in first".into())).into_response(),
+        Ok(None) => return PageError(AppError::Unauthorized("sign in first".into())).into_response(),
         Err(e) => return PageError(e).into_response(),
     };
     let csrf = session::csrf_token(&token);
@@ -230,10 +230,10 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
 /// A UI handler's failure: answered as an HTML error page in the viewer's
 /// language (see [`error_pages`]), with the status the API would give.
 #[derive(Debug)]
-pub struct PageError(pub ApiError);
+pub struct PageError(pub AppError);
 
-impl From<ApiError> for PageError {
-    fn from(e: ApiError) -> Self {
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> Self {
         PageError(e)
     }
 }
@@ -246,7 +246,7 @@ impl From<ferry_store::StoreError> for PageError {
 
 impl From<ferry_web::RenderError> for PageError {
     fn from(e: ferry_web::RenderError) -> Self {
-        PageError(ApiError::Internal(e.to_string()))
+        PageError(AppError::Internal(e.to_string()))
     }
 }
 

@@ -23,8 +23,9 @@ use futures_util::Stream;
 
 use super::{PageError, Viewer, html};
 use crate::AppState;
+use crate::app;
+use crate::app::AppError;
 use crate::auth::Caller;
-use crate::error::ApiError;
 
 type PageResult = Result<Response, PageError>;
 
@@ -335,27 +336,26 @@ pub struct BuildForm {
     git_ref: String,
 }
 
-/// `POST /projects/{project}/builds`: the API's build request.
+/// `POST /projects/{project}/builds`: starts a build, as the API does.
 pub async fn start_build(
     State(state): State<AppState>,
-    caller: Caller,
+    Caller(user): Caller,
     Path(project): Path<String>,
     axum::Form(form): axum::Form<BuildForm>,
 ) -> PageResult {
-    let req = ferry_proto::api::CreateBuild { git_ref: Some(form.git_ref) };
-    let Json(build) = crate::api::builds::create(State(state), caller, Path(project), Json(req)).await?;
+    let build = app::build::start(&state, &user, &project, Some(&form.git_ref)).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)).into_response())
 }
 
-/// `POST /builds/{id}/cancel`: the API's.
-pub async fn cancel_build(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
-    let _ = crate::api::builds::cancel(State(state), caller, Path(id)).await?;
+/// `POST /builds/{id}/cancel`: cancels a build, as the API does.
+pub async fn cancel_build(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> PageResult {
+    app::build::cancel(&state, id).await?;
     Ok(Redirect::to(&format!("/builds/{id}")).into_response())
 }
 
-/// `POST /builds/{id}/retry`: the API's.
-pub async fn retry_build(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
-    let Json(build) = crate::api::builds::retry(State(state), caller, Path(id)).await?;
+/// `POST /builds/{id}/retry`: builds again, as the API does.
+pub async fn retry_build(State(state): State<AppState>, Caller(user): Caller, Path(id): Path<i64>) -> PageResult {
+    let build = app::build::retry(&state, &user, id).await?;
     Ok(Redirect::to(&format!("/builds/{}", build.id)).into_response())
 }
 
@@ -781,7 +781,7 @@ pub async fn deploy_form(
     let tag = q.tag.unwrap_or_default();
     let filter = match tag.trim() {
         "" => None,
-        t => Some(ferry_domain::Selector::parse(t).map_err(|e| ApiError::BadRequest(format!("tag filter: {e}")))?),
+        t => Some(ferry_domain::Selector::parse(t).map_err(|e| AppError::BadRequest(format!("tag filter: {e}")))?),
     };
     let mut hosts = Vec::new();
     if let Some(env) = chosen {
@@ -916,7 +916,7 @@ pub async fn deploy(
         return Ok(Redirect::to(&url).into_response());
     }
     if !all && hosts.is_empty() {
-        return Err(ApiError::BadRequest("tick the hosts to deploy to, or choose every host".into()).into());
+        return Err(AppError::BadRequest("tick the hosts to deploy to, or choose every host".into()).into());
     }
     let req = ferry_proto::api::CreateDeployment {
         hosts: if all { None } else { Some(hosts) },

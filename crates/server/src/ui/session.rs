@@ -19,8 +19,8 @@ use ferry_web::views::{Chrome, LoginPage, Nav};
 
 use super::{PageError, html};
 use crate::AppState;
+use crate::app::AppError;
 use crate::auth::{new_token, same_hash, token_hash};
-use crate::error::ApiError;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ferry_session";
@@ -55,7 +55,7 @@ pub fn lang(headers: &HeaderMap) -> Lang {
 
 /// The enabled user of the request's session and the session's token;
 /// `None` without a session that is still valid.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<(User, String)>, ApiError> {
+pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<(User, String)>, AppError> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| t.starts_with(SESSION_TOKEN_PREFIX)) else {
         return Ok(None);
     };
@@ -82,16 +82,16 @@ pub fn csrf_token(session_token: &str) -> String {
 /// Refuses a request without the session's CSRF token, from the
 /// `x-csrf-token` header (htmx) or the form's `csrf` field; hands the
 /// request back with its body intact.
-pub async fn check_csrf(req: Request, expected: &str) -> Result<Request, ApiError> {
+pub async fn check_csrf(req: Request, expected: &str) -> Result<Request, AppError> {
     let refused =
-        || ApiError::Forbidden("the form's CSRF token is missing or wrong: reload the page and try again".into());
+        || AppError::Forbidden("the form's CSRF token is missing or wrong: reload the page and try again".into());
     if let Some(h) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
         return if same_hash(h, expected) { Ok(req) } else { Err(refused()) };
     }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, crate::audit::FORM_BODY_LIMIT)
         .await
-        .map_err(|e| ApiError::BadRequest(format!("cannot read the form: {e}")))?;
+        .map_err(|e| AppError::BadRequest(format!("cannot read the form: {e}")))?;
     let given = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
     match given {
         Some(t) if same_hash(&t, expected) => Ok(Request::from_parts(parts, Body::from(bytes))),
@@ -143,7 +143,7 @@ pub async fn login(
     // The sign-in form has no session to tie a CSRF token to; a browser
     // says when another site sends it (login CSRF), and that is refused.
     if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
-        return PageError(ApiError::Forbidden("signing in from another site is refused".into())).into_response();
+        return PageError(AppError::Forbidden("signing in from another site is refused".into())).into_response();
     }
     let next = local_path(form.next.as_deref().unwrap_or("/")).to_string();
     let user = match crate::auth::sign_in(&state, &form.user, form.password, peer.map(|p| p.ip())).await {

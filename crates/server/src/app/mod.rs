@@ -1,0 +1,11 @@
+//! The application layer: one module per use case, called by the HTTP API
+//! (`api/`) and the web pages (`ui/`) alike, so both do exactly the same
+//! thing. A use case takes the caller and plain arguments (never an HTTP
+//! extractor), applies the rules, and returns rows or [`AppError`]; mapping
+//! that to HTTP is `crate::error`'s.
+
+mod error;
+
+pub(crate) mod build;
+
+pub(crate) use error::{AppError, AppResult};
