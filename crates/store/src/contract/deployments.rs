@@ -51,6 +51,9 @@ pub trait Deployments: Send + Sync {
     /// The step [`advance_deployment`](Self::advance_deployment) would
     /// take now, without taking it, with the hosts of the batch it would
     /// start (`None` when the deployment is not running).
+    ///
+    /// Concurrency: Read-only: takes no step and writes nothing; the step may be taken or overtaken
+    /// by the time it returns, so `advance_deployment` decides again.
     async fn peek_deployment(&self, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>>;
 
     /// Records what the server holds a running deployment for (shown as its
@@ -62,30 +65,52 @@ pub trait Deployments: Send + Sync {
 
     /// The hosts a rollout took out of its environment's load balancer and
     /// has not put back yet.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn rollout_drained(&self, id: i64) -> Result<Vec<i64>>;
 
+    /// Replaces the list of hosts this rollout has drained from its load balancer.
+    ///
+    /// Concurrency: One statement on the deployment's row; the list is replaced, not merged, so
+    /// last write wins.
     async fn set_rollout_drained(&self, id: i64, hosts: &[i64]) -> Result<()>;
 
     /// The deployments still running, oldest first, for the orchestrator's sweep.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn running_deployments(&self) -> Result<Vec<i64>>;
 
     /// A deployment's transitions, oldest first.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_events(&self, id: i64) -> Result<Vec<DeploymentEvent>>;
 
+    /// The deployment with this id, or `NotFound`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment(&self, id: i64) -> Result<DeploymentRow>;
 
+    /// The deployment's targets, with each one's state.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>>;
 
     /// Newest first, at most `limit`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployments(&self, project: &Project, limit: u32) -> Result<Vec<DeploymentRow>>;
 
     /// Running deployments, of one project or of all, oldest first: each holds
     /// its environment's lock (R19).
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
 
     /// Every deployment of a project (of one environment if `env` is given)
     /// created at or after `since`, running ones included, oldest first: what
     /// `ferry_domain::stats` computes the statistics from.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_facts(
         &self,
         project: &Project,
@@ -95,6 +120,8 @@ pub trait Deployments: Send + Sync {
 
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
 
     /// Fails started target hosts of running deployments that are offline,
@@ -131,6 +158,8 @@ pub trait Deployments: Send + Sync {
 
     /// A deployment's log lines with `seq > after`, of one host if `host` is
     /// given, in order, at most `limit`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_log(
         &self,
         deployment_id: i64,
