@@ -37,8 +37,8 @@ mod tests;
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use contract::{
-    Accounts, AgentUpgrades, Audit, Builds, Deployments, Fleet, LoadBalancers, Notifications, Projects, Releases,
-    Requests, Settings,
+    Accounts, AgentUpgrades, Audit, Builds, Deployments, Fleet, Health, LoadBalancers, Notifications, Projects,
+    Releases, Requests, Settings,
 };
 
 /// Everything a caller of the store needs in scope: the area traits whose
@@ -100,6 +100,7 @@ pub trait Database:
     + Audit
     + Notifications
     + AgentUpgrades
+    + Health
     + Send
     + Sync
     + 'static
@@ -120,6 +121,7 @@ impl<T> Database for T where
         + Audit
         + Notifications
         + AgentUpgrades
+        + Health
         + Send
         + Sync
         + 'static
