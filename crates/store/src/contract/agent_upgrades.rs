@@ -64,7 +64,11 @@ pub trait AgentUpgrades: Send + Sync {
     /// Moves a host of a running upgrade to `to` when it is in one of
     /// `from`; answers whether it moved.
     ///
-    /// Concurrency: Exactly one caller wins a move from the states it names.
+    /// Concurrency: Exactly one caller wins a move from the states it names: one
+    /// conditional update (`WHERE state IN from`), which a row lock re-checks
+    /// under any isolation. The upgrade's running status is read in the same
+    /// statement; under read committed a backend locks the upgrade's row to
+    /// keep a move from landing after `finish_agent_upgrade`.
     async fn set_agent_upgrade_host(
         &self,
         upgrade_id: i64,

@@ -45,7 +45,10 @@ pub trait Deployments: Send + Sync {
     /// Records an operator's pause, resume, cancel or promote. Refused
     /// (`Conflict`) for a deployment that has ended.
     ///
-    /// Concurrency: Atomic with the status it checks.
+    /// Concurrency: Atomic with the status it checks, and serialised with
+    /// `advance_deployment` on the deployment: SQLite's write lock does this; a
+    /// backend that does not serialise writers locks the deployment's row
+    /// (`SELECT ... FOR UPDATE`) before reading its status.
     async fn control_deployment(&self, id: i64, control: RolloutControl, now: i64) -> Result<()>;
 
     /// The step [`advance_deployment`](Self::advance_deployment) would
@@ -60,7 +63,9 @@ pub trait Deployments: Send + Sync {
     /// `hold`, and in its history when it changes).
     ///
     /// Concurrency: Writes and records a history line only when the hold differs
-    /// from the recorded one, checked in the same transaction.
+    /// from the recorded one, checked in the same transaction, so concurrent
+    /// callers with one hold record one line. A backend that does not
+    /// serialise writers locks the deployment's row before the check.
     async fn hold_deployment(&self, id: i64, hold: &ferry_domain::status::Note, now: i64) -> Result<()>;
 
     /// The hosts a rollout took out of its environment's load balancer and
@@ -130,7 +135,8 @@ pub trait Deployments: Send + Sync {
     /// the offline timeout under `wait`). Returns the deployments it changed.
     ///
     /// Concurrency: One transaction; serialised with `advance_deployment` and
-    /// `apply_report` like them.
+    /// `apply_report` on each deployment it touches (a backend that does not
+    /// serialise writers locks those deployments' rows, in id order).
     async fn fail_offline_targets(&self, now: i64, heartbeat_interval_ms: i64) -> Result<Vec<i64>>;
 
     /// Appends an agent's log lines about its install of `release_id` of

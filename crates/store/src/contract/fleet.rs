@@ -108,7 +108,10 @@ pub trait Fleet: Send + Sync {
     /// Concurrency: One transaction, serialised with `advance_deployment` on the
     /// deployments it touches: a host row moves only by
     /// `HostDeployState::can_move_to`, so a report and a step racing can never
-    /// both end one host row.
+    /// both end one host row. This must hold under concurrent callers on
+    /// separate connections: SQLite's write lock does it; a backend that does
+    /// not serialise writers locks each deployment's row it moves (in id
+    /// order, as `advance_deployment` does) before reading its host rows.
     async fn apply_report(&self, host_id: i64, report: &ProjectReport, now: i64) -> Result<Vec<i64>>;
 
     /// Retires a host (`ferry host remove`): its row stays, renamed
@@ -146,7 +149,9 @@ pub trait Fleet: Send + Sync {
     /// when it runs again).
     ///
     /// Concurrency: Exactly one report answers each turn of a host's service
-    /// state: the turn is checked and written in one transaction.
+    /// state: the turn is checked and written in one transaction. A backend
+    /// that does not serialise writers locks the host's actual-state row
+    /// (`SELECT ... FOR UPDATE`) before the check.
     async fn record_service_state(
         &self,
         host_id: i64,

@@ -131,7 +131,8 @@ pub trait Projects: Send + Sync {
     /// force at `now` is refused with `Frozen`.
     ///
     /// Concurrency: Atomic with the freeze it replaces: the environment has at
-    /// most one freeze in force.
+    /// most one freeze in force (a backend that does not serialise writers
+    /// locks the environment's row first).
     async fn freeze_environment(&self, env: &Environment, freeze: &Freeze, now: i64) -> Result<FreezeRow>;
 
     /// Lifts the freeze of an environment; `None` if none was in force at

@@ -30,7 +30,8 @@ pub trait Requests: Send + Sync {
     /// is in now (someone else acted first).
     ///
     /// Concurrency: Exactly one caller wins a move from one state; the others get
-    /// `Refused`.
+    /// `Refused`. One conditional update (`WHERE state = from`), which holds
+    /// under any isolation level that re-checks a row under its lock.
     async fn change_request(&self, id: i64, change: &RequestChange, now: i64) -> Result<RequestRow>;
 
     /// Adds an entry to a request's history that does not change its state
