@@ -328,6 +328,7 @@ mod sqlite_backend {
         racing_audit_appends_keep_one_chain,
         racing_deployments_of_one_environment_lock_out_all_but_one,
         racing_callers_get_one_winner,
+        racing_steps_take_each_rollout_step_once,
     );
     use super::sqlite;
 }

@@ -148,3 +148,51 @@ pub(super) async fn racing_callers_get_one_winner(db: &dyn Database) {
     b.unwrap();
     assert!(db.project_blobs_missing(p.id, &d).await.unwrap().is_empty());
 }
+
+/// Callers stepping one rollout at once (two servers, a report and the
+/// ticker) take each step once: one batch starts, its history line is
+/// written once, and the next caller finds it running. The same for the
+/// end: when its last hosts report at once, the deployment ends once.
+pub(super) async fn racing_steps_take_each_rollout_step_once(db: &dyn Database) {
+    use HostDeployState::*;
+    let (p, e, r1, r2, h1, h2) = fixture(db).await;
+    let hosts = fleet_on(db, &p, &e, &r1, h1, h2).await;
+    let id = db.create_deployment(rolling(&p, &e, &r2, &hosts, 2), 10).await.unwrap();
+    let (a, b, c, d) = tokio::join!(
+        db.advance_deployment(id, 11),
+        db.advance_deployment(id, 11),
+        db.advance_deployment(id, 11),
+        db.advance_deployment(id, 11)
+    );
+    let started = [a, b, c, d].into_iter().filter(|s| matches!(s.as_ref().unwrap(), Advanced::Changed { .. })).count();
+    assert_eq!(started, 1, "exactly one caller starts the first batch");
+    let rows = db.deployment_hosts(id).await.unwrap();
+    assert_eq!(states(&rows), [("h1", Pending), ("h2", Pending), ("h3", Queued), ("h4", Queued)]);
+    let batches = |events: &[DeploymentEvent]| events.iter().filter(|e| e.what.to_string().contains("started")).count();
+    assert_eq!(batches(&db.deployment_events(id).await.unwrap()), 1, "one history line for one batch");
+
+    // Both hosts of batch 1 report at once, each followed by a step, as the
+    // server does: batch 2 starts once.
+    let done = ProjectReport { desired_since: 11, ..report(Some(&r2), Activity::Idle) };
+    let (x, y) = tokio::join!(apply(db, hosts[0].id, &done, 12), apply(db, hosts[1].id, &done, 12));
+    x.unwrap();
+    y.unwrap();
+    let (a, b) = tokio::join!(db.advance_deployment(id, 13), db.advance_deployment(id, 13));
+    a.unwrap();
+    b.unwrap();
+    let rows = db.deployment_hosts(id).await.unwrap();
+    let ev = db.deployment_events(id).await.unwrap();
+    assert_eq!(batches(&ev), 2, "batch 2 started once: {:?} {ev:?}", states(&rows));
+
+    let done = ProjectReport { desired_since: 13, ..report(Some(&r2), Activity::Idle) };
+    let (x, y) = tokio::join!(apply(db, hosts[2].id, &done, 14), apply(db, hosts[3].id, &done, 14));
+    x.unwrap();
+    y.unwrap();
+    let (a, b) = tokio::join!(db.advance_deployment(id, 15), db.advance_deployment(id, 15));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(db.deployment(id).await.unwrap().status, DeploymentStatus::Succeeded);
+    let events = db.deployment_events(id).await.unwrap();
+    let ends = events.iter().filter(|e| e.what.to_string() == "succeeded").count();
+    assert_eq!(ends, 1, "the deployment ends once: {events:?}");
+}
