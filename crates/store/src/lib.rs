@@ -2,15 +2,18 @@
 //! environments, releases, hosts, desired state, deployments, variables) and
 //! the [`ArtifactStore`] (release content, by digest).
 //!
-//! The database is one trait per area of the server ([`contract`]:
-//! accounts, projects, releases, fleet, deployments, builds, ...), each
-//! method stating what holds under concurrent callers; [`Database`] is all of
-//! them together. Each backend is a module with one file per area: SQLite and
-//! the local filesystem today; PostgreSQL and S3-compatible stores plug in
-//! beside them without touching the server. A backend only reads and writes
-//! rows: decisions are `ferry_domain`'s. Every backend must pass the
-//! conformance suite in `tests.rs`. Callers bring the area traits into scope
-//! with `use ferry_store::prelude::*`.
+//! The database is one trait per area of the server, each in its own file
+//! under `contract/` (accounts, projects, releases, fleet, deployments,
+//! requests, builds, load balancers, audit, notifications, agent upgrades,
+//! settings, health), each method stating what holds under concurrent
+//! callers; [`Database`] is all of them together. Each backend is a module
+//! with one `impl` per area file (`sqlite/accounts.rs`, ...): SQLite and the
+//! local filesystem today; PostgreSQL and S3-compatible stores plug in beside
+//! them without touching the server. A backend only reads and writes rows:
+//! decisions are `ferry_domain`'s. Every backend must pass the conformance
+//! suite in `tests/`: one file of stories per area, and racing stories that
+//! call one method from several callers at once. Callers bring the area
+//! traits into scope with `use ferry_store::prelude::*`.
 //!
 //! Architecture invariants:
 //! - All server state that must survive a restart lives behind these traits;
