@@ -329,6 +329,7 @@ mod sqlite_backend {
         racing_deployments_of_one_environment_lock_out_all_but_one,
         racing_callers_get_one_winner,
         racing_steps_take_each_rollout_step_once,
+        racing_names_moves_and_sweeps_have_one_winner,
     );
     use super::sqlite;
 }

@@ -196,3 +196,54 @@ pub(super) async fn racing_steps_take_each_rollout_step_once(db: &dyn Database) 
     let ends = events.iter().filter(|e| e.what.to_string() == "succeeded").count();
     assert_eq!(ends, 1, "the deployment ends once: {events:?}");
 }
+
+/// Names and state moves: of callers racing for one name or one move from
+/// a state, one wins and the others are told; hosts gone silent are marked
+/// offline once.
+pub(super) async fn racing_names_moves_and_sweeps_have_one_winner(db: &dyn Database) {
+    let same = project("same");
+    let (a, b) = tokio::join!(db.create_project(&same, 1), db.create_project(&same, 1));
+    match (a, b) {
+        (Ok(_), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(_)) => {}
+        other => panic!("expected one project and one Conflict, got {other:?}"),
+    }
+
+    let (p, e, r1, _, h1, h2) = fixture(db).await;
+    let new = NewRequest {
+        project_id: p.id,
+        env_id: e.id,
+        kind: RequestKind::Release,
+        state: RequestState::Testing,
+        release_id: r1.id,
+        build_number: None,
+        reason: "a fix".into(),
+        requester: "dev".into(),
+    };
+    let q = db.create_request(&new, 10).await.unwrap();
+    let pass = |actor: &str| RequestChange {
+        from: RequestState::Testing,
+        to: RequestState::AwaitingApproval,
+        action: RequestAction::Pass,
+        actor: actor.into(),
+        note: None,
+        release: None,
+        deployment_id: None,
+    };
+    let (qa1, qa2) = (pass("qa1"), pass("qa2"));
+    let (a, b) = tokio::join!(db.change_request(q.id, &qa1, 11), db.change_request(q.id, &qa2, 11));
+    match (a, b) {
+        (Ok(_), Err(StoreError::Refused(_))) | (Err(StoreError::Refused(_)), Ok(_)) => {}
+        other => panic!("expected one move and one Refused, got {other:?}"),
+    }
+    let passes =
+        db.request_events(q.id).await.unwrap().iter().filter(|e| e.action == RequestAction::Pass.as_str()).count();
+    assert_eq!(passes, 1, "one move, one history line");
+
+    db.host_seen(h1.id, 5).await.unwrap();
+    db.host_seen(h2.id, 5).await.unwrap();
+    let (a, b, c) =
+        tokio::join!(db.mark_silent_hosts_offline(6), db.mark_silent_hosts_offline(6), db.mark_silent_hosts_offline(6));
+    let mut marked: Vec<i64> = [a, b, c].into_iter().flat_map(|m| m.unwrap()).collect();
+    marked.sort_unstable();
+    assert_eq!(marked, vec![h1.id, h2.id], "each silent host is marked once");
+}
