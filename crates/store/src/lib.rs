@@ -2,16 +2,18 @@
 //! environments, releases, hosts, desired state, deployments, variables) and
 //! the [`ArtifactStore`] (release content, by digest).
 //!
-//! The database is one trait per area of the server ([`contract`]:
-//! accounts, projects, releases, fleet, deployments, builds, ...), each
-//! method stating what holds under concurrent callers; [`Database`] is all of
-//! them together. Each backend is a module with one file per area: SQLite and
-//! the local filesystem today; PostgreSQL and S3-compatible stores plug in
-//! beside them without touching the server. A backend only reads and writes
-//! rows: decisions are `ferry_domain`'s. Every backend must pass the
-//! conformance suite in `tests/` (its races open two handles on one
-//! database). Callers bring the area traits into scope with
-//! `use ferry_store::prelude::*`.
+//! The database is one trait per area of the server, each in its own file
+//! under `contract/` (accounts, projects, releases, fleet, deployments,
+//! requests, builds, load balancers, audit, notifications, agent upgrades,
+//! settings, health), each method stating what holds under concurrent
+//! callers; [`Database`] is all of them together. Each backend is a module
+//! with one `impl` per area file (`sqlite/accounts.rs`, ...): SQLite and the
+//! local filesystem today; PostgreSQL and S3-compatible stores plug in beside
+//! them without touching the server. A backend only reads and writes rows:
+//! decisions are `ferry_domain`'s. Every backend must pass the conformance
+//! suite in `tests/`: one file of stories per area, and racing stories that
+//! call one method from several callers at once. Callers bring the area
+//! traits into scope with `use ferry_store::prelude::*`.
 //!
 //! Architecture invariants:
 //! - All server state that must survive a restart lives behind these traits;
@@ -38,8 +40,8 @@ mod tests;
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use contract::{
-    Accounts, AgentUpgrades, Audit, Builds, Deployments, Fleet, LoadBalancers, Notifications, Projects, Releases,
-    Requests, Settings,
+    Accounts, AgentUpgrades, Audit, Builds, Deployments, Fleet, Health, LoadBalancers, Notifications, Projects,
+    Releases, Requests, Settings,
 };
 
 /// Everything a caller of the store needs in scope: the area traits whose
@@ -101,6 +103,7 @@ pub trait Database:
     + Audit
     + Notifications
     + AgentUpgrades
+    + Health
     + Send
     + Sync
     + 'static
@@ -121,6 +124,7 @@ impl<T> Database for T where
         + Audit
         + Notifications
         + AgentUpgrades
+        + Health
         + Send
         + Sync
         + 'static

@@ -500,7 +500,7 @@ pub struct VarRow {
     pub env: Option<String>,
     pub host: Option<String>,
     pub key: String,
-    /// As given to [`Database::set_var`](crate::Database::set_var): sealed
+    /// As given to [`Projects::set_var`](crate::Projects::set_var): sealed
     /// for secrets.
     pub value: String,
     pub secret: bool,
@@ -670,7 +670,7 @@ pub struct NotificationRule {
     pub webhook_url: String,
     /// E-mail rules' recipients, as given.
     pub recipients: Vec<String>,
-    /// Sealed, as given to [`Database::add_notification_rule`](crate::Database::add_notification_rule).
+    /// Sealed, as given to [`Notifications::add_notification_rule`](crate::Notifications::add_notification_rule).
     pub secret: Option<Secret>,
     pub created_by: String,
     pub created_at: i64,

@@ -20,15 +20,24 @@ pub trait Audit: Send + Sync {
     async fn append_audit(&self, entry: &NewAuditEntry, key: &ferry_domain::audit::AuditKey) -> Result<AuditEntry>;
 
     /// Entries matching `filter`, newest first.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
 
     /// Entries with `seq > after`, oldest first, at most `limit`, as stored:
     /// for recomputing the chain page by page.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
 
     /// The newest entry, if any.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns: appenders never rely on it
+    /// (`append_audit` reads the head inside its own transaction).
     async fn audit_head(&self) -> Result<Option<AuditEntry>>;
 
     /// The `seq` of the oldest entry stored with this hash scheme, if any.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn audit_first_with_scheme(&self, scheme: &str) -> Result<Option<i64>>;
 }

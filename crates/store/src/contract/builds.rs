@@ -16,14 +16,24 @@ pub trait Builds: Send + Sync {
     /// builds while it numbers one).
     async fn create_build(&self, new: &NewBuild, now: i64) -> Result<Build>;
 
+    /// The build with this id, or `NotFound`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn build(&self, id: i64) -> Result<Build>;
 
+    /// The project's build with this number, or `NotFound`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn build_by_number(&self, project: &Project, number: i64) -> Result<Build>;
 
     /// Newest first, at most `limit`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn builds(&self, project: &Project, limit: u32) -> Result<Vec<Build>>;
 
     /// The newest succeeded build of a project.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn latest_succeeded_build(&self, project: &Project) -> Result<Option<Build>>;
 
     /// Atomically moves the oldest queued build of a project with no running
@@ -36,8 +46,13 @@ pub trait Builds: Send + Sync {
     async fn claim_next_build(&self, now: i64) -> Result<Option<Build>>;
 
     /// How many builds wait in the queue (of every project), for `/metrics`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn queued_build_count(&self) -> Result<u64>;
 
+    /// Records the commit a build checked out.
+    ///
+    /// Concurrency: One statement on the row it names; last write wins.
     async fn set_build_commit(&self, id: i64, commit: &BuildCommit) -> Result<()>;
 
     /// Ends a queued or running build; false if it had already ended.
@@ -64,6 +79,8 @@ pub trait Builds: Send + Sync {
     async fn append_build_log(&self, id: i64, lines: &[(i64, String, String)]) -> Result<()>;
 
     /// Log lines with `seq > after`, at most `limit`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn build_log(&self, id: i64, after: i64, limit: u32) -> Result<Vec<LogLine>>;
 
     /// Records a webhook delivery; false if this id was seen before.

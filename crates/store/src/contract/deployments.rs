@@ -45,47 +45,77 @@ pub trait Deployments: Send + Sync {
     /// Records an operator's pause, resume, cancel or promote. Refused
     /// (`Conflict`) for a deployment that has ended.
     ///
-    /// Concurrency: Atomic with the status it checks.
+    /// Concurrency: Atomic with the status it checks, and serialised with
+    /// `advance_deployment` on the deployment: SQLite's write lock does this; a
+    /// backend that does not serialise writers locks the deployment's row
+    /// (`SELECT ... FOR UPDATE`) before reading its status.
     async fn control_deployment(&self, id: i64, control: RolloutControl, now: i64) -> Result<()>;
 
     /// The step [`advance_deployment`](Self::advance_deployment) would
     /// take now, without taking it, with the hosts of the batch it would
     /// start (`None` when the deployment is not running).
+    ///
+    /// Concurrency: Read-only: takes no step and writes nothing; the step may be taken or overtaken
+    /// by the time it returns, so `advance_deployment` decides again.
     async fn peek_deployment(&self, id: i64, now: i64) -> Result<Option<(Step, Vec<i64>)>>;
 
     /// Records what the server holds a running deployment for (shown as its
     /// `hold`, and in its history when it changes).
     ///
     /// Concurrency: Writes and records a history line only when the hold differs
-    /// from the recorded one, checked in the same transaction.
+    /// from the recorded one, checked in the same transaction, so concurrent
+    /// callers with one hold record one line. A backend that does not
+    /// serialise writers locks the deployment's row before the check.
     async fn hold_deployment(&self, id: i64, hold: &ferry_domain::status::Note, now: i64) -> Result<()>;
 
     /// The hosts a rollout took out of its environment's load balancer and
     /// has not put back yet.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn rollout_drained(&self, id: i64) -> Result<Vec<i64>>;
 
+    /// Replaces the list of hosts this rollout has drained from its load balancer.
+    ///
+    /// Concurrency: One statement on the deployment's row; the list is replaced, not merged, so
+    /// last write wins.
     async fn set_rollout_drained(&self, id: i64, hosts: &[i64]) -> Result<()>;
 
     /// The deployments still running, oldest first, for the orchestrator's sweep.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn running_deployments(&self) -> Result<Vec<i64>>;
 
     /// A deployment's transitions, oldest first.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_events(&self, id: i64) -> Result<Vec<DeploymentEvent>>;
 
+    /// The deployment with this id, or `NotFound`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment(&self, id: i64) -> Result<DeploymentRow>;
 
+    /// The deployment's targets, with each one's state.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_hosts(&self, id: i64) -> Result<Vec<DeploymentHostRow>>;
 
     /// Newest first, at most `limit`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployments(&self, project: &Project, limit: u32) -> Result<Vec<DeploymentRow>>;
 
     /// Running deployments, of one project or of all, oldest first: each holds
     /// its environment's lock (R19).
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn lock_holders(&self, project: Option<&Project>) -> Result<Vec<DeploymentRow>>;
 
     /// Every deployment of a project (of one environment if `env` is given)
     /// created at or after `since`, running ones included, oldest first: what
     /// `ferry_domain::stats` computes the statistics from.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_facts(
         &self,
         project: &Project,
@@ -95,6 +125,8 @@ pub trait Deployments: Send + Sync {
 
     /// Finished deployments of an environment, newest first, for choosing a
     /// rollback target.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn environment_history(&self, env: &Environment) -> Result<Vec<DeploymentRow>>;
 
     /// Fails started target hosts of running deployments that are offline,
@@ -103,7 +135,8 @@ pub trait Deployments: Send + Sync {
     /// the offline timeout under `wait`). Returns the deployments it changed.
     ///
     /// Concurrency: One transaction; serialised with `advance_deployment` and
-    /// `apply_report` like them.
+    /// `apply_report` on each deployment it touches (a backend that does not
+    /// serialise writers locks those deployments' rows, in id order).
     async fn fail_offline_targets(&self, now: i64, heartbeat_interval_ms: i64) -> Result<Vec<i64>>;
 
     /// Appends an agent's log lines about its install of `release_id` of
@@ -131,6 +164,8 @@ pub trait Deployments: Send + Sync {
 
     /// A deployment's log lines with `seq > after`, of one host if `host` is
     /// given, in order, at most `limit`.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn deployment_log(
         &self,
         deployment_id: i64,

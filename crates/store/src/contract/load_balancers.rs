@@ -11,16 +11,28 @@ use crate::model::*;
 pub trait LoadBalancers: Send + Sync {
     /// Puts a load balancer in front of `env`, replacing the one it had
     /// (its drained hosts stay drained). Returns the new generation.
+    ///
+    /// Concurrency: One transaction with the generation bump; serialised per environment:
+    /// concurrent changes get distinct generations (a backend that does not serialise writers locks
+    /// the environment's generation row).
     async fn set_load_balancer(&self, env: &Environment, lb: &NewLoadBalancer, now: i64) -> Result<u64>;
 
     /// Removes `env`'s load balancer with its drained hosts and what its
     /// hosts reported; false if it had none. The generation still goes up,
     /// so that a load balancer set later never reuses one.
+    ///
+    /// Concurrency: One transaction: the balancer, its drained and applied rows and the generation
+    /// bump go together; exactly one of concurrent callers gets `true`.
     async fn unset_load_balancer(&self, env: &Environment) -> Result<bool>;
 
+    /// The environment's load balancer, if one is set.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn load_balancer(&self, env: &Environment) -> Result<Option<LoadBalancer>>;
 
     /// Every load balancer, for working out a host's desired state.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn load_balancers(&self) -> Result<Vec<LoadBalancer>>;
 
     /// Takes hosts out of `env`'s load balancer (`drained`), or puts them
@@ -47,5 +59,7 @@ pub trait LoadBalancers: Send + Sync {
     ) -> Result<()>;
 
     /// What each load-balancer host last reported for the environment.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn lb_applied(&self, env_id: i64) -> Result<Vec<LbAppliedRow>>;
 }

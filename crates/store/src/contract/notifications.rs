@@ -9,6 +9,9 @@ use crate::model::*;
 /// and every delivery attempt.
 #[async_trait]
 pub trait Notifications: Send + Sync {
+    /// Adds a notification rule to the project and returns it.
+    ///
+    /// Concurrency: One statement; the rule is read back after it.
     async fn add_notification_rule(
         &self,
         project: &Project,
@@ -17,11 +20,16 @@ pub trait Notifications: Send + Sync {
     ) -> Result<NotificationRule>;
 
     /// A project's rules, oldest first.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn notification_rules(&self, project: &Project) -> Result<Vec<NotificationRule>>;
 
     /// Removes a rule of the project, giving up on what it still had to
     /// deliver; false if the project has no such rule. What it delivered
     /// stays in the log.
+    ///
+    /// Concurrency: One transaction: the rule goes and its pending notifications fail together;
+    /// exactly one of concurrent callers gets `true`.
     async fn remove_notification_rule(&self, project: &Project, id: i64) -> Result<bool>;
 
     /// Records these notifications of `event` in one transaction, due at
@@ -59,5 +67,7 @@ pub trait Notifications: Send + Sync {
 
     /// A project's notifications, newest first, at most `limit`, each with
     /// its attempts.
+    ///
+    /// Concurrency: Read-only; may be stale by the time it returns.
     async fn notification_log(&self, project: &Project, limit: u32) -> Result<Vec<NotificationLogRow>>;
 }

@@ -31,6 +31,7 @@ mod deploy_log;
 mod deployments;
 mod fleet;
 mod guards;
+mod health;
 mod history;
 mod load_balancers;
 mod notify;

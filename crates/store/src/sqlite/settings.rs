@@ -1,4 +1,4 @@
-//! Settings and health on SQLite: one row per setting.
+//! Settings on SQLite: one row per setting.
 
 use super::*;
 
@@ -26,15 +26,5 @@ impl Settings for SqliteDatabase {
             .execute(&self.pool)
             .await?;
         self.get_setting(key).await?.ok_or_else(|| StoreError::NotFound(format!("setting {key}")))
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await?;
-        Ok(())
-    }
-
-    fn pool_use(&self) -> Option<PoolUse> {
-        let (size, idle) = (self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX));
-        Some(PoolUse { in_use: size.saturating_sub(idle), idle, max: self.pool.options().get_max_connections() })
     }
 }

@@ -163,3 +163,33 @@ fn every_method_of_the_contract_is_in_the_suite() {
     let missing: Vec<&&str> = methods.iter().filter(|m| !suite.contains(&format!(".{m}("))).collect();
     assert!(missing.is_empty(), "methods of the storage contract no story calls: {missing:?}");
 }
+
+/// Every method of every area trait says, in its doc comment, what holds
+/// under concurrent callers (a `Concurrency:` paragraph), so a second
+/// backend's author never has to read the SQLite code to find out.
+#[test]
+fn every_method_of_the_contract_states_its_concurrency() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/contract");
+    let mut silent = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let mut doc = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(d) = line.strip_prefix("///") {
+                doc.push_str(d);
+                continue;
+            }
+            let name = line.strip_prefix("async fn ").or_else(|| line.strip_prefix("fn "));
+            if let Some(name) = name.and_then(|rest| rest.split('(').next()) {
+                seen += 1;
+                if !doc.contains("Concurrency:") {
+                    silent.push(name.to_string());
+                }
+            }
+            doc.clear();
+        }
+    }
+    assert!(seen > 100, "read only {seen} methods from src/contract");
+    assert!(silent.is_empty(), "methods of the storage contract that do not state their concurrency: {silent:?}");
+}
