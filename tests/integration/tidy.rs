@@ -156,3 +156,32 @@ fn a_long_source_file_says_why() {
         "over {LONG_FILE} lines without a '//! Long file: <why>' in the module documentation: {unexplained:?}"
     );
 }
+
+/// The web pages are views over the application layer, as the API is: a
+/// page calls `app::*`, never an API handler (whose extractors, JSON and
+/// status codes are HTTP's), so the two cannot drift apart. The route
+/// table's types (`api::{Route, route}`) are the one thing a page may take
+/// from `api`; the page tests and the page benchmark build fixtures with
+/// the API's test helpers.
+#[test]
+fn no_web_page_calls_an_api_handler() {
+    const ALLOWED: &str = "crate::api::{Route, route}";
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("crates/server/src/ui"), &mut files);
+    assert!(files.len() > 5, "read only {} files below crates/server/src/ui", files.len());
+    let mut offenders = Vec::new();
+    for file in files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "tests.rs" || name == "bench.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let uses_api = line.contains("crate::api::") || line.contains("super::api::");
+            if uses_api && !line.contains(ALLOWED) {
+                offenders.push(format!("{}:{}: {}", file.strip_prefix(ROOT).unwrap().display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "web pages reaching into the API instead of `app`: {offenders:#?}");
+}

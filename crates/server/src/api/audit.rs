@@ -5,28 +5,11 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use ferry_domain::audit::Checkpoint;
-use ferry_domain::rfc3339_from_millis;
 use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification, AuditVerifyQuery};
-use ferry_store::{AuditEntry, AuditFilter};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
+use crate::app::{AppError, AppResult, audit};
 use crate::auth::Caller;
-
-fn entry_info(e: &AuditEntry) -> AuditEntryInfo {
-    let r = &e.record;
-    AuditEntryInfo {
-        seq: r.seq,
-        at: rfc3339_from_millis(r.at),
-        actor: r.actor.clone(),
-        source: r.source.clone(),
-        action: r.action.clone(),
-        object: r.object.clone(),
-        outcome: r.outcome.clone(),
-        summary: r.summary.clone(),
-        hash: e.hash.clone(),
-    }
-}
 
 /// `GET`: entries, newest first.
 #[utoipa::path(
@@ -41,23 +24,7 @@ pub async fn list(
     Caller(_caller): Caller,
     Query(q): Query<AuditQuery>,
 ) -> AppResult<Json<Vec<AuditEntryInfo>>> {
-    let since = match q.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(t) => {
-            let at = humantime::parse_rfc3339_weak(t)
-                .map_err(|e| AppError::BadRequest(format!("since: '{t}' is not an RFC 3339 time: {e}")))?;
-            let ms = at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-            Some(i64::try_from(ms).unwrap_or(i64::MAX))
-        }
-    };
-    let filter = AuditFilter {
-        project: q.project.filter(|p| !p.is_empty()),
-        actor: q.user.filter(|u| !u.is_empty()),
-        since,
-        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
-    };
-    let rows = state.db.audit_log(&filter).await?;
-    Ok(Json(rows.iter().map(entry_info).collect()))
+    Ok(Json(audit::entries(&state, q).await?))
 }
 
 /// `GET /api/v1/projects/{project}/audit`: the entries of one project, for
@@ -70,15 +37,12 @@ pub async fn list(
     responses((status = 200, body = Vec<AuditEntryInfo>)),
 )]
 pub async fn list_project(
-    state: State<AppState>,
-    caller: Caller,
+    State(state): State<AppState>,
+    _caller: Caller,
     Path(project): Path<String>,
-    Query(mut q): Query<AuditQuery>,
+    Query(q): Query<AuditQuery>,
 ) -> AppResult<Json<Vec<AuditEntryInfo>>> {
-    // The project must exist: an owner's role was checked against it.
-    let project = state.db.project(&project).await?;
-    q.project = Some(project.name);
-    list(state, caller, Query(q)).await
+    Ok(Json(audit::project_entries(&state, &project, q).await?))
 }
 
 /// `GET /api/v1/audit/verify[?checkpoint=SEQ:HASH]`: recomputes the chain

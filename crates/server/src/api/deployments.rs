@@ -2,15 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::{HostDeployState, rfc3339_from_millis, validate_version};
+use ferry_domain::{rfc3339_from_millis, validate_version};
 use ferry_proto::api::{
     CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, DeploymentPlan, RetryDeployment,
 };
-use ferry_store::RolloutControl;
 
 use super::ListQuery;
 use crate::AppState;
-use crate::app::{AppError, AppResult};
+use crate::app::{AppError, AppResult, deploy};
 use crate::auth::Caller;
 use crate::fleet;
 
@@ -28,10 +27,7 @@ pub async fn create(
     Path(project): Path<String>,
     Json(req): Json<CreateDeployment>,
 ) -> AppResult<Json<DeploymentInfo>> {
-    if let Some(v) = &req.version {
-        validate_version(v)?;
-    }
-    Ok(Json(fleet::create_deployment(&state, &user, &project, req).await?))
+    Ok(Json(deploy::create(&state, &user, &project, req).await?))
 }
 
 /// `POST /api/v1/projects/{project}/deployments/plan`: what `create` would
@@ -76,7 +72,7 @@ pub async fn promote(
     Path(project): Path<String>,
     Json(req): Json<ferry_proto::api::Promote>,
 ) -> AppResult<Json<DeploymentInfo>> {
-    Ok(Json(crate::promotion::promote(&state, &user, &project, req).await?))
+    Ok(Json(deploy::promote(&state, &user, &project, req).await?))
 }
 
 #[utoipa::path(
@@ -126,20 +122,7 @@ pub async fn control(
     _caller: Caller,
     Path((id, action)): Path<(i64, String)>,
 ) -> AppResult<Json<DeploymentInfo>> {
-    let control = match action.as_str() {
-        "pause" => RolloutControl::Pause,
-        "resume" => RolloutControl::Resume,
-        "cancel" => RolloutControl::Cancel,
-        "promote" => RolloutControl::Promote,
-        other => {
-            return Err(AppError::NotFound(format!(
-                "no action '{other}' on a deployment; use pause, resume, cancel or promote"
-            )));
-        }
-    };
-    state.db.control_deployment(id, control, crate::now_ms()).await?;
-    crate::rollout::drive(&state, id).await?;
-    Ok(Json(fleet::deployment_info(&state, id).await?))
+    Ok(Json(deploy::control(&state, id, &action).await?))
 }
 
 /// `POST /api/v1/deployments/{id}/retry`: the same release again, to the
@@ -158,29 +141,7 @@ pub async fn retry(
     Path(id): Path<i64>,
     Json(req): Json<RetryDeployment>,
 ) -> AppResult<Json<DeploymentInfo>> {
-    let d = state.db.deployment(id).await?;
-    if !d.status.is_terminal() {
-        return Err(AppError::Conflict(format!("deployment {id} is still running; it can be retried once it ends")));
-    }
-    let hosts: Vec<String> = state
-        .db
-        .deployment_hosts(id)
-        .await?
-        .into_iter()
-        .filter(|h| !req.failed_only || h.state != HostDeployState::Succeeded)
-        .map(|h| h.host)
-        .collect();
-    if hosts.is_empty() {
-        return Err(AppError::Conflict(format!("every host of deployment {id} succeeded; nothing to retry")));
-    }
-    let again = CreateDeployment {
-        hosts: Some(hosts),
-        // A retry carries on the original decision to deploy a release
-        // marked bad; a release marked since is refused as usual.
-        force: d.forced,
-        ..CreateDeployment::of(d.env, Some(d.version), d.kind)
-    };
-    Ok(Json(fleet::create_deployment(&state, &user, &d.project, again).await?))
+    Ok(Json(deploy::retry(&state, &user, id, req.failed_only).await?))
 }
 
 /// Lines a log page holds unless `limit` says otherwise, and at most.

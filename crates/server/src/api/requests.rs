@@ -3,16 +3,14 @@
 //! own rules (no self-approval, only the requester releases) are
 //! `ferry_domain::request`'s, applied in `crate::request`.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::access::{Action, allowed};
 use ferry_domain::{RequestAction, RequestState};
 use ferry_proto::api::{CreateRequest, RequestActionBody, RequestInfo};
-use ferry_store::{RequestFilter, RequestRow};
+use ferry_store::RequestRow;
 
 use crate::AppState;
+use crate::app::request::{Listing, listed};
 use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
 use crate::request;
@@ -99,16 +97,6 @@ pub async fn list_all(
     Ok(Json(summaries(listed(&state, &user, None, &q.filter(&user)?).await?)))
 }
 
-/// Which requests to list, for [`listed`].
-pub struct Listing {
-    pub states: Vec<RequestState>,
-    /// Only this requester's.
-    pub requester: Option<String>,
-    /// Only those waiting for the caller (see `ferry_domain::request::waits_for`).
-    pub waiting: bool,
-    pub limit: u32,
-}
-
 impl RequestQuery {
     fn filter(&self, user: &ferry_store::User) -> AppResult<Listing> {
         Ok(Listing {
@@ -122,50 +110,6 @@ impl RequestQuery {
 
 fn summaries(rows: Vec<(RequestRow, Option<String>)>) -> Vec<RequestInfo> {
     rows.into_iter().map(|(row, staging)| request::summary(row, staging)).collect()
-}
-
-/// Requests of one project or of all that `user` may read, newest first,
-/// each with the environment it is tested on: the API's lists and the web
-/// interface's.
-pub async fn listed(
-    state: &AppState,
-    user: &ferry_store::User,
-    project_id: Option<i64>,
-    q: &Listing,
-) -> AppResult<Vec<(RequestRow, Option<String>)>> {
-    let limit = q.limit;
-    let filter = RequestFilter {
-        project_id,
-        states: q.states.clone(),
-        requester: q.requester.clone(),
-        // Rows the caller may not see are dropped after reading.
-        limit: if project_id.is_some() && !q.waiting { limit } else { 1000 },
-    };
-    let mut out = Vec::new();
-    // Each project's role and environments, read once for all its requests.
-    let mut projects: HashMap<String, (Option<ferry_domain::Role>, Vec<ferry_store::Environment>)> = HashMap::new();
-    for row in state.db.requests(&filter).await? {
-        if out.len() >= limit as usize {
-            break;
-        }
-        if !projects.contains_key(&row.project) {
-            let project = state.db.project(&row.project).await?;
-            let membership = state.db.membership(project.id, user.id).await?;
-            let envs = state.db.environments(&project).await?;
-            projects.insert(row.project.clone(), (membership, envs));
-        }
-        let Some((membership, envs)) = projects.get(&row.project) else { continue };
-        if allowed(&user.subject(), *membership, Action::ReadProject, false).is_err() {
-            continue;
-        }
-        let Some(env) = envs.iter().find(|e| e.name == row.env) else { continue };
-        if q.waiting && !request::waits_for(&row, env, user, *membership) {
-            continue;
-        }
-        let staging = if row.kind == ferry_domain::RequestKind::Release { env.staging.clone() } else { None };
-        out.push((row, staging));
-    }
-    Ok(out)
 }
 
 /// `GET /api/v1/requests/{id}`: with its history and deployments.

@@ -6,6 +6,11 @@
 
 mod error;
 
+pub(crate) mod account;
+pub(crate) mod audit;
 pub(crate) mod build;
+pub(crate) mod deploy;
+pub(crate) mod project;
+pub(crate) mod request;
 
 pub(crate) use error::{AppError, AppResult};

@@ -1,22 +1,22 @@
 //! Users, project members and one's own API tokens in the browser (R26).
-//! Each form calls the API's handler in `api::accounts`, under the same rule.
+//! Each form calls the use case the API calls (`app::account`), under the
+//! same rule.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferry_proto::api::{AddMember, CreateToken, CreateUser};
+use ferry_proto::api::{AddMember, CreateUser};
 use ferry_web::views::{Nav, TokensPage, UserItem, UsersPage};
 
 use super::{PageError, Viewer, html};
 use crate::AppState;
-use crate::api::accounts as api;
+use crate::app::account;
 use crate::auth::Caller;
 
 type PageResult = Result<Response, PageError>;
 
 /// `GET /users`.
 pub async fn users(State(state): State<AppState>, v: Viewer) -> PageResult {
-    let Json(users) = api::list_users(State(state)).await?;
+    let users = account::users(&state).await?;
     let users = users
         .into_iter()
         .map(|u| UserItem { name: u.name, admin: u.admin, production: u.production, disabled: u.disabled })
@@ -45,19 +45,27 @@ pub async fn create_user(State(state): State<AppState>, axum::Form(f): axum::For
         password: f.password,
         email: f.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()),
     };
-    let _ = api::create_user(State(state), Json(req)).await?;
+    account::create_user(&state, req).await?;
     Ok(Redirect::to("/users").into_response())
 }
 
 /// `POST /users/{name}/disable`.
-pub async fn disable_user(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> PageResult {
-    let _ = api::disable_user(State(state), caller, Path(name)).await?;
+pub async fn disable_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> PageResult {
+    account::set_disabled(&state, &caller, &name, true).await?;
     Ok(Redirect::to("/users").into_response())
 }
 
 /// `POST /users/{name}/enable`.
-pub async fn enable_user(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> PageResult {
-    let _ = api::enable_user(State(state), caller, Path(name)).await?;
+pub async fn enable_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> PageResult {
+    account::set_disabled(&state, &caller, &name, false).await?;
     Ok(Redirect::to("/users").into_response())
 }
 
@@ -70,27 +78,27 @@ pub struct MemberForm {
 /// `POST /projects/{project}/members`.
 pub async fn add_member(
     State(state): State<AppState>,
-    caller: Caller,
+    Caller(caller): Caller,
     Path(project): Path<String>,
     axum::Form(f): axum::Form<MemberForm>,
 ) -> PageResult {
     let req = AddMember { user: f.user.trim().to_string(), role: f.role };
-    let _ = api::add_member(State(state), caller, Path(project.clone()), Json(req)).await?;
+    account::add_member(&state, &caller, &project, req).await?;
     Ok(Redirect::to(&format!("/projects/{project}")).into_response())
 }
 
 /// `POST /projects/{project}/members/{user}/remove`.
 pub async fn remove_member(
     State(state): State<AppState>,
-    caller: Caller,
+    Caller(caller): Caller,
     Path((project, user)): Path<(String, String)>,
 ) -> PageResult {
-    let _ = api::remove_member(State(state), caller, Path((project.clone(), user))).await?;
+    account::remove_member(&state, &caller, &project, &user).await?;
     Ok(Redirect::to(&format!("/projects/{project}")).into_response())
 }
 
 async fn tokens_page(state: AppState, v: Viewer, caller: Caller, new_token: Option<String>) -> PageResult {
-    let Json(tokens) = api::list_tokens(State(state), caller).await?;
+    let tokens = account::tokens(&state, &caller.0).await?;
     let tokens = tokens.into_iter().map(|t| (t.id, t.name, super::pages::when_text(&t.created_at))).collect();
     html(&TokensPage { chrome: v.chrome(v.lang.text().nav_tokens, Nav::Tokens), tokens, new_token })
 }
@@ -113,7 +121,7 @@ pub async fn create_token(
     caller: Caller,
     axum::Form(f): axum::Form<TokenForm>,
 ) -> PageResult {
-    let Json(new) = api::create_token(State(state.clone()), caller.clone(), Json(CreateToken { name: f.name })).await?;
+    let new = account::issue_token(&state, &caller.0, &f.name).await?;
     let mut page = tokens_page(state, v, caller, Some(new.token)).await?;
     // The answer holds a secret: kept out of caches, like every page.
     page.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
@@ -121,7 +129,7 @@ pub async fn create_token(
 }
 
 /// `POST /tokens/{token_id}/revoke`.
-pub async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
-    let _ = api::revoke_token(State(state), caller, Path(id)).await?;
+pub async fn revoke_token(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<i64>) -> PageResult {
+    account::revoke_token(&state, &caller, id).await?;
     Ok(Redirect::to("/tokens").into_response())
 }

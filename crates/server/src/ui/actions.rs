@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -162,7 +161,7 @@ pub struct RollbackForm {
 pub async fn rollback(
     State(state): State<AppState>,
     v: Viewer,
-    caller: Caller,
+    Caller(user): Caller,
     Path((project, env)): Path<(String, String)>,
     axum::Form(f): axum::Form<RollbackForm>,
 ) -> PageResult {
@@ -188,7 +187,7 @@ pub async fn rollback(
         emergency,
         ..ferry_proto::api::CreateDeployment::of(env, None, ferry_domain::DeploymentKind::Rollback)
     };
-    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    let d = crate::app::deploy::create(&state, &user, &project, req).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 

@@ -6,7 +6,8 @@
 //! [`Rule`] the API's table uses, and [`guard`] checks it with the API's own
 //! check (`access::check_user`) for the session's user. A button that is not
 //! shown is a convenience, never the reason an action is refused: every POST
-//! goes through its route's rule, and most call the API's handler itself.
+//! goes through its route's rule, and calls the use case (`crate::app`) the
+//! API's handler calls.
 //!
 //! Sessions are cookies (`session.rs`); every POST needs the session's CSRF
 //! token, in the form's `csrf` field or the `x-csrf-token` header.

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -595,20 +594,19 @@ pub async fn deployment_log_stream(
 }
 
 /// `POST /deployments/{id}/retry`: the same release again to the hosts
-/// that did not succeed, through the API's retry.
-pub async fn retry_deployment(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> PageResult {
-    let req = ferry_proto::api::RetryDeployment { failed_only: true };
-    let Json(d) = crate::api::deployments::retry(State(state), caller, Path(id), Json(req)).await?;
+/// that did not succeed, as the API's retry does.
+pub async fn retry_deployment(State(state): State<AppState>, Caller(user): Caller, Path(id): Path<i64>) -> PageResult {
+    let d = app::deploy::retry(&state, &user, id, true).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 
-/// `POST /deployments/{id}/{pause|resume|cancel|promote}`: the API's.
+/// `POST /deployments/{id}/{pause|resume|cancel|promote}`, as the API does.
 pub async fn control_deployment(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Caller,
     Path((id, action)): Path<(i64, String)>,
 ) -> PageResult {
-    let _ = crate::api::deployments::control(State(state), caller, Path((id, action))).await?;
+    app::deploy::control(&state, id, &action).await?;
     Ok(Redirect::to(&format!("/deployments/{id}")).into_response())
 }
 
@@ -685,25 +683,30 @@ pub struct AuditForm {
     since: Option<String>,
 }
 
-/// `GET /audit?project=&actor=&since=`: the audit trail, through the API's
-/// own listing. `since` is a time, or a duration back from now (`2h`).
-pub async fn audit(State(state): State<AppState>, v: Viewer, caller: Caller, Query(f): Query<AuditForm>) -> PageResult {
-    audit_page(state, v, caller, f, None).await
+/// `GET /audit?project=&actor=&since=`: the audit trail, as the API lists
+/// it. `since` is a time, or a duration back from now (`2h`).
+pub async fn audit(
+    State(state): State<AppState>,
+    v: Viewer,
+    _caller: Caller,
+    Query(f): Query<AuditForm>,
+) -> PageResult {
+    audit_page(state, v, f, None).await
 }
 
 /// `GET /projects/{project}/audit`: one project's part of the trail, for
-/// its owners (the route's rule), through the API's project route.
+/// its owners (the route's rule), as the API lists it.
 pub async fn project_audit(
     State(state): State<AppState>,
     v: Viewer,
-    caller: Caller,
+    _caller: Caller,
     Path(project): Path<String>,
     Query(f): Query<AuditForm>,
 ) -> PageResult {
-    audit_page(state, v, caller, f, Some(project)).await
+    audit_page(state, v, f, Some(project)).await
 }
 
-async fn audit_page(state: AppState, v: Viewer, caller: Caller, mut f: AuditForm, fixed: Option<String>) -> PageResult {
+async fn audit_page(state: AppState, v: Viewer, mut f: AuditForm, fixed: Option<String>) -> PageResult {
     if let Some(p) = &fixed {
         f.project = Some(p.clone());
     }
@@ -716,9 +719,9 @@ async fn audit_page(state: AppState, v: Viewer, caller: Caller, mut f: AuditForm
     });
     let query =
         ferry_proto::api::AuditQuery { project: trimmed(&f.project), user: trimmed(&f.actor), since, limit: Some(200) };
-    let Json(entries) = match &fixed {
-        Some(p) => crate::api::audit::list_project(State(state), caller, Path(p.clone()), Query(query)).await?,
-        None => crate::api::audit::list(State(state), caller, Query(query)).await?,
+    let entries = match &fixed {
+        Some(p) => app::audit::project_entries(&state, p, query).await?,
+        None => app::audit::entries(&state, query).await?,
     };
     let entries = entries
         .into_iter()
@@ -880,7 +883,7 @@ pub async fn deploy_form_again(Path(project): Path<String>, body: axum::body::By
 /// production right once the environment is known).
 pub async fn deploy(
     State(state): State<AppState>,
-    caller: Caller,
+    Caller(user): Caller,
     Path(project): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult {
@@ -923,7 +926,7 @@ pub async fn deploy(
         rollout,
         ..ferry_proto::api::CreateDeployment::of(env, version, ferry_domain::DeploymentKind::Deploy)
     };
-    let Json(d) = crate::api::deployments::create(State(state), caller, Path(project), Json(req)).await?;
+    let d = app::deploy::create(&state, &user, &project, req).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 
@@ -937,12 +940,12 @@ pub struct PromoteForm {
 /// `ferry promote` asks the API (R23).
 pub async fn promote(
     State(state): State<AppState>,
-    caller: Caller,
+    Caller(user): Caller,
     Path(project): Path<String>,
     axum::Form(f): axum::Form<PromoteForm>,
 ) -> PageResult {
     let req = ferry_proto::api::Promote { from: f.from, to: f.to };
-    let Json(d) = crate::api::deployments::promote(State(state), caller, Path(project), Json(req)).await?;
+    let d = app::deploy::promote(&state, &user, &project, req).await?;
     Ok(Redirect::to(&format!("/deployments/{}", d.id)).into_response())
 }
 
@@ -953,10 +956,10 @@ pub struct ProjectForm {
     repo: Option<String>,
 }
 
-/// `POST /projects`: the API's project creation.
+/// `POST /projects`: creates a project, as the API does.
 pub async fn create_project(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Caller,
     axum::Form(f): axum::Form<ProjectForm>,
 ) -> PageResult {
     let req = ferry_proto::api::CreateProject {
@@ -968,7 +971,7 @@ pub async fn create_project(
         push_tags: false,
         host_scope: None,
     };
-    let Json(p) = crate::api::projects::create(State(state), caller, Json(req)).await?;
+    let p = app::project::create(&state, req).await?;
     Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())
 }
 
@@ -984,11 +987,11 @@ pub struct EnvForm {
     staging: Option<String>,
 }
 
-/// `POST /projects/{project}/environments`: the API's; a production
-/// environment needs the production right, checked there.
+/// `POST /projects/{project}/environments`, as the API creates one; a
+/// production environment needs the production right, checked there.
 pub async fn create_env(
     State(state): State<AppState>,
-    caller: Caller,
+    Caller(user): Caller,
     Path(project): Path<String>,
     axum::Form(f): axum::Form<EnvForm>,
 ) -> PageResult {
@@ -1003,6 +1006,6 @@ pub async fn create_env(
         after: None,
         offline_policy: None,
     };
-    let _ = crate::api::projects::create_env(State(state), caller, Path(project.clone()), Json(req)).await?;
+    app::project::create_env(&state, &user, &project, req).await?;
     Ok(Redirect::to(&format!("/projects/{project}")).into_response())
 }

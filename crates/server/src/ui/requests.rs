@@ -14,7 +14,7 @@ use ferry_web::views::{Nav, PickRelease, Status};
 use super::pages::{deployment_item, when};
 use super::{PageError, Viewer, html};
 use crate::AppState;
-use crate::api::requests::{Listing, listed};
+use crate::app::request::{Listing, listed};
 
 type PageResult = Result<Response, PageError>;
 

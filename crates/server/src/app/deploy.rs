@@ -1,0 +1,76 @@
+//! Deployments (R4, R9-R11, R13, R19, R23): starting one, promoting a
+//! version to the next environment, an operator's pause, resume, cancel or
+//! promote, and a retry. The API and the web pages both come through here;
+//! the planning itself is `fleet`'s, the orchestration `rollout`'s.
+
+use ferry_domain::{HostDeployState, validate_version};
+use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
+use ferry_store::{RolloutControl, User};
+
+use super::{AppError, AppResult};
+use crate::{AppState, fleet};
+
+/// Starts a deployment (or a rollback) of a project as `by` asked.
+pub(crate) async fn create(
+    state: &AppState,
+    by: &User,
+    project: &str,
+    req: CreateDeployment,
+) -> AppResult<DeploymentInfo> {
+    if let Some(v) = &req.version {
+        validate_version(v)?;
+    }
+    fleet::create_deployment(state, by, project, req).await
+}
+
+/// Deploys what runs in one environment to the one after it (R23).
+pub(crate) async fn promote(state: &AppState, by: &User, project: &str, req: Promote) -> AppResult<DeploymentInfo> {
+    crate::promotion::promote(state, by, project, req).await
+}
+
+/// An operator's `pause`, `resume`, `cancel` or `promote` of a running
+/// deployment; the orchestrator acts on it at once.
+pub(crate) async fn control(state: &AppState, id: i64, action: &str) -> AppResult<DeploymentInfo> {
+    let control = match action {
+        "pause" => RolloutControl::Pause,
+        "resume" => RolloutControl::Resume,
+        "cancel" => RolloutControl::Cancel,
+        "promote" => RolloutControl::Promote,
+        other => {
+            return Err(AppError::NotFound(format!(
+                "no action '{other}' on a deployment; use pause, resume, cancel or promote"
+            )));
+        }
+    };
+    state.db.control_deployment(id, control, crate::now_ms()).await?;
+    crate::rollout::drive(state, id).await?;
+    fleet::deployment_info(state, id).await
+}
+
+/// The same release again, to the hosts that did not succeed
+/// (`failed_only`) or to all of an ended deployment's hosts.
+pub(crate) async fn retry(state: &AppState, by: &User, id: i64, failed_only: bool) -> AppResult<DeploymentInfo> {
+    let d = state.db.deployment(id).await?;
+    if !d.status.is_terminal() {
+        return Err(AppError::Conflict(format!("deployment {id} is still running; it can be retried once it ends")));
+    }
+    let hosts: Vec<String> = state
+        .db
+        .deployment_hosts(id)
+        .await?
+        .into_iter()
+        .filter(|h| !failed_only || h.state != HostDeployState::Succeeded)
+        .map(|h| h.host)
+        .collect();
+    if hosts.is_empty() {
+        return Err(AppError::Conflict(format!("every host of deployment {id} succeeded; nothing to retry")));
+    }
+    let again = CreateDeployment {
+        hosts: Some(hosts),
+        // A retry carries on the original decision to deploy a release
+        // marked bad; a release marked since is refused as usual.
+        force: d.forced,
+        ..CreateDeployment::of(d.env, Some(d.version), d.kind)
+    };
+    fleet::create_deployment(state, by, &d.project, again).await
+}
