@@ -38,7 +38,7 @@ mod tests;
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use contract::{
-    Accounts, AgentUpgrades, Audit, Builds, Deployments, Fleet, LoadBalancers, Notifications, Projects, Releases,
+    Accounts, AgentUpgrades, Audit, Builds, Coordination, Deployments, Fleet, LoadBalancers, Notifications, Projects, Releases,
     Requests, Settings,
 };
 
@@ -101,6 +101,7 @@ pub trait Database:
     + Audit
     + Notifications
     + AgentUpgrades
+    + Coordination
     + Send
     + Sync
     + 'static
@@ -121,6 +122,7 @@ impl<T> Database for T where
         + Audit
         + Notifications
         + AgentUpgrades
+        + Coordination
         + Send
         + Sync
         + 'static
