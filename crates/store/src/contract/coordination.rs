@@ -81,10 +81,10 @@ pub trait Coordination: Send + Sync {
     /// once, in commit order.
     async fn publish_wake(&self, topic: &str, now: i64) -> Result<i64>;
 
-    /// The wake-ups published after `seq`, oldest first, at most `limit`, and
-    /// the sequence number to ask after next time (`seq` itself when there
-    /// is none). `seq = 0` on start: a process that only wants new ones asks
-    /// [`Coordination::latest_wake`] first.
+    /// The wake-ups published after `seq`, oldest first, at most `limit`,
+    /// each as `(seq, topic)`; the next call asks after the last one's `seq`.
+    /// A process that only wants new ones starts after
+    /// [`Coordination::latest_wake`].
     ///
     /// A wake-up is a hint, not a message: a reader that falls behind the
     /// pruning misses some, and readers must act the same on a wake-up seen
@@ -92,10 +92,10 @@ pub trait Coordination: Send + Sync {
     /// which stays the safety net.
     ///
     /// Concurrency: Read-only; sees wake-ups in sequence order. A wake-up
-    /// committed by a slower transaction with a lower number than one
-    /// already seen cannot happen (SQLite serialises writers; a backend that
-    /// does not must hand numbers out under a lock).
-    async fn wakes_after(&self, seq: i64, limit: u32) -> Result<(i64, Vec<String>)>;
+    /// committed later never gets a lower number than one already seen
+    /// (SQLite serialises writers; a backend that does not must hand numbers
+    /// out under a lock, or readers must re-read a short window).
+    async fn wakes_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, String)>>;
 
     /// The newest wake-up's sequence number (0 when there is none).
     ///

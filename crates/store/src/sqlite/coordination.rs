@@ -122,19 +122,13 @@ impl Coordination for SqliteDatabase {
         Ok(seq)
     }
 
-    async fn wakes_after(&self, seq: i64, limit: u32) -> Result<(i64, Vec<String>)> {
-        let rows = sqlx::query("SELECT seq, topic FROM wakes WHERE seq > ? ORDER BY seq LIMIT ?")
+    async fn wakes_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query_as("SELECT seq, topic FROM wakes WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(seq)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut last = seq;
-        let mut topics = Vec::with_capacity(rows.len());
-        for r in &rows {
-            last = r.try_get("seq")?;
-            topics.push(r.try_get("topic")?);
-        }
-        Ok((last, topics))
+        Ok(rows)
     }
 
     async fn latest_wake(&self) -> Result<i64> {
