@@ -30,6 +30,8 @@
 //!   keyed with the key the server passes in (the store never keeps it).
 
 pub mod artifacts;
+#[cfg(test)]
+mod artifacts_tests;
 pub mod contract;
 pub mod model;
 pub mod sqlite;
