@@ -201,6 +201,15 @@ impl Ferry {
         spawn(&args, dir.join(format!("server-{n}.log")), &[])
     }
 
+    /// Starts a second server process on the same data directory (one
+    /// database file, one artifact directory) on its own port; returns it
+    /// and its URL.
+    pub fn start_replica(&self) -> (Proc, String) {
+        let server = Self::spawn_server(self.dir.path(), "127.0.0.1:0", &self.server_extra);
+        let url = wait_for_server(self.dir.path());
+        (server, url)
+    }
+
     /// Kills the server with SIGKILL and starts it again on the same port and data.
     pub fn restart_server(&mut self) {
         self.server.kill();
