@@ -47,9 +47,16 @@ fn code_map() -> Vec<(String, String)> {
     let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/ARCHITECTURE.md")).unwrap();
     let section = doc.split("\n## Code map\n").nth(1).expect("docs/ARCHITECTURE.md has a '## Code map' section");
     let section = section.split("\n## ").next().unwrap_or(section);
+    // Sections `## Code map additions (...)` name files the same way, until
+    // they are folded into the map.
+    let additions: Vec<&str> = doc
+        .split("\n## Code map additions")
+        .skip(1)
+        .map(|s| s.split("\n## ").next().unwrap_or(s))
+        .collect();
     let mut crate_dir = None;
     let mut named = Vec::new();
-    for line in section.lines() {
+    for line in std::iter::once(section).chain(additions).flat_map(str::lines) {
         if let Some(heading) = line.strip_prefix("### `") {
             let dir = heading.split('`').next().unwrap_or("").trim_end_matches('/');
             crate_dir = Some(if dir == "src" { "src".to_string() } else { format!("{dir}/src") });
