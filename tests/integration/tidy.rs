@@ -49,11 +49,8 @@ fn code_map() -> Vec<(String, String)> {
     let section = section.split("\n## ").next().unwrap_or(section);
     // Sections `## Code map additions (...)` name files the same way, until
     // they are folded into the map.
-    let additions: Vec<&str> = doc
-        .split("\n## Code map additions")
-        .skip(1)
-        .map(|s| s.split("\n## ").next().unwrap_or(s))
-        .collect();
+    let additions: Vec<&str> =
+        doc.split("\n## Code map additions").skip(1).map(|s| s.split("\n## ").next().unwrap_or(s)).collect();
     let mut crate_dir = None;
     let mut named = Vec::new();
     for line in std::iter::once(section).chain(additions).flat_map(str::lines) {

@@ -40,8 +40,8 @@ mod tests;
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use contract::{
-    Accounts, AgentUpgrades, Audit, Builds, Coordination, Deployments, Fleet, LoadBalancers, Notifications, Projects, Releases,
-    Requests, Settings,
+    Accounts, AgentUpgrades, Audit, Builds, Coordination, Deployments, Fleet, LoadBalancers, Notifications, Projects,
+    Releases, Requests, Settings,
 };
 
 /// Everything a caller of the store needs in scope: the area traits whose

@@ -59,13 +59,11 @@ impl Coordination for SqliteDatabase {
     }
 
     async fn renew_build_leases(&self, holder: &str, now: i64, ttl_ms: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE builds SET lease_expires_at = ? WHERE status = 'running' AND lease_holder = ?",
-        )
-        .bind(now.saturating_add(ttl_ms))
-        .bind(holder)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query("UPDATE builds SET lease_expires_at = ? WHERE status = 'running' AND lease_holder = ?")
+            .bind(now.saturating_add(ttl_ms))
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -109,10 +107,7 @@ impl Coordination for SqliteDatabase {
 
     async fn publish_wake(&self, topic: &str, now: i64) -> Result<i64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM wakes WHERE at < ?")
-            .bind(now.saturating_sub(WAKE_KEEP_MS))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM wakes WHERE at < ?").bind(now.saturating_sub(WAKE_KEEP_MS)).execute(&mut *tx).await?;
         let seq: i64 = sqlx::query_scalar("INSERT INTO wakes (topic, at) VALUES (?, ?) RETURNING seq")
             .bind(topic)
             .bind(now)

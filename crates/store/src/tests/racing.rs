@@ -304,8 +304,8 @@ pub(super) async fn a_build_lease_is_renewed_or_swept_once(a: Arc<dyn Database>,
             retry_of: None,
         };
         let queued = a.create_build(&req, 2).await.unwrap();
-        let answers = race(&a, &b, |db, i| async move { db.claim_build(&format!("server{i}"), 10, 100).await.unwrap() })
-            .await;
+        let answers =
+            race(&a, &b, |db, i| async move { db.claim_build(&format!("server{i}"), 10, 100).await.unwrap() }).await;
         let claimed: Vec<i64> = answers.iter().flatten().map(|b| b.id).collect();
         assert_eq!(claimed, [queued.id], "{answers:?}");
         let holder_of = |i: usize| format!("server{i}");
@@ -317,8 +317,8 @@ pub(super) async fn a_build_lease_is_renewed_or_swept_once(a: Arc<dyn Database>,
         assert!(early.iter().all(Vec::is_empty), "{early:?}");
         assert_eq!(a.build(queued.id).await.unwrap().status, BuildStatus::Running);
         // Expired: exactly one sweep fails it.
-        let swept = race(&a, &b, |db, _| async move { db.fail_expired_builds("its server stopped", 200).await.unwrap() })
-            .await;
+        let swept =
+            race(&a, &b, |db, _| async move { db.fail_expired_builds("its server stopped", 200).await.unwrap() }).await;
         let failed: Vec<i64> = swept.into_iter().flatten().collect();
         assert_eq!(failed, [queued.id]);
         let ended = a.build(queued.id).await.unwrap();
