@@ -219,6 +219,23 @@ mod tests {
         assert_eq!(count(&hub, "s1"), 0, "closed pages give their places back");
     }
 
+    /// A local wake-up is also kept for the other server processes, once per
+    /// host; one that came from another process is not sent back out.
+    #[test]
+    fn wake_ups_are_kept_for_other_processes_and_foreign_ones_are_not_echoed() {
+        let hub = Hub::default();
+        let here = hub.register(1);
+        hub.wake([1, 2, 2]);
+        assert!(here.wake.notified().now_or_never().is_some(), "woken here at once");
+        let mut out = hub.take_outgoing();
+        out.sort();
+        assert_eq!(out, [1, 2]);
+        assert!(hub.take_outgoing().is_empty(), "taken once");
+        hub.wake_local([1, 3]);
+        assert!(here.wake.notified().now_or_never().is_some());
+        assert!(hub.take_outgoing().is_empty(), "a wake-up from elsewhere is not published again");
+    }
+
     #[tokio::test]
     async fn change_notices_reach_every_listener() {
         let hub = Hub::default();
