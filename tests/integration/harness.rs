@@ -196,6 +196,13 @@ impl Ferry {
             "--resync-interval",
             "3s",
         ];
+        // An option given in `extra` replaces the usual one.
+        let mut args: Vec<&str> = args.into_iter().collect();
+        if let Some(at) = args.iter().position(|a| *a == "--resync-interval")
+            && extra.iter().any(|a| a == "--resync-interval")
+        {
+            args.drain(at..at + 2);
+        }
         let args: Vec<&str> = args.into_iter().chain(extra.iter().map(String::as_str)).collect();
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         spawn(&args, dir.join(format!("server-{n}.log")), &[])

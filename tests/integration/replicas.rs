@@ -1,6 +1,7 @@
 //! Two server processes on one database file and one artifact directory:
 //! a queued build is built once, a notification is sent once, and a build
-//! whose server was killed is failed by the other once its lease runs out.
+//! whose server was killed is failed by the other once its lease runs out;
+//! a change made through one server wakes an agent connected to the other.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -129,4 +130,20 @@ fn a_build_of_a_killed_server_is_failed_by_the_other() {
     wait_until(Duration::from_secs(15), "the other server to fail the build", || status(&f, "app", 1) == "failed");
     let b = f.json(&["build", "show", "1"]);
     assert!(b["error"].as_str().unwrap().contains("server stopped"), "{b}");
+}
+
+#[test]
+fn a_deployment_through_one_server_wakes_an_agent_connected_to_the_other() {
+    // No periodic resync within the test: only a wake-up can reach the agent.
+    let mut f = Ferry::start_with(&["--resync-interval", "600s"]);
+    f.start_agents(&["web-1"], "role=web");
+    f.project_app();
+    f.upload("app", "v1");
+    let (_second, second_url) = f.start_replica();
+    let first_url = std::mem::replace(&mut f.url, second_url);
+    let started = std::time::Instant::now();
+    f.ok(&["deploy", "app", "prod", "--version", "v1"]);
+    f.url = first_url;
+    f.wait_version("web-1", "app", "v1");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
