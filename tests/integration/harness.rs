@@ -196,9 +196,25 @@ impl Ferry {
             "--resync-interval",
             "3s",
         ];
+        // An option given in `extra` replaces the usual one.
+        let mut args: Vec<&str> = args.into_iter().collect();
+        if let Some(at) = args.iter().position(|a| *a == "--resync-interval")
+            && extra.iter().any(|a| a == "--resync-interval")
+        {
+            args.drain(at..at + 2);
+        }
         let args: Vec<&str> = args.into_iter().chain(extra.iter().map(String::as_str)).collect();
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         spawn(&args, dir.join(format!("server-{n}.log")), &[])
+    }
+
+    /// Starts a second server process on the same data directory (one
+    /// database file, one artifact directory) on its own port; returns it
+    /// and its URL.
+    pub fn start_replica(&self) -> (Proc, String) {
+        let server = Self::spawn_server(self.dir.path(), "127.0.0.1:0", &self.server_extra);
+        let url = wait_for_server(self.dir.path());
+        (server, url)
     }
 
     /// Kills the server with SIGKILL and starts it again on the same port and data.

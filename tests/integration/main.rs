@@ -37,6 +37,7 @@ mod openapi;
 mod packaging;
 mod promotion;
 mod recovery;
+mod replicas;
 mod requests;
 mod rollback;
 mod rollout;

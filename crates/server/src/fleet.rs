@@ -688,9 +688,24 @@ pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                // Another replica need not wait for the lease to expire.
+                let _ = state.db.release_lease("fleet-ticker", crate::replica::holder()).await;
+                return;
+            }
         }
         let now = now_ms();
+        // One server process runs the sweeps at a time; another takes over
+        // within a few periods of it stopping.
+        let ttl = crate::replica::millis(period * 5);
+        match state.db.claim_lease("fleet-ticker", crate::replica::holder(), now, ttl).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!("taking the sweep lease: {e}");
+                continue;
+            }
+        }
         let timeout = i64::try_from(state.config.heartbeat_timeout.as_millis()).unwrap_or(i64::MAX);
         match state.db.mark_silent_hosts_offline(now - timeout).await {
             Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "hosts missed their heartbeats and are now offline"),

@@ -4,10 +4,11 @@
 //! This is the only in-memory state of the server, and it is only a cache of
 //! who is connected: waking a connection makes it read the host's desired
 //! state from the database and send it. A wake-up that is lost (another
-//! replica, a race) is repaired by the periodic resync. A lost change notice
+//! replica, a race) is repaired by the periodic resync. Wake-ups also go to
+//! the other server processes through the database (`crate::replica`). A lost change notice
 //! (another replica) is repaired by the live pages' periodic refresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +22,14 @@ pub struct Hub {
     connections: Arc<Mutex<Connections>>,
     next_id: Arc<AtomicU64>,
     changes: Changes,
+    /// Hosts woken here since the replica task last published them for the
+    /// other server processes (`crate::replica`).
+    outgoing: Arc<Mutex<HashSet<i64>>>,
 }
+
+/// Wake-ups kept for publishing at most; beyond it they are dropped and the
+/// other processes' agents catch up on their periodic resync.
+const OUTGOING_MAX: usize = 100_000;
 
 /// "Something a page shows has changed": the project it belongs to, or
 /// `None` when it may be any (hosts, reports of an agent).
@@ -120,14 +128,36 @@ impl Hub {
         }
     }
 
-    /// Asks these hosts' connections to resend desired state.
+    /// Asks these hosts' connections to resend desired state: here at once,
+    /// and through the database on the other server processes.
     pub fn wake(&self, host_ids: impl IntoIterator<Item = i64>) {
+        let ids: Vec<i64> = host_ids.into_iter().collect();
+        {
+            let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &ids {
+                if out.len() < OUTGOING_MAX {
+                    out.insert(*id);
+                }
+            }
+        }
+        self.wake_local(ids);
+    }
+
+    /// Wakes these hosts' connections to this process only (a wake-up that
+    /// came from another process).
+    pub fn wake_local(&self, host_ids: impl IntoIterator<Item = i64>) {
         let map = self.lock();
         for id in host_ids {
             if let Some((_, wake)) = map.get(&id) {
                 wake.notify_one();
             }
         }
+    }
+
+    /// The hosts woken here since the last call, for publishing.
+    pub fn take_outgoing(&self) -> Vec<i64> {
+        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        out.drain().collect()
     }
 
     /// Tells the live pages that something of `project` (or of anything,
@@ -187,6 +217,23 @@ mod tests {
         drop(held);
         drop(fourth);
         assert_eq!(count(&hub, "s1"), 0, "closed pages give their places back");
+    }
+
+    /// A local wake-up is also kept for the other server processes, once per
+    /// host; one that came from another process is not sent back out.
+    #[test]
+    fn wake_ups_are_kept_for_other_processes_and_foreign_ones_are_not_echoed() {
+        let hub = Hub::default();
+        let here = hub.register(1);
+        hub.wake([1, 2, 2]);
+        assert!(here.wake.notified().now_or_never().is_some(), "woken here at once");
+        let mut out = hub.take_outgoing();
+        out.sort();
+        assert_eq!(out, [1, 2]);
+        assert!(hub.take_outgoing().is_empty(), "taken once");
+        hub.wake_local([1, 3]);
+        assert!(here.wake.notified().now_or_never().is_some());
+        assert!(hub.take_outgoing().is_empty(), "a wake-up from elsewhere is not published again");
     }
 
     #[tokio::test]

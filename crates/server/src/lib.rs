@@ -37,6 +37,7 @@ mod notify;
 mod plan;
 mod promotion;
 mod release;
+mod replica;
 mod request;
 mod rollout;
 mod secrets;
@@ -160,10 +161,11 @@ impl Server {
         secrets::seal_plaintext_webhook_secrets(db.as_ref(), &secrets).await?;
         let audit = audit_chain::AuditChain::open(db.as_ref(), data).await?;
         let upgrade_key = agent_upgrade::SigningKey::load_or_create(data)?;
-        // No build of an earlier server process can still be running.
-        let orphans = db.fail_running_builds("the server restarted while the build was running", now_ms()).await?;
-        if orphans > 0 {
-            tracing::warn!(orphans, "builds interrupted by a server restart were marked failed");
+        // Builds whose server stopped (their lease expired) end now; those of
+        // a process killed a moment ago end on the replica task's next sweeps.
+        let orphans = db.fail_expired_builds(replica::STOPPED, now_ms()).await?;
+        if !orphans.is_empty() {
+            tracing::warn!(?orphans, "builds whose server stopped were marked failed");
         }
 
         let listener = TcpListener::bind(config.listen)
@@ -205,6 +207,7 @@ impl Server {
         let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
         tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));
+        tokio::spawn(replica::run(state.clone(), stop.clone()));
         let task = tokio::spawn(async move {
             if let Some(tls) = tls {
                 tls::serve(listener, tls, app, stop).await;

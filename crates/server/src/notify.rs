@@ -38,6 +38,9 @@ pub const DELIVERY_HEADER: &str = "x-ferry-delivery";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the outbox is looked at.
 const POLL: Duration = Duration::from_millis(250);
+/// How long a claimed notification stays this process's: several attempt
+/// timeouts (an e-mail may take a few), so a claim never ends mid-attempt.
+const CLAIM_TTL_MS: i64 = 60_000;
 
 /// The associated data of a notification rule's secret.
 pub fn notify_context(project: &str, url: &str) -> String {
@@ -237,13 +240,26 @@ pub async fn run_delivery(state: AppState, mut stop: tokio::sync::watch::Receive
         }
     };
     loop {
-        match state.db.due_notifications(now_ms(), 50).await {
-            Ok(due) => {
-                for n in due {
-                    deliver(&state, &http, n).await;
+        // One at a time, each claimed for this process before it is sent: a
+        // claim outlives one attempt, so another replica never sends it at
+        // the same time; if this process dies, the claim expires and another
+        // sends it (at least once).
+        loop {
+            match state.db.claim_due_notifications(crate::replica::holder(), now_ms(), CLAIM_TTL_MS, 1).await {
+                Ok(due) if due.is_empty() => break,
+                Ok(due) => {
+                    for n in due {
+                        deliver(&state, &http, n).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("claiming due notifications: {e}");
+                    break;
                 }
             }
-            Err(e) => tracing::error!("reading due notifications: {e}"),
+            if stop.has_changed().unwrap_or(true) {
+                return;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}

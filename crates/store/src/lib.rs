@@ -32,6 +32,8 @@
 //!   keyed with the key the server passes in (the store never keeps it).
 
 pub mod artifacts;
+#[cfg(test)]
+mod artifacts_tests;
 pub mod contract;
 pub mod model;
 pub mod sqlite;
@@ -40,8 +42,8 @@ mod tests;
 
 pub use artifacts::{ArtifactStore, BlobReader, BlobWriter, LocalArtifactStore};
 pub use contract::{
-    Accounts, AgentUpgrades, Audit, Builds, Deployments, Fleet, Health, LoadBalancers, Notifications, Projects,
-    Releases, Requests, Settings,
+    Accounts, AgentUpgrades, Audit, Builds, Coordination, Deployments, Fleet, Health, LoadBalancers, Notifications,
+    Projects, Releases, Requests, Settings,
 };
 
 /// Everything a caller of the store needs in scope: the area traits whose
@@ -104,6 +106,7 @@ pub trait Database:
     + Notifications
     + AgentUpgrades
     + Health
+    + Coordination
     + Send
     + Sync
     + 'static
@@ -125,6 +128,7 @@ impl<T> Database for T where
         + Notifications
         + AgentUpgrades
         + Health
+        + Coordination
         + Send
         + Sync
         + 'static

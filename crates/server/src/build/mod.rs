@@ -47,7 +47,8 @@ pub fn start_workers(state: &AppState, workers: usize, stop: tokio::sync::watch:
         tokio::spawn(async move {
             loop {
                 let wake = state.builds.wake.notified();
-                match state.db.claim_next_build(now_ms()).await {
+                let (holder, ttl) = (crate::replica::holder(), crate::replica::millis(crate::replica::BUILD_LEASE_TTL));
+                match state.db.claim_build(holder, now_ms(), ttl).await {
                     Ok(Some(build)) => {
                         tracing::info!(worker = n, build = build.id, project = %build.project, "build started");
                         run_build(&state, build).await;

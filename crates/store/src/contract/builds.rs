@@ -70,8 +70,9 @@ pub trait Builds: Send + Sync {
     /// build of a previous server process can still be running.
     ///
     /// Concurrency: Fails builds of every server process sharing the database:
-    /// correct with one server; several replicas need claims with a lease
-    /// instead.
+    /// correct with one server only. The server claims builds with a lease
+    /// and sweeps expired ones instead
+    /// ([`Coordination::fail_expired_builds`](crate::Coordination::fail_expired_builds)).
     async fn fail_running_builds(&self, reason: &str, now: i64) -> Result<u64>;
 
     /// Concurrency: Serialised per build: sequence numbers are handed out without

@@ -49,8 +49,8 @@ pub trait Notifications: Send + Sync {
     /// first, at most `limit`.
     ///
     /// Concurrency: Read-only, no claim: two server processes reading at once
-    /// would both deliver a row. One server delivers today; replicas need a claim
-    /// with a lease.
+    /// would both deliver a row. The server delivers what it claimed with
+    /// [`Coordination::claim_due_notifications`](crate::Coordination::claim_due_notifications).
     async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>>;
 
     /// Records an attempt and what follows from it, in one transaction.

@@ -27,6 +27,7 @@ mod accounts;
 mod agent_upgrade;
 mod audit;
 mod builds;
+mod coordination;
 mod deploy_log;
 mod deployments;
 mod fleet;
@@ -72,6 +73,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("migrations/0020_environment_order.sql")),
     (21, include_str!("migrations/0021_pushed_commit.sql")),
     (22, include_str!("migrations/0022_agent_upgrades.sql")),
+    (23, include_str!("migrations/0023_coordination.sql")),
 ];
 
 /// See the module documentation.

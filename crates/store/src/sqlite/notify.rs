@@ -145,21 +145,43 @@ pub(super) async fn due(pool: &SqlitePool, now: i64, limit: u32) -> Result<Vec<D
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DueNotification {
-                id: r.try_get("id")?,
-                project: r.try_get("project")?,
-                event: r.try_get("event")?,
-                payload: r.try_get("payload")?,
-                attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                kind: channel(r)?,
-                webhook_url: r.try_get("webhook_url")?,
-                recipients: list_from("recipients", &r.try_get::<String, _>("recipients")?)?,
-                secret: r.try_get::<Option<String>, _>("secret")?.map(Secret::new),
-            })
-        })
-        .collect()
+    rows.iter().map(due_row).collect()
+}
+
+/// The pending notifications among `ids` that `holder` has claimed, in the
+/// order of `ids`.
+pub(super) async fn claimed(pool: &SqlitePool, holder: &str, ids: &[i64]) -> Result<Vec<DueNotification>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = sqlx::query(
+            "SELECT n.id, p.name AS project, n.event, n.payload, n.attempts, n.kind, n.webhook_url, n.recipients, r.secret \
+             FROM notifications n JOIN projects p ON p.id = n.project_id \
+             JOIN notification_rules r ON r.id = n.rule_id \
+             WHERE n.id = ? AND n.status = 'pending' AND n.claimed_by = ?",
+        )
+        .bind(id)
+        .bind(holder)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(r) = row {
+            out.push(due_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
+fn due_row(r: &sqlx::sqlite::SqliteRow) -> Result<DueNotification> {
+    Ok(DueNotification {
+        id: r.try_get("id")?,
+        project: r.try_get("project")?,
+        event: r.try_get("event")?,
+        payload: r.try_get("payload")?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        kind: channel(r)?,
+        webhook_url: r.try_get("webhook_url")?,
+        recipients: list_from("recipients", &r.try_get::<String, _>("recipients")?)?,
+        secret: r.try_get::<Option<String>, _>("secret")?.map(Secret::new),
+    })
 }
 
 pub(super) async fn record_attempt(

@@ -220,6 +220,148 @@ pub(super) async fn a_request_moves_from_a_state_once(a: Arc<dyn Database>, b: A
     }
 }
 
+/// Each due notification is claimed by exactly one caller; an expired claim
+/// is taken again, a recorded attempt ends it.
+pub(super) async fn a_due_notification_is_claimed_by_exactly_one_caller(a: Arc<dyn Database>, b: Arc<dyn Database>) {
+    let p = a.create_project(&project("web"), 1).await.unwrap();
+    let rule = NewNotificationRule {
+        events: vec!["deploy.finished".into()],
+        kind: Channel::Webhook,
+        webhook_url: "http://hook".into(),
+        recipients: Vec::new(),
+        secret: None,
+        created_by: "admin".into(),
+    };
+    let r = a.add_notification_rule(&p, &rule, 1).await.unwrap();
+    let item = NewNotification {
+        rule_id: r.id,
+        kind: r.kind,
+        webhook_url: r.webhook_url.clone(),
+        payload: "{}".into(),
+        recipients: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for round in 0..ROUNDS {
+        let now = 1000 * (round as i64 + 1);
+        let ids = a.enqueue_notifications(p.id, "deploy.finished", std::slice::from_ref(&item), now).await.unwrap();
+        let answers = race(&a, &b, move |db, i| async move {
+            db.claim_due_notifications(&format!("server{i}"), now, 100, 5).await.unwrap()
+        })
+        .await;
+        let claimed: Vec<i64> = answers.iter().flatten().map(|n| n.id).collect();
+        assert_eq!(claimed, ids, "claimed by {} callers: {answers:?}", claimed.len());
+        // Claimed: due for nobody until the claim expires ...
+        assert!(b.claim_due_notifications("late", now + 99, 100, 5).await.unwrap().is_empty());
+        // ... then taken again by exactly one (at least once, never twice at once).
+        let again = race(&a, &b, move |db, i| async move {
+            db.claim_due_notifications(&format!("retry{i}"), now + 100, 100, 5).await.unwrap()
+        })
+        .await;
+        assert_eq!(again.iter().flatten().count(), 1, "{again:?}");
+        let attempt = NotificationAttempt { at: now + 101, status_code: Some(200), error: None };
+        a.record_notification_attempt(ids[0], &attempt, NotificationOutcome::Delivered).await.unwrap();
+        assert!(b.claim_due_notifications("after", now + 10_000, 100, 5).await.unwrap().is_empty(), "delivered");
+    }
+}
+
+/// A named lease has one holder at a time: many callers at once, one wins;
+/// the holder renews; another takes it only once it expired; a release lets
+/// another take it at once and never releases another holder's lease.
+pub(super) async fn a_lease_has_one_holder(a: Arc<dyn Database>, b: Arc<dyn Database>) {
+    for round in 0..ROUNDS {
+        let name = format!("sweep{round}");
+        let n = name.clone();
+        let answers = race(&a, &b, move |db, i| {
+            let n = n.clone();
+            async move { (i, db.claim_lease(&n, &format!("server{i}"), 10, 100).await.unwrap()) }
+        })
+        .await;
+        let winners: Vec<usize> = answers.iter().filter(|(_, won)| *won).map(|(i, _)| *i).collect();
+        assert_eq!(winners.len(), 1, "{answers:?}");
+        let holder = format!("server{}", winners[0]);
+        assert!(b.claim_lease(&name, &holder, 50, 100).await.unwrap(), "the holder renews");
+        assert!(!a.claim_lease(&name, "other", 149, 100).await.unwrap(), "renewed until 150");
+        a.release_lease(&name, "other").await.unwrap();
+        assert!(!b.claim_lease(&name, "other", 149, 100).await.unwrap(), "another's release does nothing");
+        assert!(a.claim_lease(&name, "other", 150, 100).await.unwrap(), "expired: taken over");
+        assert!(!b.claim_lease(&name, &holder, 160, 100).await.unwrap(), "the old holder lost it");
+        b.release_lease(&name, "other").await.unwrap();
+        assert!(a.claim_lease(&name, &holder, 161, 100).await.unwrap(), "released: free at once");
+    }
+}
+
+/// Builds claimed with a lease: one winner per build; renewed leases keep a
+/// build running under concurrent sweeps; an expired one is failed by
+/// exactly one sweep.
+pub(super) async fn a_build_lease_is_renewed_or_swept_once(a: Arc<dyn Database>, b: Arc<dyn Database>) {
+    for round in 0..ROUNDS {
+        let p = a.create_project(&project(&format!("p{round}")), 1).await.unwrap();
+        let req = NewBuild {
+            project_id: p.id,
+            git_ref: "main".into(),
+            pushed_commit: None,
+            trigger: "manual".into(),
+            requested_by: "dev".into(),
+            retry_of: None,
+        };
+        let queued = a.create_build(&req, 2).await.unwrap();
+        let answers =
+            race(&a, &b, |db, i| async move { db.claim_build(&format!("server{i}"), 10, 100).await.unwrap() }).await;
+        let claimed: Vec<i64> = answers.iter().flatten().map(|b| b.id).collect();
+        assert_eq!(claimed, [queued.id], "{answers:?}");
+        let holder_of = |i: usize| format!("server{i}");
+        let winner = answers.iter().position(Option::is_some).unwrap();
+        assert_eq!(b.renew_build_leases(&holder_of(winner), 100, 100).await.unwrap(), 1);
+        assert_eq!(b.renew_build_leases("someone-else", 100, 100).await.unwrap(), 0);
+        // Renewed until 200: no sweep fails it before.
+        let early = race(&a, &b, |db, _| async move { db.fail_expired_builds("stopped", 199).await.unwrap() }).await;
+        assert!(early.iter().all(Vec::is_empty), "{early:?}");
+        assert_eq!(a.build(queued.id).await.unwrap().status, BuildStatus::Running);
+        // Expired: exactly one sweep fails it.
+        let swept =
+            race(&a, &b, |db, _| async move { db.fail_expired_builds("its server stopped", 200).await.unwrap() }).await;
+        let failed: Vec<i64> = swept.into_iter().flatten().collect();
+        assert_eq!(failed, [queued.id]);
+        let ended = a.build(queued.id).await.unwrap();
+        assert_eq!((ended.status, ended.error.as_deref()), (BuildStatus::Failed, Some("its server stopped")));
+        assert_eq!(a.renew_build_leases(&holder_of(winner), 300, 100).await.unwrap(), 0, "not revived");
+    }
+}
+
+/// Wake-ups published from both handles at once get distinct, increasing
+/// numbers, and each reader sees all of them once, in order.
+pub(super) async fn wake_ups_reach_every_handle_in_order(a: Arc<dyn Database>, b: Arc<dyn Database>) {
+    let start = a.latest_wake().await.unwrap();
+    for round in 0..ROUNDS {
+        let answers = race(&a, &b, move |db, i| async move {
+            let topic = format!("host:{}", round * CALLERS + i);
+            (db.publish_wake(&topic, 1000).await.unwrap(), topic)
+        })
+        .await;
+        let mut seqs: Vec<i64> = answers.iter().map(|(s, _)| *s).collect();
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs.len(), CALLERS, "a number handed out twice: {answers:?}");
+    }
+    for db in [&a, &b] {
+        let seen = db.wakes_after(start, 10_000).await.unwrap();
+        assert_eq!(seen.len(), ROUNDS * CALLERS);
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "in order: {seen:?}");
+        let mut topics: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics.len(), ROUNDS * CALLERS);
+        let last = seen.last().unwrap().0;
+        assert_eq!(db.latest_wake().await.unwrap(), last);
+        assert!(db.wakes_after(last, 10).await.unwrap().is_empty());
+        let page = db.wakes_after(start, 3).await.unwrap();
+        assert_eq!(page, seen[..3]);
+    }
+    // Old wake-ups are pruned as new ones arrive; the newest stays.
+    let seq = a.publish_wake("host:late", 1000 + 60 * 60 * 1000).await.unwrap();
+    assert_eq!(b.wakes_after(start, 10_000).await.unwrap(), [(seq, "host:late".to_string())]);
+}
+
 /// Runs each race against a backend: `$open` gives a fresh database's
 /// directory and two handles on it.
 macro_rules! two_handles {
@@ -254,5 +396,9 @@ mod sqlite_backend {
         the_audit_chain_never_forks,
         deployment_log_lines_are_numbered_once,
         a_request_moves_from_a_state_once,
+        a_due_notification_is_claimed_by_exactly_one_caller,
+        a_lease_has_one_holder,
+        a_build_lease_is_renewed_or_swept_once,
+        wake_ups_reach_every_handle_in_order,
     );
 }
