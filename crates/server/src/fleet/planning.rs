@@ -1,152 +1,24 @@
-//! From a deploy request to desired state on hosts, and the periodic checks
-//! that keep the fleet's picture true.
-//!
-//! A deployment never commands a host. It records the release as desired for
-//! its target hosts (R4); each agent converges its host to its desired state
-//! and reports; the reports move the deployment along. A host that was
-//! offline, or joins later, converges the same way (R2, R3).
+//! Planning a deployment: who may start it, which hosts, which releases,
+//! which batches, every check, and recording it. Deploys and dry runs share
+//! `plan_deployment`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_domain::notify;
 use ferry_domain::offline::{self, AtStart};
-use ferry_domain::placement::{self, Placement};
+use ferry_domain::placement;
 use ferry_domain::rollout::{self, FailLimit, PlanHost, RolloutPolicy};
 use ferry_domain::status::Note;
-use ferry_domain::vars::{self, SecretMask, Var, VarScope};
-use ferry_domain::{
-    DeploymentKind, HostPast, HostRollback, Selector, Tags, host_rollback_target, release_name, rfc3339_from_millis,
-};
-use ferry_proto::agent::{DesiredRelease, DesiredState};
-use ferry_proto::api::{CreateDeployment, DeploymentEventInfo, DeploymentHostInfo, DeploymentInfo};
-use ferry_store::{DeploymentRow, DeploymentTarget, Environment, Host, NewDeployment, Release, User, VarRow};
+use ferry_domain::{DeploymentKind, HostRollback};
+use ferry_proto::api::{CreateDeployment, DeploymentInfo};
+use ferry_store::{DeploymentTarget, Environment, Host, NewDeployment, Release, User};
 
 use crate::app::{AppError, AppResult};
 use crate::guards::{self, Overrides};
 use crate::{AppState, now_ms};
 
-/// How long a target host may be offline before it counts as failed, when the
-/// request does not say.
-pub const DEFAULT_OFFLINE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The R16 directory name of `release` in `env`.
-pub fn release_name_for(project: &str, env: &str, release: &Release) -> String {
-    release_name(project, env, &release.version, &release.branch, release.created_at / 1000, &release.committer)
-}
-
-/// Everything that should run on a host, as sent to its agent, with the
-/// mask of the secret values in it (what comes back from the host is masked
-/// with it).
-pub async fn desired_state(state: &AppState, host: &Host) -> AppResult<(DesiredState, SecretMask)> {
-    let rows = state.db.desired_for_host(host.id).await?;
-    // Only variables that can reach this host ever leave the store here:
-    // another host's secrets are not even opened.
-    let vars = state.db.vars_for_host(host.id).await?;
-    let mut releases = Vec::with_capacity(rows.len());
-    let mut secrets = Vec::new();
-    for row in rows {
-        let vars = host_vars(state, &vars, &row.project, &row.env, &host.name, &mut secrets)?;
-        releases.push(DesiredRelease {
-            release_name: release_name_for(&row.project, &row.env, &row.release),
-            project: row.project,
-            env: row.env,
-            release_id: row.release.id,
-            version: row.release.version,
-            keep_releases: row.keep_releases,
-            desired_since: row.desired_since,
-            vars,
-        });
-    }
-    let load_balancers = crate::lb::desired_for_host(state, host).await?;
-    Ok((DesiredState { releases, load_balancers }, SecretMask::new(secrets)))
-}
-
-/// The variables of `project` that `host` sees in `env` (R17), secrets opened.
-fn host_vars(
-    state: &AppState,
-    rows: &[VarRow],
-    project: &str,
-    env: &str,
-    host: &str,
-    secrets: &mut Vec<String>,
-) -> AppResult<BTreeMap<String, String>> {
-    let candidates: Vec<Var<&VarRow>> = rows
-        .iter()
-        .filter(|r| r.project == project)
-        .map(|r| Var { scope: VarScope { env: r.env.clone(), host: r.host.clone() }, key: r.key.clone(), value: r })
-        .collect();
-    let target = VarScope { env: Some(env.to_string()), host: Some(host.to_string()) };
-    let mut out = BTreeMap::new();
-    for (key, var) in vars::resolve(&candidates, &target) {
-        let row = var.value;
-        let value = if row.secret {
-            let opened = state.secrets.open_var(row).map_err(|e| {
-                AppError::Internal(format!("secret {key} of project '{project}' ({}) cannot be opened: {e}", var.scope))
-            })?;
-            secrets.push(opened.expose().to_string());
-            opened.expose().to_string()
-        } else {
-            row.value.clone()
-        };
-        out.insert(key.to_string(), value);
-    }
-    Ok(out)
-}
-
-fn selector_of(env: &Environment) -> AppResult<Selector> {
-    Selector::parse(&env.selector).map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))
-}
-
-/// Gives a host the desired release of every environment its tags select,
-/// where it has none for that project yet (R3), or where what it has is of
-/// another environment of the project that no longer selects it (the host
-/// was re-tagged, or that environment's selector changed): the host moved.
-pub async fn adopt(state: &AppState, host_id: i64, tags: &Tags) -> AppResult<()> {
-    let envs = state.db.all_environments().await?;
-    let desired = state.db.desired_for_host(host_id).await?;
-    for env in &envs {
-        if !selector_of(env)?.matches(tags) {
-            continue;
-        }
-        let current = match desired.iter().find(|d| d.project == env.project) {
-            None => None,
-            Some(d) => {
-                let old = envs.iter().find(|e| e.project == env.project && e.name == d.env);
-                let still_selected = match old {
-                    Some(old) => selector_of(old)?.matches(tags),
-                    None => false,
-                };
-                Some(placement::Current { env: &d.env, still_selected })
-            }
-        };
-        let moved = match placement::place(&env.name, current) {
-            Placement::Stay => continue,
-            Placement::Adopt => false,
-            Placement::Move => true,
-        };
-        let changed = match moved {
-            true => state.db.move_host_to_env(host_id, env, now_ms()).await?,
-            false => state.db.adopt_host(host_id, env, now_ms()).await?,
-        };
-        if changed {
-            tracing::info!(host_id, project = %env.project, env = %env.name, moved,
-                "host adopted the environment's release");
-        }
-    }
-    Ok(())
-}
-
-/// Re-places every host after an environment's selector changed: hosts it
-/// now selects move to it (see [`adopt`]); their agents hear at once.
-pub async fn replace_all(state: &AppState) -> AppResult<()> {
-    let hosts = state.db.hosts().await?;
-    for h in &hosts {
-        adopt(state, h.id, &h.tags).await?;
-    }
-    state.hub.wake(hosts.iter().map(|h| h.id));
-    Ok(())
-}
+use super::*;
 
 /// On whose authority a deployment is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +55,7 @@ pub async fn create_deployment(
 
 /// Checks that `caller` may deploy to `env` on `authority`, and that the
 /// environment's approval requirement is met (R24, R26).
-async fn check_authority(
+pub(super) async fn check_authority(
     state: &AppState,
     caller: &User,
     project: &ferry_store::Project,
@@ -514,70 +386,10 @@ pub async fn create_deployment_as(
     deployment_info(state, id).await
 }
 
-/// Where a rollback of `env` takes each of `hosts` (in their order), as
-/// `ferry rollback` chooses it, changing nothing (R9, R11): each host goes
-/// back to the release that ran successfully on it before (or to `to`),
-/// passing over releases marked bad, whatever the environment's desired
-/// version says. With `emergency`, the environment's running deployment (if
-/// any) is what is undone: its hosts go to the release they last ran
-/// successfully, never to one only in flight. The web UI names each
-/// rollback button's target with this.
-pub async fn rollback_plan(
-    state: &AppState,
-    project: &ferry_store::Project,
-    env: &Environment,
-    hosts: &[&Host],
-    to: Option<i64>,
-    emergency: bool,
-) -> AppResult<Vec<HostRollback<i64>>> {
-    let bad = guards::bad_release_ids(state, project).await?;
-    let past = state.db.hosts_past(project).await?;
-    // What an emergency undoes on each host: the running deployment's release.
-    let mut undoing: BTreeMap<String, i64> = BTreeMap::new();
-    if emergency
-        && let Some(running) = state.db.lock_holders(Some(project)).await?.into_iter().find(|d| d.env == env.name)
-    {
-        for row in state.db.deployment_hosts(running.id).await? {
-            undoing.insert(row.host, row.release_id);
-        }
-    }
-    Ok(hosts
-        .iter()
-        .map(|host| {
-            let row = past.iter().find(|p| p.host_id == host.id);
-            let past = HostPast {
-                desired: row.and_then(|r| r.desired_release_id),
-                ran: row.map(|r| r.ran.clone()).unwrap_or_default(),
-            };
-            host_rollback_target(&past, undoing.get(&host.name), to.as_ref(), |id| bad.contains(id))
-        })
-        .collect())
-}
-
-/// The release most hosts of a rollback plan go to (the first such, on a
-/// tie); `None` when none moves.
-pub fn most_common_target(plan: &[HostRollback<i64>]) -> Option<i64> {
-    let mut counts: Vec<(i64, usize)> = Vec::new();
-    for r in plan.iter().filter_map(HostRollback::release) {
-        match counts.iter_mut().find(|(id, _)| id == r) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((*r, 1)),
-        }
-    }
-    // `max_by_key` keeps the last maximum: look from the end for the first.
-    counts.iter().rev().max_by_key(|(_, n)| *n).map(|(id, _)| *id)
-}
-
-/// The hosts an environment's selector takes in.
-pub async fn env_hosts(state: &AppState, env: &Environment) -> AppResult<Vec<Host>> {
-    let selector = selector_of(env)?;
-    Ok(state.db.hosts().await?.into_iter().filter(|h| selector.matches(&h.tags)).collect())
-}
-
 /// Tells the project's notification rules that a deployment started, and
 /// of an emergency rollback the whole project (`rollback.emergency`).
 /// Before the first step, so that a start is heard of before the end.
-async fn notify_started(state: &AppState, id: i64, emergency: bool) {
+pub(super) async fn notify_started(state: &AppState, id: i64, emergency: bool) {
     let d = match state.db.deployment(id).await {
         Ok(d) => d,
         Err(e) => {
@@ -614,114 +426,5 @@ pub async fn release_of_build(state: &AppState, project: &ferry_store::Project, 
             "build {} of '{}' {}; only successful builds can be deployed",
             build.number, project.name, build.status
         ))),
-    }
-}
-
-/// A deployment with its per-host rows, as the API shows it.
-pub async fn deployment_info(state: &AppState, id: i64) -> AppResult<DeploymentInfo> {
-    let row = state.db.deployment(id).await?;
-    let hosts = state.db.deployment_hosts(id).await?;
-    let mut info = deployment_summary(row);
-    info.events = state
-        .db
-        .deployment_events(id)
-        .await?
-        .into_iter()
-        .map(|e| DeploymentEventInfo { at: rfc3339_from_millis(e.at), what: e.what.to_string(), code: Some(e.what) })
-        .collect();
-    info.hosts = hosts
-        .into_iter()
-        .map(|h| DeploymentHostInfo {
-            host: h.host,
-            batch: h.batch + 1,
-            state: h.state,
-            release_name: h.release_name,
-            version: Some(h.version),
-            from_version: h.from_version,
-            started_at: h.started_at.map(rfc3339_from_millis),
-            finished_at: h.finished_at.map(rfc3339_from_millis),
-            error: h.error.as_ref().map(ToString::to_string),
-            error_code: h.error,
-            bytes_downloaded: h.bytes_downloaded,
-            bytes_reused: h.bytes_reused,
-        })
-        .collect();
-    Ok(info)
-}
-
-/// A deployment without its hosts, for lists.
-pub fn deployment_summary(row: DeploymentRow) -> DeploymentInfo {
-    DeploymentInfo {
-        id: row.id,
-        project: row.project,
-        env: row.env,
-        version: row.version,
-        kind: row.kind,
-        status: row.status,
-        created_by: row.created_by,
-        created_at: rfc3339_from_millis(row.created_at),
-        finished_at: row.finished_at.map(rfc3339_from_millis),
-        forced: row.forced,
-        freeze_ignored: row.freeze_ignored,
-        rollout: row.policy.describe(),
-        batch_count: row.batch_count,
-        current_batch: row.current_batch.map(|b| b + 1),
-        hold: row.hold.as_ref().map(ToString::to_string),
-        hold_code: row.hold,
-        paused: row.paused,
-        emergency: row.emergency,
-        reason: row.reason.as_ref().map(ToString::to_string),
-        reason_code: row.reason,
-        request: row.request_id,
-        hosts: Vec::new(),
-        events: Vec::new(),
-    }
-}
-
-/// Once a second: hosts that stopped sending heartbeats go offline, and
-/// deployments stop waiting for targets that went silent (a few missed
-/// heartbeats, or the offline timeout under the `wait` policy).
-pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let period = (state.config.heartbeat_interval / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => {
-                // Another replica need not wait for the lease to expire.
-                let _ = state.db.release_lease("fleet-ticker", crate::replica::holder()).await;
-                return;
-            }
-        }
-        let now = now_ms();
-        // One server process runs the sweeps at a time; another takes over
-        // within a few periods of it stopping.
-        let ttl = crate::replica::millis(period * 5);
-        match state.db.claim_lease("fleet-ticker", crate::replica::holder(), now, ttl).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::error!("taking the sweep lease: {e}");
-                continue;
-            }
-        }
-        let timeout = i64::try_from(state.config.heartbeat_timeout.as_millis()).unwrap_or(i64::MAX);
-        match state.db.mark_silent_hosts_offline(now - timeout).await {
-            Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "hosts missed their heartbeats and are now offline"),
-            Ok(_) => {}
-            Err(e) => tracing::error!("checking heartbeats: {e}"),
-        }
-        let heartbeat = i64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(i64::MAX);
-        if let Err(e) = state.db.fail_offline_targets(now, heartbeat).await {
-            tracing::error!("checking offline deployment targets: {e}");
-        }
-        // Timed gates, offline targets just failed, and (after a restart)
-        // every rollout that was running.
-        crate::rollout::sweep(&state).await;
-        // Release requests whose deployment ended while no server watched.
-        crate::request::sweep(&state).await;
-        // Agent upgrades whose host went away.
-        crate::agent_upgrade::sweep(&state).await;
     }
 }

@@ -1,0 +1,24 @@
+//! From a deploy request to desired state on hosts, and the periodic checks
+//! that keep the fleet's picture true.
+//!
+//! A deployment never commands a host. It records the release as desired for
+//! its target hosts (R4); each agent converges its host to its desired state
+//! and reports; the reports move the deployment along. A host that was
+//! offline, or joins later, converges the same way (R2, R3).
+//!
+//! One file per job: `desired` (what each host should run), `planning`
+//! (from a request to a recorded deployment), `rollback` (what a rollback
+//! does per host), `views` (deployments as shown), `ticker` (the periodic
+//! checks).
+
+mod desired;
+mod planning;
+mod rollback;
+mod ticker;
+mod views;
+
+pub use desired::*;
+pub use planning::*;
+pub use rollback::*;
+pub use ticker::*;
+pub use views::*;
