@@ -13,8 +13,8 @@ use ferry_domain::access::{Action, Role, allowed};
 use ferry_store::{Environment, Project, User};
 
 use crate::AppState;
-use crate::app::AppError;
 use crate::auth::{self, Caller};
+use crate::error::AppError;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

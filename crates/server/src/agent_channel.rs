@@ -21,8 +21,8 @@ use ferry_proto::agent::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
 use ferry_proto::api::{BlobRequest, EnrollAnswer, EnrollRequest};
 use ferry_store::Host;
 
-use crate::app::{AppError, AppResult};
 use crate::auth::{self, AGENT_TOKEN_PREFIX, AgentCaller};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, agent_upgrade, fleet, lb, now_ms};
 use ferry_domain::vars::SecretMask;
 

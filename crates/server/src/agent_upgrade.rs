@@ -38,8 +38,8 @@ use futures_util::StreamExt;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest as _, Sha256};
 
-use crate::app::{AppError, AppResult};
 use crate::auth::{AgentCaller, Caller};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, fleet, now_ms};
 
 /// The largest agent binary accepted.

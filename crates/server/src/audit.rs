@@ -36,8 +36,8 @@ use ferry_store::NewAuditEntry;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::app::AppError;
 use crate::auth::{AGENT_TOKEN_PREFIX, USER_TOKEN_PREFIX, token_hash};
+use crate::error::AppError;
 use crate::{AppState, now_ms};
 
 /// A recorded summary is cut here.
@@ -53,6 +53,11 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 pub const ERROR_HEADER: &str = "x-ferry-error";
 /// The web interface's forms are a few fields.
 pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+/// The API's JSON bodies: large enough for the manifest of a release with
+/// hundreds of thousands of files (blob uploads stream and are not bound by
+/// it). Here, beside the form limit, because this layer reads bodies up to
+/// it before any handler does.
+pub const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 /// What replaces a secret.
 const MASK: &str = "***";
 
@@ -303,7 +308,7 @@ async fn summarize(headers: &HeaderMap, body: Body, route: Option<&str>) -> Resu
         });
         return Ok((Body::from_stream(stream), Summary::Counted(counter)));
     }
-    let bytes = axum::body::to_bytes(body, crate::api::JSON_BODY_LIMIT)
+    let bytes = axum::body::to_bytes(body, JSON_BODY_LIMIT)
         .await
         .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
     let summary = if route == Some(RELEASE_ROUTE) { release_summary(&bytes) } else { json_summary(&bytes) };

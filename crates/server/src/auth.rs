@@ -10,7 +10,7 @@ use ferry_store::{Host, User};
 use rand::RngExt;
 
 use crate::AppState;
-use crate::app::AppError;
+use crate::error::AppError;
 
 pub const USER_TOKEN_PREFIX: &str = "fy_u_";
 pub const AGENT_TOKEN_PREFIX: &str = "fy_a_";

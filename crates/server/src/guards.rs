@@ -13,7 +13,7 @@ use ferry_domain::{BadMark, DeploymentKind, rfc3339_from_millis};
 use ferry_proto::api::{BadMarkInfo, CreateDeployment, LockInfo, LockKind};
 use ferry_store::{DeploymentRow, Environment, FreezeRow, Project, Release};
 
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
 /// What a deployment may go ahead despite. Both are recorded on the

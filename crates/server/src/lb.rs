@@ -29,7 +29,7 @@ use ferry_proto::agent::{LbBackend, LbDesired};
 use ferry_proto::api::{LbBackendInfo, LbHostInfo, LoadBalancerInfo};
 use ferry_store::{Environment, Host, LoadBalancer, VarRow};
 
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
 /// How far the load-balancer hosts of an environment have come.

@@ -29,6 +29,7 @@ pub use build::sandbox as build_sandbox;
 mod error;
 mod fleet;
 mod guards;
+mod http_error;
 mod hub;
 mod init;
 mod lb;
@@ -60,6 +61,13 @@ pub use init::InitOutcome;
 pub use notify::SmtpSettings;
 pub(crate) use state::AppState;
 pub use state::{ServerConfig, TlsFiles};
+
+/// What the server does when a deployment ends, beyond the orchestrator's
+/// own bookkeeping (`state::DeploymentEnded`): wired here, at the root, so
+/// that `rollout` and `request` do not depend on each other both ways.
+pub(crate) fn deployment_ended(state: AppState, id: i64) -> futures_util::future::BoxFuture<'static, ()> {
+    Box::pin(async move { request::deployment_ended(&state, id).await })
+}
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +203,7 @@ impl Server {
             upgrade_key: Arc::new(upgrade_key),
             metrics: Arc::default(),
             public_url: public_url.unwrap_or_else(|| url.clone()).into(),
+            on_deployment_ended: deployment_ended,
         };
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         // The API under /api/v1, the web interface at /: two route tables,

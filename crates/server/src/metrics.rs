@@ -29,7 +29,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
-use crate::app::AppError;
+use crate::error::AppError;
 
 /// One series' labels: fixed names, values from small fixed sets.
 type Labels = Vec<(&'static str, String)>;

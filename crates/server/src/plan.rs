@@ -12,7 +12,7 @@ use ferry_proto::api::{CreateDeployment, DeploymentPlan, PlannedBatch, PlannedHo
 use ferry_store::{Release, StoreError, User};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::fleet::{self, Authority, PlannedDeployment};
 
 /// What `req` would do in `project`, or the refusal the real deployment

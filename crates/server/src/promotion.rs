@@ -17,7 +17,7 @@ use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
 use ferry_store::{Environment, HostStateRow, Project, Release, User};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 
 fn selector_of(env: &Environment) -> AppResult<Selector> {
     Selector::parse(&env.selector).map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))

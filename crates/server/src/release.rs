@@ -5,7 +5,7 @@ use ferry_domain::{Digest, Manifest, validate_version};
 use ferry_store::{NewRelease, Project, Release, ReleaseOrigin};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 
 /// What a release is called (R16 takes branch and committer from here).
 pub struct Labels {

@@ -12,7 +12,7 @@ use ferry_domain::{DeploymentKind, DeploymentStatus, RequestAction, RequestKind,
 use ferry_proto::api::{CreateDeployment, CreateRequest, RequestActionBody, RequestEventInfo, RequestInfo};
 use ferry_store::{Environment, NewRequest, Project, Release, RequestChange, RequestNote, RequestRow, User};
 
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::fleet::{self, Authority};
 use crate::{AppState, guards, notify, now_ms};
 

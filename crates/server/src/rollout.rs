@@ -21,7 +21,7 @@ use ferry_domain::status::Note;
 use ferry_domain::{DeploymentKind, DeploymentStatus};
 use ferry_store::{Advanced, Environment};
 
-use crate::app::AppResult;
+use crate::error::AppResult;
 use crate::{AppState, lb, notify, now_ms};
 
 /// How long hosts stay out of the load balancer, after it applied that,
@@ -59,7 +59,7 @@ pub async fn drive(state: &AppState, id: i64) -> AppResult<()> {
 pub async fn ended(state: &AppState, id: i64) {
     count_end(state, id).await;
     notify_finished(state, id).await;
-    crate::request::deployment_ended(state, id).await;
+    (state.on_deployment_ended)(state.clone(), id).await;
 }
 
 /// Counts a deployment's end, its duration and its hosts' in `/metrics`.

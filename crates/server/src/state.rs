@@ -80,6 +80,13 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// What follows the end of a deployment outside the orchestrator: the
+/// release request it was made for moves on (`request::deployment_ended`).
+/// A function given at start-up (`crate::deployment_ended`) rather than a
+/// call, so that the orchestrator (`rollout`) does not depend on the request
+/// workflow, which depends on it.
+pub(crate) type DeploymentEnded = fn(AppState, i64) -> futures_util::future::BoxFuture<'static, ()>;
+
 /// Shared by every request handler.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -103,4 +110,6 @@ pub(crate) struct AppState {
     /// The base of links to web pages (`--public-url`, or the server's own
     /// URL), without a trailing `/`.
     pub public_url: Arc<str>,
+    /// Called when a deployment ends (see [`DeploymentEnded`]).
+    pub on_deployment_ended: DeploymentEnded,
 }

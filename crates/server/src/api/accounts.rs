@@ -7,8 +7,9 @@ use ferry_proto::api::{
 };
 
 use crate::AppState;
-use crate::app::{AppResult, account};
+use crate::app::account;
 use crate::auth::{self, Caller};
+use crate::error::AppResult;
 
 /// `POST /api/v1/login`: checks a user's password and answers a new token.
 #[utoipa::path(

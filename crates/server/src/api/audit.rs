@@ -8,8 +8,9 @@ use ferry_domain::audit::Checkpoint;
 use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification, AuditVerifyQuery};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult, audit};
+use crate::app::audit;
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 
 /// `GET`: entries, newest first.
 #[utoipa::path(

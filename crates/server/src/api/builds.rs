@@ -13,9 +13,9 @@ use futures_util::Stream;
 
 use super::ListQuery;
 use crate::AppState;
-use crate::app::AppResult;
 use crate::app::build;
 use crate::auth::Caller;
+use crate::error::AppResult;
 
 pub fn build_info(b: Build) -> BuildInfo {
     let duration_secs = match (b.started_at, b.finished_at) {

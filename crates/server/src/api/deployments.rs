@@ -9,8 +9,9 @@ use ferry_proto::api::{
 
 use super::ListQuery;
 use crate::AppState;
-use crate::app::{AppError, AppResult, deploy};
+use crate::app::deploy;
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::fleet;
 
 #[utoipa::path(

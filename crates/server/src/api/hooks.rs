@@ -10,7 +10,7 @@ use ferry_proto::api::HookAnswer;
 use super::builds::build_info;
 use crate::AppState;
 use crate::app::build::queue;
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::secrets::webhook_context;
 use crate::webhook::{Event, Forge, HookError, Ref, payload_key, verify_and_parse};
 

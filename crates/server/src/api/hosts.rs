@@ -6,8 +6,8 @@ use ferry_domain::{Tags, rfc3339_from_millis};
 use ferry_proto::api::{CreateJoinToken, HostInfo, JoinTokenInfo, SetHostTags};
 use ferry_store::{Host, JoinToken};
 
-use crate::app::{AppError, AppResult};
 use crate::auth::{self, Caller};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, fleet, lb};
 
 fn host_info(h: Host) -> HostInfo {

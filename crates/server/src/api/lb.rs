@@ -11,8 +11,8 @@ use ferry_proto::api::{LbChange, LbHosts, LbProgressInfo, LoadBalancerInfo, SetL
 use ferry_store::{Environment, NewLoadBalancer};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::lb;
 
 async fn environment(state: &AppState, project: &str, env: &str) -> AppResult<Environment> {

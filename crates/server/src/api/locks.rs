@@ -8,8 +8,8 @@ use ferry_domain::guards::{parse_freeze_duration, validate_reason};
 use ferry_proto::api::{CreateFreeze, LockInfo};
 use ferry_store::StoreError;
 
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::{AppState, guards, now_ms};
 
 /// `POST /api/v1/projects/{project}/environments/{env}/freeze`: no

@@ -31,10 +31,6 @@ use ferry_domain::Action;
 use crate::access::Rule;
 use crate::{AppState, agent_channel, agent_upgrade};
 
-/// Large enough for the manifest of a release with hundreds of thousands of
-/// files; blob uploads stream and are not bound by it.
-pub(crate) const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
-
 /// `?limit=N` on list endpoints: 50 by default, 1000 at most.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -276,7 +272,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .layer(axum::middleware::from_fn(json_rejections))
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(crate::audit::JSON_BODY_LIMIT))
         // Every request passes here, after routing (so the route pattern is
         // known): the audit trail is recorded in this one place (R27).
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record))

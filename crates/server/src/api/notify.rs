@@ -9,8 +9,8 @@ use ferry_store::{NewNotificationRule, NotificationRule};
 
 use super::ListQuery;
 use crate::AppState;
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::notify::notify_context;
 
 fn rule_info(r: NotificationRule) -> NotificationRuleInfo {

@@ -3,7 +3,7 @@
 //!
 //! Each handler carries its own `#[utoipa::path]` (method, path, parameters,
 //! bodies); this module lists them, adds what every operation shares (the
-//! bearer token, the one error body of [`AppError`](crate::app::AppError))
+//! bearer token, the one error body of [`AppError`](crate::error::AppError))
 //! and takes who may call what from the route table in [`super::routes`], so
 //! the permission rules are written once. The unit test below holds the
 //! description and the route table in step. It describes; it never reads the

@@ -10,12 +10,13 @@ use ferry_proto::api::{
     ProjectStatus, SetProduction, SetProtection, UpdateEnvironment, UpdateProject,
 };
 
+use crate::app::project;
 use crate::app::project::{
     after_env, auto_deploy_needs_no_approval, changed, check_keep, check_within_scope, env_info, project_info,
     staging_env,
 };
-use crate::app::{AppError, AppResult, project};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::secrets::webhook_context;
 use crate::{AppState, guards};
 

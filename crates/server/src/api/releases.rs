@@ -20,8 +20,8 @@ use ferry_store::{BlobWriter, Release};
 use futures_util::StreamExt;
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::guards;
 use crate::release::{self, Labels};
 

@@ -11,8 +11,8 @@ use ferry_store::RequestRow;
 
 use crate::AppState;
 use crate::app::request::{Listing, listed};
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::request;
 
 #[derive(serde::Deserialize, Default, utoipa::IntoParams)]

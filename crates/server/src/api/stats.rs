@@ -8,8 +8,8 @@ use ferry_domain::stats::{Period, by_environment};
 use ferry_proto::api::ProjectStats;
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 
 /// The period when the request names none.
 const DEFAULT_PERIOD_MS: i64 = 30 * 86_400_000;

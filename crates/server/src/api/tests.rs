@@ -182,6 +182,7 @@ pub(crate) async fn state_over(db: Arc<dyn Database>, dir: &std::path::Path) -> 
         upgrade_key: Arc::new(crate::agent_upgrade::SigningKey::load_or_create(dir).unwrap()),
         metrics: Arc::default(),
         public_url: "http://127.0.0.1:0".into(),
+        on_deployment_ended: crate::deployment_ended,
     }
 }
 

@@ -14,8 +14,8 @@ use ferry_proto::api::{SetVar, VarInfo, VarQuery};
 use ferry_store::{NewVar, Project, VarRow, VarSlot};
 
 use crate::AppState;
-use crate::app::{AppError, AppResult};
 use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
 use crate::secrets::var_context;
 
 /// How the API shows a stored variable: never a secret's value.

@@ -4,8 +4,6 @@
 //! extractor), applies the rules, and returns rows or [`AppError`]; mapping
 //! that to HTTP is `crate::error`'s.
 
-mod error;
-
 pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod build;
@@ -13,4 +11,4 @@ pub(crate) mod deploy;
 pub(crate) mod project;
 pub(crate) mod request;
 
-pub(crate) use error::{AppError, AppResult};
+pub(crate) use crate::error::{AppError, AppResult};

@@ -10,7 +10,7 @@ use ferry_domain::{Selector, Tags, release_name};
 use ferry_proto::agent::{DesiredRelease, DesiredState};
 use ferry_store::{Environment, Host, Release, VarRow};
 
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
 /// How long a target host may be offline before it counts as failed, when the

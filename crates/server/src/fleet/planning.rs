@@ -14,7 +14,7 @@ use ferry_domain::{DeploymentKind, HostRollback};
 use ferry_proto::api::{CreateDeployment, DeploymentInfo};
 use ferry_store::{DeploymentTarget, Environment, Host, NewDeployment, Release, User};
 
-use crate::app::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::guards::{self, Overrides};
 use crate::{AppState, now_ms};
 

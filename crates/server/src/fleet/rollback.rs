@@ -7,7 +7,7 @@ use ferry_domain::{HostPast, HostRollback, host_rollback_target};
 use ferry_store::{Environment, Host};
 
 use crate::AppState;
-use crate::app::AppResult;
+use crate::error::AppResult;
 use crate::guards::{self};
 
 /// Where a rollback of `env` takes each of `hosts` (in their order), as

@@ -5,7 +5,7 @@ use ferry_proto::api::{DeploymentEventInfo, DeploymentHostInfo, DeploymentInfo};
 use ferry_store::DeploymentRow;
 
 use crate::AppState;
-use crate::app::AppResult;
+use crate::error::AppResult;
 
 /// A deployment with its per-host rows, as the API shows it.
 pub async fn deployment_info(state: &AppState, id: i64) -> AppResult<DeploymentInfo> {

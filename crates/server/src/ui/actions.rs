@@ -15,8 +15,8 @@ use ferry_web::views::{ConfirmPage, Nav, PlanRow};
 
 use super::{PageError, Viewer, html};
 use crate::AppState;
-use crate::app::AppError;
 use crate::auth::Caller;
+use crate::error::AppError;
 
 type PageResult = Result<Response, PageError>;
 

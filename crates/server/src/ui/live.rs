@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{PageError, Viewer};
 use crate::AppState;
-use crate::app::AppError;
+use crate::error::AppError;
 use crate::hub::{Change, LiveSlot};
 
 /// Live pages one session may hold open at once (tabs): a newer one evicts

@@ -39,7 +39,7 @@ use ferry_web::views::{Chrome, ErrorPage, Nav};
 use crate::AppState;
 use crate::access::Rule;
 use crate::api::{Route, route};
-use crate::app::AppError;
+use crate::error::AppError;
 
 pub use session::session_user;
 

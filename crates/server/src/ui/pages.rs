@@ -23,8 +23,8 @@ use futures_util::Stream;
 use super::{PageError, Viewer, html};
 use crate::AppState;
 use crate::app;
-use crate::app::AppError;
 use crate::auth::Caller;
+use crate::error::AppError;
 
 type PageResult = Result<Response, PageError>;
 

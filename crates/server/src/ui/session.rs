@@ -19,8 +19,8 @@ use ferry_web::views::{Chrome, LoginPage, Nav};
 
 use super::{PageError, html};
 use crate::AppState;
-use crate::app::AppError;
 use crate::auth::{new_token, same_hash, token_hash};
+use crate::error::AppError;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ferry_session";
