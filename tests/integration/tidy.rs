@@ -275,8 +275,6 @@ fn the_servers_modules_have_no_new_cycles() {
         // session's user through `ui`, and `api`, `build` and `ui` take the
         // audit layer's limits and header names.
         &["api", "audit", "build", "ui"],
-        // The audit key is sealed like the other secrets.
-        &["audit_chain", "secrets"],
         // Requests and promotions start deployments through `fleet`, which
         // checks them back.
         &["agent_upgrade", "fleet", "promotion", "request"],

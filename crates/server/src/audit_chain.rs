@@ -406,6 +406,14 @@ mod tests {
 
     use super::*;
 
+    /// The audit key's file is told apart from the secrets key's by its id,
+    /// even holding the same bytes.
+    #[test]
+    fn the_audit_key_id_differs_from_the_secrets_key_id() {
+        use crate::secrets::{SECRETS_KEY, key_id};
+        assert_ne!(key_id(&AUDIT_KEY, &[7; 32]), key_id(&SECRETS_KEY, &[7; 32]));
+    }
+
     fn entry(n: i64) -> NewAuditEntry {
         NewAuditEntry {
             at: 1_700_000_000_000 + n,
