@@ -22,17 +22,9 @@ pub(super) async fn settings_keep_the_first_value_given_and_the_database_answers
 pub(super) async fn builds_are_found_by_number_and_keep_their_commit(db: &dyn Database) {
     let p = db.create_project(&project("app"), 1).await.unwrap();
     let other = db.create_project(&project("other"), 1).await.unwrap();
-    let req = |p: &Project| NewBuild {
-        project_id: p.id,
-        git_ref: "main".into(),
-        pushed_commit: None,
-        trigger: "manual".into(),
-        requested_by: "dev".into(),
-        retry_of: None,
-    };
-    db.create_build(&req(&other), 1).await.unwrap();
-    let first = db.create_build(&req(&p), 2).await.unwrap();
-    let second = db.create_build(&req(&p), 3).await.unwrap();
+    db.create_build(&build_of(&other), 1).await.unwrap();
+    let first = db.create_build(&build_of(&p), 2).await.unwrap();
+    let second = db.create_build(&build_of(&p), 3).await.unwrap();
     assert_eq!((first.number, second.number), (1, 2), "numbers are the project's");
     assert_eq!(db.queued_build_count().await.unwrap(), 3);
     assert_eq!(db.build_by_number(&p, 2).await.unwrap().id, second.id);
@@ -122,16 +114,7 @@ pub(super) async fn hosts_are_seen_and_rights_and_rollouts_change(db: &dyn Datab
 
 pub(super) async fn a_request_reads_back_as_it_was_made(db: &dyn Database) {
     let (p, e, r1, _, _, _) = fixture(db).await;
-    let new = NewRequest {
-        project_id: p.id,
-        env_id: e.id,
-        kind: RequestKind::Release,
-        state: RequestState::Testing,
-        release_id: r1.id,
-        build_number: None,
-        reason: "a fix".into(),
-        requester: "dev".into(),
-    };
+    let new = request_of(&p, &e, &r1);
     let made = db.create_request(&new, 10).await.unwrap();
     assert_eq!(db.request(made.id).await.unwrap(), made);
     assert!(matches!(db.request(made.id + 100).await, Err(StoreError::NotFound(_))));

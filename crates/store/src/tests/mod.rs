@@ -85,6 +85,32 @@ async fn fixture(db: &dyn Database) -> (Project, Environment, Release, Release, 
     (p, e, r1, r2, h1, h2)
 }
 
+/// A build request of `p` on `main`.
+fn build_of(p: &Project) -> NewBuild {
+    NewBuild {
+        project_id: p.id,
+        git_ref: "main".into(),
+        pushed_commit: None,
+        trigger: "manual".into(),
+        requested_by: "dev".into(),
+        retry_of: None,
+    }
+}
+
+/// A release request of `r` to `e`, waiting on its testers.
+fn request_of(p: &Project, e: &Environment, r: &Release) -> NewRequest {
+    NewRequest {
+        project_id: p.id,
+        env_id: e.id,
+        kind: RequestKind::Release,
+        state: RequestState::Testing,
+        release_id: r.id,
+        build_number: None,
+        reason: "a fix".into(),
+        requester: "dev".into(),
+    }
+}
+
 fn deploy(p: &Project, e: &Environment, r: &Release, hosts: &[&Host]) -> NewDeployment {
     NewDeployment {
         project_id: p.id,

@@ -7,18 +7,6 @@
 
 use super::*;
 
-/// A build request of `p` on `main`.
-fn build_of(p: &Project) -> NewBuild {
-    NewBuild {
-        project_id: p.id,
-        git_ref: "main".into(),
-        pushed_commit: None,
-        trigger: "manual".into(),
-        requested_by: "dev".into(),
-        retry_of: None,
-    }
-}
-
 /// Build numbers are handed out once each, in order, however many callers
 /// ask at once; each queued build is claimed by exactly one claimer; one of
 /// two callers ends a build.
@@ -209,16 +197,7 @@ pub(super) async fn racing_names_moves_and_sweeps_have_one_winner(db: &dyn Datab
     }
 
     let (p, e, r1, _, h1, h2) = fixture(db).await;
-    let new = NewRequest {
-        project_id: p.id,
-        env_id: e.id,
-        kind: RequestKind::Release,
-        state: RequestState::Testing,
-        release_id: r1.id,
-        build_number: None,
-        reason: "a fix".into(),
-        requester: "dev".into(),
-    };
+    let new = request_of(&p, &e, &r1);
     let q = db.create_request(&new, 10).await.unwrap();
     let pass = |actor: &str| RequestChange {
         from: RequestState::Testing,

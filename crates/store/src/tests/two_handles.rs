@@ -92,17 +92,9 @@ pub(super) async fn a_queued_build_is_claimed_by_exactly_one_caller(a: Arc<dyn D
         }
         v
     };
-    let req = |p: &Project| NewBuild {
-        project_id: p.id,
-        git_ref: "main".into(),
-        pushed_commit: None,
-        trigger: "manual".into(),
-        requested_by: "dev".into(),
-        retry_of: None,
-    };
     for p in &projects {
-        a.create_build(&req(p), 2).await.unwrap();
-        b.create_build(&req(p), 2).await.unwrap();
+        a.create_build(&build_of(p), 2).await.unwrap();
+        b.create_build(&build_of(p), 2).await.unwrap();
     }
     // Ten queued builds over five projects: at most one running per project.
     let answers = race(&a, &b, |db, _| async move { db.claim_next_build(3).await.unwrap() }).await;
@@ -119,17 +111,11 @@ pub(super) async fn a_queued_build_is_claimed_by_exactly_one_caller(a: Arc<dyn D
 
 pub(super) async fn build_numbers_are_handed_out_once(a: Arc<dyn Database>, b: Arc<dyn Database>) {
     let p = a.create_project(&project("app"), 1).await.unwrap();
+    let new = build_of(&p);
     for _ in 0..ROUNDS {
-        let answers = race(&a, &b, move |db, _| async move {
-            let new = NewBuild {
-                project_id: p.id,
-                git_ref: "main".into(),
-                pushed_commit: None,
-                trigger: "manual".into(),
-                requested_by: "dev".into(),
-                retry_of: None,
-            };
-            db.create_build(&new, 2).await.unwrap().number
+        let answers = race(&a, &b, |db, _| {
+            let new = new.clone();
+            async move { db.create_build(&new, 2).await.unwrap().number }
         })
         .await;
         let mut numbers = answers.clone();
@@ -188,16 +174,7 @@ pub(super) async fn deployment_log_lines_are_numbered_once(a: Arc<dyn Database>,
 pub(super) async fn a_request_moves_from_a_state_once(a: Arc<dyn Database>, b: Arc<dyn Database>) {
     let (p, e, r1, _, _, _) = fixture(a.as_ref()).await;
     for _ in 0..ROUNDS {
-        let new = NewRequest {
-            project_id: p.id,
-            env_id: e.id,
-            kind: RequestKind::Release,
-            state: RequestState::Testing,
-            release_id: r1.id,
-            build_number: None,
-            reason: "a fix".into(),
-            requester: "dev".into(),
-        };
+        let new = request_of(&p, &e, &r1);
         let q = a.create_request(&new, 10).await.unwrap();
         let answers = race(&a, &b, move |db, i| async move {
             let change = RequestChange {
@@ -296,14 +273,7 @@ pub(super) async fn a_lease_has_one_holder(a: Arc<dyn Database>, b: Arc<dyn Data
 pub(super) async fn a_build_lease_is_renewed_or_swept_once(a: Arc<dyn Database>, b: Arc<dyn Database>) {
     for round in 0..ROUNDS {
         let p = a.create_project(&project(&format!("p{round}")), 1).await.unwrap();
-        let req = NewBuild {
-            project_id: p.id,
-            git_ref: "main".into(),
-            pushed_commit: None,
-            trigger: "manual".into(),
-            requested_by: "dev".into(),
-            retry_of: None,
-        };
+        let req = build_of(&p);
         let queued = a.create_build(&req, 2).await.unwrap();
         let answers =
             race(&a, &b, |db, i| async move { db.claim_build(&format!("server{i}"), 10, 100).await.unwrap() }).await;
