@@ -5,9 +5,9 @@ use ferry_domain::{Role, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{AddMember, CreateUser, MemberInfo, NewToken, TokenInfo, UpdateUser, UserInfo};
 use ferry_store::{NewUser, User};
 
-use super::{AppError, AppResult};
 use crate::AppState;
 use crate::auth::{self, USER_TOKEN_PREFIX};
+use crate::error::{AppError, AppResult};
 
 /// Shorter passwords are refused when a user is created.
 const MIN_PASSWORD_LEN: usize = 8;

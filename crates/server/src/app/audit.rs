@@ -6,8 +6,8 @@ use ferry_domain::rfc3339_from_millis;
 use ferry_proto::api::{AuditEntryInfo, AuditQuery};
 use ferry_store::{AuditEntry, AuditFilter};
 
-use super::{AppError, AppResult};
 use crate::AppState;
+use crate::error::{AppError, AppResult};
 
 /// Entries matching the query, newest first.
 pub(crate) async fn entries(state: &AppState, q: AuditQuery) -> AppResult<Vec<AuditEntryInfo>> {

@@ -4,8 +4,8 @@
 
 use ferry_store::{Build, NewBuild, Project, User};
 
-use super::{AppError, AppResult};
 use crate::AppState;
+use crate::error::{AppError, AppResult};
 
 /// Starts a build of `git_ref` (the default branch `main` when none is
 /// given) of a project, asked for by `by`.

@@ -7,7 +7,7 @@ use ferry_domain::{HostDeployState, validate_version};
 use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
 use ferry_store::{RolloutControl, User};
 
-use super::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::{AppState, fleet};
 
 /// Starts a deployment (or a rollback) of a project as `by` asked.

@@ -1,8 +1,9 @@
 //! The application layer: one module per use case, called by the HTTP API
 //! (`api/`) and the web pages (`ui/`) alike, so both do exactly the same
 //! thing. A use case takes the caller and plain arguments (never an HTTP
-//! extractor), applies the rules, and returns rows or [`AppError`]; mapping
-//! that to HTTP is `crate::error`'s.
+//! extractor), applies the rules, and returns rows or
+//! [`AppError`](crate::error::AppError); mapping that to HTTP is
+//! `crate::http_error`'s.
 
 pub(crate) mod account;
 pub(crate) mod audit;
@@ -10,5 +11,3 @@ pub(crate) mod build;
 pub(crate) mod deploy;
 pub(crate) mod project;
 pub(crate) mod request;
-
-pub(crate) use crate::error::{AppError, AppResult};

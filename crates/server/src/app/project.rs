@@ -5,8 +5,8 @@ use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{CreateEnvironment, CreateProject, EnvironmentInfo, ProjectInfo};
 use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource, StoreError, User};
 
-use super::{AppError, AppResult};
 use crate::AppState;
+use crate::error::{AppError, AppResult};
 use crate::secrets::webhook_context;
 
 pub(crate) const DEFAULT_KEEP_RELEASES: u32 = 5;

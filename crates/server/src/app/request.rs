@@ -7,7 +7,7 @@ use ferry_domain::RequestState;
 use ferry_domain::access::{Action, allowed};
 use ferry_store::{RequestFilter, RequestRow};
 
-use super::AppResult;
+use crate::error::AppResult;
 use crate::{AppState, request};
 
 /// Which requests to list, for [`listed`].
