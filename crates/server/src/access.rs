@@ -1,14 +1,16 @@
 //! Enforcing the route table's rules (R26). The rules themselves are
-//! `ferry_domain::access`; which rule a route is served under is
-//! `api::routes`. This module only finds out who is asking and what the
+//! `ferry_domain::access`; which rule a route is served under is the route
+//! table's ([`Route`], built in `api::routes` and `ui::routes`). This module only finds out who is asking and what the
 //! request is about, and asks `ferry_domain::access::allowed`.
 
 use std::collections::HashMap;
 
 use axum::extract::{RawPathParams, Request, State};
-use axum::http::HeaderMap;
+use axum::handler::Handler;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use ferry_domain::access::{Action, Role, allowed};
 use ferry_store::{Environment, Project, User};
 
@@ -196,4 +198,24 @@ pub async fn check_new_production_env(
     let membership: Option<Role> = state.db.membership(project.id, user.id).await?;
     allowed(&user.subject(), membership, Action::ChangeProduction, true)
         .map_err(|denied| AppError::Forbidden(denied.message(Some(&project.name), Some(env))))
+}
+
+/// One route of the API or the web pages: its method, path and permission,
+/// and its handler.
+pub(crate) struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// A route of `method` only: the method in the table is the one served.
+pub(crate) fn route<H, T>(method: Method, path: &'static str, rule: Rule, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // The table only holds the methods axum can filter on.
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Route { method, path, rule, handler: on(filter, handler) }
 }

@@ -228,7 +228,7 @@ pub async fn actor(state: &AppState, headers: &HeaderMap) -> String {
         .map(str::trim)
     else {
         // A browser signs in with a session cookie instead.
-        return match crate::ui::session_user(state, headers).await {
+        return match crate::auth::session_user(state, headers).await {
             Some(user) => user.name,
             None => "anonymous".into(),
         };

@@ -6,6 +6,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use ferry_store::{Host, User};
 use rand::RngExt;
 
@@ -15,6 +16,41 @@ use crate::error::AppError;
 pub const USER_TOKEN_PREFIX: &str = "fy_u_";
 pub const AGENT_TOKEN_PREFIX: &str = "fy_a_";
 pub const JOIN_TOKEN_PREFIX: &str = "fy_j_";
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// What a browser session's token starts with.
+pub const SESSION_TOKEN_PREFIX: &str = "fy_s_";
+
+/// The value of cookie `name`, if the request has it.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The enabled user of the request's session and the session's token;
+/// `None` without a session that is still valid.
+pub async fn web_session(state: &AppState, headers: &HeaderMap) -> Result<Option<(User, String)>, AppError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| t.starts_with(SESSION_TOKEN_PREFIX)) else {
+        return Ok(None);
+    };
+    match state.db.user_for_web_session(&token_hash(token), crate::now_ms()).await? {
+        Some(user) if user.disabled => Ok(None),
+        Some(user) => Ok(Some((user, token.to_string()))),
+        None => Ok(None),
+    }
+}
+
+/// The user of a request's session, for naming them in the audit trail.
+pub async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
+    web_session(state, headers).await.ok().flatten().map(|(u, _)| u)
+}
 
 /// A new random token with the given prefix.
 pub fn new_token(prefix: &str) -> String {

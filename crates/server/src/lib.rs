@@ -44,6 +44,9 @@ mod rollout;
 mod secrets;
 mod service_health;
 mod state;
+#[cfg(test)]
+mod testing;
+mod ticker;
 mod tls;
 mod ui;
 /// Public so that its payload parsers can be fuzzed (`fuzz/`) as the API
@@ -213,7 +216,7 @@ impl Server {
             // Outermost, in one place: every request of both tables is
             // counted by its route template.
             .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http));
-        let ticker = tokio::spawn(fleet::run_ticker(state.clone(), stop.clone()));
+        let ticker = tokio::spawn(ticker::run_ticker(state.clone(), stop.clone()));
         build::start_workers(&state, workers, stop.clone());
         tokio::spawn(notify::run_delivery(state.clone(), stop.clone()));
         tokio::spawn(replica::run(state.clone(), stop.clone()));

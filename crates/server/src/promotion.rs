@@ -1,6 +1,6 @@
 //! Environments in order (R23) on the server: the facts the gate of
 //! `ferry_domain::promotion` decides from, the `--skip-promotion` override,
-//! `ferry promote`, and the versions of each environment for the grid of
+//! the version `ferry promote` deploys, and the versions of each environment for the grid of
 //! the project page.
 //!
 //! Every deployment passes [`check`] in `fleet::create_deployment_as` (a
@@ -10,10 +10,10 @@
 
 use std::collections::BTreeMap;
 
+use ferry_domain::Selector;
 use ferry_domain::promotion::{self, Candidate, Running, UpstreamHost};
 use ferry_domain::status::Note;
-use ferry_domain::{DeploymentKind, Selector};
-use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
+use ferry_proto::api::CreateDeployment;
 use ferry_store::{Environment, HostStateRow, Project, Release, User};
 
 use crate::AppState;
@@ -123,26 +123,18 @@ fn running(env: &Environment, hosts: &[ferry_store::Host], states: &[HostStateRo
     Ok(Running::of(versions))
 }
 
-/// `ferry promote P --from A --to B`: deploys the version every host of `A`
-/// runs to `B`, as a deploy by the caller (so with `B`'s rollout, approval,
-/// freezes and order).
-pub async fn promote(state: &AppState, caller: &User, project_name: &str, req: Promote) -> AppResult<DeploymentInfo> {
-    let project = state.db.project(project_name).await?;
-    let (from, to) = (req.from.trim(), req.to.trim());
-    if from == to {
-        return Err(AppError::BadRequest(format!(
-            "--from and --to both name '{from}': promote to another environment"
-        )));
-    }
-    let from = state.db.environment(&project, from).await?;
-    // Named before anything is deployed, so a typo changes nothing.
-    let to = state.db.environment(&project, to).await?;
+/// The one version every host of `from` runs, to be promoted to `to`
+/// (named in the error when there is no such version).
+pub async fn version_to_promote(
+    state: &AppState,
+    project: &Project,
+    from: &Environment,
+    to: &Environment,
+) -> AppResult<String> {
     let hosts = state.db.hosts().await?;
-    let states = state.db.project_host_states(&project).await?;
-    let version = promotion::version_to_promote(&from.name, &running(&from, &hosts, &states)?)
-        .map_err(|e| AppError::Conflict(format!("nothing to promote to '{}': {e}", to.name)))?;
-    let deploy = CreateDeployment::of(&to.name, Some(version), DeploymentKind::Deploy);
-    crate::fleet::create_deployment(state, caller, &project.name, deploy).await
+    let states = state.db.project_host_states(project).await?;
+    promotion::version_to_promote(&from.name, &running(from, &hosts, &states)?)
+        .map_err(|e| AppError::Conflict(format!("nothing to promote to '{}': {e}", to.name)))
 }
 
 /// One environment of the project page's grid.

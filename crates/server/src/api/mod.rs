@@ -1,5 +1,5 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`, `/readyz` and `/metrics`. Handlers are thin: they
-//! validate, call the store or `fleet`, and shape the answer.
+//! read the request, call a use case of `app`, and shape the answer.
 //!
 //! Every route is declared in [`routes`] with the permission it needs, and
 //! the router is built from that one table: a route cannot exist without a
@@ -23,12 +23,10 @@ pub(crate) mod vars;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{MethodFilter, MethodRouter, on};
 use ferry_domain::Action;
 
-use crate::access::Rule;
+use crate::access::{Route, Rule, route};
 use crate::{AppState, agent_channel, agent_upgrade};
 
 /// `?limit=N` on list endpoints: 50 by default, 1000 at most.
@@ -42,25 +40,6 @@ impl ListQuery {
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or(50).min(1000)
     }
-}
-
-/// One route of the API: its method, path and permission, and its handler.
-pub(crate) struct Route {
-    pub method: Method,
-    pub path: &'static str,
-    pub rule: Rule,
-    pub handler: MethodRouter<AppState>,
-}
-
-/// A route of `method` only: the method in the table is the one served.
-pub(crate) fn route<H, T>(method: Method, path: &'static str, rule: Rule, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    // The table only holds the methods axum can filter on.
-    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
-    Route { method, path, rule, handler: on(filter, handler) }
 }
 
 /// The permission table: every route of the API with the rule it is served
@@ -280,4 +259,4 @@ pub fn router(state: AppState) -> Router {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

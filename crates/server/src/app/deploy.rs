@@ -3,7 +3,7 @@
 //! promote, and a retry. The API and the web pages both come through here;
 //! the planning itself is `fleet`'s, the orchestration `rollout`'s.
 
-use ferry_domain::{HostDeployState, validate_version};
+use ferry_domain::{DeploymentKind, HostDeployState, validate_version};
 use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
 use ferry_store::{RolloutControl, User};
 
@@ -23,9 +23,24 @@ pub(crate) async fn create(
     fleet::create_deployment(state, by, project, req).await
 }
 
-/// Deploys what runs in one environment to the one after it (R23).
+/// Deploys what runs in one environment to the one after it (R23):
+/// `ferry promote P --from A --to B` deploys the version every host of `A`
+/// runs to `B`, as a deploy by the caller (so with `B`'s rollout, approval,
+/// freezes and order).
 pub(crate) async fn promote(state: &AppState, by: &User, project: &str, req: Promote) -> AppResult<DeploymentInfo> {
-    crate::promotion::promote(state, by, project, req).await
+    let project = state.db.project(project).await?;
+    let (from, to) = (req.from.trim(), req.to.trim());
+    if from == to {
+        return Err(AppError::BadRequest(format!(
+            "--from and --to both name '{from}': promote to another environment"
+        )));
+    }
+    let from = state.db.environment(&project, from).await?;
+    // Named before anything is deployed, so a typo changes nothing.
+    let to = state.db.environment(&project, to).await?;
+    let version = crate::promotion::version_to_promote(state, &project, &from, &to).await?;
+    let deploy = CreateDeployment::of(&to.name, Some(version), DeploymentKind::Deploy);
+    fleet::create_deployment(state, by, &project.name, deploy).await
 }
 
 /// An operator's `pause`, `resume`, `cancel` or `promote` of a running

@@ -1,5 +1,4 @@
-//! From a deploy request to desired state on hosts, and the periodic checks
-//! that keep the fleet's picture true.
+//! From a deploy request to desired state on hosts.
 //!
 //! A deployment never commands a host. It records the release as desired for
 //! its target hosts (R4); each agent converges its host to its desired state
@@ -8,17 +7,15 @@
 //!
 //! One file per job: `desired` (what each host should run), `planning`
 //! (from a request to a recorded deployment), `rollback` (what a rollback
-//! does per host), `views` (deployments as shown), `ticker` (the periodic
-//! checks).
+//! does per host), `views` (deployments as shown). The periodic checks
+//! are `crate::ticker`'s.
 
 mod desired;
 mod planning;
 mod rollback;
-mod ticker;
 mod views;
 
 pub use desired::*;
 pub use planning::*;
 pub use rollback::*;
-pub use ticker::*;
 pub use views::*;

@@ -168,7 +168,7 @@ async fn pages_render_fast_for_500_hosts_and_1000_deployments() {
         .unwrap();
     let session = new_token("fy_s_");
     db.create_web_session(admin.id, &token_hash(&session), 1, i64::MAX).await.unwrap();
-    let state = crate::api::tests::state_over(db, dir.path()).await;
+    let state = crate::testing::state_over(db, dir.path()).await;
     let app = super::router(state);
     println!("{HOSTS} hosts, {DEPLOYMENTS} deployments; 20 requests per page, through the router:");
     for page in ["/fleet", "/projects/app", "/hosts", "/"] {

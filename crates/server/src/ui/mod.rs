@@ -38,10 +38,8 @@ use ferry_web::views::{Chrome, ErrorPage, Nav};
 
 use crate::AppState;
 use crate::access::Rule;
-use crate::api::{Route, route};
+use crate::access::{Route, route};
 use crate::error::AppError;
-
-pub use session::session_user;
 
 /// The web interface's route table: every page and form with its rule.
 pub(crate) fn routes() -> Vec<Route> {
@@ -190,7 +188,7 @@ pub async fn guard(State(g): State<Guard>, params: RawPathParams, req: Request, 
     let lang = session::lang(req.headers());
     let path = req.uri().path().to_string();
     let back = back_path(&req);
-    let (user, token) = match session::current(state, req.headers()).await {
+    let (user, token) = match crate::auth::web_session(state, req.headers()).await {
         Ok(Some(s)) => s,
         // HEAD is answered as GET is (a redirect to the sign-in page).
         Ok(None) if req.method() == Method::GET || req.method() == Method::HEAD => {
@@ -297,7 +295,7 @@ fn back_path(req: &Request) -> String {
 async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let lang = session::lang(req.headers());
     let here = back_path(&req);
-    let signed_in = session::current(&state, req.headers()).await.ok().flatten();
+    let signed_in = crate::auth::web_session(&state, req.headers()).await.ok().flatten();
     let response = next.run(req).await;
     let Some(Unrendered(message)) = response.extensions().get::<Unrendered>().cloned() else {
         return response;

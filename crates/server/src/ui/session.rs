@@ -13,32 +13,16 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferry_store::User;
 use ferry_web::Lang;
 use ferry_web::views::{Chrome, LoginPage, Nav};
 
 use super::{PageError, html};
 use crate::AppState;
-use crate::auth::{new_token, same_hash, token_hash};
+use crate::auth::{SESSION_COOKIE, SESSION_TOKEN_PREFIX, cookie, new_token, same_hash, token_hash};
 use crate::error::AppError;
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "ferry_session";
 /// The language cookie's name.
 pub const LANG_COOKIE: &str = "ferry_lang";
-const SESSION_TOKEN_PREFIX: &str = "fy_s_";
-
-/// The value of cookie `name`, if the request has it.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-}
 
 /// The language of a request: the cookie set by the switcher, else the
 /// browser's `Accept-Language`.
@@ -51,24 +35,6 @@ pub fn lang(headers: &HeaderMap) -> Lang {
         .and_then(|v| v.to_str().ok())
         .map(Lang::from_accept_language)
         .unwrap_or_default()
-}
-
-/// The enabled user of the request's session and the session's token;
-/// `None` without a session that is still valid.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<(User, String)>, AppError> {
-    let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| t.starts_with(SESSION_TOKEN_PREFIX)) else {
-        return Ok(None);
-    };
-    match state.db.user_for_web_session(&token_hash(token), crate::now_ms()).await? {
-        Some(user) if user.disabled => Ok(None),
-        Some(user) => Ok(Some((user, token.to_string()))),
-        None => Ok(None),
-    }
-}
-
-/// The user of a request's session, for naming them in the audit trail.
-pub async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
-    current(state, headers).await.ok().flatten().map(|(u, _)| u)
 }
 
 /// The session's CSRF token: derived from the session token, which a page

@@ -12,8 +12,8 @@ use tower::ServiceExt;
 
 use super::{router, routes, session};
 use crate::access::Rule;
-use crate::api::tests::{Fixture, Person, concrete, fixture};
 use crate::auth::{new_token, token_hash};
+use crate::testing::{Fixture, Person, concrete, fixture};
 
 /// A session for `person`, as signing in would make it.
 async fn session_of(f: &Fixture, person: &Person) -> String {
@@ -27,7 +27,7 @@ async fn session_of(f: &Fixture, person: &Person) -> String {
 async fn call(f: &Fixture, method: &Method, path: &str, session: Option<&str>, csrf: bool) -> StatusCode {
     let mut req = Request::builder().method(method.clone()).uri(path);
     if let Some(s) = session {
-        req = req.header(header::COOKIE, format!("{}={s}", session::SESSION_COOKIE));
+        req = req.header(header::COOKIE, format!("{}={s}", crate::auth::SESSION_COOKIE));
     }
     let body = if *method == Method::POST {
         req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
@@ -149,7 +149,7 @@ async fn another_site_cannot_sign_a_browser_in() {
 async fn deployment_page(f: &Fixture, lang: &str) -> String {
     let session = session_of(f, &f.people[0]).await;
     let req = Request::get(format!("/deployments/{}", f.deployment))
-        .header(header::COOKIE, format!("{}={session}; {}={lang}", session::SESSION_COOKIE, session::LANG_COOKIE))
+        .header(header::COOKIE, format!("{}={session}; {}={lang}", crate::auth::SESSION_COOKIE, session::LANG_COOKIE))
         .body(Body::empty())
         .unwrap();
     let resp = router(f.state.clone()).oneshot(req).await.unwrap();

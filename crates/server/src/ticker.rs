@@ -1,5 +1,7 @@
 //! The periodic checks that keep the fleet's picture true: silent hosts,
-//! offline targets, stale upgrades, running deployments.
+//! offline targets, running deployments, release requests whose deployment
+//! ended unwatched, stale agent upgrades. It only calls each owner's sweep,
+//! so it depends on them and none of them on it.
 
 use std::time::Duration;
 
