@@ -36,15 +36,6 @@ pub trait Builds: Send + Sync {
     /// Concurrency: Read-only; may be stale by the time it returns.
     async fn latest_succeeded_build(&self, project: &Project) -> Result<Option<Build>>;
 
-    /// Atomically moves the oldest queued build of a project with no running
-    /// build to running, and returns it (R6: one build per project at a time).
-    ///
-    /// Concurrency: Exactly one caller wins each queued build: concurrent
-    /// claimers (two servers) never get the same build, and a project never has
-    /// two running. A backend that does not serialise writers must lock the row
-    /// it claims (`FOR UPDATE SKIP LOCKED`).
-    async fn claim_next_build(&self, now: i64) -> Result<Option<Build>>;
-
     /// How many builds wait in the queue (of every project), for `/metrics`.
     ///
     /// Concurrency: Read-only; may be stale by the time it returns.
@@ -65,15 +56,6 @@ pub trait Builds: Send + Sync {
     ///
     /// Concurrency: Atomic with the status it reads.
     async fn cancel_build(&self, id: i64, now: i64) -> Result<Build>;
-
-    /// Fails every running build, with `reason`: used at start-up, when no
-    /// build of a previous server process can still be running.
-    ///
-    /// Concurrency: Fails builds of every server process sharing the database:
-    /// correct with one server only. The server claims builds with a lease
-    /// and sweeps expired ones instead
-    /// ([`Coordination::fail_expired_builds`](crate::Coordination::fail_expired_builds)).
-    async fn fail_running_builds(&self, reason: &str, now: i64) -> Result<u64>;
 
     /// Concurrency: Serialised per build: sequence numbers are handed out without
     /// gaps or repeats (a backend locks the build's log while it appends).

@@ -32,11 +32,14 @@ pub trait Coordination: Send + Sync {
     /// holder's lease.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 
-    /// Like [`Builds::claim_next_build`](crate::Builds::claim_next_build),
-    /// and records `holder` with a lease until `now + ttl_ms` on the build.
+    /// Moves the oldest queued build of a project with no running build to
+    /// running (R6: one build per project at a time), records `holder` with
+    /// a lease until `now + ttl_ms` on it, and returns it.
     ///
     /// Concurrency: Exactly one caller wins each queued build, and a project
-    /// never has two running (one transaction with the project's builds).
+    /// never has two running (one transaction with the project's builds). A
+    /// backend that does not serialise writers must lock the row it claims
+    /// (`FOR UPDATE SKIP LOCKED`).
     async fn claim_build(&self, holder: &str, now: i64, ttl_ms: i64) -> Result<Option<Build>>;
 
     /// Extends the lease of every running build `holder` holds to

@@ -45,14 +45,6 @@ pub trait Notifications: Send + Sync {
         now: i64,
     ) -> Result<Vec<i64>>;
 
-    /// Notifications waiting for an attempt at `now`, the longest waiting
-    /// first, at most `limit`.
-    ///
-    /// Concurrency: Read-only, no claim: two server processes reading at once
-    /// would both deliver a row. The server delivers what it claimed with
-    /// [`Coordination::claim_due_notifications`](crate::Coordination::claim_due_notifications).
-    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>>;
-
     /// Records an attempt and what follows from it, in one transaction.
     /// Refused for a notification that is not waiting (delivered, given up).
     ///

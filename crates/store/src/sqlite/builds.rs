@@ -71,24 +71,6 @@ impl Builds for SqliteDatabase {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn claim_next_build(&self, now: i64) -> Result<Option<Build>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT b.id FROM builds b WHERE b.status = 'queued' AND NOT EXISTS \
-             (SELECT 1 FROM builds r WHERE r.project_id = b.project_id AND r.status = 'running') ORDER BY b.id LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else { return Ok(None) };
-        sqlx::query("UPDATE builds SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.build(id).await.map(Some)
-    }
-
     async fn set_build_commit(&self, id: i64, c: &BuildCommit) -> Result<()> {
         sqlx::query(
             "UPDATE builds SET commit_sha = ?, branch = ?, tag = ?, author = ?, message = ?, committed_at = ? WHERE id = ?",
@@ -137,16 +119,6 @@ impl Builds for SqliteDatabase {
             .await?;
         tx.commit().await?;
         self.build(id).await
-    }
-
-    async fn fail_running_builds(&self, reason: &str, now: i64) -> Result<u64> {
-        let done =
-            sqlx::query("UPDATE builds SET status = 'failed', error = ?, finished_at = ? WHERE status = 'running'")
-                .bind(reason)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected())
     }
 
     async fn append_build_log(&self, id: i64, lines: &[(i64, String, String)]) -> Result<()> {

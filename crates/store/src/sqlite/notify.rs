@@ -134,20 +134,6 @@ pub(super) async fn enqueue(
     Ok(ids)
 }
 
-pub(super) async fn due(pool: &SqlitePool, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
-    let rows = sqlx::query(
-        "SELECT n.id, p.name AS project, n.event, n.payload, n.attempts, n.kind, n.webhook_url, n.recipients, r.secret \
-         FROM notifications n JOIN projects p ON p.id = n.project_id \
-         JOIN notification_rules r ON r.id = n.rule_id \
-         WHERE n.status = 'pending' AND n.next_attempt_at <= ? ORDER BY n.next_attempt_at, n.id LIMIT ?",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(due_row).collect()
-}
-
 /// The pending notifications among `ids` that `holder` has claimed, in the
 /// order of `ids`.
 pub(super) async fn claimed(pool: &SqlitePool, holder: &str, ids: &[i64]) -> Result<Vec<DueNotification>> {
@@ -290,10 +276,6 @@ impl Notifications for SqliteDatabase {
         now: i64,
     ) -> Result<Vec<i64>> {
         notify::enqueue(&self.pool, project_id, event, items, now).await
-    }
-
-    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<DueNotification>> {
-        notify::due(&self.pool, now, limit).await
     }
 
     async fn record_notification_attempt(

@@ -30,7 +30,7 @@ pub(super) async fn builds_are_found_by_number_and_keep_their_commit(db: &dyn Da
     assert_eq!(db.build_by_number(&p, 2).await.unwrap().id, second.id);
     assert!(matches!(db.build_by_number(&p, 9).await, Err(StoreError::NotFound(_))));
 
-    let claimed = db.claim_next_build(4).await.unwrap().unwrap();
+    let claimed = db.claim_build("s", 4, 1_000).await.unwrap().unwrap();
     let commit = BuildCommit {
         sha: "0123456789abcdef0123456789abcdef01234567".into(),
         branch: Some("main".into()),

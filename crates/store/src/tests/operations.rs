@@ -20,13 +20,13 @@ pub(super) async fn builds_queue_one_per_project_in_order(db: &dyn Database) {
     assert_eq!((a1.number, a2.number, b1.number), (1, 2, 1), "numbers count per project");
 
     // a1 runs; a2 must wait for it, b1 may run beside it.
-    assert_eq!(db.claim_next_build(10).await.unwrap().unwrap().id, a1.id);
-    assert_eq!(db.claim_next_build(11).await.unwrap().unwrap().id, b1.id);
-    assert_eq!(db.claim_next_build(12).await.unwrap(), None, "a2 waits while a1 runs");
+    assert_eq!(db.claim_build("s", 10, 1_000).await.unwrap().unwrap().id, a1.id);
+    assert_eq!(db.claim_build("s", 11, 1_000).await.unwrap().unwrap().id, b1.id);
+    assert_eq!(db.claim_build("s", 12, 1_000).await.unwrap(), None, "a2 waits while a1 runs");
     let ok = BuildOutcome { status: BuildStatus::Succeeded, error: None, version: Some("1".into()), release_id: None };
     assert!(db.finish_build(a1.id, &ok, 13).await.unwrap());
     assert!(!db.finish_build(a1.id, &ok, 14).await.unwrap(), "an ended build stays ended");
-    assert_eq!(db.claim_next_build(15).await.unwrap().unwrap().id, a2.id);
+    assert_eq!(db.claim_build("s", 15, 1_000).await.unwrap().unwrap().id, a2.id);
     assert_eq!(db.latest_succeeded_build(&a).await.unwrap().unwrap().id, a1.id);
 
     // Cancelling: a running build is asked to stop, a queued one stops at once.
@@ -34,7 +34,7 @@ pub(super) async fn builds_queue_one_per_project_in_order(db: &dyn Database) {
     let a3 = db.create_build(&req(&a, "main"), 17).await.unwrap();
     assert_eq!(db.cancel_build(a3.id, 18).await.unwrap().status, BuildStatus::Canceled);
 
-    assert_eq!(db.fail_running_builds("server restarted", 19).await.unwrap(), 2);
+    assert_eq!(db.fail_expired_builds("server restarted", 2_000).await.unwrap().len(), 2, "leases ran out");
     let a2 = db.build(a2.id).await.unwrap();
     assert_eq!((a2.status, a2.error.as_deref()), (BuildStatus::Failed, Some("server restarted")));
     let listed: Vec<i64> = db.builds(&a, 10).await.unwrap().iter().map(|b| b.number).collect();
@@ -254,8 +254,8 @@ pub(super) async fn notifications_are_queued_per_rule_retried_and_logged(db: &dy
     let ids = db.enqueue_notifications(p.id, "deploy.failed", &[item(&a, "{\"n\":1}")], 10).await.unwrap();
     assert_eq!(ids.len(), 1);
     assert!(db.enqueue_notifications(p.id, "nobody.cares", &[], 10).await.unwrap().is_empty());
-    assert!(db.due_notifications(9, 10).await.unwrap().is_empty(), "not due before it was made");
-    let due = db.due_notifications(10, 10).await.unwrap();
+    assert!(db.claim_due_notifications("s", 9, 1, 10).await.unwrap().is_empty(), "not due before it was made");
+    let due = db.claim_due_notifications("s", 10, 1, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].event.as_str(), due[0].payload.as_str(), due[0].attempts), ("deploy.failed", "{\"n\":1}", 0));
     assert_eq!((due[0].webhook_url.as_str(), due[0].secret.as_ref().map(Secret::expose)), ("http://a", Some("sealed")));
@@ -263,11 +263,11 @@ pub(super) async fn notifications_are_queued_per_rule_retried_and_logged(db: &dy
     // A failed attempt schedules the next; a good one ends it.
     let refused = NotificationAttempt { at: 11, status_code: Some(500), error: Some("500".into()) };
     db.record_notification_attempt(ids[0], &refused, NotificationOutcome::RetryAt(20)).await.unwrap();
-    assert!(db.due_notifications(19, 10).await.unwrap().is_empty());
-    assert_eq!(db.due_notifications(20, 10).await.unwrap()[0].attempts, 1);
+    assert!(db.claim_due_notifications("s", 19, 1, 10).await.unwrap().is_empty());
+    assert_eq!(db.claim_due_notifications("s", 20, 1, 10).await.unwrap()[0].attempts, 1);
     let ok = NotificationAttempt { at: 21, status_code: Some(200), error: None };
     db.record_notification_attempt(ids[0], &ok, NotificationOutcome::Delivered).await.unwrap();
-    assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    assert!(db.claim_due_notifications("s", 100, 1, 10).await.unwrap().is_empty());
     let again = db.record_notification_attempt(ids[0], &ok, NotificationOutcome::Delivered).await;
     assert!(matches!(again, Err(StoreError::Refused(_))), "a delivered notification is done: {again:?}");
 
@@ -275,7 +275,7 @@ pub(super) async fn notifications_are_queued_per_rule_retried_and_logged(db: &dy
     let pending = db.enqueue_notifications(p.id, "build.finished", &[item(&b, "{}")], 30).await.unwrap();
     assert!(db.remove_notification_rule(&p, b.id).await.unwrap());
     assert!(!db.remove_notification_rule(&p, b.id).await.unwrap());
-    assert!(db.due_notifications(100, 10).await.unwrap().is_empty());
+    assert!(db.claim_due_notifications("s", 100, 1, 10).await.unwrap().is_empty());
     // A rule removed before its notification is queued gets none.
     assert!(db.enqueue_notifications(p.id, "build.finished", &[item(&b, "{}")], 31).await.unwrap().is_empty());
 
@@ -286,7 +286,7 @@ pub(super) async fn notifications_are_queued_per_rule_retried_and_logged(db: &dy
         ..item(&c, "{\"subject\":\"s\",\"body\":\"b\"}")
     };
     let mailed = db.enqueue_notifications(p.id, "deploy.finished", std::slice::from_ref(&addressed), 40).await.unwrap();
-    let due = db.due_notifications(40, 10).await.unwrap();
+    let due = db.claim_due_notifications("s", 40, 1, 10).await.unwrap();
     assert_eq!((due[0].id, due[0].kind, &due[0].recipients), (mailed[0], Channel::Email, &addressed.recipients));
 
     let log = db.notification_log(&p, 10).await.unwrap();

@@ -30,8 +30,12 @@ pub(super) async fn racing_builds_get_distinct_numbers_and_one_claimer_each(db: 
     let r = db.create_project(&project("r"), 1).await.unwrap();
     db.create_build(&build_of(&q), 3).await.unwrap();
     db.create_build(&build_of(&r), 3).await.unwrap();
-    let (a, b, c, d) =
-        tokio::join!(db.claim_next_build(4), db.claim_next_build(4), db.claim_next_build(4), db.claim_next_build(4));
+    let (a, b, c, d) = tokio::join!(
+        db.claim_build("s", 4, 1_000),
+        db.claim_build("s", 4, 1_000),
+        db.claim_build("s", 4, 1_000),
+        db.claim_build("s", 4, 1_000)
+    );
     let mut claimed: Vec<i64> = [a, b, c, d].into_iter().filter_map(|c| c.unwrap()).map(|b| b.id).collect();
     claimed.sort_unstable();
     claimed.dedup();

@@ -97,7 +97,7 @@ pub(super) async fn a_queued_build_is_claimed_by_exactly_one_caller(a: Arc<dyn D
         b.create_build(&build_of(p), 2).await.unwrap();
     }
     // Ten queued builds over five projects: at most one running per project.
-    let answers = race(&a, &b, |db, _| async move { db.claim_next_build(3).await.unwrap() }).await;
+    let answers = race(&a, &b, |db, _| async move { db.claim_build("s", 3, 1_000).await.unwrap() }).await;
     let mut claimed: Vec<i64> = answers.iter().flatten().map(|b| b.id).collect();
     let mut per_project: Vec<i64> = answers.iter().flatten().map(|b| b.project_id).collect();
     assert_eq!(claimed.len(), ROUNDS.min(CALLERS), "{answers:?}");
