@@ -9,5 +9,7 @@ pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod build;
 pub(crate) mod deploy;
+pub(crate) mod environment;
 pub(crate) mod project;
 pub(crate) mod request;
+pub(crate) mod status;

@@ -1,10 +1,11 @@
 //! Projects and their environments (R3, R12, R23): creating them with every
 //! check, and what the API and the pages both show of them.
 
-use ferry_domain::{Secret, Selector, rfc3339_from_millis, validate_name};
-use ferry_proto::api::{CreateEnvironment, CreateProject, EnvironmentInfo, ProjectInfo};
-use ferry_store::{Environment, NewEnvironment, NewProject, Project, ProjectSource, StoreError, User};
+use ferry_domain::{Action, Secret, Selector, rfc3339_from_millis, validate_name};
+use ferry_proto::api::{CreateProject, ProjectInfo, SetHostScope, UpdateProject};
+use ferry_store::{NewProject, Project, ProjectSource, StoreError, User};
 
+use super::environment::check_within_scope;
 use crate::AppState;
 use crate::error::{AppError, AppResult};
 use crate::secrets::webhook_context;
@@ -43,103 +44,6 @@ pub(crate) fn check_keep(keep: u32) -> AppResult<()> {
         return Ok(());
     }
     Err(AppError::BadRequest(format!("keep_releases must be between 1 and 100, not {keep}")))
-}
-
-pub(crate) async fn env_info(state: &AppState, e: Environment) -> AppResult<EnvironmentInfo> {
-    let desired_version = match e.desired_release_id {
-        Some(id) => Some(state.db.release_by_id(id).await?.version),
-        None => None,
-    };
-    Ok(EnvironmentInfo {
-        project: e.project,
-        name: e.name,
-        selector: e.selector,
-        desired_version,
-        auto_deploy_branch: e.auto_deploy_branch,
-        created_at: rfc3339_from_millis(e.created_at),
-        rollout: e.rollout.describe(),
-        production: e.production,
-        requires_approval: e.requires_approval,
-        staging: e.staging,
-        after: e.after,
-        self_test: e.self_test,
-        offline_policy: e.offline_policy,
-    })
-}
-
-/// An environment selects hosts only inside the project's host scope, as the
-/// administrator set it: a project owner cannot point a project at another
-/// project's hosts.
-pub(crate) fn check_within_scope(project: &Project, env: &str, selector: &Selector) -> AppResult<()> {
-    let Some(scope) = &project.host_scope else { return Ok(()) };
-    let scope = Selector::parse(scope)
-        .map_err(|e| AppError::Internal(format!("stored host scope of '{}': {e}", project.name)))?;
-    if selector.within(&scope) {
-        return Ok(());
-    }
-    Err(AppError::Forbidden(format!(
-        "environment '{env}' would select hosts with {selector}, outside project '{}''s hosts ({scope}): \
-         its selector must include {scope}; an administrator sets which hosts a project may use \
-         (ferry project hosts {} ...)",
-        project.name, project.name
-    )))
-}
-
-/// Builds deploy themselves to an environment that follows a branch; one
-/// that requires an approval cannot do both.
-pub(crate) fn auto_deploy_needs_no_approval(env: &str) -> AppError {
-    AppError::Conflict(format!(
-        "environment '{env}' deploys builds of its branch on its own (--auto-deploy-branch), so it cannot also \
-         require an approval; follow the branch with a staging environment and request releases from there"
-    ))
-}
-
-/// The id of the environment requests for `env` are tested on: `None` for
-/// none (`""`). It must be another environment of the project.
-pub(crate) async fn staging_env(
-    state: &AppState,
-    project: &Project,
-    env: &str,
-    staging: Option<&str>,
-) -> AppResult<Option<i64>> {
-    let Some(name) = staging.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-    if name == env {
-        return Err(AppError::BadRequest(format!(
-            "environment '{env}' cannot be its own staging environment: name another one of project '{}'",
-            project.name
-        )));
-    }
-    match state.db.environment(project, name).await {
-        Ok(s) => Ok(Some(s.id)),
-        Err(StoreError::NotFound(_)) => Err(AppError::NotFound(format!(
-            "--staging: project '{}' has no environment '{name}'; create it first",
-            project.name
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The id of the environment `env` comes after (R23): `None` for none
-/// (`""`). It must be another environment of the project, and the new order
-/// must have no cycle.
-pub(crate) async fn after_env(
-    state: &AppState,
-    project: &Project,
-    env: &str,
-    after: Option<&str>,
-) -> AppResult<Option<i64>> {
-    let Some(name) = after.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-    let envs = state.db.environments(project).await?;
-    let Some(upstream) = envs.iter().find(|e| e.name == name) else {
-        return Err(AppError::NotFound(format!(
-            "--after: project '{}' has no environment '{name}'; an environment comes after another of the same \
-             project",
-            project.name
-        )));
-    };
-    let order = envs.iter().map(|e| (e.name.clone(), e.after.clone())).collect();
-    ferry_domain::promotion::check_order(&order, env, name).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    Ok(Some(upstream.id))
 }
 
 /// Creates a project: its name, how many releases hosts keep, and, for a
@@ -200,69 +104,151 @@ pub(crate) async fn create(state: &AppState, req: CreateProject) -> AppResult<Pr
     Ok(project_info(p))
 }
 
-/// Creates an environment of a project: its host selector (which may not
-/// overlap another environment's, nor leave the project's host scope), its
-/// rollout, protection and place in the order of environments.
-pub(crate) async fn create_env(
+/// Changes how many releases hosts keep and how the project builds
+/// (branches, tags, webhook secret). A new repository is the
+/// administrator's to set, as at creation: a repository URL can reach the
+/// server's own files.
+pub(crate) async fn update(
     state: &AppState,
     caller: &User,
     project: &str,
-    req: CreateEnvironment,
-) -> AppResult<EnvironmentInfo> {
-    validate_name("environment name", &req.name)?;
-    let selector = Selector::parse(&req.selector).map_err(|e| AppError::BadRequest(format!("--select: {e}")))?;
-    let project = state.db.project(project).await?;
-    check_within_scope(&project, &req.name, &selector)?;
-    if req.production {
-        crate::access::check_new_production_env(state, caller, &project, &req.name).await?;
+    req: UpdateProject,
+) -> AppResult<ProjectInfo> {
+    let project = state.db.project(&project).await?;
+    let keep = req.keep_releases.unwrap_or(project.keep_releases);
+    check_keep(keep)?;
+    let mut source = project.source.clone();
+    let mut changes = Vec::new();
+    if let Some(repo) = req.repo.as_deref().map(str::trim)
+        && source.as_ref().map(|s| s.repo_url.as_str()) != Some(repo)
+    {
+        ferry_domain::access::allowed(&caller.subject(), None, Action::CreateProject, false).map_err(|_| {
+            AppError::Forbidden(
+                "changing a project's repository needs the administrator (a repository URL can reach the \
+                 server's own files)"
+                    .into(),
+            )
+        })?;
+        if repo.starts_with('-') {
+            return Err(AppError::BadRequest(format!("'{repo}' is not a repository URL")));
+        }
+        source = match (repo.is_empty(), source) {
+            (true, _) => None,
+            (false, Some(s)) => Some(ferry_store::ProjectSource { repo_url: repo.to_string(), ..s }),
+            (false, None) => Some(ferry_store::ProjectSource {
+                repo_url: repo.to_string(),
+                webhook_secret: None,
+                branches: Vec::new(),
+                push_tags: false,
+            }),
+        };
+        changes.push(if repo.is_empty() { "no repository".to_string() } else { format!("repository {repo}") });
     }
-    for other in state.db.environments(&project).await? {
-        let other_sel = Selector::parse(&other.selector).unwrap_or_default();
-        if selector.overlaps(&other_sel) {
-            return Err(AppError::Conflict(format!(
-                "selector {selector} overlaps environment '{}' ({}): a host runs a project for one environment \
-                 only, so give the selectors a key with different values (e.g. env=staging / env=prod)",
-                other.name, other.selector
-            )));
+    let builds_asked = req.webhook_secret.is_some() || req.branches.is_some() || req.push_tags.is_some();
+    match source.as_mut() {
+        None if builds_asked => {
+            return Err(AppError::BadRequest("--webhook-secret, --branches and --push-tags need --repo".into()));
+        }
+        None => {}
+        Some(s) => {
+            if let Some(secret) = &req.webhook_secret {
+                s.webhook_secret = match secret.is_empty() {
+                    true => None,
+                    false => Some(Secret::new(
+                        state
+                            .secrets
+                            .seal(secret, &webhook_context(&project.name))
+                            .map_err(|e| AppError::Internal(format!("sealing the webhook secret: {e}")))?,
+                    )),
+                };
+                changes.push("webhook secret".into());
+            }
+            if let Some(branches) = &req.branches {
+                s.branches = branches.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
+                changes.push(format!(
+                    "branches {}",
+                    if s.branches.is_empty() { "all".into() } else { s.branches.join(",") }
+                ));
+            }
+            if let Some(push) = req.push_tags {
+                s.push_tags = push;
+                changes.push(format!("push tags {push}"));
+            }
         }
     }
-    let rollout = req.rollout.apply(&Default::default()).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let staging_env_id = staging_env(state, &project, &req.name, req.staging.as_deref()).await?;
-    // A new environment is nobody's upstream yet: no cycle is possible.
-    let after_env_id = after_env(state, &project, &req.name, req.after.as_deref()).await?;
-    let auto_deploy_branch = req.auto_deploy_branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
-    if req.requires_approval && auto_deploy_branch.is_some() {
-        return Err(auto_deploy_needs_no_approval(&req.name));
+    if keep != project.keep_releases {
+        changes.push(format!("keeps {keep} releases"));
     }
-    let new = NewEnvironment {
-        name: req.name.clone(),
-        selector: selector.to_string(),
-        auto_deploy_branch,
-        rollout,
-        production: req.production,
-        requires_approval: req.requires_approval,
-        staging_env_id,
-        offline_policy: req.offline_policy.unwrap_or_default(),
-    };
-    let env = match state.db.create_environment(&project, &new, crate::now_ms()).await {
-        Err(StoreError::Conflict(_)) if state.db.environment(&project, &req.name).await.is_err() => {
-            return Err(AppError::Conflict(format!(
-                "environment '{}' of project '{}' was deleted; its name stays taken so that its history names \
-                 one environment",
-                req.name, project.name
-            )));
+    state.db.update_project(&project, keep, source.as_ref()).await?;
+    if !changes.is_empty() {
+        let change = format!("project '{}': {} (set by {})", project.name, changes.join(", "), caller.name);
+        changed(state, &project.name, &caller.name, None, change).await;
+    }
+    let project = state.db.project(&project.name).await?;
+    // Hosts hear the new keep count with their desired state.
+    state.hub.wake(state.db.hosts().await?.iter().map(|h| h.id));
+    Ok(project_info(project))
+}
+
+/// Deletes a project (administrators) and its environments, keeping their
+/// history; hosts stop being given its releases. The name stays taken.
+pub(crate) async fn delete(state: &AppState, caller: &User, project: &str) -> AppResult<ProjectInfo> {
+    let project = state.db.project(&project).await?;
+    state.db.delete_project(&project, crate::now_ms()).await?;
+    tracing::info!(project = %project.name, by = %caller.name, "project deleted");
+    state.hub.wake(state.db.hosts().await?.iter().map(|h| h.id));
+    Ok(project_info(state.db.project_including_deleted(&project.name).await?))
+}
+
+/// The projects `caller` may read: every one for the administrator, their
+/// memberships for everyone else.
+pub(crate) async fn list(state: &AppState, caller: &User) -> AppResult<Vec<ProjectInfo>> {
+    let mut out = Vec::new();
+    for p in state.db.projects().await? {
+        let membership = state.db.membership(p.id, caller.id).await?;
+        if ferry_domain::access::allowed(&caller.subject(), membership, ferry_domain::Action::ReadProject, false)
+            .is_ok()
+        {
+            out.push(project_info(p));
         }
-        other => other?,
+    }
+    Ok(out)
+}
+
+/// One project, deleted ones included (their history stays readable).
+pub(crate) async fn show(state: &AppState, project: &str) -> AppResult<ProjectInfo> {
+    Ok(project_info(state.db.project_including_deleted(&project).await?))
+}
+
+/// Which hosts the project's environments may select (administrators).
+/// Every existing environment must already select within the new scope.
+pub(crate) async fn set_host_scope(
+    state: &AppState,
+    caller: &User,
+    project: &str,
+    req: SetHostScope,
+) -> AppResult<ProjectInfo> {
+    let mut project = state.db.project(&project).await?;
+    let scope = match req.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(Selector::parse(text).map_err(|e| AppError::BadRequest(format!("scope: {e}")))?),
     };
-    let env = match after_env_id {
-        Some(_) => {
-            state.db.set_environment_order(&env, after_env_id, false).await?;
-            state.db.environment(&project, &env.name).await?
-        }
-        None => env,
+    project.host_scope = scope.as_ref().map(Selector::to_string);
+    for env in state.db.environments(&project).await? {
+        let selector = Selector::parse(&env.selector)
+            .map_err(|e| AppError::Internal(format!("stored selector of '{}': {e}", env.name)))?;
+        check_within_scope(&project, &env.name, &selector).map_err(|_| {
+            AppError::Conflict(format!(
+                "environment '{}' selects {}, outside the scope asked for; change or remove it first",
+                env.name, env.selector
+            ))
+        })?;
+    }
+    state.db.set_project_host_scope(&project, project.host_scope.as_deref()).await?;
+    let change = match &project.host_scope {
+        Some(s) => format!("hosts limited to {s} by {}", caller.name),
+        None => format!("host limit lifted by {}", caller.name),
     };
-    let what = if env.production { "production environment" } else { "environment" };
-    let change = format!("{what} '{}' created (hosts {}) by {}", env.name, env.selector, caller.name);
-    changed(state, &project.name, &caller.name, Some(&env.name), change).await;
-    env_info(state, env).await
+    changed(state, &project.name, &caller.name, None, change).await;
+    Ok(project_info(project))
 }

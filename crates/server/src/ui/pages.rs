@@ -1006,6 +1006,6 @@ pub async fn create_env(
         after: None,
         offline_policy: None,
     };
-    app::project::create_env(&state, &user, &project, req).await?;
+    app::environment::create(&state, &user, &project, req).await?;
     Ok(Redirect::to(&format!("/projects/{project}")).into_response())
 }
