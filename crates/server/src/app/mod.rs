@@ -11,5 +11,6 @@ pub(crate) mod build;
 pub(crate) mod deploy;
 pub(crate) mod environment;
 pub(crate) mod project;
+pub(crate) mod release;
 pub(crate) mod request;
 pub(crate) mod status;
