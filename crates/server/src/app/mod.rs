@@ -14,3 +14,4 @@ pub(crate) mod project;
 pub(crate) mod release;
 pub(crate) mod request;
 pub(crate) mod status;
+pub(crate) mod vars;
