@@ -3,14 +3,12 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::Freeze;
-use ferry_domain::guards::{parse_freeze_duration, validate_reason};
 use ferry_proto::api::{CreateFreeze, LockInfo};
-use ferry_store::StoreError;
 
+use crate::AppState;
+use crate::app::lock;
 use crate::auth::Caller;
-use crate::error::{AppError, AppResult};
-use crate::{AppState, guards, now_ms};
+use crate::error::AppResult;
 
 /// `POST /api/v1/projects/{project}/environments/{env}/freeze`: no
 /// deployment starts in the environment until the freeze ends by itself or is
@@ -30,22 +28,7 @@ pub async fn freeze(
     Path((project, env)): Path<(String, String)>,
     Json(req): Json<CreateFreeze>,
 ) -> AppResult<Json<LockInfo>> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
-    let reason = validate_reason(&req.reason)?;
-    let duration = parse_freeze_duration(&req.duration)?;
-    let now = now_ms();
-    let freeze = Freeze::new(&user.name, &reason, now, duration);
-    let row = match state.db.freeze_environment(&env, &freeze, now).await {
-        Ok(row) => row,
-        Err(StoreError::Frozen { project, env, freeze: held }) => {
-            return Err(AppError::Conflict(held.already_held(&project, &env)));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(project = %row.project, env = %row.env, owner = %row.freeze.owner, reason = %row.freeze.reason,
-        until = row.freeze.until, "environment frozen");
-    Ok(Json(guards::freeze_lock(&row)))
+    Ok(Json(lock::freeze(&state, &user, &project, &env, req).await?))
 }
 
 /// `DELETE /api/v1/projects/{project}/environments/{env}/freeze`: lifts the
@@ -63,14 +46,7 @@ pub async fn unfreeze(
     Caller(user): Caller,
     Path((project, env)): Path<(String, String)>,
 ) -> AppResult<Json<LockInfo>> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
-    let Some(row) = state.db.unfreeze_environment(&env, now_ms()).await? else {
-        return Err(AppError::NotFound(format!("environment {}/{} is not frozen", project.name, env.name)));
-    };
-    tracing::info!(project = %row.project, env = %row.env, by = %user.name, owner = %row.freeze.owner,
-        "freeze lifted");
-    Ok(Json(guards::freeze_lock(&row)))
+    Ok(Json(lock::unfreeze(&state, &user, &project, &env).await?))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -94,13 +70,5 @@ pub async fn list(
     _caller: Caller,
     Query(q): Query<LocksQuery>,
 ) -> AppResult<Json<Vec<LockInfo>>> {
-    let project = match &q.project {
-        Some(name) => Some(state.db.project(name).await?),
-        None => None,
-    };
-    let mut locks: Vec<LockInfo> =
-        state.db.freezes(project.as_ref(), now_ms()).await?.iter().map(guards::freeze_lock).collect();
-    locks.extend(state.db.lock_holders(project.as_ref()).await?.iter().map(guards::deployment_lock));
-    locks.sort_by(|a, b| (&a.project, &a.env, a.deployment).cmp(&(&b.project, &b.env, b.deployment)));
-    Ok(Json(locks))
+    Ok(Json(lock::list(&state, q.project.as_deref()).await?))
 }

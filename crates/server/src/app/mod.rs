@@ -10,6 +10,7 @@ pub(crate) mod audit;
 pub(crate) mod build;
 pub(crate) mod deploy;
 pub(crate) mod environment;
+pub(crate) mod lock;
 pub(crate) mod project;
 pub(crate) mod release;
 pub(crate) mod request;
