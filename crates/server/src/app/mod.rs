@@ -11,6 +11,7 @@ pub(crate) mod build;
 pub(crate) mod deploy;
 pub(crate) mod environment;
 pub(crate) mod lock;
+pub(crate) mod notification;
 pub(crate) mod project;
 pub(crate) mod release;
 pub(crate) mod request;
