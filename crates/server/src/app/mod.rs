@@ -10,6 +10,8 @@ pub(crate) mod audit;
 pub(crate) mod build;
 pub(crate) mod deploy;
 pub(crate) mod environment;
+pub(crate) mod host;
+pub(crate) mod load_balancer;
 pub(crate) mod lock;
 pub(crate) mod notification;
 pub(crate) mod project;
