@@ -4,13 +4,12 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::audit::Checkpoint;
 use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification, AuditVerifyQuery};
 
 use crate::AppState;
 use crate::app::audit;
 use crate::auth::Caller;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 
 /// `GET`: entries, newest first.
 #[utoipa::path(
@@ -61,10 +60,5 @@ pub async fn verify(
     Caller(_caller): Caller,
     Query(q): Query<AuditVerifyQuery>,
 ) -> AppResult<Json<AuditVerification>> {
-    let given = match q.checkpoint.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<Checkpoint>().map_err(|e| AppError::BadRequest(format!("checkpoint: {e}")))?),
-    };
-    let v = state.audit.verify(state.db.as_ref(), given).await.map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(Json(v))
+    Ok(Json(audit::verify(&state, q.checkpoint.as_deref()).await?))
 }

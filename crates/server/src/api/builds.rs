@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use ferry_domain::rfc3339_from_millis;
 use ferry_proto::api::{BuildInfo, CreateBuild, LogLineInfo};
-use ferry_store::Build;
 use futures_util::Stream;
 
 use super::ListQuery;
@@ -16,34 +15,6 @@ use crate::AppState;
 use crate::app::build;
 use crate::auth::Caller;
 use crate::error::AppResult;
-
-pub fn build_info(b: Build) -> BuildInfo {
-    let duration_secs = match (b.started_at, b.finished_at) {
-        (Some(s), Some(f)) => Some((f - s) as f64 / 1000.0),
-        _ => None,
-    };
-    let commit = b.commit.clone();
-    BuildInfo {
-        id: b.id,
-        project: b.project,
-        number: b.number,
-        git_ref: b.git_ref,
-        commit: commit.as_ref().map(|c| c.sha.clone()),
-        branch: commit.as_ref().and_then(|c| c.branch.clone()),
-        tag: commit.as_ref().and_then(|c| c.tag.clone()),
-        author: commit.as_ref().map(|c| c.author.clone()),
-        message: commit.as_ref().map(|c| c.message.clone()),
-        status: b.status,
-        version: b.version,
-        error: b.error,
-        trigger: b.trigger,
-        requested_by: b.requested_by,
-        created_at: rfc3339_from_millis(b.created_at),
-        started_at: b.started_at.map(rfc3339_from_millis),
-        finished_at: b.finished_at.map(rfc3339_from_millis),
-        duration_secs,
-    }
-}
 
 #[utoipa::path(
     post,
@@ -59,7 +30,7 @@ pub async fn create(
     Path(project): Path<String>,
     Json(req): Json<CreateBuild>,
 ) -> AppResult<Json<BuildInfo>> {
-    Ok(Json(build_info(build::start(&state, &user, &project, req.git_ref.as_deref()).await?)))
+    Ok(Json(build::info(build::start(&state, &user, &project, req.git_ref.as_deref()).await?)))
 }
 
 #[utoipa::path(
@@ -75,9 +46,7 @@ pub async fn list(
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> AppResult<Json<Vec<BuildInfo>>> {
-    let project = state.db.project_including_deleted(&project).await?;
-    let builds = state.db.builds(&project, q.limit()).await?;
-    Ok(Json(builds.into_iter().map(build_info).collect()))
+    Ok(Json(build::list(&state, &project, q.limit()).await?.into_iter().map(build::info).collect()))
 }
 
 #[utoipa::path(
@@ -88,7 +57,7 @@ pub async fn list(
     responses((status = 200, body = BuildInfo)),
 )]
 pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> AppResult<Json<BuildInfo>> {
-    Ok(Json(build_info(state.db.build(id).await?)))
+    Ok(Json(build::info(build::show(&state, id).await?)))
 }
 
 /// `GET /api/v1/projects/{project}/builds/{number}`: a build by the
@@ -105,8 +74,7 @@ pub async fn show_number(
     _caller: Caller,
     Path((project, number)): Path<(String, i64)>,
 ) -> AppResult<Json<BuildInfo>> {
-    let project = state.db.project(&project).await?;
-    Ok(Json(build_info(state.db.build_by_number(&project, number).await?)))
+    Ok(Json(build::info(build::by_number(&state, &project, number).await?)))
 }
 
 #[utoipa::path(
@@ -117,7 +85,7 @@ pub async fn show_number(
     responses((status = 200, body = BuildInfo)),
 )]
 pub async fn cancel(State(state): State<AppState>, _caller: Caller, Path(id): Path<i64>) -> AppResult<Json<BuildInfo>> {
-    Ok(Json(build_info(build::cancel(&state, id).await?)))
+    Ok(Json(build::info(build::cancel(&state, id).await?)))
 }
 
 /// Queues a new build of the same ref as a failed or canceled one.
@@ -133,7 +101,7 @@ pub async fn retry(
     Caller(user): Caller,
     Path(id): Path<i64>,
 ) -> AppResult<Json<BuildInfo>> {
-    Ok(Json(build_info(build::retry(&state, &user, id).await?)))
+    Ok(Json(build::info(build::retry(&state, &user, id).await?)))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -164,7 +132,7 @@ pub async fn log(
     Query(q): Query<LogQuery>,
     headers: axum::http::HeaderMap,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    state.db.build(id).await?;
+    build::show(&state, id).await?;
     let follow = q.follow.as_deref().is_some_and(|f| f != "0" && f != "false");
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let after = q.after.or(resume).unwrap_or(0);
@@ -185,8 +153,7 @@ pub async fn log(
             }
             // Read the status before the lines, so no line written before the
             // build ended can be missed.
-            let build = c.state.db.build(id).await.ok();
-            let lines = c.state.db.build_log(id, c.after, 1000).await.unwrap_or_default();
+            let (build, lines) = build::log_page(&c.state, id, c.after, 1000).await;
             let ended = build.as_ref().is_none_or(|b| b.status.is_terminal());
             for l in &lines {
                 c.after = l.seq;
@@ -200,7 +167,7 @@ pub async fn log(
                 c.pending.push_back(Event::default().event("line").id(l.seq.to_string()).data(data));
             }
             if lines.len() < 1000 && (ended || !follow) {
-                let data = build.map(build_info).and_then(|b| serde_json::to_string(&b).ok()).unwrap_or("{}".into());
+                let data = build.map(build::info).and_then(|b| serde_json::to_string(&b).ok()).unwrap_or("{}".into());
                 c.pending.push_back(Event::default().event("end").data(data));
                 c.done = true;
                 continue;

@@ -2,17 +2,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ferry_domain::{rfc3339_from_millis, validate_version};
-use ferry_proto::api::{
-    CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, DeploymentPlan, RetryDeployment,
-};
+use ferry_proto::api::{CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentPlan, RetryDeployment};
 
 use super::ListQuery;
 use crate::AppState;
 use crate::app::deploy;
 use crate::auth::Caller;
-use crate::error::{AppError, AppResult};
-use crate::fleet;
+use crate::error::AppResult;
 
 #[utoipa::path(
     post,
@@ -52,10 +48,7 @@ pub async fn plan(
     Path(project): Path<String>,
     Json(req): Json<CreateDeployment>,
 ) -> AppResult<Json<DeploymentPlan>> {
-    if let Some(v) = &req.version {
-        validate_version(v)?;
-    }
-    Ok(Json(crate::plan::dry_run(&state, &user, &project, &req).await?))
+    Ok(Json(deploy::plan(&state, &user, &project, &req).await?))
 }
 
 /// `POST /api/v1/projects/{project}/promote` (R23).
@@ -89,10 +82,7 @@ pub async fn list(
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> AppResult<Json<Vec<DeploymentInfo>>> {
-    // A deleted project's deployments stay readable by its name.
-    let project = state.db.project_including_deleted(&project).await?;
-    let rows = state.db.deployments(&project, q.limit()).await?;
-    Ok(Json(rows.into_iter().map(fleet::deployment_summary).collect()))
+    Ok(Json(deploy::list(&state, &project, q.limit()).await?))
 }
 
 #[utoipa::path(
@@ -107,7 +97,7 @@ pub async fn show(
     _caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<Json<DeploymentInfo>> {
-    Ok(Json(fleet::deployment_info(&state, id).await?))
+    Ok(Json(deploy::show(&state, id).await?))
 }
 
 /// `POST /api/v1/deployments/{id}/{pause|resume|cancel|promote}`.
@@ -176,27 +166,14 @@ pub async fn log(
     Path(id): Path<i64>,
     Query(q): Query<LogQuery>,
 ) -> AppResult<Json<DeploymentLog>> {
-    // The status before the lines, so that "ended" means every line is in.
-    let deployment = state.db.deployment(id).await?;
-    if let Some(host) = &q.host
-        && !state.db.deployment_hosts(id).await?.iter().any(|h| &h.host == host)
-    {
-        return Err(AppError::NotFound(format!("host '{host}' is not a target of deployment {id}")));
-    }
-    let limit = q.limit.unwrap_or(LOG_PAGE).clamp(1, LOG_PAGE_MAX);
-    let lines = state.db.deployment_log(id, q.host.as_deref(), q.after.unwrap_or(0), limit).await?;
-    Ok(Json(DeploymentLog {
-        deployment: id,
-        status: deployment.status,
-        lines: lines
-            .into_iter()
-            .map(|l| DeploymentLogLineInfo {
-                host: l.host,
-                seq: l.seq,
-                at: rfc3339_from_millis(l.at),
-                stream: l.stream,
-                line: l.line,
-            })
-            .collect(),
-    }))
+    Ok(Json(
+        deploy::log(
+            &state,
+            id,
+            q.host.as_deref(),
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(LOG_PAGE).clamp(1, LOG_PAGE_MAX),
+        )
+        .await?,
+    ))
 }

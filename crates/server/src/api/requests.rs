@@ -76,8 +76,7 @@ pub async fn list(
     Path(project): Path<String>,
     Query(q): Query<RequestQuery>,
 ) -> AppResult<Json<Vec<RequestInfo>>> {
-    let project = state.db.project(&project).await?;
-    Ok(Json(summaries(listed(&state, &user, Some(project.id), &q.filter(&user)?).await?)))
+    Ok(Json(summaries(listed(&state, &user, Some(&project), &q.filter(&user)?).await?)))
 }
 
 /// `GET /api/v1/requests[?...]`: the requests of every project the caller

@@ -2,8 +2,9 @@
 //! administrators (everything) and a project's owners (their project's).
 //! Entries are written by the layer in `crate::audit`, never here.
 
+use ferry_domain::audit::Checkpoint;
 use ferry_domain::rfc3339_from_millis;
-use ferry_proto::api::{AuditEntryInfo, AuditQuery};
+use ferry_proto::api::{AuditEntryInfo, AuditQuery, AuditVerification};
 use ferry_store::{AuditEntry, AuditFilter};
 
 use crate::AppState;
@@ -55,4 +56,16 @@ fn entry_info(e: &AuditEntry) -> AuditEntryInfo {
         summary: r.summary.clone(),
         hash: e.hash.clone(),
     }
+}
+
+/// Recomputes the audit chain from the first entry, checks it reaches the
+/// server's checkpoint (and the one given), and names the first thing that
+/// does not match.
+pub(crate) async fn verify(state: &AppState, checkpoint: Option<&str>) -> AppResult<AuditVerification> {
+    let given = match checkpoint.map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<Checkpoint>().map_err(|e| AppError::BadRequest(format!("checkpoint: {e}")))?),
+    };
+    let v = state.audit.verify(state.db.as_ref(), given).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(v)
 }

@@ -1,10 +1,13 @@
 //! Deployments (R4, R9-R11, R13, R19, R23): starting one, promoting a
 //! version to the next environment, an operator's pause, resume, cancel or
-//! promote, and a retry. The API and the web pages both come through here;
+//! promote, a retry, and reading deployments and their logs. The API and the web pages both come through here;
 //! the planning itself is `fleet`'s, the orchestration `rollout`'s.
 
+use ferry_domain::rfc3339_from_millis;
 use ferry_domain::{DeploymentKind, HostDeployState, validate_version};
-use ferry_proto::api::{CreateDeployment, DeploymentInfo, Promote};
+use ferry_proto::api::{
+    CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, DeploymentPlan, Promote,
+};
 use ferry_store::{RolloutControl, User};
 
 use crate::error::{AppError, AppResult};
@@ -21,6 +24,24 @@ pub(crate) async fn create(
         validate_version(v)?;
     }
     fleet::create_deployment(state, by, project, req).await
+}
+
+/// One deployment, with its hosts and what the orchestrator waits for.
+pub(crate) async fn show(state: &AppState, id: i64) -> AppResult<DeploymentInfo> {
+    fleet::deployment_info(state, id).await
+}
+
+/// What a deployment would do, without doing it (a dry run: `crate::plan`).
+pub(crate) async fn plan(
+    state: &AppState,
+    by: &User,
+    project: &str,
+    req: &CreateDeployment,
+) -> AppResult<DeploymentPlan> {
+    if let Some(v) = &req.version {
+        validate_version(v)?;
+    }
+    crate::plan::dry_run(state, by, project, req).await
 }
 
 /// Deploys what runs in one environment to the one after it (R23):
@@ -88,4 +109,46 @@ pub(crate) async fn retry(state: &AppState, by: &User, id: i64, failed_only: boo
         ..CreateDeployment::of(d.env, Some(d.version), d.kind)
     };
     fleet::create_deployment(state, by, &d.project, again).await
+}
+
+/// A project's deployments, newest first; a deleted project's stay
+/// readable by its name.
+pub(crate) async fn list(state: &AppState, project: &str, limit: u32) -> AppResult<Vec<DeploymentInfo>> {
+    // A deleted project's deployments stay readable by its name.
+    let project = state.db.project_including_deleted(&project).await?;
+    let rows = state.db.deployments(&project, limit).await?;
+    Ok(rows.into_iter().map(fleet::deployment_summary).collect())
+}
+
+/// One page of a deployment's log, oldest first, of one host or all. The
+/// status is read before the lines, so that "ended" means every line is in.
+pub(crate) async fn log(
+    state: &AppState,
+    id: i64,
+    host: Option<&str>,
+    after: i64,
+    limit: u32,
+) -> AppResult<DeploymentLog> {
+    // The status before the lines, so that "ended" means every line is in.
+    let deployment = state.db.deployment(id).await?;
+    if let Some(host) = host
+        && !state.db.deployment_hosts(id).await?.iter().any(|h| h.host == host)
+    {
+        return Err(AppError::NotFound(format!("host '{host}' is not a target of deployment {id}")));
+    }
+    let lines = state.db.deployment_log(id, host, after, limit).await?;
+    Ok(DeploymentLog {
+        deployment: id,
+        status: deployment.status,
+        lines: lines
+            .into_iter()
+            .map(|l| DeploymentLogLineInfo {
+                host: l.host,
+                seq: l.seq,
+                at: rfc3339_from_millis(l.at),
+                stream: l.stream,
+                line: l.line,
+            })
+            .collect(),
+    })
 }

@@ -17,5 +17,6 @@ pub(crate) mod notification;
 pub(crate) mod project;
 pub(crate) mod release;
 pub(crate) mod request;
+pub(crate) mod stats;
 pub(crate) mod status;
 pub(crate) mod vars;

@@ -20,16 +20,20 @@ pub(crate) struct Listing {
     pub limit: u32,
 }
 
-/// Requests of one project or of all that `user` may read, newest first,
+/// Requests of one project (by name) or of all that `user` may read, newest first,
 /// each with the environment it is tested on: the API's lists and the web
 /// interface's.
 pub(crate) async fn listed(
     state: &AppState,
     user: &ferry_store::User,
-    project_id: Option<i64>,
+    project: Option<&str>,
     q: &Listing,
 ) -> AppResult<Vec<(RequestRow, Option<String>)>> {
     let limit = q.limit;
+    let project_id = match project {
+        Some(name) => Some(state.db.project(name).await?.id),
+        None => None,
+    };
     let filter = RequestFilter {
         project_id,
         states: q.states.clone(),
