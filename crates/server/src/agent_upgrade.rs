@@ -1,15 +1,15 @@
 //! Agent self-upgrade: the agent binaries the server holds, the key they are
 //! signed with, and the upgrade of an environment's agents batch by batch.
 //!
-//! - **Binaries** are uploaded by an administrator (they run as root on every
-//!   host), stored in `DATA/agent-binaries/<sha256>` with the SHA-256 the
+//! - **Binaries** are uploaded by an administrator (`app::agent_upgrade`;
+//!   they run as root on every host), stored in `DATA/agent-binaries/<sha256>` with the SHA-256 the
 //!   server computed while receiving them, and signed with the server's
 //!   Ed25519 key (`DATA/agent-signing.key`, 0600, made once). Agents learn
 //!   the public key at enrolment (or, enrolled earlier, in the `Welcome` of
 //!   their authenticated channel) and run a binary only when its bytes hash
 //!   to the signed digest: a file swapped or altered on the server's disk is
 //!   refused by every agent.
-//! - **An upgrade** (`set`) plans the environment's hosts in batches with
+//! - **An upgrade** (`app::agent_upgrade::set`) plans the environment's hosts in batches with
 //!   its rollout strategy (`ferry_domain::rollout::plan`) and records them;
 //!   `step` asks `ferry_domain::agent_upgrade::next_step` and applies it:
 //!   a batch's hosts are told to upgrade (`ServerMsg::Upgrade`, sent on every
@@ -24,26 +24,17 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use ferry_domain::agent_upgrade::{HostUpgradeState, UpgradeStep, next_step, signed_message};
-use ferry_domain::rfc3339_from_millis;
-use ferry_domain::rollout::{PlanHost, plan};
 use ferry_proto::agent::UpgradeOrder;
-use ferry_proto::api::{AgentBinaryInfo, AgentUpgradeHostInfo, AgentUpgradeInfo, SetAgentUpgrade};
-use ferry_store::{AgentBinary, AgentUpgrade, Host, NewAgentBinary};
-use futures_util::StreamExt;
+use ferry_store::{AgentBinary, AgentUpgrade, Host};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use sha2::{Digest as _, Sha256};
 
-use crate::auth::{AgentCaller, Caller};
+use crate::auth::AgentCaller;
 use crate::error::{AppError, AppResult};
-use crate::{AppState, fleet, now_ms};
-
-/// The largest agent binary accepted.
-const MAX_BINARY: u64 = 1024 * 1024 * 1024;
+use crate::{AppState, now_ms};
 
 /// Errors loading or making the signing key.
 #[derive(Debug, thiserror::Error)]
@@ -84,202 +75,15 @@ impl SigningKey {
         Ok(SigningKey { pair, public_hex })
     }
 
-    fn sign(&self, sha256: &str, version: &str) -> String {
+    /// The signature of a binary's digest and version, hex.
+    pub(crate) fn sign(&self, sha256: &str, version: &str) -> String {
         hex::encode(self.pair.sign(&signed_message(sha256, version)).as_ref())
     }
 }
 
-fn binaries_dir(state: &AppState) -> PathBuf {
+/// Where the agent binaries are kept, by their SHA-256.
+pub(crate) fn binaries_dir(state: &AppState) -> PathBuf {
     state.config.data_dir.join("agent-binaries")
-}
-
-fn binary_info(b: AgentBinary) -> AgentBinaryInfo {
-    AgentBinaryInfo {
-        version: b.version,
-        sha256: b.sha256,
-        size: b.size,
-        uploaded_by: b.uploaded_by,
-        uploaded_at: rfc3339_from_millis(b.uploaded_at),
-    }
-}
-
-/// The query of an upload.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct UploadQuery {
-    /// The label the binary is kept under, e.g. 0.2.0.
-    version: String,
-}
-
-fn internal(e: impl std::fmt::Display) -> AppError {
-    AppError::Internal(e.to_string())
-}
-
-/// `POST /api/v1/agent-binaries?version=V`: the body is the binary.
-#[utoipa::path(
-    post,
-    path = "/api/v1/agent-binaries",
-    tag = "agent upgrades",
-    params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The agent binary"),
-    responses((status = 200, body = AgentBinaryInfo)),
-)]
-pub async fn upload(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Query(q): Query<UploadQuery>,
-    body: Body,
-) -> AppResult<Json<AgentBinaryInfo>> {
-    let taken =
-        match ferry_domain::validate_version(&q.version) {
-            Ok(()) => state.db.agent_binary(&q.version).await.ok().map(|b| {
-                AppError::Conflict(format!("agent binary version '{}' already exists ({})", b.version, b.sha256))
-            }),
-            Err(e) => Some(e.into()),
-        };
-    if let Some(refusal) = taken {
-        crate::access::linger(body).await;
-        return Err(refusal);
-    }
-    let dir = binaries_dir(&state);
-    tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
-    let tmp = dir.join(format!(".upload-{}", crate::auth::new_token("u")));
-    let result = receive(&tmp, body).await;
-    let (sha256, size) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-    };
-    if size == 0 {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(AppError::BadRequest("the agent binary is empty".into()));
-    }
-    tokio::fs::rename(&tmp, dir.join(&sha256)).await.map_err(internal)?;
-    let new = NewAgentBinary {
-        version: q.version.clone(),
-        signature: state.upgrade_key.sign(&sha256, &q.version),
-        sha256,
-        size: i64::try_from(size).unwrap_or(i64::MAX),
-        uploaded_by: caller.name.clone(),
-        uploaded_at: now_ms(),
-    };
-    let row = state.db.add_agent_binary(&new).await?;
-    tracing::info!(version = %row.version, sha256 = %row.sha256, size, by = %caller.name, "agent binary uploaded");
-    Ok(Json(binary_info(row)))
-}
-
-/// Writes the body to `tmp` (fsynced), answering its SHA-256 and size.
-async fn receive(tmp: &Path, body: Body) -> AppResult<(String, u64)> {
-    use tokio::io::AsyncWriteExt;
-    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(tmp).await.map_err(internal)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
-        size += chunk.len() as u64;
-        if size > MAX_BINARY {
-            return Err(AppError::BadRequest(format!("an agent binary may be at most {MAX_BINARY} bytes")));
-        }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(internal)?;
-    }
-    file.sync_all().await.map_err(internal)?;
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
-/// `GET /api/v1/agent-binaries`.
-#[utoipa::path(
-    get,
-    path = "/api/v1/agent-binaries",
-    tag = "agent upgrades",
-    responses((status = 200, body = Vec<AgentBinaryInfo>)),
-)]
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> AppResult<Json<Vec<AgentBinaryInfo>>> {
-    Ok(Json(state.db.agent_binaries().await?.into_iter().map(binary_info).collect()))
-}
-
-fn upgrade_info(u: AgentUpgrade, project: &str, env: &str) -> AgentUpgradeInfo {
-    AgentUpgradeInfo {
-        id: u.id,
-        project: project.to_string(),
-        env: env.to_string(),
-        version: u.binary.version,
-        sha256: u.binary.sha256,
-        status: u.status,
-        error: u.error,
-        created_by: u.created_by,
-        hosts: u
-            .hosts
-            .into_iter()
-            .map(|h| AgentUpgradeHostInfo {
-                host: h.host,
-                batch: h.batch,
-                state: h.state.to_string(),
-                error: h.error,
-                running_version: h.running_version,
-                running_digest: h.running_digest,
-            })
-            .collect(),
-    }
-}
-
-/// `POST /api/v1/projects/{project}/environments/{env}/agent-upgrade`:
-/// upgrades the environment's agents to an uploaded binary, with the
-/// environment's rollout strategy.
-#[utoipa::path(
-    post,
-    path = "/api/v1/projects/{project}/environments/{env}/agent-upgrade",
-    tag = "agent upgrades",
-    params(("project" = String, Path), ("env" = String, Path)),
-    request_body = SetAgentUpgrade,
-    responses((status = 200, body = AgentUpgradeInfo)),
-)]
-pub async fn set(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    UrlPath((project, env)): UrlPath<(String, String)>,
-    Json(req): Json<SetAgentUpgrade>,
-) -> AppResult<Json<AgentUpgradeInfo>> {
-    let p = state.db.project(&project).await?;
-    let e = state.db.environment(&p, &env).await?;
-    let binary = state.db.agent_binary(&req.version).await?;
-    let hosts = fleet::env_hosts(&state, &e).await?;
-    if hosts.is_empty() {
-        return Err(AppError::BadRequest(format!("environment '{env}' of '{project}' has no hosts to upgrade")));
-    }
-    let plan_hosts: Vec<PlanHost<'_>> =
-        hosts.iter().map(|h| PlanHost { id: h.id, name: &h.name, tags: &h.tags }).collect();
-    let batches = plan(&e.rollout.strategy, &plan_hosts).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let id = state.db.create_agent_upgrade(e.id, binary.id, &batches, &caller.name, now_ms()).await?;
-    tracing::info!(%project, %env, version = %binary.version, id, "agent upgrade started");
-    step(&state, id).await?;
-    let upgrade = state.db.agent_upgrade(id).await?.ok_or_else(|| AppError::Internal("upgrade vanished".into()))?;
-    Ok(Json(upgrade_info(upgrade, &project, &env)))
-}
-
-/// `GET /api/v1/projects/{project}/environments/{env}/agent-upgrade`: the
-/// environment's newest agent upgrade.
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects/{project}/environments/{env}/agent-upgrade",
-    tag = "agent upgrades",
-    params(("project" = String, Path), ("env" = String, Path)),
-    responses((status = 200, body = AgentUpgradeInfo)),
-)]
-pub async fn status(
-    State(state): State<AppState>,
-    _caller: Caller,
-    UrlPath((project, env)): UrlPath<(String, String)>,
-) -> AppResult<Json<AgentUpgradeInfo>> {
-    let p = state.db.project(&project).await?;
-    let e = state.db.environment(&p, &env).await?;
-    match state.db.latest_agent_upgrade(e.id).await? {
-        Some(u) => Ok(Json(upgrade_info(u, &project, &env))),
-        None => Err(AppError::NotFound(format!("no agent upgrade of environment '{env}' of '{project}'"))),
-    }
 }
 
 /// Moves an upgrade on: starts its next batch, or ends it. A host that

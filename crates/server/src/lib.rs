@@ -39,7 +39,6 @@ mod plan;
 mod promotion;
 mod release;
 mod replica;
-mod request;
 mod rollout;
 mod secrets;
 mod service_health;
@@ -69,7 +68,7 @@ pub use state::{ServerConfig, TlsFiles};
 /// own bookkeeping (`state::DeploymentEnded`): wired here, at the root, so
 /// that `rollout` and `request` do not depend on each other both ways.
 pub(crate) fn deployment_ended(state: AppState, id: i64) -> futures_util::future::BoxFuture<'static, ()> {
-    Box::pin(async move { request::deployment_ended(&state, id).await })
+    Box::pin(async move { app::request::deployment_ended(&state, id).await })
 }
 
 /// Errors starting the server.

@@ -49,7 +49,7 @@ pub async fn run_ticker(state: AppState, mut stop: tokio::sync::watch::Receiver<
         // every rollout that was running.
         crate::rollout::sweep(&state).await;
         // Release requests whose deployment ended while no server watched.
-        crate::request::sweep(&state).await;
+        crate::app::request::sweep(&state).await;
         // Agent upgrades whose host went away.
         crate::agent_upgrade::sweep(&state).await;
     }

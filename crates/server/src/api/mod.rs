@@ -6,6 +6,7 @@
 //! rule. `access::authorize` enforces the rule before the handler runs.
 
 pub(crate) mod accounts;
+pub(crate) mod agent_upgrades;
 pub(crate) mod audit;
 pub(crate) mod builds;
 pub(crate) mod deployments;
@@ -198,14 +199,14 @@ pub(crate) fn routes() -> Vec<Route> {
         // Agent binaries run as root on every host: the administrator's.
         // An agent fetches only the binary its host is upgrading to.
         route(g.clone(), "/api/v1/agent/binary", Agent, agent_upgrade::download),
-        route(p.clone(), "/api/v1/agent-binaries", User(ManageFleet), agent_upgrade::upload),
-        route(g.clone(), "/api/v1/agent-binaries", User(ReadShared), agent_upgrade::list),
-        route(p, "/api/v1/projects/{project}/environments/{env}/agent-upgrade", User(ManageFleet), agent_upgrade::set),
+        route(p.clone(), "/api/v1/agent-binaries", User(ManageFleet), agent_upgrades::upload),
+        route(g.clone(), "/api/v1/agent-binaries", User(ReadShared), agent_upgrades::list),
+        route(p, "/api/v1/projects/{project}/environments/{env}/agent-upgrade", User(ManageFleet), agent_upgrades::set),
         route(
             g,
             "/api/v1/projects/{project}/environments/{env}/agent-upgrade",
             User(ReadProject),
-            agent_upgrade::status,
+            agent_upgrades::status,
         ),
     ]
 }

@@ -10,10 +10,9 @@ use ferry_proto::api::{CreateRequest, RequestActionBody, RequestInfo};
 use ferry_store::RequestRow;
 
 use crate::AppState;
-use crate::app::request::{Listing, listed};
+use crate::app::request::{self, Listing, listed};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::request;
 
 #[derive(serde::Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

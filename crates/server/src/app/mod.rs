@@ -6,6 +6,7 @@
 //! `crate::http_error`'s.
 
 pub(crate) mod account;
+pub(crate) mod agent_upgrade;
 pub(crate) mod audit;
 pub(crate) mod build;
 pub(crate) mod deploy;

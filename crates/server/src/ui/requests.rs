@@ -80,7 +80,7 @@ fn waiting_for(t: &'static ferry_web::Text, state: RequestState) -> &'static str
 }
 
 /// The buttons worth showing: the actions the request's state machine and
-/// the access rules leave the viewer (`crate::request::actions_of`). The
+/// the access rules leave the viewer (`crate::app::request::actions_of`). The
 /// server decides on each again when it is pressed.
 fn buttons(actions: &[RequestAction]) -> RequestButtons {
     let has = |a: RequestAction| actions.contains(&a);
@@ -146,7 +146,7 @@ pub async fn request(State(state): State<AppState>, v: Viewer, Path(id): Path<i6
         waiting_for: waiting_for(t, row.state),
         history,
         deployments,
-        buttons: buttons(&crate::request::actions_of(&row, &env, &v.user, membership)),
+        buttons: buttons(&crate::app::request::actions_of(&row, &env, &v.user, membership)),
         releases: releases(&state, &project, &row.version).await?,
     };
     html(&page)
@@ -162,7 +162,7 @@ pub struct ActionForm {
 
 async fn act(state: AppState, v: Viewer, id: i64, action: RequestAction, f: ActionForm) -> PageResult {
     let body = RequestActionBody { note: f.note, build: None, version: f.version.filter(|s| !s.trim().is_empty()) };
-    crate::request::act(&state, &v.user, id, action, body).await?;
+    crate::app::request::act(&state, &v.user, id, action, body).await?;
     Ok(Redirect::to(&format!("/requests/{id}")).into_response())
 }
 
@@ -245,6 +245,6 @@ pub async fn create_request(
         reason: f.reason,
         skip_promotion: false,
     };
-    let created = crate::request::create(&state, &v.user, &project, req).await?;
+    let created = crate::app::request::create(&state, &v.user, &project, req).await?;
     Ok(Redirect::to(&format!("/requests/{}", created.id)).into_response())
 }
