@@ -159,16 +159,31 @@ fn a_long_source_file_says_why() {
 
 /// The web pages are views over the application layer, as the API is: a
 /// page calls `app::*`, never an API handler (whose extractors, JSON and
-/// status codes are HTTP's), so the two cannot drift apart. The route
-/// table's types (`api::{Route, route}`) are the one thing a page may take
-/// from `api`; the page tests and the page benchmark build fixtures with
-/// the API's test helpers.
+/// status codes are HTTP's), so the two cannot drift apart.
 #[test]
 fn no_web_page_calls_an_api_handler() {
-    const ALLOWED: &str = "crate::api::{Route, route}";
+    let offenders =
+        lines_of_views("crates/server/src/ui", |line| line.contains("crate::api::") || line.contains("super::api::"));
+    assert!(offenders.is_empty(), "web pages reaching into the API instead of `app`: {offenders:#?}");
+}
+
+/// API handlers and web pages only read the request, call a use case of
+/// `app` and shape the answer: neither reads or writes the store itself, so
+/// every rule lives once, in `app`, and both interfaces keep it.
+#[test]
+fn no_api_handler_or_web_page_calls_the_store() {
+    let is_store_call = |line: &str| line.contains(".db.") || line.contains("db.as_ref()");
+    let mut offenders = lines_of_views("crates/server/src/api", is_store_call);
+    offenders.extend(lines_of_views("crates/server/src/ui", is_store_call));
+    assert!(offenders.is_empty(), "handlers or pages calling the store instead of `app`: {offenders:#?}");
+}
+
+/// The lines of the Rust files below `dir` (its tests and benchmarks left
+/// out, comments too) that `matches`, as `path:line: text`.
+fn lines_of_views(dir: &str, matches: impl Fn(&str) -> bool) -> Vec<String> {
     let mut files = Vec::new();
-    rust_files(&Path::new(ROOT).join("crates/server/src/ui"), &mut files);
-    assert!(files.len() > 5, "read only {} files below crates/server/src/ui", files.len());
+    rust_files(&Path::new(ROOT).join(dir), &mut files);
+    assert!(files.len() > 5, "read only {} files below {dir}", files.len());
     let mut offenders = Vec::new();
     for file in files {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -177,13 +192,12 @@ fn no_web_page_calls_an_api_handler() {
         }
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in text.lines().enumerate() {
-            let uses_api = line.contains("crate::api::") || line.contains("super::api::");
-            if uses_api && !line.contains(ALLOWED) {
+            if !line.trim_start().starts_with("//") && matches(line) {
                 offenders.push(format!("{}:{}: {}", file.strip_prefix(ROOT).unwrap().display(), n + 1, line.trim()));
             }
         }
     }
-    assert!(offenders.is_empty(), "web pages reaching into the API instead of `app`: {offenders:#?}");
+    offenders
 }
 
 /// The server's top-level modules (a file or a directory below

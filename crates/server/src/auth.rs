@@ -20,7 +20,7 @@ pub const JOIN_TOKEN_PREFIX: &str = "fy_j_";
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ferry_session";
 /// What a browser session's token starts with.
-pub const SESSION_TOKEN_PREFIX: &str = "fy_s_";
+const SESSION_TOKEN_PREFIX: &str = "fy_s_";
 
 /// The value of cookie `name`, if the request has it.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -45,6 +45,22 @@ pub async fn web_session(state: &AppState, headers: &HeaderMap) -> Result<Option
         Some(user) => Ok(Some((user, token.to_string()))),
         None => Ok(None),
     }
+}
+
+/// Starts a browser session for `user`, valid for the server's session
+/// length; returns its token, for the cookie (the database keeps its hash).
+pub async fn start_web_session(state: &AppState, user: &User) -> Result<String, AppError> {
+    let token = new_token(SESSION_TOKEN_PREFIX);
+    let now = crate::now_ms();
+    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    state.db.create_web_session(user.id, &token_hash(&token), now, now.saturating_add(ttl)).await?;
+    Ok(token)
+}
+
+/// Ends the browser session of `token`, if there is one.
+pub async fn end_web_session(state: &AppState, token: &str) -> Result<(), AppError> {
+    state.db.end_web_session(&token_hash(token)).await?;
+    Ok(())
 }
 
 /// The user of a request's session, for naming them in the audit trail.

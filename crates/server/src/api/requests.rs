@@ -1,7 +1,7 @@
 //! Release requests (R24). Each action has its own route, so the route table
 //! states who may take it (testers, approvers, requesters); the request's
 //! own rules (no self-approval, only the requester releases) are
-//! `ferry_domain::request`'s, applied in `crate::request`.
+//! `ferry_domain::request`'s, applied in `app::request`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};

@@ -132,8 +132,13 @@ pub(crate) async fn by_number(state: &AppState, project: &str, number: i64) -> A
 /// a follower asks again.
 pub(crate) async fn log_page(state: &AppState, id: i64, after: i64, limit: u32) -> (Option<Build>, Vec<LogLine>) {
     let build = state.db.build(id).await.ok();
-    let lines = state.db.build_log(id, after, limit).await.unwrap_or_default();
+    let lines = log(state, id, after, limit).await.unwrap_or_default();
     (build, lines)
+}
+
+/// Up to `limit` of a build's log lines after `after`.
+pub(crate) async fn log(state: &AppState, id: i64, after: i64, limit: u32) -> AppResult<Vec<LogLine>> {
+    Ok(state.db.build_log(id, after, limit).await?)
 }
 
 /// A forge's push webhook (R5): verified against the project's secret,
@@ -152,7 +157,7 @@ pub(crate) async fn push(
     // Same answer for an unknown project as for a bad signature: a webhook
     // endpoint must not tell strangers which projects exist.
     let refused = || AppError::Unauthorized("webhook refused: unknown project or wrong signature".into());
-    let project = state.db.project(&project).await.map_err(|_| refused())?;
+    let project = state.db.project(project).await.map_err(|_| refused())?;
     let Some(source) = project.source.clone() else { return Err(refused()) };
     let Some(secret) = source.webhook_secret.as_ref() else {
         tracing::warn!(project = %project.name, "webhook refused: the project has no webhook secret (--webhook-secret)");

@@ -8,7 +8,14 @@ use ferry_domain::{DeploymentKind, HostDeployState, validate_version};
 use ferry_proto::api::{
     CreateDeployment, DeploymentInfo, DeploymentLog, DeploymentLogLineInfo, DeploymentPlan, Promote,
 };
-use ferry_store::{RolloutControl, User};
+use std::collections::HashMap;
+
+use ferry_domain::rollback::HostRollback;
+use ferry_domain::rollout::Step;
+use ferry_store::{
+    DeploymentEvent, DeploymentHostRow, DeploymentLogLine, DeploymentRow, Environment, Host, Project, RolloutControl,
+    User,
+};
 
 use crate::error::{AppError, AppResult};
 use crate::{AppState, fleet};
@@ -114,10 +121,82 @@ pub(crate) async fn retry(state: &AppState, by: &User, id: i64, failed_only: boo
 /// A project's deployments, newest first; a deleted project's stay
 /// readable by its name.
 pub(crate) async fn list(state: &AppState, project: &str, limit: u32) -> AppResult<Vec<DeploymentInfo>> {
-    // A deleted project's deployments stay readable by its name.
-    let project = state.db.project_including_deleted(&project).await?;
-    let rows = state.db.deployments(&project, limit).await?;
-    Ok(rows.into_iter().map(fleet::deployment_summary).collect())
+    Ok(rows(state, project, limit).await?.into_iter().map(fleet::deployment_summary).collect())
+}
+
+/// A project's deployments as stored, newest first; a deleted project's
+/// stay readable by its name.
+pub(crate) async fn rows(state: &AppState, project: &str, limit: u32) -> AppResult<Vec<DeploymentRow>> {
+    let project = state.db.project_including_deleted(project).await?;
+    Ok(state.db.deployments(&project, limit).await?)
+}
+
+/// One deployment as stored, with its hosts and its history.
+pub(crate) async fn detail(
+    state: &AppState,
+    id: i64,
+) -> AppResult<(DeploymentRow, Vec<DeploymentHostRow>, Vec<DeploymentEvent>)> {
+    let row = state.db.deployment(id).await?;
+    let hosts = state.db.deployment_hosts(id).await?;
+    let events = state.db.deployment_events(id).await?;
+    Ok((row, hosts, events))
+}
+
+/// One deployment as stored.
+pub(crate) async fn row(state: &AppState, id: i64) -> AppResult<DeploymentRow> {
+    Ok(state.db.deployment(id).await?)
+}
+
+/// What the orchestrator would do next with a running deployment, without
+/// doing it; `None` once it has ended.
+pub(crate) async fn next_step(state: &AppState, id: i64) -> AppResult<Option<Step>> {
+    Ok(state.db.peek_deployment(id, crate::now_ms()).await?.map(|(step, _)| step))
+}
+
+/// Up to `limit` lines of a deployment's log after `after`, of one host or
+/// all, as stored.
+pub(crate) async fn log_rows(
+    state: &AppState,
+    id: i64,
+    host: Option<&str>,
+    after: i64,
+    limit: u32,
+) -> AppResult<Vec<DeploymentLogLine>> {
+    Ok(state.db.deployment_log(id, host, after, limit).await?)
+}
+
+/// Where a rollback of an environment would take each of its hosts now, as
+/// `ferry rollback` would do it: each host with its outcome, and the
+/// versions needed to name them (of the project's releases, and what each
+/// host runs).
+pub(crate) async fn rollback_preview(
+    state: &AppState,
+    project: &Project,
+    env: &Environment,
+    emergency: bool,
+) -> AppResult<RollbackPreview> {
+    let hosts = fleet::env_hosts(state, env).await?;
+    let refs: Vec<&Host> = hosts.iter().collect();
+    let outcomes = fleet::rollback_plan(state, project, env, &refs, None, emergency).await?;
+    let versions = state.db.releases(project).await?.into_iter().map(|r| (r.id, r.version)).collect();
+    let running = state
+        .db
+        .project_host_states(project)
+        .await?
+        .into_iter()
+        .filter_map(|s| Some((s.host_id, s.current_version?)))
+        .collect();
+    Ok(RollbackPreview { hosts: hosts.into_iter().zip(outcomes).collect(), versions, running })
+}
+
+/// What [`rollback_preview`] found.
+pub(crate) struct RollbackPreview {
+    /// Each host of the environment with where the rollback takes it.
+    pub hosts: Vec<(Host, HostRollback<i64>)>,
+    /// Release id -> version, of the project's releases.
+    pub versions: HashMap<i64, String>,
+    /// Host id -> the version it runs now.
+    pub running: HashMap<i64, String>,
 }
 
 /// One page of a deployment's log, oldest first, of one host or all. The
@@ -130,13 +209,13 @@ pub(crate) async fn log(
     limit: u32,
 ) -> AppResult<DeploymentLog> {
     // The status before the lines, so that "ended" means every line is in.
-    let deployment = state.db.deployment(id).await?;
+    let deployment = row(state, id).await?;
     if let Some(host) = host
         && !state.db.deployment_hosts(id).await?.iter().any(|h| h.host == host)
     {
         return Err(AppError::NotFound(format!("host '{host}' is not a target of deployment {id}")));
     }
-    let lines = state.db.deployment_log(id, host, after, limit).await?;
+    let lines = log_rows(state, id, host, after, limit).await?;
     Ok(DeploymentLog {
         deployment: id,
         status: deployment.status,

@@ -180,8 +180,8 @@ pub(crate) async fn create(
 /// if it is production. Its deployments stay readable; its hosts stop being
 /// given its release. The name stays taken.
 pub(crate) async fn delete(state: &AppState, caller: &User, project: &str, env: &str) -> AppResult<String> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     state.db.delete_environment(&env, crate::now_ms()).await?;
     let change = format!("environment '{}' deleted by {}", env.name, caller.name);
     changed(state, &project.name, &caller.name, Some(&env.name), change).await;
@@ -200,8 +200,8 @@ pub(crate) async fn update(
     env: &str,
     req: UpdateEnvironment,
 ) -> AppResult<EnvironmentInfo> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     let mut changes = Vec::new();
     if let Some(text) = &req.selector {
         let selector = Selector::parse(text).map_err(|e| AppError::BadRequest(format!("--select: {e}")))?;
@@ -245,7 +245,7 @@ pub(crate) async fn update(
         crate::fleet::replace_all(state).await?;
     }
     let env = state.db.environment(&project, &env.name).await?;
-    Ok(env_info(state, env).await?)
+    env_info(state, env).await
 }
 
 /// Changes the environment's default rollout; options not given keep their
@@ -257,15 +257,15 @@ pub(crate) async fn set_rollout(
     env: &str,
     options: RolloutOptions,
 ) -> AppResult<EnvironmentInfo> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     let policy = options.apply(&env.rollout).map_err(|e| AppError::BadRequest(e.to_string()))?;
     state.db.set_environment_rollout(&env, &policy).await?;
     let env = state.db.environment(&project, &env.name).await?;
     let change =
         format!("environment '{}' rolls out {} now (set by {})", env.name, env.rollout.describe(), caller.name);
     changed(state, &project.name, &caller.name, Some(&env.name), change).await;
-    Ok(env_info(state, env).await?)
+    env_info(state, env).await
 }
 
 /// Makes the environment production (deployments to it need the production
@@ -277,8 +277,8 @@ pub(crate) async fn set_production(
     env: &str,
     req: SetProduction,
 ) -> AppResult<EnvironmentInfo> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     let before = env.production;
     state.db.set_environment_production(&env, req.production).await?;
     let env = state.db.environment(&project, &env.name).await?;
@@ -287,7 +287,7 @@ pub(crate) async fn set_production(
         let change = format!("environment '{}' {now} (set by {})", env.name, caller.name);
         changed(state, &project.name, &caller.name, Some(&env.name), change).await;
     }
-    Ok(env_info(state, env).await?)
+    env_info(state, env).await
 }
 
 /// Whether deployments need an approved request, where requests are tested
@@ -299,8 +299,8 @@ pub(crate) async fn set_protection(
     env: &str,
     req: SetProtection,
 ) -> AppResult<EnvironmentInfo> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     let staging_env_id = match &req.staging {
         Some(name) => staging_env(state, &project, &env.name, Some(name)).await?,
         None => match &env.staging {
@@ -323,15 +323,25 @@ pub(crate) async fn set_protection(
     state.db.set_environment_protection(&env, requires_approval, staging_env_id).await?;
     state.db.set_environment_order(&env, after_env_id, self_test).await?;
     let env = state.db.environment(&project, &env.name).await?;
-    Ok(env_info(state, env).await?)
+    env_info(state, env).await
 }
 
 /// A project's environments.
 pub(crate) async fn list(state: &AppState, project: &str) -> AppResult<Vec<EnvironmentInfo>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let mut out = Vec::new();
     for e in state.db.environments(&project).await? {
         out.push(env_info(state, e).await?);
     }
     Ok(out)
+}
+
+/// The environments of a project.
+pub(crate) async fn rows(state: &AppState, project: &Project) -> AppResult<Vec<Environment>> {
+    Ok(state.db.environments(project).await?)
+}
+
+/// One environment of a project.
+pub(crate) async fn get(state: &AppState, project: &Project, name: &str) -> AppResult<Environment> {
+    Ok(state.db.environment(project, name).await?)
 }

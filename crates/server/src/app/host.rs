@@ -41,7 +41,7 @@ fn join_token_info(t: JoinToken, token: Option<String>) -> JoinTokenInfo {
 /// `--tags` count only at enrolment.
 pub(crate) async fn set_tags(state: &AppState, name: &str, req: SetHostTags) -> AppResult<HostInfo> {
     let tags = Tags::parse(&req.tags).map_err(|e| AppError::BadRequest(format!("tags: {e}")))?;
-    let host = state.db.set_host_tags(&name, &tags).await?;
+    let host = state.db.set_host_tags(name, &tags).await?;
     tracing::info!(host = %host.name, tags = %host.tags, "host re-tagged");
     // Environments it now belongs to give it their release; balancers in
     // front of them learn of it; its agent hears at once.
@@ -56,7 +56,7 @@ pub(crate) async fn set_tags(state: &AppState, name: &str, req: SetHostTags) -> 
 /// readable; its agent's credential is refused from now on and its open
 /// connection closed.
 pub(crate) async fn remove(state: &AppState, caller: &User, name: &str) -> AppResult<()> {
-    let id = state.db.retire_host(&name, crate::now_ms()).await?;
+    let id = state.db.retire_host(name, crate::now_ms()).await?;
     state.hub.disconnect(id);
     tracing::info!(host = %name, by = %caller.name, "host removed");
     Ok(())
@@ -64,7 +64,12 @@ pub(crate) async fn remove(state: &AppState, caller: &User, name: &str) -> AppRe
 
 /// Every enrolled host.
 pub(crate) async fn list(state: &AppState) -> AppResult<Vec<HostInfo>> {
-    Ok(state.db.hosts().await?.into_iter().map(host_info).collect())
+    Ok(rows(state).await?.into_iter().map(host_info).collect())
+}
+
+/// Every enrolled host, as stored.
+pub(crate) async fn rows(state: &AppState) -> AppResult<Vec<Host>> {
+    Ok(state.db.hosts().await?)
 }
 
 /// A join token whose hosts may only have (some of) these tags; its value

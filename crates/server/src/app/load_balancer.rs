@@ -71,7 +71,7 @@ pub(crate) async fn set(
     env: &str,
     req: SetLoadBalancer,
 ) -> AppResult<LoadBalancerInfo> {
-    let env = environment(state, &project, &env).await?;
+    let env = environment(state, project, env).await?;
     let config = LbConfig::new(&req.driver, &req.select, req.backend.as_deref(), &req.options)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let new = NewLoadBalancer {
@@ -91,19 +91,19 @@ pub(crate) async fn set(
         lb::wake(state, &old.selector).await?;
     }
     lb::wake(state, &new.selector).await?;
-    Ok(lb::info(state, &env).await?.ok_or_else(|| none_set(&env))?)
+    lb::info(state, &env).await?.ok_or_else(|| none_set(&env))
 }
 
 /// The load balancer, its backends and how far its hosts have come.
 pub(crate) async fn show(state: &AppState, project: &str, env: &str) -> AppResult<LoadBalancerInfo> {
-    let env = environment(state, &project, &env).await?;
-    Ok(lb::info(state, &env).await?.ok_or_else(|| none_set(&env))?)
+    let env = environment(state, project, env).await?;
+    lb::info(state, &env).await?.ok_or_else(|| none_set(&env))
 }
 
 /// Removes the load balancer. Its hosts leave the balancer as they last set
 /// it: the server no longer says what it should be.
 pub(crate) async fn unset(state: &AppState, project: &str, env: &str) -> AppResult<()> {
-    let env = environment(state, &project, &env).await?;
+    let env = environment(state, project, env).await?;
     let Some(old) = state.db.load_balancer(&env).await? else { return Err(none_set(&env)) };
     state.db.unset_load_balancer(&env).await?;
     tracing::info!(project = %env.project, env = %env.name, "load balancer removed");
@@ -114,7 +114,7 @@ pub(crate) async fn unset(state: &AppState, project: &str, env: &str) -> AppResu
 /// Whether the change numbered `generation` is in effect on every
 /// load-balancer host; what the orchestrator waits for too.
 pub(crate) async fn applied(state: &AppState, project: &str, env: &str, generation: u64) -> AppResult<LbProgressInfo> {
-    let env = environment(state, &project, &env).await?;
+    let env = environment(state, project, env).await?;
     let p = lb::applied(state, &env, generation).await?;
     Ok(LbProgressInfo {
         generation: p.generation,

@@ -4,7 +4,7 @@
 use ferry_domain::Freeze;
 use ferry_domain::guards::{parse_freeze_duration, validate_reason};
 use ferry_proto::api::{CreateFreeze, LockInfo};
-use ferry_store::{StoreError, User};
+use ferry_store::{DeploymentRow, StoreError, User};
 
 use crate::error::{AppError, AppResult};
 use crate::{AppState, guards, now_ms};
@@ -19,8 +19,8 @@ pub(crate) async fn freeze(
     env: &str,
     req: CreateFreeze,
 ) -> AppResult<LockInfo> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     let reason = validate_reason(&req.reason)?;
     let duration = parse_freeze_duration(&req.duration)?;
     let now = now_ms();
@@ -40,8 +40,8 @@ pub(crate) async fn freeze(
 /// Lifts the freeze in force. None in force is an error, so that a typo in
 /// a name does not pass for success.
 pub(crate) async fn unfreeze(state: &AppState, user: &User, project: &str, env: &str) -> AppResult<LockInfo> {
-    let project = state.db.project(&project).await?;
-    let env = state.db.environment(&project, &env).await?;
+    let project = state.db.project(project).await?;
+    let env = state.db.environment(&project, env).await?;
     let Some(row) = state.db.unfreeze_environment(&env, now_ms()).await? else {
         return Err(AppError::NotFound(format!("environment {}/{} is not frozen", project.name, env.name)));
     };
@@ -62,4 +62,10 @@ pub(crate) async fn list(state: &AppState, project: Option<&str>) -> AppResult<V
     locks.extend(state.db.lock_holders(project.as_ref()).await?.iter().map(guards::deployment_lock));
     locks.sort_by(|a, b| (&a.project, &a.env, a.deployment).cmp(&(&b.project, &b.env, b.deployment)));
     Ok(locks)
+}
+
+/// The deployments running now, of every project: each holds its
+/// environment's lock.
+pub(crate) async fn running(state: &AppState) -> AppResult<Vec<DeploymentRow>> {
+    Ok(state.db.lock_holders(None).await?)
 }

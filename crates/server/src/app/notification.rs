@@ -72,7 +72,7 @@ pub(crate) async fn add(
             Vec::new()
         }
     };
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     // Sealed before it reaches the database, bound to the project and URL.
     let secret = match secret {
         Some(s) => Some(Secret::new(
@@ -90,13 +90,13 @@ pub(crate) async fn add(
 
 /// A project's rules.
 pub(crate) async fn list(state: &AppState, project: &str) -> AppResult<Vec<NotificationRuleInfo>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     Ok(state.db.notification_rules(&project).await?.into_iter().map(rule_info).collect())
 }
 
 /// Removes a rule; returns the rules left.
 pub(crate) async fn remove(state: &AppState, project: &str, id: i64) -> AppResult<Vec<NotificationRuleInfo>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     if !state.db.remove_notification_rule(&project, id).await? {
         return Err(AppError::NotFound(format!("project '{}' has no notification rule {id}", project.name)));
     }
@@ -105,7 +105,7 @@ pub(crate) async fn remove(state: &AppState, project: &str, id: i64) -> AppResul
 
 /// What was sent, or tried, newest first.
 pub(crate) async fn log(state: &AppState, project: &str, limit: u32) -> AppResult<Vec<NotificationInfo>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let rows = state.db.notification_log(&project, limit).await?;
     Ok(rows
         .into_iter()

@@ -1,7 +1,7 @@
 //! Projects and their environments (R3, R12, R23): creating them with every
 //! check, and what the API and the pages both show of them.
 
-use ferry_domain::{Action, Secret, Selector, rfc3339_from_millis, validate_name};
+use ferry_domain::{Action, Role, Secret, Selector, rfc3339_from_millis, validate_name};
 use ferry_proto::api::{CreateProject, ProjectInfo, SetHostScope, UpdateProject};
 use ferry_store::{NewProject, Project, ProjectSource, StoreError, User};
 
@@ -114,7 +114,7 @@ pub(crate) async fn update(
     project: &str,
     req: UpdateProject,
 ) -> AppResult<ProjectInfo> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let keep = req.keep_releases.unwrap_or(project.keep_releases);
     check_keep(keep)?;
     let mut source = project.source.clone();
@@ -193,7 +193,7 @@ pub(crate) async fn update(
 /// Deletes a project (administrators) and its environments, keeping their
 /// history; hosts stop being given its releases. The name stays taken.
 pub(crate) async fn delete(state: &AppState, caller: &User, project: &str) -> AppResult<ProjectInfo> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     state.db.delete_project(&project, crate::now_ms()).await?;
     tracing::info!(project = %project.name, by = %caller.name, "project deleted");
     state.hub.wake(state.db.hosts().await?.iter().map(|h| h.id));
@@ -203,21 +203,35 @@ pub(crate) async fn delete(state: &AppState, caller: &User, project: &str) -> Ap
 /// The projects `caller` may read: every one for the administrator, their
 /// memberships for everyone else.
 pub(crate) async fn list(state: &AppState, caller: &User) -> AppResult<Vec<ProjectInfo>> {
+    Ok(visible(state, caller).await?.into_iter().map(|(p, _)| project_info(p)).collect())
+}
+
+/// The projects `user` may read, each with the user's role in it (`None`
+/// for the administrator without a membership).
+pub(crate) async fn visible(state: &AppState, user: &User) -> AppResult<Vec<(Project, Option<Role>)>> {
     let mut out = Vec::new();
     for p in state.db.projects().await? {
-        let membership = state.db.membership(p.id, caller.id).await?;
-        if ferry_domain::access::allowed(&caller.subject(), membership, ferry_domain::Action::ReadProject, false)
-            .is_ok()
-        {
-            out.push(project_info(p));
+        let role = state.db.membership(p.id, user.id).await?;
+        if ferry_domain::access::allowed(&user.subject(), role, Action::ReadProject, false).is_ok() {
+            out.push((p, role));
         }
     }
     Ok(out)
 }
 
+/// A project by name; a deleted one is not found.
+pub(crate) async fn get(state: &AppState, name: &str) -> AppResult<Project> {
+    Ok(state.db.project(name).await?)
+}
+
+/// `user`'s role in `project`, if they are a member.
+pub(crate) async fn role_of(state: &AppState, project: &Project, user: &User) -> AppResult<Option<Role>> {
+    Ok(state.db.membership(project.id, user.id).await?)
+}
+
 /// One project, deleted ones included (their history stays readable).
 pub(crate) async fn show(state: &AppState, project: &str) -> AppResult<ProjectInfo> {
-    Ok(project_info(state.db.project_including_deleted(&project).await?))
+    Ok(project_info(state.db.project_including_deleted(project).await?))
 }
 
 /// Which hosts the project's environments may select (administrators).
@@ -228,7 +242,7 @@ pub(crate) async fn set_host_scope(
     project: &str,
     req: SetHostScope,
 ) -> AppResult<ProjectInfo> {
-    let mut project = state.db.project(&project).await?;
+    let mut project = state.db.project(project).await?;
     let scope = match req.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => Some(Selector::parse(text).map_err(|e| AppError::BadRequest(format!("scope: {e}")))?),

@@ -38,7 +38,7 @@ where
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let mut verified = Vec::new();
     let mut decoder = Decoder::new();
     let mut current: Option<(ferry_domain::Digest, Box<dyn BlobWriter>)> = None;
@@ -90,7 +90,7 @@ pub(crate) fn release_info(project: &str, r: Release) -> ReleaseInfo {
 
 /// Registers a release of content the project holds, by its manifest.
 pub(crate) async fn create(state: &AppState, user: &User, project: &str, req: CreateRelease) -> AppResult<ReleaseInfo> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let labels = Labels { version: req.version, branch: req.branch, committer: req.committer };
     let release = crate::release::register(state, &project, &req.manifest, labels, &user.name, None).await?;
     Ok(release_info(&project.name, release))
@@ -98,7 +98,7 @@ pub(crate) async fn create(state: &AppState, user: &User, project: &str, req: Cr
 
 /// A project's releases, deleted projects' included.
 pub(crate) async fn list(state: &AppState, project: &str) -> AppResult<Vec<ReleaseInfo>> {
-    let project = state.db.project_including_deleted(&project).await?;
+    let project = state.db.project_including_deleted(project).await?;
     let releases = state.db.releases(&project).await?;
     Ok(releases.into_iter().map(|r| release_info(&project.name, r)).collect())
 }
@@ -113,8 +113,8 @@ pub(crate) async fn mark_bad(
     version: &str,
     req: MarkBad,
 ) -> AppResult<ReleaseInfo> {
-    let project = state.db.project(&project).await?;
-    let release = state.db.release(&project, &version).await?;
+    let project = state.db.project(project).await?;
+    let release = state.db.release(&project, version).await?;
     let reason = ferry_domain::guards::validate_reason(&req.reason)?;
     let mark = ferry_domain::BadMark { by: user.name.clone(), reason, at: crate::now_ms() };
     let release = state.db.set_release_mark(release.id, Some(&mark)).await?;
@@ -126,8 +126,8 @@ pub(crate) async fn mark_bad(
 /// Clears a release's bad mark. A release that is not marked is an error, so
 /// that a typo in the version does not pass for success.
 pub(crate) async fn mark_good(state: &AppState, user: &User, project: &str, version: &str) -> AppResult<ReleaseInfo> {
-    let project = state.db.project(&project).await?;
-    let release = state.db.release(&project, &version).await?;
+    let project = state.db.project(project).await?;
+    let release = state.db.release(&project, version).await?;
     let Some(mark) = &release.bad else {
         return Err(AppError::Conflict(format!("version {version} of {} is not marked bad", project.name)));
     };
@@ -186,4 +186,15 @@ impl std::io::Write for ChannelWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The build a release was made by, if a build made it.
+pub(crate) async fn built_by(state: &AppState, release_id: i64) -> Option<ferry_store::Build> {
+    let origin = state.db.release_by_id(release_id).await.ok()?.origin?;
+    state.db.build(origin.build_id).await.ok()
+}
+
+/// A project's releases as stored, newest first.
+pub(crate) async fn rows(state: &AppState, project: &ferry_store::Project) -> AppResult<Vec<Release>> {
+    Ok(state.db.releases(project).await?)
 }

@@ -554,3 +554,30 @@ pub(crate) async fn listed(
     }
     Ok(out)
 }
+
+/// One request as stored, with its history and its deployments.
+pub(crate) async fn detail(
+    state: &AppState,
+    id: i64,
+) -> AppResult<(RequestRow, Vec<ferry_store::RequestEvent>, Vec<ferry_store::DeploymentRow>)> {
+    let row = state.db.request(id).await?;
+    let events = state.db.request_events(id).await?;
+    let deployments = state.db.request_deployments(id).await?;
+    Ok((row, events, deployments))
+}
+
+/// The project a request belongs to.
+pub(crate) async fn project_of(state: &AppState, id: i64) -> AppResult<String> {
+    Ok(state.db.request(id).await?.project)
+}
+
+/// A project's requests waiting for an approval, newest first, at most 200.
+pub(crate) async fn awaiting_approval(state: &AppState, project: &Project) -> AppResult<Vec<RequestRow>> {
+    let filter = RequestFilter {
+        project_id: Some(project.id),
+        states: vec![RequestState::AwaitingApproval],
+        requester: None,
+        limit: 200,
+    };
+    Ok(state.db.requests(&filter).await?)
+}

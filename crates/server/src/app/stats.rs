@@ -27,7 +27,7 @@ pub(crate) async fn project(
             rfc3339_from_millis(since)
         )));
     }
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let (envs, rows) = match env {
         Some(name) => {
             let env = state.db.environment(&project, name).await?;

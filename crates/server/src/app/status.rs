@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use ferry_domain::Selector;
 use ferry_proto::api::{BadMarkInfo, EnvironmentStatus, HostProjectStatus, ProjectStatus};
+use ferry_store::{HostStateRow, Project};
 
 use super::environment::env_info;
 use crate::error::AppResult;
@@ -12,7 +13,7 @@ use crate::{AppState, guards};
 /// Environment x host -> version, with counts per version (R12), the bad
 /// marks that still run somewhere, and freezes.
 pub(crate) async fn project(state: &AppState, project: &str) -> AppResult<ProjectStatus> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let hosts = state.db.hosts().await?;
     let rows = state.db.project_host_states(&project).await?;
     // A release marked bad that still runs (or is still desired) somewhere
@@ -73,4 +74,17 @@ pub(crate) async fn project(state: &AppState, project: &str) -> AppResult<Projec
         });
     }
     Ok(ProjectStatus { project: project.name, environments })
+}
+
+/// What each host of the fleet was told to run of `project`, and runs.
+pub(crate) async fn host_states(state: &AppState, project: &Project) -> AppResult<Vec<HostStateRow>> {
+    Ok(state.db.project_host_states(project).await?)
+}
+
+pub(crate) use crate::promotion::GridEnv;
+
+/// Each environment of `project` in order, with the versions its hosts run
+/// (the project page's grid).
+pub(crate) async fn grid(state: &AppState, project: &Project) -> AppResult<Vec<GridEnv>> {
+    crate::promotion::grid(state, project).await
 }

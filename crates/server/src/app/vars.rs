@@ -77,7 +77,7 @@ async fn wake_project_hosts(state: &AppState, project: &Project) -> AppResult<()
 /// Sets one variable; a secret is sealed before it is stored.
 pub(crate) async fn set(state: &AppState, caller: &User, project: &str, req: SetVar) -> AppResult<VarInfo> {
     vars::validate(&req.key, &req.value)?;
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let (slot, scope) = slot(state, &project, req.env.as_deref(), req.host.as_deref()).await?;
     let existing = state.db.vars(&project).await?;
     let existing = existing.iter().find(|r| r.key == req.key && scope_of(r) == scope);
@@ -114,7 +114,7 @@ pub(crate) async fn set(state: &AppState, caller: &User, project: &str, req: Set
 /// Every variable of the project; or, given `env` and/or `host`, the
 /// variables such a host sees, each from the scope that wins.
 pub(crate) async fn list(state: &AppState, project: &str, q: VarQuery) -> AppResult<Vec<VarInfo>> {
-    let project = state.db.project(&project).await?;
+    let project = state.db.project(project).await?;
     let (_, target) = slot(state, &project, q.env.as_deref(), q.host.as_deref()).await?;
     let rows = state.db.vars(&project).await?;
     if target == VarScope::project() {
@@ -133,15 +133,15 @@ pub(crate) async fn unset(
     key: &str,
     q: VarQuery,
 ) -> AppResult<VarInfo> {
-    vars::validate_key(&key)?;
-    let project = state.db.project(&project).await?;
+    vars::validate_key(key)?;
+    let project = state.db.project(project).await?;
     let (slot, scope) = slot(state, &project, q.env.as_deref(), q.host.as_deref()).await?;
     let rows = state.db.vars(&project).await?;
     let Some(row) = rows.iter().find(|r| r.key == key && scope_of(r) == scope) else {
-        return Err(AppError::NotFound(not_set(&key, &scope, &project)));
+        return Err(AppError::NotFound(not_set(key, &scope, &project)));
     };
-    if !state.db.unset_var(&slot, &key).await? {
-        return Err(AppError::NotFound(not_set(&key, &scope, &project)));
+    if !state.db.unset_var(&slot, key).await? {
+        return Err(AppError::NotFound(not_set(key, &scope, &project)));
     }
     tracing::info!(project = %project.name, %key, scope = %scope, by = %caller.name, "variable unset");
     wake_project_hosts(state, &project).await?;

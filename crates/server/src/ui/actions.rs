@@ -4,8 +4,6 @@
 //! real form. Nothing changes before that form is sent, and a rollback whose
 //! plan changed in between is shown again instead of being carried out.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,9 +12,9 @@ use ferry_store::{Environment, Project};
 use ferry_web::views::{ConfirmPage, Nav, PlanRow};
 
 use super::{PageError, Viewer, html};
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::{AppState, app};
 
 type PageResult = Result<Response, PageError>;
 
@@ -47,8 +45,7 @@ impl RollbackPlan {
 }
 
 /// What a rollback of `env` would do now, as `ferry rollback` (and the
-/// POST below) would do it: `fleet::rollback_plan` for every host of the
-/// environment.
+/// POST below) would do it (`app::deploy::rollback_preview`), in words.
 pub async fn rollback_plan(
     state: &AppState,
     project: &Project,
@@ -56,29 +53,19 @@ pub async fn rollback_plan(
     emergency: bool,
     t: &'static ferry_web::Text,
 ) -> Result<RollbackPlan, PageError> {
-    let hosts = crate::fleet::env_hosts(state, env).await?;
-    let refs: Vec<&ferry_store::Host> = hosts.iter().collect();
-    let plan = crate::fleet::rollback_plan(state, project, env, &refs, None, emergency).await?;
-    let versions: HashMap<i64, String> =
-        state.db.releases(project).await?.into_iter().map(|r| (r.id, r.version)).collect();
-    let version = |id: &i64| versions.get(id).cloned().unwrap_or_else(|| format!("release {id}"));
-    let now: HashMap<i64, String> = state
-        .db
-        .project_host_states(project)
-        .await?
-        .into_iter()
-        .filter_map(|s| Some((s.host_id, s.current_version?)))
-        .collect();
-    let rows = hosts
+    let preview = app::deploy::rollback_preview(state, project, env, emergency).await?;
+    let version = |id: &i64| preview.versions.get(id).cloned().unwrap_or_else(|| format!("release {id}"));
+    let rows = preview
+        .hosts
         .iter()
-        .zip(plan)
         .map(|(h, outcome)| {
-            let (to, moves) = match &outcome {
+            let (to, moves) = match outcome {
                 HostRollback::To { release, .. } => (version(release), true),
                 HostRollback::AlreadyThere(r) => (format!("{} {}", t.stays_already, version(r)), false),
                 HostRollback::NothingEarlier => (t.stays_nothing.to_string(), false),
             };
-            PlanRow { host: h.name.clone(), now: now.get(&h.id).cloned().unwrap_or_else(|| "-".into()), to, moves }
+            let now = preview.running.get(&h.id).cloned().unwrap_or_else(|| "-".into());
+            PlanRow { host: h.name.clone(), now, to, moves }
         })
         .collect();
     Ok(RollbackPlan { rows })
@@ -133,8 +120,8 @@ pub async fn rollback_confirm(
     Path((project, env)): Path<(String, String)>,
     Query(q): Query<RollbackQuery>,
 ) -> PageResult {
-    let p = state.db.project(&project).await?;
-    let e = state.db.environment(&p, &env).await?;
+    let p = app::project::get(&state, &project).await?;
+    let e = app::environment::get(&state, &p, &env).await?;
     let emergency = q.emergency.is_some();
     let plan = rollback_plan(&state, &p, &e, emergency, v.lang.text()).await?;
     html(&rollback_page(&v, &p.name, &e.name, emergency, &plan, None))
@@ -173,8 +160,8 @@ pub async fn rollback(
         .into());
     }
     if let Some(shown) = &f.plan {
-        let p = state.db.project(&project).await?;
-        let e = state.db.environment(&p, &env).await?;
+        let p = app::project::get(&state, &project).await?;
+        let e = app::environment::get(&state, &p, &env).await?;
         let plan = rollback_plan(&state, &p, &e, emergency, v.lang.text()).await?;
         if plan.key() != *shown {
             let page = rollback_page(&v, &p.name, &e.name, emergency, &plan, Some(v.lang.text().plan_changed));
@@ -198,10 +185,8 @@ pub async fn remove_member_confirm(
     v: Viewer,
     Path((project, user)): Path<(String, String)>,
 ) -> PageResult {
-    let p = state.db.project(&project).await?;
-    let member = state
-        .db
-        .members(&p)
+    let p = app::project::get(&state, &project).await?;
+    let member = app::account::members(&state, &p.name)
         .await?
         .into_iter()
         .find(|m| m.user == user)

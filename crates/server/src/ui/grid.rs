@@ -6,16 +6,16 @@
 
 use std::collections::HashSet;
 
-use ferry_domain::{DeploymentStatus, RequestState};
-use ferry_store::{DeploymentRow, Project, RequestFilter};
+use ferry_domain::DeploymentStatus;
+use ferry_store::{DeploymentRow, Project};
 use ferry_web::views::{GridCell, NextStep, Status};
 
 use super::PageError;
 use super::pages::when;
-use crate::AppState;
-use crate::promotion::GridEnv;
+use crate::app::status::GridEnv;
+use crate::{AppState, app};
 
-/// The grid's cells for `envs` (from `promotion::grid`), given the
+/// The grid's cells for `envs` (from `app::status::grid`), given the
 /// project's deployments newest first.
 pub async fn cells(
     state: &AppState,
@@ -23,16 +23,10 @@ pub async fn cells(
     envs: Vec<GridEnv>,
     deployments: &[DeploymentRow],
 ) -> Result<Vec<GridCell>, PageError> {
-    let hosts = state.db.hosts().await?;
-    let states = state.db.project_host_states(project).await?;
-    let environments = state.db.environments(project).await?;
-    let filter = RequestFilter {
-        project_id: Some(project.id),
-        states: vec![RequestState::AwaitingApproval],
-        requester: None,
-        limit: 200,
-    };
-    let awaiting = state.db.requests(&filter).await?;
+    let hosts = app::host::rows(state).await?;
+    let states = app::status::host_states(state, project).await?;
+    let environments = app::environment::rows(state, project).await?;
+    let awaiting = app::request::awaiting_approval(state, project).await?;
     let mut out = Vec::with_capacity(envs.len());
     for g in envs {
         let Some(env) = environments.iter().find(|e| e.name == g.name) else { continue };

@@ -76,8 +76,7 @@ async fn scope(state: &AppState, v: &Viewer, page: &str) -> Result<Scope, PageEr
             if !crate::access::may(state, &v.user, &path, &[("id", id.to_string())], Action::ReadProject).await {
                 return Err(refused());
             }
-            let row = state.db.request(id).await?;
-            Ok(Scope::Projects(HashSet::from([row.project])))
+            Ok(Scope::Projects(HashSet::from([crate::app::request::project_of(state, id).await?])))
         }
         _ => {
             let names = super::pages::visible_projects(state, &v.user).await?.into_iter().map(|(p, _)| p.name);

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferry_domain::access::{Action, Role, allowed};
+use ferry_domain::access::{Action, Role};
 use ferry_domain::rollout::{Hold, Step};
 use ferry_domain::{DeploymentStatus, rfc3339_from_millis};
 use ferry_store::{Build, DeploymentRow, Host, Project, User};
@@ -109,14 +109,7 @@ fn host_item(h: &Host, runs: Vec<String>) -> HostItem {
 /// The projects a user may read, with their role: the administrator all,
 /// others those the access rules let them read (their memberships).
 pub(super) async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
-    let mut out = Vec::new();
-    for p in state.db.projects().await? {
-        let role = state.db.membership(p.id, user.id).await?;
-        if allowed(&user.subject(), role, Action::ReadProject, false).is_ok() {
-            out.push((p, role));
-        }
-    }
-    Ok(out)
+    Ok(app::project::visible(state, user).await?)
 }
 
 /// `GET /static/{file}`: an embedded asset, cached for a year (its name
@@ -149,9 +142,9 @@ pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
     let mut stats = Vec::new();
     let month_ago = crate::now_ms() - 30 * 24 * 3600 * 1000;
     for (p, _) in &projects {
-        builds.extend(state.db.builds(p, 10).await?);
+        builds.extend(app::build::list(&state, &p.name, 10).await?);
         let recent: Vec<DeploymentRow> =
-            state.db.deployments(p, 1000).await?.into_iter().filter(|d| d.created_at >= month_ago).collect();
+            app::deploy::rows(&state, &p.name, 1000).await?.into_iter().filter(|d| d.created_at >= month_ago).collect();
         let count = |s: DeploymentStatus| recent.iter().filter(|d| d.status == s).count() as u32;
         let counts = [
             count(DeploymentStatus::Succeeded),
@@ -166,9 +159,9 @@ pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
     }
     builds.sort_by_key(|b| std::cmp::Reverse(b.created_at));
     deployments.sort_by_key(|d| std::cmp::Reverse(d.created_at));
-    let running = state.db.lock_holders(None).await?;
+    let running = app::lock::running(&state).await?;
     let offline: Vec<HostItem> =
-        state.db.hosts().await?.iter().filter(|h| !h.online).map(|h| host_item(h, Vec::new())).collect();
+        app::host::rows(&state).await?.iter().filter(|h| !h.online).map(|h| host_item(h, Vec::new())).collect();
     html(&DashboardPage {
         chrome: v.chrome(v.lang.text().nav_dashboard, Nav::Dashboard),
         stats,
@@ -185,7 +178,7 @@ pub async fn projects(State(state): State<AppState>, v: Viewer) -> PageResult {
     let t = v.lang.text();
     let mut items = Vec::new();
     for (p, role) in visible_projects(&state, &v.user).await? {
-        let envs = state.db.environments(&p).await?.into_iter().map(|e| e.name).collect();
+        let envs = app::environment::rows(&state, &p).await?.into_iter().map(|e| e.name).collect();
         let role = match role {
             Some(r) => r.to_string(),
             None => t.role_admin.to_string(),
@@ -199,13 +192,13 @@ pub async fn projects(State(state): State<AppState>, v: Viewer) -> PageResult {
 /// `GET /projects/{project}`: environments with their version, builds
 /// newest first, deployments grouped by the build of their release (R10).
 pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<String>) -> PageResult {
-    let p = state.db.project(&name).await?;
+    let p = app::project::get(&state, &name).await?;
     let path = format!("/projects/{}/deploy", p.name);
     let scope = [("project", p.name.clone())];
     let may_deploy = crate::access::may(&state, &v.user, &path, &scope, Action::Deploy).await;
-    let grid_envs = crate::promotion::grid(&state, &p).await?;
+    let grid_envs = app::status::grid(&state, &p).await?;
     let mut envs = Vec::new();
-    for e in state.db.environments(&p).await? {
+    for e in app::environment::rows(&state, &p).await? {
         // What its hosts run now (`v1 (2) / v2 (1)` when mixed), not what
         // it was last meant to run.
         let running = grid_envs.iter().find(|g| g.name == e.name).map(|g| g.running.clone()).unwrap_or_default();
@@ -230,18 +223,15 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
             staging: e.staging.unwrap_or_default(),
         });
     }
-    let builds = state.db.builds(&p, 50).await?;
-    let deployments = state.db.deployments(&p, 1000).await?;
+    let builds = app::build::list(&state, &p.name, 50).await?;
+    let deployments = app::deploy::rows(&state, &p.name, 1000).await?;
     let mut groups: Vec<DeploymentGroup> = Vec::new();
     let mut index: HashMap<i64, usize> = HashMap::new();
     for d in &deployments {
         let i = match index.get(&d.release_id) {
             Some(i) => *i,
             None => {
-                let build = match state.db.release_by_id(d.release_id).await.ok().and_then(|r| r.origin) {
-                    Some(o) => state.db.build(o.build_id).await.ok().map(|b| (b.id, b.number)),
-                    None => None,
-                };
+                let build = app::release::built_by(&state, d.release_id).await.map(|b| (b.id, b.number));
                 groups.push(DeploymentGroup { version: d.version.clone(), build, deployments: Vec::new() });
                 index.insert(d.release_id, groups.len() - 1);
                 groups.len() - 1
@@ -253,8 +243,8 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
     let may_build = crate::access::may(&state, &v.user, &path, &scope, Action::Build).await;
     let path = format!("/projects/{}/members", p.name);
     let may_manage = crate::access::may(&state, &v.user, &path, &scope, Action::ManageProject).await;
-    let members = state.db.members(&p).await?.into_iter().map(|m| (m.user, m.role.to_string())).collect();
-    let delivery = delivery(&state, &p, envs.iter().map(|e| e.name.clone()).collect(), v.lang.text()).await?;
+    let members = app::account::members(&state, &p.name).await?.into_iter().map(|m| (m.user, m.role)).collect();
+    let delivery = delivery(&state, &p, v.lang.text()).await?;
     let grid = super::grid::cells(&state, &p, grid_envs, &deployments).await?;
     let failing = failing_services(&state, &p).await?;
     html(&ProjectPage {
@@ -276,10 +266,10 @@ pub async fn project(State(state): State<AppState>, v: Viewer, Path(name): Path<
 
 /// The hosts whose service of `p` keeps failing after its deploy (R21).
 async fn failing_services(state: &AppState, p: &Project) -> Result<Vec<FailingService>, PageError> {
-    let hosts = state.db.hosts().await?;
-    let envs = state.db.environments(p).await?;
+    let hosts = app::host::rows(state).await?;
+    let envs = app::environment::rows(state, p).await?;
     let mut out = Vec::new();
-    for row in state.db.project_host_states(p).await? {
+    for row in app::status::host_states(state, p).await? {
         let Some(service) = row.service.filter(|s| s.failing) else { continue };
         out.push(FailingService {
             host: hosts.iter().find(|h| h.id == row.host_id).map(|h| h.name.clone()).unwrap_or_default(),
@@ -299,19 +289,13 @@ async fn failing_services(state: &AppState, p: &Project) -> Result<Vec<FailingSe
 
 /// Each environment's deployments of the last 30 days (R29), by
 /// `ferry_domain::stats` as `ferry stats` counts them.
-async fn delivery(
-    state: &AppState,
-    p: &Project,
-    envs: Vec<String>,
-    t: &'static ferry_web::Text,
-) -> Result<Vec<DeliveryRow>, PageError> {
+async fn delivery(state: &AppState, p: &Project, t: &'static ferry_web::Text) -> Result<Vec<DeliveryRow>, PageError> {
     use ferry_domain::human_duration;
-    let until = crate::now_ms();
-    let since = until - 30 * 86_400_000;
-    let rows = state.db.deployment_facts(p, None, since).await?;
-    let period = ferry_domain::stats::Period { since, until: until + 1 };
+    let since = crate::now_ms() - 30 * 86_400_000;
+    let stats = app::stats::project(state, &p.name, None, Some(since)).await?;
     let dash = || "-".to_string();
-    Ok(ferry_domain::stats::by_environment(&envs, &rows, period)
+    Ok(stats
+        .environments
         .into_iter()
         .map(|e| {
             let n = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
@@ -364,8 +348,8 @@ const LOG_PAGE: u32 = 10_000;
 /// `GET /builds/{id}`: the build and its log so far; while it runs, the rest
 /// arrives over SSE.
 pub async fn build(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
-    let b = state.db.build(id).await?;
-    let lines = state.db.build_log(id, 0, LOG_PAGE).await?;
+    let b = app::build::show(&state, id).await?;
+    let lines = app::build::log(&state, id, 0, LOG_PAGE).await?;
     let last_seq = lines.last().map(|l| l.seq).unwrap_or(0);
     let path = format!("/builds/{id}/retry");
     let may_build = crate::access::may(&state, &v.user, &path, &[("id", id.to_string())], Action::Build).await;
@@ -405,7 +389,7 @@ pub async fn build_log_stream(
     Query(q): Query<AfterQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    state.db.build(id).await?;
+    app::build::show(&state, id).await?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let after = resume.or(q.after).unwrap_or(0);
     let t = v.lang.text();
@@ -416,8 +400,8 @@ pub async fn build_log_stream(
         loop {
             // The status before the lines, so no line written before the
             // build ended is missed.
-            let build = state.db.build(id).await.ok();
-            let lines = state.db.build_log(id, after, 500).await.unwrap_or_default();
+            let build = app::build::show(&state, id).await.ok();
+            let lines = app::build::log(&state, id, after, 500).await.unwrap_or_default();
             if let Some(last) = lines.last() {
                 after = last.seq;
                 let mut html = String::new();
@@ -444,18 +428,13 @@ pub async fn build_log_stream(
 }
 
 async fn deployment_live_view(state: &AppState, v: &Viewer, id: i64) -> Result<DeploymentLive, PageError> {
-    let d = state.db.deployment(id).await?;
-    let hosts = state.db.deployment_hosts(id).await?;
-    let events = state.db.deployment_events(id).await?;
+    let (d, hosts, events) = app::deploy::detail(state, id).await?;
     let running = !d.status.is_terminal();
     let path = format!("/deployments/{id}/pause");
     let may_control = crate::access::may(state, &v.user, &path, &[("id", id.to_string())], Action::Deploy).await;
     let may_retry = may_control && d.status.is_terminal() && d.status != DeploymentStatus::Succeeded;
-    let waits_for_promotion = running
-        && matches!(
-            state.db.peek_deployment(id, crate::now_ms()).await?,
-            Some((Step::Wait(Hold::Promotion { .. }), _))
-        );
+    let waits_for_promotion =
+        running && matches!(app::deploy::next_step(state, id).await?, Some(Step::Wait(Hold::Promotion { .. })));
     Ok(DeploymentLive {
         id,
         item: deployment_item(&d),
@@ -507,7 +486,7 @@ pub async fn deployment(
     let live = deployment_live_view(&state, &v, id).await?;
     let log_host = q.host.filter(|h| !h.is_empty()).unwrap_or_default();
     let host = Some(log_host.as_str()).filter(|h| !h.is_empty());
-    let log = state.db.deployment_log(id, host, 0, DEPLOYMENT_LOG_PAGE).await?;
+    let log = app::deploy::log_rows(&state, id, host, 0, DEPLOYMENT_LOG_PAGE).await?;
     let log_last_seq = log.last().map(|l| l.seq).unwrap_or(0);
     let title = format!("{} #{id}", v.lang.text().deployment);
     html(&DeploymentPage {
@@ -553,7 +532,7 @@ pub async fn deployment_log_stream(
     Query(q): Query<DeploymentLogQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    state.db.deployment(id).await?;
+    app::deploy::row(&state, id).await?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let after = resume.or(q.after).unwrap_or(0);
     let host = q.host.filter(|h| !h.is_empty());
@@ -566,8 +545,8 @@ pub async fn deployment_log_stream(
             loop {
                 // The status before the lines, so no line written before the
                 // deployment ended is missed.
-                let d = state.db.deployment(id).await.ok();
-                let lines = state.db.deployment_log(id, host.as_deref(), after, 500).await.unwrap_or_default();
+                let d = app::deploy::row(&state, id).await.ok();
+                let lines = app::deploy::log_rows(&state, id, host.as_deref(), after, 500).await.unwrap_or_default();
                 if let Some(last) = lines.last() {
                     after = last.seq;
                     let mut html = String::new();
@@ -612,17 +591,17 @@ pub async fn control_deployment(
 
 /// The fleet matrix of the projects `user` may see.
 pub async fn fleet_page(state: &AppState, v: &Viewer) -> Result<FleetPage, PageError> {
-    let hosts = state.db.hosts().await?;
+    let hosts = app::host::rows(state).await?;
     let mut columns = Vec::new();
     // Environment id -> column.
     let mut column_of: HashMap<i64, usize> = HashMap::new();
     let mut states = Vec::new();
     for (p, _) in visible_projects(state, &v.user).await? {
-        for e in state.db.environments(&p).await? {
+        for e in app::environment::rows(state, &p).await? {
             column_of.insert(e.id, columns.len());
             columns.push(format!("{}/{}", p.name, e.name));
         }
-        states.extend(state.db.project_host_states(&p).await?);
+        states.extend(app::status::host_states(state, &p).await?);
     }
     let empty = FleetCell { version: String::new(), colour: "", drift: false, desired: String::new() };
     let mut row_of: HashMap<i64, usize> = HashMap::with_capacity(hosts.len());
@@ -661,14 +640,15 @@ pub async fn fleet(State(state): State<AppState>, v: Viewer) -> PageResult {
 pub async fn hosts(State(state): State<AppState>, v: Viewer) -> PageResult {
     let mut runs: HashMap<i64, Vec<String>> = HashMap::new();
     for (p, _) in visible_projects(&state, &v.user).await? {
-        let envs: HashMap<i64, String> = state.db.environments(&p).await?.into_iter().map(|e| (e.id, e.name)).collect();
-        for s in state.db.project_host_states(&p).await? {
+        let envs: HashMap<i64, String> =
+            app::environment::rows(&state, &p).await?.into_iter().map(|e| (e.id, e.name)).collect();
+        for s in app::status::host_states(&state, &p).await? {
             let env = s.desired_env_id.and_then(|e| envs.get(&e)).cloned().unwrap_or_default();
             let version = s.current_version.or(s.desired_version).unwrap_or_default();
             runs.entry(s.host_id).or_default().push(format!("{}/{env} {version}", p.name));
         }
     }
-    let hosts = state.db.hosts().await?;
+    let hosts = app::host::rows(&state).await?;
     let items = hosts.iter().map(|h| host_item(h, runs.remove(&h.id).unwrap_or_default())).collect();
     html(&HostsPage { chrome: v.chrome(v.lang.text().nav_hosts, Nav::Hosts), hosts: items })
 }
@@ -778,8 +758,8 @@ pub async fn deploy_form(
     Path(name): Path<String>,
     Query(q): Query<DeployQuery>,
 ) -> PageResult {
-    let p = state.db.project(&name).await?;
-    let envs = state.db.environments(&p).await?;
+    let p = app::project::get(&state, &name).await?;
+    let envs = app::environment::rows(&state, &p).await?;
     let chosen = q.env.as_deref().and_then(|e| envs.iter().find(|x| x.name == e)).or(envs.first());
     let tag = q.tag.unwrap_or_default();
     let filter = match tag.trim() {
@@ -790,15 +770,13 @@ pub async fn deploy_form(
     if let Some(env) = chosen {
         // What each host runs of the project now, so that a canary is
         // picked knowingly.
-        let running: HashMap<i64, String> = state
-            .db
-            .project_host_states(&p)
+        let running: HashMap<i64, String> = app::status::host_states(&state, &p)
             .await?
             .into_iter()
             .filter_map(|s| Some((s.host_id, s.current_version?)))
             .collect();
         let selector = ferry_domain::Selector::parse(&env.selector).ok();
-        for h in state.db.hosts().await? {
+        for h in app::host::rows(&state).await? {
             let in_env = selector.as_ref().is_some_and(|s| s.matches(&h.tags));
             if in_env && filter.as_ref().is_none_or(|f| f.matches(&h.tags)) {
                 hosts.push(PickHost {
@@ -811,12 +789,10 @@ pub async fn deploy_form(
         }
     }
     let mut build_of: HashMap<i64, i64> = HashMap::new();
-    for b in state.db.builds(&p, 1000).await? {
+    for b in app::build::list(&state, &p.name, 1000).await? {
         build_of.insert(b.id, b.number);
     }
-    let releases = state
-        .db
-        .releases(&p)
+    let releases = app::release::rows(&state, &p)
         .await?
         .into_iter()
         .map(|r| {

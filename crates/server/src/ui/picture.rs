@@ -34,7 +34,7 @@ pub async fn picture(
     batches.sort_by_key(|b| b.number);
     let running = !d.status.is_terminal();
     let step = match running {
-        true => state.db.peek_deployment(d.id, crate::now_ms()).await?.map(|(step, _)| step),
+        true => crate::app::deploy::next_step(state, d.id).await?,
         false => None,
     };
     let count = d.batch_count.max(1);

@@ -1,6 +1,6 @@
 //! The release-request pages (R24): the list with what waits for me, one
 //! request with its history and the buttons its state allows, and the form
-//! that asks for a release. Every action goes through `crate::request`, as
+//! that asks for a release. Every action goes through `app::request`, as
 //! the API's handlers do, under the same rules (`ui::routes`).
 
 use axum::extract::{Path, State};
@@ -13,8 +13,8 @@ use ferry_web::views::{Nav, PickRelease, Status};
 
 use super::pages::{deployment_item, when};
 use super::{PageError, Viewer, html};
-use crate::AppState;
 use crate::app::request::{Listing, listed};
+use crate::{AppState, app};
 
 type PageResult = Result<Response, PageError>;
 
@@ -101,9 +101,7 @@ async fn releases(
     project: &ferry_store::Project,
     chosen: &str,
 ) -> Result<Vec<PickRelease>, PageError> {
-    Ok(state
-        .db
-        .releases(project)
+    Ok(app::release::rows(state, project)
         .await?
         .into_iter()
         .map(|r| PickRelease {
@@ -117,14 +115,11 @@ async fn releases(
 
 /// `GET /requests/{id}`.
 pub async fn request(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> PageResult {
-    let row = state.db.request(id).await?;
-    let project = state.db.project(&row.project).await?;
-    let env = state.db.environment(&project, &row.env).await?;
-    let membership = state.db.membership(project.id, v.user.id).await?;
-    let history = state
-        .db
-        .request_events(id)
-        .await?
+    let (row, events, deployments) = app::request::detail(&state, id).await?;
+    let project = app::project::get(&state, &row.project).await?;
+    let env = app::environment::get(&state, &project, &row.env).await?;
+    let membership = app::project::role_of(&state, &project, &v.user).await?;
+    let history = events
         .into_iter()
         .map(|e| RequestEventView {
             at: when(e.at),
@@ -137,7 +132,7 @@ pub async fn request(State(state): State<AppState>, v: Viewer, Path(id): Path<i6
             deployment: e.deployment_id,
         })
         .collect();
-    let deployments = state.db.request_deployments(id).await?.iter().map(deployment_item).collect();
+    let deployments = deployments.iter().map(deployment_item).collect();
     let t = v.lang.text();
     let page = RequestPage {
         chrome: v.chrome(format!("{} #{id}", t.request), Nav::Requests),
@@ -201,8 +196,8 @@ action_form! {
 /// `GET /projects/{project}/requests/new`: the form asking for a release or
 /// a rollback.
 pub async fn new_request(State(state): State<AppState>, v: Viewer, Path(name): Path<String>) -> PageResult {
-    let project = state.db.project(&name).await?;
-    let envs = state.db.environments(&project).await?;
+    let project = app::project::get(&state, &name).await?;
+    let envs = app::environment::rows(&state, &project).await?;
     // Environments that require an approval first: that is what requests are for.
     let mut envs: Vec<(String, bool, bool)> =
         envs.into_iter().map(|e| (e.name, e.requires_approval, e.production)).collect();

@@ -18,7 +18,7 @@ use ferry_web::views::{Chrome, LoginPage, Nav};
 
 use super::{PageError, html};
 use crate::AppState;
-use crate::auth::{SESSION_COOKIE, SESSION_TOKEN_PREFIX, cookie, new_token, same_hash, token_hash};
+use crate::auth::{SESSION_COOKIE, cookie, same_hash};
 use crate::error::AppError;
 
 /// The language cookie's name.
@@ -132,12 +132,10 @@ pub async fn login(
             return response;
         }
     };
-    let token = new_token(SESSION_TOKEN_PREFIX);
-    let now = crate::now_ms();
-    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
-    if let Err(e) = state.db.create_web_session(user.id, &token_hash(&token), now, now.saturating_add(ttl)).await {
-        return PageError(e.into()).into_response();
-    }
+    let token = match crate::auth::start_web_session(&state, &user).await {
+        Ok(token) => token,
+        Err(e) => return PageError(e).into_response(),
+    };
     let cookie = session_cookie(&state, &token, state.config.session_ttl.as_secs());
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
 }
@@ -150,7 +148,7 @@ fn session_cookie(state: &AppState, value: &str, max_age: u64) -> String {
 /// `POST /logout`: ends the session and forgets the cookie.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        state.db.end_web_session(&token_hash(token)).await?;
+        crate::auth::end_web_session(&state, token).await?;
     }
     let cookie = session_cookie(&state, "", 0);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
