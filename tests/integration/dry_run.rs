@@ -205,5 +205,8 @@ fn a_dry_run_keeps_the_order_of_environments() {
     let plan = f.json(&args);
     assert_eq!(planned(&plan, "prod-1")["version"], "v1");
     assert!(plan["notes"].to_string().contains("hotfix"), "{plan}");
+    // The same note as a code, for a reader of another language.
+    let code = &plan["note_codes"][0];
+    assert_eq!((code["code"].as_str(), code["reason"].as_str()), (Some("promotion_skipped"), Some("hotfix")), "{plan}");
     assert!(f.json(&["deployments", "app"]).as_array().unwrap().is_empty(), "nothing was recorded");
 }

@@ -1,7 +1,8 @@
 //! Two server processes on one database file and one artifact directory:
 //! a queued build is built once, a notification is sent once, and a build
 //! whose server was killed is failed by the other once its lease runs out;
-//! a change made through one server wakes an agent connected to the other.
+//! a change made through one server wakes an agent connected to the other,
+//! and a live page open on the other.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -146,4 +147,20 @@ fn a_deployment_through_one_server_wakes_an_agent_connected_to_the_other() {
     f.url = first_url;
     f.wait_version("web-1", "app", "v1");
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_change_through_one_server_reaches_a_live_page_open_on_the_other() {
+    let f = Ferry::start();
+    f.ok(&["project", "create", "app"]);
+    crate::web::user(&f, "ann", true, None);
+    let (_second, second_url) = f.start_replica();
+    let mut web = crate::web::Web::at(&second_url);
+    assert_eq!(web.sign_in("ann", crate::web::PASSWORD).status, 303);
+    // The page refreshes on its own only after a minute: an event sooner is
+    // the change's notice, carried from the first server to the second.
+    let page = std::thread::spawn(move || web.first_event("/live?page=/projects/app", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(500));
+    f.ok(&["project", "update", "app", "--keep-releases", "3"]);
+    assert_eq!(page.join().unwrap().as_deref(), Some("changed"));
 }

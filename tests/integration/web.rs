@@ -109,6 +109,28 @@ impl Web {
     pub(crate) fn sign_in(&mut self, name: &str, password: &str) -> Answer {
         self.post("/login", &[("user", name), ("password", password), ("next", "/")])
     }
+
+    /// Opens the event stream at `path` and returns the name of its first
+    /// event, or `None` if none came within `wait`.
+    pub(crate) fn first_event(&mut self, path: &str, wait: Duration) -> Option<String> {
+        let mut req = self.client.get(format!("{}{path}", self.url));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", format!("ferry_session={c}"));
+        }
+        self.rt.block_on(async {
+            let mut resp = req.send().await.ok()?;
+            assert_eq!(resp.status().as_u16(), 200, "{path}");
+            let mut text = String::new();
+            let deadline = tokio::time::Instant::now() + wait;
+            while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                if let Some(line) = text.lines().find(|l| l.starts_with("event:")) {
+                    return Some(line["event:".len()..].trim().to_string());
+                }
+            }
+            None
+        })
+    }
 }
 
 fn encode(s: &str) -> String {

@@ -587,8 +587,14 @@ pub struct DeploymentPlan {
     pub batches: Vec<PlannedBatch>,
     /// Targets offline now that the offline policy would skip.
     pub skipped: Vec<PlannedHost>,
-    /// Hosts left as they are, skipped orders of environments, and the like.
+    /// Hosts left as they are, skipped orders of environments, and the like,
+    /// in English.
     pub notes: Vec<String>,
+    /// `notes` as codes with their arguments, in the same order, for
+    /// rendering in another language; absent from older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub note_codes: Vec<Note>,
     /// What every host of every batch would download, summed.
     pub download_bytes: u64,
     pub download_files: u64,

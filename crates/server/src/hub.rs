@@ -5,8 +5,9 @@
 //! who is connected: waking a connection makes it read the host's desired
 //! state from the database and send it. A wake-up that is lost (another
 //! replica, a race) is repaired by the periodic resync. Wake-ups also go to
-//! the other server processes through the database (`crate::replica`). A lost change notice
-//! (another replica) is repaired by the live pages' periodic refresh.
+//! the other server processes through the database (`crate::replica`), and
+//! so do change notices. A lost change notice is repaired by the live pages'
+//! periodic refresh.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,13 @@ pub struct Hub {
     /// Hosts woken here since the replica task last published them for the
     /// other server processes (`crate::replica`).
     outgoing: Arc<Mutex<HashSet<i64>>>,
+    /// Change notices given here since the replica task last published them.
+    outgoing_changes: Arc<Mutex<HashSet<Option<String>>>>,
 }
+
+/// Projects whose change notices are kept for publishing at most; beyond it
+/// they become one notice for everything.
+const OUTGOING_CHANGES_MAX: usize = 1_000;
 
 /// Wake-ups kept for publishing at most; beyond it they are dropped and the
 /// other processes' agents catch up on their periodic resync.
@@ -162,8 +169,29 @@ impl Hub {
 
     /// Tells the live pages that something of `project` (or of anything,
     /// with `None`) changed. Nobody listening is fine.
+    /// The notice reaches the other server processes' live pages too.
     pub fn changed(&self, project: Option<&str>) {
+        {
+            let mut out = self.outgoing_changes.lock().unwrap_or_else(|e| e.into_inner());
+            if out.len() >= OUTGOING_CHANGES_MAX {
+                out.clear();
+                out.insert(None);
+            } else {
+                out.insert(project.map(str::to_string));
+            }
+        }
+        self.changed_local(project);
+    }
+
+    /// Tells this process's live pages only (a notice from another process).
+    pub fn changed_local(&self, project: Option<&str>) {
         let _ = self.changes.tx.send(Change { project: project.map(str::to_string) });
+    }
+
+    /// The change notices given here since the last call, for publishing.
+    pub fn take_outgoing_changes(&self) -> Vec<Option<String>> {
+        let mut out = self.outgoing_changes.lock().unwrap_or_else(|e| e.into_inner());
+        out.drain().collect()
     }
 
     /// The change notices from now on.
@@ -244,5 +272,29 @@ mod tests {
         hub.changed(None);
         assert_eq!(rx.recv().await.unwrap(), Change { project: Some("app".into()) });
         assert_eq!(rx.recv().await.unwrap(), Change { project: None });
+    }
+
+    #[tokio::test]
+    async fn change_notices_are_published_once_and_those_from_elsewhere_not_again() {
+        let hub = Hub::default();
+        let mut rx = hub.subscribe();
+        for _ in 0..3 {
+            hub.changed(Some("app"));
+        }
+        hub.changed(None);
+        let mut out = hub.take_outgoing_changes();
+        out.sort();
+        assert_eq!(out, [None, Some("app".to_string())], "one notice per project");
+        assert!(hub.take_outgoing_changes().is_empty(), "taken once");
+        hub.changed_local(Some("web"));
+        assert!(hub.take_outgoing_changes().is_empty(), "a notice from elsewhere is not published again");
+        for _ in 0..4 {
+            rx.recv().await.unwrap();
+        }
+        assert_eq!(rx.recv().await.unwrap(), Change { project: Some("web".into()) }, "but reaches the pages here");
+        for n in 0..OUTGOING_CHANGES_MAX + 5 {
+            hub.changed(Some(&format!("p{n}")));
+        }
+        assert!(hub.take_outgoing_changes().len() <= OUTGOING_CHANGES_MAX, "bounded");
     }
 }

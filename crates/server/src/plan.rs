@@ -103,6 +103,7 @@ pub async fn dry_run(
         batches,
         skipped,
         notes: new.notes.iter().map(ToString::to_string).collect(),
+        note_codes: new.notes.clone(),
         download_bytes,
         download_files,
     })

@@ -1,6 +1,7 @@
 //! What lets several server processes share one database: this process's
 //! holder id, the build leases it keeps alive, the sweep that fails builds
-//! whose server stopped, and the wake-ups it exchanges with the others.
+//! whose server stopped, and the wake-ups it exchanges with the others
+//! (agents' connections, and the live pages' change notices).
 //!
 //! Timing: a build's lease lasts [`BUILD_LEASE_TTL`] and is renewed every
 //! [`RENEW_EVERY`]; the sweep runs as often. A build whose server was killed
@@ -21,6 +22,11 @@ pub const BUILD_LEASE_TTL: Duration = Duration::from_secs(6);
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How often other processes' wake-ups are read.
 const WAKE_POLL: Duration = Duration::from_millis(300);
+/// A wake-up's topic for a host's agent connection: `host:ID`.
+const HOST: &str = "host:";
+/// A wake-up's topic for the live pages: `change` (anything) or
+/// `change:PROJECT`.
+const CHANGE: &str = "change";
 /// Why a build whose lease expired failed.
 pub const STOPPED: &str = "its server stopped (was restarted or died) while the build was running";
 
@@ -49,7 +55,8 @@ pub async fn sweep_builds(state: &AppState) {
 }
 
 /// Until `stop`: renews this process's build leases, sweeps expired ones,
-/// publishes this process's agent wake-ups and passes the others' to the hub.
+/// publishes this process's agent wake-ups and change notices and passes the
+/// others' to the hub.
 pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     // Only wake-ups from now on: older ones were for agents that have
     // resynced since (or will on their periodic resync).
@@ -77,8 +84,13 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
             }
             sweep_builds(&state).await;
         }
-        for host in state.hub.take_outgoing() {
-            match state.db.publish_wake(&format!("host:{host}"), now_ms()).await {
+        let hosts = state.hub.take_outgoing().into_iter().map(|host| format!("{HOST}{host}"));
+        let changes = state.hub.take_outgoing_changes().into_iter().map(|change| match change {
+            Some(project) => format!("{CHANGE}:{project}"),
+            None => CHANGE.to_string(),
+        });
+        for topic in hosts.chain(changes) {
+            match state.db.publish_wake(&topic, now_ms()).await {
                 Ok(seq) => {
                     own.insert(seq);
                 }
@@ -88,18 +100,26 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
         match state.db.wakes_after(seen, 1000).await {
             Ok(wakes) => {
                 let mut hosts = Vec::new();
+                let mut changes = HashSet::new();
                 for (seq, topic) in wakes {
                     seen = seq;
                     if own.remove(&seq) {
                         continue;
                     }
-                    if let Some(id) = topic.strip_prefix("host:").and_then(|s| s.parse::<i64>().ok()) {
+                    if let Some(id) = topic.strip_prefix(HOST).and_then(|s| s.parse::<i64>().ok()) {
                         hosts.push(id);
+                    } else if topic == CHANGE {
+                        changes.insert(None);
+                    } else if let Some(project) = topic.strip_prefix(CHANGE).and_then(|t| t.strip_prefix(':')) {
+                        changes.insert(Some(project.to_string()));
                     }
                 }
                 // Ours at or below `seen` will not come again.
                 own.retain(|s| *s > seen);
                 state.hub.wake_local(hosts);
+                for change in changes {
+                    state.hub.changed_local(change.as_deref());
+                }
             }
             Err(e) => tracing::warn!("reading wake-ups: {e}"),
         }

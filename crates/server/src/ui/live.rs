@@ -31,7 +31,7 @@ use crate::hub::{Change, LiveSlot};
 /// one server over HTTP/1.1, so that open streams never stall a page load.
 pub const MAX_LIVE_PER_SESSION: usize = 4;
 /// A live page is told to refresh at least this often, for what a notice
-/// does not cover (another server replica, time-based states).
+/// does not cover (time-based states, a notice lost between replicas).
 const REFRESH: Duration = Duration::from_secs(60);
 /// Notices closer together than this make one refresh.
 const COALESCE: Duration = Duration::from_millis(300);
