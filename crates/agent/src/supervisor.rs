@@ -13,6 +13,10 @@
 //! - Every start and exit is written to `<root>/.ferry/services/<project>.json`
 //!   before anything else happens, so a restarted agent *adopts* the running
 //!   process (same pid and kernel start time) instead of starting a second one.
+//!   A start is written twice: before the process exists (a token the process
+//!   carries in its environment, [`START_ENV`]) and once its pid is known. An
+//!   agent killed between the two finds the process by its token and adopts
+//!   it too.
 //! - Stopping is always the stop signal to the whole group, then SIGKILL after
 //!   `stop_timeout`: no stop script of an old release can block a deploy.
 //!
@@ -45,6 +49,10 @@ pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 const LOG_KEEP: u32 = 5;
 /// How often logs are checked for rotation and adopted processes for life.
 const TICK: Duration = Duration::from_millis(500);
+/// The environment variable that carries a start's token into the service's
+/// process, so that a restarted agent can find a process whose pid it never
+/// recorded.
+pub const START_ENV: &str = "FERRY_SERVICE_START";
 /// Lines of stderr quoted when a start fails.
 const TAIL_LINES: usize = 10;
 
@@ -118,6 +126,19 @@ struct Record {
     /// during a crash loop still reports it failing rather than recovered.
     #[serde(default)]
     quick_exits: u32,
+    user: Option<String>,
+    /// A start whose process may exist but whose pid is not recorded yet.
+    #[serde(default)]
+    starting: Option<Starting>,
+}
+
+/// A start written down before its process is started.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Starting {
+    /// Random per start; the process has it in its environment ([`START_ENV`]).
+    token: String,
+    release: String,
+    at_ms: i64,
     user: Option<String>,
 }
 
@@ -288,8 +309,24 @@ impl Service {
                 start_ticks: Some(ticks),
                 release: s.record.release.clone().unwrap_or_default(),
             });
-        } else if s.record.pid.is_some() {
+        } else if let Some(pid) = s.record.starting.as_ref().and_then(|st| started_with(&st.token)) {
+            // The earlier agent started it and died before recording its pid.
+            let Some(st) = s.record.starting.take() else { return s };
+            tracing::info!(project, pid, "adopted the service an interrupted start left running");
+            let started_at_ms = st.at_ms;
+            let age_ms = crate::now_ms().saturating_sub(started_at_ms).max(0);
+            let started = Instant::now().checked_sub(Duration::from_millis(age_ms as u64)).unwrap_or_else(Instant::now);
+            let start_ticks = proc_start_ticks(pid);
+            s.record.pid = Some(pid);
+            s.record.start_ticks = start_ticks;
+            s.record.started_at_ms = Some(started_at_ms);
+            s.record.release = Some(st.release.clone());
+            s.record.user = st.user;
+            s.proc = Some(Proc { pid, child: None, started, started_at_ms, start_ticks, release: st.release });
+            s.save();
+        } else if s.record.pid.is_some() || s.record.starting.is_some() {
             s.record.pid = None;
+            s.record.starting = None;
             s.record.last_exit.get_or_insert_with(|| "exited while the agent was away".into());
             s.save();
         }
@@ -511,7 +548,18 @@ impl Service {
         // No exec of an upgrade between starting a service and saving its
         // record: the new agent would not know of it and start another.
         let _handover = HANDOVER.lock().unwrap_or_else(|e| e.into_inner());
-        let started = start_process(&spec).inspect_err(|e| {
+        // Written before the process exists: an agent killed before the pid is
+        // recorded still finds it (`Service::load`).
+        let token = hex::encode(rand::random::<[u8; 16]>());
+        self.record.starting = Some(Starting {
+            token: token.clone(),
+            release: spec.release.clone(),
+            at_ms: crate::now_ms(),
+            user: spec.run_as.as_ref().map(|u| u.name.clone()),
+        });
+        self.save();
+        let started = start_process(&spec, &token).inspect_err(|e| {
+            self.record.starting = None;
             self.record.last_exit = Some(format!("could not start: {e}"));
             self.save();
         })?;
@@ -521,6 +569,7 @@ impl Service {
         self.record.started_at_ms = Some(started.started_at_ms);
         self.record.release = Some(spec.release.clone());
         self.record.user = spec.run_as.as_ref().map(|u| u.name.clone());
+        self.record.starting = None;
         self.proc = Some(started);
         self.save();
         Ok(())
@@ -643,7 +692,7 @@ impl Service {
 
 /// Starts the service's process, detached from the agent: its own process
 /// group, output appended to the log files.
-fn start_process(spec: &ServiceSpec) -> Result<Proc, String> {
+fn start_process(spec: &ServiceSpec, token: &str) -> Result<Proc, String> {
     check_command(spec)?;
     let dir = open_log_dir(&spec.log_dir, true).map_err(|e| format!("opening the service's log directory: {e}"))?;
     let open = |name: &str| dir.open_append(Path::new(name)).map_err(|e| format!("opening a log file: {e}"));
@@ -655,6 +704,7 @@ fn start_process(spec: &ServiceSpec) -> Result<Proc, String> {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(START_ENV, token)
         .stdin(std::process::Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -775,6 +825,34 @@ fn signal_group(pid: i32, signal: Signal) {
 /// new agent), so the new agent finds a record for every running service.
 pub static HANDOVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The live process-group leader started with start token `token` in its
+/// environment: the service's own process (its children share the token but
+/// lead no group). `None` when there is none, or its environment cannot be
+/// read.
+fn started_with(token: &str) -> Option<i32> {
+    let wanted = format!("{START_ENV}={token}");
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if !environ.split(|b| *b == 0).any(|var| var == wanted.as_bytes()) {
+            continue;
+        }
+        if proc_group(pid) == Some(pid) && proc_start_ticks(pid).is_some() {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The process group of a process (`/proc/PID/stat` field 5).
+fn proc_group(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields are
+    // counted after its last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// The kernel start time of a live process (not a zombie): with the pid, it
 /// names one process for good.
 pub fn start_ticks(pid: i32) -> Option<u64> {
@@ -859,6 +937,61 @@ fn rotate(dir: &Beneath, name: &str, max: u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process started as the supervisor starts one, with `token`, that
+    /// forks a child sharing its environment.
+    fn service_process(token: &str) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30 & exec sleep 30")
+            .env(START_ENV, token)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn record_with_start(dir: &Path, token: &str) -> PathBuf {
+        let record = Record {
+            starting: Some(Starting {
+                token: token.into(),
+                release: "v2-1".into(),
+                at_ms: crate::now_ms(),
+                user: None,
+            }),
+            ..Record::default()
+        };
+        let path = dir.join("app.json");
+        fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_agent_killed_between_a_start_and_its_record_adopts_the_process_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = hex::encode(rand::random::<[u8; 16]>());
+        let mut child = service_process(&token);
+        let pid = i32::try_from(child.id()).unwrap();
+        // Another start's process is never taken for this one.
+        let mut other = service_process("another-start");
+        std::thread::sleep(Duration::from_millis(200));
+        let loader: SpecLoader = Arc::new(|_| Ok(None));
+
+        let service = Service::load("app", record_with_start(dir.path(), &token), loader.clone());
+        let adopted = service.proc.as_ref().map(|p| p.pid);
+        let saved: Record = serde_json::from_slice(&fs::read(dir.path().join("app.json")).unwrap()).unwrap();
+        signal_group(pid, Signal::SIGKILL);
+        signal_group(i32::try_from(other.id()).unwrap(), Signal::SIGKILL);
+        let _ = (child.wait(), other.wait());
+        assert_eq!(adopted, Some(pid), "the group leader with the token, not its child nor another start");
+        assert_eq!((saved.pid, saved.starting, saved.release.as_deref()), (Some(pid), None, Some("v2-1")));
+        assert_eq!(saved.start_ticks, service.record.start_ticks);
+
+        // Its process gone, the interrupted start is forgotten, not adopted.
+        let service = Service::load("app", record_with_start(dir.path(), &token), loader);
+        assert!(service.proc.is_none());
+        assert_eq!((service.record.pid, &service.record.starting), (None, &None));
+    }
 
     fn open(dir: &Path) -> Beneath {
         Beneath::open(dir, Links::Refused).unwrap()
