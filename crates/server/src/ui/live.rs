@@ -79,7 +79,7 @@ async fn scope(state: &AppState, v: &Viewer, page: &str) -> Result<Scope, PageEr
             Ok(Scope::Projects(HashSet::from([crate::app::request::project_of(state, id).await?])))
         }
         _ => {
-            let names = super::pages::visible_projects(state, &v.user).await?.into_iter().map(|(p, _)| p.name);
+            let names = crate::app::project::visible(state, &v.user).await?.into_iter().map(|(p, _)| p.name);
             Ok(Scope::Projects(names.collect()))
         }
     }

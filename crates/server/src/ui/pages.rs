@@ -13,10 +13,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferry_domain::access::{Action, Role};
+use ferry_domain::access::Action;
 use ferry_domain::rollout::{Hold, Step};
 use ferry_domain::{DeploymentStatus, rfc3339_from_millis};
-use ferry_store::{Build, DeploymentRow, Host, Project, User};
+use ferry_store::{Build, DeploymentRow, Host, Project};
 use ferry_web::views::*;
 use futures_util::Stream;
 
@@ -106,12 +106,6 @@ fn host_item(h: &Host, runs: Vec<String>) -> HostItem {
     }
 }
 
-/// The projects a user may read, with their role: the administrator all,
-/// others those the access rules let them read (their memberships).
-pub(super) async fn visible_projects(state: &AppState, user: &User) -> Result<Vec<(Project, Option<Role>)>, PageError> {
-    Ok(app::project::visible(state, user).await?)
-}
-
 /// `GET /static/{file}`: an embedded asset, cached for a year (its name
 /// changes with its content).
 pub async fn asset(uri: Uri) -> Response {
@@ -135,7 +129,7 @@ pub async fn favicon() -> Response {
 
 /// `GET /`: running rollouts, recent builds and deployments, offline hosts.
 pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
-    let projects = visible_projects(&state, &v.user).await?;
+    let projects = app::project::visible(&state, &v.user).await?;
     let names: HashSet<&str> = projects.iter().map(|(p, _)| p.name.as_str()).collect();
     let mut builds = Vec::new();
     let mut deployments = Vec::new();
@@ -177,7 +171,7 @@ pub async fn dashboard(State(state): State<AppState>, v: Viewer) -> PageResult {
 pub async fn projects(State(state): State<AppState>, v: Viewer) -> PageResult {
     let t = v.lang.text();
     let mut items = Vec::new();
-    for (p, role) in visible_projects(&state, &v.user).await? {
+    for (p, role) in app::project::visible(&state, &v.user).await? {
         let envs = app::environment::rows(&state, &p).await?.into_iter().map(|e| e.name).collect();
         let role = match role {
             Some(r) => r.to_string(),
@@ -596,7 +590,7 @@ pub async fn fleet_page(state: &AppState, v: &Viewer) -> Result<FleetPage, PageE
     // Environment id -> column.
     let mut column_of: HashMap<i64, usize> = HashMap::new();
     let mut states = Vec::new();
-    for (p, _) in visible_projects(state, &v.user).await? {
+    for (p, _) in app::project::visible(state, &v.user).await? {
         for e in app::environment::rows(state, &p).await? {
             column_of.insert(e.id, columns.len());
             columns.push(format!("{}/{}", p.name, e.name));
@@ -639,7 +633,7 @@ pub async fn fleet(State(state): State<AppState>, v: Viewer) -> PageResult {
 /// `GET /hosts`: every host, with what runs there of the projects I may see.
 pub async fn hosts(State(state): State<AppState>, v: Viewer) -> PageResult {
     let mut runs: HashMap<i64, Vec<String>> = HashMap::new();
-    for (p, _) in visible_projects(&state, &v.user).await? {
+    for (p, _) in app::project::visible(&state, &v.user).await? {
         let envs: HashMap<i64, String> =
             app::environment::rows(&state, &p).await?.into_iter().map(|e| (e.id, e.name)).collect();
         for s in app::status::host_states(&state, &p).await? {
