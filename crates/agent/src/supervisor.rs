@@ -37,6 +37,7 @@ use ferry_domain::{RestartPolicy, StopSignal};
 use ferry_proto::agent::{SERVICE_TAIL_LINES, ServiceHealth};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
 
 /// Where a service's output goes, under the project's `shared/` directory.
@@ -298,31 +299,18 @@ impl Service {
         if let (Some(pid), Some(ticks)) = (s.record.pid, s.record.start_ticks)
             && proc_start_ticks(pid) == Some(ticks)
         {
-            let age_ms = crate::now_ms().saturating_sub(s.record.started_at_ms.unwrap_or(0)).max(0);
-            let started = Instant::now().checked_sub(Duration::from_millis(age_ms as u64)).unwrap_or_else(Instant::now);
             tracing::info!(project, pid, "adopted the running service");
-            s.proc = Some(Proc {
-                pid,
-                child: None,
-                started,
-                started_at_ms: s.record.started_at_ms.unwrap_or(0),
-                start_ticks: Some(ticks),
-                release: s.record.release.clone().unwrap_or_default(),
-            });
-        } else if let Some(pid) = s.record.starting.as_ref().and_then(|st| started_with(&st.token)) {
+            s.adopt_recorded();
+        } else if let Some((pid, st)) = s.record.starting.clone().and_then(|st| Some((started_with(&st.token)?, st))) {
             // The earlier agent started it and died before recording its pid.
-            let Some(st) = s.record.starting.take() else { return s };
             tracing::info!(project, pid, "adopted the service an interrupted start left running");
-            let started_at_ms = st.at_ms;
-            let age_ms = crate::now_ms().saturating_sub(started_at_ms).max(0);
-            let started = Instant::now().checked_sub(Duration::from_millis(age_ms as u64)).unwrap_or_else(Instant::now);
-            let start_ticks = proc_start_ticks(pid);
             s.record.pid = Some(pid);
-            s.record.start_ticks = start_ticks;
-            s.record.started_at_ms = Some(started_at_ms);
-            s.record.release = Some(st.release.clone());
+            s.record.start_ticks = proc_start_ticks(pid);
+            s.record.started_at_ms = Some(st.at_ms);
+            s.record.release = Some(st.release);
             s.record.user = st.user;
-            s.proc = Some(Proc { pid, child: None, started, started_at_ms, start_ticks, release: st.release });
+            s.record.starting = None;
+            s.adopt_recorded();
             s.save();
         } else if s.record.pid.is_some() || s.record.starting.is_some() {
             s.record.pid = None;
@@ -331,6 +319,22 @@ impl Service {
             s.save();
         }
         s
+    }
+
+    /// Watches the process the record names, started by an earlier agent.
+    fn adopt_recorded(&mut self) {
+        let Some(pid) = self.record.pid else { return };
+        let started_at_ms = self.record.started_at_ms.unwrap_or(0);
+        let age_ms = crate::now_ms().saturating_sub(started_at_ms).max(0);
+        let started = Instant::now().checked_sub(Duration::from_millis(age_ms as u64)).unwrap_or_else(Instant::now);
+        self.proc = Some(Proc {
+            pid,
+            child: None,
+            started,
+            started_at_ms,
+            start_ticks: self.record.start_ticks,
+            release: self.record.release.clone().unwrap_or_default(),
+        });
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
@@ -550,7 +554,7 @@ impl Service {
         let _handover = HANDOVER.lock().unwrap_or_else(|e| e.into_inner());
         // Written before the process exists: an agent killed before the pid is
         // recorded still finds it (`Service::load`).
-        let token = hex::encode(rand::random::<[u8; 16]>());
+        let token = hex::encode(rand::rng().random::<[u8; 16]>());
         self.record.starting = Some(Starting {
             token: token.clone(),
             release: spec.release.clone(),
@@ -969,7 +973,7 @@ mod tests {
     #[test]
     fn an_agent_killed_between_a_start_and_its_record_adopts_the_process_it_started() {
         let dir = tempfile::tempdir().unwrap();
-        let token = hex::encode(rand::random::<[u8; 16]>());
+        let token = hex::encode(rand::rng().random::<[u8; 16]>());
         let mut child = service_process(&token);
         let pid = i32::try_from(child.id()).unwrap();
         // Another start's process is never taken for this one.
